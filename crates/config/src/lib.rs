@@ -1,0 +1,512 @@
+//! The ferroflowd configuration file (TOML). Its shape is a user-facing
+//! contract (`DESIGN.md` section 6): keys keep their names and meaning; new keys
+//! may be added. Unknown keys are errors, so that a typo is caught at start
+//! rather than silently ignored.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration cannot be used. Each names the file and, where it can,
+/// the line or the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub eal: EalConfig,
+    #[serde(default)]
+    pub bridge: BridgeConfig,
+    #[serde(default)]
+    pub openflow: OpenflowConfig,
+    #[serde(default)]
+    pub grpc: Option<GrpcConfig>,
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+    #[serde(default)]
+    pub datapath: DatapathConfig,
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EalConfig {
+    /// EAL's `-l`: the first lcore runs the control plane, each other one a worker.
+    pub lcores: String,
+    /// DPDK memory cap in MB, passed as `--socket-limit` (EAL's `-m` caps nothing).
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+    /// Unique per DPDK process on one host.
+    #[serde(default = "default_file_prefix")]
+    pub file_prefix: String,
+    /// Passed to EAL as they are (after Ferroflow's own arguments).
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+    /// `--in-memory`: no hugepage files are left behind, even after a crash.
+    #[serde(default = "yes")]
+    pub in_memory: bool,
+    /// False runs on ordinary memory (`--no-huge`), at roughly half speed.
+    #[serde(default = "yes")]
+    pub hugepages: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Without a controller, only the installed flows forward.
+    #[default]
+    Secure,
+    /// Without a controller for a while, NORMAL takes the table-miss.
+    Standalone,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    #[serde(default = "default_bridge_name")]
+    pub name: String,
+    /// 16 hex digits.
+    #[serde(default = "default_dpid")]
+    pub datapath_id: String,
+    #[serde(default)]
+    pub fail_mode: FailMode,
+    #[serde(default)]
+    pub controllers: Vec<ControllerConfig>,
+    /// Seconds a learned MAC stays without being seen again (OVS: 300).
+    #[serde(default = "default_mac_aging")]
+    pub mac_aging_s: u32,
+    /// Learned MAC entries the bridge can hold (rounded up to a power of two).
+    #[serde(default = "default_mac_capacity")]
+    pub mac_table_size: u32,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            name: default_bridge_name(),
+            datapath_id: default_dpid(),
+            fail_mode: FailMode::default(),
+            controllers: Vec::new(),
+            mac_aging_s: default_mac_aging(),
+            mac_table_size: default_mac_capacity(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OpenflowConfig {
+    #[serde(default)]
+    pub listen: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: String,
+}
+
+/// Datapath tuning; the defaults suit virtual ports.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DatapathConfig {
+    #[serde(default = "default_descriptors")]
+    pub rx_descriptors: u16,
+    #[serde(default = "default_descriptors")]
+    pub tx_descriptors: u16,
+    /// Mbufs in the shared pool (0: sized from the ports and queues).
+    #[serde(default)]
+    pub mbufs: u32,
+    /// When a worker's ports have been idle for a while it sleeps this many
+    /// microseconds between polls (0: always busy-poll, the fastest). Saves a
+    /// core on hosts that are mostly idle; costs latency on the first packet.
+    #[serde(default)]
+    pub idle_sleep_us: u32,
+}
+
+impl Default for DatapathConfig {
+    fn default() -> Self {
+        DatapathConfig {
+            rx_descriptors: default_descriptors(),
+            tx_descriptors: default_descriptors(),
+            mbufs: 0,
+            idle_sleep_us: 0,
+        }
+    }
+}
+
+/// How a port treats VLANs, as OVS's `tag` and `trunks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VlanMode {
+    /// Carries every VLAN; untagged frames are VLAN 0.
+    Trunk,
+    /// Carries the listed VLANs only (0 meaning untagged frames).
+    Trunks(Vec<u16>),
+    /// Untagged frames belong to this VLAN; tagged frames are dropped.
+    Access(u16),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// The port's name for people: logs, metrics, CLI.
+    pub name: String,
+    /// DPDK devargs: `net_tap0,iface=tap0`, `net_vhost0,iface=/run/vm1.sock,client=1`, a PCI address.
+    pub devargs: String,
+    /// OpenFlow port number (1..=0xffffff00), stable across restarts.
+    pub ofport: u32,
+    /// Access VLAN (OVS `tag`).
+    #[serde(default)]
+    pub tag: Option<u16>,
+    /// Trunked VLANs (OVS `trunks`); all when absent.
+    #[serde(default)]
+    pub trunks: Option<Vec<u16>>,
+}
+
+impl PortConfig {
+    pub fn vlan_mode(&self) -> VlanMode {
+        match (&self.tag, &self.trunks) {
+            (Some(tag), _) => VlanMode::Access(*tag),
+            (None, Some(trunks)) => VlanMode::Trunks(trunks.clone()),
+            (None, None) => VlanMode::Trunk,
+        }
+    }
+
+    /// The ethdev name DPDK gives this port: the devargs' first field.
+    pub fn device_name(&self) -> &str {
+        self.devargs.split(',').next().unwrap_or_default().trim()
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_memory_mb() -> u32 {
+    512
+}
+fn default_file_prefix() -> String {
+    "ferroflow".into()
+}
+fn default_bridge_name() -> String {
+    "br0".into()
+}
+fn default_dpid() -> String {
+    "0000000000000001".into()
+}
+fn default_mac_aging() -> u32 {
+    300
+}
+fn default_mac_capacity() -> u32 {
+    8192
+}
+fn default_descriptors() -> u16 {
+    1024
+}
+
+/// Largest OpenFlow physical port number (OFPP_MAX).
+pub const OFPP_MAX: u32 = 0xffff_ff00;
+
+/// EAL options Ferroflow sets itself from `[eal]`; `extra_args` may not repeat them.
+const OWN_EAL_OPTIONS: &[&str] = &[
+    "-l",
+    "--lcores",
+    "-c",
+    "--file-prefix",
+    "--socket-limit",
+    "--socket-mem",
+    "-m",
+    "--in-memory",
+    "--no-huge",
+    "--main-lcore",
+];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            ConfigError::Syntax {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                message,
+            })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, msg: String| Err((key.to_owned(), msg));
+        let lcores = parse_lcores(&self.eal.lcores).map_err(|m| ("eal.lcores".to_owned(), m))?;
+        if lcores.len() < 2 {
+            return bad(
+                "eal.lcores",
+                format!(
+                    "{:?} names {} lcore(s); give at least two: the first runs the control plane, the others run workers",
+                    self.eal.lcores,
+                    lcores.len()
+                ),
+            );
+        }
+        if self.eal.memory_mb < 64 {
+            return bad(
+                "eal.memory_mb",
+                format!(
+                    "{} MB is too little; DPDK needs at least 64",
+                    self.eal.memory_mb
+                ),
+            );
+        }
+        if self.eal.file_prefix.is_empty()
+            || !self
+                .eal
+                .file_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return bad(
+                "eal.file_prefix",
+                format!(
+                    "{:?}: use letters, digits, '-' and '_'",
+                    self.eal.file_prefix
+                ),
+            );
+        }
+        for arg in &self.eal.extra_args {
+            let opt = arg.split('=').next().unwrap_or_default();
+            if OWN_EAL_OPTIONS.contains(&opt) {
+                return bad(
+                    "eal.extra_args",
+                    format!("{arg:?} is set by ferroflowd from [eal] (lcores, memory_mb, file_prefix, in_memory, hugepages)"),
+                );
+            }
+        }
+        if self.datapath_id().is_none() {
+            return bad(
+                "bridge.datapath_id",
+                format!("{:?} is not 16 hexadecimal digits", self.bridge.datapath_id),
+            );
+        }
+        if self.bridge.mac_table_size == 0 || self.bridge.mac_table_size > 1 << 24 {
+            return bad(
+                "bridge.mac_table_size",
+                "must be between 1 and 16777216".into(),
+            );
+        }
+        for (i, c) in self.bridge.controllers.iter().enumerate() {
+            check_target(&c.target, &["tcp", "ssl", "unix"])
+                .map_err(|m| (format!("bridge.controllers[{i}].target"), m))?;
+        }
+        for (i, l) in self.openflow.listen.iter().enumerate() {
+            check_target(l, &["ptcp", "pssl", "punix"])
+                .map_err(|m| (format!("openflow.listen[{i}]"), m))?;
+        }
+        if self.datapath.rx_descriptors == 0 || self.datapath.tx_descriptors == 0 {
+            return bad(
+                "datapath",
+                "rx_descriptors and tx_descriptors must be positive".into(),
+            );
+        }
+        let mut names = HashSet::new();
+        let mut ofports = HashSet::new();
+        let mut devices = HashSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let key = |field: &str| format!("ports[{i}].{field}");
+            if p.name.is_empty()
+                || p.name.len() > 15
+                || p.name.chars().any(|c| c.is_whitespace() || c == ',')
+            {
+                return Err((
+                    key("name"),
+                    format!("{:?}: 1 to 15 characters, no spaces or commas", p.name),
+                ));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err((key("name"), format!("{:?} is used by two ports", p.name)));
+            }
+            if p.ofport == 0 || p.ofport > OFPP_MAX {
+                return Err((
+                    key("ofport"),
+                    format!("{} is outside 1..={OFPP_MAX}", p.ofport),
+                ));
+            }
+            if !ofports.insert(p.ofport) {
+                return Err((key("ofport"), format!("{} is used by two ports", p.ofport)));
+            }
+            if p.device_name().is_empty() {
+                return Err((key("devargs"), format!("{:?} names no device", p.devargs)));
+            }
+            if !devices.insert(p.device_name()) {
+                return Err((
+                    key("devargs"),
+                    format!("device {:?} is used by two ports", p.device_name()),
+                ));
+            }
+            if let Some(tag) = p.tag {
+                if !(1..=4094).contains(&tag) {
+                    return Err((key("tag"), format!("{tag} is outside 1..=4094")));
+                }
+                if p.trunks.is_some() {
+                    return Err((
+                        key("trunks"),
+                        "an access port (tag) cannot also have trunks".into(),
+                    ));
+                }
+            }
+            if let Some(t) = &p.trunks {
+                if let Some(v) = t.iter().find(|v| **v > 4094) {
+                    return Err((key("trunks"), format!("VLAN {v} is outside 0..=4094")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn datapath_id(&self) -> Option<u64> {
+        let s = self.bridge.datapath_id.trim_start_matches("0x");
+        (s.len() == 16)
+            .then(|| u64::from_str_radix(s, 16).ok())
+            .flatten()
+    }
+
+    pub fn lcores(&self) -> Vec<u32> {
+        parse_lcores(&self.eal.lcores).unwrap_or_default()
+    }
+
+    /// The EAL argument list (program name first) this configuration asks for.
+    pub fn eal_args(&self, program: &str) -> Vec<String> {
+        let e = &self.eal;
+        let mut args = vec![
+            program.to_owned(),
+            "-l".into(),
+            e.lcores.clone(),
+            "--file-prefix".into(),
+            e.file_prefix.clone(),
+        ];
+        if e.hugepages {
+            args.push("--socket-limit".into());
+            args.push(e.memory_mb.to_string());
+        } else {
+            args.push("--no-huge".into());
+            args.push("-m".into());
+            args.push(e.memory_mb.to_string());
+        }
+        if e.in_memory {
+            args.push("--in-memory".into());
+        }
+        args.extend(e.extra_args.iter().cloned());
+        args
+    }
+}
+
+fn check_target(target: &str, schemes: &[&str]) -> Result<(), String> {
+    let (scheme, rest) = target.split_once(':').unwrap_or(("", ""));
+    if !schemes.contains(&scheme) || rest.is_empty() {
+        return Err(format!(
+            "{target:?}: expected {}",
+            schemes
+                .iter()
+                .map(|s| format!("{s}:..."))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Parses EAL's lcore list syntax: `0-1`, `0,2,4-5`.
+pub fn parse_lcores(s: &str) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let num = |x: &str| {
+            x.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{s:?}: {x:?} is not an lcore number"))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b || b >= 128 {
+                    return Err(format!("{s:?}: bad range {part:?}"));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(num(part)?),
+        }
+    }
+    let mut seen = HashSet::new();
+    if let Some(d) = out.iter().find(|c| !seen.insert(**c)) {
+        return Err(format!("{s:?}: lcore {d} appears twice"));
+    }
+    Ok(out)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+impl fmt::Display for VlanMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VlanMode::Trunk => write!(f, "trunk"),
+            VlanMode::Trunks(v) => write!(f, "trunks={v:?}"),
+            VlanMode::Access(t) => write!(f, "access tag={t}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,87 @@
+use std::ffi::CString;
+use std::os::raw::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{last_error, Error};
+
+static INITIALISED: AtomicBool = AtomicBool::new(false);
+
+/// Proof that EAL is initialised. Dropping it runs `rte_eal_cleanup`, which
+/// releases hugepage memory; drop it only after every port and mempool is gone
+/// (they borrow it, so the compiler checks).
+#[derive(Debug)]
+pub struct Eal {
+    args: Vec<String>,
+}
+
+impl Eal {
+    /// Initialises EAL from a full argument list (the first is the program name).
+    pub fn init(args: &[String]) -> Result<Eal, Error> {
+        if INITIALISED.swap(true, Ordering::SeqCst) {
+            return Err(Error::EalAlreadyInitialised);
+        }
+        let cstrings = args
+            .iter()
+            .map(|a| CString::new(a.as_str()).map_err(|_| Error::NulInArgument(a.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        // EAL may permute argv, so it gets its own pointer array; the strings
+        // stay alive in `cstrings` and are leaked below because EAL keeps
+        // pointers into them (e.g. the file prefix) for the life of the process.
+        let mut argv: Vec<*mut c_char> =
+            cstrings.iter().map(|c| c.as_ptr() as *mut c_char).collect();
+        // SAFETY: argv holds argc valid NUL-terminated strings that outlive EAL (leaked below).
+        let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
+        std::mem::forget(cstrings);
+        std::mem::forget(argv);
+        if ret < 0 {
+            INITIALISED.store(false, Ordering::SeqCst);
+            return Err(Error::EalInit {
+                args: args.to_vec(),
+                reason: last_error(),
+            });
+        }
+        Ok(Eal {
+            args: args.to_vec(),
+        })
+    }
+
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// The lcore that runs the control plane (the first of `-l`).
+    pub fn main_lcore(&self) -> u32 {
+        // SAFETY: EAL is initialised.
+        unsafe { dpdk_sys::rte_get_main_lcore() }
+    }
+
+    /// Lcores available to workers, in order.
+    pub fn worker_lcores(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        // SAFETY: EAL is initialised; rte_get_next_lcore walks its lcore table.
+        let mut id = unsafe { dpdk_sys::rte_get_next_lcore(u32::MAX, 1, 0) };
+        while (id as usize) < dpdk_sys::RTE_MAX_LCORE as usize {
+            out.push(id);
+            // SAFETY: as above.
+            id = unsafe { dpdk_sys::rte_get_next_lcore(id, 1, 0) };
+        }
+        out
+    }
+
+    pub fn version() -> String {
+        // SAFETY: rte_version returns a static string.
+        unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_version()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // SAFETY: no DPDK object outlives the Eal token (they borrow it), so
+        // nothing uses EAL memory after cleanup.
+        unsafe {
+            dpdk_sys::rte_eal_cleanup();
+        }
+    }
+}

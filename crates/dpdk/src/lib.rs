@@ -1,0 +1,20 @@
+//! The safe layer over DPDK. Together with `dpdk-sys` this is the only place in
+//! Ferroflow with `unsafe`; every block says why it holds.
+//!
+//! EAL is process-global state, so [`Eal`] is a token: holding one proves EAL is
+//! initialised, and everything that needs EAL takes `&Eal`.
+
+mod eal;
+mod error;
+pub mod host;
+mod lcore;
+mod mbuf;
+mod mempool;
+mod port;
+
+pub use eal::Eal;
+pub use error::{strerror, Error};
+pub use lcore::{lcore_id, rdtsc, tsc_hz, LaunchedWorker};
+pub use mbuf::{Mbuf, MbufBurst, BURST_SIZE};
+pub use mempool::Mempool;
+pub use port::{LinkStatus, Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue, Xstat};

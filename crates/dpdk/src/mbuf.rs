@@ -1,0 +1,288 @@
+use std::ptr::{self, NonNull};
+
+use dpdk_sys::rte_mbuf;
+
+use crate::Mempool;
+
+/// Packets per rx/tx call: DPDK's customary burst.
+pub const BURST_SIZE: usize = 32;
+
+/// An owned packet buffer, freed on drop.
+///
+/// An mbuf may be shared ([`Mbuf::share`], the DPDK way to flood one packet to
+/// several ports without copying). Shared mbufs are read-only: every method that
+/// writes first makes the buffer private ([`Mbuf::make_writable`]), copying it
+/// if another owner still holds it.
+#[derive(Debug)]
+pub struct Mbuf(NonNull<rte_mbuf>);
+
+// SAFETY: an mbuf is plain memory owned by exactly one Mbuf (or by several that only read it).
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `raw` must be a valid mbuf that nobody else frees.
+    pub(crate) unsafe fn from_raw(raw: *mut rte_mbuf) -> Option<Mbuf> {
+        NonNull::new(raw).map(Mbuf)
+    }
+
+    pub(crate) fn into_raw(self) -> *mut rte_mbuf {
+        let raw = self.0.as_ptr();
+        std::mem::forget(self);
+        raw
+    }
+
+    /// A fresh, empty mbuf from the pool, or `None` when the pool is exhausted.
+    pub fn alloc(pool: &Mempool) -> Option<Mbuf> {
+        // SAFETY: the pool is alive; the returned mbuf is ours.
+        unsafe { Mbuf::from_raw(dpdk_sys::ff_pktmbuf_alloc(pool.as_ptr())) }
+    }
+
+    /// A new mbuf holding a copy of `bytes`, for packets the control plane makes.
+    pub fn from_bytes(pool: &Mempool, bytes: &[u8]) -> Option<Mbuf> {
+        let m = Mbuf::alloc(pool)?;
+        let len = u16::try_from(bytes.len()).ok()?;
+        // SAFETY: the mbuf is private; append returns NULL when the tailroom is too small.
+        let dst = unsafe { dpdk_sys::ff_pktmbuf_append(m.0.as_ptr(), len) };
+        if dst.is_null() {
+            return None;
+        }
+        // SAFETY: dst points to `len` writable bytes inside the mbuf.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), dst as *mut u8, bytes.len()) };
+        Some(m)
+    }
+
+    /// The first segment's bytes: all of the packet for every PMD Ferroflow
+    /// configures (no scatter rx).
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: mtod points to data_len initialised bytes owned by this mbuf.
+        unsafe {
+            let m = self.0.as_ptr();
+            std::slice::from_raw_parts(
+                dpdk_sys::ff_pktmbuf_data(m) as *const u8,
+                dpdk_sys::ff_pktmbuf_data_len(m) as usize,
+            )
+        }
+    }
+
+    /// Writable bytes, or `None` if the mbuf was shared and no copy could be made.
+    #[inline]
+    pub fn data_mut(&mut self) -> Option<&mut [u8]> {
+        if !self.make_writable() {
+            return None;
+        }
+        // SAFETY: the mbuf is private (refcnt 1), so no other reference to its data exists.
+        Some(unsafe {
+            let m = self.0.as_ptr();
+            std::slice::from_raw_parts_mut(
+                dpdk_sys::ff_pktmbuf_data(m) as *mut u8,
+                dpdk_sys::ff_pktmbuf_data_len(m) as usize,
+            )
+        })
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        // SAFETY: reads a field of a valid mbuf.
+        unsafe { dpdk_sys::ff_pktmbuf_pkt_len(self.0.as_ptr()) as usize }
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn headroom(&self) -> usize {
+        // SAFETY: reads fields of a valid mbuf.
+        unsafe { dpdk_sys::ff_pktmbuf_headroom(self.0.as_ptr()) as usize }
+    }
+
+    #[inline]
+    pub fn is_shared(&self) -> bool {
+        // SAFETY: reads the refcnt of a valid mbuf.
+        unsafe { dpdk_sys::ff_mbuf_refcnt_read(self.0.as_ptr()) > 1 }
+    }
+
+    /// Another owner of the same buffer: both must only be read or transmitted.
+    #[inline]
+    pub fn share(&self) -> Mbuf {
+        // SAFETY: raising the refcnt makes the second owner's free balance out.
+        unsafe { dpdk_sys::ff_mbuf_refcnt_update(self.0.as_ptr(), 1) };
+        Mbuf(self.0)
+    }
+
+    /// Makes this owner the only one, copying the packet if it is shared.
+    /// False when the copy could not be allocated.
+    #[inline]
+    pub fn make_writable(&mut self) -> bool {
+        if !self.is_shared() {
+            return true;
+        }
+        self.copy_out()
+    }
+
+    #[cold]
+    fn copy_out(&mut self) -> bool {
+        let m = self.0.as_ptr();
+        // SAFETY: m is valid; the copy comes from the mbuf's own pool.
+        let copy = unsafe { dpdk_sys::rte_pktmbuf_copy(m, (*m).pool, 0, u32::MAX) };
+        match NonNull::new(copy) {
+            Some(copy) => {
+                // SAFETY: drops our reference to the shared original.
+                unsafe { dpdk_sys::ff_pktmbuf_free(m) };
+                self.0 = copy;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Grows the packet at the front by `n` bytes (into the headroom) and
+    /// returns the whole packet; `None` if the headroom is too small.
+    pub fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        let n = u16::try_from(n).ok()?;
+        if !self.make_writable() {
+            return None;
+        }
+        // SAFETY: the mbuf is private; prepend returns NULL when the headroom is too small.
+        let p = unsafe { dpdk_sys::ff_pktmbuf_prepend(self.0.as_ptr(), n) };
+        if p.is_null() {
+            return None;
+        }
+        self.data_mut()
+    }
+
+    /// Removes `n` bytes from the front; false if the packet is shorter.
+    pub fn adj(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        if !self.make_writable() {
+            return false;
+        }
+        // SAFETY: the mbuf is private; adj returns NULL when the first segment is shorter.
+        !unsafe { dpdk_sys::ff_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+    }
+
+    /// The input port DPDK recorded at rx.
+    pub fn port(&self) -> u16 {
+        // SAFETY: reads a field of a valid mbuf.
+        unsafe { (*self.0.as_ptr()).port }
+    }
+
+    /// Starts loading the packet's first cache line, a few packets ahead of use.
+    #[inline]
+    pub fn prefetch(&self) {
+        // SAFETY: prefetching any address is harmless; this one is the packet data.
+        unsafe { dpdk_sys::ff_prefetch0(dpdk_sys::ff_pktmbuf_data(self.0.as_ptr())) }
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference to a valid mbuf.
+        unsafe { dpdk_sys::ff_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
+/// A burst of up to [`BURST_SIZE`] mbufs on the stack: rx fills it, tx drains it,
+/// nothing is allocated per packet. Mbufs still inside on drop are freed.
+pub struct MbufBurst {
+    pub(crate) ptrs: [*mut rte_mbuf; BURST_SIZE],
+    pub(crate) len: usize,
+}
+
+// SAFETY: the burst owns its mbufs, which are Send.
+unsafe impl Send for MbufBurst {}
+
+impl Default for MbufBurst {
+    fn default() -> Self {
+        MbufBurst {
+            ptrs: [ptr::null_mut(); BURST_SIZE],
+            len: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for MbufBurst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MbufBurst").field("len", &self.len).finish()
+    }
+}
+
+impl MbufBurst {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len == BURST_SIZE
+    }
+
+    /// Adds an mbuf; gives it back when the burst is full.
+    #[inline]
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == BURST_SIZE {
+            return Err(m);
+        }
+        self.ptrs[self.len] = m.into_raw();
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Takes every mbuf out, in order.
+    #[inline]
+    pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+        let n = std::mem::take(&mut self.len);
+        // SAFETY: the first n slots hold owned, valid mbufs; len is reset, so each
+        // is handed out exactly once.
+        self.ptrs[..n]
+            .iter()
+            .map(|&p| unsafe { Mbuf::from_raw(p).expect("burst slot holds an mbuf") })
+    }
+
+    /// Prefetches the data of the packet at `i`, if any.
+    #[inline]
+    pub fn prefetch(&self, i: usize) {
+        if i < self.len {
+            // SAFETY: slot i holds a valid mbuf; prefetch only hints the cache.
+            unsafe { dpdk_sys::ff_prefetch0(dpdk_sys::ff_pktmbuf_data(self.ptrs[i])) }
+        }
+    }
+
+    /// Frees every mbuf still in the burst; returns how many.
+    pub fn free_all(&mut self) -> usize {
+        let n = self.len;
+        for m in self.drain() {
+            drop(m);
+        }
+        n
+    }
+
+    /// Drops the first `n` slots (sent by the driver, which now owns them)
+    /// and moves the rest to the front.
+    pub(crate) fn consume_front(&mut self, n: usize) {
+        self.ptrs.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+}
+
+impl Drop for MbufBurst {
+    fn drop(&mut self) {
+        self.free_all();
+    }
+}

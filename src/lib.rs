@@ -1,0 +1,6 @@
+//! Shared code of the `ferroflowd` daemon and the `ferroflowctl` CLI.
+
+pub mod stats;
+
+/// The version, with the git commit it was built from when known.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FERROFLOW_GIT"), ")");

@@ -1,0 +1,91 @@
+//! Counter snapshots: logged as rates while running and written as JSON for
+//! scripts (`--stats-file`), until the metrics endpoint serves them.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use datapath::{Datapath, PortStatus, WorkerReport};
+use serde::Serialize;
+use tracing::info;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsSnapshot {
+    /// Seconds since the datapath started.
+    pub uptime_s: f64,
+    pub ports: Vec<PortStatus>,
+    pub workers: Vec<WorkerReport>,
+    pub mac_entries: usize,
+    pub mbufs_in_use: u32,
+}
+
+impl StatsSnapshot {
+    pub fn take(dp: &Datapath, started: Instant) -> Self {
+        let uptime_s = started.elapsed().as_secs_f64();
+        StatsSnapshot {
+            uptime_s,
+            ports: dp.ports(),
+            workers: dp.workers(),
+            mac_entries: mac_count(dp),
+            mbufs_in_use: dp.mempool().map_or(0, |p| p.in_use()),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("stats serialise")
+    }
+
+    /// Logs per-port packet rates since `prev`.
+    pub fn log_rates(&self, prev: &StatsSnapshot) {
+        let dt = (self.uptime_s - prev.uptime_s).max(1e-9);
+        for (p, q) in self.ports.iter().zip(&prev.ports) {
+            let rx = p
+                .driver_stats
+                .rx_packets
+                .saturating_sub(q.driver_stats.rx_packets) as f64
+                / dt;
+            let tx = p
+                .driver_stats
+                .tx_packets
+                .saturating_sub(q.driver_stats.tx_packets) as f64
+                / dt;
+            info!(port = %p.name, link_up = p.link_up, rx_pps = rx as u64, tx_pps = tx as u64, "rate");
+        }
+    }
+
+    pub fn log_totals(&self) {
+        for p in &self.ports {
+            let s = &p.switch_stats;
+            info!(
+                port = %p.name, rx = p.driver_stats.rx_packets, tx = p.driver_stats.tx_packets,
+                forwarded = s.forwarded, flooded = s.flooded, dropped = s.dropped(), tx_dropped = s.tx_dropped,
+                "totals"
+            );
+        }
+        for w in &self.workers {
+            info!(
+                lcore = w.lcore,
+                packets = w.packets,
+                cycles_per_packet = format!("{:.1}", w.cycles_per_packet),
+                "worker totals"
+            );
+        }
+    }
+}
+
+fn mac_count(dp: &Datapath) -> usize {
+    // The MAC table counts time in seconds of the TSC; entries() with the
+    // workers' notion of now is what the CLI will show. Here we only need a size.
+    let now = (dpdk::rdtsc() / dpdk::tsc_hz().max(1)) as u32;
+    dp.mac_table().entries(now).len()
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so readers
+/// never see half a file.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,328 @@
+//! Shared by the datapath tests: a ferroflowd child process bounded in time,
+//! network namespaces, pcap files. Everything a test creates is removed when
+//! its guard drops, and datapath tests take a lock so that no two run at once
+//! (the machines have two cores).
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const FERROFLOWD: &str = env!("CARGO_BIN_EXE_ferroflowd");
+
+/// Fails the test with the reason when it cannot run as it must: these tests
+/// need root for namespaces, taps and hugepages.
+pub fn require_root() {
+    let uid = fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|v| v.split_whitespace().next().unwrap_or("").to_owned())
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        uid, "0",
+        "THIS TEST NEEDS ROOT (namespaces, tap devices, hugepages): run `./tests/run.sh` as root"
+    );
+}
+
+/// Held while a busy-polling process runs: one at a time on this machine.
+pub struct DatapathLock(File);
+
+impl DatapathLock {
+    pub fn take() -> DatapathLock {
+        require_root();
+        let f = File::create("/tmp/ferroflow-datapath.lock").expect("lock file");
+        f.lock().expect("flock");
+        DatapathLock(f)
+    }
+}
+
+/// The `[eal]` section every test config uses: no PCI probing, its own file
+/// prefix, in-memory, a memory cap.
+pub fn eal_section(prefix: &str) -> String {
+    format!(
+        "[eal]\nlcores = \"0-1\"\nmemory_mb = 256\nfile_prefix = \"{prefix}\"\nin_memory = true\nextra_args = [\"--no-pci\"]\n"
+    )
+}
+
+pub fn sh(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
+}
+
+/// Runs a command that must succeed.
+pub fn run(cmd: &str) -> String {
+    let out = sh(cmd);
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("ferroflow-test-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A ferroflowd child that stops by itself after `exit_after` seconds whatever
+/// happens to the test, and is killed by PID if the guard drops first.
+pub struct Ferroflowd {
+    child: Option<Child>,
+    pub dir: TempDir,
+    pub log: PathBuf,
+    pub stats: PathBuf,
+}
+
+impl Ferroflowd {
+    pub fn start(tag: &str, config: &str, exit_after: f64) -> Ferroflowd {
+        let dir = TempDir::new(tag);
+        let cfg = dir.path("ferroflow.toml");
+        fs::write(&cfg, config).unwrap();
+        let log = dir.path("ferroflowd.log");
+        let stats = dir.path("stats.json");
+        let child = Command::new(FERROFLOWD)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--stats-file")
+            .arg(&stats)
+            .arg("--stats-interval")
+            .arg("0.2")
+            .arg("--exit-after")
+            .arg(exit_after.to_string())
+            .stdin(Stdio::null())
+            .stdout(File::create(dir.path("stdout.log")).unwrap())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn ferroflowd");
+        let mut f = Ferroflowd {
+            child: Some(child),
+            dir,
+            log,
+            stats,
+        };
+        f.wait_until(Duration::from_secs(20), "the first stats report", |f| {
+            f.stats.exists()
+        });
+        f
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for `cond`, failing with the daemon's log if it never holds or the daemon exits.
+    pub fn wait_until(&mut self, limit: Duration, what: &str, cond: impl Fn(&Ferroflowd) -> bool) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if cond(self) {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "ferroflowd exited ({status}) before {what}:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}:\n{}", self.log_text());
+    }
+
+    pub fn stats_json(&self) -> Value {
+        let text = fs::read_to_string(&self.stats).expect("stats file");
+        serde_json::from_str(&text).expect("stats json")
+    }
+
+    /// The port's entry in the stats file.
+    pub fn port(stats: &Value, name: &str) -> Value {
+        stats["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no port {name} in {stats}"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the final stats.
+    pub fn stop(mut self) -> Value {
+        let pid = self.pid();
+        run(&format!("kill -TERM {pid}"));
+        let status = self.wait_exit(Duration::from_secs(20));
+        assert!(
+            status.success(),
+            "ferroflowd exited with {status}:\n{}",
+            self.log_text()
+        );
+        assert!(
+            self.log_text().contains("stopped"),
+            "no clean stop in log:\n{}",
+            self.log_text()
+        );
+        self.stats_json()
+    }
+
+    /// Waits for the daemon to exit by itself (e.g. --exit-after).
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ferroflowd did not exit:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Ferroflowd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            if std::thread::panicking() {
+                eprintln!("--- ferroflowd log ---\n{}", self.log_text());
+            }
+        }
+    }
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(name: &str) -> Netns {
+        let _ = sh(&format!("ip netns del {name} 2>/dev/null"));
+        run(&format!("ip netns add {name}"));
+        run(&format!("ip -n {name} link set lo up"));
+        Netns(name.to_owned())
+    }
+
+    /// Moves a kernel interface into the namespace, gives it an address and
+    /// brings it up, with IPv6 off so that only the test's traffic flows.
+    pub fn adopt(&self, ifname: &str, cidr: &str) {
+        run(&format!("ip link set {ifname} netns {}", self.0));
+        run(&format!(
+            "ip netns exec {} sysctl -qw net.ipv6.conf.{ifname}.disable_ipv6=1",
+            self.0
+        ));
+        if !cidr.is_empty() {
+            run(&format!("ip -n {} addr add {cidr} dev {ifname}", self.0));
+        }
+        run(&format!("ip -n {} link set {ifname} up", self.0));
+    }
+
+    pub fn exec(&self, cmd: &str) -> Output {
+        sh(&format!("ip netns exec {} {cmd}", self.0))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = sh(&format!("ip netns del {}", self.0));
+    }
+}
+
+/// Waits for a kernel interface (a tap made by ferroflowd) to appear.
+pub fn wait_for_interface(ifname: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Path::new(&format!("/sys/class/net/{ifname}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "interface {ifname} never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Writes frames as a pcap file (microsecond timestamps, Ethernet).
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let mut f = File::create(path).unwrap();
+    let mut hdr = Vec::new();
+    hdr.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    hdr.extend_from_slice(&2u16.to_le_bytes());
+    hdr.extend_from_slice(&4u16.to_le_bytes());
+    hdr.extend_from_slice(&0i32.to_le_bytes());
+    hdr.extend_from_slice(&0u32.to_le_bytes());
+    hdr.extend_from_slice(&65535u32.to_le_bytes());
+    hdr.extend_from_slice(&1u32.to_le_bytes());
+    f.write_all(&hdr).unwrap();
+    for (i, fr) in frames.iter().enumerate() {
+        let mut rec = Vec::new();
+        rec.extend_from_slice(&(i as u32).to_le_bytes());
+        rec.extend_from_slice(&0u32.to_le_bytes());
+        rec.extend_from_slice(&(fr.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&(fr.len() as u32).to_le_bytes());
+        rec.extend_from_slice(fr);
+        f.write_all(&rec).unwrap();
+    }
+}
+
+/// Reads the frames of a pcap file written by `write_pcap` or DPDK's net_pcap.
+pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let b = fs::read(path).unwrap();
+    assert!(b.len() >= 24, "pcap {path:?} too short");
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= b.len() {
+        let caplen = u32::from_le_bytes(b[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16;
+        if at + caplen > b.len() {
+            break;
+        }
+        out.push(b[at..at + caplen].to_vec());
+        at += caplen;
+    }
+    out
+}
+
+/// A UDP/IPv4 frame from `src` to `dst` MAC, padded to 60 bytes.
+pub fn udp_frame(dst: [u8; 6], src: [u8; 6], sport: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(60);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let ip = [
+        0x45, 0, 0, 46, 0, 1, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+    ];
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&9u16.to_be_bytes());
+    f.extend_from_slice(&26u16.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.resize(60, 0xab);
+    f
+}
