@@ -99,7 +99,7 @@ pub struct Ferroflowd {
 
 impl Ferroflowd {
     pub fn start(tag: &str, config: &str, exit_after: f64) -> Ferroflowd {
-        let dir = TempDir::new(tag);
+        let dir = TempDir::new(&format!("{tag}-daemon"));
         let cfg = dir.path("ferroflow.toml");
         fs::write(&cfg, config).unwrap();
         let log = dir.path("ferroflowd.log");

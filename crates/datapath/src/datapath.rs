@@ -19,19 +19,11 @@ pub enum DatapathError {
     )]
     NoWorkers,
     #[error("cannot create the packet buffer pool: {0}")]
-    Mempool(#[source] dpdk::Error),
-    #[error("port {port:?}: {source}")]
-    Port {
-        port: String,
-        #[source]
-        source: dpdk::Error,
-    },
-    #[error("worker on lcore {lcore}: {source}")]
-    Launch {
-        lcore: u32,
-        #[source]
-        source: dpdk::Error,
-    },
+    Mempool(dpdk::Error),
+    #[error("port {port:?}: {cause}")]
+    Port { port: String, cause: dpdk::Error },
+    #[error("worker on lcore {lcore}: {cause}")]
+    Launch { lcore: u32, cause: dpdk::Error },
 }
 
 /// A port as the control plane sees it: identity, link, the driver's counters
@@ -150,9 +142,9 @@ impl Datapath {
         let mut tx_assign: Vec<Vec<dpdk::TxQueue>> = (0..nworkers).map(|_| Vec::new()).collect();
         let mut next_worker = 0usize;
         for (idx, pc) in config.ports.iter().enumerate() {
-            let err = |source| DatapathError::Port {
+            let err = |cause| DatapathError::Port {
                 port: pc.name.clone(),
-                source,
+                cause,
             };
             let port = Port::probe(eal, &pc.devargs).map_err(err)?;
             let info = match port.info() {
@@ -233,10 +225,10 @@ impl Datapath {
                 idle_sleep,
             };
             let launched =
-                LaunchedWorker::launch(eal, *lcore, move || worker.run()).map_err(|source| {
+                LaunchedWorker::launch(eal, *lcore, move || worker.run()).map_err(|cause| {
                     DatapathError::Launch {
                         lcore: *lcore,
-                        source,
+                        cause,
                     }
                 })?;
             info!(lcore, rx_queues = ?queues, "worker started");

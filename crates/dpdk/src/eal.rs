@@ -6,9 +6,9 @@ use crate::error::{last_error, Error};
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
 
-/// Proof that EAL is initialised. Dropping it runs `rte_eal_cleanup`, which
-/// releases hugepage memory; drop it only after every port and mempool is gone
-/// (they borrow it, so the compiler checks).
+/// Proof that EAL is initialised: constructors of DPDK objects take `&Eal`.
+/// Dropping it runs `rte_eal_cleanup`, which releases hugepage memory; drop it
+/// only after every port and mempool is gone.
 #[derive(Debug)]
 pub struct Eal {
     args: Vec<String>,
@@ -68,6 +68,13 @@ impl Eal {
         out
     }
 
+    /// EAL's runtime directory (`/var/run/dpdk/<file-prefix>`).
+    pub fn runtime_dir(&self) -> std::path::PathBuf {
+        // SAFETY: EAL is initialised; the string is static for its life.
+        let dir = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_eal_get_runtime_dir()) };
+        std::path::PathBuf::from(dir.to_string_lossy().into_owned())
+    }
+
     pub fn version() -> String {
         // SAFETY: rte_version returns a static string.
         unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_version()) }
@@ -78,10 +85,14 @@ impl Eal {
 
 impl Drop for Eal {
     fn drop(&mut self) {
-        // SAFETY: no DPDK object outlives the Eal token (they borrow it), so
+        let runtime_dir = self.runtime_dir();
+        // SAFETY: the owner drops ports and mempools before the Eal token, so
         // nothing uses EAL memory after cleanup.
         unsafe {
             dpdk_sys::rte_eal_cleanup();
         }
+        // The runtime directory belongs to this process's file prefix; after
+        // cleanup it holds at most the telemetry socket. Leave nothing behind.
+        let _ = std::fs::remove_dir_all(runtime_dir);
     }
 }

@@ -16,10 +16,7 @@ unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // SAFETY: arg is the Box<WorkerFn> leaked by launch, reclaimed exactly once here.
     let f: Box<WorkerFn> = unsafe { Box::from_raw(arg as *mut WorkerFn) };
     // A panic must not unwind into C: report it as a failed worker.
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(code) => code,
-        Err(_) => -1,
-    }
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(-1)
 }
 
 impl LaunchedWorker {

@@ -1,0 +1,419 @@
+//! Flow key extraction with OpenFlow 1.3 semantics.
+//!
+//! One pass, no allocation, every header read through a `new_checked` view so no input can
+//! make it index out of bounds. A header that is cut short or inconsistent stops the walk:
+//! fields already read stay, the header's layer bit and everything after it stay unset.
+
+use crate::key::{ipv6_exthdr as ieh, pos, FlowKey, Layers, OFPVID_PRESENT};
+use crate::wire::ethertype as et;
+use crate::wire::ip_proto as ipp;
+use crate::wire::{arp, ethernet, icmpv4, icmpv6, ipv4, ipv6, mpls, pbb, sctp, tcp, udp, vlan};
+
+/// Offsets in the key are 16-bit: bytes past this are never looked at (no Ethernet frame,
+/// jumbo or not, comes close).
+pub const MAX_PARSED_LEN: usize = u16::MAX as usize;
+
+/// Parses `frame` into a fresh key. `in_port` fills in_port and in_phy_port (the caller
+/// overwrites in_phy_port for logical ports, and sets metadata/tunnel_id if it has them).
+///
+/// Semantics: eth_type is the ethertype after all VLAN tags; vlan_vid/vlan_pcp come from the
+/// outermost tag (vlan_vid carries OFPVID_PRESENT, untagged is OFPVID_NONE); MPLS exposes the
+/// top label only; PBB exposes the I-SID only (eth fields stay the backbone ones); IP
+/// fragments other than the first have no L4 fields; IPv6 extension headers are walked to
+/// the L4 header and summarized in ipv6_exthdr.
+#[inline]
+pub fn extract(frame: &[u8], in_port: u32) -> FlowKey {
+    let mut key = FlowKey::default();
+    key.put(pos::IN_PORT, u64::from(in_port));
+    key.put(pos::IN_PHY_PORT, u64::from(in_port));
+    parse_frame(frame, &mut key);
+    key
+}
+
+#[inline(always)]
+fn mac(m: ethernet::Mac) -> u64 {
+    u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
+}
+
+/// Fills everything from L2 up; the key's packet fields must be zero.
+pub(crate) fn parse_frame(frame: &[u8], key: &mut FlowKey) {
+    let frame = &frame[..frame.len().min(MAX_PARSED_LEN)];
+    let Ok(eth) = ethernet::Frame::new_checked(frame) else {
+        return;
+    };
+    key.put(pos::ETH_DST, mac(eth.dst()));
+    key.put(pos::ETH_SRC, mac(eth.src()));
+    key.layers.insert(Layers::ETH);
+
+    let mut ethertype = eth.ethertype();
+    let mut off = ethernet::HEADER_LEN;
+    let mut tags: u16 = 0;
+    while ethertype == et::VLAN || ethertype == et::QINQ {
+        let Ok(tag) = vlan::Tag::new_checked(&frame[off..]) else {
+            break;
+        };
+        if tags == 0 {
+            key.put(pos::VLAN_VID, u64::from(tag.vid() | OFPVID_PRESENT));
+            key.put(pos::VLAN_PCP, u64::from(tag.pcp()));
+            key.layers.insert(Layers::VLAN);
+        } else {
+            key.layers.insert(Layers::VLAN_QINQ);
+        }
+        tags += 1;
+        ethertype = tag.ethertype();
+        off += vlan::TAG_LEN;
+    }
+    key.put(pos::ETH_TYPE, u64::from(ethertype));
+    key.offsets.l3 = off as u16;
+    key.offsets.vlan_tags = tags;
+    parse_l3(frame, key, ethertype, off);
+}
+
+/// Parses what follows the innermost ethertype at `off`. Used by `extract` and by edits that
+/// change what sits there (MPLS push/pop, ip_proto...).
+pub(crate) fn parse_l3(frame: &[u8], key: &mut FlowKey, ethertype: u16, off: usize) {
+    let Some(rest) = frame.get(off..frame.len().min(MAX_PARSED_LEN)) else {
+        return;
+    };
+    match ethertype {
+        et::IPV4 => parse_ipv4(rest, off, key),
+        et::IPV6 => parse_ipv6(rest, off, key),
+        et::ARP => {
+            if let Ok(a) = arp::Packet::new_checked(rest) {
+                key.put(pos::ARP_OP, u64::from(a.operation()));
+                key.put(pos::ARP_SPA, u64::from(u32::from_be_bytes(a.spa())));
+                key.put(pos::ARP_TPA, u64::from(u32::from_be_bytes(a.tpa())));
+                key.put(pos::ARP_SHA, mac(a.sha()));
+                key.put(pos::ARP_THA, mac(a.tha()));
+                key.layers.insert(Layers::ARP);
+            }
+        }
+        et::MPLS | et::MPLS_MCAST => {
+            if let Ok(l) = mpls::Label::new_checked(rest) {
+                key.put(pos::MPLS_LABEL, u64::from(l.label()));
+                key.put(pos::MPLS_TC, u64::from(l.tc()));
+                key.put(pos::MPLS_BOS, u64::from(l.bos()));
+                key.layers.insert(Layers::MPLS);
+            }
+        }
+        et::PBB => {
+            if let Ok(t) = pbb::ITag::new_checked(rest) {
+                key.put(pos::PBB_ISID, u64::from(t.isid()));
+                key.layers.insert(Layers::PBB);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn parse_ipv4(rest: &[u8], off: usize, key: &mut FlowKey) {
+    let Ok(ip) = ipv4::Packet::new_checked(rest) else {
+        return;
+    };
+    key.layers.insert(Layers::IPV4);
+    key.put(pos::IPV4_SRC, u64::from(u32::from_be_bytes(ip.src())));
+    key.put(pos::IPV4_DST, u64::from(u32::from_be_bytes(ip.dst())));
+    let proto = ip.protocol();
+    key.put(pos::IP_PROTO, u64::from(proto));
+    key.put(pos::IP_DSCP, u64::from(ip.dscp()));
+    key.put(pos::IP_ECN, u64::from(ip.ecn()));
+    key.offsets.ip_proto = (off + ipv4::PROTOCOL_OFFSET) as u16;
+    if ip.is_fragment() {
+        key.layers.insert(Layers::IP_FRAG);
+        if ip.frag_offset() != 0 {
+            key.layers.insert(Layers::IP_LATER_FRAG);
+            return;
+        }
+    }
+    parse_l4(ip.payload(), off + ip.header_len(), proto, false, key);
+}
+
+/// Tracks the OFPIEH_* bits while walking IPv6 extension headers. Ranks follow RFC 8200's
+/// recommended order; a destination options header before any routing/fragment/AH/ESP is
+/// the "for routing" one, a later one the final one.
+#[derive(Default)]
+struct ExtWalk {
+    flags: u16,
+    last_rank: u8,
+    dest_count: u8,
+}
+
+impl ExtWalk {
+    fn note(&mut self, nh: u8) {
+        let (flag, rank) = match nh {
+            ipp::HOPOPT => (ieh::HOP, 1),
+            ipp::IPV6_OPTS => {
+                let rank = if self.dest_count == 0 && self.last_rank <= 2 {
+                    2
+                } else {
+                    7
+                };
+                (ieh::DEST, rank)
+            }
+            ipp::IPV6_ROUTE => (ieh::ROUTER, 3),
+            ipp::IPV6_FRAG => (ieh::FRAG, 4),
+            ipp::AH => (ieh::AUTH, 5),
+            ipp::ESP => (ieh::ESP, 6),
+            _ => return,
+        };
+        let repeated = if flag == ieh::DEST {
+            self.dest_count += 1;
+            self.dest_count > 2
+        } else {
+            self.flags & flag != 0
+        };
+        if repeated {
+            self.flags |= ieh::UNREP;
+        }
+        if rank < self.last_rank || (flag == ieh::HOP && self.last_rank != 0) {
+            self.flags |= ieh::UNSEQ;
+        }
+        self.flags |= flag;
+        self.last_rank = self.last_rank.max(rank);
+    }
+}
+
+fn parse_ipv6(rest: &[u8], off: usize, key: &mut FlowKey) {
+    let Ok(ip) = ipv6::Packet::new_checked(rest) else {
+        return;
+    };
+    key.layers.insert(Layers::IPV6);
+    key.set_pos(pos::IPV6_SRC, u128::from_be_bytes(ip.src()));
+    key.set_pos(pos::IPV6_DST, u128::from_be_bytes(ip.dst()));
+    key.put(pos::IPV6_FLABEL, u64::from(ip.flow_label()));
+    key.put(pos::IP_DSCP, u64::from(ip.dscp()));
+    key.put(pos::IP_ECN, u64::from(ip.ecn()));
+
+    let payload = ip.payload();
+    let payload_off = off + ipv6::HEADER_LEN;
+    let mut nh = ip.next_header();
+    let mut nh_off = off + ipv6::NEXT_HEADER_OFFSET;
+    let mut at = 0usize;
+    let mut walk = ExtWalk::default();
+    let mut has_l4 = true;
+    loop {
+        let hdr = &payload[at..];
+        match nh {
+            ipp::HOPOPT | ipp::IPV6_ROUTE | ipp::IPV6_OPTS => {
+                walk.note(nh);
+                let Ok(h) = ipv6::ExtHeader::new_checked(hdr) else {
+                    has_l4 = false;
+                    break;
+                };
+                nh_off = payload_off + at;
+                nh = h.next_header();
+                at += h.header_len();
+            }
+            ipp::IPV6_FRAG => {
+                walk.note(nh);
+                let Ok(h) = ipv6::FragmentHeader::new_checked(hdr) else {
+                    has_l4 = false;
+                    break;
+                };
+                key.layers.insert(Layers::IP_FRAG);
+                nh_off = payload_off + at;
+                nh = h.next_header();
+                at += ipv6::FRAGMENT_HEADER_LEN;
+                if h.frag_offset() != 0 {
+                    key.layers.insert(Layers::IP_LATER_FRAG);
+                    has_l4 = false;
+                    break;
+                }
+            }
+            ipp::AH => {
+                walk.note(nh);
+                let Ok(h) = ipv6::AuthHeader::new_checked(hdr) else {
+                    has_l4 = false;
+                    break;
+                };
+                nh_off = payload_off + at;
+                nh = h.next_header();
+                at += h.header_len();
+            }
+            ipp::ESP => {
+                walk.note(nh);
+                has_l4 = false;
+                break;
+            }
+            ipp::IPV6_NONXT => {
+                walk.flags |= ieh::NONEXT;
+                has_l4 = false;
+                break;
+            }
+            _ => break,
+        }
+    }
+    key.put(pos::IP_PROTO, u64::from(nh));
+    key.put(pos::IPV6_EXTHDR, u64::from(walk.flags));
+    key.offsets.ip_proto = nh_off as u16;
+    if has_l4 {
+        parse_l4(&payload[at..], payload_off + at, nh, true, key);
+    }
+}
+
+fn parse_l4(l4: &[u8], off: usize, proto: u8, is_v6: bool, key: &mut FlowKey) {
+    let layer = match proto {
+        ipp::TCP => {
+            let Ok(t) = tcp::Packet::new_checked(l4) else {
+                return;
+            };
+            key.put(pos::TP_SRC, u64::from(t.src_port()));
+            key.put(pos::TP_DST, u64::from(t.dst_port()));
+            Layers::TCP
+        }
+        ipp::UDP => {
+            let Ok(u) = udp::Packet::new_checked(l4) else {
+                return;
+            };
+            key.put(pos::TP_SRC, u64::from(u.src_port()));
+            key.put(pos::TP_DST, u64::from(u.dst_port()));
+            Layers::UDP
+        }
+        ipp::SCTP => {
+            let Ok(s) = sctp::Packet::new_checked(l4) else {
+                return;
+            };
+            key.put(pos::TP_SRC, u64::from(s.src_port()));
+            key.put(pos::TP_DST, u64::from(s.dst_port()));
+            Layers::SCTP
+        }
+        ipp::ICMP if !is_v6 => {
+            let Ok(i) = icmpv4::Packet::new_checked(l4) else {
+                return;
+            };
+            key.put(pos::ICMP_TYPE, u64::from(i.msg_type()));
+            key.put(pos::ICMP_CODE, u64::from(i.code()));
+            Layers::ICMPV4
+        }
+        ipp::ICMPV6 if is_v6 => {
+            let Ok(i) = icmpv6::Packet::new_checked(l4) else {
+                return;
+            };
+            key.put(pos::ICMP_TYPE, u64::from(i.msg_type()));
+            key.put(pos::ICMP_CODE, u64::from(i.code()));
+            if i.is_nd() {
+                parse_nd(l4, off, i.msg_type(), key);
+            }
+            Layers::ICMPV6
+        }
+        _ => return,
+    };
+    key.layers.insert(layer);
+    key.offsets.l4 = off as u16;
+}
+
+/// NS/NA target, then the first Ethernet SLL option of an NS or TLL option of an NA (the
+/// only combinations OpenFlow's prerequisites allow to match).
+fn parse_nd(l4: &[u8], off: usize, msg_type: u8, key: &mut FlowKey) {
+    let Ok(nd) = icmpv6::NdMessage::new_checked(l4) else {
+        return;
+    };
+    key.set_pos(pos::IPV6_ND_TARGET, u128::from_be_bytes(nd.target()));
+    let (layer, wanted, ll_pos, ll_layer) = if msg_type == icmpv6::ND_NEIGHBOR_SOLICIT {
+        (
+            Layers::ND_NS,
+            icmpv6::ND_OPT_SLL,
+            pos::IPV6_ND_SLL,
+            Layers::ND_SLL,
+        )
+    } else {
+        (
+            Layers::ND_NA,
+            icmpv6::ND_OPT_TLL,
+            pos::IPV6_ND_TLL,
+            Layers::ND_TLL,
+        )
+    };
+    key.layers.insert(layer);
+    for opt in nd.options() {
+        let Ok((at, opt)) = opt else {
+            break;
+        };
+        if opt.opt_type() != wanted {
+            continue;
+        }
+        if let Some(addr) = opt.link_layer_addr() {
+            key.put(ll_pos, mac(addr));
+            key.layers.insert(ll_layer);
+            key.offsets.nd_option = (off + at) as u16;
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Field;
+
+    fn eth(ethertype: u16) -> Vec<u8> {
+        let mut f = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn short_frames_only_have_in_port() {
+        for n in 0..14 {
+            let k = extract(&vec![0u8; n], 7);
+            assert_eq!(k.in_port(), 7);
+            assert_eq!(k.get(Field::InPhyPort), 7);
+            assert_eq!(k.layers, Layers::NONE);
+        }
+    }
+
+    #[test]
+    fn qinq_takes_outer_tag_and_inner_ethertype() {
+        let mut f = eth(0x88a8);
+        f.extend_from_slice(&[0xa0, 0x64, 0x81, 0x00, 0x00, 0x0a, 0x08, 0x06]);
+        let k = extract(&f, 1);
+        assert_eq!(k.vlan_vid(), 0x1064);
+        assert_eq!(k.get(Field::VlanPcp), 5);
+        assert_eq!(k.eth_type(), 0x0806);
+        assert!(k.layers.contains(Layers::VLAN | Layers::VLAN_QINQ));
+        assert!(!k.layers.contains(Layers::ARP), "ARP body missing");
+        assert_eq!(k.offsets.l3, 22);
+        assert_eq!(k.offsets.vlan_tags, 2);
+    }
+
+    #[test]
+    fn truncated_tag_leaves_tpid_as_eth_type() {
+        let mut f = eth(0x8100);
+        f.extend_from_slice(&[0x00, 0x05]);
+        let k = extract(&f, 1);
+        assert_eq!((k.eth_type(), k.vlan_vid()), (0x8100, 0));
+        assert!(!k.layers.contains(Layers::VLAN));
+    }
+
+    #[test]
+    fn exthdr_bits_follow_order_rules() {
+        let mut w = ExtWalk::default();
+        for nh in [
+            ipp::HOPOPT,
+            ipp::IPV6_OPTS,
+            ipp::IPV6_ROUTE,
+            ipp::IPV6_FRAG,
+            ipp::AH,
+            ipp::IPV6_OPTS,
+        ] {
+            w.note(nh);
+        }
+        assert_eq!(
+            w.flags,
+            ieh::HOP | ieh::DEST | ieh::ROUTER | ieh::FRAG | ieh::AUTH
+        );
+        let mut w = ExtWalk::default();
+        w.note(ipp::IPV6_ROUTE);
+        w.note(ipp::HOPOPT);
+        assert_eq!(w.flags, ieh::ROUTER | ieh::HOP | ieh::UNSEQ);
+        let mut w = ExtWalk::default();
+        w.note(ipp::IPV6_FRAG);
+        w.note(ipp::IPV6_FRAG);
+        assert_eq!(w.flags, ieh::FRAG | ieh::UNREP);
+        let mut w = ExtWalk::default();
+        w.note(ipp::IPV6_OPTS);
+        w.note(ipp::IPV6_OPTS);
+        w.note(ipp::IPV6_OPTS);
+        assert_eq!(w.flags, ieh::DEST | ieh::UNREP);
+    }
+}
