@@ -19,7 +19,8 @@ fn u(v: &Value, path: &[&str]) -> u64 {
     for p in path {
         x = &x[*p];
     }
-    x.as_u64().unwrap_or_else(|| panic!("{path:?} missing in {v}"))
+    x.as_u64()
+        .unwrap_or_else(|| panic!("{path:?} missing in {v}"))
 }
 
 /// Runs a config to its `--exit-after` and returns the final stats.
@@ -34,7 +35,11 @@ fn run_for(tag: &str, config: &str, seconds: f64) -> Value {
 fn assert_accounting(stats: &Value) {
     for p in stats["ports"].as_array().unwrap() {
         let s = &p["switch_stats"];
-        assert_eq!(u(p, &["driver_stats", "rx_packets"]), u(s, &["rx_packets"]), "driver rx vs switch rx: {p}");
+        assert_eq!(
+            u(p, &["driver_stats", "rx_packets"]),
+            u(s, &["rx_packets"]),
+            "driver rx vs switch rx: {p}"
+        );
         let handled = u(s, &["forwarded"])
             + u(s, &["flooded"])
             + u(s, &["drop_malformed"])
@@ -42,8 +47,16 @@ fn assert_accounting(stats: &Value) {
             + u(s, &["drop_hairpin"])
             + u(s, &["drop_no_output"])
             + u(s, &["drop_nomem"]);
-        assert_eq!(u(s, &["rx_packets"]), handled, "rx != forwarded + flooded + drops: {p}");
-        assert_eq!(u(p, &["driver_stats", "tx_packets"]), u(s, &["tx_packets"]), "driver tx vs switch tx: {p}");
+        assert_eq!(
+            u(s, &["rx_packets"]),
+            handled,
+            "rx != forwarded + flooded + drops: {p}"
+        );
+        assert_eq!(
+            u(p, &["driver_stats", "tx_packets"]),
+            u(s, &["tx_packets"]),
+            "driver tx vs switch tx: {p}"
+        );
     }
 }
 
@@ -64,7 +77,11 @@ fn pcap_to_null_counts_add_up() {
     let input = dir.path("in.pcap");
     write_pcap(&input, &frames(64));
     let mut config = eal_section("ff-t-pcapnull");
-    config += &port("src", &format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()), 1);
+    config += &port(
+        "src",
+        &format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
+        1,
+    );
     config += &port("sink", "net_null0,no-rx=1", 2);
     let stats = run_for("pcap-null", &config, 3.0);
     assert_accounting(&stats);
@@ -75,14 +92,27 @@ fn pcap_to_null_counts_add_up() {
     // Two ports: every packet of src is a copy for sink.
     let copies = u(&src, &["switch_stats", "forwarded"]) + u(&src, &["switch_stats", "flooded"]);
     assert_eq!(copies + u(&src, &["switch_stats", "drop_hairpin"]), rx);
-    assert_eq!(u(&sink, &["switch_stats", "tx_packets"]) + u(&sink, &["switch_stats", "tx_dropped"]), copies);
+    assert_eq!(
+        u(&sink, &["switch_stats", "tx_packets"]) + u(&sink, &["switch_stats", "tx_dropped"]),
+        copies
+    );
     assert!(copies > 0);
     // A clean stop leaves no hugepage file and no runtime directory behind.
     let leftovers: Vec<_> = std::fs::read_dir("/dev/hugepages")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(!leftovers.iter().any(|f| f.starts_with("ff-t-pcapnull")), "hugepage files left: {leftovers:?}");
-    assert!(!std::path::Path::new("/var/run/dpdk/ff-t-pcapnull").exists(), "runtime directory left");
+    assert!(
+        !leftovers.iter().any(|f| f.starts_with("ff-t-pcapnull")),
+        "hugepage files left: {leftovers:?}"
+    );
+    assert!(
+        !std::path::Path::new("/var/run/dpdk/ff-t-pcapnull").exists(),
+        "runtime directory left"
+    );
 }
 
 #[test]
@@ -140,5 +170,8 @@ fn ring_port_loops_back_and_the_switch_learns_the_move() {
     assert_accounting(&stats);
     let ring = Ferroflowd::port(&stats, "ring");
     assert!(u(&ring, &["driver_stats", "tx_packets"]) > 0, "{ring}");
-    assert!(u(&ring, &["driver_stats", "rx_packets"]) > 0, "nothing came back from the ring: {ring}");
+    assert!(
+        u(&ring, &["driver_stats", "rx_packets"]) > 0,
+        "nothing came back from the ring: {ring}"
+    );
 }

@@ -38,20 +38,32 @@ fn main() -> ExitCode {
                         .iter()
                         .map(|p| serde_json::json!({"name": p.name, "ofport": p.ofport, "devargs": p.devargs, "vlan": p.vlan_mode().to_string()}))
                         .collect();
-                    println!("{}", serde_json::json!({"ok": true, "eal_args": c.eal_args("ferroflowd"), "ports": ports}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"ok": true, "eal_args": c.eal_args("ferroflowd"), "ports": ports})
+                    );
                 } else {
                     println!("{}: ok", file.display());
                     println!("EAL: {}", c.eal_args("ferroflowd")[1..].join(" "));
                     println!("{:<16} {:>7}  {:<14} DEVARGS", "PORT", "OFPORT", "VLAN");
                     for p in &c.ports {
-                        println!("{:<16} {:>7}  {:<14} {}", p.name, p.ofport, p.vlan_mode().to_string(), p.devargs);
+                        println!(
+                            "{:<16} {:>7}  {:<14} {}",
+                            p.name,
+                            p.ofport,
+                            p.vlan_mode().to_string(),
+                            p.devargs
+                        );
                     }
                 }
                 ExitCode::SUCCESS
             }
             Err(e) => {
                 if json {
-                    println!("{}", serde_json::json!({"ok": false, "error": e.to_string()}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"ok": false, "error": e.to_string()})
+                    );
                 } else {
                     eprintln!("ferroflowctl: {e}");
                 }
