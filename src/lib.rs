@@ -1,6 +1,8 @@
 //! Shared code of the `ferroflowd` daemon and the `ferroflowctl` CLI.
 
+pub mod ofswitch;
 pub mod stats;
+pub mod switch;
 
 /// The version, with the git commit it was built from when known.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FERROFLOW_GIT"), ")");

@@ -3,9 +3,10 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
 
-use datapath::{Datapath, PortStatus, WorkerReport};
+use datapath::{PortStatus, WorkerReport};
+
+use crate::switch::Switch;
 use serde::Serialize;
 use tracing::info;
 
@@ -20,14 +21,26 @@ pub struct StatsSnapshot {
 }
 
 impl StatsSnapshot {
-    pub fn take(dp: &Datapath, started: Instant) -> Self {
-        let uptime_s = started.elapsed().as_secs_f64();
-        StatsSnapshot {
-            uptime_s,
-            ports: dp.ports(),
-            workers: dp.workers(),
-            mac_entries: mac_count(dp),
-            mbufs_in_use: dp.mempool().map_or(0, |p| p.in_use()),
+    pub fn take(sw: &Switch) -> Self {
+        let uptime_s = sw.started.elapsed().as_secs_f64();
+        let dp = sw.datapath.lock();
+        let now = sw.now().as_secs() as u32;
+        let mac_entries = sw.tables.lock().mac_table().entries(now).len();
+        match dp.as_ref() {
+            Some(dp) => StatsSnapshot {
+                uptime_s,
+                ports: dp.ports(),
+                workers: dp.workers(),
+                mac_entries,
+                mbufs_in_use: dp.mempool().map_or(0, |p| p.in_use()),
+            },
+            None => StatsSnapshot {
+                uptime_s,
+                ports: Vec::new(),
+                workers: Vec::new(),
+                mac_entries,
+                mbufs_in_use: 0,
+            },
         }
     }
 
@@ -58,7 +71,7 @@ impl StatsSnapshot {
             let s = &p.switch_stats;
             info!(
                 port = %p.name, rx = p.driver_stats.rx_packets, tx = p.driver_stats.tx_packets,
-                forwarded = s.forwarded, flooded = s.flooded, dropped = s.dropped(), tx_dropped = s.tx_dropped,
+                forwarded = s.forwarded, to_controller = s.to_controller, dropped = s.dropped, tx_dropped = s.tx_dropped,
                 "totals"
             );
         }
@@ -71,13 +84,6 @@ impl StatsSnapshot {
             );
         }
     }
-}
-
-fn mac_count(dp: &Datapath) -> usize {
-    // The MAC table counts time in seconds of the TSC; entries() with the
-    // workers' notion of now is what the CLI will show. Here we only need a size.
-    let now = (dpdk::rdtsc() / dpdk::tsc_hz().max(1)) as u32;
-    dp.mac_table().entries(now).len()
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so readers

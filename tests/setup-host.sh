@@ -8,7 +8,8 @@ set -euo pipefail
 PACKAGES=(
     dpdk dpdk-dev libdpdk-dev pkg-config    # DPDK 22.11: libraries, PMD plugins, dpdk-testpmd
     libclang-dev clang                      # bindgen
-    iproute2 iputils-ping tcpdump procps util-linux python3 kmod
+    iproute2 iputils-ping tcpdump procps util-linux python3 python3-venv kmod
+    openvswitch-common                      # ovs-ofctl, the OpenFlow tool the tests drive ferroflowd with
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -39,4 +40,7 @@ if [ "$have" -lt "$want" ]; then
 fi
 mkdir -p /dev/hugepages
 mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages
+# os-ken (the OpenFlow controller the tests use), in a venv.
+bash "$(dirname "${BASH_SOURCE[0]}")/conformance/setup-osken.sh"
+
 echo "setup-host: DPDK $(pkg-config --modversion libdpdk), $(awk '/HugePages_Free/ {print $2}' /proc/meminfo) hugepages free, $(cargo --version)"

@@ -97,9 +97,8 @@ fn hosts_ping_through_the_switch_and_learned_unicast_is_not_flooded() {
     let stats = ff.stop();
     let pa = Ferroflowd::port(&stats, "a");
     let s = &pa["switch_stats"];
-    assert!(s["forwarded"].as_u64().unwrap() >= 3, "{pa}");
-    assert!(s["flooded"].as_u64().unwrap() >= 1, "{pa}");
-    assert_eq!(s["drop_hairpin"], 0);
+    assert!(s["forwarded"].as_u64().unwrap() >= 4, "{pa}");
+    assert_eq!(s["dropped"], 0, "{pa}");
 }
 
 /// Sends one raw Ethernet frame out of `ifname` inside `ns` (AF_PACKET, so it
@@ -217,15 +216,9 @@ fn vlans_keep_hosts_apart_and_trunks_carry_tags() {
 
     let stats = ff.stop();
     let trunk = Ferroflowd::port(&stats, "trunk");
+    // The injected VLAN 20 broadcast went out (to c20).
     assert!(
-        trunk["switch_stats"]["flooded"].as_u64().unwrap() >= 1,
+        trunk["switch_stats"]["forwarded"].as_u64().unwrap() >= 1,
         "{trunk}"
-    );
-    let c20 = Ferroflowd::port(&stats, "c20");
-    assert!(
-        c20["switch_stats"]["drop_no_output"].as_u64().unwrap()
-            + c20["switch_stats"]["flooded"].as_u64().unwrap()
-            >= 1,
-        "{c20}"
     );
 }

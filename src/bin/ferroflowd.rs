@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use datapath::Datapath;
 use dpdk::host::Hugepages;
 use dpdk::Eal;
+use ferroflow::ofswitch::OpenFlowSwitch;
 use ferroflow::stats::{write_atomically, StatsSnapshot};
+use ferroflow::switch::Switch;
 use ferroflow_config::Config;
+use ofagent::{Agent, AgentConfig, Target};
 use tracing::{error, info, warn};
 
 #[derive(Parser, Debug)]
@@ -93,18 +95,25 @@ fn run(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     for (what, set) in [
-        (
-            "[bridge.controllers]",
-            !config.bridge.controllers.is_empty(),
-        ),
-        ("[openflow] listen", !config.openflow.listen.is_empty()),
         ("[grpc]", config.grpc.is_some()),
         ("[metrics]", config.metrics.is_some()),
     ] {
         if set {
-            warn!("{what} is configured but this build does not serve it yet; forwarding is the built-in learning switch");
+            warn!("{what} is configured but this build does not serve it yet");
         }
     }
+    let listeners = config
+        .openflow
+        .listen
+        .iter()
+        .map(|t| Target::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let controllers = config
+        .bridge
+        .controllers
+        .iter()
+        .map(|c| Target::parse(&c.target))
+        .collect::<Result<Vec<_>, _>>()?;
     check_host(&config)?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -115,32 +124,77 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let eal_args = config.eal_args("ferroflowd");
     info!(args = ?eal_args, "starting DPDK {}", Eal::version());
     let eal = Eal::init(&eal_args)?;
-    let mut dp = Datapath::start(&eal, &config)?;
-    info!(
-        ports = config.ports.len(),
-        workers = dp.workers().len(),
-        "ferroflowd running"
-    );
+    let nports = config.ports.len();
+    let workers = eal.worker_lcores().len();
+    let sw = Switch::start(&eal, config)?;
+    info!(ports = nports, workers, "ferroflowd running");
 
+    // The control plane runs on the main lcore's CPU: threads made now inherit
+    // its affinity, away from the workers.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("ferroflow-ctl")
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(control_plane(args, &sw, listeners, controllers, stop));
+    sw.halt();
+    let snap = StatsSnapshot::take(&sw);
+    snap.log_totals();
+    sw.stop();
+    if let Some(path) = &args.stats_file {
+        write_atomically(path, &snap.to_json())?;
+    }
+    drop(rt);
+    drop(eal);
+    result?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Serves OpenFlow, expires flows, relays packet-ins and reports counters
+/// until a signal or `--exit-after`.
+async fn control_plane(
+    args: &Args,
+    sw: &Arc<Switch>,
+    listeners: Vec<Target>,
+    controllers: Vec<Target>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let agent = Arc::new(Agent::new(
+        Arc::new(OpenFlowSwitch::new(Arc::clone(sw))),
+        AgentConfig::default(),
+    ));
+    sw.set_agent(Arc::downgrade(&agent));
+    for t in &listeners {
+        agent.listen(t).await?;
+    }
+    for t in controllers {
+        agent.connect(t);
+    }
     let started = Instant::now();
     let interval = Duration::from_secs_f64(args.stats_interval.max(0.05));
     let mut next_report = started + interval;
-    let mut last = StatsSnapshot::take(&dp, started);
+    let mut last = StatsSnapshot::take(sw);
     let deadline = args
         .exit_after
         .map(|s| started + Duration::from_secs_f64(s));
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
     loop {
+        tick.tick().await;
         if stop.load(Ordering::Relaxed) {
             info!("signal received, stopping");
-            break;
+            return Ok(());
         }
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             info!("--exit-after reached, stopping");
-            break;
+            return Ok(());
         }
+        // Flow changes since the last tick become one new version.
+        let sw2 = Arc::clone(sw);
+        tokio::task::block_in_place(|| sw2.housekeeping());
         if now >= next_report {
-            let snap = StatsSnapshot::take(&dp, started);
+            let snap = StatsSnapshot::take(sw);
             snap.log_rates(&last);
             if let Some(path) = &args.stats_file {
                 write_atomically(path, &snap.to_json())?;
@@ -148,17 +202,5 @@ fn run(args: &Args) -> anyhow::Result<()> {
             last = snap;
             next_report += interval;
         }
-        // Wait on deadlines, not sleep lengths: tap ports interrupt sleeps.
-        std::thread::sleep(Duration::from_millis(20));
     }
-    dp.halt();
-    let snap = StatsSnapshot::take(&dp, started);
-    snap.log_totals();
-    dp.stop();
-    if let Some(path) = &args.stats_file {
-        write_atomically(path, &snap.to_json())?;
-    }
-    drop(eal);
-    info!("stopped");
-    Ok(())
 }

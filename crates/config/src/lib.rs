@@ -122,11 +122,29 @@ pub struct ControllerConfig {
     pub target: String,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OpenflowConfig {
     #[serde(default)]
     pub listen: Vec<String>,
+    /// Seconds of silence before a connection is probed with ECHO_REQUEST; as
+    /// long again without an answer closes it. In standalone fail mode, NORMAL
+    /// takes over table-miss after three intervals without a controller.
+    #[serde(default = "default_probe_interval")]
+    pub probe_interval_s: u32,
+}
+
+impl Default for OpenflowConfig {
+    fn default() -> Self {
+        OpenflowConfig {
+            listen: Vec::new(),
+            probe_interval_s: default_probe_interval(),
+        }
+    }
+}
+
+fn default_probe_interval() -> u32 {
+    5
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -350,6 +368,9 @@ impl Config {
         for (i, l) in self.openflow.listen.iter().enumerate() {
             check_target(l, &["ptcp", "pssl", "punix"])
                 .map_err(|m| (format!("openflow.listen[{i}]"), m))?;
+        }
+        if self.openflow.probe_interval_s == 0 {
+            return bad("openflow.probe_interval_s", "must be at least 1".into());
         }
         if self.datapath.rx_descriptors == 0 || self.datapath.tx_descriptors == 0 {
             return bad(

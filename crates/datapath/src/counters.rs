@@ -26,33 +26,32 @@ impl Counter {
 /// their ingress port, except `tx_*`, which count copies sent out of this port.
 ///
 /// For every port, summed over workers:
-/// `rx_packets = forwarded + flooded + drop_*` (each received packet is
-/// forwarded, flooded or dropped exactly once), and each copy handed to the
-/// port's tx queue is either in `tx_packets` or in `tx_dropped`.
+/// `rx_packets = forwarded + to_controller + dropped` (each received packet is
+/// counted once, by what the pipeline did with it), and each copy handed to the
+/// port's tx batch is either in `tx_packets` or in `tx_dropped`.
 #[derive(Debug, Default)]
 #[repr(align(64))]
 pub struct PortCounters {
     /// Packets read from the port's rx queues.
     pub rx_packets: Counter,
     pub rx_bytes: Counter,
-    /// Sent to the one port their destination was learned on.
+    /// Sent to at least one port.
     pub forwarded: Counter,
-    /// Sent to every other port of their VLAN (unknown or group destination).
-    pub flooded: Counter,
-    /// Shorter than an Ethernet header.
-    pub drop_malformed: Counter,
-    /// The port does not carry the frame's VLAN (tagged on an access port, a
-    /// VLAN outside `trunks`).
-    pub drop_vlan: Counter,
-    /// The destination was learned on the ingress port: never sent back.
-    pub drop_hairpin: Counter,
-    /// The destination port is not in the frame's VLAN, or a flood found no other port.
-    pub drop_no_output: Counter,
-    /// No mbuf for a copy or a VLAN tag edit.
-    pub drop_nomem: Counter,
+    /// Sent to the controller only.
+    pub to_controller: Counter,
+    /// Sent nowhere: a table miss without a table-miss entry, a drop, a meter,
+    /// an output to the ingress port, a port not in the frame's VLAN.
+    pub dropped: Counter,
+    /// Of the above, dropped by a meter band.
+    pub meter_drops: Counter,
+    /// Packets whose TTL expired in a decrement.
+    pub invalid_ttl: Counter,
+    /// Actions that did not apply to a packet (a pop of an absent tag...), skipped.
+    pub action_errors: Counter,
     /// Copies the port's tx queue accepted.
     pub tx_packets: Counter,
-    /// Copies the port's tx queue refused (ring full, link down).
+    /// Copies the port's tx queue refused (ring full, link down) or that could
+    /// not be made (no mbuf).
     pub tx_dropped: Counter,
 }
 
@@ -67,8 +66,6 @@ pub struct WorkerCounters {
     pub total_cycles: Counter,
     /// Packets processed (all ports).
     pub packets: Counter,
-    /// Addresses learned or moved by this worker.
-    pub learned: Counter,
 }
 
 impl WorkerCounters {
@@ -79,7 +76,6 @@ impl WorkerCounters {
             busy_cycles: Counter::default(),
             total_cycles: Counter::default(),
             packets: Counter::default(),
-            learned: Counter::default(),
         }
     }
 
@@ -96,7 +92,6 @@ impl WorkerCounters {
             } else {
                 busy as f64 / packets as f64
             },
-            learned: self.learned.get(),
         }
     }
 }
@@ -107,12 +102,11 @@ pub struct PortReport {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub forwarded: u64,
-    pub flooded: u64,
-    pub drop_malformed: u64,
-    pub drop_vlan: u64,
-    pub drop_hairpin: u64,
-    pub drop_no_output: u64,
-    pub drop_nomem: u64,
+    pub to_controller: u64,
+    pub dropped: u64,
+    pub meter_drops: u64,
+    pub invalid_ttl: u64,
+    pub action_errors: u64,
     pub tx_packets: u64,
     pub tx_dropped: u64,
 }
@@ -122,23 +116,13 @@ impl PortReport {
         self.rx_packets += c.rx_packets.get();
         self.rx_bytes += c.rx_bytes.get();
         self.forwarded += c.forwarded.get();
-        self.flooded += c.flooded.get();
-        self.drop_malformed += c.drop_malformed.get();
-        self.drop_vlan += c.drop_vlan.get();
-        self.drop_hairpin += c.drop_hairpin.get();
-        self.drop_no_output += c.drop_no_output.get();
-        self.drop_nomem += c.drop_nomem.get();
+        self.to_controller += c.to_controller.get();
+        self.dropped += c.dropped.get();
+        self.meter_drops += c.meter_drops.get();
+        self.invalid_ttl += c.invalid_ttl.get();
+        self.action_errors += c.action_errors.get();
         self.tx_packets += c.tx_packets.get();
         self.tx_dropped += c.tx_dropped.get();
-    }
-
-    /// Received packets that were dropped, whatever the reason.
-    pub fn dropped(&self) -> u64 {
-        self.drop_malformed
-            + self.drop_vlan
-            + self.drop_hairpin
-            + self.drop_no_output
-            + self.drop_nomem
     }
 }
 
@@ -149,5 +133,4 @@ pub struct WorkerReport {
     pub busy_cycles: u64,
     pub total_cycles: u64,
     pub cycles_per_packet: f64,
-    pub learned: u64,
 }

@@ -2,13 +2,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dpdk::{Eal, LaunchedWorker, LinkStatus, Mempool, Port, PortConfig as QueueConfig, PortStats};
+use crossbeam_queue::ArrayQueue;
+use dpdk::{
+    Eal, LaunchedWorker, LinkStatus, Mbuf, Mempool, Port, PortConfig as QueueConfig, PortStats,
+};
 use ferroflow_config::{Config, VlanMode};
-use mac_learning::{MacTable, VlanPolicy};
+use mac_learning::VlanPolicy;
+use pipeline::FlowTables;
 use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::counters::{PortReport, WorkerCounters, WorkerReport};
+use crate::ports::PortIndex;
 use crate::worker::Worker;
 
 /// Why the datapath could not start, naming the port or resource.
@@ -35,6 +40,7 @@ pub struct PortStatus {
     pub device: String,
     pub driver: String,
     pub vlan: String,
+    pub mac: [u8; 6],
     pub link_up: bool,
     pub speed_mbps: u32,
     pub driver_stats: DriverStats,
@@ -73,6 +79,7 @@ struct PortEntry {
     port: Port,
     name: String,
     ofport: u32,
+    mac: [u8; 6],
     driver: String,
     vlan: String,
     started: bool,
@@ -83,14 +90,32 @@ struct PortEntry {
 /// caller drops the [`Eal`] after it.
 pub struct Datapath {
     ports: Vec<PortEntry>,
+    index: Arc<PortIndex>,
     workers: Vec<LaunchedWorker>,
     counters: Vec<Arc<WorkerCounters>>,
-    macs: Arc<MacTable>,
+    /// Frames from the control plane (packet-out), sent by the first worker on
+    /// its own tx queues: a device may not have a queue to spare.
+    inject: Arc<ArrayQueue<(usize, Mbuf)>>,
     stop: Arc<AtomicBool>,
     pool: Option<Mempool>,
 }
 
-fn policy(mode: &VlanMode) -> VlanPolicy {
+/// Control-plane frames waiting for the first worker.
+const INJECT_QUEUE: usize = 1024;
+
+/// Why the control plane could not send a packet.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("no port with OpenFlow number {0}")]
+    NoSuchPort(u32),
+    #[error("no packet buffer available")]
+    NoBuffer,
+    #[error("too many control-plane packets in flight")]
+    QueueFull,
+}
+
+/// The VLAN membership a port's configuration asks for.
+pub fn policy(mode: &VlanMode) -> VlanPolicy {
     match mode {
         VlanMode::Trunk => VlanPolicy::Trunk,
         VlanMode::Trunks(v) => VlanPolicy::trunks(v),
@@ -102,7 +127,14 @@ impl Datapath {
     /// Creates every configured port, gives each worker lcore its share of the
     /// rx queues and one tx queue per port, and starts the workers.
     /// On error, whatever was created is removed again.
-    pub fn start(eal: &Eal, config: &Config) -> Result<Datapath, DatapathError> {
+    /// The pipeline's current version is what workers forward with; its
+    /// worker contexts 0..workers go to the workers (the control plane keeps
+    /// the last one, for packet-out).
+    pub fn start(
+        eal: &Eal,
+        config: &Config,
+        tables: &FlowTables,
+    ) -> Result<Datapath, DatapathError> {
         let lcores = eal.worker_lcores();
         if lcores.is_empty() {
             return Err(DatapathError::NoWorkers);
@@ -129,11 +161,11 @@ impl Datapath {
         let mut dp = Datapath {
             ports: Vec::new(),
             workers: Vec::new(),
-            counters: Vec::new(),
-            macs: Arc::new(MacTable::new(
-                config.bridge.mac_table_size as usize,
-                config.bridge.mac_aging_s,
+            index: Arc::new(PortIndex::new(
+                config.ports.iter().map(|p| p.ofport).collect(),
             )),
+            counters: Vec::new(),
+            inject: Arc::new(ArrayQueue::new(INJECT_QUEUE)),
             stop: Arc::new(AtomicBool::new(false)),
             pool: None,
         };
@@ -154,6 +186,7 @@ impl Datapath {
                         port,
                         name: pc.name.clone(),
                         ofport: pc.ofport,
+                        mac: [0; 6],
                         driver: String::new(),
                         vlan: String::new(),
                         started: false,
@@ -166,6 +199,7 @@ impl Datapath {
                 port: port.clone(),
                 name: pc.name.clone(),
                 ofport: pc.ofport,
+                mac: info.mac,
                 driver: info.driver.clone(),
                 vlan,
                 started: false,
@@ -194,13 +228,9 @@ impl Datapath {
             );
         }
 
-        let policies: Arc<[VlanPolicy]> = config
-            .ports
-            .iter()
-            .map(|p| policy(&p.vlan_mode()))
-            .collect();
         let idle_sleep =
             (dp_cfg.idle_sleep_us > 0).then(|| Duration::from_micros(dp_cfg.idle_sleep_us.into()));
+        let tsc_epoch = dpdk::rdtsc();
         for ((lcore, rx), tx) in lcores.iter().zip(rx_assign).zip(tx_assign) {
             let counters = Arc::new(WorkerCounters::new(*lcore, config.ports.len()));
             dp.counters.push(Arc::clone(&counters));
@@ -217,11 +247,14 @@ impl Datapath {
             let worker = Worker {
                 rx,
                 tx,
-                policies: Arc::clone(&policies),
-                macs: Arc::clone(&dp.macs),
+                ports: Arc::clone(&dp.index),
+                pipeline: tables.handle(),
+                ctx: tables.worker_context(dp.counters.len() - 1),
+                inject: (dp.counters.len() == 1).then(|| Arc::clone(&dp.inject)),
                 counters,
                 stop: Arc::clone(&dp.stop),
                 tsc_hz: dpdk::tsc_hz().max(1),
+                tsc_epoch,
                 idle_sleep,
             };
             let launched =
@@ -254,6 +287,7 @@ impl Datapath {
                     device: p.port.name().to_owned(),
                     driver: p.driver.clone(),
                     vlan: p.vlan.clone(),
+                    mac: p.mac,
                     link_up: up,
                     speed_mbps,
                     driver_stats: p.port.stats().map(DriverStats::from).unwrap_or_default(),
@@ -267,8 +301,20 @@ impl Datapath {
         self.counters.iter().map(|c| c.report()).collect()
     }
 
-    pub fn mac_table(&self) -> &MacTable {
-        &self.macs
+    /// Sends a frame out of a port from the control plane (packet-out): the
+    /// first worker picks it up between bursts.
+    pub fn send(&self, ofport: u32, frame: &[u8]) -> Result<(), SendError> {
+        let idx = self
+            .index
+            .index_of(ofport)
+            .ok_or(SendError::NoSuchPort(ofport))?;
+        let pool = self.pool.as_ref().ok_or(SendError::NoBuffer)?;
+        let m = Mbuf::from_bytes(pool, frame).ok_or(SendError::NoBuffer)?;
+        self.inject.push((idx, m)).map_err(|_| SendError::QueueFull)
+    }
+
+    pub fn workers_count(&self) -> usize {
+        self.counters.len()
     }
 
     pub fn mempool(&self) -> Option<&Mempool> {

@@ -2,73 +2,121 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_queue::ArrayQueue;
 use dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxQueue};
-use mac_learning::{is_group, Egress, Learn, MacTable, VlanPolicy};
+use pipeline::{Emit, PipelineHandle, Sink, WorkerContext};
 
 use crate::counters::WorkerCounters;
-use crate::l2::{set_egress_tag, L2Header};
+use crate::pkt::Pkt;
+use crate::ports::PortIndex;
 
 /// Polls without packets after which an idle-sleeping worker starts to sleep.
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 1024;
 
 /// Everything one worker owns. Built by the control plane, moved to its lcore,
-/// and never shared: the only shared state it reads is the MAC table, the
-/// port policies (immutable) and the stop flag.
+/// and never shared: the shared state it reads is the current pipeline version
+/// (loaded once per burst), the MAC table inside it, and the stop flag.
 pub(crate) struct Worker {
     pub rx: Vec<(usize, RxQueue)>,
     /// One tx queue on every port, indexed by port.
     pub tx: Vec<TxQueue>,
-    pub policies: Arc<[VlanPolicy]>,
-    pub macs: Arc<MacTable>,
+    pub ports: Arc<PortIndex>,
+    pub pipeline: PipelineHandle,
+    pub ctx: WorkerContext,
     pub counters: Arc<WorkerCounters>,
     pub stop: Arc<AtomicBool>,
     pub tsc_hz: u64,
+    /// TSC at datapath start: the pipeline's clock counts from it.
+    pub tsc_epoch: u64,
     pub idle_sleep: Option<Duration>,
+    /// Control-plane frames to send (the first worker only).
+    pub inject: Option<Arc<ArrayQueue<(usize, Mbuf)>>>,
+}
+
+/// Per-port tx batches; the pipeline's outputs land here.
+struct TxBatches<'a> {
+    bufs: &'a mut [MbufBurst],
+    /// Copies that could not be made or queued (counted as the port's tx drops).
+    failed: &'a mut [u64],
+    ports: &'a PortIndex,
+}
+
+impl Sink<Pkt> for TxBatches<'_> {
+    #[inline]
+    fn output(&mut self, port: u32, _queue: Option<u32>, pkt: &Pkt, emit: Emit) {
+        let Some(idx) = self.ports.index_of(port) else {
+            return;
+        };
+        let m = match emit {
+            Emit::Final => Some(pkt.0.share()),
+            Emit::Snapshot => pkt.0.deep_copy(),
+        };
+        match m {
+            Some(m) => {
+                // One rx burst puts at most a few copies per packet on a port and the
+                // batches are flushed after every burst; a full batch is counted.
+                if self.bufs[idx].push(m).is_err() {
+                    self.failed[idx] += 1;
+                }
+            }
+            None => self.failed[idx] += 1,
+        }
+    }
+
+    fn clone_packet(&mut self, pkt: &Pkt) -> Option<Pkt> {
+        pkt.0.deep_copy().map(Pkt)
+    }
 }
 
 /// Per-burst tallies for the ingress port, published once per burst.
 #[derive(Default)]
 struct Tally {
+    bytes: u64,
     forwarded: u64,
-    flooded: u64,
-    malformed: u64,
-    vlan: u64,
-    hairpin: u64,
-    no_output: u64,
-    nomem: u64,
-    learned: u64,
-}
-
-struct Outputs {
-    bufs: Vec<MbufBurst>,
-    /// Copies that could not be edited for their port (counted as that port's tx drops).
-    failed: Vec<u64>,
-    flood: Vec<usize>,
+    to_controller: u64,
+    dropped: u64,
+    meter_drops: u64,
+    invalid_ttl: u64,
+    action_errors: u64,
 }
 
 impl Worker {
     pub fn run(mut self) -> i32 {
         let nports = self.tx.len();
-        let mut out = Outputs {
-            bufs: (0..nports).map(|_| MbufBurst::new()).collect(),
-            failed: vec![0; nports],
-            flood: Vec::with_capacity(nports),
-        };
+        let mut bufs: Vec<MbufBurst> = (0..nports).map(|_| MbufBurst::new()).collect();
+        let mut failed = vec![0u64; nports];
         let mut burst = MbufBurst::new();
         let mut idle_polls = 0u32;
         let mut last = rdtsc();
+        let inject = self.inject.take();
         while !self.stop.load(Relaxed) {
             let mut got = 0;
             for i in 0..self.rx.len() {
-                let (in_port, ref mut q) = self.rx[i];
-                let n = q.rx_burst(&mut burst);
+                let n = self.rx[i].1.rx_burst(&mut burst);
                 if n == 0 {
                     continue;
                 }
                 got += n;
-                let now = (rdtsc() / self.tsc_hz) as u32;
-                self.forward(in_port, &mut burst, now, &mut out);
-                self.flush(&mut out);
+                let in_port = self.rx[i].0;
+                let now = rdtsc().wrapping_sub(self.tsc_epoch);
+                self.ctx.set_now(Duration::from_nanos(
+                    (now as u128 * 1_000_000_000 / self.tsc_hz as u128) as u64,
+                ));
+                self.forward(in_port, &mut burst, &mut bufs, &mut failed);
+                self.flush(&mut bufs, &mut failed);
+            }
+            if let Some(q) = &inject {
+                if !q.is_empty() {
+                    while let Some((port, m)) = q.pop() {
+                        if let Err(m) = bufs[port].push(m) {
+                            self.flush(&mut bufs, &mut failed);
+                            if bufs[port].push(m).is_err() {
+                                failed[port] += 1;
+                            }
+                        }
+                    }
+                    self.flush(&mut bufs, &mut failed);
+                }
             }
             let t = rdtsc();
             let spent = t.wrapping_sub(last);
@@ -86,137 +134,73 @@ impl Worker {
                 }
             }
         }
-        self.flush(&mut out);
+        self.flush(&mut bufs, &mut failed);
         0
     }
 
-    /// The learning switch over one burst from `in_port`.
+    /// One burst from `in_port` through the current pipeline version.
     #[inline]
-    fn forward(&self, in_port: usize, burst: &mut MbufBurst, now: u32, out: &mut Outputs) {
-        let mut t = Tally::default();
+    fn forward(
+        &mut self,
+        in_port: usize,
+        burst: &mut MbufBurst,
+        bufs: &mut [MbufBurst],
+        failed: &mut [u64],
+    ) {
         let n = burst.len();
-        let c = &self.counters.ports[in_port];
         // Start loading every header of the burst before touching the first.
         for i in 0..n {
             burst.prefetch(i);
         }
-        let mut bytes = 0u64;
-        let policy = &self.policies[in_port];
-        for mut m in burst.drain() {
-            bytes += m.len() as u64;
-            let Some(h) = L2Header::parse(m.data()) else {
-                t.malformed += 1;
-                continue;
-            };
-            let Some(vlan) = policy.ingress(h.vid()) else {
-                t.vlan += 1;
-                continue;
-            };
-            if matches!(
-                self.macs.learn(vlan, h.src, in_port as u32, now),
-                Learn::Learned | Learn::Moved { .. }
-            ) {
-                t.learned += 1;
-            }
-            if !is_group(h.dst) {
-                if let Some(dst) = self.macs.lookup(vlan, h.dst, now) {
-                    let dst = dst as usize;
-                    if dst == in_port {
-                        t.hairpin += 1;
-                    } else if let Some(e) = self.policies.get(dst).and_then(|p| p.egress(vlan)) {
-                        if set_egress_tag(&mut m, h.tci, e) {
-                            push(out, dst, m);
-                            t.forwarded += 1;
-                        } else {
-                            t.nomem += 1;
-                        }
-                    } else {
-                        t.no_output += 1;
-                    }
-                    continue;
-                }
-            }
-            self.flood(in_port, vlan, h.tci, m, out, &mut t);
-        }
-        c.rx_packets.add(n as u64);
-        c.rx_bytes.add(bytes);
-        c.forwarded.add(t.forwarded);
-        c.flooded.add(t.flooded);
-        c.drop_malformed.add(t.malformed);
-        c.drop_vlan.add(t.vlan);
-        c.drop_hairpin.add(t.hairpin);
-        c.drop_no_output.add(t.no_output);
-        c.drop_nomem.add(t.nomem);
-        self.counters.learned.add(t.learned);
-    }
-
-    /// Sends a copy to every other port of the VLAN. Copies share the buffer
-    /// until a port needs a different tag, when the edit makes its own copy.
-    #[inline]
-    fn flood(
-        &self,
-        in_port: usize,
-        vlan: u16,
-        tci: Option<u16>,
-        m: Mbuf,
-        out: &mut Outputs,
-        t: &mut Tally,
-    ) {
-        out.flood.clear();
-        for (p, policy) in self.policies.iter().enumerate() {
-            if p != in_port && policy.egress(vlan).is_some() {
-                out.flood.push(p);
-            }
-        }
-        let Some((&last, rest)) = out.flood.split_last() else {
-            t.no_output += 1;
-            return;
+        let pipeline = self.pipeline.load();
+        let ofport = self.ports.ofport(in_port);
+        let mut sink = TxBatches {
+            bufs,
+            failed,
+            ports: &self.ports,
         };
-        t.flooded += 1;
-        for i in 0..rest.len() {
-            let p = out.flood[i];
-            let copy = m.share();
-            emit(out, p, copy, tci, self.egress(p, vlan));
+        let mut t = Tally::default();
+        for m in burst.drain() {
+            t.bytes += m.len() as u64;
+            let mut key = packet::extract(m.data(), ofport);
+            let mut pkt = Pkt(m);
+            let v = pipeline.process(&mut pkt, &mut key, &mut self.ctx, &mut sink);
+            if v.outputs > 0 {
+                t.forwarded += 1;
+            } else if v.packet_ins > 0 {
+                t.to_controller += 1;
+            } else {
+                t.dropped += 1;
+            }
+            t.meter_drops += u64::from(v.meter_drop);
+            t.invalid_ttl += u64::from(v.invalid_ttl);
+            t.action_errors += u64::from(v.action_errors);
+            // Outputs hold their own references: this drops the walk's.
+            drop(pkt);
         }
-        emit(out, last, m, tci, self.egress(last, vlan));
-    }
-
-    #[inline]
-    fn egress(&self, port: usize, vlan: u16) -> Egress {
-        self.policies[port].egress(vlan).unwrap_or(Egress::Untagged)
+        let c = &self.counters.ports[in_port];
+        c.rx_packets.add(n as u64);
+        c.rx_bytes.add(t.bytes);
+        c.forwarded.add(t.forwarded);
+        c.to_controller.add(t.to_controller);
+        c.dropped.add(t.dropped);
+        c.meter_drops.add(t.meter_drops);
+        c.invalid_ttl.add(t.invalid_ttl);
+        c.action_errors.add(t.action_errors);
     }
 
     /// Hands every port's pending packets to its tx queue; what it refuses is dropped.
     #[inline]
-    fn flush(&mut self, out: &mut Outputs) {
-        for (p, buf) in out.bufs.iter_mut().enumerate() {
-            if buf.is_empty() && out.failed[p] == 0 {
+    fn flush(&mut self, bufs: &mut [MbufBurst], failed: &mut [u64]) {
+        for (p, buf) in bufs.iter_mut().enumerate() {
+            if buf.is_empty() && failed[p] == 0 {
                 continue;
             }
             let c = &self.counters.ports[p];
             let sent = self.tx[p].tx_burst(buf);
             c.tx_packets.add(sent as u64);
             c.tx_dropped
-                .add(buf.free_all() as u64 + std::mem::take(&mut out.failed[p]));
+                .add(buf.free_all() as u64 + std::mem::take(&mut failed[p]));
         }
-    }
-}
-
-#[inline]
-fn emit(out: &mut Outputs, port: usize, mut m: Mbuf, tci: Option<u16>, e: Egress) {
-    if set_egress_tag(&mut m, tci, e) {
-        push(out, port, m);
-    } else {
-        out.failed[port] += 1;
-    }
-}
-
-#[inline]
-fn push(out: &mut Outputs, port: usize, m: Mbuf) {
-    // One rx burst puts at most one copy per packet on a port, and buffers are
-    // flushed after every rx burst, so a buffer has room; if a future change
-    // breaks that, the packet is counted as a tx drop rather than lost silently.
-    if out.bufs[port].push(m).is_err() {
-        out.failed[port] += 1;
     }
 }

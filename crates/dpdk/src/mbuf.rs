@@ -124,6 +124,14 @@ impl Mbuf {
         self.copy_out()
     }
 
+    /// A private copy of the packet (for an output taken before later edits),
+    /// from the mbuf's own pool; `None` when the pool is exhausted.
+    pub fn deep_copy(&self) -> Option<Mbuf> {
+        let m = self.0.as_ptr();
+        // SAFETY: m is valid; the copy is a new mbuf that we own.
+        unsafe { Mbuf::from_raw(dpdk_sys::rte_pktmbuf_copy(m, (*m).pool, 0, u32::MAX)) }
+    }
+
     #[cold]
     fn copy_out(&mut self) -> bool {
         let m = self.0.as_ptr();

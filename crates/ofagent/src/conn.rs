@@ -1,0 +1,537 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openflow::consts::async_mask as am;
+use openflow::error::BadRequestCode;
+use openflow::messages::{AsyncConfig, ControllerRole, Hello, RoleMsg};
+use openflow::{decode, frame_len, ErrorCode, Message, OfpMessage};
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::counters::AgentCounters;
+use crate::roles::Generation;
+use crate::target::{Target, TargetError};
+use crate::{AgentConfig, AsyncEvent, OfSwitch};
+
+/// Picks the masks of one message kind out of an async configuration.
+type MaskOf = fn(&AsyncConfig) -> [u32; 2];
+
+/// Outgoing messages queued per connection before async events are dropped.
+const TX_QUEUE: usize = 1024;
+
+pub(crate) struct Shared {
+    pub switch: Arc<dyn OfSwitch>,
+    pub config: AgentConfig,
+    pub counters: AgentCounters,
+    conns: Mutex<HashMap<u64, Arc<ConnHandle>>>,
+    generation: Mutex<Generation>,
+    next_id: AtomicU64,
+    controllers_up: AtomicUsize,
+}
+
+/// A connection as other connections and the event publisher see it.
+struct ConnHandle {
+    tx: mpsc::Sender<Vec<u8>>,
+    state: Mutex<ConnState>,
+}
+
+struct ConnState {
+    role: ControllerRole,
+    async_config: AsyncConfig,
+    /// Packet-in token bucket.
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// OpenFlow 1.3's default asynchronous configuration (section 6.1.1): a
+/// master or equal gets table-miss and action packet-ins, every port status
+/// and flow removal; a slave gets port status only.
+fn default_async() -> AsyncConfig {
+    let all_port = am::PORT_STATUS_ADD | am::PORT_STATUS_DELETE | am::PORT_STATUS_MODIFY;
+    let all_removed = am::FLOW_REMOVED_IDLE_TIMEOUT
+        | am::FLOW_REMOVED_HARD_TIMEOUT
+        | am::FLOW_REMOVED_DELETE
+        | am::FLOW_REMOVED_GROUP_DELETE;
+    AsyncConfig {
+        packet_in_mask: [am::PACKET_IN_NO_MATCH | am::PACKET_IN_ACTION, 0],
+        port_status_mask: [all_port, all_port],
+        flow_removed_mask: [all_removed, 0],
+    }
+}
+
+impl Shared {
+    pub fn new(switch: Arc<dyn OfSwitch>, config: AgentConfig) -> Shared {
+        Shared {
+            switch,
+            config,
+            counters: AgentCounters::default(),
+            conns: Mutex::new(HashMap::new()),
+            generation: Mutex::new(Generation::default()),
+            next_id: AtomicU64::new(1),
+            controllers_up: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.conns.lock().len()
+    }
+
+    pub fn controllers_connected(&self) -> usize {
+        self.controllers_up.load(Relaxed)
+    }
+
+    pub fn publish(&self, event: &AsyncEvent) {
+        let (msg, reason, pick): (Message, u8, MaskOf) = match event {
+            AsyncEvent::PacketIn(p) => (Message::PacketIn(p.clone()), p.reason.raw(), |c| {
+                c.packet_in_mask
+            }),
+            AsyncEvent::FlowRemoved(f) => (Message::FlowRemoved(f.clone()), f.reason.raw(), |c| {
+                c.flow_removed_mask
+            }),
+            AsyncEvent::PortStatus(s) => (Message::PortStatus(*s), s.reason.raw(), |c| {
+                c.port_status_mask
+            }),
+        };
+        let is_packet_in = matches!(event, AsyncEvent::PacketIn(_));
+        let Ok(bytes) = (OfpMessage { xid: 0, body: msg }).encode() else {
+            AgentCounters::inc(&self.counters.async_dropped);
+            return;
+        };
+        let conns: Vec<Arc<ConnHandle>> = self.conns.lock().values().cloned().collect();
+        for c in conns {
+            let mut st = c.state.lock();
+            let masks = pick(&st.async_config);
+            let mask = if st.role == ControllerRole::Slave {
+                masks[1]
+            } else {
+                masks[0]
+            };
+            if reason >= 32 || mask & (1 << reason) == 0 {
+                continue;
+            }
+            if is_packet_in {
+                let now = Instant::now();
+                let rate = f64::from(self.config.packet_in_rate);
+                st.tokens = (st.tokens + now.duration_since(st.refilled).as_secs_f64() * rate)
+                    .min(f64::from(self.config.packet_in_burst));
+                st.refilled = now;
+                if st.tokens < 1.0 {
+                    AgentCounters::inc(&self.counters.packet_ins_dropped);
+                    continue;
+                }
+                st.tokens -= 1.0;
+            }
+            drop(st);
+            match c.tx.try_send(bytes.clone()) {
+                Ok(()) if is_packet_in => AgentCounters::inc(&self.counters.packet_ins_sent),
+                Ok(()) => {}
+                Err(_) if is_packet_in => AgentCounters::inc(&self.counters.packet_ins_dropped),
+                Err(_) => AgentCounters::inc(&self.counters.async_dropped),
+            }
+        }
+    }
+}
+
+pub(crate) async fn listen(shared: Arc<Shared>, target: &Target) -> Result<(), TargetError> {
+    let bind_err = |source| TargetError::Bind {
+        target: target.to_string(),
+        source,
+    };
+    match target {
+        Target::PassiveTcp(addr) => {
+            let l = TcpListener::bind(addr).await.map_err(bind_err)?;
+            info!(%target, "OpenFlow listener ready");
+            tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((s, peer)) => {
+                            let _ = s.set_nodelay(true);
+                            let shared = Arc::clone(&shared);
+                            tokio::spawn(
+                                async move { serve(shared, s, peer.to_string(), false).await },
+                            );
+                        }
+                        Err(e) => {
+                            warn!("accept: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+        }
+        Target::PassiveUnix(path) => {
+            let _ = std::fs::remove_file(path);
+            let l = UnixListener::bind(path).map_err(bind_err)?;
+            info!(%target, "OpenFlow listener ready");
+            tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((s, _)) => {
+                            let shared = Arc::clone(&shared);
+                            tokio::spawn(
+                                async move { serve(shared, s, "unix".into(), false).await },
+                            );
+                        }
+                        Err(e) => {
+                            warn!("accept: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+        }
+        _ => return Err(TargetError::Syntax(target.to_string())),
+    }
+    Ok(())
+}
+
+pub(crate) async fn keep_connected(shared: Arc<Shared>, target: Target) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let connected = match &target {
+            Target::Tcp(addr) => match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    Some(tokio::spawn(serve(
+                        Arc::clone(&shared),
+                        s,
+                        target.to_string(),
+                        true,
+                    )))
+                }
+                Err(e) => {
+                    debug!(%target, "connect: {e}");
+                    None
+                }
+            },
+            Target::Unix(path) => match UnixStream::connect(path).await {
+                Ok(s) => Some(tokio::spawn(serve(
+                    Arc::clone(&shared),
+                    s,
+                    target.to_string(),
+                    true,
+                ))),
+                Err(e) => {
+                    debug!(%target, "connect: {e}");
+                    None
+                }
+            },
+            _ => {
+                warn!(%target, "not an active target");
+                return;
+            }
+        };
+        if let Some(task) = connected {
+            let _ = task.await;
+            backoff = Duration::from_secs(1);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(shared.config.max_backoff);
+    }
+}
+
+/// Why a connection ends.
+enum Close {
+    Peer,
+    Io(std::io::Error),
+    Unframeable,
+    HelloFailed,
+    ProbeTimeout,
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: String,
+    active: bool,
+) {
+    AgentCounters::inc(&shared.counters.connections_accepted);
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TX_QUEUE);
+    let writer_counters = Arc::clone(&shared);
+    let writer = tokio::spawn(async move {
+        while let Some(buf) = rx.recv().await {
+            if wr.write_all(&buf).await.is_err() {
+                break;
+            }
+            writer_counters.counters.messages_sent.fetch_add(1, Relaxed);
+        }
+        let _ = wr.shutdown().await;
+    });
+    let id = shared.next_id.fetch_add(1, Relaxed);
+    let handle = Arc::new(ConnHandle {
+        tx: tx.clone(),
+        state: Mutex::new(ConnState {
+            role: ControllerRole::Equal,
+            async_config: default_async(),
+            tokens: f64::from(shared.config.packet_in_burst),
+            refilled: Instant::now(),
+        }),
+    });
+    let mut conn = Conn {
+        shared: Arc::clone(&shared),
+        id,
+        handle,
+        tx,
+        registered: false,
+        active,
+    };
+    conn.send(OfpMessage {
+        xid: 0,
+        body: Message::Hello(Hello::ofp13()),
+    })
+    .await;
+    let why = conn.run(&mut rd).await;
+    match &why {
+        Close::Peer => debug!(%peer, "connection closed by peer"),
+        Close::Io(e) => debug!(%peer, "connection error: {e}"),
+        Close::Unframeable => {
+            warn!(%peer, "closing: a message header with a length below 8 cannot be resynchronised")
+        }
+        Close::HelloFailed => warn!(%peer, "closing: no common OpenFlow version"),
+        Close::ProbeTimeout => warn!(%peer, "closing: no reply to the inactivity probe"),
+    }
+    conn.unregister();
+    drop(conn);
+    let _ = writer.await;
+    AgentCounters::inc(&shared.counters.connections_closed);
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    id: u64,
+    handle: Arc<ConnHandle>,
+    tx: mpsc::Sender<Vec<u8>>,
+    registered: bool,
+    active: bool,
+}
+
+impl Conn {
+    async fn send(&self, msg: OfpMessage) {
+        match msg.encode() {
+            Ok(b) => {
+                let _ = self.tx.send(b).await;
+            }
+            Err(e) => warn!("cannot encode {:?}: {e}", msg.body.msg_type()),
+        }
+    }
+
+    async fn send_error(&self, code: ErrorCode, request: &[u8]) {
+        AgentCounters::inc(&self.shared.counters.errors_sent);
+        self.send(code.reply_to(request)).await;
+    }
+
+    fn register(&mut self) {
+        if !self.registered {
+            self.shared
+                .conns
+                .lock()
+                .insert(self.id, Arc::clone(&self.handle));
+            if self.active {
+                self.shared.controllers_up.fetch_add(1, Relaxed);
+            }
+            self.registered = true;
+        }
+    }
+
+    fn unregister(&mut self) {
+        if self.registered {
+            self.shared.conns.lock().remove(&self.id);
+            if self.active {
+                self.shared.controllers_up.fetch_sub(1, Relaxed);
+            }
+            self.registered = false;
+        }
+    }
+
+    async fn run<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> Close {
+        let mut buf: Vec<u8> = Vec::with_capacity(65536);
+        let mut chunk = vec![0u8; 65536];
+        let mut last_rx = Instant::now();
+        let mut probe_sent = false;
+        let probe = self.shared.config.probe_interval;
+        let mut hello_seen = false;
+        loop {
+            // Every complete message in the buffer first.
+            loop {
+                let len = match frame_len(&buf) {
+                    Ok(Some(len)) => len,
+                    Ok(None) => break,
+                    Err(e) => {
+                        AgentCounters::inc(&self.shared.counters.malformed_messages);
+                        self.send_error(e.code(), &buf[..buf.len().min(64)]).await;
+                        return Close::Unframeable;
+                    }
+                };
+                let raw: Vec<u8> = buf.drain(..len).collect();
+                self.shared.counters.messages_received.fetch_add(1, Relaxed);
+                if let Some(close) = self.dispatch(&raw, &mut hello_seen).await {
+                    return close;
+                }
+            }
+            let wait = if probe_sent {
+                probe
+            } else {
+                probe.saturating_sub(last_rx.elapsed())
+            };
+            match tokio::time::timeout(wait.max(Duration::from_millis(10)), rd.read(&mut chunk))
+                .await
+            {
+                Ok(Ok(0)) => return Close::Peer,
+                Ok(Ok(n)) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    last_rx = Instant::now();
+                    probe_sent = false;
+                }
+                Ok(Err(e)) => return Close::Io(e),
+                Err(_) if probe_sent => {
+                    AgentCounters::inc(&self.shared.counters.probe_timeouts);
+                    return Close::ProbeTimeout;
+                }
+                Err(_) => {
+                    if last_rx.elapsed() >= probe {
+                        self.send(OfpMessage {
+                            xid: 0,
+                            body: Message::EchoRequest(Vec::new()),
+                        })
+                        .await;
+                        probe_sent = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one whole message; `Some` closes the connection.
+    async fn dispatch(&mut self, raw: &[u8], hello_seen: &mut bool) -> Option<Close> {
+        let msg = match decode(raw) {
+            Ok(m) => m,
+            Err(e) => {
+                AgentCounters::inc(&self.shared.counters.malformed_messages);
+                debug!("malformed message: {e}");
+                if let Some(reply) = e.reply_to(raw) {
+                    AgentCounters::inc(&self.shared.counters.errors_sent);
+                    self.send(reply).await;
+                }
+                return None;
+            }
+        };
+        let xid = msg.xid;
+        if let Message::Hello(h) = &msg.body {
+            return match h.negotiate() {
+                Ok(_) => {
+                    *hello_seen = true;
+                    self.register();
+                    None
+                }
+                Err(code) => {
+                    AgentCounters::inc(&self.shared.counters.version_mismatches);
+                    self.send_error(code, raw).await;
+                    Some(Close::HelloFailed)
+                }
+            };
+        }
+        if !*hello_seen {
+            // A peer that skips HELLO but speaks 1.3 is served (OVS does the same).
+            *hello_seen = true;
+            self.register();
+        }
+        if let Some(code) = msg.experimenter_error() {
+            AgentCounters::inc(&self.shared.counters.experimenter_refused);
+            self.send_error(code, raw).await;
+            return None;
+        }
+        let reply = |body| OfpMessage { xid, body };
+        match &msg.body {
+            Message::EchoRequest(data) => self.send(reply(Message::EchoReply(data.clone()))).await,
+            Message::EchoReply(_) | Message::Error(_) => {}
+            Message::FeaturesRequest => {
+                self.send(reply(Message::FeaturesReply(self.shared.switch.features())))
+                    .await
+            }
+            Message::BarrierRequest => {
+                let sw = Arc::clone(&self.shared.switch);
+                tokio::task::block_in_place(|| sw.barrier());
+                self.send(reply(Message::BarrierReply)).await;
+            }
+            Message::RoleRequest(r) => match self.role_request(r) {
+                Ok(m) => self.send(reply(Message::RoleReply(m))).await,
+                Err(code) => self.send_error(code, raw).await,
+            },
+            Message::GetAsyncRequest => {
+                let cfg = self.handle.state.lock().async_config;
+                self.send(reply(Message::GetAsyncReply(cfg))).await;
+            }
+            Message::SetAsync(cfg) => self.handle.state.lock().async_config = *cfg,
+            // Messages only a switch sends.
+            Message::Hello(_)
+            | Message::FeaturesReply(_)
+            | Message::GetConfigReply(_)
+            | Message::PacketIn(_)
+            | Message::FlowRemoved(_)
+            | Message::PortStatus(_)
+            | Message::MultipartReply(_)
+            | Message::BarrierReply
+            | Message::QueueGetConfigReply(_)
+            | Message::RoleReply(_)
+            | Message::GetAsyncReply(_) => {
+                self.send_error(ErrorCode::BadRequest(BadRequestCode::BadType), raw)
+                    .await;
+            }
+            body => {
+                let modifies = matches!(
+                    body,
+                    Message::FlowMod(_)
+                        | Message::GroupMod(_)
+                        | Message::PortMod(_)
+                        | Message::TableMod(_)
+                        | Message::MeterMod(_)
+                        | Message::PacketOut(_)
+                );
+                if modifies && self.handle.state.lock().role == ControllerRole::Slave {
+                    self.send_error(ErrorCode::BadRequest(BadRequestCode::IsSlave), raw)
+                        .await;
+                    return None;
+                }
+                let sw = Arc::clone(&self.shared.switch);
+                match tokio::task::block_in_place(|| sw.handle(body)) {
+                    Ok(replies) => {
+                        for r in replies {
+                            self.send(reply(r)).await;
+                        }
+                    }
+                    Err(code) => self.send_error(code, raw).await,
+                }
+            }
+        }
+        None
+    }
+
+    fn role_request(&self, r: &RoleMsg) -> Result<RoleMsg, ErrorCode> {
+        let mut generation = self.shared.generation.lock();
+        if r.role != ControllerRole::NoChange {
+            generation.check(r.role, r.generation_id)?;
+            if r.role == ControllerRole::Master {
+                // There is one master: the others become slaves.
+                for (id, c) in self.shared.conns.lock().iter() {
+                    if *id != self.id {
+                        let mut st = c.state.lock();
+                        if st.role == ControllerRole::Master {
+                            st.role = ControllerRole::Slave;
+                        }
+                    }
+                }
+            }
+            self.handle.state.lock().role = r.role;
+        }
+        Ok(RoleMsg {
+            role: self.handle.state.lock().role,
+            generation_id: generation.current(),
+        })
+    }
+}

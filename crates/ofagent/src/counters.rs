@@ -1,0 +1,30 @@
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// What the agent saw and did, for metrics. Bad input is counted by kind.
+#[derive(Debug, Default)]
+pub struct AgentCounters {
+    pub connections_accepted: AtomicU64,
+    pub connections_closed: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub messages_sent: AtomicU64,
+    /// Messages that failed to decode (malformed, truncated, bad version...).
+    pub malformed_messages: AtomicU64,
+    /// ERROR replies sent, for any reason.
+    pub errors_sent: AtomicU64,
+    /// Experimenter messages, actions, instructions or fields refused.
+    pub experimenter_refused: AtomicU64,
+    /// HELLOs with no common version.
+    pub version_mismatches: AtomicU64,
+    /// Connections closed by the inactivity probe.
+    pub probe_timeouts: AtomicU64,
+    pub packet_ins_sent: AtomicU64,
+    /// PACKET_INs dropped by the rate limit or a full connection queue.
+    pub packet_ins_dropped: AtomicU64,
+    pub async_dropped: AtomicU64,
+}
+
+impl AgentCounters {
+    pub(crate) fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Relaxed);
+    }
+}

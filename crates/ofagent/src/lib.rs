@@ -1,0 +1,115 @@
+//! The OpenFlow 1.3 agent: the protocol engine between controllers (os-ken,
+//! ONOS, ...) or tools (`ovs-ofctl -O OpenFlow13`) and the switch.
+//!
+//! The agent owns what is per connection or between connections: transports
+//! and reconnection, HELLO negotiation, ECHO and the inactivity probe, error
+//! replies to malformed input, controller roles and generation ids, async
+//! configuration, the filtering and rate limiting of asynchronous messages.
+//! What a message *means* to the switch (flow-mods, stats, packet-out...) is
+//! behind [`OfSwitch`], which ferroflowd implements over its pipeline.
+
+mod conn;
+mod counters;
+mod roles;
+mod target;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use counters::AgentCounters;
+use openflow::messages::{FlowRemoved, PacketIn, PortStatus, SwitchFeatures};
+use openflow::{ErrorCode, Message};
+pub use target::{Target, TargetError};
+
+/// The switch as the agent sees it.
+pub trait OfSwitch: Send + Sync + 'static {
+    fn features(&self) -> SwitchFeatures;
+
+    /// Handles every request the agent does not answer itself (flow, group,
+    /// meter, port and table mods, packet-out, multipart, switch config,
+    /// queue config). Returns the replies to send, in order (a multipart
+    /// reply may be several messages), or the error to answer with.
+    fn handle(&self, request: &Message) -> Result<Vec<Message>, ErrorCode>;
+
+    /// Returns once every change made by earlier requests is visible to every
+    /// packet (the BARRIER_REPLY promise).
+    fn barrier(&self);
+}
+
+/// Something the switch tells controllers without being asked.
+#[derive(Debug, Clone)]
+pub enum AsyncEvent {
+    PacketIn(PacketIn),
+    FlowRemoved(FlowRemoved),
+    PortStatus(PortStatus),
+}
+
+/// Agent settings; the defaults match Open vSwitch's.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Idle time after which an ECHO_REQUEST probes the peer; twice this
+    /// without any message closes the connection.
+    pub probe_interval: Duration,
+    /// Longest back-off between reconnection attempts to a controller.
+    pub max_backoff: Duration,
+    /// PACKET_INs per second per connection (a token bucket) and its burst.
+    pub packet_in_rate: u32,
+    pub packet_in_burst: u32,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            probe_interval: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(8),
+            packet_in_rate: 1000,
+            packet_in_burst: 100,
+        }
+    }
+}
+
+/// The running agent: connections come and go inside it.
+pub struct Agent {
+    shared: Arc<conn::Shared>,
+}
+
+impl Agent {
+    pub fn new(switch: Arc<dyn OfSwitch>, config: AgentConfig) -> Agent {
+        Agent {
+            shared: Arc::new(conn::Shared::new(switch, config)),
+        }
+    }
+
+    /// Accepts tool and controller connections on a passive target
+    /// (`ptcp:`, `punix:`). Binds before returning, so errors are immediate.
+    pub async fn listen(&self, target: &Target) -> Result<(), TargetError> {
+        conn::listen(Arc::clone(&self.shared), target).await
+    }
+
+    /// Keeps a connection to a controller (`tcp:`, `unix:`), reconnecting
+    /// with back-off.
+    pub fn connect(&self, target: Target) {
+        tokio::spawn(conn::keep_connected(Arc::clone(&self.shared), target));
+    }
+
+    /// Sends an event to every connection whose role and async configuration
+    /// ask for it. Never blocks: a connection that cannot take it drops it,
+    /// and the drop is counted.
+    pub fn publish(&self, event: &AsyncEvent) {
+        self.shared.publish(event);
+    }
+
+    /// Connections that completed the handshake, controllers and tools.
+    pub fn connections(&self) -> usize {
+        self.shared.connections()
+    }
+
+    /// Active controller connections (from `connect`) that are up.
+    pub fn controllers_connected(&self) -> usize {
+        self.shared.controllers_connected()
+    }
+
+    pub fn counters(&self) -> &AgentCounters {
+        &self.shared.counters
+    }
+}

@@ -1,0 +1,126 @@
+//! Per-worker counters that the control plane can read without locks.
+//!
+//! Each worker writes only its own array, with a relaxed load and a relaxed store (not a
+//! read-modify-write): on x86-64 and AArch64 both are plain moves, so counting costs what a
+//! plain `u64` increment costs and no cache line is shared between workers. The control
+//! plane reads with relaxed loads and sums. Two threads using the same worker index would
+//! lose increments (never memory safety); [`crate::WorkerContext`] makes that hard to do
+//! by accident.
+//!
+//! A block belongs to one compiled object (a table, the group set, the meter set) and is
+//! indexed by that object's slots, so a version that shares an unchanged table also shares
+//! its counters. When an object is replaced, the control plane folds its counts into the
+//! entries it describes (see [`Retired`]).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// Words of padding after each worker's array, so two workers' arrays never share a
+/// cache line.
+const PAD: usize = 8;
+
+/// `n` counters per worker.
+#[derive(Debug)]
+pub struct CounterBlock {
+    per_worker: Box<[Box<[AtomicU64]>]>,
+    len: usize,
+}
+
+impl CounterBlock {
+    pub fn new(workers: usize, len: usize) -> CounterBlock {
+        let per_worker = (0..workers.max(1))
+            .map(|_| {
+                (0..len + PAD)
+                    .map(|_| AtomicU64::new(0))
+                    .collect::<Box<[_]>>()
+            })
+            .collect();
+        CounterBlock { per_worker, len }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Single-writer increment by `worker`.
+    #[inline(always)]
+    pub fn add(&self, worker: usize, idx: usize, v: u64) {
+        if let Some(c) = self.per_worker.get(worker).and_then(|w| w.get(idx)) {
+            c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
+        }
+    }
+
+    /// The sum over workers.
+    pub fn sum(&self, idx: usize) -> u64 {
+        self.per_worker
+            .iter()
+            .map(|w| w[idx].load(Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+
+    /// Every counter summed over workers.
+    pub fn snapshot(&self) -> Box<[u64]> {
+        (0..self.len).map(|i| self.sum(i)).collect()
+    }
+
+    /// One worker's value (tests and per-worker metrics).
+    pub fn worker_value(&self, worker: usize, idx: usize) -> u64 {
+        self.per_worker[worker][idx].load(Relaxed)
+    }
+}
+
+/// Anything compiled that carries a counter block.
+pub trait Counted {
+    fn counters(&self) -> &CounterBlock;
+}
+
+/// A compiled object that has been replaced but may still be in use by workers running an
+/// older version. `folded` is what has already been added to the entries' totals; the rest
+/// (`current - folded`) is added on the next fold, and the object is dropped once no
+/// version refers to it any more, at which point its counts are final.
+#[derive(Debug)]
+pub struct Retired<T> {
+    pub obj: Arc<T>,
+    pub folded: Box<[u64]>,
+}
+
+impl<T: Counted> Retired<T> {
+    /// Retires `obj`, folding everything it has counted so far through `add(idx, count)`.
+    pub fn new(obj: Arc<T>, mut add: impl FnMut(&T, usize, u64)) -> Retired<T> {
+        let folded = obj.counters().snapshot();
+        for (i, &v) in folded.iter().enumerate() {
+            if v != 0 {
+                add(&obj, i, v);
+            }
+        }
+        Retired { obj, folded }
+    }
+
+    /// Folds what was counted since the last fold. Returns true when no version holds the
+    /// object any more (its counts are final and it can be dropped).
+    pub fn fold(&mut self, mut add: impl FnMut(&T, usize, u64)) -> bool {
+        // Checked before reading: if we are the only holder now, no worker can reach the
+        // object again, so the read below is final. Arc::get_mut synchronises with the
+        // other holders' drops.
+        let last = Arc::get_mut(&mut self.obj).is_some();
+        let block = self.obj.counters();
+        for i in 0..block.len() {
+            let now = block.sum(i);
+            let d = now.wrapping_sub(self.folded[i]);
+            if d != 0 {
+                add(&self.obj, i, d);
+                self.folded[i] = now;
+            }
+        }
+        last
+    }
+}
+
+/// Folds a list of retired objects, keeping those still held by a version.
+pub fn fold_all<T: Counted>(list: &mut Vec<Retired<T>>, mut add: impl FnMut(&T, usize, u64)) {
+    list.retain_mut(|r| !r.fold(&mut add));
+}

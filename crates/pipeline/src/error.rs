@@ -1,0 +1,164 @@
+//! The crate's one error type. Every refusal names the place that refused, and
+//! [`PipelineError::code`] gives the OpenFlow error the agent must answer with, so the
+//! agent never has to guess a code from a message string.
+
+use openflow::error::{
+    BadActionCode, BadInstructionCode, BadMatchCode, BadRequestCode, FlowModFailedCode,
+    GroupModFailedCode, MeterModFailedCode,
+};
+use openflow::ErrorCode;
+use packet::Field;
+
+/// Why a flow-mod, group-mod, meter-mod or packet-out was refused. The state is left as it
+/// was before the request in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PipelineError {
+    /// The match carries an experimenter (non-basic) OXM.
+    #[error("experimenter OXM in match")]
+    MatchExperimenter,
+    /// A basic OXM broke a per-field rule (mask on an unmaskable field, value bits beyond
+    /// the field, value bits outside the mask).
+    #[error("invalid match field: {0:?}")]
+    MatchField(BadMatchCode),
+    /// A field is matched without the eth_type/ip_proto/... it depends on.
+    #[error("match prerequisite missing")]
+    MatchPrerequisite,
+    /// An experimenter action.
+    #[error("experimenter action")]
+    ActionExperimenter,
+    /// SET_FIELD with an experimenter OXM.
+    #[error("experimenter set-field")]
+    SetFieldExperimenter,
+    /// SET_FIELD on a field actions may not write (in_port, metadata, ipv6_exthdr...).
+    #[error("field {0:?} cannot be set")]
+    SetFieldNotSettable(Field),
+    /// SET_FIELD value with bits beyond the field.
+    #[error("set-field value out of range for {0:?}")]
+    SetFieldValue(Field),
+    /// SET_FIELD whose prerequisites the match (and the pushes before it) do not ensure.
+    #[error("set-field of {0:?} without its prerequisites")]
+    SetFieldPrerequisite(Field),
+    /// OUTPUT to port 0, OFPP_ANY, an unknown reserved port, or TABLE outside packet-out.
+    #[error("invalid output port {0:#x}")]
+    BadOutPort(u32),
+    /// GROUP action naming a group that does not exist.
+    #[error("unknown group {0} in action")]
+    BadOutGroup(u32),
+    /// A push/pop action with an ethertype the spec does not allow for it.
+    #[error("bad ethertype {0:#06x} for push")]
+    BadPushEthertype(u16),
+    /// An experimenter instruction.
+    #[error("experimenter instruction")]
+    InstructionExperimenter,
+    /// The same instruction type twice in one flow-mod.
+    #[error("duplicate instruction")]
+    DuplicateInstruction,
+    /// GOTO_TABLE to this table or an earlier one.
+    #[error("goto_table {to} from table {from} does not go forward")]
+    GotoBackward { from: u8, to: u8 },
+    /// GOTO_TABLE past the last table.
+    #[error("goto_table {0} beyond the last table")]
+    GotoBeyondLast(u8),
+    /// METER instruction naming a meter that does not exist.
+    #[error("unknown meter {0} in instruction")]
+    UnknownMeterInInstruction(u32),
+    /// FLOW_MOD for a table that does not exist (or OFPTT_ALL where not allowed).
+    #[error("bad table id {0}")]
+    BadTableId(u8),
+    /// ADD with CHECK_OVERLAP found an overlapping entry of the same priority.
+    #[error("overlapping entry")]
+    Overlap,
+    /// The table holds as many entries as it may.
+    #[error("table {0} full")]
+    TableFull(u8),
+    /// GROUP_MOD ADD of a group that exists.
+    #[error("group {0} exists")]
+    GroupExists(u32),
+    /// GROUP_MOD MODIFY of a group that does not exist.
+    #[error("unknown group {0}")]
+    UnknownGroup(u32),
+    /// A group id above OFPG_MAX (or ALL/ANY) where a real group is needed.
+    #[error("invalid group id {0:#x}")]
+    InvalidGroupId(u32),
+    /// The group would forward to itself through its buckets.
+    #[error("group chaining loop through {0}")]
+    GroupLoop(u32),
+    /// DELETE of a group that another group forwards to.
+    #[error("group {0} is chained from another group")]
+    ChainedGroup(u32),
+    /// A bucket is not allowed for the group type (weight outside SELECT, several buckets
+    /// in INDIRECT).
+    #[error("bad bucket")]
+    BadBucket,
+    /// FAST_FAILOVER bucket without a watch port or group.
+    #[error("bad watch")]
+    BadWatch,
+    /// METER_MOD ADD of a meter that exists.
+    #[error("meter {0} exists")]
+    MeterExists(u32),
+    /// METER_MOD MODIFY/DELETE of a meter that does not exist.
+    #[error("unknown meter {0}")]
+    UnknownMeter(u32),
+    /// Meter id 0, or above OFPM_MAX and not a virtual meter we keep.
+    #[error("invalid meter id {0:#x}")]
+    InvalidMeter(u32),
+    /// Meter flags neither KBPS nor PKTPS, or both.
+    #[error("bad meter flags")]
+    BadMeterFlags,
+    /// A meter band of an unsupported type (experimenter) or none at all.
+    #[error("bad meter band")]
+    BadMeterBand,
+    /// A band rate of zero.
+    #[error("bad meter rate")]
+    BadMeterRate,
+    /// PACKET_OUT with an in_port that is not a port or CONTROLLER/LOCAL.
+    #[error("bad packet-out in_port {0:#x}")]
+    BadInPort(u32),
+}
+
+impl PipelineError {
+    /// The OpenFlow error to answer with.
+    pub fn code(self) -> ErrorCode {
+        use PipelineError::*;
+        match self {
+            MatchExperimenter => ErrorCode::BadMatch(BadMatchCode::BadField),
+            MatchField(c) => ErrorCode::BadMatch(c),
+            MatchPrerequisite => ErrorCode::BadMatch(BadMatchCode::BadPrereq),
+            ActionExperimenter => ErrorCode::BadAction(BadActionCode::BadExperimenter),
+            SetFieldExperimenter | SetFieldNotSettable(_) => {
+                ErrorCode::BadAction(BadActionCode::BadSetType)
+            }
+            SetFieldValue(_) => ErrorCode::BadAction(BadActionCode::BadSetArgument),
+            SetFieldPrerequisite(_) => ErrorCode::BadAction(BadActionCode::MatchInconsistent),
+            BadOutPort(_) => ErrorCode::BadAction(BadActionCode::BadOutPort),
+            BadOutGroup(_) => ErrorCode::BadAction(BadActionCode::BadOutGroup),
+            BadPushEthertype(_) => ErrorCode::BadAction(BadActionCode::BadArgument),
+            InstructionExperimenter => {
+                ErrorCode::BadInstruction(BadInstructionCode::BadExperimenter)
+            }
+            DuplicateInstruction => ErrorCode::BadInstruction(BadInstructionCode::UnsupInst),
+            GotoBackward { .. } | GotoBeyondLast(_) => {
+                ErrorCode::BadInstruction(BadInstructionCode::BadTableId)
+            }
+            UnknownMeterInInstruction(_) | UnknownMeter(_) => {
+                ErrorCode::MeterModFailed(MeterModFailedCode::UnknownMeter)
+            }
+            BadTableId(_) => ErrorCode::FlowModFailed(FlowModFailedCode::BadTableId),
+            Overlap => ErrorCode::FlowModFailed(FlowModFailedCode::Overlap),
+            TableFull(_) => ErrorCode::FlowModFailed(FlowModFailedCode::TableFull),
+            GroupExists(_) => ErrorCode::GroupModFailed(GroupModFailedCode::GroupExists),
+            UnknownGroup(_) => ErrorCode::GroupModFailed(GroupModFailedCode::UnknownGroup),
+            InvalidGroupId(_) => ErrorCode::GroupModFailed(GroupModFailedCode::InvalidGroup),
+            GroupLoop(_) => ErrorCode::GroupModFailed(GroupModFailedCode::Loop),
+            ChainedGroup(_) => ErrorCode::GroupModFailed(GroupModFailedCode::ChainedGroup),
+            BadBucket => ErrorCode::GroupModFailed(GroupModFailedCode::BadBucket),
+            BadWatch => ErrorCode::GroupModFailed(GroupModFailedCode::BadWatch),
+            MeterExists(_) => ErrorCode::MeterModFailed(MeterModFailedCode::MeterExists),
+            InvalidMeter(_) => ErrorCode::MeterModFailed(MeterModFailedCode::InvalidMeter),
+            BadMeterFlags => ErrorCode::MeterModFailed(MeterModFailedCode::BadFlags),
+            BadMeterBand => ErrorCode::MeterModFailed(MeterModFailedCode::BadBand),
+            BadMeterRate => ErrorCode::MeterModFailed(MeterModFailedCode::BadRate),
+            BadInPort(_) => ErrorCode::BadRequest(BadRequestCode::BadPort),
+        }
+    }
+}

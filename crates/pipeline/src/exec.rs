@@ -1,0 +1,678 @@
+//! The OpenFlow 1.3 multi-table walk over one pipeline version.
+//!
+//! Outputs are not sent while the walk runs: an output is recorded as pending and emitted
+//! to the [`Sink`] either just before the next edit of the packet ([`Emit::Snapshot`]: the
+//! datapath must copy the packet as it is now) or when the walk ends ([`Emit::Final`]: the
+//! packet will not change any more, so the datapath can share one buffer between all final
+//! outputs by reference count and send the original to the last). A packet that is output
+//! and never edited afterwards is therefore never copied.
+//!
+//! Nothing here allocates, locks or performs an atomic read-modify-write per packet, except
+//! packet-in (a copy of the frame into the queue, on the slow path by definition).
+
+use arrayvec::ArrayVec;
+use openflow::consts::{
+    OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
+};
+use openflow::messages::PacketInReason;
+use packet::{EditError, Field, FlowKey, Layers, PacketBuf};
+
+use crate::flow::{Action, ActionSet};
+use crate::meter::{remark_dscp, MeterVerdict};
+use crate::normal::{Form, Normal};
+use crate::packet_in::PacketInRecord;
+use crate::pipeline::{Pipeline, WorkerContext};
+use crate::table::MissPolicy;
+
+/// How the datapath must treat a packet handed to [`Sink::output`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emit {
+    /// The packet will be edited after this call: copy it now.
+    Snapshot,
+    /// The packet is final: share the buffer (or send the original to the last output).
+    Final,
+}
+
+/// What the datapath provides to the walk.
+pub trait Sink<P: PacketBuf> {
+    /// Send `pkt` (as it is now) to `port` (a port number, or OFPP_LOCAL), on `queue` if a
+    /// set-queue action chose one.
+    fn output(&mut self, port: u32, queue: Option<u32>, pkt: &P, emit: Emit);
+    /// A deep copy for group buckets (ALL, and groups in apply-actions, run on copies).
+    /// `None` (no buffer) skips the bucket.
+    fn clone_packet(&mut self, pkt: &P) -> Option<P>;
+    /// Called for every table entry the packet hits (tracing, tests); free when not used.
+    #[inline(always)]
+    fn table_hit(&mut self, _table_id: u8, _uid: u64) {}
+}
+
+/// A summary of what happened to one packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Calls made to [`Sink::output`].
+    pub outputs: u32,
+    /// Packet-in records queued (or dropped for a full queue).
+    pub packet_ins: u32,
+    /// Tables looked up.
+    pub lookups: u32,
+    /// A meter band dropped the packet.
+    pub meter_drop: bool,
+    /// A TTL decrement found TTL 0 or 1: the packet went to the controller, not out.
+    pub invalid_ttl: bool,
+    /// Actions that could not apply to this packet (pop of an absent tag, set-field of an
+    /// absent header...): skipped, as the spec leaves them undefined.
+    pub action_errors: u32,
+}
+
+/// Pending outputs kept before they must be emitted as snapshots.
+const PENDING: usize = 16;
+/// Nesting limit for group chains and packet-out TABLE (group loops are refused at
+/// group-mod time; this only bounds the walk whatever happens).
+const MAX_DEPTH: u8 = 16;
+
+#[derive(Clone, Copy)]
+struct Pending {
+    port: u32,
+    queue: Option<u32>,
+}
+
+/// Outputs recorded against one packet buffer.
+struct Outs {
+    pending: ArrayVec<Pending, PENDING>,
+    queue: Option<u32>,
+}
+
+impl Outs {
+    fn new(queue: Option<u32>) -> Outs {
+        Outs {
+            pending: ArrayVec::new(),
+            queue,
+        }
+    }
+}
+
+/// Walk-wide state: who to tell, and which entry is acting (for packet-in).
+struct Cx<'c, S> {
+    ctx: &'c mut WorkerContext,
+    sink: &'c mut S,
+    verdict: Verdict,
+    table_id: u8,
+    cookie: u64,
+    table_miss: bool,
+    depth: u8,
+    packet_out: bool,
+}
+
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Pipeline {
+    /// Runs `pkt` (whose key is `key`, as [`packet::extract`] made it with in_port set)
+    /// through the tables from table 0. `key` follows every edit; on return it describes the
+    /// packet as it was last edited.
+    pub fn process<P: PacketBuf, S: Sink<P>>(
+        &self,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        ctx: &mut WorkerContext,
+        sink: &mut S,
+    ) -> Verdict {
+        let mut cx = Cx {
+            ctx,
+            sink,
+            verdict: Verdict::default(),
+            table_id: 0,
+            cookie: u64::MAX,
+            table_miss: false,
+            depth: 0,
+            packet_out: false,
+        };
+        self.walk(0, pkt, key, &mut cx, Emit::Final);
+        cx.verdict
+    }
+
+    /// PACKET_OUT: runs `actions` on the packet; an output to OFPP_TABLE runs the pipeline
+    /// from table 0 (`key`'s in_port is the packet-out's in_port).
+    pub fn packet_out<P: PacketBuf, S: Sink<P>>(
+        &self,
+        actions: &[Action],
+        pkt: &mut P,
+        key: &mut FlowKey,
+        ctx: &mut WorkerContext,
+        sink: &mut S,
+    ) -> Verdict {
+        let mut cx = Cx {
+            ctx,
+            sink,
+            verdict: Verdict::default(),
+            table_id: 0xff,
+            cookie: u64::MAX,
+            table_miss: false,
+            depth: 0,
+            packet_out: true,
+        };
+        let mut outs = Outs::new(None);
+        for a in actions {
+            if self.action(a, pkt, key, &mut cx, &mut outs, false) == Flow::Stop {
+                break;
+            }
+        }
+        self.flush(&mut outs, pkt, key, &mut cx, Emit::Final);
+        cx.verdict
+    }
+
+    fn walk<P: PacketBuf, S: Sink<P>>(
+        &self,
+        start: usize,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        last_emit: Emit,
+    ) {
+        let mut outs = Outs::new(None);
+        let mut set = ActionSet::default();
+        // Whether the set may hold anything: most walks never write one, and comparing
+        // against an empty set costs more than this flag.
+        let mut set_used = false;
+        let worker = cx.ctx.worker;
+        let mut t = start;
+        let run_set = loop {
+            let Some(table) = self.tables.get(t) else {
+                break false;
+            };
+            cx.verdict.lookups += 1;
+            let li = table.lookups_idx();
+            table.counters.add(worker, li, 1);
+            let Some(slot) = table.classifier.lookup(&key.words) else {
+                cx.table_id = t as u8;
+                cx.cookie = u64::MAX;
+                match table.miss {
+                    MissPolicy::Drop => break false,
+                    MissPolicy::Controller { max_len } => {
+                        self.packet_in(pkt, key, cx, PacketInReason::NoMatch, max_len);
+                        break false;
+                    }
+                    MissPolicy::GotoNext => {
+                        t += 1;
+                        continue;
+                    }
+                    MissPolicy::Normal => {
+                        self.normal(pkt, key, cx, &mut outs);
+                        break false;
+                    }
+                }
+            };
+            let slot = slot as usize;
+            let len = pkt.data().len() as u64;
+            table.counters.add(worker, li + 1, 1);
+            table.counters.add(worker, 2 * slot, 1);
+            table.counters.add(worker, 2 * slot + 1, len);
+            let rule = &table.rules[slot];
+            cx.sink.table_hit(t as u8, rule.uid);
+            cx.table_id = t as u8;
+            cx.cookie = rule.cookie;
+            cx.table_miss = rule.table_miss;
+            let insts = &*rule.insts;
+            if let Some(m) = insts.meter {
+                if self.meter(m, pkt, key, cx, &mut outs) == Flow::Stop {
+                    break false;
+                }
+            }
+            if let Some(apply) = &insts.apply {
+                let mut stop = false;
+                for a in apply.iter() {
+                    if self.action(a, pkt, key, cx, &mut outs, false) == Flow::Stop {
+                        stop = true;
+                        break;
+                    }
+                }
+                if stop {
+                    break false;
+                }
+            }
+            if insts.clear && set_used {
+                set = ActionSet::default();
+                set_used = false;
+            }
+            if let Some(w) = &insts.write {
+                set.merge(&w.set);
+                set_used = true;
+            }
+            if let Some((value, mask)) = insts.metadata {
+                key.set_metadata((key.metadata() & !mask) | (value & mask));
+            }
+            match insts.goto {
+                Some(next) => t = usize::from(next),
+                None => break true,
+            }
+        };
+        if run_set && set_used {
+            for a in set.ordered() {
+                if self.action(&a, pkt, key, cx, &mut outs, true) == Flow::Stop {
+                    break;
+                }
+            }
+        }
+        self.flush(&mut outs, pkt, key, cx, last_emit);
+    }
+
+    /// Emits pending outputs.
+    fn flush<P: PacketBuf, S: Sink<P>>(
+        &self,
+        outs: &mut Outs,
+        pkt: &P,
+        key: &FlowKey,
+        cx: &mut Cx<'_, S>,
+        emit: Emit,
+    ) {
+        let in_port = key.in_port();
+        for p in outs.pending.drain(..) {
+            match p.port {
+                OFPP_IN_PORT => {
+                    cx.sink.output(in_port, p.queue, pkt, emit);
+                    cx.verdict.outputs += 1;
+                }
+                OFPP_ALL | OFPP_FLOOD => {
+                    let flood = p.port == OFPP_FLOOD;
+                    for info in self.ports.iter() {
+                        if info.port_no == in_port
+                            || !info.forwards()
+                            || (flood && (info.no_flood || !info.live))
+                        {
+                            continue;
+                        }
+                        cx.sink.output(info.port_no, p.queue, pkt, emit);
+                        cx.verdict.outputs += 1;
+                    }
+                }
+                port => {
+                    // Sending back out of the ingress port needs OFPP_IN_PORT (spec 4.5).
+                    if port == in_port || self.ports.get(port).is_some_and(|i| !i.forwards()) {
+                        continue;
+                    }
+                    cx.sink.output(port, p.queue, pkt, emit);
+                    cx.verdict.outputs += 1;
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn before_edit<P: PacketBuf, S: Sink<P>>(
+        &self,
+        outs: &mut Outs,
+        pkt: &P,
+        key: &FlowKey,
+        cx: &mut Cx<'_, S>,
+    ) {
+        if !outs.pending.is_empty() {
+            self.flush(outs, pkt, key, cx, Emit::Snapshot);
+        }
+    }
+
+    fn edit_result<S>(&self, r: Result<(), EditError>, cx: &mut Cx<'_, S>) {
+        if r.is_err() {
+            cx.verdict.action_errors += 1;
+        }
+    }
+
+    /// Runs one action. `in_place`: a group may use the packet itself for its last bucket
+    /// (true only for the action set, after which nothing else happens to the packet).
+    fn action<P: PacketBuf, S: Sink<P>>(
+        &self,
+        a: &Action,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        outs: &mut Outs,
+        in_place: bool,
+    ) -> Flow {
+        match *a {
+            Action::Output { port, max_len } => match port {
+                OFPP_CONTROLLER => {
+                    let reason = if cx.table_miss {
+                        PacketInReason::NoMatch
+                    } else {
+                        PacketInReason::Action
+                    };
+                    self.packet_in(pkt, key, cx, reason, max_len);
+                }
+                OFPP_NORMAL => self.normal(pkt, key, cx, outs),
+                OFPP_TABLE => {
+                    if cx.packet_out && cx.depth < MAX_DEPTH {
+                        self.before_edit(outs, pkt, key, cx);
+                        cx.depth += 1;
+                        let saved = (cx.table_id, cx.cookie, cx.table_miss, cx.packet_out);
+                        cx.packet_out = false;
+                        self.walk(0, pkt, key, cx, Emit::Snapshot);
+                        (cx.table_id, cx.cookie, cx.table_miss, cx.packet_out) = saved;
+                        cx.depth -= 1;
+                    } else {
+                        cx.verdict.action_errors += 1;
+                    }
+                }
+                _ => {
+                    if outs.pending.is_full() {
+                        self.flush(outs, pkt, key, cx, Emit::Snapshot);
+                    }
+                    outs.pending.push(Pending {
+                        port,
+                        queue: outs.queue,
+                    });
+                }
+            },
+            Action::SetQueue(q) => outs.queue = Some(q),
+            Action::Group(g) => return self.group(g, pkt, key, cx, outs, in_place),
+            Action::SetField { field, value } => {
+                self.before_edit(outs, pkt, key, cx);
+                let r = packet::set_field(pkt, key, field, value);
+                self.edit_result(r, cx);
+            }
+            Action::PushVlan(t) => {
+                self.before_edit(outs, pkt, key, cx);
+                let r = packet::push_vlan(pkt, key, t);
+                self.edit_result(r, cx);
+            }
+            Action::PopVlan => {
+                self.before_edit(outs, pkt, key, cx);
+                let r = packet::pop_vlan(pkt, key);
+                self.edit_result(r, cx);
+            }
+            Action::PushMpls(t) => {
+                self.before_edit(outs, pkt, key, cx);
+                let r = packet::push_mpls(pkt, key, t);
+                self.edit_result(r, cx);
+            }
+            Action::PopMpls(t) => {
+                self.before_edit(outs, pkt, key, cx);
+                let r = packet::pop_mpls(pkt, key, t);
+                self.edit_result(r, cx);
+            }
+            Action::PushPbb(t) => {
+                self.before_edit(outs, pkt, key, cx);
+                let r = packet::push_pbb(pkt, key, t);
+                self.edit_result(r, cx);
+            }
+            Action::PopPbb => {
+                self.before_edit(outs, pkt, key, cx);
+                let r = packet::pop_pbb(pkt, key);
+                self.edit_result(r, cx);
+            }
+            Action::SetMplsTtl(ttl) => {
+                self.before_edit(outs, pkt, key, cx);
+                let r = packet::set_mpls_ttl(pkt, key, ttl);
+                self.edit_result(r, cx);
+            }
+            Action::SetNwTtl(ttl) => {
+                self.before_edit(outs, pkt, key, cx);
+                let r = packet::set_nw_ttl(pkt, key, ttl);
+                self.edit_result(r, cx);
+            }
+            Action::DecMplsTtl | Action::DecNwTtl => {
+                self.before_edit(outs, pkt, key, cx);
+                let r = if *a == Action::DecNwTtl {
+                    packet::dec_nw_ttl(pkt, key)
+                } else {
+                    packet::dec_mpls_ttl(pkt, key)
+                };
+                if r == Err(EditError::InvalidTtl) {
+                    cx.verdict.invalid_ttl = true;
+                    self.packet_in(pkt, key, cx, PacketInReason::InvalidTtl, OFPCML_NO_BUFFER);
+                    return Flow::Stop;
+                }
+                self.edit_result(r, cx);
+            }
+            Action::CopyTtlOut => {
+                self.before_edit(outs, pkt, key, cx);
+                let r = packet::copy_ttl_out(pkt, key);
+                self.edit_result(r, cx);
+            }
+            Action::CopyTtlIn => {
+                self.before_edit(outs, pkt, key, cx);
+                let r = packet::copy_ttl_in(pkt, key);
+                self.edit_result(r, cx);
+            }
+        }
+        Flow::Continue
+    }
+
+    fn group<P: PacketBuf, S: Sink<P>>(
+        &self,
+        id: u32,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        outs: &mut Outs,
+        in_place: bool,
+    ) -> Flow {
+        let Some(g) = self.groups.get(id) else {
+            cx.verdict.action_errors += 1;
+            return Flow::Continue;
+        };
+        if cx.depth >= MAX_DEPTH {
+            cx.verdict.action_errors += 1;
+            return Flow::Continue;
+        }
+        let worker = cx.ctx.worker;
+        let len = pkt.data().len() as u64;
+        self.groups.count(worker, g, None, len);
+        let chosen = g.chosen(&key.words);
+        let last = chosen.end.saturating_sub(1);
+        cx.depth += 1;
+        for b in chosen {
+            self.groups.count(worker, g, Some(b), len);
+            let actions = &g.buckets[b].actions;
+            if in_place && b == last {
+                for a in actions.iter() {
+                    if self.action(a, pkt, key, cx, outs, true) == Flow::Stop {
+                        break;
+                    }
+                }
+            } else {
+                let Some(mut copy) = cx.sink.clone_packet(pkt) else {
+                    cx.verdict.action_errors += 1;
+                    continue;
+                };
+                let mut k = *key;
+                let mut o = Outs::new(outs.queue);
+                for a in actions.iter() {
+                    if self.action(a, &mut copy, &mut k, cx, &mut o, true) == Flow::Stop {
+                        break;
+                    }
+                }
+                self.flush(&mut o, &copy, &k, cx, Emit::Final);
+            }
+        }
+        cx.depth -= 1;
+        Flow::Continue
+    }
+
+    fn meter<P: PacketBuf, S: Sink<P>>(
+        &self,
+        id: u32,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        outs: &mut Outs,
+    ) -> Flow {
+        let Some(m) = self.meters.get(id) else {
+            return Flow::Continue;
+        };
+        let v = self
+            .meters
+            .apply(cx.ctx.worker, m, pkt.data().len() as u64, cx.ctx.now_ns);
+        match v {
+            MeterVerdict::Pass => Flow::Continue,
+            MeterVerdict::Drop => {
+                cx.verdict.meter_drop = true;
+                Flow::Stop
+            }
+            MeterVerdict::Remark(levels) => {
+                if key.layers.intersects(Layers::IPV4 | Layers::IPV6) {
+                    let dscp = key.get(Field::IpDscp) as u8;
+                    let new = remark_dscp(dscp, levels);
+                    if new != dscp {
+                        self.before_edit(outs, pkt, key, cx);
+                        let r = packet::set_field(pkt, key, Field::IpDscp, u128::from(new));
+                        self.edit_result(r, cx);
+                    }
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    fn packet_in<P: PacketBuf, S>(
+        &self,
+        pkt: &P,
+        key: &FlowKey,
+        cx: &mut Cx<'_, S>,
+        reason: PacketInReason,
+        max_len: u16,
+    ) {
+        let in_port = key.in_port();
+        if self.ports.get(in_port).is_some_and(|p| {
+            p.config
+                .contains(openflow::consts::PortConfig::NO_PACKET_IN)
+        }) {
+            return;
+        }
+        let data = pkt.data();
+        let n = if max_len == OFPCML_NO_BUFFER {
+            data.len()
+        } else {
+            data.len().min(usize::from(max_len))
+        };
+        let rec = PacketInRecord {
+            reason,
+            table_id: cx.table_id,
+            cookie: cx.cookie,
+            in_port,
+            in_phy_port: key.get(Field::InPhyPort) as u32,
+            metadata: key.metadata(),
+            tunnel_id: key.tunnel_id(),
+            total_len: data.len().min(usize::from(u16::MAX)) as u16,
+            data: data[..n].to_vec(),
+        };
+        cx.ctx.packet_in.push(rec);
+        cx.verdict.packet_ins += 1;
+    }
+
+    /// OFPP_NORMAL: learns, then outputs each port in the form (tagged or not) its VLAN
+    /// policy wants, re-tagging the packet between forms and restoring it afterwards.
+    fn normal<P: PacketBuf, S: Sink<P>>(
+        &self,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        outs: &mut Outs,
+    ) {
+        let n = Normal {
+            mac: &self.mac,
+            ports: &self.ports,
+        };
+        let Some(plan) = n.plan(key, cx.ctx.now_secs) else {
+            return;
+        };
+        let in_port = key.in_port();
+        let mut others: [bool; 2] = [false; 2];
+        let forms: [Form; 2] = [None, Some(plan.vlan)];
+        n.for_each_output(&plan, in_port, |port, form| {
+            if form == plan.current {
+                if outs.pending.is_full() {
+                    self.flush(outs, pkt, key, cx, Emit::Snapshot);
+                }
+                outs.pending.push(Pending {
+                    port,
+                    queue: outs.queue,
+                });
+            } else {
+                others[usize::from(form.is_some())] = true;
+            }
+        });
+        for (i, form) in forms.into_iter().enumerate() {
+            if !others[i] {
+                continue;
+            }
+            self.before_edit(outs, pkt, key, cx);
+            let restore = retag(pkt, key, plan.current, form);
+            n.for_each_output(&plan, in_port, |port, f| {
+                if f == form {
+                    if outs.pending.is_full() {
+                        self.flush(outs, pkt, key, cx, Emit::Snapshot);
+                    }
+                    outs.pending.push(Pending {
+                        port,
+                        queue: outs.queue,
+                    });
+                }
+            });
+            self.before_edit(outs, pkt, key, cx);
+            restore_tag(pkt, key, restore);
+        }
+    }
+}
+
+/// How to undo [`retag`].
+enum Restore {
+    Nothing,
+    Pop,
+    Push { tpid: u16, tci: u16 },
+    SetVid(u16),
+}
+
+fn retag<P: PacketBuf>(pkt: &mut P, key: &mut FlowKey, current: Form, want: Form) -> Restore {
+    let vid_field = |v: u16| u128::from(v | packet::OFPVID_PRESENT);
+    match (current, want) {
+        (None, Some(v)) => {
+            if packet::push_vlan(pkt, key, 0x8100).is_err() {
+                return Restore::Nothing;
+            }
+            let _ = packet::set_field(pkt, key, Field::VlanVid, vid_field(v));
+            Restore::Pop
+        }
+        (Some(_), None) => {
+            let d = pkt.data();
+            if d.len() < 16 {
+                return Restore::Nothing;
+            }
+            let tpid = u16::from_be_bytes([d[12], d[13]]);
+            let tci = u16::from_be_bytes([d[14], d[15]]);
+            if packet::pop_vlan(pkt, key).is_err() {
+                return Restore::Nothing;
+            }
+            Restore::Push { tpid, tci }
+        }
+        (Some(old), Some(v)) => {
+            let _ = packet::set_field(pkt, key, Field::VlanVid, vid_field(v));
+            Restore::SetVid(old)
+        }
+        (None, None) => Restore::Nothing,
+    }
+}
+
+fn restore_tag<P: PacketBuf>(pkt: &mut P, key: &mut FlowKey, r: Restore) {
+    match r {
+        Restore::Nothing => {}
+        Restore::Pop => {
+            let _ = packet::pop_vlan(pkt, key);
+        }
+        Restore::Push { tpid, tci } => {
+            if packet::push_vlan(pkt, key, tpid).is_ok() {
+                let _ = packet::set_field(
+                    pkt,
+                    key,
+                    Field::VlanVid,
+                    u128::from((tci & 0x0fff) | 0x1000),
+                );
+                let _ = packet::set_field(pkt, key, Field::VlanPcp, u128::from(tci >> 13));
+            }
+        }
+        Restore::SetVid(v) => {
+            let _ = packet::set_field(pkt, key, Field::VlanVid, u128::from(v | 0x1000));
+        }
+    }
+}

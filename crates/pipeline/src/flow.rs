@@ -1,0 +1,429 @@
+//! The pipeline's own representation of flow entries: matches as masked key words (what
+//! the classifier compares), actions with packet-crate fields, instructions with the
+//! write-actions already folded into an [`ActionSet`] delta. The OpenFlow wire types are
+//! converted into these once, in [`crate::ofconv`], and never looked at on the fast path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrayvec::ArrayVec;
+use openflow::consts::{OFPG_ANY, OFPP_ANY};
+use packet::{Field, FlowKey, FLOW_KEY_WORDS};
+
+pub use openflow::consts::FlowModFlags as FlowFlags;
+
+/// Key words, the unit the classifier hashes and compares.
+pub type Words = [u64; FLOW_KEY_WORDS];
+
+/// One field of a match as the controller gave it, kept so dumps and FLOW_REMOVED can
+/// give back the fields that were asked for (several fields share key bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatchField {
+    pub field: Field,
+    pub value: u128,
+    /// `None`: exact.
+    pub mask: Option<u128>,
+}
+
+/// A match: `key & mask == value` on every word. The value is stored already masked, so
+/// two matches are the same exactly when their words are.
+#[derive(Clone, Debug)]
+pub struct Match {
+    pub value: Words,
+    pub mask: Words,
+    fields: Box<[MatchField]>,
+}
+
+impl PartialEq for Match {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value && self.mask == other.mask
+    }
+}
+impl Eq for Match {}
+
+impl std::hash::Hash for Match {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.value.hash(state);
+        self.mask.hash(state);
+    }
+}
+
+impl Default for Match {
+    fn default() -> Self {
+        Match::any()
+    }
+}
+
+impl Match {
+    /// Matches every packet (the table-miss match).
+    pub fn any() -> Match {
+        Match {
+            value: [0; FLOW_KEY_WORDS],
+            mask: [0; FLOW_KEY_WORDS],
+            fields: Box::new([]),
+        }
+    }
+
+    /// Builds a match from fields without checking prerequisites (tests and the profile
+    /// compiler; OpenFlow input goes through [`crate::ofconv::convert_match`]). Values and
+    /// masks are cut to the field width.
+    pub fn from_fields(fields: &[MatchField]) -> Match {
+        let mut value = FlowKey::default();
+        let mut mask = FlowKey::default();
+        for f in fields {
+            let m = f.mask.unwrap_or(u128::MAX) & f.field.value_mask();
+            mask.or_mask(f.field, m);
+            let mut v = FlowKey::default();
+            v.set(f.field, f.value & m);
+            for (w, vw) in value.words.iter_mut().zip(v.words) {
+                *w |= vw;
+            }
+        }
+        let mut out = Match {
+            value: value.words,
+            mask: mask.words,
+            fields: fields.into(),
+        };
+        for (v, m) in out.value.iter_mut().zip(out.mask) {
+            *v &= m;
+        }
+        out
+    }
+
+    /// Shorthand: exact fields.
+    pub fn exact(fields: &[(Field, u128)]) -> Match {
+        let f: Vec<MatchField> = fields
+            .iter()
+            .map(|&(field, value)| MatchField {
+                field,
+                value,
+                mask: None,
+            })
+            .collect();
+        Match::from_fields(&f)
+    }
+
+    pub fn fields(&self) -> &[MatchField] {
+        &self.fields
+    }
+
+    /// True when the match wildcards everything.
+    pub fn is_any(&self) -> bool {
+        self.mask.iter().all(|&m| m == 0)
+    }
+
+    #[inline]
+    pub fn matches(&self, key: &Words) -> bool {
+        let mut diff = 0u64;
+        for ((k, m), v) in key.iter().zip(&self.mask).zip(&self.value) {
+            diff |= (k & m) ^ v;
+        }
+        diff == 0
+    }
+
+    /// Non-strict flow-mod semantics: every packet `other` matches, `self` matches too
+    /// (`self` is at most as specific as `other` and agrees where it looks).
+    pub fn covers(&self, other: &Match) -> bool {
+        (0..FLOW_KEY_WORDS).all(|i| {
+            self.mask[i] & !other.mask[i] == 0
+                && (other.value[i] ^ self.value[i]) & self.mask[i] == 0
+        })
+    }
+
+    /// Some packet matches both (CHECK_OVERLAP).
+    pub fn overlaps(&self, other: &Match) -> bool {
+        (0..FLOW_KEY_WORDS)
+            .all(|i| (self.value[i] ^ other.value[i]) & self.mask[i] & other.mask[i] == 0)
+    }
+
+    /// The exact value this match requires of `field`, if it matches it exactly.
+    pub fn exact_value(&self, field: Field) -> Option<u128> {
+        let m = FlowKey {
+            words: self.mask,
+            ..Default::default()
+        };
+        let full = field.value_mask();
+        if m.get(field) != full {
+            return None;
+        }
+        let v = FlowKey {
+            words: self.value,
+            ..Default::default()
+        };
+        Some(v.get(field))
+    }
+}
+
+/// An action as the pipeline executes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// `max_len` matters only for CONTROLLER.
+    Output {
+        port: u32,
+        max_len: u16,
+    },
+    Group(u32),
+    SetQueue(u32),
+    SetField {
+        field: Field,
+        value: u128,
+    },
+    PushVlan(u16),
+    PopVlan,
+    PushMpls(u16),
+    PopMpls(u16),
+    PushPbb(u16),
+    PopPbb,
+    SetMplsTtl(u8),
+    DecMplsTtl,
+    SetNwTtl(u8),
+    DecNwTtl,
+    CopyTtlOut,
+    CopyTtlIn,
+}
+
+impl Action {
+    pub fn output(port: u32) -> Action {
+        Action::Output {
+            port,
+            max_len: openflow::consts::OFPCML_NO_BUFFER,
+        }
+    }
+}
+
+/// The write-actions of an entry, and the action set a packet carries: at most one action
+/// of each type (one set-field per field), executed in the spec's fixed order by
+/// [`ActionSet::ordered`]. Fixed-size so a packet's set lives on the stack.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ActionSet {
+    pub copy_ttl_in: bool,
+    pub pop_vlan: bool,
+    pub pop_pbb: bool,
+    pub pop_mpls: Option<u16>,
+    pub push_mpls: Option<u16>,
+    pub push_pbb: Option<u16>,
+    pub push_vlan: Option<u16>,
+    pub copy_ttl_out: bool,
+    pub dec_mpls_ttl: bool,
+    pub dec_nw_ttl: bool,
+    pub set_mpls_ttl: Option<u8>,
+    pub set_nw_ttl: Option<u8>,
+    /// Set-fields in the order their field first entered the set.
+    pub set_fields: ArrayVec<(Field, u128), 40>,
+    pub set_queue: Option<u32>,
+    pub group: Option<u32>,
+    /// (port, max_len).
+    pub output: Option<(u32, u16)>,
+}
+
+impl ActionSet {
+    pub fn is_empty(&self) -> bool {
+        *self == ActionSet::default()
+    }
+
+    /// Adds one action, replacing the action of the same type (spec 5.10).
+    pub fn write(&mut self, a: &Action) {
+        match *a {
+            Action::Output { port, max_len } => self.output = Some((port, max_len)),
+            Action::Group(g) => self.group = Some(g),
+            Action::SetQueue(q) => self.set_queue = Some(q),
+            Action::SetField { field, value } => {
+                if let Some(e) = self.set_fields.iter_mut().find(|e| e.0 == field) {
+                    e.1 = value;
+                } else {
+                    self.set_fields.push((field, value));
+                }
+            }
+            Action::PushVlan(t) => self.push_vlan = Some(t),
+            Action::PopVlan => self.pop_vlan = true,
+            Action::PushMpls(t) => self.push_mpls = Some(t),
+            Action::PopMpls(t) => self.pop_mpls = Some(t),
+            Action::PushPbb(t) => self.push_pbb = Some(t),
+            Action::PopPbb => self.pop_pbb = true,
+            Action::SetMplsTtl(t) => self.set_mpls_ttl = Some(t),
+            Action::DecMplsTtl => self.dec_mpls_ttl = true,
+            Action::SetNwTtl(t) => self.set_nw_ttl = Some(t),
+            Action::DecNwTtl => self.dec_nw_ttl = true,
+            Action::CopyTtlOut => self.copy_ttl_out = true,
+            Action::CopyTtlIn => self.copy_ttl_in = true,
+        }
+    }
+
+    /// Merges an entry's write-actions into the packet's set.
+    #[inline]
+    pub fn merge(&mut self, w: &ActionSet) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if w.$f.is_some() { self.$f = w.$f; } )* };
+        }
+        macro_rules! flag {
+            ($($f:ident),*) => { $( self.$f |= w.$f; )* };
+        }
+        flag!(
+            copy_ttl_in,
+            pop_vlan,
+            pop_pbb,
+            copy_ttl_out,
+            dec_mpls_ttl,
+            dec_nw_ttl
+        );
+        take!(
+            pop_mpls,
+            push_mpls,
+            push_pbb,
+            push_vlan,
+            set_mpls_ttl,
+            set_nw_ttl,
+            set_queue,
+            group,
+            output
+        );
+        for &(field, value) in &w.set_fields {
+            if let Some(e) = self.set_fields.iter_mut().find(|e| e.0 == field) {
+                e.1 = value;
+            } else {
+                self.set_fields.push((field, value));
+            }
+        }
+    }
+
+    /// The set as actions in execution order (spec 5.10): copy TTL in, pops, push MPLS,
+    /// push PBB, push VLAN, copy TTL out, decrement TTL, set (fields and TTLs), QoS, group,
+    /// and output only when there is no group.
+    pub fn ordered(&self) -> impl Iterator<Item = Action> + '_ {
+        let head = [
+            self.copy_ttl_in.then_some(Action::CopyTtlIn),
+            self.pop_vlan.then_some(Action::PopVlan),
+            self.pop_pbb.then_some(Action::PopPbb),
+            self.pop_mpls.map(Action::PopMpls),
+            self.push_mpls.map(Action::PushMpls),
+            self.push_pbb.map(Action::PushPbb),
+            self.push_vlan.map(Action::PushVlan),
+            self.copy_ttl_out.then_some(Action::CopyTtlOut),
+            self.dec_mpls_ttl.then_some(Action::DecMplsTtl),
+            self.dec_nw_ttl.then_some(Action::DecNwTtl),
+            self.set_mpls_ttl.map(Action::SetMplsTtl),
+            self.set_nw_ttl.map(Action::SetNwTtl),
+        ];
+        let tail = [
+            self.set_queue.map(Action::SetQueue),
+            self.group.map(Action::Group),
+            if self.group.is_none() {
+                self.output
+                    .map(|(port, max_len)| Action::Output { port, max_len })
+            } else {
+                None
+            },
+        ];
+        head.into_iter()
+            .flatten()
+            .chain(
+                self.set_fields
+                    .iter()
+                    .map(|&(field, value)| Action::SetField { field, value }),
+            )
+            .chain(tail.into_iter().flatten())
+    }
+}
+
+/// Write-actions: the list as given (for dumps and out_port filters) and the set it
+/// makes (what packets merge).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteActions {
+    pub list: Box<[Action]>,
+    pub set: ActionSet,
+}
+
+/// The instructions of an entry, in the order the spec executes them: meter,
+/// apply-actions, clear-actions, write-actions, write-metadata, goto-table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Instructions {
+    pub meter: Option<u32>,
+    pub apply: Option<Box<[Action]>>,
+    pub clear: bool,
+    pub write: Option<WriteActions>,
+    /// (value, mask).
+    pub metadata: Option<(u64, u64)>,
+    pub goto: Option<u8>,
+}
+
+impl Instructions {
+    /// Apply-actions only (the common "actions=..." of ovs-ofctl).
+    pub fn apply(actions: Vec<Action>) -> Instructions {
+        Instructions {
+            apply: Some(actions.into()),
+            ..Default::default()
+        }
+    }
+
+    fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.apply
+            .iter()
+            .flat_map(|a| a.iter())
+            .chain(self.write.iter().flat_map(|w| w.list.iter()))
+    }
+
+    /// The out_port filter of flow-mod deletes and stats: an output action to `port`.
+    pub fn outputs_to(&self, port: u32) -> bool {
+        port == OFPP_ANY
+            || self
+                .actions()
+                .any(|a| matches!(a, Action::Output { port: p, .. } if *p == port))
+    }
+
+    /// The out_group filter: a group action to `group`.
+    pub fn uses_group(&self, group: u32) -> bool {
+        group == OFPG_ANY
+            || self
+                .actions()
+                .any(|a| matches!(a, Action::Group(g) if *g == group))
+    }
+
+    pub fn uses_meter(&self, meter: u32) -> bool {
+        self.meter == Some(meter)
+    }
+}
+
+/// What the flow-mod said about an entry, plus its counters carried across versions.
+#[derive(Clone, Debug)]
+pub struct FlowEntry {
+    /// Identity across versions and the tie-break between overlapping entries of one
+    /// priority: a larger uid was added later and wins. A replacing ADD takes a new uid.
+    pub uid: u64,
+    pub priority: u16,
+    pub match_: Match,
+    pub instructions: Arc<Instructions>,
+    pub cookie: u64,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub flags: FlowFlags,
+    /// When it was added (control-plane clock).
+    pub created: Duration,
+    /// Packets and bytes counted against compiled versions that are gone.
+    pub(crate) base_packets: u64,
+    pub(crate) base_bytes: u64,
+    /// Last time the control plane saw the packet count move (idle timeout).
+    pub(crate) last_used: Duration,
+    pub(crate) last_seen_packets: u64,
+    /// Where the entry sits in the table's current compiled version.
+    pub(crate) slot: u32,
+}
+
+impl FlowEntry {
+    /// Total order used by every classifier: priority first, then the later addition.
+    #[inline]
+    pub fn rank(&self) -> u64 {
+        rank(self.priority, self.uid)
+    }
+
+    /// A table-miss entry: priority 0 and wildcard-all. Its CONTROLLER output reports
+    /// reason NO_MATCH.
+    pub fn is_table_miss(&self) -> bool {
+        self.priority == 0 && self.match_.is_any()
+    }
+}
+
+/// Priority in the top 16 bits, uid below: unique, so "best" is a plain max.
+#[inline]
+pub fn rank(priority: u16, uid: u64) -> u64 {
+    (u64::from(priority) << 48) | (uid & ((1 << 48) - 1))
+}

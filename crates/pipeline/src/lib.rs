@@ -1,0 +1,41 @@
+//! Ferroflow's OpenFlow 1.3 pipeline: flow tables with flow-mod semantics, their
+//! compilation into per-table lookup structures, groups, meters, and the multi-table walk
+//! workers run on every packet.
+//!
+//! The control plane owns a [`FlowTables`]; it applies flow-mods, group-mods, meter-mods
+//! and port changes, then [`FlowTables::publish`]es a new immutable [`Pipeline`] version
+//! with one atomic pointer swap. Workers load the current version once per burst through a
+//! [`PipelineHandle`] and call [`Pipeline::process`] per packet with their own
+//! [`WorkerContext`] and a [`Sink`] that sends outputs. See the crate README for the design.
+
+#![forbid(unsafe_code)]
+
+pub mod counters;
+pub mod error;
+pub mod exec;
+pub mod flow;
+pub mod group;
+pub mod lookup;
+pub mod meter;
+pub mod normal;
+pub mod ofconv;
+pub mod packet_in;
+pub mod pipeline;
+pub mod port;
+pub mod table;
+
+pub use error::PipelineError;
+pub use exec::{Emit, Sink, Verdict};
+pub use flow::{
+    Action, ActionSet, FlowEntry, FlowFlags, Instructions, Match, MatchField, WriteActions,
+};
+pub use group::{Bucket, GroupCounts, GroupModReq, GroupType};
+pub use lookup::Strategy;
+pub use meter::MeterCounts;
+pub use packet_in::{PacketInQueue, PacketInRecord};
+pub use pipeline::{
+    FlowCounts, FlowModReq, FlowTables, Pipeline, PipelineConfig, PipelineHandle, TableCounts,
+    WorkerContext,
+};
+pub use port::{PortInfo, PortSet};
+pub use table::{CompiledTable, MissPolicy, RemovedFlow, RemovedReason};

@@ -1,0 +1,119 @@
+//! Compiled classifiers: each returns, for a key, the slot of the entry a linear scan would
+//! return (highest [`crate::flow::rank`], i.e. highest priority, ties to the later
+//! addition), or `None`.
+//!
+//! One of five shapes is picked per table version by [`Classifier::build`]:
+//! - [`empty`]: no entry looks at the key (none at all, or only wildcard-all entries);
+//! - [`linear`]: a handful of entries, scanned in rank order;
+//! - [`exact`]: every entry shares one mask (plus wildcard-all entries below them): one
+//!   hash probe;
+//! - [`tuple`]: tuple-space search, one hash table per distinct mask, probed in order of
+//!   their best rank with early exit;
+//! - [`prefix`]: tries over IPv4 addresses that let tuple-space search skip subtables whose
+//!   prefix cannot match, as OVS does.
+
+pub mod empty;
+pub mod exact;
+pub mod linear;
+pub mod prefix;
+pub mod subtable;
+pub mod tuple;
+
+use crate::flow::Words;
+
+/// One entry as the classifier builder sees it; its slot is its index in the slice.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleSpec<'a> {
+    pub value: &'a Words,
+    pub mask: &'a Words,
+    pub rank: u64,
+}
+
+/// Which structure to build. Anything but `Auto` is for tests and benchmarks; every forced
+/// choice is valid for every table (an "exact" request on a table with several masks falls
+/// back to tuple-space search).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Strategy {
+    #[default]
+    Auto,
+    Linear,
+    Exact,
+    Tuple,
+    /// Tuple-space search with prefix tries on every IPv4 address field that has prefix
+    /// subtables, whatever their size.
+    TupleWithTries,
+}
+
+/// Tables up to this size are scanned linearly under `Auto`.
+pub const LINEAR_MAX: usize = 4;
+
+/// One per table version; the variants stay inline (no box) to save a pointer chase per
+/// lookup.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Classifier {
+    Empty(empty::Empty),
+    Linear(linear::Linear),
+    Exact(exact::Exact),
+    Tuple(tuple::Tuple),
+}
+
+impl Classifier {
+    pub fn build(rules: &[RuleSpec<'_>], strategy: Strategy) -> Classifier {
+        let nonzero = |r: &RuleSpec<'_>| r.mask.iter().any(|&m| m != 0);
+        match strategy {
+            Strategy::Linear => return Classifier::Linear(linear::Linear::build(rules)),
+            Strategy::Tuple => return Classifier::Tuple(tuple::Tuple::build(rules, false)),
+            Strategy::TupleWithTries => return Classifier::Tuple(tuple::Tuple::build(rules, true)),
+            Strategy::Exact | Strategy::Auto => {}
+        }
+        if !rules.iter().any(nonzero) {
+            return Classifier::Empty(empty::Empty::build(rules));
+        }
+        if strategy == Strategy::Auto && rules.len() <= LINEAR_MAX {
+            return Classifier::Linear(linear::Linear::build(rules));
+        }
+        if let Some(e) = exact::Exact::try_build(rules) {
+            return Classifier::Exact(e);
+        }
+        Classifier::Tuple(tuple::Tuple::build(rules, false))
+    }
+
+    #[inline]
+    pub fn lookup(&self, key: &Words) -> Option<u32> {
+        match self {
+            Classifier::Empty(c) => c.lookup(),
+            Classifier::Linear(c) => c.lookup(key),
+            Classifier::Exact(c) => c.lookup(key),
+            Classifier::Tuple(c) => c.lookup(key),
+        }
+    }
+
+    /// The structure's name, for logs, metrics and benchmark labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Classifier::Empty(_) => "empty",
+            Classifier::Linear(_) => "linear",
+            Classifier::Exact(_) => "exact",
+            Classifier::Tuple(t) if t.has_tries() => "tuple+prefix",
+            Classifier::Tuple(_) => "tuple",
+        }
+    }
+}
+
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// Hash of masked key words: a folded multiply per word (foldhash's mixer). The masked
+/// words are computed once per subtable probe and hashed once.
+#[inline(always)]
+pub(crate) fn hash_words(ws: &[u64]) -> u64 {
+    let mut h: u64 = 0x243f_6a88_85a3_08d3;
+    for &w in ws {
+        h = fold_mul(h ^ w, 0x9e37_79b9_7f4a_7c15);
+    }
+    fold_mul(h, 0xff51_afd7_ed55_8ccd)
+}

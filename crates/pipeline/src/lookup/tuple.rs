@@ -1,0 +1,111 @@
+//! Tuple-space search: one [`Subtable`] per distinct mask, probed from the subtable with the
+//! best entry down, stopping as soon as the best match found outranks everything the
+//! remaining subtables hold. Ranks are unique, so the answer is exactly the linear scan's.
+
+use arrayvec::ArrayVec;
+use hashbrown::HashMap;
+
+use super::prefix::{prefix_len, PrefixTrie, TRIE_FIELDS};
+use super::subtable::Subtable;
+use super::RuleSpec;
+use crate::flow::Words;
+
+#[derive(Debug)]
+pub struct Tuple {
+    subs: Box<[Subtable]>,
+    tries: ArrayVec<PrefixTrie, 2>,
+}
+
+/// Under `Auto`, a trie is built for a field when at least this many subtables with a
+/// prefix mask on it hold more than one row (single-row subtables are a direct compare,
+/// cheaper than a trie walk).
+const TRIE_MIN_HASHED_SUBTABLES: usize = 2;
+
+impl Tuple {
+    pub fn build(rules: &[RuleSpec<'_>], force_tries: bool) -> Tuple {
+        let mut by_mask: HashMap<&Words, Vec<u32>> = HashMap::new();
+        let mut order: Vec<&Words> = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            by_mask
+                .entry(r.mask)
+                .or_insert_with(|| {
+                    order.push(r.mask);
+                    Vec::new()
+                })
+                .push(i as u32);
+        }
+        let mut subs: Vec<Subtable> = order
+            .iter()
+            .map(|m| Subtable::build(m, rules, &by_mask[*m]))
+            .collect();
+        subs.sort_by_key(|s| std::cmp::Reverse(s.max_rank));
+
+        let mut tries = ArrayVec::new();
+        for field in TRIE_FIELDS {
+            let mut trie = PrefixTrie::new(field);
+            let plen_of = |s: &Subtable| prefix_len(trie.field_bits(s.mask()));
+            let hashed = subs
+                .iter()
+                .filter(|s| s.rows() > 1 && plen_of(s).is_some())
+                .count();
+            let any = subs.iter().any(|s| plen_of(s).is_some());
+            if !any || (!force_tries && hashed < TRIE_MIN_HASHED_SUBTABLES) {
+                continue;
+            }
+            let t = tries.len() as u8;
+            for s in subs.iter_mut() {
+                let Some(plen) = prefix_len(trie.field_bits(s.mask())) else {
+                    continue;
+                };
+                for r in 0..s.rows() {
+                    let v = trie.field_bits(&s.row_words(r));
+                    trie.insert(v, plen);
+                }
+                // A subtable prunable by two fields keeps the first trie only.
+                if s.prefix.is_none() {
+                    s.prefix = Some((t, plen));
+                }
+            }
+            tries.push(trie);
+        }
+        Tuple {
+            subs: subs.into(),
+            tries,
+        }
+    }
+
+    pub fn has_tries(&self) -> bool {
+        !self.tries.is_empty()
+    }
+
+    pub fn subtables(&self) -> usize {
+        self.subs.len()
+    }
+
+    #[inline]
+    pub fn lookup(&self, key: &Words) -> Option<u32> {
+        let mut best: Option<(u32, u64)> = None;
+        // Trie walks are done on first need only.
+        let mut lens: [Option<u64>; 2] = [None, None];
+        for s in self.subs.iter() {
+            if let Some((_, r)) = best {
+                if r > s.max_rank {
+                    break;
+                }
+            }
+            if let Some((t, plen)) = s.prefix {
+                let t = usize::from(t);
+                let l = *lens[t].get_or_insert_with(|| self.tries[t].lengths(key));
+                if l & (1u64 << plen) == 0 {
+                    continue;
+                }
+            }
+            if let Some((slot, rank)) = s.find(key) {
+                if best.is_none_or(|(_, r)| rank > r) {
+                    best = Some((slot, rank));
+                }
+            }
+        }
+        best.map(|b| b.0)
+    }
+}

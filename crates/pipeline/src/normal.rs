@@ -1,0 +1,89 @@
+//! OFPP_NORMAL: the built-in VLAN-aware learning switch, on [`mac_learning::MacTable`]
+//! (shared by every worker and every pipeline version, so publishing flows never forgets
+//! addresses) and each port's [`mac_learning::VlanPolicy`].
+
+use mac_learning::{is_group, Egress, MacTable};
+use packet::{Field, FlowKey, Layers};
+
+use crate::port::PortSet;
+
+/// How a frame must look on the wire: untagged, or tagged with this VID.
+pub type Form = Option<u16>;
+
+/// Where NORMAL sends a frame.
+#[derive(Debug)]
+pub struct NormalPlan {
+    /// The frame's VLAN inside the switch.
+    pub vlan: u16,
+    /// How the frame looks now.
+    pub current: Form,
+    /// Flood (unknown, broadcast or multicast destination) or the one learned port.
+    pub known: Option<u32>,
+}
+
+#[derive(Debug)]
+pub struct Normal<'a> {
+    pub mac: &'a MacTable,
+    pub ports: &'a PortSet,
+}
+
+impl Normal<'_> {
+    /// Learns the source and decides the destination; `None`: the ingress port does not
+    /// accept the frame's VLAN.
+    pub fn plan(&self, key: &FlowKey, now_secs: u32) -> Option<NormalPlan> {
+        let in_port = key.in_port();
+        let current: Form = key
+            .layers
+            .contains(Layers::VLAN)
+            .then(|| key.vlan_vid() & 0x0fff);
+        let vlan = match self.ports.get(in_port) {
+            Some(p) => p.vlan.ingress(current)?,
+            None => current.unwrap_or(0),
+        };
+        let src = key.get(Field::EthSrc) as u64;
+        let dst = key.get(Field::EthDst) as u64;
+        if !is_group(src) {
+            self.mac.learn(vlan, src, in_port, now_secs);
+        }
+        let known = if is_group(dst) {
+            None
+        } else {
+            self.mac.lookup(vlan, dst, now_secs)
+        };
+        Some(NormalPlan {
+            vlan,
+            current,
+            known,
+        })
+    }
+
+    /// Calls `f(port, form)` for every port the plan sends to.
+    pub fn for_each_output(&self, plan: &NormalPlan, in_port: u32, mut f: impl FnMut(u32, Form)) {
+        let form = |e: Egress| match e {
+            Egress::Untagged => None,
+            Egress::Tagged(v) => Some(v),
+        };
+        match plan.known {
+            Some(p) if p == in_port => {}
+            Some(p) => match self.ports.get(p) {
+                Some(info) if info.forwards() => {
+                    if let Some(e) = info.vlan.egress(plan.vlan) {
+                        f(p, form(e));
+                    }
+                }
+                Some(_) => {}
+                None => f(p, plan.current),
+            },
+            None => {
+                for info in self.ports.iter() {
+                    if info.port_no == in_port || !info.forwards() || info.no_flood || !info.live {
+                        continue;
+                    }
+                    if let Some(e) = info.vlan.egress(plan.vlan) {
+                        f(info.port_no, form(e));
+                    }
+                }
+            }
+        }
+    }
+}

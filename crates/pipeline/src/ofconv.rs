@@ -1,0 +1,541 @@
+//! Conversion between the OpenFlow codec's types and the pipeline's, with the refusals the
+//! spec asks for. Everything a flow-mod can get wrong is found here, before any state
+//! changes, so a refused request leaves the tables as they were.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openflow::consts::{
+    OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL, OFPP_MAX, OFPP_NORMAL,
+    OFPP_TABLE, OFPTT_ALL,
+};
+use openflow::messages::{FlowMod, FlowModCommand, FlowRemoved, FlowRemovedReason, GroupMod};
+use openflow::multipart::{FlowStats, GroupDesc};
+use openflow::oxm::BasicOxm;
+use openflow::{
+    Action as OfAction, Instruction as OfInstruction, Match as OfMatch, OxmField, OxmTlv,
+    Prerequisite,
+};
+use packet::Field;
+
+use crate::error::PipelineError;
+use crate::flow::{Action, ActionSet, FlowFlags, Instructions, Match, MatchField, WriteActions};
+use crate::group::{Bucket, GroupEntry, GroupModReq};
+use crate::pipeline::{FlowCounts, FlowModReq, FlowTables};
+use crate::table::{RemovedFlow, RemovedReason};
+
+fn field_of(f: OxmField) -> Field {
+    Field::from_oxm(f.raw()).expect("the 40 basic OXM fields are the 40 key fields")
+}
+
+fn oxm_of(f: Field) -> OxmField {
+    OxmField::from_raw(f.oxm_field()).expect("the 40 key fields are the 40 basic OXM fields")
+}
+
+/// An OFPMT_OXM match: per-field rules (BAD_MASK, BAD_VALUE, BAD_WILDCARDS), experimenter
+/// fields (BAD_FIELD) and prerequisites (BAD_PREREQ).
+pub fn convert_match(m: &OfMatch) -> Result<Match, PipelineError> {
+    let mut fields = Vec::with_capacity(m.fields.len());
+    for tlv in &m.fields {
+        let OxmTlv::Basic(b) = tlv else {
+            return Err(PipelineError::MatchExperimenter);
+        };
+        b.validate().map_err(PipelineError::MatchField)?;
+        fields.push(MatchField {
+            field: field_of(b.field()),
+            value: b.value(),
+            mask: b.mask(),
+        });
+    }
+    m.check_prerequisites()
+        .map_err(|_| PipelineError::MatchPrerequisite)?;
+    Ok(Match::from_fields(&fields))
+}
+
+/// What is known, along an action list, about the fields set-field prerequisites look at.
+#[derive(Clone, Copy, Debug)]
+struct Known {
+    eth_type: Option<u128>,
+    ip_proto: Option<u128>,
+    icmpv6_type: Option<u128>,
+    /// After a pop of MPLS or PBB the payload is whatever the controller says it is: the
+    /// switch cannot tell, so it stops checking.
+    anything: bool,
+}
+
+impl Known {
+    fn from_match(m: &Match) -> Known {
+        Known {
+            eth_type: m.exact_value(Field::EthType),
+            ip_proto: m.exact_value(Field::IpProto),
+            icmpv6_type: m.exact_value(Field::Icmpv6Type),
+            anything: false,
+        }
+    }
+
+    fn lenient() -> Known {
+        Known {
+            eth_type: None,
+            ip_proto: None,
+            icmpv6_type: None,
+            anything: true,
+        }
+    }
+
+    fn check(&self, field: Field) -> Result<(), PipelineError> {
+        if self.anything {
+            return Ok(());
+        }
+        let ok = match oxm_of(field).prerequisite() {
+            Prerequisite::Exact { field: pf, values } => {
+                let known = match pf {
+                    OxmField::EthType => self.eth_type,
+                    OxmField::IpProto => self.ip_proto,
+                    OxmField::Icmpv6Type => self.icmpv6_type,
+                    _ => return Ok(()),
+                };
+                known.is_some_and(|v| values.contains(&v))
+            }
+            _ => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(PipelineError::SetFieldPrerequisite(field))
+        }
+    }
+
+    /// Checks `a` and records what it changes.
+    fn step(&mut self, a: &Action) -> Result<(), PipelineError> {
+        match *a {
+            Action::SetField { field, value } => {
+                self.check(field)?;
+                match field {
+                    Field::EthType => self.eth_type = Some(value),
+                    Field::IpProto => self.ip_proto = Some(value),
+                    Field::Icmpv6Type => self.icmpv6_type = Some(value),
+                    _ => {}
+                }
+            }
+            Action::PushMpls(t) => {
+                *self = Known {
+                    eth_type: Some(t.into()),
+                    ip_proto: None,
+                    icmpv6_type: None,
+                    anything: false,
+                }
+            }
+            Action::PushPbb(t) => {
+                *self = Known {
+                    eth_type: Some(t.into()),
+                    ip_proto: None,
+                    icmpv6_type: None,
+                    anything: false,
+                }
+            }
+            Action::PopMpls(_) | Action::PopPbb => *self = Known::lenient(),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Where an action list is used: it decides which output ports and group references
+/// are valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionUse {
+    /// A flow entry: groups must exist.
+    Flow,
+    /// A group bucket: group references are checked by the group-mod (loops, self).
+    Bucket,
+    /// PACKET_OUT: OFPP_TABLE is allowed.
+    PacketOut,
+}
+
+/// One action, without prerequisite checks (see [`convert_actions`]).
+pub fn convert_action(
+    a: &OfAction,
+    tables: &FlowTables,
+    usage: ActionUse,
+) -> Result<Action, PipelineError> {
+    Ok(match a {
+        OfAction::Output { port, max_len } => {
+            let ok = match *port {
+                0 => false,
+                p if p <= OFPP_MAX => true,
+                OFPP_IN_PORT | OFPP_NORMAL | OFPP_FLOOD | OFPP_ALL | OFPP_CONTROLLER
+                | OFPP_LOCAL => true,
+                OFPP_TABLE => usage == ActionUse::PacketOut,
+                _ => false,
+            };
+            if !ok {
+                return Err(PipelineError::BadOutPort(*port));
+            }
+            Action::Output {
+                port: *port,
+                max_len: *max_len,
+            }
+        }
+        OfAction::Group(g) => {
+            if usage != ActionUse::Bucket && !tables.group_exists(*g) {
+                return Err(PipelineError::BadOutGroup(*g));
+            }
+            Action::Group(*g)
+        }
+        OfAction::SetQueue(q) => Action::SetQueue(*q),
+        OfAction::SetField(tlv) => {
+            let OxmTlv::Basic(b) = tlv else {
+                return Err(PipelineError::SetFieldExperimenter);
+            };
+            let field = field_of(b.field());
+            if matches!(
+                field,
+                Field::InPort | Field::InPhyPort | Field::Metadata | Field::Ipv6Exthdr
+            ) {
+                return Err(PipelineError::SetFieldNotSettable(field));
+            }
+            if b.value() & !field.value_mask() != 0 {
+                return Err(PipelineError::SetFieldValue(field));
+            }
+            Action::SetField {
+                field,
+                value: b.value(),
+            }
+        }
+        OfAction::PushVlan(t) => {
+            if *t != 0x8100 && *t != 0x88a8 {
+                return Err(PipelineError::BadPushEthertype(*t));
+            }
+            Action::PushVlan(*t)
+        }
+        OfAction::PopVlan => Action::PopVlan,
+        OfAction::PushMpls(t) => {
+            if *t != 0x8847 && *t != 0x8848 {
+                return Err(PipelineError::BadPushEthertype(*t));
+            }
+            Action::PushMpls(*t)
+        }
+        OfAction::PopMpls(t) => Action::PopMpls(*t),
+        OfAction::PushPbb(t) => {
+            if *t != 0x88e7 {
+                return Err(PipelineError::BadPushEthertype(*t));
+            }
+            Action::PushPbb(*t)
+        }
+        OfAction::PopPbb => Action::PopPbb,
+        OfAction::SetMplsTtl(t) => Action::SetMplsTtl(*t),
+        OfAction::DecMplsTtl => Action::DecMplsTtl,
+        OfAction::SetNwTtl(t) => Action::SetNwTtl(*t),
+        OfAction::DecNwTtl => Action::DecNwTtl,
+        OfAction::CopyTtlOut => Action::CopyTtlOut,
+        OfAction::CopyTtlIn => Action::CopyTtlIn,
+        OfAction::Experimenter { .. } => return Err(PipelineError::ActionExperimenter),
+    })
+}
+
+/// A list of actions executed in order (apply-actions, buckets, packet-out).
+pub fn convert_actions(
+    actions: &[OfAction],
+    tables: &FlowTables,
+    usage: ActionUse,
+) -> Result<Vec<Action>, PipelineError> {
+    actions
+        .iter()
+        .map(|a| convert_action(a, tables, usage))
+        .collect()
+}
+
+fn convert_instructions(
+    insts: &[OfInstruction],
+    table_id: u8,
+    m: &Match,
+    tables: &FlowTables,
+) -> Result<Instructions, PipelineError> {
+    let mut out = Instructions::default();
+    let mut seen = 0u32;
+    let mut known = Known::from_match(m);
+    // Instructions run in the spec's order whatever order they were given in.
+    let mut sorted: Vec<&OfInstruction> = insts.iter().collect();
+    sorted.sort_by_key(|i| match i {
+        OfInstruction::Meter(_) => 0,
+        OfInstruction::ApplyActions(_) => 1,
+        OfInstruction::ClearActions => 2,
+        OfInstruction::WriteActions(_) => 3,
+        OfInstruction::WriteMetadata { .. } => 4,
+        OfInstruction::GotoTable(_) => 5,
+        OfInstruction::Experimenter { .. } => 6,
+    });
+    for inst in sorted {
+        let bit = 1u32 << (inst.instruction_type().raw() & 31);
+        if seen & bit != 0 {
+            return Err(PipelineError::DuplicateInstruction);
+        }
+        seen |= bit;
+        match inst {
+            OfInstruction::GotoTable(g) => {
+                if *g >= tables.n_tables() {
+                    return Err(PipelineError::GotoBeyondLast(*g));
+                }
+                if table_id != OFPTT_ALL && *g <= table_id {
+                    return Err(PipelineError::GotoBackward {
+                        from: table_id,
+                        to: *g,
+                    });
+                }
+                out.goto = Some(*g);
+            }
+            OfInstruction::WriteMetadata { metadata, mask } => {
+                out.metadata = Some((*metadata, *mask))
+            }
+            OfInstruction::WriteActions(list) => {
+                let list = convert_actions(list, tables, ActionUse::Flow)?;
+                let mut set = ActionSet::default();
+                for a in &list {
+                    set.write(a);
+                }
+                let mut k = known;
+                for a in set.ordered() {
+                    k.step(&a)?;
+                }
+                out.write = Some(WriteActions {
+                    list: list.into(),
+                    set,
+                });
+            }
+            OfInstruction::ApplyActions(list) => {
+                let list = convert_actions(list, tables, ActionUse::Flow)?;
+                for a in &list {
+                    known.step(a)?;
+                }
+                out.apply = Some(list.into());
+            }
+            OfInstruction::ClearActions => out.clear = true,
+            OfInstruction::Meter(id) => {
+                if !tables.meter_exists(*id) {
+                    return Err(PipelineError::UnknownMeterInInstruction(*id));
+                }
+                out.meter = Some(*id);
+            }
+            OfInstruction::Experimenter { .. } => {
+                return Err(PipelineError::InstructionExperimenter)
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// FLOW_MOD: table id, then match, then instructions (DELETE ignores instructions).
+pub fn convert_flow_mod(fm: &FlowMod, tables: &FlowTables) -> Result<FlowModReq, PipelineError> {
+    let n = tables.n_tables();
+    let is_add = fm.command == FlowModCommand::Add;
+    if fm.table_id >= n && (is_add || fm.table_id != OFPTT_ALL) {
+        return Err(PipelineError::BadTableId(fm.table_id));
+    }
+    let match_ = convert_match(&fm.match_)?;
+    let instructions = match fm.command {
+        FlowModCommand::Delete | FlowModCommand::DeleteStrict => Instructions::default(),
+        _ => convert_instructions(&fm.instructions, fm.table_id, &match_, tables)?,
+    };
+    Ok(FlowModReq {
+        command: fm.command,
+        table_id: fm.table_id,
+        priority: fm.priority,
+        match_,
+        instructions: Arc::new(instructions),
+        cookie: fm.cookie,
+        cookie_mask: if is_add { 0 } else { fm.cookie_mask },
+        idle_timeout: fm.idle_timeout,
+        hard_timeout: fm.hard_timeout,
+        flags: fm.flags,
+        out_port: fm.out_port,
+        out_group: fm.out_group,
+    })
+}
+
+/// GROUP_MOD: bucket actions; group existence, loops and bucket rules are the group
+/// table's to check.
+pub fn convert_group_mod(gm: &GroupMod, tables: &FlowTables) -> Result<GroupModReq, PipelineError> {
+    let mut buckets = Vec::with_capacity(gm.buckets.len());
+    for b in &gm.buckets {
+        buckets.push(Bucket {
+            weight: b.weight,
+            watch_port: b.watch_port,
+            watch_group: b.watch_group,
+            actions: convert_actions(&b.actions, tables, ActionUse::Bucket)?.into(),
+        });
+    }
+    Ok(GroupModReq {
+        command: gm.command,
+        kind: gm.group_type,
+        group_id: gm.group_id,
+        buckets,
+    })
+}
+
+/// PACKET_OUT's actions; `in_port` must be a port number, CONTROLLER or LOCAL.
+pub fn convert_packet_out(
+    in_port: u32,
+    actions: &[OfAction],
+    tables: &FlowTables,
+) -> Result<Vec<Action>, PipelineError> {
+    if in_port == 0 || (in_port > OFPP_MAX && in_port != OFPP_CONTROLLER && in_port != OFPP_LOCAL) {
+        return Err(PipelineError::BadInPort(in_port));
+    }
+    convert_actions(actions, tables, ActionUse::PacketOut)
+}
+
+// ---- back to the wire -----------------------------------------------------------------
+
+pub fn match_to_of(m: &Match) -> OfMatch {
+    let fields = m
+        .fields()
+        .iter()
+        .filter_map(|f| {
+            let of = oxm_of(f.field);
+            let b = match f.mask {
+                Some(mask) => BasicOxm::masked(of, f.value & mask, mask),
+                None => BasicOxm::new(of, f.value),
+            }?;
+            Some(OxmTlv::Basic(b))
+        })
+        .collect();
+    OfMatch::new(fields)
+}
+
+pub fn action_to_of(a: &Action) -> OfAction {
+    match *a {
+        Action::Output { port, max_len } => OfAction::Output { port, max_len },
+        Action::Group(g) => OfAction::Group(g),
+        Action::SetQueue(q) => OfAction::SetQueue(q),
+        Action::SetField { field, value } => {
+            OfAction::set_field(oxm_of(field), value).unwrap_or(OfAction::SetField(OxmTlv::Basic(
+                BasicOxm::new(oxm_of(field), 0).expect("zero fits every field"),
+            )))
+        }
+        Action::PushVlan(t) => OfAction::PushVlan(t),
+        Action::PopVlan => OfAction::PopVlan,
+        Action::PushMpls(t) => OfAction::PushMpls(t),
+        Action::PopMpls(t) => OfAction::PopMpls(t),
+        Action::PushPbb(t) => OfAction::PushPbb(t),
+        Action::PopPbb => OfAction::PopPbb,
+        Action::SetMplsTtl(t) => OfAction::SetMplsTtl(t),
+        Action::DecMplsTtl => OfAction::DecMplsTtl,
+        Action::SetNwTtl(t) => OfAction::SetNwTtl(t),
+        Action::DecNwTtl => OfAction::DecNwTtl,
+        Action::CopyTtlOut => OfAction::CopyTtlOut,
+        Action::CopyTtlIn => OfAction::CopyTtlIn,
+    }
+}
+
+/// Instructions in execution order.
+pub fn instructions_to_of(i: &Instructions) -> Vec<OfInstruction> {
+    let mut out = Vec::new();
+    if let Some(m) = i.meter {
+        out.push(OfInstruction::Meter(m));
+    }
+    if let Some(a) = &i.apply {
+        out.push(OfInstruction::ApplyActions(
+            a.iter().map(action_to_of).collect(),
+        ));
+    }
+    if i.clear {
+        out.push(OfInstruction::ClearActions);
+    }
+    if let Some(w) = &i.write {
+        out.push(OfInstruction::WriteActions(
+            w.list.iter().map(action_to_of).collect(),
+        ));
+    }
+    if let Some((metadata, mask)) = i.metadata {
+        out.push(OfInstruction::WriteMetadata { metadata, mask });
+    }
+    if let Some(g) = i.goto {
+        out.push(OfInstruction::GotoTable(g));
+    }
+    out
+}
+
+fn split(d: Duration) -> (u32, u32) {
+    (
+        d.as_secs().min(u64::from(u32::MAX)) as u32,
+        d.subsec_nanos(),
+    )
+}
+
+/// One flow stats entry. Counters the entry asked not to keep (NO_PKT_COUNTS,
+/// NO_BYT_COUNTS) are reported as all ones, as the spec says for unavailable counters.
+pub fn flow_stats(fc: &FlowCounts, now: Duration) -> FlowStats {
+    let e = &fc.entry;
+    let (duration_sec, duration_nsec) = split(now.saturating_sub(e.created));
+    FlowStats {
+        table_id: fc.table_id,
+        duration_sec,
+        duration_nsec,
+        priority: e.priority,
+        idle_timeout: e.idle_timeout,
+        hard_timeout: e.hard_timeout,
+        flags: e.flags,
+        cookie: e.cookie,
+        packet_count: if e.flags.contains(FlowFlags::NO_PKT_COUNTS) {
+            u64::MAX
+        } else {
+            fc.packets
+        },
+        byte_count: if e.flags.contains(FlowFlags::NO_BYT_COUNTS) {
+            u64::MAX
+        } else {
+            fc.bytes
+        },
+        match_: match_to_of(&e.match_),
+        instructions: instructions_to_of(&e.instructions),
+    }
+}
+
+/// The FLOW_REMOVED message for a removed entry.
+pub fn flow_removed(r: &RemovedFlow) -> FlowRemoved {
+    let e = &r.entry;
+    let (duration_sec, duration_nsec) = split(r.at.saturating_sub(e.created));
+    FlowRemoved {
+        cookie: e.cookie,
+        priority: e.priority,
+        reason: match r.reason {
+            RemovedReason::IdleTimeout => FlowRemovedReason::IdleTimeout,
+            RemovedReason::HardTimeout => FlowRemovedReason::HardTimeout,
+            RemovedReason::Delete | RemovedReason::MeterDelete => FlowRemovedReason::Delete,
+            RemovedReason::GroupDelete => FlowRemovedReason::GroupDelete,
+        },
+        table_id: r.table_id,
+        duration_sec,
+        duration_nsec,
+        idle_timeout: e.idle_timeout,
+        hard_timeout: e.hard_timeout,
+        packet_count: if e.flags.contains(FlowFlags::NO_PKT_COUNTS) {
+            u64::MAX
+        } else {
+            r.packets
+        },
+        byte_count: if e.flags.contains(FlowFlags::NO_BYT_COUNTS) {
+            u64::MAX
+        } else {
+            r.bytes
+        },
+        match_: match_to_of(&e.match_),
+    }
+}
+
+pub fn group_desc(g: &GroupEntry) -> GroupDesc {
+    GroupDesc {
+        group_type: g.kind,
+        group_id: g.id,
+        buckets: g
+            .buckets
+            .iter()
+            .map(|b| openflow::messages::Bucket {
+                weight: b.weight,
+                watch_port: b.watch_port,
+                watch_group: b.watch_group,
+                actions: b.actions.iter().map(action_to_of).collect(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,107 @@
+//! What the pipeline needs to know about ports: which exist for FLOOD/ALL, which are live
+//! for fast-failover and select liveness, which refuse forwarding or packet-in, and the
+//! VLAN membership NORMAL uses. A port change publishes a new version (tables are shared,
+//! so it costs a few Arc clones), which keeps liveness free of atomics on the fast path.
+
+use hashbrown::HashMap;
+use mac_learning::VlanPolicy;
+use openflow::consts::PortConfig;
+
+#[derive(Clone, Debug)]
+pub struct PortInfo {
+    pub port_no: u32,
+    /// OFPPC_*: PORT_DOWN and NO_FWD stop output, NO_PACKET_IN stops packet-in from it.
+    pub config: PortConfig,
+    /// Link up and not blocked (OFPPS_LIVE).
+    pub live: bool,
+    /// Left out of FLOOD and NORMAL flooding (OpenFlow 1.0's OFPPC_NO_FLOOD; the profile
+    /// uses it for uplinks).
+    pub no_flood: bool,
+    /// VLAN membership for NORMAL.
+    pub vlan: VlanPolicy,
+}
+
+impl PortInfo {
+    pub fn new(port_no: u32) -> PortInfo {
+        PortInfo {
+            port_no,
+            config: PortConfig::empty(),
+            live: true,
+            no_flood: false,
+            vlan: VlanPolicy::Trunk,
+        }
+    }
+
+    /// Usable for output at all.
+    #[inline]
+    pub fn forwards(&self) -> bool {
+        !self
+            .config
+            .intersects(PortConfig(PortConfig::PORT_DOWN.0 | PortConfig::NO_FWD.0))
+    }
+
+    /// Live for fast-failover: up, link up.
+    #[inline]
+    pub fn is_live(&self) -> bool {
+        self.live && !self.config.contains(PortConfig::PORT_DOWN)
+    }
+}
+
+/// The ports of one version, sorted by number.
+#[derive(Clone, Debug, Default)]
+pub struct PortSet {
+    ports: Vec<PortInfo>,
+    index: HashMap<u32, u32>,
+}
+
+impl PortSet {
+    pub fn new(mut ports: Vec<PortInfo>) -> PortSet {
+        ports.sort_by_key(|p| p.port_no);
+        ports.dedup_by_key(|p| p.port_no);
+        let index = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.port_no, i as u32))
+            .collect();
+        PortSet { ports, index }
+    }
+
+    #[inline]
+    pub fn get(&self, port: u32) -> Option<&PortInfo> {
+        self.index.get(&port).map(|&i| &self.ports[i as usize])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &PortInfo> {
+        self.ports.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ports.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+    }
+
+    /// Watch-port liveness; unknown ports are dead.
+    #[inline]
+    pub fn is_live(&self, port: u32) -> bool {
+        self.get(port).is_some_and(PortInfo::is_live)
+    }
+
+    pub(crate) fn upsert(&mut self, info: PortInfo) {
+        let mut v = std::mem::take(&mut self.ports);
+        v.retain(|p| p.port_no != info.port_no);
+        v.push(info);
+        *self = PortSet::new(v);
+    }
+
+    pub(crate) fn remove(&mut self, port: u32) -> bool {
+        let mut v = std::mem::take(&mut self.ports);
+        let before = v.len();
+        v.retain(|p| p.port_no != port);
+        let removed = v.len() != before;
+        *self = PortSet::new(v);
+        removed
+    }
+}

@@ -1,0 +1,396 @@
+//! Test support: a frame builder, a recording sink, and the reference pipeline: a plain
+//! linear scan per table (highest priority, ties to the later addition) and a walker
+//! written directly from the spec's text, against which the compiled pipeline is checked.
+
+#![allow(dead_code)]
+
+use openflow::consts::{
+    OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL,
+};
+use openflow::messages::PacketInReason;
+use packet::{extract, EditError, FlowKey, PacketBuf, VecBuf};
+use pipeline::{Action, ActionSet, Emit, FlowEntry, FlowTables, GroupType, Sink};
+
+// ---- frames ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub enum L3 {
+    Ipv4 {
+        src: u32,
+        dst: u32,
+        proto: u8,
+        ttl: u8,
+        sport: u16,
+        dport: u16,
+    },
+    Arp {
+        op: u16,
+        spa: u32,
+        tpa: u32,
+    },
+    Raw(u16),
+}
+
+#[derive(Clone, Debug)]
+pub struct PktSpec {
+    pub dst: u64,
+    pub src: u64,
+    pub vlan: Option<u16>,
+    pub l3: L3,
+}
+
+fn mac(m: u64) -> [u8; 6] {
+    let b = m.to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
+}
+
+fn csum(data: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for c in data.chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from(c[0]) << 8
+        };
+        s += u32::from(w);
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+pub fn frame(p: &PktSpec) -> Vec<u8> {
+    let mut f = Vec::with_capacity(80);
+    f.extend_from_slice(&mac(p.dst));
+    f.extend_from_slice(&mac(p.src));
+    if let Some(v) = p.vlan {
+        f.extend_from_slice(&0x8100u16.to_be_bytes());
+        f.extend_from_slice(&(v & 0x0fff).to_be_bytes());
+    }
+    match p.l3 {
+        L3::Ipv4 {
+            src,
+            dst,
+            proto,
+            ttl,
+            sport,
+            dport,
+        } => {
+            f.extend_from_slice(&0x0800u16.to_be_bytes());
+            let l4len = if proto == 6 { 20 } else { 8 };
+            let total = 20 + l4len + 8;
+            let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0, 0, ttl, proto, 0, 0];
+            ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+            ip.extend_from_slice(&src.to_be_bytes());
+            ip.extend_from_slice(&dst.to_be_bytes());
+            let c = csum(&ip);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(&ip);
+            f.extend_from_slice(&sport.to_be_bytes());
+            f.extend_from_slice(&dport.to_be_bytes());
+            if proto == 6 {
+                f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0x20, 0, 0, 0, 0, 0]);
+            } else {
+                f.extend_from_slice(&((8 + 8) as u16).to_be_bytes());
+                f.extend_from_slice(&[0, 0]);
+            }
+            f.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        }
+        L3::Arp { op, spa, tpa } => {
+            f.extend_from_slice(&0x0806u16.to_be_bytes());
+            f.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
+            f.extend_from_slice(&op.to_be_bytes());
+            f.extend_from_slice(&mac(p.src));
+            f.extend_from_slice(&spa.to_be_bytes());
+            f.extend_from_slice(&[0; 6]);
+            f.extend_from_slice(&tpa.to_be_bytes());
+        }
+        L3::Raw(t) => {
+            f.extend_from_slice(&t.to_be_bytes());
+            f.extend_from_slice(&[0xaa; 30]);
+        }
+    }
+    while f.len() < 60 {
+        f.push(0);
+    }
+    f
+}
+
+// ---- recording sink -------------------------------------------------------------------
+
+#[derive(Default, Debug)]
+pub struct Recorder {
+    pub outputs: Vec<(u32, Option<u32>, Vec<u8>)>,
+    pub hits: Vec<(u8, u64)>,
+    pub finals: usize,
+}
+
+impl Sink<VecBuf> for Recorder {
+    fn output(&mut self, port: u32, queue: Option<u32>, pkt: &VecBuf, emit: Emit) {
+        if emit == Emit::Final {
+            self.finals += 1;
+        }
+        self.outputs.push((port, queue, pkt.data().to_vec()));
+    }
+    fn clone_packet(&mut self, pkt: &VecBuf) -> Option<VecBuf> {
+        Some(pkt.clone())
+    }
+    fn table_hit(&mut self, table_id: u8, uid: u64) {
+        self.hits.push((table_id, uid));
+    }
+}
+
+/// Everything observable about one packet's trip.
+#[derive(Debug, Default, PartialEq, Eq, Clone)]
+pub struct Outcome {
+    pub hits: Vec<(u8, u64)>,
+    /// Sorted: emission order is not part of the contract.
+    pub outputs: Vec<(u32, Option<u32>, Vec<u8>)>,
+    /// (reason, table, cookie, data)
+    pub packet_ins: Vec<(u8, u8, u64, Vec<u8>)>,
+    pub final_bytes: Vec<u8>,
+}
+
+pub fn run_compiled(ft: &FlowTables, frame: &[u8], in_port: u32) -> Outcome {
+    let pl = ft.current();
+    let mut ctx = ft.worker_context(0);
+    let q = ft.packet_in_queue();
+    q.drain();
+    let mut pkt = VecBuf::new(frame);
+    let mut key = extract(frame, in_port);
+    let mut rec = Recorder::default();
+    pl.process(&mut pkt, &mut key, &mut ctx, &mut rec);
+    let mut outputs = rec.outputs;
+    outputs.sort();
+    Outcome {
+        hits: rec.hits,
+        outputs,
+        packet_ins: q
+            .drain()
+            .into_iter()
+            .map(|r| (r.reason.raw(), r.table_id, r.cookie, r.data))
+            .collect(),
+        final_bytes: pkt.data().to_vec(),
+    }
+}
+
+// ---- the reference --------------------------------------------------------------------
+
+/// The linear classifier: the matching entry with the highest priority, ties to the
+/// larger uid (the later addition).
+pub fn ref_lookup<'a>(ft: &'a FlowTables, table: u8, key: &FlowKey) -> Option<&'a FlowEntry> {
+    ft.entries(table)
+        .filter(|e| e.match_.matches(&key.words))
+        .max_by_key(|e| (e.priority, e.uid))
+}
+
+struct RefCx<'a> {
+    ft: &'a FlowTables,
+    out: Outcome,
+    table_id: u8,
+    cookie: u64,
+    table_miss: bool,
+    in_port: u32,
+}
+
+impl RefCx<'_> {
+    fn send(&mut self, port: u32, queue: Option<u32>, pkt: &VecBuf) {
+        let ports = self.ft.ports();
+        match port {
+            OFPP_IN_PORT => self
+                .out
+                .outputs
+                .push((self.in_port, queue, pkt.data().to_vec())),
+            OFPP_ALL | OFPP_FLOOD => {
+                for p in ports.iter() {
+                    if p.port_no == self.in_port || !p.forwards() {
+                        continue;
+                    }
+                    if port == OFPP_FLOOD && (p.no_flood || !p.live) {
+                        continue;
+                    }
+                    self.out
+                        .outputs
+                        .push((p.port_no, queue, pkt.data().to_vec()));
+                }
+            }
+            p if p == self.in_port => {}
+            p => {
+                if ports.get(p).is_some_and(|i| !i.forwards()) {
+                    return;
+                }
+                self.out.outputs.push((p, queue, pkt.data().to_vec()));
+            }
+        }
+    }
+
+    fn packet_in(&mut self, pkt: &VecBuf, reason: PacketInReason, max_len: u16) {
+        let d = pkt.data();
+        let n = if max_len == OFPCML_NO_BUFFER {
+            d.len()
+        } else {
+            d.len().min(max_len.into())
+        };
+        self.out
+            .packet_ins
+            .push((reason.raw(), self.table_id, self.cookie, d[..n].to_vec()));
+    }
+
+    /// false: stop processing this packet.
+    fn exec(
+        &mut self,
+        a: &Action,
+        pkt: &mut VecBuf,
+        key: &mut FlowKey,
+        queue: &mut Option<u32>,
+        in_place: bool,
+    ) -> bool {
+        let r: Result<(), EditError> = match *a {
+            Action::Output {
+                port: OFPP_CONTROLLER,
+                max_len,
+            } => {
+                let reason = if self.table_miss {
+                    PacketInReason::NoMatch
+                } else {
+                    PacketInReason::Action
+                };
+                self.packet_in(pkt, reason, max_len);
+                Ok(())
+            }
+            Action::Output {
+                port: OFPP_NORMAL, ..
+            } => panic!("NORMAL is not in the reference"),
+            Action::Output { port, .. } => {
+                self.send(port, *queue, pkt);
+                Ok(())
+            }
+            Action::SetQueue(q) => {
+                *queue = Some(q);
+                Ok(())
+            }
+            Action::Group(g) => {
+                let Some(group) = self.ft.groups().find(|x| x.id == g) else {
+                    return true;
+                };
+                let buckets: Vec<usize> = match group.kind {
+                    GroupType::All => (0..group.buckets.len()).collect(),
+                    GroupType::Indirect => (0..group.buckets.len().min(1)).collect(),
+                    _ => panic!("only ALL and INDIRECT groups are in the reference"),
+                };
+                let last = buckets.last().copied();
+                for b in buckets {
+                    let acts = group.buckets[b].actions.clone();
+                    if in_place && Some(b) == last {
+                        for a in acts.iter() {
+                            if !self.exec(a, pkt, key, queue, true) {
+                                break;
+                            }
+                        }
+                    } else {
+                        let mut p2 = pkt.clone();
+                        let mut k2 = *key;
+                        let mut q2 = *queue;
+                        for a in acts.iter() {
+                            if !self.exec(a, &mut p2, &mut k2, &mut q2, true) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Action::SetField { field, value } => packet::set_field(pkt, key, field, value),
+            Action::PushVlan(t) => packet::push_vlan(pkt, key, t),
+            Action::PopVlan => packet::pop_vlan(pkt, key),
+            Action::PushMpls(t) => packet::push_mpls(pkt, key, t),
+            Action::PopMpls(t) => packet::pop_mpls(pkt, key, t),
+            Action::PushPbb(t) => packet::push_pbb(pkt, key, t),
+            Action::PopPbb => packet::pop_pbb(pkt, key),
+            Action::SetMplsTtl(t) => packet::set_mpls_ttl(pkt, key, t),
+            Action::DecMplsTtl => packet::dec_mpls_ttl(pkt, key),
+            Action::SetNwTtl(t) => packet::set_nw_ttl(pkt, key, t),
+            Action::DecNwTtl => packet::dec_nw_ttl(pkt, key),
+            Action::CopyTtlOut => packet::copy_ttl_out(pkt, key),
+            Action::CopyTtlIn => packet::copy_ttl_in(pkt, key),
+        };
+        if r == Err(EditError::InvalidTtl) {
+            self.packet_in(pkt, PacketInReason::InvalidTtl, OFPCML_NO_BUFFER);
+            return false;
+        }
+        true
+    }
+}
+
+/// The reference walk (no meters, no NORMAL, no SELECT/FF groups, table-miss = drop).
+pub fn run_reference(ft: &FlowTables, frame: &[u8], in_port: u32) -> Outcome {
+    let mut pkt = VecBuf::new(frame);
+    let mut key = extract(frame, in_port);
+    let mut cx = RefCx {
+        ft,
+        out: Outcome::default(),
+        table_id: 0,
+        cookie: u64::MAX,
+        table_miss: false,
+        in_port,
+    };
+    let mut set = ActionSet::default();
+    let mut queue = None;
+    let mut table = 0u8;
+    let mut run_set = false;
+    loop {
+        if table >= ft.n_tables() {
+            break;
+        }
+        let Some(e) = ref_lookup(ft, table, &key) else {
+            break;
+        };
+        cx.out.hits.push((table, e.uid));
+        cx.table_id = table;
+        cx.cookie = e.cookie;
+        cx.table_miss = e.priority == 0 && e.match_.is_any();
+        let insts = e.instructions.clone();
+        let mut stopped = false;
+        if let Some(apply) = &insts.apply {
+            for a in apply.iter() {
+                if !cx.exec(a, &mut pkt, &mut key, &mut queue, false) {
+                    stopped = true;
+                    break;
+                }
+            }
+        }
+        if stopped {
+            break;
+        }
+        if insts.clear {
+            set = ActionSet::default();
+        }
+        if let Some(w) = &insts.write {
+            for a in w.list.iter() {
+                set.write(a);
+            }
+        }
+        if let Some((v, m)) = insts.metadata {
+            key.set_metadata((key.metadata() & !m) | (v & m));
+        }
+        match insts.goto {
+            Some(g) => table = g,
+            None => {
+                run_set = true;
+                break;
+            }
+        }
+    }
+    if run_set {
+        let actions: Vec<Action> = set.ordered().collect();
+        for a in &actions {
+            if !cx.exec(a, &mut pkt, &mut key, &mut queue, true) {
+                break;
+            }
+        }
+    }
+    cx.out.outputs.sort();
+    cx.out.final_bytes = pkt.data().to_vec();
+    cx.out
+}

@@ -1,0 +1,588 @@
+//! What OpenFlow messages mean to this switch: the [`OfSwitch`] the agent
+//! calls for every request it does not answer itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ofagent::{AsyncEvent, OfSwitch};
+use openflow::consts::{
+    Capabilities, ConfigFlags, FlowModFlags, MultipartFlags, PortConfig, PortFeatures, PortState,
+    OFPP_ANY, OFPP_LOCAL, OFPP_MAX, OFP_DEFAULT_MISS_SEND_LEN, OFP_NO_BUFFER,
+};
+use openflow::error::{BadRequestCode, PortModFailedCode, TableFeaturesFailedCode};
+use openflow::messages::{
+    Port, PortReason, PortStatus, QueueGetConfigReply, SwitchConfig, SwitchFeatures,
+};
+use openflow::multipart::{
+    AggregateStats, BucketCounter, Desc, FeatureId, GroupFeatures, GroupStats, MeterBandStats,
+    MeterFeatures, MeterStats, MultipartReply, MultipartReplyBody as Reply,
+    MultipartRequestBody as Req, OxmId, PortStats, TableFeatureProp, TableFeatures, TableStats,
+};
+use openflow::{ErrorCode, FixedStr, Message, OxmField};
+use packet::{PacketBuf, VecBuf};
+use parking_lot::Mutex;
+use pipeline::{ofconv, Emit, RemovedFlow, Sink, WorkerContext};
+
+use crate::switch::{Switch, N_TABLES};
+
+/// Entries per multipart reply message: keeps each under 64 KiB.
+const PER_REPLY: usize = 64;
+
+pub struct OpenFlowSwitch {
+    sw: Arc<Switch>,
+    config: Mutex<SwitchConfig>,
+    /// The control plane's worker context, for packet-out through the pipeline.
+    ctx: Mutex<WorkerContext>,
+}
+
+impl OpenFlowSwitch {
+    pub fn new(sw: Arc<Switch>) -> OpenFlowSwitch {
+        let ctx = {
+            let tables = sw.tables.lock();
+            tables.worker_context(tables.config().workers - 1)
+        };
+        OpenFlowSwitch {
+            sw,
+            config: Mutex::new(SwitchConfig {
+                flags: ConfigFlags::FRAG_NORMAL,
+                miss_send_len: OFP_DEFAULT_MISS_SEND_LEN,
+            }),
+            ctx: Mutex::new(ctx),
+        }
+    }
+
+    fn port_descs(&self) -> Vec<Port> {
+        let tables = self.sw.tables.lock();
+        let dp = self.sw.datapath.lock();
+        let status = dp.as_ref().map(|d| d.ports()).unwrap_or_default();
+        self.sw
+            .config
+            .ports
+            .iter()
+            .map(|p| {
+                let st = status.iter().find(|s| s.ofport == p.ofport);
+                let up = st.is_some_and(|s| s.link_up);
+                let speed_kbps = st.map_or(0, |s| s.speed_mbps.saturating_mul(1000));
+                let config = tables
+                    .ports()
+                    .get(p.ofport)
+                    .map_or(PortConfig::empty(), |i| i.config);
+                let mut state = if up {
+                    PortState::LIVE
+                } else {
+                    PortState::LINK_DOWN
+                };
+                if config.contains(PortConfig::PORT_DOWN) {
+                    state = PortState::LINK_DOWN;
+                }
+                Port {
+                    port_no: p.ofport,
+                    hw_addr: st.map_or([0; 6], |s| s.mac),
+                    name: FixedStr::new(&p.name),
+                    config,
+                    state,
+                    curr: PortFeatures::RATE_10GB_FD | PortFeatures::COPPER,
+                    advertised: PortFeatures::empty(),
+                    supported: PortFeatures::empty(),
+                    peer: PortFeatures::empty(),
+                    curr_speed: speed_kbps,
+                    max_speed: speed_kbps,
+                }
+            })
+            .collect()
+    }
+
+    fn removed(&self, removed: Vec<RemovedFlow>) {
+        for r in removed {
+            if r.entry.flags.contains(FlowModFlags::SEND_FLOW_REM) {
+                self.sw
+                    .publish_event(AsyncEvent::FlowRemoved(ofconv::flow_removed(&r)));
+            }
+        }
+    }
+
+    fn port_mod(&self, pm: &openflow::messages::PortMod) -> Result<(), ErrorCode> {
+        let desc = self
+            .port_descs()
+            .into_iter()
+            .find(|p| p.port_no == pm.port_no)
+            .ok_or(ErrorCode::PortModFailed(PortModFailedCode::BadPort))?;
+        if desc.hw_addr != pm.hw_addr {
+            return Err(ErrorCode::PortModFailed(PortModFailedCode::BadHwAddr));
+        }
+        {
+            let mut tables = self.sw.tables.lock();
+            let mut info = tables
+                .ports()
+                .get(pm.port_no)
+                .cloned()
+                .ok_or(ErrorCode::PortModFailed(PortModFailedCode::BadPort))?;
+            info.config = PortConfig((info.config.0 & !pm.mask.0) | (pm.config.0 & pm.mask.0));
+            tables.set_port(info);
+        }
+        self.sw.mark_dirty();
+        if let Some(desc) = self
+            .port_descs()
+            .into_iter()
+            .find(|p| p.port_no == pm.port_no)
+        {
+            self.sw.publish_event(AsyncEvent::PortStatus(PortStatus {
+                reason: PortReason::Modify,
+                desc,
+            }));
+        }
+        Ok(())
+    }
+
+    fn packet_out(&self, po: &openflow::messages::PacketOut) -> Result<(), ErrorCode> {
+        if po.buffer_id != OFP_NO_BUFFER {
+            // This switch never buffers packets (n_buffers = 0).
+            return Err(ErrorCode::BadRequest(BadRequestCode::BufferUnknown));
+        }
+        let (actions, pipeline) = {
+            let tables = self.sw.tables.lock();
+            let actions = ofconv::convert_packet_out(po.in_port, &po.actions, &tables)
+                .map_err(|e| e.code())?;
+            (actions, tables.current())
+        };
+        let mut key = packet::extract(&po.data, po.in_port);
+        let mut pkt = VecBuf::new(&po.data);
+        let mut sink = Collect::default();
+        {
+            let mut ctx = self.ctx.lock();
+            ctx.set_now(self.sw.now());
+            pipeline.packet_out(&actions, &mut pkt, &mut key, &mut ctx, &mut sink);
+        }
+        let dp = self.sw.datapath.lock();
+        if let Some(dp) = dp.as_ref() {
+            for (port, frame) in sink.out {
+                if let Err(e) = dp.send(port, &frame) {
+                    tracing::debug!("packet-out to {port}: {e}");
+                }
+            }
+        }
+        self.sw.drain_packet_ins();
+        Ok(())
+    }
+
+    fn multipart(&self, body: &Req) -> Result<Vec<Message>, ErrorCode> {
+        let now = self.sw.now();
+        let one = |b: Reply| Ok(vec![reply(MultipartFlags::empty(), b)]);
+        match body {
+            Req::Desc => one(Reply::Desc(Box::new(Desc {
+                mfr_desc: FixedStr::new("Ferroflow"),
+                hw_desc: FixedStr::new(&format!("DPDK {}", dpdk::Eal::version())),
+                sw_desc: FixedStr::new(crate::VERSION),
+                serial_num: FixedStr::new(""),
+                dp_desc: FixedStr::new(&self.sw.config.bridge.name),
+            }))),
+            Req::PortDesc => Ok(chunked(self.port_descs(), Reply::PortDesc)),
+            Req::PortStats { port_no } => {
+                let dp = self.sw.datapath.lock();
+                let ports = dp.as_ref().map(|d| d.ports()).unwrap_or_default();
+                if *port_no != OFPP_ANY && !ports.iter().any(|p| p.ofport == *port_no) {
+                    return Err(ErrorCode::BadRequest(BadRequestCode::BadPort));
+                }
+                let up = self.sw.started.elapsed();
+                let stats = ports
+                    .iter()
+                    .filter(|p| *port_no == OFPP_ANY || p.ofport == *port_no)
+                    .map(|p| PortStats {
+                        port_no: p.ofport,
+                        rx_packets: p.driver_stats.rx_packets,
+                        tx_packets: p.driver_stats.tx_packets,
+                        rx_bytes: p.driver_stats.rx_bytes,
+                        tx_bytes: p.driver_stats.tx_bytes,
+                        rx_dropped: p.driver_stats.rx_missed + p.switch_stats.dropped,
+                        tx_dropped: p.switch_stats.tx_dropped,
+                        rx_errors: p.driver_stats.rx_errors,
+                        tx_errors: p.driver_stats.tx_errors,
+                        duration_sec: up.as_secs() as u32,
+                        duration_nsec: up.subsec_nanos(),
+                        ..PortStats::default()
+                    })
+                    .collect();
+                Ok(chunked(stats, Reply::PortStats))
+            }
+            Req::Queue { .. } => one(Reply::Queue(Vec::new())),
+            Req::Table => {
+                let counts = self.sw.tables.lock().table_counts();
+                let stats = counts
+                    .iter()
+                    .map(|c| TableStats {
+                        table_id: c.table_id,
+                        active_count: c.active,
+                        lookup_count: c.lookups,
+                        matched_count: c.matches,
+                    })
+                    .collect();
+                Ok(chunked(stats, Reply::Table))
+            }
+            Req::TableFeatures(set) if !set.is_empty() => Err(ErrorCode::TableFeaturesFailed(
+                TableFeaturesFailedCode::Eperm,
+            )),
+            // About 2.3 KB per table: 16 tables keep a message well under 64 KiB.
+            Req::TableFeatures(_) => Ok(chunked_by(table_features(), 16, Reply::TableFeatures)),
+            Req::Flow(r) | Req::Aggregate(r) => {
+                let m = ofconv::convert_match(&r.match_).map_err(|e| e.code())?;
+                let counts = self
+                    .sw
+                    .tables
+                    .lock()
+                    .flow_counts(
+                        r.table_id,
+                        &m,
+                        r.cookie,
+                        r.cookie_mask,
+                        r.out_port,
+                        r.out_group,
+                    )
+                    .map_err(|e| e.code())?;
+                if matches!(body, Req::Aggregate(_)) {
+                    return one(Reply::Aggregate(AggregateStats {
+                        packet_count: counts.iter().map(|c| c.packets).sum(),
+                        byte_count: counts.iter().map(|c| c.bytes).sum(),
+                        flow_count: counts.len() as u32,
+                    }));
+                }
+                Ok(chunked(
+                    counts.iter().map(|c| ofconv::flow_stats(c, now)).collect(),
+                    Reply::Flow,
+                ))
+            }
+            Req::Group { group_id } => {
+                let mut tables = self.sw.tables.lock();
+                let ids: Vec<u32> = tables
+                    .groups()
+                    .map(|g| g.id)
+                    .filter(|id| *group_id == openflow::consts::OFPG_ALL || id == group_id)
+                    .collect();
+                let created: Vec<Duration> = tables
+                    .groups()
+                    .filter(|g| ids.contains(&g.id))
+                    .map(|g| g.created)
+                    .collect();
+                let stats = ids
+                    .iter()
+                    .zip(created)
+                    .map(|(&id, created)| {
+                        let c = tables.group_counts(id).unwrap_or(pipeline::GroupCounts {
+                            packets: 0,
+                            bytes: 0,
+                            buckets: Vec::new(),
+                        });
+                        let age = now.saturating_sub(created);
+                        GroupStats {
+                            group_id: id,
+                            ref_count: tables.group_ref_count(id),
+                            packet_count: c.packets,
+                            byte_count: c.bytes,
+                            duration_sec: age.as_secs() as u32,
+                            duration_nsec: age.subsec_nanos(),
+                            bucket_stats: c
+                                .buckets
+                                .iter()
+                                .map(|(p, b)| BucketCounter {
+                                    packet_count: *p,
+                                    byte_count: *b,
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect();
+                Ok(chunked(stats, Reply::Group))
+            }
+            Req::GroupDesc => {
+                let tables = self.sw.tables.lock();
+                Ok(chunked(
+                    tables.groups().map(ofconv::group_desc).collect(),
+                    Reply::GroupDesc,
+                ))
+            }
+            Req::GroupFeatures => one(Reply::GroupFeatures(GroupFeatures {
+                types: 0b1111,
+                capabilities: openflow::consts::GroupCapabilities::SELECT_LIVENESS
+                    | openflow::consts::GroupCapabilities::CHAINING,
+                max_groups: [65535; 4],
+                actions: [action_bitmap(); 4],
+            })),
+            Req::Meter { meter_id } | Req::MeterConfig { meter_id } => {
+                let mut tables = self.sw.tables.lock();
+                let meters: Vec<_> = tables
+                    .meters()
+                    .filter(|m| *meter_id == openflow::consts::OFPM_ALL || m.id == *meter_id)
+                    .map(|m| (m.id, m.flags, m.created, meter_bands(&m.bands)))
+                    .collect();
+                if matches!(body, Req::MeterConfig { .. }) {
+                    let cfg = meters
+                        .into_iter()
+                        .map(|(id, flags, _, bands)| openflow::multipart::MeterConfig {
+                            flags,
+                            meter_id: id,
+                            bands,
+                        })
+                        .collect();
+                    return Ok(chunked(cfg, Reply::MeterConfig));
+                }
+                let stats = meters
+                    .into_iter()
+                    .map(|(id, _, created, _)| {
+                        let c = tables.meter_counts(id).unwrap_or(pipeline::MeterCounts {
+                            packets_in: 0,
+                            bytes_in: 0,
+                            bands: Vec::new(),
+                        });
+                        let age = now.saturating_sub(created);
+                        MeterStats {
+                            meter_id: id,
+                            flow_count: tables.meter_flow_count(id),
+                            packet_in_count: c.packets_in,
+                            byte_in_count: c.bytes_in,
+                            duration_sec: age.as_secs() as u32,
+                            duration_nsec: age.subsec_nanos(),
+                            band_stats: c
+                                .bands
+                                .iter()
+                                .map(|(p, b)| MeterBandStats {
+                                    packet_band_count: *p,
+                                    byte_band_count: *b,
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect();
+                Ok(chunked(stats, Reply::Meter))
+            }
+            Req::MeterFeatures => one(Reply::MeterFeatures(MeterFeatures {
+                max_meter: 65535,
+                band_types: (1 << 1) | (1 << 2),
+                capabilities: 0b1111,
+                max_bands: 8,
+                max_color: 0,
+            })),
+            Req::Experimenter(_) => Err(ErrorCode::BadRequest(BadRequestCode::BadExperimenter)),
+        }
+    }
+}
+
+fn meter_bands(bands: &[pipeline::meter::Band]) -> Vec<openflow::messages::MeterBand> {
+    use openflow::messages::MeterBand;
+    use pipeline::meter::BandKind;
+    bands
+        .iter()
+        .map(|b| match b.kind {
+            BandKind::Drop => MeterBand::Drop {
+                rate: b.rate,
+                burst_size: b.burst,
+            },
+            BandKind::DscpRemark(prec_level) => MeterBand::DscpRemark {
+                rate: b.rate,
+                burst_size: b.burst,
+                prec_level,
+            },
+        })
+        .collect()
+}
+
+fn reply(flags: MultipartFlags, body: Reply) -> Message {
+    Message::MultipartReply(MultipartReply { flags, body })
+}
+
+/// Splits a list reply over several messages, REPLY_MORE on all but the last.
+fn chunked<T>(items: Vec<T>, make: fn(Vec<T>) -> Reply) -> Vec<Message> {
+    chunked_by(items, PER_REPLY, make)
+}
+
+fn chunked_by<T>(items: Vec<T>, per_reply: usize, make: fn(Vec<T>) -> Reply) -> Vec<Message> {
+    if items.is_empty() {
+        return vec![reply(MultipartFlags::empty(), make(items))];
+    }
+    let n = items.len().div_ceil(per_reply);
+    let mut out = Vec::with_capacity(n);
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let part: Vec<T> = items.by_ref().take(per_reply).collect();
+        let flags = if items.peek().is_some() {
+            MultipartFlags::MORE
+        } else {
+            MultipartFlags::empty()
+        };
+        out.push(reply(flags, make(part)));
+    }
+    out
+}
+
+/// Every action type but experimenter, as a bitmap of `1 << type` (group features).
+fn action_bitmap() -> u32 {
+    ACTION_TYPES.iter().fold(0, |acc, t| acc | (1 << t))
+}
+
+const ACTION_TYPES: [u16; 16] = [
+    0, 11, 12, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
+];
+const INSTRUCTION_TYPES: [u16; 6] = [1, 2, 3, 4, 5, 6];
+
+/// The TABLE_FEATURES reply: every table supports every field, action and
+/// instruction, and may go to any later table. ovs-ofctl requires the eight
+/// properties in every table.
+fn table_features() -> Vec<TableFeatures> {
+    let fields: Vec<OxmField> = (0..=39u8).filter_map(OxmField::from_raw).collect();
+    let ids = |masked: bool| -> Vec<OxmId> {
+        fields
+            .iter()
+            .map(|f| OxmId::basic(*f, masked && f.maskable()))
+            .collect()
+    };
+    let settable: Vec<OxmId> = fields
+        .iter()
+        .filter(|f| {
+            !matches!(
+                f,
+                OxmField::InPort | OxmField::InPhyPort | OxmField::Metadata | OxmField::Ipv6Exthdr
+            )
+        })
+        .map(|f| OxmId::basic(*f, false))
+        .collect();
+    let actions: Vec<FeatureId> = ACTION_TYPES.iter().map(|t| FeatureId::Type(*t)).collect();
+    let instructions: Vec<FeatureId> = INSTRUCTION_TYPES
+        .iter()
+        .map(|t| FeatureId::Type(*t))
+        .collect();
+    (0..N_TABLES)
+        .map(|t| {
+            let next: Vec<u8> = (t + 1..N_TABLES).collect();
+            let mut properties = Vec::new();
+            for miss in [false, true] {
+                properties.push(TableFeatureProp::Instructions {
+                    miss,
+                    ids: instructions.clone(),
+                });
+                properties.push(TableFeatureProp::NextTables {
+                    miss,
+                    tables: next.clone(),
+                });
+                properties.push(TableFeatureProp::WriteActions {
+                    miss,
+                    ids: actions.clone(),
+                });
+                properties.push(TableFeatureProp::ApplyActions {
+                    miss,
+                    ids: actions.clone(),
+                });
+                properties.push(TableFeatureProp::WriteSetfield {
+                    miss,
+                    ids: settable.clone(),
+                });
+                properties.push(TableFeatureProp::ApplySetfield {
+                    miss,
+                    ids: settable.clone(),
+                });
+            }
+            properties.push(TableFeatureProp::Match(ids(true)));
+            properties.push(TableFeatureProp::Wildcards(ids(false)));
+            TableFeatures {
+                table_id: t,
+                name: FixedStr::new(&format!("table{t}")),
+                metadata_match: u64::MAX,
+                metadata_write: u64::MAX,
+                config: openflow::consts::TableConfig(0),
+                max_entries: 1 << 20,
+                properties,
+            }
+        })
+        .collect()
+}
+
+/// Packet-out outputs, as frames for the control plane's tx queues.
+#[derive(Default)]
+struct Collect {
+    out: Vec<(u32, Vec<u8>)>,
+}
+
+impl Sink<VecBuf> for Collect {
+    fn output(&mut self, port: u32, _queue: Option<u32>, pkt: &VecBuf, _emit: Emit) {
+        if port <= OFPP_MAX || port == OFPP_LOCAL {
+            self.out.push((port, pkt.data().to_vec()));
+        }
+    }
+
+    fn clone_packet(&mut self, pkt: &VecBuf) -> Option<VecBuf> {
+        Some(VecBuf::new(pkt.data()))
+    }
+}
+
+impl OfSwitch for OpenFlowSwitch {
+    fn features(&self) -> SwitchFeatures {
+        SwitchFeatures {
+            datapath_id: self.sw.config.datapath_id().unwrap_or(1),
+            n_buffers: 0,
+            n_tables: N_TABLES,
+            auxiliary_id: 0,
+            capabilities: Capabilities::FLOW_STATS
+                | Capabilities::TABLE_STATS
+                | Capabilities::PORT_STATS
+                | Capabilities::GROUP_STATS,
+            reserved: 0,
+        }
+    }
+
+    fn handle(&self, request: &Message) -> Result<Vec<Message>, ErrorCode> {
+        let now = self.sw.now();
+        match request {
+            Message::GetConfigRequest => Ok(vec![Message::GetConfigReply(*self.config.lock())]),
+            Message::SetConfig(c) => {
+                *self.config.lock() = *c;
+                Ok(vec![])
+            }
+            Message::FlowMod(fm) => {
+                let removed = self
+                    .sw
+                    .tables
+                    .lock()
+                    .flow_mod(fm, now)
+                    .map_err(|e| e.code())?;
+                self.sw.mark_dirty();
+                self.removed(removed);
+                Ok(vec![])
+            }
+            Message::GroupMod(gm) => {
+                let removed = self
+                    .sw
+                    .tables
+                    .lock()
+                    .group_mod(gm, now)
+                    .map_err(|e| e.code())?;
+                self.sw.mark_dirty();
+                self.removed(removed);
+                Ok(vec![])
+            }
+            Message::MeterMod(mm) => {
+                let removed = self
+                    .sw
+                    .tables
+                    .lock()
+                    .meter_mod(mm, now)
+                    .map_err(|e| e.code())?;
+                self.sw.mark_dirty();
+                self.removed(removed);
+                Ok(vec![])
+            }
+            Message::PortMod(pm) => self.port_mod(pm).map(|()| vec![]),
+            // OpenFlow 1.3 table config bits are all deprecated: accepted, nothing to do.
+            Message::TableMod(_) => Ok(vec![]),
+            Message::PacketOut(po) => self.packet_out(po).map(|()| vec![]),
+            Message::MultipartRequest(m) => self.multipart(&m.body),
+            Message::QueueGetConfigRequest { port } => {
+                Ok(vec![Message::QueueGetConfigReply(QueueGetConfigReply {
+                    port: *port,
+                    queues: Vec::new(),
+                })])
+            }
+            _ => Err(ErrorCode::BadRequest(BadRequestCode::BadType)),
+        }
+    }
+
+    fn barrier(&self) {
+        self.sw.sync();
+    }
+}

@@ -1,0 +1,201 @@
+//! The control plane's view of the switch: configuration, the flow tables
+//! (which publish pipeline versions to the workers), and the datapath.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use datapath::{policy, Datapath};
+use dpdk::Eal;
+use ferroflow_config::{Config, FailMode};
+use ofagent::{Agent, AsyncEvent};
+use openflow::consts::OFPP_NORMAL;
+use parking_lot::Mutex;
+use pipeline::{
+    Action, FlowModReq, FlowTables, Instructions, Match, MissPolicy, PipelineConfig, PortInfo,
+};
+
+/// Tables in the pipeline: OpenFlow's maximum, as ovs-ofctl and controllers expect.
+pub const N_TABLES: u8 = 255;
+
+pub struct Switch {
+    pub config: Config,
+    pub tables: Mutex<FlowTables>,
+    pub datapath: Mutex<Option<Datapath>>,
+    pub started: Instant,
+    /// Flow changes not yet published to the workers.
+    dirty: AtomicBool,
+    agent: Mutex<Weak<Agent>>,
+    /// Standalone fail mode: since when no controller has been connected, and
+    /// whether NORMAL has taken over table-miss.
+    fail_open: Mutex<(Option<Instant>, bool)>,
+}
+
+impl Switch {
+    /// Builds the tables and starts the datapath on them. A bridge without
+    /// controllers starts with table 0 `priority=0 actions=NORMAL`, as an Open
+    /// vSwitch bridge does; with controllers it starts empty (secure) and the
+    /// controllers install what they want.
+    pub fn start(eal: &Eal, config: Config) -> anyhow::Result<Arc<Switch>> {
+        let workers = eal.worker_lcores().len();
+        let mut tables = FlowTables::new(PipelineConfig {
+            n_tables: N_TABLES,
+            // The control plane has its own context (packet-out), after the workers'.
+            workers: workers + 1,
+            mac_capacity: config.bridge.mac_table_size as usize,
+            mac_aging: config.bridge.mac_aging_s,
+            ..PipelineConfig::default()
+        });
+        for p in &config.ports {
+            let mut info = PortInfo::new(p.ofport);
+            info.vlan = policy(&p.vlan_mode());
+            tables.set_port(info);
+        }
+        let normal = FlowModReq::add(
+            0,
+            0,
+            Match::any(),
+            Instructions::apply(vec![Action::output(OFPP_NORMAL)]),
+        );
+        tables
+            .apply_flow_mod(normal, Duration::ZERO)
+            .map_err(|e| anyhow::anyhow!("default flow: {e}"))?;
+        tables.publish();
+        let dp = Datapath::start(eal, &config, &tables)?;
+        Ok(Arc::new(Switch {
+            config,
+            tables: Mutex::new(tables),
+            datapath: Mutex::new(Some(dp)),
+            started: Instant::now(),
+            dirty: AtomicBool::new(false),
+            agent: Mutex::new(Weak::new()),
+            fail_open: Mutex::new((Some(Instant::now()), false)),
+        }))
+    }
+
+    /// Where asynchronous OpenFlow messages go.
+    pub fn set_agent(&self, agent: Weak<Agent>) {
+        *self.agent.lock() = agent;
+    }
+
+    pub fn publish_event(&self, event: AsyncEvent) {
+        if let Some(agent) = self.agent.lock().upgrade() {
+            agent.publish(&event);
+        }
+    }
+
+    /// Records that the tables changed; the next housekeeping tick (or a
+    /// barrier) publishes one version for all changes since the last.
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Publishes pending changes and waits until no worker still uses an
+    /// older version: afterwards every packet sees every change made before.
+    pub fn sync(&self) {
+        let mut tables = self.tables.lock();
+        if self.dirty.swap(false, Ordering::AcqRel) {
+            tables.publish();
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !tables.is_quiescent() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// Standalone fail mode: when the configured controllers have all been
+    /// gone for three probe intervals, NORMAL takes table 0's table-miss until
+    /// one returns. Secure mode never changes the tables.
+    fn check_fail_mode(&self) {
+        if self.config.bridge.fail_mode != FailMode::Standalone
+            || self.config.bridge.controllers.is_empty()
+        {
+            return;
+        }
+        let connected = self
+            .agent
+            .lock()
+            .upgrade()
+            .is_some_and(|a| a.controllers_connected() > 0);
+        let limit = Duration::from_secs(3 * u64::from(self.config.openflow.probe_interval_s));
+        let mut state = self.fail_open.lock();
+        let (since, open) = &mut *state;
+        let change = match (connected, *open) {
+            (true, true) => Some(MissPolicy::Drop),
+            (false, false) if since.get_or_insert_with(Instant::now).elapsed() >= limit => {
+                Some(MissPolicy::Normal)
+            }
+            _ => None,
+        };
+        if connected {
+            *since = None;
+        }
+        if let Some(policy) = change {
+            *open = policy == MissPolicy::Normal;
+            let mut tables = self.tables.lock();
+            if tables.set_miss_policy(0, policy).is_ok() {
+                tables.publish();
+            }
+            if *open {
+                tracing::warn!(
+                    "no controller for {limit:?}: fail mode standalone, NORMAL handles table-miss"
+                );
+            } else {
+                tracing::info!("a controller is back: table-miss returns to the flow tables");
+            }
+        }
+    }
+
+    /// Sends queued packet-ins to the controllers.
+    pub fn drain_packet_ins(&self) {
+        let queue = self.tables.lock().packet_in_queue();
+        while let Some(r) = queue.pop() {
+            self.publish_event(AsyncEvent::PacketIn(r.to_message()));
+        }
+    }
+
+    /// The control plane's periodic work: publish pending changes, relay
+    /// packet-ins, expire timed-out flows (FLOW_REMOVED where asked).
+    pub fn housekeeping(&self) {
+        self.check_fail_mode();
+        let removed = {
+            let mut tables = self.tables.lock();
+            if self.dirty.swap(false, Ordering::AcqRel) {
+                tables.publish();
+            }
+            let removed = tables.expire(self.now());
+            if !removed.is_empty() {
+                tables.publish();
+            }
+            removed
+        };
+        for r in removed {
+            if r.entry
+                .flags
+                .contains(openflow::consts::FlowModFlags::SEND_FLOW_REM)
+            {
+                self.publish_event(AsyncEvent::FlowRemoved(pipeline::ofconv::flow_removed(&r)));
+            }
+        }
+        self.drain_packet_ins();
+    }
+
+    /// Time since start, the pipeline's clock for timeouts.
+    pub fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Stops the workers (counters become final), keeping the ports open.
+    pub fn halt(&self) {
+        if let Some(dp) = self.datapath.lock().as_mut() {
+            dp.halt();
+        }
+    }
+
+    /// Stops everything and releases the ports and buffers.
+    pub fn stop(&self) {
+        if let Some(dp) = self.datapath.lock().take() {
+            dp.stop();
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! `ovs-ofctl -O OpenFlow13` (Open vSwitch's own tool) against ferroflowd's
+//! `ptcp:` listener, with namespace hosts behind `net_tap` ports so that flow
+//! counters, packet-out and port changes can be seen on real traffic.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const TARGET: &str = "tcp:127.0.0.1:16634";
+
+fn ofctl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("timeout")
+        .args(["20", "ovs-ofctl", "-O", "OpenFlow13"])
+        .args(args)
+        .output()
+        .expect("ovs-ofctl (apt-get install openvswitch-common)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// Runs an ovs-ofctl command that must succeed; returns its output.
+fn ok(args: &[&str]) -> String {
+    let (success, text) = ofctl(args);
+    assert!(success, "ovs-ofctl {args:?} failed:\n{text}");
+    text
+}
+
+struct Bench {
+    ff: Ferroflowd,
+    a: Netns,
+    b: Netns,
+}
+
+/// ferroflowd with two tap ports, their kernel sides in namespaces a (198.18.3.1)
+/// and b (198.18.3.2), listening for OpenFlow tools.
+fn bench(tag: &str) -> Bench {
+    let mut config = eal_section(&format!("ff-t-{tag}"));
+    config += "[openflow]\nlisten = [\"ptcp:127.0.0.1:16634\"]\n[datapath]\nidle_sleep_us = 200\n";
+    for (i, name) in ["a", "b"].iter().enumerate() {
+        config += &format!("\n[[ports]]\nname = \"{name}\"\ndevargs = \"net_tap{i},iface=ffof-{name}\"\nofport = {}\n", i + 1);
+    }
+    let ff = Ferroflowd::start(tag, &config, 120.0);
+    let a = Netns::new("ffof-a");
+    let b = Netns::new("ffof-b");
+    for (ns, ifname, ip) in [
+        (&a, "ffof-a", "198.18.3.1/24"),
+        (&b, "ffof-b", "198.18.3.2/24"),
+    ] {
+        wait_for_interface(ifname);
+        ns.adopt(ifname, ip);
+    }
+    Bench { ff, a, b }
+}
+
+fn pings(ns: &Netns, dst: &str) -> bool {
+    ns.exec(&format!("ping -c 2 -i 0.2 -W 1 {dst}"))
+        .status
+        .success()
+}
+
+/// n_packets of the flow whose dump line contains `needle`.
+fn n_packets(dump: &str, needle: &str) -> u64 {
+    let line = dump
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no flow {needle:?} in:\n{dump}"));
+    line.split("n_packets=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn ovs_ofctl_reads_the_switch() {
+    let _lock = DatapathLock::take();
+    let bench = bench("ofctl-read");
+    let show = ok(&["show", TARGET]);
+    assert!(show.contains("dpid:0000000000000001"), "{show}");
+    assert!(show.contains("n_tables:255"), "{show}");
+    assert!(
+        show.contains("1(a): addr:") && show.contains("2(b): addr:"),
+        "{show}"
+    );
+    let desc = ok(&["dump-desc", TARGET]);
+    assert!(desc.contains("Manufacturer: Ferroflow"), "{desc}");
+    let tables = ok(&["dump-tables", TARGET]);
+    assert!(
+        tables.contains("table 0:") && tables.contains("active=1"),
+        "{tables}"
+    );
+    let features = ok(&["dump-table-features", TARGET]);
+    assert!(
+        features.contains("table 254"),
+        "every table is described: {features:.2000}"
+    );
+    assert!(
+        features.contains("goto_table") && features.contains("apply_actions"),
+        "{features:.2000}"
+    );
+    let ports = ok(&["dump-ports", TARGET]);
+    assert!(ports.contains("2 ports"), "{ports}");
+    let desc = ok(&["dump-ports-desc", TARGET]);
+    assert!(
+        desc.contains("config:     0") && desc.contains("speed: 10000 Mbps now"),
+        "{desc}"
+    );
+    // The default table-miss entry, as an Open vSwitch bridge has.
+    let flows = ok(&["dump-flows", TARGET]);
+    assert!(flows.contains("priority=0 actions=NORMAL"), "{flows}");
+    assert!(pings(&bench.a, "198.18.3.2"), "NORMAL forwards");
+    let flows = ok(&["dump-flows", TARGET]);
+    assert!(
+        n_packets(&flows, "actions=NORMAL") >= 4,
+        "counters move with traffic:\n{flows}"
+    );
+    drop(bench.ff.stop());
+}
+
+#[test]
+fn flows_added_modified_and_deleted_steer_real_traffic() {
+    let _lock = DatapathLock::take();
+    let bench = bench("ofctl-flows");
+    let dir = TempDir::new("ofctl-flows-file");
+    // A two-table pipeline: table 0 classifies by in_port (+ ARP), table 1 forwards by
+    // destination MAC after learning nothing: explicit outputs.
+    ok(&["del-flows", TARGET]);
+    assert!(
+        !pings(&bench.a, "198.18.3.2"),
+        "no flows: everything is dropped"
+    );
+    let file = dir.path("flows.txt");
+    std::fs::write(
+        &file,
+        "table=0,priority=100,in_port=1,actions=goto_table:1\n\
+         table=0,priority=100,in_port=2,actions=goto_table:1\n\
+         table=1,priority=10,arp,actions=FLOOD\n\
+         table=1,priority=20,ip,in_port=1,actions=output:2\n\
+         table=1,priority=20,ip,in_port=2,actions=output:1\n",
+    )
+    .unwrap();
+    ok(&["add-flows", TARGET, file.to_str().unwrap()]);
+    let flows = ok(&["dump-flows", TARGET]);
+    assert_eq!(
+        flows.lines().filter(|l| l.contains("cookie=")).count(),
+        5,
+        "{flows}"
+    );
+    assert!(
+        pings(&bench.a, "198.18.3.2"),
+        "the two-table pipeline forwards:\n{flows}"
+    );
+    let flows = ok(&["dump-flows", TARGET]);
+    assert!(
+        n_packets(&flows, "priority=20,ip,in_port=1") >= 2,
+        "{flows}"
+    );
+    let agg = ok(&["dump-aggregate", TARGET]);
+    assert!(agg.contains("flow_count=5"), "{agg}");
+
+    // mod-flows replaces the actions of every matching flow: IP from a is now dropped.
+    ok(&["mod-flows", TARGET, "table=1,ip,in_port=1,actions=drop"]);
+    assert!(!pings(&bench.a, "198.18.3.2"), "modified flow drops");
+    // A strict delete removes exactly one flow; ARP still floods.
+    ok(&[
+        "--strict",
+        "del-flows",
+        TARGET,
+        "table=1,priority=20,ip,in_port=1",
+    ]);
+    let flows = ok(&["dump-flows", TARGET]);
+    assert_eq!(
+        flows.lines().filter(|l| l.contains("cookie=")).count(),
+        4,
+        "{flows}"
+    );
+    ok(&[
+        "add-flow",
+        TARGET,
+        "table=1,priority=20,ip,in_port=1,actions=output:2",
+    ]);
+    assert!(pings(&bench.a, "198.18.3.2"), "re-added flow forwards");
+    // A non-strict delete of table 1 removes the three table-1 flows.
+    ok(&["del-flows", TARGET, "table=1"]);
+    let flows = ok(&["dump-flows", TARGET]);
+    assert_eq!(
+        flows.lines().filter(|l| l.contains("cookie=")).count(),
+        2,
+        "{flows}"
+    );
+    assert!(!pings(&bench.a, "198.18.3.2"));
+
+    // Bad flows get OpenFlow errors and change nothing.
+    let (success, text) = ofctl(&[
+        "add-flow",
+        TARGET,
+        "table=0,priority=1,actions=goto_table:0",
+    ]);
+    assert!(
+        !success && text.contains("OFPBIC_BAD_TABLE_ID"),
+        "backward goto refused: {text}"
+    );
+    let (success, text) = ofctl(&["add-flow", TARGET, "table=0,priority=1,actions=group:99"]);
+    assert!(
+        !success && text.contains("OFPBAC_BAD_OUT_GROUP"),
+        "unknown group refused: {text}"
+    );
+    drop(bench.ff.stop());
+}
+
+#[test]
+fn packet_out_groups_meters_and_port_mod() {
+    let _lock = DatapathLock::take();
+    let bench = bench("ofctl-misc");
+    // packet-out: an ARP request from the controller appears on b.
+    let pcap = bench.ff.dir.path("b.pcap");
+    let pcap = pcap.to_str().unwrap().to_owned();
+    let mut cap = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "ffof-b",
+            "tcpdump",
+            "-nn",
+            "-U",
+            "--immediate-mode",
+            "-i",
+            "ffof-b",
+            "-w",
+            &pcap,
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_millis(1500));
+    let arp = "ffffffffffff02000000aaaa08060001080006040001\
+               02000000aaaac6120363000000000000c6120302";
+    ok(&[
+        "packet-out",
+        TARGET,
+        &format!("in_port=controller packet={arp} actions=output:2"),
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    run(&format!("kill -INT {}", cap.id()));
+    let _ = cap.wait();
+    let seen = bench.b.exec(&format!(
+        "tcpdump -nn -e -r {pcap} ether src 02:00:00:00:aa:aa"
+    ));
+    let seen = String::from_utf8_lossy(&seen.stdout).into_owned();
+    assert!(
+        seen.contains("Request who-has 198.18.3.2 tell 198.18.3.99"),
+        "packet-out not seen on b:\n{seen}"
+    );
+
+    // Groups: an ALL group used by a flow, counters move.
+    ok(&["add-group", TARGET, "group_id=1,type=all,bucket=output:2"]);
+    let groups = ok(&["dump-groups", TARGET]);
+    assert!(
+        groups.contains("group_id=1,type=all,bucket=actions=output:2"),
+        "{groups}"
+    );
+    ok(&[
+        "add-flow",
+        TARGET,
+        "table=0,priority=50,in_port=1,ip,actions=group:1",
+    ]);
+    assert!(pings(&bench.a, "198.18.3.2"));
+    let stats = ok(&["dump-group-stats", TARGET]);
+    assert!(
+        stats.contains("ref_count=1") && !stats.contains("packet_count=0,"),
+        "{stats}"
+    );
+    let (success, text) = ofctl(&["add-group", TARGET, "group_id=1,type=all,bucket=output:1"]);
+    assert!(!success && text.contains("OFPGMFC_GROUP_EXISTS"), "{text}");
+
+    // Meters: a drop band; meter stats count the packets metered.
+    ok(&[
+        "add-meter",
+        TARGET,
+        "meter=1,pktps,band=type=drop,rate=1000",
+    ]);
+    ok(&[
+        "add-flow",
+        TARGET,
+        "table=0,priority=60,in_port=2,ip,actions=meter:1,output:1",
+    ]);
+    assert!(pings(&bench.a, "198.18.3.2"));
+    let meters = ok(&["meter-stats", TARGET]);
+    assert!(
+        meters.contains("meter:1 flow_count:1") && !meters.contains("packet_in_count:0 "),
+        "{meters}"
+    );
+    let config = ok(&["dump-meters", TARGET]);
+    assert!(
+        config.contains("meter=1 pktps bands=") && config.contains("type=drop rate=1000"),
+        "{config}"
+    );
+
+    // mod-port: down stops output to the port, up restores it.
+    ok(&["mod-port", TARGET, "2", "down"]);
+    let desc = ok(&["dump-ports-desc", TARGET]);
+    assert!(desc.contains("PORT_DOWN"), "{desc}");
+    assert!(
+        !pings(&bench.a, "198.18.3.2"),
+        "a port that is down forwards nothing"
+    );
+    ok(&["mod-port", TARGET, "2", "up"]);
+    assert!(pings(&bench.a, "198.18.3.2"));
+    drop(bench.ff.stop());
+}
+
+#[test]
+fn monitor_sees_packet_ins_and_port_status() {
+    let _lock = DatapathLock::take();
+    let bench = bench("ofctl-monitor");
+    ok(&[
+        "add-flow",
+        TARGET,
+        "table=0,priority=200,icmp,actions=CONTROLLER:128",
+    ]);
+    let log = bench.ff.dir.path("monitor.txt");
+    // monitor keeps a control socket; give it one in the test's directory.
+    let ctl = format!("--unixctl={}", bench.ff.dir.path("ofctl.ctl").display());
+    let mut monitor = Command::new("timeout")
+        .args([
+            "-s",
+            "INT",
+            "30",
+            "ovs-ofctl",
+            "-O",
+            "OpenFlow13",
+            &ctl,
+            "monitor",
+            TARGET,
+            "65534",
+        ])
+        .stdout(Stdio::null())
+        // ovs-ofctl monitor prints the messages it receives on stderr.
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = pings(&bench.a, "198.18.3.2");
+    ok(&["mod-port", TARGET, "1", "down"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    run(&format!("kill -INT {}", monitor.id()));
+    let _ = monitor.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("OFPT_PACKET_IN") && text.contains("icmp"),
+        "no packet-in in monitor output:\n{text}"
+    );
+    assert!(
+        text.contains("OFPT_PORT_STATUS") && text.contains("PORT_DOWN"),
+        "no port status:\n{text}"
+    );
+    drop(bench.ff.stop());
+}
