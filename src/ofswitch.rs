@@ -52,44 +52,7 @@ impl OpenFlowSwitch {
     }
 
     fn port_descs(&self) -> Vec<Port> {
-        let tables = self.sw.tables.lock();
-        let dp = self.sw.datapath.lock();
-        let status = dp.as_ref().map(|d| d.ports()).unwrap_or_default();
-        self.sw
-            .config
-            .ports
-            .iter()
-            .map(|p| {
-                let st = status.iter().find(|s| s.ofport == p.ofport);
-                let up = st.is_some_and(|s| s.link_up);
-                let speed_kbps = st.map_or(0, |s| s.speed_mbps.saturating_mul(1000));
-                let config = tables
-                    .ports()
-                    .get(p.ofport)
-                    .map_or(PortConfig::empty(), |i| i.config);
-                let mut state = if up {
-                    PortState::LIVE
-                } else {
-                    PortState::LINK_DOWN
-                };
-                if config.contains(PortConfig::PORT_DOWN) {
-                    state = PortState::LINK_DOWN;
-                }
-                Port {
-                    port_no: p.ofport,
-                    hw_addr: st.map_or([0; 6], |s| s.mac),
-                    name: FixedStr::new(&p.name),
-                    config,
-                    state,
-                    curr: PortFeatures::RATE_10GB_FD | PortFeatures::COPPER,
-                    advertised: PortFeatures::empty(),
-                    supported: PortFeatures::empty(),
-                    peer: PortFeatures::empty(),
-                    curr_speed: speed_kbps,
-                    max_speed: speed_kbps,
-                }
-            })
-            .collect()
+        port_descs(&self.sw)
     }
 
     fn removed(&self, removed: Vec<RemovedFlow>) {
@@ -382,6 +345,52 @@ fn meter_bands(bands: &[pipeline::meter::Band]) -> Vec<openflow::messages::Meter
             },
         })
         .collect()
+}
+
+/// The OpenFlow description of every port: identity, admin state, link.
+pub fn port_descs(sw: &Switch) -> Vec<Port> {
+    let tables = sw.tables.lock();
+    let dp = sw.datapath.lock();
+    let status = dp.as_ref().map(|d| d.ports()).unwrap_or_default();
+    sw.ports
+        .lock()
+        .iter()
+        .map(|p| {
+            let st = status.iter().find(|s| s.ofport == p.ofport);
+            let up = st.is_some_and(|s| s.link_up);
+            let speed_kbps = st.map_or(0, |s| s.speed_mbps.saturating_mul(1000));
+            let config = tables
+                .ports()
+                .get(p.ofport)
+                .map_or(PortConfig::empty(), |i| i.config);
+            let mut state = if up {
+                PortState::LIVE
+            } else {
+                PortState::LINK_DOWN
+            };
+            if config.contains(PortConfig::PORT_DOWN) {
+                state = PortState::LINK_DOWN;
+            }
+            Port {
+                port_no: p.ofport,
+                hw_addr: st.map_or([0; 6], |s| s.mac),
+                name: FixedStr::new(&p.name),
+                config,
+                state,
+                curr: PortFeatures::RATE_10GB_FD | PortFeatures::COPPER,
+                advertised: PortFeatures::empty(),
+                supported: PortFeatures::empty(),
+                peer: PortFeatures::empty(),
+                curr_speed: speed_kbps,
+                max_speed: speed_kbps,
+            }
+        })
+        .collect()
+}
+
+/// One port's description, if it exists.
+pub fn port_desc(sw: &Switch, ofport: u32) -> Option<Port> {
+    port_descs(sw).into_iter().find(|p| p.port_no == ofport)
 }
 
 fn reply(flags: MultipartFlags, body: Reply) -> Message {

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 
 use datapath::{policy, Datapath};
 use dpdk::Eal;
-use ferroflow_config::{Config, FailMode};
+
+use ferroflow_config::{Config, FailMode, PortConfig};
 use ofagent::{Agent, AsyncEvent};
 use openflow::consts::OFPP_NORMAL;
+use openflow::messages::{PortReason, PortStatus};
 use parking_lot::Mutex;
 use pipeline::{
     Action, FlowModReq, FlowTables, Instructions, Match, MissPolicy, PipelineConfig, PortInfo,
@@ -19,7 +21,10 @@ use pipeline::{
 pub const N_TABLES: u8 = 255;
 
 pub struct Switch {
+    /// The configuration it started with.
     pub config: Config,
+    /// The ports now, as configured (ports come and go at runtime).
+    pub ports: Mutex<Vec<PortConfig>>,
     pub tables: Mutex<FlowTables>,
     pub datapath: Mutex<Option<Datapath>>,
     pub started: Instant,
@@ -29,14 +34,34 @@ pub struct Switch {
     /// Standalone fail mode: since when no controller has been connected, and
     /// whether NORMAL has taken over table-miss.
     fail_open: Mutex<(Option<Instant>, bool)>,
+    last_expiry: Mutex<Instant>,
+    /// Last, so that it is dropped after the datapath.
+    eal: Arc<Eal>,
+}
+
+/// Why a runtime port change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PortChangeError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a port named {0:?} exists already")]
+    NameExists(String),
+    #[error("OpenFlow port {0} is in use")]
+    OfportExists(u32),
+    #[error("no port named {0:?}")]
+    NoSuchPort(String),
+    #[error("the switch is stopping")]
+    Stopped,
+    #[error(transparent)]
+    Datapath(#[from] datapath::DatapathError),
 }
 
 impl Switch {
     /// Builds the tables and starts the datapath on them. A bridge without
     /// controllers starts with table 0 `priority=0 actions=NORMAL`, as an Open
-    /// vSwitch bridge does; with controllers it starts empty (secure) and the
+    /// vSwitch bridge does; with controllers it starts empty and the
     /// controllers install what they want.
-    pub fn start(eal: &Eal, config: Config) -> anyhow::Result<Arc<Switch>> {
+    pub fn start(eal: Arc<Eal>, config: Config) -> anyhow::Result<Arc<Switch>> {
         let workers = eal.worker_lcores().len();
         let mut tables = FlowTables::new(PipelineConfig {
             n_tables: N_TABLES,
@@ -51,19 +76,25 @@ impl Switch {
             info.vlan = policy(&p.vlan_mode());
             tables.set_port(info);
         }
-        let normal = FlowModReq::add(
-            0,
-            0,
-            Match::any(),
-            Instructions::apply(vec![Action::output(OFPP_NORMAL)]),
-        );
-        tables
-            .apply_flow_mod(normal, Duration::ZERO)
-            .map_err(|e| anyhow::anyhow!("default flow: {e}"))?;
+        if config.bridge.controllers.is_empty() {
+            // Without a controller the bridge starts as a learning switch.
+            let normal = FlowModReq::add(
+                0,
+                0,
+                Match::any(),
+                Instructions::apply(vec![Action::output(OFPP_NORMAL)]),
+            );
+            tables
+                .apply_flow_mod(normal, Duration::ZERO)
+                .map_err(|e| anyhow::anyhow!("default flow: {e}"))?;
+        }
         tables.publish();
-        let dp = Datapath::start(eal, &config, &tables)?;
+        let dp = Datapath::start(&eal, &config, &tables)?;
         Ok(Arc::new(Switch {
+            ports: Mutex::new(config.ports.clone()),
             config,
+            eal,
+            last_expiry: Mutex::new(Instant::now()),
             tables: Mutex::new(tables),
             datapath: Mutex::new(Some(dp)),
             started: Instant::now(),
@@ -163,11 +194,18 @@ impl Switch {
             if self.dirty.swap(false, Ordering::AcqRel) {
                 tables.publish();
             }
-            let removed = tables.expire(self.now());
-            if !removed.is_empty() {
-                tables.publish();
+            // Timeouts have a resolution of a second; expiry reads every counter.
+            let mut last = self.last_expiry.lock();
+            if last.elapsed() < Duration::from_secs(1) {
+                Vec::new()
+            } else {
+                *last = Instant::now();
+                let removed = tables.expire(self.now());
+                if !removed.is_empty() {
+                    tables.publish();
+                }
+                removed
             }
-            removed
         };
         for r in removed {
             if r.entry
@@ -178,6 +216,75 @@ impl Switch {
             }
         }
         self.drain_packet_ins();
+    }
+
+    /// Adds a port at runtime: the datapath creates it and hands its queues to
+    /// the workers, the pipeline learns it, controllers get PORT_STATUS ADD.
+    pub fn add_port(&self, pc: PortConfig) -> Result<(), PortChangeError> {
+        {
+            let ports = self.ports.lock();
+            if ports.iter().any(|p| p.name == pc.name) {
+                return Err(PortChangeError::NameExists(pc.name));
+            }
+            if ports.iter().any(|p| p.ofport == pc.ofport) {
+                return Err(PortChangeError::OfportExists(pc.ofport));
+            }
+            let mut check = self.config.clone();
+            check.ports = ports.clone();
+            check.ports.push(pc.clone());
+            check
+                .validate_ports()
+                .map_err(|(key, msg)| PortChangeError::Invalid(format!("{key}: {msg}")))?;
+        }
+        {
+            let mut dp = self.datapath.lock();
+            dp.as_mut()
+                .ok_or(PortChangeError::Stopped)?
+                .add_port(&self.eal, &pc)?;
+        }
+        {
+            let mut tables = self.tables.lock();
+            let mut info = PortInfo::new(pc.ofport);
+            info.vlan = policy(&pc.vlan_mode());
+            tables.set_port(info);
+            tables.publish();
+        }
+        let ofport = pc.ofport;
+        self.ports.lock().push(pc);
+        if let Some(desc) = crate::ofswitch::port_desc(self, ofport) {
+            self.publish_event(AsyncEvent::PortStatus(PortStatus {
+                reason: PortReason::Add,
+                desc,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Removes a port at runtime; the other ports keep forwarding.
+    pub fn remove_port(&self, name: &str) -> Result<(), PortChangeError> {
+        let pc = self.ports.lock().iter().find(|p| p.name == name).cloned();
+        let pc = pc.ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
+        let desc = crate::ofswitch::port_desc(self, pc.ofport);
+        {
+            let mut tables = self.tables.lock();
+            tables.remove_port(pc.ofport);
+            tables.mac_table().flush_port(pc.ofport);
+            tables.publish();
+        }
+        {
+            let mut dp = self.datapath.lock();
+            dp.as_mut()
+                .ok_or(PortChangeError::Stopped)?
+                .remove_port(name)?;
+        }
+        self.ports.lock().retain(|p| p.name != name);
+        if let Some(desc) = desc {
+            self.publish_event(AsyncEvent::PortStatus(PortStatus {
+                reason: PortReason::Delete,
+                desc,
+            }));
+        }
+        Ok(())
     }
 
     /// Time since start, the pipeline's clock for timeouts.

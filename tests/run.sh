@@ -3,7 +3,7 @@
 # runs every test (unit, property and the datapath tests with taps,
 # namespaces, pcap/null/ring vdevs and vhost-user). Run as root on Debian 12.
 #
-# Datapath tests take /tmp/ferroflow-datapath.lock, so at most one busy-polling
+# Datapath tests take /tmp/cpu.lock, so at most one busy-polling
 # process runs at a time; each is bounded by --exit-after and timeout(1).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

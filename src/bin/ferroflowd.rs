@@ -123,10 +123,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
 
     let eal_args = config.eal_args("ferroflowd");
     info!(args = ?eal_args, "starting DPDK {}", Eal::version());
-    let eal = Eal::init(&eal_args)?;
+    let eal = Arc::new(Eal::init(&eal_args)?);
     let nports = config.ports.len();
     let workers = eal.worker_lcores().len();
-    let sw = Switch::start(&eal, config)?;
+    let sw = Switch::start(Arc::clone(&eal), config)?;
     info!(ports = nports, workers, "ferroflowd running");
 
     // The control plane runs on the main lcore's CPU: threads made now inherit
@@ -144,7 +144,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(path) = &args.stats_file {
         write_atomically(path, &snap.to_json())?;
     }
+    // The runtime holds the agent, which holds the switch, which holds EAL:
+    // EAL is cleaned up when the last of them goes, after the datapath stopped.
     drop(rt);
+    drop(sw);
     drop(eal);
     result?;
     info!("stopped");

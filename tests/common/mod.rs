@@ -37,7 +37,7 @@ pub struct DatapathLock(File);
 impl DatapathLock {
     pub fn take() -> DatapathLock {
         require_root();
-        let f = File::create("/tmp/ferroflow-datapath.lock").expect("lock file");
+        let f = File::create("/tmp/cpu.lock").expect("lock file");
         f.lock().expect("flock");
         DatapathLock(f)
     }

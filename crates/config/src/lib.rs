@@ -378,6 +378,11 @@ impl Config {
                 "rx_descriptors and tx_descriptors must be positive".into(),
             );
         }
+        self.validate_ports()
+    }
+
+    /// The checks on `[[ports]]` alone (also used for ports added at runtime).
+    pub fn validate_ports(&self) -> Result<(), (String, String)> {
         let mut names = HashSet::new();
         let mut ofports = HashSet::new();
         let mut devices = HashSet::new();

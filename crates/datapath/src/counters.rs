@@ -20,6 +20,11 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Relaxed)
     }
+
+    /// Only between uses of a slot (the worker no longer writes it).
+    pub fn reset(&self) {
+        self.0.store(0, Relaxed);
+    }
 }
 
 /// What one worker did with the packets of one port. Packets are counted on
@@ -35,12 +40,13 @@ pub struct PortCounters {
     /// Packets read from the port's rx queues.
     pub rx_packets: Counter,
     pub rx_bytes: Counter,
-    /// Sent to at least one port.
+    /// Handed to at least one port's tx queue.
     pub forwarded: Counter,
     /// Sent to the controller only.
     pub to_controller: Counter,
     /// Sent nowhere: a table miss without a table-miss entry, a drop, a meter,
-    /// an output to the ingress port, a port not in the frame's VLAN.
+    /// an output to the ingress port, a port not in the frame's VLAN, a port
+    /// being added or removed.
     pub dropped: Counter,
     /// Of the above, dropped by a meter band.
     pub meter_drops: Counter,
@@ -55,6 +61,26 @@ pub struct PortCounters {
     pub tx_dropped: Counter,
 }
 
+impl PortCounters {
+    /// Zeroes a removed port's slot, so that a port added to it starts at zero.
+    pub fn reset(&self) {
+        for c in [
+            &self.rx_packets,
+            &self.rx_bytes,
+            &self.forwarded,
+            &self.to_controller,
+            &self.dropped,
+            &self.meter_drops,
+            &self.invalid_ttl,
+            &self.action_errors,
+            &self.tx_packets,
+            &self.tx_dropped,
+        ] {
+            c.reset();
+        }
+    }
+}
+
 /// One worker's counters: per port, plus how it spent its cycles.
 #[derive(Debug)]
 pub struct WorkerCounters {
@@ -66,6 +92,9 @@ pub struct WorkerCounters {
     pub total_cycles: Counter,
     /// Packets processed (all ports).
     pub packets: Counter,
+    /// Outputs to a port this worker had no queue for (being added or
+    /// removed, or LOCAL without a local port).
+    pub unknown_port_outputs: Counter,
 }
 
 impl WorkerCounters {
@@ -76,6 +105,7 @@ impl WorkerCounters {
             busy_cycles: Counter::default(),
             total_cycles: Counter::default(),
             packets: Counter::default(),
+            unknown_port_outputs: Counter::default(),
         }
     }
 
@@ -92,6 +122,7 @@ impl WorkerCounters {
             } else {
                 busy as f64 / packets as f64
             },
+            unknown_port_outputs: self.unknown_port_outputs.get(),
         }
     }
 }
@@ -133,4 +164,5 @@ pub struct WorkerReport {
     pub busy_cycles: u64,
     pub total_cycles: u64,
     pub cycles_per_packet: f64,
+    pub unknown_port_outputs: u64,
 }

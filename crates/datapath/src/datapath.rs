@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,38 @@ pub enum DatapathError {
     Port { port: String, cause: dpdk::Error },
     #[error("worker on lcore {lcore}: {cause}")]
     Launch { lcore: u32, cause: dpdk::Error },
+    #[error("a datapath holds at most {MAX_PORTS} ports")]
+    TooManyPorts,
+    #[error("a port named {0:?} or with its OpenFlow number exists already")]
+    PortExists(String),
+    #[error("no port named {0:?}")]
+    NoSuchPort(String),
+    #[error("the datapath is stopping")]
+    Stopped,
+}
+
+/// A port created and started, not yet handed to the workers.
+struct PreparedPort {
+    entry: PortEntry,
+    rx: Vec<dpdk::RxQueue>,
+    tx: Vec<dpdk::TxQueue>,
+}
+
+impl WorkerLink {
+    fn send(&mut self, mut cmd: Command) {
+        // The queue holds four commands per possible port; a worker applies
+        // them every loop, so it is never full for long.
+        loop {
+            match self.commands.push(cmd) {
+                Ok(()) => break,
+                Err(back) => {
+                    cmd = back;
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+        }
+        self.sent += 1;
+    }
 }
 
 /// A port as the control plane sees it: identity, link, the driver's counters
@@ -76,6 +108,8 @@ impl From<PortStats> for DriverStats {
 }
 
 struct PortEntry {
+    /// Slot in the workers' per-port arrays (tx queues, batches, counters).
+    slot: usize,
     port: Port,
     name: String,
     ofport: u32,
@@ -85,19 +119,44 @@ struct PortEntry {
     started: bool,
 }
 
+/// Most ports one datapath holds: sizes the workers' per-port counters.
+pub const MAX_PORTS: usize = 256;
+
+/// Commands from the control plane to a worker, applied between bursts.
+pub(crate) enum Command {
+    /// Start polling these rx queues and sending on this tx queue, per slot;
+    /// all at once, so no packet is forwarded while some are unknown.
+    AddPorts {
+        ports: Vec<(usize, Vec<dpdk::RxQueue>, dpdk::TxQueue)>,
+        index: Arc<PortIndex>,
+    },
+    /// Stop using `slot` (its packets in flight are sent or dropped first).
+    RemovePort { slot: usize, index: Arc<PortIndex> },
+}
+
+/// A worker as the control plane reaches it.
+struct WorkerLink {
+    launched: LaunchedWorker,
+    commands: Arc<ArrayQueue<Command>>,
+    /// Commands the worker has applied; it writes, the control plane reads.
+    applied: Arc<AtomicU64>,
+    sent: u64,
+}
+
 /// The running datapath: ports, workers and their counters. [`Datapath::stop`]
 /// (or drop) stops the workers, then the ports, then frees the buffers; the
 /// caller drops the [`Eal`] after it.
 pub struct Datapath {
     ports: Vec<PortEntry>,
     index: Arc<PortIndex>,
-    workers: Vec<LaunchedWorker>,
+    workers: Vec<WorkerLink>,
     counters: Vec<Arc<WorkerCounters>>,
     /// Frames from the control plane (packet-out), sent by the first worker on
     /// its own tx queues: a device may not have a queue to spare.
     inject: Arc<ArrayQueue<(usize, Mbuf)>>,
     stop: Arc<AtomicBool>,
     pool: Option<Mempool>,
+    queue_config: (u16, u16),
 }
 
 /// Control-plane frames waiting for the first worker.
@@ -125,11 +184,10 @@ pub fn policy(mode: &VlanMode) -> VlanPolicy {
 
 impl Datapath {
     /// Creates every configured port, gives each worker lcore its share of the
-    /// rx queues and one tx queue per port, and starts the workers.
-    /// On error, whatever was created is removed again.
-    /// The pipeline's current version is what workers forward with; its
-    /// worker contexts 0..workers go to the workers (the control plane keeps
-    /// the last one, for packet-out).
+    /// rx queues and one tx queue per port, and starts the workers. The
+    /// pipeline's current version is what workers forward with; its worker
+    /// contexts 0..workers go to the workers. On error, whatever was created
+    /// is removed again.
     pub fn start(
         eal: &Eal,
         config: &Config,
@@ -139,16 +197,20 @@ impl Datapath {
         if lcores.is_empty() {
             return Err(DatapathError::NoWorkers);
         }
-        let nworkers = lcores.len() as u16;
+        if config.ports.len() > MAX_PORTS {
+            return Err(DatapathError::TooManyPorts);
+        }
+        let nworkers = lcores.len() as u32;
         let dp_cfg = &config.datapath;
-        let nports = config.ports.len() as u32;
-        // Every rx and tx descriptor may hold an mbuf, plus a burst in flight per
-        // worker and port, plus the per-lcore caches.
+        // Room for every rx and tx descriptor of up to 16 ports (more can be
+        // added at runtime), a burst in flight per worker and port, and the
+        // per-lcore caches.
+        let nports = (config.ports.len() as u32).max(16);
         let needed = nports
-            * u32::from(nworkers)
+            * nworkers
             * (u32::from(dp_cfg.rx_descriptors) + u32::from(dp_cfg.tx_descriptors))
-            + u32::from(nworkers) * (nports + 1) * 64
-            + 512 * (u32::from(nworkers) + 1);
+            + nworkers * (nports + 1) * 64
+            + 512 * (nworkers + 1);
         let count = if dp_cfg.mbufs > 0 {
             dp_cfg.mbufs
         } else {
@@ -160,102 +222,36 @@ impl Datapath {
 
         let mut dp = Datapath {
             ports: Vec::new(),
+            index: Arc::new(PortIndex::new(Vec::new())),
             workers: Vec::new(),
-            index: Arc::new(PortIndex::new(
-                config.ports.iter().map(|p| p.ofport).collect(),
-            )),
             counters: Vec::new(),
             inject: Arc::new(ArrayQueue::new(INJECT_QUEUE)),
             stop: Arc::new(AtomicBool::new(false)),
-            pool: None,
+            pool: Some(pool),
+            queue_config: (dp_cfg.rx_descriptors, dp_cfg.tx_descriptors),
         };
-        let mut rx_assign: Vec<Vec<(usize, dpdk::RxQueue)>> =
-            (0..nworkers).map(|_| Vec::new()).collect();
-        let mut tx_assign: Vec<Vec<dpdk::TxQueue>> = (0..nworkers).map(|_| Vec::new()).collect();
-        let mut next_worker = 0usize;
-        for (idx, pc) in config.ports.iter().enumerate() {
-            let err = |cause| DatapathError::Port {
-                port: pc.name.clone(),
-                cause,
-            };
-            let port = Port::probe(eal, &pc.devargs).map_err(err)?;
-            let info = match port.info() {
-                Ok(i) => i,
-                Err(e) => {
-                    dp.ports.push(PortEntry {
-                        port,
-                        name: pc.name.clone(),
-                        ofport: pc.ofport,
-                        mac: [0; 6],
-                        driver: String::new(),
-                        vlan: String::new(),
-                        started: false,
-                    });
-                    return Err(err(e));
-                }
-            };
-            let vlan = pc.vlan_mode().to_string();
-            dp.ports.push(PortEntry {
-                port: port.clone(),
-                name: pc.name.clone(),
-                ofport: pc.ofport,
-                mac: info.mac,
-                driver: info.driver.clone(),
-                vlan,
-                started: false,
-            });
-            let rx_queues = nworkers.min(info.max_rx_queues).max(1);
-            let qcfg = QueueConfig {
-                rx_queues,
-                tx_queues: nworkers,
-                rx_descriptors: dp_cfg.rx_descriptors,
-                tx_descriptors: dp_cfg.tx_descriptors,
-            };
-            let (rxqs, txqs) = port.configure(&qcfg, &pool).map_err(err)?;
-            port.start().map_err(err)?;
-            dp.ports[idx].started = true;
-            for q in rxqs {
-                rx_assign[next_worker % nworkers as usize].push((idx, q));
-                next_worker += 1;
-            }
-            for (w, q) in txqs.into_iter().enumerate() {
-                tx_assign[w].push(q);
-            }
-            let link = port.link();
-            info!(
-                port = %pc.name, ofport = pc.ofport, device = port.name(), driver = %info.driver,
-                rx_queues, tx_queues = nworkers, link_up = link.up, "port started"
-            );
-        }
-
         let idle_sleep =
             (dp_cfg.idle_sleep_us > 0).then(|| Duration::from_micros(dp_cfg.idle_sleep_us.into()));
         let tsc_epoch = dpdk::rdtsc();
-        for ((lcore, rx), tx) in lcores.iter().zip(rx_assign).zip(tx_assign) {
-            let counters = Arc::new(WorkerCounters::new(*lcore, config.ports.len()));
+        for (w, lcore) in lcores.iter().enumerate() {
+            let counters = Arc::new(WorkerCounters::new(*lcore, MAX_PORTS));
             dp.counters.push(Arc::clone(&counters));
-            if rx.is_empty() {
-                warn!(
-                    lcore,
-                    "worker has no rx queue to poll: more worker lcores than port queues"
-                );
-            }
-            let queues: Vec<String> = rx
-                .iter()
-                .map(|(p, q)| format!("{}:{}", config.ports[*p].name, q.queue_id()))
-                .collect();
+            let commands = Arc::new(ArrayQueue::new(4 * MAX_PORTS));
+            let applied = Arc::new(AtomicU64::new(0));
             let worker = Worker {
-                rx,
-                tx,
+                rx: Vec::new(),
+                tx: Vec::new(),
                 ports: Arc::clone(&dp.index),
                 pipeline: tables.handle(),
-                ctx: tables.worker_context(dp.counters.len() - 1),
-                inject: (dp.counters.len() == 1).then(|| Arc::clone(&dp.inject)),
+                ctx: tables.worker_context(w),
                 counters,
                 stop: Arc::clone(&dp.stop),
                 tsc_hz: dpdk::tsc_hz().max(1),
                 tsc_epoch,
                 idle_sleep,
+                inject: (w == 0).then(|| Arc::clone(&dp.inject)),
+                commands: Arc::clone(&commands),
+                applied: Arc::clone(&applied),
             };
             let launched =
                 LaunchedWorker::launch(eal, *lcore, move || worker.run()).map_err(|cause| {
@@ -264,21 +260,218 @@ impl Datapath {
                         cause,
                     }
                 })?;
-            info!(lcore, rx_queues = ?queues, "worker started");
-            dp.workers.push(launched);
+            dp.workers.push(WorkerLink {
+                launched,
+                commands,
+                applied,
+                sent: 0,
+            });
         }
-        dp.pool = Some(pool);
+        let mut prepared = Vec::new();
+        for pc in &config.ports {
+            match dp.prepare_port(eal, pc, &prepared) {
+                Ok(p) => prepared.push(p),
+                Err(e) => {
+                    for p in prepared {
+                        let _ = p.entry.port.stop();
+                        let _ = p.entry.port.remove();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        dp.attach(prepared);
         Ok(dp)
+    }
+
+    /// Creates a port from its configuration and hands its queues to the
+    /// workers, without disturbing the other ports. Returns once every worker
+    /// polls it.
+    pub fn add_port(
+        &mut self,
+        eal: &Eal,
+        pc: &ferroflow_config::PortConfig,
+    ) -> Result<(), DatapathError> {
+        let prepared = self.prepare_port(eal, pc, &[])?;
+        self.attach(vec![prepared]);
+        Ok(())
+    }
+
+    /// Probes, configures and starts a port in a free slot (`taken`: slots
+    /// already promised to other prepared ports); no worker uses it yet.
+    fn prepare_port(
+        &self,
+        eal: &Eal,
+        pc: &ferroflow_config::PortConfig,
+        taken: &[PreparedPort],
+    ) -> Result<PreparedPort, DatapathError> {
+        if self
+            .ports
+            .iter()
+            .any(|p| p.name == pc.name || p.ofport == pc.ofport)
+            || taken
+                .iter()
+                .any(|p| p.entry.name == pc.name || p.entry.ofport == pc.ofport)
+        {
+            return Err(DatapathError::PortExists(pc.name.clone()));
+        }
+        let slot = (0..MAX_PORTS)
+            .find(|s| {
+                !self.ports.iter().any(|p| p.slot == *s)
+                    && !taken.iter().any(|p| p.entry.slot == *s)
+            })
+            .ok_or(DatapathError::TooManyPorts)?;
+        let err = |cause| DatapathError::Port {
+            port: pc.name.clone(),
+            cause,
+        };
+        let port = Port::probe(eal, &pc.devargs).map_err(err)?;
+        let cleanup = |port: Port| {
+            let _ = port.stop();
+            let _ = port.remove();
+        };
+        let info = match port.info() {
+            Ok(i) => i,
+            Err(e) => {
+                cleanup(port);
+                return Err(err(e));
+            }
+        };
+        let nworkers = self.workers.len() as u16;
+        let rx_queues = nworkers.min(info.max_rx_queues).max(1);
+        let qcfg = QueueConfig {
+            rx_queues,
+            tx_queues: nworkers,
+            rx_descriptors: self.queue_config.0,
+            tx_descriptors: self.queue_config.1,
+        };
+        let Some(pool) = self.pool.as_ref() else {
+            cleanup(port);
+            return Err(DatapathError::Stopped);
+        };
+        let (rx, tx) = match port
+            .configure(&qcfg, pool)
+            .and_then(|q| port.start().map(|()| q))
+        {
+            Ok(q) => q,
+            Err(e) => {
+                cleanup(port);
+                return Err(err(e));
+            }
+        };
+        info!(
+            port = %pc.name, ofport = pc.ofport, device = port.name(), driver = %info.driver, slot,
+            rx_queues, tx_queues = nworkers, link_up = port.link().up, "port started"
+        );
+        Ok(PreparedPort {
+            entry: PortEntry {
+                slot,
+                port,
+                name: pc.name.clone(),
+                ofport: pc.ofport,
+                mac: info.mac,
+                driver: info.driver,
+                vlan: pc.vlan_mode().to_string(),
+                started: true,
+            },
+            rx,
+            tx,
+        })
+    }
+
+    /// Hands prepared ports to the workers in one step: each worker applies
+    /// all of them before its next burst, so no packet is forwarded while
+    /// some of them are still unknown to it.
+    fn attach(&mut self, prepared: Vec<PreparedPort>) {
+        let nworkers = self.workers.len();
+        let mut entries = self.index.entries();
+        entries.extend(prepared.iter().map(|p| (p.entry.ofport, p.entry.slot)));
+        let index = Arc::new(PortIndex::from_entries(entries));
+        let mut per_worker_ports: Vec<Vec<(usize, Vec<dpdk::RxQueue>, dpdk::TxQueue)>> =
+            (0..nworkers).map(|_| Vec::new()).collect();
+        for p in prepared {
+            let slot = p.entry.slot;
+            // Rx queues are spread from the slot on, so ports' first queues land on different workers.
+            let mut per_worker: Vec<Vec<dpdk::RxQueue>> =
+                (0..nworkers).map(|_| Vec::new()).collect();
+            for (q, rxq) in p.rx.into_iter().enumerate() {
+                per_worker[(slot + q) % nworkers].push(rxq);
+            }
+            for ((ports, rx), tx) in per_worker_ports.iter_mut().zip(per_worker).zip(p.tx) {
+                ports.push((slot, rx, tx));
+            }
+            self.ports.push(p.entry);
+        }
+        for (link, ports) in self.workers.iter_mut().zip(per_worker_ports) {
+            link.send(Command::AddPorts {
+                ports,
+                index: Arc::clone(&index),
+            });
+        }
+        self.index = index;
+        self.wait_applied();
+    }
+
+    /// Takes a port away from the workers, then stops and detaches it.
+    pub fn remove_port(&mut self, name: &str) -> Result<(), DatapathError> {
+        let i = self
+            .ports
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| DatapathError::NoSuchPort(name.to_owned()))?;
+        let slot = self.ports[i].slot;
+        let index = Arc::new(PortIndex::from_entries(
+            self.index
+                .entries()
+                .into_iter()
+                .filter(|e| e.1 != slot)
+                .collect(),
+        ));
+        for link in &mut self.workers {
+            link.send(Command::RemovePort {
+                slot,
+                index: Arc::clone(&index),
+            });
+        }
+        self.index = index;
+        self.wait_applied();
+        let p = self.ports.remove(i);
+        for c in &self.counters {
+            c.ports[slot].reset();
+        }
+        let _ = p.port.stop();
+        p.port.remove().map_err(|cause| DatapathError::Port {
+            port: p.name.clone(),
+            cause,
+        })?;
+        info!(port = %p.name, "port removed");
+        Ok(())
+    }
+
+    /// Waits until every worker has applied every command sent (workers apply
+    /// them between bursts, so this takes microseconds).
+    fn wait_applied(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self
+            .workers
+            .iter()
+            .any(|w| w.applied.load(Ordering::Acquire) < w.sent)
+        {
+            if std::time::Instant::now() > deadline {
+                warn!("a worker did not apply a port change within 5 s");
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
 
     pub fn ports(&self) -> Vec<PortStatus> {
         self.ports
             .iter()
-            .enumerate()
-            .map(|(i, p)| {
+            .map(|p| {
                 let mut switch_stats = PortReport::default();
                 for w in &self.counters {
-                    switch_stats.add(&w.ports[i]);
+                    switch_stats.add(&w.ports[p.slot]);
                 }
                 let LinkStatus { up, speed_mbps } = p.port.link();
                 PortStatus {
@@ -295,6 +488,16 @@ impl Datapath {
                 }
             })
             .collect()
+    }
+
+    /// Driver-specific counters of a port (`rte_eth_xstats`).
+    pub fn xstats(&self, name: &str) -> Vec<(String, u64)> {
+        self.ports
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.port.xstats().ok())
+            .map(|x| x.into_iter().map(|x| (x.name, x.value)).collect())
+            .unwrap_or_default()
     }
 
     pub fn workers(&self) -> Vec<WorkerReport> {
@@ -331,8 +534,8 @@ impl Datapath {
     pub fn halt(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         for w in self.workers.drain(..) {
-            let lcore = w.lcore();
-            let code = w.wait();
+            let lcore = w.launched.lcore();
+            let code = w.launched.wait();
             if code != 0 {
                 warn!(lcore, code, "worker ended with an error (it panicked)");
             }

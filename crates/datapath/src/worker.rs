@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::Release};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,6 +7,7 @@ use dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxQueue};
 use pipeline::{Emit, PipelineHandle, Sink, WorkerContext};
 
 use crate::counters::WorkerCounters;
+use crate::datapath::Command;
 use crate::pkt::Pkt;
 use crate::ports::PortIndex;
 
@@ -17,9 +18,10 @@ const IDLE_POLLS_BEFORE_SLEEP: u32 = 1024;
 /// and never shared: the shared state it reads is the current pipeline version
 /// (loaded once per burst), the MAC table inside it, and the stop flag.
 pub(crate) struct Worker {
+    /// (port slot, rx queue) pairs this worker polls.
     pub rx: Vec<(usize, RxQueue)>,
-    /// One tx queue on every port, indexed by port.
-    pub tx: Vec<TxQueue>,
+    /// One tx queue on every port, indexed by slot (None: free slot).
+    pub tx: Vec<Option<TxQueue>>,
     pub ports: Arc<PortIndex>,
     pub pipeline: PipelineHandle,
     pub ctx: WorkerContext,
@@ -31,11 +33,18 @@ pub(crate) struct Worker {
     pub idle_sleep: Option<Duration>,
     /// Control-plane frames to send (the first worker only).
     pub inject: Option<Arc<ArrayQueue<(usize, Mbuf)>>>,
+    /// Port changes from the control plane, and how many were applied.
+    pub commands: Arc<ArrayQueue<Command>>,
+    pub applied: Arc<AtomicU64>,
 }
 
 /// Per-port tx batches; the pipeline's outputs land here.
 struct TxBatches<'a> {
     bufs: &'a mut [MbufBurst],
+    /// Outputs to ports this worker has no queue for.
+    unknown_port: u64,
+    /// Outputs handed to a port (queued, or counted as that port's tx drop).
+    handed: u64,
     /// Copies that could not be made or queued (counted as the port's tx drops).
     failed: &'a mut [u64],
     ports: &'a PortIndex,
@@ -47,6 +56,7 @@ impl Sink<Pkt> for TxBatches<'_> {
         let Some(idx) = self.ports.index_of(port) else {
             return;
         };
+        self.handed += 1;
         let m = match emit {
             Emit::Final => Some(pkt.0.share()),
             Emit::Snapshot => pkt.0.deep_copy(),
@@ -82,14 +92,16 @@ struct Tally {
 
 impl Worker {
     pub fn run(mut self) -> i32 {
-        let nports = self.tx.len();
-        let mut bufs: Vec<MbufBurst> = (0..nports).map(|_| MbufBurst::new()).collect();
-        let mut failed = vec![0u64; nports];
+        let mut bufs: Vec<MbufBurst> = Vec::new();
+        let mut failed: Vec<u64> = Vec::new();
         let mut burst = MbufBurst::new();
         let mut idle_polls = 0u32;
         let mut last = rdtsc();
         let inject = self.inject.take();
         while !self.stop.load(Relaxed) {
+            if !self.commands.is_empty() {
+                self.apply_commands(&mut bufs, &mut failed);
+            }
             let mut got = 0;
             for i in 0..self.rx.len() {
                 let n = self.rx[i].1.rx_burst(&mut burst);
@@ -158,14 +170,17 @@ impl Worker {
             bufs,
             failed,
             ports: &self.ports,
+            unknown_port: 0,
+            handed: 0,
         };
         let mut t = Tally::default();
         for m in burst.drain() {
             t.bytes += m.len() as u64;
             let mut key = packet::extract(m.data(), ofport);
             let mut pkt = Pkt(m);
+            let handed = sink.handed;
             let v = pipeline.process(&mut pkt, &mut key, &mut self.ctx, &mut sink);
-            if v.outputs > 0 {
+            if sink.handed > handed {
                 t.forwarded += 1;
             } else if v.packet_ins > 0 {
                 t.to_controller += 1;
@@ -178,6 +193,7 @@ impl Worker {
             // Outputs hold their own references: this drops the walk's.
             drop(pkt);
         }
+        self.counters.unknown_port_outputs.add(sink.unknown_port);
         let c = &self.counters.ports[in_port];
         c.rx_packets.add(n as u64);
         c.rx_bytes.add(t.bytes);
@@ -197,10 +213,40 @@ impl Worker {
                 continue;
             }
             let c = &self.counters.ports[p];
-            let sent = self.tx[p].tx_burst(buf);
+            let sent = self.tx[p].as_mut().map_or(0, |q| q.tx_burst(buf));
             c.tx_packets.add(sent as u64);
             c.tx_dropped
                 .add(buf.free_all() as u64 + std::mem::take(&mut failed[p]));
+        }
+    }
+
+    /// Port changes, between bursts: nothing of the old port set is in flight.
+    #[cold]
+    fn apply_commands(&mut self, bufs: &mut Vec<MbufBurst>, failed: &mut Vec<u64>) {
+        self.flush(bufs, failed);
+        while let Some(cmd) = self.commands.pop() {
+            match cmd {
+                Command::AddPorts { ports, index } => {
+                    for (slot, rx, tx) in ports {
+                        if self.tx.len() <= slot {
+                            self.tx.resize_with(slot + 1, || None);
+                            bufs.resize_with(slot + 1, MbufBurst::new);
+                            failed.resize(slot + 1, 0);
+                        }
+                        self.tx[slot] = Some(tx);
+                        self.rx.extend(rx.into_iter().map(|q| (slot, q)));
+                    }
+                    self.ports = index;
+                }
+                Command::RemovePort { slot, index } => {
+                    self.rx.retain(|(s, _)| *s != slot);
+                    if let Some(tx) = self.tx.get_mut(slot) {
+                        *tx = None;
+                    }
+                    self.ports = index;
+                }
+            }
+            self.applied.fetch_add(1, Release);
         }
     }
 }
