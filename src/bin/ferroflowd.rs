@@ -13,7 +13,7 @@ use ferroflow::ofswitch::OpenFlowSwitch;
 use ferroflow::stats::{write_atomically, StatsSnapshot};
 use ferroflow::switch::Switch;
 use ferroflow_config::Config;
-use ofagent::{Agent, AgentConfig, Target};
+use ofagent::{Agent, AgentConfig, Target, Tls, TlsFiles};
 use tracing::{error, info, warn};
 
 #[derive(Parser, Debug)]
@@ -163,9 +163,29 @@ async fn control_plane(
     controllers: Vec<Target>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
+    let of = &sw.config.openflow;
+    let tls = match (
+        &of.tls_certificate,
+        &of.tls_private_key,
+        &of.tls_ca_certificate,
+    ) {
+        (Some(certificate), Some(private_key), Some(ca_certificate)) => {
+            Some(Tls::load(&TlsFiles {
+                certificate: certificate.clone(),
+                private_key: private_key.clone(),
+                ca_certificate: ca_certificate.clone(),
+            })?)
+        }
+        _ => None,
+    };
+    let agent_config = AgentConfig {
+        probe_interval: Duration::from_secs(of.probe_interval_s.into()),
+        tls,
+        ..AgentConfig::default()
+    };
     let agent = Arc::new(Agent::new(
         Arc::new(OpenFlowSwitch::new(Arc::clone(sw))),
-        AgentConfig::default(),
+        agent_config,
     ));
     sw.set_agent(Arc::downgrade(&agent));
     for t in &listeners {

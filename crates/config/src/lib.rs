@@ -132,6 +132,14 @@ pub struct OpenflowConfig {
     /// takes over table-miss after three intervals without a controller.
     #[serde(default = "default_probe_interval")]
     pub probe_interval_s: u32,
+    /// PEM files for `ssl:` controllers and `pssl:` listeners: this switch's
+    /// certificate and key, and the CA certificate peers must be signed by.
+    #[serde(default)]
+    pub tls_certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_private_key: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_ca_certificate: Option<PathBuf>,
 }
 
 impl Default for OpenflowConfig {
@@ -139,6 +147,9 @@ impl Default for OpenflowConfig {
         OpenflowConfig {
             listen: Vec::new(),
             probe_interval_s: default_probe_interval(),
+            tls_certificate: None,
+            tls_private_key: None,
+            tls_ca_certificate: None,
         }
     }
 }
@@ -368,6 +379,30 @@ impl Config {
         for (i, l) in self.openflow.listen.iter().enumerate() {
             check_target(l, &["ptcp", "pssl", "punix"])
                 .map_err(|m| (format!("openflow.listen[{i}]"), m))?;
+        }
+        let tls = [
+            &self.openflow.tls_certificate,
+            &self.openflow.tls_private_key,
+            &self.openflow.tls_ca_certificate,
+        ];
+        let tls_set = tls.iter().filter(|t| t.is_some()).count();
+        if tls_set != 0 && tls_set != 3 {
+            return bad(
+                "openflow.tls_certificate",
+                "give all three of tls_certificate, tls_private_key and tls_ca_certificate, or none".into(),
+            );
+        }
+        let uses_tls = self
+            .bridge
+            .controllers
+            .iter()
+            .any(|c| c.target.starts_with("ssl:"))
+            || self.openflow.listen.iter().any(|l| l.starts_with("pssl:"));
+        if uses_tls && tls_set == 0 {
+            return bad(
+                "openflow.tls_certificate",
+                "ssl: and pssl: targets need tls_certificate, tls_private_key and tls_ca_certificate".into(),
+            );
         }
         if self.openflow.probe_interval_s == 0 {
             return bad("openflow.probe_interval_s", "must be at least 1".into());

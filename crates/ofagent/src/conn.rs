@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::mpsc;
+use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::{debug, info, warn};
 
 use crate::counters::AgentCounters;
@@ -152,9 +153,9 @@ pub(crate) async fn listen(shared: Arc<Shared>, target: &Target) -> Result<(), T
                         Ok((s, peer)) => {
                             let _ = s.set_nodelay(true);
                             let shared = Arc::clone(&shared);
-                            tokio::spawn(
-                                async move { serve(shared, s, peer.to_string(), false).await },
-                            );
+                            tokio::spawn(async move {
+                                serve(shared, s, peer.to_string(), false, None).await
+                            });
                         }
                         Err(e) => {
                             warn!("accept: {e}");
@@ -173,9 +174,44 @@ pub(crate) async fn listen(shared: Arc<Shared>, target: &Target) -> Result<(), T
                     match l.accept().await {
                         Ok((s, _)) => {
                             let shared = Arc::clone(&shared);
-                            tokio::spawn(
-                                async move { serve(shared, s, "unix".into(), false).await },
-                            );
+                            tokio::spawn(async move {
+                                serve(shared, s, "unix".into(), false, None).await
+                            });
+                        }
+                        Err(e) => {
+                            warn!("accept: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+        }
+        Target::PassiveSsl(addr) => {
+            let tls = shared
+                .config
+                .tls
+                .clone()
+                .ok_or_else(|| TargetError::TlsNotConfigured {
+                    target: target.to_string(),
+                })?;
+            let l = TcpListener::bind(addr).await.map_err(bind_err)?;
+            info!(%target, "OpenFlow listener ready");
+            tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((s, peer)) => {
+                            let _ = s.set_nodelay(true);
+                            let shared = Arc::clone(&shared);
+                            let acceptor = tls.acceptor.clone();
+                            tokio::spawn(async move {
+                                match acceptor.accept(s).await {
+                                    Ok(s) => serve(shared, s, peer.to_string(), false, None).await,
+                                    Err(e) => {
+                                        AgentCounters::inc(&shared.counters.tls_failures);
+                                        warn!(%peer, "TLS handshake failed: {e}");
+                                    }
+                                }
+                            });
                         }
                         Err(e) => {
                             warn!("accept: {e}");
@@ -190,7 +226,31 @@ pub(crate) async fn listen(shared: Arc<Shared>, target: &Target) -> Result<(), T
     Ok(())
 }
 
+/// A controller connection's state, shared with its [`crate::ControllerLink`].
+#[derive(Debug, Default)]
+pub(crate) struct LinkState {
+    pub up: std::sync::atomic::AtomicBool,
+}
+
+/// Aborts the connection's task when the loop that awaits it is itself
+/// aborted (a removed controller), so that no connection outlives its link.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 pub(crate) async fn keep_connected(shared: Arc<Shared>, target: Target) {
+    keep_connected_with(shared, target, None).await
+}
+
+pub(crate) async fn keep_connected_with(
+    shared: Arc<Shared>,
+    target: Target,
+    link: Option<Arc<LinkState>>,
+) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let connected = match &target {
@@ -202,6 +262,7 @@ pub(crate) async fn keep_connected(shared: Arc<Shared>, target: Target) {
                         s,
                         target.to_string(),
                         true,
+                        link.clone(),
                     )))
                 }
                 Err(e) => {
@@ -209,12 +270,43 @@ pub(crate) async fn keep_connected(shared: Arc<Shared>, target: Target) {
                     None
                 }
             },
+            Target::Ssl(addr) => {
+                match (TcpStream::connect(addr).await, shared.config.tls.clone()) {
+                    (Ok(s), Some(tls)) => {
+                        let _ = s.set_nodelay(true);
+                        let name = ServerName::IpAddress(addr.ip().into());
+                        match tls.connector.connect(name, s).await {
+                            Ok(s) => Some(tokio::spawn(serve(
+                                Arc::clone(&shared),
+                                s,
+                                target.to_string(),
+                                true,
+                                link.clone(),
+                            ))),
+                            Err(e) => {
+                                AgentCounters::inc(&shared.counters.tls_failures);
+                                warn!(%target, "TLS handshake failed: {e}");
+                                None
+                            }
+                        }
+                    }
+                    (Ok(_), None) => {
+                        warn!(%target, "ssl: needs TLS certificates in [openflow]");
+                        return;
+                    }
+                    (Err(e), _) => {
+                        debug!(%target, "connect: {e}");
+                        None
+                    }
+                }
+            }
             Target::Unix(path) => match UnixStream::connect(path).await {
                 Ok(s) => Some(tokio::spawn(serve(
                     Arc::clone(&shared),
                     s,
                     target.to_string(),
                     true,
+                    link.clone(),
                 ))),
                 Err(e) => {
                     debug!(%target, "connect: {e}");
@@ -227,7 +319,8 @@ pub(crate) async fn keep_connected(shared: Arc<Shared>, target: Target) {
             }
         };
         if let Some(task) = connected {
-            let _ = task.await;
+            let mut task = AbortOnDrop(task);
+            let _ = (&mut task.0).await;
             backoff = Duration::from_secs(1);
         }
         tokio::time::sleep(backoff).await;
@@ -249,6 +342,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
     stream: S,
     peer: String,
     active: bool,
+    link: Option<Arc<LinkState>>,
 ) {
     AgentCounters::inc(&shared.counters.connections_accepted);
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -280,6 +374,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
         tx,
         registered: false,
         active,
+        link,
     };
     conn.send(OfpMessage {
         xid: 0,
@@ -309,6 +404,14 @@ struct Conn {
     tx: mpsc::Sender<Vec<u8>>,
     registered: bool,
     active: bool,
+    link: Option<Arc<LinkState>>,
+}
+
+/// An aborted connection (its controller was removed) unregisters too.
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.unregister();
+    }
 }
 
 impl Conn {
@@ -335,6 +438,9 @@ impl Conn {
             if self.active {
                 self.shared.controllers_up.fetch_add(1, Relaxed);
             }
+            if let Some(l) = &self.link {
+                l.up.store(true, Relaxed);
+            }
             self.registered = true;
         }
     }
@@ -344,6 +450,9 @@ impl Conn {
             self.shared.conns.lock().remove(&self.id);
             if self.active {
                 self.shared.controllers_up.fetch_sub(1, Relaxed);
+            }
+            if let Some(l) = &self.link {
+                l.up.store(false, Relaxed);
             }
             self.registered = false;
         }

@@ -21,6 +21,8 @@ pub struct AgentCounters {
     /// PACKET_INs dropped by the rate limit or a full connection queue.
     pub packet_ins_dropped: AtomicU64,
     pub async_dropped: AtomicU64,
+    /// TLS handshakes that failed (bad or unknown peer certificate...).
+    pub tls_failures: AtomicU64,
 }
 
 impl AgentCounters {

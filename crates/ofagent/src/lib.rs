@@ -12,6 +12,7 @@ mod conn;
 mod counters;
 mod roles;
 mod target;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ pub use counters::AgentCounters;
 use openflow::messages::{FlowRemoved, PacketIn, PortStatus, SwitchFeatures};
 use openflow::{ErrorCode, Message};
 pub use target::{Target, TargetError};
+pub use tls::{Tls, TlsError, TlsFiles};
 
 /// The switch as the agent sees it.
 pub trait OfSwitch: Send + Sync + 'static {
@@ -55,6 +57,8 @@ pub struct AgentConfig {
     /// PACKET_INs per second per connection (a token bucket) and its burst.
     pub packet_in_rate: u32,
     pub packet_in_burst: u32,
+    /// Certificates for `ssl:` and `pssl:` targets.
+    pub tls: Option<Tls>,
 }
 
 impl Default for AgentConfig {
@@ -64,6 +68,7 @@ impl Default for AgentConfig {
             max_backoff: Duration::from_secs(8),
             packet_in_rate: 1000,
             packet_in_burst: 100,
+            tls: None,
         }
     }
 }
@@ -111,5 +116,47 @@ impl Agent {
 
     pub fn counters(&self) -> &AgentCounters {
         &self.shared.counters
+    }
+
+    /// Like [`Agent::connect`], but the connection can be watched and ended:
+    /// dropping the returned link closes it and stops reconnecting.
+    pub fn connect_controller(&self, target: Target) -> ControllerLink {
+        let state = Arc::new(conn::LinkState::default());
+        let task = tokio::spawn(conn::keep_connected_with(
+            Arc::clone(&self.shared),
+            target.clone(),
+            Some(Arc::clone(&state)),
+        ));
+        ControllerLink {
+            target,
+            state,
+            task,
+        }
+    }
+}
+
+/// A controller connection the agent keeps up (reconnecting with back-off)
+/// for as long as this value lives.
+#[derive(Debug)]
+pub struct ControllerLink {
+    target: Target,
+    state: Arc<conn::LinkState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ControllerLink {
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The OpenFlow handshake completed and the connection is up now.
+    pub fn is_connected(&self) -> bool {
+        self.state.up.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for ControllerLink {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
