@@ -35,6 +35,9 @@ pub struct Switch {
     /// whether NORMAL has taken over table-miss.
     fail_open: Mutex<(Option<Instant>, bool)>,
     last_expiry: Mutex<Instant>,
+    last_link_check: Mutex<Instant>,
+    /// Last link state seen per OpenFlow port.
+    links: Mutex<std::collections::HashMap<u32, bool>>,
     /// Last, so that it is dropped after the datapath.
     eal: Arc<Eal>,
 }
@@ -95,6 +98,8 @@ impl Switch {
             config,
             eal,
             last_expiry: Mutex::new(Instant::now()),
+            last_link_check: Mutex::new(Instant::now()),
+            links: Mutex::new(std::collections::HashMap::new()),
             tables: Mutex::new(tables),
             datapath: Mutex::new(Some(dp)),
             started: Instant::now(),
@@ -177,6 +182,54 @@ impl Switch {
         }
     }
 
+    /// Follows link changes (a vhost-user guest connecting or going away, a
+    /// tap's kernel side going down): the pipeline's liveness for
+    /// fast-failover groups, and PORT_STATUS to controllers.
+    fn check_links(&self) {
+        {
+            let mut last = self.last_link_check.lock();
+            if last.elapsed() < Duration::from_millis(200) {
+                return;
+            }
+            *last = Instant::now();
+        }
+        let links = match self.datapath.lock().as_ref() {
+            Some(dp) => dp.links(),
+            None => return,
+        };
+        let mut changed = Vec::new();
+        {
+            let mut known = self.links.lock();
+            for (ofport, up) in links {
+                if known.insert(ofport, up).is_some_and(|was| was != up) {
+                    changed.push((ofport, up));
+                }
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        {
+            let mut tables = self.tables.lock();
+            for (ofport, up) in &changed {
+                if let Some(mut info) = tables.ports().get(*ofport).cloned() {
+                    info.live = *up;
+                    tables.set_port(info);
+                }
+            }
+            tables.publish();
+        }
+        for (ofport, up) in changed {
+            tracing::info!(ofport, up, "link changed");
+            if let Some(desc) = crate::ofswitch::port_desc(self, ofport) {
+                self.publish_event(AsyncEvent::PortStatus(PortStatus {
+                    reason: PortReason::Modify,
+                    desc,
+                }));
+            }
+        }
+    }
+
     /// Sends queued packet-ins to the controllers.
     pub fn drain_packet_ins(&self) {
         let queue = self.tables.lock().packet_in_queue();
@@ -189,6 +242,7 @@ impl Switch {
     /// packet-ins, expire timed-out flows (FLOW_REMOVED where asked).
     pub fn housekeeping(&self) {
         self.check_fail_mode();
+        self.check_links();
         let removed = {
             let mut tables = self.tables.lock();
             if self.dirty.swap(false, Ordering::AcqRel) {
@@ -304,5 +358,49 @@ impl Switch {
         if let Some(dp) = self.datapath.lock().take() {
             dp.stop();
         }
+    }
+    /// Administrative up/down of a port (OpenFlow's OFPPC_PORT_DOWN): a down
+    /// port neither receives nor sends through the pipeline. Controllers get
+    /// PORT_STATUS MODIFY. Shared by the management API and PORT_MOD.
+    pub fn set_port_admin(&self, name: &str, up: bool) -> Result<(), PortChangeError> {
+        let ofport = self
+            .ports
+            .lock()
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.ofport)
+            .ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
+        {
+            let mut tables = self.tables.lock();
+            let mut info = tables
+                .ports()
+                .get(ofport)
+                .cloned()
+                .ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
+            let down = openflow::consts::PortConfig::PORT_DOWN;
+            info.config = if up {
+                openflow::consts::PortConfig(info.config.0 & !down.0)
+            } else {
+                openflow::consts::PortConfig(info.config.0 | down.0)
+            };
+            tables.set_port(info);
+        }
+        self.mark_dirty();
+        if let Some(desc) = crate::ofswitch::port_desc(self, ofport) {
+            self.publish_event(AsyncEvent::PortStatus(PortStatus {
+                reason: PortReason::Modify,
+                desc,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Whether a port is administratively up (not OFPPC_PORT_DOWN).
+    pub fn port_admin_up(&self, ofport: u32) -> bool {
+        self.tables
+            .lock()
+            .ports()
+            .get(ofport)
+            .is_none_or(|i| !i.config.contains(openflow::consts::PortConfig::PORT_DOWN))
     }
 }

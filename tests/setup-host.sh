@@ -10,6 +10,8 @@ PACKAGES=(
     libclang-dev clang                      # bindgen
     iproute2 iputils-ping tcpdump procps util-linux python3 python3-venv kmod
     openvswitch-common                      # ovs-ofctl, the OpenFlow tool the tests drive ferroflowd with
+    qemu-system-x86 busybox-static iperf3   # the small QEMU guests of the vhost-user tests (../shared/guest)
+    openssl                                 # throwaway certificates for the TLS tests
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

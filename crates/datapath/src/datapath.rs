@@ -338,7 +338,14 @@ impl Datapath {
             }
         };
         let nworkers = self.workers.len() as u16;
-        let rx_queues = nworkers.min(info.max_rx_queues).max(1);
+        // A vhost-user guest may enable any of the port's queue pairs, and
+        // frames it sends on a queue nobody polls are lost: poll them all
+        // (spread over the workers). Other devices get a queue per worker.
+        let rx_queues = if info.driver == "net_vhost" {
+            info.max_rx_queues.max(1)
+        } else {
+            nworkers.min(info.max_rx_queues).max(1)
+        };
         let qcfg = QueueConfig {
             rx_queues,
             tx_queues: nworkers,
@@ -487,6 +494,14 @@ impl Datapath {
                     switch_stats,
                 }
             })
+            .collect()
+    }
+
+    /// Link state of every port, by OpenFlow number (cheap: no statistics).
+    pub fn links(&self) -> Vec<(u32, bool)> {
+        self.ports
+            .iter()
+            .map(|p| (p.ofport, p.port.link().up))
             .collect()
     }
 

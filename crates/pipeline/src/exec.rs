@@ -278,10 +278,7 @@ impl Pipeline {
                 OFPP_ALL | OFPP_FLOOD => {
                     let flood = p.port == OFPP_FLOOD;
                     for info in self.ports.iter() {
-                        if info.port_no == in_port
-                            || !info.forwards()
-                            || (flood && (info.no_flood || !info.live))
-                        {
+                        if info.port_no == in_port || !info.forwards() || (flood && info.no_flood) {
                             continue;
                         }
                         cx.sink.output(info.port_no, p.queue, pkt, emit);

@@ -76,7 +76,7 @@ impl Normal<'_> {
             },
             None => {
                 for info in self.ports.iter() {
-                    if info.port_no == in_port || !info.forwards() || info.no_flood || !info.live {
+                    if info.port_no == in_port || !info.forwards() || info.no_flood {
                         continue;
                     }
                     if let Some(e) = info.vlan.egress(plan.vlan) {

@@ -12,7 +12,10 @@ pub struct PortInfo {
     pub port_no: u32,
     /// OFPPC_*: PORT_DOWN and NO_FWD stop output, NO_PACKET_IN stops packet-in from it.
     pub config: PortConfig,
-    /// Link up and not blocked (OFPPS_LIVE).
+    /// Link up and not blocked (OFPPS_LIVE): what fast-failover and select
+    /// groups go by. Flooding does not look at it: a driver's link state can
+    /// be wrong (a tap whose kernel side moved to another namespace reads as
+    /// down), and sending on a down link costs nothing.
     pub live: bool,
     /// Left out of FLOOD and NORMAL flooding (OpenFlow 1.0's OFPPC_NO_FLOOD; the profile
     /// uses it for uplinks).
