@@ -233,3 +233,57 @@ fn bad_input_gets_the_spec_error_and_disturbs_nothing() {
     let stats = ff.stop();
     assert!(stats["ports"].as_array().is_some());
 }
+
+fn role_request(role: u32, generation: u64, xid: u32) -> Vec<u8> {
+    let mut body = role.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0; 4]);
+    body.extend_from_slice(&generation.to_be_bytes());
+    msg(24, xid, &body)
+}
+
+fn role_of(m: Option<openflow::OfpMessage>) -> (u32, u64) {
+    match m.map(|m| m.body) {
+        Some(Message::RoleReply(r)) => (r.role.raw(), r.generation_id),
+        other => panic!("expected ROLE_REPLY, got {other:?}"),
+    }
+}
+
+#[test]
+fn roles_one_master_slaves_refused_stale_generations() {
+    use openflow::error::RoleRequestFailedCode;
+    const EQUAL: u32 = 1;
+    const MASTER: u32 = 2;
+    const SLAVE: u32 = 3;
+    let _lock = DatapathLock::take();
+    let ff = start("ofp-roles");
+    let mut a = Peer::connect(&bitmap_hello(1 << 4));
+    let mut b = Peer::connect(&bitmap_hello(1 << 4));
+    assert_eq!(role_of(a.ask(&role_request(MASTER, 10, 1))), (MASTER, 10));
+    // b takes over as master: a becomes a slave.
+    assert_eq!(role_of(b.ask(&role_request(MASTER, 11, 2))), (MASTER, 11));
+    assert_eq!(
+        role_of(a.ask(&role_request(0, 0, 3))),
+        (SLAVE, 11),
+        "NOCHANGE reports the current role"
+    );
+    // A slave may not change the tables.
+    a.expect_error(
+        &flow_mod(&[]),
+        ErrorCode::BadRequest(BadRequestCode::IsSlave),
+        "flow-mod from a slave",
+    );
+    // A stale generation id is refused; EQUAL ignores generations.
+    a.expect_error(
+        &role_request(MASTER, 9, 4),
+        ErrorCode::RoleRequestFailed(RoleRequestFailedCode::Stale),
+        "stale generation",
+    );
+    assert_eq!(role_of(a.ask(&role_request(EQUAL, 0, 5))).0, EQUAL);
+    // The master's flow-mod is accepted (no reply; a barrier confirms it).
+    b.0.write_all(&flow_mod(&[])).unwrap();
+    match b.ask(&msg(20, 6, &[])).map(|m| m.body) {
+        Some(Message::BarrierReply) => {}
+        other => panic!("master flow-mod: {other:?}"),
+    }
+    drop(ff.stop());
+}
