@@ -7,7 +7,8 @@
 # Prints one line per run: `<switch> <traffic> <mpps> <cycles_per_packet>`,
 # then the medians. Mpps is the sink's tx rate over the measured window
 # (after a warm-up). Only one busy-polling process runs at a time, each bounded
-# by --exit-after / timeout. Never probes PCI (--no-pci).
+# by --exit-after / timeout, and only while $CPU_LOCK (default /tmp/cpu.lock,
+# the lock the tests and perf/run.sh take) is held. Never probes PCI (--no-pci).
 #
 # Usage: perf/l2-vs-testpmd.sh [-r RUNS] [-d SECONDS] [-f FLOWS]
 #   FLOWS: distinct source/destination pairs in the pcap (default 1000)
@@ -99,10 +100,12 @@ print(f"{mpps:.2f} {float(sys.argv[3]) / max(mpps * 1e6, 1):.1f}")
 PY
 }
 
+CPU_LOCK=${CPU_LOCK:-/tmp/cpu.lock}
+locked() { ( flock 9; "$@" ) 9>>"$CPU_LOCK"; }   # one run (< 20 s) per hold of the lock
 declare -a FF TP
 for i in $(seq "$RUNS"); do
-    r=$(run_ferroflowd); FF+=("${r%% *}"); echo "ferroflowd-l2 p$FLOWS $r"
-    r=$(run_testpmd); TP+=("${r%% *}"); echo "testpmd-io p$FLOWS $r"
+    r=$(locked run_ferroflowd); FF+=("${r%% *}"); echo "ferroflowd-l2 p$FLOWS $r"
+    r=$(locked run_testpmd); TP+=("${r%% *}"); echo "testpmd-io p$FLOWS $r"
 done
 python3 - "${FF[*]}" "${TP[*]}" <<'PY'
 import statistics, sys

@@ -1,7 +1,10 @@
 //! Shared code of the `ferroflowd` daemon and the `ferroflowctl` CLI.
 
+pub mod api;
+pub mod metrics;
 pub mod ofswitch;
 pub mod stats;
+pub mod store;
 pub mod switch;
 
 /// The version, with the git commit it was built from when known.

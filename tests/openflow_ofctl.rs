@@ -13,7 +13,7 @@ const TARGET: &str = "tcp:127.0.0.1:16634";
 
 fn ofctl(args: &[&str]) -> (bool, String) {
     let out = Command::new("timeout")
-        .args(["20", "ovs-ofctl", "-O", "OpenFlow13"])
+        .args(["60", "ovs-ofctl", "-O", "OpenFlow13"])
         .args(args)
         .output()
         .expect("ovs-ofctl (apt-get install openvswitch-common)");

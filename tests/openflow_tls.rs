@@ -92,7 +92,7 @@ fn ferroflowd_reaches_an_osken_controller_over_ssl() {
     );
     let d = pki.0.display().to_string();
     let log = pki.0.join("osken.log");
-    let mut osken = Command::new(python)
+    let osken = Command::new(python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/osken_run.py"))
         .args([
             "--ofp-listen-host",
@@ -116,6 +116,15 @@ fn ferroflowd_reaches_an_osken_controller_over_ssl() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("os-ken");
+    // Ends os-ken (by its PID) however the test ends.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _osken = Reap(osken);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !run("ss -ltn").contains("127.0.0.1:16655 ") {
         assert!(Instant::now() < deadline, "os-ken did not listen on TLS");
@@ -139,6 +148,4 @@ fn ferroflowd_reaches_an_osken_controller_over_ssl() {
         },
     );
     drop(ff.stop());
-    let _ = osken.kill();
-    let _ = osken.wait();
 }

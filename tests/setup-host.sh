@@ -12,6 +12,7 @@ PACKAGES=(
     openvswitch-common                      # ovs-ofctl, the OpenFlow tool the tests drive ferroflowd with
     qemu-system-x86 busybox-static iperf3   # the small QEMU guests of the vhost-user tests (../shared/guest)
     openssl                                 # throwaway certificates for the TLS tests
+    prometheus curl openssl                 # the metrics scrape test; TLS certificates for the gRPC test
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

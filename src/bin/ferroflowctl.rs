@@ -1,74 +1,1004 @@
-//! ferroflowctl: the Ferroflow command line.
+//! ferroflowctl: the Ferroflow command line, over ferroflowd's gRPC API.
 //!
-//! Today it checks configuration files offline; the management commands
-//! (ports, flows, stats) arrive with the gRPC API.
+//! Commands read like ovs-vsctl and ovs-ofctl (`port add`, `flows add`,
+//! `flows dump`), print aligned tables for people and `--json` for scripts,
+//! and exit with a status that says what went wrong (see `EXIT STATUS` in
+//! `--help`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use ferroflow_config::Config;
+use clap::{Args, Parser, Subcommand};
+use ferroflow::api::client::{connect, ServerAddr};
+use ferroflow::api::pb;
+use ferroflow_config::{Config, DEFAULT_GRPC_SOCKET};
+use serde::Serialize;
+use tonic::transport::Channel;
+
+const EXIT_HELP: &str = "EXIT STATUS:
+  0  success
+  1  failure (the switch could not do it; the message says why)
+  2  usage error, or an argument the switch refused (INVALID_ARGUMENT)
+  3  cannot reach ferroflowd
+  4  not found (no such port, bridge...)
+  5  already exists
+  6  precondition failed (a missing group or meter, an overlapping flow...)";
 
 #[derive(Parser, Debug)]
-#[command(name = "ferroflowctl", version = ferroflow::VERSION, about = "Ferroflow command line")]
+#[command(name = "ferroflowctl", version = ferroflow::VERSION, about = "Ferroflow command line", after_help = EXIT_HELP)]
 struct Cli {
+    /// Where ferroflowd serves its API: unix:PATH (default unix:/run/ferroflow/ferroflow.sock)
+    /// or tcp:HOST:PORT (with --tls-ca, --tls-cert and --tls-key).
+    #[arg(long, global = true, env = "FERROFLOW_SERVER")]
+    server: Option<String>,
+    /// CA certificate that signed the server's certificate (tcp:).
+    #[arg(long, global = true, env = "FERROFLOW_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// This client's certificate and key (tcp:).
+    #[arg(long, global = true, env = "FERROFLOW_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, global = true, env = "FERROFLOW_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// The name in the server's certificate, if not the host of --server.
+    #[arg(long, global = true)]
+    tls_name: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Parse and validate a ferroflowd configuration file, and show what it sets up.
-    CheckConfig {
-        file: PathBuf,
-        /// Print the result as JSON.
+    /// List ports with link state and counters (ovs-vsctl list-ports, ovs-ofctl dump-ports).
+    Ports,
+    /// Add, remove, show and set ports up or down.
+    #[command(subcommand)]
+    Port(PortCmd),
+    /// The bridge and its controllers.
+    Bridge,
+    /// Set, remove or list controllers (ovs-vsctl set-controller / del-controller).
+    #[command(subcommand)]
+    Controller(ControllerCmd),
+    /// Add, modify, delete and dump flows in ovs-ofctl syntax.
+    #[command(subcommand)]
+    Flows(FlowsCmd),
+    /// Per-table entries, lookups and matches (ovs-ofctl dump-tables).
+    Tables,
+    /// Groups in ovs-ofctl add-group syntax.
+    #[command(subcommand)]
+    Groups(GroupsCmd),
+    /// Meters in ovs-ofctl add-meter syntax.
+    #[command(subcommand)]
+    Meters(MetersCmd),
+    /// Workers, their cycles per packet, and packet buffers.
+    Status,
+    /// Port packet rates; --watch repeats every interval.
+    Stats {
+        /// Repeat every SECONDS (default 1) until interrupted.
+        #[arg(long, num_args = 0..=1, default_missing_value = "1")]
+        watch: Option<f64>,
+        /// With --watch: stop after this many reports.
         #[arg(long)]
-        json: bool,
+        count: Option<u64>,
+    },
+    /// Stream port and flow events (one per line).
+    Events {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Parse and validate a ferroflowd configuration file offline, and show what it sets up.
+    CheckConfig { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+enum PortCmd {
+    /// Add a port: ferroflowctl port add vm1 --vhost-client /run/vm1.sock
+    #[command(group(clap::ArgGroup::new("device").required(true).multiple(false).args(["vhost_client", "vhost_server", "tap", "devargs"])))]
+    Add(PortAdd),
+    /// Remove a port (ovs-vsctl del-port).
+    #[command(alias = "del", alias = "rm")]
+    Remove { name: String },
+    /// One port with the driver's extended statistics.
+    Show { name: String },
+    /// Set a port administratively up.
+    Up { name: String },
+    /// Set a port administratively down (it neither receives nor sends).
+    Down { name: String },
+}
+
+#[derive(Args, Debug)]
+#[group(skip)]
+struct PortAdd {
+    name: String,
+    /// vhost-user socket QEMU serves (ferroflowd reconnects after restarts).
+    #[arg(long)]
+    vhost_client: Option<String>,
+    /// vhost-user socket ferroflowd creates for QEMU to connect to.
+    #[arg(long)]
+    vhost_server: Option<String>,
+    /// A tap interface to the host kernel with this name.
+    #[arg(long)]
+    tap: Option<String>,
+    /// DPDK devargs as they are (net_pcap0,rx_pcap=in.pcap, a PCI address...).
+    #[arg(long)]
+    devargs: Option<String>,
+    /// OpenFlow port number (default: the lowest free one).
+    #[arg(long)]
+    ofport: Option<u32>,
+    /// Access VLAN (ovs-vsctl tag=).
+    #[arg(long)]
+    tag: Option<u32>,
+    /// Trunked VLANs, comma-separated (ovs-vsctl trunks=).
+    #[arg(long, value_delimiter = ',')]
+    trunks: Vec<u32>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ControllerCmd {
+    /// Replace the controllers: ferroflowctl controller set tcp:127.0.0.1:6653
+    Set {
+        targets: Vec<String>,
+    },
+    /// Remove every controller.
+    #[command(alias = "remove")]
+    Del,
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum FlowsCmd {
+    /// Add flows; several (and those in --file) are applied as one batch, all or none.
+    Add {
+        flows: Vec<String>,
+        /// Read flows from FILE, one per line ('-': standard input; '#' starts a comment).
+        #[arg(long, short)]
+        file: Option<PathBuf>,
+    },
+    /// Change the actions of flows matching (ovs-ofctl mod-flows).
+    #[command(alias = "modify")]
+    Mod {
+        flow: String,
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Delete flows matching (all when no match is given).
+    #[command(alias = "delete", alias = "remove")]
+    Del {
+        #[arg(default_value = "")]
+        r#match: String,
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print flows with their counters (ovs-ofctl dump-flows).
+    Dump {
+        #[arg(default_value = "")]
+        r#match: String,
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum GroupsCmd {
+    /// ferroflowctl groups add 'group_id=1,type=all,bucket=output:1,bucket=output:2'
+    Add {
+        group: String,
+    },
+    #[command(alias = "modify")]
+    Mod {
+        group: String,
+    },
+    /// Delete a group ('group_id=1'), or all.
+    #[command(alias = "delete")]
+    Del {
+        #[arg(default_value = "")]
+        group: String,
+    },
+    Dump,
+}
+
+#[derive(Subcommand, Debug)]
+enum MetersCmd {
+    /// ferroflowctl meters add 'meter=1,kbps,band=type=drop,rate=1000'
+    Add {
+        meter: String,
+    },
+    #[command(alias = "modify")]
+    Mod {
+        meter: String,
+    },
+    /// Delete a meter ('meter=1'), or all.
+    #[command(alias = "delete")]
+    Del {
+        #[arg(default_value = "")]
+        meter: String,
+    },
+    Dump,
+}
+
+/// A failure and the exit status that tells scripts what kind it was.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<tonic::Status> for Failure {
+    fn from(s: tonic::Status) -> Self {
+        use tonic::Code;
+        let code = match s.code() {
+            Code::InvalidArgument => 2,
+            Code::Unavailable => 3,
+            Code::NotFound => 4,
+            Code::AlreadyExists => 5,
+            Code::FailedPrecondition => 6,
+            _ => 1,
+        };
+        Failure {
+            code,
+            message: s.message().to_owned(),
+        }
+    }
+}
+
+fn fail(code: u8, message: impl Into<String>) -> Failure {
+    Failure {
+        code,
+        message: message.into(),
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::CheckConfig { file, json } => match Config::load(&file) {
-            Ok(c) => {
-                if json {
-                    let ports: Vec<_> = c
-                        .ports
-                        .iter()
-                        .map(|p| serde_json::json!({"name": p.name, "ofport": p.ofport, "devargs": p.devargs, "vlan": p.vlan_mode().to_string()}))
-                        .collect();
-                    println!(
-                        "{}",
-                        serde_json::json!({"ok": true, "eal_args": c.eal_args("ferroflowd"), "ports": ports})
-                    );
-                } else {
-                    println!("{}: ok", file.display());
-                    println!("EAL: {}", c.eal_args("ferroflowd")[1..].join(" "));
-                    println!("{:<16} {:>7}  {:<14} DEVARGS", "PORT", "OFPORT", "VLAN");
-                    for p in &c.ports {
-                        println!(
-                            "{:<16} {:>7}  {:<14} {}",
-                            p.name,
-                            p.ofport,
-                            p.vlan_mode().to_string(),
-                            p.devargs
-                        );
-                    }
-                }
-                ExitCode::SUCCESS
+    if let Command::CheckConfig { file } = &cli.command {
+        return check_config(file, cli.json);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferroflowctl: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(&cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": f.message, "exit": f.code})
+                );
             }
-            Err(e) => {
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"ok": false, "error": e.to_string()})
-                    );
+            eprintln!("ferroflowctl: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn server_addr(cli: &Cli) -> Result<ServerAddr> {
+    let s = cli
+        .server
+        .clone()
+        .unwrap_or_else(|| format!("unix:{DEFAULT_GRPC_SOCKET}"));
+    if let Some(addr) = s.strip_prefix("tcp:") {
+        let need = |v: &Option<PathBuf>, what: &str| {
+            v.clone()
+                .ok_or_else(|| fail(2, format!("--server tcp: needs {what} (the API is only served over TLS with client certificates)")))
+        };
+        return Ok(ServerAddr::Tls {
+            addr: addr.to_owned(),
+            ca: need(&cli.tls_ca, "--tls-ca")?,
+            cert: need(&cli.tls_cert, "--tls-cert")?,
+            key: need(&cli.tls_key, "--tls-key")?,
+            domain: cli.tls_name.clone(),
+        });
+    }
+    let path = s.strip_prefix("unix:").unwrap_or(&s);
+    Ok(ServerAddr::Unix(PathBuf::from(path)))
+}
+
+async fn channel(cli: &Cli) -> Result<Channel> {
+    let addr = server_addr(cli)?;
+    connect(&addr).await.map_err(|e| {
+        fail(
+            3,
+            format!("{e} (is ferroflowd running? --server or FERROFLOW_SERVER say where)"),
+        )
+    })
+}
+
+fn print_json<T: Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Prints rows under a header with every column as wide as its widest cell;
+/// columns whose header starts with '>' are right-aligned (numbers).
+fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header
+        .iter()
+        .map(|h| h.trim_start_matches('>').len())
+        .collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let right = header[i].starts_with('>');
+            let last = i + 1 == cells.len();
+            if right {
+                out.push_str(&format!("{c:>w$}", w = widths[i]));
+            } else if last {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:<w$}", w = widths[i]));
+            }
+            if !last {
+                out.push_str("  ");
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.iter().map(|h| h.trim_start_matches('>')).collect());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn updown(b: bool) -> String {
+    if b { "up" } else { "down" }.to_owned()
+}
+
+fn port_rows(ports: &[pb::Port]) {
+    let rows: Vec<Vec<String>> = ports
+        .iter()
+        .map(|p| {
+            let c = p.counters.unwrap_or_default();
+            vec![
+                p.name.clone(),
+                p.ofport.to_string(),
+                updown(p.link_up),
+                updown(p.admin_up),
+                p.vlan.clone(),
+                c.rx_packets.to_string(),
+                c.tx_packets.to_string(),
+                (c.rx_missed + c.dropped).to_string(),
+                c.tx_dropped.to_string(),
+                (c.rx_errors + c.tx_errors).to_string(),
+                p.devargs.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "PORT", ">OFPORT", "LINK", "ADMIN", "VLAN", ">RX_PKTS", ">TX_PKTS", ">RX_DROP",
+            ">TX_DROP", ">ERRORS", "DEVARGS",
+        ],
+        &rows,
+    );
+}
+
+async fn run(cli: &Cli) -> Result<()> {
+    let ch = channel(cli).await?;
+    let mut ports = pb::port_service_client::PortServiceClient::new(ch.clone());
+    let mut bridges = pb::bridge_service_client::BridgeServiceClient::new(ch.clone());
+    let mut flows = pb::flow_service_client::FlowServiceClient::new(ch.clone());
+    let mut dp = pb::datapath_service_client::DatapathServiceClient::new(ch);
+    let json = cli.json;
+    match &cli.command {
+        Command::CheckConfig { .. } => unreachable!("handled without a server"),
+        Command::Ports => {
+            let list = ports
+                .list_ports(pb::ListPortsRequest {})
+                .await?
+                .into_inner()
+                .ports;
+            if json {
+                print_json(&list);
+            } else {
+                port_rows(&list);
+            }
+        }
+        Command::Port(cmd) => match cmd {
+            PortCmd::Add(a) => {
+                use pb::add_port_request::Device;
+                let device = if let Some(s) = &a.vhost_client {
+                    Device::VhostClient(s.clone())
+                } else if let Some(s) = &a.vhost_server {
+                    Device::VhostServer(s.clone())
+                } else if let Some(s) = &a.tap {
+                    Device::Tap(s.clone())
                 } else {
-                    eprintln!("ferroflowctl: {e}");
+                    Device::Devargs(a.devargs.clone().unwrap_or_default())
+                };
+                let p = ports
+                    .add_port(pb::AddPortRequest {
+                        name: a.name.clone(),
+                        device: Some(device),
+                        ofport: a.ofport.unwrap_or(0),
+                        tag: a.tag.unwrap_or(0),
+                        trunks: a.trunks.clone(),
+                    })
+                    .await?
+                    .into_inner();
+                if json {
+                    print_json(&p);
+                } else {
+                    println!(
+                        "added port {} (OpenFlow port {}, {})",
+                        p.name, p.ofport, p.devargs
+                    );
                 }
-                ExitCode::from(1)
+            }
+            PortCmd::Remove { name } => {
+                ports
+                    .remove_port(pb::RemovePortRequest { name: name.clone() })
+                    .await?;
+                if json {
+                    print_json(&serde_json::json!({"ok": true}));
+                } else {
+                    println!("removed port {name}");
+                }
+            }
+            PortCmd::Show { name } => {
+                let p = ports
+                    .get_port(pb::GetPortRequest { name: name.clone() })
+                    .await?
+                    .into_inner();
+                if json {
+                    print_json(&p);
+                } else {
+                    show_port(&p);
+                }
+            }
+            PortCmd::Up { name } | PortCmd::Down { name } => {
+                let up = matches!(cmd, PortCmd::Up { .. });
+                let p = ports
+                    .set_port_admin_state(pb::SetPortAdminStateRequest {
+                        name: name.clone(),
+                        up,
+                    })
+                    .await?
+                    .into_inner();
+                if json {
+                    print_json(&p);
+                } else {
+                    println!("port {} is administratively {}", p.name, updown(p.admin_up));
+                }
             }
         },
+        Command::Bridge => {
+            let b = bridges
+                .list_bridges(pb::ListBridgesRequest {})
+                .await?
+                .into_inner()
+                .bridges;
+            if json {
+                print_json(&b);
+            } else {
+                for b in &b {
+                    println!(
+                        "bridge {}  datapath_id {}  fail_mode {}  OpenFlow connections {}",
+                        b.name, b.datapath_id, b.fail_mode, b.openflow_connections
+                    );
+                    for l in &b.openflow_listen {
+                        println!("  listening {l}");
+                    }
+                    controller_rows(&b.controllers);
+                }
+            }
+        }
+        Command::Controller(cmd) => {
+            let list = match cmd {
+                ControllerCmd::Set { targets } => {
+                    bridges
+                        .set_controllers(pb::SetControllersRequest {
+                            bridge: String::new(),
+                            targets: targets.clone(),
+                        })
+                        .await?
+                        .into_inner()
+                        .controllers
+                }
+                ControllerCmd::Del => {
+                    bridges
+                        .set_controllers(pb::SetControllersRequest::default())
+                        .await?
+                        .into_inner()
+                        .controllers
+                }
+                ControllerCmd::List => {
+                    bridges
+                        .list_controllers(pb::ListControllersRequest {})
+                        .await?
+                        .into_inner()
+                        .controllers
+                }
+            };
+            if json {
+                print_json(&list);
+            } else {
+                controller_rows(&list);
+            }
+        }
+        Command::Flows(cmd) => flows_cmd(&mut flows, cmd, json).await?,
+        Command::Tables => {
+            let t = flows
+                .dump_tables(pb::DumpTablesRequest {})
+                .await?
+                .into_inner()
+                .tables;
+            if json {
+                print_json(&t);
+            } else {
+                let rows: Vec<Vec<String>> = t
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.table_id.to_string(),
+                            t.active.to_string(),
+                            t.lookups.to_string(),
+                            t.matches.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(&[">TABLE", ">ENTRIES", ">LOOKUPS", ">MATCHES"], &rows);
+            }
+        }
+        Command::Groups(cmd) => {
+            use pb::group_change::Group;
+            let change = |command: pb::GroupCommand, text: &str| pb::ApplyGroupsRequest {
+                changes: vec![pb::GroupChange {
+                    command: command as i32,
+                    group: Some(Group::Text(text.to_owned())),
+                }],
+            };
+            match cmd {
+                GroupsCmd::Add { group } => drop(
+                    flows
+                        .apply_groups(change(pb::GroupCommand::Add, group))
+                        .await?,
+                ),
+                GroupsCmd::Mod { group } => drop(
+                    flows
+                        .apply_groups(change(pb::GroupCommand::Modify, group))
+                        .await?,
+                ),
+                GroupsCmd::Del { group } => drop(
+                    flows
+                        .apply_groups(change(pb::GroupCommand::Delete, group))
+                        .await?,
+                ),
+                GroupsCmd::Dump => {
+                    let g = flows
+                        .dump_groups(pb::DumpGroupsRequest {})
+                        .await?
+                        .into_inner()
+                        .groups;
+                    if json {
+                        print_json(&g);
+                    } else {
+                        for g in &g {
+                            println!(
+                                " {}  packets={} bytes={} ref_count={}",
+                                g.text, g.packets, g.bytes, g.ref_count
+                            );
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+            if json {
+                print_json(&serde_json::json!({"ok": true}));
+            }
+        }
+        Command::Meters(cmd) => {
+            use pb::meter_change::Meter;
+            let change = |command: pb::MeterCommand, text: &str| pb::ApplyMetersRequest {
+                changes: vec![pb::MeterChange {
+                    command: command as i32,
+                    meter: Some(Meter::Text(text.to_owned())),
+                }],
+            };
+            match cmd {
+                MetersCmd::Add { meter } => drop(
+                    flows
+                        .apply_meters(change(pb::MeterCommand::Add, meter))
+                        .await?,
+                ),
+                MetersCmd::Mod { meter } => drop(
+                    flows
+                        .apply_meters(change(pb::MeterCommand::Modify, meter))
+                        .await?,
+                ),
+                MetersCmd::Del { meter } => drop(
+                    flows
+                        .apply_meters(change(pb::MeterCommand::Delete, meter))
+                        .await?,
+                ),
+                MetersCmd::Dump => {
+                    let m = flows
+                        .dump_meters(pb::DumpMetersRequest {})
+                        .await?
+                        .into_inner()
+                        .meters;
+                    if json {
+                        print_json(&m);
+                    } else {
+                        for m in &m {
+                            println!(
+                                " {}  packets_in={} bytes_in={} flows={}",
+                                m.text, m.packets_in, m.bytes_in, m.flow_count
+                            );
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+            if json {
+                print_json(&serde_json::json!({"ok": true}));
+            }
+        }
+        Command::Status => {
+            let s = dp.get_status(pb::GetStatusRequest {}).await?.into_inner();
+            if json {
+                print_json(&s);
+            } else {
+                println!(
+                    "ferroflowd {}  DPDK {}  up {:.0}s",
+                    s.version, s.dpdk_version, s.uptime_s
+                );
+                println!(
+                    "packet buffers: {} in use, {} free; MAC entries: {}",
+                    s.mbufs_in_use, s.mbufs_available, s.mac_entries
+                );
+                let rows: Vec<Vec<String>> = s
+                    .workers
+                    .iter()
+                    .map(|w| {
+                        let busy = if w.total_cycles == 0 {
+                            0.0
+                        } else {
+                            100.0 * w.busy_cycles as f64 / w.total_cycles as f64
+                        };
+                        vec![
+                            w.lcore.to_string(),
+                            w.packets.to_string(),
+                            format!("{busy:.1}%"),
+                            format!("{:.1}", w.cycles_per_packet),
+                        ]
+                    })
+                    .collect();
+                table(&[">LCORE", ">PACKETS", ">BUSY", ">CYCLES/PKT"], &rows);
+            }
+        }
+        Command::Stats { watch, count } => stats(&mut ports, *watch, *count, json).await?,
+        Command::Events { count } => {
+            let mut stream = dp
+                .watch_events(pb::WatchEventsRequest {})
+                .await?
+                .into_inner();
+            let mut n = 0;
+            while count.is_none_or(|c| n < c) {
+                let Some(e) = stream.message().await? else {
+                    break;
+                };
+                if json {
+                    println!("{}", serde_json::to_string(&e).unwrap_or_default());
+                } else {
+                    println!("{}", describe_event(&e));
+                }
+                n += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe_event(e: &pb::Event) -> String {
+    match &e.event {
+        Some(pb::event::Event::Port(p)) => {
+            let kind = pb::port_event::Kind::try_from(p.kind).map_or("?".into(), |k| {
+                k.as_str_name().trim_start_matches("KIND_").to_lowercase()
+            });
+            format!("port {} ({}) {kind}", p.name, p.ofport)
+        }
+        Some(pb::event::Event::Flow(f)) if !f.changes.is_empty() => {
+            format!("flows {}", f.changes.join("; "))
+        }
+        Some(pb::event::Event::Flow(f)) => {
+            format!("table {} now has {} entries", f.table_id, f.entries)
+        }
+        Some(pb::event::Event::Lagged(n)) => format!("({n} events lost: this client fell behind)"),
+        None => "?".into(),
+    }
+}
+
+fn controller_rows(list: &[pb::Controller]) {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            vec![
+                c.target.clone(),
+                if c.connected {
+                    "connected"
+                } else {
+                    "not connected"
+                }
+                .into(),
+            ]
+        })
+        .collect();
+    table(&["CONTROLLER", "STATE"], &rows);
+}
+
+fn show_port(p: &pb::Port) {
+    println!(
+        "port {}: OpenFlow port {}, {} ({}), link {}, admin {}, {} Mb/s, mac {}, {}",
+        p.name,
+        p.ofport,
+        p.device,
+        p.driver,
+        updown(p.link_up),
+        updown(p.admin_up),
+        p.speed_mbps,
+        p.mac,
+        p.vlan
+    );
+    println!("devargs: {}", p.devargs);
+    let c = p.counters.unwrap_or_default();
+    let rows = vec![
+        vec!["rx_packets".into(), c.rx_packets.to_string()],
+        vec!["rx_bytes".into(), c.rx_bytes.to_string()],
+        vec!["tx_packets".into(), c.tx_packets.to_string()],
+        vec!["tx_bytes".into(), c.tx_bytes.to_string()],
+        vec!["rx_missed".into(), c.rx_missed.to_string()],
+        vec!["rx_errors".into(), c.rx_errors.to_string()],
+        vec!["tx_errors".into(), c.tx_errors.to_string()],
+        vec!["rx_nombuf".into(), c.rx_nombuf.to_string()],
+        vec!["forwarded".into(), c.forwarded.to_string()],
+        vec!["to_controller".into(), c.to_controller.to_string()],
+        vec!["dropped".into(), c.dropped.to_string()],
+        vec!["meter_drops".into(), c.meter_drops.to_string()],
+        vec!["tx_dropped".into(), c.tx_dropped.to_string()],
+    ];
+    table(&["COUNTER", ">VALUE"], &rows);
+    if !p.xstats.is_empty() {
+        let rows: Vec<Vec<String>> = p
+            .xstats
+            .iter()
+            .map(|x| vec![x.name.clone(), x.value.to_string()])
+            .collect();
+        table(&["XSTAT", ">VALUE"], &rows);
+    }
+}
+
+async fn flows_cmd(
+    flows: &mut pb::flow_service_client::FlowServiceClient<Channel>,
+    cmd: &FlowsCmd,
+    json: bool,
+) -> Result<()> {
+    use pb::flow_change::Flow;
+    let change = |command: pb::FlowCommand, text: &str| pb::FlowChange {
+        command: command as i32,
+        flow: Some(Flow::Text(text.to_owned())),
+    };
+    let changes = match cmd {
+        FlowsCmd::Dump { r#match } => {
+            let list = flows
+                .dump_flows(pb::DumpFlowsRequest {
+                    filter: r#match.clone(),
+                })
+                .await?
+                .into_inner()
+                .flows;
+            if json {
+                print_json(&list);
+            } else {
+                for f in &list {
+                    println!(" {}", f.text);
+                }
+            }
+            return Ok(());
+        }
+        FlowsCmd::Add { flows: list, file } => {
+            let mut all: Vec<String> = list.clone();
+            if let Some(f) = file {
+                let text = if f.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin())
+                        .map_err(|e| fail(1, format!("standard input: {e}")))?
+                } else {
+                    std::fs::read_to_string(f)
+                        .map_err(|e| fail(1, format!("{}: {e}", f.display())))?
+                };
+                all.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_owned),
+                );
+            }
+            if all.is_empty() {
+                return Err(fail(2, "no flows given"));
+            }
+            all.iter()
+                .map(|t| change(pb::FlowCommand::Add, t))
+                .collect::<Vec<_>>()
+        }
+        FlowsCmd::Mod { flow, strict } => vec![change(
+            if *strict {
+                pb::FlowCommand::ModifyStrict
+            } else {
+                pb::FlowCommand::Modify
+            },
+            flow,
+        )],
+        FlowsCmd::Del { r#match, strict } => vec![change(
+            if *strict {
+                pb::FlowCommand::DeleteStrict
+            } else {
+                pb::FlowCommand::Delete
+            },
+            r#match,
+        )],
+    };
+    let n = changes.len();
+    let r = flows
+        .apply_flows(pb::ApplyFlowsRequest { changes })
+        .await?
+        .into_inner();
+    if json {
+        print_json(&serde_json::json!({"ok": true, "changes": n, "removed": r.removed}));
+    } else if matches!(cmd, FlowsCmd::Del { .. }) {
+        println!("deleted {} flows", r.removed);
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Rate {
+    port: String,
+    rx_pps: f64,
+    tx_pps: f64,
+    rx_bps: f64,
+    tx_bps: f64,
+    rx_packets: u64,
+    tx_packets: u64,
+    drops: u64,
+}
+
+async fn stats(
+    ports: &mut pb::port_service_client::PortServiceClient<Channel>,
+    watch: Option<f64>,
+    count: Option<u64>,
+    json: bool,
+) -> Result<()> {
+    let interval = Duration::from_secs_f64(watch.unwrap_or(1.0).max(0.1));
+    let mut last = ports
+        .list_ports(pb::ListPortsRequest {})
+        .await?
+        .into_inner()
+        .ports;
+    let mut at = std::time::Instant::now();
+    let mut n = 0;
+    loop {
+        tokio::time::sleep(interval).await;
+        let now = ports
+            .list_ports(pb::ListPortsRequest {})
+            .await?
+            .into_inner()
+            .ports;
+        let dt = at.elapsed().as_secs_f64().max(1e-6);
+        at = std::time::Instant::now();
+        let rates: Vec<Rate> = now
+            .iter()
+            .map(|p| {
+                let c = p.counters.unwrap_or_default();
+                let o = last
+                    .iter()
+                    .find(|q| q.name == p.name)
+                    .and_then(|q| q.counters)
+                    .unwrap_or_default();
+                let d = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt;
+                Rate {
+                    port: p.name.clone(),
+                    rx_pps: d(c.rx_packets, o.rx_packets),
+                    tx_pps: d(c.tx_packets, o.tx_packets),
+                    rx_bps: 8.0 * d(c.rx_bytes, o.rx_bytes),
+                    tx_bps: 8.0 * d(c.tx_bytes, o.tx_bytes),
+                    rx_packets: c.rx_packets,
+                    tx_packets: c.tx_packets,
+                    drops: c.rx_missed + c.dropped + c.tx_dropped,
+                }
+            })
+            .collect();
+        if json {
+            println!("{}", serde_json::to_string(&rates).unwrap_or_default());
+        } else {
+            let rows: Vec<Vec<String>> = rates
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.port.clone(),
+                        format!("{:.0}", r.rx_pps),
+                        format!("{:.0}", r.tx_pps),
+                        format!("{:.1}", r.rx_bps / 1e6),
+                        format!("{:.1}", r.tx_bps / 1e6),
+                        r.rx_packets.to_string(),
+                        r.tx_packets.to_string(),
+                        r.drops.to_string(),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "PORT", ">RX_PPS", ">TX_PPS", ">RX_MBPS", ">TX_MBPS", ">RX_PKTS", ">TX_PKTS",
+                    ">DROPS",
+                ],
+                &rows,
+            );
+        }
+        last = now;
+        n += 1;
+        if watch.is_none() || count.is_some_and(|c| n >= c) {
+            return Ok(());
+        }
+        if !json {
+            println!();
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path, json: bool) -> ExitCode {
+    match Config::load(file) {
+        Ok(c) => {
+            if json {
+                let ports: Vec<_> = c
+                    .ports
+                    .iter()
+                    .map(|p| serde_json::json!({"name": p.name, "ofport": p.ofport, "devargs": p.devargs, "vlan": p.vlan_mode().to_string()}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "eal_args": c.eal_args("ferroflowd"), "ports": ports})
+                );
+            } else {
+                println!("{}: ok", file.display());
+                println!("EAL: {}", c.eal_args("ferroflowd")[1..].join(" "));
+                let rows: Vec<Vec<String>> = c
+                    .ports
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.name.clone(),
+                            p.ofport.to_string(),
+                            p.vlan_mode().to_string(),
+                            p.devargs.clone(),
+                        ]
+                    })
+                    .collect();
+                table(&["PORT", ">OFPORT", "VLAN", "DEVARGS"], &rows);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": e.to_string()})
+                );
+            } else {
+                eprintln!("ferroflowctl: {e}");
+            }
+            ExitCode::from(1)
+        }
     }
 }

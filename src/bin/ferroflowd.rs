@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use dpdk::host::Hugepages;
 use dpdk::Eal;
+use ferroflow::api::Api;
+use ferroflow::metrics::CountingSwitch;
 use ferroflow::ofswitch::OpenFlowSwitch;
 use ferroflow::stats::{write_atomically, StatsSnapshot};
 use ferroflow::switch::Switch;
-use ferroflow_config::Config;
+use ferroflow_config::{Config, GrpcConfig};
 use ofagent::{Agent, AgentConfig, Target, Tls, TlsFiles};
 use tracing::{error, info, warn};
 
@@ -85,7 +87,18 @@ fn check_host(config: &Config) -> anyhow::Result<()> {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    let config = Config::load(&args.config)?;
+    let config = Config::load(&args.config).map_err(|e| {
+        // The store keeps a copy of the last file that loaded.
+        let good = ferroflow::store::Store::last_good_path(&args.config);
+        if good.exists() {
+            anyhow::anyhow!(
+                "{e} (the last good configuration is kept in {})",
+                good.display()
+            )
+        } else {
+            anyhow::anyhow!("{e}")
+        }
+    })?;
     if args.check_config {
         println!(
             "{}: ok ({} ports)",
@@ -93,14 +106,6 @@ fn run(args: &Args) -> anyhow::Result<()> {
             config.ports.len()
         );
         return Ok(());
-    }
-    for (what, set) in [
-        ("[grpc]", config.grpc.is_some()),
-        ("[metrics]", config.metrics.is_some()),
-    ] {
-        if set {
-            warn!("{what} is configured but this build does not serve it yet");
-        }
     }
     let listeners = config
         .openflow
@@ -183,17 +188,42 @@ async fn control_plane(
         tls,
         ..AgentConfig::default()
     };
+    let api = Api::new(Arc::clone(sw), Some(args.config.clone()));
     let agent = Arc::new(Agent::new(
-        Arc::new(OpenFlowSwitch::new(Arc::clone(sw))),
+        Arc::new(CountingSwitch {
+            inner: Arc::new(OpenFlowSwitch::new(Arc::clone(sw))),
+            counters: Arc::clone(&api.flow_mods),
+        }),
         agent_config,
     ));
     sw.set_agent(Arc::downgrade(&agent));
+    api.set_agent(&agent);
+    {
+        let api = Arc::clone(&api);
+        let config = sw.config.clone();
+        let path = args.config.clone();
+        tokio::task::spawn_blocking(move || api.restore(&config, &path)).await??;
+    }
     for t in &listeners {
         agent.listen(t).await?;
     }
-    for t in controllers {
-        agent.connect(t);
+    api.connect_controllers(controllers);
+    // gRPC on a unix socket unless [grpc] says otherwise. Without [grpc], a
+    // socket another ferroflowd already answers on is left to it.
+    let _grpc = match &sw.config.grpc {
+        Some(g) => Some(ferroflow::api::serve(Arc::clone(&api), g).await?),
+        None => match ferroflow::api::serve(Arc::clone(&api), &GrpcConfig::default()).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!("management API not served: {e}");
+                None
+            }
+        },
+    };
+    if let Some(m) = &sw.config.metrics {
+        ferroflow::metrics::serve(Arc::clone(&api), &m.listen).await?;
     }
+    api.spawn_watcher();
     let started = Instant::now();
     let interval = Duration::from_secs_f64(args.stats_interval.max(0.05));
     let mut next_report = started + interval;

@@ -49,6 +49,8 @@ pub struct Config {
     pub datapath: DatapathConfig,
     #[serde(default)]
     pub ports: Vec<PortConfig>,
+    #[serde(default)]
+    pub store: StoreConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -158,16 +160,79 @@ fn default_probe_interval() -> u32 {
     5
 }
 
+/// Where the management API listens. A unix socket (mode 0600) by default;
+/// TCP only with TLS and client certificates, because the API can change
+/// everything the switch does.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcConfig {
+    /// `unix:PATH` or `tcp:IP:PORT`.
+    #[serde(default = "default_grpc_listen")]
     pub listen: String,
+    /// PEM files for `tcp:`: the server's certificate and key, and the CA
+    /// that client certificates must be signed by.
+    #[serde(default)]
+    pub tls_certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_private_key: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_ca_certificate: Option<PathBuf>,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            listen: default_grpc_listen(),
+            tls_certificate: None,
+            tls_private_key: None,
+            tls_ca_certificate: None,
+        }
+    }
+}
+
+/// The management socket ferroflowctl looks for first.
+pub const DEFAULT_GRPC_SOCKET: &str = "/run/ferroflow/ferroflow.sock";
+
+fn default_grpc_listen() -> String {
+    format!("unix:{DEFAULT_GRPC_SOCKET}")
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
+    /// `IP:PORT` of the Prometheus `/metrics` endpoint.
     pub listen: String,
+}
+
+/// What ferroflowd keeps in this file for itself: the flows, groups and
+/// meters added through the management API (in ovs-ofctl syntax), so that a
+/// restart brings them back. Ports and controllers added through the API are
+/// written to `[[ports]]` and `[[bridge.controllers]]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// False: changes made through the API are not written back to this file.
+    #[serde(default = "yes")]
+    pub persist: bool,
+    /// Flows, groups and meters the API owns, each in ovs-ofctl syntax.
+    /// `None` (never written) leaves the bridge's default flow alone.
+    #[serde(default)]
+    pub flows: Option<Vec<String>>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub meters: Vec<String>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            persist: true,
+            flows: None,
+            groups: Vec::new(),
+            meters: Vec::new(),
+        }
+    }
 }
 
 /// Datapath tuning; the defaults suit virtual ports.
@@ -404,6 +469,17 @@ impl Config {
                 "ssl: and pssl: targets need tls_certificate, tls_private_key and tls_ca_certificate".into(),
             );
         }
+        if let Some(g) = &self.grpc {
+            g.validate().map_err(|(k, m)| (format!("grpc.{k}"), m))?;
+        }
+        if let Some(m) = &self.metrics {
+            if m.listen.parse::<std::net::SocketAddr>().is_err() {
+                return bad(
+                    "metrics.listen",
+                    format!("{:?}: expected IP:PORT (127.0.0.1:9464)", m.listen),
+                );
+            }
+        }
         if self.openflow.probe_interval_s == 0 {
             return bad("openflow.probe_interval_s", "must be at least 1".into());
         }
@@ -507,6 +583,49 @@ impl Config {
         }
         args.extend(e.extra_args.iter().cloned());
         args
+    }
+}
+
+impl GrpcConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        let tls = [
+            &self.tls_certificate,
+            &self.tls_private_key,
+            &self.tls_ca_certificate,
+        ];
+        let tls_set = tls.iter().filter(|t| t.is_some()).count();
+        if let Some(path) = self.listen.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(("listen".into(), "unix: needs a path".into()));
+            }
+            if tls_set != 0 {
+                return Err((
+                    "tls_certificate".into(),
+                    "TLS is for tcp: listeners; a unix socket is protected by its mode (0600)"
+                        .into(),
+                ));
+            }
+            return Ok(());
+        }
+        let Some(addr) = self.listen.strip_prefix("tcp:") else {
+            return Err((
+                "listen".into(),
+                format!("{:?}: expected unix:PATH or tcp:IP:PORT", self.listen),
+            ));
+        };
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err((
+                "listen".into(),
+                format!("{:?}: expected tcp:IP:PORT", self.listen),
+            ));
+        }
+        if tls_set != 3 {
+            return Err((
+                "listen".into(),
+                "tcp: needs tls_certificate, tls_private_key and tls_ca_certificate (clients must present certificates): the API is never served on unauthenticated TCP".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,853 @@
+//! The gRPC management API (`proto/ferroflow/v1`): ports, the bridge and its
+//! controllers, flows, groups, meters, datapath status and an event stream.
+//!
+//! Every change goes through [`Api`], one at a time, and is written to the
+//! config store before the call returns, so what a client was told is what a
+//! restart brings back.
+
+pub mod client;
+pub mod convert;
+mod services;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use ferroflow_config::{Config, GrpcConfig, PortConfig};
+use flow_syntax::{format_flow, FlowText};
+use ofagent::{Agent, ControllerLink, Target};
+use openflow::consts::{OFPG_ANY, OFPP_ANY, OFPTT_ALL};
+use openflow::messages::{
+    FlowMod, FlowModCommand, GroupMod, GroupModCommand, MeterMod, MeterModCommand,
+};
+use parking_lot::Mutex;
+use pipeline::{ofconv, FlowModReq, PipelineError};
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+
+use crate::store::{Store, StoreError, StoreState};
+use crate::switch::{PortChangeError, Switch};
+
+/// The generated messages and services.
+pub mod pb {
+    tonic::include_proto!("ferroflow.v1");
+}
+
+/// Why a management call failed, mapped onto gRPC status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A request field the switch cannot use; `field` names it.
+    #[error("{field}: {message}")]
+    InvalidArgument { field: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request is well formed but the switch's state refuses it (a
+    /// missing group or meter, an overlapping flow).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The change was applied but could not be written to the config store.
+    #[error("applied, but not saved: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::InvalidArgument {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A pipeline refusal of change `field`.
+    fn pipeline(field: &str, e: PipelineError) -> ApiError {
+        use PipelineError::*;
+        let msg = format!("{field}: {e}");
+        match e {
+            BadOutGroup(_)
+            | UnknownMeterInInstruction(_)
+            | UnknownGroup(_)
+            | UnknownMeter(_)
+            | Overlap
+            | ChainedGroup(_)
+            | GroupLoop(_) => ApiError::FailedPrecondition(msg),
+            GroupExists(_) | MeterExists(_) => ApiError::AlreadyExists(msg),
+            TableFull(_) => ApiError::ResourceExhausted(msg),
+            _ => ApiError::invalid(field, e.to_string()),
+        }
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> Self {
+        let msg = e.to_string();
+        match e {
+            ApiError::InvalidArgument { .. } => tonic::Status::invalid_argument(msg),
+            ApiError::NotFound(_) => tonic::Status::not_found(msg),
+            ApiError::AlreadyExists(_) => tonic::Status::already_exists(msg),
+            ApiError::FailedPrecondition(_) => tonic::Status::failed_precondition(msg),
+            ApiError::ResourceExhausted(_) => tonic::Status::resource_exhausted(msg),
+            ApiError::Store(_) | ApiError::Internal(_) => tonic::Status::internal(msg),
+        }
+    }
+}
+
+impl From<PortChangeError> for ApiError {
+    fn from(e: PortChangeError) -> Self {
+        let msg = e.to_string();
+        match e {
+            PortChangeError::Invalid(m) => {
+                let (field, message) = m.split_once(": ").unwrap_or(("port", &m));
+                // ports[3].tag -> tag: the request has one port.
+                let field = field.rsplit('.').next().unwrap_or(field);
+                ApiError::invalid(field, message)
+            }
+            PortChangeError::NameExists(_) | PortChangeError::OfportExists(_) => {
+                ApiError::AlreadyExists(msg)
+            }
+            PortChangeError::NoSuchPort(_) => ApiError::NotFound(msg),
+            PortChangeError::Stopped => ApiError::FailedPrecondition(msg),
+            PortChangeError::Datapath(datapath::DatapathError::PortExists(_)) => {
+                ApiError::AlreadyExists(msg)
+            }
+            PortChangeError::Datapath(datapath::DatapathError::TooManyPorts) => {
+                ApiError::ResourceExhausted(msg)
+            }
+            PortChangeError::Datapath(datapath::DatapathError::Port { .. }) => {
+                ApiError::invalid("devargs", msg)
+            }
+            PortChangeError::Datapath(_) => ApiError::Internal(msg),
+        }
+    }
+}
+
+/// Flow-mods by where they came from, for metrics.
+#[derive(Debug, Default)]
+pub struct FlowModCounters {
+    pub grpc_applied: AtomicU64,
+    pub grpc_refused: AtomicU64,
+    pub openflow_applied: AtomicU64,
+    pub openflow_refused: AtomicU64,
+}
+
+/// What the API added and so must persist: controllers re-install their own.
+#[derive(Debug, Default)]
+struct Owned {
+    /// (table, priority, match as printed): the identity of an entry.
+    flows: HashSet<(u8, u16, String)>,
+    groups: BTreeSet<u32>,
+    meters: BTreeSet<u32>,
+}
+
+pub struct Api {
+    pub sw: Arc<Switch>,
+    agent: Mutex<Weak<Agent>>,
+    controllers: Mutex<Vec<ControllerLink>>,
+    events: broadcast::Sender<pb::Event>,
+    store: Option<Store>,
+    pub flow_mods: Arc<FlowModCounters>,
+    owned: Mutex<Owned>,
+    /// One change, and its save, at a time.
+    change: Mutex<()>,
+    /// What the event stream last reported.
+    seen: Mutex<Seen>,
+}
+
+type PortStates = HashMap<String, (u32, bool, bool)>;
+
+/// Ports (name -> OpenFlow number, link up, admin up) and tables (entries)
+/// as last reported; tables only while someone listens.
+#[derive(Default)]
+struct Seen {
+    ports: Option<PortStates>,
+    tables: Option<HashMap<u8, u32>>,
+}
+
+fn now_epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The identity of a flow entry, as the store and dumps see it.
+fn flow_key(table: u8, priority: u16, m: &openflow::Match) -> (u8, u16, String) {
+    (table, priority, flow_syntax::format_match(m, priority))
+}
+
+impl Api {
+    /// `store`: the configuration file to write changes into (None: changes
+    /// are not persisted).
+    pub fn new(sw: Arc<Switch>, store: Option<PathBuf>) -> Arc<Api> {
+        let (events, _) = broadcast::channel(1024);
+        let mut owned = Owned::default();
+        if sw.config.bridge.controllers.is_empty() {
+            // The default NORMAL flow is the bridge's own; the API may delete it.
+            owned.flows.insert(flow_key(0, 0, &openflow::Match::any()));
+        }
+        Arc::new(Api {
+            sw,
+            agent: Mutex::new(Weak::new()),
+            controllers: Mutex::new(Vec::new()),
+            events,
+            store: store.map(|p| Store::new(&p)),
+            flow_mods: Arc::new(FlowModCounters::default()),
+            owned: Mutex::new(owned),
+            change: Mutex::new(()),
+            seen: Mutex::new(Seen::default()),
+        })
+    }
+
+    pub fn set_agent(&self, agent: &Arc<Agent>) {
+        *self.agent.lock() = Arc::downgrade(agent);
+    }
+
+    pub fn agent(&self) -> Option<Arc<Agent>> {
+        self.agent.lock().upgrade()
+    }
+
+    /// Starts keeping connections to these controllers (the configured ones
+    /// at start).
+    pub fn connect_controllers(&self, targets: Vec<Target>) {
+        let Some(agent) = self.agent() else { return };
+        let mut links = self.controllers.lock();
+        for t in targets {
+            links.push(agent.connect_controller(t));
+        }
+    }
+
+    pub fn controllers(&self) -> Vec<pb::Controller> {
+        self.controllers
+            .lock()
+            .iter()
+            .map(|l| pb::Controller {
+                target: l.target().to_string(),
+                connected: l.is_connected(),
+            })
+            .collect()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<pb::Event> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, event: pb::event::Event) {
+        // No subscriber is not an error.
+        let _ = self.events.send(pb::Event {
+            time: now_epoch(),
+            event: Some(event),
+        });
+    }
+
+    /// Applies the flows, groups and meters kept in the store, as the API's
+    /// own. Errors name the entry and the line of the file.
+    pub fn restore(&self, config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let at = |key: &str, i: usize, s: &str| {
+            let line = crate::store::line_of(&text, s)
+                .map(|l| format!("{}:{l}: ", path.display()))
+                .unwrap_or_default();
+            format!("{line}store.{key}[{i}]")
+        };
+        let st = &config.store;
+        for (i, s) in st.meters.iter().enumerate() {
+            let mm = flow_syntax::parse_meter_mod(s, MeterModCommand::Add)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", at("meters", i, s)))?;
+            self.apply_meters(vec![mm], false)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", at("meters", i, s)))?;
+        }
+        // Groups may chain to groups later in the list: retry what failed
+        // until nothing more succeeds.
+        let mut pending: Vec<(usize, &String)> = st.groups.iter().enumerate().collect();
+        loop {
+            let mut failed = Vec::new();
+            let mut last_err = None;
+            for (i, s) in &pending {
+                let gm = flow_syntax::parse_group_mod(s, GroupModCommand::Add)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", at("groups", *i, s)))?;
+                if let Err(e) = self.apply_groups(vec![gm], false) {
+                    last_err = Some(anyhow::anyhow!("{}: {e}", at("groups", *i, s)));
+                    failed.push((*i, *s));
+                }
+            }
+            if failed.is_empty() {
+                break;
+            }
+            if failed.len() == pending.len() {
+                return Err(last_err.unwrap_or_else(|| anyhow::anyhow!("store.groups")));
+            }
+            pending = failed;
+        }
+        if let Some(flows) = &st.flows {
+            let mut mods = Vec::new();
+            if config.bridge.controllers.is_empty() {
+                // The store says which flows exist, the default one included.
+                let mut del = FlowMod::add(0, 0, openflow::Match::any(), Vec::new());
+                del.command = FlowModCommand::DeleteStrict;
+                mods.push(("store".to_owned(), del));
+            }
+            for (i, s) in flows.iter().enumerate() {
+                let fm = flow_syntax::parse_flow_mod(s, FlowModCommand::Add)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", at("flows", i, s)))?;
+                mods.push((at("flows", i, s), fm));
+            }
+            self.apply_flow_mods(mods, false)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            info!(flows = flows.len(), "flows restored from the config store");
+        }
+        if let Some(s) = &self.store {
+            s.keep_last_good()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the API's state to the config store.
+    fn save(&self) -> Result<(), ApiError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        if !self.sw.config.store.persist {
+            return Ok(());
+        }
+        let now = self.sw.now();
+        let (flows, groups, meters) = {
+            let mut owned = self.owned.lock();
+            let mut tables = self.sw.tables.lock();
+            let counts = tables
+                .flow_counts(OFPTT_ALL, &pipeline::Match::any(), 0, 0, OFPP_ANY, OFPG_ANY)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let mut present = HashSet::new();
+            let mut flows = Vec::new();
+            let mut sorted: Vec<_> = counts.iter().map(|c| ofconv::flow_stats(c, now)).collect();
+            sorted.sort_by(|a, b| {
+                (a.table_id, std::cmp::Reverse(a.priority))
+                    .cmp(&(b.table_id, std::cmp::Reverse(b.priority)))
+            });
+            for fs in &sorted {
+                let key = flow_key(fs.table_id, fs.priority, &fs.match_);
+                if owned.flows.contains(&key) {
+                    flows.push(format_flow(&FlowText {
+                        table_id: fs.table_id,
+                        priority: fs.priority,
+                        cookie: fs.cookie,
+                        idle_timeout: fs.idle_timeout,
+                        hard_timeout: fs.hard_timeout,
+                        flags: fs.flags,
+                        match_: &fs.match_,
+                        instructions: &fs.instructions,
+                        counters: None,
+                    }));
+                    present.insert(key);
+                }
+            }
+            owned.flows.retain(|k| present.contains(k));
+            let groups: Vec<String> = tables
+                .groups()
+                .filter(|g| owned.groups.contains(&g.id))
+                .map(|g| flow_syntax::format_group(&ofconv::group_desc(g)))
+                .collect();
+            let existing: HashSet<u32> = tables.groups().map(|g| g.id).collect();
+            owned.groups.retain(|g| existing.contains(g));
+            let meters: Vec<String> = tables
+                .meters()
+                .filter(|m| owned.meters.contains(&m.id))
+                .map(|m| flow_syntax::format_meter(m.id, m.flags, &services::meter_bands(&m.bands)))
+                .collect();
+            let existing: HashSet<u32> = tables.meters().map(|m| m.id).collect();
+            owned.meters.retain(|m| existing.contains(m));
+            (flows, groups, meters)
+        };
+        let state = StoreState {
+            ports: self.sw.ports.lock().clone(),
+            controllers: self
+                .controllers
+                .lock()
+                .iter()
+                .map(|l| l.target().to_string())
+                .collect(),
+            flows,
+            groups,
+            meters,
+        };
+        store.save(&state)?;
+        Ok(())
+    }
+
+    // ---- ports ----
+
+    pub fn add_port(&self, pc: PortConfig) -> Result<(), ApiError> {
+        let _one = self.change.lock();
+        self.sw.add_port(pc)?;
+        self.poll();
+        self.save()
+    }
+
+    pub fn remove_port(&self, name: &str) -> Result<(), ApiError> {
+        let _one = self.change.lock();
+        self.sw.remove_port(name)?;
+        self.poll();
+        self.save()
+    }
+
+    pub fn set_port_admin(&self, name: &str, up: bool) -> Result<(), ApiError> {
+        let _one = self.change.lock();
+        self.sw.set_port_admin(name, up)?;
+        self.sw.sync();
+        self.poll();
+        Ok(())
+    }
+
+    // ---- controllers ----
+
+    pub fn set_controllers(&self, targets: Vec<String>) -> Result<(), ApiError> {
+        let mut parsed = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            let target = Target::parse(t)
+                .map_err(|e| ApiError::invalid(format!("targets[{i}]"), e.to_string()))?;
+            if !matches!(target, Target::Tcp(_) | Target::Unix(_)) {
+                return Err(ApiError::invalid(
+                    format!("targets[{i}]"),
+                    format!("{t:?}: a controller is tcp:IP:PORT or unix:PATH"),
+                ));
+            }
+            parsed.push(target);
+        }
+        let _one = self.change.lock();
+        let agent = self.agent().ok_or_else(|| {
+            ApiError::FailedPrecondition("the OpenFlow agent is not running".into())
+        })?;
+        {
+            let mut links = self.controllers.lock();
+            // Keep connections to targets that stay; end the others.
+            let mut keep: Vec<ControllerLink> = Vec::new();
+            for l in links.drain(..) {
+                if parsed.contains(l.target()) && !keep.iter().any(|k| k.target() == l.target()) {
+                    keep.push(l);
+                }
+            }
+            for t in parsed {
+                if !keep.iter().any(|k| *k.target() == t) {
+                    keep.push(agent.connect_controller(t));
+                }
+            }
+            *links = keep;
+        }
+        self.save()
+    }
+
+    // ---- flows ----
+
+    /// Applies flow-mods as one: all are checked, then applied under one
+    /// lock; if one fails, the tables it touched are put back as they were,
+    /// and nothing is published. Each mod comes with the name of its field
+    /// in the request, for errors.
+    pub fn apply_flow_mods(
+        &self,
+        mods: Vec<(String, FlowMod)>,
+        save: bool,
+    ) -> Result<u32, ApiError> {
+        let _one = self.change.lock();
+        let now = self.sw.now();
+        let n = mods.len() as u64;
+        let result = (|| {
+            let mut tables = self.sw.tables.lock();
+            for (field, fm) in &mods {
+                ofconv::convert_flow_mod(fm, &tables).map_err(|e| ApiError::pipeline(field, e))?;
+            }
+            let mut affected = BTreeSet::new();
+            for (_, fm) in &mods {
+                if fm.table_id == OFPTT_ALL {
+                    affected.extend(0..tables.n_tables());
+                } else {
+                    affected.insert(fm.table_id);
+                }
+            }
+            let snapshot: Vec<(u8, Vec<pipeline::FlowEntry>)> = affected
+                .iter()
+                .map(|t| (*t, tables.entries(*t).cloned().collect::<Vec<_>>()))
+                .filter(|(_, e)| !e.is_empty())
+                .collect();
+            let mut removed = 0u32;
+            for (field, fm) in &mods {
+                match tables.flow_mod(fm, now) {
+                    Ok(r) => removed += r.len() as u32,
+                    Err(e) => {
+                        rollback(&mut tables, &affected, snapshot, now);
+                        return Err(ApiError::pipeline(field, e));
+                    }
+                }
+            }
+            Ok(removed)
+        })();
+        match &result {
+            Ok(_) => {
+                self.flow_mods.grpc_applied.fetch_add(n, Relaxed);
+                let mut owned = self.owned.lock();
+                for (_, fm) in &mods {
+                    if fm.command == FlowModCommand::Add {
+                        owned
+                            .flows
+                            .insert(flow_key(fm.table_id, fm.priority, &fm.match_));
+                    }
+                }
+            }
+            Err(_) => {
+                self.flow_mods.grpc_refused.fetch_add(n, Relaxed);
+                return result;
+            }
+        }
+        self.sw.mark_dirty();
+        self.sw.sync();
+        self.emit(pb::event::Event::Flow(pb::FlowEvent {
+            kind: pb::flow_event::Kind::Changed as i32,
+            changes: mods.iter().map(|(_, fm)| describe(fm)).collect(),
+            table_id: 0,
+            entries: 0,
+        }));
+        if save {
+            self.save()?;
+        }
+        result
+    }
+
+    pub fn apply_groups(&self, mods: Vec<GroupMod>, save: bool) -> Result<(), ApiError> {
+        let _one = self.change.lock();
+        let now = self.sw.now();
+        {
+            let mut tables = self.sw.tables.lock();
+            for (i, gm) in mods.iter().enumerate() {
+                tables
+                    .group_mod(gm, now)
+                    .map_err(|e| ApiError::pipeline(&format!("changes[{i}]"), e))?;
+                let mut owned = self.owned.lock();
+                match gm.command {
+                    GroupModCommand::Add => {
+                        owned.groups.insert(gm.group_id);
+                    }
+                    GroupModCommand::Delete => {
+                        owned.groups.remove(&gm.group_id);
+                    }
+                    GroupModCommand::Modify => {}
+                }
+            }
+        }
+        self.sw.mark_dirty();
+        self.sw.sync();
+        if save {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    pub fn apply_meters(&self, mods: Vec<MeterMod>, save: bool) -> Result<(), ApiError> {
+        let _one = self.change.lock();
+        let now = self.sw.now();
+        {
+            let mut tables = self.sw.tables.lock();
+            for (i, mm) in mods.iter().enumerate() {
+                tables
+                    .meter_mod(mm, now)
+                    .map_err(|e| ApiError::pipeline(&format!("changes[{i}]"), e))?;
+                let mut owned = self.owned.lock();
+                match mm.command {
+                    MeterModCommand::Add => {
+                        owned.meters.insert(mm.meter_id);
+                    }
+                    MeterModCommand::Delete => {
+                        owned.meters.remove(&mm.meter_id);
+                    }
+                    MeterModCommand::Modify => {}
+                }
+            }
+        }
+        self.sw.mark_dirty();
+        self.sw.sync();
+        if save {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Streams what changed in ports and tables since the last look: the
+    /// API's own port changes at once, everything else (links, controllers,
+    /// timeouts) within 200 ms.
+    pub fn spawn_watcher(self: &Arc<Self>) {
+        let api = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                let a = Arc::clone(&api);
+                let _ = tokio::task::spawn_blocking(move || a.poll()).await;
+            }
+        });
+    }
+
+    /// Compares ports and tables with what was last reported and emits the
+    /// differences. Table counts are read only while someone listens.
+    fn poll(&self) {
+        let status = self
+            .sw
+            .datapath
+            .lock()
+            .as_ref()
+            .map(|d| d.ports())
+            .unwrap_or_default();
+        let ports: PortStates = self
+            .sw
+            .ports
+            .lock()
+            .clone()
+            .into_iter()
+            .map(|p| {
+                let link = status.iter().any(|s| s.name == p.name && s.link_up);
+                let admin = self.sw.port_admin_up(p.ofport);
+                (p.name, (p.ofport, link, admin))
+            })
+            .collect();
+        let listening = self.events.receiver_count() > 0;
+        let tables: Option<HashMap<u8, u32>> = listening.then(|| {
+            self.sw
+                .tables
+                .lock()
+                .table_counts()
+                .into_iter()
+                .filter(|t| t.active > 0)
+                .map(|t| (t.table_id, t.active))
+                .collect()
+        });
+        let mut seen = self.seen.lock();
+        if let Some(old) = &seen.ports {
+            self.diff_ports(old, &ports);
+        }
+        if let (Some(old), Some(new)) = (&seen.tables, &tables) {
+            self.diff_tables(old, new);
+        }
+        seen.ports = Some(ports);
+        seen.tables = tables;
+    }
+
+    fn diff_ports(&self, old: &PortStates, new: &PortStates) {
+        use pb::port_event::Kind;
+        let port = |kind: Kind, name: &str, ofport: u32| {
+            self.emit(pb::event::Event::Port(pb::PortEvent {
+                kind: kind as i32,
+                name: name.to_owned(),
+                ofport,
+            }))
+        };
+        for (name, (ofport, link, admin)) in new {
+            match old.get(name) {
+                None => port(Kind::Added, name, *ofport),
+                Some((_, l, a)) => {
+                    if l != link {
+                        port(
+                            if *link { Kind::LinkUp } else { Kind::LinkDown },
+                            name,
+                            *ofport,
+                        );
+                    }
+                    if a != admin {
+                        port(
+                            if *admin {
+                                Kind::AdminUp
+                            } else {
+                                Kind::AdminDown
+                            },
+                            name,
+                            *ofport,
+                        );
+                    }
+                }
+            }
+        }
+        for (name, (ofport, _, _)) in old {
+            if !new.contains_key(name) {
+                port(Kind::Removed, name, *ofport);
+            }
+        }
+    }
+
+    fn diff_tables(&self, old_t: &HashMap<u8, u32>, new_t: &HashMap<u8, u32>) {
+        let ids: BTreeSet<u8> = old_t.keys().chain(new_t.keys()).copied().collect();
+        for t in ids {
+            let (a, b) = (
+                old_t.get(&t).copied().unwrap_or(0),
+                new_t.get(&t).copied().unwrap_or(0),
+            );
+            if a != b {
+                self.emit(pb::event::Event::Flow(pb::FlowEvent {
+                    kind: pb::flow_event::Kind::TableChanged as i32,
+                    changes: Vec::new(),
+                    table_id: u32::from(t),
+                    entries: b,
+                }));
+            }
+        }
+    }
+}
+
+/// Puts the tables a failed batch touched back as they were before it.
+/// (Their entries come back with fresh counters.)
+fn rollback(
+    tables: &mut pipeline::FlowTables,
+    affected: &BTreeSet<u8>,
+    snapshot: Vec<(u8, Vec<pipeline::FlowEntry>)>,
+    now: Duration,
+) {
+    for t in affected {
+        let _ = tables.apply_flow_mod(FlowModReq::delete(*t, pipeline::Match::any()), now);
+    }
+    for (t, entries) in snapshot {
+        for e in entries {
+            let req = FlowModReq {
+                cookie: e.cookie,
+                idle_timeout: e.idle_timeout,
+                hard_timeout: e.hard_timeout,
+                flags: e.flags,
+                ..FlowModReq::add(t, e.priority, e.match_.clone(), (*e.instructions).clone())
+            };
+            if let Err(err) = tables.apply_flow_mod(req, now) {
+                warn!(table = t, "rollback could not restore an entry: {err}");
+            }
+        }
+    }
+}
+
+/// "add table=0,priority=100,... actions=..." for the event stream.
+fn describe(fm: &FlowMod) -> String {
+    let verb = match fm.command {
+        FlowModCommand::Add => "add",
+        FlowModCommand::Modify => "modify",
+        FlowModCommand::ModifyStrict => "modify --strict",
+        FlowModCommand::Delete => "delete",
+        FlowModCommand::DeleteStrict => "delete --strict",
+    };
+    let text = format_flow(&FlowText {
+        table_id: fm.table_id,
+        priority: fm.priority,
+        cookie: fm.cookie,
+        idle_timeout: fm.idle_timeout,
+        hard_timeout: fm.hard_timeout,
+        flags: fm.flags,
+        match_: &fm.match_,
+        instructions: &fm.instructions,
+        counters: None,
+    });
+    format!("{verb} {text}")
+}
+
+/// A running gRPC server; removes its unix socket when dropped.
+pub struct GrpcServer {
+    socket: Option<PathBuf>,
+}
+
+impl Drop for GrpcServer {
+    fn drop(&mut self) {
+        if let Some(p) = &self.socket {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Why the gRPC server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("grpc.listen {0:?}: another ferroflowd answers on this socket")]
+    InUse(String),
+    #[error("grpc.listen {listen:?}: {source}")]
+    Bind {
+        listen: String,
+        source: std::io::Error,
+    },
+    #[error("grpc TLS: cannot read {path}: {source}")]
+    TlsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("grpc TLS: {0}")]
+    Tls(tonic::transport::Error),
+}
+
+/// Binds where `[grpc] listen` says and serves the API in the background.
+pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeError> {
+    use tonic::transport::Server;
+    let bind = |source| ServeError::Bind {
+        listen: cfg.listen.clone(),
+        source,
+    };
+    let router = |b: &mut Server| {
+        b.add_service(pb::port_service_server::PortServiceServer::new(
+            services::Ports(Arc::clone(&api)),
+        ))
+        .add_service(pb::bridge_service_server::BridgeServiceServer::new(
+            services::Bridges(Arc::clone(&api)),
+        ))
+        .add_service(pb::flow_service_server::FlowServiceServer::new(
+            services::Flows(Arc::clone(&api)),
+        ))
+        .add_service(pb::datapath_service_server::DatapathServiceServer::new(
+            services::Datapath(Arc::clone(&api)),
+        ))
+    };
+    if let Some(path) = cfg.listen.strip_prefix("unix:") {
+        let path = PathBuf::from(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(bind)?;
+        }
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                return Err(ServeError::InUse(cfg.listen.clone()));
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+        // Only the owner (root) may connect: the socket is made 0600 from the start.
+        // SAFETY: umask only changes the process's file creation mask.
+        let old = unsafe { libc::umask(0o177) };
+        let listener = tokio::net::UnixListener::bind(&path);
+        // SAFETY: as above, restoring the previous mask.
+        unsafe { libc::umask(old) };
+        let listener = listener.map_err(bind)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(bind)?;
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        let r = router(&mut Server::builder());
+        tokio::spawn(async move {
+            if let Err(e) = r.serve_with_incoming(incoming).await {
+                warn!("gRPC server stopped: {e}");
+            }
+        });
+        info!(socket = %path.display(), "gRPC management API ready");
+        return Ok(GrpcServer { socket: Some(path) });
+    }
+    let addr = cfg.listen.trim_start_matches("tcp:");
+    let read = |p: &Option<PathBuf>| -> Result<Vec<u8>, ServeError> {
+        let p = p.clone().unwrap_or_default();
+        std::fs::read(&p).map_err(|source| ServeError::TlsFile { path: p, source })
+    };
+    let tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(
+            read(&cfg.tls_certificate)?,
+            read(&cfg.tls_private_key)?,
+        ))
+        .client_ca_root(tonic::transport::Certificate::from_pem(read(
+            &cfg.tls_ca_certificate,
+        )?));
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let mut builder = Server::builder().tls_config(tls).map_err(ServeError::Tls)?;
+    let r = router(&mut builder);
+    tokio::spawn(async move {
+        if let Err(e) = r.serve_with_incoming(incoming).await {
+            warn!("gRPC server stopped: {e}");
+        }
+    });
+    info!(%addr, "gRPC management API ready (TLS, client certificates required)");
+    Ok(GrpcServer { socket: None })
+}

@@ -1,0 +1,413 @@
+//! Prometheus metrics at `/metrics` (`[metrics] listen`).
+//!
+//! Each scrape reads the switch afresh into a new registry: the datapath's
+//! counters are per-worker atomics read with relaxed loads, the control
+//! plane's state behind its own mutexes, so a scrape never makes a worker
+//! wait. There is no burst-size histogram: it would need a per-burst
+//! counter write in the workers' loop, which this change leaves alone.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use ofagent::OfSwitch;
+use openflow::{ErrorCode, Message};
+use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::api::{Api, FlowModCounters};
+
+/// Why the metrics endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("metrics.listen {listen:?}: {source}")]
+    Bind {
+        listen: String,
+        source: std::io::Error,
+    },
+}
+
+/// Counts OpenFlow flow-mods, applied and refused, on their way to the switch.
+pub struct CountingSwitch {
+    pub inner: Arc<dyn OfSwitch>,
+    pub counters: Arc<FlowModCounters>,
+}
+
+impl OfSwitch for CountingSwitch {
+    fn features(&self) -> openflow::messages::SwitchFeatures {
+        self.inner.features()
+    }
+
+    fn handle(&self, request: &Message) -> Result<Vec<Message>, ErrorCode> {
+        let r = self.inner.handle(request);
+        if matches!(request, Message::FlowMod(_)) {
+            let c = if r.is_ok() {
+                &self.counters.openflow_applied
+            } else {
+                &self.counters.openflow_refused
+            };
+            c.fetch_add(1, Relaxed);
+        }
+        r
+    }
+
+    fn barrier(&self) {
+        self.inner.barrier()
+    }
+}
+
+/// Registers and returns a metric; the names are constants, so a failure is a bug.
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric definition");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn fgauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let g = GaugeVec::new(Opts::new(name, help), labels).expect("metric definition");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+/// The text exposition of every metric, read now.
+pub fn render(api: &Api) -> String {
+    let r = Registry::new();
+    let sw = &api.sw;
+
+    gauge(
+        &r,
+        "ferroflow_build_info",
+        "Version of ferroflowd and of DPDK; always 1.",
+        &["version", "dpdk"],
+    )
+    .with_label_values(&[crate::VERSION, &dpdk::Eal::version()])
+    .set(1);
+    fgauge(
+        &r,
+        "ferroflow_uptime_seconds",
+        "Seconds since the datapath started.",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(sw.started.elapsed().as_secs_f64());
+
+    let p = ["port"];
+    let rx_packets = counter(
+        &r,
+        "ferroflow_port_rx_packets_total",
+        "Packets received (driver).",
+        &p,
+    );
+    let rx_bytes = counter(
+        &r,
+        "ferroflow_port_rx_bytes_total",
+        "Bytes received (driver).",
+        &p,
+    );
+    let tx_packets = counter(
+        &r,
+        "ferroflow_port_tx_packets_total",
+        "Packets sent (driver).",
+        &p,
+    );
+    let tx_bytes = counter(
+        &r,
+        "ferroflow_port_tx_bytes_total",
+        "Bytes sent (driver).",
+        &p,
+    );
+    let rx_missed = counter(
+        &r,
+        "ferroflow_port_rx_missed_total",
+        "Packets the device dropped for lack of rx descriptors (driver).",
+        &p,
+    );
+    let rx_errors = counter(
+        &r,
+        "ferroflow_port_rx_errors_total",
+        "Erroneous received packets (driver).",
+        &p,
+    );
+    let tx_errors = counter(
+        &r,
+        "ferroflow_port_tx_errors_total",
+        "Failed transmissions (driver).",
+        &p,
+    );
+    let rx_nombuf = counter(
+        &r,
+        "ferroflow_port_rx_nombuf_total",
+        "Receive failures for lack of packet buffers (driver).",
+        &p,
+    );
+    let forwarded = counter(
+        &r,
+        "ferroflow_port_forwarded_total",
+        "Received packets the pipeline sent to at least one port.",
+        &p,
+    );
+    let to_ctl = counter(
+        &r,
+        "ferroflow_port_to_controller_total",
+        "Received packets the pipeline sent only to the controller.",
+        &p,
+    );
+    let dropped = counter(
+        &r,
+        "ferroflow_port_dropped_total",
+        "Received packets the pipeline sent nowhere (miss, drop, meter, VLAN).",
+        &p,
+    );
+    let meter_drops = counter(
+        &r,
+        "ferroflow_port_meter_drops_total",
+        "Received packets dropped by a meter band.",
+        &p,
+    );
+    let tx_dropped = counter(
+        &r,
+        "ferroflow_port_tx_dropped_total",
+        "Copies for this port its tx queue refused or that found no buffer.",
+        &p,
+    );
+    let link = gauge(
+        &r,
+        "ferroflow_port_link_up",
+        "1 when the port's link is up.",
+        &p,
+    );
+    let admin = gauge(
+        &r,
+        "ferroflow_port_admin_up",
+        "1 unless the port is administratively down.",
+        &p,
+    );
+    let xstat = gauge(
+        &r,
+        "ferroflow_port_xstat",
+        "The driver's extended statistics (rte_eth_xstats), by its names; most are counters.",
+        &["port", "name"],
+    );
+
+    let w = ["lcore"];
+    let wpackets = counter(
+        &r,
+        "ferroflow_worker_packets_total",
+        "Packets a worker processed.",
+        &w,
+    );
+    let wbusy = counter(
+        &r,
+        "ferroflow_worker_busy_cycles_total",
+        "TSC cycles a worker spent on polls that returned packets.",
+        &w,
+    );
+    let wtotal = counter(
+        &r,
+        "ferroflow_worker_cycles_total",
+        "TSC cycles a worker spent in its loop.",
+        &w,
+    );
+    let wcpp = fgauge(
+        &r,
+        "ferroflow_worker_cycles_per_packet",
+        "Busy cycles per packet since start.",
+        &w,
+    );
+    let mbufs_used = gauge(
+        &r,
+        "ferroflow_mempool_mbufs_in_use",
+        "Packet buffers in use.",
+        &[],
+    );
+    let mbufs_free = gauge(
+        &r,
+        "ferroflow_mempool_mbufs_available",
+        "Packet buffers free.",
+        &[],
+    );
+
+    let (status, workers, pool) = {
+        let dp = sw.datapath.lock();
+        match dp.as_ref() {
+            Some(d) => {
+                let ports = d.ports();
+                let x: Vec<(String, Vec<(String, u64)>)> = ports
+                    .iter()
+                    .map(|s| (s.name.clone(), d.xstats(&s.name)))
+                    .collect();
+                (
+                    Some((ports, x)),
+                    d.workers(),
+                    d.mempool().map(|m| (m.in_use(), m.available())),
+                )
+            }
+            None => (None, Vec::new(), None),
+        }
+    };
+    if let Some((ports, x)) = &status {
+        for s in ports {
+            let l = [s.name.as_str()];
+            let (d, k) = (&s.driver_stats, &s.switch_stats);
+            rx_packets.with_label_values(&l).inc_by(d.rx_packets);
+            rx_bytes.with_label_values(&l).inc_by(d.rx_bytes);
+            tx_packets.with_label_values(&l).inc_by(d.tx_packets);
+            tx_bytes.with_label_values(&l).inc_by(d.tx_bytes);
+            rx_missed.with_label_values(&l).inc_by(d.rx_missed);
+            rx_errors.with_label_values(&l).inc_by(d.rx_errors);
+            tx_errors.with_label_values(&l).inc_by(d.tx_errors);
+            rx_nombuf.with_label_values(&l).inc_by(d.rx_nombuf);
+            forwarded.with_label_values(&l).inc_by(k.forwarded);
+            to_ctl.with_label_values(&l).inc_by(k.to_controller);
+            dropped.with_label_values(&l).inc_by(k.dropped);
+            meter_drops.with_label_values(&l).inc_by(k.meter_drops);
+            tx_dropped.with_label_values(&l).inc_by(k.tx_dropped);
+            link.with_label_values(&l).set(i64::from(s.link_up));
+            admin
+                .with_label_values(&l)
+                .set(i64::from(sw.port_admin_up(s.ofport)));
+        }
+        for (port, stats) in x {
+            for (name, v) in stats {
+                xstat.with_label_values(&[port, name]).set(*v as i64);
+            }
+        }
+    }
+    for wr in &workers {
+        let l = [wr.lcore.to_string()];
+        let l = [l[0].as_str()];
+        wpackets.with_label_values(&l).inc_by(wr.packets);
+        wbusy.with_label_values(&l).inc_by(wr.busy_cycles);
+        wtotal.with_label_values(&l).inc_by(wr.total_cycles);
+        wcpp.with_label_values(&l).set(wr.cycles_per_packet);
+    }
+    if let Some((used, free)) = pool {
+        mbufs_used.with_label_values(&[]).set(i64::from(used));
+        mbufs_free.with_label_values(&[]).set(i64::from(free));
+    }
+
+    let t = ["table"];
+    let lookups = counter(
+        &r,
+        "ferroflow_table_lookups_total",
+        "Packets looked up in the table.",
+        &t,
+    );
+    let matches = counter(
+        &r,
+        "ferroflow_table_matches_total",
+        "Lookups that matched an entry.",
+        &t,
+    );
+    let entries = gauge(
+        &r,
+        "ferroflow_table_entries",
+        "Flow entries in the table.",
+        &t,
+    );
+    for tc in sw.tables.lock().table_counts() {
+        if tc.active == 0 && tc.lookups == 0 {
+            continue;
+        }
+        let id = tc.table_id.to_string();
+        lookups.with_label_values(&[&id]).inc_by(tc.lookups);
+        matches.with_label_values(&[&id]).inc_by(tc.matches);
+        entries.with_label_values(&[&id]).set(i64::from(tc.active));
+    }
+
+    let fm = counter(&r, "ferroflow_flow_mods_total", "Flow changes by where they came from (grpc, openflow) and whether they were applied or refused.", &["source", "result"]);
+    let c = &api.flow_mods;
+    for (src, res, v) in [
+        ("grpc", "applied", &c.grpc_applied),
+        ("grpc", "refused", &c.grpc_refused),
+        ("openflow", "applied", &c.openflow_applied),
+        ("openflow", "refused", &c.openflow_refused),
+    ] {
+        fm.with_label_values(&[src, res]).inc_by(v.load(Relaxed));
+    }
+
+    let pin_sent = counter(
+        &r,
+        "ferroflow_packet_ins_sent_total",
+        "PACKET_IN messages sent to controllers.",
+        &[],
+    );
+    let pin_dropped = counter(
+        &r,
+        "ferroflow_packet_ins_dropped_total",
+        "PACKET_INs dropped by the rate limit or a full connection.",
+        &[],
+    );
+    let conns = gauge(
+        &r,
+        "ferroflow_openflow_connections",
+        "OpenFlow connections (controllers and tools) past the handshake.",
+        &[],
+    );
+    if let Some(agent) = api.agent() {
+        let ac = agent.counters();
+        pin_sent
+            .with_label_values(&[])
+            .inc_by(ac.packet_ins_sent.load(Relaxed));
+        pin_dropped
+            .with_label_values(&[])
+            .inc_by(ac.packet_ins_dropped.load(Relaxed));
+        conns.with_label_values(&[]).set(agent.connections() as i64);
+    }
+    let ctl = gauge(
+        &r,
+        "ferroflow_controller_connected",
+        "1 while the controller's connection is up.",
+        &["target"],
+    );
+    for c in api.controllers() {
+        ctl.with_label_values(&[&c.target])
+            .set(i64::from(c.connected));
+    }
+
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&r.gather(), &mut out)
+        .expect("text encoding");
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Serves `/metrics` on `listen` in the background.
+pub async fn serve(api: Arc<Api>, listen: &str) -> Result<(), MetricsError> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| MetricsError::Bind {
+            listen: listen.to_owned(),
+            source,
+        })?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let api = Arc::clone(&api);
+            async move {
+                let body = tokio::task::spawn_blocking(move || render(&api))
+                    .await
+                    .unwrap_or_default();
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    body,
+                )
+            }
+        }),
+    );
+    tracing::info!(%listen, "Prometheus metrics at /metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!("metrics server stopped: {e}");
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! The config store: what the management API changes (ports, controllers,
+//! flows, groups, meters) is written back into the configuration file, so a
+//! restart comes back the same. Edits go through `toml_edit`, which keeps
+//! the operator's comments and layout; the new text must load as a valid
+//! configuration before it replaces the file (temp file, fsync, rename), and
+//! a copy of each good version is kept beside it as `FILE.last-good`.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ferroflow_config::{Config, ConfigError, PortConfig};
+use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value};
+
+/// Why the store could not save; the file on disk is unchanged in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not TOML any more ({message}); fix it or restore {last_good}")]
+    Parse {
+        path: PathBuf,
+        message: String,
+        last_good: PathBuf,
+    },
+    #[error("the updated configuration would not load, so it was not written: {0}")]
+    Invalid(ConfigError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What the store writes: the state the API manages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreState {
+    pub ports: Vec<PortConfig>,
+    pub controllers: Vec<String>,
+    pub flows: Vec<String>,
+    pub groups: Vec<String>,
+    pub meters: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+}
+
+impl Store {
+    pub fn new(path: &Path) -> Store {
+        Store {
+            path: path.to_owned(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the last configuration that loaded is kept.
+    pub fn last_good_path(path: &Path) -> PathBuf {
+        let mut name = path.file_name().unwrap_or_default().to_owned();
+        name.push(".last-good");
+        path.with_file_name(name)
+    }
+
+    /// Records the file as it is now (it just loaded) as the last good one.
+    pub fn keep_last_good(&self) -> Result<(), StoreError> {
+        let text = std::fs::read_to_string(&self.path).map_err(|source| StoreError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        write_atomically(&Self::last_good_path(&self.path), &text)
+    }
+
+    /// Writes `state` into the file, keeping everything else in it.
+    pub fn save(&self, state: &StoreState) -> Result<(), StoreError> {
+        let last_good = Self::last_good_path(&self.path);
+        let text = std::fs::read_to_string(&self.path).map_err(|source| StoreError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut doc: DocumentMut =
+            text.parse()
+                .map_err(|e: toml_edit::TomlError| StoreError::Parse {
+                    path: self.path.clone(),
+                    message: e.message().to_owned(),
+                    last_good: last_good.clone(),
+                })?;
+        set_ports(&mut doc, &state.ports);
+        set_controllers(&mut doc, &state.controllers);
+        let store = doc
+            .entry("store")
+            .or_insert(Item::Table(Table::new()))
+            .as_table_mut();
+        if let Some(store) = store {
+            store.insert("flows", Item::Value(Value::Array(lines(&state.flows))));
+            for (key, list) in [("groups", &state.groups), ("meters", &state.meters)] {
+                if list.is_empty() {
+                    store.remove(key);
+                } else {
+                    store.insert(key, Item::Value(Value::Array(lines(list))));
+                }
+            }
+        }
+        let new = doc.to_string();
+        Config::parse(&new, &self.path).map_err(StoreError::Invalid)?;
+        write_atomically(&self.path, &new)?;
+        write_atomically(&last_good, &new)
+    }
+}
+
+/// One string per line, which diffs and reads well.
+fn lines(items: &[String]) -> Array {
+    let mut a = Array::new();
+    for s in items {
+        let mut v = Value::from(s.as_str());
+        v.decor_mut().set_prefix("\n    ");
+        a.push_formatted(v);
+    }
+    a.set_trailing_comma(!items.is_empty());
+    a.set_trailing(if items.is_empty() { "" } else { "\n" });
+    a
+}
+
+fn port_table(p: &PortConfig) -> Table {
+    let mut t = Table::new();
+    t.insert("name", toml_edit::value(p.name.as_str()));
+    t.insert("devargs", toml_edit::value(p.devargs.as_str()));
+    t.insert("ofport", toml_edit::value(i64::from(p.ofport)));
+    if let Some(tag) = p.tag {
+        t.insert("tag", toml_edit::value(i64::from(tag)));
+    }
+    if let Some(trunks) = &p.trunks {
+        let mut a = Array::new();
+        for v in trunks {
+            a.push(i64::from(*v));
+        }
+        t.insert("trunks", toml_edit::value(a));
+    }
+    t
+}
+
+/// Keeps an existing `[[ports]]` entry (and its comments) when it still says
+/// the same; writes new ones for the rest.
+fn set_ports(doc: &mut DocumentMut, ports: &[PortConfig]) {
+    let old: Vec<Table> = doc
+        .get("ports")
+        .and_then(Item::as_array_of_tables)
+        .map(|a| a.iter().cloned().collect())
+        .unwrap_or_default();
+    let mut aot = ArrayOfTables::new();
+    for p in ports {
+        let kept = old
+            .iter()
+            .find(|t| toml::from_str::<PortConfig>(&t.to_string()).is_ok_and(|q| &q == p));
+        aot.push(kept.cloned().unwrap_or_else(|| port_table(p)));
+    }
+    if ports.is_empty() {
+        doc.remove("ports");
+    } else {
+        doc.insert("ports", Item::ArrayOfTables(aot));
+    }
+}
+
+fn set_controllers(doc: &mut DocumentMut, targets: &[String]) {
+    let bridge = doc.entry("bridge").or_insert(Item::Table(Table::new()));
+    let Some(bridge) = bridge.as_table_mut() else {
+        return;
+    };
+    if targets.is_empty() {
+        bridge.remove("controllers");
+        return;
+    }
+    let mut aot = ArrayOfTables::new();
+    for t in targets {
+        let mut c = Table::new();
+        c.insert("target", toml_edit::value(t.as_str()));
+        aot.push(c);
+    }
+    bridge.insert("controllers", Item::ArrayOfTables(aot));
+}
+
+/// Temp file in the same directory, fsync, rename, fsync the directory: a
+/// reader (or a crash) sees the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), StoreError> {
+    let err = |source| StoreError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut f = File::create(&tmp).map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// The 1-based line on which `needle` first appears in the file, to name it
+/// in errors about a stored flow.
+pub fn line_of(text: &str, needle: &str) -> Option<usize> {
+    text.find(needle)
+        .map(|at| text[..at].matches('\n').count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "# my switch\n[eal]\nlcores = \"0-1\" # two\n\n[[ports]]\n# the first VM\nname = \"vm1\"\ndevargs = \"net_null0\"\nofport = 1\n";
+
+    #[test]
+    fn save_keeps_comments_and_round_trips() {
+        let dir = std::env::temp_dir().join(format!("ff-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ff.toml");
+        std::fs::write(&path, BASE).unwrap();
+        let store = Store::new(&path);
+        let mut ports = Config::parse(BASE, &path).unwrap().ports;
+        ports.push(PortConfig {
+            name: "vm2".into(),
+            devargs: "net_null1".into(),
+            ofport: 7,
+            tag: Some(10),
+            trunks: None,
+        });
+        let state = StoreState {
+            ports: ports.clone(),
+            controllers: vec!["tcp:127.0.0.1:6653".into()],
+            flows: vec!["table=0,priority=5 in_port=1 actions=output:7".into()],
+            groups: vec![],
+            meters: vec!["meter=1,kbps,band=type=drop,rate=100".into()],
+        };
+        store.save(&state).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("# the first VM") && text.contains("# two"),
+            "{text}"
+        );
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.ports, ports);
+        assert_eq!(c.bridge.controllers[0].target, "tcp:127.0.0.1:6653");
+        assert_eq!(c.store.flows.as_deref(), Some(&state.flows[..]));
+        assert_eq!(c.store.meters, state.meters);
+        assert_eq!(
+            std::fs::read_to_string(Store::last_good_path(&path)).unwrap(),
+            text
+        );
+        // Removing everything again.
+        store
+            .save(&StoreState {
+                ports: ports[..1].to_vec(),
+                ..StoreState::default()
+            })
+            .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.ports.len(), 1);
+        assert!(c.bridge.controllers.is_empty());
+        assert_eq!(c.store.flows.as_deref(), Some(&[][..]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_broken_file_is_not_overwritten() {
+        let dir = std::env::temp_dir().join(format!("ff-store-broken-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ff.toml");
+        std::fs::write(&path, "[eal]\nlcores = \"0-").unwrap();
+        let err = Store::new(&path).save(&StoreState::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Parse { .. }), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[eal]\nlcores = \"0-"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
