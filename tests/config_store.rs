@@ -78,7 +78,7 @@ fn restart_restores_ports_numbers_and_flows() {
         )
     );
     std::fs::write(&cfg, &original).unwrap();
-    let d = Daemon::start(&cfg, &server, 60.0);
+    let d = Daemon::start(&cfg, &server, 300.0);
     let ok = |args: &[&str]| {
         let (code, out, err) = ctl(&server, args);
         assert_eq!(code, 0, "ferroflowctl {args:?}: {out}{err}");
@@ -128,17 +128,17 @@ fn restart_restores_ports_numbers_and_flows() {
 
     // SIGKILL: nothing is written at exit; what is on disk must do.
     assert!(!d.kill("KILL").success());
-    let d = Daemon::start(&cfg, &server, 60.0);
+    let d = Daemon::start(&cfg, &server, 300.0);
     assert_eq!(state(&server), before, "after SIGKILL");
     // A clean stop, then the same again.
     assert!(d.kill("TERM").success());
-    let d = Daemon::start(&cfg, &server, 60.0);
+    let d = Daemon::start(&cfg, &server, 300.0);
     assert_eq!(state(&server), before, "after SIGTERM");
     ok(&["port", "remove", "vm2"]);
     ok(&["flows", "del", "table=1,arp"]);
     let after = state(&server);
     assert!(d.kill("KILL").code().is_none());
-    let d = Daemon::start(&cfg, &server, 60.0);
+    let d = Daemon::start(&cfg, &server, 300.0);
     assert_eq!(state(&server), after, "removals persist too");
     drop(d);
 }
@@ -160,7 +160,7 @@ fn truncated_config_keeps_last_good() {
         ),
     )
     .unwrap();
-    let d = Daemon::start(&cfg, &server, 60.0);
+    let d = Daemon::start(&cfg, &server, 300.0);
     let (code, _, err) = ctl(
         &server,
         &[
@@ -213,7 +213,7 @@ fn truncated_config_keeps_last_good() {
 
     // Restoring the last good file brings everything back.
     std::fs::copy(&last_good, &cfg).unwrap();
-    let _d = Daemon::start(&cfg, &server, 60.0);
+    let _d = Daemon::start(&cfg, &server, 300.0);
     let (_, out, _) = ctl(&server, &["--json", "ports"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     let names: Vec<&str> = v

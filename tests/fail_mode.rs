@@ -17,7 +17,7 @@ fn bench(tag: &str, mode: &str) -> (Ferroflowd, Netns, Netns) {
     for (i, name) in ["a", "b"].iter().enumerate() {
         config += &format!("\n[[ports]]\nname = \"{name}\"\ndevargs = \"net_tap{i},iface={pfx}-{name}\"\nofport = {}\n", i + 1);
     }
-    let ff = Ferroflowd::start(tag, &config, 60.0);
+    let ff = Ferroflowd::start(tag, &config, 300.0);
     let a = Netns::new(&format!("{pfx}-a"));
     let b = Netns::new(&format!("{pfx}-b"));
     for (ns, ip) in [(&a, "198.18.9.1/24"), (&b, "198.18.9.2/24")] {

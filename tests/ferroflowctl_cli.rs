@@ -28,7 +28,7 @@ fn ports_flows_and_counters_end_to_end() {
     let cfg = dir.path("ff.toml");
     std::fs::write(&cfg, config("ff-ctl", &socket, None, "")).unwrap();
     let pcap = traffic(&dir, "in.pcap", 100);
-    let _d = Daemon::start(&cfg, &server, 90.0);
+    let _d = Daemon::start(&cfg, &server, 300.0);
     let ok = |args: &[&str]| {
         let (code, out, err) = ctl(&server, args);
         assert_eq!(code, 0, "ferroflowctl {args:?}: {out}{err}");

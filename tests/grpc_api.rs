@@ -35,7 +35,7 @@ async fn every_rpc_and_its_errors() {
         ),
     )
     .unwrap();
-    let _d = Daemon::start(&cfg, &format!("unix:{}", socket.display()), 60.0);
+    let _d = Daemon::start(&cfg, &format!("unix:{}", socket.display()), 300.0);
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the API socket is for its owner only");
     let mut c = clients(&ServerAddr::Unix(socket.clone())).await;
@@ -553,7 +553,7 @@ async fn grpc_over_tcp_requires_client_certificates() {
         ),
     )
     .unwrap();
-    let _daemon = Daemon::start(&cfg, "tcp:127.0.0.1:50912", 40.0);
+    let _daemon = Daemon::start(&cfg, "tcp:127.0.0.1:50912", 300.0);
     let tls = |cert: &str, key: &str| ServerAddr::Tls {
         addr: "127.0.0.1:50912".into(),
         ca: dir.path("ca.pem"),

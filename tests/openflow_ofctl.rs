@@ -43,7 +43,7 @@ fn bench(tag: &str) -> Bench {
     for (i, name) in ["a", "b"].iter().enumerate() {
         config += &format!("\n[[ports]]\nname = \"{name}\"\ndevargs = \"net_tap{i},iface=ffof-{name}\"\nofport = {}\n", i + 1);
     }
-    let ff = Ferroflowd::start(tag, &config, 120.0);
+    let ff = Ferroflowd::start(tag, &config, 300.0);
     let a = Netns::new("ffof-a");
     let b = Netns::new("ffof-b");
     for (ns, ifname, ip) in [

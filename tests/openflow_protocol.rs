@@ -19,7 +19,7 @@ fn start(tag: &str) -> Ferroflowd {
     let mut config = eal_section(&format!("ff-t-{tag}"));
     config += "[openflow]\nlisten = [\"ptcp:16635:127.0.0.1\"]\n[datapath]\nidle_sleep_us = 200\n";
     config += "\n[[ports]]\nname = \"n1\"\ndevargs = \"net_null0,no-rx=1\"\nofport = 1\n";
-    Ferroflowd::start(tag, &config, 60.0)
+    Ferroflowd::start(tag, &config, 300.0)
 }
 
 struct Peer(TcpStream);

@@ -53,7 +53,7 @@ fn ovs_ofctl_over_pssl_needs_a_certificate_from_the_ca() {
         tls_section(&pki.0)
     );
     config += "[datapath]\nidle_sleep_us = 200\n\n[[ports]]\nname = \"n1\"\ndevargs = \"net_null0,no-rx=1\"\nofport = 1\n";
-    let ff = Ferroflowd::start("pssl", &config, 60.0);
+    let ff = Ferroflowd::start("pssl", &config, 300.0);
     let ofctl = |who: &str| {
         let d = pki.0.display();
         sh(&format!(
@@ -137,7 +137,7 @@ fn ferroflowd_reaches_an_osken_controller_over_ssl() {
         tls_section(&pki.0)
     );
     config += "[datapath]\nidle_sleep_us = 200\n\n[[ports]]\nname = \"n1\"\ndevargs = \"net_null0,no-rx=1\"\nofport = 1\n";
-    let mut ff = Ferroflowd::start("ssl", &config, 60.0);
+    let mut ff = Ferroflowd::start("ssl", &config, 300.0);
     // simple_switch_13 installs its table-miss flow once the TLS session is up.
     ff.wait_until(
         Duration::from_secs(30),

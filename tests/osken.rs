@@ -74,7 +74,7 @@ fn osken_simple_switch_13_learns_flows_reactively() {
     for (i, name) in ["a", "b"].iter().enumerate() {
         config += &format!("\n[[ports]]\nname = \"{name}\"\ndevargs = \"net_tap{i},iface=ffok-{name}\"\nofport = {}\n", i + 1);
     }
-    let mut ff = Ferroflowd::start("osken", &config, 90.0);
+    let mut ff = Ferroflowd::start("osken", &config, 300.0);
     let a = Netns::new("ffok-a");
     let b = Netns::new("ffok-b");
     for (ns, ifname, ip) in [

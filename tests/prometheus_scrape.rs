@@ -57,7 +57,7 @@ fn prometheus_scrapes_port_counters() {
         + &port_toml("sink", "net_null0,no-rx=1", 2);
     let cfg = dir.path("ff.toml");
     std::fs::write(&cfg, config("ff-prom", &socket, Some(METRICS), &ports)).unwrap();
-    let _d = Daemon::start(&cfg, &format!("unix:{}", socket.display()), 90.0);
+    let _d = Daemon::start(&cfg, &format!("unix:{}", socket.display()), 300.0);
 
     // The exposition itself: names, help, labels.
     let text = common::run(&format!("curl -sf http://{METRICS}/metrics"));

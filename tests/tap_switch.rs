@@ -30,7 +30,7 @@ fn hosts_ping_through_the_switch_and_learned_unicast_is_not_flooded() {
     config += &tap_port("a", 0, "fft-a", 1, "");
     config += &tap_port("b", 1, "fft-b", 2, "");
     config += &tap_port("c", 2, "fft-c", 3, "");
-    let ff = Ferroflowd::start("tap", &config, 60.0);
+    let ff = Ferroflowd::start("tap", &config, 300.0);
     let (a, b, c) = (
         Netns::new("fft-a"),
         Netns::new("fft-b"),
@@ -146,7 +146,7 @@ fn vlans_keep_hosts_apart_and_trunks_carry_tags() {
     config += &tap_port("b10", 1, "ffv-b", 2, "tag = 10");
     config += &tap_port("c20", 2, "ffv-c", 3, "tag = 20");
     config += &tap_port("trunk", 3, "ffv-t", 4, "trunks = [10, 20]");
-    let ff = Ferroflowd::start("vlan", &config, 60.0);
+    let ff = Ferroflowd::start("vlan", &config, 300.0);
     let a = Netns::new("ffv-a");
     let b = Netns::new("ffv-b");
     let c = Netns::new("ffv-c");

@@ -114,7 +114,7 @@ fn vhost_exchange(mode_client: bool) {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let mut ff = Ferroflowd::start(tag, &config, 45.0);
+    let mut ff = Ferroflowd::start(tag, &config, 300.0);
     if !mode_client {
         tp = Some(testpmd(&dir, &format!("tp-{tag}"), &s0, &s1, false));
     }
