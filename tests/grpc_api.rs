@@ -461,6 +461,25 @@ async fn every_rpc_and_its_errors() {
         .into_inner();
     assert_eq!(st.workers.len(), 1);
     assert!(st.mbufs_available > 0);
+    // Every port's rx queue is polled by the (one) worker, and reported so.
+    let ports = c
+        .ports
+        .list_ports(pb::ListPortsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .ports;
+    for p in &ports {
+        assert!(
+            st.workers[0]
+                .rx_queues
+                .iter()
+                .any(|q| q.port == p.name && q.queue == 0),
+            "port {} missing from the rx queue assignment {:?}",
+            p.name,
+            st.workers[0].rx_queues
+        );
+    }
 
     // Events seen since the start: the added port and the flow changes.
     let mut saw_port = false;

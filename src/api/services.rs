@@ -638,8 +638,14 @@ impl pb::datapath_service_server::DatapathService for Datapath {
                         busy_cycles: w.busy_cycles,
                         total_cycles: w.total_cycles,
                         cycles_per_packet: w.cycles_per_packet,
-                        // The datapath does not report its queue assignment yet.
-                        rx_queues: Vec::new(),
+                        rx_queues: w
+                            .rx_queues
+                            .into_iter()
+                            .map(|(port, queue)| pb::RxQueue {
+                                port,
+                                queue: queue.into(),
+                            })
+                            .collect(),
                     })
                     .collect(),
                 mbufs_in_use: in_use,

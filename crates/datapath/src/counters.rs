@@ -123,6 +123,7 @@ impl WorkerCounters {
                 busy as f64 / packets as f64
             },
             unknown_port_outputs: self.unknown_port_outputs.get(),
+            rx_queues: Vec::new(),
         }
     }
 }
@@ -165,4 +166,6 @@ pub struct WorkerReport {
     pub total_cycles: u64,
     pub cycles_per_packet: f64,
     pub unknown_port_outputs: u64,
+    /// The (port, rx queue) pairs the worker polls.
+    pub rx_queues: Vec<(String, u16)>,
 }

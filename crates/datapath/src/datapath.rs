@@ -141,6 +141,8 @@ struct WorkerLink {
     /// Commands the worker has applied; it writes, the control plane reads.
     applied: Arc<AtomicU64>,
     sent: u64,
+    /// The (port, rx queue) pairs handed to this worker.
+    rx_queues: Vec<(String, u16)>,
 }
 
 /// The running datapath: ports, workers and their counters. [`Datapath::stop`]
@@ -265,6 +267,7 @@ impl Datapath {
                 commands,
                 applied,
                 sent: 0,
+                rx_queues: Vec::new(),
             });
         }
         let mut prepared = Vec::new();
@@ -402,7 +405,11 @@ impl Datapath {
             let mut per_worker: Vec<Vec<dpdk::RxQueue>> =
                 (0..nworkers).map(|_| Vec::new()).collect();
             for (q, rxq) in p.rx.into_iter().enumerate() {
-                per_worker[(slot + q) % nworkers].push(rxq);
+                let w = (slot + q) % nworkers;
+                self.workers[w]
+                    .rx_queues
+                    .push((p.entry.name.clone(), rxq.queue_id()));
+                per_worker[w].push(rxq);
             }
             for ((ports, rx), tx) in per_worker_ports.iter_mut().zip(per_worker).zip(p.tx) {
                 ports.push((slot, rx, tx));
@@ -443,6 +450,9 @@ impl Datapath {
         self.index = index;
         self.wait_applied();
         let p = self.ports.remove(i);
+        for w in &mut self.workers {
+            w.rx_queues.retain(|(port, _)| *port != p.name);
+        }
         for c in &self.counters {
             c.ports[slot].reset();
         }
@@ -516,7 +526,18 @@ impl Datapath {
     }
 
     pub fn workers(&self) -> Vec<WorkerReport> {
-        self.counters.iter().map(|c| c.report()).collect()
+        self.counters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| WorkerReport {
+                rx_queues: self
+                    .workers
+                    .get(i)
+                    .map(|w| w.rx_queues.clone())
+                    .unwrap_or_default(),
+                ..c.report()
+            })
+            .collect()
     }
 
     /// Sends a frame out of a port from the control plane (packet-out): the
