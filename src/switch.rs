@@ -35,6 +35,8 @@ pub struct Switch {
     /// whether NORMAL has taken over table-miss.
     fail_open: Mutex<(Option<Instant>, bool)>,
     last_expiry: Mutex<Instant>,
+    /// When the last paced publish happened and how long it took.
+    publish_pacing: Mutex<(Instant, Duration)>,
     last_link_check: Mutex<Instant>,
     /// Last link state seen per OpenFlow port.
     links: Mutex<std::collections::HashMap<u32, bool>>,
@@ -98,6 +100,7 @@ impl Switch {
             config,
             eal,
             last_expiry: Mutex::new(Instant::now()),
+            publish_pacing: Mutex::new((Instant::now(), Duration::ZERO)),
             last_link_check: Mutex::new(Instant::now()),
             links: Mutex::new(std::collections::HashMap::new()),
             tables: Mutex::new(tables),
@@ -245,9 +248,21 @@ impl Switch {
         self.check_links();
         let removed = {
             let mut tables = self.tables.lock();
-            if self.dirty.swap(false, Ordering::AcqRel) {
+            // Compiling a large table costs time: while flow-mods stream in,
+            // publish at most once per ten compile durations, so that the
+            // compile work stays a tenth of the control plane's time rather
+            // than growing with the square of the table (a barrier publishes
+            // at once).
+            let mut pacing = self.publish_pacing.lock();
+            if self.dirty.load(Ordering::Acquire)
+                && pacing.0.elapsed() >= (pacing.1 * 10).max(Duration::from_millis(5))
+            {
+                self.dirty.store(false, Ordering::Release);
+                let t = Instant::now();
                 tables.publish();
+                *pacing = (Instant::now(), t.elapsed());
             }
+            drop(pacing);
             // Timeouts have a resolution of a second; expiry reads every counter.
             let mut last = self.last_expiry.lock();
             if last.elapsed() < Duration::from_secs(1) {
