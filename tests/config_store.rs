@@ -3,6 +3,9 @@
 //! hand-broken file is refused with its line while the last good one is kept.
 
 mod common;
+
+// Every EAL argument list here comes from tests/common's eal_section: --no-pci,
+// its own --file-prefix, --in-memory and a --socket-limit memory cap.
 mod mgmt;
 
 use common::{DatapathLock, TempDir};

@@ -3,6 +3,9 @@
 //! statuses scripts rely on, and everything can be removed again.
 
 mod common;
+
+// Every EAL argument list here comes from tests/common's eal_section: --no-pci,
+// its own --file-prefix, --in-memory and a --socket-limit memory cap.
 mod mgmt;
 
 use std::time::Duration;

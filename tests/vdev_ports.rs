@@ -6,6 +6,9 @@
 
 mod common;
 
+// Every EAL argument list here comes from tests/common's eal_section: --no-pci,
+// its own --file-prefix, --in-memory and a --socket-limit memory cap.
+
 use std::time::Duration;
 
 use common::*;

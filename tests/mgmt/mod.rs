@@ -1,3 +1,5 @@
+// EAL argument lists come from tests/common's eal_section: --no-pci, its own
+// --file-prefix, --in-memory and a --socket-limit memory cap.
 //! Shared by the management-plane tests: a ferroflowd whose config file
 //! outlives it (restarts read it back), gRPC clients, and known traffic.
 #![allow(dead_code)]
