@@ -72,6 +72,7 @@ impl Switch {
             n_tables: N_TABLES,
             // The control plane has its own context (packet-out), after the workers'.
             workers: workers + 1,
+            meter_shares: workers,
             mac_capacity: config.bridge.mac_table_size as usize,
             mac_aging: config.bridge.mac_aging_s,
             ..PipelineConfig::default()

@@ -289,10 +289,22 @@ pub fn set_field<P: PacketBuf + ?Sized>(
         IpProto => {
             need(key, Layers::IPV4 | Layers::IPV6, EditError::NoIp)?;
             let at = usize::from(key.offsets.ip_proto);
+            fits(data, at, 1)?;
+            // The protocol is also in the pseudo-header of the L4 checksum (TCP, UDP,
+            // ICMPv6; ICMPv4 has none) as the low byte of a 16-bit word: the checksum of
+            // the segment that stays in place is patched for it.
+            let l4c = pseudo_csum(key);
+            if let Some(c) = l4c {
+                fits(data, c.at, 2)?;
+            }
+            let old = data[at];
             if key.layers.contains(Layers::IPV4) {
                 write(data, at, &[v8], &[ipv4_csum(key)])?;
             } else {
                 write(data, at, &[v8], &[])?;
+            }
+            if let Some(c) = l4c {
+                patch(data, c, u16::from(old), u16::from(v8));
             }
             reparse_l3(data, key);
             return Ok(());
@@ -422,6 +434,44 @@ fn shift_offsets(key: &mut FlowKey, delta: isize) {
     }
 }
 
+/// The shortest Ethernet frame (without FCS): shorter ones are padded by the sender.
+pub const MIN_FRAME_LEN: usize = 60;
+
+/// Removes `data[start..start + n]` (a tag or header being popped). A frame of at least
+/// [`MIN_FRAME_LEN`] bytes does not become shorter than that: it keeps zero padding at
+/// the end, as a sender pads a short frame (a veth or tap does not pad what it is given).
+/// Returns whether it padded.
+fn remove_bytes<P: PacketBuf + ?Sized>(
+    pkt: &mut P,
+    start: usize,
+    n: usize,
+) -> Result<bool, EditError> {
+    let len = pkt.data().len();
+    fits(pkt.data(), start, n)?;
+    let target = if len >= MIN_FRAME_LEN {
+        (len - n).max(MIN_FRAME_LEN)
+    } else {
+        len - n
+    };
+    // `pad` bytes of the removal are taken from the end (the rest moves back over the
+    // popped header and zeros fill the tail); the others from the front.
+    let pad = target - (len - n);
+    let data = pkt.data_mut();
+    if data.len() != len {
+        return Err(EditError::Truncated);
+    }
+    if pad > 0 {
+        data.copy_within(start + n..len, start + n - pad);
+        data[len - pad..].fill(0);
+    }
+    let front = n - pad;
+    data.copy_within(0..start, front);
+    if !pkt.adj(front) {
+        return Err(EditError::Truncated);
+    }
+    Ok(pad > 0)
+}
+
 /// OFPAT_PUSH_VLAN: a new outermost tag right after the MAC addresses, with `tpid`
 /// (0x8100 or 0x88a8) as its ethertype. VID and PCP are copied from the tag that was
 /// outermost, or zero when there was none (OpenFlow 1.3 section 5.12.1); eth_type does not
@@ -464,10 +514,10 @@ pub fn pop_vlan<P: PacketBuf + ?Sized>(pkt: &mut P, key: &mut FlowKey) -> Result
     let tags = key.offsets.vlan_tags.saturating_sub(1);
     // The tag that becomes outermost must be whole: checked before anything moves.
     fits(pkt.data(), 0, if tags >= 1 { 22 } else { 18 })?;
-    let data = pkt.data_mut();
-    data.copy_within(0..12, 4);
-    if !pkt.adj(4) {
-        return Err(EditError::Truncated);
+    if remove_bytes(pkt, 12, 4)? {
+        // Zeros where a truncated frame ended may read as more headers.
+        reextract(pkt.data(), key);
+        return Ok(());
     }
     key.offsets.vlan_tags = tags;
     shift_offsets(key, -4);
@@ -544,11 +594,7 @@ pub fn pop_mpls<P: PacketBuf + ?Sized>(
     let l3 = usize::from(key.offsets.l3);
     let type_at = ethertype_at(key)?;
     fits(pkt.data(), l3, mpls::LABEL_LEN)?;
-    let data = pkt.data_mut();
-    data.copy_within(0..l3, 4);
-    if !pkt.adj(4) {
-        return Err(EditError::Truncated);
-    }
+    remove_bytes(pkt, l3, mpls::LABEL_LEN)?;
     let data = pkt.data_mut();
     put16(data, type_at, ethertype);
     reextract(data, key);
@@ -606,9 +652,7 @@ pub fn pop_pbb<P: PacketBuf + ?Sized>(pkt: &mut P, key: &mut FlowKey) -> Result<
     need(key, Layers::PBB, EditError::NoPbb)?;
     let customer = usize::from(key.offsets.l3) + 4;
     fits(pkt.data(), customer, 14)?;
-    if !pkt.adj(customer) {
-        return Err(EditError::Truncated);
-    }
+    remove_bytes(pkt, 0, customer)?;
     reextract(pkt.data(), key);
     Ok(())
 }
@@ -902,5 +946,94 @@ mod tests {
             None,
             "no IP layer in the key under MPLS"
         );
+    }
+
+    /// Ethernet, IPv4, TCP (checksum filled) with `payload` bytes after the header.
+    fn tcp_frame(payload: usize) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        let total = (20 + 20 + payload) as u16;
+        let mut ip = [
+            0x45, 0, 0, 0, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        let c = checksum::internet(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+        let mut seg = vec![
+            0x2b, 0x67, 0x08, 0xae, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0,
+        ];
+        seg.extend_from_slice(&[0; 4]);
+        seg.extend((0..payload).map(|i| i as u8 + 1));
+        let c = checksum::transport_v4([10, 0, 0, 1], [10, 0, 0, 2], 6, &seg);
+        seg[16..18].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&seg);
+        f
+    }
+
+    /// Regression (os-ken set_field ip_proto): the TCP checksum stays right for the new
+    /// protocol number in its pseudo-header, as a sender would have computed it.
+    #[test]
+    fn set_ip_proto_patches_the_pseudo_header_checksum() {
+        let f = tcp_frame(8);
+        let mut buf = VecBuf::new(&f);
+        let mut key = extract(&f, 1);
+        set_field(&mut buf, &mut key, Field::IpProto, 17).unwrap();
+        let d = buf.data();
+        assert_eq!(d[23], 17);
+        assert!(ipv4::Packet::new_checked(&d[14..])
+            .unwrap()
+            .verify_checksum());
+        let mut seg = d[34..].to_vec();
+        seg[16..18].fill(0);
+        let want = checksum::transport_v4([10, 0, 0, 1], [10, 0, 0, 2], 17, &seg);
+        assert_eq!(be16(d, 34 + 16), want);
+    }
+
+    /// Regression (os-ken pop_mpls with a short packet): a popped minimum-size frame is
+    /// padded back to 60 bytes with zeros; longer frames just lose the tag.
+    #[test]
+    fn pops_keep_minimum_size_frames() {
+        // 14 + 20 + 20 = 54 bytes, padded to 60 by its sender.
+        let mut plain = tcp_frame(0);
+        plain.resize(60, 0);
+        let mut buf = VecBuf::new(&plain);
+        let mut key = extract(&plain, 1);
+        push_mpls(&mut buf, &mut key, et::MPLS).unwrap();
+        assert_eq!(buf.data().len(), 64);
+        // What the wire gives: the 64-byte MPLS frame.
+        let tagged = buf.data().to_vec();
+        let mut buf = VecBuf::new(&tagged);
+        let mut key = extract(&tagged, 1);
+        pop_mpls(&mut buf, &mut key, et::IPV4).unwrap();
+        assert_eq!(buf.data(), &plain[..]);
+        assert_eq!(key, extract(&plain, 1));
+
+        // 60 bytes with a VLAN tag: 56 after the pop, padded to 60.
+        let mut short = tcp_frame(0);
+        short.resize(56, 0xee);
+        let mut vbuf = VecBuf::new(&short);
+        let mut vkey = extract(&short, 1);
+        push_vlan(&mut vbuf, &mut vkey, et::VLAN).unwrap();
+        let tagged = vbuf.data().to_vec();
+        assert_eq!(tagged.len(), 60);
+        let mut vbuf = VecBuf::new(&tagged);
+        let mut vkey = extract(&tagged, 1);
+        pop_vlan(&mut vbuf, &mut vkey).unwrap();
+        let mut want = short.clone();
+        want.resize(60, 0);
+        assert_eq!(vbuf.data(), &want[..]);
+        assert_eq!(vkey, extract(&want, 1));
+
+        // Long frames shrink; runts are not padded.
+        for len in [200usize, 40] {
+            let mut f = tcp_frame(0);
+            f.resize(len.max(f.len()), 0);
+            f.truncate(len);
+            let mut b = VecBuf::new(&f);
+            let mut k = extract(&f, 1);
+            push_vlan(&mut b, &mut k, et::VLAN).unwrap();
+            pop_vlan(&mut b, &mut k).unwrap();
+            assert_eq!(b.data(), &f[..], "{len} bytes");
+        }
     }
 }

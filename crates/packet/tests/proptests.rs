@@ -260,9 +260,15 @@ proptest! {
             let mut buf = VecBuf::new(&bytes);
             let mut key = key0;
             prop_assert!(apply_checked(&mut buf, &mut key, push));
+            let pushed = buf.data().len();
             prop_assert!(apply_checked(&mut buf, &mut key, pop));
-            prop_assert_eq!(buf.data(), &bytes[..], "{:?} then {:?}", push, pop);
-            prop_assert_eq!(key, key0);
+            // A pop does not take a frame below the Ethernet minimum it had reached.
+            let mut want = bytes.clone();
+            if pushed >= packet::action::MIN_FRAME_LEN {
+                want.resize(want.len().max(packet::action::MIN_FRAME_LEN), 0);
+            }
+            prop_assert_eq!(buf.data(), &want[..], "{:?} then {:?}", push, pop);
+            prop_assert_eq!(key, extract(&want, 1));
         }
     }
 

@@ -1,6 +1,7 @@
 //! Meters: DROP and DSCP_REMARK bands enforced with token buckets.
 //!
-//! Buckets are per worker, each filled at `rate / workers`: no shared state on the fast
+//! Buckets are per worker, each filled at `rate / shares` (shares: the datapath workers,
+//! `PipelineConfig::meter_shares`): no shared state on the fast
 //! path, at the cost of a flow pinned to one worker getting only its share of the rate
 //! (RSS spreads flows, so the aggregate is close to the configured rate when traffic is
 //! spread, and stricter when it is not). Bucket state and statistics live in per-worker
@@ -168,10 +169,12 @@ pub(crate) struct MeterTable {
     retired: Vec<Retired<CompiledMeters>>,
     pub dirty: bool,
     workers: usize,
+    /// The rate is split this many ways.
+    shares: usize,
 }
 
 impl MeterTable {
-    pub fn new(workers: usize) -> MeterTable {
+    pub fn new(workers: usize, shares: usize) -> MeterTable {
         MeterTable {
             meters: BTreeMap::new(),
             compiled: Arc::new(CompiledMeters {
@@ -183,6 +186,7 @@ impl MeterTable {
             retired: Vec::new(),
             dirty: false,
             workers,
+            shares: shares.max(1),
         }
     }
 
@@ -265,7 +269,7 @@ impl MeterTable {
     }
 
     pub fn compile(&mut self) -> Arc<CompiledMeters> {
-        let workers = self.workers.max(1) as u128;
+        let workers = self.shares.max(1) as u128;
         let mut meters = Vec::new();
         let mut index = HashMap::new();
         let (mut cbase, mut sbase) = (0u32, 0u32);
@@ -368,5 +372,39 @@ mod tests {
         assert_eq!(remark_dscp(12, 5), 14); // AF12 -> AF13 (capped)
         assert_eq!(remark_dscp(46, 1), 46); // EF untouched
         assert_eq!(remark_dscp(0, 1), 0);
+    }
+
+    /// Packets `apply` lets through out of `n` sent at `pps` on worker 0.
+    fn passed(c: &CompiledMeters, n: u64, pps: u64) -> u64 {
+        let m = c.get(1).unwrap();
+        (0..n)
+            .filter(|i| c.apply(0, m, 100, 1 + i * 1_000_000_000 / pps) == MeterVerdict::Pass)
+            .count() as u64
+    }
+
+    /// Regression (os-ken meter tests): with two contexts (a worker and the control
+    /// plane's) the one worker that carries the traffic gets the whole rate, not half.
+    #[test]
+    fn rate_is_split_between_shares_not_contexts() {
+        let mm = MeterMod {
+            command: MeterModCommand::Add,
+            flags: MeterFlags::PKTPS,
+            meter_id: 1,
+            bands: vec![OfBand::Drop {
+                rate: 100,
+                burst_size: 0,
+            }],
+        };
+        for (shares, want) in [(1, 1000), (2, 500)] {
+            let mut t = MeterTable::new(2, shares);
+            t.apply(&mm, Duration::ZERO).unwrap();
+            let c = t.compile();
+            // 10 s at 200 packets/s through a 100 packets/s meter.
+            let n = passed(&c, 2000, 200);
+            assert!(
+                n.abs_diff(want) <= 20,
+                "{shares} shares: {n} passed, want ~{want}"
+            );
+        }
     }
 }

@@ -40,6 +40,11 @@ pub struct PipelineConfig {
     pub mac_capacity: usize,
     /// Seconds.
     pub mac_aging: u32,
+    /// How many contexts a meter's rate is split between (each context's bucket fills at
+    /// `rate / meter_shares`); 0 means all `workers`. A switch whose last context is the
+    /// control plane's (packet-out) gives the number of datapath workers, so that one
+    /// worker carrying all the traffic gets the whole rate.
+    pub meter_shares: usize,
 }
 
 impl Default for PipelineConfig {
@@ -52,6 +57,7 @@ impl Default for PipelineConfig {
             packet_in_capacity: 4096,
             mac_capacity: 8192,
             mac_aging: 300,
+            meter_shares: 0,
         }
     }
 }
@@ -208,7 +214,11 @@ impl FlowTables {
             .map(|i| FlowTable::new(i, workers, config.max_entries_per_table))
             .collect();
         let groups = GroupTable::new(workers);
-        let meters = MeterTable::new(workers);
+        let shares = match config.meter_shares {
+            0 => workers,
+            n => n.min(workers),
+        };
+        let meters = MeterTable::new(workers, shares);
         let mac = Arc::new(MacTable::new(config.mac_capacity, config.mac_aging));
         let ports = Arc::new(PortSet::default());
         let first = Pipeline {
