@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Table of medians from perf/run.sh's results.txt.
+
+Input lines (one per run):
+    <switch> <scenario> <mpps> <cycles_per_pkt> [key=value ...]   switch: ferroflowd | ovs-dpdk | testpmd
+    <switch> flowmod:<N> add_s=... dumped=... flows=... ...
+    <switch> <scenario> FAILED ...
+    ferroflowd flowcheck:<F> rules=N installed=M ok|MISMATCH|REFUSED ...
+    # comment (machine, versions)
+Prints markdown: per scenario the medians for ferroflowd, OVS-DPDK and the
+testpmd io ceiling of the same traffic, cycles/packet, the ratio
+ferroflowd/OVS and the DESIGN.md section 5 target with a verdict.
+Usage: summarize.py results.txt
+"""
+import statistics
+import sys
+from collections import OrderedDict
+
+# DESIGN.md section 5, checked against the medians below.
+TARGETS = OrderedDict([
+    ("A:p1k", ("≥ 1.0x OVS and ≥ 60% of testpmd io", 1.0)),
+    ("B1k:p1k", ("≥ 1.5x OVS", 1.5)),
+    ("B10k:p100k", ("≥ 3x OVS and ≥ 80% of our B1k:p1k", 3.0)),
+    ("C10k:p100k", ("≥ 3x OVS", 3.0)),
+    ("B1k:p1k-md", ("(none; B1k's 1.5x for reference)", None)),
+    ("V:vhost", ("≥ 1.0x OVS", 1.0)),
+])
+
+
+def num(v):
+    try:
+        return float(v.rstrip("%").lstrip("~"))
+    except (ValueError, AttributeError):
+        return None
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def main():
+    runs = OrderedDict()      # (switch, scenario) -> [kv]
+    fails = []
+    checks = []
+    comments = []
+    order = []
+    for line in open(sys.argv[1] if len(sys.argv) > 1 else "/dev/stdin"):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            comments.append(line[1:].strip())
+            continue
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        sw, sc = parts[0], parts[1]
+        if sc.startswith("flowcheck:"):
+            checks.append(line)
+            continue
+        if "FAILED" in parts[2:4]:
+            fails.append(line)
+            runs.setdefault((sw, sc), [])
+            if sc not in order and sw != "testpmd":
+                order.append(sc)
+            continue
+        kv = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
+        if not sc.startswith("flowmod:"):
+            kv["mpps"], kv["cpp"] = parts[2], parts[3]
+        runs.setdefault((sw, sc), []).append(kv)
+        if sc not in order and sw != "testpmd":
+            order.append(sc)
+
+    def m(sw, sc, key):
+        return med([num(r.get(key)) for r in runs.get((sw, sc), [])])
+
+    def vals(sw, sc, key="mpps"):
+        return "/".join("%.2f" % num(r[key]) for r in runs.get((sw, sc), []) if num(r.get(key)) is not None)
+
+    for c in comments:
+        print("- " + c)
+    print()
+    if checks:
+        print("Flow files loaded into ferroflowd (rules in the file / rules in dump-flows):")
+        print()
+        for c in checks:
+            print("- `" + c + "`")
+        print()
+    print("| scenario | ferroflowd Mpps (runs) | cyc/pkt | OVS-DPDK Mpps (runs) | cyc/pkt | ratio ff/OVS (per round) | testpmd io Mpps (cyc/pkt) | target | met? |")
+    print("|---|---|---:|---|---:|---:|---|---|---|")
+    for sc in order:
+        if sc.startswith("flowmod:"):
+            continue
+        ff, ovs = m("ferroflowd", sc, "mpps"), m("ovs-dpdk", sc, "mpps")
+        ffc, ovc = m("ferroflowd", sc, "cpp"), m("ovs-dpdk", sc, "cpp")
+        traffic = sc.split(":")[1]
+        tp, tpc = m("testpmd", "io:" + traffic, "mpps"), m("testpmd", "io:" + traffic, "cpp")
+        ratio = ff / ovs if ff is not None and ovs else None  # ratio of the medians
+        # paired: the two switches ran back to back in each round
+        by_round = lambda sw: {r.get("round"): num(r["mpps"]) for r in runs.get((sw, sc), [])}
+        fr, orr = by_round("ferroflowd"), by_round("ovs-dpdk")
+        pairs = ["%.2f" % (fr[k] / orr[k]) for k in fr if k in orr and orr[k]]
+        tgt, need = TARGETS.get(sc, ("-", None))
+        verdict = "-"
+        if ratio is not None and need is not None:
+            ok = ratio >= need
+            extra = ""
+            if sc == "A:p1k" and tp:
+                ok = ok and ff >= 0.6 * tp
+                extra = ", %.0f%% of testpmd" % (100 * ff / tp)
+            if sc == "B10k:p100k":
+                b1k = m("ferroflowd", "B1k:p1k", "mpps")
+                if b1k:
+                    ok = ok and ff >= 0.8 * b1k
+                    extra = ", %.0f%% of our B1k" % (100 * ff / b1k)
+            verdict = ("yes" if ok else "**no**") + extra
+        elif ff is None:
+            verdict = "**failed**"
+        g = m("ferroflowd", sc, "guest_tx_mpps"), m("ovs-dpdk", sc, "guest_tx_mpps")
+        gnote = " (guest tx %.1f / %.1f)" % g if g[0] is not None and g[1] is not None else ""
+        f = lambda x, fmt="%.2f": fmt % x if x is not None else "-"
+        print("| %s%s | **%s** (%s) | %s | **%s** (%s) | %s | **%s** | %s | %s | %s |" % (
+            sc, gnote, f(ff), vals("ferroflowd", sc) or "-", f(ffc, "%.0f"),
+            f(ovs), vals("ovs-dpdk", sc) or "-", f(ovc, "%.0f"),
+            f(ratio, "%.2fx") + (" (%s)" % "/".join(pairs) if pairs else ""),
+            "%s (%s)" % (f(tp), f(tpc, "%.0f")) if tp else "-", tgt, verdict))
+
+    fm = [sc for sc in order if sc.startswith("flowmod:")]
+    if fm:
+        print()
+        print("| flow-mods (`ovs-ofctl -O OpenFlow13 add-flows`) | ferroflowd add s (runs) | OVS-DPDK add s (runs) | speed-up | ff dump / del s | OVS dump / del s | `--bundle` add s ff / OVS | target | met? |")
+        print("|---|---|---|---:|---|---|---|---|---|")
+        for sc in fm:
+            fa, oa = m("ferroflowd", sc, "add_s"), m("ovs-dpdk", sc, "add_s")
+            n = m("ferroflowd", sc, "flows") or m("ovs-dpdk", sc, "flows")
+            dumped = [r.get("dumped") for r in runs.get(("ferroflowd", sc), [])]
+
+            def bund(sw):
+                bs = [r.get("bundle_add_s") for r in runs.get((sw, sc), [])]
+                nb = [num(b) for b in bs if num(b) is not None]
+                return ("%.2f" % statistics.median(nb)) if nb else (bs[0] if bs else "-")
+            su = oa / fa if fa and oa else None
+            print("| %s (%s rules; ff dumped %s) | **%s** (%s) | **%s** (%s) | **%s** | %s / %s | %s / %s | %s / %s | ≥ 10x faster | %s |" % (
+                sc, "%d" % n if n else "?", "/".join(d or "?" for d in dumped) or "-",
+                "%.2f" % fa if fa else "-", vals("ferroflowd", sc, "add_s") or "-",
+                "%.2f" % oa if oa else "-", vals("ovs-dpdk", sc, "add_s") or "-",
+                ("%.1fx" % su if su >= 1 else "%.3fx (%.0fx slower)" % (su, 1 / su)) if su else "-",
+                "%.2f" % (m("ferroflowd", sc, "dump_s") or 0), "%.2f" % (m("ferroflowd", sc, "del_s") or 0),
+                "%.2f" % (m("ovs-dpdk", sc, "dump_s") or 0), "%.2f" % (m("ovs-dpdk", sc, "del_s") or 0),
+                bund("ferroflowd"), bund("ovs-dpdk"),
+                ("yes" if su >= 10 else "**no**") if su else "**failed**"))
+    if fails:
+        print()
+        print("Failures:")
+        print()
+        for f in fails:
+            print("- `" + f + "`")
+
+
+if __name__ == "__main__":
+    main()
