@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "proto/ferroflow/v1/bridge.proto",
     "proto/ferroflow/v1/flows.proto",
     "proto/ferroflow/v1/datapath.proto",
+    "proto/ferroflow/v1/networks.proto",
 ];
 
 fn main() {

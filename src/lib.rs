@@ -3,6 +3,7 @@
 pub mod api;
 pub mod metrics;
 pub mod ofswitch;
+pub mod profile;
 pub mod stats;
 pub mod store;
 pub mod switch;

@@ -185,7 +185,11 @@ impl OpenFlowSwitch {
                 TableFeaturesFailedCode::Eperm,
             )),
             // About 2.3 KB per table: 16 tables keep a message well under 64 KiB.
-            Req::TableFeatures(_) => Ok(chunked_by(table_features(), 16, Reply::TableFeatures)),
+            Req::TableFeatures(_) => Ok(chunked_by(
+                table_features(&self.sw),
+                16,
+                Reply::TableFeatures,
+            )),
             Req::Flow(r) | Req::Aggregate(r) => {
                 let m = ofconv::convert_match(&r.match_).map_err(|e| e.code())?;
                 let counts = self
@@ -434,7 +438,7 @@ const INSTRUCTION_TYPES: [u16; 6] = [1, 2, 3, 4, 5, 6];
 /// The TABLE_FEATURES reply: every table supports every field, action and
 /// instruction, and may go to any later table. ovs-ofctl requires the eight
 /// properties in every table.
-fn table_features() -> Vec<TableFeatures> {
+fn table_features(sw: &Switch) -> Vec<TableFeatures> {
     let fields: Vec<OxmField> = (0..=39u8).filter_map(OxmField::from_raw).collect();
     let ids = |masked: bool| -> Vec<OxmId> {
         fields
@@ -491,7 +495,7 @@ fn table_features() -> Vec<TableFeatures> {
             properties.push(TableFeatureProp::Wildcards(ids(false)));
             TableFeatures {
                 table_id: t,
-                name: FixedStr::new(&format!("table{t}")),
+                name: FixedStr::new(&sw.table_name(t)),
                 metadata_match: u64::MAX,
                 metadata_write: u64::MAX,
                 config: openflow::consts::TableConfig(0),
@@ -504,8 +508,8 @@ fn table_features() -> Vec<TableFeatures> {
 
 /// Packet-out outputs, as frames for the control plane's tx queues.
 #[derive(Default)]
-struct Collect {
-    out: Vec<(u32, Vec<u8>)>,
+pub(crate) struct Collect {
+    pub(crate) out: Vec<(u32, Vec<u8>)>,
 }
 
 impl Sink<VecBuf> for Collect {

@@ -43,6 +43,8 @@ pub struct StoreState {
     pub flows: Vec<String>,
     pub groups: Vec<String>,
     pub meters: Vec<String>,
+    /// The virtual networks' description (`[[networks]]`, `[[instances]]`, `[metadata]`).
+    pub profile: crate::profile::Description,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +95,7 @@ impl Store {
                 })?;
         set_ports(&mut doc, &state.ports);
         set_controllers(&mut doc, &state.controllers);
+        set_profile(&mut doc, &state.profile);
         let store = doc
             .entry("store")
             .or_insert(Item::Table(Table::new()))
@@ -185,6 +188,39 @@ fn set_controllers(doc: &mut DocumentMut, targets: &[String]) {
     bridge.insert("controllers", Item::ArrayOfTables(aot));
 }
 
+/// Writes the description's entries as TOML tables (serde's spelling, which
+/// is the config file's).
+fn set_profile(doc: &mut DocumentMut, p: &crate::profile::Description) {
+    fn table<T: serde::Serialize>(v: &T) -> Table {
+        toml::to_string(v)
+            .ok()
+            .and_then(|t| t.parse::<DocumentMut>().ok())
+            .map(|d| d.as_table().clone())
+            .unwrap_or_default()
+    }
+    fn list<T: serde::Serialize>(doc: &mut DocumentMut, key: &str, items: &[T]) {
+        if items.is_empty() {
+            doc.remove(key);
+            return;
+        }
+        let mut aot = ArrayOfTables::new();
+        for i in items {
+            aot.push(table(i));
+        }
+        doc.insert(key, Item::ArrayOfTables(aot));
+    }
+    list(doc, "networks", &p.networks);
+    list(doc, "instances", &p.instances);
+    match &p.metadata {
+        Some(md) => {
+            doc.insert("metadata", Item::Table(table(md)));
+        }
+        None => {
+            doc.remove("metadata");
+        }
+    }
+}
+
 /// Temp file in the same directory, fsync, rename, fsync the directory: a
 /// reader (or a crash) sees the old file or the new one, never half of one.
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), StoreError> {
@@ -242,6 +278,33 @@ mod tests {
             flows: vec!["table=0,priority=5 in_port=1 actions=output:7".into()],
             groups: vec![],
             meters: vec!["meter=1,kbps,band=type=drop,rate=100".into()],
+            profile: crate::profile::Description {
+                networks: vec![ferroflow_config::NetworkConfig {
+                    id: 7,
+                    name: "v7".into(),
+                    kind: ferroflow_config::NetworkKind::Vlan,
+                    uplink: Some("vm1".into()),
+                    vlan: Some(7),
+                    gateway: None,
+                    gateway_mac: None,
+                    prefixes: vec![],
+                    backbone_mac: None,
+                }],
+                instances: vec![ferroflow_config::InstanceConfig {
+                    name: "i1".into(),
+                    network: 7,
+                    mac: "02:00:00:00:00:01".into(),
+                    addresses: vec!["10.7.0.1".parse().unwrap()],
+                    port: Some("vm2".into()),
+                    host_mac: None,
+                }],
+                metadata: Some(ferroflow_config::MetadataConfig {
+                    mode: ferroflow_config::MetadataMode::PerConnection,
+                    host_ip: "10.255.0.1".parse().unwrap(),
+                    host_mac: "02:00:00:00:ff:01".into(),
+                    host_port: 8775,
+                }),
+            },
         };
         store.save(&state).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -254,6 +317,9 @@ mod tests {
         assert_eq!(c.bridge.controllers[0].target, "tcp:127.0.0.1:6653");
         assert_eq!(c.store.flows.as_deref(), Some(&state.flows[..]));
         assert_eq!(c.store.meters, state.meters);
+        assert_eq!(c.networks, state.profile.networks);
+        assert_eq!(c.instances, state.profile.instances);
+        assert_eq!(c.metadata, state.profile.metadata);
         assert_eq!(
             std::fs::read_to_string(Store::last_good_path(&path)).unwrap(),
             text
@@ -268,6 +334,7 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.ports.len(), 1);
         assert!(c.bridge.controllers.is_empty());
+        assert!(c.networks.is_empty() && c.instances.is_empty() && c.metadata.is_none());
         assert_eq!(c.store.flows.as_deref(), Some(&[][..]));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -40,6 +40,10 @@ pub struct Switch {
     last_link_check: Mutex<Instant>,
     /// Last link state seen per OpenFlow port.
     links: Mutex<std::collections::HashMap<u32, bool>>,
+    /// The virtual-network profile (networks, instances, metadata service).
+    pub profile: crate::profile::Profile,
+    /// The profile's pipeline context, for packets it sends through the tables.
+    inject_ctx: Mutex<pipeline::WorkerContext>,
     /// Last, so that it is dropped after the datapath.
     eal: Arc<Eal>,
 }
@@ -57,6 +61,8 @@ pub enum PortChangeError {
     NoSuchPort(String),
     #[error("the switch is stopping")]
     Stopped,
+    #[error("port {0:?} is used by {1}: remove that first")]
+    InUse(String, String),
     #[error(transparent)]
     Datapath(#[from] datapath::DatapathError),
 }
@@ -70,8 +76,10 @@ impl Switch {
         let workers = eal.worker_lcores().len();
         let mut tables = FlowTables::new(PipelineConfig {
             n_tables: N_TABLES,
-            // The control plane has its own context (packet-out), after the workers'.
-            workers: workers + 1,
+            // The control plane has its own contexts after the workers': one
+            // for OpenFlow packet-out (the last), one for the virtual-network
+            // profile's re-injected packets.
+            workers: workers + 2,
             meter_shares: workers,
             mac_capacity: config.bridge.mac_table_size as usize,
             mac_aging: config.bridge.mac_aging_s,
@@ -96,7 +104,15 @@ impl Switch {
         }
         tables.publish();
         let dp = Datapath::start(&eal, &config, &tables)?;
-        Ok(Arc::new(Switch {
+        let inject_ctx = Mutex::new(tables.worker_context(workers));
+        let profile = crate::profile::Description {
+            networks: config.networks.clone(),
+            instances: config.instances.clone(),
+            metadata: config.metadata.clone(),
+        };
+        let sw = Arc::new(Switch {
+            profile: crate::profile::Profile::default(),
+            inject_ctx,
             ports: Mutex::new(config.ports.clone()),
             config,
             eal,
@@ -110,7 +126,45 @@ impl Switch {
             dirty: AtomicBool::new(false),
             agent: Mutex::new(Weak::new()),
             fail_open: Mutex::new((Some(Instant::now()), false)),
-        }))
+        });
+        if !profile.networks.is_empty() {
+            sw.profile
+                .set(&sw, profile)
+                .map_err(|e| anyhow::anyhow!("virtual networks: {e}"))?;
+        }
+        Ok(sw)
+    }
+
+    /// The name of table `t` (TABLE_FEATURES, dumps, metrics): the profile's
+    /// stages by their seed names.
+    pub fn table_name(&self, t: u8) -> String {
+        if self.profile.is_active() {
+            if let Some((_, n)) = vnet::table::NAMES.iter().find(|(id, _)| *id == t) {
+                return (*n).to_owned();
+            }
+        }
+        format!("table{t}")
+    }
+
+    /// Runs `data` (as if it came in on `in_port`) through `actions` (an
+    /// output to TABLE runs the flow tables) and sends what comes out.
+    pub fn inject(&self, in_port: u32, data: &[u8], actions: &[Action]) {
+        let pipeline = self.tables.lock().current();
+        let mut key = packet::extract(data, in_port);
+        let mut pkt = packet::VecBuf::new(data);
+        let mut sink = crate::ofswitch::Collect::default();
+        {
+            let mut ctx = self.inject_ctx.lock();
+            ctx.set_now(self.now());
+            pipeline.packet_out(actions, &mut pkt, &mut key, &mut ctx, &mut sink);
+        }
+        if let Some(dp) = self.datapath.lock().as_ref() {
+            for (port, frame) in sink.out {
+                if let Err(e) = dp.send(port, &frame) {
+                    tracing::debug!("injected packet to {port}: {e}");
+                }
+            }
+        }
     }
 
     /// Where asynchronous OpenFlow messages go.
@@ -238,6 +292,9 @@ impl Switch {
     pub fn drain_packet_ins(&self) {
         let queue = self.tables.lock().packet_in_queue();
         while let Some(r) = queue.pop() {
+            if vnet::Role::of_cookie(r.cookie).is_some() && self.profile.packet_in(self, &r) {
+                continue;
+            }
             self.publish_event(AsyncEvent::PacketIn(r.to_message()));
         }
     }
@@ -321,6 +378,7 @@ impl Switch {
         }
         let ofport = pc.ofport;
         self.ports.lock().push(pc);
+        self.profile.ports_changed(self);
         if let Some(desc) = crate::ofswitch::port_desc(self, ofport) {
             self.publish_event(AsyncEvent::PortStatus(PortStatus {
                 reason: PortReason::Add,
@@ -334,6 +392,9 @@ impl Switch {
     pub fn remove_port(&self, name: &str) -> Result<(), PortChangeError> {
         let pc = self.ports.lock().iter().find(|p| p.name == name).cloned();
         let pc = pc.ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
+        if let Some(user) = self.profile.port_user(name, pc.ofport) {
+            return Err(PortChangeError::InUse(name.to_owned(), user));
+        }
         let desc = crate::ofswitch::port_desc(self, pc.ofport);
         {
             let mut tables = self.tables.lock();
@@ -348,6 +409,7 @@ impl Switch {
                 .remove_port(name)?;
         }
         self.ports.lock().retain(|p| p.name != name);
+        self.profile.ports_changed(self);
         if let Some(desc) = desc {
             self.publish_event(AsyncEvent::PortStatus(PortStatus {
                 reason: PortReason::Delete,

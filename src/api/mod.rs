@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod convert;
+mod networks;
 mod services;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -113,7 +114,9 @@ impl From<PortChangeError> for ApiError {
                 ApiError::AlreadyExists(msg)
             }
             PortChangeError::NoSuchPort(_) => ApiError::NotFound(msg),
-            PortChangeError::Stopped => ApiError::FailedPrecondition(msg),
+            PortChangeError::Stopped | PortChangeError::InUse(..) => {
+                ApiError::FailedPrecondition(msg)
+            }
             PortChangeError::Datapath(datapath::DatapathError::PortExists(_)) => {
                 ApiError::AlreadyExists(msg)
             }
@@ -374,6 +377,7 @@ impl Api {
             flows,
             groups,
             meters,
+            profile: self.sw.profile.description(),
         };
         store.save(&state)?;
         Ok(())
@@ -794,6 +798,9 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
         ))
         .add_service(pb::datapath_service_server::DatapathServiceServer::new(
             services::Datapath(Arc::clone(&api)),
+        ))
+        .add_service(pb::network_service_server::NetworkServiceServer::new(
+            networks::Networks(Arc::clone(&api)),
         ))
     };
     if let Some(path) = cfg.listen.strip_prefix("unix:") {

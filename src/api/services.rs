@@ -450,11 +450,8 @@ impl pb::flow_service_server::FlowService for Flows {
         _: Request<pb::DumpTablesRequest>,
     ) -> Result<Response<pb::DumpTablesResponse>, Status> {
         let tables = blocking(&self.0, |api| {
-            Ok(api
-                .sw
-                .tables
-                .lock()
-                .table_counts()
+            let counts = api.sw.tables.lock().table_counts();
+            Ok(counts
                 .into_iter()
                 .filter(|t| t.active > 0 || t.lookups > 0)
                 .map(|t| pb::TableStats {
@@ -462,6 +459,7 @@ impl pb::flow_service_server::FlowService for Flows {
                     active: t.active,
                     lookups: t.lookups,
                     matches: t.matches,
+                    name: api.sw.table_name(t.table_id),
                 })
                 .collect())
         })

@@ -16,6 +16,9 @@ use ferroflow_config::{Config, DEFAULT_GRPC_SOCKET};
 use serde::Serialize;
 use tonic::transport::Channel;
 
+#[path = "ferroflowctl/vnet.rs"]
+mod vnet_cmd;
+
 const EXIT_HELP: &str = "EXIT STATUS:
   0  success
   1  failure (the switch could not do it; the message says why)
@@ -92,6 +95,15 @@ enum Command {
     },
     /// Parse and validate a ferroflowd configuration file offline, and show what it sets up.
     CheckConfig { file: PathBuf },
+    /// Virtual networks: create, delete, list.
+    #[command(subcommand)]
+    Network(vnet_cmd::NetworkCmd),
+    /// Instances attached to virtual networks, with their anti-spoofing counters.
+    #[command(subcommand)]
+    Instance(vnet_cmd::InstanceCmd),
+    /// The metadata service at 169.254.169.254 for instances.
+    #[command(subcommand)]
+    Metadata(vnet_cmd::MetadataCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -391,10 +403,14 @@ async fn run(cli: &Cli) -> Result<()> {
     let mut ports = pb::port_service_client::PortServiceClient::new(ch.clone());
     let mut bridges = pb::bridge_service_client::BridgeServiceClient::new(ch.clone());
     let mut flows = pb::flow_service_client::FlowServiceClient::new(ch.clone());
+    let dp_channel = ch.clone();
     let mut dp = pb::datapath_service_client::DatapathServiceClient::new(ch);
     let json = cli.json;
     match &cli.command {
         Command::CheckConfig { .. } => unreachable!("handled without a server"),
+        Command::Network(c) => vnet_cmd::network(&dp_channel, c, json).await?,
+        Command::Instance(c) => vnet_cmd::instance(&dp_channel, c, json).await?,
+        Command::Metadata(c) => vnet_cmd::metadata(&dp_channel, c, json).await?,
         Command::Ports => {
             let list = ports
                 .list_ports(pb::ListPortsRequest {})
@@ -544,13 +560,17 @@ async fn run(cli: &Cli) -> Result<()> {
                     .map(|t| {
                         vec![
                             t.table_id.to_string(),
+                            t.name.clone(),
                             t.active.to_string(),
                             t.lookups.to_string(),
                             t.matches.to_string(),
                         ]
                     })
                     .collect();
-                table(&[">TABLE", ">ENTRIES", ">LOOKUPS", ">MATCHES"], &rows);
+                table(
+                    &[">TABLE", "NAME", ">ENTRIES", ">LOOKUPS", ">MATCHES"],
+                    &rows,
+                );
             }
         }
         Command::Groups(cmd) => {

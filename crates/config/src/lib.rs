@@ -51,6 +51,126 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     #[serde(default)]
     pub store: StoreConfig,
+    /// The virtual-network profile (DESIGN.md section 3): networks, the
+    /// instances attached to them, and the metadata service. Empty: the
+    /// profile installs nothing.
+    #[serde(default)]
+    pub networks: Vec<NetworkConfig>,
+    #[serde(default)]
+    pub instances: Vec<InstanceConfig>,
+    #[serde(default)]
+    pub metadata: Option<MetadataConfig>,
+}
+
+/// What a network does with its traffic (the seed's switch_* stages).
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkKind {
+    /// L2 by destination MAC; unknown and broadcast frames flood within the network.
+    Normal,
+    /// L3 publicly routable private addresses; sources from the uplink are verified on demand.
+    Private,
+    /// The network is a VLAN on the uplink: tag stripped on ingress, pushed on egress.
+    Vlan,
+    /// An L2 virtual network across hosts over PBB (MAC-in-MAC), I-SID = network id.
+    Vnet,
+}
+
+impl NetworkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkKind::Normal => "normal",
+            NetworkKind::Private => "private",
+            NetworkKind::Vlan => "vlan",
+            NetworkKind::Vnet => "vnet",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// 1..=0xffffff: the metadata value of its packets, and the I-SID of a vnet.
+    pub id: u32,
+    pub name: String,
+    pub kind: NetworkKind,
+    /// The port (name) towards the physical network; required for vlan and vnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uplink: Option<String>,
+    /// The VLAN of a vlan network on the uplink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// A virtual router address that instances use as their gateway; ARP for
+    /// it is answered with `gateway_mac` (or one derived from the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<std::net::Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_mac: Option<String>,
+    /// Private networks: the prefixes (`10.1.0.0/16`) whose addresses may
+    /// come from and go to the uplink.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<String>,
+    /// Vnet networks: this host's backbone MAC (the outer source of its PBB frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone_mac: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    pub name: String,
+    /// The network this interface belongs to (its id).
+    pub network: u32,
+    pub mac: String,
+    /// IPv4 addresses the instance may use as its source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<std::net::Ipv4Addr>,
+    /// The port (name) it is attached to on this host. Absent: the instance
+    /// lives on another host (vnet), reached through `host_mac`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// Remote vnet instances: the backbone MAC of the host it lives on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mac: Option<String>,
+}
+
+/// How instances reach the metadata service at 169.254.169.254:80 (the seed's three ways).
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetadataMode {
+    /// Flows per TCP connection, installed on its first packet (idle timeout 300 s).
+    PerConnection,
+    /// Flows per instance, installed with the instance.
+    PerInstance,
+    /// Instances address the service on the dedicated 169.254.169.252/30
+    /// subnet (as 169.254.169.253): no gateway needed.
+    Subnet,
+}
+
+impl MetadataMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetadataMode::PerConnection => "per-connection",
+            MetadataMode::PerInstance => "per-instance",
+            MetadataMode::Subnet => "subnet",
+        }
+    }
+}
+
+/// The host's metadata server, reached through the bridge's LOCAL port.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataConfig {
+    pub mode: MetadataMode,
+    /// Where the server listens on the host side of the LOCAL port.
+    pub host_ip: std::net::Ipv4Addr,
+    pub host_mac: String,
+    #[serde(default = "default_metadata_port")]
+    pub host_port: u16,
+}
+
+fn default_metadata_port() -> u16 {
+    8775
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -334,6 +454,9 @@ fn default_descriptors() -> u16 {
 
 /// Largest OpenFlow physical port number (OFPP_MAX).
 pub const OFPP_MAX: u32 = 0xffff_ff00;
+/// OpenFlow's LOCAL port: a port configured with this number is the bridge's
+/// own interface on the host (OVS's bridge-internal port), e.g. a tap.
+pub const OFPP_LOCAL: u32 = 0xffff_fffe;
 
 /// EAL options Ferroflow sets itself from `[eal]`; `extra_args` may not repeat them.
 const OWN_EAL_OPTIONS: &[&str] = &[
@@ -511,10 +634,13 @@ impl Config {
             if !names.insert(p.name.as_str()) {
                 return Err((key("name"), format!("{:?} is used by two ports", p.name)));
             }
-            if p.ofport == 0 || p.ofport > OFPP_MAX {
+            if p.ofport == 0 || (p.ofport > OFPP_MAX && p.ofport != OFPP_LOCAL) {
                 return Err((
                     key("ofport"),
-                    format!("{} is outside 1..={OFPP_MAX}", p.ofport),
+                    format!(
+                        "{} is outside 1..={OFPP_MAX} (or {OFPP_LOCAL}, the bridge's LOCAL port)",
+                        p.ofport
+                    ),
                 ));
             }
             if !ofports.insert(p.ofport) {

@@ -100,6 +100,9 @@ pub(crate) fn parse_action_in(tok: &str, ctx: ActionContext) -> Result<Vec<Actio
         "set_queue" => one(Action::SetQueue(num(key, val, u128::from(u32::MAX))?)),
         "push_vlan" => one(Action::PushVlan(num(key, val, 0xffff)?)),
         "pop_vlan" | "strip_vlan" => one(Action::PopVlan),
+        // Not in ovs-ofctl (OVS has no PBB actions); named as ovs-ofctl would print them.
+        "push_pbb" => one(Action::PushPbb(num(key, val, 0xffff)?)),
+        "pop_pbb" => one(Action::PopPbb),
         "push_mpls" => one(Action::PushMpls(num(key, val, 0xffff)?)),
         "pop_mpls" => one(Action::PopMpls(num(key, val, 0xffff)?)),
         "dec_ttl" => one(Action::DecNwTtl),

@@ -1,0 +1,275 @@
+//! `ferroflowctl network|instance|metadata`: the virtual-network profile.
+
+use clap::{Args, Subcommand};
+use ferroflow::api::pb;
+use tonic::transport::Channel;
+
+use super::{print_json, table, Result};
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCmd {
+    /// ferroflowctl network create 1 default --kind normal --uplink eth0 --gateway 10.0.0.254
+    Create(NetworkCreate),
+    /// Delete a network (its instances must be removed first).
+    #[command(alias = "del", alias = "remove")]
+    Delete {
+        id: u32,
+    },
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkCreate {
+    /// 1..16777215 (a vnet's I-SID).
+    id: u32,
+    name: String,
+    /// normal, private, vlan or vnet.
+    #[arg(long, default_value = "normal")]
+    kind: String,
+    /// The port towards the physical network.
+    #[arg(long)]
+    uplink: Option<String>,
+    /// vlan: the VLAN id on the uplink.
+    #[arg(long)]
+    vlan: Option<u32>,
+    /// A virtual gateway address that ARP answers for.
+    #[arg(long)]
+    gateway: Option<String>,
+    #[arg(long)]
+    gateway_mac: Option<String>,
+    /// private: a prefix that may come from and go to the uplink (repeatable).
+    #[arg(long = "prefix")]
+    prefixes: Vec<String>,
+    /// vnet: this host's backbone MAC.
+    #[arg(long)]
+    backbone_mac: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InstanceCmd {
+    /// ferroflowctl instance add vm1 --network 1 --port vm1 --mac 52:54:00:00:00:01 --ip 10.0.0.1
+    Add(InstanceAdd),
+    #[command(alias = "del", alias = "rm")]
+    Remove { name: String },
+    /// Instances with their anti-spoofing drop counters.
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct InstanceAdd {
+    name: String,
+    #[arg(long)]
+    network: u32,
+    #[arg(long)]
+    mac: String,
+    /// An address it may use (repeatable).
+    #[arg(long = "ip")]
+    addresses: Vec<String>,
+    /// The port it is attached to here.
+    #[arg(long)]
+    port: Option<String>,
+    /// A vnet instance on another host: that host's backbone MAC.
+    #[arg(long)]
+    host_mac: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MetadataCmd {
+    /// ferroflowctl metadata set per-instance --host-ip 10.255.0.1 --host-mac 02:00:00:00:ff:01
+    Set {
+        /// per-connection, per-instance or subnet.
+        mode: String,
+        #[arg(long)]
+        host_ip: String,
+        #[arg(long)]
+        host_mac: String,
+        #[arg(long, default_value_t = 8775)]
+        host_port: u32,
+    },
+    /// Remove the metadata service's flows.
+    Disable,
+    Show,
+}
+
+fn client(ch: &Channel) -> pb::network_service_client::NetworkServiceClient<Channel> {
+    pb::network_service_client::NetworkServiceClient::new(ch.clone())
+}
+
+pub async fn network(ch: &Channel, cmd: &NetworkCmd, json: bool) -> Result<()> {
+    let mut c = client(ch);
+    match cmd {
+        NetworkCmd::Create(a) => {
+            let n = c
+                .create_network(pb::Network {
+                    id: a.id,
+                    name: a.name.clone(),
+                    kind: a.kind.clone(),
+                    uplink: a.uplink.clone().unwrap_or_default(),
+                    vlan: a.vlan.unwrap_or(0),
+                    gateway: a.gateway.clone().unwrap_or_default(),
+                    gateway_mac: a.gateway_mac.clone().unwrap_or_default(),
+                    prefixes: a.prefixes.clone(),
+                    backbone_mac: a.backbone_mac.clone().unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            if json {
+                print_json(&n);
+            } else {
+                println!("created {} network {} ({})", n.kind, n.id, n.name);
+            }
+        }
+        NetworkCmd::Delete { id } => {
+            c.delete_network(pb::DeleteNetworkRequest { id: *id })
+                .await?;
+            if json {
+                print_json(&serde_json::json!({"ok": true}));
+            } else {
+                println!("deleted network {id}");
+            }
+        }
+        NetworkCmd::List => {
+            let list = c
+                .list_networks(pb::ListNetworksRequest {})
+                .await?
+                .into_inner()
+                .networks;
+            if json {
+                print_json(&list);
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|n| {
+                        let detail = match n.kind.as_str() {
+                            "vlan" => format!("vlan {}", n.vlan),
+                            "vnet" => format!("backbone {}", n.backbone_mac),
+                            "private" => n.prefixes.join(" "),
+                            _ => String::new(),
+                        };
+                        vec![
+                            n.id.to_string(),
+                            n.name.clone(),
+                            n.kind.clone(),
+                            n.uplink.clone(),
+                            n.gateway.clone(),
+                            detail,
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[">ID", "NAME", "KIND", "UPLINK", "GATEWAY", "DETAIL"],
+                    &rows,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn instance(ch: &Channel, cmd: &InstanceCmd, json: bool) -> Result<()> {
+    let mut c = client(ch);
+    match cmd {
+        InstanceCmd::Add(a) => {
+            let i = c
+                .add_instance(pb::Instance {
+                    name: a.name.clone(),
+                    network: a.network,
+                    mac: a.mac.clone(),
+                    addresses: a.addresses.clone(),
+                    port: a.port.clone().unwrap_or_default(),
+                    host_mac: a.host_mac.clone().unwrap_or_default(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            if json {
+                print_json(&i);
+            } else {
+                println!("added instance {} to network {}", i.name, i.network);
+            }
+        }
+        InstanceCmd::Remove { name } => {
+            c.remove_instance(pb::RemoveInstanceRequest { name: name.clone() })
+                .await?;
+            if json {
+                print_json(&serde_json::json!({"ok": true}));
+            } else {
+                println!("removed instance {name}");
+            }
+        }
+        InstanceCmd::List => {
+            let list = c
+                .list_instances(pb::ListInstancesRequest {})
+                .await?
+                .into_inner()
+                .instances;
+            if json {
+                print_json(&list);
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|i| {
+                        let at = if i.port.is_empty() {
+                            format!("remote {}", i.host_mac)
+                        } else {
+                            i.port.clone()
+                        };
+                        vec![
+                            i.name.clone(),
+                            i.network.to_string(),
+                            at,
+                            i.mac.clone(),
+                            i.addresses.join(" "),
+                            i.spoofed_packets.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["NAME", ">NETWORK", "PORT", "MAC", "ADDRESSES", ">SPOOFED"],
+                    &rows,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn metadata(ch: &Channel, cmd: &MetadataCmd, json: bool) -> Result<()> {
+    let mut c = client(ch);
+    let md = match cmd {
+        MetadataCmd::Set {
+            mode,
+            host_ip,
+            host_mac,
+            host_port,
+        } => c
+            .set_metadata_service(pb::MetadataService {
+                enabled: true,
+                mode: mode.clone(),
+                host_ip: host_ip.clone(),
+                host_mac: host_mac.clone(),
+                host_port: *host_port,
+            })
+            .await?
+            .into_inner(),
+        MetadataCmd::Disable => c
+            .set_metadata_service(pb::MetadataService::default())
+            .await?
+            .into_inner(),
+        MetadataCmd::Show => c
+            .get_metadata_service(pb::GetMetadataServiceRequest {})
+            .await?
+            .into_inner(),
+    };
+    if json {
+        print_json(&md);
+    } else if md.enabled {
+        println!(
+            "metadata service: {} -> {}:{} ({}) through LOCAL",
+            md.mode, md.host_ip, md.host_port, md.host_mac
+        );
+    } else {
+        println!("metadata service: disabled");
+    }
+    Ok(())
+}
