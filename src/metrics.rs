@@ -319,6 +319,59 @@ pub fn render(api: &Api) -> String {
         entries.with_label_values(&[&id]).set(i64::from(tc.active));
     }
 
+    let info = gauge(
+        &r,
+        "ferroflow_table_info",
+        "Always 1: the table's name (the virtual-network stage it holds, or tableN).",
+        &["table", "name"],
+    );
+    for tc in sw.tables.lock().table_counts() {
+        if tc.active > 0 || tc.lookups > 0 {
+            let id = tc.table_id.to_string();
+            info.with_label_values(&[&id, &sw.table_name(tc.table_id)])
+                .set(1);
+        }
+    }
+    let spoofed = counter(
+        &r,
+        "ferroflow_instance_spoofed_packets_total",
+        "Packets from an instance's port dropped because their source MAC, IP or ARP sender was not the instance's.",
+        &["instance", "network"],
+    );
+    for i in sw
+        .profile
+        .description()
+        .instances
+        .iter()
+        .filter(|i| i.port.is_some())
+    {
+        let (packets, _) = sw.profile.spoofed(sw, &i.name);
+        spoofed
+            .with_label_values(&[&i.name, &i.network.to_string()])
+            .inc_by(packets);
+    }
+    let vc = &sw.profile.counters;
+    let vnet_pin = counter(
+        &r,
+        "ferroflow_vnet_packet_ins_total",
+        "Packets the virtual networks' flows sent to the switch's control plane, by outcome (acted on: flows installed or packet relayed; refused).",
+        &["result"],
+    );
+    vnet_pin
+        .with_label_values(&["handled"])
+        .inc_by(vc.packet_ins.load(Relaxed));
+    vnet_pin
+        .with_label_values(&["refused"])
+        .inc_by(vc.refused.load(Relaxed));
+    counter(
+        &r,
+        "ferroflow_vnet_flows_on_demand_total",
+        "Flows the virtual networks installed on demand (metadata connections, verified sources).",
+        &[],
+    )
+    .with_label_values(&[])
+    .inc_by(vc.flows_on_demand.load(Relaxed));
+
     let fm = counter(&r, "ferroflow_flow_mods_total", "Flow changes by where they came from (grpc, openflow) and whether they were applied or refused.", &["source", "result"]);
     let c = &api.flow_mods;
     for (src, res, v) in [

@@ -134,7 +134,11 @@ fn networks_metadata_service_and_anti_spoofing() {
         ports += &port_toml(short, &format!("net_tap{i},iface={name}"), *ofport);
     }
     let cfg = dir.path("ff.toml");
-    std::fs::write(&cfg, config("ff-vnet", &socket, None, &ports)).unwrap();
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    std::fs::write(&cfg, config("ff-vnet", &socket, Some(&metrics), &ports)).unwrap();
     let d = Daemon::start(&cfg, &server, 300.0);
     let sw = Switch { server, _d: d };
     let mut ns = std::collections::HashMap::new();
@@ -492,11 +496,47 @@ fn networks_metadata_service_and_anti_spoofing() {
         .unwrap();
     assert_eq!(a2["spoofed_packets"].as_u64().unwrap_or(0), 0, "{a2}");
 
+    // The same numbers in Prometheus' format.
+    let scrape = run(&format!("curl -sf http://{metrics}/metrics"));
+    let line = scrape
+        .lines()
+        .find(|l| l.starts_with("ferroflow_instance_spoofed_packets_total{instance=\"a1\""))
+        .unwrap_or_else(|| panic!("no spoof counter for a1:\n{scrape}"));
+    let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 15, "{line}");
+    assert!(
+        scrape.contains("ferroflow_table_info{name=\"classifier\",table=\"0\"} 1"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("ferroflow_vnet_flows_on_demand_total "),
+        "{scrape}"
+    );
+
     // ---- removal: the instance's flows go, the port is free again ----
     sw.ok(&["instance", "remove", "p2"]);
     assert!(!ping(host("ffv-p1"), "10.2.0.2"), "p2 was removed");
     let (code, _, err) = ctl(&sw.server, &["port", "del", "a1"]);
     assert_eq!(code, 6, "a port with an instance cannot be removed: {err}");
+
+    // ---- a restart comes back with the same description and flows ----
+    let profile_flows = |sw: &Switch| {
+        sw.ok(&["flows", "dump"])
+            .lines()
+            .filter(|l| l.contains("cookie=0xf10f01") || l.contains("cookie=0xf10f02"))
+            .count()
+    };
+    let before = profile_flows(&sw);
+    let Switch { server, _d: d } = sw;
+    d.kill("TERM");
+    let sw = Switch {
+        _d: Daemon::start(&cfg, &server, 300.0),
+        server,
+    };
+    assert_eq!(sw.json(&["network", "list"]).as_array().unwrap().len(), 3);
+    assert_eq!(sw.json(&["instance", "list"]).as_array().unwrap().len(), 4);
+    assert_eq!(sw.json(&["metadata", "show"])["mode"], "per-instance");
+    assert_eq!(profile_flows(&sw), before, "the same flows after a restart");
 }
 
 #[test]
