@@ -693,3 +693,134 @@ fn vnet_carries_instances_between_two_switches_over_pbb() {
         "b -> a"
     );
 }
+
+/// One case with a QEMU guest: a guest on a vhost-user port is an instance of
+/// the normal network (declared in the config file this time), pings a
+/// namespace instance behind a tap, and fetches the metadata service with
+/// per-connection flows.
+#[test]
+fn a_qemu_guest_instance_pings_and_reaches_the_metadata_service() {
+    let _lock = DatapathLock::take();
+    let tools = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/guest");
+    assert!(
+        tools.join("run-guest.sh").exists(),
+        "THE GUEST TOOLS ARE MISSING: {} (shared/ must be checked out beside the repository)",
+        tools.display()
+    );
+    let cache = "/var/lib/ferroflow/guest";
+    std::fs::create_dir_all(cache).unwrap();
+    let build = Command::new(tools.join("build-guest.sh"))
+        .arg(cache)
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "build-guest.sh: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let dir = TempDir::new("vnet-guest");
+    let sock = dir.path("vm.sock");
+    let console = dir.path("guest.log");
+    // (busybox's static wget crashes in this guest; nc speaks HTTP/1.0 as well.)
+    let script = "ip route add 169.254.169.254 via 10.0.0.254; \
+                  n=0; until ping -c 1 -W 1 10.0.0.2 >/dev/null; do n=$((n+1)); [ $n -gt 30 ] && break; done; \
+                  ping -c 3 -W 2 10.0.0.2 && \
+                  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 169.254.169.254 80";
+    let mut guest = Command::new(tools.join("run-guest.sh"))
+        .args([
+            "-d",
+            cache,
+            "-N",
+            sock.to_str().unwrap(),
+            "-M",
+            "52:54:00:00:00:11",
+            "-i",
+            "10.0.0.11/24",
+            "-t",
+            "120",
+        ])
+        .args(["-c", script, "-o", console.to_str().unwrap()])
+        .spawn()
+        .expect("run-guest.sh (apt-get install qemu-system-x86)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !sock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "QEMU did not create its socket"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let socket = dir.path("api.sock");
+    let server = format!("unix:{}", socket.display());
+    let mut ports = port_toml(
+        "vm",
+        &format!("net_vhost0,iface={},client=1", sock.display()),
+        1,
+    );
+    ports += &port_toml("h", "net_tap0,iface=ffvg-h", 2);
+    ports += &port_toml("md", "net_tap1,iface=ffvg-md", LOCAL);
+    ports += r#"
+[datapath]
+idle_sleep_us = 100
+
+[[networks]]
+id = 1
+name = "default"
+kind = "normal"
+gateway = "10.0.0.254"
+
+[[instances]]
+name = "guest"
+network = 1
+port = "vm"
+mac = "52:54:00:00:00:11"
+addresses = ["10.0.0.11"]
+
+[[instances]]
+name = "nshost"
+network = 1
+port = "h"
+mac = "02:00:00:00:01:02"
+addresses = ["10.0.0.2"]
+
+[metadata]
+mode = "per-connection"
+host_ip = "10.255.0.1"
+host_mac = "02:00:00:00:ff:01"
+"#;
+    let cfg = dir.path("ff.toml");
+    std::fs::write(&cfg, config("ff-vnet-guest", &socket, None, &ports)).unwrap();
+    let d = Daemon::start(&cfg, &server, 150.0);
+    let sw = Switch { server, _d: d };
+    wait_for_interface("ffvg-h");
+    wait_for_interface("ffvg-md");
+    let h = Netns::new("ffvg-h");
+    run("ip link set ffvg-h address 02:00:00:00:01:02");
+    h.adopt("ffvg-h", "10.0.0.2/24");
+    let md = Netns::new("ffvg-md");
+    run(&format!("ip link set ffvg-md address {HOST_MAC}"));
+    md.adopt("ffvg-md", "10.255.0.1/24");
+    run("ip -n ffvg-md route add 10.0.0.0/24 dev ffvg-md");
+    let www = dir.path("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), BODY).unwrap();
+    let _server = Bg::spawn(&format!(
+        "ip netns exec ffvg-md /usr/bin/python3 -m http.server 8775 --bind 10.255.0.1 --directory {}",
+        www.display()
+    ));
+    let status = guest.wait().unwrap();
+    let out = std::fs::read_to_string(&console).unwrap_or_default();
+    assert!(
+        status.success() && out.contains("GUEST-RC=0"),
+        "the guest did not get through:\n{out}"
+    );
+    assert!(
+        out.contains("3 packets received") && out.contains(BODY),
+        "{out}"
+    );
+    let dump = sw.ok(&["flows", "dump", "table=10"]);
+    assert!(
+        dump.contains("idle_timeout=300") && dump.contains("in_port=1"),
+        "{dump}"
+    );
+}
