@@ -193,6 +193,8 @@ fn networks_metadata_service_and_anti_spoofing() {
         "private",
         "--prefix",
         "10.2.0.0/16",
+        "--uplink",
+        "up",
     ]);
     sw.ok(&[
         "network", "create", "3", "v100", "--kind", "vlan", "--vlan", "100", "--uplink", "up",
@@ -272,6 +274,42 @@ fn networks_metadata_service_and_anti_spoofing() {
         ping(host("ffv-p1"), "10.2.0.2"),
         "private network: p1 -> p2"
     );
+    // A host behind the uplink with an address in the private network's
+    // prefix gets through once verify_source has verified it (on demand); one
+    // outside the prefix does not, and is remembered as refused.
+    run(&format!("ip -n {} addr add 10.2.0.100/16 dev ffv-up", up.0));
+    if !ping(up, "10.2.0.1") {
+        let dump = sw.ok(&["flows", "dump"]);
+        let interesting: Vec<&str> = dump
+            .lines()
+            .filter(|l| {
+                l.contains("table=4") || l.contains("in_port=10") || l.contains("metadata=0x2")
+            })
+            .collect();
+        panic!(
+            "private network: the uplink host -> p1\n{}\n{}",
+            interesting.join("\n"),
+            sw.ok(&["instance", "list"])
+        );
+    }
+    let vs = sw.ok(&["flows", "dump", "table=39"]);
+    assert!(
+        vs.contains("nw_src=10.2.0.100") && vs.contains("idle_timeout=300"),
+        "verified on demand:\n{vs}"
+    );
+    run(&format!("ip -n {} addr add 10.9.9.9/24 dev ffv-up", up.0));
+    assert!(
+        !up.exec("ping -c 2 -W 1 -I 10.9.9.9 10.2.0.1")
+            .status
+            .success(),
+        "a source outside the private prefixes got through"
+    );
+    let vs = sw.ok(&["flows", "dump", "table=39"]);
+    assert!(
+        vs.lines()
+            .any(|l| l.contains("nw_src=10.9.9.9") && l.ends_with("actions=drop")),
+        "refused sources are remembered:\n{vs}"
+    );
     let tags = dir.path("uplink.pcap");
     let cap = capture(up, "ffv-up", "vlan 100", &tags);
     assert!(
@@ -308,12 +346,12 @@ fn networks_metadata_service_and_anti_spoofing() {
     );
     assert!(captured(&caps[0].1, "icmp") >= 1, "a2 sees a1's broadcast");
     assert_eq!(
-        captured(&caps[1].1, "arp or icmp"),
+        captured(&caps[1].1, "net 10.0.0.0/24"),
         0,
         "the private network saw network 1's traffic"
     );
     assert_eq!(
-        captured(&caps[2].1, "arp or icmp"),
+        captured(&caps[2].1, "net 10.0.0.0/24"),
         0,
         "the vlan network saw network 1's traffic"
     );

@@ -27,8 +27,9 @@ pub mod table {
     pub const ARP_RESPONDER: u8 = 20;
     pub const ARP_REPLY: u8 = 21;
     pub const SWITCH_NORMAL: u8 = 30;
+    /// Before switch_private: a table may only go to later ones.
+    pub const VERIFY_SOURCE: u8 = 39;
     pub const SWITCH_PRIVATE: u8 = 40;
-    pub const VERIFY_SOURCE: u8 = 41;
     pub const VERIFY_DESTINATION: u8 = 42;
     pub const SWITCH_VLAN: u8 = 50;
     pub const SWITCH_VNET: u8 = 60;
@@ -40,8 +41,8 @@ pub mod table {
         (ARP_RESPONDER, "arp_responder"),
         (ARP_REPLY, "arp_reply"),
         (SWITCH_NORMAL, "switch_normal"),
-        (SWITCH_PRIVATE, "switch_private"),
         (VERIFY_SOURCE, "verify_source"),
+        (SWITCH_PRIVATE, "switch_private"),
         (VERIFY_DESTINATION, "verify_destination"),
         (SWITCH_VLAN, "switch_vlan"),
         (SWITCH_VNET, "switch_vnet"),
