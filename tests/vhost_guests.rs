@@ -360,11 +360,21 @@ const GUEST_TOOLS_CACHE: &str = "/var/lib/ferroflow/guest-tools";
 
 fn build_guest_in(dir: &str, extra_bins: &str) {
     std::fs::create_dir_all(dir).unwrap();
-    let build = Command::new(guest_tools().join("build-guest.sh"))
-        .arg(dir)
-        .env("EXTRA_BINS", extra_bins)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(guest_tools().join("build-guest.sh"));
+    cmd.arg(dir).env("EXTRA_BINS", extra_bins);
+    if dir != GUEST_CACHE {
+        // The kernel package the plain guest downloaded: no second download.
+        let deb = std::fs::read_dir(format!("{GUEST_CACHE}/.dl"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "deb"));
+        if let Some(deb) = deb {
+            cmd.env("KERNEL_DEB", deb);
+        }
+    }
+    let build = cmd.output().unwrap();
     assert!(
         build.status.success(),
         "build-guest.sh: {}",
