@@ -224,11 +224,13 @@ impl Guest {
         script: &str,
         env: &[(&str, &str)],
     ) -> Guest {
-        Guest::boot_with(work, name, sock, mac, ip, script, env, GUEST_CACHE, 1)
+        Guest::boot_with(work, name, sock, mac, ip, script, env, GUEST_CACHE, 1, true)
     }
 
     /// As [`Guest::boot`], from the guest in `dir`, with `queues` queue pairs
-    /// (more than one: one vCPU per queue pair and multiqueue virtio-net).
+    /// (more than one: one vCPU per queue pair and multiqueue virtio-net);
+    /// `qemu_server` false: the switch serves the socket (its server mode)
+    /// and QEMU connects to it.
     #[allow(clippy::too_many_arguments)]
     fn boot_with(
         work: &TempDir,
@@ -240,6 +242,7 @@ impl Guest {
         env: &[(&str, &str)],
         dir: &str,
         queues: u32,
+        qemu_server: bool,
     ) -> Guest {
         let console = work.path(&format!("{name}.log"));
         let cmd_file = work.path(&format!("{name}.sh"));
@@ -247,7 +250,8 @@ impl Guest {
         let mut cmd = Command::new(guest_tools().join("run-guest.sh"));
         cmd.args(["-d", dir]);
         if queues == 1 {
-            cmd.args(["-N", sock.to_str().unwrap(), "-M", mac]);
+            let side = if qemu_server { "-N" } else { "-n" };
+            cmd.args([side, sock.to_str().unwrap(), "-M", mac]);
         } else {
             // run-guest.sh has no multiqueue option: the NIC comes whole from
             // QEMU_EXTRA (the guest calls the first NIC eth0 all the same).
@@ -396,9 +400,10 @@ fn ping_summary(text: &str, prefix: &str) -> (u64, u64) {
 }
 
 /// Guests A and B ping each other at 10/s the whole time; a vhost-user port
-/// for guest C is added through ferroflowctl, C reaches B through it, the
-/// port is removed under the running guest C, and C can no longer reach B.
-/// The A-B stream must not notice either change.
+/// for guest C is added through ferroflowctl (client mode), C reaches B
+/// through it, the port is removed under the running guest C, and C can no
+/// longer reach B; the same again with guest D on a server-mode port. The
+/// A-B stream must not notice any of the changes.
 #[test]
 fn a_vhost_port_is_added_and_removed_under_running_guests() {
     let _lock = DatapathLock::take();
@@ -406,12 +411,13 @@ fn a_vhost_port_is_added_and_removed_under_running_guests() {
     let work = TempDir::new("guest-hotplug");
     let api = work.path("api.sock");
     let server = format!("unix:{}", api.display());
-    let (sa, sb, sc) = (
+    let (sa, sb, sc, sd) = (
         work.path("vhu0.sock"),
         work.path("vhu1.sock"),
         work.path("vhu2.sock"),
+        work.path("vhu3.sock"),
     );
-    let (ipa, ipb, ipc) = ("198.18.12.1", "198.18.12.2", "198.18.12.3");
+    let (ipa, ipb, ipc, ipd) = ("198.18.12.1", "198.18.12.2", "198.18.12.3", "198.18.12.4");
     let b = Guest::boot(
         &work,
         "b",
@@ -425,7 +431,7 @@ fn a_vhost_port_is_added_and_removed_under_running_guests() {
     let a_script = format!(
         "n=0; until ping -c 1 -W 1 {ipb} >/dev/null; do n=$((n+1)); [ $n -gt 60 ] && exit 1; done\n\
          echo STREAM-START\n\
-         ping -i 0.1 -c 400 -W 2 {ipb} | sed 's/^/PS /'\n\
+         ping -i 0.1 -c 600 -W 2 {ipb} | sed 's/^/PS /'\n\
          echo STREAM-END\n"
     );
     let mut a = Guest::boot(
@@ -465,79 +471,124 @@ fn a_vhost_port_is_added_and_removed_under_running_guests() {
         out
     };
     a.wait_for("STREAM-START", Duration::from_secs(90));
+    let stream_start = Instant::now();
+    let mut events = Vec::new();
     // Let the stream run a little before the first change.
     std::thread::sleep(Duration::from_secs(2));
 
-    // C: reach B through the new port, report, then keep trying after the
-    // port is gone (each try bounded) and report whether anything got through.
-    let c_script = format!(
-        "n=0; until ping -c 1 -W 1 {ipb} >/dev/null; do n=$((n+1)); [ $n -gt 60 ] && exit 1; done\n\
-         ping -c 5 -i 0.2 -W 2 {ipb} | sed 's/^/CP /'\n\
-         echo C-REACHED\n\
-         sleep 10\n\
-         ping -c 5 -i 0.2 -W 1 {ipb} | sed 's/^/CG /'\n\
-         echo C-DONE\n"
-    );
-    let mut c = Guest::boot(
-        &work,
-        "c",
-        &sc,
-        "52:54:00:00:12:03",
-        &format!("{ipc}/24"),
-        &c_script,
-        &[],
-    );
-    let added = ctl(&[
-        "port",
-        "add",
-        "vmc",
-        "--vhost-client",
-        sc.to_str().unwrap(),
-        "--ofport",
-        "3",
-    ]);
-    assert!(added.contains("added port vmc (OpenFlow port 3"), "{added}");
-    let text = c.wait_for("C-REACHED", Duration::from_secs(90));
-    let (sent, got) = ping_summary(&text, "CP ");
-    assert!(sent == 5 && got == 5, "C through the added port:\n{text}");
-    let ports: serde_json::Value = serde_json::from_str(&ctl(&["--json", "ports"])).unwrap();
-    let vmc = ports
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "vmc")
-        .unwrap_or_else(|| panic!("no vmc in {ports}"));
-    assert!(vmc["link_up"] == true, "{vmc}");
+    // C (client mode: QEMU serves the socket) then D (server mode: the
+    // switch creates it): reach B through the new port, report, then try
+    // again after the port is gone (each try bounded) and report whether
+    // anything got through.
+    for (name, port, ofport, ip, sock, server_mode) in [
+        ("c", "vmc", "3", ipc, &sc, false),
+        ("d", "vmd", "4", ipd, &sd, true),
+    ] {
+        let script = format!(
+            "n=0; until ping -c 1 -W 1 {ipb} >/dev/null; do n=$((n+1)); [ $n -gt 60 ] && exit 1; done\n\
+             ping -c 5 -i 0.2 -W 2 {ipb} | sed 's/^/CP /'\n\
+             echo C-REACHED\n\
+             sleep 10\n\
+             ping -c 5 -i 0.2 -W 1 {ipb} | sed 's/^/CG /'\n\
+             echo C-DONE\n"
+        );
+        let mac = format!("52:54:00:00:12:0{ofport}");
+        let add = |mode: &str| {
+            let added = ctl(&[
+                "port",
+                "add",
+                port,
+                mode,
+                sock.to_str().unwrap(),
+                "--ofport",
+                ofport,
+            ]);
+            let want = format!("added port {port} (OpenFlow port {ofport}");
+            assert!(added.contains(&want), "{added}");
+        };
+        let boot = |qemu_server: bool| {
+            Guest::boot_with(
+                &work,
+                name,
+                sock,
+                &mac,
+                &format!("{ip}/24"),
+                &script,
+                &[],
+                GUEST_CACHE,
+                1,
+                qemu_server,
+            )
+        };
+        let mut c = if server_mode {
+            events.push((format!("add {port}"), stream_start.elapsed()));
+            add("--vhost-server");
+            boot(false)
+        } else {
+            let g = boot(true);
+            events.push((format!("add {port}"), stream_start.elapsed()));
+            add("--vhost-client");
+            g
+        };
+        let text = c.wait_for("C-REACHED", Duration::from_secs(90));
+        let (sent, got) = ping_summary(&text, "CP ");
+        assert!(
+            sent == 5 && got == 5,
+            "guest {name} through the added port:\n{text}"
+        );
+        let ports: serde_json::Value = serde_json::from_str(&ctl(&["--json", "ports"])).unwrap();
+        let p = ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == port)
+            .unwrap_or_else(|| panic!("no {port} in {ports}"));
+        assert!(p["link_up"] == true, "{p}");
 
-    ctl(&["port", "del", "vmc"]);
-    let ports = ctl(&["--json", "ports"]);
-    assert!(!ports.contains("\"vmc\""), "vmc still listed: {ports}");
-    let log = ff.log_text();
-    assert!(
-        log.contains("port removed") && !log.contains("did not apply"),
-        "{log}"
-    );
-    let status = ctl(&["--json", "status"]);
-    assert!(!status.contains("vmc"), "vmc still polled: {status}");
-    assert!(
-        !a.text().contains("STREAM-END"),
-        "the A-B stream ended before the port was removed: make it longer"
-    );
+        events.push((format!("del {port}"), stream_start.elapsed()));
+        ctl(&["port", "del", port]);
+        let ports = ctl(&["--json", "ports"]);
+        assert!(
+            !ports.contains(&format!("\"{port}\"")),
+            "{port} still listed: {ports}"
+        );
+        let log = ff.log_text();
+        assert!(
+            log.matches("port removed").count() == if server_mode { 2 } else { 1 }
+                && !log.contains("did not apply"),
+            "{log}"
+        );
+        let status = ctl(&["--json", "status"]);
+        assert!(!status.contains(port), "{port} still polled: {status}");
+        assert!(
+            !a.text().contains("STREAM-END"),
+            "the A-B stream ended before the port was removed: make it longer"
+        );
 
-    let text = c.finish(Duration::from_secs(60));
-    let (sent, got) = ping_summary(&text, "CG ");
-    assert!(
-        sent == 5 && got == 0,
-        "C still reaches B after the port was removed:\n{text}"
-    );
+        let text = c.finish(Duration::from_secs(60));
+        let (sent, got) = ping_summary(&text, "CG ");
+        assert!(
+            sent == 5 && got == 0,
+            "guest {name} still reaches B after its port was removed:\n{text}"
+        );
+    }
 
     let text = a.finish(Duration::from_secs(120));
     let (sent, got) = ping_summary(&text, "PS ");
-    eprintln!("A-B stream across the add and the removal: {got}/{sent} replies");
+    let answered: std::collections::HashSet<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("PS ") && l.contains("bytes from"))
+        .filter_map(|l| l.split("seq=").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    let missing: Vec<u64> = (0..sent).filter(|q| !answered.contains(q)).collect();
+    eprintln!(
+        "A-B stream across the changes: {got}/{sent} replies; unanswered seq {missing:?} \
+         (10/s from the stream start); changes at {events:?}"
+    );
     // A frame or two in flight at the instant of a change may be lost; a
     // stall would lose dozens.
     assert!(
-        sent == 400 && sent - got <= 2,
+        sent == 600 && sent - got <= 2,
         "A-B stream disturbed:\n{text}"
     );
     drop(b);
@@ -618,6 +669,7 @@ fn a_guest_with_two_queue_pairs_uses_both_and_can_change_the_count() {
         &[],
         GUEST_TOOLS_CACHE,
         2,
+        true,
     );
     let mut config = eal_section("ff-t-mq");
     config += &format!(
