@@ -11,6 +11,7 @@ PACKAGES=(
     iproute2 iputils-ping tcpdump procps util-linux python3 python3-venv kmod
     openvswitch-common                      # ovs-ofctl, the OpenFlow tool the tests drive ferroflowd with
     qemu-system-x86 busybox-static iperf3   # the small QEMU guests of the vhost-user tests (../shared/guest)
+    ethtool                                 # copied into the multiqueue test guest (ethtool -L)
     openssl                                 # throwaway certificates for the TLS tests
     prometheus curl openssl                 # the metrics scrape test; TLS certificates for the gRPC test
 )
