@@ -61,10 +61,7 @@ impl Mbuf {
         // SAFETY: mtod points to data_len initialised bytes owned by this mbuf.
         unsafe {
             let m = self.0.as_ptr();
-            std::slice::from_raw_parts(
-                dpdk_sys::ff_pktmbuf_data(m) as *const u8,
-                dpdk_sys::ff_pktmbuf_data_len(m) as usize,
-            )
+            std::slice::from_raw_parts(mtod(m), usize::from((*m).data_len))
         }
     }
 
@@ -77,17 +74,14 @@ impl Mbuf {
         // SAFETY: the mbuf is private (refcnt 1), so no other reference to its data exists.
         Some(unsafe {
             let m = self.0.as_ptr();
-            std::slice::from_raw_parts_mut(
-                dpdk_sys::ff_pktmbuf_data(m) as *mut u8,
-                dpdk_sys::ff_pktmbuf_data_len(m) as usize,
-            )
+            std::slice::from_raw_parts_mut(mtod(m), usize::from((*m).data_len))
         })
     }
 
     #[inline]
     pub fn len(&self) -> usize {
         // SAFETY: reads a field of a valid mbuf.
-        unsafe { dpdk_sys::ff_pktmbuf_pkt_len(self.0.as_ptr()) as usize }
+        unsafe { (*self.0.as_ptr()).pkt_len as usize }
     }
 
     #[inline]
@@ -185,7 +179,7 @@ impl Mbuf {
     #[inline]
     pub fn prefetch(&self) {
         // SAFETY: prefetching any address is harmless; this one is the packet data.
-        unsafe { dpdk_sys::ff_prefetch0(dpdk_sys::ff_pktmbuf_data(self.0.as_ptr())) }
+        unsafe { prefetch0(mtod(self.0.as_ptr())) }
     }
 }
 
@@ -268,7 +262,7 @@ impl MbufBurst {
     pub fn prefetch(&self, i: usize) {
         if i < self.len {
             // SAFETY: slot i holds a valid mbuf; prefetch only hints the cache.
-            unsafe { dpdk_sys::ff_prefetch0(dpdk_sys::ff_pktmbuf_data(self.ptrs[i])) }
+            unsafe { prefetch0(mtod(self.ptrs[i])) }
         }
     }
 
@@ -292,5 +286,31 @@ impl MbufBurst {
 impl Drop for MbufBurst {
     fn drop(&mut self) {
         self.free_all();
+    }
+}
+
+/// `rte_pktmbuf_mtod`, read here rather than through a C call: the hot loop
+/// asks for it once or twice per packet.
+///
+/// # Safety
+/// `m` must point to a valid mbuf.
+#[inline(always)]
+unsafe fn mtod(m: *const dpdk_sys::rte_mbuf) -> *mut u8 {
+    // SAFETY: the caller's mbuf is valid; data_off lies within its buffer.
+    unsafe { ((*m).buf_addr as *mut u8).add(usize::from((*m).data_off)) }
+}
+
+/// `rte_prefetch0`: a hint only, any address is harmless.
+#[inline(always)]
+unsafe fn prefetch0(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch has no architectural effect beyond the cache.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: as above, through DPDK's own helper.
+    unsafe {
+        dpdk_sys::ff_prefetch0(p as *const std::os::raw::c_void)
     }
 }
