@@ -145,6 +145,21 @@ fn port_table(p: &PortConfig) -> Table {
         }
         t.insert("trunks", toml_edit::value(a));
     }
+    if let Some(mode) = p.socket_mode {
+        // Octal, as people write modes (TOML reads 0o660 back as the same integer).
+        let v: Value = format!("{mode:#o}")
+            .parse()
+            .unwrap_or_else(|_| Value::from(i64::from(mode)));
+        t.insert("socket_mode", toml_edit::value(v));
+    }
+    for (key, v) in [
+        ("socket_owner", &p.socket_owner),
+        ("socket_group", &p.socket_group),
+    ] {
+        if let Some(v) = v {
+            t.insert(key, toml_edit::value(v.as_str()));
+        }
+    }
     t
 }
 
@@ -271,6 +286,9 @@ mod tests {
             ofport: 7,
             tag: Some(10),
             trunks: None,
+            socket_mode: None,
+            socket_owner: None,
+            socket_group: None,
         });
         let state = StoreState {
             ports: ports.clone(),

@@ -59,7 +59,7 @@ async fn every_rpc_and_its_errors() {
             )),
             ofport: 0,
             tag: 10,
-            trunks: vec![],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -74,7 +74,7 @@ async fn every_rpc_and_its_errors() {
         device: Some(pb::add_port_request::Device::Devargs(devargs.into())),
         ofport,
         tag,
-        trunks: vec![],
+        ..Default::default()
     };
     let (k, m) = code(c.ports.add_port(add("p2", "net_null2,no-rx=1", 0, 0)).await);
     assert_eq!(k, Code::AlreadyExists, "{m}");
@@ -94,6 +94,20 @@ async fn every_rpc_and_its_errors() {
     );
     assert_eq!(
         (k, m.starts_with("tag:")),
+        (Code::InvalidArgument, true),
+        "{m}"
+    );
+    // Socket permissions belong to sockets the switch creates (vhost-user server mode).
+    let (k, m) = code(
+        c.ports
+            .add_port(pb::AddPortRequest {
+                socket_mode: Some(0o660),
+                ..add("p3", "net_null2,no-rx=1", 0, 0)
+            })
+            .await,
+    );
+    assert_eq!(
+        (k, m.contains("socket_mode") && m.contains("server")),
         (Code::InvalidArgument, true),
         "{m}"
     );

@@ -313,6 +313,25 @@ impl Guest {
         }
     }
 
+    /// Waits until `marker` has appeared `n` times (a guest that rebooted
+    /// prints its boot markers again).
+    fn wait_for_count(&mut self, marker: &str, n: usize, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let t = self.text();
+            if t.matches(marker).count() >= n {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "guest {}: {marker} seen {} of {n} times:\n{t}",
+                self.name,
+                t.matches(marker).count()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits for the guest to power off; its console.
     fn finish(&mut self, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
@@ -829,4 +848,349 @@ fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
         "a {largest}-byte frame on a 1500-byte MTU link"
     );
     drop(ff.stop());
+}
+
+/// Server-mode sockets (the switch creates them) get the mode, owner and
+/// group the config or `ferroflowctl port add` asks for, so QEMU running as
+/// another user can connect; an unknown user is refused with the reason and
+/// leaves no half-made port behind.
+#[test]
+fn vhost_server_sockets_get_the_configured_mode_owner_and_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let _lock = DatapathLock::take();
+    let work = TempDir::new("vhost-sock-access");
+    let api = work.path("api.sock");
+    let server = format!("unix:{}", api.display());
+    let s0 = work.path("vhu-cfg.sock");
+    let mut config = mgmt::config("ff-t-sockacc", &api, None, "");
+    config += "\n[datapath]\nidle_sleep_us = 200\n";
+    config += &mgmt::port_toml("vm0", &format!("net_vhost0,iface={}", s0.display()), 1);
+    config += "socket_mode = 0o640\nsocket_owner = \"nobody\"\nsocket_group = \"daemon\"\n";
+    let cfg = work.path("ff.toml");
+    std::fs::write(&cfg, &config).unwrap();
+    let ff = mgmt::Daemon::start(&cfg, &server, 120.0);
+    let meta = std::fs::metadata(&s0).expect("the server-mode socket exists");
+    assert_eq!(
+        (meta.permissions().mode() & 0o777, meta.uid(), meta.gid()),
+        (0o640, 65534, 1),
+        "socket from the config: mode {:o}",
+        meta.permissions().mode()
+    );
+
+    // At runtime, through ferroflowctl, numeric ids; kept in the config file.
+    let s1 = work.path("vhu-ctl.sock");
+    let (code, out, err) = mgmt::ctl(
+        &server,
+        &[
+            "port",
+            "add",
+            "vm1",
+            "--vhost-server",
+            s1.to_str().unwrap(),
+            "--socket-mode",
+            "0660",
+            "--socket-group",
+            "107",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}\n{}", ff.log_text());
+    let meta = std::fs::metadata(&s1).unwrap();
+    assert_eq!(
+        (meta.permissions().mode() & 0o777, meta.gid()),
+        (0o660, 107)
+    );
+    let saved = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        saved.contains("socket_mode = 0o660") && saved.contains("socket_group = \"107\""),
+        "{saved}"
+    );
+
+    // Refusals: an unknown user, and socket settings on a client-mode port.
+    let s2 = work.path("vhu-bad.sock");
+    let (code, out, err) = mgmt::ctl(
+        &server,
+        &[
+            "port",
+            "add",
+            "vm2",
+            "--vhost-server",
+            s2.to_str().unwrap(),
+            "--socket-owner",
+            "no-such-user-ff",
+        ],
+    );
+    assert!(
+        code != 0 && err.contains("no user \"no-such-user-ff\""),
+        "{code} {out}{err}"
+    );
+    let (code, out, err) = mgmt::ctl(
+        &server,
+        &[
+            "port",
+            "add",
+            "vm3",
+            "--vhost-client",
+            s2.to_str().unwrap(),
+            "--socket-mode",
+            "0600",
+        ],
+    );
+    assert!(
+        code != 0 && err.contains("socket_mode") && err.contains("server ports only"),
+        "{code} {out}{err}"
+    );
+    let (_, ports, _) = mgmt::ctl(&server, &["--json", "ports"]);
+    assert!(
+        ports.contains("\"vm0\"")
+            && ports.contains("\"vm1\"")
+            && !ports.contains("\"vm2\"")
+            && !ports.contains("\"vm3\""),
+        "{ports}"
+    );
+    drop(ff);
+
+    // The same mistake in a config file is a configuration error.
+    let bad = config.replace(
+        &format!("net_vhost0,iface={}", s0.display()),
+        &format!("net_vhost0,iface={},client=1", s0.display()),
+    );
+    std::fs::write(&cfg, bad).unwrap();
+    let out = Command::new(FERROFLOWD)
+        .args(["--check-config", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("ports[0].socket_mode"),
+        "{text}"
+    );
+}
+
+/// Sends `command` to QEMU's monitor (QMP) at `sock`.
+fn qmp(sock: &std::path::Path, command: &str) {
+    let script = format!(
+        "import json, socket, sys\n\
+         s = socket.socket(socket.AF_UNIX); s.connect({path:?}); f = s.makefile('rw')\n\
+         f.readline()\n\
+         for c in ('qmp_capabilities', {command:?}):\n\
+         \x20   f.write(json.dumps({{'execute': c}}) + '\\n'); f.flush()\n\
+         \x20   r = json.loads(f.readline())\n\
+         \x20   while 'event' in r: r = json.loads(f.readline())\n\
+         \x20   if 'error' in r: sys.exit(str(r))\n",
+        path = sock.display().to_string(),
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "QMP {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Guest B is reset (a reboot: its virtio device starts over) and later its
+/// QEMU is stopped and started again on the same socket, while guest A pings
+/// it at 5/s. The switch (client mode) reconnects each time without a
+/// restart of its own, and the port's link state follows the guest in
+/// PORT_STATUS (ovs-ofctl monitor), ferroflowctl and the metrics.
+#[test]
+fn a_guest_reboot_and_a_qemu_restart_reconnect_and_the_link_follows() {
+    let _lock = DatapathLock::take();
+    build_guest();
+    let work = TempDir::new("guest-reconnect");
+    let api = work.path("api.sock");
+    let server = format!("unix:{}", api.display());
+    const OF: &str = "tcp:127.0.0.1:16641";
+    const METRICS: &str = "127.0.0.1:19471";
+    let (sa, sb) = (work.path("vhu0.sock"), work.path("vhu1.sock"));
+    let (ipa, ipb) = ("198.18.13.1", "198.18.13.2");
+    let qmp_b = work.path("b.qmp");
+    let boot_b = |n: u32| {
+        Guest::boot(
+            &work,
+            if n == 1 { "b1" } else { "b2" },
+            &sb,
+            "52:54:00:00:13:02",
+            &format!("{ipb}/24"),
+            "sleep 160",
+            &[(
+                "QEMU_EXTRA",
+                &format!("-qmp unix:{},server=on,wait=off", qmp_b.display()),
+            )],
+        )
+    };
+    let mut b = boot_b(1);
+    let a_script = format!(
+        "n=0; until ping -c 1 -W 1 {ipb} >/dev/null; do n=$((n+1)); [ $n -gt 60 ] && exit 1; done\n\
+         echo STREAM-START\n\
+         ping -i 0.2 -c 500 -W 1 {ipb} | sed 's/^/PS /'\n\
+         echo STREAM-END\n"
+    );
+    let mut a = Guest::boot(
+        &work,
+        "a",
+        &sa,
+        "52:54:00:00:13:01",
+        &format!("{ipa}/24"),
+        &a_script,
+        &[],
+    );
+    let mut config = mgmt::config("ff-t-reconn", &api, Some(METRICS), "");
+    config += &format!(
+        "\n[bridge]\nfail_mode = \"standalone\"\n\n[openflow]\nlisten = [\"p{}\"]\n\n[datapath]\nidle_sleep_us = 100\n",
+        OF.replace("tcp:127.0.0.1:", "tcp:") + ":127.0.0.1"
+    );
+    config += &mgmt::port_toml(
+        "vma",
+        &format!("net_vhost0,iface={},client=1", sa.display()),
+        1,
+    );
+    config += &mgmt::port_toml(
+        "vmb",
+        &format!("net_vhost1,iface={},client=1", sb.display()),
+        2,
+    );
+    let cfg = work.path("ff.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let ff = mgmt::Daemon::start(&cfg, &server, 240.0);
+    let pid = ff.pid();
+
+    let monitor_log = work.path("monitor.txt");
+    let ctl_sock = format!("--unixctl={}", work.path("ofctl.ctl").display());
+    let mut monitor = Command::new("timeout")
+        .args([
+            "-s",
+            "INT",
+            "200",
+            "ovs-ofctl",
+            "-O",
+            "OpenFlow13",
+            &ctl_sock,
+            "monitor",
+            OF,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&monitor_log).unwrap())
+        .spawn()
+        .unwrap();
+    let link_of_b = || -> Option<bool> {
+        let (code, out, _) = mgmt::ctl(&server, &["--json", "ports"]);
+        if code != 0 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+        v.as_array()?.iter().find(|p| p["name"] == "vmb")?["link_up"].as_bool()
+    };
+    let metric_of_b = || -> Option<String> {
+        let text = run(&format!("curl -sf http://{METRICS}/metrics"));
+        text.lines()
+            .find(|l| l.starts_with("ferroflow_port_link_up") && l.contains("port=\"vmb\""))
+            .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
+    };
+
+    a.wait_for("STREAM-START", Duration::from_secs(120));
+    let start = Instant::now();
+    let mut events = Vec::new();
+    std::thread::sleep(Duration::from_secs(3));
+
+    // 1. The guest reboots (a hard reset; QEMU keeps running).
+    events.push(("reset B", start.elapsed()));
+    qmp(&qmp_b, "system_reset");
+    b.wait_for_count("GUEST-READY", 2, Duration::from_secs(60));
+    events.push(("B up again", start.elapsed()));
+    std::thread::sleep(Duration::from_secs(5));
+
+    // 2. QEMU stops: the link goes down everywhere it is shown.
+    events.push(("stop B's QEMU", start.elapsed()));
+    drop(b);
+    mgmt::eventually(
+        Duration::from_secs(15),
+        "vmb link down in ferroflowctl",
+        || (link_of_b() == Some(false)).then_some(()),
+    );
+    mgmt::eventually(Duration::from_secs(10), "vmb link down in /metrics", || {
+        (metric_of_b().as_deref() == Some("0")).then_some(())
+    });
+    // 3. A new QEMU on the same socket: the switch reconnects by itself.
+    std::thread::sleep(Duration::from_secs(2));
+    events.push(("start B's QEMU", start.elapsed()));
+    let mut b = boot_b(2);
+    b.wait_for("GUEST-READY", Duration::from_secs(60));
+    mgmt::eventually(
+        Duration::from_secs(15),
+        "vmb link up in ferroflowctl",
+        || (link_of_b() == Some(true)).then_some(()),
+    );
+    mgmt::eventually(Duration::from_secs(10), "vmb link up in /metrics", || {
+        (metric_of_b().as_deref() == Some("1")).then_some(())
+    });
+    events.push(("B reachable again", start.elapsed()));
+    std::thread::sleep(Duration::from_secs(8));
+
+    run(&format!("kill -INT {}", monitor.id()));
+    let _ = monitor.wait();
+    let text = a.finish(Duration::from_secs(150));
+    drop(b);
+    assert_eq!(ff.pid(), pid, "the switch was not restarted");
+    let log = ff.log_text();
+    drop(ff);
+
+    // Replies by sequence number (5/s from the stream start).
+    let answered: std::collections::BTreeSet<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("PS ") && l.contains("bytes from"))
+        .filter_map(|l| l.split("seq=").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    let (sent, got) = ping_summary(&text, "PS ");
+    let at = |name: &str| events.iter().find(|e| e.0 == name).unwrap().1.as_secs_f64();
+    let seq_at = |secs: f64| (secs * 5.0) as u64;
+    // The longest run of unanswered pings after each event.
+    let stall_after = |from: f64| {
+        let first = seq_at(from);
+        answered
+            .range(first..)
+            .next()
+            .map(|s| (s - first) as f64 / 5.0)
+    };
+    let reset_stall = stall_after(at("reset B"));
+    let restart_stall = stall_after(at("start B's QEMU"));
+    eprintln!(
+        "A->B at 5/s: {got}/{sent} replies; events {events:?}; first reply {reset_stall:?} s after \
+         the reset, {restart_stall:?} s after B's new QEMU started"
+    );
+    assert!(sent == 500, "{text}");
+    assert!(
+        reset_stall.is_some_and(|s| s < 30.0),
+        "no reply after the guest reset:\n{text}"
+    );
+    assert!(
+        restart_stall.is_some_and(|s| s < 30.0),
+        "no reply after QEMU was restarted:\n{text}\n{log}"
+    );
+    // Everything after B came back is answered but a frame in flight.
+    let tail_from = seq_at(at("B reachable again") + 1.0);
+    let tail: Vec<u64> = (tail_from..sent)
+        .filter(|q| !answered.contains(q))
+        .collect();
+    assert!(tail.len() <= 2, "unanswered after B came back: {tail:?}");
+
+    let mon = std::fs::read_to_string(&monitor_log).unwrap();
+    let status: Vec<&str> = mon
+        .lines()
+        .filter(|l| l.contains("OFPT_PORT_STATUS"))
+        .collect();
+    let b_lines: Vec<String> = mon
+        .split("OFPT_PORT_STATUS")
+        .skip(1)
+        .filter(|m| m.contains("2(vmb)"))
+        .map(|m| m.lines().take(6).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(
+        b_lines.iter().any(|m| m.contains("LINK_DOWN"))
+            && b_lines.last().is_some_and(|m| !m.contains("LINK_DOWN")),
+        "PORT_STATUS for vmb should say LINK_DOWN, then up ({} messages):\n{mon}",
+        status.len()
+    );
 }

@@ -126,6 +126,10 @@ impl From<PortChangeError> for ApiError {
             PortChangeError::Datapath(datapath::DatapathError::Port { .. }) => {
                 ApiError::invalid("devargs", msg)
             }
+            // An unknown user or group, or a socket the switch may not chown.
+            PortChangeError::Datapath(datapath::DatapathError::SocketAccess { .. }) => {
+                ApiError::FailedPrecondition(msg)
+            }
             PortChangeError::Datapath(_) => ApiError::Internal(msg),
         }
     }

@@ -208,12 +208,16 @@ fn port_config(api: &Api, r: &pb::AddPortRequest) -> Result<PortConfig, ApiError
                 .collect::<Result<Vec<_>, _>>()?,
         )
     };
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     Ok(PortConfig {
         name: r.name.clone(),
         devargs,
         ofport,
         tag,
         trunks,
+        socket_mode: r.socket_mode,
+        socket_owner: text(&r.socket_owner),
+        socket_group: text(&r.socket_group),
     })
 }
 

@@ -147,6 +147,24 @@ struct PortAdd {
     /// Trunked VLANs, comma-separated (ovs-vsctl trunks=).
     #[arg(long, value_delimiter = ',')]
     trunks: Vec<u32>,
+    /// With --vhost-server: the socket's permission bits, in octal (0660).
+    #[arg(long, value_parser = parse_octal_mode)]
+    socket_mode: Option<u32>,
+    /// With --vhost-server: the socket's owner (user name or uid).
+    #[arg(long)]
+    socket_owner: Option<String>,
+    /// With --vhost-server: the socket's group (group name or gid), e.g. kvm.
+    #[arg(long)]
+    socket_group: Option<String>,
+}
+
+/// A permission mode as chmod(1) takes it: octal digits, "0660" or "660".
+fn parse_octal_mode(s: &str) -> std::result::Result<u32, String> {
+    let digits = s.trim_start_matches("0o");
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal permission mode such as 0660"))
 }
 
 #[derive(Subcommand, Debug)]
@@ -442,6 +460,9 @@ async fn run(cli: &Cli) -> Result<()> {
                         ofport: a.ofport.unwrap_or(0),
                         tag: a.tag.unwrap_or(0),
                         trunks: a.trunks.clone(),
+                        socket_mode: a.socket_mode,
+                        socket_owner: a.socket_owner.clone().unwrap_or_default(),
+                        socket_group: a.socket_group.clone().unwrap_or_default(),
                     })
                     .await?
                     .into_inner();

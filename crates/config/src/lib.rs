@@ -410,6 +410,17 @@ pub struct PortConfig {
     /// Trunked VLANs (OVS `trunks`); all when absent.
     #[serde(default)]
     pub trunks: Option<Vec<u16>>,
+    /// vhost-user server mode only (the switch creates the socket): permission bits given
+    /// to the socket once it exists, e.g. `0o660`. QEMU often runs as another user
+    /// (libvirt's `libvirt-qemu`), and DPDK creates the socket with the daemon's umask.
+    #[serde(default)]
+    pub socket_mode: Option<u32>,
+    /// vhost-user server mode only: the socket's owner, a user name or a numeric uid.
+    #[serde(default)]
+    pub socket_owner: Option<String>,
+    /// vhost-user server mode only: the socket's group, a group name or a numeric gid.
+    #[serde(default)]
+    pub socket_group: Option<String>,
 }
 
 impl PortConfig {
@@ -424,6 +435,29 @@ impl PortConfig {
     /// The ethdev name DPDK gives this port: the devargs' first field.
     pub fn device_name(&self) -> &str {
         self.devargs.split(',').next().unwrap_or_default().trim()
+    }
+
+    /// The value of one `key=value` devargs field.
+    pub fn devarg(&self, key: &str) -> Option<&str> {
+        self.devargs
+            .split(',')
+            .skip(1)
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The socket of a vhost-user port the switch creates (server mode): `None` for
+    /// every other port, vhost-user client ports included (QEMU owns their socket).
+    pub fn vhost_server_socket(&self) -> Option<&str> {
+        let vhost = self.device_name().starts_with("net_vhost");
+        let client = self.devarg("client").is_some_and(|v| v != "0");
+        (vhost && !client).then(|| self.devarg("iface")).flatten()
+    }
+
+    /// True when the port asks for the socket's mode, owner or group to be set.
+    pub fn sets_socket_access(&self) -> bool {
+        self.socket_mode.is_some() || self.socket_owner.is_some() || self.socket_group.is_some()
     }
 }
 
@@ -669,6 +703,41 @@ impl Config {
             if let Some(t) = &p.trunks {
                 if let Some(v) = t.iter().find(|v| **v > 4094) {
                     return Err((key("trunks"), format!("VLAN {v} is outside 0..=4094")));
+                }
+            }
+            if p.sets_socket_access() && p.vhost_server_socket().is_none() {
+                let field = if p.socket_mode.is_some() {
+                    "socket_mode"
+                } else if p.socket_owner.is_some() {
+                    "socket_owner"
+                } else {
+                    "socket_group"
+                };
+                return Err((
+                    key(field),
+                    "applies to vhost-user server ports only (net_vhost without client=1, \
+                     with iface=PATH); in client mode QEMU creates the socket"
+                        .into(),
+                ));
+            }
+            if let Some(m) = p.socket_mode {
+                if m > 0o777 {
+                    return Err((
+                        key("socket_mode"),
+                        format!(
+                            "{m:#o} is not a permission mode (0o000..=0o777; write it as 0o660)"
+                        ),
+                    ));
+                }
+            }
+            for (field, v) in [
+                ("socket_owner", &p.socket_owner),
+                ("socket_group", &p.socket_group),
+            ] {
+                if v.as_deref()
+                    .is_some_and(|v| v.is_empty() || v.contains(':'))
+                {
+                    return Err((key(field), format!("{v:?}: a name or a number, not empty")));
                 }
             }
         }

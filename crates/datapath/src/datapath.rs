@@ -37,6 +37,10 @@ pub enum DatapathError {
     NoSuchPort(String),
     #[error("the datapath is stopping")]
     Stopped,
+    /// The socket of a vhost-user server port could not be given its configured mode,
+    /// owner or group; the port is removed again.
+    #[error("port {port:?}: vhost-user socket: {cause}")]
+    SocketAccess { port: String, cause: String },
 }
 
 /// A port created and started, not yet handed to the workers.
@@ -369,6 +373,13 @@ impl Datapath {
                 return Err(err(e));
             }
         };
+        if let Err(cause) = crate::socket::apply_access(pc) {
+            cleanup(port);
+            return Err(DatapathError::SocketAccess {
+                port: pc.name.clone(),
+                cause,
+            });
+        }
         info!(
             port = %pc.name, ofport = pc.ofport, device = port.name(), driver = %info.driver, slot,
             rx_queues, tx_queues = nworkers, link_up = port.link().up, "port started"

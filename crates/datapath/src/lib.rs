@@ -12,6 +12,7 @@ mod counters;
 mod datapath;
 mod pkt;
 mod ports;
+mod socket;
 mod worker;
 
 pub use counters::{PortCounters, PortReport, WorkerCounters, WorkerReport};

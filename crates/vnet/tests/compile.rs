@@ -15,6 +15,9 @@ fn port(name: &str, ofport: u32) -> PortConfig {
         ofport,
         tag: None,
         trunks: None,
+        socket_mode: None,
+        socket_owner: None,
+        socket_group: None,
     }
 }
 
