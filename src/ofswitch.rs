@@ -353,11 +353,17 @@ fn meter_bands(bands: &[pipeline::meter::Band]) -> Vec<openflow::messages::Meter
 
 /// The OpenFlow description of every port: identity, admin state, link.
 pub fn port_descs(sw: &Switch) -> Vec<Port> {
-    let tables = sw.tables.lock();
-    let dp = sw.datapath.lock();
-    let status = dp.as_ref().map(|d| d.ports()).unwrap_or_default();
-    sw.ports
+    // One lock at a time: the control plane's other paths take the datapath
+    // and the tables in either order.
+    let status = sw
+        .datapath
         .lock()
+        .as_ref()
+        .map(|d| d.ports())
+        .unwrap_or_default();
+    let configured = sw.ports.lock().clone();
+    let tables = sw.tables.lock();
+    configured
         .iter()
         .map(|p| {
             let st = status.iter().find(|s| s.ofport == p.ofport);

@@ -23,9 +23,11 @@ pub struct StatsSnapshot {
 impl StatsSnapshot {
     pub fn take(sw: &Switch) -> Self {
         let uptime_s = sw.started.elapsed().as_secs_f64();
-        let dp = sw.datapath.lock();
+        // One lock at a time (tables, then the datapath): nesting them here
+        // and the other way round elsewhere could deadlock the control plane.
         let now = sw.now().as_secs() as u32;
         let mac_entries = sw.tables.lock().mac_table().entries(now).len();
+        let dp = sw.datapath.lock();
         match dp.as_ref() {
             Some(dp) => StatsSnapshot {
                 uptime_s,

@@ -14,8 +14,12 @@ use std::process::Command;
 
 use common::*;
 
-/// A few of every kind: 78 cases, about four minutes (the group and meter cases send
-/// traffic for 30 s each).
+/// A few matches and actions of every kind: 72 cases. The tool's group and meter cases are
+/// left to the full run: every one of them judges a rate the Python tester itself has to
+/// reach (2 Mbps through the tester bridge), so on a loaded 2-core machine they fail for
+/// the tester's sake (seen: 1.5 Mbps offered, "unexpected throughput"), which would make
+/// them timed assertions. Groups and meters are asserted without timing in
+/// tests/openflow_ofctl.rs and the pipeline crate's tests.
 const SUBSET: &[&str] = &[
     "match/00_IN_PORT.json",
     "match/05_ETH_TYPE.json",
@@ -28,8 +32,6 @@ const SUBSET: &[&str] = &[
     "action/24_DEC_NW_TTL_IPv4.json",
     "action/25_SET_FIELD/10_IP_PROTO_IPv4.json",
     "action/25_SET_FIELD/11_IPV4_SRC.json",
-    "group/00_ALL.json",
-    "meter/01_DROP_01_PKTPS_00_100.json",
 ];
 
 #[test]

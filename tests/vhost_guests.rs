@@ -1015,9 +1015,14 @@ fn a_guest_reboot_and_a_qemu_restart_reconnect_and_the_link_follows() {
             "52:54:00:00:13:02",
             &format!("{ipb}/24"),
             "sleep 160",
+            // run-guest.sh passes -no-reboot (a guest reboot would end
+            // QEMU); reset instead, as a hypervisor does.
             &[(
                 "QEMU_EXTRA",
-                &format!("-qmp unix:{},server=on,wait=off", qmp_b.display()),
+                &format!(
+                    "-action reboot=reset -qmp unix:{},server=on,wait=off",
+                    qmp_b.display()
+                ),
             )],
         )
     };
@@ -1145,36 +1150,40 @@ fn a_guest_reboot_and_a_qemu_restart_reconnect_and_the_link_follows() {
         .collect();
     let (sent, got) = ping_summary(&text, "PS ");
     let at = |name: &str| events.iter().find(|e| e.0 == name).unwrap().1.as_secs_f64();
-    let seq_at = |secs: f64| (secs * 5.0) as u64;
-    // The longest run of unanswered pings after each event.
-    let stall_after = |from: f64| {
-        let first = seq_at(from);
-        answered
-            .range(first..)
-            .next()
-            .map(|s| (s - first) as f64 / 5.0)
+    let seq_at = |secs: f64| ((secs * 5.0) as u64).min(sent);
+    // The longest run of unanswered pings between two moments, in seconds.
+    let longest_gap = |from: f64, to: f64| {
+        let (mut run, mut best) = (0u64, 0u64);
+        for q in seq_at(from)..seq_at(to) {
+            run = if answered.contains(&q) { 0 } else { run + 1 };
+            best = best.max(run);
+        }
+        best as f64 / 5.0
     };
-    let reset_stall = stall_after(at("reset B"));
-    let restart_stall = stall_after(at("start B's QEMU"));
+    let reset_stall = longest_gap(at("reset B"), at("stop B's QEMU"));
+    let restart_stall = longest_gap(at("stop B's QEMU"), at("B reachable again") + 5.0);
     eprintln!(
-        "A->B at 5/s: {got}/{sent} replies; events {events:?}; first reply {reset_stall:?} s after \
-         the reset, {restart_stall:?} s after B's new QEMU started"
+        "A->B at 5/s: {got}/{sent} replies; events {events:?}; longest stall {reset_stall:.1} s \
+         around the guest reset, {restart_stall:.1} s around the QEMU stop and start"
     );
     assert!(sent == 500, "{text}");
+    // Replies came back between the reset and the QEMU stop.
     assert!(
-        reset_stall.is_some_and(|s| s < 30.0),
-        "no reply after the guest reset:\n{text}"
-    );
-    assert!(
-        restart_stall.is_some_and(|s| s < 30.0),
-        "no reply after QEMU was restarted:\n{text}\n{log}"
+        answered
+            .range(seq_at(at("B up again"))..seq_at(at("stop B's QEMU")))
+            .next()
+            .is_some(),
+        "no reply after the guest reset (longest stall {reset_stall} s):\n{text}"
     );
     // Everything after B came back is answered but a frame in flight.
     let tail_from = seq_at(at("B reachable again") + 1.0);
     let tail: Vec<u64> = (tail_from..sent)
         .filter(|q| !answered.contains(q))
         .collect();
-    assert!(tail.len() <= 2, "unanswered after B came back: {tail:?}");
+    assert!(
+        tail.len() <= 2,
+        "unanswered after B came back: {tail:?}\n--- ferroflowd log ---\n{log}"
+    );
 
     let mon = std::fs::read_to_string(&monitor_log).unwrap();
     let status: Vec<&str> = mon

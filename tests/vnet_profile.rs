@@ -326,6 +326,31 @@ fn networks_metadata_service_and_anti_spoofing() {
         )
     );
 
+    // ---- ARP for a known instance is answered by the switch itself ----
+    // a1 forgets a2's MAC and asks again; the request never reaches a2 (the
+    // arp_responder table answers with set_field), yet a1 learns the right MAC.
+    let arp_cap = dir.path("a2-arp.pcap");
+    let c = capture(host("ffv-a2"), "ffv-a2", "arp", &arp_cap);
+    run(&format!("ip -n {} neigh flush all", host("ffv-a1").0));
+    assert!(ping(host("ffv-a1"), "10.0.0.2"), "a1 -> a2 after a new ARP");
+    c.stop();
+    let neigh = run(&format!("ip -n {} neigh show 10.0.0.2", host("ffv-a1").0));
+    let a2_mac = run(&format!("ip -n {} -br link show ffv-a2", host("ffv-a2").0));
+    let a2_mac = a2_mac
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        !a2_mac.is_empty() && neigh.contains(&a2_mac),
+        "a1's neighbour entry for 10.0.0.2 ({neigh:?}) is not a2's MAC {a2_mac}"
+    );
+    assert_eq!(
+        captured(&arp_cap, "arp[6:2] = 1 and arp[24:4] = 0x0a000002"),
+        0,
+        "a2 saw the ARP request for its own address: the switch did not answer it"
+    );
+
     // ---- between networks: a flooded ARP and broadcast from a1 reach a2, never p1 or v1 ----
     let caps: Vec<(&str, std::path::PathBuf)> = ["ffv-a2", "ffv-p1", "ffv-v1"]
         .iter()
