@@ -53,6 +53,10 @@ impl OfSwitch for CountingSwitch {
         self.inner.barrier()
     }
 
+    fn try_barrier(&self) -> bool {
+        self.inner.try_barrier()
+    }
+
     fn bundle_check(&self, request: &Message) -> Result<(), ErrorCode> {
         let r = self.inner.bundle_check(request);
         if r.is_err() {

@@ -599,6 +599,10 @@ impl OfSwitch for OpenFlowSwitch {
         self.sw.sync();
     }
 
+    fn try_barrier(&self) -> bool {
+        self.sw.try_sync()
+    }
+
     fn bundle_check(&self, request: &Message) -> Result<(), ErrorCode> {
         match request {
             Message::FlowMod(fm) => {

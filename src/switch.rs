@@ -194,6 +194,16 @@ impl Switch {
         self.uncompacted.store(true, Ordering::Relaxed);
     }
 
+    /// Publishes pending changes; true when no worker still uses an older
+    /// version (then [`Switch::sync`] would return at once). Never waits.
+    pub fn try_sync(&self) -> bool {
+        let mut tables = self.tables.lock();
+        if self.dirty.swap(false, Ordering::AcqRel) {
+            tables.publish();
+        }
+        tables.is_quiescent()
+    }
+
     /// Publishes pending changes and waits until no worker still uses an
     /// older version: afterwards every packet sees every change made before.
     pub fn sync(&self) {

@@ -31,9 +31,10 @@ struct Bundle {
     closed: bool,
     /// An add was refused: the commit must fail.
     failed: bool,
-    /// Each message with the first bytes of the BUNDLE_ADD that carried it (what an error
-    /// found at commit time refers to).
-    msgs: Vec<(Vec<u8>, Message)>,
+    msgs: Vec<Message>,
+    /// The first bytes of the BUNDLE_ADD that carried each message (what an error found
+    /// at commit time refers to).
+    heads: Vec<Vec<u8>>,
 }
 
 impl Bundle {
@@ -43,6 +44,7 @@ impl Bundle {
             closed: false,
             failed: false,
             msgs: Vec::new(),
+            heads: Vec::new(),
         }
     }
 }
@@ -123,10 +125,9 @@ impl Bundles {
                 if b.failed {
                     return Err(BundleFailedCode::MsgFailed.into());
                 }
-                let msgs: Vec<Message> = b.msgs.iter().map(|(_, m)| m.clone()).collect();
-                if let Err((i, code)) = sw.bundle_commit(&msgs) {
+                if let Err((i, code)) = sw.bundle_commit(&b.msgs) {
                     // The failed message's own error first, then the commit's (as OVS).
-                    if let Some((head, _)) = b.msgs.get(i) {
+                    if let Some(head) = b.heads.get(i) {
                         out.push(code.reply_to(head));
                     }
                     return Err(BundleFailedCode::MsgFailed.into());
@@ -190,10 +191,9 @@ impl Bundles {
         })();
         match r {
             Ok(m) => {
-                b.msgs.push((
-                    raw[..raw.len().min(openflow::error::ERROR_DATA_LEN)].to_vec(),
-                    m,
-                ));
+                b.msgs.push(m);
+                b.heads
+                    .push(raw[..raw.len().min(openflow::error::ERROR_DATA_LEN)].to_vec());
                 Ok(None)
             }
             Err(e) => {
@@ -240,6 +240,9 @@ mod tests {
             unimplemented!("not used")
         }
         fn barrier(&self) {}
+        fn try_barrier(&self) -> bool {
+            true
+        }
         fn bundle_check(&self, m: &Message) -> Result<(), ErrorCode> {
             match prio(m) {
                 13 => Err(ErrorCode::BadAction(BadActionCode::BadOutPort)),

@@ -576,7 +576,11 @@ impl Conn {
             }
             Message::BarrierRequest => {
                 let sw = Arc::clone(&self.shared.switch);
-                tokio::task::block_in_place(|| sw.barrier());
+                // block_in_place hands the runtime to another thread, which costs more
+                // than the publish itself: only when the workers must be waited for.
+                if !sw.try_barrier() {
+                    tokio::task::block_in_place(|| sw.barrier());
+                }
                 self.send(reply(Message::BarrierReply)).await;
             }
             Message::RoleRequest(r) => match self.role_request(r) {
@@ -619,7 +623,16 @@ impl Conn {
                     return None;
                 }
                 let sw = Arc::clone(&self.shared.switch);
-                match tokio::task::block_in_place(|| sw.handle(body)) {
+                // A flow-mod is short (a table lock, a conversion, an insert; a
+                // non-strict delete of 100k entries takes tens of milliseconds): run
+                // in place, as a thread hand-off per flow-mod would cost more.
+                // Anything else (dumps, packet-out) may take longer.
+                let r = if matches!(body, Message::FlowMod(_)) {
+                    sw.handle(body)
+                } else {
+                    tokio::task::block_in_place(|| sw.handle(body))
+                };
+                match r {
                     Ok(replies) => {
                         for r in replies {
                             self.send(reply(r)).await;

@@ -38,6 +38,11 @@ pub trait OfSwitch: Send + Sync + 'static {
     /// packet (the BARRIER_REPLY promise).
     fn barrier(&self);
 
+    /// The barrier's fast path, which must not block: publishes pending
+    /// changes and returns true when every packet already sees them (the
+    /// usual case), false when [`OfSwitch::barrier`] must wait for the workers.
+    fn try_barrier(&self) -> bool;
+
     /// Checks a message as it is added to a bundle: the error the switch would
     /// refuse it with now. Only flow-mods reach it.
     fn bundle_check(&self, request: &Message) -> Result<(), ErrorCode>;
