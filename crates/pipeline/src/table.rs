@@ -78,15 +78,22 @@ impl Level {
     }
 }
 
-/// One table of one pipeline version. `counters` holds the table's (lookups, matches),
-/// shared by every version of the table; entry counters are in the levels.
+/// One table of one pipeline version. `counters` holds the table's (lookups, matches) in
+/// this version (inline: one pointer less per packet and table than a block shared by all
+/// versions); entry counters are in the levels.
 #[derive(Debug)]
 pub struct CompiledTable {
     pub table_id: u8,
     /// Highest `max_rank` first.
     pub levels: Box<[Arc<Level>]>,
-    pub(crate) counters: Arc<CounterBlock>,
+    pub(crate) counters: CounterBlock,
     pub miss: MissPolicy,
+}
+
+impl Counted for CompiledTable {
+    fn counters(&self) -> &CounterBlock {
+        &self.counters
+    }
 }
 
 impl CompiledTable {
@@ -181,8 +188,10 @@ pub(crate) struct FlowTable {
     /// Slab indices by (priority, match), for replace and the strict commands.
     by_match: HashTable<u32>,
     pub compiled: Arc<CompiledTable>,
-    /// (lookups, matches), shared by every version.
-    stats: Arc<CounterBlock>,
+    /// Replaced versions: their (lookups, matches) go to `base_*`.
+    retired_versions: Vec<Retired<CompiledTable>>,
+    base_lookups: u64,
+    base_matches: u64,
     retired: Vec<Retired<Level>>,
     pub dirty: bool,
     /// Entries added since the last compile (slab indices; may hold indices of entries
@@ -205,7 +214,6 @@ fn match_hash(priority: u16, m: &Match) -> u64 {
 
 impl FlowTable {
     pub fn new(id: u8, workers: usize, max_entries: usize) -> FlowTable {
-        let stats = Arc::new(CounterBlock::new(workers, 2));
         FlowTable {
             id,
             slab: Vec::new(),
@@ -215,10 +223,12 @@ impl FlowTable {
             compiled: Arc::new(CompiledTable {
                 table_id: id,
                 levels: Box::new([]),
-                counters: stats.clone(),
+                counters: CounterBlock::new(workers, 2),
                 miss: MissPolicy::Drop,
             }),
-            stats,
+            retired_versions: Vec::new(),
+            base_lookups: 0,
+            base_matches: 0,
             retired: Vec::new(),
             dirty: true,
             pending: Vec::new(),
@@ -306,7 +316,11 @@ impl FlowTable {
 
     /// (lookups, matches) of the table.
     pub fn table_counts(&self) -> (u64, u64) {
-        (self.stats.sum(0), self.stats.sum(1))
+        let c = &self.compiled.counters;
+        (
+            self.base_lookups.wrapping_add(c.sum(0)),
+            self.base_matches.wrapping_add(c.sum(1)),
+        )
     }
 
     pub fn insert(&mut self, mut entry: FlowEntry) -> Result<u32, PipelineError> {
@@ -548,16 +562,23 @@ impl FlowTable {
         let new = Arc::new(CompiledTable {
             table_id: self.id,
             levels: rebuilt.into(),
-            counters: self.stats.clone(),
+            counters: CounterBlock::new(workers, 2),
             miss: self.miss,
         });
-        self.compiled = new.clone();
+        let old = std::mem::replace(&mut self.compiled, new.clone());
+        let (bl, bm) = (&mut self.base_lookups, &mut self.base_matches);
+        self.retired_versions
+            .push(Retired::new(old, |_, i, v| add_table(bl, bm, i, v)));
         self.dirty = false;
         new
     }
 
     /// Folds the counts of retired levels into the entries; drops those no worker holds.
     pub fn fold(&mut self) {
+        let (bl, bm) = (&mut self.base_lookups, &mut self.base_matches);
+        fold_all(&mut self.retired_versions, |_, i, v| {
+            add_table(bl, bm, i, v)
+        });
         let slab = &mut self.slab;
         fold_all(&mut self.retired, |c, i, v| add_to(slab, c, i, v));
     }
@@ -568,6 +589,11 @@ impl FlowTable {
             .as_mut()
             .expect("caller checked the entry exists")
     }
+}
+
+fn add_table(lookups: &mut u64, matches: &mut u64, i: usize, v: u64) {
+    let c = if i == 0 { lookups } else { matches };
+    *c = c.wrapping_add(v);
 }
 
 fn add_to(slab: &mut [Option<FlowEntry>], c: &Level, i: usize, v: u64) {
