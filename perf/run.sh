@@ -19,10 +19,13 @@
 #           (every run), summary.md (the table), logs/
 #   -n      do not build (use target/release/ferroflowd or $FERROFLOWD as is)
 #   -S ...  scenarios (default: "A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md
-#           V:vhost flowmod:10000 flowmod:100000"); flowmod:N times ovs-ofctl
-#           add-flows of ~N rules (pipeline B, N/2 instances) into each switch
+#           V:vhost flowmod:10000 flowmod:100000"); flowmod:N times loading ~N
+#           rules (pipeline B, N/2 instances) into each switch with ovs-ofctl
+#           add-flows (a barrier after each flow-mod) and --bundle add-flows, and
+#           into ferroflowd with one gRPC batch (ferroflowctl flows add -f)
 #           (ovs-ofctl pinned to MAIN_CPU, where both control planes run).
-# Environment: BENCH (../shared/bench beside this repository), FERROFLOWD, FF_REV (the
+# Environment: BENCH (../shared/bench beside this repository), FERROFLOWD,
+#   FERROFLOWCTL (default: beside FERROFLOWD), FF_REV (the
 #   revision to print when ROOT is not a git checkout),
 #   CPU_LOCK (/tmp/cpu.lock), PMD_CPU (1), MAIN_CPU (0).
 #
@@ -52,6 +55,7 @@ RES=$WD/results.txt
 CPU_LOCK=${CPU_LOCK:-/tmp/cpu.lock}; export CPU_LOCK
 MAIN_CPU=${MAIN_CPU:-0}; export MAIN_CPU PMD_CPU=${PMD_CPU:-1}
 export FERROFLOWD=${FERROFLOWD:-$ROOT/target/release/ferroflowd}
+FERROFLOWCTL=${FERROFLOWCTL:-$(dirname "$FERROFLOWD")/ferroflowctl}
 FF_HOOK=$HERE/hooks/ferroflowd.sh OVS_HOOK=$BENCH/hooks/ovs-dpdk.sh
 OFCTL="ovs-ofctl -O OpenFlow13"
 VSW=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
@@ -66,10 +70,11 @@ done
 if [ "$BUILD" = 1 ]; then
     log "building ferroflowd (release)"
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-    (cd "$ROOT" && cargo build --release --locked --bin ferroflowd) >"$WD/logs/build.log" 2>&1 ||
+    (cd "$ROOT" && cargo build --release --locked --bin ferroflowd --bin ferroflowctl) >"$WD/logs/build.log" 2>&1 ||
         { tail -n 30 "$WD/logs/build.log" >&2; echo "run.sh: build failed" >&2; exit 1; }
 fi
 [ -x "$FERROFLOWD" ] || { echo "run.sh: no $FERROFLOWD" >&2; exit 1; }
+[ -x "$FERROFLOWCTL" ] || { echo "run.sh: no $FERROFLOWCTL" >&2; exit 1; }
 
 # ---- the lock for the steps run here (the shared scripts take their own)
 LOCK_HELD=0; CUR_HOOK=""; CUR_WD=""
@@ -154,9 +159,12 @@ bench_one() {  # bench_one ovs|ff SCENARIO ROUND
     echo "$name $out round=$r load=$load0" | tee -a "$RES"
 }
 
-# ---- flow-mod timing: ~N rules through ovs-ofctl add-flows, switch idle (sink only)
+# ---- flow-mod timing: ~N rules through ovs-ofctl add-flows, --bundle add-flows and
+# (ferroflowd) one gRPC batch, switch idle (sink only); each load is counted back
+# with dump-flows and deleted before the next
 flowmod_one() {  # flowmod_one ovs|ff N ROUND
-    local sw=$1 n=$2 r=$3 hook name wd f t cnt t0 t1 t2 t3 t4 t5 dumped b_ok=1 lf
+    local sw=$1 n=$2 r=$3 hook name wd f t cnt t0 t1 t2 t3 t4 t5 t6 t7 dumped bdumped b_ok=1 lf
+    local g_s=- gdumped=- extra=""
     [ "$sw" = ovs ] && { hook=$OVS_HOOK; name=ovs-dpdk; } || { hook=$FF_HOOK; name=ferroflowd; }
     f=$WD/flowmod-$n.flows
     [ -f "$f" ] || python3 "$BENCH/gen-flows.py" B -n $(( n / 2 )) -o "$f"
@@ -169,7 +177,10 @@ flowmod_one() {  # flowmod_one ovs|ff N ROUND
     # minutes and the tests must not wait that long.
     [ "$sw" = ovs ] && take_lock
     CUR_HOOK=$hook CUR_WD=$wd
-    if ! t=$(FF_EXIT_AFTER=900 FF_IDLE_SLEEP_US=200 "$hook" start "$wd" - "net_null0,no-rx=1" - 8>&- 2>"$lf"); then
+    # ferroflowd: its gRPC API on a socket of its own, the store not written (the
+    # timing is of the flow-mods, not of rewriting the config file with 100k flows)
+    [ "$sw" = ff ] && extra=$(printf '[grpc]\nlisten = "unix:%s/api.sock"\n\n[store]\npersist = false' "$wd")
+    if ! t=$(FF_EXTRA_TOML=$extra FF_EXIT_AFTER=900 FF_IDLE_SLEEP_US=200 "$hook" start "$wd" - "net_null0,no-rx=1" - 8>&- 2>"$lf"); then
         echo "$name flowmod:$n FAILED start: $(tail -n 3 "$lf" | tr '\n' ' ')" | tee -a "$RES"
         "$hook" stop "$wd" 8>&-; CUR_HOOK=""; release_lock; return 0
     fi
@@ -184,13 +195,25 @@ flowmod_one() {  # flowmod_one ovs|ff N ROUND
     $of del-flows "$t" 2>>"$lf"; t3=$(date +%s.%N)
     $of --bundle add-flows "$t" "$f" 2>>"$lf" || b_ok=0
     t4=$(date +%s.%N)
-    $of del-flows "$t" 2>>"$lf"; t5=$(date +%s.%N)
+    bdumped=$($of dump-flows "$t" 2>>"$lf" | grep -c 'table=' || true)
+    t5=$(date +%s.%N)
+    $of del-flows "$t" 2>>"$lf"; t6=$(date +%s.%N)
+    if [ "$sw" = ff ]; then
+        t7=$(date +%s.%N)
+        if taskset -c "$MAIN_CPU" "$FERROFLOWCTL" --server "unix:$wd/api.sock" flows add -f "$f" >/dev/null 2>>"$lf"; then
+            g_s=$(awk -v a="$t7" -v b="$(date +%s.%N)" 'BEGIN {printf "%.3f", b - a}')
+            gdumped=$($of dump-flows "$t" 2>>"$lf" | grep -c 'table=' || true)
+        else
+            g_s=refused
+        fi
+        $of del-flows "$t" 2>>"$lf"
+    fi
     "$hook" stop "$wd" 8>&-; CUR_HOOK=""
     release_lock
-    awk -v nm="$name" -v n="$n" -v c="$cnt" -v d="$dumped" -v b="$b_ok" -v r="$r" -v t0="$t0" -v t1="$t1" \
-        -v t2="$t2" -v t3="$t3" -v t4="$t4" -v t5="$t5" 'BEGIN {
-        printf "%s flowmod:%s add_s=%.3f add_rate=%.0f dump_s=%.3f dumped=%d del_s=%.3f bundle_add_s=%s del2_s=%.3f flows=%d round=%d\n",
-            nm, n, t1 - t0, c / (t1 - t0), t2 - t1, d, t3 - t2, b ? sprintf("%.3f", t4 - t3) : "refused", t5 - t4, c, r }' |
+    awk -v nm="$name" -v n="$n" -v c="$cnt" -v d="$dumped" -v b="$b_ok" -v bd="$bdumped" -v r="$r" -v t0="$t0" \
+        -v t1="$t1" -v t2="$t2" -v t3="$t3" -v t4="$t4" -v t5="$t5" -v t6="$t6" -v g="$g_s" -v gd="$gdumped" 'BEGIN {
+        printf "%s flowmod:%s add_s=%.3f add_rate=%.0f dump_s=%.3f dumped=%d del_s=%.3f bundle_add_s=%s bundle_dumped=%d del2_s=%.3f grpc_add_s=%s grpc_dumped=%s flows=%d round=%d\n",
+            nm, n, t1 - t0, c / (t1 - t0), t2 - t1, d, t3 - t2, b ? sprintf("%.3f", t4 - t3) : "refused", bd, t6 - t5, g, gd, c, r }' |
         tee -a "$RES"
 }
 

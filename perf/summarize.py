@@ -129,8 +129,8 @@ def main():
     fm = [sc for sc in order if sc.startswith("flowmod:")]
     if fm:
         print()
-        print("| flow-mods (`ovs-ofctl -O OpenFlow13 add-flows`) | ferroflowd add s (runs) | OVS-DPDK add s (runs) | speed-up | ff dump / del s | OVS dump / del s | `--bundle` add s ff / OVS | target | met? |")
-        print("|---|---|---|---:|---|---|---|---|---|")
+        print("| flow-mods (`ovs-ofctl -O OpenFlow13 add-flows`) | ferroflowd add s (runs) | OVS-DPDK add s (runs) | speed-up | ff dump / del s | OVS dump / del s | `--bundle` add s ff / OVS | ff gRPC batch s | target | met? |")
+        print("|---|---|---|---:|---|---|---|---|---|---|")
         for sc in fm:
             fa, oa = m("ferroflowd", sc, "add_s"), m("ovs-dpdk", sc, "add_s")
             n = m("ferroflowd", sc, "flows") or m("ovs-dpdk", sc, "flows")
@@ -140,15 +140,18 @@ def main():
                 bs = [r.get("bundle_add_s") for r in runs.get((sw, sc), [])]
                 nb = [num(b) for b in bs if num(b) is not None]
                 return ("%.2f" % statistics.median(nb)) if nb else (bs[0] if bs else "-")
+            gs = [num(r.get("grpc_add_s")) for r in runs.get(("ferroflowd", sc), [])]
+            gs = [g for g in gs if g is not None]
+            grpc = ("%.2f" % statistics.median(gs)) if gs else "-"
             su = oa / fa if fa and oa else None
-            print("| %s (%s rules; ff dumped %s) | **%s** (%s) | **%s** (%s) | **%s** | %s / %s | %s / %s | %s / %s | ≥ 10x faster | %s |" % (
+            print("| %s (%s rules; ff dumped %s) | **%s** (%s) | **%s** (%s) | **%s** | %s / %s | %s / %s | %s / %s | %s | ≥ 10x faster | %s |" % (
                 sc, "%d" % n if n else "?", "/".join(d or "?" for d in dumped) or "-",
                 "%.2f" % fa if fa else "-", vals("ferroflowd", sc, "add_s") or "-",
                 "%.2f" % oa if oa else "-", vals("ovs-dpdk", sc, "add_s") or "-",
                 ("%.1fx" % su if su >= 1 else "%.3fx (%.0fx slower)" % (su, 1 / su)) if su else "-",
                 "%.2f" % (m("ferroflowd", sc, "dump_s") or 0), "%.2f" % (m("ferroflowd", sc, "del_s") or 0),
                 "%.2f" % (m("ovs-dpdk", sc, "dump_s") or 0), "%.2f" % (m("ovs-dpdk", sc, "del_s") or 0),
-                bund("ferroflowd"), bund("ovs-dpdk"),
+                bund("ferroflowd"), bund("ovs-dpdk"), grpc,
                 ("yes" if su >= 10 else "**no**") if su else "**failed**"))
     if fails:
         print()

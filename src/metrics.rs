@@ -52,6 +52,28 @@ impl OfSwitch for CountingSwitch {
     fn barrier(&self) {
         self.inner.barrier()
     }
+
+    fn try_barrier(&self) -> bool {
+        self.inner.try_barrier()
+    }
+
+    fn bundle_check(&self, request: &Message) -> Result<(), ErrorCode> {
+        let r = self.inner.bundle_check(request);
+        if r.is_err() {
+            self.counters.openflow_refused.fetch_add(1, Relaxed);
+        }
+        r
+    }
+
+    fn bundle_commit(&self, requests: &[Message]) -> Result<(), (usize, ErrorCode)> {
+        let r = self.inner.bundle_commit(requests);
+        let (c, n) = match r {
+            Ok(()) => (&self.counters.openflow_applied, requests.len() as u64),
+            Err(_) => (&self.counters.openflow_refused, 1),
+        };
+        c.fetch_add(n, Relaxed);
+        r
+    }
 }
 
 /// Registers and returns a metric; the names are constants, so a failure is a bug.

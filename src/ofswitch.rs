@@ -604,4 +604,45 @@ impl OfSwitch for OpenFlowSwitch {
     fn barrier(&self) {
         self.sw.sync();
     }
+
+    fn try_barrier(&self) -> bool {
+        self.sw.try_sync()
+    }
+
+    fn bundle_check(&self, request: &Message) -> Result<(), ErrorCode> {
+        match request {
+            Message::FlowMod(fm) => {
+                ofconv::convert_flow_mod(fm, &self.sw.tables.lock()).map_err(|e| e.code())?;
+                Ok(())
+            }
+            _ => Err(ErrorCode::BadRequest(BadRequestCode::BadType)),
+        }
+    }
+
+    fn bundle_commit(&self, requests: &[Message]) -> Result<(), (usize, ErrorCode)> {
+        let now = self.sw.now();
+        let removed = {
+            let mut tables = self.sw.tables.lock();
+            // Converted again: a group or port a message refers to may have gone since
+            // it was added.
+            let reqs = requests
+                .iter()
+                .enumerate()
+                .map(|(i, m)| match m {
+                    Message::FlowMod(fm) => {
+                        ofconv::convert_flow_mod(fm, &tables).map_err(|e| (i, e.code()))
+                    }
+                    _ => Err((i, ErrorCode::BadRequest(BadRequestCode::BadType))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            tables
+                .apply_flow_mods_atomic(reqs, now)
+                .map_err(|(i, e)| (i, e.code()))?
+        };
+        // One publish for the whole bundle, and the reply waits for the workers.
+        self.sw.mark_dirty();
+        self.sw.sync();
+        self.removed(removed);
+        Ok(())
+    }
 }

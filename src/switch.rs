@@ -1,7 +1,7 @@
 //! The control plane's view of the switch: configuration, the flow tables
 //! (which publish pipeline versions to the workers), and the datapath.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,11 @@ pub struct Switch {
     pub started: Instant,
     /// Flow changes not yet published to the workers.
     dirty: AtomicBool,
+    /// When the tables last changed ([`Switch::now`] in nanoseconds), and whether they
+    /// changed since the last compaction: an idle second after changes merges each
+    /// table's levels into one (see `pipeline::Level`).
+    last_change: AtomicU64,
+    uncompacted: AtomicBool,
     agent: Mutex<Weak<Agent>>,
     /// Standalone fail mode: since when no controller has been connected, and
     /// whether NORMAL has taken over table-miss.
@@ -124,6 +129,8 @@ impl Switch {
             datapath: Mutex::new(Some(dp)),
             started: Instant::now(),
             dirty: AtomicBool::new(false),
+            last_change: AtomicU64::new(0),
+            uncompacted: AtomicBool::new(false),
             agent: Mutex::new(Weak::new()),
             fail_open: Mutex::new((Some(Instant::now()), false)),
         });
@@ -182,6 +189,19 @@ impl Switch {
     /// barrier) publishes one version for all changes since the last.
     pub fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::Release);
+        self.last_change
+            .store(self.now().as_nanos() as u64, Ordering::Relaxed);
+        self.uncompacted.store(true, Ordering::Relaxed);
+    }
+
+    /// Publishes pending changes; true when no worker still uses an older
+    /// version (then [`Switch::sync`] would return at once). Never waits.
+    pub fn try_sync(&self) -> bool {
+        let mut tables = self.tables.lock();
+        if self.dirty.swap(false, Ordering::AcqRel) {
+            tables.publish();
+        }
+        tables.is_quiescent()
     }
 
     /// Publishes pending changes and waits until no worker still uses an
@@ -191,9 +211,17 @@ impl Switch {
         if self.dirty.swap(false, Ordering::AcqRel) {
             tables.publish();
         }
-        let deadline = Instant::now() + Duration::from_secs(2);
+        // A busy worker lets go of the old version after its current burst (a few
+        // microseconds; an idle one holds none): yield first, so that a barrier after each
+        // flow-mod does not cost a sleep's granularity each time, then sleep.
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(2);
         while !tables.is_quiescent() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(50));
+            if start.elapsed() < Duration::from_micros(200) {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
         }
     }
 
@@ -321,6 +349,19 @@ impl Switch {
                 *pacing = (Instant::now(), t.elapsed());
             }
             drop(pacing);
+            // Idle for a second after changes: one level per table again.
+            let idle = self.now().saturating_sub(Duration::from_nanos(
+                self.last_change.load(Ordering::Relaxed),
+            ));
+            if !self.dirty.load(Ordering::Acquire)
+                && idle >= Duration::from_secs(1)
+                && self.uncompacted.swap(false, Ordering::Relaxed)
+            {
+                let t = Instant::now();
+                if tables.compact() {
+                    tracing::debug!("tables compacted in {:?}", t.elapsed());
+                }
+            }
             // Timeouts have a resolution of a second; expiry reads every counter.
             let mut last = self.last_expiry.lock();
             if last.elapsed() < Duration::from_secs(1) {

@@ -363,3 +363,86 @@ fn monitor_sees_packet_ins_and_port_status() {
     );
     drop(bench.ff.stop());
 }
+
+/// `ovs-ofctl --bundle` (the ONF bundle extension with OpenFlow 1.3): a bundle lands
+/// whole, a bundle with one bad flow-mod lands not at all and ovs-ofctl reports the
+/// error, replace-flows and del-flows work as bundles.
+#[test]
+fn bundles_apply_all_or_nothing() {
+    let _lock = DatapathLock::take();
+    let bench = bench("ofctl-bundle");
+    let dir = TempDir::new("ofctl-bundle-file");
+    let count = || {
+        ok(&["dump-flows", TARGET])
+            .lines()
+            .filter(|l| l.contains("cookie="))
+            .count()
+    };
+    ok(&["del-flows", TARGET]);
+    let good = dir.path("good.txt");
+    std::fs::write(
+        &good,
+        "table=0,priority=100,in_port=1,actions=goto_table:1\n\
+         table=0,priority=100,in_port=2,actions=goto_table:1\n\
+         table=1,priority=10,arp,actions=FLOOD\n\
+         table=1,priority=20,ip,in_port=1,actions=output:2\n\
+         table=1,priority=20,ip,in_port=2,actions=output:1\n",
+    )
+    .unwrap();
+    ok(&["--bundle", "add-flows", TARGET, good.to_str().unwrap()]);
+    assert_eq!(count(), 5);
+    assert!(
+        pings(&bench.a, "198.18.3.2"),
+        "the bundled pipeline forwards"
+    );
+
+    // One bad flow-mod (an unknown group) among good ones: nothing of the bundle lands,
+    // the rest keeps forwarding.
+    let bad = dir.path("bad.txt");
+    std::fs::write(
+        &bad,
+        "table=2,priority=5,ip,actions=drop\n\
+         table=0,priority=200,in_port=1,actions=group:99\n\
+         table=2,priority=6,arp,actions=drop\n",
+    )
+    .unwrap();
+    let (success, text) = ofctl(&["--bundle", "add-flows", TARGET, bad.to_str().unwrap()]);
+    assert!(!success, "a bundle with a bad flow-mod fails:\n{text}");
+    // The commit fails too (OFPBFC_MSG_FAILED), which ovs-ofctl reports as a protocol
+    // error of the bundle after the error of the flow-mod that caused it.
+    assert!(
+        text.contains("OFPBAC_BAD_OUT_GROUP"),
+        "ovs-ofctl names the bad flow-mod's error:\n{text}"
+    );
+    assert_eq!(count(), 5, "nothing of the failed bundle was applied");
+    assert!(pings(&bench.a, "198.18.3.2"));
+
+    // replace-flows: the table becomes exactly the file (in_port 1 no longer forwards).
+    let replace = dir.path("replace.txt");
+    std::fs::write(
+        &replace,
+        "table=0,priority=100,in_port=2,actions=goto_table:1\n\
+         table=1,priority=10,arp,actions=FLOOD\n\
+         table=1,priority=20,ip,in_port=2,actions=output:1\n",
+    )
+    .unwrap();
+    ok(&[
+        "--bundle",
+        "replace-flows",
+        TARGET,
+        replace.to_str().unwrap(),
+    ]);
+    let flows = ok(&["dump-flows", TARGET]);
+    assert_eq!(count(), 3, "{flows}");
+    assert!(!flows.contains("in_port=1"), "{flows}");
+    assert!(
+        !pings(&bench.a, "198.18.3.2"),
+        "a's flows were replaced away"
+    );
+
+    ok(&["--bundle", "del-flows", TARGET]);
+    assert_eq!(count(), 0);
+    let log = bench.ff.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+    drop(bench.ff.stop());
+}

@@ -783,6 +783,10 @@ pub enum ServeError {
     Tls(tonic::transport::Error),
 }
 
+/// Largest FlowService request: tonic's default (4 MiB) would refuse one batch of 100k
+/// flows (about 7 MB of ovs-ofctl text), which is the way to load a large table at once.
+const FLOW_BATCH_BYTES: usize = 256 << 20;
+
 /// Binds where `[grpc] listen` says and serves the API in the background.
 pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeError> {
     use tonic::transport::Server;
@@ -797,9 +801,10 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
         .add_service(pb::bridge_service_server::BridgeServiceServer::new(
             services::Bridges(Arc::clone(&api)),
         ))
-        .add_service(pb::flow_service_server::FlowServiceServer::new(
-            services::Flows(Arc::clone(&api)),
-        ))
+        .add_service(
+            pb::flow_service_server::FlowServiceServer::new(services::Flows(Arc::clone(&api)))
+                .max_decoding_message_size(FLOW_BATCH_BYTES),
+        )
         .add_service(pb::datapath_service_server::DatapathServiceServer::new(
             services::Datapath(Arc::clone(&api)),
         ))

@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use openflow::bundle::{BundleCtrlType, BundleError, BundleMsg};
 use openflow::consts::async_mask as am;
 use openflow::error::BadRequestCode;
 use openflow::messages::{AsyncConfig, ControllerRole, Hello, RoleMsg};
@@ -14,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::{debug, info, warn};
 
+use crate::bundle::Bundles;
 use crate::counters::AgentCounters;
 use crate::roles::Generation;
 use crate::target::{Target, TargetError};
@@ -375,6 +377,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
         registered: false,
         active,
         link,
+        bundles: Bundles::default(),
     };
     conn.send(OfpMessage {
         xid: 0,
@@ -405,6 +408,8 @@ struct Conn {
     registered: bool,
     active: bool,
     link: Option<Arc<LinkState>>,
+    /// Open bundles: discarded with the connection.
+    bundles: Bundles,
 }
 
 /// An aborted connection (its controller was removed) unregisters too.
@@ -550,6 +555,12 @@ impl Conn {
             *hello_seen = true;
             self.register();
         }
+        if let Message::Experimenter(e) = &msg.body {
+            if let Some(parsed) = BundleMsg::parse(e) {
+                self.bundle(xid, raw, parsed).await;
+                return None;
+            }
+        }
         if let Some(code) = msg.experimenter_error() {
             AgentCounters::inc(&self.shared.counters.experimenter_refused);
             self.send_error(code, raw).await;
@@ -565,7 +576,11 @@ impl Conn {
             }
             Message::BarrierRequest => {
                 let sw = Arc::clone(&self.shared.switch);
-                tokio::task::block_in_place(|| sw.barrier());
+                // block_in_place hands the runtime to another thread, which costs more
+                // than the publish itself: only when the workers must be waited for.
+                if !sw.try_barrier() {
+                    tokio::task::block_in_place(|| sw.barrier());
+                }
                 self.send(reply(Message::BarrierReply)).await;
             }
             Message::RoleRequest(r) => match self.role_request(r) {
@@ -608,7 +623,16 @@ impl Conn {
                     return None;
                 }
                 let sw = Arc::clone(&self.shared.switch);
-                match tokio::task::block_in_place(|| sw.handle(body)) {
+                // A flow-mod is short (a table lock, a conversion, an insert; a
+                // non-strict delete of 100k entries takes tens of milliseconds): run
+                // in place, as a thread hand-off per flow-mod would cost more.
+                // Anything else (dumps, packet-out) may take longer.
+                let r = if matches!(body, Message::FlowMod(_)) {
+                    sw.handle(body)
+                } else {
+                    tokio::task::block_in_place(|| sw.handle(body))
+                };
+                match r {
                     Ok(replies) => {
                         for r in replies {
                             self.send(reply(r)).await;
@@ -619,6 +643,32 @@ impl Conn {
             }
         }
         None
+    }
+
+    /// A bundle message: replies and errors go out in order; a commit may wait for the
+    /// workers (as a barrier does).
+    async fn bundle(&mut self, xid: u32, raw: &[u8], parsed: Result<BundleMsg, BundleError>) {
+        let slave = self.handle.state.lock().role == ControllerRole::Slave;
+        let commit = matches!(&parsed, Ok(BundleMsg::Ctrl(c)) if c.ctrl_type == BundleCtrlType::CommitRequest);
+        let sw = Arc::clone(&self.shared.switch);
+        let bundles = &mut self.bundles;
+        let out = if commit {
+            tokio::task::block_in_place(|| bundles.handle(&*sw, xid, raw, parsed, slave))
+        } else {
+            bundles.handle(&*sw, xid, raw, parsed, slave)
+        };
+        let counters = &self.shared.counters;
+        for m in out {
+            match &m.body {
+                Message::Error(_) => {
+                    AgentCounters::inc(&counters.bundle_errors);
+                    AgentCounters::inc(&counters.errors_sent);
+                }
+                _ if commit => AgentCounters::inc(&counters.bundles_committed),
+                _ => {}
+            }
+            self.send(m).await;
+        }
     }
 
     fn role_request(&self, r: &RoleMsg) -> Result<RoleMsg, ErrorCode> {

@@ -13,6 +13,10 @@ pub struct AgentCounters {
     pub errors_sent: AtomicU64,
     /// Experimenter messages, actions, instructions or fields refused.
     pub experimenter_refused: AtomicU64,
+    /// Bundle messages refused (bad id, flags, state, inner message...).
+    pub bundle_errors: AtomicU64,
+    /// Bundles committed.
+    pub bundles_committed: AtomicU64,
     /// HELLOs with no common version.
     pub version_mismatches: AtomicU64,
     /// Connections closed by the inactivity probe.

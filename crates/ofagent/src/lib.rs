@@ -8,6 +8,7 @@
 //! What a message *means* to the switch (flow-mods, stats, packet-out...) is
 //! behind [`OfSwitch`], which ferroflowd implements over its pipeline.
 
+mod bundle;
 mod conn;
 mod counters;
 mod roles;
@@ -36,6 +37,21 @@ pub trait OfSwitch: Send + Sync + 'static {
     /// Returns once every change made by earlier requests is visible to every
     /// packet (the BARRIER_REPLY promise).
     fn barrier(&self);
+
+    /// The barrier's fast path, which must not block: publishes pending
+    /// changes and returns true when every packet already sees them (the
+    /// usual case), false when [`OfSwitch::barrier`] must wait for the workers.
+    fn try_barrier(&self) -> bool;
+
+    /// Checks a message as it is added to a bundle: the error the switch would
+    /// refuse it with now. Only flow-mods reach it.
+    fn bundle_check(&self, request: &Message) -> Result<(), ErrorCode>;
+
+    /// Commits a bundle: applies the messages in order, all or none, and makes
+    /// them visible to packets at once (no packet sees part of it), before
+    /// returning. On failure, nothing changed; the error names the index of the
+    /// message that failed.
+    fn bundle_commit(&self, requests: &[Message]) -> Result<(), (usize, ErrorCode)>;
 }
 
 /// Something the switch tells controllers without being asked.

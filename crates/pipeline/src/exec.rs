@@ -186,7 +186,7 @@ impl Pipeline {
             cx.verdict.lookups += 1;
             let li = table.lookups_idx();
             table.counters.add(worker, li, 1);
-            let Some(slot) = table.classifier.lookup(&key.words) else {
+            let Some((level, slot)) = table.lookup(&key.words) else {
                 cx.table_id = t as u8;
                 cx.cookie = u64::MAX;
                 match table.miss {
@@ -205,12 +205,11 @@ impl Pipeline {
                     }
                 }
             };
-            let slot = slot as usize;
             let len = pkt.data().len() as u64;
             table.counters.add(worker, li + 1, 1);
-            table.counters.add(worker, 2 * slot, 1);
-            table.counters.add(worker, 2 * slot + 1, len);
-            let rule = &table.rules[slot];
+            level.counters.add(worker, 2 * slot, 1);
+            level.counters.add(worker, 2 * slot + 1, len);
+            let rule = &level.rules[slot];
             cx.sink.table_hit(t as u8, rule.uid);
             cx.table_id = t as u8;
             cx.cookie = rule.cookie;

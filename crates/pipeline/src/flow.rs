@@ -404,7 +404,9 @@ pub struct FlowEntry {
     /// Last time the control plane saw the packet count move (idle timeout).
     pub(crate) last_used: Duration,
     pub(crate) last_seen_packets: u64,
-    /// Where the entry sits in the table's current compiled version.
+    /// Where the entry sits in the table's current compiled version: the serial of its
+    /// level (0: not compiled yet) and its slot there.
+    pub(crate) level: u64,
     pub(crate) slot: u32,
 }
 

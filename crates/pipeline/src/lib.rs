@@ -38,4 +38,4 @@ pub use pipeline::{
     WorkerContext,
 };
 pub use port::{PortInfo, PortSet};
-pub use table::{CompiledTable, MissPolicy, RemovedFlow, RemovedReason};
+pub use table::{CompiledTable, Level, MissPolicy, RemovedFlow, RemovedReason};

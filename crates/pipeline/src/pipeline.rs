@@ -346,6 +346,36 @@ impl FlowTables {
         }
     }
 
+    /// Applies flow-mods in order, all or none (a bundle commit): when one fails, the
+    /// ones before it are undone and the error names its index. Nothing reaches packets
+    /// before the next [`FlowTables::publish`], which makes the whole batch visible at
+    /// once.
+    pub fn apply_flow_mods_atomic(
+        &mut self,
+        reqs: Vec<FlowModReq>,
+        now: Duration,
+    ) -> Result<Vec<RemovedFlow>, (usize, PipelineError)> {
+        for t in &mut self.tables {
+            t.begin();
+        }
+        let mut removed = Vec::new();
+        for (i, req) in reqs.into_iter().enumerate() {
+            match self.apply_flow_mod(req, now) {
+                Ok(r) => removed.extend(r),
+                Err(e) => {
+                    for t in &mut self.tables {
+                        t.rollback();
+                    }
+                    return Err((i, e));
+                }
+            }
+        }
+        for t in &mut self.tables {
+            t.commit();
+        }
+        Ok(removed)
+    }
+
     fn add(&mut self, req: FlowModReq, now: Duration) -> Result<(), PipelineError> {
         let t = &mut self.tables[usize::from(req.table_id)];
         if req.flags.contains(FlowModFlags::CHECK_OVERLAP)
@@ -385,6 +415,7 @@ impl FlowTables {
             base_bytes,
             last_used: now,
             last_seen_packets: base_packets,
+            level: 0,
             slot: u32::MAX,
         };
         t.insert(entry)?;
@@ -599,6 +630,19 @@ impl FlowTables {
         drop(old);
         self.older.retain(|w| w.strong_count() > 0);
         self.version
+    }
+
+    /// Merges the levels of every table into one (see [`crate::table::Level`]) and
+    /// publishes (pending changes too), so that packets probe one classifier per table.
+    /// O(entries of the tables concerned): for idle time. Returns whether anything was
+    /// merged.
+    pub fn compact(&mut self) -> bool {
+        let mut any = false;
+        for t in &mut self.tables {
+            any |= t.request_compaction();
+        }
+        self.publish();
+        any
     }
 
     /// True when no worker still runs a version older than the last published one: every

@@ -8,7 +8,7 @@ use hashbrown::HashTable;
 
 use crate::counters::{fold_all, Counted, CounterBlock, Retired};
 use crate::error::PipelineError;
-use crate::flow::{FlowEntry, Instructions, Match};
+use crate::flow::{FlowEntry, Instructions, Match, Words};
 use crate::lookup::{hash_words, Classifier, RuleSpec, Strategy};
 
 /// What happens to a packet no entry of a table matches (not even a table-miss entry).
@@ -34,17 +34,58 @@ pub struct Rule {
     /// Priority 0 and wildcard-all: its CONTROLLER outputs say NO_MATCH.
     pub table_miss: bool,
     pub insts: Arc<Instructions>,
+    /// [`crate::flow::rank`]: what decides between the answers of two levels.
+    pub rank: u64,
     /// Index of the entry in the control plane's table.
     pub(crate) idx: u32,
 }
 
-/// One table of one pipeline version. Counters: per slot (packets, bytes), then the
-/// table's (lookups, matches).
+/// Part of a table version: a classifier over some of the table's entries, with their
+/// counters (packets, bytes per slot).
+///
+/// A table version is a few levels rather than one classifier so that a publish after a
+/// small change costs about the change, not the table: new entries go into a new small
+/// level, levels of similar size are merged (like the digits of a binary counter, so every
+/// entry is recompiled O(log n) times while n entries arrive one by one), a delete or
+/// modify rebuilds only the level holding the entry, and an idle table is compacted back
+/// to one level. Unchanged levels are shared between versions (with their counters).
+/// Worst case: a delete or modify in the largest level rebuilds that level, O(n), as
+/// every publish did before levels.
+#[derive(Debug)]
+pub struct Level {
+    serial: u64,
+    pub classifier: Classifier,
+    pub rules: Box<[Rule]>,
+    pub(crate) counters: CounterBlock,
+    /// The best rank in the level: levels are probed best first, and a level whose best
+    /// cannot beat the answer found so far is skipped.
+    max_rank: u64,
+}
+
+impl Counted for Level {
+    fn counters(&self) -> &CounterBlock {
+        &self.counters
+    }
+}
+
+impl Level {
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// One table of one pipeline version. `counters` holds the table's (lookups, matches) in
+/// this version (inline: one pointer less per packet and table than a block shared by all
+/// versions); entry counters are in the levels.
 #[derive(Debug)]
 pub struct CompiledTable {
     pub table_id: u8,
-    pub classifier: Classifier,
-    pub rules: Box<[Rule]>,
+    /// Highest `max_rank` first.
+    pub levels: Box<[Arc<Level>]>,
     pub(crate) counters: CounterBlock,
     pub miss: MissPolicy,
 }
@@ -56,22 +97,52 @@ impl Counted for CompiledTable {
 }
 
 impl CompiledTable {
+    /// Index of the lookups counter in `counters`; matches is the next one.
     #[inline]
     pub(crate) fn lookups_idx(&self) -> usize {
-        2 * self.rules.len()
+        0
     }
 
-    /// The structure picked for this version ("exact", "tuple", ...).
+    /// The entry a linear scan of the whole table would pick (highest rank among those
+    /// matching `key`): its level and slot. Each level answers with its best match; the
+    /// best of those is the table's.
+    #[inline]
+    pub fn lookup(&self, key: &Words) -> Option<(&Level, usize)> {
+        if let [l] = &*self.levels {
+            return l.classifier.lookup(key).map(|s| (&**l, s as usize));
+        }
+        let mut best: Option<(&Level, usize, u64)> = None;
+        for l in self.levels.iter() {
+            if best.is_some_and(|b| l.max_rank < b.2) {
+                break;
+            }
+            if let Some(s) = l.classifier.lookup(key) {
+                let s = s as usize;
+                let r = l.rules[s].rank;
+                if best.is_none_or(|b| r > b.2) {
+                    best = Some((l, s, r));
+                }
+            }
+        }
+        best.map(|(l, s, _)| (l, s))
+    }
+
+    /// The structure of the version ("exact", "tuple", ...; "levels" while more than one
+    /// level is in use).
     pub fn kind(&self) -> &'static str {
-        self.classifier.kind()
+        match &*self.levels {
+            [] => "empty",
+            [l] => l.classifier.kind(),
+            _ => "levels",
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.levels.iter().map(|l| l.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.levels.iter().all(|l| l.is_empty())
     }
 }
 
@@ -99,6 +170,15 @@ pub struct RemovedFlow {
     pub at: Duration,
 }
 
+/// What undoes one change of an atomic batch (a bundle commit) that failed part way.
+#[derive(Debug)]
+enum Undo {
+    Inserted(u32),
+    /// The entry as it was, counters and place in its level included.
+    Removed(u32, FlowEntry),
+    Modified(u32, FlowEntry),
+}
+
 #[derive(Debug)]
 pub(crate) struct FlowTable {
     pub id: u8,
@@ -108,11 +188,23 @@ pub(crate) struct FlowTable {
     /// Slab indices by (priority, match), for replace and the strict commands.
     by_match: HashTable<u32>,
     pub compiled: Arc<CompiledTable>,
-    retired: Vec<Retired<CompiledTable>>,
-    pub dirty: bool,
-    pub miss: MissPolicy,
+    /// Replaced versions: their (lookups, matches) go to `base_*`.
+    retired_versions: Vec<Retired<CompiledTable>>,
     base_lookups: u64,
     base_matches: u64,
+    retired: Vec<Retired<Level>>,
+    pub dirty: bool,
+    /// Entries added since the last compile (slab indices; may hold indices of entries
+    /// removed since, or twice the same index: filtered when compiling).
+    pending: Vec<u32>,
+    /// Levels that hold an entry removed or changed since the last compile.
+    stale: Vec<u64>,
+    /// The next compile merges every level into one.
+    compact: bool,
+    next_level: u64,
+    /// On during an atomic batch: how to undo what it did so far.
+    journal: Option<Vec<Undo>>,
+    pub miss: MissPolicy,
     pub max_entries: usize,
 }
 
@@ -130,16 +222,21 @@ impl FlowTable {
             by_match: HashTable::new(),
             compiled: Arc::new(CompiledTable {
                 table_id: id,
-                classifier: Classifier::build(&[], Strategy::Auto),
-                rules: Box::new([]),
+                levels: Box::new([]),
                 counters: CounterBlock::new(workers, 2),
                 miss: MissPolicy::Drop,
             }),
-            retired: Vec::new(),
-            dirty: true,
-            miss: MissPolicy::Drop,
+            retired_versions: Vec::new(),
             base_lookups: 0,
             base_matches: 0,
+            retired: Vec::new(),
+            dirty: true,
+            pending: Vec::new(),
+            stale: Vec::new(),
+            compact: false,
+            next_level: 1,
+            journal: None,
+            miss: MissPolicy::Drop,
             max_entries,
         }
     }
@@ -152,9 +249,17 @@ impl FlowTable {
         self.slab.get(idx as usize)?.as_ref()
     }
 
+    /// Changes to the entry reach packets at the next compile (its level is rebuilt).
     pub fn get_mut(&mut self, idx: u32) -> Option<&mut FlowEntry> {
+        let e = self.slab.get_mut(idx as usize)?.as_mut()?;
         self.dirty = true;
-        self.slab.get_mut(idx as usize)?.as_mut()
+        if e.level != 0 && !self.stale.contains(&e.level) {
+            self.stale.push(e.level);
+        }
+        if let Some(j) = &mut self.journal {
+            j.push(Undo::Modified(idx, e.clone()));
+        }
+        Some(e)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &FlowEntry)> {
@@ -175,17 +280,22 @@ impl FlowTable {
             .copied()
     }
 
-    /// Packets and bytes of an entry: folded totals plus the current version's counters.
+    /// Packets and bytes of an entry: folded totals plus its current level's counters.
     pub fn counts(&self, idx: u32) -> (u64, u64) {
         let Some(e) = self.get(idx) else {
             return (0, 0);
         };
         let (mut p, mut b) = (e.base_packets, e.base_bytes);
-        let c = &self.compiled;
-        if let Some(r) = c.rules.get(e.slot as usize) {
+        if e.level == 0 {
+            return (p, b);
+        }
+        let Some(l) = self.compiled.levels.iter().find(|l| l.serial == e.level) else {
+            return (p, b);
+        };
+        if let Some(r) = l.rules.get(e.slot as usize) {
             if r.uid == e.uid {
-                p = p.wrapping_add(c.counters.sum(2 * e.slot as usize));
-                b = b.wrapping_add(c.counters.sum(2 * e.slot as usize + 1));
+                p = p.wrapping_add(l.counters.sum(2 * e.slot as usize));
+                b = b.wrapping_add(l.counters.sum(2 * e.slot as usize + 1));
             }
         }
         (p, b)
@@ -195,6 +305,9 @@ impl FlowTable {
     pub fn reset_counts(&mut self, idx: u32) {
         let (p, b) = self.counts(idx);
         if let Some(e) = self.slab.get_mut(idx as usize).and_then(Option::as_mut) {
+            if let Some(j) = &mut self.journal {
+                j.push(Undo::Modified(idx, e.clone()));
+            }
             e.base_packets = e.base_packets.wrapping_sub(p);
             e.base_bytes = e.base_bytes.wrapping_sub(b);
             e.last_seen_packets = 0;
@@ -203,11 +316,10 @@ impl FlowTable {
 
     /// (lookups, matches) of the table.
     pub fn table_counts(&self) -> (u64, u64) {
-        let c = &self.compiled;
-        let i = c.lookups_idx();
+        let c = &self.compiled.counters;
         (
-            self.base_lookups + c.counters.sum(i),
-            self.base_matches + c.counters.sum(i + 1),
+            self.base_lookups.wrapping_add(c.sum(0)),
+            self.base_matches.wrapping_add(c.sum(1)),
         )
     }
 
@@ -215,17 +327,40 @@ impl FlowTable {
         if self.len >= self.max_entries {
             return Err(PipelineError::TableFull(self.id));
         }
-        let h = match_hash(entry.priority, &entry.match_);
         entry.slot = u32::MAX;
-        let idx = match self.free.pop() {
+        entry.level = 0;
+        let idx = self.put(entry, None);
+        self.pending.push(idx);
+        if let Some(j) = &mut self.journal {
+            j.push(Undo::Inserted(idx));
+        }
+        Ok(idx)
+    }
+
+    /// Stores an entry at a free index (`at`: that one, which must be free).
+    fn put(&mut self, entry: FlowEntry, at: Option<u32>) -> u32 {
+        let h = match_hash(entry.priority, &entry.match_);
+        let idx = match at {
             Some(i) => {
+                if let Some(p) = self.free.iter().rposition(|&f| f == i) {
+                    self.free.swap_remove(p);
+                }
+                if self.slab.len() <= i as usize {
+                    self.slab.resize_with(i as usize + 1, || None);
+                }
                 self.slab[i as usize] = Some(entry);
                 i
             }
-            None => {
-                self.slab.push(Some(entry));
-                (self.slab.len() - 1) as u32
-            }
+            None => match self.free.pop() {
+                Some(i) => {
+                    self.slab[i as usize] = Some(entry);
+                    i
+                }
+                None => {
+                    self.slab.push(Some(entry));
+                    (self.slab.len() - 1) as u32
+                }
+            },
         };
         let slab = &self.slab;
         self.by_match.insert_unique(h, idx, |&i| {
@@ -234,7 +369,7 @@ impl FlowTable {
         });
         self.len += 1;
         self.dirty = true;
-        Ok(idx)
+        idx
     }
 
     pub fn remove(&mut self, idx: u32) -> Option<(FlowEntry, u64, u64)> {
@@ -247,22 +382,75 @@ impl FlowTable {
         self.free.push(idx);
         self.len -= 1;
         self.dirty = true;
+        if e.level != 0 && !self.stale.contains(&e.level) {
+            self.stale.push(e.level);
+        }
+        if let Some(j) = &mut self.journal {
+            j.push(Undo::Removed(idx, e.clone()));
+        }
         Some((e, p, b))
     }
 
-    /// Builds the next compiled version of this table, retiring the current one. O(n).
-    pub fn compile(&mut self, workers: usize, strategy: Strategy) -> Arc<CompiledTable> {
-        let mut rules = Vec::with_capacity(self.len);
-        let mut specs = Vec::with_capacity(self.len);
-        for (i, e) in self.slab.iter().enumerate() {
-            let Some(e) = e else { continue };
+    /// Starts recording changes so that [`FlowTable::rollback`] can undo them.
+    pub fn begin(&mut self) {
+        self.journal = Some(Vec::new());
+    }
+
+    /// Keeps the changes made since [`FlowTable::begin`].
+    pub fn commit(&mut self) {
+        self.journal = None;
+    }
+
+    /// Undoes every change since [`FlowTable::begin`], newest first: the entries, their
+    /// counters and their places in the compiled levels are as they were. (Levels marked
+    /// for rebuild stay marked: rebuilding them gives the same content.)
+    pub fn rollback(&mut self) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        for u in journal.into_iter().rev() {
+            match u {
+                Undo::Inserted(idx) => {
+                    self.remove(idx);
+                }
+                Undo::Removed(idx, e) => {
+                    self.put(e, Some(idx));
+                }
+                Undo::Modified(idx, e) => {
+                    if let Some(slot) = self.slab.get_mut(idx as usize) {
+                        *slot = Some(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks the next compile to merge every level into one (idle time: the fast path
+    /// then probes one classifier per table). False when there is nothing to merge.
+    pub fn request_compaction(&mut self) -> bool {
+        if self.compiled.levels.len() > 1 && !self.compact {
+            self.compact = true;
+            self.dirty = true;
+        }
+        self.compact
+    }
+
+    /// Compiles the entries at `idxs` into a new level and records where each one went.
+    fn build_level(&mut self, idxs: &[u32], workers: usize, strategy: Strategy) -> Arc<Level> {
+        let mut rules = Vec::with_capacity(idxs.len());
+        let mut specs = Vec::with_capacity(idxs.len());
+        for &i in idxs {
+            let Some(e) = self.slab[i as usize].as_ref() else {
+                continue;
+            };
             rules.push(Rule {
                 uid: e.uid,
                 priority: e.priority,
                 cookie: e.cookie,
                 table_miss: e.is_table_miss(),
                 insts: e.instructions.clone(),
-                idx: i as u32,
+                rank: e.rank(),
+                idx: i,
             });
             specs.push(RuleSpec {
                 value: &e.match_.value,
@@ -271,56 +459,145 @@ impl FlowTable {
             });
         }
         let classifier = Classifier::build(&specs, strategy);
+        let serial = self.next_level;
+        self.next_level += 1;
         let n = rules.len();
-        let new = Arc::new(CompiledTable {
-            table_id: self.id,
+        let level = Arc::new(Level {
+            serial,
             classifier,
+            max_rank: rules.iter().map(|r| r.rank).max().unwrap_or(0),
             rules: rules.into(),
-            counters: CounterBlock::new(workers, 2 * n + 2),
-            miss: self.miss,
+            counters: CounterBlock::new(workers, 2 * n),
         });
-        let old = std::mem::replace(&mut self.compiled, new.clone());
-        let (slab, bl, bm) = (
-            &mut self.slab,
-            &mut self.base_lookups,
-            &mut self.base_matches,
-        );
-        self.retired
-            .push(Retired::new(old, |c, i, v| add_to(slab, bl, bm, c, i, v)));
-        for (slot, r) in new.rules.iter().enumerate() {
+        for (slot, r) in level.rules.iter().enumerate() {
             if let Some(e) = self.slab[r.idx as usize].as_mut() {
+                e.level = serial;
                 e.slot = slot as u32;
             }
         }
+        level
+    }
+
+    /// Retires a level no longer in the table: what it counted so far goes to its
+    /// entries now, what workers still count in it at later folds.
+    fn retire(&mut self, old: Arc<Level>) {
+        let slab = &mut self.slab;
+        self.retired
+            .push(Retired::new(old, |c, i, v| add_to(slab, c, i, v)));
+    }
+
+    /// The live entries of a level (removed and replaced ones left out).
+    fn live(&self, l: &Level) -> Vec<u32> {
+        l.rules
+            .iter()
+            .filter(|r| {
+                self.slab[r.idx as usize]
+                    .as_ref()
+                    .is_some_and(|e| e.uid == r.uid)
+            })
+            .map(|r| r.idx)
+            .collect()
+    }
+
+    /// Builds the next compiled version of this table, retiring the levels it replaces.
+    /// Cost: the entries added since the last compile, the levels holding entries removed
+    /// or changed since, and the merges these trigger (amortised O(log n) per added entry);
+    /// O(n) when compacting.
+    pub fn compile(&mut self, workers: usize, strategy: Strategy) -> Arc<CompiledTable> {
+        let levels: Vec<Arc<Level>> = self.compiled.levels.to_vec();
+        let stale = std::mem::take(&mut self.stale);
+        // Stale levels are rebuilt now; when compacting, every level goes into one.
+        let mut rebuilt: Vec<Arc<Level>> = Vec::with_capacity(levels.len() + 1);
+        let mut carry: Vec<u32> = Vec::new();
+        for l in levels {
+            if self.compact {
+                carry.extend(self.live(&l));
+                self.retire(l);
+            } else if stale.contains(&l.serial) {
+                let idxs = self.live(&l);
+                self.retire(l);
+                if !idxs.is_empty() {
+                    let nl = self.build_level(&idxs, workers, strategy);
+                    rebuilt.push(nl);
+                }
+            } else {
+                rebuilt.push(l);
+            }
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_unstable();
+        pending.dedup();
+        pending.retain(|&i| {
+            self.slab
+                .get(i as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|e| e.level == 0)
+        });
+        carry.extend(pending);
+        if !carry.is_empty() {
+            let nl = self.build_level(&carry, workers, strategy);
+            rebuilt.push(nl);
+        }
+        self.compact = false;
+        // Merge like a binary counter: sizes (largest first) at least halve from one level
+        // to the next, so there are at most log2(n) + 1 levels.
+        loop {
+            rebuilt.sort_by_key(|l| std::cmp::Reverse(l.len()));
+            let Some(i) = (0..rebuilt.len().saturating_sub(1))
+                .rev()
+                .find(|&i| rebuilt[i + 1].len() * 2 > rebuilt[i].len())
+            else {
+                break;
+            };
+            let b = rebuilt.remove(i + 1);
+            let a = rebuilt.remove(i);
+            let mut idxs = self.live(&a);
+            idxs.extend(self.live(&b));
+            self.retire(a);
+            self.retire(b);
+            let nl = self.build_level(&idxs, workers, strategy);
+            rebuilt.push(nl);
+        }
+        rebuilt.sort_by_key(|l| std::cmp::Reverse(l.max_rank));
+        let new = Arc::new(CompiledTable {
+            table_id: self.id,
+            levels: rebuilt.into(),
+            counters: CounterBlock::new(workers, 2),
+            miss: self.miss,
+        });
+        let old = std::mem::replace(&mut self.compiled, new.clone());
+        let (bl, bm) = (&mut self.base_lookups, &mut self.base_matches);
+        self.retired_versions
+            .push(Retired::new(old, |_, i, v| add_table(bl, bm, i, v)));
         self.dirty = false;
         new
     }
 
-    /// Folds the counts of retired versions into the entries; drops those no worker holds.
+    /// Folds the counts of retired levels into the entries; drops those no worker holds.
     pub fn fold(&mut self) {
-        let (slab, bl, bm) = (
-            &mut self.slab,
-            &mut self.base_lookups,
-            &mut self.base_matches,
-        );
-        fold_all(&mut self.retired, |c, i, v| add_to(slab, bl, bm, c, i, v));
+        let (bl, bm) = (&mut self.base_lookups, &mut self.base_matches);
+        fold_all(&mut self.retired_versions, |_, i, v| {
+            add_table(bl, bm, i, v)
+        });
+        let slab = &mut self.slab;
+        fold_all(&mut self.retired, |c, i, v| add_to(slab, c, i, v));
+    }
+
+    /// Mutable access that does not mark the table for recompilation (counter bookkeeping).
+    pub(crate) fn slab_entry_mut(&mut self, idx: u32) -> &mut FlowEntry {
+        self.slab[idx as usize]
+            .as_mut()
+            .expect("caller checked the entry exists")
     }
 }
 
-fn add_to(
-    slab: &mut [Option<FlowEntry>],
-    base_lookups: &mut u64,
-    base_matches: &mut u64,
-    c: &CompiledTable,
-    i: usize,
-    v: u64,
-) {
-    let n = c.rules.len();
-    if i == 2 * n {
-        *base_lookups += v;
-    } else if i == 2 * n + 1 {
-        *base_matches += v;
-    } else if let Some(r) = c.rules.get(i / 2) {
+fn add_table(lookups: &mut u64, matches: &mut u64, i: usize, v: u64) {
+    let c = if i == 0 { lookups } else { matches };
+    *c = c.wrapping_add(v);
+}
+
+fn add_to(slab: &mut [Option<FlowEntry>], c: &Level, i: usize, v: u64) {
+    if let Some(r) = c.rules.get(i / 2) {
         if let Some(Some(e)) = slab.get_mut(r.idx as usize) {
             if e.uid == r.uid {
                 if i & 1 == 0 {
@@ -330,14 +607,5 @@ fn add_to(
                 }
             }
         }
-    }
-}
-
-impl FlowTable {
-    /// Mutable access that does not mark the table for recompilation (counter bookkeeping).
-    pub(crate) fn slab_entry_mut(&mut self, idx: u32) -> &mut FlowEntry {
-        self.slab[idx as usize]
-            .as_mut()
-            .expect("caller checked the entry exists")
     }
 }

@@ -573,3 +573,79 @@ fn publish_is_atomic_per_batch_and_barrier_waits_for_workers() {
     assert!(std::sync::Arc::ptr_eq(&a.tables[0], &b.tables[0]));
     assert!(!std::sync::Arc::ptr_eq(&a.tables[1], &b.tables[1]));
 }
+
+/// The flow-mods of a bundle commit: a failure part way leaves the tables exactly as they
+/// were (entries, instructions, counters, what packets see); success applies them all.
+#[test]
+fn atomic_batch_is_all_or_nothing() {
+    let conv = |ft: &FlowTables, fm: &FlowMod| pipeline::ofconv::convert_flow_mod(fm, ft).unwrap();
+    let mut ft = tables();
+    ft.flow_mod(&FlowMod::add(0, 10, in_port(1), out(2)), s(0))
+        .unwrap();
+    ft.flow_mod(&FlowMod::add(0, 10, in_port(2), out(1)), s(0))
+        .unwrap();
+    ft.publish();
+    send(&ft, 1, 3);
+    let before = |ft: &mut FlowTables| {
+        let mut v: Vec<_> = ft
+            .flow_counts(OFPTT_ALL, &pipeline::Match::any(), 0, 0, OFPP_ANY, OFPG_ANY)
+            .unwrap()
+            .into_iter()
+            .map(|c| {
+                (
+                    c.table_id,
+                    c.entry.uid,
+                    c.entry.priority,
+                    c.entry.instructions,
+                    c.packets,
+                )
+            })
+            .collect();
+        v.sort_by_key(|c| (c.0, c.1));
+        v
+    };
+    let snapshot = before(&mut ft);
+    // Replace (in_port 1 -> 3), modify (in_port 2 -> 4), add, delete, then an overlap.
+    let mut modify = FlowMod::add(0, 10, in_port(2), out(4));
+    modify.command = FlowModCommand::ModifyStrict;
+    let mut reset = FlowMod::add(0, 10, in_port(1), out(3));
+    reset.flags = FlowModFlags::RESET_COUNTS;
+    let mut del = FlowMod::add(0, 10, in_port(1), vec![]);
+    del.command = FlowModCommand::DeleteStrict;
+    let mut overlap = FlowMod::add(0, 10, OfMatch::any(), out(3));
+    overlap.flags = FlowModFlags::CHECK_OVERLAP;
+    let batch = [
+        reset,
+        modify,
+        FlowMod::add(1, 5, in_port(3), out(1)),
+        del,
+        overlap,
+    ];
+    let reqs: Vec<_> = batch.iter().map(|fm| conv(&ft, fm)).collect();
+    let (i, e) = ft.apply_flow_mods_atomic(reqs, s(1)).unwrap_err();
+    assert_eq!(
+        (i, e.code()),
+        (4, ErrorCode::FlowModFailed(FlowModFailedCode::Overlap))
+    );
+    ft.publish();
+    assert_eq!(
+        before(&mut ft),
+        snapshot,
+        "nothing of the failed batch remains"
+    );
+    assert_eq!(ports_out(&ft, 1), vec![2]);
+    send(&ft, 1, 1);
+    assert_eq!(
+        before(&mut ft)[0].4,
+        5,
+        "counters keep counting (3 + probe + 1)"
+    );
+    // Without the overlap the batch applies.
+    let reqs: Vec<_> = batch[..4].iter().map(|fm| conv(&ft, fm)).collect();
+    let removed = ft.apply_flow_mods_atomic(reqs, s(1)).unwrap();
+    assert_eq!(removed.len(), 1);
+    ft.publish();
+    assert!(ports_out(&ft, 1).is_empty(), "in_port 1 deleted");
+    assert_eq!(ports_out(&ft, 2), vec![4], "in_port 2 modified");
+    assert_eq!(ft.entries(0).count() + ft.entries(1).count(), 2);
+}

@@ -1,0 +1,475 @@
+//! Per-connection bundles (the ONF extension 230 that `ovs-ofctl -O OpenFlow13 --bundle`
+//! uses): open, add, close, commit, discard.
+//!
+//! Messages are decoded and checked by the switch when added, so most errors come back
+//! at once with the offending message; an add that fails marks its bundle failed, and its
+//! commit then applies nothing and answers MSG_FAILED (all or nothing also for errors found
+//! before the commit). A commit hands every message to [`OfSwitch::bundle_commit`], which
+//! applies them in order, all or none, visible to packets at once, whether or not the
+//! bundle asked for ATOMIC and ORDERED. Only flow-mods are bundled (what `ovs-ofctl
+//! add-flows`, `del-flows` and `replace-flows` send); anything else is MSG_UNSUP. Bundles
+//! live in the connection: closing it discards them.
+
+use std::collections::HashMap;
+
+use openflow::bundle::{
+    BundleAdd, BundleCtrl, BundleCtrlType, BundleError, BundleFailedCode, BundleFlags, BundleMsg,
+};
+use openflow::error::BadRequestCode;
+use openflow::{ErrorCode, Message, OfpMessage};
+
+use crate::OfSwitch;
+
+/// Open bundles per connection (OVS has no limit; this bounds the memory a peer can hold).
+pub(crate) const MAX_BUNDLES: usize = 64;
+/// Messages per bundle.
+pub(crate) const MAX_MESSAGES: usize = 1 << 21;
+
+#[derive(Debug)]
+struct Bundle {
+    flags: BundleFlags,
+    closed: bool,
+    /// An add was refused: the commit must fail.
+    failed: bool,
+    msgs: Vec<Message>,
+    /// The first bytes of the BUNDLE_ADD that carried each message (what an error found
+    /// at commit time refers to).
+    heads: Vec<Vec<u8>>,
+}
+
+impl Bundle {
+    fn new(flags: BundleFlags) -> Bundle {
+        Bundle {
+            flags,
+            closed: false,
+            failed: false,
+            msgs: Vec::new(),
+            heads: Vec::new(),
+        }
+    }
+}
+
+/// The bundles of one connection.
+#[derive(Debug, Default)]
+pub(crate) struct Bundles {
+    open: HashMap<u32, Bundle>,
+}
+
+impl Bundles {
+    /// Handles one bundle message (`raw`: its bytes, `xid`: its xid). Returns what to send
+    /// back, replies and errors, in order. `slave`: the connection may not modify state.
+    pub fn handle(
+        &mut self,
+        sw: &dyn OfSwitch,
+        xid: u32,
+        raw: &[u8],
+        msg: Result<BundleMsg, BundleError>,
+        slave: bool,
+    ) -> Vec<OfpMessage> {
+        let mut out = Vec::new();
+        let r = match msg {
+            Ok(BundleMsg::Ctrl(c)) => self.ctrl(sw, c, slave, &mut out),
+            Ok(BundleMsg::Add(a)) => self.add(sw, xid, raw, a, slave),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(Some(reply)) => out.push(OfpMessage::new(xid, reply.to_message())),
+            Ok(None) => {}
+            Err(e) => out.push(e.reply_to(raw)),
+        }
+        out
+    }
+
+    fn ctrl(
+        &mut self,
+        sw: &dyn OfSwitch,
+        c: BundleCtrl,
+        slave: bool,
+        out: &mut Vec<OfpMessage>,
+    ) -> Result<Option<BundleCtrl>, BundleError> {
+        use BundleCtrlType as T;
+        if !BundleFlags::known().contains(c.flags) {
+            return Err(BundleFailedCode::BadFlags.into());
+        }
+        let id = c.bundle_id;
+        match c.ctrl_type {
+            T::OpenRequest => {
+                if self.open.contains_key(&id) {
+                    return Err(BundleFailedCode::BundleExist.into());
+                }
+                if self.open.len() >= MAX_BUNDLES {
+                    return Err(BundleFailedCode::OutOfBundles.into());
+                }
+                self.open.insert(id, Bundle::new(c.flags));
+            }
+            T::CloseRequest => {
+                let b = self.open.get_mut(&id).ok_or(BundleFailedCode::BadId)?;
+                if b.closed {
+                    self.open.remove(&id);
+                    return Err(BundleFailedCode::BundleClosed.into());
+                }
+                if b.flags != c.flags {
+                    self.open.remove(&id);
+                    return Err(BundleFailedCode::BadFlags.into());
+                }
+                b.closed = true;
+            }
+            T::CommitRequest => {
+                let b = self.open.remove(&id).ok_or(BundleFailedCode::BadId)?;
+                if b.flags != c.flags {
+                    return Err(BundleFailedCode::BadFlags.into());
+                }
+                if slave && !b.msgs.is_empty() {
+                    return Err(ErrorCode::BadRequest(BadRequestCode::IsSlave).into());
+                }
+                if b.failed {
+                    return Err(BundleFailedCode::MsgFailed.into());
+                }
+                if let Err((i, code)) = sw.bundle_commit(&b.msgs) {
+                    // The failed message's own error first, then the commit's (as OVS).
+                    if let Some(head) = b.heads.get(i) {
+                        out.push(code.reply_to(head));
+                    }
+                    return Err(BundleFailedCode::MsgFailed.into());
+                }
+            }
+            T::DiscardRequest => {
+                self.open.remove(&id).ok_or(BundleFailedCode::BadId)?;
+            }
+            T::OpenReply | T::CloseReply | T::CommitReply | T::DiscardReply => {
+                return Err(BundleFailedCode::BadType.into());
+            }
+        }
+        Ok(c.reply())
+    }
+
+    fn add(
+        &mut self,
+        sw: &dyn OfSwitch,
+        xid: u32,
+        raw: &[u8],
+        a: BundleAdd,
+        slave: bool,
+    ) -> Result<Option<BundleCtrl>, BundleError> {
+        if !BundleFlags::known().contains(a.flags) {
+            return Err(BundleFailedCode::BadFlags.into());
+        }
+        // An add to an unknown bundle opens it (OpenFlow 1.4, 7.3.9.4; OVS does the same).
+        if !self.open.contains_key(&a.bundle_id) {
+            if self.open.len() >= MAX_BUNDLES {
+                return Err(BundleFailedCode::OutOfBundles.into());
+            }
+            self.open.insert(a.bundle_id, Bundle::new(a.flags));
+        }
+        let b = self
+            .open
+            .get_mut(&a.bundle_id)
+            .expect("opened above if missing");
+        if b.closed {
+            self.open.remove(&a.bundle_id);
+            return Err(BundleFailedCode::BundleClosed.into());
+        }
+        let r = (|| {
+            if a.flags != b.flags {
+                return Err(BundleFailedCode::BadFlags.into());
+            }
+            if b.msgs.len() >= MAX_MESSAGES {
+                return Err(BundleFailedCode::MsgTooMany.into());
+            }
+            let inner = a.inner(xid)?;
+            if !matches!(inner.body, Message::FlowMod(_)) {
+                return Err(BundleFailedCode::MsgUnsup.into());
+            }
+            if let Some(code) = inner.experimenter_error() {
+                return Err(code.into());
+            }
+            if slave {
+                return Err(ErrorCode::BadRequest(BadRequestCode::IsSlave).into());
+            }
+            sw.bundle_check(&inner.body)?;
+            Ok(inner.body)
+        })();
+        match r {
+            Ok(m) => {
+                b.msgs.push(m);
+                b.heads
+                    .push(raw[..raw.len().min(openflow::error::ERROR_DATA_LEN)].to_vec());
+                Ok(None)
+            }
+            Err(e) => {
+                b.failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Open bundles.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openflow::bundle::ONF_BUNDLE_ERROR_BASE;
+    use openflow::error::BadActionCode;
+    use openflow::messages::{ErrorMsg, FlowMod, SwitchFeatures};
+    use openflow::{Action, Instruction, Match as OfMatch};
+    use parking_lot::Mutex;
+
+    /// Refuses flow-mods with priority 13 on add and priority 14 on commit; records commits.
+    #[derive(Default)]
+    struct Mock {
+        committed: Mutex<Vec<Vec<Message>>>,
+    }
+
+    fn prio(m: &Message) -> u16 {
+        match m {
+            Message::FlowMod(f) => f.priority,
+            _ => 0,
+        }
+    }
+
+    impl OfSwitch for Mock {
+        fn features(&self) -> SwitchFeatures {
+            unimplemented!("not used")
+        }
+        fn handle(&self, _: &Message) -> Result<Vec<Message>, ErrorCode> {
+            unimplemented!("not used")
+        }
+        fn barrier(&self) {}
+        fn try_barrier(&self) -> bool {
+            true
+        }
+        fn bundle_check(&self, m: &Message) -> Result<(), ErrorCode> {
+            match prio(m) {
+                13 => Err(ErrorCode::BadAction(BadActionCode::BadOutPort)),
+                _ => Ok(()),
+            }
+        }
+        fn bundle_commit(&self, ms: &[Message]) -> Result<(), (usize, ErrorCode)> {
+            if let Some(i) = ms.iter().position(|m| prio(m) == 14) {
+                return Err((i, ErrorCode::BadAction(BadActionCode::BadOutGroup)));
+            }
+            self.committed.lock().push(ms.to_vec());
+            Ok(())
+        }
+    }
+
+    const AO: BundleFlags = BundleFlags(BundleFlags::ATOMIC.0 | BundleFlags::ORDERED.0);
+
+    fn ctrl(id: u32, t: BundleCtrlType, flags: BundleFlags) -> (u32, Vec<u8>) {
+        let m = OfpMessage::new(
+            1,
+            BundleCtrl {
+                bundle_id: id,
+                ctrl_type: t,
+                flags,
+                properties: vec![],
+            }
+            .to_message(),
+        );
+        (1, m.encode().unwrap())
+    }
+
+    fn add(id: u32, xid: u32, priority: u16) -> (u32, Vec<u8>) {
+        let fm = FlowMod::add(
+            0,
+            priority,
+            OfMatch::any(),
+            vec![Instruction::ApplyActions(vec![Action::output(1)])],
+        );
+        let inner = OfpMessage::new(xid, Message::FlowMod(fm)).encode().unwrap();
+        let m = OfpMessage::new(
+            xid,
+            BundleAdd {
+                bundle_id: id,
+                flags: AO,
+                message: inner,
+                properties: vec![],
+            }
+            .to_message(),
+        );
+        (xid, m.encode().unwrap())
+    }
+
+    /// Feeds raw bytes through decode and parse as the connection does.
+    fn feed(b: &mut Bundles, sw: &Mock, (xid, raw): (u32, Vec<u8>)) -> Vec<OfpMessage> {
+        let Message::Experimenter(e) = openflow::decode(&raw).unwrap().body else {
+            panic!("not an experimenter message");
+        };
+        b.handle(sw, xid, &raw, BundleMsg::parse(&e).unwrap(), false)
+    }
+
+    fn bundle_err(m: &OfpMessage) -> Option<BundleFailedCode> {
+        match &m.body {
+            Message::Error(e) => BundleFailedCode::from_error(e),
+            _ => None,
+        }
+    }
+
+    fn is_reply(m: &OfpMessage, t: BundleCtrlType) -> bool {
+        let Message::Experimenter(e) = &m.body else {
+            return false;
+        };
+        matches!(BundleMsg::parse(e), Some(Ok(BundleMsg::Ctrl(c))) if c.ctrl_type == t)
+    }
+
+    #[test]
+    fn open_add_commit_applies_everything_once() {
+        let (sw, mut b) = (Mock::default(), Bundles::default());
+        let r = feed(&mut b, &sw, ctrl(0, BundleCtrlType::OpenRequest, AO));
+        assert!(is_reply(&r[0], BundleCtrlType::OpenReply));
+        for x in 10..20 {
+            assert!(
+                feed(&mut b, &sw, add(0, x, 100)).is_empty(),
+                "adds are silent"
+            );
+        }
+        assert!(sw.committed.lock().is_empty(), "nothing before the commit");
+        let r = feed(&mut b, &sw, ctrl(0, BundleCtrlType::CommitRequest, AO));
+        assert!(is_reply(&r[0], BundleCtrlType::CommitReply));
+        assert_eq!(sw.committed.lock().len(), 1);
+        assert_eq!(sw.committed.lock()[0].len(), 10);
+        assert_eq!(b.len(), 0, "a committed bundle is gone");
+    }
+
+    #[test]
+    fn a_refused_add_fails_the_whole_commit() {
+        let (sw, mut b) = (Mock::default(), Bundles::default());
+        feed(&mut b, &sw, ctrl(5, BundleCtrlType::OpenRequest, AO));
+        assert!(feed(&mut b, &sw, add(5, 1, 100)).is_empty());
+        let r = feed(&mut b, &sw, add(5, 2, 13));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].xid, 2, "the error answers the refused add");
+        assert_eq!(
+            r[0].body,
+            ErrorCode::BadAction(BadActionCode::BadOutPort)
+                .reply_to(&add(5, 2, 13).1)
+                .body
+        );
+        feed(&mut b, &sw, add(5, 3, 100));
+        let r = feed(&mut b, &sw, ctrl(5, BundleCtrlType::CommitRequest, AO));
+        assert_eq!(bundle_err(&r[0]), Some(BundleFailedCode::MsgFailed));
+        assert!(sw.committed.lock().is_empty(), "nothing applied");
+    }
+
+    #[test]
+    fn a_failure_at_commit_names_the_message_then_fails_the_commit() {
+        let (sw, mut b) = (Mock::default(), Bundles::default());
+        feed(&mut b, &sw, ctrl(1, BundleCtrlType::OpenRequest, AO));
+        feed(&mut b, &sw, add(1, 7, 100));
+        feed(&mut b, &sw, add(1, 8, 14));
+        let r = feed(&mut b, &sw, ctrl(1, BundleCtrlType::CommitRequest, AO));
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].xid, 8);
+        assert!(matches!(
+            &r[0].body,
+            Message::Error(ErrorMsg::Standard { .. })
+        ));
+        assert_eq!(bundle_err(&r[1]), Some(BundleFailedCode::MsgFailed));
+        assert!(sw.committed.lock().is_empty());
+    }
+
+    #[test]
+    fn ids_flags_and_states_are_checked() {
+        use BundleCtrlType as T;
+        let (sw, mut b) = (Mock::default(), Bundles::default());
+        let err = |r: Vec<OfpMessage>| bundle_err(&r[0]);
+        assert_eq!(
+            err(feed(&mut b, &sw, ctrl(9, T::CommitRequest, AO))),
+            Some(BundleFailedCode::BadId)
+        );
+        assert_eq!(
+            err(feed(&mut b, &sw, ctrl(9, T::DiscardRequest, AO))),
+            Some(BundleFailedCode::BadId)
+        );
+        assert_eq!(
+            err(feed(&mut b, &sw, ctrl(9, T::CloseRequest, AO))),
+            Some(BundleFailedCode::BadId)
+        );
+        feed(&mut b, &sw, ctrl(9, T::OpenRequest, AO));
+        assert_eq!(
+            err(feed(&mut b, &sw, ctrl(9, T::OpenRequest, AO))),
+            Some(BundleFailedCode::BundleExist)
+        );
+        assert_eq!(
+            err(feed(&mut b, &sw, ctrl(9, T::OpenReply, AO))),
+            Some(BundleFailedCode::BadType)
+        );
+        assert_eq!(
+            err(feed(&mut b, &sw, ctrl(9, T::OpenRequest, BundleFlags(4)))),
+            Some(BundleFailedCode::BadFlags)
+        );
+        let r = feed(&mut b, &sw, ctrl(9, T::CloseRequest, AO));
+        assert!(is_reply(&r[0], T::CloseReply));
+        assert_eq!(
+            err(feed(&mut b, &sw, add(9, 3, 100))),
+            Some(BundleFailedCode::BundleClosed)
+        );
+        assert_eq!(b.len(), 0, "an add to a closed bundle discards it");
+        feed(&mut b, &sw, ctrl(2, T::OpenRequest, BundleFlags::ATOMIC));
+        assert_eq!(
+            err(feed(&mut b, &sw, ctrl(2, T::CommitRequest, AO))),
+            Some(BundleFailedCode::BadFlags)
+        );
+        feed(&mut b, &sw, ctrl(3, T::OpenRequest, AO));
+        let r = feed(&mut b, &sw, ctrl(3, T::DiscardRequest, AO));
+        assert!(is_reply(&r[0], T::DiscardReply));
+        assert_eq!(b.len(), 0);
+        for i in 0..MAX_BUNDLES as u32 {
+            feed(&mut b, &sw, ctrl(100 + i, T::OpenRequest, AO));
+        }
+        assert_eq!(
+            err(feed(&mut b, &sw, ctrl(1, T::OpenRequest, AO))),
+            Some(BundleFailedCode::OutOfBundles)
+        );
+        assert!(sw.committed.lock().is_empty());
+    }
+
+    #[test]
+    fn inner_messages_must_match_and_be_flow_mods() {
+        let (sw, mut b) = (Mock::default(), Bundles::default());
+        // An add without an open opens the bundle.
+        assert!(feed(&mut b, &sw, add(4, 1, 100)).is_empty());
+        assert_eq!(b.len(), 1);
+        // A barrier inside a bundle.
+        let inner = OfpMessage::new(2, Message::BarrierRequest)
+            .encode()
+            .unwrap();
+        let raw = OfpMessage::new(
+            2,
+            BundleAdd {
+                bundle_id: 4,
+                flags: AO,
+                message: inner,
+                properties: vec![],
+            }
+            .to_message(),
+        )
+        .encode()
+        .unwrap();
+        assert_eq!(
+            bundle_err(&feed(&mut b, &sw, (2, raw))[0]),
+            Some(BundleFailedCode::MsgUnsup)
+        );
+        // The inner xid differs from the outer.
+        let (_, mut raw) = add(4, 3, 100);
+        raw[7] = 4;
+        let r = feed(&mut b, &sw, (4, raw));
+        assert_eq!(bundle_err(&r[0]), Some(BundleFailedCode::MsgBadXid));
+        let r = feed(&mut b, &sw, ctrl(4, BundleCtrlType::CommitRequest, AO));
+        assert_eq!(bundle_err(&r[0]), Some(BundleFailedCode::MsgFailed));
+        let e = ErrorMsg::Experimenter {
+            exp_type: ONF_BUNDLE_ERROR_BASE + 13,
+            experimenter: 0x4f4e_4600,
+            data: vec![],
+        };
+        assert_eq!(
+            BundleFailedCode::from_error(&e),
+            Some(BundleFailedCode::MsgFailed)
+        );
+    }
+}
