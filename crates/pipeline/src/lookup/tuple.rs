@@ -57,8 +57,8 @@ impl Tuple {
                 let Some(plen) = prefix_len(trie.field_bits(s.mask())) else {
                     continue;
                 };
-                for r in 0..s.rows() {
-                    let v = trie.field_bits(&s.row_words(r));
+                for (row, _) in s.iter_rows() {
+                    let v = trie.field_bits(&row);
                     trie.insert(v, plen);
                 }
                 // A subtable prunable by two fields keeps the first trie only.
