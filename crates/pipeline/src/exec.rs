@@ -173,10 +173,9 @@ impl Pipeline {
         last_emit: Emit,
     ) {
         let mut outs = Outs::new(None);
-        let mut set = ActionSet::default();
-        // Whether the set may hold anything: most walks never write one, and comparing
-        // against an empty set costs more than this flag.
-        let mut set_used = false;
+        // Made on the first write-actions only: most walks never write one, and building
+        // an empty set costs more than its absence.
+        let mut set: Option<ActionSet> = None;
         let worker = cx.ctx.worker;
         let mut t = start;
         let run_set = loop {
@@ -224,6 +223,20 @@ impl Pipeline {
             if let Some(apply) = &insts.apply {
                 let mut stop = false;
                 for a in apply.iter() {
+                    // The common action, recorded here without the call to `action`.
+                    if let Action::Output { port, .. } = *a {
+                        if port != OFPP_CONTROLLER
+                            && port != OFPP_NORMAL
+                            && port != OFPP_TABLE
+                            && !outs.pending.is_full()
+                        {
+                            outs.pending.push(Pending {
+                                port,
+                                queue: outs.queue,
+                            });
+                            continue;
+                        }
+                    }
                     if self.action(a, pkt, key, cx, &mut outs, false) == Flow::Stop {
                         stop = true;
                         break;
@@ -233,13 +246,11 @@ impl Pipeline {
                     break false;
                 }
             }
-            if insts.clear && set_used {
-                set = ActionSet::default();
-                set_used = false;
+            if insts.clear {
+                set = None;
             }
             if let Some(w) = &insts.write {
-                set.merge(&w.set);
-                set_used = true;
+                set.get_or_insert_with(ActionSet::default).merge(&w.set);
             }
             if let Some((value, mask)) = insts.metadata {
                 key.set_metadata((key.metadata() & !mask) | (value & mask));
@@ -249,7 +260,7 @@ impl Pipeline {
                 None => break true,
             }
         };
-        if run_set && set_used {
+        if let (true, Some(set)) = (run_set, &set) {
             for a in set.ordered() {
                 if self.action(&a, pkt, key, cx, &mut outs, true) == Flow::Stop {
                     break;
@@ -287,7 +298,7 @@ impl Pipeline {
                 }
                 port => {
                     // Sending back out of the ingress port needs OFPP_IN_PORT (spec 4.5).
-                    if port == in_port || self.ports.get(port).is_some_and(|i| !i.forwards()) {
+                    if port == in_port || self.ports.blocks(port) {
                         continue;
                     }
                     cx.sink.output(port, p.queue, pkt, emit);
