@@ -14,6 +14,7 @@ pub const BURST_SIZE: usize = 32;
 /// writes first makes the buffer private ([`Mbuf::make_writable`]), copying it
 /// if another owner still holds it.
 #[derive(Debug)]
+#[repr(transparent)]
 pub struct Mbuf(NonNull<rte_mbuf>);
 
 // SAFETY: an mbuf is plain memory owned by exactly one Mbuf (or by several that only read it).
@@ -98,6 +99,12 @@ impl Mbuf {
     pub fn is_shared(&self) -> bool {
         // SAFETY: reads the refcnt of a valid mbuf.
         unsafe { dpdk_sys::ff_mbuf_refcnt_read(self.0.as_ptr()) > 1 }
+    }
+
+    /// The buffer's identity (its address): two owners of one shared buffer have the same.
+    #[inline]
+    pub fn id(&self) -> usize {
+        self.0.as_ptr() as usize
     }
 
     /// Another owner of the same buffer: both must only be read or transmitted.
@@ -244,6 +251,14 @@ impl MbufBurst {
         self.ptrs[self.len] = m.into_raw();
         self.len += 1;
         Ok(())
+    }
+
+    /// The mbufs in the burst, in order, left in it.
+    #[inline]
+    pub fn as_slice(&self) -> &[Mbuf] {
+        // SAFETY: Mbuf is a transparent NonNull<rte_mbuf> and the first len slots hold
+        // valid, non-null mbufs the burst owns; the borrow keeps them there.
+        unsafe { std::slice::from_raw_parts(self.ptrs.as_ptr() as *const Mbuf, self.len) }
     }
 
     /// Takes every mbuf out, in order.
