@@ -214,6 +214,9 @@ impl Worker {
             t.bytes += m.len() as u64;
             packet::extract_into(m.data(), ofport, key);
         }
+        for key in &self.keys[..n] {
+            pipeline.prefetch_lookup(key, dpdk::prefetch);
+        }
         let mut sink = TxBatches {
             bufs,
             failed,

@@ -315,6 +315,14 @@ unsafe fn mtod(m: *const dpdk_sys::rte_mbuf) -> *mut u8 {
     unsafe { ((*m).buf_addr as *mut u8).add(usize::from((*m).data_off)) }
 }
 
+/// Starts loading the cache line at `p` (any address: a prefetch never faults), for code
+/// that knows what it will read a few packets ahead, such as a flow table's buckets.
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    // SAFETY: prefetch0 only hints the cache, whatever the address.
+    unsafe { prefetch0(p as *const u8) }
+}
+
 /// `rte_prefetch0`: a hint only, any address is harmless.
 #[inline(always)]
 unsafe fn prefetch0(p: *const u8) {

@@ -202,10 +202,20 @@ fn frames(instances: u64, flows: u64, two_ports: bool) -> Vec<(u32, VecBuf)> {
 /// One pass over `pkts` the way the worker runs a burst.
 #[inline(never)]
 fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink: &mut Count) {
-    let mut key = FlowKey::default();
-    for (port, pkt) in pkts.iter_mut() {
-        packet::extract_into(pkt.data(), *port, &mut key);
-        black_box(pl.process(pkt, &mut key, ctx, sink));
+    let mut keys = [FlowKey::default(); 32];
+    for burst in pkts.chunks_mut(32) {
+        for ((port, pkt), key) in burst.iter().zip(keys.iter_mut()) {
+            packet::extract_into(pkt.data(), *port, key);
+        }
+        for key in &keys[..burst.len()] {
+            // What the worker hands the pipeline (dpdk::prefetch); a read stands in here.
+            pl.prefetch_lookup(key, |p| {
+                black_box(p);
+            });
+        }
+        for ((_, pkt), key) in burst.iter_mut().zip(keys.iter_mut()) {
+            black_box(pl.process(pkt, key, ctx, sink));
+        }
     }
 }
 

@@ -4,11 +4,10 @@
 //!
 //! The masked words of a row sit in the hash table's bucket together with the row's slot
 //! and rank, as a fixed-size array (the mask's word count rounded up to 2, 4, 8 or 16,
-//! padded with zeros): a probe is one hash, one bucket load and a compare of a constant
-//! number of words, with no call to `memcmp` and no further dependent load.
+//! padded with zeros): a probe is one hash, usually one bucket load and a compare of a
+//! constant number of words, with no call to `memcmp` and no further dependent load.
 
 use arrayvec::ArrayVec;
-use hashbrown::HashTable;
 
 use super::{hash_words, RuleSpec};
 use crate::flow::Words;
@@ -32,55 +31,108 @@ fn same<const K: usize>(a: &[u64; K], b: &[u64; K]) -> bool {
     d == 0
 }
 
-/// Rows of `K` words. A single row is compared directly, without hashing.
+/// Bucket arrays from this size on are prefetched ahead of their lookups (see
+/// [`Subtable::prefetch`]); smaller ones are assumed to stay in the caches.
+const PREFETCH_MIN_BYTES: usize = 256 * 1024;
+
+/// Marks a free bucket of [`Rows::buckets`].
+const FREE: u32 = u32::MAX;
+
+/// Rows of `K` words in an open-addressing table with linear probing, at most half full:
+/// a probe usually reads one bucket, one cache line, where a SwissTable reads its control
+/// bytes and then the bucket. A single row is compared directly, without hashing.
 #[derive(Debug)]
 struct Rows<const K: usize> {
     one: Option<Row<K>>,
-    index: HashTable<Row<K>>,
+    /// Power-of-two length (empty for zero or one row); free buckets have slot [`FREE`].
+    buckets: Box<[Row<K>]>,
+    len: usize,
 }
 
 impl<const K: usize> Rows<K> {
     fn build(words: &[u8], rules: &[RuleSpec<'_>], members: &[u32]) -> Rows<K> {
-        let mut index: HashTable<Row<K>> = HashTable::with_capacity(members.len());
+        let free = Row {
+            vals: [0u64; K],
+            rank: 0,
+            slot: FREE,
+        };
+        let cap = (members.len() * 2).next_power_of_two().max(2);
+        let mut buckets = vec![free; cap];
+        let mask = cap - 1;
+        let mut len = 0;
         for &slot in members {
             let r = &rules[slot as usize];
             let mut vals = [0u64; K];
             for (j, &w) in words.iter().enumerate() {
                 vals[j] = r.value[usize::from(w)];
             }
-            let h = hash_words(&vals);
-            match index.find_mut(h, |x| same(&x.vals, &vals)) {
-                Some(x) => {
-                    if r.rank > x.rank {
-                        x.rank = r.rank;
-                        x.slot = slot;
+            let mut i = hash_words(&vals) as usize & mask;
+            loop {
+                let b = &mut buckets[i];
+                if b.slot == FREE {
+                    *b = Row {
+                        vals,
+                        rank: r.rank,
+                        slot,
+                    };
+                    len += 1;
+                    break;
+                }
+                if same(&b.vals, &vals) {
+                    if r.rank > b.rank {
+                        b.rank = r.rank;
+                        b.slot = slot;
                     }
+                    break;
                 }
-                None => {
-                    index.insert_unique(
-                        h,
-                        Row {
-                            vals,
-                            rank: r.rank,
-                            slot,
-                        },
-                        |y| hash_words(&y.vals),
-                    );
-                }
+                i = (i + 1) & mask;
             }
         }
-        if index.len() == 1 {
-            let one = index.iter().next().copied();
+        if len == 1 {
+            let one = buckets.iter().find(|b| b.slot != FREE).copied();
             return Rows {
                 one,
-                index: HashTable::new(),
+                buckets: Box::new([]),
+                len,
             };
         }
-        Rows { one: None, index }
+        if len == 0 {
+            buckets.clear();
+        }
+        Rows {
+            one: None,
+            buckets: buckets.into(),
+            len,
+        }
+    }
+
+    /// The bucket a probe for `key` starts at.
+    fn big(&self) -> bool {
+        self.buckets.len() * std::mem::size_of::<Row<K>>() >= PREFETCH_MIN_BYTES
+    }
+
+    #[inline(always)]
+    fn bucket_of(
+        &self,
+        words: &[u8; FLOW_KEY_WORDS],
+        mask: &Words,
+        key: &Words,
+    ) -> Option<*const u8> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let mut probe = [0u64; K];
+        for j in 0..K {
+            probe[j] = key[usize::from(words[j]) % FLOW_KEY_WORDS] & mask[j];
+        }
+        let i = hash_words(&probe) as usize & (self.buckets.len() - 1);
+        Some(&self.buckets[i] as *const Row<K> as *const u8)
     }
 
     fn iter(&self) -> impl Iterator<Item = &Row<K>> {
-        self.one.iter().chain(self.index.iter())
+        self.one
+            .iter()
+            .chain(self.buckets.iter().filter(|b| b.slot != FREE))
     }
 
     #[inline(always)]
@@ -89,18 +141,25 @@ impl<const K: usize> Rows<K> {
         for j in 0..K {
             probe[j] = key[usize::from(words[j]) % FLOW_KEY_WORDS] & mask[j];
         }
-        let row = match &self.one {
-            Some(row) => {
-                if !same(&row.vals, &probe) {
-                    return None;
-                }
-                row
+        if let Some(row) = &self.one {
+            return same(&row.vals, &probe).then_some((row.slot, row.rank));
+        }
+        let n = self.buckets.len();
+        if n == 0 {
+            return None;
+        }
+        let mut i = hash_words(&probe) as usize & (n - 1);
+        // At most half full: a free bucket always ends the probe.
+        loop {
+            let b = &self.buckets[i];
+            if b.slot == FREE {
+                return None;
             }
-            None => self
-                .index
-                .find(hash_words(&probe), |x| same(&x.vals, &probe))?,
-        };
-        Some((row.slot, row.rank))
+            if same(&b.vals, &probe) {
+                return Some((b.slot, b.rank));
+            }
+            i = (i + 1) & (n - 1);
+        }
     }
 }
 
@@ -121,6 +180,8 @@ pub struct Subtable {
     k: usize,
     rows: AnyRows,
     len: usize,
+    /// The buckets are too many to stay cached: worth prefetching.
+    pub big: bool,
     pub max_rank: u64,
     pub min_rank: u64,
     /// (trie, prefix length): skip this subtable when the trie says no entry's prefix of
@@ -155,6 +216,7 @@ impl Subtable {
             k,
             rows,
             len: 0,
+            big: false,
             max_rank: 0,
             min_rank: 0,
             prefix: None,
@@ -162,11 +224,22 @@ impl Subtable {
         };
         let ranks = || s.iter_rows().map(|(_, rank)| rank);
         let (len, max_rank, min_rank) = (
-            ranks().count(),
+            match &s.rows {
+                AnyRows::K2(r) => r.len,
+                AnyRows::K4(r) => r.len,
+                AnyRows::K8(r) => r.len,
+                AnyRows::K16(r) => r.len,
+            },
             ranks().max().unwrap_or(0),
             ranks().min().unwrap_or(0),
         );
         s.len = len;
+        s.big = match &s.rows {
+            AnyRows::K2(r) => r.big(),
+            AnyRows::K4(r) => r.big(),
+            AnyRows::K8(r) => r.big(),
+            AnyRows::K16(r) => r.big(),
+        };
         s.max_rank = max_rank;
         s.min_rank = min_rank;
         s
@@ -201,6 +274,26 @@ impl Subtable {
             AnyRows::K16(r) => Box::new(full(self, r)),
         };
         it
+    }
+
+    /// Hands `prefetch` the address of the bucket a lookup of `key` will read first, when
+    /// this subtable is too big to stay cached: the worker calls it for a whole burst
+    /// before walking it, so the packets' misses overlap instead of queueing one after the
+    /// other. Only an address is computed; nothing is read through it here.
+    #[inline]
+    pub fn prefetch(&self, key: &Words, prefetch: &mut impl FnMut(*const u8)) {
+        if !self.big {
+            return;
+        }
+        let b = match &self.rows {
+            AnyRows::K2(r) => r.bucket_of(&self.words, &self.packed_mask, key),
+            AnyRows::K4(r) => r.bucket_of(&self.words, &self.packed_mask, key),
+            AnyRows::K8(r) => r.bucket_of(&self.words, &self.packed_mask, key),
+            AnyRows::K16(r) => r.bucket_of(&self.words, &self.packed_mask, key),
+        };
+        if let Some(b) = b {
+            prefetch(b);
+        }
     }
 
     /// (slot, rank) of the best entry of this mask matching `key`.
