@@ -22,13 +22,23 @@ pub struct StatsSnapshot {
 
 impl StatsSnapshot {
     pub fn take(sw: &Switch) -> Self {
+        Self::take_within(sw, None).expect("an unbounded wait always gets the lock")
+    }
+
+    /// As [`StatsSnapshot::take`], but gives up (`None`) when the datapath is
+    /// busy for longer than `limit` (a port being created or removed): the
+    /// control plane's periodic report must not stall signals and housekeeping.
+    pub fn take_within(sw: &Switch, limit: Option<std::time::Duration>) -> Option<Self> {
         let uptime_s = sw.started.elapsed().as_secs_f64();
         // One lock at a time (tables, then the datapath): nesting them here
         // and the other way round elsewhere could deadlock the control plane.
         let now = sw.now().as_secs() as u32;
         let mac_entries = sw.tables.lock().mac_table().entries(now).len();
-        let dp = sw.datapath.lock();
-        match dp.as_ref() {
+        let dp = match limit {
+            Some(l) => sw.datapath.try_lock_for(l)?,
+            None => sw.datapath.lock(),
+        };
+        Some(match dp.as_ref() {
             Some(dp) => StatsSnapshot {
                 uptime_s,
                 ports: dp.ports(),
@@ -43,7 +53,7 @@ impl StatsSnapshot {
                 mac_entries,
                 mbufs_in_use: 0,
             },
-        }
+        })
     }
 
     pub fn to_json(&self) -> String {

@@ -279,9 +279,15 @@ impl Switch {
             }
             *last = Instant::now();
         }
-        let links = match self.datapath.lock().as_ref() {
-            Some(dp) => dp.links(),
-            None => return,
+        // A port being added or removed holds the datapath for a while: look
+        // again on a later tick rather than stall the control plane.
+        let links = match self
+            .datapath
+            .try_lock_for(Duration::from_millis(20))
+            .as_deref()
+        {
+            Some(Some(dp)) => dp.links(),
+            _ => return,
         };
         let mut changed = Vec::new();
         {

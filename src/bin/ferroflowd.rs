@@ -125,6 +125,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
+    stop_watchdog(Arc::clone(&stop), args.exit_after);
 
     let eal_args = config.eal_args("ferroflowd");
     info!(args = ?eal_args, "starting DPDK {}", Eal::version());
@@ -157,6 +158,40 @@ fn run(args: &Args) -> anyhow::Result<()> {
     result?;
     info!("stopped");
     Ok(())
+}
+
+/// How long a stop (signal or `--exit-after`) may take before the process
+/// leaves without the orderly shutdown.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// A SIGTERM must stop the switch even if the control plane is stuck (say,
+/// behind a DPDK call that never returns): after [`STOP_GRACE`] this thread
+/// ends the process. EAL runs with `--in-memory`, so no hugepage files are
+/// left; vhost-user guests in client mode reconnect to the next ferroflowd.
+fn stop_watchdog(stop: Arc<AtomicBool>, exit_after: Option<f64>) {
+    let started = Instant::now();
+    let spawned = std::thread::Builder::new()
+        .name("ferroflow-stop".into())
+        .spawn(move || {
+            let asked = loop {
+                if stop.load(Ordering::Relaxed) {
+                    break "a signal";
+                }
+                if exit_after.is_some_and(|s| started.elapsed().as_secs_f64() >= s) {
+                    break "--exit-after";
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            std::thread::sleep(STOP_GRACE);
+            tracing::error!(
+                "stop asked by {asked} did not finish within {} s: exiting without the orderly shutdown",
+                STOP_GRACE.as_secs()
+            );
+            std::process::exit(3);
+        });
+    if let Err(e) = spawned {
+        warn!("no stop watchdog: {e}");
+    }
 }
 
 /// Serves OpenFlow, expires flows, relays packet-ins and reports counters
@@ -247,13 +282,15 @@ async fn control_plane(
         let sw2 = Arc::clone(sw);
         tokio::task::block_in_place(|| sw2.housekeeping());
         if now >= next_report {
-            let snap = StatsSnapshot::take(sw);
-            snap.log_rates(&last);
-            if let Some(path) = &args.stats_file {
-                write_atomically(path, &snap.to_json())?;
+            // A port being added or removed holds the datapath: report next tick.
+            if let Some(snap) = StatsSnapshot::take_within(sw, Some(Duration::from_millis(20))) {
+                snap.log_rates(&last);
+                if let Some(path) = &args.stats_file {
+                    write_atomically(path, &snap.to_json())?;
+                }
+                last = snap;
+                next_report += interval;
             }
-            last = snap;
-            next_report += interval;
         }
     }
 }

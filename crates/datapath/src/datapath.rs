@@ -258,6 +258,7 @@ impl Datapath {
                 inject: (w == 0).then(|| Arc::clone(&dp.inject)),
                 commands: Arc::clone(&commands),
                 applied: Arc::clone(&applied),
+                keys: Box::new([packet::FlowKey::default(); dpdk::BURST_SIZE]),
             };
             let launched =
                 LaunchedWorker::launch(eal, *lcore, move || worker.run()).map_err(|cause| {

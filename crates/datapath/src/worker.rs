@@ -2,8 +2,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::Rele
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrayvec::ArrayVec;
 use crossbeam_queue::ArrayQueue;
-use dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxQueue};
+use dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxQueue, BURST_SIZE};
+use packet::FlowKey;
 use pipeline::{Emit, PipelineHandle, Sink, WorkerContext};
 
 use crate::counters::WorkerCounters;
@@ -36,7 +38,12 @@ pub(crate) struct Worker {
     /// Port changes from the control plane, and how many were applied.
     pub commands: Arc<ArrayQueue<Command>>,
     pub applied: Arc<AtomicU64>,
+    /// The flow keys of the burst being forwarded, all extracted before the first walk.
+    pub keys: Box<[FlowKey; BURST_SIZE]>,
 }
+
+/// Final outputs of the packet being walked that wait for the end of the walk.
+const DEFERRED: usize = 16;
 
 /// Per-port tx batches; the pipeline's outputs land here.
 struct TxBatches<'a> {
@@ -48,27 +55,61 @@ struct TxBatches<'a> {
     /// Copies that could not be made or queued (counted as the port's tx drops).
     failed: &'a mut [u64],
     ports: &'a PortIndex,
+    /// The buffer of the packet being walked ([`Mbuf::id`]).
+    current: usize,
+    /// Ports (slots) the current packet goes to as it is at the end of the walk: they get
+    /// it after the walk, the last one the packet itself, so the usual single output costs
+    /// neither a reference count update nor a free.
+    deferred: ArrayVec<u16, DEFERRED>,
+}
+
+impl TxBatches<'_> {
+    #[inline]
+    fn queue(&mut self, idx: usize, m: Mbuf) {
+        // One rx burst puts at most a few copies per packet on a port and the batches are
+        // flushed after every burst; a full batch is counted.
+        if self.bufs[idx].push(m).is_err() {
+            self.failed[idx] += 1;
+        }
+    }
+
+    /// Sends the walked packet to its deferred outputs, or frees it if there are none.
+    #[inline]
+    fn finish(&mut self, m: Mbuf) {
+        let Some(last) = self.deferred.pop() else {
+            return;
+        };
+        for i in 0..self.deferred.len() {
+            let idx = usize::from(self.deferred[i]);
+            self.queue(idx, m.share());
+        }
+        self.deferred.clear();
+        self.queue(usize::from(last), m);
+    }
 }
 
 impl Sink<Pkt> for TxBatches<'_> {
     #[inline]
     fn output(&mut self, port: u32, _queue: Option<u32>, pkt: &Pkt, emit: Emit) {
         let Some(idx) = self.ports.index_of(port) else {
+            self.unknown_port += 1;
             return;
         };
         self.handed += 1;
         let m = match emit {
-            Emit::Final => Some(pkt.0.share()),
+            Emit::Final => {
+                // Final: the packet no longer changes, so sending it as it is after the
+                // walk is the same. Group buckets' copies are other buffers: shared now.
+                if pkt.0.id() == self.current && !self.deferred.is_full() {
+                    self.deferred.push(idx as u16);
+                    return;
+                }
+                Some(pkt.0.share())
+            }
             Emit::Snapshot => pkt.0.deep_copy(),
         };
         match m {
-            Some(m) => {
-                // One rx burst puts at most a few copies per packet on a port and the
-                // batches are flushed after every burst; a full batch is counted.
-                if self.bufs[idx].push(m).is_err() {
-                    self.failed[idx] += 1;
-                }
-            }
+            Some(m) => self.queue(idx, m),
             None => self.failed[idx] += 1,
         }
     }
@@ -166,20 +207,30 @@ impl Worker {
         }
         let pipeline = self.pipeline.load();
         let ofport = self.ports.ofport(in_port);
+        // Every key of the burst first, in place: the headers arrive while earlier ones are
+        // parsed, and the walks then start from keys already in cache.
+        let mut t = Tally::default();
+        for (m, key) in burst.as_slice().iter().zip(self.keys.iter_mut()) {
+            t.bytes += m.len() as u64;
+            packet::extract_into(m.data(), ofport, key);
+        }
+        for key in &self.keys[..n] {
+            pipeline.prefetch_lookup(key, dpdk::prefetch);
+        }
         let mut sink = TxBatches {
             bufs,
             failed,
             ports: &self.ports,
             unknown_port: 0,
             handed: 0,
+            current: 0,
+            deferred: ArrayVec::new(),
         };
-        let mut t = Tally::default();
-        for m in burst.drain() {
-            t.bytes += m.len() as u64;
-            let mut key = packet::extract(m.data(), ofport);
+        for (m, key) in burst.drain().zip(self.keys.iter_mut()) {
+            sink.current = m.id();
             let mut pkt = Pkt(m);
             let handed = sink.handed;
-            let v = pipeline.process(&mut pkt, &mut key, &mut self.ctx, &mut sink);
+            let v = pipeline.process(&mut pkt, key, &mut self.ctx, &mut sink);
             if sink.handed > handed {
                 t.forwarded += 1;
             } else if v.packet_ins > 0 {
@@ -190,8 +241,7 @@ impl Worker {
             t.meter_drops += u64::from(v.meter_drop);
             t.invalid_ttl += u64::from(v.invalid_ttl);
             t.action_errors += u64::from(v.action_errors);
-            // Outputs hold their own references: this drops the walk's.
-            drop(pkt);
+            sink.finish(pkt.0);
         }
         self.counters.unknown_port_outputs.add(sink.unknown_port);
         let c = &self.counters.ports[in_port];

@@ -15,6 +15,6 @@ mod port;
 pub use eal::Eal;
 pub use error::{strerror, Error};
 pub use lcore::{lcore_id, rdtsc, tsc_hz, LaunchedWorker};
-pub use mbuf::{Mbuf, MbufBurst, BURST_SIZE};
+pub use mbuf::{prefetch, Mbuf, MbufBurst, BURST_SIZE};
 pub use mempool::Mempool;
 pub use port::{LinkStatus, Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue, Xstat};

@@ -14,6 +14,7 @@ pub const BURST_SIZE: usize = 32;
 /// writes first makes the buffer private ([`Mbuf::make_writable`]), copying it
 /// if another owner still holds it.
 #[derive(Debug)]
+#[repr(transparent)]
 pub struct Mbuf(NonNull<rte_mbuf>);
 
 // SAFETY: an mbuf is plain memory owned by exactly one Mbuf (or by several that only read it).
@@ -98,6 +99,12 @@ impl Mbuf {
     pub fn is_shared(&self) -> bool {
         // SAFETY: reads the refcnt of a valid mbuf.
         unsafe { dpdk_sys::ff_mbuf_refcnt_read(self.0.as_ptr()) > 1 }
+    }
+
+    /// The buffer's identity (its address): two owners of one shared buffer have the same.
+    #[inline]
+    pub fn id(&self) -> usize {
+        self.0.as_ptr() as usize
     }
 
     /// Another owner of the same buffer: both must only be read or transmitted.
@@ -246,6 +253,14 @@ impl MbufBurst {
         Ok(())
     }
 
+    /// The mbufs in the burst, in order, left in it.
+    #[inline]
+    pub fn as_slice(&self) -> &[Mbuf] {
+        // SAFETY: Mbuf is a transparent NonNull<rte_mbuf> and the first len slots hold
+        // valid, non-null mbufs the burst owns; the borrow keeps them there.
+        unsafe { std::slice::from_raw_parts(self.ptrs.as_ptr() as *const Mbuf, self.len) }
+    }
+
     /// Takes every mbuf out, in order.
     #[inline]
     pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
@@ -298,6 +313,14 @@ impl Drop for MbufBurst {
 unsafe fn mtod(m: *const dpdk_sys::rte_mbuf) -> *mut u8 {
     // SAFETY: the caller's mbuf is valid; data_off lies within its buffer.
     unsafe { ((*m).buf_addr as *mut u8).add(usize::from((*m).data_off)) }
+}
+
+/// Starts loading the cache line at `p` (any address: a prefetch never faults), for code
+/// that knows what it will read a few packets ahead, such as a flow table's buckets.
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    // SAFETY: prefetch0 only hints the cache, whatever the address.
+    unsafe { prefetch0(p as *const u8) }
 }
 
 /// `rte_prefetch0`: a hint only, any address is harmless.

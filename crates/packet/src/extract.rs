@@ -24,10 +24,92 @@ pub const MAX_PARSED_LEN: usize = u16::MAX as usize;
 #[inline]
 pub fn extract(frame: &[u8], in_port: u32) -> FlowKey {
     let mut key = FlowKey::default();
+    extract_into(frame, in_port, &mut key);
+    key
+}
+
+/// [`extract`] into a key the caller owns (a worker keeps one per packet of a burst): the
+/// key is built where it is used instead of being returned by value and copied, which cost
+/// about 18 cycles per packet. Whatever `key` held before is overwritten.
+#[inline]
+pub fn extract_into(frame: &[u8], in_port: u32, key: &mut FlowKey) {
+    *key = FlowKey::default();
     key.put(pos::IN_PORT, u64::from(in_port));
     key.put(pos::IN_PHY_PORT, u64::from(in_port));
-    parse_frame(frame, &mut key);
-    key
+    if !ipv4_tcp_udp(frame, key) {
+        parse_frame(frame, key);
+    }
+}
+
+#[inline(always)]
+fn be16_at(b: &[u8], o: usize) -> u16 {
+    u16::from_be_bytes([b[o], b[o + 1]])
+}
+
+#[inline(always)]
+fn be48_at(b: &[u8], o: usize) -> u64 {
+    u64::from_be_bytes([0, 0, b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5]])
+}
+
+/// The common frame (untagged Ethernet, IPv4 without options, not a fragment, a complete
+/// TCP or UDP header) read at fixed offsets straight into the key words, as
+/// [`parse_frame`] would fill them: a third of its instructions. False (and `key`
+/// untouched) for any other frame, which then takes the general walk.
+#[inline]
+fn ipv4_tcp_udp(frame: &[u8], key: &mut FlowKey) -> bool {
+    const L3: usize = ethernet::HEADER_LEN;
+    const L4: usize = L3 + 20;
+    // 54 bytes cover a TCP header without options, and more than a UDP one.
+    if frame.len() < L4 + 20 || frame.len() > MAX_PARSED_LEN {
+        return false;
+    }
+    if be16_at(frame, 12) != et::IPV4 || frame[L3] != 0x45 {
+        return false;
+    }
+    // More-fragments flag or a fragment offset.
+    if be16_at(frame, L3 + 6) & 0x3fff != 0 {
+        return false;
+    }
+    let proto = frame[L3 + 9];
+    // The IPv4 payload ends at the total length (or the frame's end).
+    let payload = usize::from(be16_at(frame, L3 + 2)).min(frame.len() - L3);
+    let l4_len = payload.saturating_sub(20);
+    let layer = match proto {
+        ipp::TCP => {
+            let hl = usize::from(frame[L4 + 12] >> 4) * 4;
+            if l4_len < 20 || hl < 20 || hl > l4_len {
+                return false;
+            }
+            Layers::TCP
+        }
+        ipp::UDP if l4_len >= udp::HEADER_LEN => Layers::UDP,
+        _ => return false,
+    };
+    let tos = frame[L3 + 1];
+    key.words[usize::from(pos::ETH_DST.word)] = (be48_at(frame, 0) << 16) | u64::from(et::IPV4);
+    key.words[usize::from(pos::ETH_SRC.word)] = be48_at(frame, 6) << 16;
+    key.words[usize::from(pos::IPV4_SRC.word)] = (u64::from(u32::from_be_bytes([
+        frame[L3 + 12],
+        frame[L3 + 13],
+        frame[L3 + 14],
+        frame[L3 + 15],
+    ])) << 32)
+        | u64::from(u32::from_be_bytes([
+            frame[L3 + 16],
+            frame[L3 + 17],
+            frame[L3 + 18],
+            frame[L3 + 19],
+        ]));
+    key.words[usize::from(pos::IP_PROTO.word)] = (u64::from(proto) << 56)
+        | (u64::from(tos >> 2) << 50)
+        | (u64::from(tos & 3) << 48)
+        | (u64::from(be16_at(frame, L4)) << 16)
+        | u64::from(be16_at(frame, L4 + 2));
+    key.layers = Layers::ETH | Layers::IPV4 | layer;
+    key.offsets.l3 = L3 as u16;
+    key.offsets.ip_proto = (L3 + ipv4::PROTOCOL_OFFSET) as u16;
+    key.offsets.l4 = L4 as u16;
+    true
 }
 
 #[inline(always)]
@@ -350,6 +432,75 @@ mod tests {
         let mut f = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1];
         f.extend_from_slice(&ethertype.to_be_bytes());
         f
+    }
+
+    /// What the general walk alone makes of `frame`.
+    fn general(frame: &[u8], in_port: u32) -> FlowKey {
+        let mut key = FlowKey::default();
+        key.put(pos::IN_PORT, u64::from(in_port));
+        key.put(pos::IN_PHY_PORT, u64::from(in_port));
+        parse_frame(frame, &mut key);
+        key
+    }
+
+    fn l4_frame(proto: u8) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0xb9, 0, 40, 0, 1, 0x40, 0, 64, proto, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[0x04, 0x00, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10]);
+        f.extend_from_slice(&[0x20, 0, 0, 0, 0, 0]);
+        f.resize(60, 0);
+        f
+    }
+
+    /// The fixed-offset path must give exactly the general walk's key, for the frames it
+    /// takes and for every near miss: each byte of a TCP and a UDP frame set to values that
+    /// flip a check, and every length.
+    #[test]
+    fn ipv4_fast_path_matches_general_walk() {
+        let values = [
+            0x00, 0x01, 0x05, 0x06, 0x08, 0x11, 0x14, 0x20, 0x28, 0x3f, 0x40, 0x44, 0x45, 0x46,
+            0x50, 0x55, 0x81, 0xf0, 0xff,
+        ];
+        let mut fast = 0;
+        for proto in [ipp::TCP, ipp::UDP, ipp::ICMP] {
+            let base = l4_frame(proto);
+            let mut cases = vec![base.clone()];
+            for len in 0..base.len() + 8 {
+                let mut f = base.clone();
+                f.resize(len, 0);
+                cases.push(f);
+            }
+            for i in 0..base.len() {
+                for v in values {
+                    let mut f = base.clone();
+                    f[i] = v;
+                    cases.push(f);
+                }
+            }
+            for f in cases {
+                let mut key = FlowKey::default();
+                extract_into(&f, 9, &mut key);
+                assert_eq!(key, general(&f, 9), "frame {f:02x?}");
+                let mut probe = FlowKey::default();
+                fast += usize::from(ipv4_tcp_udp(&f, &mut probe));
+            }
+        }
+        assert!(fast > 100, "the fast path took only {fast} frames");
+    }
+
+    #[test]
+    fn extract_into_overwrites_the_previous_key() {
+        let mut arp = eth(0x0806);
+        arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+        let mut key = extract(&arp, 3);
+        assert!(key.layers.contains(Layers::ARP));
+        let short = eth(0x88cc);
+        extract_into(&short, 5, &mut key);
+        assert_eq!(key, extract(&short, 5));
+        assert_eq!(key.in_port(), 5);
+        assert!(!key.layers.contains(Layers::ARP));
     }
 
     #[test]

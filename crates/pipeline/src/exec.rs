@@ -18,6 +18,7 @@ use openflow::messages::PacketInReason;
 use packet::{EditError, Field, FlowKey, Layers, PacketBuf};
 
 use crate::flow::{Action, ActionSet};
+use crate::lookup::Classifier;
 use crate::meter::{remark_dscp, MeterVerdict};
 use crate::normal::{Form, Normal};
 use crate::packet_in::PacketInRecord;
@@ -64,6 +65,8 @@ pub struct Verdict {
     pub action_errors: u32,
 }
 
+/// Tables [`Pipeline::prefetch_lookup`] looks ahead into.
+const PREFETCH_TABLES: usize = 2;
 /// Pending outputs kept before they must be emitted as snapshots.
 const PENDING: usize = 16;
 /// Nesting limit for group chains and packet-out TABLE (group loops are refused at
@@ -134,6 +137,25 @@ impl Pipeline {
         cx.verdict
     }
 
+    /// Hands `prefetch` the addresses the lookups of `key` in the first tables will read
+    /// first, for hash tables too big to stay cached. A worker calls it for every packet of
+    /// a burst before walking the first, so that the burst's cache misses overlap. Later
+    /// tables are prefetched with the key as it is now (a guess when an earlier table
+    /// writes metadata or edits the packet: a wrong guess costs a wasted prefetch, never a
+    /// wrong answer).
+    #[inline]
+    pub fn prefetch_lookup(&self, key: &FlowKey, mut prefetch: impl FnMut(*const u8)) {
+        for t in self.tables.iter().take(PREFETCH_TABLES) {
+            for l in t.levels.iter() {
+                match &l.classifier {
+                    Classifier::Exact(c) => c.prefetch(&key.words, &mut prefetch),
+                    Classifier::Tuple(c) => c.prefetch(&key.words, &mut prefetch),
+                    Classifier::Empty(_) | Classifier::Linear(_) => {}
+                }
+            }
+        }
+    }
+
     /// PACKET_OUT: runs `actions` on the packet; an output to OFPP_TABLE runs the pipeline
     /// from table 0 (`key`'s in_port is the packet-out's in_port).
     pub fn packet_out<P: PacketBuf, S: Sink<P>>(
@@ -173,10 +195,9 @@ impl Pipeline {
         last_emit: Emit,
     ) {
         let mut outs = Outs::new(None);
-        let mut set = ActionSet::default();
-        // Whether the set may hold anything: most walks never write one, and comparing
-        // against an empty set costs more than this flag.
-        let mut set_used = false;
+        // Made on the first write-actions only: most walks never write one, and building
+        // an empty set costs more than its absence.
+        let mut set: Option<ActionSet> = None;
         let worker = cx.ctx.worker;
         let mut t = start;
         let run_set = loop {
@@ -223,6 +244,20 @@ impl Pipeline {
             if let Some(apply) = &insts.apply {
                 let mut stop = false;
                 for a in apply.iter() {
+                    // The common action, recorded here without the call to `action`.
+                    if let Action::Output { port, .. } = *a {
+                        if port != OFPP_CONTROLLER
+                            && port != OFPP_NORMAL
+                            && port != OFPP_TABLE
+                            && !outs.pending.is_full()
+                        {
+                            outs.pending.push(Pending {
+                                port,
+                                queue: outs.queue,
+                            });
+                            continue;
+                        }
+                    }
                     if self.action(a, pkt, key, cx, &mut outs, false) == Flow::Stop {
                         stop = true;
                         break;
@@ -232,13 +267,11 @@ impl Pipeline {
                     break false;
                 }
             }
-            if insts.clear && set_used {
-                set = ActionSet::default();
-                set_used = false;
+            if insts.clear {
+                set = None;
             }
             if let Some(w) = &insts.write {
-                set.merge(&w.set);
-                set_used = true;
+                set.get_or_insert_with(ActionSet::default).merge(&w.set);
             }
             if let Some((value, mask)) = insts.metadata {
                 key.set_metadata((key.metadata() & !mask) | (value & mask));
@@ -248,7 +281,7 @@ impl Pipeline {
                 None => break true,
             }
         };
-        if run_set && set_used {
+        if let (true, Some(set)) = (run_set, &set) {
             for a in set.ordered() {
                 if self.action(&a, pkt, key, cx, &mut outs, true) == Flow::Stop {
                     break;
@@ -286,7 +319,7 @@ impl Pipeline {
                 }
                 port => {
                     // Sending back out of the ingress port needs OFPP_IN_PORT (spec 4.5).
-                    if port == in_port || self.ports.get(port).is_some_and(|i| !i.forwards()) {
+                    if port == in_port || self.ports.blocks(port) {
                         continue;
                     }
                     cx.sink.output(port, p.queue, pkt, emit);

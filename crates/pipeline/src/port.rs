@@ -55,6 +55,9 @@ impl PortInfo {
 pub struct PortSet {
     ports: Vec<PortInfo>,
     index: HashMap<u32, u32>,
+    /// Some port is down or refuses forwarding: when none is (the usual case), an output
+    /// needs no port lookup.
+    any_blocked: bool,
 }
 
 impl PortSet {
@@ -66,12 +69,23 @@ impl PortSet {
             .enumerate()
             .map(|(i, p)| (p.port_no, i as u32))
             .collect();
-        PortSet { ports, index }
+        let any_blocked = ports.iter().any(|p| !p.forwards());
+        PortSet {
+            ports,
+            index,
+            any_blocked,
+        }
     }
 
     #[inline]
     pub fn get(&self, port: u32) -> Option<&PortInfo> {
         self.index.get(&port).map(|&i| &self.ports[i as usize])
+    }
+
+    /// A known port that does not forward (down or NO_FWD); unknown ports do not block.
+    #[inline]
+    pub fn blocks(&self, port: u32) -> bool {
+        self.any_blocked && self.get(port).is_some_and(|i| !i.forwards())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &PortInfo> {

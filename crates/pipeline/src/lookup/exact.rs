@@ -47,6 +47,11 @@ impl Exact {
     }
 
     #[inline]
+    pub fn prefetch(&self, key: &Words, prefetch: &mut impl FnMut(*const u8)) {
+        self.sub.prefetch(key, prefetch);
+    }
+
+    #[inline]
     pub fn lookup(&self, key: &Words) -> Option<u32> {
         match self.sub.find(key) {
             Some((slot, _)) => Some(slot),

@@ -13,6 +13,8 @@ use crate::flow::Words;
 #[derive(Debug)]
 pub struct Tuple {
     subs: Box<[Subtable]>,
+    /// The subtables worth prefetching ([`Subtable::big`]).
+    big: Box<[u32]>,
     tries: ArrayVec<PrefixTrie, 2>,
 }
 
@@ -57,8 +59,8 @@ impl Tuple {
                 let Some(plen) = prefix_len(trie.field_bits(s.mask())) else {
                     continue;
                 };
-                for r in 0..s.rows() {
-                    let v = trie.field_bits(&s.row_words(r));
+                for (row, _) in s.iter_rows() {
+                    let v = trie.field_bits(&row);
                     trie.insert(v, plen);
                 }
                 // A subtable prunable by two fields keeps the first trie only.
@@ -68,7 +70,11 @@ impl Tuple {
             }
             tries.push(trie);
         }
+        let big = (0..subs.len() as u32)
+            .filter(|&i| subs[i as usize].big)
+            .collect();
         Tuple {
+            big,
             subs: subs.into(),
             tries,
         }
@@ -80,6 +86,16 @@ impl Tuple {
 
     pub fn subtables(&self) -> usize {
         self.subs.len()
+    }
+
+    /// Prefetches the big subtables' buckets for `key` (see [`Subtable::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, key: &Words, prefetch: &mut impl FnMut(*const u8)) {
+        for &i in self.big.iter() {
+            if let Some(s) = self.subs.get(i as usize) {
+                s.prefetch(key, prefetch);
+            }
+        }
     }
 
     #[inline]

@@ -1,0 +1,276 @@
+//! The worker's per-packet path (flow key extraction, then the pipeline walk with its
+//! counters and a no-op sink) for tables shaped like /work/shared/bench/flows: A (one rule),
+//! B1k (classifier by in_port+dl_src then switch by dl_dst, 1k instances, 1k flows), B10k
+//! (10k instances, 100k flows), C10k (10k exact nw_dst priorities plus nw_src prefixes,
+//! 100k flows), and N (a learning switch: NORMAL from table 0, 1k hosts learned).
+//!
+//! Made to be counted, not timed: the machine has no hardware counters and shares its two
+//! CPUs, so instruction counts are the stable measure. Run under callgrind, collecting only
+//! the measured pass:
+//!
+//! ```text
+//! cargo bench -p pipeline --bench path --no-run
+//! valgrind --tool=callgrind --toggle-collect=ff_bench_measured \
+//!     target/release/deps/path-<hash> B1k
+//! ```
+//!
+//! and divide the instructions collected by the packets it prints. Without valgrind it
+//! prints ns/packet of the same pass (noisy here). The shapes repeat those of
+//! `benches/lookup.rs`, which measures the walk without extraction.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use packet::{Field, FlowKey, PacketBuf, VecBuf};
+use pipeline::{
+    Action, Emit, FlowModReq, FlowTables, Instructions, Match, MatchField, MissPolicy, Pipeline,
+    PipelineConfig, PortInfo, Sink, WorkerContext,
+};
+
+struct Count(u64);
+
+impl Sink<VecBuf> for Count {
+    #[inline]
+    fn output(&mut self, port: u32, _q: Option<u32>, _pkt: &VecBuf, _e: Emit) {
+        self.0 += u64::from(port);
+    }
+    fn clone_packet(&mut self, pkt: &VecBuf) -> Option<VecBuf> {
+        Some(pkt.clone())
+    }
+}
+
+fn mac(i: u64) -> u64 {
+    0x0200_0000_0000 | (i & 0xff_ffff)
+}
+
+fn ip(i: u64) -> u32 {
+    0x0a00_0000 + i as u32 + 1
+}
+
+fn frame(src: u64, dst: u64, sip: u32, dip: u32, sport: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst.to_be_bytes()[2..]);
+    f.extend_from_slice(&src.to_be_bytes()[2..]);
+    f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&sip.to_be_bytes());
+    f.extend_from_slice(&dip.to_be_bytes());
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&80u16.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0x20, 0, 0, 0, 0, 0]);
+    f.resize(60, 0);
+    f
+}
+
+fn tables(n_tables: u8) -> FlowTables {
+    let mut ft = FlowTables::new(PipelineConfig {
+        n_tables,
+        ..Default::default()
+    });
+    for p in 1..=3 {
+        ft.set_port(PortInfo::new(p));
+    }
+    ft
+}
+
+fn add(ft: &mut FlowTables, t: u8, prio: u16, m: Match, i: Instructions) {
+    ft.apply_flow_mod(FlowModReq::add(t, prio, m, i), Duration::ZERO)
+        .unwrap();
+}
+
+fn shape_a() -> FlowTables {
+    let mut ft = tables(1);
+    add(
+        &mut ft,
+        0,
+        100,
+        Match::exact(&[(Field::InPort, 1)]),
+        Instructions::apply(vec![Action::output(2)]),
+    );
+    ft.publish();
+    ft
+}
+
+fn shape_b(n: u64) -> FlowTables {
+    let mut ft = tables(2);
+    let dnat = Match::exact(&[
+        (Field::EthType, 0x0800),
+        (Field::IpProto, 6),
+        (Field::Ipv4Dst, 0xa9fe_a9fe),
+        (Field::TcpDst, 80),
+    ]);
+    add(
+        &mut ft,
+        0,
+        1000,
+        dnat,
+        Instructions::apply(vec![
+            Action::SetField {
+                field: Field::EthDst,
+                value: 0x0200_00fe_0001,
+            },
+            Action::output(2),
+        ]),
+    );
+    for i in 0..n {
+        let cls = Match::exact(&[(Field::InPort, 1), (Field::EthSrc, mac(i).into())]);
+        let goto = Instructions {
+            goto: Some(1),
+            ..Default::default()
+        };
+        add(&mut ft, 0, 100, cls, goto);
+        let sw = Match::exact(&[(Field::EthDst, mac(i).into())]);
+        add(
+            &mut ft,
+            1,
+            100,
+            sw,
+            Instructions::apply(vec![Action::output(2)]),
+        );
+    }
+    add(&mut ft, 0, 0, Match::any(), Instructions::default());
+    add(&mut ft, 1, 0, Match::any(), Instructions::default());
+    ft.publish();
+    ft
+}
+
+fn shape_c(n: u64) -> FlowTables {
+    let mut ft = tables(1);
+    for i in 0..n {
+        let m = Match::exact(&[(Field::EthType, 0x0800), (Field::Ipv4Dst, ip(i).into())]);
+        let prio = (100 + i).min(65000) as u16;
+        add(
+            &mut ft,
+            0,
+            prio,
+            m,
+            Instructions::apply(vec![Action::output(2)]),
+        );
+    }
+    let prefixes: [(u32, u32, u16, bool); 5] = [
+        (0xac10_0000, 12, 40000, false),
+        (0xc0a8_0000, 16, 39000, false),
+        (0x0a00_0400, 22, 38000, true),
+        (0x0a00_2000, 20, 37000, true),
+        (0x0a00_0000, 8, 10, true),
+    ];
+    for (v, plen, prio, out) in prefixes {
+        let mask = u128::from(u32::MAX << (32 - plen));
+        let m = Match::from_fields(&[
+            MatchField {
+                field: Field::EthType,
+                value: 0x0800,
+                mask: None,
+            },
+            MatchField {
+                field: Field::Ipv4Src,
+                value: v.into(),
+                mask: Some(mask),
+            },
+        ]);
+        let acts = if out { vec![Action::output(2)] } else { vec![] };
+        add(&mut ft, 0, prio, m, Instructions::apply(acts));
+    }
+    add(&mut ft, 0, 0, Match::any(), Instructions::default());
+    ft.publish();
+    ft
+}
+
+/// Table 0 misses into the learning switch.
+fn shape_normal() -> FlowTables {
+    let mut ft = tables(1);
+    ft.set_miss_policy(0, MissPolicy::Normal).unwrap();
+    ft.publish();
+    ft
+}
+
+/// Flow k: source instance k mod m, destination the next one, source port 1024 + k / m
+/// (gen-pcap.py's flows).
+/// `two_ports`: instance s sits on port 1 + s % 2 (for the learning switch), otherwise all
+/// come in on port 1.
+fn frames(instances: u64, flows: u64, two_ports: bool) -> Vec<(u32, VecBuf)> {
+    (0..flows)
+        .map(|k| {
+            let s = k % instances;
+            let d = (s + 1) % instances;
+            let f = frame(mac(s), mac(d), ip(s), ip(d), (1024 + k / instances) as u16);
+            let port = if two_ports { 1 + (s % 2) as u32 } else { 1 };
+            (port, VecBuf::new(&f))
+        })
+        .collect()
+}
+
+/// One pass over `pkts` the way the worker runs a burst.
+#[inline(never)]
+fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink: &mut Count) {
+    let mut keys = [FlowKey::default(); 32];
+    for burst in pkts.chunks_mut(32) {
+        for ((port, pkt), key) in burst.iter().zip(keys.iter_mut()) {
+            packet::extract_into(pkt.data(), *port, key);
+        }
+        for key in &keys[..burst.len()] {
+            // What the worker hands the pipeline (dpdk::prefetch); a read stands in here.
+            pl.prefetch_lookup(key, |p| {
+                black_box(p);
+            });
+        }
+        for ((_, pkt), key) in burst.iter_mut().zip(keys.iter_mut()) {
+            black_box(pl.process(pkt, key, ctx, sink));
+        }
+    }
+}
+
+/// The passes callgrind collects (`--toggle-collect=ff_bench_measured`); the symbol is
+/// unmangled so the pattern stays the same from build to build.
+#[no_mangle]
+#[inline(never)]
+fn ff_bench_measured(
+    pl: &Pipeline,
+    pkts: &mut [(u32, VecBuf)],
+    ctx: &mut WorkerContext,
+    sink: &mut Count,
+    rounds: u64,
+) {
+    for _ in 0..rounds {
+        pass(pl, pkts, ctx, sink);
+    }
+}
+
+/// (name, tables, instances, flows).
+type Shape = (&'static str, fn() -> FlowTables, u64, u64);
+
+fn main() {
+    // cargo bench passes --bench; any other argument names the shapes to run.
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let shapes: [Shape; 5] = [
+        ("A", shape_a, 1, 1000),
+        ("B1k", || shape_b(1000), 1000, 1000),
+        ("B10k", || shape_b(10_000), 10_000, 100_000),
+        ("C10k", || shape_c(10_000), 10_000, 100_000),
+        ("N", shape_normal, 1000, 1000),
+    ];
+    for (name, build, instances, flows) in shapes {
+        if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {
+            continue;
+        }
+        let ft = build();
+        let pl = ft.current();
+        let mut ctx = ft.worker_context(0);
+        let mut pkts = frames(instances, flows, name == "N");
+        let mut sink = Count(0);
+        // At least 100k packets measured, after one pass that learns and warms caches.
+        let rounds = (100_000 / flows).max(1);
+        pass(&pl, &mut pkts, &mut ctx, &mut sink);
+        let t = Instant::now();
+        ff_bench_measured(&pl, &mut pkts, &mut ctx, &mut sink, rounds);
+        let n = rounds * flows;
+        let ns = t.elapsed().as_nanos() as f64 / n as f64;
+        let kinds: Vec<&str> = pl.tables.iter().map(|t| t.kind()).collect();
+        println!(
+            "{name}: {n} packets measured, {ns:.1} ns/packet, tables {kinds:?}, sink {}",
+            black_box(sink.0)
+        );
+    }
+}
