@@ -7,11 +7,12 @@
 #
 #   - ENTRYPOINT --version, and ENTRYPOINT CMD --check-config with an example
 #     configuration bind-mounted at /etc/ferroflow (as `-v` would);
-#   - ferroflowctl check-config and doctor on the same file;
+#   - ferroflowctl check-config on the same file;
 #   - no -dev package, compiler or Rust toolchain in the runtime stage, and every
 #     shared library of the binaries and of every DPDK PMD plugin resolves;
 #   - ferroflowd really starts DPDK in it (two net_null ports, --no-pci,
-#     --in-memory, bounded by --exit-after, under /tmp/cpu.lock).
+#     --in-memory, bounded by --exit-after, under /tmp/cpu.lock), and
+#     ferroflowctl doctor passes for that configuration in it.
 #
 # Run as root on Debian 12 (needs debootstrap and network access to the Debian
 # mirror, static.rust-lang.org and crates.io). It takes 20-40 minutes, so it is
@@ -312,9 +313,18 @@ done
 log "runtime packages: $(in_final dpkg-query -W -f '${Package} ' | tr -s ' ' | wc -w) installed, none of them -dev, no compiler or toolchain"
 log "DPDK packages: $(in_final dpkg-query -W -f '${Package}\n' | grep -E '^(librte|libdpdk)' | tr '\n' ' ')"
 
-missing=$(in_final sh -c 'for f in "$@" /usr/lib/*-linux-gnu/dpdk/pmds-*/*.so; do ldd "$f" | sed -n "s|^|$f: |; /not found/p"; done' sh "${ENTRYPOINT[0]}" /usr/bin/ferroflowctl)
+# EAL loads every plugin in its directory, by the versioned names (the plain
+# .so links come with -dev packages): each must load, or EAL does not start.
+plugins=$(in_final sh -c 'ls /usr/lib/*-linux-gnu/dpdk/pmds-*/*.so.[0-9]* 2>/dev/null | grep -E "\.so\.[0-9]+$"' || true)
+nplugins=$(echo "$plugins" | grep -c . || true)
+[ "$nplugins" -gt 0 ] || { log "no PMD plugins in the runtime stage"; exit 1; }
+for drv in net_vhost net_tap net_null mempool_ring bus_pci bus_vdev; do
+    echo "$plugins" | grep -q "/librte_$drv\.so\." || { log "PMD plugin $drv is missing"; exit 1; }
+done
+# shellcheck disable=SC2086
+missing=$(in_final sh -c 'for f in "$@"; do ldd "$f" | sed -n "s|^|$f: |; /not found/p"; done' sh "${ENTRYPOINT[0]}" /usr/bin/ferroflowctl $plugins)
 [ -z "$missing" ] || { log "unresolved libraries:"; echo "$missing" >&2; exit 1; }
-log "every library of the binaries and of $(in_final sh -c 'ls /usr/lib/*-linux-gnu/dpdk/pmds-*/*.so | wc -l') PMD plugins resolves"
+log "every library of the binaries and of the $nplugins PMD plugins resolves"
 
 version=$(in_final "${ENTRYPOINT[@]}" --version)
 log "ENTRYPOINT --version: $version"
@@ -358,12 +368,17 @@ mkdir -p "$FINAL/dev/hugepages" "$FINAL/run/ferroflow"
 do_mount "$FINAL/proc" -t proc proc
 do_mount "$FINAL/sys" --bind -o ro /sys
 do_mount "$FINAL/dev/hugepages" --bind /dev/hugepages
-do_mount "$FINAL/etc/ferroflow" --bind -o ro "$CONF_DIR"
+# Read-write, as `docker run -v` mounts it: the config store keeps a last-good copy there.
+do_mount "$FINAL/etc/ferroflow" --bind "$CONF_DIR"
 log "ferroflowd on two net_null ports in the runtime stage (3 s, under /tmp/cpu.lock):"
 flock /tmp/cpu.lock timeout 120 chroot "$FINAL" "${ENTRYPOINT[@]}" "${CMD[@]}" --exit-after 3 \
     --stats-file /run/ferroflow/stats.json 2>"$WORK/ferroflowd.log" \
     || { cat "$WORK/ferroflowd.log" >&2; exit 1; }
 grep -q '"name": *"n1"' "$FINAL/run/ferroflow/stats.json" \
     || { log "no port n1 in the stats file"; cat "$WORK/ferroflowd.log" >&2; exit 1; }
-log "ferroflowd ran DPDK $(grep -o 'starting DPDK [^ ]*' "$WORK/ferroflowd.log" | head -1 | cut -d' ' -f3) with both ports and stopped cleanly"
+log "ferroflowd ran DPDK $(grep -o 'starting DPDK DPDK [^ ]*' "$WORK/ferroflowd.log" | head -1 | cut -d' ' -f4) with both ports and stopped cleanly"
+# The host check from inside the image (its own plugin directory, the host's
+# /proc and /sys): no check may fail for this configuration.
+log "ferroflowctl doctor in the runtime stage:"
+chroot "$FINAL" /usr/bin/ferroflowctl doctor --config /etc/ferroflow/ferroflow.toml
 unmount_all
