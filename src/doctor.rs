@@ -323,13 +323,19 @@ fn hugepages(config: &Config, host: &Host, out: &mut Vec<Check>) {
     let meminfo = fs::read_to_string(host.procfs.join("meminfo")).unwrap_or_default();
     let h = Hugepages::parse(&mounts, &meminfo);
     let want = u64::from(config.eal.memory_mb);
-    let pages_for = |mb: u64| mb * 1024 / h.page_size_kb.max(1);
+    // Without a hugepage size in meminfo, count in the usual 2 MB pages.
+    let page_kb = if h.page_size_kb == 0 {
+        2048
+    } else {
+        h.page_size_kb
+    };
+    let pages_for = |mb: u64| mb * 1024 / page_kb;
     if h.total_pages == 0 {
         out.push(fail(
             "hugepages.reserved",
             "no hugepages are reserved",
             format!(
-                "echo {} > /proc/sys/vm/nr_hugepages (or hugepages={} on the kernel command line; deploy/ferroflowd.service reserves them)",
+                "echo {} > /proc/sys/vm/nr_hugepages (or hugepages={} on the kernel command line; deploy/systemd/ferroflowd.service reserves them)",
                 pages_for(want).max(512),
                 pages_for(want).max(512)
             ),
@@ -619,7 +625,7 @@ fn dir_problem(dir: &Path, create: bool) -> Option<Check> {
                 "",
                 format!("directory {d} does not exist"),
                 format!(
-                    "mkdir -p {d} (deploy/ferroflowd.service makes /run/ferroflow with RuntimeDirectory=)"
+                    "mkdir -p {d} (deploy/systemd/ferroflowd.service makes /run/ferroflow with RuntimeDirectory=)"
                 ),
             ))
         }

@@ -496,7 +496,7 @@ fn doctor_names_each_problem_and_its_fix() {
             }),
             "hugepages.reserved",
             "fail",
-            "nr_hugepages",
+            "echo 512 > /proc/sys/vm/nr_hugepages",
         ),
         (
             "too few hugepages free",

@@ -15,7 +15,7 @@
 #     ferroflowctl doctor passes for that configuration in it.
 #
 # Run as root on Debian 12 (needs debootstrap and network access to the Debian
-# mirror, static.rust-lang.org and crates.io). It takes 20-40 minutes, so it is
+# mirror, static.rust-lang.org and crates.io). It takes 12-30 minutes (2 cores), so it is
 # not part of tests/run.sh; the README names it. Everything it mounts is
 # unmounted and the chroots removed on exit, also on failure or Ctrl-C.
 #
