@@ -14,6 +14,8 @@ PACKAGES=(
     ethtool                                 # copied into the multiqueue test guest (ethtool -L)
     openssl                                 # throwaway certificates for the TLS tests
     prometheus curl openssl                 # the metrics scrape test; TLS certificates for the gRPC test
+    systemd                                 # systemd-analyze verify of deploy/systemd/ferroflowd.service (tests/deploy.rs)
+    debootstrap                             # tests/dockerfile-chroot.sh builds the Dockerfile's stages in chroots
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

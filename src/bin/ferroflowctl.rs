@@ -16,6 +16,8 @@ use ferroflow_config::{Config, DEFAULT_GRPC_SOCKET};
 use serde::Serialize;
 use tonic::transport::Channel;
 
+#[path = "ferroflowctl/doctor.rs"]
+mod doctor_cmd;
 #[path = "ferroflowctl/vnet.rs"]
 mod vnet_cmd;
 
@@ -26,7 +28,9 @@ const EXIT_HELP: &str = "EXIT STATUS:
   3  cannot reach ferroflowd
   4  not found (no such port, bridge...)
   5  already exists
-  6  precondition failed (a missing group or meter, an overlapping flow...)";
+  6  precondition failed (a missing group or meter, an overlapping flow...)
+check-config and doctor (offline): 0 ok (doctor: warnings may be listed), 1 a check failed,
+  2 usage error.";
 
 #[derive(Parser, Debug)]
 #[command(name = "ferroflowctl", version = ferroflow::VERSION, about = "Ferroflow command line", after_help = EXIT_HELP)]
@@ -95,6 +99,14 @@ enum Command {
     },
     /// Parse and validate a ferroflowd configuration file offline, and show what it sets up.
     CheckConfig { file: PathBuf },
+    /// Check this host for a configuration (hugepages, IOMMU and vfio-pci for PCI ports,
+    /// socket directories, isolated CPUs, DPDK plugins) and say what to fix. Offline.
+    #[command(after_help = doctor_cmd::EXIT_HELP)]
+    Doctor {
+        /// The configuration ferroflowd will run with.
+        #[arg(long, short, default_value = "/etc/ferroflow/ferroflow.toml")]
+        config: PathBuf,
+    },
     /// Virtual networks: create, delete, list.
     #[command(subcommand)]
     Network(vnet_cmd::NetworkCmd),
@@ -283,8 +295,10 @@ type Result<T> = std::result::Result<T, Failure>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::CheckConfig { file } = &cli.command {
-        return check_config(file, cli.json);
+    match &cli.command {
+        Command::CheckConfig { file } => return check_config(file, cli.json),
+        Command::Doctor { config } => return doctor_cmd::run(config, cli.json),
+        _ => {}
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -425,7 +439,9 @@ async fn run(cli: &Cli) -> Result<()> {
     let mut dp = pb::datapath_service_client::DatapathServiceClient::new(ch);
     let json = cli.json;
     match &cli.command {
-        Command::CheckConfig { .. } => unreachable!("handled without a server"),
+        Command::CheckConfig { .. } | Command::Doctor { .. } => {
+            unreachable!("handled without a server")
+        }
         Command::Network(c) => vnet_cmd::network(&dp_channel, c, json).await?,
         Command::Instance(c) => vnet_cmd::instance(&dp_channel, c, json).await?,
         Command::Metadata(c) => vnet_cmd::metadata(&dp_channel, c, json).await?,
@@ -1001,6 +1017,29 @@ async fn stats(
 fn check_config(file: &std::path::Path, json: bool) -> ExitCode {
     match Config::load(file) {
         Ok(c) => {
+            // What EAL will make of the file (PCI ports against --no-pci and the
+            // allowlist, vhost socket paths) decides too; the host does not.
+            let checks = ferroflow::doctor::config_checks(&c);
+            let failed: Vec<_> = checks
+                .iter()
+                .filter(|k| k.status == ferroflow::doctor::Status::Fail)
+                .collect();
+            if !failed.is_empty() {
+                let error = failed
+                    .iter()
+                    .map(|k| format!("{}: {} (fix: {})", k.name, k.message, k.fix))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"ok": false, "error": error, "checks": checks})
+                    );
+                } else {
+                    eprintln!("ferroflowctl: {}: {error}", file.display());
+                }
+                return ExitCode::from(1);
+            }
             if json {
                 let ports: Vec<_> = c
                     .ports
@@ -1009,7 +1048,7 @@ fn check_config(file: &std::path::Path, json: bool) -> ExitCode {
                     .collect();
                 println!(
                     "{}",
-                    serde_json::json!({"ok": true, "eal_args": c.eal_args("ferroflowd"), "ports": ports})
+                    serde_json::json!({"ok": true, "eal_args": c.eal_args("ferroflowd"), "ports": ports, "checks": checks})
                 );
             } else {
                 println!("{}: ok", file.display());
@@ -1027,6 +1066,18 @@ fn check_config(file: &std::path::Path, json: bool) -> ExitCode {
                     })
                     .collect();
                 table(&["PORT", ">OFPORT", "VLAN", "DEVARGS"], &rows);
+                for k in checks
+                    .iter()
+                    .filter(|k| k.status != ferroflow::doctor::Status::Ok)
+                {
+                    println!(
+                        "{} {}: {} (fix: {})",
+                        k.status.as_str(),
+                        k.name,
+                        k.message,
+                        k.fix
+                    );
+                }
             }
             ExitCode::SUCCESS
         }

@@ -10,6 +10,7 @@ use clap::Parser;
 use dpdk::host::Hugepages;
 use dpdk::Eal;
 use ferroflow::api::Api;
+use ferroflow::doctor;
 use ferroflow::metrics::CountingSwitch;
 use ferroflow::ofswitch::OpenFlowSwitch;
 use ferroflow::stats::{write_atomically, StatsSnapshot};
@@ -24,7 +25,9 @@ struct Args {
     /// The configuration file (TOML).
     #[arg(long, short = 'c')]
     config: PathBuf,
-    /// Check the configuration and exit without starting DPDK.
+    /// Check the configuration and exit without starting DPDK: exit status 0
+    /// when it is valid (host problems are reported, with fixes, on stderr),
+    /// 1 when it is not.
     #[arg(long)]
     check_config: bool,
     /// Write port and worker counters as JSON to this file every stats interval
@@ -86,6 +89,46 @@ fn check_host(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--check-config`: the configuration's own checks decide the exit status
+/// (1 when one fails: ferroflowd could not work as configured anywhere); the
+/// host checks are reported with their fixes but do not, because the file is
+/// often checked somewhere else than where it will run (CI, an image build).
+/// `ferroflowctl doctor` is the strict check of the host.
+fn check_config(path: &std::path::Path, config: &Config) -> anyhow::Result<()> {
+    let config_checks = doctor::config_checks(config);
+    let host_checks = doctor::host_checks(config, &doctor::Host::from_env());
+    for c in config_checks.iter().chain(&host_checks) {
+        if c.status != doctor::Status::Ok {
+            let scope = if c.name.starts_with("config") {
+                ""
+            } else {
+                "host: "
+            };
+            eprintln!("{scope}{} {}: {}", c.status.as_str(), c.name, c.message);
+            if !c.fix.is_empty() {
+                eprintln!("  fix: {}", c.fix);
+            }
+        }
+    }
+    if doctor::worst(&config_checks) == doctor::Status::Fail {
+        anyhow::bail!(
+            "{}: the configuration cannot work as written (see above)",
+            path.display()
+        );
+    }
+    let host = doctor::worst(&host_checks);
+    println!(
+        "{}: ok ({} ports){}",
+        path.display(),
+        config.ports.len(),
+        match host {
+            doctor::Status::Ok => "",
+            _ => "; this host is not ready for it (see above, and `ferroflowctl doctor`)",
+        }
+    );
+    Ok(())
+}
+
 fn run(args: &Args) -> anyhow::Result<()> {
     let config = Config::load(&args.config).map_err(|e| {
         // The store keeps a copy of the last file that loaded.
@@ -100,12 +143,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         }
     })?;
     if args.check_config {
-        println!(
-            "{}: ok ({} ports)",
-            args.config.display(),
-            config.ports.len()
-        );
-        return Ok(());
+        return check_config(&args.config, &config);
     }
     let listeners = config
         .openflow
