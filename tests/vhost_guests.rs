@@ -743,11 +743,24 @@ fn a_guest_with_two_queue_pairs_uses_both_and_can_change_the_count() {
 /// offload reaches the wire unsegmented).
 #[test]
 fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
+    guest_iperf_to_a_tap_host("guest-csum", "198.18.14", "ffgc-h", false);
+}
+
+/// As above with TSO negotiated (`tso=1`): the guest sends TCP frames of up
+/// to 64 KiB (the vhost-user port receives frames larger than the MTU), the
+/// tap port's driver cuts them to the MTU, and every segment on the wire has
+/// correct checksums; nothing is dropped as oversize.
+#[test]
+fn guest_tso_frames_are_segmented_with_correct_checksums_on_a_tap_port() {
+    guest_iperf_to_a_tap_host("guest-tso", "198.18.15", "ffgt-t", true);
+}
+
+fn guest_iperf_to_a_tap_host(tag: &str, net: &str, tap: &str, tso: bool) {
     let _lock = DatapathLock::take();
     build_guest();
-    let work = TempDir::new("guest-csum");
+    let work = TempDir::new(tag);
     let sock = work.path("vhu0.sock");
-    let (ipg, iph) = ("198.18.14.1", "198.18.14.2");
+    let (ipg, iph) = (format!("{net}.1"), format!("{net}.2"));
     let script = format!(
         "n=0; until ping -c 1 -W 1 {iph} >/dev/null; do n=$((n+1)); [ $n -gt 60 ] && exit 1; done\n\
          n=0; until iperf3 -c {iph} -t 3 -f m > /tmp/ip.txt 2>&1; do n=$((n+1)); [ $n -gt 10 ] && break; sleep 0.5; done\n\
@@ -763,22 +776,26 @@ fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
         &script,
         &[],
     );
-    let mut config = eal_section("ff-t-guest-csum");
+    let mut config = eal_section(&format!("ff-t-{tag}"));
     config += "\n[bridge]\nfail_mode = \"standalone\"\n\n[datapath]\nidle_sleep_us = 100\n";
     config += &mgmt::port_toml(
         "vm",
-        &format!("net_vhost0,iface={},client=1", sock.display()),
+        &format!(
+            "net_vhost0,iface={},client=1,tso={}",
+            sock.display(),
+            u8::from(tso)
+        ),
         1,
     );
-    config += &mgmt::port_toml("host", "net_tap0,iface=ffgc-h", 2);
-    let ff = Ferroflowd::start("guest-csum", &config, 150.0);
-    let host = Netns::new("ffgc-h");
-    wait_for_interface("ffgc-h");
-    host.adopt("ffgc-h", &format!("{iph}/24"));
+    config += &mgmt::port_toml("host", &format!("net_tap0,iface={tap}"), 2);
+    let ff = Ferroflowd::start(tag, &config, 150.0);
+    let host = Netns::new(tap);
+    wait_for_interface(tap);
+    host.adopt(tap, &format!("{iph}/24"));
     let pcap = work.path("tap.pcap");
     let exec = |cmd: &str| {
         Command::new("ip")
-            .args(["netns", "exec", "ffgc-h", "sh", "-c", cmd])
+            .args(["netns", "exec", tap, "sh", "-c", cmd])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -786,7 +803,7 @@ fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
     };
     let mut server = exec("exec timeout 90 iperf3 -s -1");
     let mut capture = exec(&format!(
-        "exec timeout 90 tcpdump -i ffgc-h -nn -s 0 -c 4000 -w {} tcp and src host {ipg}",
+        "exec timeout 90 tcpdump -i {tap} -nn -s 0 -c 4000 -w {} tcp and src host {ipg}",
         pcap.display()
     ));
     let text = guest.finish(Duration::from_secs(120));
@@ -801,7 +818,7 @@ fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
     );
     // tcpdump checks both checksums itself with -vv.
     if let Some(l) = text.lines().find(|l| l.contains("receiver")) {
-        eprintln!("guest to tap host: {l}");
+        eprintln!("guest to tap host (tso={}): {l}", u8::from(tso));
     }
     let dump = run(&format!(
         "tcpdump -r {} -nn -vv 2>/dev/null",
@@ -816,6 +833,20 @@ fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
         "{} frames from the guest on the tap, largest {largest} bytes; checksums: {correct} correct, {incorrect} incorrect",
         frames.len()
     );
+    let stats = ff.stop();
+    let (vm, host) = (
+        &Ferroflowd::port(&stats, "vm")["switch_stats"],
+        &Ferroflowd::port(&stats, "host")["switch_stats"],
+    );
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {v}"));
+    let mean_rx = n(vm, "rx_bytes") / n(vm, "rx_packets").max(1);
+    eprintln!(
+        "vhost port: {} frames received, {mean_rx} bytes on average; tap port: {} sent, {} dropped ({} oversize)",
+        n(vm, "rx_packets"),
+        n(host, "tx_packets"),
+        n(host, "tx_dropped"),
+        n(host, "tx_oversize_dropped")
+    );
     assert!(frames.len() >= 1000, "too few frames captured:\n{text}");
     assert_eq!(
         incorrect,
@@ -828,5 +859,11 @@ fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
         largest <= 1514,
         "a {largest}-byte frame on a 1500-byte MTU link"
     );
-    drop(ff.stop());
+    assert_eq!(n(host, "tx_oversize_dropped"), 0, "{stats}");
+    if tso {
+        // Frames above the MTU arrived: the guest used TSO.
+        assert!(mean_rx > 1514, "no TSO frames from the guest: {vm}");
+    } else {
+        assert!(mean_rx <= 1514, "{vm}");
+    }
 }
