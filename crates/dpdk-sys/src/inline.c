@@ -53,6 +53,7 @@ void ff_mbuf_set_tx_offload(struct rte_mbuf *m, uint64_t ol_flags, uint16_t l2_l
 { m->ol_flags = ol_flags; m->l2_len = l2_len; m->l3_len = l3_len; m->l4_len = l4_len; }
 uint16_t ff_mbuf_tso_segsz(const struct rte_mbuf *m) { return m->tso_segsz; }
 void ff_mbuf_set_tso_segsz(struct rte_mbuf *m, uint16_t tso_segsz) { m->tso_segsz = tso_segsz; }
+int ff_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail) { return rte_pktmbuf_chain(head, tail); }
 /* The IPv4 header and TCP checksums of one segment whose headers are in its
  * first mbuf (what rte_gso_segment makes); the payload may span the chain. */
 void ff_tcp4_fill_checksums(struct rte_mbuf *m, uint16_t l2_len)

@@ -36,6 +36,7 @@ unsigned ff_mempool_in_use_count(const struct rte_mempool *mp);
 void ff_mbuf_set_tx_offload(struct rte_mbuf *m, uint64_t ol_flags, uint16_t l2_len, uint16_t l3_len, uint16_t l4_len);
 uint16_t ff_mbuf_tso_segsz(const struct rte_mbuf *m);
 void ff_mbuf_set_tso_segsz(struct rte_mbuf *m, uint16_t tso_segsz);
+int ff_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
 void ff_tcp4_fill_checksums(struct rte_mbuf *m, uint16_t l2_len);
 int ff_vhost_vid_of_port(uint16_t port_id);
 #endif

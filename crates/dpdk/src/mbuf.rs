@@ -28,6 +28,11 @@ impl Mbuf {
         NonNull::new(raw).map(Mbuf)
     }
 
+    #[cfg(test)]
+    pub(crate) fn as_raw(&self) -> *mut rte_mbuf {
+        self.0.as_ptr()
+    }
+
     pub(crate) fn into_raw(self) -> *mut rte_mbuf {
         let raw = self.0.as_ptr();
         std::mem::forget(self);

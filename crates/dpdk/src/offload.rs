@@ -331,6 +331,158 @@ impl TxQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Eal, Mbuf, Mempool, Port, PortConfig};
+
+    /// Ones' complement sum of 16-bit words.
+    fn sum(mut acc: u32, d: &[u8]) -> u32 {
+        for c in d.chunks(2) {
+            acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+        acc
+    }
+
+    fn fold(mut acc: u32) -> u16 {
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    /// The bytes of a chained mbuf.
+    fn bytes(m: &Mbuf) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut seg = m.as_raw();
+        while !seg.is_null() {
+            // SAFETY: a valid chain: each segment's data_len bytes at mtod.
+            unsafe {
+                out.extend_from_slice(std::slice::from_raw_parts(
+                    ((*seg).buf_addr as *const u8).add(usize::from((*seg).data_off)),
+                    usize::from((*seg).data_len),
+                ));
+                seg = (*seg).next;
+            }
+        }
+        out
+    }
+
+    /// Ethernet, IPv4 or IPv6, TCP (no options), `payload` bytes.
+    fn tcp_frame(ipv4: bool, payload: usize) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        if ipv4 {
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+            f[16..18].copy_from_slice(&((40 + payload) as u16).to_be_bytes());
+            f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        } else {
+            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            f.extend_from_slice(&((20 + payload) as u16).to_be_bytes());
+            f.extend_from_slice(&[6, 64]);
+            f.extend_from_slice(&[0xfd; 32]);
+        }
+        f.extend_from_slice(&[0x13, 0x88, 0x14, 0x51, 0, 0, 0, 100, 0, 0, 0, 0, 0x50, 0x18]);
+        f.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+        f.extend((0..payload).map(|i| (i % 251) as u8));
+        f
+    }
+
+    /// A frame as the vhost PMD hands over a guest's TSO frame: chained mbufs,
+    /// RX_LRO, the guest's MSS.
+    fn tso_mbuf(pool: &Mempool, frame: &[u8], mss: u16) -> Mbuf {
+        let mut parts = frame.chunks(1800);
+        let head = Mbuf::from_bytes(pool, parts.next().unwrap()).unwrap();
+        for p in parts {
+            let tail = Mbuf::from_bytes(pool, p).unwrap();
+            // SAFETY: two valid mbufs; the head takes ownership of the tail.
+            assert_eq!(
+                unsafe { dpdk_sys::ff_pktmbuf_chain(head.as_raw(), tail.into_raw()) },
+                0
+            );
+        }
+        // SAFETY: the mbuf is ours.
+        unsafe {
+            (*head.as_raw()).ol_flags = RX_LRO;
+            dpdk_sys::ff_mbuf_set_tso_segsz(head.as_raw(), mss);
+        }
+        head
+    }
+
+    /// Through a net_ring port (no TSO, a loopback): a 6000-byte TCP/IPv4 frame
+    /// leaves as segments of the guest's MSS whose payloads add up to the
+    /// original and whose IPv4 and TCP checksums are right; a TCP/IPv6 one
+    /// cannot be segmented and is counted as oversize, not sent.
+    #[test]
+    fn tso_frames_are_segmented_in_software_or_counted_as_oversize() {
+        let args: Vec<String> = [
+            "offload-test",
+            "-l",
+            "0",
+            "--no-pci",
+            "--in-memory",
+            "--file-prefix",
+            "ff-t-dpdk-offload",
+            "--socket-limit",
+            "128",
+            "--log-level",
+            "lib.eal:error",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let eal = Eal::init(&args).expect("EAL (hugepages: tests/setup-host.sh)");
+        let pool = Mempool::pktmbuf(&eal, "offload_test", 2047, 0, 2048 + 128).unwrap();
+        let port = Port::probe(&eal, "net_ring_offload0").unwrap();
+        let cfg = PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_descriptors: 512,
+            tx_descriptors: 512,
+        };
+        let (mut rx, mut tx) = port.configure(&cfg, &pool).unwrap();
+        let (mut rx, mut tx) = (rx.remove(0), tx.remove(0));
+        port.start().unwrap();
+
+        let frame = tcp_frame(true, 6000);
+        let mut burst = MbufBurst::new();
+        burst.push(tso_mbuf(&pool, &frame, 1000)).unwrap();
+        assert!(burst.oversize);
+        let sent = tx.tx_burst(&mut burst);
+        assert_eq!((sent, tx.take_drops()), (6, TxDrops::default()));
+        let mut got = MbufBurst::new();
+        assert_eq!(rx.rx_burst(&mut got), 6);
+        let mut payload = Vec::new();
+        for (i, m) in got.drain().enumerate() {
+            let b = bytes(&m);
+            assert_eq!(b.len(), 54 + 1000, "segment {i}");
+            assert_eq!(fold(sum(0, &b[14..34])), 0xffff, "IPv4 checksum {i}");
+            assert_eq!(
+                usize::from(u16::from_be_bytes([b[16], b[17]])),
+                b.len() - 14
+            );
+            let tcp = &b[34..];
+            let pseudo = sum(sum(0, &b[26..34]), &[0, 6]) + tcp.len() as u32;
+            assert_eq!(fold(sum(pseudo, tcp)), 0xffff, "TCP checksum {i}");
+            // Sequence numbers follow the payload.
+            let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+            assert_eq!(seq, 100 + 1000 * i as u32);
+            payload.extend_from_slice(&tcp[20..]);
+        }
+        assert_eq!(payload, &frame[54..]);
+
+        let mut burst = MbufBurst::new();
+        burst
+            .push(tso_mbuf(&pool, &tcp_frame(false, 6000), 1000))
+            .unwrap();
+        assert_eq!(tx.tx_burst(&mut burst), 0);
+        assert_eq!(
+            tx.take_drops(),
+            TxDrops {
+                dropped: 0,
+                oversize: 1
+            }
+        );
+        assert_eq!(rx.rx_burst(&mut got), 0);
+        port.stop().unwrap();
+        port.remove().unwrap();
+    }
 
     fn frame(eth: &[u8], ip: &[u8], tcp_doff: u8) -> Vec<u8> {
         let mut f = vec![0u8; 12];
