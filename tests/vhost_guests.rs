@@ -870,6 +870,102 @@ fn guest_iperf_to_a_tap_host(tag: &str, net: &str, tap: &str, tso: bool) {
     }
 }
 
+/// A TSO frame that nothing can segment is dropped and counted, never sent
+/// oversized: TCP over IPv6 from a `tso=1` guest to a namespace host behind
+/// net_tap (net_tap's TSO and librte_gso do TCP over IPv4 only). The capture
+/// on the tap holds no frame above the MTU, and the tap port counts the
+/// guest's large frames in `tx_oversize_dropped` (and `tx_dropped`).
+#[test]
+fn guest_tso_frames_over_ipv6_to_a_tap_port_are_counted_drops_not_oversized_frames() {
+    let _lock = DatapathLock::take();
+    build_guest();
+    let tag = "guest-tso6";
+    let tap = "ffg6-h";
+    let work = TempDir::new(tag);
+    let sock = work.path("vhu0.sock");
+    let (ipg, iph) = ("fd00:19::1", "fd00:19::2");
+    let script = format!(
+        "echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad\n\
+         ip -6 addr add {ipg}/64 dev eth0\n\
+         n=0; until ping6 -c 1 -W 1 {iph} >/dev/null; do n=$((n+1)); [ $n -gt 60 ] && exit 1; done\n\
+         timeout 20 iperf3 -6 -c {iph} -t 2 -f m > /tmp/ip.txt 2>&1; echo IPERF-RC=$?\n\
+         sed 's/^/IP /' /tmp/ip.txt\n"
+    );
+    let mut guest = Guest::boot(
+        &work,
+        "g",
+        &sock,
+        "52:54:00:00:19:01",
+        "198.18.19.1/24",
+        &script,
+        &[],
+    );
+    let mut config = eal_section(&format!("ff-t-{tag}"));
+    config += "\n[bridge]\nfail_mode = \"standalone\"\n\n[datapath]\nidle_sleep_us = 100\n";
+    config += &mgmt::port_toml(
+        "vm",
+        &format!("net_vhost0,iface={},client=1,tso=1", sock.display()),
+        1,
+    );
+    config += &mgmt::port_toml("host", &format!("net_tap0,iface={tap}"), 2);
+    let ff = Ferroflowd::start(tag, &config, 150.0);
+    let host = Netns::new(tap);
+    wait_for_interface(tap);
+    host.adopt(tap, "198.18.19.2/24");
+    // adopt() turns IPv6 off on the interface; this test needs it.
+    run(&format!(
+        "ip netns exec {tap} sh -c 'sysctl -qw net.ipv6.conf.{tap}.disable_ipv6=0 net.ipv6.conf.{tap}.accept_dad=0; ip -6 addr add {iph}/64 dev {tap}'"
+    ));
+    let pcap = work.path("tap.pcap");
+    let exec = |cmd: &str| {
+        Command::new("ip")
+            .args(["netns", "exec", tap, "sh", "-c", cmd])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut server = exec("exec timeout 90 iperf3 -s -1");
+    let mut capture = exec(&format!(
+        "exec timeout 90 tcpdump -i {tap} -nn -s 0 -w {} ip6 and tcp and src host {ipg}",
+        pcap.display()
+    ));
+    let text = guest.finish(Duration::from_secs(120));
+    let _ = sh(&format!("kill -INT {}", capture.id()));
+    let _ = capture.wait();
+    let _ = sh(&format!("kill -TERM {}", server.id()));
+    let _ = server.wait();
+    assert!(
+        text.contains("IPERF-RC="),
+        "the guest did not run iperf3:\n{text}"
+    );
+    let frames = read_pcap(&pcap);
+    let largest = frames.iter().map(Vec::len).max().unwrap_or(0);
+    let stats = ff.stop();
+    let host = &Ferroflowd::port(&stats, "host")["switch_stats"];
+    let n = |k: &str| host[k].as_u64().unwrap_or_else(|| panic!("{k}: {host}"));
+    eprintln!(
+        "IPv6 TSO to a tap: {} frames on the wire, largest {largest} bytes; tap port: {} sent, {} dropped, {} oversize",
+        frames.len(),
+        n("tx_packets"),
+        n("tx_dropped"),
+        n("tx_oversize_dropped")
+    );
+    assert!(
+        !frames.is_empty(),
+        "nothing from the guest on the tap:\n{text}"
+    );
+    assert!(
+        largest <= 1514,
+        "a {largest}-byte frame on a 1500-byte MTU link"
+    );
+    assert!(
+        n("tx_oversize_dropped") > 0,
+        "no TSO frame counted: {stats}\n{text}"
+    );
+    assert!(n("tx_dropped") >= n("tx_oversize_dropped"), "{stats}");
+}
+
 /// iperf3 between two guests over two vhost-user ports, without TSO, with
 /// TSO on both ports (the 64 KiB frames pass through to the receiving guest
 /// unsegmented), and with TSO from the sender only (the receiving guest turns
