@@ -196,6 +196,12 @@ pub fn render(api: &Api) -> String {
         "Copies for this port its tx queue refused or that found no buffer.",
         &p,
     );
+    let tx_oversize = counter(
+        &r,
+        "ferroflow_port_tx_oversize_dropped_total",
+        "TSO frames for this port that could not be segmented to its MTU (also in tx_dropped).",
+        &p,
+    );
     let link = gauge(
         &r,
         "ferroflow_port_link_up",
@@ -288,6 +294,9 @@ pub fn render(api: &Api) -> String {
             dropped.with_label_values(&l).inc_by(k.dropped);
             meter_drops.with_label_values(&l).inc_by(k.meter_drops);
             tx_dropped.with_label_values(&l).inc_by(k.tx_dropped);
+            tx_oversize
+                .with_label_values(&l)
+                .inc_by(k.tx_oversize_dropped);
             link.with_label_values(&l).set(i64::from(s.link_up));
             admin
                 .with_label_values(&l)

@@ -5,7 +5,9 @@
 //! SIGKILL) during a 10/s ping stream and the stall is measured; a guest
 //! reaches a namespace host behind a tap port; a vhost-user port is added and
 //! removed through ferroflowctl under running guests; a guest with two queue
-//! pairs uses both and changes the count at runtime.
+//! pairs uses both and changes the count at runtime; with TSO (`tso=1`) a
+//! guest's 64 KiB frames are cut to the MTU on a tap port or pass whole to a
+//! guest that takes them, and are segmented in software for one that does not.
 
 mod common;
 
@@ -762,11 +764,24 @@ fn a_guest_with_two_queue_pairs_uses_both_and_can_change_the_count() {
 /// offload reaches the wire unsegmented).
 #[test]
 fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
+    guest_iperf_to_a_tap_host("guest-csum", "198.18.14", "ffgc-h", false);
+}
+
+/// As above with TSO negotiated (`tso=1`): the guest sends TCP frames of up
+/// to 64 KiB (the vhost-user port receives frames larger than the MTU), the
+/// tap port's driver cuts them to the MTU, and every segment on the wire has
+/// correct checksums; nothing is dropped as oversize.
+#[test]
+fn guest_tso_frames_are_segmented_with_correct_checksums_on_a_tap_port() {
+    guest_iperf_to_a_tap_host("guest-tso", "198.18.15", "ffgt-t", true);
+}
+
+fn guest_iperf_to_a_tap_host(tag: &str, net: &str, tap: &str, tso: bool) {
     let _lock = DatapathLock::take();
     build_guest();
-    let work = TempDir::new("guest-csum");
+    let work = TempDir::new(tag);
     let sock = work.path("vhu0.sock");
-    let (ipg, iph) = ("198.18.14.1", "198.18.14.2");
+    let (ipg, iph) = (format!("{net}.1"), format!("{net}.2"));
     let script = format!(
         "n=0; until ping -c 1 -W 1 {iph} >/dev/null; do n=$((n+1)); [ $n -gt 60 ] && exit 1; done\n\
          n=0; until iperf3 -c {iph} -t 3 -f m > /tmp/ip.txt 2>&1; do n=$((n+1)); [ $n -gt 10 ] && break; sleep 0.5; done\n\
@@ -782,22 +797,26 @@ fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
         &script,
         &[],
     );
-    let mut config = eal_section("ff-t-guest-csum");
+    let mut config = eal_section(&format!("ff-t-{tag}"));
     config += "\n[bridge]\nfail_mode = \"standalone\"\n\n[datapath]\nidle_sleep_us = 100\n";
     config += &mgmt::port_toml(
         "vm",
-        &format!("net_vhost0,iface={},client=1", sock.display()),
+        &format!(
+            "net_vhost0,iface={},client=1,tso={}",
+            sock.display(),
+            u8::from(tso)
+        ),
         1,
     );
-    config += &mgmt::port_toml("host", "net_tap0,iface=ffgc-h", 2);
-    let ff = Ferroflowd::start("guest-csum", &config, 150.0);
-    let host = Netns::new("ffgc-h");
-    wait_for_interface("ffgc-h");
-    host.adopt("ffgc-h", &format!("{iph}/24"));
+    config += &mgmt::port_toml("host", &format!("net_tap0,iface={tap}"), 2);
+    let ff = Ferroflowd::start(tag, &config, 150.0);
+    let host = Netns::new(tap);
+    wait_for_interface(tap);
+    host.adopt(tap, &format!("{iph}/24"));
     let pcap = work.path("tap.pcap");
     let exec = |cmd: &str| {
         Command::new("ip")
-            .args(["netns", "exec", "ffgc-h", "sh", "-c", cmd])
+            .args(["netns", "exec", tap, "sh", "-c", cmd])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -805,7 +824,7 @@ fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
     };
     let mut server = exec("exec timeout 90 iperf3 -s -1");
     let mut capture = exec(&format!(
-        "exec timeout 90 tcpdump -i ffgc-h -nn -s 0 -c 4000 -w {} tcp and src host {ipg}",
+        "exec timeout 90 tcpdump -i {tap} -nn -s 0 -c 4000 -w {} tcp and src host {ipg}",
         pcap.display()
     ));
     let text = guest.finish(Duration::from_secs(120));
@@ -820,7 +839,7 @@ fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
     );
     // tcpdump checks both checksums itself with -vv.
     if let Some(l) = text.lines().find(|l| l.contains("receiver")) {
-        eprintln!("guest to tap host: {l}");
+        eprintln!("guest to tap host (tso={}): {l}", u8::from(tso));
     }
     let dump = run(&format!(
         "tcpdump -r {} -nn -vv 2>/dev/null",
@@ -835,6 +854,20 @@ fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
         "{} frames from the guest on the tap, largest {largest} bytes; checksums: {correct} correct, {incorrect} incorrect",
         frames.len()
     );
+    let stats = ff.stop();
+    let (vm, host) = (
+        &Ferroflowd::port(&stats, "vm")["switch_stats"],
+        &Ferroflowd::port(&stats, "host")["switch_stats"],
+    );
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {v}"));
+    let mean_rx = n(vm, "rx_bytes") / n(vm, "rx_packets").max(1);
+    eprintln!(
+        "vhost port: {} frames received, {mean_rx} bytes on average; tap port: {} sent, {} dropped ({} oversize)",
+        n(vm, "rx_packets"),
+        n(host, "tx_packets"),
+        n(host, "tx_dropped"),
+        n(host, "tx_oversize_dropped")
+    );
     assert!(frames.len() >= 1000, "too few frames captured:\n{text}");
     assert_eq!(
         incorrect,
@@ -847,7 +880,222 @@ fn guest_frames_on_a_tap_port_have_correct_checksums_and_sizes() {
         largest <= 1514,
         "a {largest}-byte frame on a 1500-byte MTU link"
     );
-    drop(ff.stop());
+    assert_eq!(n(host, "tx_oversize_dropped"), 0, "{stats}");
+    if tso {
+        // Frames above the MTU arrived: the guest used TSO.
+        assert!(mean_rx > 1514, "no TSO frames from the guest: {vm}");
+    } else {
+        assert!(mean_rx <= 1514, "{vm}");
+    }
+}
+
+/// A TSO frame that nothing can segment is dropped and counted, never sent
+/// oversized: TCP over IPv6 from a `tso=1` guest to a namespace host behind
+/// net_tap (net_tap's TSO and librte_gso do TCP over IPv4 only). The capture
+/// on the tap holds no frame above the MTU, and the tap port counts the
+/// guest's large frames in `tx_oversize_dropped` (and `tx_dropped`).
+#[test]
+fn guest_tso_frames_over_ipv6_to_a_tap_port_are_counted_drops_not_oversized_frames() {
+    let _lock = DatapathLock::take();
+    build_guest();
+    let tag = "guest-tso6";
+    let tap = "ffg6-h";
+    let work = TempDir::new(tag);
+    let sock = work.path("vhu0.sock");
+    let (ipg, iph) = ("fd00:19::1", "fd00:19::2");
+    let script = format!(
+        "echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad\n\
+         ip -6 addr add {ipg}/64 dev eth0\n\
+         n=0; until ping6 -c 1 -W 1 {iph} >/dev/null; do n=$((n+1)); [ $n -gt 60 ] && exit 1; done\n\
+         timeout 20 iperf3 -6 -c {iph} -t 2 -f m > /tmp/ip.txt 2>&1; echo IPERF-RC=$?\n\
+         sed 's/^/IP /' /tmp/ip.txt\n"
+    );
+    let mut guest = Guest::boot(
+        &work,
+        "g",
+        &sock,
+        "52:54:00:00:19:01",
+        "198.18.19.1/24",
+        &script,
+        &[],
+    );
+    let mut config = eal_section(&format!("ff-t-{tag}"));
+    config += "\n[bridge]\nfail_mode = \"standalone\"\n\n[datapath]\nidle_sleep_us = 100\n";
+    config += &mgmt::port_toml(
+        "vm",
+        &format!("net_vhost0,iface={},client=1,tso=1", sock.display()),
+        1,
+    );
+    config += &mgmt::port_toml("host", &format!("net_tap0,iface={tap}"), 2);
+    let ff = Ferroflowd::start(tag, &config, 150.0);
+    let host = Netns::new(tap);
+    wait_for_interface(tap);
+    host.adopt(tap, "198.18.19.2/24");
+    // adopt() turns IPv6 off on the interface; this test needs it.
+    run(&format!(
+        "ip netns exec {tap} sh -c 'sysctl -qw net.ipv6.conf.{tap}.disable_ipv6=0 net.ipv6.conf.{tap}.accept_dad=0; ip -6 addr add {iph}/64 dev {tap}'"
+    ));
+    let pcap = work.path("tap.pcap");
+    let exec = |cmd: &str| {
+        Command::new("ip")
+            .args(["netns", "exec", tap, "sh", "-c", cmd])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut server = exec("exec timeout 90 iperf3 -s -1");
+    let mut capture = exec(&format!(
+        "exec timeout 90 tcpdump -i {tap} -nn -s 0 -w {} ip6 and tcp and src host {ipg}",
+        pcap.display()
+    ));
+    let text = guest.finish(Duration::from_secs(120));
+    let _ = sh(&format!("kill -INT {}", capture.id()));
+    let _ = capture.wait();
+    let _ = sh(&format!("kill -TERM {}", server.id()));
+    let _ = server.wait();
+    assert!(
+        text.contains("IPERF-RC="),
+        "the guest did not run iperf3:\n{text}"
+    );
+    let frames = read_pcap(&pcap);
+    let largest = frames.iter().map(Vec::len).max().unwrap_or(0);
+    let stats = ff.stop();
+    let host = &Ferroflowd::port(&stats, "host")["switch_stats"];
+    let n = |k: &str| host[k].as_u64().unwrap_or_else(|| panic!("{k}: {host}"));
+    eprintln!(
+        "IPv6 TSO to a tap: {} frames on the wire, largest {largest} bytes; tap port: {} sent, {} dropped, {} oversize",
+        frames.len(),
+        n("tx_packets"),
+        n("tx_dropped"),
+        n("tx_oversize_dropped")
+    );
+    assert!(
+        !frames.is_empty(),
+        "nothing from the guest on the tap:\n{text}"
+    );
+    assert!(
+        largest <= 1514,
+        "a {largest}-byte frame on a 1500-byte MTU link"
+    );
+    assert!(
+        n("tx_oversize_dropped") > 0,
+        "no TSO frame counted: {stats}\n{text}"
+    );
+    assert!(n("tx_dropped") >= n("tx_oversize_dropped"), "{stats}");
+}
+
+/// iperf3 between two guests over two vhost-user ports, without TSO, with
+/// TSO on both ports (the 64 KiB frames pass through to the receiving guest
+/// unsegmented), and with TSO from the sender only (the receiving guest turns
+/// TSO off, `guest_tso4=off`: the switch segments in software with
+/// librte_gso). iperf3 completes in each; the Gbit/s are printed, not
+/// asserted (TCG guests).
+#[test]
+fn two_guests_run_iperf_over_vhost_ports_with_and_without_tso() {
+    let _lock = DatapathLock::take();
+    build_guest();
+    let mut results = Vec::new();
+    for (i, (tso, b_takes_tso)) in [(false, true), (true, true), (true, false)]
+        .into_iter()
+        .enumerate()
+    {
+        let tag = format!("guest-tso-pair{i}");
+        let work = TempDir::new(&tag);
+        let (sa, sb) = (work.path("vhu0.sock"), work.path("vhu1.sock"));
+        let (ipa, ipb) = (
+            format!("198.18.{}.1", 16 + i),
+            format!("198.18.{}.2", 16 + i),
+        );
+        // B: the iperf3 server; its NIC without TSO in the third run.
+        let nic_opts = if b_takes_tso {
+            "vectors=0"
+        } else {
+            "vectors=0,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off"
+        };
+        let mut b = Guest::boot(
+            &work,
+            "b",
+            &sb,
+            "52:54:00:00:16:02",
+            &format!("{ipb}/24"),
+            "timeout 120 iperf3 -s -1 > /tmp/s.txt 2>&1; echo SERVER-DONE",
+            &[("NIC_OPTS", nic_opts)],
+        );
+        let script = format!(
+            "n=0; until ping -c 1 -W 1 {ipb} >/dev/null; do n=$((n+1)); [ $n -gt 60 ] && exit 1; done\n\
+             n=0; until iperf3 -c {ipb} -t 3 -f m > /tmp/ip.txt 2>&1; do n=$((n+1)); [ $n -gt 10 ] && break; sleep 0.5; done\n\
+             sed 's/^/IP /' /tmp/ip.txt\n"
+        );
+        let mut a = Guest::boot(
+            &work,
+            "a",
+            &sa,
+            "52:54:00:00:16:01",
+            &format!("{ipa}/24"),
+            &script,
+            &[],
+        );
+        let mut config = eal_section(&format!("ff-t-{tag}"));
+        config += "\n[bridge]\nfail_mode = \"standalone\"\n\n[datapath]\nidle_sleep_us = 100\n";
+        let t = u8::from(tso);
+        config += &mgmt::port_toml(
+            "vma",
+            &format!("net_vhost0,iface={},client=1,tso={t}", sa.display()),
+            1,
+        );
+        config += &mgmt::port_toml(
+            "vmb",
+            &format!("net_vhost1,iface={},client=1,tso={t}", sb.display()),
+            2,
+        );
+        let ff = Ferroflowd::start(&tag, &config, 200.0);
+        let text = a.finish(Duration::from_secs(150));
+        let _ = b.finish(Duration::from_secs(30));
+        let log = ff.log_text();
+        let stats = ff.stop();
+        let receiver = text
+            .lines()
+            .find(|l| l.contains("receiver"))
+            .unwrap_or_else(|| panic!("iperf3 from A to B failed (run {i}):\n{text}\n{log}"))
+            .to_owned();
+        let (va, vb) = (
+            &Ferroflowd::port(&stats, "vma")["switch_stats"],
+            &Ferroflowd::port(&stats, "vmb")["switch_stats"],
+        );
+        let n =
+            |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {v}"));
+        let mean_rx = n(va, "rx_bytes") / n(va, "rx_packets").max(1);
+        eprintln!(
+            "run {i} (tso={t}, receiver takes TSO: {b_takes_tso}): A sent {} frames ({mean_rx} bytes on average), B got {} ({} dropped, {} oversize): {receiver}",
+            n(va, "rx_packets"),
+            n(vb, "tx_packets"),
+            n(vb, "tx_dropped"),
+            n(vb, "tx_oversize_dropped"),
+        );
+        assert_eq!(n(vb, "tx_oversize_dropped"), 0, "{stats}");
+        if tso {
+            assert!(mean_rx > 1514, "no TSO frames from A: {va}");
+        }
+        if tso && !b_takes_tso {
+            // Segmented here: more frames out to B than came in from A.
+            assert!(n(vb, "tx_packets") > n(va, "rx_packets"), "{stats}");
+        }
+        let mbits: f64 = receiver
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .find(|w| w[1] == "Mbits/sec")
+            .and_then(|w| w[0].parse().ok())
+            .unwrap_or(0.0);
+        results.push((t, b_takes_tso, mbits));
+    }
+    for (t, b, mbits) in results {
+        eprintln!(
+            "RESULT iperf3 A->B tso={t} receiver-tso={b}: {:.3} Gbit/s",
+            mbits / 1000.0
+        );
+    }
 }
 
 /// Server-mode sockets (the switch creates them) get the mode, owner and

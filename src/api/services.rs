@@ -100,6 +100,7 @@ pub(crate) fn ports(api: &Api, only: Option<&str>) -> Result<Vec<pb::Port>, ApiE
                     invalid_ttl: w.invalid_ttl,
                     action_errors: w.action_errors,
                     tx_dropped: w.tx_dropped,
+                    tx_oversize_dropped: w.tx_oversize_dropped,
                 }
             });
             let xstats = match (only, dp.as_ref()) {

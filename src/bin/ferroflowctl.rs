@@ -826,6 +826,10 @@ fn show_port(p: &pb::Port) {
         vec!["dropped".into(), c.dropped.to_string()],
         vec!["meter_drops".into(), c.meter_drops.to_string()],
         vec!["tx_dropped".into(), c.tx_dropped.to_string()],
+        vec![
+            "tx_oversize_dropped".into(),
+            c.tx_oversize_dropped.to_string(),
+        ],
     ];
     table(&["COUNTER", ">VALUE"], &rows);
     if !p.xstats.is_empty() {

@@ -59,6 +59,10 @@ pub struct PortCounters {
     /// Copies the port's tx queue refused (ring full, link down) or that could
     /// not be made (no mbuf).
     pub tx_dropped: Counter,
+    /// Of the above, TSO frames (a guest's, up to 64 KiB) that this port's
+    /// driver cannot segment and software could not either (TCP over IPv6):
+    /// never sent oversized.
+    pub tx_oversize_dropped: Counter,
 }
 
 impl PortCounters {
@@ -75,6 +79,7 @@ impl PortCounters {
             &self.action_errors,
             &self.tx_packets,
             &self.tx_dropped,
+            &self.tx_oversize_dropped,
         ] {
             c.reset();
         }
@@ -141,6 +146,7 @@ pub struct PortReport {
     pub action_errors: u64,
     pub tx_packets: u64,
     pub tx_dropped: u64,
+    pub tx_oversize_dropped: u64,
 }
 
 impl PortReport {
@@ -155,6 +161,7 @@ impl PortReport {
         self.action_errors += c.action_errors.get();
         self.tx_packets += c.tx_packets.get();
         self.tx_dropped += c.tx_dropped.get();
+        self.tx_oversize_dropped += c.tx_oversize_dropped.get();
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use arrayvec::ArrayVec;
 use crossbeam_queue::ArrayQueue;
-use dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxQueue, BURST_SIZE};
+use dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxDrops, TxQueue, BURST_SIZE};
 use packet::FlowKey;
 use pipeline::{Emit, PipelineHandle, Sink, WorkerContext};
 
@@ -263,10 +263,17 @@ impl Worker {
                 continue;
             }
             let c = &self.counters.ports[p];
-            let sent = self.tx[p].as_mut().map_or(0, |q| q.tx_burst(buf));
+            let (sent, cold) = self.tx[p].as_mut().map_or((0, TxDrops::default()), |q| {
+                (q.tx_burst(buf), q.take_drops())
+            });
             c.tx_packets.add(sent as u64);
-            c.tx_dropped
-                .add(buf.free_all() as u64 + std::mem::take(&mut failed[p]));
+            c.tx_dropped.add(
+                buf.free_all() as u64
+                    + std::mem::take(&mut failed[p])
+                    + cold.dropped
+                    + cold.oversize,
+            );
+            c.tx_oversize_dropped.add(cold.oversize);
         }
     }
 

@@ -23,6 +23,7 @@ char *ff_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 char *ff_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int ff_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 uint16_t ff_mbuf_refcnt_update(struct rte_mbuf *m, int16_t value);
+void ff_pktmbuf_refcnt_update(struct rte_mbuf *m, int16_t value);
 uint16_t ff_mbuf_refcnt_read(const struct rte_mbuf *m);
 void ff_prefetch0(const void *p);
 unsigned ff_lcore_id(void);
@@ -31,4 +32,11 @@ void ff_pause(void);
 int ff_errno(void);
 unsigned ff_mempool_avail_count(const struct rte_mempool *mp);
 unsigned ff_mempool_in_use_count(const struct rte_mempool *mp);
+/* Segmentation offload (cold path: only frames a guest sent with TSO). */
+void ff_mbuf_set_tx_offload(struct rte_mbuf *m, uint64_t ol_flags, uint16_t l2_len, uint16_t l3_len, uint16_t l4_len);
+uint16_t ff_mbuf_tso_segsz(const struct rte_mbuf *m);
+void ff_mbuf_set_tso_segsz(struct rte_mbuf *m, uint16_t tso_segsz);
+int ff_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
+void ff_tcp4_fill_checksums(struct rte_mbuf *m, uint16_t l2_len);
+int ff_vhost_vid_of_port(uint16_t port_id);
 #endif

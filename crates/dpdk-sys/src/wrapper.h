@@ -12,4 +12,6 @@
 #include <rte_mbuf.h>
 #include <rte_ethdev.h>
 #include <rte_eth_vhost.h>
+#include <rte_vhost.h>
+#include <rte_gso.h>
 #include "inline.h"

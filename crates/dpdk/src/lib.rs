@@ -10,6 +10,7 @@ pub mod host;
 mod lcore;
 mod mbuf;
 mod mempool;
+mod offload;
 mod port;
 
 pub use eal::Eal;
@@ -17,4 +18,5 @@ pub use error::{strerror, Error};
 pub use lcore::{lcore_id, rdtsc, tsc_hz, LaunchedWorker};
 pub use mbuf::{prefetch, Mbuf, MbufBurst, BURST_SIZE};
 pub use mempool::Mempool;
+pub use offload::TxDrops;
 pub use port::{LinkStatus, Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue, Xstat};

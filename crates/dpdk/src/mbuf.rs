@@ -29,6 +29,11 @@ impl Mbuf {
         NonNull::new(raw).map(Mbuf)
     }
 
+    #[cfg(test)]
+    pub(crate) fn as_raw(&self) -> *mut rte_mbuf {
+        self.0.as_ptr()
+    }
+
     pub(crate) fn into_raw(self) -> *mut rte_mbuf {
         let raw = self.0.as_ptr();
         std::mem::forget(self);
@@ -110,8 +115,17 @@ impl Mbuf {
     /// Another owner of the same buffer: both must only be read or transmitted.
     #[inline]
     pub fn share(&self) -> Mbuf {
-        // SAFETY: raising the refcnt makes the second owner's free balance out.
-        unsafe { dpdk_sys::ff_mbuf_refcnt_update(self.0.as_ptr(), 1) };
+        let m = self.0.as_ptr();
+        // SAFETY: raising the refcnt makes the second owner's free balance out. A
+        // free drops every segment's count, so a chain (a guest's TSO frame) has
+        // all of them raised, or its tail would go back to the pool under the other owner.
+        unsafe {
+            if (*m).nb_segs == 1 {
+                dpdk_sys::ff_mbuf_refcnt_update(m, 1);
+            } else {
+                dpdk_sys::ff_pktmbuf_refcnt_update(m, 1);
+            }
+        }
         Mbuf(self.0)
     }
 
@@ -202,6 +216,9 @@ impl Drop for Mbuf {
 pub struct MbufBurst {
     pub(crate) ptrs: [*mut rte_mbuf; BURST_SIZE],
     pub(crate) len: usize,
+    /// Some mbuf in the burst carries more than one MTU of TCP (a guest's
+    /// TSO): tx takes the segmenting path (crate::offload).
+    pub(crate) oversize: bool,
 }
 
 // SAFETY: the burst owns its mbufs, which are Send.
@@ -212,6 +229,7 @@ impl Default for MbufBurst {
         MbufBurst {
             ptrs: [ptr::null_mut(); BURST_SIZE],
             len: 0,
+            oversize: false,
         }
     }
 }
@@ -248,7 +266,10 @@ impl MbufBurst {
         if self.len == BURST_SIZE {
             return Err(m);
         }
-        self.ptrs[self.len] = m.into_raw();
+        let raw = m.into_raw();
+        // SAFETY: raw is a valid mbuf; ol_flags sits in the cache line share() just touched.
+        self.oversize |= unsafe { (*raw).ol_flags } & crate::offload::SEGMENTATION_FLAGS != 0;
+        self.ptrs[self.len] = raw;
         self.len += 1;
         Ok(())
     }
@@ -265,6 +286,7 @@ impl MbufBurst {
     #[inline]
     pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
         let n = std::mem::take(&mut self.len);
+        self.oversize = false;
         // SAFETY: the first n slots hold owned, valid mbufs; len is reset, so each
         // is handed out exactly once.
         self.ptrs[..n]

@@ -175,8 +175,13 @@ impl Port {
                 max: info.max_tx_queues,
             });
         }
-        let conf = dpdk_sys::rte_eth_conf::default();
-        // SAFETY: the port exists and is stopped; conf is a valid default configuration.
+        let mut conf = dpdk_sys::rte_eth_conf::default();
+        // What the driver can do of checksums, TSO and chained mbufs: a guest's TSO
+        // frame then leaves whole where the driver segments it (net_tap, a vhost
+        // guest that negotiated TSO) and crate::offload segments it elsewhere.
+        let tx_offloads = info.tx_offload_capa & crate::offload::WANTED_TX_OFFLOADS;
+        conf.txmode.offloads = tx_offloads;
+        // SAFETY: the port exists and is stopped; conf is a valid configuration.
         check(unsafe {
             dpdk_sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf)
         })
@@ -239,10 +244,17 @@ impl Port {
                 queue,
             })
             .collect();
+        let vhost = !info.driver_name.is_null()
+            // SAFETY: driver_name is a static NUL-terminated string owned by the driver.
+            && unsafe { CStr::from_ptr(info.driver_name) }.to_bytes() == b"net_vhost";
         let tx = (0..cfg.tx_queues)
             .map(|queue| TxQueue {
                 port: self.id,
                 queue,
+                offloads: tx_offloads,
+                vhost,
+                pool: pool.as_ptr(),
+                drops: Default::default(),
             })
             .collect();
         Ok((rx, tx))
@@ -366,8 +378,16 @@ pub struct RxQueue {
 /// A tx queue: exactly one thread sends on it.
 #[derive(Debug)]
 pub struct TxQueue {
-    port: u16,
+    pub(crate) port: u16,
     queue: u16,
+    /// The tx offloads configured on the port (`RTE_ETH_TX_OFFLOAD_*`).
+    pub(crate) offloads: u64,
+    /// A net_vhost port: TSO depends on what its guest negotiated.
+    pub(crate) vhost: bool,
+    /// Buffers for segments made in software (the port's rx pool, which
+    /// outlives its queues).
+    pub(crate) pool: *mut dpdk_sys::rte_mempool,
+    pub(crate) drops: crate::offload::TxDrops,
 }
 
 impl RxQueue {
@@ -408,10 +428,15 @@ impl TxQueue {
     }
 
     /// Hands the burst to the driver; mbufs it could not take stay in the burst.
+    /// A burst with a TSO frame goes whole through the segmenting path, which
+    /// leaves nothing behind and records what it dropped ([`TxQueue::take_drops`]).
     #[inline]
     pub fn tx_burst(&mut self, burst: &mut MbufBurst) -> usize {
         if burst.len == 0 {
             return 0;
+        }
+        if burst.oversize {
+            return self.tx_burst_segmenting(burst);
         }
         // SAFETY: the queue has one sender (&mut self); the driver takes ownership of the
         // first n mbufs, which consume_front then forgets.
