@@ -407,6 +407,36 @@ fn build_guest_in(dir: &str, extra_bins: &str) {
     );
 }
 
+/// While `guest` runs its script to the end: an iperf3 server (one test) in the namespace
+/// `ns`, and a capture on its interface of the same name (`filter`: tcpdump options and
+/// expression) into `pcap`. Returns the guest's console.
+fn iperf3_server_and_capture(
+    guest: &mut Guest,
+    ns: &str,
+    pcap: &std::path::Path,
+    filter: &str,
+) -> String {
+    let exec = |cmd: &str| {
+        Command::new("ip")
+            .args(["netns", "exec", ns, "sh", "-c", cmd])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut server = exec("exec timeout 90 iperf3 -s -1");
+    let mut capture = exec(&format!(
+        "exec timeout 90 tcpdump -i {ns} -nn -s 0 -w {} {filter}",
+        pcap.display()
+    ));
+    let text = guest.finish(Duration::from_secs(120));
+    let _ = sh(&format!("kill -INT {}", capture.id()));
+    let _ = capture.wait();
+    let _ = sh(&format!("kill -TERM {}", server.id()));
+    let _ = server.wait();
+    text
+}
+
 /// (transmitted, received) from a ping summary.
 fn ping_summary(text: &str, prefix: &str) -> (u64, u64) {
     let l = text
@@ -814,24 +844,12 @@ fn guest_iperf_to_a_tap_host(tag: &str, net: &str, tap: &str, tso: bool) {
     wait_for_interface(tap);
     host.adopt(tap, &format!("{iph}/24"));
     let pcap = work.path("tap.pcap");
-    let exec = |cmd: &str| {
-        Command::new("ip")
-            .args(["netns", "exec", tap, "sh", "-c", cmd])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut server = exec("exec timeout 90 iperf3 -s -1");
-    let mut capture = exec(&format!(
-        "exec timeout 90 tcpdump -i {tap} -nn -s 0 -c 4000 -w {} tcp and src host {ipg}",
-        pcap.display()
-    ));
-    let text = guest.finish(Duration::from_secs(120));
-    let _ = sh(&format!("kill -INT {}", capture.id()));
-    let _ = capture.wait();
-    let _ = sh(&format!("kill -TERM {}", server.id()));
-    let _ = server.wait();
+    let text = iperf3_server_and_capture(
+        &mut guest,
+        tap,
+        &pcap,
+        &format!("-c 4000 tcp and src host {ipg}"),
+    );
     assert!(
         text.contains("IP ") && text.contains("receiver"),
         "iperf3 from the guest failed:\n{text}\n{}",
@@ -936,24 +954,12 @@ fn guest_tso_frames_over_ipv6_to_a_tap_port_are_counted_drops_not_oversized_fram
         "ip netns exec {tap} sh -c 'sysctl -qw net.ipv6.conf.{tap}.disable_ipv6=0 net.ipv6.conf.{tap}.accept_dad=0; ip -6 addr add {iph}/64 dev {tap}'"
     ));
     let pcap = work.path("tap.pcap");
-    let exec = |cmd: &str| {
-        Command::new("ip")
-            .args(["netns", "exec", tap, "sh", "-c", cmd])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut server = exec("exec timeout 90 iperf3 -s -1");
-    let mut capture = exec(&format!(
-        "exec timeout 90 tcpdump -i {tap} -nn -s 0 -w {} ip6 and tcp and src host {ipg}",
-        pcap.display()
-    ));
-    let text = guest.finish(Duration::from_secs(120));
-    let _ = sh(&format!("kill -INT {}", capture.id()));
-    let _ = capture.wait();
-    let _ = sh(&format!("kill -TERM {}", server.id()));
-    let _ = server.wait();
+    let text = iperf3_server_and_capture(
+        &mut guest,
+        tap,
+        &pcap,
+        &format!("ip6 and tcp and src host {ipg}"),
+    );
     assert!(
         text.contains("IPERF-RC="),
         "the guest did not run iperf3:\n{text}"
