@@ -13,6 +13,12 @@ use std::time::Duration;
 use common::*;
 
 const TARGET: &str = "tcp:127.0.0.1:16634";
+/// Table 0 classifies by in_port, table 1 floods ARP and forwards IP between ports 1 and 2.
+const TWO_TABLE_FLOWS: &str = "table=0,priority=100,in_port=1,actions=goto_table:1\n\
+     table=0,priority=100,in_port=2,actions=goto_table:1\n\
+     table=1,priority=10,arp,actions=FLOOD\n\
+     table=1,priority=20,ip,in_port=1,actions=output:2\n\
+     table=1,priority=20,ip,in_port=2,actions=output:1\n";
 
 fn ofctl(args: &[&str]) -> (bool, String) {
     let out = Command::new("timeout")
@@ -137,15 +143,7 @@ fn flows_added_modified_and_deleted_steer_real_traffic() {
         "no flows: everything is dropped"
     );
     let file = dir.path("flows.txt");
-    std::fs::write(
-        &file,
-        "table=0,priority=100,in_port=1,actions=goto_table:1\n\
-         table=0,priority=100,in_port=2,actions=goto_table:1\n\
-         table=1,priority=10,arp,actions=FLOOD\n\
-         table=1,priority=20,ip,in_port=1,actions=output:2\n\
-         table=1,priority=20,ip,in_port=2,actions=output:1\n",
-    )
-    .unwrap();
+    std::fs::write(&file, TWO_TABLE_FLOWS).unwrap();
     ok(&["add-flows", TARGET, file.to_str().unwrap()]);
     let flows = ok(&["dump-flows", TARGET]);
     assert_eq!(
@@ -380,15 +378,7 @@ fn bundles_apply_all_or_nothing() {
     };
     ok(&["del-flows", TARGET]);
     let good = dir.path("good.txt");
-    std::fs::write(
-        &good,
-        "table=0,priority=100,in_port=1,actions=goto_table:1\n\
-         table=0,priority=100,in_port=2,actions=goto_table:1\n\
-         table=1,priority=10,arp,actions=FLOOD\n\
-         table=1,priority=20,ip,in_port=1,actions=output:2\n\
-         table=1,priority=20,ip,in_port=2,actions=output:1\n",
-    )
-    .unwrap();
+    std::fs::write(&good, TWO_TABLE_FLOWS).unwrap();
     ok(&["--bundle", "add-flows", TARGET, good.to_str().unwrap()]);
     assert_eq!(count(), 5);
     assert!(

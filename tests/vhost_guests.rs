@@ -437,6 +437,16 @@ fn iperf3_server_and_capture(
     text
 }
 
+/// A `[[ports]]` entry for a vhost-user client-mode port (QEMU serves `sock`):
+/// device `net_vhost{index}`, OpenFlow port `index + 1`, `extra` devargs appended.
+fn vhost_client_port(name: &str, index: u32, sock: &std::path::Path, extra: &str) -> String {
+    mgmt::port_toml(
+        name,
+        &format!("net_vhost{index},iface={},client=1{extra}", sock.display()),
+        index + 1,
+    )
+}
+
 /// (transmitted, received) from a ping summary.
 fn ping_summary(text: &str, prefix: &str) -> (u64, u64) {
     let l = text
@@ -498,16 +508,8 @@ fn a_vhost_port_is_added_and_removed_under_running_guests() {
     config += &format!(
         "\n[bridge]\nfail_mode = \"standalone\"\n\n[grpc]\nlisten = \"{server}\"\n\n[datapath]\nidle_sleep_us = 100\n"
     );
-    config += &mgmt::port_toml(
-        "vma",
-        &format!("net_vhost0,iface={},client=1", sa.display()),
-        1,
-    );
-    config += &mgmt::port_toml(
-        "vmb",
-        &format!("net_vhost1,iface={},client=1", sb.display()),
-        2,
-    );
+    config += &vhost_client_port("vma", 0, &sa, "");
+    config += &vhost_client_port("vmb", 1, &sb, "");
     let cfg = work.path("ff.toml");
     std::fs::write(&cfg, config).unwrap();
     let ff = mgmt::Daemon::start(&cfg, &server, 200.0);
@@ -726,16 +728,8 @@ fn a_guest_with_two_queue_pairs_uses_both_and_can_change_the_count() {
     config += &format!(
         "\n[bridge]\nfail_mode = \"standalone\"\n\n[grpc]\nlisten = \"{server}\"\n\n[datapath]\nidle_sleep_us = 100\n"
     );
-    config += &mgmt::port_toml(
-        "vma",
-        &format!("net_vhost0,iface={},client=1,queues=2", sa.display()),
-        1,
-    );
-    config += &mgmt::port_toml(
-        "vmb",
-        &format!("net_vhost1,iface={},client=1", sb.display()),
-        2,
-    );
+    config += &vhost_client_port("vma", 0, &sa, ",queues=2");
+    config += &vhost_client_port("vmb", 1, &sb, "");
     let cfg = work.path("ff.toml");
     std::fs::write(&cfg, config).unwrap();
     let ff = mgmt::Daemon::start(&cfg, &server, 200.0);
@@ -1045,16 +1039,8 @@ fn two_guests_run_iperf_over_vhost_ports_with_and_without_tso() {
         let mut config = eal_section(&format!("ff-t-{tag}"));
         config += "\n[bridge]\nfail_mode = \"standalone\"\n\n[datapath]\nidle_sleep_us = 100\n";
         let t = u8::from(tso);
-        config += &mgmt::port_toml(
-            "vma",
-            &format!("net_vhost0,iface={},client=1,tso={t}", sa.display()),
-            1,
-        );
-        config += &mgmt::port_toml(
-            "vmb",
-            &format!("net_vhost1,iface={},client=1,tso={t}", sb.display()),
-            2,
-        );
+        config += &vhost_client_port("vma", 0, &sa, &format!(",tso={t}"));
+        config += &vhost_client_port("vmb", 1, &sb, &format!(",tso={t}"));
         let ff = Ferroflowd::start(&tag, &config, 200.0);
         let text = a.finish(Duration::from_secs(150));
         let _ = b.finish(Duration::from_secs(30));
@@ -1301,16 +1287,8 @@ fn a_guest_reboot_and_a_qemu_restart_reconnect_and_the_link_follows() {
         "\n[bridge]\nfail_mode = \"standalone\"\n\n[openflow]\nlisten = [\"p{}\"]\n\n[datapath]\nidle_sleep_us = 100\n",
         OF.replace("tcp:127.0.0.1:", "tcp:") + ":127.0.0.1"
     );
-    config += &mgmt::port_toml(
-        "vma",
-        &format!("net_vhost0,iface={},client=1", sa.display()),
-        1,
-    );
-    config += &mgmt::port_toml(
-        "vmb",
-        &format!("net_vhost1,iface={},client=1", sb.display()),
-        2,
-    );
+    config += &vhost_client_port("vma", 0, &sa, "");
+    config += &vhost_client_port("vmb", 1, &sb, "");
     let cfg = work.path("ff.toml");
     std::fs::write(&cfg, config).unwrap();
     let ff = mgmt::Daemon::start(&cfg, &server, 240.0);
