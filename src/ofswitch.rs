@@ -623,21 +623,16 @@ impl OfSwitch for OpenFlowSwitch {
         let now = self.sw.now();
         let removed = {
             let mut tables = self.sw.tables.lock();
-            // Converted again: a group or port a message refers to may have gone since
-            // it was added.
-            let reqs = requests
-                .iter()
-                .enumerate()
-                .map(|(i, m)| match m {
-                    Message::FlowMod(fm) => {
-                        ofconv::convert_flow_mod(fm, &tables).map_err(|e| (i, e.code()))
-                    }
-                    _ => Err((i, ErrorCode::BadRequest(BadRequestCode::BadType))),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            tables
-                .apply_flow_mods_atomic(reqs, now)
-                .map_err(|(i, e)| (i, e.code()))?
+            // Converted again, against the state so far: a group or port a message refers
+            // to may have gone since it was added. An error drops `tx`: nothing changed.
+            let mut tx = tables.transaction(now);
+            for (i, m) in requests.iter().enumerate() {
+                match m {
+                    Message::FlowMod(fm) => tx.of_flow_mod(fm).map_err(|(i, e)| (i, e.code()))?,
+                    _ => return Err((i, ErrorCode::BadRequest(BadRequestCode::BadType))),
+                }
+            }
+            tx.commit().map_err(|(i, e)| (i, e.code()))?.removed
         };
         // One publish for the whole bundle, and the reply waits for the workers.
         self.sw.mark_dirty();

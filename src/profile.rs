@@ -13,7 +13,6 @@ use ferroflow_config::{InstanceConfig, MetadataConfig, NetworkConfig, PortConfig
 use openflow::consts::{OFPG_ANY, OFPP_ANY, OFPTT_ALL};
 use openflow::messages::{FlowMod, FlowModCommand};
 use parking_lot::Mutex;
-use pipeline::ofconv;
 use vnet::{compile, Model, ProfileError, ProfileFlow, Role};
 
 use crate::switch::Switch;
@@ -247,19 +246,17 @@ fn apply(sw: &Switch, mods: &[(String, FlowMod)]) -> Result<(), ProfileChangeErr
     }
     let now = sw.now();
     {
+        // All or nothing: a refused flow (a full table, say) leaves the tables as they were.
         let mut tables = sw.tables.lock();
-        for (text, fm) in mods {
-            ofconv::convert_flow_mod(fm, &tables).map_err(|e| ProfileChangeError::Flow {
-                flow: text.clone(),
-                message: e.to_string(),
-            })?;
+        let mut tx = tables.transaction(now);
+        let refused = |(i, e): (usize, pipeline::PipelineError)| ProfileChangeError::Flow {
+            flow: mods[i].0.clone(),
+            message: e.to_string(),
+        };
+        for (_, fm) in mods {
+            tx.of_flow_mod(fm).map_err(refused)?;
         }
-        for (text, fm) in mods {
-            if let Err(e) = tables.flow_mod(fm, now) {
-                // Checked above: only a full table gets here.
-                tracing::error!("virtual networks: {text}: {e}");
-            }
-        }
+        tx.commit().map_err(refused)?;
     }
     sw.mark_dirty();
     sw.sync();

@@ -322,10 +322,11 @@ impl Switch {
         }
     }
 
-    /// Sends queued packet-ins to the controllers.
+    /// Sends queued packet-ins to the controllers: at most a queue's worth per call,
+    /// so a flood that keeps the queue full cannot keep the tick from returning.
     pub fn drain_packet_ins(&self) {
         let queue = self.tables.lock().packet_in_queue();
-        while let Some(r) = queue.pop() {
+        for r in queue.pop_batch(queue.capacity()) {
             if vnet::Role::of_cookie(r.cookie).is_some() && self.profile.packet_in(self, &r) {
                 continue;
             }

@@ -54,6 +54,8 @@ pub struct Verdict {
     pub outputs: u32,
     /// Packet-in records queued (or dropped for a full queue).
     pub packet_ins: u32,
+    /// Packet-ins refused by the per-port rate limit (see [`crate::PacketInLimiter`]).
+    pub packet_ins_limited: u32,
     /// Tables looked up.
     pub lookups: u32,
     /// A meter band dropped the packet.
@@ -72,6 +74,11 @@ const PENDING: usize = 16;
 /// Nesting limit for group chains and packet-out TABLE (group loops are refused at
 /// group-mod time; this only bounds the walk whatever happens).
 const MAX_DEPTH: u8 = 16;
+/// Group buckets one packet may run, all groups together: chains without loops can still
+/// fan out (a bucket list naming the same group twice at every level of 16), and this
+/// keeps a packet's cost bounded whatever the groups hold. An ALL group flooding to every
+/// port of a large switch stays well within it.
+const MAX_BUCKETS: u16 = 4096;
 
 #[derive(Clone, Copy)]
 struct Pending {
@@ -104,6 +111,8 @@ struct Cx<'c, S> {
     table_miss: bool,
     depth: u8,
     packet_out: bool,
+    /// Group buckets left to run for this packet ([`MAX_BUCKETS`]).
+    buckets_left: u16,
 }
 
 #[derive(PartialEq, Eq)]
@@ -132,6 +141,7 @@ impl Pipeline {
             table_miss: false,
             depth: 0,
             packet_out: false,
+            buckets_left: MAX_BUCKETS,
         };
         self.walk(0, pkt, key, &mut cx, Emit::Final);
         cx.verdict
@@ -175,6 +185,7 @@ impl Pipeline {
             table_miss: false,
             depth: 0,
             packet_out: true,
+            buckets_left: MAX_BUCKETS,
         };
         let mut outs = Outs::new(None);
         for a in actions {
@@ -277,7 +288,14 @@ impl Pipeline {
                 key.set_metadata((key.metadata() & !mask) | (value & mask));
             }
             match insts.goto {
-                Some(next) => t = usize::from(next),
+                // Only ever forward: the walk visits each table at most once whatever the
+                // tables hold, so no entry can make it loop. Flow-mods refuse other gotos;
+                // one that got here anyway ends the walk as a drop (action set discarded).
+                Some(next) if usize::from(next) > t => t = usize::from(next),
+                Some(_) => {
+                    cx.verdict.action_errors += 1;
+                    break false;
+                }
                 None => break true,
             }
         };
@@ -492,6 +510,11 @@ impl Pipeline {
         let last = chosen.end.saturating_sub(1);
         cx.depth += 1;
         for b in chosen {
+            if cx.buckets_left == 0 {
+                cx.verdict.action_errors += 1;
+                break;
+            }
+            cx.buckets_left -= 1;
             self.groups.count(worker, g, Some(b), len);
             let actions = &g.buckets[b].actions;
             if in_place && b == last {
@@ -567,6 +590,16 @@ impl Pipeline {
             p.config
                 .contains(openflow::consts::PortConfig::NO_PACKET_IN)
         }) {
+            return;
+        }
+        // Both refusals come before the record is built: a flood costs no allocation.
+        if !cx.ctx.packet_in_limit.admit(in_port, cx.ctx.now_ns) {
+            cx.verdict.packet_ins_limited += 1;
+            return;
+        }
+        if cx.ctx.packet_in.is_full() {
+            cx.ctx.packet_in.count_dropped();
+            cx.verdict.packet_ins += 1;
             return;
         }
         let data = pkt.data();
