@@ -738,3 +738,127 @@ fn restore_tag<P: PacketBuf>(pkt: &mut P, key: &mut FlowKey, r: Restore) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The walk's own bounds, on tables no flow-mod could build: entries edited in place
+    //! behind the checks, then compiled and published as usual.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use openflow::messages::GroupModCommand;
+    use packet::{extract, PacketBuf, VecBuf};
+
+    use super::{Emit, Sink, Verdict, MAX_BUCKETS};
+    use crate::flow::{Action, Instructions, Match};
+    use crate::group::{Bucket, GroupModReq, GroupType};
+    use crate::pipeline::{FlowModReq, FlowTables, PipelineConfig};
+    use crate::port::PortInfo;
+
+    #[derive(Default)]
+    struct Count(Vec<u32>);
+
+    impl Sink<VecBuf> for Count {
+        fn output(&mut self, port: u32, _: Option<u32>, _: &VecBuf, _: Emit) {
+            self.0.push(port);
+        }
+        fn clone_packet(&mut self, pkt: &VecBuf) -> Option<VecBuf> {
+            Some(VecBuf::new(pkt.data()))
+        }
+    }
+
+    fn run(ft: &FlowTables) -> (Verdict, Vec<u32>) {
+        let f = [0u8; 60];
+        let mut ctx = ft.worker_context(0);
+        let mut sink = Count::default();
+        let v = ft.current().process(
+            &mut VecBuf::new(&f),
+            &mut extract(&f, 1),
+            &mut ctx,
+            &mut sink,
+        );
+        (v, sink.0)
+    }
+
+    fn goto(t: u8, out: u32) -> Instructions {
+        Instructions {
+            goto: Some(t),
+            ..Instructions::apply(vec![Action::output(out)])
+        }
+    }
+
+    /// A table 1 entry that goes to itself (the hang) or back to table 0 ends the
+    /// walk as a drop, counted, after one lookup per table.
+    #[test]
+    fn a_goto_that_does_not_go_forward_ends_the_walk() {
+        for back in [1u8, 0] {
+            let mut ft = FlowTables::new(PipelineConfig {
+                n_tables: 3,
+                ..Default::default()
+            });
+            for p in 1..=3 {
+                ft.set_port(PortInfo::new(p));
+            }
+            let z = Duration::ZERO;
+            ft.apply_flow_mod(FlowModReq::add(0, 1, Match::any(), goto(1, 2)), z)
+                .unwrap();
+            ft.apply_flow_mod(FlowModReq::add(1, 1, Match::any(), goto(2, 3)), z)
+                .unwrap();
+            ft.publish();
+            assert_eq!(run(&ft).0.lookups, 3);
+            // Behind the checks: table 1's entry now goes to `back`.
+            let idx = ft.tables[1].iter().next().unwrap().0;
+            ft.tables[1].get_mut(idx).unwrap().instructions = Arc::new(goto(back, 3));
+            ft.publish();
+            let (v, outs) = run(&ft);
+            assert_eq!((v.lookups, v.action_errors), (2, 1), "goto {back}");
+            // Apply-actions ran as they came; the walk stopped there.
+            assert_eq!(outs, vec![2, 3]);
+        }
+    }
+
+    /// Group chains without loops can still fan out exponentially; the buckets one packet
+    /// runs are bounded.
+    #[test]
+    fn group_fan_out_is_bounded_per_packet() {
+        let mut ft = FlowTables::new(PipelineConfig {
+            n_tables: 1,
+            ..Default::default()
+        });
+        ft.set_port(PortInfo::new(2));
+        let z = Duration::ZERO;
+        let add = |ft: &mut FlowTables, id: u32, actions: Vec<Action>| {
+            ft.apply_group_mod(
+                GroupModReq {
+                    command: GroupModCommand::Add,
+                    kind: GroupType::All,
+                    group_id: id,
+                    buckets: vec![Bucket::new(actions.clone()), Bucket::new(actions)],
+                },
+                z,
+            )
+            .unwrap();
+        };
+        // 14 levels of two buckets each: 2^14 outputs without the bound, within the
+        // nesting limit.
+        add(&mut ft, 14, vec![Action::output(2)]);
+        for id in (1..14).rev() {
+            add(&mut ft, id, vec![Action::Group(id + 1)]);
+        }
+        ft.apply_flow_mod(
+            FlowModReq::add(
+                0,
+                1,
+                Match::any(),
+                Instructions::apply(vec![Action::Group(1)]),
+            ),
+            z,
+        )
+        .unwrap();
+        ft.publish();
+        let (v, outs) = run(&ft);
+        assert!(v.action_errors > 0);
+        assert!(!outs.is_empty() && outs.len() <= usize::from(MAX_BUCKETS));
+    }
+}

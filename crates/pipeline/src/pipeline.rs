@@ -732,9 +732,11 @@ impl FlowTables {
     /// [`FlowTables::fold_counters`] call it too): the worker's loop never frees a version.
     pub fn reclaim(&mut self) -> usize {
         let before = self.older.len();
-        // `get_mut` succeeds only for the last reference, and synchronises with the other
-        // holders' drops (Acquire), so freeing it here is the final use.
-        self.older.retain_mut(|v| Arc::get_mut(v).is_none());
+        // Nothing can take a new reference to a replaced version (it is no longer in the
+        // ArcSwap, and its debts were paid at the swap), so a count of 1 stays 1: dropping
+        // ours is then the last drop, and Arc's own release/acquire protocol orders it
+        // after every worker's last use.
+        self.older.retain(|v| Arc::strong_count(v) > 1);
         before - self.older.len()
     }
 
