@@ -421,8 +421,11 @@ fn apply_op(
     }
 }
 
+/// Groups (id, definition, packets), meters (id, packets in), ports, miss policies.
+type Others = (Vec<(u32, String, u64)>, Vec<(u32, u64)>, Vec<u32>, String);
+
 /// The group, meter and port state a rollback must restore.
-fn others(ft: &mut FlowTables) -> (Vec<(u32, String, u64)>, Vec<(u32, u64)>, Vec<u32>, String) {
+fn others(ft: &mut FlowTables) -> Others {
     let ids: Vec<u32> = ft.groups().map(|g| g.id).collect();
     let groups = ids
         .into_iter()
