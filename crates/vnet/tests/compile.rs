@@ -211,6 +211,9 @@ fn every_goto_goes_forward() {
                 }
             }
         }
-        assert!(gotos > 10, "{mode:?}: the profile chains its stages ({gotos} gotos)");
+        assert!(
+            gotos > 10,
+            "{mode:?}: the profile chains its stages ({gotos} gotos)"
+        );
     }
 }
