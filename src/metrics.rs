@@ -109,6 +109,10 @@ struct Reading {
     tables: Vec<(pipeline::TableCounts, String)>,
     /// (instance, network, spoofed packets).
     spoofed: Vec<(String, String, u64)>,
+    /// Packet-ins dropped by the per-port rate limit, by OpenFlow port.
+    packet_in_limited: Vec<(u32, u64)>,
+    /// Table versions still held (the current one and those a worker has not let go).
+    versions_held: usize,
 }
 
 fn read(sw: &crate::switch::Switch) -> Option<Reading> {
@@ -125,6 +129,8 @@ fn read(sw: &crate::switch::Switch) -> Option<Reading> {
         r.pool = d.mempool().map(|m| (m.in_use(), m.available()));
     }
     r.admin_up = r.ports.iter().map(|p| st.port_admin_up(p.ofport)).collect();
+    r.packet_in_limited = st.tables.packet_in_limited();
+    r.versions_held = st.tables.versions_held();
     let counts = st.tables.table_counts();
     r.tables = counts
         .into_iter()
@@ -348,7 +354,26 @@ pub fn render(api: &Api) -> String {
         pool,
         tables,
         spoofed: spoofed_counts,
+        packet_in_limited,
+        versions_held,
     } = reading;
+    let limited = counter(
+        &r,
+        "ferroflow_packet_ins_rate_limited_total",
+        "Packets to the controller dropped by the per-port packet-in rate limit, before the queue, by ingress OpenFlow port (4294967295: ports beyond the limiter's table).",
+        &["ofport"],
+    );
+    for (port, n) in &packet_in_limited {
+        limited.with_label_values(&[&port.to_string()]).inc_by(*n);
+    }
+    gauge(
+        &r,
+        "ferroflow_table_versions_held",
+        "Compiled table versions in memory: the current one plus any a worker has not let go yet (freed on the control plane).",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(versions_held as i64);
     let status = Some((status_ports, xstats));
     if let Some((ports, x)) = &status {
         for s in ports {

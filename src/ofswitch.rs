@@ -564,22 +564,16 @@ impl OfSwitch for OpenFlowSwitch {
         let now = self.sw.now();
         {
             let mut st = self.lock().map_err(|e| (0, e))?;
-            // Converted again: a group or port a message refers to may have gone since
-            // it was added.
-            let reqs = requests
-                .iter()
-                .enumerate()
-                .map(|(i, m)| match m {
-                    Message::FlowMod(fm) => {
-                        ofconv::convert_flow_mod(fm, &st.tables).map_err(|e| (i, e.code()))
-                    }
-                    _ => Err((i, ErrorCode::BadRequest(BadRequestCode::BadType))),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let removed = st
-                .tables
-                .apply_flow_mods_atomic(reqs, now)
-                .map_err(|(i, e)| (i, e.code()))?;
+            // Converted again, against the state so far: a group or port a message refers
+            // to may have gone since it was added. An error drops `tx`: nothing changed.
+            let mut tx = st.tables.transaction(now);
+            for (i, m) in requests.iter().enumerate() {
+                match m {
+                    Message::FlowMod(fm) => tx.of_flow_mod(fm).map_err(|(i, e)| (i, e.code()))?,
+                    _ => return Err((i, ErrorCode::BadRequest(BadRequestCode::BadType))),
+                }
+            }
+            let removed = tx.commit().map_err(|(i, e)| (i, e.code()))?.removed;
             // One publish for the whole bundle.
             st.mark_dirty();
             st.publish_pending();

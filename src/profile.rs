@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use ferroflow_config::{InstanceConfig, MetadataConfig, NetworkConfig};
 use openflow::consts::{OFPG_ANY, OFPP_ANY, OFPTT_ALL};
 use openflow::messages::{FlowMod, FlowModCommand};
-use pipeline::ofconv;
 use std::time::Duration;
 use vnet::{compile, Model, ProfileError, ProfileFlow, Role};
 
@@ -244,18 +243,16 @@ fn apply(
     if mods.is_empty() {
         return Ok(());
     }
-    for (text, fm) in mods {
-        ofconv::convert_flow_mod(fm, &st.tables).map_err(|e| ProfileChangeError::Flow {
-            flow: text.clone(),
-            message: e.to_string(),
-        })?;
+    // All or nothing: a refused flow (a full table, say) leaves the tables as they were.
+    let mut tx = st.tables.transaction(now);
+    let refused = |(i, e): (usize, pipeline::PipelineError)| ProfileChangeError::Flow {
+        flow: mods[i].0.clone(),
+        message: e.to_string(),
+    };
+    for (_, fm) in mods {
+        tx.of_flow_mod(fm).map_err(refused)?;
     }
-    for (text, fm) in mods {
-        if let Err(e) = st.tables.flow_mod(fm, now) {
-            // Checked above: only a full table gets here.
-            tracing::error!("virtual networks: {text}: {e}");
-        }
-    }
+    tx.commit().map_err(refused)?;
     st.mark_dirty();
     st.publish_pending();
     Ok(())

@@ -649,10 +649,7 @@ impl State {
         max: usize,
     ) -> bool {
         let queue = self.tables.packet_in_queue();
-        for _ in 0..max {
-            let Some(r) = queue.pop() else {
-                return false;
-            };
+        for r in queue.pop_batch(max) {
             if vnet::Role::of_cookie(r.cookie).is_some()
                 && crate::profile::packet_in(self, now, counters, &r)
             {

@@ -24,7 +24,7 @@ use openflow::messages::{
     FlowMod, FlowModCommand, GroupMod, GroupModCommand, MeterMod, MeterModCommand,
 };
 use parking_lot::Mutex;
-use pipeline::{ofconv, FlowModReq, PipelineError};
+use pipeline::{ofconv, PipelineError};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
@@ -491,34 +491,13 @@ impl Api {
         let n = mods.len() as u64;
         let mut st = self.sw.lock().map_err(busy)?;
         let result = (|| {
-            let tables = &mut st.tables;
-            for (field, fm) in &mods {
-                ofconv::convert_flow_mod(fm, &tables).map_err(|e| ApiError::pipeline(field, e))?;
-            }
-            let mut affected = BTreeSet::new();
+            // All or nothing, counters and durations of existing flows included.
+            let mut tx = st.tables.transaction(now);
+            let refused = |(i, e): (usize, PipelineError)| ApiError::pipeline(&mods[i].0, e);
             for (_, fm) in &mods {
-                if fm.table_id == OFPTT_ALL {
-                    affected.extend(0..tables.n_tables());
-                } else {
-                    affected.insert(fm.table_id);
-                }
+                tx.of_flow_mod(fm).map_err(refused)?;
             }
-            let snapshot: Vec<(u8, Vec<pipeline::FlowEntry>)> = affected
-                .iter()
-                .map(|t| (*t, tables.entries(*t).cloned().collect::<Vec<_>>()))
-                .filter(|(_, e)| !e.is_empty())
-                .collect();
-            let mut removed = 0u32;
-            for (field, fm) in &mods {
-                match tables.flow_mod(fm, now) {
-                    Ok(r) => removed += r.len() as u32,
-                    Err(e) => {
-                        rollback(tables, &affected, snapshot, now);
-                        return Err(ApiError::pipeline(field, e));
-                    }
-                }
-            }
-            Ok(removed)
+            Ok(tx.commit().map_err(refused)?.removed.len() as u32)
         })();
         match &result {
             Ok(_) => {
@@ -558,11 +537,14 @@ impl Api {
         let now = self.sw.now();
         {
             let mut st = self.sw.lock().map_err(busy)?;
-            for (i, gm) in mods.iter().enumerate() {
-                st.tables
-                    .group_mod(gm, now)
-                    .map_err(|e| ApiError::pipeline(&format!("changes[{i}]"), e))?;
-                let owned = &mut st.api_owned;
+            let mut tx = st.tables.transaction(now);
+            let refused = |(i, e)| ApiError::pipeline(&format!("changes[{i}]"), e);
+            for gm in &mods {
+                tx.of_group_mod(gm).map_err(refused)?;
+            }
+            tx.commit().map_err(refused)?;
+            let owned = &mut st.api_owned;
+            for gm in &mods {
                 match gm.command {
                     GroupModCommand::Add => {
                         owned.groups.insert(gm.group_id);
@@ -588,11 +570,14 @@ impl Api {
         let now = self.sw.now();
         {
             let mut st = self.sw.lock().map_err(busy)?;
-            for (i, mm) in mods.iter().enumerate() {
-                st.tables
-                    .meter_mod(mm, now)
-                    .map_err(|e| ApiError::pipeline(&format!("changes[{i}]"), e))?;
-                let owned = &mut st.api_owned;
+            let mut tx = st.tables.transaction(now);
+            let refused = |(i, e)| ApiError::pipeline(&format!("changes[{i}]"), e);
+            for mm in &mods {
+                tx.meter_mod(mm).map_err(refused)?;
+            }
+            tx.commit().map_err(refused)?;
+            let owned = &mut st.api_owned;
+            for mm in &mods {
                 match mm.command {
                     MeterModCommand::Add => {
                         owned.meters.insert(mm.meter_id);
@@ -721,33 +706,6 @@ impl Api {
                     table_id: u32::from(t),
                     entries: b,
                 }));
-            }
-        }
-    }
-}
-
-/// Puts the tables a failed batch touched back as they were before it.
-/// (Their entries come back with fresh counters.)
-fn rollback(
-    tables: &mut pipeline::FlowTables,
-    affected: &BTreeSet<u8>,
-    snapshot: Vec<(u8, Vec<pipeline::FlowEntry>)>,
-    now: Duration,
-) {
-    for t in affected {
-        let _ = tables.apply_flow_mod(FlowModReq::delete(*t, pipeline::Match::any()), now);
-    }
-    for (t, entries) in snapshot {
-        for e in entries {
-            let req = FlowModReq {
-                cookie: e.cookie,
-                idle_timeout: e.idle_timeout,
-                hard_timeout: e.hard_timeout,
-                flags: e.flags,
-                ..FlowModReq::add(t, e.priority, e.match_.clone(), (*e.instructions).clone())
-            };
-            if let Err(err) = tables.apply_flow_mod(req, now) {
-                warn!(table = t, "rollback could not restore an entry: {err}");
             }
         }
     }
