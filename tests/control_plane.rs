@@ -384,7 +384,7 @@ fn scrapes_port_changes_and_network_changes_together_never_deadlock() {
             let mut n = 0u32;
             while start.elapsed() < run_for {
                 let id = (n % 3 + 1).to_string();
-                let mut step = |args: &[&str]| {
+                let step = |args: &[&str]| {
                     let t = Instant::now();
                     let (code, out, err) = ctl(&server, args);
                     note(t.elapsed(), args.join(" "));
