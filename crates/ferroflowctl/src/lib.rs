@@ -10,15 +10,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use ferroflow::api::client::{connect, ServerAddr};
-use ferroflow::api::pb;
+use ferroflow_api::client::{connect, ServerAddr};
+use ferroflow_api::pb;
 use ferroflow_config::{Config, DEFAULT_GRPC_SOCKET};
 use serde::Serialize;
 use tonic::transport::Channel;
 
-#[path = "ferroflowctl/doctor.rs"]
 mod doctor_cmd;
-#[path = "ferroflowctl/vnet.rs"]
 mod vnet_cmd;
 
 const EXIT_HELP: &str = "EXIT STATUS:
@@ -33,7 +31,7 @@ check-config and doctor (offline): 0 ok (doctor: warnings may be listed), 1 a ch
   2 usage error.";
 
 #[derive(Parser, Debug)]
-#[command(name = "ferroflowctl", version = ferroflow::VERSION, about = "Ferroflow command line", after_help = EXIT_HELP)]
+#[command(name = "ferroflowctl", version = ferroflow_api::VERSION, about = "Ferroflow command line", after_help = EXIT_HELP)]
 struct Cli {
     /// Where ferroflowd serves its API: unix:PATH (default unix:/run/ferroflow/ferroflow.sock)
     /// or tcp:HOST:PORT (with --tls-ca, --tls-cert and --tls-key).
@@ -293,7 +291,14 @@ fn fail(code: u8, message: impl Into<String>) -> Failure {
 
 type Result<T> = std::result::Result<T, Failure>;
 
-fn main() -> ExitCode {
+/// The command line as clap defines it, for the man page and the shell
+/// completions (`cargo run -p xtask -- docs`).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// Runs ferroflowctl on the process's arguments; the binary is only this.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::CheckConfig { file } => return check_config(file, cli.json),
@@ -1023,10 +1028,10 @@ fn check_config(file: &std::path::Path, json: bool) -> ExitCode {
         Ok(c) => {
             // What EAL will make of the file (PCI ports against --no-pci and the
             // allowlist, vhost socket paths) decides too; the host does not.
-            let checks = ferroflow::doctor::config_checks(&c);
+            let checks = ferroflow_doctor::config_checks(&c);
             let failed: Vec<_> = checks
                 .iter()
-                .filter(|k| k.status == ferroflow::doctor::Status::Fail)
+                .filter(|k| k.status == ferroflow_doctor::Status::Fail)
                 .collect();
             if !failed.is_empty() {
                 let error = failed
@@ -1072,7 +1077,7 @@ fn check_config(file: &std::path::Path, json: bool) -> ExitCode {
                 table(&["PORT", ">OFPORT", "VLAN", "DEVARGS"], &rows);
                 for k in checks
                     .iter()
-                    .filter(|k| k.status != ferroflow::doctor::Status::Ok)
+                    .filter(|k| k.status != ferroflow_doctor::Status::Ok)
                 {
                     println!(
                         "{} {}: {} (fix: {})",
