@@ -87,3 +87,156 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// A directory of its own below the system's temp dir, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let p = std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&p);
+            fs::create_dir_all(&p).unwrap();
+            Scratch(p)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Every subcommand path an operator can type, as `["port", "add"]`.
+    fn subcommand_paths(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help" && !s.is_hide_set())
+        {
+            let mut path = prefix.to_vec();
+            path.push(sub.get_name().to_owned());
+            out.push(path.clone());
+            subcommand_paths(sub, &path, out);
+        }
+    }
+
+    /// The page as `man` prints it to a pipe (plain ASCII text), so that roff
+    /// escapes (`\-`) do not hide names.
+    fn rendered(page: &Path) -> String {
+        let out = Command::new("man")
+            .arg("-l")
+            .arg(page)
+            .env("MANWIDTH", "200")
+            .env("LC_ALL", "C")
+            .env_remove("MAN_KEEP_FORMATTING")
+            .output()
+            .expect("run man -l");
+        assert!(out.status.success(), "man -l {} failed", page.display());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn man_pages_name_every_subcommand_and_option() {
+        let dir = Scratch::new("man");
+        write_docs(&dir.0).unwrap();
+        let man1 = dir.0.join("man/man1");
+
+        let ctl = ferroflowctl::command();
+        let main_page = rendered(&man1.join("ferroflowctl.1"));
+        let mut paths = Vec::new();
+        subcommand_paths(&ctl, &[], &mut paths);
+        assert!(
+            paths.len() > 20,
+            "ferroflowctl has its subcommands: {paths:?}"
+        );
+        for path in &paths {
+            // The main page lists the top-level commands; each command,
+            // nested or not, has its own page that names it in full.
+            if path.len() == 1 {
+                assert!(
+                    main_page.contains(&path[0]),
+                    "ferroflowctl(1) does not name `{}`",
+                    path[0]
+                );
+            }
+            let name = format!("ferroflowctl-{}", path.join("-"));
+            let page = man1.join(format!("{name}.1"));
+            assert!(page.exists(), "no man page {}", page.display());
+            assert!(
+                rendered(&page).contains(&name),
+                "{name}.1 does not name its command"
+            );
+        }
+
+        let daemon = rendered(&man1.join("ferroflowd.1"));
+        let mut ferroflowd = ferroflow::cli::Args::command();
+        ferroflowd.build();
+        for arg in ferroflowd.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                assert!(
+                    daemon.contains(&format!("--{long}")),
+                    "ferroflowd(1) does not name --{long}:\n{daemon}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bash_completion_loads_and_completes_subcommands() {
+        let dir = Scratch::new("bash");
+        write_docs(&dir.0).unwrap();
+        for (bin, word, expect) in [
+            ("ferroflowctl", "po", &["port", "ports"][..]),
+            ("ferroflowd", "--c", &["--config", "--check-config"][..]),
+        ] {
+            let file = completion_path(&dir.0, Shell::Bash, bin);
+            // Loads in a plain bash (no bash-completion package needed),
+            // registers the command, and its function completes a prefix.
+            let script = format!(
+                "set -e; source '{}'; complete -p {bin}; \
+                 COMP_WORDS=({bin} {word}); COMP_CWORD=1; _{bin} {bin} {word} {bin}; \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                file.display()
+            );
+            let out = Command::new("bash")
+                .args(["--norc", "--noprofile", "-c", &script])
+                .output()
+                .expect("run bash");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{bin}'s completion does not load: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let mut lines = stdout.lines();
+            let registered = lines.next().unwrap_or("");
+            assert!(
+                registered.starts_with("complete ") && registered.ends_with(&format!(" {bin}")),
+                "complete -p {bin} printed {registered:?}"
+            );
+            let offered: Vec<&str> = lines.collect();
+            for e in expect {
+                assert!(
+                    offered.contains(e),
+                    "`{bin} {word}<TAB>` offers {offered:?}, not {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn zsh_and_fish_completions_are_for_their_commands() {
+        let dir = Scratch::new("shells");
+        write_docs(&dir.0).unwrap();
+        for bin in ["ferroflowd", "ferroflowctl"] {
+            let zsh = fs::read_to_string(completion_path(&dir.0, Shell::Zsh, bin)).unwrap();
+            assert!(zsh.starts_with(&format!("#compdef {bin}")), "{zsh:.80}");
+            let fish = fs::read_to_string(completion_path(&dir.0, Shell::Fish, bin)).unwrap();
+            assert!(fish.contains(&format!("complete -c {bin} ")), "{fish:.200}");
+        }
+    }
+}
