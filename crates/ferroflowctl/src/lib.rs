@@ -105,6 +105,12 @@ enum Command {
         #[arg(long, short, default_value = "/etc/ferroflow/ferroflow.toml")]
         config: PathBuf,
     },
+    /// Print ferroflowctl's completion script for a shell (offline), e.g.
+    /// `ferroflowctl completions bash > ~/.local/share/bash-completion/completions/ferroflowctl`.
+    Completions {
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
     /// Virtual networks: create, delete, list.
     #[command(subcommand)]
     Network(vnet_cmd::NetworkCmd),
@@ -303,6 +309,20 @@ pub fn main() -> ExitCode {
     match &cli.command {
         Command::CheckConfig { file } => return check_config(file, cli.json),
         Command::Doctor { config } => return doctor_cmd::run(config, cli.json),
+        Command::Completions { shell } => {
+            let shell = match shell.as_str() {
+                "bash" => clap_complete::Shell::Bash,
+                "zsh" => clap_complete::Shell::Zsh,
+                _ => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(
+                shell,
+                &mut command(),
+                "ferroflowctl",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
         _ => {}
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -444,7 +464,7 @@ async fn run(cli: &Cli) -> Result<()> {
     let mut dp = pb::datapath_service_client::DatapathServiceClient::new(ch);
     let json = cli.json;
     match &cli.command {
-        Command::CheckConfig { .. } | Command::Doctor { .. } => {
+        Command::CheckConfig { .. } | Command::Doctor { .. } | Command::Completions { .. } => {
             unreachable!("handled without a server")
         }
         Command::Network(c) => vnet_cmd::network(&dp_channel, c, json).await?,
