@@ -194,11 +194,7 @@ fn a_goto_loop_is_refused_on_every_path_and_forwarding_continues() {
     );
 
     let (_, after) = ofctl(&["dump-flows", OF_TARGET]);
-    assert_eq!(
-        flows_without_counters(&after),
-        before,
-        "flows changed:\n{after}"
-    );
+    assert_eq!(flows_without_counters(&after), before, "flows changed:\n{after}");
     moving("traffic after the refused loops");
     // Barriers are answered (add-flow waits for one) and the switch stops on SIGTERM.
     let (ok, out) = ofctl(&["add-flow", OF_TARGET, "table=3,priority=1,actions=drop"]);
@@ -239,17 +235,13 @@ fn a_grpc_batch_that_fails_half_way_keeps_every_flow_intact() {
             .map(str::to_owned)
             .unwrap_or_else(|| panic!("no in_port=1 flow in {dump}"))
     };
-    let before = eventually(
-        Duration::from_secs(10),
-        "the flow's counters to settle",
-        || {
-            let a = line(&ok(&["flows", "dump"]));
-            std::thread::sleep(Duration::from_millis(300));
-            let b = line(&ok(&["flows", "dump"]));
-            (field(&a, "n_packets") == field(&b, "n_packets") && field(&b, "n_packets") > 0.0)
-                .then_some(b)
-        },
-    );
+    let before = eventually(Duration::from_secs(10), "the flow's counters to settle", || {
+        let a = line(&ok(&["flows", "dump"]));
+        std::thread::sleep(Duration::from_millis(300));
+        let b = line(&ok(&["flows", "dump"]));
+        (field(&a, "n_packets") == field(&b, "n_packets") && field(&b, "n_packets") > 0.0)
+            .then_some(b)
+    });
     std::thread::sleep(Duration::from_millis(1100));
 
     // One good change to the same table, then one that fails when applied
@@ -274,16 +266,8 @@ fn a_grpc_batch_that_fails_half_way_keeps_every_flow_intact() {
         "half of a refused batch was applied:\n{dump}"
     );
     let after = line(&dump);
-    assert_eq!(
-        field(&after, "n_packets"),
-        field(&before, "n_packets"),
-        "{after}"
-    );
-    assert_eq!(
-        field(&after, "n_bytes"),
-        field(&before, "n_bytes"),
-        "{after}"
-    );
+    assert_eq!(field(&after, "n_packets"), field(&before, "n_packets"), "{after}");
+    assert_eq!(field(&after, "n_bytes"), field(&before, "n_bytes"), "{after}");
     assert!(
         field(&after, "duration") >= field(&before, "duration") + 1.0,
         "the flow's duration restarted: before {before}, after {after}"
@@ -325,15 +309,7 @@ fn scrapes_port_changes_and_network_changes_together_never_deadlock() {
     // The whole process on CPU 0, and a hog beside it there.
     common::run(&format!("taskset -a -p -c 0 {pid} >/dev/null"));
     let mut hog = Command::new("timeout")
-        .args([
-            "90",
-            "taskset",
-            "-c",
-            "0",
-            "sh",
-            "-c",
-            "while :; do :; done",
-        ])
+        .args(["90", "taskset", "-c", "0", "sh", "-c", "while :; do :; done"])
         .spawn()
         .expect("hog");
 
@@ -389,14 +365,7 @@ fn scrapes_port_changes_and_network_changes_together_never_deadlock() {
                     note(t.elapsed(), args.join(" "));
                     assert_eq!(code, 0, "ferroflowctl {args:?}: {out}{err}");
                 };
-                step(&[
-                    "network",
-                    "create",
-                    &id,
-                    &format!("n{id}"),
-                    "--uplink",
-                    "uplink",
-                ]);
+                step(&["network", "create", &id, &format!("n{id}"), "--uplink", "uplink"]);
                 step(&[
                     "instance",
                     "add",
@@ -429,7 +398,11 @@ fn scrapes_port_changes_and_network_changes_together_never_deadlock() {
         calls.len(),
         start.elapsed()
     );
-    assert!(calls.len() > 30, "too few calls completed: {}", calls.len());
+    assert!(
+        calls.len() > 30,
+        "too few calls completed: {}",
+        calls.len()
+    );
     // Bounded: the state is never waited for longer than LOCK_WAIT (5 s).
     assert!(
         longest < Duration::from_secs(8),
@@ -462,26 +435,14 @@ fn a_packet_in_flood_keeps_the_tick_running() {
     let d = Daemon::start(&cfg, &server, 120.0);
     // A controller-like reader of packet-ins.
     let mut monitor = Command::new("timeout")
-        .args([
-            "60",
-            "ovs-ofctl",
-            "-O",
-            "OpenFlow13",
-            "monitor",
-            OF_TARGET,
-            "65534",
-        ])
+        .args(["60", "ovs-ofctl", "-O", "OpenFlow13", "monitor", OF_TARGET, "65534"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("ovs-ofctl monitor");
     let (ok, out) = ofctl(&["del-flows", OF_TARGET]);
     assert!(ok, "{out}");
-    let (ok, out) = ofctl(&[
-        "add-flow",
-        OF_TARGET,
-        "table=0,priority=0,actions=CONTROLLER:64",
-    ]);
+    let (ok, out) = ofctl(&["add-flow", OF_TARGET, "table=0,priority=0,actions=CONTROLLER:64"]);
     assert!(ok, "{out}");
     // Flooding now: every packet goes up.
     eventually(Duration::from_secs(10), "packet-ins", || {
@@ -494,14 +455,10 @@ fn a_packet_in_flood_keeps_the_tick_running() {
         "table=5,priority=1,hard_timeout=1,actions=drop",
     ]);
     assert!(ok, "add-flow under the flood: {out}");
-    eventually(
-        Duration::from_secs(6),
-        "the timed-out flow to expire",
-        || {
-            let (_, dump) = ofctl(&["dump-flows", OF_TARGET, "table=5"]);
-            (!dump.contains("table=5")).then_some(())
-        },
-    );
+    eventually(Duration::from_secs(6), "the timed-out flow to expire", || {
+        let (_, dump) = ofctl(&["dump-flows", OF_TARGET, "table=5"]);
+        (!dump.contains("table=5")).then_some(())
+    });
     let body = scrape().expect("metrics under the flood");
     let longest: f64 = body
         .lines()
