@@ -1,7 +1,7 @@
 # Ferroflow in a container: a build stage with the Rust toolchain and DPDK's
 # development files, and a runtime stage with only DPDK's runtime libraries
-# (the shared libraries ferroflowd links, and the PMD plugins EAL loads) and
-# the two binaries.
+# (the shared libraries ferroflowd links, and the PMD plugins EAL loads),
+# the two binaries, their man pages and shell completions.
 #
 #   docker build -t ferroflow .
 #   docker run --network host --cap-add IPC_LOCK --cap-add NET_ADMIN \
@@ -38,9 +38,13 @@ RUN curl --proto '=https' --tlsv1.2 -sSfo /tmp/rustup-init \
  && rustc --version
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin ferroflowd --bin ferroflowctl \
+# ferroflowctl is a package of its own (it builds without DPDK); xtask writes
+# the man pages and bash/zsh/fish completions of both binaries, laid out as
+# under /usr/share, from the same clap definitions the binaries parse.
+RUN cargo build --release --locked -p ferroflow -p ferroflowctl --bins \
  && mkdir -p /out \
  && cp target/release/ferroflowd target/release/ferroflowctl /out/ \
+ && cargo run --release --locked -p xtask -- docs /out/share \
  && for lib in $(ldd /out/ferroflowd /out/ferroflowctl | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u); do \
         dpkg-query -S "$(readlink -f "$lib")" | cut -d: -f1; \
     done | sort -u > /out/runtime-packages \
@@ -64,6 +68,10 @@ RUN apt-get update \
         iproute2 \
  && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages
 COPY --from=build /out/ferroflowd /out/ferroflowctl /usr/bin/
+# man/man1/, bash-completion/completions/, zsh/vendor-completions/,
+# fish/vendor_completions.d/ (the slim image has no man or bash-completion;
+# the files are there for an image that adds them, and `docker cp`).
+COPY --from=build /out/share/ /usr/share/
 VOLUME ["/etc/ferroflow", "/run/ferroflow"]
 ENTRYPOINT ["/usr/bin/ferroflowd"]
 CMD ["--config", "/etc/ferroflow/ferroflow.toml"]

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tests/setup-host.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --locked --bin ferroflowd --bin ferroflowctl
+cargo build --release --locked -p ferroflow -p ferroflowctl --bins
 
 SECONDS_TO_RUN=${DEMO_SECONDS:-60}
 SERVER=unix:/run/ferroflow-demo/ferroflow.sock

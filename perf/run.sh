@@ -70,7 +70,7 @@ done
 if [ "$BUILD" = 1 ]; then
     log "building ferroflowd (release)"
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-    (cd "$ROOT" && cargo build --release --locked --bin ferroflowd --bin ferroflowctl) >"$WD/logs/build.log" 2>&1 ||
+    (cd "$ROOT" && cargo build --release --locked -p ferroflow -p ferroflowctl --bins) >"$WD/logs/build.log" 2>&1 ||
         { tail -n 30 "$WD/logs/build.log" >&2; echo "run.sh: build failed" >&2; exit 1; }
 fi
 [ -x "$FERROFLOWD" ] || { echo "run.sh: no $FERROFLOWD" >&2; exit 1; }

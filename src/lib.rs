@@ -1,7 +1,12 @@
-//! Shared code of the `ferroflowd` daemon and the `ferroflowctl` CLI.
+//! ferroflowd: the switch (control plane, gRPC server, metrics, store). The
+//! API definitions and client (`ferroflow-api`) and the host checks
+//! (`ferroflow-doctor`) are crates of their own, shared with `ferroflowctl`,
+//! which builds without DPDK.
 
 pub mod api;
-pub mod doctor;
+pub mod cli;
+/// The host and configuration checks (`ferroflow-doctor`, shared with ferroflowctl).
+pub use ferroflow_doctor as doctor;
 pub mod metrics;
 pub mod ofswitch;
 pub mod profile;
@@ -9,5 +14,6 @@ pub mod stats;
 pub mod store;
 pub mod switch;
 
-/// The version, with the git commit it was built from when known.
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FERROFLOW_GIT"), ")");
+/// The version, with the git commit it was built from when known (one
+/// definition, in `ferroflow-api`, shared with ferroflowctl).
+pub use ferroflow_api::VERSION;

@@ -7,8 +7,6 @@ use std::process::Command;
 
 use common::*;
 
-const FERROFLOWCTL: &str = env!("CARGO_BIN_EXE_ferroflowctl");
-
 struct Outcome {
     code: Option<i32>,
     stderr: String,
@@ -96,7 +94,7 @@ fn syntax_and_validation_errors_name_the_place() {
             o.stderr
         );
         // ferroflowctl says the same without starting anything.
-        let out = Command::new(FERROFLOWCTL)
+        let out = Command::new(common::ferroflowctl())
             .arg("check-config")
             .arg(dir.path("bad.toml"))
             .output()
@@ -128,7 +126,7 @@ fn check_config_accepts_a_good_file() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let out = Command::new(FERROFLOWCTL)
+    let out = Command::new(common::ferroflowctl())
         .args(["check-config", "--json"])
         .arg(&path)
         .output()

@@ -16,7 +16,6 @@ use std::process::{Command, Output};
 use common::{TempDir, FERROFLOWD};
 use serde_json::Value;
 
-const FERROFLOWCTL: &str = env!("CARGO_BIN_EXE_ferroflowctl");
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const NIC: &str = "0000:3b:00.0";
 
@@ -83,7 +82,7 @@ fn every_example_config_passes_check_config() {
             "{name}: {}",
             text(&o)
         );
-        let o = Command::new(FERROFLOWCTL)
+        let o = Command::new(common::ferroflowctl())
             .args(["--json", "check-config"])
             .arg(path)
             .output()
@@ -143,7 +142,7 @@ fn check_config_refuses_a_pci_port_eal_will_not_probe() {
             "{what}: {}",
             text(&o)
         );
-        let o = Command::new(FERROFLOWCTL)
+        let o = Command::new(common::ferroflowctl())
             .arg("check-config")
             .arg(&p)
             .output()
@@ -171,7 +170,7 @@ fn systemd_unit_passes_systemd_analyze_verify() {
     }
     symlink("usr/bin", root.join("bin")).unwrap();
     fs::copy(FERROFLOWD, root.join("usr/bin/ferroflowd")).unwrap();
-    fs::copy(FERROFLOWCTL, root.join("usr/bin/ferroflowctl")).unwrap();
+    fs::copy(common::ferroflowctl(), root.join("usr/bin/ferroflowctl")).unwrap();
     fs::copy("/bin/sh", root.join("usr/bin/sh")).unwrap();
     let units = Path::new("/usr/lib/systemd/system");
     assert!(units.is_dir(), "no {} on this host", units.display());
@@ -355,7 +354,7 @@ impl FakeHost {
     }
 
     fn doctor(&self, config: &Path) -> (Option<i32>, Value, Output) {
-        let mut c = Command::new(FERROFLOWCTL);
+        let mut c = Command::new(common::ferroflowctl());
         c.args(["--json", "doctor", "--config"]).arg(config);
         self.env(&mut c);
         let o = c.output().unwrap();
@@ -576,7 +575,7 @@ fn doctor_names_each_problem_and_its_fix() {
         assert!(expected_others, "{what}: other findings {others:?}");
     }
     // The same for people: a table and the fixes.
-    let mut cmd = Command::new(FERROFLOWCTL);
+    let mut cmd = Command::new(common::ferroflowctl());
     cmd.args(["doctor", "--config"])
         .arg(h.config(|s| s.replace("/run/vm1.sock", "/run/missing/vm1.sock")));
     h.env(&mut cmd);
@@ -586,7 +585,7 @@ fn doctor_names_each_problem_and_its_fix() {
     assert!(out.contains("FAIL") && out.contains("socket.vm1"), "{out}");
     assert!(out.contains("fix socket.vm1: mkdir -p"), "{out}");
     // An unreadable configuration is a failed check, not a crash.
-    let mut cmd = Command::new(FERROFLOWCTL);
+    let mut cmd = Command::new(common::ferroflowctl());
     cmd.args([
         "--json",
         "doctor",
@@ -617,7 +616,7 @@ fn doctor_passes_this_host_for_a_vdev_config() {
         ),
     )
     .unwrap();
-    let o = Command::new(FERROFLOWCTL)
+    let o = Command::new(common::ferroflowctl())
         .args(["--json", "doctor", "--config"])
         .arg(&config)
         .env_remove("FERROFLOW_SYSFS_ROOT")

@@ -10,6 +10,8 @@
 #   - ferroflowctl check-config on the same file;
 #   - no -dev package, compiler or Rust toolchain in the runtime stage, and every
 #     shared library of the binaries and of every DPDK PMD plugin resolves;
+#   - ferroflowctl links no DPDK library; the man pages and shell completions
+#     are installed, and ferroflowctl's bash completion loads;
 #   - ferroflowd really starts DPDK in it (two net_null ports, --no-pci,
 #     --in-memory, bounded by --exit-after, under /tmp/cpu.lock), and
 #     ferroflowctl doctor passes for that configuration in it.
@@ -325,6 +327,20 @@ done
 missing=$(in_final sh -c 'for f in "$@"; do ldd "$f" | sed -n "s|^|$f: |; /not found/p"; done' sh "${ENTRYPOINT[0]}" /usr/bin/ferroflowctl $plugins)
 [ -z "$missing" ] || { log "unresolved libraries:"; echo "$missing" >&2; exit 1; }
 log "every library of the binaries and of the $nplugins PMD plugins resolves"
+
+# The CLI is installed on workstations without DPDK: it links none of it.
+if in_final ldd /usr/bin/ferroflowctl | grep -E 'librte_|libdpdk' >&2; then
+    log "ferroflowctl links DPDK"; exit 1
+fi
+# The man pages and completions xtask generated in the build stage.
+for f in man/man1/ferroflowd.1 man/man1/ferroflowctl.1 man/man1/ferroflowctl-port-add.1 \
+    bash-completion/completions/ferroflowd bash-completion/completions/ferroflowctl \
+    zsh/vendor-completions/_ferroflowctl fish/vendor_completions.d/ferroflowctl.fish; do
+    [ -s "$FINAL/usr/share/$f" ] || { log "/usr/share/$f is missing from the runtime stage"; exit 1; }
+done
+in_final bash --norc -c 'source /usr/share/bash-completion/completions/ferroflowctl && complete -p ferroflowctl' >/dev/null \
+    || { log "ferroflowctl's bash completion does not load in the runtime stage"; exit 1; }
+log "man pages and bash/zsh/fish completions installed; ferroflowctl links no DPDK"
 
 version=$(in_final "${ENTRYPOINT[@]}" --version)
 log "ENTRYPOINT --version: $version"

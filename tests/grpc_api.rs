@@ -564,7 +564,7 @@ async fn grpc_over_tcp_requires_client_certificates() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(mgmt::FERROFLOWCTL)
+    let out = std::process::Command::new(common::ferroflowctl())
         .arg("check-config")
         .arg(&plain)
         .output()

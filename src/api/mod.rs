@@ -5,7 +5,7 @@
 //! config store before the call returns, so what a client was told is what a
 //! restart brings back.
 
-pub mod client;
+pub use ferroflow_api::client;
 pub mod convert;
 mod networks;
 mod services;
@@ -31,10 +31,9 @@ use tracing::{info, warn};
 use crate::store::{Store, StoreError, StoreState};
 use crate::switch::{PortChangeError, Switch};
 
-/// The generated messages and services.
-pub mod pb {
-    tonic::include_proto!("ferroflow.v1");
-}
+/// The generated messages and services (in `ferroflow-api`, which
+/// ferroflowctl uses without DPDK).
+pub use ferroflow_api::pb;
 
 /// Why a management call failed, mapped onto gRPC status codes.
 #[derive(Debug, thiserror::Error)]

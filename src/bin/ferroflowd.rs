@@ -1,16 +1,16 @@
 //! ferroflowd: the Ferroflow switch daemon.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use dpdk::host::Hugepages;
 use dpdk::Eal;
 use ferroflow::api::Api;
+use ferroflow::cli::Args;
 use ferroflow::doctor;
+use ferroflow::doctor::host::Hugepages;
 use ferroflow::metrics::CountingSwitch;
 use ferroflow::ofswitch::OpenFlowSwitch;
 use ferroflow::stats::{write_atomically, StatsSnapshot};
@@ -18,29 +18,6 @@ use ferroflow::switch::Switch;
 use ferroflow_config::{Config, GrpcConfig};
 use ofagent::{Agent, AgentConfig, Target, Tls, TlsFiles};
 use tracing::{error, info, warn};
-
-#[derive(Parser, Debug)]
-#[command(name = "ferroflowd", version = ferroflow::VERSION, about = "Ferroflow: a kernel-bypass OpenFlow switch on DPDK")]
-struct Args {
-    /// The configuration file (TOML).
-    #[arg(long, short = 'c')]
-    config: PathBuf,
-    /// Check the configuration and exit without starting DPDK: exit status 0
-    /// when it is valid (host problems are reported, with fixes, on stderr),
-    /// 1 when it is not.
-    #[arg(long)]
-    check_config: bool,
-    /// Write port and worker counters as JSON to this file every stats interval
-    /// and at exit (written atomically).
-    #[arg(long)]
-    stats_file: Option<PathBuf>,
-    /// Seconds between counter reports in the log and the stats file.
-    #[arg(long, default_value_t = 1.0)]
-    stats_interval: f64,
-    /// Stop by itself after this many seconds (tests and benchmarks).
-    #[arg(long)]
-    exit_after: Option<f64>,
-}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()

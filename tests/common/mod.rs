@@ -14,6 +14,62 @@ use serde_json::Value;
 
 pub const FERROFLOWD: &str = env!("CARGO_BIN_EXE_ferroflowd");
 
+/// The ferroflowctl binary. It is a package of its own (it builds without
+/// DPDK), and cargo only builds and names (`CARGO_BIN_EXE_*`) the binaries of
+/// the package whose tests run, so the first call builds it with the cargo
+/// running these tests, in the same profile and target directory (a no-op
+/// when it is up to date), and returns the path cargo reports; later calls
+/// return the same path. A failed build fails the test with cargo's output.
+pub fn ferroflowctl() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(build_ferroflowctl)
+}
+
+fn build_ferroflowctl() -> String {
+    // This test binary is target/<profile dir>/deps/<name>; `debug` is the
+    // directory of the `dev` and `test` profiles.
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile = match exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+    {
+        Some("debug") | None => "dev".to_owned(),
+        Some(p) => p.to_owned(),
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "--locked",
+            "-p",
+            "ferroflowctl",
+            "--bin",
+            "ferroflowctl",
+        ])
+        .args([
+            "--profile",
+            &profile,
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run cargo to build ferroflowctl");
+    assert!(
+        out.status.success(),
+        "cargo build -p ferroflowctl failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "ferroflowctl")
+        .find_map(|m| m["executable"].as_str().map(str::to_owned))
+        .expect("cargo build -p ferroflowctl reported no ferroflowctl executable")
+}
+
 /// Fails the test with the reason when it cannot run as it must: these tests
 /// need root for namespaces, taps and hugepages.
 pub fn require_root() {

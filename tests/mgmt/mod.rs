@@ -15,8 +15,6 @@ use tonic::transport::Channel;
 
 use crate::common::{self, TempDir};
 
-pub const FERROFLOWCTL: &str = env!("CARGO_BIN_EXE_ferroflowctl");
-
 /// A ferroflowd on a config file in `dir`, killed by PID when dropped.
 pub struct Daemon {
     child: Option<Child>,
@@ -158,7 +156,7 @@ pub fn traffic(dir: &TempDir, name: &str, n: u16) -> PathBuf {
 
 /// Runs ferroflowctl against `server`; returns (exit code, stdout, stderr).
 pub fn ctl(server: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(FERROFLOWCTL)
+    let out = Command::new(common::ferroflowctl())
         .arg("--server")
         .arg(server)
         .args(args)

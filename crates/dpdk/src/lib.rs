@@ -6,7 +6,6 @@
 
 mod eal;
 mod error;
-pub mod host;
 mod lcore;
 mod mbuf;
 mod mempool;

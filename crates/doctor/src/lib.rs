@@ -9,15 +9,21 @@
 //! host checks. The host is read below a sysfs and a procfs root
 //! (`FERROFLOW_SYSFS_ROOT`, `FERROFLOW_PROC_ROOT`) and DPDK's plugin directory
 //! (`FERROFLOW_DPDK_PMD_DIR`), so that tests can point them at a fake tree.
+//!
+//! Nothing here links DPDK: the checks only read files, so `ferroflowctl`
+//! runs them on a machine without it.
+
+pub mod host;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use dpdk::host::Hugepages;
 use ferroflow_config::{Config, DEFAULT_GRPC_SOCKET};
 use serde::Serialize;
+
+use crate::host::Hugepages;
 
 /// Where Debian's DPDK 22.11 looks for PMD plugins (`RTE_EAL_PMD_PATH` in
 /// `rte_build_config.h`); EAL loads every library there at start.

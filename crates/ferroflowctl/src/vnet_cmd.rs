@@ -1,7 +1,7 @@
 //! `ferroflowctl network|instance|metadata`: the virtual-network profile.
 
 use clap::{Args, Subcommand};
-use ferroflow::api::pb;
+use ferroflow_api::pb;
 use tonic::transport::Channel;
 
 use super::{print_json, table, Result};

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use ferroflow::doctor::{self, Check, Host, Status};
+use ferroflow_doctor::{self as doctor, Check, Host, Status};
 
 use super::table;
 

@@ -10,15 +10,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use ferroflow::api::client::{connect, ServerAddr};
-use ferroflow::api::pb;
+use ferroflow_api::client::{connect, ServerAddr};
+use ferroflow_api::pb;
 use ferroflow_config::{Config, DEFAULT_GRPC_SOCKET};
 use serde::Serialize;
 use tonic::transport::Channel;
 
-#[path = "ferroflowctl/doctor.rs"]
 mod doctor_cmd;
-#[path = "ferroflowctl/vnet.rs"]
 mod vnet_cmd;
 
 const EXIT_HELP: &str = "EXIT STATUS:
@@ -33,7 +31,7 @@ check-config and doctor (offline): 0 ok (doctor: warnings may be listed), 1 a ch
   2 usage error.";
 
 #[derive(Parser, Debug)]
-#[command(name = "ferroflowctl", version = ferroflow::VERSION, about = "Ferroflow command line", after_help = EXIT_HELP)]
+#[command(name = "ferroflowctl", version = ferroflow_api::VERSION, about = "Ferroflow command line", after_help = EXIT_HELP)]
 struct Cli {
     /// Where ferroflowd serves its API: unix:PATH (default unix:/run/ferroflow/ferroflow.sock)
     /// or tcp:HOST:PORT (with --tls-ca, --tls-cert and --tls-key).
@@ -106,6 +104,12 @@ enum Command {
         /// The configuration ferroflowd will run with.
         #[arg(long, short, default_value = "/etc/ferroflow/ferroflow.toml")]
         config: PathBuf,
+    },
+    /// Print ferroflowctl's completion script for a shell (offline), e.g.
+    /// `ferroflowctl completions bash > ~/.local/share/bash-completion/completions/ferroflowctl`.
+    Completions {
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
     },
     /// Virtual networks: create, delete, list.
     #[command(subcommand)]
@@ -293,11 +297,32 @@ fn fail(code: u8, message: impl Into<String>) -> Failure {
 
 type Result<T> = std::result::Result<T, Failure>;
 
-fn main() -> ExitCode {
+/// The command line as clap defines it, for the man page and the shell
+/// completions (`cargo run -p xtask -- docs`).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// Runs ferroflowctl on the process's arguments; the binary is only this.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::CheckConfig { file } => return check_config(file, cli.json),
         Command::Doctor { config } => return doctor_cmd::run(config, cli.json),
+        Command::Completions { shell } => {
+            let shell = match shell.as_str() {
+                "bash" => clap_complete::Shell::Bash,
+                "zsh" => clap_complete::Shell::Zsh,
+                _ => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(
+                shell,
+                &mut command(),
+                "ferroflowctl",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
         _ => {}
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -439,7 +464,7 @@ async fn run(cli: &Cli) -> Result<()> {
     let mut dp = pb::datapath_service_client::DatapathServiceClient::new(ch);
     let json = cli.json;
     match &cli.command {
-        Command::CheckConfig { .. } | Command::Doctor { .. } => {
+        Command::CheckConfig { .. } | Command::Doctor { .. } | Command::Completions { .. } => {
             unreachable!("handled without a server")
         }
         Command::Network(c) => vnet_cmd::network(&dp_channel, c, json).await?,
@@ -1023,10 +1048,10 @@ fn check_config(file: &std::path::Path, json: bool) -> ExitCode {
         Ok(c) => {
             // What EAL will make of the file (PCI ports against --no-pci and the
             // allowlist, vhost socket paths) decides too; the host does not.
-            let checks = ferroflow::doctor::config_checks(&c);
+            let checks = ferroflow_doctor::config_checks(&c);
             let failed: Vec<_> = checks
                 .iter()
-                .filter(|k| k.status == ferroflow::doctor::Status::Fail)
+                .filter(|k| k.status == ferroflow_doctor::Status::Fail)
                 .collect();
             if !failed.is_empty() {
                 let error = failed
@@ -1072,7 +1097,7 @@ fn check_config(file: &std::path::Path, json: bool) -> ExitCode {
                 table(&["PORT", ">OFPORT", "VLAN", "DEVARGS"], &rows);
                 for k in checks
                     .iter()
-                    .filter(|k| k.status != ferroflow::doctor::Status::Ok)
+                    .filter(|k| k.status != ferroflow_doctor::Status::Ok)
                 {
                     println!(
                         "{} {}: {} (fix: {})",

@@ -1,5 +1,7 @@
-//! Host checks made before EAL starts, so that a missing hugepage mount is
-//! reported as such rather than as EAL's generic failure.
+//! The host's hugepages, read before EAL starts, so that a missing hugepage
+//! mount is reported as such rather than as EAL's generic failure. Here rather
+//! than in the `dpdk` crate because it only reads /proc: ferroflowd and the
+//! doctor (in ferroflowctl, without DPDK) share it.
 
 use std::fs;
 
