@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use openflow::bundle::{BundleCtrlType, BundleError, BundleMsg};
 use openflow::consts::async_mask as am;
 use openflow::error::BadRequestCode;
+use openflow::header::OFP_MAX_MSG_LEN;
 use openflow::messages::{AsyncConfig, ControllerRole, Hello, RoleMsg};
-use openflow::{decode, frame_len, ErrorCode, Message, OfpMessage};
+use openflow::{decode, frame_len, EncodeError, ErrorCode, Message, OfpMessage};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -330,6 +331,23 @@ pub(crate) async fn keep_connected_with(
     }
 }
 
+/// Splits every multipart reply into messages that fit OpenFlow's 16-bit length, all
+/// before anything is sent: a reply that cannot be sent whole is refused whole.
+fn fit_replies(replies: Vec<Message>) -> Result<Vec<Message>, EncodeError> {
+    let mut out = Vec::with_capacity(replies.len());
+    for r in replies {
+        match r {
+            Message::MultipartReply(m) => out.extend(
+                m.split_to_fit(OFP_MAX_MSG_LEN)?
+                    .into_iter()
+                    .map(Message::MultipartReply),
+            ),
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
 /// Why a connection ends.
 enum Close {
     Peer,
@@ -425,7 +443,10 @@ impl Conn {
             Ok(b) => {
                 let _ = self.tx.send(b).await;
             }
-            Err(e) => warn!("cannot encode {:?}: {e}", msg.body.msg_type()),
+            Err(e) => {
+                AgentCounters::inc(&self.shared.counters.replies_too_long);
+                warn!("cannot encode {:?}: {e}", msg.body.msg_type());
+            }
         }
     }
 
@@ -632,7 +653,13 @@ impl Conn {
                 } else {
                     tokio::task::block_in_place(|| sw.handle(body))
                 };
-                match r {
+                match r.and_then(|replies| {
+                    fit_replies(replies).map_err(|e| {
+                        AgentCounters::inc(&self.shared.counters.replies_too_long);
+                        warn!("refusing a request whose reply cannot be sent: {e}");
+                        e.code()
+                    })
+                }) {
                     Ok(replies) => {
                         for r in replies {
                             self.send(reply(r)).await;

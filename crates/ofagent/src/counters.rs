@@ -9,6 +9,9 @@ pub struct AgentCounters {
     pub messages_sent: AtomicU64,
     /// Messages that failed to decode (malformed, truncated, bad version...).
     pub malformed_messages: AtomicU64,
+    /// Replies that could not be encoded even split (a multipart entry over 65535 bytes):
+    /// the request got BAD_REQUEST/MULTIPART_BUFFER_OVERFLOW instead.
+    pub replies_too_long: AtomicU64,
     /// ERROR replies sent, for any reason.
     pub errors_sent: AtomicU64,
     /// Experimenter messages, actions, instructions or fields refused.
