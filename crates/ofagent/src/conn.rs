@@ -8,7 +8,10 @@ use openflow::consts::async_mask as am;
 use openflow::error::BadRequestCode;
 use openflow::header::OFP_MAX_MSG_LEN;
 use openflow::messages::{AsyncConfig, ControllerRole, Hello, RoleMsg};
-use openflow::{decode, frame_len, EncodeError, ErrorCode, Message, OfpMessage};
+use openflow::{
+    decode, frame_len, EncodeError, ErrorCode, Message, MsgType, OfpMessage, OFP_HEADER_LEN,
+    OFP_VERSION,
+};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -331,6 +334,19 @@ pub(crate) async fn keep_connected_with(
     }
 }
 
+/// The requests a slave may not send (OpenFlow 1.3.5, 6.3.5).
+fn modifies_state(t: MsgType) -> bool {
+    matches!(
+        t,
+        MsgType::FlowMod
+            | MsgType::GroupMod
+            | MsgType::PortMod
+            | MsgType::TableMod
+            | MsgType::MeterMod
+            | MsgType::PacketOut
+    )
+}
+
 /// Splits every multipart reply into messages that fit OpenFlow's 16-bit length, all
 /// before anything is sent: a reply that cannot be sent whole is refused whole.
 fn fit_replies(replies: Vec<Message>) -> Result<Vec<Message>, EncodeError> {
@@ -544,6 +560,17 @@ impl Conn {
 
     /// Handles one whole message; `Some` closes the connection.
     async fn dispatch(&mut self, raw: &[u8], hello_seen: &mut bool) -> Option<Close> {
+        // A slave's state-changing request is refused before anything else is checked
+        // (OpenFlow 1.3.5, 6.3.5): whatever else is wrong with it, the role answers first.
+        if raw.len() >= OFP_HEADER_LEN
+            && raw[0] == OFP_VERSION
+            && MsgType::from_raw(raw[1]).is_some_and(modifies_state)
+            && self.handle.state.lock().role == ControllerRole::Slave
+        {
+            self.send_error(ErrorCode::BadRequest(BadRequestCode::IsSlave), raw)
+                .await;
+            return None;
+        }
         let msg = match decode(raw) {
             Ok(m) => m,
             Err(e) => {
@@ -629,18 +656,9 @@ impl Conn {
                     .await;
             }
             body => {
-                let modifies = matches!(
-                    body,
-                    Message::FlowMod(_)
-                        | Message::GroupMod(_)
-                        | Message::PortMod(_)
-                        | Message::TableMod(_)
-                        | Message::MeterMod(_)
-                        | Message::PacketOut(_)
-                );
-                if modifies && self.handle.state.lock().role == ControllerRole::Slave {
-                    self.send_error(ErrorCode::BadRequest(BadRequestCode::IsSlave), raw)
-                        .await;
+                if let Err(code) = body.validate() {
+                    AgentCounters::inc(&self.shared.counters.malformed_messages);
+                    self.send_error(code, raw).await;
                     return None;
                 }
                 let sw = Arc::clone(&self.shared.switch);
