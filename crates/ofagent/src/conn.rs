@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openflow::bundle::{BundleCtrlType, BundleError, BundleMsg};
+use openflow::bundle::{BundleCtrlType, BundleError, BundleFailedCode, BundleMsg};
 use openflow::consts::async_mask as am;
 use openflow::error::BadRequestCode;
 use openflow::header::OFP_MAX_MSG_LEN;
@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::{debug, info, warn};
 
-use crate::bundle::Bundles;
+use crate::bundle::{BundleMessages, Bundles};
 use crate::counters::AgentCounters;
 use crate::roles::Generation;
 use crate::target::{Target, TargetError};
@@ -39,6 +39,7 @@ pub(crate) struct Shared {
     generation: Mutex<Generation>,
     next_id: AtomicU64,
     controllers_up: AtomicUsize,
+    bundle_messages: Arc<BundleMessages>,
 }
 
 /// A connection as other connections and the event publisher see it.
@@ -81,6 +82,7 @@ impl Shared {
             generation: Mutex::new(Generation::default()),
             next_id: AtomicU64::new(1),
             controllers_up: AtomicUsize::new(0),
+            bundle_messages: Arc::default(),
         }
     }
 
@@ -144,7 +146,66 @@ impl Shared {
     }
 }
 
+/// The connections one listener serves now, against its cap.
+struct ListenerSlots {
+    live: Arc<AtomicUsize>,
+    cap: usize,
+}
+
+/// One served connection: frees its slot when the connection ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+impl ListenerSlots {
+    fn new(cap: usize) -> ListenerSlots {
+        ListenerSlots {
+            live: Arc::default(),
+            cap,
+        }
+    }
+
+    /// A slot for a new connection, or `None` (counted) when the listener is full: the
+    /// caller closes the connection at once.
+    fn take(&self, shared: &Shared, target: &Target) -> Option<Slot> {
+        let taken = self
+            .live
+            .fetch_update(Relaxed, Relaxed, |n| (n < self.cap).then_some(n + 1))
+            .is_ok();
+        if taken {
+            Some(Slot(Arc::clone(&self.live)))
+        } else {
+            let refused = shared.counters.connections_refused.fetch_add(1, Relaxed);
+            // One line per 1024 refusals: a flood must not flood the log too.
+            if refused.is_multiple_of(1024) {
+                warn!(%target, cap = self.cap, refused = refused + 1, "connection refused: listener full");
+            }
+            None
+        }
+    }
+}
+
+/// Bounds a TLS handshake by the handshake timeout (counted as one when it runs out).
+async fn bounded_tls<T, E: std::fmt::Display>(
+    shared: &Shared,
+    handshake: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(shared.config.limits.handshake_timeout, handshake).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => {
+            AgentCounters::inc(&shared.counters.handshake_timeouts);
+            Err("no TLS handshake within the handshake timeout".into())
+        }
+    }
+}
+
 pub(crate) async fn listen(shared: Arc<Shared>, target: &Target) -> Result<(), TargetError> {
+    let slots = ListenerSlots::new(shared.config.limits.connections_per_listener);
+    let target_name = target.clone();
     let bind_err = |source| TargetError::Bind {
         target: target.to_string(),
         source,
@@ -157,10 +218,14 @@ pub(crate) async fn listen(shared: Arc<Shared>, target: &Target) -> Result<(), T
                 loop {
                     match l.accept().await {
                         Ok((s, peer)) => {
+                            let Some(slot) = slots.take(&shared, &target_name) else {
+                                continue;
+                            };
                             let _ = s.set_nodelay(true);
                             let shared = Arc::clone(&shared);
                             tokio::spawn(async move {
-                                serve(shared, s, peer.to_string(), false, None).await
+                                serve(shared, s, peer.to_string(), false, None).await;
+                                drop(slot);
                             });
                         }
                         Err(e) => {
@@ -179,9 +244,13 @@ pub(crate) async fn listen(shared: Arc<Shared>, target: &Target) -> Result<(), T
                 loop {
                     match l.accept().await {
                         Ok((s, _)) => {
+                            let Some(slot) = slots.take(&shared, &target_name) else {
+                                continue;
+                            };
                             let shared = Arc::clone(&shared);
                             tokio::spawn(async move {
-                                serve(shared, s, "unix".into(), false, None).await
+                                serve(shared, s, "unix".into(), false, None).await;
+                                drop(slot);
                             });
                         }
                         Err(e) => {
@@ -206,17 +275,21 @@ pub(crate) async fn listen(shared: Arc<Shared>, target: &Target) -> Result<(), T
                 loop {
                     match l.accept().await {
                         Ok((s, peer)) => {
+                            let Some(slot) = slots.take(&shared, &target_name) else {
+                                continue;
+                            };
                             let _ = s.set_nodelay(true);
                             let shared = Arc::clone(&shared);
                             let acceptor = tls.acceptor.clone();
                             tokio::spawn(async move {
-                                match acceptor.accept(s).await {
+                                match bounded_tls(&shared, acceptor.accept(s)).await {
                                     Ok(s) => serve(shared, s, peer.to_string(), false, None).await,
                                     Err(e) => {
                                         AgentCounters::inc(&shared.counters.tls_failures);
                                         warn!(%peer, "TLS handshake failed: {e}");
                                     }
                                 }
+                                drop(slot);
                             });
                         }
                         Err(e) => {
@@ -281,7 +354,7 @@ pub(crate) async fn keep_connected_with(
                     (Ok(s), Some(tls)) => {
                         let _ = s.set_nodelay(true);
                         let name = ServerName::IpAddress(addr.ip().into());
-                        match tls.connector.connect(name, s).await {
+                        match bounded_tls(&shared, tls.connector.connect(name, s)).await {
                             Ok(s) => Some(tokio::spawn(serve(
                                 Arc::clone(&shared),
                                 s,
@@ -371,6 +444,7 @@ enum Close {
     Unframeable,
     HelloFailed,
     ProbeTimeout,
+    HandshakeTimeout,
 }
 
 async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
@@ -411,7 +485,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
         registered: false,
         active,
         link,
-        bundles: Bundles::default(),
+        bundles: Bundles::new(
+            shared.config.limits.bundles,
+            Arc::clone(&shared.bundle_messages),
+        ),
     };
     conn.send(OfpMessage {
         xid: 0,
@@ -427,6 +504,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
         }
         Close::HelloFailed => warn!(%peer, "closing: no common OpenFlow version"),
         Close::ProbeTimeout => warn!(%peer, "closing: no reply to the inactivity probe"),
+        Close::HandshakeTimeout => {
+            warn!(%peer, "closing: no OpenFlow message within the handshake timeout")
+        }
     }
     conn.unregister();
     drop(conn);
@@ -504,10 +584,17 @@ impl Conn {
         let mut buf: Vec<u8> = Vec::with_capacity(65536);
         let mut chunk = vec![0u8; 65536];
         let mut last_rx = Instant::now();
-        let mut probe_sent = false;
+        // When the inactivity probe went out, if it did since the last input.
+        let mut probe_sent: Option<Instant> = None;
         let probe = self.shared.config.probe_interval;
+        let handshake_deadline = Instant::now() + self.shared.config.limits.handshake_timeout;
         let mut hello_seen = false;
         loop {
+            for err in self.bundles.expire(Instant::now()) {
+                AgentCounters::inc(&self.shared.counters.bundles_expired);
+                AgentCounters::inc(&self.shared.counters.errors_sent);
+                self.send(err).await;
+            }
             // Every complete message in the buffer first.
             loop {
                 let len = match frame_len(&buf) {
@@ -525,11 +612,23 @@ impl Conn {
                     return close;
                 }
             }
-            let wait = if probe_sent {
-                probe
-            } else {
-                probe.saturating_sub(last_rx.elapsed())
+            if !hello_seen && Instant::now() >= handshake_deadline {
+                AgentCounters::inc(&self.shared.counters.handshake_timeouts);
+                return Close::HandshakeTimeout;
+            }
+            // The next thing due: the probe, the probe's deadline, the handshake deadline,
+            // a bundle's expiry.
+            let mut due = match probe_sent {
+                Some(at) => at + probe,
+                None => last_rx + probe,
             };
+            if !hello_seen {
+                due = due.min(handshake_deadline);
+            }
+            if let Some(at) = self.bundles.next_expiry() {
+                due = due.min(at);
+            }
+            let wait = due.saturating_duration_since(Instant::now());
             match tokio::time::timeout(wait.max(Duration::from_millis(10)), rd.read(&mut chunk))
                 .await
             {
@@ -537,23 +636,25 @@ impl Conn {
                 Ok(Ok(n)) => {
                     buf.extend_from_slice(&chunk[..n]);
                     last_rx = Instant::now();
-                    probe_sent = false;
+                    probe_sent = None;
                 }
                 Ok(Err(e)) => return Close::Io(e),
-                Err(_) if probe_sent => {
-                    AgentCounters::inc(&self.shared.counters.probe_timeouts);
-                    return Close::ProbeTimeout;
-                }
-                Err(_) => {
-                    if last_rx.elapsed() >= probe {
+                Err(_) => match probe_sent {
+                    Some(at) if at.elapsed() >= probe => {
+                        AgentCounters::inc(&self.shared.counters.probe_timeouts);
+                        return Close::ProbeTimeout;
+                    }
+                    Some(_) => {}
+                    None if last_rx.elapsed() >= probe => {
                         self.send(OfpMessage {
                             xid: 0,
                             body: Message::EchoRequest(Vec::new()),
                         })
                         .await;
-                        probe_sent = true;
+                        probe_sent = Some(Instant::now());
                     }
-                }
+                    None => {}
+                },
             }
         }
     }
@@ -705,9 +806,18 @@ impl Conn {
         let counters = &self.shared.counters;
         for m in out {
             match &m.body {
-                Message::Error(_) => {
+                Message::Error(e) => {
                     AgentCounters::inc(&counters.bundle_errors);
                     AgentCounters::inc(&counters.errors_sent);
+                    match BundleFailedCode::from_error(e) {
+                        Some(BundleFailedCode::OutOfBundles) => {
+                            AgentCounters::inc(&counters.bundles_out_of_bundles)
+                        }
+                        Some(BundleFailedCode::MsgTooMany) => {
+                            AgentCounters::inc(&counters.bundle_messages_too_many)
+                        }
+                        _ => {}
+                    }
                 }
                 _ if commit => AgentCounters::inc(&counters.bundles_committed),
                 _ => {}
