@@ -447,7 +447,7 @@ enum Close {
     HandshakeTimeout,
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
     shared: Arc<Shared>,
     stream: S,
     peer: String,

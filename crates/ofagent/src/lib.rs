@@ -11,6 +11,8 @@
 mod bundle;
 mod conn;
 mod counters;
+#[doc(hidden)]
+pub mod fuzzing;
 mod roles;
 mod target;
 mod tls;
