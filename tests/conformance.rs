@@ -83,8 +83,151 @@ fn osken_switch_test_subset_passes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        out.status.success() && stdout.contains(" / ERROR 0 "),
+        out.status.success() && stdout.contains("unexplained errors: 0, broken logs: 0"),
         "conformance cases failed:\n{stdout}\n{}",
         logs()
     );
+}
+
+/// The summariser on logs written here (no switch, no root): every chunk counts, a
+/// failure in any chunk fails the run, and only listed tester bugs are let through.
+mod summary {
+    use super::*;
+
+    const KNOWN: &str = "# test list\nfile C | c1 | tester bug for the test\n";
+
+    /// Three test files A, B, C; returns the directory holding them and files.txt.
+    fn setup(tag: &str) -> TempDir {
+        let dir = TempDir::new(tag);
+        let mut list = String::new();
+        for f in ["A", "B", "C"] {
+            let path = dir.path(&format!("{f}.json"));
+            std::fs::write(&path, format!("[\"file {f}\", {{\"description\": \"x\"}}]")).unwrap();
+            list += &format!("{}\n", path.display());
+        }
+        std::fs::write(dir.path("files.txt"), list).unwrap();
+        std::fs::write(dir.path("known.txt"), KNOWN).unwrap();
+        dir
+    }
+
+    /// One run of the tool over `cases` (file, case, verdict), with its report.
+    fn chunk(cases: &[(&str, &str, &str)]) -> String {
+        let mut log = String::new();
+        let mut last = "";
+        for (file, case, verdict) in cases {
+            if *file != last {
+                log += &format!("file {file}\n");
+                last = file;
+            }
+            log += &format!("    {case:<100} {verdict}\n");
+            if *verdict == "ERROR" {
+                log += "        Receiving timeout: no packet-in\n";
+            }
+        }
+        let errors = cases.iter().filter(|c| c.2 == "ERROR").count();
+        log += "\n--- Test report ---\n";
+        if errors > 0 {
+            log += &format!("Receiving timeout({errors})\n");
+            for (file, case, _) in cases.iter().filter(|c| c.2 == "ERROR") {
+                log += &format!("    file {file:<35} {case}\n");
+            }
+        }
+        log += &format!("\nOK({}) / ERROR({errors})\n", cases.len() - errors);
+        log
+    }
+
+    /// Runs summarize.py over the logs; (exit status success, stdout).
+    fn summarize(dir: &TempDir, logs: &[String]) -> (bool, String) {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/summarize.py");
+        let mut paths = Vec::new();
+        for (i, text) in logs.iter().enumerate() {
+            let p = dir.path(&format!("chunk{i:02}.log"));
+            std::fs::write(&p, text).unwrap();
+            paths.push(p);
+        }
+        let out = Command::new("python3")
+            .arg(script)
+            .arg(dir.path("files.txt"))
+            .arg(dir.path("failed.txt"))
+            .args(["1", "test"])
+            .arg(dir.path("known.txt"))
+            .args(&paths)
+            .output()
+            .expect("python3");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    #[test]
+    fn an_error_in_a_later_chunk_fails_the_run() {
+        let dir = setup("summary-later");
+        let first = chunk(&[("A", "a1", "OK"), ("A", "a2", "OK")]);
+        let second = chunk(&[("B", "b1", "OK"), ("B", "b2", "ERROR")]);
+        let (ok, text) = summarize(&dir, &[first.clone(), second.clone()]);
+        assert!(
+            !ok,
+            "a failure in the second chunk must fail the run:\n{text}"
+        );
+        assert!(text.contains("OK 3 / ERROR 1"), "{text}");
+        assert!(text.contains("!!! FAILED: file B: b2"), "{text}");
+        let failed = std::fs::read_to_string(dir.path("failed.txt")).unwrap();
+        assert!(failed.ends_with("B.json\n"), "{failed}");
+        // The same chunks concatenated into one log (all.log): the report of the first
+        // does not hide the second.
+        let (ok, text) = summarize(&dir, &[first + &second]);
+        assert!(!ok && text.contains("OK 3 / ERROR 1"), "{text}");
+        // A later run of the failed case decides its verdict.
+        let retry = chunk(&[("B", "b2", "OK")]);
+        let (ok, text) = summarize(
+            &dir,
+            &[
+                chunk(&[("A", "a1", "OK")]),
+                chunk(&[("B", "b2", "ERROR")]),
+                retry,
+            ],
+        );
+        assert!(ok, "{text}");
+        assert!(text.contains("OK 2 / ERROR 0"), "{text}");
+    }
+
+    #[test]
+    fn listed_tester_bugs_pass_loudly_and_nothing_else_does() {
+        let dir = setup("summary-known");
+        let (ok, text) = summarize(
+            &dir,
+            &[chunk(&[("A", "a1", "OK")]), chunk(&[("C", "c1", "ERROR")])],
+        );
+        assert!(ok, "{text}");
+        assert!(
+            text.contains("OK 1 / ERROR 1"),
+            "the error is still an error: {text}"
+        );
+        assert!(
+            text.contains("known tester bugs: 1, unexplained errors: 0"),
+            "{text}"
+        );
+        assert!(text.contains("!!! KNOWN TESTER BUG"), "{text}");
+        // Another case of the same file is not covered.
+        let (ok, text) = summarize(
+            &dir,
+            &[chunk(&[("C", "c1", "ERROR"), ("C", "c2", "ERROR")])],
+        );
+        assert!(!ok && text.contains("!!! FAILED: file C: c2"), "{text}");
+    }
+
+    #[test]
+    fn a_chunk_without_its_report_or_with_other_counts_fails_the_run() {
+        let dir = setup("summary-broken");
+        // The tool died after two cases: no report.
+        let died = "file A\n    a1   OK\n    a2   OK\n".to_string();
+        let (ok, text) = summarize(&dir, &[died]);
+        assert!(!ok && text.contains("no test report"), "{text}");
+        // A report that counts a case the log does not show as such.
+        let mut lying = chunk(&[("A", "a1", "OK")]);
+        lying = lying.replace("OK(1) / ERROR(0)", "OK(1) / ERROR(1)");
+        let (ok, text) = summarize(&dir, &[lying]);
+        assert!(!ok && text.contains("BROKEN LOG"), "{text}");
+    }
 }

@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
-use openflow::error::{BadMatchCode, BadRequestCode, HelloFailedCode};
+use openflow::error::{BadMatchCode, BadRequestCode, HelloFailedCode, SwitchConfigFailedCode};
 use openflow::{decode, ErrorCode, Message};
 
 const ADDR: &str = "127.0.0.1:16635";
@@ -217,6 +217,51 @@ fn bad_input_gets_the_spec_error_and_disturbs_nothing() {
         "truncated multipart",
     );
 
+    // A PACKET_OUT claiming a reserved port that is not an input (FLOOD, IN_PORT, ALL,
+    // NORMAL, TABLE, ANY), port 0 or a number between MAX and the reserved range: BAD_PORT.
+    for (i, in_port) in [
+        0xffff_fffbu32,
+        0xffff_fff8,
+        0xffff_fffc,
+        0xffff_fffa,
+        0xffff_fff9,
+        0,
+        0xffff_ff01,
+        0xffff_ffff,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        p.expect_error(
+            &packet_out(in_port, 0x20 + i as u32),
+            ErrorCode::BadRequest(BadRequestCode::BadPort),
+            &format!("packet-out in_port {in_port:#x}"),
+        );
+    }
+    // CONTROLLER and a standard port are valid inputs: no error (a barrier comes back
+    // first).
+    for in_port in [0xffff_fffdu32, 1] {
+        p.0.write_all(&packet_out(in_port, 0x30)).unwrap();
+        match p.ask(&msg(20, 0x31, &[])).map(|m| m.body) {
+            Some(Message::BarrierReply) => {}
+            other => panic!("packet-out in_port {in_port:#x}: {other:?}"),
+        }
+    }
+    // SET_CONFIG with flags beyond the fragment bits: SWITCH_CONFIG_FAILED/BAD_FLAGS.
+    p.expect_error(
+        &msg(9, 0x32, &[0x00, 0x10, 0xff, 0xff]),
+        ErrorCode::SwitchConfigFailed(SwitchConfigFailedCode::BadFlags),
+        "set-config flags",
+    );
+    // A FLOW_MOD whose match length runs past the message: BAD_MATCH/BAD_LEN.
+    let mut overrun = flow_mod(&[0x80, 0, 0, 4, 0, 0, 0, 1]);
+    overrun[8 + 40 + 2..8 + 40 + 4].copy_from_slice(&200u16.to_be_bytes());
+    p.expect_error(
+        &overrun,
+        ErrorCode::BadMatch(BadMatchCode::BadLen),
+        "match length past the message",
+    );
+
     // The connection, the other connection and the tables are intact.
     p.features_ok();
     bystander.features_ok();
@@ -235,6 +280,19 @@ fn bad_input_gets_the_spec_error_and_disturbs_nothing() {
     bystander.features_ok();
     let stats = ff.stop();
     assert!(stats["ports"].as_array().is_some());
+}
+
+/// A PACKET_OUT of a 60-byte frame with one OUTPUT:1 action.
+fn packet_out(in_port: u32, xid: u32) -> Vec<u8> {
+    let mut body = 0xffff_ffffu32.to_be_bytes().to_vec(); // no buffer
+    body.extend_from_slice(&in_port.to_be_bytes());
+    body.extend_from_slice(&16u16.to_be_bytes());
+    body.extend_from_slice(&[0; 6]);
+    body.extend_from_slice(&[0, 0, 0, 16, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 0, 0, 0]);
+    body.extend_from_slice(&[0xff; 12]);
+    body.extend_from_slice(&[0x88, 0xb5]);
+    body.resize(body.len() + 46, 0);
+    msg(13, xid, &body)
 }
 
 fn role_request(role: u32, generation: u64, xid: u32) -> Vec<u8> {
@@ -274,6 +332,25 @@ fn roles_one_master_slaves_refused_stale_generations() {
         &flow_mod(&[]),
         ErrorCode::BadRequest(BadRequestCode::IsSlave),
         "flow-mod from a slave",
+    );
+    // ... before any other check: a packet-out with a bad in_port, a flow-mod whose
+    // match overruns it, a group-mod that does not even decode.
+    a.expect_error(
+        &packet_out(0xffff_fffb, 0x40),
+        ErrorCode::BadRequest(BadRequestCode::IsSlave),
+        "bad packet-out from a slave",
+    );
+    let mut overrun = flow_mod(&[]);
+    overrun[8 + 40 + 2..8 + 40 + 4].copy_from_slice(&200u16.to_be_bytes());
+    a.expect_error(
+        &overrun,
+        ErrorCode::BadRequest(BadRequestCode::IsSlave),
+        "malformed flow-mod from a slave",
+    );
+    a.expect_error(
+        &msg(15, 0x41, &[0, 9]),
+        ErrorCode::BadRequest(BadRequestCode::IsSlave),
+        "truncated group-mod from a slave",
     );
     // A stale generation id is refused; EQUAL ignores generations.
     a.expect_error(

@@ -25,4 +25,5 @@ set -e
 # One closing line for the whole run (cargo prints one per test binary, the
 # last often a crate's empty doc-tests).
 awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+echo "== fuzz (tests/fuzz.sh: every target ${FUZZ_SECONDS:-30} s)"; bash tests/fuzz.sh || status=1
 exit "$status"

@@ -11,6 +11,9 @@
 //! live in the connection: closing it discards them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
 
 use openflow::bundle::{
     BundleAdd, BundleCtrl, BundleCtrlType, BundleError, BundleFailedCode, BundleFlags, BundleMsg,
@@ -18,15 +21,19 @@ use openflow::bundle::{
 use openflow::error::BadRequestCode;
 use openflow::{ErrorCode, Message, OfpMessage};
 
-use crate::OfSwitch;
+use crate::{BundleLimits, OfSwitch};
 
-/// Open bundles per connection (OVS has no limit; this bounds the memory a peer can hold).
-pub(crate) const MAX_BUNDLES: usize = 64;
-/// Messages per bundle.
-pub(crate) const MAX_MESSAGES: usize = 1 << 21;
+/// Messages held in open bundles by every connection together: the memory all peers can
+/// make the switch hold is bounded by this times the size of one decoded flow-mod.
+#[derive(Debug, Default)]
+pub(crate) struct BundleMessages(AtomicUsize);
 
 #[derive(Debug)]
 struct Bundle {
+    /// When it was opened or last added to: idle bundles expire.
+    touched: Instant,
+    /// The first bytes of the message that last touched it (what an expiry error quotes).
+    last_head: Vec<u8>,
     flags: BundleFlags,
     closed: bool,
     /// An add was refused: the commit must fail.
@@ -38,8 +45,10 @@ struct Bundle {
 }
 
 impl Bundle {
-    fn new(flags: BundleFlags) -> Bundle {
+    fn new(flags: BundleFlags, raw: &[u8]) -> Bundle {
         Bundle {
+            touched: Instant::now(),
+            last_head: head(raw),
             flags,
             closed: false,
             failed: false,
@@ -49,13 +58,69 @@ impl Bundle {
     }
 }
 
+fn head(raw: &[u8]) -> Vec<u8> {
+    raw[..raw.len().min(openflow::error::ERROR_DATA_LEN)].to_vec()
+}
+
 /// The bundles of one connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Bundles {
     open: HashMap<u32, Bundle>,
+    limits: BundleLimits,
+    /// Shared by every connection of the agent.
+    total: Arc<BundleMessages>,
+}
+
+/// Whatever a closing connection still holds no longer counts against the total.
+impl Drop for Bundles {
+    fn drop(&mut self) {
+        let held: usize = self.open.values().map(|b| b.msgs.len()).sum();
+        self.total.0.fetch_sub(held, Relaxed);
+    }
 }
 
 impl Bundles {
+    pub fn new(limits: BundleLimits, total: Arc<BundleMessages>) -> Bundles {
+        Bundles {
+            open: HashMap::new(),
+            limits,
+            total,
+        }
+    }
+
+    /// Takes a bundle out, releasing its messages from the total.
+    fn remove(&mut self, id: u32) -> Option<Bundle> {
+        let b = self.open.remove(&id)?;
+        self.total.0.fetch_sub(b.msgs.len(), Relaxed);
+        Some(b)
+    }
+
+    /// Discards the bundles idle for longer than the limit and returns the
+    /// BUNDLE_FAILED/TIMEOUT error for each (OpenFlow 1.4, 7.3.9.1), quoting the message
+    /// that last touched it.
+    pub fn expire(&mut self, now: Instant) -> Vec<OfpMessage> {
+        let idle = self.limits.idle_timeout;
+        let expired: Vec<u32> = self
+            .open
+            .iter()
+            .filter(|(_, b)| now.saturating_duration_since(b.touched) >= idle)
+            .map(|(id, _)| *id)
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|id| self.remove(id))
+            .map(|b| BundleError::from(BundleFailedCode::Timeout).reply_to(&b.last_head))
+            .collect()
+    }
+
+    /// When the next bundle expires, if any is open.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.open
+            .values()
+            .map(|b| b.touched + self.limits.idle_timeout)
+            .min()
+    }
+
     /// Handles one bundle message (`raw`: its bytes, `xid`: its xid). Returns what to send
     /// back, replies and errors, in order. `slave`: the connection may not modify state.
     pub fn handle(
@@ -68,7 +133,7 @@ impl Bundles {
     ) -> Vec<OfpMessage> {
         let mut out = Vec::new();
         let r = match msg {
-            Ok(BundleMsg::Ctrl(c)) => self.ctrl(sw, c, slave, &mut out),
+            Ok(BundleMsg::Ctrl(c)) => self.ctrl(sw, raw, c, slave, &mut out),
             Ok(BundleMsg::Add(a)) => self.add(sw, xid, raw, a, slave),
             Err(e) => Err(e),
         };
@@ -83,6 +148,7 @@ impl Bundles {
     fn ctrl(
         &mut self,
         sw: &dyn OfSwitch,
+        raw: &[u8],
         c: BundleCtrl,
         slave: bool,
         out: &mut Vec<OfpMessage>,
@@ -97,25 +163,27 @@ impl Bundles {
                 if self.open.contains_key(&id) {
                     return Err(BundleFailedCode::BundleExist.into());
                 }
-                if self.open.len() >= MAX_BUNDLES {
+                if self.open.len() >= self.limits.per_connection {
                     return Err(BundleFailedCode::OutOfBundles.into());
                 }
-                self.open.insert(id, Bundle::new(c.flags));
+                self.open.insert(id, Bundle::new(c.flags, raw));
             }
             T::CloseRequest => {
                 let b = self.open.get_mut(&id).ok_or(BundleFailedCode::BadId)?;
                 if b.closed {
-                    self.open.remove(&id);
+                    self.remove(id);
                     return Err(BundleFailedCode::BundleClosed.into());
                 }
                 if b.flags != c.flags {
-                    self.open.remove(&id);
+                    self.remove(id);
                     return Err(BundleFailedCode::BadFlags.into());
                 }
                 b.closed = true;
+                b.touched = Instant::now();
+                b.last_head = head(raw);
             }
             T::CommitRequest => {
-                let b = self.open.remove(&id).ok_or(BundleFailedCode::BadId)?;
+                let b = self.remove(id).ok_or(BundleFailedCode::BadId)?;
                 if b.flags != c.flags {
                     return Err(BundleFailedCode::BadFlags.into());
                 }
@@ -134,7 +202,7 @@ impl Bundles {
                 }
             }
             T::DiscardRequest => {
-                self.open.remove(&id).ok_or(BundleFailedCode::BadId)?;
+                self.remove(id).ok_or(BundleFailedCode::BadId)?;
             }
             T::OpenReply | T::CloseReply | T::CommitReply | T::DiscardReply => {
                 return Err(BundleFailedCode::BadType.into());
@@ -156,24 +224,30 @@ impl Bundles {
         }
         // An add to an unknown bundle opens it (OpenFlow 1.4, 7.3.9.4; OVS does the same).
         if !self.open.contains_key(&a.bundle_id) {
-            if self.open.len() >= MAX_BUNDLES {
+            if self.open.len() >= self.limits.per_connection {
                 return Err(BundleFailedCode::OutOfBundles.into());
             }
-            self.open.insert(a.bundle_id, Bundle::new(a.flags));
+            self.open.insert(a.bundle_id, Bundle::new(a.flags, raw));
         }
+        if self.open.get(&a.bundle_id).is_some_and(|b| b.closed) {
+            self.remove(a.bundle_id);
+            return Err(BundleFailedCode::BundleClosed.into());
+        }
+        let limits = self.limits;
+        let total = &self.total;
         let b = self
             .open
             .get_mut(&a.bundle_id)
             .expect("opened above if missing");
-        if b.closed {
-            self.open.remove(&a.bundle_id);
-            return Err(BundleFailedCode::BundleClosed.into());
-        }
+        b.touched = Instant::now();
+        b.last_head = head(raw);
         let r = (|| {
             if a.flags != b.flags {
                 return Err(BundleFailedCode::BadFlags.into());
             }
-            if b.msgs.len() >= MAX_MESSAGES {
+            if b.msgs.len() >= limits.messages_per_bundle
+                || total.0.load(Relaxed) >= limits.messages_total
+            {
                 return Err(BundleFailedCode::MsgTooMany.into());
             }
             let inner = a.inner(xid)?;
@@ -192,8 +266,8 @@ impl Bundles {
         match r {
             Ok(m) => {
                 b.msgs.push(m);
-                b.heads
-                    .push(raw[..raw.len().min(openflow::error::ERROR_DATA_LEN)].to_vec());
+                b.heads.push(head(raw));
+                total.0.fetch_add(1, Relaxed);
                 Ok(None)
             }
             Err(e) => {
@@ -260,6 +334,10 @@ mod tests {
         }
     }
 
+    fn bundles() -> Bundles {
+        Bundles::new(BundleLimits::default(), Arc::default())
+    }
+
     const AO: BundleFlags = BundleFlags(BundleFlags::ATOMIC.0 | BundleFlags::ORDERED.0);
 
     fn ctrl(id: u32, t: BundleCtrlType, flags: BundleFlags) -> (u32, Vec<u8>) {
@@ -321,7 +399,7 @@ mod tests {
 
     #[test]
     fn open_add_commit_applies_everything_once() {
-        let (sw, mut b) = (Mock::default(), Bundles::default());
+        let (sw, mut b) = (Mock::default(), bundles());
         let r = feed(&mut b, &sw, ctrl(0, BundleCtrlType::OpenRequest, AO));
         assert!(is_reply(&r[0], BundleCtrlType::OpenReply));
         for x in 10..20 {
@@ -340,7 +418,7 @@ mod tests {
 
     #[test]
     fn a_refused_add_fails_the_whole_commit() {
-        let (sw, mut b) = (Mock::default(), Bundles::default());
+        let (sw, mut b) = (Mock::default(), bundles());
         feed(&mut b, &sw, ctrl(5, BundleCtrlType::OpenRequest, AO));
         assert!(feed(&mut b, &sw, add(5, 1, 100)).is_empty());
         let r = feed(&mut b, &sw, add(5, 2, 13));
@@ -360,7 +438,7 @@ mod tests {
 
     #[test]
     fn a_failure_at_commit_names_the_message_then_fails_the_commit() {
-        let (sw, mut b) = (Mock::default(), Bundles::default());
+        let (sw, mut b) = (Mock::default(), bundles());
         feed(&mut b, &sw, ctrl(1, BundleCtrlType::OpenRequest, AO));
         feed(&mut b, &sw, add(1, 7, 100));
         feed(&mut b, &sw, add(1, 8, 14));
@@ -378,7 +456,7 @@ mod tests {
     #[test]
     fn ids_flags_and_states_are_checked() {
         use BundleCtrlType as T;
-        let (sw, mut b) = (Mock::default(), Bundles::default());
+        let (sw, mut b) = (Mock::default(), bundles());
         let err = |r: Vec<OfpMessage>| bundle_err(&r[0]);
         assert_eq!(
             err(feed(&mut b, &sw, ctrl(9, T::CommitRequest, AO))),
@@ -421,7 +499,7 @@ mod tests {
         let r = feed(&mut b, &sw, ctrl(3, T::DiscardRequest, AO));
         assert!(is_reply(&r[0], T::DiscardReply));
         assert_eq!(b.len(), 0);
-        for i in 0..MAX_BUNDLES as u32 {
+        for i in 0..BundleLimits::default().per_connection as u32 {
             feed(&mut b, &sw, ctrl(100 + i, T::OpenRequest, AO));
         }
         assert_eq!(
@@ -433,7 +511,7 @@ mod tests {
 
     #[test]
     fn inner_messages_must_match_and_be_flow_mods() {
-        let (sw, mut b) = (Mock::default(), Bundles::default());
+        let (sw, mut b) = (Mock::default(), bundles());
         // An add without an open opens the bundle.
         assert!(feed(&mut b, &sw, add(4, 1, 100)).is_empty());
         assert_eq!(b.len(), 1);

@@ -3,11 +3,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openflow::bundle::{BundleCtrlType, BundleError, BundleMsg};
+use openflow::bundle::{BundleCtrlType, BundleError, BundleFailedCode, BundleMsg};
 use openflow::consts::async_mask as am;
 use openflow::error::BadRequestCode;
+use openflow::header::OFP_MAX_MSG_LEN;
 use openflow::messages::{AsyncConfig, ControllerRole, Hello, RoleMsg};
-use openflow::{decode, frame_len, ErrorCode, Message, OfpMessage};
+use openflow::{
+    decode, frame_len, EncodeError, ErrorCode, Message, MsgType, OfpMessage, OFP_HEADER_LEN,
+    OFP_VERSION,
+};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -15,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::{debug, info, warn};
 
-use crate::bundle::Bundles;
+use crate::bundle::{BundleMessages, Bundles};
 use crate::counters::AgentCounters;
 use crate::roles::Generation;
 use crate::target::{Target, TargetError};
@@ -35,6 +39,7 @@ pub(crate) struct Shared {
     generation: Mutex<Generation>,
     next_id: AtomicU64,
     controllers_up: AtomicUsize,
+    bundle_messages: Arc<BundleMessages>,
 }
 
 /// A connection as other connections and the event publisher see it.
@@ -77,6 +82,7 @@ impl Shared {
             generation: Mutex::new(Generation::default()),
             next_id: AtomicU64::new(1),
             controllers_up: AtomicUsize::new(0),
+            bundle_messages: Arc::default(),
         }
     }
 
@@ -140,7 +146,66 @@ impl Shared {
     }
 }
 
+/// The connections one listener serves now, against its cap.
+struct ListenerSlots {
+    live: Arc<AtomicUsize>,
+    cap: usize,
+}
+
+/// One served connection: frees its slot when the connection ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+impl ListenerSlots {
+    fn new(cap: usize) -> ListenerSlots {
+        ListenerSlots {
+            live: Arc::default(),
+            cap,
+        }
+    }
+
+    /// A slot for a new connection, or `None` (counted) when the listener is full: the
+    /// caller closes the connection at once.
+    fn take(&self, shared: &Shared, target: &Target) -> Option<Slot> {
+        let taken = self
+            .live
+            .fetch_update(Relaxed, Relaxed, |n| (n < self.cap).then_some(n + 1))
+            .is_ok();
+        if taken {
+            Some(Slot(Arc::clone(&self.live)))
+        } else {
+            let refused = shared.counters.connections_refused.fetch_add(1, Relaxed);
+            // One line per 1024 refusals: a flood must not flood the log too.
+            if refused.is_multiple_of(1024) {
+                warn!(%target, cap = self.cap, refused = refused + 1, "connection refused: listener full");
+            }
+            None
+        }
+    }
+}
+
+/// Bounds a TLS handshake by the handshake timeout (counted as one when it runs out).
+async fn bounded_tls<T, E: std::fmt::Display>(
+    shared: &Shared,
+    handshake: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(shared.config.limits.handshake_timeout, handshake).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => {
+            AgentCounters::inc(&shared.counters.handshake_timeouts);
+            Err("no TLS handshake within the handshake timeout".into())
+        }
+    }
+}
+
 pub(crate) async fn listen(shared: Arc<Shared>, target: &Target) -> Result<(), TargetError> {
+    let slots = ListenerSlots::new(shared.config.limits.connections_per_listener);
+    let target_name = target.clone();
     let bind_err = |source| TargetError::Bind {
         target: target.to_string(),
         source,
@@ -153,10 +218,14 @@ pub(crate) async fn listen(shared: Arc<Shared>, target: &Target) -> Result<(), T
                 loop {
                     match l.accept().await {
                         Ok((s, peer)) => {
+                            let Some(slot) = slots.take(&shared, &target_name) else {
+                                continue;
+                            };
                             let _ = s.set_nodelay(true);
                             let shared = Arc::clone(&shared);
                             tokio::spawn(async move {
-                                serve(shared, s, peer.to_string(), false, None).await
+                                serve(shared, s, peer.to_string(), false, None).await;
+                                drop(slot);
                             });
                         }
                         Err(e) => {
@@ -175,9 +244,13 @@ pub(crate) async fn listen(shared: Arc<Shared>, target: &Target) -> Result<(), T
                 loop {
                     match l.accept().await {
                         Ok((s, _)) => {
+                            let Some(slot) = slots.take(&shared, &target_name) else {
+                                continue;
+                            };
                             let shared = Arc::clone(&shared);
                             tokio::spawn(async move {
-                                serve(shared, s, "unix".into(), false, None).await
+                                serve(shared, s, "unix".into(), false, None).await;
+                                drop(slot);
                             });
                         }
                         Err(e) => {
@@ -202,17 +275,21 @@ pub(crate) async fn listen(shared: Arc<Shared>, target: &Target) -> Result<(), T
                 loop {
                     match l.accept().await {
                         Ok((s, peer)) => {
+                            let Some(slot) = slots.take(&shared, &target_name) else {
+                                continue;
+                            };
                             let _ = s.set_nodelay(true);
                             let shared = Arc::clone(&shared);
                             let acceptor = tls.acceptor.clone();
                             tokio::spawn(async move {
-                                match acceptor.accept(s).await {
+                                match bounded_tls(&shared, acceptor.accept(s)).await {
                                     Ok(s) => serve(shared, s, peer.to_string(), false, None).await,
                                     Err(e) => {
                                         AgentCounters::inc(&shared.counters.tls_failures);
                                         warn!(%peer, "TLS handshake failed: {e}");
                                     }
                                 }
+                                drop(slot);
                             });
                         }
                         Err(e) => {
@@ -277,7 +354,7 @@ pub(crate) async fn keep_connected_with(
                     (Ok(s), Some(tls)) => {
                         let _ = s.set_nodelay(true);
                         let name = ServerName::IpAddress(addr.ip().into());
-                        match tls.connector.connect(name, s).await {
+                        match bounded_tls(&shared, tls.connector.connect(name, s)).await {
                             Ok(s) => Some(tokio::spawn(serve(
                                 Arc::clone(&shared),
                                 s,
@@ -330,6 +407,36 @@ pub(crate) async fn keep_connected_with(
     }
 }
 
+/// The requests a slave may not send (OpenFlow 1.3.5, 6.3.5).
+fn modifies_state(t: MsgType) -> bool {
+    matches!(
+        t,
+        MsgType::FlowMod
+            | MsgType::GroupMod
+            | MsgType::PortMod
+            | MsgType::TableMod
+            | MsgType::MeterMod
+            | MsgType::PacketOut
+    )
+}
+
+/// Splits every multipart reply into messages that fit OpenFlow's 16-bit length, all
+/// before anything is sent: a reply that cannot be sent whole is refused whole.
+fn fit_replies(replies: Vec<Message>) -> Result<Vec<Message>, EncodeError> {
+    let mut out = Vec::with_capacity(replies.len());
+    for r in replies {
+        match r {
+            Message::MultipartReply(m) => out.extend(
+                m.split_to_fit(OFP_MAX_MSG_LEN)?
+                    .into_iter()
+                    .map(Message::MultipartReply),
+            ),
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
 /// Why a connection ends.
 enum Close {
     Peer,
@@ -337,9 +444,10 @@ enum Close {
     Unframeable,
     HelloFailed,
     ProbeTimeout,
+    HandshakeTimeout,
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
     shared: Arc<Shared>,
     stream: S,
     peer: String,
@@ -377,7 +485,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
         registered: false,
         active,
         link,
-        bundles: Bundles::default(),
+        bundles: Bundles::new(
+            shared.config.limits.bundles,
+            Arc::clone(&shared.bundle_messages),
+        ),
     };
     conn.send(OfpMessage {
         xid: 0,
@@ -393,6 +504,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
         }
         Close::HelloFailed => warn!(%peer, "closing: no common OpenFlow version"),
         Close::ProbeTimeout => warn!(%peer, "closing: no reply to the inactivity probe"),
+        Close::HandshakeTimeout => {
+            warn!(%peer, "closing: no OpenFlow message within the handshake timeout")
+        }
     }
     conn.unregister();
     drop(conn);
@@ -425,7 +539,10 @@ impl Conn {
             Ok(b) => {
                 let _ = self.tx.send(b).await;
             }
-            Err(e) => warn!("cannot encode {:?}: {e}", msg.body.msg_type()),
+            Err(e) => {
+                AgentCounters::inc(&self.shared.counters.replies_too_long);
+                warn!("cannot encode {:?}: {e}", msg.body.msg_type());
+            }
         }
     }
 
@@ -467,10 +584,17 @@ impl Conn {
         let mut buf: Vec<u8> = Vec::with_capacity(65536);
         let mut chunk = vec![0u8; 65536];
         let mut last_rx = Instant::now();
-        let mut probe_sent = false;
+        // When the inactivity probe went out, if it did since the last input.
+        let mut probe_sent: Option<Instant> = None;
         let probe = self.shared.config.probe_interval;
+        let handshake_deadline = Instant::now() + self.shared.config.limits.handshake_timeout;
         let mut hello_seen = false;
         loop {
+            for err in self.bundles.expire(Instant::now()) {
+                AgentCounters::inc(&self.shared.counters.bundles_expired);
+                AgentCounters::inc(&self.shared.counters.errors_sent);
+                self.send(err).await;
+            }
             // Every complete message in the buffer first.
             loop {
                 let len = match frame_len(&buf) {
@@ -488,11 +612,23 @@ impl Conn {
                     return close;
                 }
             }
-            let wait = if probe_sent {
-                probe
-            } else {
-                probe.saturating_sub(last_rx.elapsed())
+            if !hello_seen && Instant::now() >= handshake_deadline {
+                AgentCounters::inc(&self.shared.counters.handshake_timeouts);
+                return Close::HandshakeTimeout;
+            }
+            // The next thing due: the probe, the probe's deadline, the handshake deadline,
+            // a bundle's expiry.
+            let mut due = match probe_sent {
+                Some(at) => at + probe,
+                None => last_rx + probe,
             };
+            if !hello_seen {
+                due = due.min(handshake_deadline);
+            }
+            if let Some(at) = self.bundles.next_expiry() {
+                due = due.min(at);
+            }
+            let wait = due.saturating_duration_since(Instant::now());
             match tokio::time::timeout(wait.max(Duration::from_millis(10)), rd.read(&mut chunk))
                 .await
             {
@@ -500,29 +636,42 @@ impl Conn {
                 Ok(Ok(n)) => {
                     buf.extend_from_slice(&chunk[..n]);
                     last_rx = Instant::now();
-                    probe_sent = false;
+                    probe_sent = None;
                 }
                 Ok(Err(e)) => return Close::Io(e),
-                Err(_) if probe_sent => {
-                    AgentCounters::inc(&self.shared.counters.probe_timeouts);
-                    return Close::ProbeTimeout;
-                }
-                Err(_) => {
-                    if last_rx.elapsed() >= probe {
+                Err(_) => match probe_sent {
+                    Some(at) if at.elapsed() >= probe => {
+                        AgentCounters::inc(&self.shared.counters.probe_timeouts);
+                        return Close::ProbeTimeout;
+                    }
+                    Some(_) => {}
+                    None if last_rx.elapsed() >= probe => {
                         self.send(OfpMessage {
                             xid: 0,
                             body: Message::EchoRequest(Vec::new()),
                         })
                         .await;
-                        probe_sent = true;
+                        probe_sent = Some(Instant::now());
                     }
-                }
+                    None => {}
+                },
             }
         }
     }
 
     /// Handles one whole message; `Some` closes the connection.
     async fn dispatch(&mut self, raw: &[u8], hello_seen: &mut bool) -> Option<Close> {
+        // A slave's state-changing request is refused before anything else is checked
+        // (OpenFlow 1.3.5, 6.3.5): whatever else is wrong with it, the role answers first.
+        if raw.len() >= OFP_HEADER_LEN
+            && raw[0] == OFP_VERSION
+            && MsgType::from_raw(raw[1]).is_some_and(modifies_state)
+            && self.handle.state.lock().role == ControllerRole::Slave
+        {
+            self.send_error(ErrorCode::BadRequest(BadRequestCode::IsSlave), raw)
+                .await;
+            return None;
+        }
         let msg = match decode(raw) {
             Ok(m) => m,
             Err(e) => {
@@ -613,18 +762,9 @@ impl Conn {
                     .await;
             }
             body => {
-                let modifies = matches!(
-                    body,
-                    Message::FlowMod(_)
-                        | Message::GroupMod(_)
-                        | Message::PortMod(_)
-                        | Message::TableMod(_)
-                        | Message::MeterMod(_)
-                        | Message::PacketOut(_)
-                );
-                if modifies && self.handle.state.lock().role == ControllerRole::Slave {
-                    self.send_error(ErrorCode::BadRequest(BadRequestCode::IsSlave), raw)
-                        .await;
+                if let Err(code) = body.validate() {
+                    AgentCounters::inc(&self.shared.counters.malformed_messages);
+                    self.send_error(code, raw).await;
                     return None;
                 }
                 let sw = Arc::clone(&self.shared.switch);
@@ -637,7 +777,13 @@ impl Conn {
                 } else {
                     tokio::task::block_in_place(|| sw.handle(body))
                 };
-                match r {
+                match r.and_then(|replies| {
+                    fit_replies(replies).map_err(|e| {
+                        AgentCounters::inc(&self.shared.counters.replies_too_long);
+                        warn!("refusing a request whose reply cannot be sent: {e}");
+                        e.code()
+                    })
+                }) {
                     Ok(replies) => {
                         for r in replies {
                             self.send(reply(r)).await;
@@ -665,9 +811,18 @@ impl Conn {
         let counters = &self.shared.counters;
         for m in out {
             match &m.body {
-                Message::Error(_) => {
+                Message::Error(e) => {
                     AgentCounters::inc(&counters.bundle_errors);
                     AgentCounters::inc(&counters.errors_sent);
+                    match BundleFailedCode::from_error(e) {
+                        Some(BundleFailedCode::OutOfBundles) => {
+                            AgentCounters::inc(&counters.bundles_out_of_bundles)
+                        }
+                        Some(BundleFailedCode::MsgTooMany) => {
+                            AgentCounters::inc(&counters.bundle_messages_too_many)
+                        }
+                        _ => {}
+                    }
                 }
                 _ if commit => AgentCounters::inc(&counters.bundles_committed),
                 _ => {}

@@ -11,6 +11,8 @@
 mod bundle;
 mod conn;
 mod counters;
+#[doc(hidden)]
+pub mod fuzzing;
 mod roles;
 mod target;
 mod tls;
@@ -77,6 +79,58 @@ pub struct AgentConfig {
     pub packet_in_burst: u32,
     /// Certificates for `ssl:` and `pssl:` targets.
     pub tls: Option<Tls>,
+    /// What one peer, and all of them together, can make the agent hold.
+    pub limits: AgentLimits,
+}
+
+/// Bounds on what peers can make the agent hold. Each exceeded limit is answered with
+/// the spec's error where there is one, and counted in [`AgentCounters`].
+#[derive(Debug, Clone, Copy)]
+pub struct AgentLimits {
+    pub bundles: BundleLimits,
+    /// Connections one passive listener serves at once; more are closed as they are
+    /// accepted (`connections_refused`). Default 256.
+    pub connections_per_listener: usize,
+    /// From accept (or connect) to a first OpenFlow message, TLS handshake included; a peer
+    /// that says nothing within it is dropped (`handshake_timeouts`). Default 10 s.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for AgentLimits {
+    fn default() -> Self {
+        AgentLimits {
+            bundles: BundleLimits::default(),
+            connections_per_listener: 256,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Bounds on bundles (the memory a peer can make the switch hold before a commit).
+#[derive(Debug, Clone, Copy)]
+pub struct BundleLimits {
+    /// Open bundles per connection; one more is BUNDLE_FAILED/OUT_OF_BUNDLES. Default 64.
+    pub per_connection: usize,
+    /// Messages in one bundle; one more is BUNDLE_FAILED/MSG_TOO_MANY. Default 262144
+    /// (`ovs-ofctl --bundle add-flows` of 100k flows fits twice).
+    pub messages_per_bundle: usize,
+    /// Messages in the open bundles of all connections together; one more is
+    /// BUNDLE_FAILED/MSG_TOO_MANY. Default 1048576 (a few hundred MB of flow-mods).
+    pub messages_total: usize,
+    /// A bundle neither added to, closed nor committed for this long is discarded with
+    /// BUNDLE_FAILED/TIMEOUT (`bundles_expired`). Default 10 s, as Open vSwitch.
+    pub idle_timeout: Duration,
+}
+
+impl Default for BundleLimits {
+    fn default() -> Self {
+        BundleLimits {
+            per_connection: 64,
+            messages_per_bundle: 1 << 18,
+            messages_total: 1 << 20,
+            idle_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for AgentConfig {
@@ -87,6 +141,7 @@ impl Default for AgentConfig {
             packet_in_rate: 1000,
             packet_in_burst: 100,
             tls: None,
+            limits: AgentLimits::default(),
         }
     }
 }

@@ -523,4 +523,20 @@ pub enum EncodeError {
     /// replies must be split (with the MORE flag) before this point.
     #[error("message of {length} bytes exceeds the 65535-byte OpenFlow limit")]
     TooLong { length: usize },
+    /// One entry of a multipart reply (a flow with thousands of actions, a huge table
+    /// features entry), or a reply that is not a list, needs a message of `length` bytes on
+    /// its own: no split can send it.
+    #[error("multipart type {mp_type} reply entry needs a {length}-byte message, over the limit")]
+    MultipartEntryTooLong { mp_type: u16, length: usize },
+}
+
+impl EncodeError {
+    /// The error a switch answers a request with when its reply cannot be encoded.
+    /// OpenFlow 1.3.5 has no code for "reply too large"; BAD_REQUEST/MULTIPART_BUFFER_OVERFLOW
+    /// ("multipart request overflowed the assigned buffer") is the closest: the switch's
+    /// buffer for one reply message overflowed. Open vSwitch has no answer here (it
+    /// asserts), so there is no de-facto code to follow.
+    pub const fn code(&self) -> ErrorCode {
+        ErrorCode::BadRequest(BadRequestCode::MultipartBufferOverflow)
+    }
 }

@@ -4,7 +4,7 @@
 use crate::action::{decode_actions, encode_actions, Action};
 use crate::consts::{
     Capabilities, ConfigFlags, FlowModFlags, MeterFlags, PortConfig, PortFeatures, PortState,
-    TableConfig,
+    TableConfig, OFPP_CONTROLLER, OFPP_LOCAL, OFPP_MAX,
 };
 use crate::error::{DecodeError, ErrorCode, HelloFailedCode};
 use crate::header::{MsgType, OFP_VERSION};
@@ -936,7 +936,34 @@ pub struct AsyncConfig {
 // ---------------------------------------------------------------------------------------
 // Dispatch
 
+/// Whether a PACKET_OUT may claim `in_port` (OpenFlow 1.3.5, 7.3.7: "a valid standard
+/// switch port or OFPP_CONTROLLER"). LOCAL is let through because it is a real port of a
+/// switch that has one (Open vSwitch accepts it; the switch then decides whether it
+/// exists). Port 0, the numbers between MAX and the reserved ports, ANY, and the reserved
+/// ports that only make sense as outputs (IN_PORT, TABLE, NORMAL, FLOOD, ALL) are not
+/// inputs.
+pub fn packet_out_in_port_valid(in_port: u32) -> bool {
+    matches!(in_port, 1..=OFPP_MAX | OFPP_CONTROLLER | OFPP_LOCAL)
+}
+
 impl Message {
+    /// The checks a request must pass that need no switch state, with the error each
+    /// failure gets: a PACKET_OUT's `in_port` (BAD_REQUEST/BAD_PORT), SET_CONFIG's flags
+    /// (SWITCH_CONFIG_FAILED/BAD_FLAGS: only the fragment bits are defined). The agent runs
+    /// it after the role check, so a slave hears IS_SLAVE first.
+    pub fn validate(&self) -> Result<(), ErrorCode> {
+        use crate::error::{BadRequestCode, SwitchConfigFailedCode};
+        match self {
+            Message::PacketOut(p) if !packet_out_in_port_valid(p.in_port) => {
+                Err(ErrorCode::BadRequest(BadRequestCode::BadPort))
+            }
+            Message::SetConfig(c) if !ConfigFlags::known().contains(c.flags) => Err(
+                ErrorCode::SwitchConfigFailed(SwitchConfigFailedCode::BadFlags),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     pub fn msg_type(&self) -> MsgType {
         use Message as M;
         match self {

@@ -1,7 +1,7 @@
 //! MULTIPART_REQUEST / MULTIPART_REPLY and every body type, including table features.
 
 use crate::consts::{FlowModFlags, GroupCapabilities, MeterFlags, MultipartFlags, TableConfig};
-use crate::error::DecodeError;
+use crate::error::{DecodeError, EncodeError};
 use crate::instruction::{decode_instructions, encode_instructions, Instruction};
 use crate::messages::{
     decode_bands, decode_buckets, Bucket, ExperimenterMsg, GroupType, MeterBand, Port, OFP_PORT_LEN,
@@ -197,6 +197,45 @@ fn take_entry<'a>(
     r.sub(usize::from(length), err)
 }
 
+/// OpenFlow header plus `ofp_multipart_reply`'s own 8 bytes: what each part costs besides
+/// its entries.
+pub const MULTIPART_HEADER_LEN: usize = crate::OFP_HEADER_LEN + 8;
+
+/// Cuts `items` into runs whose encodings each take at most `budget` bytes; always at
+/// least one (possibly empty) run.
+fn split_list<T: Clone>(
+    items: &[T],
+    budget: usize,
+    mp_type: u16,
+    encode: impl Fn(&T, &mut Vec<u8>),
+    wrap: impl Fn(Vec<T>) -> MultipartReplyBody,
+) -> Result<Vec<MultipartReplyBody>, EncodeError> {
+    let mut parts = Vec::new();
+    let mut run: Vec<T> = Vec::new();
+    let mut used = 0;
+    let mut scratch = Vec::new();
+    for item in items {
+        scratch.clear();
+        encode(item, &mut scratch);
+        let len = scratch.len();
+        // An entry's own length field is 16 bits wide too (flow stats, table features...).
+        if len > budget || len > usize::from(u16::MAX) {
+            return Err(EncodeError::MultipartEntryTooLong {
+                mp_type,
+                length: len + MULTIPART_HEADER_LEN,
+            });
+        }
+        if used + len > budget {
+            parts.push(wrap(std::mem::take(&mut run)));
+            used = 0;
+        }
+        run.push(item.clone());
+        used += len;
+    }
+    parts.push(wrap(run));
+    Ok(parts)
+}
+
 impl MultipartRequest {
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         put_u16(out, self.body.multipart_type().raw());
@@ -293,23 +332,9 @@ impl MultipartReply {
                 put_u32(out, a.flow_count);
                 put_zeros(out, 4);
             }
-            B::Table(v) => v.iter().for_each(|t| {
-                put_u8(out, t.table_id);
-                put_zeros(out, 3);
-                put_u32(out, t.active_count);
-                put_u64(out, t.lookup_count);
-                put_u64(out, t.matched_count);
-            }),
+            B::Table(v) => v.iter().for_each(|t| t.encode(out)),
             B::PortStats(v) => v.iter().for_each(|p| p.encode(out)),
-            B::Queue(v) => v.iter().for_each(|q| {
-                put_u32(out, q.port_no);
-                put_u32(out, q.queue_id);
-                put_u64(out, q.tx_bytes);
-                put_u64(out, q.tx_packets);
-                put_u64(out, q.tx_errors);
-                put_u32(out, q.duration_sec);
-                put_u32(out, q.duration_nsec);
-            }),
+            B::Queue(v) => v.iter().for_each(|q| q.encode(out)),
             B::Group(v) => v.iter().for_each(|g| g.encode(out)),
             B::GroupDesc(v) => v.iter().for_each(|g| g.encode(out)),
             B::GroupFeatures(g) => g.encode(out),
@@ -327,6 +352,63 @@ impl MultipartReply {
             B::PortDesc(v) => v.iter().for_each(|p| p.encode(out)),
             B::Experimenter(e) => e.encode(out),
         }
+    }
+
+    /// Splits the reply into messages of at most `max_len` encoded bytes each (header
+    /// included), so that no reply is ever too long to send: list bodies (flows, tables,
+    /// ports, queues, groups, meters, table features...) are cut between entries, in order;
+    /// every part but the last carries REPLY_MORE, and all of them do when `self` already
+    /// did (a reply the caller had cut into parts itself). An empty list stays one message.
+    ///
+    /// Fails with [`EncodeError::MultipartEntryTooLong`] when a single entry (or a body that
+    /// is not a list) cannot fit in one message: the caller must answer with an error
+    /// rather than send nothing (see [`EncodeError::code`]).
+    pub fn split_to_fit(&self, max_len: usize) -> Result<Vec<MultipartReply>, EncodeError> {
+        let budget = max_len.saturating_sub(MULTIPART_HEADER_LEN);
+        let mp_type = self.body.multipart_type().raw();
+        use MultipartReplyBody as B;
+        let bodies = match &self.body {
+            B::Flow(v) => split_list(v, budget, mp_type, FlowStats::encode, B::Flow)?,
+            B::Table(v) => split_list(v, budget, mp_type, TableStats::encode, B::Table)?,
+            B::PortStats(v) => split_list(v, budget, mp_type, PortStats::encode, B::PortStats)?,
+            B::Queue(v) => split_list(v, budget, mp_type, QueueStats::encode, B::Queue)?,
+            B::Group(v) => split_list(v, budget, mp_type, GroupStats::encode, B::Group)?,
+            B::GroupDesc(v) => split_list(v, budget, mp_type, GroupDesc::encode, B::GroupDesc)?,
+            B::Meter(v) => split_list(v, budget, mp_type, MeterStats::encode, B::Meter)?,
+            B::MeterConfig(v) => {
+                split_list(v, budget, mp_type, MeterConfig::encode, B::MeterConfig)?
+            }
+            B::TableFeatures(v) => {
+                split_list(v, budget, mp_type, TableFeatures::encode, B::TableFeatures)?
+            }
+            B::PortDesc(v) => split_list(v, budget, mp_type, Port::encode, B::PortDesc)?,
+            B::Desc(_)
+            | B::Aggregate(_)
+            | B::GroupFeatures(_)
+            | B::MeterFeatures(_)
+            | B::Experimenter(_) => {
+                let mut out = Vec::new();
+                self.encode(&mut out);
+                let length = out.len() + crate::OFP_HEADER_LEN;
+                if length > max_len {
+                    return Err(EncodeError::MultipartEntryTooLong { mp_type, length });
+                }
+                vec![self.body.clone()]
+            }
+        };
+        let last = bodies.len() - 1;
+        Ok(bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| MultipartReply {
+                flags: if i < last || self.flags.contains(MultipartFlags::MORE) {
+                    MultipartFlags::MORE
+                } else {
+                    MultipartFlags::empty()
+                },
+                body,
+            })
+            .collect())
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -564,6 +646,16 @@ pub struct TableStats {
     pub matched_count: u64,
 }
 
+impl TableStats {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u8(out, self.table_id);
+        put_zeros(out, 3);
+        put_u32(out, self.active_count);
+        put_u64(out, self.lookup_count);
+        put_u64(out, self.matched_count);
+    }
+}
+
 /// `ofp_port_stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PortStats {
@@ -641,6 +733,18 @@ pub struct QueueStats {
     pub tx_errors: u64,
     pub duration_sec: u32,
     pub duration_nsec: u32,
+}
+
+impl QueueStats {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u32(out, self.port_no);
+        put_u32(out, self.queue_id);
+        put_u64(out, self.tx_bytes);
+        put_u64(out, self.tx_packets);
+        put_u64(out, self.tx_errors);
+        put_u32(out, self.duration_sec);
+        put_u32(out, self.duration_nsec);
+    }
 }
 
 // ---------------------------------------------------------------------------------------

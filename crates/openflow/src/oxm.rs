@@ -658,7 +658,9 @@ impl Match {
             return Err(DecodeError::BadMatchLength { length });
         }
         let err = DecodeError::BadMatchLength { length };
-        let mut m = r.sub(len, err)?;
+        // A match running past its message is the match's fault: BAD_MATCH/BAD_LEN, not
+        // the message's BAD_REQUEST/BAD_LEN (OpenFlow 1.3.5, 7.4.4).
+        let mut m = r.sub(len, err).map_err(|_| err)?;
         // Padding is mandatory: it is part of the structure, and the next field is aligned.
         r.skip(round_up_8(len) - len)
             .map_err(|_| DecodeError::BadMatchLength { length })?;

@@ -478,3 +478,59 @@ fn error_codes_roundtrip_through_wire_pairs() {
     assert_eq!(n, 111);
     assert_eq!(ErrorCode::from_type_code(0xffff, 0), None);
 }
+
+#[test]
+fn a_match_running_past_its_message_is_bad_match_bad_len() {
+    // Match length 200 in a 64-byte FLOW_MOD.
+    let mut m = oxm_match(&[0x80, 0, 0, 4, 0, 0, 0, 1]);
+    m[2..4].copy_from_slice(&200u16.to_be_bytes());
+    assert_eq!(
+        code_of(&flow_mod(&m, &[])),
+        ErrorCode::BadMatch(BadMatchCode::BadLen)
+    );
+}
+
+#[test]
+fn packet_out_in_port_and_set_config_flags_are_validated() {
+    let packet_out = |in_port: u32| {
+        let mut body = 0xffff_ffffu32.to_be_bytes().to_vec();
+        body.extend_from_slice(&in_port.to_be_bytes());
+        body.extend_from_slice(&[0; 8]);
+        decode(&msg(4, 13, &body)).unwrap().body
+    };
+    for bad in [
+        0,
+        0xffff_ff01,
+        0xffff_fff8,
+        0xffff_fff9,
+        0xffff_fffa,
+        0xffff_fffb,
+        0xffff_fffc,
+        0xffff_ffff,
+    ] {
+        assert_eq!(
+            packet_out(bad).validate(),
+            Err(ErrorCode::BadRequest(BadRequestCode::BadPort)),
+            "in_port {bad:#x}"
+        );
+    }
+    for good in [1, 0xffff_ff00, 0xffff_fffd, 0xffff_fffe] {
+        assert_eq!(packet_out(good).validate(), Ok(()), "in_port {good:#x}");
+    }
+    let set_config = |flags: u16| {
+        let mut body = flags.to_be_bytes().to_vec();
+        body.extend_from_slice(&128u16.to_be_bytes());
+        decode(&msg(4, 9, &body)).unwrap().body
+    };
+    for good in 0..4 {
+        assert_eq!(set_config(good).validate(), Ok(()));
+    }
+    for bad in [4, 0x10, 0x8000] {
+        assert_eq!(
+            set_config(bad).validate(),
+            Err(ErrorCode::SwitchConfigFailed(
+                SwitchConfigFailedCode::BadFlags
+            ))
+        );
+    }
+}

@@ -9,6 +9,13 @@ use crate::wire::ethertype as et;
 use crate::wire::ip_proto as ipp;
 use crate::wire::{arp, ethernet, icmpv4, icmpv6, ipv4, ipv6, mpls, pbb, sctp, tcp, udp, vlan};
 
+/// Type/length values below this are 802.3 lengths.
+const LLC_MIN_ETHERTYPE: u16 = 0x0600;
+/// 802.2 LLC (DSAP, SSAP, control) plus SNAP (OUI, type).
+const LLC_SNAP_LEN: usize = 8;
+/// ETH_TYPE of an 802.3 frame without a SNAP header of OUI 0.
+pub const OFP_DL_TYPE_NOT_ETH_TYPE: u16 = 0x05ff;
+
 /// Offsets in the key are 16-bit: bytes past this are never looked at (no Ethernet frame,
 /// jumbo or not, comes close).
 pub const MAX_PARSED_LEN: usize = u16::MAX as usize;
@@ -144,6 +151,23 @@ pub(crate) fn parse_frame(frame: &[u8], key: &mut FlowKey) {
         tags += 1;
         ethertype = tag.ethertype();
         off += vlan::TAG_LEN;
+    }
+    if ethertype < LLC_MIN_ETHERTYPE {
+        // An 802.3 length, not a type (OpenFlow 1.3.5, OXM_OF_ETH_TYPE): 802.2 LLC with a
+        // SNAP header of OUI 0 carries its type in the SNAP header, and what follows it is
+        // parsed as under that type; any other 802.3 frame is 0x05FF, with nothing above.
+        match frame.get(off..off + LLC_SNAP_LEN) {
+            Some([0xaa, 0xaa, 0x03, 0, 0, 0, t0, t1]) => {
+                ethertype = u16::from_be_bytes([*t0, *t1]);
+                off += LLC_SNAP_LEN;
+            }
+            _ => {
+                key.put(pos::ETH_TYPE, u64::from(OFP_DL_TYPE_NOT_ETH_TYPE));
+                key.offsets.l3 = off as u16;
+                key.offsets.vlan_tags = tags;
+                return;
+            }
+        }
     }
     key.put(pos::ETH_TYPE, u64::from(ethertype));
     key.offsets.l3 = off as u16;
@@ -432,6 +456,40 @@ mod tests {
         let mut f = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1];
         f.extend_from_slice(&ethertype.to_be_bytes());
         f
+    }
+
+    #[test]
+    fn llc_snap_frames_match_by_their_snap_type_and_other_802_3_frames_by_05ff() {
+        // 802.2 LLC + SNAP, OUI 0, type IPv4, then an IPv4/UDP header.
+        let mut f = eth(60);
+        f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        f.extend_from_slice(&[0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2, 0, 7, 0, 9, 0, 8, 0, 0]);
+        f.resize(64, 0);
+        let k = extract(&f, 1);
+        assert_eq!(k.eth_type(), 0x0800);
+        assert_eq!(k.offsets.l3, 22);
+        assert!(
+            k.layers.contains(Layers::IPV4),
+            "parsed under the SNAP type"
+        );
+        // A SNAP header with another OUI, plain LLC (STP), and a frame cut inside the LLC
+        // header: 0x05FF and nothing above.
+        for llc in [
+            &[0xaa, 0xaa, 0x03, 0, 0, 0x0c, 0x20, 0x00][..],
+            &[0x42, 0x42, 0x03, 0, 0, 0, 0, 0][..],
+            &[0xaa, 0xaa][..],
+        ] {
+            let mut f = eth(38);
+            f.extend_from_slice(llc);
+            let k = extract(&f, 1);
+            assert_eq!(k.eth_type(), OFP_DL_TYPE_NOT_ETH_TYPE, "{llc:x?}");
+            assert!(!k.layers.contains(Layers::IPV4));
+        }
+        // Behind a VLAN tag too.
+        let mut f = eth(0x8100);
+        f.extend_from_slice(&[0, 5, 0, 46, 0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x06]);
+        assert_eq!(extract(&f, 1).eth_type(), 0x0806);
     }
 
     /// What the general walk alone makes of `frame`.

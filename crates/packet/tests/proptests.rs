@@ -202,7 +202,16 @@ proptest! {
                 prop_assert_eq!(key.get(Field::PbbIsid), u128::from(*isid));
                 prop_assert_eq!(key.eth_type(), 0x88e7);
             }
-            common::L3::Other { ethertype, .. } => prop_assert_eq!(key.eth_type(), *ethertype),
+            common::L3::Other { ethertype, payload } => {
+                // An 802.3 length is no type: 0x05FF, or the SNAP type behind an LLC/SNAP
+                // header of OUI 0 (OpenFlow 1.3.5, OXM_OF_ETH_TYPE).
+                let want = match (*ethertype, payload.get(..8)) {
+                    (t, _) if t >= 0x0600 => t,
+                    (_, Some([0xaa, 0xaa, 0x03, 0, 0, 0, a, b])) => u16::from_be_bytes([*a, *b]),
+                    _ => packet::extract::OFP_DL_TYPE_NOT_ETH_TYPE,
+                };
+                prop_assert_eq!(key.eth_type(), want)
+            }
         }
     }
 
@@ -255,7 +264,10 @@ proptest! {
             (Edit::PushVlan(0x88a8), Edit::PopVlan),
             (Edit::PushPbb(0x88e7), Edit::PopPbb),
         ];
-        pairs.push((Edit::PushMpls(0x8847), Edit::PopMpls(key0.eth_type())));
+        // An 802.3 frame has no ethertype a pop could restore.
+        if key0.eth_type() != packet::extract::OFP_DL_TYPE_NOT_ETH_TYPE {
+            pairs.push((Edit::PushMpls(0x8847), Edit::PopMpls(key0.eth_type())));
+        }
         for (push, pop) in pairs {
             let mut buf = VecBuf::new(&bytes);
             let mut key = key0;

@@ -86,10 +86,13 @@ pub enum PipelineError {
     /// DELETE of a group that another group forwards to.
     #[error("group {0} is chained from another group")]
     ChainedGroup(u32),
-    /// A bucket is not allowed for the group type (weight outside SELECT, several buckets
-    /// in INDIRECT).
+    /// A bucket is not allowed for the group type (a weight in FAST_FAILOVER).
     #[error("bad bucket")]
     BadBucket,
+    /// The buckets do not fit the group type: weights on ALL or INDIRECT, more than one
+    /// bucket on INDIRECT, SELECT buckets none of which has a weight.
+    #[error("buckets invalid for the group type")]
+    InvalidGroupBuckets,
     /// FAST_FAILOVER bucket without a watch port or group.
     #[error("bad watch")]
     BadWatch,
@@ -152,6 +155,7 @@ impl PipelineError {
             GroupLoop(_) => ErrorCode::GroupModFailed(GroupModFailedCode::Loop),
             ChainedGroup(_) => ErrorCode::GroupModFailed(GroupModFailedCode::ChainedGroup),
             BadBucket => ErrorCode::GroupModFailed(GroupModFailedCode::BadBucket),
+            InvalidGroupBuckets => ErrorCode::GroupModFailed(GroupModFailedCode::InvalidGroup),
             BadWatch => ErrorCode::GroupModFailed(GroupModFailedCode::BadWatch),
             MeterExists(_) => ErrorCode::MeterModFailed(MeterModFailedCode::MeterExists),
             InvalidMeter(_) => ErrorCode::MeterModFailed(MeterModFailedCode::InvalidMeter),

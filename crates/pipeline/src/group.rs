@@ -244,10 +244,19 @@ impl GroupTable {
 
     fn check_buckets(kind: GroupType, buckets: &[Bucket]) -> Result<(), PipelineError> {
         match kind {
-            GroupType::Indirect if buckets.len() > 1 => return Err(PipelineError::BadBucket),
-            GroupType::All | GroupType::Indirect | GroupType::FastFailover
-                if buckets.iter().any(|b| b.weight != 0) =>
-            {
+            // OpenFlow 1.3.5 (5.6.1, and OFTest's group cases): a group whose buckets do
+            // not fit its type is an invalid group, not a bad bucket.
+            GroupType::Indirect if buckets.len() > 1 => {
+                return Err(PipelineError::InvalidGroupBuckets)
+            }
+            GroupType::All | GroupType::Indirect if buckets.iter().any(|b| b.weight != 0) => {
+                return Err(PipelineError::InvalidGroupBuckets)
+            }
+            // A SELECT group none of whose buckets has a weight can never choose one.
+            GroupType::Select if !buckets.is_empty() && buckets.iter().all(|b| b.weight == 0) => {
+                return Err(PipelineError::InvalidGroupBuckets)
+            }
+            GroupType::FastFailover if buckets.iter().any(|b| b.weight != 0) => {
                 return Err(PipelineError::BadBucket)
             }
             GroupType::FastFailover

@@ -208,7 +208,35 @@ fn group_mod_errors() {
     let e = ft
         .group_mod(&gm(GroupModCommand::Add, GroupType::Indirect, 5, two), z)
         .unwrap_err();
-    assert_eq!(e, PipelineError::BadBucket);
+    assert_eq!(e, PipelineError::InvalidGroupBuckets);
+    assert_eq!(
+        e.code(),
+        openflow::ErrorCode::GroupModFailed(openflow::error::GroupModFailedCode::InvalidGroup)
+    );
+    // Weights on ALL and INDIRECT, a SELECT group without weights: INVALID_GROUP too.
+    for (kind, weights) in [
+        (GroupType::All, vec![1, 0]),
+        (GroupType::Indirect, vec![1]),
+        (GroupType::Select, vec![0, 0]),
+        (GroupType::Select, vec![0]),
+    ] {
+        let buckets = weights
+            .iter()
+            .map(|&w| {
+                let mut b = bucket(0, OFPP_ANY, vec![]);
+                b.weight = w;
+                b
+            })
+            .collect();
+        let e = ft
+            .group_mod(&gm(GroupModCommand::Add, kind, 6, buckets), z)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            PipelineError::InvalidGroupBuckets,
+            "{kind:?} {weights:?}"
+        );
+    }
     let unwatched = vec![bucket(0, OFPP_ANY, vec![])];
     let e = ft
         .group_mod(

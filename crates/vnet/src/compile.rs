@@ -3,8 +3,10 @@
 //! Priorities in the classifier, highest first: metadata return paths (300),
 //! metadata requests (290), drops of metadata requests from ports that are not
 //! instances (280), ARP requests (260), other ARP (250), IP (240), drops of
-//! anything else IP or ARP from an instance (230), other L2 traffic of L2
-//! networks (220), uplinks (150-160), the last drop of an instance port (210).
+//! anything else IP or ARP from an instance (230), IPv6 router advertisements and
+//! redirects from instances (229, dropped), neighbor discovery naming the instance's
+//! own MAC (228) and any other (227, dropped), other L2 traffic of L2 networks
+//! (220), uplinks (150-160), the last drop of an instance port (210).
 //! Ports the profile does not know fall through to the bridge's own flows.
 
 use std::fmt::Write;
@@ -229,6 +231,39 @@ pub fn compile(m: &Model) -> Vec<ProfileFlow> {
             "drop",
         ));
         if matches!(net.kind, NetworkKind::Normal | NetworkKind::Vnet) {
+            // IPv6 from an instance (L2 networks carry it): no router advertisements or
+            // redirects (an instance is no router), and neighbor solicitations and
+            // advertisements may only name the instance's own MAC as their link-layer
+            // address (or none). Each refusal is a counted spoof drop, as for ARP.
+            for icmp_type in [134, 137] {
+                out.push(ProfileFlow::new(
+                    CLASSIFIER,
+                    229,
+                    spoof,
+                    &format!("in_port={p},icmp6,icmp_type={icmp_type}"),
+                    "drop",
+                ));
+            }
+            for (icmp_type, option) in [(135, "nd_sll"), (136, "nd_tll")] {
+                for lla in [mac.as_str(), "00:00:00:00:00:00"] {
+                    out.push(ProfileFlow::new(
+                        CLASSIFIER,
+                        228,
+                        base,
+                        &format!(
+                            "in_port={p},dl_src={mac},icmp6,icmp_type={icmp_type},{option}={lla}"
+                        ),
+                        &format!("{},goto_table:{sw}", write_meta(net.id)),
+                    ));
+                }
+                out.push(ProfileFlow::new(
+                    CLASSIFIER,
+                    227,
+                    spoof,
+                    &format!("in_port={p},icmp6,icmp_type={icmp_type}"),
+                    "drop",
+                ));
+            }
             // L2 networks carry other protocols (IPv6, ...) from the instance's own MAC.
             out.push(ProfileFlow::new(
                 CLASSIFIER,

@@ -135,6 +135,46 @@ fn every_flow_parses_and_entries_are_unique() {
 }
 
 #[test]
+fn ipv6_from_instances_cannot_advertise_routes_or_claim_other_macs() {
+    let (n, i, md, p) = sample(MetadataMode::PerInstance);
+    let m = Model::build(&n, &i, Some(&md), &p).unwrap();
+    let flows = compile(&m);
+    let find = |table: u8, priority: u16, match_: &str| {
+        flows
+            .iter()
+            .find(|f| f.table == table && f.priority == priority && f.match_ == match_)
+            .unwrap_or_else(|| panic!("no flow {priority} {match_}"))
+    };
+    // Instance a (port 1, default network, L2) and e (port 5, vnet).
+    for (port, mac) in [(1, "02:00:00:00:01:01"), (5, "02:00:00:00:04:01")] {
+        for ty in [134, 137] {
+            let f = find(0, 229, &format!("in_port={port},icmp6,icmp_type={ty}"));
+            assert!(f.text.ends_with("actions=drop"));
+            assert_eq!(Role::of_cookie(f.cookie), Some(Role::Spoof));
+        }
+        for (ty, opt) in [(135, "nd_sll"), (136, "nd_tll")] {
+            for lla in [mac, "00:00:00:00:00:00"] {
+                let f = find(
+                    0,
+                    228,
+                    &format!("in_port={port},dl_src={mac},icmp6,icmp_type={ty},{opt}={lla}"),
+                );
+                assert!(f.text.contains("goto_table:"), "{}", f.text);
+            }
+            let f = find(0, 227, &format!("in_port={port},icmp6,icmp_type={ty}"));
+            assert!(f.text.ends_with("actions=drop"));
+            assert_eq!(Role::of_cookie(f.cookie), Some(Role::Spoof));
+        }
+        // Above the L2 pass-through of the instance's MAC, which would let them through.
+        find(0, 220, &format!("in_port={port},dl_src={mac}"));
+    }
+    // Networks without the L2 pass-through drop IPv6 anyway (the port's last drop).
+    assert!(!flows
+        .iter()
+        .any(|f| f.match_.starts_with("in_port=3,") && f.match_.contains("icmp6")));
+}
+
+#[test]
 fn per_connection_metadata_installs_a_flow_pair() {
     let (n, i, md, p) = sample(MetadataMode::PerConnection);
     let m = Model::build(&n, &i, Some(&md), &p).unwrap();
