@@ -528,6 +528,16 @@ pub fn render(api: &Api) -> String {
             .with_label_values(&[])
             .inc_by(ac.packet_ins_dropped.load(Relaxed));
         conns.with_label_values(&[]).set(agent.connections() as i64);
+        for (name, help, v) in [
+            ("ferroflow_openflow_replies_too_long_total", "Multipart replies with an entry no OpenFlow message can hold (answered MULTIPART_BUFFER_OVERFLOW).", &ac.replies_too_long),
+            ("ferroflow_openflow_bundles_refused_total", "Bundles refused because a connection had too many open (OUT_OF_BUNDLES).", &ac.bundles_out_of_bundles),
+            ("ferroflow_openflow_bundle_messages_refused_total", "Bundle messages refused over the per-bundle or total limit (MSG_TOO_MANY).", &ac.bundle_messages_too_many),
+            ("ferroflow_openflow_bundles_expired_total", "Bundles discarded after their idle timeout (BUNDLE_FAILED/TIMEOUT).", &ac.bundles_expired),
+            ("ferroflow_openflow_connections_refused_total", "Connections closed at accept because the listener was at its limit.", &ac.connections_refused),
+            ("ferroflow_openflow_handshake_timeouts_total", "Connections dropped for not completing TLS or sending a first message in time.", &ac.handshake_timeouts),
+        ] {
+            counter(&r, name, help, &[]).with_label_values(&[]).inc_by(v.load(Relaxed));
+        }
     }
     let ctl = gauge(
         &r,

@@ -278,9 +278,30 @@ async fn control_plane(
         }
         _ => None,
     };
+    let mut limits = ofagent::AgentLimits::default();
+    let l = &of.limits;
+    if let Some(v) = l.bundles_per_connection {
+        limits.bundles.per_connection = v;
+    }
+    if let Some(v) = l.bundle_messages {
+        limits.bundles.messages_per_bundle = v;
+    }
+    if let Some(v) = l.bundle_messages_total {
+        limits.bundles.messages_total = v;
+    }
+    if let Some(v) = l.bundle_idle_timeout_s {
+        limits.bundles.idle_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = l.connections_per_listener {
+        limits.connections_per_listener = v;
+    }
+    if let Some(v) = l.handshake_timeout_s {
+        limits.handshake_timeout = Duration::from_secs(v);
+    }
     let agent_config = AgentConfig {
         probe_interval: Duration::from_secs(of.probe_interval_s.into()),
         tls,
+        limits,
         ..AgentConfig::default()
     };
     let api = Api::new(Arc::clone(sw), Some(args.config.clone()));

@@ -262,6 +262,29 @@ pub struct OpenflowConfig {
     pub tls_private_key: Option<PathBuf>,
     #[serde(default)]
     pub tls_ca_certificate: Option<PathBuf>,
+    /// What one peer may make the agent hold; unset keys keep the agent's
+    /// documented defaults (see `ofagent::AgentLimits`).
+    #[serde(default)]
+    pub limits: OpenflowLimits,
+}
+
+/// `[openflow.limits]`: each exceeded limit is answered with the OpenFlow
+/// error the spec names and counted in the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenflowLimits {
+    /// Open bundles per connection (default 64; OUT_OF_BUNDLES beyond).
+    pub bundles_per_connection: Option<usize>,
+    /// Messages in one bundle (default 262144; MSG_TOO_MANY beyond).
+    pub bundle_messages: Option<usize>,
+    /// Messages in all connections' open bundles (default 1048576).
+    pub bundle_messages_total: Option<usize>,
+    /// Seconds an open bundle may stay idle before it is discarded (default 10).
+    pub bundle_idle_timeout_s: Option<u64>,
+    /// Connections per listener; more are closed at accept (default 256).
+    pub connections_per_listener: Option<usize>,
+    /// Seconds a new connection has to complete TLS and send a first message (default 10).
+    pub handshake_timeout_s: Option<u64>,
 }
 
 impl Default for OpenflowConfig {
@@ -272,6 +295,7 @@ impl Default for OpenflowConfig {
             tls_certificate: None,
             tls_private_key: None,
             tls_ca_certificate: None,
+            limits: OpenflowLimits::default(),
         }
     }
 }
