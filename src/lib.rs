@@ -1,6 +1,7 @@
 //! Shared code of the `ferroflowd` daemon and the `ferroflowctl` CLI.
 
 pub mod api;
+pub mod datapath_conv;
 pub mod doctor;
 pub mod metrics;
 pub mod ofswitch;

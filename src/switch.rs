@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use datapath::{policy, Datapath};
+use crate::datapath_conv::{datapath_settings, port_spec, vlan_policy as policy};
+use datapath::Datapath;
 use dpdk::Eal;
 
 use ferroflow_config::{Config, FailMode, PortConfig};
@@ -108,7 +109,18 @@ impl Switch {
                 .map_err(|e| anyhow::anyhow!("default flow: {e}"))?;
         }
         tables.publish();
-        let dp = Datapath::start(&eal, &config, &tables)?;
+        let mut specs = Vec::new();
+        for p in &config.ports {
+            match port_spec(p) {
+                Ok(s) => specs.push(s),
+                Err(e) => tracing::error!(port = %p.name, "port not started: {e}"),
+            }
+        }
+        let (dp, failed) =
+            Datapath::start(&eal, &datapath_settings(&config.datapath), &specs, &tables)?;
+        for (name, e) in &failed {
+            tracing::error!(port = %name, "port could not be started, the switch runs without it: {e}");
+        }
         let inject_ctx = Mutex::new(tables.worker_context(workers));
         let profile = crate::profile::Description {
             networks: config.networks.clone(),
@@ -410,11 +422,16 @@ impl Switch {
                 .validate_ports()
                 .map_err(|(key, msg)| PortChangeError::Invalid(format!("{key}: {msg}")))?;
         }
+        let spec = port_spec(&pc).map_err(PortChangeError::Invalid)?;
         {
-            let mut dp = self.datapath.lock();
-            dp.as_mut()
-                .ok_or(PortChangeError::Stopped)?
-                .add_port(&self.eal, &pc)?;
+            let mut guard = self.datapath.lock();
+            let dp = guard.as_mut().ok_or(PortChangeError::Stopped)?;
+            let closer = dp.closer();
+            let reaped = dp.reap();
+            let added = dp.add_port(&self.eal, &spec);
+            drop(guard);
+            reaped.into_iter().for_each(|p| closer.close(p));
+            added?;
         }
         {
             let mut tables = self.tables.lock();
@@ -450,10 +467,16 @@ impl Switch {
             tables.publish();
         }
         {
-            let mut dp = self.datapath.lock();
-            dp.as_mut()
-                .ok_or(PortChangeError::Stopped)?
-                .remove_port(name)?;
+            let mut guard = self.datapath.lock();
+            let dp = guard.as_mut().ok_or(PortChangeError::Stopped)?;
+            let closer = dp.closer();
+            let mut detached = dp.reap();
+            let removed = dp.remove_port(name);
+            drop(guard);
+            let removed = removed.map(|p| detached.push(p));
+            // Closing can block (a vhost port with a stalled peer): never under the lock.
+            detached.into_iter().for_each(|p| closer.close(p));
+            removed?;
         }
         self.ports.lock().retain(|p| p.name != name);
         self.profile.ports_changed(self);
@@ -474,14 +497,18 @@ impl Switch {
     /// Stops the workers (counters become final), keeping the ports open.
     pub fn halt(&self) {
         if let Some(dp) = self.datapath.lock().as_mut() {
-            dp.halt();
+            dp.halt(Instant::now() + Duration::from_secs(1));
         }
     }
 
     /// Stops everything and releases the ports and buffers.
     pub fn stop(&self) {
-        if let Some(dp) = self.datapath.lock().take() {
-            dp.stop();
+        let dp = self.datapath.lock().take();
+        if let Some(dp) = dp {
+            let left = dp.stop(Instant::now() + Duration::from_secs(1));
+            if left != datapath::StopReport::default() {
+                tracing::error!(?left, "datapath not fully stopped; left open");
+            }
         }
     }
     /// Administrative up/down of a port (OpenFlow's OFPPC_PORT_DOWN): a down
