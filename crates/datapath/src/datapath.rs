@@ -796,6 +796,7 @@ impl Datapath {
             // A running worker may still poll any port and use any buffer: leave them all.
             error!(ports = ?names, "ports left open: a worker did not stop");
             std::mem::forget(self.pool.take());
+            dpdk::forbid_cleanup();
             self.ports.clear();
             self.retiring.clear();
             return StopReport {
@@ -816,6 +817,7 @@ impl Datapath {
             // A port still closing may hand buffers back to the pool: it must outlive it.
             error!(ports = ?ports_not_closed, "ports not closed by the deadline: left open");
             std::mem::forget(self.pool.take());
+            dpdk::forbid_cleanup();
         }
         StopReport {
             workers_not_stopped,
