@@ -110,16 +110,23 @@ impl Switch {
         }
         tables.publish();
         let mut specs = Vec::new();
+        let mut failed: Vec<anyhow::Error> = Vec::new();
         for p in &config.ports {
             match port_spec(p) {
                 Ok(s) => specs.push(s),
-                Err(e) => tracing::error!(port = %p.name, "port not started: {e}"),
+                Err(e) => failed.push(anyhow::anyhow!(e)),
             }
         }
-        let (dp, failed) =
+        let (dp, dp_failed) =
             Datapath::start(&eal, &datapath_settings(&config.datapath), &specs, &tables)?;
-        for (name, e) in &failed {
-            tracing::error!(port = %name, "port could not be started, the switch runs without it: {e}");
+        failed.extend(dp_failed.into_iter().map(|(_, e)| anyhow::Error::from(e)));
+        // A port that cannot start is left down and the switch runs with the others; when
+        // none of the configured ports starts, the configuration is what is wrong.
+        if !config.ports.is_empty() && failed.len() == config.ports.len() {
+            return Err(failed.remove(0));
+        }
+        for e in &failed {
+            tracing::error!("port could not be started, the switch runs without it: {e}");
         }
         let inject_ctx = Mutex::new(tables.worker_context(workers));
         let profile = crate::profile::Description {
