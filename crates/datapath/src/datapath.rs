@@ -210,6 +210,9 @@ pub struct Datapath {
     pool: Option<Mempool>,
     settings: DatapathSettings,
     retiring: Vec<Retiring>,
+    /// Port indexes sent to workers and replaced since: kept until no worker holds them, so
+    /// that they are freed here and never in a worker's loop.
+    old_indexes: Vec<Arc<PortIndex>>,
     closer: PortCloser,
     /// Set once stopped: dropping does nothing more.
     shut_down: bool,
@@ -278,6 +281,7 @@ impl Datapath {
             pool: Some(pool),
             settings: settings.clone(),
             retiring: Vec::new(),
+            old_indexes: Vec::new(),
             closer: PortCloser::new(),
             shut_down: false,
         };
@@ -545,7 +549,7 @@ impl Datapath {
                     link.rx_queues.extend(names);
                 }
                 self.ports.extend(new_entries);
-                self.index = index;
+                self.set_index(index);
                 Ok(())
             }
             Err(lag) => {
@@ -559,6 +563,7 @@ impl Datapath {
                         });
                     }
                 }
+                self.retire_index(index);
                 let targets = self.targets();
                 for entry in new_entries {
                     warn!(
@@ -606,7 +611,7 @@ impl Datapath {
             });
         }
         // No more packet-outs to it from now on.
-        self.index = index;
+        self.set_index(index);
         let started = Instant::now();
         let deadline = started + self.settings.ack_timeout;
         if let Err(lag) = self.health.wait_applied(&self.targets(), deadline) {
@@ -616,7 +621,8 @@ impl Datapath {
                     index: Arc::clone(&old_index),
                 });
             }
-            self.index = old_index;
+            let removed_index = std::mem::replace(&mut self.index, old_index);
+            self.retire_index(removed_index);
             warn!(port = %name, lcore = lag.lcore, "a worker did not acknowledge the port removal: undone, the port stays");
             return Err(DatapathError::WorkerTimeout {
                 lcore: lag.lcore,
@@ -632,6 +638,19 @@ impl Datapath {
         }
         info!(port = %p.name, "port detached from the workers");
         Ok(p.detach())
+    }
+
+    /// Makes `index` the current port index; the previous one is kept until no worker
+    /// holds it.
+    fn set_index(&mut self, index: Arc<PortIndex>) {
+        let old = std::mem::replace(&mut self.index, index);
+        self.retire_index(old);
+    }
+
+    /// Keeps an index a worker may hold until no worker does (then drops it here).
+    fn retire_index(&mut self, index: Arc<PortIndex>) {
+        self.old_indexes.retain(|i| Arc::strong_count(i) > 1);
+        self.old_indexes.push(index);
     }
 
     /// Ports withdrawn after a timed-out add that every worker has now let go: the caller
