@@ -342,19 +342,18 @@ impl Datapath {
         let names: Vec<String> = prepared.iter().map(|p| p.entry.name.clone()).collect();
         if let Err(e) = dp.attach(prepared) {
             // The workers never took the ports (they are retiring): none of them is up.
-            let lcore = match &e {
-                DatapathError::WorkerTimeout { lcore, .. } => *lcore,
-                _ => 0,
-            };
             for name in names {
                 error!(port = %name, "port not started: {e}");
-                failed.push((
-                    name,
-                    DatapathError::WorkerTimeout {
-                        lcore,
-                        waited: dp.settings.ack_timeout,
-                    },
-                ));
+                let e = match &e {
+                    DatapathError::WorkerTimeout { lcore, waited } => {
+                        DatapathError::WorkerTimeout {
+                            lcore: *lcore,
+                            waited: *waited,
+                        }
+                    }
+                    _ => DatapathError::Stopped,
+                };
+                failed.push((name, e));
             }
         }
         Ok((dp, failed))
@@ -504,12 +503,13 @@ impl Datapath {
     /// Hands prepared ports to the workers in one step: each worker applies
     /// all of them before its next burst, so no packet is forwarded while
     /// some of them are still unknown to it. Waits for every worker's
-    /// acknowledgement up to the `ack_timeout`; then withdraws the ports again.
+    /// acknowledgement up to the `ack_timeout`; then withdraws the ports again and fails
+    /// with [`DatapathError::WorkerTimeout`]. Every worker's queue has room for two commands
+    /// (a fresh datapath, or the caller checked with [`Datapath::check_room`]).
     fn attach(&mut self, prepared: Vec<PreparedPort>) -> Result<(), DatapathError> {
         if prepared.is_empty() {
             return Ok(());
         }
-        self.check_room()?;
         let nworkers = self.workers.len();
         let old_index = Arc::clone(&self.index);
         let mut entries = self.index.entries();
