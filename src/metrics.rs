@@ -2,8 +2,9 @@
 //!
 //! Each scrape reads the switch afresh into a new registry: the datapath's
 //! counters are per-worker atomics read with relaxed loads, the control
-//! plane's state behind its own mutexes, so a scrape never makes a worker
-//! wait. There is no burst-size histogram: it would need a per-burst
+//! plane's state copied out in one bounded look ([`read`]) and formatted
+//! after it is released, so a scrape never makes a worker wait and never
+//! holds the switch while it formats. There is no burst-size histogram: it would need a per-burst
 //! counter write in the workers' loop, which this change leaves alone.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -49,7 +50,7 @@ impl OfSwitch for CountingSwitch {
         r
     }
 
-    fn barrier(&self) {
+    fn barrier(&self) -> Result<(), ErrorCode> {
         self.inner.barrier()
     }
 
@@ -95,10 +96,96 @@ fn fgauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
     g
 }
 
+/// What a scrape reads from the switch's state, in one look: the state is
+/// held only while this is copied out, never while metrics are formatted.
+#[derive(Default)]
+struct Reading {
+    ports: Vec<datapath::PortStatus>,
+    xstats: Vec<(String, Vec<(String, u64)>)>,
+    admin_up: Vec<bool>,
+    workers: Vec<datapath::WorkerReport>,
+    pool: Option<(u32, u32)>,
+    /// (counts, name) of tables with entries or lookups.
+    tables: Vec<(pipeline::TableCounts, String)>,
+    /// (instance, network, spoofed packets).
+    spoofed: Vec<(String, String, u64)>,
+    /// Packet-ins dropped by the per-port rate limit, by OpenFlow port.
+    packet_in_limited: Vec<(u32, u64)>,
+    /// Table versions still held (the current one and those a worker has not let go).
+    versions_held: usize,
+}
+
+fn read(sw: &crate::switch::Switch) -> Option<Reading> {
+    let mut st = sw.lock().ok()?;
+    let mut r = Reading::default();
+    if let Some(d) = st.datapath.as_ref() {
+        r.ports = d.ports();
+        r.xstats = r
+            .ports
+            .iter()
+            .map(|s| (s.name.clone(), d.xstats(&s.name)))
+            .collect();
+        r.workers = d.workers();
+        r.pool = d.mempool().map(|m| (m.in_use(), m.available()));
+    }
+    r.admin_up = r.ports.iter().map(|p| st.port_admin_up(p.ofport)).collect();
+    r.packet_in_limited = st.tables.packet_in_limited();
+    r.versions_held = st.tables.versions_held();
+    let counts = st.tables.table_counts();
+    r.tables = counts
+        .into_iter()
+        .filter(|tc| tc.active > 0 || tc.lookups > 0)
+        .map(|tc| {
+            let name = st.table_name(tc.table_id);
+            (tc, name)
+        })
+        .collect();
+    let instances: Vec<(String, String)> = st
+        .profile
+        .description()
+        .instances
+        .iter()
+        .filter(|i| i.port.is_some())
+        .map(|i| (i.name.clone(), i.network.to_string()))
+        .collect();
+    for (name, network) in instances {
+        let (packets, _) = crate::profile::spoofed(&mut st, &name);
+        r.spoofed.push((name, network, packets));
+    }
+    Some(r)
+}
+
 /// The text exposition of every metric, read now.
 pub fn render(api: &Api) -> String {
     let r = Registry::new();
     let sw = &api.sw;
+    let reading = read(sw);
+    gauge(
+        &r,
+        "ferroflow_state_readable",
+        "1 when this scrape could read the switch's state; 0 when it was busy past its bound (the switch's own series are then missing from this scrape).",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(i64::from(reading.is_some()));
+    let reading = reading.unwrap_or_default();
+    let cc = &sw.counters;
+    for (name, help, v) in [
+        ("ferroflow_sync_timeouts_total", "Barriers and changes that gave up waiting for a worker to move to a new table version (a stuck worker).", &cc.sync_timeouts),
+        ("ferroflow_state_busy_total", "Calls refused because the switch's state was busy past its bound.", &cc.busy),
+        ("ferroflow_housekeeping_ticks_skipped_total", "Control-plane ticks skipped because the switch's state was busy.", &cc.ticks_skipped),
+        ("ferroflow_packet_in_backlog_ticks_total", "Control-plane ticks that left packet-ins queued for the next tick (at most a bounded number is relayed per tick).", &cc.packet_in_backlog_ticks),
+    ] {
+        counter(&r, name, help, &[]).with_label_values(&[]).inc_by(v.load(Relaxed));
+    }
+    gauge(
+        &r,
+        "ferroflow_housekeeping_longest_tick_microseconds",
+        "Longest control-plane tick since start.",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(cc.longest_tick_us.load(Relaxed) as i64);
 
     gauge(
         &r,
@@ -259,24 +346,35 @@ pub fn render(api: &Api) -> String {
         &[],
     );
 
-    let (status, workers, pool) = {
-        let dp = sw.datapath.lock();
-        match dp.as_ref() {
-            Some(d) => {
-                let ports = d.ports();
-                let x: Vec<(String, Vec<(String, u64)>)> = ports
-                    .iter()
-                    .map(|s| (s.name.clone(), d.xstats(&s.name)))
-                    .collect();
-                (
-                    Some((ports, x)),
-                    d.workers(),
-                    d.mempool().map(|m| (m.in_use(), m.available())),
-                )
-            }
-            None => (None, Vec::new(), None),
-        }
-    };
+    let Reading {
+        ports: status_ports,
+        xstats,
+        admin_up,
+        workers,
+        pool,
+        tables,
+        spoofed: spoofed_counts,
+        packet_in_limited,
+        versions_held,
+    } = reading;
+    let limited = counter(
+        &r,
+        "ferroflow_packet_ins_rate_limited_total",
+        "Packets to the controller dropped by the per-port packet-in rate limit, before the queue, by ingress OpenFlow port (4294967295: ports beyond the limiter's table).",
+        &["ofport"],
+    );
+    for (port, n) in &packet_in_limited {
+        limited.with_label_values(&[&port.to_string()]).inc_by(*n);
+    }
+    gauge(
+        &r,
+        "ferroflow_table_versions_held",
+        "Compiled table versions in memory: the current one plus any a worker has not let go yet (freed on the control plane).",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(versions_held as i64);
+    let status = Some((status_ports, xstats));
     if let Some((ports, x)) = &status {
         for s in ports {
             let l = [s.name.as_str()];
@@ -298,9 +396,11 @@ pub fn render(api: &Api) -> String {
                 .with_label_values(&l)
                 .inc_by(k.tx_oversize_dropped);
             link.with_label_values(&l).set(i64::from(s.link_up));
+        }
+        for (s, up) in ports.iter().zip(&admin_up) {
             admin
-                .with_label_values(&l)
-                .set(i64::from(sw.port_admin_up(s.ofport)));
+                .with_label_values(&[s.name.as_str()])
+                .set(i64::from(*up));
         }
         for (port, stats) in x {
             for (name, v) in stats {
@@ -340,10 +440,7 @@ pub fn render(api: &Api) -> String {
         "Flow entries in the table.",
         &t,
     );
-    for tc in sw.tables.lock().table_counts() {
-        if tc.active == 0 && tc.lookups == 0 {
-            continue;
-        }
+    for (tc, _) in &tables {
         let id = tc.table_id.to_string();
         lookups.with_label_values(&[&id]).inc_by(tc.lookups);
         matches.with_label_values(&[&id]).inc_by(tc.matches);
@@ -356,12 +453,9 @@ pub fn render(api: &Api) -> String {
         "Always 1: the table's name (the virtual-network stage it holds, or tableN).",
         &["table", "name"],
     );
-    for tc in sw.tables.lock().table_counts() {
-        if tc.active > 0 || tc.lookups > 0 {
-            let id = tc.table_id.to_string();
-            info.with_label_values(&[&id, &sw.table_name(tc.table_id)])
-                .set(1);
-        }
+    for (tc, name) in &tables {
+        let id = tc.table_id.to_string();
+        info.with_label_values(&[&id, name]).set(1);
     }
     let spoofed = counter(
         &r,
@@ -369,19 +463,12 @@ pub fn render(api: &Api) -> String {
         "Packets from an instance's port dropped because their source MAC, IP or ARP sender was not the instance's.",
         &["instance", "network"],
     );
-    for i in sw
-        .profile
-        .description()
-        .instances
-        .iter()
-        .filter(|i| i.port.is_some())
-    {
-        let (packets, _) = sw.profile.spoofed(sw, &i.name);
+    for (instance, network, packets) in &spoofed_counts {
         spoofed
-            .with_label_values(&[&i.name, &i.network.to_string()])
-            .inc_by(packets);
+            .with_label_values(&[instance, network])
+            .inc_by(*packets);
     }
-    let vc = &sw.profile.counters;
+    let vc = &sw.profile_counters;
     let vnet_pin = counter(
         &r,
         "ferroflow_vnet_packet_ins_total",

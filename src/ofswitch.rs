@@ -4,15 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ofagent::{AsyncEvent, OfSwitch};
+use ofagent::OfSwitch;
 use openflow::consts::{
-    Capabilities, ConfigFlags, FlowModFlags, MultipartFlags, PortConfig, PortFeatures, PortState,
-    OFPP_ANY, OFPP_LOCAL, OFPP_MAX, OFP_DEFAULT_MISS_SEND_LEN, OFP_NO_BUFFER,
+    Capabilities, ConfigFlags, MultipartFlags, PortConfig, PortFeatures, PortState, OFPP_ANY,
+    OFPP_LOCAL, OFPP_MAX, OFP_DEFAULT_MISS_SEND_LEN, OFP_NO_BUFFER,
 };
 use openflow::error::{BadRequestCode, PortModFailedCode, TableFeaturesFailedCode};
-use openflow::messages::{
-    Port, PortReason, PortStatus, QueueGetConfigReply, SwitchConfig, SwitchFeatures,
-};
+use openflow::messages::{Port, QueueGetConfigReply, SwitchConfig, SwitchFeatures};
 use openflow::multipart::{
     AggregateStats, BucketCounter, Desc, FeatureId, GroupFeatures, GroupStats, MeterBandStats,
     MeterFeatures, MeterStats, MultipartReply, MultipartReplyBody as Reply,
@@ -21,80 +19,49 @@ use openflow::multipart::{
 use openflow::{ErrorCode, FixedStr, Message, OxmField};
 use packet::{PacketBuf, VecBuf};
 use parking_lot::Mutex;
-use pipeline::{ofconv, Emit, RemovedFlow, Sink, WorkerContext};
+use pipeline::{ofconv, Emit, Sink};
 
-use crate::switch::{Switch, N_TABLES};
+use crate::switch::{State, Switch, N_TABLES};
 
 /// Entries per multipart reply message: keeps each under 64 KiB.
 const PER_REPLY: usize = 64;
 
 pub struct OpenFlowSwitch {
     sw: Arc<Switch>,
+    /// SET_CONFIG's flags and miss_send_len: the agent's own, a leaf lock.
     config: Mutex<SwitchConfig>,
-    /// The control plane's worker context, for packet-out through the pipeline.
-    ctx: Mutex<WorkerContext>,
 }
+
+/// What a request gets when the switch cannot do it now (its state busy past
+/// [`crate::switch::LOCK_WAIT`], or a worker that does not take a new version):
+/// OpenFlow has no "try again" code; the reason is logged and counted.
+pub const UNAVAILABLE: ErrorCode = ErrorCode::BadRequest(BadRequestCode::Eperm);
 
 impl OpenFlowSwitch {
     pub fn new(sw: Arc<Switch>) -> OpenFlowSwitch {
-        let ctx = {
-            let tables = sw.tables.lock();
-            tables.worker_context(tables.config().workers - 1)
-        };
         OpenFlowSwitch {
             sw,
             config: Mutex::new(SwitchConfig {
                 flags: ConfigFlags::FRAG_NORMAL,
                 miss_send_len: OFP_DEFAULT_MISS_SEND_LEN,
             }),
-            ctx: Mutex::new(ctx),
         }
     }
 
-    fn port_descs(&self) -> Vec<Port> {
-        port_descs(&self.sw)
-    }
-
-    fn removed(&self, removed: Vec<RemovedFlow>) {
-        for r in removed {
-            if r.entry.flags.contains(FlowModFlags::SEND_FLOW_REM) {
-                self.sw
-                    .publish_event(AsyncEvent::FlowRemoved(ofconv::flow_removed(&r)));
-            }
-        }
+    fn lock(&self) -> Result<crate::switch::Locked<'_>, ErrorCode> {
+        self.sw.lock().map_err(|_| UNAVAILABLE)
     }
 
     fn port_mod(&self, pm: &openflow::messages::PortMod) -> Result<(), ErrorCode> {
-        let desc = self
-            .port_descs()
-            .into_iter()
-            .find(|p| p.port_no == pm.port_no)
+        let mut st = self.lock()?;
+        let desc = st
+            .port_desc(pm.port_no)
             .ok_or(ErrorCode::PortModFailed(PortModFailedCode::BadPort))?;
         if desc.hw_addr != pm.hw_addr {
             return Err(ErrorCode::PortModFailed(PortModFailedCode::BadHwAddr));
         }
-        {
-            let mut tables = self.sw.tables.lock();
-            let mut info = tables
-                .ports()
-                .get(pm.port_no)
-                .cloned()
-                .ok_or(ErrorCode::PortModFailed(PortModFailedCode::BadPort))?;
-            info.config = PortConfig((info.config.0 & !pm.mask.0) | (pm.config.0 & pm.mask.0));
-            tables.set_port(info);
-        }
-        self.sw.mark_dirty();
-        if let Some(desc) = self
-            .port_descs()
-            .into_iter()
-            .find(|p| p.port_no == pm.port_no)
-        {
-            self.sw.publish_event(AsyncEvent::PortStatus(PortStatus {
-                reason: PortReason::Modify,
-                desc,
-            }));
-        }
-        Ok(())
+        st.modify_port_config(pm.port_no, pm.config, pm.mask)
+            .ok_or(ErrorCode::PortModFailed(PortModFailedCode::BadPort))
     }
 
     fn packet_out(&self, po: &openflow::messages::PacketOut) -> Result<(), ErrorCode> {
@@ -102,34 +69,36 @@ impl OpenFlowSwitch {
             // This switch never buffers packets (n_buffers = 0).
             return Err(ErrorCode::BadRequest(BadRequestCode::BufferUnknown));
         }
-        let (actions, pipeline) = {
-            let tables = self.sw.tables.lock();
-            let actions = ofconv::convert_packet_out(po.in_port, &po.actions, &tables)
-                .map_err(|e| e.code())?;
-            (actions, tables.current())
-        };
+        let now = self.sw.now();
+        let mut st = self.lock()?;
+        let actions = ofconv::convert_packet_out(po.in_port, &po.actions, &st.tables)
+            .map_err(|e| e.code())?;
+        let pipeline = st.tables.current();
         let mut key = packet::extract(&po.data, po.in_port);
         let mut pkt = VecBuf::new(&po.data);
         let mut sink = Collect::default();
-        {
-            let mut ctx = self.ctx.lock();
-            ctx.set_now(self.sw.now());
-            pipeline.packet_out(&actions, &mut pkt, &mut key, &mut ctx, &mut sink);
-        }
-        let dp = self.sw.datapath.lock();
-        if let Some(dp) = dp.as_ref() {
-            for (port, frame) in sink.out {
-                if let Err(e) = dp.send(port, &frame) {
-                    tracing::debug!("packet-out to {port}: {e}");
-                }
-            }
-        }
-        self.sw.drain_packet_ins();
+        st.packet_out_ctx.set_now(now);
+        pipeline.packet_out(
+            &actions,
+            &mut pkt,
+            &mut key,
+            &mut st.packet_out_ctx,
+            &mut sink,
+        );
+        st.send_frames(sink.out, "packet-out");
+        // Packet-ins the packet-out made go out with its reply, not a tick later.
+        st.drain_packet_ins(
+            now,
+            &self.sw.profile_counters,
+            crate::switch::PACKET_INS_PER_TICK,
+        );
         Ok(())
     }
 
     fn multipart(&self, body: &Req) -> Result<Vec<Message>, ErrorCode> {
         let now = self.sw.now();
+        // One look at the state for the whole reply; encoding happens after it is released.
+        let mut st = self.lock()?;
         let one = |b: Reply| Ok(vec![reply(MultipartFlags::empty(), b)]);
         match body {
             Req::Desc => one(Reply::Desc(Box::new(Desc {
@@ -139,10 +108,9 @@ impl OpenFlowSwitch {
                 serial_num: FixedStr::new(""),
                 dp_desc: FixedStr::new(&self.sw.config.bridge.name),
             }))),
-            Req::PortDesc => Ok(chunked(self.port_descs(), Reply::PortDesc)),
+            Req::PortDesc => Ok(chunked(st.port_descs(), Reply::PortDesc)),
             Req::PortStats { port_no } => {
-                let dp = self.sw.datapath.lock();
-                let ports = dp.as_ref().map(|d| d.ports()).unwrap_or_default();
+                let ports = st.datapath.as_ref().map(|d| d.ports()).unwrap_or_default();
                 if *port_no != OFPP_ANY && !ports.iter().any(|p| p.ofport == *port_no) {
                     return Err(ErrorCode::BadRequest(BadRequestCode::BadPort));
                 }
@@ -169,7 +137,7 @@ impl OpenFlowSwitch {
             }
             Req::Queue { .. } => one(Reply::Queue(Vec::new())),
             Req::Table => {
-                let counts = self.sw.tables.lock().table_counts();
+                let counts = st.tables.table_counts();
                 let stats = counts
                     .iter()
                     .map(|c| TableStats {
@@ -185,17 +153,11 @@ impl OpenFlowSwitch {
                 TableFeaturesFailedCode::Eperm,
             )),
             // About 2.3 KB per table: 16 tables keep a message well under 64 KiB.
-            Req::TableFeatures(_) => Ok(chunked_by(
-                table_features(&self.sw),
-                16,
-                Reply::TableFeatures,
-            )),
+            Req::TableFeatures(_) => Ok(chunked_by(table_features(&st), 16, Reply::TableFeatures)),
             Req::Flow(r) | Req::Aggregate(r) => {
                 let m = ofconv::convert_match(&r.match_).map_err(|e| e.code())?;
-                let counts = self
-                    .sw
+                let counts = st
                     .tables
-                    .lock()
                     .flow_counts(
                         r.table_id,
                         &m,
@@ -218,7 +180,7 @@ impl OpenFlowSwitch {
                 ))
             }
             Req::Group { group_id } => {
-                let mut tables = self.sw.tables.lock();
+                let tables = &mut st.tables;
                 let ids: Vec<u32> = tables
                     .groups()
                     .map(|g| g.id)
@@ -260,7 +222,7 @@ impl OpenFlowSwitch {
                 Ok(chunked(stats, Reply::Group))
             }
             Req::GroupDesc => {
-                let tables = self.sw.tables.lock();
+                let tables = &st.tables;
                 Ok(chunked(
                     tables.groups().map(ofconv::group_desc).collect(),
                     Reply::GroupDesc,
@@ -274,7 +236,7 @@ impl OpenFlowSwitch {
                 actions: [action_bitmap(); 4],
             })),
             Req::Meter { meter_id } | Req::MeterConfig { meter_id } => {
-                let mut tables = self.sw.tables.lock();
+                let tables = &mut st.tables;
                 let meters: Vec<_> = tables
                     .meters()
                     .filter(|m| *meter_id == openflow::consts::OFPM_ALL || m.id == *meter_id)
@@ -352,24 +314,16 @@ fn meter_bands(bands: &[pipeline::meter::Band]) -> Vec<openflow::messages::Meter
 }
 
 /// The OpenFlow description of every port: identity, admin state, link.
-pub fn port_descs(sw: &Switch) -> Vec<Port> {
-    // One lock at a time: the control plane's other paths take the datapath
-    // and the tables in either order.
-    let status = sw
-        .datapath
-        .lock()
-        .as_ref()
-        .map(|d| d.ports())
-        .unwrap_or_default();
-    let configured = sw.ports.lock().clone();
-    let tables = sw.tables.lock();
-    configured
+pub fn port_descs(st: &State) -> Vec<Port> {
+    let status = st.datapath.as_ref().map(|d| d.ports()).unwrap_or_default();
+    st.ports
         .iter()
         .map(|p| {
-            let st = status.iter().find(|s| s.ofport == p.ofport);
-            let up = st.is_some_and(|s| s.link_up);
-            let speed_kbps = st.map_or(0, |s| s.speed_mbps.saturating_mul(1000));
-            let config = tables
+            let s = status.iter().find(|s| s.ofport == p.ofport);
+            let up = s.is_some_and(|s| s.link_up);
+            let speed_kbps = s.map_or(0, |s| s.speed_mbps.saturating_mul(1000));
+            let config = st
+                .tables
                 .ports()
                 .get(p.ofport)
                 .map_or(PortConfig::empty(), |i| i.config);
@@ -383,7 +337,7 @@ pub fn port_descs(sw: &Switch) -> Vec<Port> {
             }
             Port {
                 port_no: p.ofport,
-                hw_addr: st.map_or([0; 6], |s| s.mac),
+                hw_addr: s.map_or([0; 6], |s| s.mac),
                 name: FixedStr::new(&p.name),
                 config,
                 state,
@@ -396,11 +350,6 @@ pub fn port_descs(sw: &Switch) -> Vec<Port> {
             }
         })
         .collect()
-}
-
-/// One port's description, if it exists.
-pub fn port_desc(sw: &Switch, ofport: u32) -> Option<Port> {
-    port_descs(sw).into_iter().find(|p| p.port_no == ofport)
 }
 
 fn reply(flags: MultipartFlags, body: Reply) -> Message {
@@ -444,7 +393,7 @@ const INSTRUCTION_TYPES: [u16; 6] = [1, 2, 3, 4, 5, 6];
 /// The TABLE_FEATURES reply: every table supports every field, action and
 /// instruction, and may go to any later table. ovs-ofctl requires the eight
 /// properties in every table.
-fn table_features(sw: &Switch) -> Vec<TableFeatures> {
+fn table_features(st: &State) -> Vec<TableFeatures> {
     let fields: Vec<OxmField> = (0..=39u8).filter_map(OxmField::from_raw).collect();
     let ids = |masked: bool| -> Vec<OxmId> {
         fields
@@ -501,7 +450,7 @@ fn table_features(sw: &Switch) -> Vec<TableFeatures> {
             properties.push(TableFeatureProp::Wildcards(ids(false)));
             TableFeatures {
                 table_id: t,
-                name: FixedStr::new(&sw.table_name(t)),
+                name: FixedStr::new(&st.table_name(t)),
                 metadata_match: u64::MAX,
                 metadata_write: u64::MAX,
                 config: openflow::consts::TableConfig(0),
@@ -554,36 +503,24 @@ impl OfSwitch for OpenFlowSwitch {
                 Ok(vec![])
             }
             Message::FlowMod(fm) => {
-                let removed = self
-                    .sw
-                    .tables
-                    .lock()
-                    .flow_mod(fm, now)
-                    .map_err(|e| e.code())?;
-                self.sw.mark_dirty();
-                self.removed(removed);
+                let mut st = self.lock()?;
+                let removed = st.tables.flow_mod(fm, now).map_err(|e| e.code())?;
+                st.mark_dirty();
+                st.flows_removed(removed);
                 Ok(vec![])
             }
             Message::GroupMod(gm) => {
-                let removed = self
-                    .sw
-                    .tables
-                    .lock()
-                    .group_mod(gm, now)
-                    .map_err(|e| e.code())?;
-                self.sw.mark_dirty();
-                self.removed(removed);
+                let mut st = self.lock()?;
+                let removed = st.tables.group_mod(gm, now).map_err(|e| e.code())?;
+                st.mark_dirty();
+                st.flows_removed(removed);
                 Ok(vec![])
             }
             Message::MeterMod(mm) => {
-                let removed = self
-                    .sw
-                    .tables
-                    .lock()
-                    .meter_mod(mm, now)
-                    .map_err(|e| e.code())?;
-                self.sw.mark_dirty();
-                self.removed(removed);
+                let mut st = self.lock()?;
+                let removed = st.tables.meter_mod(mm, now).map_err(|e| e.code())?;
+                st.mark_dirty();
+                st.flows_removed(removed);
                 Ok(vec![])
             }
             Message::PortMod(pm) => self.port_mod(pm).map(|()| vec![]),
@@ -601,18 +538,22 @@ impl OfSwitch for OpenFlowSwitch {
         }
     }
 
-    fn barrier(&self) {
-        self.sw.sync();
+    fn barrier(&self) -> Result<(), ErrorCode> {
+        self.sw.sync().map_err(|e| {
+            tracing::warn!("BARRIER refused: {e}");
+            UNAVAILABLE
+        })
     }
 
     fn try_barrier(&self) -> bool {
-        self.sw.try_sync()
+        self.sw.try_sync().unwrap_or(false)
     }
 
     fn bundle_check(&self, request: &Message) -> Result<(), ErrorCode> {
         match request {
             Message::FlowMod(fm) => {
-                ofconv::convert_flow_mod(fm, &self.sw.tables.lock()).map_err(|e| e.code())?;
+                let st = self.lock()?;
+                ofconv::convert_flow_mod(fm, &st.tables).map_err(|e| e.code())?;
                 Ok(())
             }
             _ => Err(ErrorCode::BadRequest(BadRequestCode::BadType)),
@@ -621,28 +562,28 @@ impl OfSwitch for OpenFlowSwitch {
 
     fn bundle_commit(&self, requests: &[Message]) -> Result<(), (usize, ErrorCode)> {
         let now = self.sw.now();
-        let removed = {
-            let mut tables = self.sw.tables.lock();
-            // Converted again: a group or port a message refers to may have gone since
-            // it was added.
-            let reqs = requests
-                .iter()
-                .enumerate()
-                .map(|(i, m)| match m {
-                    Message::FlowMod(fm) => {
-                        ofconv::convert_flow_mod(fm, &tables).map_err(|e| (i, e.code()))
-                    }
-                    _ => Err((i, ErrorCode::BadRequest(BadRequestCode::BadType))),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            tables
-                .apply_flow_mods_atomic(reqs, now)
-                .map_err(|(i, e)| (i, e.code()))?
-        };
-        // One publish for the whole bundle, and the reply waits for the workers.
-        self.sw.mark_dirty();
-        self.sw.sync();
-        self.removed(removed);
+        {
+            let mut st = self.lock().map_err(|e| (0, e))?;
+            // Converted again, against the state so far: a group or port a message refers
+            // to may have gone since it was added. An error drops `tx`: nothing changed.
+            let mut tx = st.tables.transaction(now);
+            for (i, m) in requests.iter().enumerate() {
+                match m {
+                    Message::FlowMod(fm) => tx.of_flow_mod(fm).map_err(|(i, e)| (i, e.code()))?,
+                    _ => return Err((i, ErrorCode::BadRequest(BadRequestCode::BadType))),
+                }
+            }
+            let removed = tx.commit().map_err(|(i, e)| (i, e.code()))?.removed;
+            // One publish for the whole bundle.
+            st.mark_dirty();
+            st.publish_pending();
+            st.flows_removed(removed);
+        }
+        // The reply waits for the workers; a stuck one is logged and counted
+        // (the commit itself is applied: the next barrier reports it).
+        if let Err(e) = self.sw.sync() {
+            tracing::warn!("bundle committed, but: {e}");
+        }
         Ok(())
     }
 }

@@ -9,14 +9,13 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use ferroflow_config::{InstanceConfig, MetadataConfig, NetworkConfig, PortConfig};
+use ferroflow_config::{InstanceConfig, MetadataConfig, NetworkConfig};
 use openflow::consts::{OFPG_ANY, OFPP_ANY, OFPTT_ALL};
 use openflow::messages::{FlowMod, FlowModCommand};
-use parking_lot::Mutex;
-use pipeline::ofconv;
+use std::time::Duration;
 use vnet::{compile, Model, ProfileError, ProfileFlow, Role};
 
-use crate::switch::Switch;
+use crate::switch::State;
 
 /// The operator's description, as the API and the config file spell it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,191 +45,186 @@ pub enum ProfileChangeError {
     Flow { flow: String, message: String },
 }
 
+/// The profile's part of the switch's state ([`crate::switch::State`]).
 #[derive(Default)]
-struct State {
+pub struct ProfileState {
     desc: Description,
     model: Model,
     /// What is installed: (table, priority, match) -> flow.
     installed: BTreeMap<(u8, u16, String), ProfileFlow>,
 }
 
-#[derive(Default)]
-pub struct Profile {
-    state: Mutex<State>,
-    pub counters: ProfileCounters,
-}
-
-impl Profile {
-    pub fn description(&self) -> Description {
-        self.state.lock().desc.clone()
+impl ProfileState {
+    pub fn description(&self) -> &Description {
+        &self.desc
     }
 
     pub fn is_active(&self) -> bool {
-        !self.state.lock().model.is_empty()
+        !self.model.is_empty()
     }
+}
 
-    /// Replaces the description: checks it against the ports, compiles it, and
-    /// installs the difference. On error nothing changes.
-    pub fn set(&self, sw: &Switch, desc: Description) -> Result<(), ProfileChangeError> {
-        let ports: Vec<PortConfig> = sw.ports.lock().clone();
-        let model = Model::build(
-            &desc.networks,
-            &desc.instances,
-            desc.metadata.as_ref(),
-            &ports,
-        )?;
-        let mut st = self.state.lock();
-        let mut new: BTreeMap<(u8, u16, String), ProfileFlow> = BTreeMap::new();
-        for f in compile(&model) {
-            new.insert((f.table, f.priority, f.match_.clone()), f);
-        }
-        let mut mods = Vec::new();
-        for (k, f) in &st.installed {
-            if !new.contains_key(k) {
-                let text = format!("table={},priority={},{}", f.table, f.priority, f.match_);
-                mods.push((text.clone(), parse(&text, FlowModCommand::DeleteStrict)?));
-            }
-        }
-        for (k, f) in &new {
-            if st.installed.get(k) != Some(f) {
-                mods.push((f.text.clone(), parse(&f.text, FlowModCommand::Add)?));
-            }
-        }
-        // On-demand flows of instances and networks that are gone.
-        let gone_instances = st
-            .model
-            .instances
-            .iter()
-            .filter(|i| {
-                !model
-                    .instances
-                    .iter()
-                    .any(|j| j.name == i.name && j.port == i.port)
-            })
-            .map(|i| Role::MetadataConnection.cookie(i.subject));
-        let gone_networks = st
-            .model
-            .networks
-            .iter()
-            .filter(|n| !model.networks.iter().any(|m| m.id == n.id))
-            .map(|n| Role::VerifiedSource.cookie(n.id));
-        for cookie in gone_instances.chain(gone_networks).collect::<Vec<_>>() {
-            let mut fm = FlowMod::add(OFPTT_ALL, 0, openflow::Match::any(), Vec::new());
-            fm.command = FlowModCommand::Delete;
-            fm.cookie = cookie;
-            fm.cookie_mask = u64::MAX;
-            mods.push((format!("cookie={cookie:#x}"), fm));
-        }
-        apply(sw, &mods)?;
-        st.desc = desc;
-        st.model = model;
-        st.installed = new;
-        Ok(())
+/// Replaces the description: checks it against the ports, compiles it, and
+/// installs the difference as one transaction. On error nothing changes.
+pub fn set(st: &mut State, now: Duration, desc: Description) -> Result<(), ProfileChangeError> {
+    let model = Model::build(
+        &desc.networks,
+        &desc.instances,
+        desc.metadata.as_ref(),
+        &st.ports,
+    )?;
+    let mut new: BTreeMap<(u8, u16, String), ProfileFlow> = BTreeMap::new();
+    for f in compile(&model) {
+        new.insert((f.table, f.priority, f.match_.clone()), f);
     }
-
-    /// Who in the description uses port `name` (an instance, a network's uplink).
-    pub fn port_user(&self, name: &str, ofport: u32) -> Option<String> {
-        let st = self.state.lock();
-        if let Some(i) = st
-            .desc
-            .instances
-            .iter()
-            .find(|i| i.port.as_deref() == Some(name))
-        {
-            return Some(format!("instance {:?}", i.name));
-        }
-        if let Some(n) = st
-            .desc
-            .networks
-            .iter()
-            .find(|n| n.uplink.as_deref() == Some(name))
-        {
-            return Some(format!("network {:?} (its uplink)", n.name));
-        }
-        if st.desc.metadata.is_some() && ofport == ferroflow_config::OFPP_LOCAL {
-            return Some("the metadata service (LOCAL)".into());
-        }
-        None
-    }
-
-    /// Recompiles after the switch's ports changed (a port that an instance
-    /// or uplink names came or went). A description that no longer fits the
-    /// ports keeps its last flows, and says why in the log.
-    pub fn ports_changed(&self, sw: &Switch) {
-        let desc = self.description();
-        if desc.networks.is_empty() {
-            return;
-        }
-        if let Err(e) = self.set(sw, desc) {
-            tracing::warn!("virtual networks: after a port change: {e}");
+    let prof = &st.profile;
+    let mut mods = Vec::new();
+    for (k, f) in &prof.installed {
+        if !new.contains_key(k) {
+            let text = format!("table={},priority={},{}", f.table, f.priority, f.match_);
+            mods.push((text.clone(), parse(&text, FlowModCommand::DeleteStrict)?));
         }
     }
-
-    /// A packet a flow sent to the control plane; false if it is not one of
-    /// the profile's (it then goes to the controllers).
-    pub fn packet_in(&self, sw: &Switch, r: &pipeline::packet_in::PacketInRecord) -> bool {
-        let reaction = {
-            let st = self.state.lock();
-            match vnet::react(&st.model, r.cookie, r.in_port, &r.data) {
-                Some(x) => x,
-                None => return false,
-            }
-        };
-        if let Some(why) = &reaction.refused {
-            self.counters.refused.fetch_add(1, Relaxed);
-            tracing::debug!(in_port = r.in_port, "virtual networks: {why}");
-        } else {
-            self.counters.packet_ins.fetch_add(1, Relaxed);
+    for (k, f) in &new {
+        if prof.installed.get(k) != Some(f) {
+            mods.push((f.text.clone(), parse(&f.text, FlowModCommand::Add)?));
         }
-        if !reaction.flows.is_empty() {
-            let mods: Result<Vec<_>, _> = reaction
-                .flows
+    }
+    // On-demand flows of instances and networks that are gone.
+    let gone_instances = prof
+        .model
+        .instances
+        .iter()
+        .filter(|i| {
+            !model
+                .instances
                 .iter()
-                .map(|f| parse(&f.text, FlowModCommand::Add).map(|fm| (f.text.clone(), fm)))
-                .collect();
-            match mods.and_then(|m| apply(sw, &m)) {
-                Ok(()) => {
-                    self.counters
-                        .flows_on_demand
-                        .fetch_add(reaction.flows.len() as u64, Relaxed);
-                }
-                Err(e) => {
-                    tracing::warn!("virtual networks: on-demand flows: {e}");
-                    return true;
-                }
+                .any(|j| j.name == i.name && j.port == i.port)
+        })
+        .map(|i| Role::MetadataConnection.cookie(i.subject));
+    let gone_networks = prof
+        .model
+        .networks
+        .iter()
+        .filter(|n| !model.networks.iter().any(|m| m.id == n.id))
+        .map(|n| Role::VerifiedSource.cookie(n.id));
+    for cookie in gone_instances.chain(gone_networks).collect::<Vec<_>>() {
+        let mut fm = FlowMod::add(OFPTT_ALL, 0, openflow::Match::any(), Vec::new());
+        fm.command = FlowModCommand::Delete;
+        fm.cookie = cookie;
+        fm.cookie_mask = u64::MAX;
+        mods.push((format!("cookie={cookie:#x}"), fm));
+    }
+    apply(st, now, &mods)?;
+    st.profile = ProfileState {
+        desc,
+        model,
+        installed: new,
+    };
+    Ok(())
+}
+
+/// Who in the description uses port `name` (an instance, a network's uplink).
+pub fn port_user(st: &State, name: &str, ofport: u32) -> Option<String> {
+    let desc = &st.profile.desc;
+    if let Some(i) = desc
+        .instances
+        .iter()
+        .find(|i| i.port.as_deref() == Some(name))
+    {
+        return Some(format!("instance {:?}", i.name));
+    }
+    if let Some(n) = desc
+        .networks
+        .iter()
+        .find(|n| n.uplink.as_deref() == Some(name))
+    {
+        return Some(format!("network {:?} (its uplink)", n.name));
+    }
+    if desc.metadata.is_some() && ofport == ferroflow_config::OFPP_LOCAL {
+        return Some("the metadata service (LOCAL)".into());
+    }
+    None
+}
+
+/// Recompiles after the switch's ports changed (a port that an instance
+/// or uplink names came or went). A description that no longer fits the
+/// ports keeps its last flows, and says why in the log.
+pub fn ports_changed(st: &mut State, now: Duration) {
+    let desc = st.profile.desc.clone();
+    if desc.networks.is_empty() {
+        return;
+    }
+    if let Err(e) = set(st, now, desc) {
+        tracing::warn!("virtual networks: after a port change: {e}");
+    }
+}
+
+/// A packet a flow sent to the control plane; false if it is not one of
+/// the profile's (it then goes to the controllers).
+pub fn packet_in(
+    st: &mut State,
+    now: Duration,
+    counters: &ProfileCounters,
+    r: &pipeline::packet_in::PacketInRecord,
+) -> bool {
+    let Some(reaction) = vnet::react(&st.profile.model, r.cookie, r.in_port, &r.data) else {
+        return false;
+    };
+    if let Some(why) = &reaction.refused {
+        counters.refused.fetch_add(1, Relaxed);
+        tracing::debug!(in_port = r.in_port, "virtual networks: {why}");
+    } else {
+        counters.packet_ins.fetch_add(1, Relaxed);
+    }
+    if !reaction.flows.is_empty() {
+        let mods: Result<Vec<_>, _> = reaction
+            .flows
+            .iter()
+            .map(|f| parse(&f.text, FlowModCommand::Add).map(|fm| (f.text.clone(), fm)))
+            .collect();
+        match mods.and_then(|m| apply(st, now, &m)) {
+            Ok(()) => {
+                counters
+                    .flows_on_demand
+                    .fetch_add(reaction.flows.len() as u64, Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!("virtual networks: on-demand flows: {e}");
+                return true;
             }
         }
-        if reaction.reinject {
-            sw.inject(
-                r.in_port,
-                &r.data,
-                &[pipeline::Action::output(openflow::consts::OFPP_TABLE)],
-            );
-        } else if let Some(port) = reaction.relay {
-            sw.inject(r.in_port, &r.data, &[pipeline::Action::output(port)]);
-        }
-        true
     }
+    if reaction.reinject {
+        st.inject(
+            now,
+            r.in_port,
+            &r.data,
+            &[pipeline::Action::output(openflow::consts::OFPP_TABLE)],
+        );
+    } else if let Some(port) = reaction.relay {
+        st.inject(now, r.in_port, &r.data, &[pipeline::Action::output(port)]);
+    }
+    true
+}
 
-    /// Packets and bytes the anti-spoofing drops of instance `name` counted.
-    pub fn spoofed(&self, sw: &Switch, name: &str) -> (u64, u64) {
-        let cookie = Role::Spoof.cookie(vnet::subject_of(name));
-        let mut tables = sw.tables.lock();
-        tables
-            .flow_counts(
-                OFPTT_ALL,
-                &pipeline::Match::any(),
-                cookie,
-                u64::MAX,
-                OFPP_ANY,
-                OFPG_ANY,
-            )
-            .map(|c| {
-                c.iter()
-                    .fold((0, 0), |(p, b), f| (p + f.packets, b + f.bytes))
-            })
-            .unwrap_or_default()
-    }
+/// Packets and bytes the anti-spoofing drops of instance `name` counted.
+pub fn spoofed(st: &mut State, name: &str) -> (u64, u64) {
+    let cookie = Role::Spoof.cookie(vnet::subject_of(name));
+    st.tables
+        .flow_counts(
+            OFPTT_ALL,
+            &pipeline::Match::any(),
+            cookie,
+            u64::MAX,
+            OFPP_ANY,
+            OFPG_ANY,
+        )
+        .map(|c| {
+            c.iter()
+                .fold((0, 0), |(p, b), f| (p + f.packets, b + f.bytes))
+        })
+        .unwrap_or_default()
 }
 
 fn parse(text: &str, command: FlowModCommand) -> Result<FlowMod, ProfileChangeError> {
@@ -241,27 +235,25 @@ fn parse(text: &str, command: FlowModCommand) -> Result<FlowMod, ProfileChangeEr
 }
 
 /// Checks every flow-mod, then applies them all and publishes once.
-fn apply(sw: &Switch, mods: &[(String, FlowMod)]) -> Result<(), ProfileChangeError> {
+fn apply(
+    st: &mut State,
+    now: Duration,
+    mods: &[(String, FlowMod)],
+) -> Result<(), ProfileChangeError> {
     if mods.is_empty() {
         return Ok(());
     }
-    let now = sw.now();
-    {
-        let mut tables = sw.tables.lock();
-        for (text, fm) in mods {
-            ofconv::convert_flow_mod(fm, &tables).map_err(|e| ProfileChangeError::Flow {
-                flow: text.clone(),
-                message: e.to_string(),
-            })?;
-        }
-        for (text, fm) in mods {
-            if let Err(e) = tables.flow_mod(fm, now) {
-                // Checked above: only a full table gets here.
-                tracing::error!("virtual networks: {text}: {e}");
-            }
-        }
+    // All or nothing: a refused flow (a full table, say) leaves the tables as they were.
+    let mut tx = st.tables.transaction(now);
+    let refused = |(i, e): (usize, pipeline::PipelineError)| ProfileChangeError::Flow {
+        flow: mods[i].0.clone(),
+        message: e.to_string(),
+    };
+    for (_, fm) in mods {
+        tx.of_flow_mod(fm).map_err(refused)?;
     }
-    sw.mark_dirty();
-    sw.sync();
+    tx.commit().map_err(refused)?;
+    st.mark_dirty();
+    st.publish_pending();
     Ok(())
 }

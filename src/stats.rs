@@ -21,24 +21,28 @@ pub struct StatsSnapshot {
 }
 
 impl StatsSnapshot {
+    /// The counters now; waits for the switch's state as long as any call
+    /// may ([`crate::switch::LOCK_WAIT`]), and is empty if it never came.
     pub fn take(sw: &Switch) -> Self {
-        Self::take_within(sw, None).expect("an unbounded wait always gets the lock")
+        Self::take_within(sw, Some(crate::switch::LOCK_WAIT)).unwrap_or_else(|| StatsSnapshot {
+            uptime_s: sw.started.elapsed().as_secs_f64(),
+            ports: Vec::new(),
+            workers: Vec::new(),
+            mac_entries: 0,
+            mbufs_in_use: 0,
+        })
     }
 
-    /// As [`StatsSnapshot::take`], but gives up (`None`) when the datapath is
-    /// busy for longer than `limit` (a port being created or removed): the
-    /// control plane's periodic report must not stall signals and housekeeping.
+    /// As [`StatsSnapshot::take`], but gives up (`None`) when the switch's
+    /// state is busy for longer than `limit` (a port being created or
+    /// removed): the control plane's periodic report must not stall signals
+    /// and housekeeping.
     pub fn take_within(sw: &Switch, limit: Option<std::time::Duration>) -> Option<Self> {
         let uptime_s = sw.started.elapsed().as_secs_f64();
-        // One lock at a time (tables, then the datapath): nesting them here
-        // and the other way round elsewhere could deadlock the control plane.
         let now = sw.now().as_secs() as u32;
-        let mac_entries = sw.tables.lock().mac_table().entries(now).len();
-        let dp = match limit {
-            Some(l) => sw.datapath.try_lock_for(l)?,
-            None => sw.datapath.lock(),
-        };
-        Some(match dp.as_ref() {
+        let st = sw.lock_within(limit.unwrap_or(crate::switch::LOCK_WAIT))?;
+        let mac_entries = st.tables.mac_table().entries(now).len();
+        Some(match st.datapath.as_ref() {
             Some(dp) => StatsSnapshot {
                 uptime_s,
                 ports: dp.ports(),

@@ -1,7 +1,26 @@
-//! The control plane's view of the switch: configuration, the flow tables
-//! (which publish pipeline versions to the workers), and the datapath.
+//! The switch's state and its one owner.
+//!
+//! Everything the control plane changes (ports, flow tables, groups, meters,
+//! the datapath, the virtual-network profile, link and fail-mode state) lives
+//! in one [`State`], reached only through [`Switch::lock`], which waits a
+//! bounded time ([`LOCK_WAIT`]) and then fails with [`Busy`] rather than queue
+//! forever. There is no second switch lock to take in the wrong order: code
+//! that holds the state works on `&mut State` and never reaches for
+//! [`Switch::lock`] again (parking_lot's locks are not reentrant, and test
+//! builds run its deadlock detector, so a slip shows at once).
+//!
+//! Rules the code below keeps, because a hypervisor switch that hangs takes
+//! every VM on the host with it:
+//! - the state is never held across a wait on workers or peers: a barrier
+//!   publishes under the lock, then waits for the workers' acknowledgements
+//!   without it, with a deadline, and fails honestly when it passes;
+//! - asynchronous OpenFlow messages produced under the lock are queued in the
+//!   state and sent after it is released ([`Locked`]'s drop);
+//! - per-tick work is bounded (packet-ins per tick, a short lock wait).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -13,46 +32,154 @@ use ferroflow_config::{Config, FailMode, PortConfig};
 use ofagent::{Agent, AsyncEvent};
 use openflow::consts::OFPP_NORMAL;
 use openflow::messages::{PortReason, PortStatus};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use pipeline::{
     Action, FlowModReq, FlowTables, Instructions, Match, MissPolicy, PipelineConfig, PortInfo,
 };
 
+use crate::profile::{ProfileCounters, ProfileState};
+
 /// Tables in the pipeline: OpenFlow's maximum, as ovs-ofctl and controllers expect.
 pub const N_TABLES: u8 = 255;
+
+/// Longest wait for the switch's state. Every holder's work is bounded (a
+/// compile of a large table is the longest, well under this), so a caller that
+/// waits longer is told the switch is busy instead of queueing without end.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Longest a barrier (or any change that promises its effect is visible)
+/// waits for the workers to move to the new version.
+pub const SYNC_WAIT: Duration = Duration::from_secs(2);
+
+/// Packet-ins relayed (or handled by the profile) per housekeeping tick: a
+/// flood must not keep the tick from expiring flows, publishing and stopping.
+/// At one tick per 5 ms this is up to 51200 per second; the rest wait in the
+/// bounded queue, and what does not fit there is dropped and counted.
+pub const PACKET_INS_PER_TICK: usize = 256;
+
+/// How long the stop path waits for the state: a stop must end the process
+/// within 2 s even when a call holds the state.
+const STOP_LOCK_WAIT: Duration = Duration::from_millis(300);
+
+/// The state could not be had within [`LOCK_WAIT`].
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the switch is busy: its state was not free within {} s; try again", LOCK_WAIT.as_secs())]
+pub struct Busy;
+
+/// Why a change could not be made visible to every packet.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    /// Workers that still run an older version after [`SYNC_WAIT`]. The
+    /// change is applied and published; the workers will run it when they
+    /// resume, but it cannot be promised now.
+    #[error("the change is published, but {0} worker(s) did not move to it within {1:?}: a worker is stuck (see `ferroflowctl status`)")]
+    Stuck(usize, Duration),
+}
+
+/// Control-plane counters, exported as metrics.
+#[derive(Debug, Default)]
+pub struct ControlCounters {
+    /// Barriers and syncs that gave up waiting for a worker.
+    pub sync_timeouts: AtomicU64,
+    /// Calls refused because the state was busy longer than [`LOCK_WAIT`].
+    pub busy: AtomicU64,
+    /// Housekeeping ticks skipped because the state was busy.
+    pub ticks_skipped: AtomicU64,
+    /// Housekeeping ticks that left packet-ins queued for the next one.
+    pub packet_in_backlog_ticks: AtomicU64,
+    /// Longest housekeeping tick, in microseconds.
+    pub longest_tick_us: AtomicU64,
+}
 
 pub struct Switch {
     /// The configuration it started with.
     pub config: Config,
-    /// The ports now, as configured (ports come and go at runtime).
-    pub ports: Mutex<Vec<PortConfig>>,
-    pub tables: Mutex<FlowTables>,
-    pub datapath: Mutex<Option<Datapath>>,
     pub started: Instant,
-    /// Flow changes not yet published to the workers.
-    dirty: AtomicBool,
-    /// When the tables last changed ([`Switch::now`] in nanoseconds), and whether they
-    /// changed since the last compaction: an idle second after changes merges each
-    /// table's levels into one (see `pipeline::Level`).
-    last_change: AtomicU64,
-    uncompacted: AtomicBool,
+    state: Mutex<State>,
+    /// Where asynchronous OpenFlow messages go. A leaf lock: only taken to
+    /// clone the pointer, never while another lock is taken after it.
     agent: Mutex<Weak<Agent>>,
-    /// Standalone fail mode: since when no controller has been connected, and
-    /// whether NORMAL has taken over table-miss.
-    fail_open: Mutex<(Option<Instant>, bool)>,
-    last_expiry: Mutex<Instant>,
-    /// When the last paced publish happened and how long it took.
-    publish_pacing: Mutex<(Instant, Duration)>,
-    last_link_check: Mutex<Instant>,
-    /// Last link state seen per OpenFlow port.
-    links: Mutex<std::collections::HashMap<u32, bool>>,
-    /// The virtual-network profile (networks, instances, metadata service).
-    pub profile: crate::profile::Profile,
-    /// The profile's pipeline context, for packets it sends through the tables.
-    inject_ctx: Mutex<pipeline::WorkerContext>,
+    pub counters: ControlCounters,
+    pub profile_counters: ProfileCounters,
     /// Last, so that it is dropped after the datapath.
     eal: Arc<Eal>,
 }
+
+/// The switch's state: one owner, changed only through [`Switch::lock`].
+pub struct State {
+    /// The ports now, as configured (ports come and go at runtime).
+    pub ports: Vec<PortConfig>,
+    pub tables: FlowTables,
+    pub datapath: Option<Datapath>,
+    /// The virtual-network profile (networks, instances, metadata service).
+    pub profile: ProfileState,
+    /// Flows, groups and meters the management API added (and so persists).
+    pub api_owned: crate::api::Owned,
+    /// The control plane's pipeline contexts: OpenFlow packet-out, and the
+    /// profile's re-injected packets.
+    pub packet_out_ctx: pipeline::WorkerContext,
+    inject_ctx: pipeline::WorkerContext,
+    /// Flow changes not yet published to the workers.
+    dirty: bool,
+    /// When the tables last changed, and whether they changed since the last
+    /// compaction: an idle second after changes merges each table's levels
+    /// into one (see `pipeline::Level`).
+    last_change: Instant,
+    uncompacted: bool,
+    /// Standalone fail mode: since when no controller has been connected, and
+    /// whether NORMAL has taken over table-miss.
+    fail_open: (Option<Instant>, bool),
+    last_expiry: Instant,
+    /// When the last paced publish happened and how long it took.
+    publish_pacing: (Instant, Duration),
+    last_link_check: Instant,
+    /// Last link state seen per OpenFlow port.
+    links: HashMap<u32, bool>,
+    /// Asynchronous messages made under the lock, sent once it is released.
+    events: Vec<AsyncEvent>,
+}
+
+/// The switch's state, held. Dropping it releases the state and then sends
+/// the asynchronous messages queued while it was held.
+pub struct Locked<'a> {
+    sw: &'a Switch,
+    guard: Option<MutexGuard<'a, State>>,
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let events = match self.guard.as_mut() {
+            Some(g) => std::mem::take(&mut g.events),
+            None => Vec::new(),
+        };
+        drop(self.guard.take());
+        if !events.is_empty() {
+            if let Some(agent) = self.sw.agent() {
+                for e in &events {
+                    agent.publish(e);
+                }
+            }
+        }
+    }
+}
+
+/// How long halting the workers, and then closing the ports, may each take at stop.
+const DATAPATH_STOP_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a runtime port change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +196,8 @@ pub enum PortChangeError {
     Stopped,
     #[error("port {0:?} is used by {1}: remove that first")]
     InUse(String, String),
+    #[error(transparent)]
+    Busy(#[from] Busy),
     #[error(transparent)]
     Datapath(#[from] datapath::DatapathError),
 }
@@ -128,37 +257,357 @@ impl Switch {
         for e in &failed {
             tracing::error!("port could not be started, the switch runs without it: {e}");
         }
-        let inject_ctx = Mutex::new(tables.worker_context(workers));
-        let profile = crate::profile::Description {
+        let inject_ctx = tables.worker_context(workers);
+        let packet_out_ctx = tables.worker_context(workers + 1);
+        let desc = crate::profile::Description {
             networks: config.networks.clone(),
             instances: config.instances.clone(),
             metadata: config.metadata.clone(),
         };
-        let sw = Arc::new(Switch {
-            profile: crate::profile::Profile::default(),
+        let mut api_owned = crate::api::Owned::default();
+        if config.bridge.controllers.is_empty() {
+            // The default NORMAL flow is the bridge's own; the API may delete it.
+            api_owned
+                .flows
+                .insert(crate::api::flow_key(0, 0, &openflow::Match::any()));
+        }
+        let now = Instant::now();
+        let state = State {
+            ports: config.ports.clone(),
+            tables,
+            datapath: Some(dp),
+            profile: ProfileState::default(),
+            api_owned,
+            packet_out_ctx,
             inject_ctx,
-            ports: Mutex::new(config.ports.clone()),
+            dirty: false,
+            last_change: now,
+            uncompacted: false,
+            fail_open: (Some(now), false),
+            last_expiry: now,
+            publish_pacing: (now, Duration::ZERO),
+            last_link_check: now,
+            links: HashMap::new(),
+            events: Vec::new(),
+        };
+        let sw = Arc::new(Switch {
             config,
-            eal,
-            last_expiry: Mutex::new(Instant::now()),
-            publish_pacing: Mutex::new((Instant::now(), Duration::ZERO)),
-            last_link_check: Mutex::new(Instant::now()),
-            links: Mutex::new(std::collections::HashMap::new()),
-            tables: Mutex::new(tables),
-            datapath: Mutex::new(Some(dp)),
-            started: Instant::now(),
-            dirty: AtomicBool::new(false),
-            last_change: AtomicU64::new(0),
-            uncompacted: AtomicBool::new(false),
+            started: now,
+            state: Mutex::new(state),
             agent: Mutex::new(Weak::new()),
-            fail_open: Mutex::new((Some(Instant::now()), false)),
+            counters: ControlCounters::default(),
+            profile_counters: ProfileCounters::default(),
+            eal,
         });
-        if !profile.networks.is_empty() {
-            sw.profile
-                .set(&sw, profile)
+        if !desc.networks.is_empty() {
+            let mut st = sw.lock()?;
+            let now = sw.now();
+            crate::profile::set(&mut st, now, desc)
                 .map_err(|e| anyhow::anyhow!("virtual networks: {e}"))?;
         }
         Ok(sw)
+    }
+
+    /// The switch's state, waiting at most [`LOCK_WAIT`] for it.
+    pub fn lock(&self) -> Result<Locked<'_>, Busy> {
+        self.lock_within(LOCK_WAIT).ok_or_else(|| {
+            self.counters.busy.fetch_add(1, Relaxed);
+            tracing::warn!("the switch's state was busy for {LOCK_WAIT:?}: call refused");
+            Busy
+        })
+    }
+
+    /// The switch's state if it can be had within `wait`.
+    pub fn lock_within(&self, wait: Duration) -> Option<Locked<'_>> {
+        let guard = self.state.try_lock_for(wait)?;
+        Some(Locked {
+            sw: self,
+            guard: Some(guard),
+        })
+    }
+
+    /// Where asynchronous OpenFlow messages go.
+    pub fn set_agent(&self, agent: Weak<Agent>) {
+        *self.agent.lock() = agent;
+    }
+
+    pub fn agent(&self) -> Option<Arc<Agent>> {
+        self.agent.lock().upgrade()
+    }
+
+    /// Time since start, the pipeline's clock for timeouts.
+    pub fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Publishes pending changes; true when no worker still uses an older
+    /// version (then [`Switch::sync`] would return at once). Never waits for
+    /// the workers (only, boundedly, for the state).
+    pub fn try_sync(&self) -> Result<bool, Busy> {
+        let mut st = self.lock()?;
+        st.publish_pending();
+        Ok(st.tables.is_quiescent())
+    }
+
+    /// Publishes pending changes and waits, without holding the state, until
+    /// no worker still uses an older version: afterwards every packet sees
+    /// every change made before. Gives up after [`SYNC_WAIT`] with
+    /// [`SyncError::Stuck`]: the change stays published, but nothing is
+    /// promised about the stuck worker.
+    pub fn sync(&self) -> Result<(), SyncError> {
+        if self.try_sync()? {
+            return Ok(());
+        }
+        // A busy worker lets go of the old version after its current burst (a few
+        // microseconds; an idle one holds none): yield first, then sleep briefly.
+        let start = Instant::now();
+        loop {
+            if start.elapsed() < Duration::from_micros(200) {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            let (quiet, behind) = {
+                let mut st = self.lock()?;
+                let quiet = st.tables.is_quiescent();
+                (quiet, if quiet { 0 } else { st.workers_count() })
+            };
+            if quiet {
+                return Ok(());
+            }
+            if start.elapsed() >= SYNC_WAIT {
+                self.counters.sync_timeouts.fetch_add(1, Relaxed);
+                tracing::error!(
+                    "a worker did not move to the new table version within {SYNC_WAIT:?}"
+                );
+                return Err(SyncError::Stuck(behind.max(1), SYNC_WAIT));
+            }
+        }
+    }
+
+    /// The control plane's periodic work: publish pending changes, follow
+    /// links and fail mode, expire timed-out flows (FLOW_REMOVED where asked),
+    /// relay a bounded number of packet-ins. Skips the tick (counted) when the
+    /// state is busy: the caller's loop must keep reading its stop flag.
+    pub fn housekeeping(&self) {
+        let t0 = Instant::now();
+        let Some(mut st) = self.lock_within(Duration::from_millis(20)) else {
+            self.counters.ticks_skipped.fetch_add(1, Relaxed);
+            return;
+        };
+        let now = self.now();
+        let connected = self.agent().map(|a| a.controllers_connected() > 0);
+        st.check_fail_mode(&self.config, connected.unwrap_or(false));
+        st.check_links();
+        // Compiling a large table costs time: while flow-mods stream in,
+        // publish at most once per ten compile durations, so that the
+        // compile work stays a tenth of the control plane's time rather
+        // than growing with the square of the table (a barrier publishes
+        // at once).
+        if st.dirty
+            && st.publish_pacing.0.elapsed()
+                >= (st.publish_pacing.1 * 10).max(Duration::from_millis(5))
+        {
+            let t = Instant::now();
+            st.publish_pending();
+            st.publish_pacing = (Instant::now(), t.elapsed());
+        }
+        // Idle for a second after changes: one level per table again.
+        if !st.dirty && st.last_change.elapsed() >= Duration::from_secs(1) && st.uncompacted {
+            st.uncompacted = false;
+            let t = Instant::now();
+            if st.tables.compact() {
+                tracing::debug!("tables compacted in {:?}", t.elapsed());
+            }
+        }
+        // Timeouts have a resolution of a second; expiry reads every counter.
+        if st.last_expiry.elapsed() >= Duration::from_secs(1) {
+            st.last_expiry = Instant::now();
+            let removed = st.tables.expire(now);
+            if !removed.is_empty() {
+                st.tables.publish();
+            }
+            st.flows_removed(removed);
+        }
+        let left = st.drain_packet_ins(now, &self.profile_counters, PACKET_INS_PER_TICK);
+        drop(st);
+        if left {
+            self.counters.packet_in_backlog_ticks.fetch_add(1, Relaxed);
+        }
+        let us = t0.elapsed().as_micros() as u64;
+        self.counters.longest_tick_us.fetch_max(us, Relaxed);
+    }
+
+    /// Adds a port at runtime: the datapath creates it and hands its queues to
+    /// the workers, the pipeline learns it, controllers get PORT_STATUS ADD.
+    pub fn add_port(&self, pc: PortConfig) -> Result<(), PortChangeError> {
+        let mut st = self.lock()?;
+        if st.ports.iter().any(|p| p.name == pc.name) {
+            return Err(PortChangeError::NameExists(pc.name));
+        }
+        if st.ports.iter().any(|p| p.ofport == pc.ofport) {
+            return Err(PortChangeError::OfportExists(pc.ofport));
+        }
+        let mut check = self.config.clone();
+        check.ports = st.ports.clone();
+        check.ports.push(pc.clone());
+        check
+            .validate_ports()
+            .map_err(|(key, msg)| PortChangeError::Invalid(format!("{key}: {msg}")))?;
+        let spec = port_spec(&pc).map_err(PortChangeError::Invalid)?;
+        let dp = st.datapath.as_mut().ok_or(PortChangeError::Stopped)?;
+        // Ports withdrawn earlier that every worker has let go: closed off the lock.
+        let (closer, reaped) = (dp.closer(), dp.reap());
+        let added = dp.add_port(&self.eal, &spec);
+        if let Err(e) = added {
+            drop(st);
+            reaped.into_iter().for_each(|p| closer.close(p));
+            return Err(e.into());
+        }
+        let mut info = PortInfo::new(pc.ofport);
+        info.vlan = policy(&pc.vlan_mode());
+        st.tables.set_port(info);
+        st.tables.publish();
+        let ofport = pc.ofport;
+        st.ports.push(pc);
+        crate::profile::ports_changed(&mut st, self.now());
+        if let Some(desc) = st.port_desc(ofport) {
+            st.events.push(AsyncEvent::PortStatus(PortStatus {
+                reason: PortReason::Add,
+                desc,
+            }));
+        }
+        drop(st);
+        reaped.into_iter().for_each(|p| closer.close(p));
+        Ok(())
+    }
+
+    /// Removes a port at runtime; the other ports keep forwarding.
+    pub fn remove_port(&self, name: &str) -> Result<(), PortChangeError> {
+        let mut st = self.lock()?;
+        let pc = st.ports.iter().find(|p| p.name == name).cloned();
+        let pc = pc.ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
+        if let Some(user) = crate::profile::port_user(&st, name, pc.ofport) {
+            return Err(PortChangeError::InUse(name.to_owned(), user));
+        }
+        let desc = st.port_desc(pc.ofport);
+        let dp = st.datapath.as_mut().ok_or(PortChangeError::Stopped)?;
+        let (closer, mut detached) = (dp.closer(), dp.reap());
+        let removed = dp.remove_port(name);
+        let removed = match removed {
+            Ok(p) => p,
+            Err(e) => {
+                drop(st);
+                detached.into_iter().for_each(|p| closer.close(p));
+                return Err(e.into());
+            }
+        };
+        detached.push(removed);
+        st.tables.remove_port(pc.ofport);
+        st.tables.mac_table().flush_port(pc.ofport);
+        st.tables.publish();
+        st.ports.retain(|p| p.name != name);
+        crate::profile::ports_changed(&mut st, self.now());
+        if let Some(desc) = desc {
+            st.events.push(AsyncEvent::PortStatus(PortStatus {
+                reason: PortReason::Delete,
+                desc,
+            }));
+        }
+        // Closing can block (a vhost port with a stalled peer): never under the lock.
+        drop(st);
+        detached.into_iter().for_each(|p| closer.close(p));
+        Ok(())
+    }
+
+    /// Administrative up/down of a port (OpenFlow's OFPPC_PORT_DOWN): a down
+    /// port neither receives nor sends through the pipeline. Controllers get
+    /// PORT_STATUS MODIFY. Shared by the management API and PORT_MOD.
+    pub fn set_port_admin(&self, name: &str, up: bool) -> Result<(), PortChangeError> {
+        let mut st = self.lock()?;
+        let ofport = st
+            .ports
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.ofport)
+            .ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
+        let down = openflow::consts::PortConfig::PORT_DOWN;
+        let mask = openflow::consts::PortConfig(down.0);
+        let config = if up {
+            openflow::consts::PortConfig(0)
+        } else {
+            down
+        };
+        st.modify_port_config(ofport, config, mask)
+            .ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
+        Ok(())
+    }
+
+    /// Stops the workers (counters become final), keeping the ports open.
+    pub fn halt(&self) {
+        if let Some(mut st) = self.lock_within(STOP_LOCK_WAIT) {
+            if let Some(dp) = st.datapath.as_mut() {
+                dp.halt(Instant::now() + DATAPATH_STOP_WAIT);
+            }
+        }
+    }
+
+    /// Stops everything and releases the ports and buffers.
+    pub fn stop(&self) {
+        let dp = self
+            .lock_within(STOP_LOCK_WAIT)
+            .and_then(|mut st| st.datapath.take());
+        if let Some(dp) = dp {
+            let left = dp.stop(Instant::now() + DATAPATH_STOP_WAIT);
+            if left != datapath::StopReport::default() {
+                tracing::error!(?left, "datapath not fully stopped; left open");
+            }
+        }
+    }
+
+    /// The EAL the switch runs on.
+    pub fn eal(&self) -> &Arc<Eal> {
+        &self.eal
+    }
+}
+
+impl State {
+    /// Records that the tables changed; the next housekeeping tick (or a
+    /// barrier) publishes one version for all changes since the last.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+        self.last_change = Instant::now();
+        self.uncompacted = true;
+    }
+
+    /// Publishes the changes made since the last publish, if any.
+    pub fn publish_pending(&mut self) {
+        if std::mem::take(&mut self.dirty) {
+            self.tables.publish();
+        }
+    }
+
+    /// Queues an asynchronous message for the controllers; it is sent when the
+    /// state is released.
+    pub fn publish_event(&mut self, event: AsyncEvent) {
+        self.events.push(event);
+    }
+
+    /// FLOW_REMOVED for the removed flows that asked for it.
+    pub fn flows_removed(&mut self, removed: Vec<pipeline::RemovedFlow>) {
+        for r in removed {
+            if r.entry
+                .flags
+                .contains(openflow::consts::FlowModFlags::SEND_FLOW_REM)
+            {
+                self.events
+                    .push(AsyncEvent::FlowRemoved(pipeline::ofconv::flow_removed(&r)));
+            }
+        }
+    }
+
+    pub fn workers_count(&self) -> usize {
+        self.datapath.as_ref().map_or(0, |d| d.workers_count())
     }
 
     /// The name of table `t` (TABLE_FEATURES, dumps, metrics): the profile's
@@ -172,95 +621,98 @@ impl Switch {
         format!("table{t}")
     }
 
+    /// Whether a port is administratively up (not OFPPC_PORT_DOWN).
+    pub fn port_admin_up(&self, ofport: u32) -> bool {
+        self.tables
+            .ports()
+            .get(ofport)
+            .is_none_or(|i| !i.config.contains(openflow::consts::PortConfig::PORT_DOWN))
+    }
+
+    /// Changes a port's OpenFlow config bits under `mask`; PORT_STATUS MODIFY
+    /// to the controllers. None if the pipeline has no such port.
+    pub fn modify_port_config(
+        &mut self,
+        ofport: u32,
+        config: openflow::consts::PortConfig,
+        mask: openflow::consts::PortConfig,
+    ) -> Option<()> {
+        let mut info = self.tables.ports().get(ofport).cloned()?;
+        info.config = openflow::consts::PortConfig((info.config.0 & !mask.0) | (config.0 & mask.0));
+        self.tables.set_port(info);
+        self.mark_dirty();
+        if let Some(desc) = self.port_desc(ofport) {
+            self.events.push(AsyncEvent::PortStatus(PortStatus {
+                reason: PortReason::Modify,
+                desc,
+            }));
+        }
+        Some(())
+    }
+
+    /// The OpenFlow description of every port: identity, admin state, link.
+    pub fn port_descs(&self) -> Vec<openflow::messages::Port> {
+        crate::ofswitch::port_descs(self)
+    }
+
+    /// One port's description, if it exists.
+    pub fn port_desc(&self, ofport: u32) -> Option<openflow::messages::Port> {
+        self.port_descs().into_iter().find(|p| p.port_no == ofport)
+    }
+
     /// Runs `data` (as if it came in on `in_port`) through `actions` (an
     /// output to TABLE runs the flow tables) and sends what comes out.
-    pub fn inject(&self, in_port: u32, data: &[u8], actions: &[Action]) {
-        let pipeline = self.tables.lock().current();
+    pub fn inject(&mut self, now: Duration, in_port: u32, data: &[u8], actions: &[Action]) {
+        let pipeline = self.tables.current();
         let mut key = packet::extract(data, in_port);
         let mut pkt = packet::VecBuf::new(data);
         let mut sink = crate::ofswitch::Collect::default();
-        {
-            let mut ctx = self.inject_ctx.lock();
-            ctx.set_now(self.now());
-            pipeline.packet_out(actions, &mut pkt, &mut key, &mut ctx, &mut sink);
-        }
-        if let Some(dp) = self.datapath.lock().as_ref() {
-            for (port, frame) in sink.out {
+        self.inject_ctx.set_now(now);
+        pipeline.packet_out(actions, &mut pkt, &mut key, &mut self.inject_ctx, &mut sink);
+        self.send_frames(sink.out, "injected packet");
+    }
+
+    /// Hands frames to the first worker for sending; never blocks (a full
+    /// queue drops the frame, logged at debug level and counted by the datapath).
+    pub fn send_frames(&self, frames: Vec<(u32, Vec<u8>)>, what: &str) {
+        if let Some(dp) = self.datapath.as_ref() {
+            for (port, frame) in frames {
                 if let Err(e) = dp.send(port, &frame) {
-                    tracing::debug!("injected packet to {port}: {e}");
+                    tracing::debug!("{what} to {port}: {e}");
                 }
             }
         }
     }
 
-    /// Where asynchronous OpenFlow messages go.
-    pub fn set_agent(&self, agent: Weak<Agent>) {
-        *self.agent.lock() = agent;
-    }
-
-    pub fn publish_event(&self, event: AsyncEvent) {
-        if let Some(agent) = self.agent.lock().upgrade() {
-            agent.publish(&event);
-        }
-    }
-
-    /// Records that the tables changed; the next housekeeping tick (or a
-    /// barrier) publishes one version for all changes since the last.
-    pub fn mark_dirty(&self) {
-        self.dirty.store(true, Ordering::Release);
-        self.last_change
-            .store(self.now().as_nanos() as u64, Ordering::Relaxed);
-        self.uncompacted.store(true, Ordering::Relaxed);
-    }
-
-    /// Publishes pending changes; true when no worker still uses an older
-    /// version (then [`Switch::sync`] would return at once). Never waits.
-    pub fn try_sync(&self) -> bool {
-        let mut tables = self.tables.lock();
-        if self.dirty.swap(false, Ordering::AcqRel) {
-            tables.publish();
-        }
-        tables.is_quiescent()
-    }
-
-    /// Publishes pending changes and waits until no worker still uses an
-    /// older version: afterwards every packet sees every change made before.
-    pub fn sync(&self) {
-        let mut tables = self.tables.lock();
-        if self.dirty.swap(false, Ordering::AcqRel) {
-            tables.publish();
-        }
-        // A busy worker lets go of the old version after its current burst (a few
-        // microseconds; an idle one holds none): yield first, so that a barrier after each
-        // flow-mod does not cost a sleep's granularity each time, then sleep.
-        let start = Instant::now();
-        let deadline = start + Duration::from_secs(2);
-        while !tables.is_quiescent() && Instant::now() < deadline {
-            if start.elapsed() < Duration::from_micros(200) {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
+    /// Sends up to `max` queued packet-ins to the controllers (or to the
+    /// profile, for its own flows). True when some are left for the next tick.
+    pub fn drain_packet_ins(
+        &mut self,
+        now: Duration,
+        counters: &ProfileCounters,
+        max: usize,
+    ) -> bool {
+        let queue = self.tables.packet_in_queue();
+        for r in queue.pop_batch(max) {
+            if vnet::Role::of_cookie(r.cookie).is_some()
+                && crate::profile::packet_in(self, now, counters, &r)
+            {
+                continue;
             }
+            self.events.push(AsyncEvent::PacketIn(r.to_message()));
         }
+        !queue.is_empty()
     }
 
     /// Standalone fail mode: when the configured controllers have all been
     /// gone for three probe intervals, NORMAL takes table 0's table-miss until
     /// one returns. Secure mode never changes the tables.
-    fn check_fail_mode(&self) {
-        if self.config.bridge.fail_mode != FailMode::Standalone
-            || self.config.bridge.controllers.is_empty()
-        {
+    fn check_fail_mode(&mut self, config: &Config, connected: bool) {
+        if config.bridge.fail_mode != FailMode::Standalone || config.bridge.controllers.is_empty() {
             return;
         }
-        let connected = self
-            .agent
-            .lock()
-            .upgrade()
-            .is_some_and(|a| a.controllers_connected() > 0);
-        let limit = Duration::from_secs(3 * u64::from(self.config.openflow.probe_interval_s));
-        let mut state = self.fail_open.lock();
-        let (since, open) = &mut *state;
+        let limit = Duration::from_secs(3 * u64::from(config.openflow.probe_interval_s));
+        let (since, open) = &mut self.fail_open;
         let change = match (connected, *open) {
             (true, true) => Some(MissPolicy::Drop),
             (false, false) if since.get_or_insert_with(Instant::now).elapsed() >= limit => {
@@ -273,11 +725,11 @@ impl Switch {
         }
         if let Some(policy) = change {
             *open = policy == MissPolicy::Normal;
-            let mut tables = self.tables.lock();
-            if tables.set_miss_policy(0, policy).is_ok() {
-                tables.publish();
+            let open = *open;
+            if self.tables.set_miss_policy(0, policy).is_ok() {
+                self.tables.publish();
             }
-            if *open {
+            if open {
                 tracing::warn!(
                     "no controller for {limit:?}: fail mode standalone, NORMAL handles table-miss"
                 );
@@ -290,276 +742,38 @@ impl Switch {
     /// Follows link changes (a vhost-user guest connecting or going away, a
     /// tap's kernel side going down): the pipeline's liveness for
     /// fast-failover groups, and PORT_STATUS to controllers.
-    fn check_links(&self) {
-        {
-            let mut last = self.last_link_check.lock();
-            if last.elapsed() < Duration::from_millis(200) {
-                return;
-            }
-            *last = Instant::now();
+    fn check_links(&mut self) {
+        if self.last_link_check.elapsed() < Duration::from_millis(200) {
+            return;
         }
-        // A port being added or removed holds the datapath for a while: look
-        // again on a later tick rather than stall the control plane.
-        let links = match self
-            .datapath
-            .try_lock_for(Duration::from_millis(20))
-            .as_deref()
-        {
-            Some(Some(dp)) => dp.links(),
-            _ => return,
+        self.last_link_check = Instant::now();
+        let Some(dp) = self.datapath.as_ref() else {
+            return;
         };
         let mut changed = Vec::new();
-        {
-            let mut known = self.links.lock();
-            for (ofport, up) in links {
-                if known.insert(ofport, up).is_some_and(|was| was != up) {
-                    changed.push((ofport, up));
-                }
+        for (ofport, up) in dp.links() {
+            if self.links.insert(ofport, up).is_some_and(|was| was != up) {
+                changed.push((ofport, up));
             }
         }
         if changed.is_empty() {
             return;
         }
-        {
-            let mut tables = self.tables.lock();
-            for (ofport, up) in &changed {
-                if let Some(mut info) = tables.ports().get(*ofport).cloned() {
-                    info.live = *up;
-                    tables.set_port(info);
-                }
+        for (ofport, up) in &changed {
+            if let Some(mut info) = self.tables.ports().get(*ofport).cloned() {
+                info.live = *up;
+                self.tables.set_port(info);
             }
-            tables.publish();
         }
+        self.tables.publish();
         for (ofport, up) in changed {
             tracing::info!(ofport, up, "link changed");
-            if let Some(desc) = crate::ofswitch::port_desc(self, ofport) {
-                self.publish_event(AsyncEvent::PortStatus(PortStatus {
+            if let Some(desc) = self.port_desc(ofport) {
+                self.events.push(AsyncEvent::PortStatus(PortStatus {
                     reason: PortReason::Modify,
                     desc,
                 }));
             }
         }
-    }
-
-    /// Sends queued packet-ins to the controllers.
-    pub fn drain_packet_ins(&self) {
-        let queue = self.tables.lock().packet_in_queue();
-        while let Some(r) = queue.pop() {
-            if vnet::Role::of_cookie(r.cookie).is_some() && self.profile.packet_in(self, &r) {
-                continue;
-            }
-            self.publish_event(AsyncEvent::PacketIn(r.to_message()));
-        }
-    }
-
-    /// The control plane's periodic work: publish pending changes, relay
-    /// packet-ins, expire timed-out flows (FLOW_REMOVED where asked).
-    pub fn housekeeping(&self) {
-        self.check_fail_mode();
-        self.check_links();
-        let removed = {
-            let mut tables = self.tables.lock();
-            // Compiling a large table costs time: while flow-mods stream in,
-            // publish at most once per ten compile durations, so that the
-            // compile work stays a tenth of the control plane's time rather
-            // than growing with the square of the table (a barrier publishes
-            // at once).
-            let mut pacing = self.publish_pacing.lock();
-            if self.dirty.load(Ordering::Acquire)
-                && pacing.0.elapsed() >= (pacing.1 * 10).max(Duration::from_millis(5))
-            {
-                self.dirty.store(false, Ordering::Release);
-                let t = Instant::now();
-                tables.publish();
-                *pacing = (Instant::now(), t.elapsed());
-            }
-            drop(pacing);
-            // Idle for a second after changes: one level per table again.
-            let idle = self.now().saturating_sub(Duration::from_nanos(
-                self.last_change.load(Ordering::Relaxed),
-            ));
-            if !self.dirty.load(Ordering::Acquire)
-                && idle >= Duration::from_secs(1)
-                && self.uncompacted.swap(false, Ordering::Relaxed)
-            {
-                let t = Instant::now();
-                if tables.compact() {
-                    tracing::debug!("tables compacted in {:?}", t.elapsed());
-                }
-            }
-            // Timeouts have a resolution of a second; expiry reads every counter.
-            let mut last = self.last_expiry.lock();
-            if last.elapsed() < Duration::from_secs(1) {
-                Vec::new()
-            } else {
-                *last = Instant::now();
-                let removed = tables.expire(self.now());
-                if !removed.is_empty() {
-                    tables.publish();
-                }
-                removed
-            }
-        };
-        for r in removed {
-            if r.entry
-                .flags
-                .contains(openflow::consts::FlowModFlags::SEND_FLOW_REM)
-            {
-                self.publish_event(AsyncEvent::FlowRemoved(pipeline::ofconv::flow_removed(&r)));
-            }
-        }
-        self.drain_packet_ins();
-    }
-
-    /// Adds a port at runtime: the datapath creates it and hands its queues to
-    /// the workers, the pipeline learns it, controllers get PORT_STATUS ADD.
-    pub fn add_port(&self, pc: PortConfig) -> Result<(), PortChangeError> {
-        {
-            let ports = self.ports.lock();
-            if ports.iter().any(|p| p.name == pc.name) {
-                return Err(PortChangeError::NameExists(pc.name));
-            }
-            if ports.iter().any(|p| p.ofport == pc.ofport) {
-                return Err(PortChangeError::OfportExists(pc.ofport));
-            }
-            let mut check = self.config.clone();
-            check.ports = ports.clone();
-            check.ports.push(pc.clone());
-            check
-                .validate_ports()
-                .map_err(|(key, msg)| PortChangeError::Invalid(format!("{key}: {msg}")))?;
-        }
-        let spec = port_spec(&pc).map_err(PortChangeError::Invalid)?;
-        {
-            let mut guard = self.datapath.lock();
-            let dp = guard.as_mut().ok_or(PortChangeError::Stopped)?;
-            let closer = dp.closer();
-            let reaped = dp.reap();
-            let added = dp.add_port(&self.eal, &spec);
-            drop(guard);
-            reaped.into_iter().for_each(|p| closer.close(p));
-            added?;
-        }
-        {
-            let mut tables = self.tables.lock();
-            let mut info = PortInfo::new(pc.ofport);
-            info.vlan = policy(&pc.vlan_mode());
-            tables.set_port(info);
-            tables.publish();
-        }
-        let ofport = pc.ofport;
-        self.ports.lock().push(pc);
-        self.profile.ports_changed(self);
-        if let Some(desc) = crate::ofswitch::port_desc(self, ofport) {
-            self.publish_event(AsyncEvent::PortStatus(PortStatus {
-                reason: PortReason::Add,
-                desc,
-            }));
-        }
-        Ok(())
-    }
-
-    /// Removes a port at runtime; the other ports keep forwarding.
-    pub fn remove_port(&self, name: &str) -> Result<(), PortChangeError> {
-        let pc = self.ports.lock().iter().find(|p| p.name == name).cloned();
-        let pc = pc.ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
-        if let Some(user) = self.profile.port_user(name, pc.ofport) {
-            return Err(PortChangeError::InUse(name.to_owned(), user));
-        }
-        let desc = crate::ofswitch::port_desc(self, pc.ofport);
-        {
-            let mut tables = self.tables.lock();
-            tables.remove_port(pc.ofport);
-            tables.mac_table().flush_port(pc.ofport);
-            tables.publish();
-        }
-        {
-            let mut guard = self.datapath.lock();
-            let dp = guard.as_mut().ok_or(PortChangeError::Stopped)?;
-            let closer = dp.closer();
-            let mut detached = dp.reap();
-            let removed = dp.remove_port(name);
-            drop(guard);
-            let removed = removed.map(|p| detached.push(p));
-            // Closing can block (a vhost port with a stalled peer): never under the lock.
-            detached.into_iter().for_each(|p| closer.close(p));
-            removed?;
-        }
-        self.ports.lock().retain(|p| p.name != name);
-        self.profile.ports_changed(self);
-        if let Some(desc) = desc {
-            self.publish_event(AsyncEvent::PortStatus(PortStatus {
-                reason: PortReason::Delete,
-                desc,
-            }));
-        }
-        Ok(())
-    }
-
-    /// Time since start, the pipeline's clock for timeouts.
-    pub fn now(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    /// Stops the workers (counters become final), keeping the ports open.
-    pub fn halt(&self) {
-        if let Some(dp) = self.datapath.lock().as_mut() {
-            dp.halt(Instant::now() + Duration::from_secs(1));
-        }
-    }
-
-    /// Stops everything and releases the ports and buffers.
-    pub fn stop(&self) {
-        let dp = self.datapath.lock().take();
-        if let Some(dp) = dp {
-            let left = dp.stop(Instant::now() + Duration::from_secs(1));
-            if left != datapath::StopReport::default() {
-                tracing::error!(?left, "datapath not fully stopped; left open");
-            }
-        }
-    }
-    /// Administrative up/down of a port (OpenFlow's OFPPC_PORT_DOWN): a down
-    /// port neither receives nor sends through the pipeline. Controllers get
-    /// PORT_STATUS MODIFY. Shared by the management API and PORT_MOD.
-    pub fn set_port_admin(&self, name: &str, up: bool) -> Result<(), PortChangeError> {
-        let ofport = self
-            .ports
-            .lock()
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| p.ofport)
-            .ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
-        {
-            let mut tables = self.tables.lock();
-            let mut info = tables
-                .ports()
-                .get(ofport)
-                .cloned()
-                .ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
-            let down = openflow::consts::PortConfig::PORT_DOWN;
-            info.config = if up {
-                openflow::consts::PortConfig(info.config.0 & !down.0)
-            } else {
-                openflow::consts::PortConfig(info.config.0 | down.0)
-            };
-            tables.set_port(info);
-        }
-        self.mark_dirty();
-        if let Some(desc) = crate::ofswitch::port_desc(self, ofport) {
-            self.publish_event(AsyncEvent::PortStatus(PortStatus {
-                reason: PortReason::Modify,
-                desc,
-            }));
-        }
-        Ok(())
-    }
-
-    /// Whether a port is administratively up (not OFPPC_PORT_DOWN).
-    pub fn port_admin_up(&self, ofport: u32) -> bool {
-        self.tables
-            .lock()
-            .ports()
-            .get(ofport)
-            .is_none_or(|i| !i.config.contains(openflow::consts::PortConfig::PORT_DOWN))
     }
 }

@@ -290,3 +290,107 @@ fn roles_one_master_slaves_refused_stale_generations() {
     }
     drop(ff.stop());
 }
+
+/// The flows' packet counts as dump-flows prints them, by table.
+fn packets_by_table(dump: &str) -> Vec<(u8, u64)> {
+    let field = |l: &str, k: &str| -> Option<u64> {
+        let at = l.find(k)? + k.len();
+        l[at..].split([',', ' ']).next()?.parse().ok()
+    };
+    let mut v: Vec<(u8, u64)> = dump
+        .lines()
+        .filter(|l| l.contains("cookie="))
+        .map(|l| {
+            (
+                field(l, "table=").unwrap_or(0) as u8,
+                field(l, "n_packets=").expect("n_packets"),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Issue 13's hang: with table 0 going to table 1 and table 1 forwarding, a MODIFY to
+/// all tables with goto_table:1 (table 1 would go to itself), the same as MODIFY_STRICT,
+/// and as a bundle, are refused with BAD_INSTRUCTION/BAD_TABLE_ID; the flows stay as they
+/// were, barriers are answered, and packets keep flowing through both tables.
+#[test]
+fn a_goto_loop_is_refused_and_traffic_keeps_flowing() {
+    use openflow::consts::OFPTT_ALL;
+    use openflow::error::BadInstructionCode;
+    use openflow::messages::{FlowMod, FlowModCommand};
+    use openflow::{Instruction, OfpMessage};
+
+    let _lock = DatapathLock::take();
+    let mut config = eal_section("ff-t-ofp-loop");
+    config += "[openflow]\nlisten = [\"ptcp:16635:127.0.0.1\"]\n";
+    // Port 1 receives zero frames as fast as the worker takes them; port 2 drops them.
+    config += "\n[[ports]]\nname = \"n1\"\ndevargs = \"net_null0\"\nofport = 1\n";
+    config += "\n[[ports]]\nname = \"n2\"\ndevargs = \"net_null1,no-rx=1\"\nofport = 2\n";
+    let ff = Ferroflowd::start("ofp-loop", &config, 300.0);
+    let target = "tcp:127.0.0.1:16635";
+    run(&format!(
+        "timeout 10 ovs-ofctl -O OpenFlow13 del-flows {target} && \
+         timeout 10 ovs-ofctl -O OpenFlow13 add-flow {target} table=0,actions=goto_table:1 && \
+         timeout 10 ovs-ofctl -O OpenFlow13 add-flow {target} table=1,actions=output:2"
+    ));
+    let dump = || {
+        run(&format!(
+            "timeout 10 ovs-ofctl -O OpenFlow13 dump-flows {target}"
+        ))
+    };
+    let before = packets_by_table(&dump());
+    assert_eq!(before.len(), 2, "two flows");
+
+    let mut p = Peer::connect(&bitmap_hello(1 << 4));
+    let bad = ErrorCode::BadInstruction(BadInstructionCode::BadTableId);
+    for (xid, command) in [
+        (0x60, FlowModCommand::Modify),
+        (0x61, FlowModCommand::ModifyStrict),
+    ] {
+        // ovs-ofctl's default priority: MODIFY_STRICT selects both flows.
+        let mut fm = FlowMod::add(OFPTT_ALL, 0x8000, openflow::Match::any(), vec![]);
+        fm.command = command;
+        fm.instructions = vec![Instruction::GotoTable(1)];
+        let raw = OfpMessage::new(xid, Message::FlowMod(fm)).encode().unwrap();
+        p.expect_error(
+            &raw,
+            bad,
+            &format!("{command:?} to all tables, goto_table:1"),
+        );
+        match p.ask(&msg(20, xid + 0x10, &[])).map(|m| m.body) {
+            Some(Message::BarrierReply) => {}
+            other => panic!("barrier after the refused {command:?}: {other:?}"),
+        }
+    }
+    // The same as a bundle: ovs-ofctl names the error and nothing is applied.
+    let (ok, out) = {
+        let o = sh(&format!(
+            "timeout 10 ovs-ofctl -O OpenFlow13 --bundle mod-flows {target} 'table=1,actions=goto_table:1'"
+        ));
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert!(!ok, "the bundle is refused: {out}");
+    assert!(out.contains("BAD_TABLE_ID"), "{out}");
+
+    // Same flows, and their counters go on moving in both tables.
+    let after = packets_by_table(&dump());
+    assert_eq!(after.len(), 2);
+    let later = loop {
+        let now = packets_by_table(&dump());
+        if now.iter().zip(&after).all(|(n, a)| n.1 > a.1) {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(later
+        .iter()
+        .zip(&before)
+        .all(|(l, b)| l.0 == b.0 && l.1 > b.1));
+    p.features_ok();
+    drop(ff.stop());
+}

@@ -14,12 +14,12 @@ bash tests/setup-host.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked --features ferroflow/deadlock-detection -- -D warnings
 echo "== cargo test"
 log=$(mktemp /tmp/ferroflow-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast --features ferroflow/deadlock-detection "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary, the

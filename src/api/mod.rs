@@ -24,7 +24,7 @@ use openflow::messages::{
     FlowMod, FlowModCommand, GroupMod, GroupModCommand, MeterMod, MeterModCommand,
 };
 use parking_lot::Mutex;
-use pipeline::{ofconv, FlowModReq, PipelineError};
+use pipeline::{ofconv, PipelineError};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
@@ -52,6 +52,10 @@ pub enum ApiError {
     FailedPrecondition(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The switch could not do it now (its state busy past its bound, a
+    /// worker that does not take a new version); the client may retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// The change was applied but could not be written to the config store.
     #[error("applied, but not saved: {0}")]
     Store(#[from] StoreError),
@@ -95,6 +99,7 @@ impl From<ApiError> for tonic::Status {
             ApiError::AlreadyExists(_) => tonic::Status::already_exists(msg),
             ApiError::FailedPrecondition(_) => tonic::Status::failed_precondition(msg),
             ApiError::ResourceExhausted(_) => tonic::Status::resource_exhausted(msg),
+            ApiError::Unavailable(_) => tonic::Status::unavailable(msg),
             ApiError::Store(_) | ApiError::Internal(_) => tonic::Status::internal(msg),
         }
     }
@@ -117,6 +122,7 @@ impl From<PortChangeError> for ApiError {
             PortChangeError::Stopped | PortChangeError::InUse(..) => {
                 ApiError::FailedPrecondition(msg)
             }
+            PortChangeError::Busy(b) => busy(b),
             PortChangeError::Datapath(datapath::DatapathError::PortExists(_)) => {
                 ApiError::AlreadyExists(msg)
             }
@@ -145,12 +151,13 @@ pub struct FlowModCounters {
 }
 
 /// What the API added and so must persist: controllers re-install their own.
+/// Part of the switch's state ([`crate::switch::State::api_owned`]).
 #[derive(Debug, Default)]
-struct Owned {
+pub struct Owned {
     /// (table, priority, match as printed): the identity of an entry.
-    flows: HashSet<(u8, u16, String)>,
-    groups: BTreeSet<u32>,
-    meters: BTreeSet<u32>,
+    pub flows: HashSet<(u8, u16, String)>,
+    pub groups: BTreeSet<u32>,
+    pub meters: BTreeSet<u32>,
 }
 
 pub struct Api {
@@ -160,8 +167,8 @@ pub struct Api {
     events: broadcast::Sender<pb::Event>,
     store: Option<Store>,
     pub flow_mods: Arc<FlowModCounters>,
-    owned: Mutex<Owned>,
-    /// One change, and its save, at a time.
+    /// One change, and its save, at a time. Taken before the switch's state
+    /// (never while holding it), so the order is always change, then state.
     change: Mutex<()>,
     /// What the event stream last reported.
     seen: Mutex<Seen>,
@@ -177,6 +184,11 @@ struct Seen {
     tables: Option<HashMap<u8, u32>>,
 }
 
+/// The switch's state was busy past its bound.
+pub(crate) fn busy(b: crate::switch::Busy) -> ApiError {
+    ApiError::Unavailable(b.to_string())
+}
+
 fn now_epoch() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -184,7 +196,7 @@ fn now_epoch() -> f64 {
 }
 
 /// The identity of a flow entry, as the store and dumps see it.
-fn flow_key(table: u8, priority: u16, m: &openflow::Match) -> (u8, u16, String) {
+pub(crate) fn flow_key(table: u8, priority: u16, m: &openflow::Match) -> (u8, u16, String) {
     (table, priority, flow_syntax::format_match(m, priority))
 }
 
@@ -193,11 +205,6 @@ impl Api {
     /// are not persisted).
     pub fn new(sw: Arc<Switch>, store: Option<PathBuf>) -> Arc<Api> {
         let (events, _) = broadcast::channel(1024);
-        let mut owned = Owned::default();
-        if sw.config.bridge.controllers.is_empty() {
-            // The default NORMAL flow is the bridge's own; the API may delete it.
-            owned.flows.insert(flow_key(0, 0, &openflow::Match::any()));
-        }
         Arc::new(Api {
             sw,
             agent: Mutex::new(Weak::new()),
@@ -205,7 +212,6 @@ impl Api {
             events,
             store: store.map(|p| Store::new(&p)),
             flow_mods: Arc::new(FlowModCounters::default()),
-            owned: Mutex::new(owned),
             change: Mutex::new(()),
             seen: Mutex::new(Seen::default()),
         })
@@ -323,9 +329,15 @@ impl Api {
             return Ok(());
         }
         let now = self.sw.now();
-        let (flows, groups, meters) = {
-            let mut owned = self.owned.lock();
-            let mut tables = self.sw.tables.lock();
+        let (flows, groups, meters, ports, profile) = {
+            let mut st = self.sw.lock().map_err(busy)?;
+            let crate::switch::State {
+                tables,
+                api_owned: owned,
+                ports,
+                profile,
+                ..
+            } = &mut *st;
             let counts = tables
                 .flow_counts(OFPTT_ALL, &pipeline::Match::any(), 0, 0, OFPP_ANY, OFPG_ANY)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -368,10 +380,16 @@ impl Api {
                 .collect();
             let existing: HashSet<u32> = tables.meters().map(|m| m.id).collect();
             owned.meters.retain(|m| existing.contains(m));
-            (flows, groups, meters)
+            (
+                flows,
+                groups,
+                meters,
+                ports.clone(),
+                profile.description().clone(),
+            )
         };
         let state = StoreState {
-            ports: self.sw.ports.lock().clone(),
+            ports,
             controllers: self
                 .controllers
                 .lock()
@@ -381,7 +399,7 @@ impl Api {
             flows,
             groups,
             meters,
-            profile: self.sw.profile.description(),
+            profile,
         };
         store.save(&state)?;
         Ok(())
@@ -406,9 +424,17 @@ impl Api {
     pub fn set_port_admin(&self, name: &str, up: bool) -> Result<(), ApiError> {
         let _one = self.change.lock();
         self.sw.set_port_admin(name, up)?;
-        self.sw.sync();
+        self.sync()?;
         self.poll();
         Ok(())
+    }
+
+    /// Waits (boundedly) until the change just made is seen by every packet.
+    fn sync(&self) -> Result<(), ApiError> {
+        self.sw.sync().map_err(|e| match e {
+            crate::switch::SyncError::Busy(b) => busy(b),
+            e => ApiError::Unavailable(e.to_string()),
+        })
     }
 
     // ---- controllers ----
@@ -463,40 +489,20 @@ impl Api {
         let _one = self.change.lock();
         let now = self.sw.now();
         let n = mods.len() as u64;
+        let mut st = self.sw.lock().map_err(busy)?;
         let result = (|| {
-            let mut tables = self.sw.tables.lock();
-            for (field, fm) in &mods {
-                ofconv::convert_flow_mod(fm, &tables).map_err(|e| ApiError::pipeline(field, e))?;
-            }
-            let mut affected = BTreeSet::new();
+            // All or nothing, counters and durations of existing flows included.
+            let mut tx = st.tables.transaction(now);
+            let refused = |(i, e): (usize, PipelineError)| ApiError::pipeline(&mods[i].0, e);
             for (_, fm) in &mods {
-                if fm.table_id == OFPTT_ALL {
-                    affected.extend(0..tables.n_tables());
-                } else {
-                    affected.insert(fm.table_id);
-                }
+                tx.of_flow_mod(fm).map_err(refused)?;
             }
-            let snapshot: Vec<(u8, Vec<pipeline::FlowEntry>)> = affected
-                .iter()
-                .map(|t| (*t, tables.entries(*t).cloned().collect::<Vec<_>>()))
-                .filter(|(_, e)| !e.is_empty())
-                .collect();
-            let mut removed = 0u32;
-            for (field, fm) in &mods {
-                match tables.flow_mod(fm, now) {
-                    Ok(r) => removed += r.len() as u32,
-                    Err(e) => {
-                        rollback(&mut tables, &affected, snapshot, now);
-                        return Err(ApiError::pipeline(field, e));
-                    }
-                }
-            }
-            Ok(removed)
+            Ok(tx.commit().map_err(refused)?.removed.len() as u32)
         })();
         match &result {
             Ok(_) => {
                 self.flow_mods.grpc_applied.fetch_add(n, Relaxed);
-                let mut owned = self.owned.lock();
+                let owned = &mut st.api_owned;
                 for (_, fm) in &mods {
                     if fm.command == FlowModCommand::Add {
                         owned
@@ -510,8 +516,10 @@ impl Api {
                 return result;
             }
         }
-        self.sw.mark_dirty();
-        self.sw.sync();
+        st.mark_dirty();
+        st.publish_pending();
+        drop(st);
+        self.sync()?;
         self.emit(pb::event::Event::Flow(pb::FlowEvent {
             kind: pb::flow_event::Kind::Changed as i32,
             changes: mods.iter().map(|(_, fm)| describe(fm)).collect(),
@@ -528,12 +536,15 @@ impl Api {
         let _one = self.change.lock();
         let now = self.sw.now();
         {
-            let mut tables = self.sw.tables.lock();
-            for (i, gm) in mods.iter().enumerate() {
-                tables
-                    .group_mod(gm, now)
-                    .map_err(|e| ApiError::pipeline(&format!("changes[{i}]"), e))?;
-                let mut owned = self.owned.lock();
+            let mut st = self.sw.lock().map_err(busy)?;
+            let mut tx = st.tables.transaction(now);
+            let refused = |(i, e)| ApiError::pipeline(&format!("changes[{i}]"), e);
+            for gm in &mods {
+                tx.of_group_mod(gm).map_err(refused)?;
+            }
+            tx.commit().map_err(refused)?;
+            let owned = &mut st.api_owned;
+            for gm in &mods {
                 match gm.command {
                     GroupModCommand::Add => {
                         owned.groups.insert(gm.group_id);
@@ -544,9 +555,10 @@ impl Api {
                     GroupModCommand::Modify => {}
                 }
             }
+            st.mark_dirty();
+            st.publish_pending();
         }
-        self.sw.mark_dirty();
-        self.sw.sync();
+        self.sync()?;
         if save {
             self.save()?;
         }
@@ -557,12 +569,15 @@ impl Api {
         let _one = self.change.lock();
         let now = self.sw.now();
         {
-            let mut tables = self.sw.tables.lock();
-            for (i, mm) in mods.iter().enumerate() {
-                tables
-                    .meter_mod(mm, now)
-                    .map_err(|e| ApiError::pipeline(&format!("changes[{i}]"), e))?;
-                let mut owned = self.owned.lock();
+            let mut st = self.sw.lock().map_err(busy)?;
+            let mut tx = st.tables.transaction(now);
+            let refused = |(i, e)| ApiError::pipeline(&format!("changes[{i}]"), e);
+            for mm in &mods {
+                tx.meter_mod(mm).map_err(refused)?;
+            }
+            tx.commit().map_err(refused)?;
+            let owned = &mut st.api_owned;
+            for mm in &mods {
                 match mm.command {
                     MeterModCommand::Add => {
                         owned.meters.insert(mm.meter_id);
@@ -573,9 +588,10 @@ impl Api {
                     MeterModCommand::Modify => {}
                 }
             }
+            st.mark_dirty();
+            st.publish_pending();
         }
-        self.sw.mark_dirty();
-        self.sw.sync();
+        self.sync()?;
         if save {
             self.save()?;
         }
@@ -600,36 +616,30 @@ impl Api {
     /// Compares ports and tables with what was last reported and emits the
     /// differences. Table counts are read only while someone listens.
     fn poll(&self) {
-        let status = self
-            .sw
-            .datapath
-            .lock()
-            .as_ref()
-            .map(|d| d.ports())
-            .unwrap_or_default();
-        let ports: PortStates = self
-            .sw
+        let listening = self.events.receiver_count() > 0;
+        // A busy switch is looked at again on the next tick.
+        let Some(mut st) = self.sw.lock_within(Duration::from_millis(50)) else {
+            return;
+        };
+        let status = st.datapath.as_ref().map(|d| d.ports()).unwrap_or_default();
+        let ports: PortStates = st
             .ports
-            .lock()
-            .clone()
-            .into_iter()
+            .iter()
             .map(|p| {
                 let link = status.iter().any(|s| s.name == p.name && s.link_up);
-                let admin = self.sw.port_admin_up(p.ofport);
-                (p.name, (p.ofport, link, admin))
+                let admin = st.port_admin_up(p.ofport);
+                (p.name.clone(), (p.ofport, link, admin))
             })
             .collect();
-        let listening = self.events.receiver_count() > 0;
         let tables: Option<HashMap<u8, u32>> = listening.then(|| {
-            self.sw
-                .tables
-                .lock()
+            st.tables
                 .table_counts()
                 .into_iter()
                 .filter(|t| t.active > 0)
                 .map(|t| (t.table_id, t.active))
                 .collect()
         });
+        drop(st);
         let mut seen = self.seen.lock();
         if let Some(old) = &seen.ports {
             self.diff_ports(old, &ports);
@@ -696,33 +706,6 @@ impl Api {
                     table_id: u32::from(t),
                     entries: b,
                 }));
-            }
-        }
-    }
-}
-
-/// Puts the tables a failed batch touched back as they were before it.
-/// (Their entries come back with fresh counters.)
-fn rollback(
-    tables: &mut pipeline::FlowTables,
-    affected: &BTreeSet<u8>,
-    snapshot: Vec<(u8, Vec<pipeline::FlowEntry>)>,
-    now: Duration,
-) {
-    for t in affected {
-        let _ = tables.apply_flow_mod(FlowModReq::delete(*t, pipeline::Match::any()), now);
-    }
-    for (t, entries) in snapshot {
-        for e in entries {
-            let req = FlowModReq {
-                cookie: e.cookie,
-                idle_timeout: e.idle_timeout,
-                hard_timeout: e.hard_timeout,
-                flags: e.flags,
-                ..FlowModReq::add(t, e.priority, e.match_.clone(), (*e.instructions).clone())
-            };
-            if let Err(err) = tables.apply_flow_mod(req, now) {
-                warn!(table = t, "rollback could not restore an entry: {err}");
             }
         }
     }

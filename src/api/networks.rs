@@ -25,15 +25,25 @@ impl From<ProfileChangeError> for ApiError {
 }
 
 impl Api {
+    /// The profile's description as the operator last set it.
+    pub fn description(&self) -> Result<Description, ApiError> {
+        let st = self.sw.lock().map_err(super::busy)?;
+        Ok(st.profile.description().clone())
+    }
+
     /// Changes the description with `f`, installs it, and saves it.
     pub fn change_profile(
         &self,
         f: impl FnOnce(&mut Description) -> Result<(), ApiError>,
     ) -> Result<(), ApiError> {
         let _one = self.change.lock();
-        let mut desc = self.sw.profile.description();
-        f(&mut desc)?;
-        self.sw.profile.set(&self.sw, desc)?;
+        {
+            let mut st = self.sw.lock().map_err(super::busy)?;
+            let mut desc = st.profile.description().clone();
+            f(&mut desc)?;
+            crate::profile::set(&mut st, self.sw.now(), desc)?;
+        }
+        self.sync()?;
         self.poll();
         self.save()
     }
@@ -117,7 +127,11 @@ fn instance_config(i: &pb::Instance) -> Result<InstanceConfig, ApiError> {
 }
 
 fn instance_pb(api: &Api, i: &InstanceConfig) -> pb::Instance {
-    let (spoofed_packets, spoofed_bytes) = api.sw.profile.spoofed(&api.sw, &i.name);
+    let (spoofed_packets, spoofed_bytes) = api
+        .sw
+        .lock()
+        .map(|mut st| crate::profile::spoofed(&mut st, &i.name))
+        .unwrap_or_default();
     pb::Instance {
         name: i.name.clone(),
         network: i.network,
@@ -212,7 +226,7 @@ impl pb::network_service_server::NetworkService for Networks {
         &self,
         _req: Request<pb::ListNetworksRequest>,
     ) -> Result<Response<pb::ListNetworksResponse>, Status> {
-        let desc = self.0.sw.profile.description();
+        let desc = blocking(&self.0, |api| api.description()).await?;
         Ok(Response::new(pb::ListNetworksResponse {
             networks: desc.networks.iter().map(network_pb).collect(),
         }))
@@ -265,7 +279,7 @@ impl pb::network_service_server::NetworkService for Networks {
         _req: Request<pb::ListInstancesRequest>,
     ) -> Result<Response<pb::ListInstancesResponse>, Status> {
         let instances = blocking(&self.0, |api| {
-            let desc = api.sw.profile.description();
+            let desc = api.description()?;
             Ok(desc.instances.iter().map(|i| instance_pb(api, i)).collect())
         })
         .await?;
@@ -319,8 +333,7 @@ impl pb::network_service_server::NetworkService for Networks {
         &self,
         _req: Request<pb::GetMetadataServiceRequest>,
     ) -> Result<Response<pb::MetadataService>, Status> {
-        Ok(Response::new(metadata_pb(
-            self.0.sw.profile.description().metadata.as_ref(),
-        )))
+        let desc = blocking(&self.0, |api| api.description()).await?;
+        Ok(Response::new(metadata_pb(desc.metadata.as_ref())))
     }
 }

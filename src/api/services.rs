@@ -69,14 +69,15 @@ fn mac(m: [u8; 6]) -> String {
 
 /// Every port (or the one named), with counters; xstats for a named one.
 pub(crate) fn ports(api: &Api, only: Option<&str>) -> Result<Vec<pb::Port>, ApiError> {
-    let configs = api.sw.ports.lock().clone();
+    let state = api.sw.lock().map_err(super::busy)?;
+    let configs = &state.ports;
     if let Some(name) = only {
         if !configs.iter().any(|p| p.name == name) {
             return Err(ApiError::NotFound(format!("no port named {name:?}")));
         }
     }
-    let dp = api.sw.datapath.lock();
-    let status = dp.as_ref().map(|d| d.ports()).unwrap_or_default();
+    let dp = state.datapath.as_ref();
+    let status = dp.map(|d| d.ports()).unwrap_or_default();
     let out = configs
         .iter()
         .filter(|p| only.is_none_or(|n| n == p.name))
@@ -103,7 +104,7 @@ pub(crate) fn ports(api: &Api, only: Option<&str>) -> Result<Vec<pb::Port>, ApiE
                     tx_oversize_dropped: w.tx_oversize_dropped,
                 }
             });
-            let xstats = match (only, dp.as_ref()) {
+            let xstats = match (only, dp) {
                 (Some(_), Some(d)) => d
                     .xstats(&p.name)
                     .into_iter()
@@ -120,21 +121,14 @@ pub(crate) fn ports(api: &Api, only: Option<&str>) -> Result<Vec<pb::Port>, ApiE
                 vlan: p.vlan_mode().to_string(),
                 mac: st.map(|s| mac(s.mac)).unwrap_or_default(),
                 link_up: st.is_some_and(|s| s.link_up),
-                admin_up: true,
+                admin_up: state.port_admin_up(p.ofport),
                 speed_mbps: st.map_or(0, |s| s.speed_mbps),
                 counters,
                 xstats,
             }
         })
         .collect::<Vec<_>>();
-    drop(dp);
-    Ok(out
-        .into_iter()
-        .map(|mut p| {
-            p.admin_up = api.sw.port_admin_up(p.ofport);
-            p
-        })
-        .collect())
+    Ok(out)
 }
 
 /// The port a request describes; devargs made from the kind with a vdev
@@ -144,7 +138,7 @@ fn port_config(api: &Api, r: &pb::AddPortRequest) -> Result<PortConfig, ApiError
     if r.name.is_empty() {
         return Err(ApiError::invalid("name", "required"));
     }
-    let existing = api.sw.ports.lock().clone();
+    let existing = api.sw.lock().map_err(super::busy)?.ports.clone();
     let free_vdev = |driver: &str| {
         (0..)
             .map(|n| format!("{driver}{n}"))
@@ -361,8 +355,9 @@ pub(crate) fn dump_flows(api: &Api, filter: &str) -> Result<Vec<pb::FlowEntry>, 
     let now = api.sw.now();
     let mut stats: Vec<_> = api
         .sw
-        .tables
         .lock()
+        .map_err(super::busy)?
+        .tables
         .flow_counts(
             f.table_id,
             &m,
@@ -455,7 +450,8 @@ impl pb::flow_service_server::FlowService for Flows {
         _: Request<pb::DumpTablesRequest>,
     ) -> Result<Response<pb::DumpTablesResponse>, Status> {
         let tables = blocking(&self.0, |api| {
-            let counts = api.sw.tables.lock().table_counts();
+            let mut st = api.sw.lock().map_err(super::busy)?;
+            let counts = st.tables.table_counts();
             Ok(counts
                 .into_iter()
                 .filter(|t| t.active > 0 || t.lookups > 0)
@@ -464,7 +460,7 @@ impl pb::flow_service_server::FlowService for Flows {
                     active: t.active,
                     lookups: t.lookups,
                     matches: t.matches,
-                    name: api.sw.table_name(t.table_id),
+                    name: st.table_name(t.table_id),
                 })
                 .collect())
         })
@@ -518,7 +514,8 @@ impl pb::flow_service_server::FlowService for Flows {
         _: Request<pb::DumpGroupsRequest>,
     ) -> Result<Response<pb::DumpGroupsResponse>, Status> {
         let groups = blocking(&self.0, |api| {
-            let mut tables = api.sw.tables.lock();
+            let mut st = api.sw.lock().map_err(super::busy)?;
+            let tables = &mut st.tables;
             let descs: Vec<_> = tables.groups().map(ofconv::group_desc).collect();
             Ok(descs
                 .into_iter()
@@ -584,7 +581,8 @@ impl pb::flow_service_server::FlowService for Flows {
         _: Request<pb::DumpMetersRequest>,
     ) -> Result<Response<pb::DumpMetersResponse>, Status> {
         let meters = blocking(&self.0, |api| {
-            let mut tables = api.sw.tables.lock();
+            let mut st = api.sw.lock().map_err(super::busy)?;
+            let tables = &mut st.tables;
             let list: Vec<_> = tables
                 .meters()
                 .map(|m| (m.id, m.flags, meter_bands(&m.bands)))
@@ -617,8 +615,8 @@ impl pb::datapath_service_server::DatapathService for Datapath {
         _: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::DatapathStatus>, Status> {
         let st = blocking(&self.0, |api| {
-            let dp = api.sw.datapath.lock();
-            let (workers, in_use, avail) = match dp.as_ref() {
+            let st = api.sw.lock().map_err(super::busy)?;
+            let (workers, in_use, avail) = match st.datapath.as_ref() {
                 Some(d) => (
                     d.workers(),
                     d.mempool().map_or(0, |p| p.in_use()),
@@ -626,9 +624,9 @@ impl pb::datapath_service_server::DatapathService for Datapath {
                 ),
                 None => (Vec::new(), 0, 0),
             };
-            drop(dp);
             let now = api.sw.now().as_secs() as u32;
-            let mac_entries = api.sw.tables.lock().mac_table().entries(now).len() as u32;
+            let mac_entries = st.tables.mac_table().entries(now).len() as u32;
+            drop(st);
             Ok(pb::DatapathStatus {
                 version: crate::VERSION.into(),
                 dpdk_version: dpdk::Eal::version(),

@@ -86,11 +86,18 @@ pub struct PortStatus {
     pub device: String,
     pub driver: String,
     pub vlan: String,
+    /// `aa:bb:cc:dd:ee:ff` in JSON (stats file, `ferroflowctl --json`), as people and tools write it.
+    #[serde(serialize_with = "mac_string")]
     pub mac: [u8; 6],
     pub link_up: bool,
     pub speed_mbps: u32,
     pub driver_stats: DriverStats,
     pub switch_stats: PortReport,
+}
+
+fn mac_string<S: serde::Serializer>(mac: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
+    let [a, b, c, d, e, f] = mac;
+    s.serialize_str(&format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}"))
 }
 
 /// `rte_eth_stats` of a port.

@@ -154,7 +154,7 @@ impl Worker {
                 self.apply_commands(&mut bufs, &mut failed);
             }
             // No version is held here: the next burst loads the published one or a newer one.
-            self.health.ack(self.id, self.pipeline.load().version);
+            self.health.ack(self.id, self.pipeline.published_version());
             let mut got = 0;
             for i in 0..self.rx.len() {
                 let n = self.rx[i].1.rx_burst(&mut burst);

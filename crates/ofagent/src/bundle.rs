@@ -239,7 +239,9 @@ mod tests {
         fn handle(&self, _: &Message) -> Result<Vec<Message>, ErrorCode> {
             unimplemented!("not used")
         }
-        fn barrier(&self) {}
+        fn barrier(&self) -> Result<(), ErrorCode> {
+            Ok(())
+        }
         fn try_barrier(&self) -> bool {
             true
         }

@@ -578,10 +578,15 @@ impl Conn {
                 let sw = Arc::clone(&self.shared.switch);
                 // block_in_place hands the runtime to another thread, which costs more
                 // than the publish itself: only when the workers must be waited for.
-                if !sw.try_barrier() {
-                    tokio::task::block_in_place(|| sw.barrier());
+                let done = if sw.try_barrier() {
+                    Ok(())
+                } else {
+                    tokio::task::block_in_place(|| sw.barrier())
+                };
+                match done {
+                    Ok(()) => self.send(reply(Message::BarrierReply)).await,
+                    Err(code) => self.send_error(code, raw).await,
                 }
-                self.send(reply(Message::BarrierReply)).await;
             }
             Message::RoleRequest(r) => match self.role_request(r) {
                 Ok(m) => self.send(reply(Message::RoleReply(m))).await,

@@ -35,8 +35,10 @@ pub trait OfSwitch: Send + Sync + 'static {
     fn handle(&self, request: &Message) -> Result<Vec<Message>, ErrorCode>;
 
     /// Returns once every change made by earlier requests is visible to every
-    /// packet (the BARRIER_REPLY promise).
-    fn barrier(&self);
+    /// packet (the BARRIER_REPLY promise). Bounded: when the switch cannot keep
+    /// that promise in time (a stuck worker) it returns the error the requester
+    /// gets instead of BARRIER_REPLY.
+    fn barrier(&self) -> Result<(), ErrorCode>;
 
     /// The barrier's fast path, which must not block: publishes pending
     /// changes and returns true when every packet already sees them (the

@@ -79,13 +79,22 @@ pub trait Counted {
 }
 
 /// A compiled object that has been replaced but may still be in use by workers running an
-/// older version. `folded` is what has already been added to the entries' totals; the rest
+/// older version (cloned only to snapshot the control plane's state for a transaction). `folded` is what has already been added to the entries' totals; the rest
 /// (`current - folded`) is added on the next fold, and the object is dropped once no
 /// version refers to it any more, at which point its counts are final.
 #[derive(Debug)]
 pub struct Retired<T> {
     pub obj: Arc<T>,
     pub folded: Box<[u64]>,
+}
+
+impl<T> Clone for Retired<T> {
+    fn clone(&self) -> Self {
+        Retired {
+            obj: self.obj.clone(),
+            folded: self.folded.clone(),
+        }
+    }
 }
 
 impl<T: Counted> Retired<T> {

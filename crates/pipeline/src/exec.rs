@@ -54,6 +54,8 @@ pub struct Verdict {
     pub outputs: u32,
     /// Packet-in records queued (or dropped for a full queue).
     pub packet_ins: u32,
+    /// Packet-ins refused by the per-port rate limit (see [`crate::PacketInLimiter`]).
+    pub packet_ins_limited: u32,
     /// Tables looked up.
     pub lookups: u32,
     /// A meter band dropped the packet.
@@ -72,6 +74,11 @@ const PENDING: usize = 16;
 /// Nesting limit for group chains and packet-out TABLE (group loops are refused at
 /// group-mod time; this only bounds the walk whatever happens).
 const MAX_DEPTH: u8 = 16;
+/// Group buckets one packet may run, all groups together: chains without loops can still
+/// fan out (a bucket list naming the same group twice at every level of 16), and this
+/// keeps a packet's cost bounded whatever the groups hold. An ALL group flooding to every
+/// port of a large switch stays well within it.
+const MAX_BUCKETS: u16 = 4096;
 
 #[derive(Clone, Copy)]
 struct Pending {
@@ -104,6 +111,8 @@ struct Cx<'c, S> {
     table_miss: bool,
     depth: u8,
     packet_out: bool,
+    /// Group buckets left to run for this packet ([`MAX_BUCKETS`]).
+    buckets_left: u16,
 }
 
 #[derive(PartialEq, Eq)]
@@ -132,6 +141,7 @@ impl Pipeline {
             table_miss: false,
             depth: 0,
             packet_out: false,
+            buckets_left: MAX_BUCKETS,
         };
         self.walk(0, pkt, key, &mut cx, Emit::Final);
         cx.verdict
@@ -175,6 +185,7 @@ impl Pipeline {
             table_miss: false,
             depth: 0,
             packet_out: true,
+            buckets_left: MAX_BUCKETS,
         };
         let mut outs = Outs::new(None);
         for a in actions {
@@ -277,7 +288,14 @@ impl Pipeline {
                 key.set_metadata((key.metadata() & !mask) | (value & mask));
             }
             match insts.goto {
-                Some(next) => t = usize::from(next),
+                // Only ever forward: the walk visits each table at most once whatever the
+                // tables hold, so no entry can make it loop. Flow-mods refuse other gotos;
+                // one that got here anyway ends the walk as a drop (action set discarded).
+                Some(next) if usize::from(next) > t => t = usize::from(next),
+                Some(_) => {
+                    cx.verdict.action_errors += 1;
+                    break false;
+                }
                 None => break true,
             }
         };
@@ -492,6 +510,11 @@ impl Pipeline {
         let last = chosen.end.saturating_sub(1);
         cx.depth += 1;
         for b in chosen {
+            if cx.buckets_left == 0 {
+                cx.verdict.action_errors += 1;
+                break;
+            }
+            cx.buckets_left -= 1;
             self.groups.count(worker, g, Some(b), len);
             let actions = &g.buckets[b].actions;
             if in_place && b == last {
@@ -567,6 +590,16 @@ impl Pipeline {
             p.config
                 .contains(openflow::consts::PortConfig::NO_PACKET_IN)
         }) {
+            return;
+        }
+        // Both refusals come before the record is built: a flood costs no allocation.
+        if !cx.ctx.packet_in_limit.admit(in_port, cx.ctx.now_ns) {
+            cx.verdict.packet_ins_limited += 1;
+            return;
+        }
+        if cx.ctx.packet_in.is_full() {
+            cx.ctx.packet_in.count_dropped();
+            cx.verdict.packet_ins += 1;
             return;
         }
         let data = pkt.data();
@@ -703,5 +736,129 @@ fn restore_tag<P: PacketBuf>(pkt: &mut P, key: &mut FlowKey, r: Restore) {
         Restore::SetVid(v) => {
             let _ = packet::set_field(pkt, key, Field::VlanVid, u128::from(v | 0x1000));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The walk's own bounds, on tables no flow-mod could build: entries edited in place
+    //! behind the checks, then compiled and published as usual.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use openflow::messages::GroupModCommand;
+    use packet::{extract, PacketBuf, VecBuf};
+
+    use super::{Emit, Sink, Verdict, MAX_BUCKETS};
+    use crate::flow::{Action, Instructions, Match};
+    use crate::group::{Bucket, GroupModReq, GroupType};
+    use crate::pipeline::{FlowModReq, FlowTables, PipelineConfig};
+    use crate::port::PortInfo;
+
+    #[derive(Default)]
+    struct Count(Vec<u32>);
+
+    impl Sink<VecBuf> for Count {
+        fn output(&mut self, port: u32, _: Option<u32>, _: &VecBuf, _: Emit) {
+            self.0.push(port);
+        }
+        fn clone_packet(&mut self, pkt: &VecBuf) -> Option<VecBuf> {
+            Some(VecBuf::new(pkt.data()))
+        }
+    }
+
+    fn run(ft: &FlowTables) -> (Verdict, Vec<u32>) {
+        let f = [0u8; 60];
+        let mut ctx = ft.worker_context(0);
+        let mut sink = Count::default();
+        let v = ft.current().process(
+            &mut VecBuf::new(&f),
+            &mut extract(&f, 1),
+            &mut ctx,
+            &mut sink,
+        );
+        (v, sink.0)
+    }
+
+    fn goto(t: u8, out: u32) -> Instructions {
+        Instructions {
+            goto: Some(t),
+            ..Instructions::apply(vec![Action::output(out)])
+        }
+    }
+
+    /// A table 1 entry that goes to itself (the hang) or back to table 0 ends the
+    /// walk as a drop, counted, after one lookup per table.
+    #[test]
+    fn a_goto_that_does_not_go_forward_ends_the_walk() {
+        for back in [1u8, 0] {
+            let mut ft = FlowTables::new(PipelineConfig {
+                n_tables: 3,
+                ..Default::default()
+            });
+            for p in 1..=3 {
+                ft.set_port(PortInfo::new(p));
+            }
+            let z = Duration::ZERO;
+            ft.apply_flow_mod(FlowModReq::add(0, 1, Match::any(), goto(1, 2)), z)
+                .unwrap();
+            ft.apply_flow_mod(FlowModReq::add(1, 1, Match::any(), goto(2, 3)), z)
+                .unwrap();
+            ft.publish();
+            assert_eq!(run(&ft).0.lookups, 3);
+            // Behind the checks: table 1's entry now goes to `back`.
+            let idx = ft.tables[1].iter().next().unwrap().0;
+            ft.tables[1].get_mut(idx).unwrap().instructions = Arc::new(goto(back, 3));
+            ft.publish();
+            let (v, outs) = run(&ft);
+            assert_eq!((v.lookups, v.action_errors), (2, 1), "goto {back}");
+            // Apply-actions ran as they came; the walk stopped there.
+            assert_eq!(outs, vec![2, 3]);
+        }
+    }
+
+    /// Group chains without loops can still fan out exponentially; the buckets one packet
+    /// runs are bounded.
+    #[test]
+    fn group_fan_out_is_bounded_per_packet() {
+        let mut ft = FlowTables::new(PipelineConfig {
+            n_tables: 1,
+            ..Default::default()
+        });
+        ft.set_port(PortInfo::new(2));
+        let z = Duration::ZERO;
+        let add = |ft: &mut FlowTables, id: u32, actions: Vec<Action>| {
+            ft.apply_group_mod(
+                GroupModReq {
+                    command: GroupModCommand::Add,
+                    kind: GroupType::All,
+                    group_id: id,
+                    buckets: vec![Bucket::new(actions.clone()), Bucket::new(actions)],
+                },
+                z,
+            )
+            .unwrap();
+        };
+        // 14 levels of two buckets each: 2^14 outputs without the bound, within the
+        // nesting limit.
+        add(&mut ft, 14, vec![Action::output(2)]);
+        for id in (1..14).rev() {
+            add(&mut ft, id, vec![Action::Group(id + 1)]);
+        }
+        ft.apply_flow_mod(
+            FlowModReq::add(
+                0,
+                1,
+                Match::any(),
+                Instructions::apply(vec![Action::Group(1)]),
+            ),
+            z,
+        )
+        .unwrap();
+        ft.publish();
+        let (v, outs) = run(&ft);
+        assert!(v.action_errors > 0);
+        assert!(!outs.is_empty() && outs.len() <= usize::from(MAX_BUCKETS));
     }
 }

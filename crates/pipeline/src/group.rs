@@ -172,6 +172,15 @@ pub struct GroupModReq {
     pub buckets: Vec<Bucket>,
 }
 
+/// The groups as they were when a transaction first touched them: what its rollback puts
+/// back (definitions, folded counters, what the next compile would do).
+#[derive(Debug)]
+pub(crate) struct GroupSnapshot {
+    groups: BTreeMap<u32, GroupEntry>,
+    retired: Vec<Retired<CompiledGroups>>,
+    dirty: bool,
+}
+
 /// The control plane's groups.
 #[derive(Debug)]
 pub(crate) struct GroupTable {
@@ -199,6 +208,21 @@ impl GroupTable {
 
     pub fn exists(&self, id: u32) -> bool {
         self.groups.contains_key(&id)
+    }
+
+    /// O(groups): taken once per transaction, at its first group change.
+    pub fn snapshot(&self) -> GroupSnapshot {
+        GroupSnapshot {
+            groups: self.groups.clone(),
+            retired: self.retired.clone(),
+            dirty: self.dirty,
+        }
+    }
+
+    pub fn restore(&mut self, s: GroupSnapshot) {
+        self.groups = s.groups;
+        self.retired = s.retired;
+        self.dirty = s.dirty;
     }
 
     /// Would `id` with `buckets` reach itself through chained group actions?

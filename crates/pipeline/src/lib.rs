@@ -3,8 +3,9 @@
 //! workers run on every packet.
 //!
 //! The control plane owns a [`FlowTables`]; it applies flow-mods, group-mods, meter-mods
-//! and port changes, then [`FlowTables::publish`]es a new immutable [`Pipeline`] version
-//! with one atomic pointer swap. Workers load the current version once per burst through a
+//! and port changes (several at once through a [`Transaction`]: all or nothing), then
+//! [`FlowTables::publish`]es a new immutable [`Pipeline`] version with one atomic pointer
+//! swap, and frees replaced versions itself ([`FlowTables::reclaim`]). Workers load the current version once per burst through a
 //! [`PipelineHandle`] and call [`Pipeline::process`] per packet with their own
 //! [`WorkerContext`] and a [`Sink`] that sends outputs. See the crate README for the design.
 
@@ -23,6 +24,7 @@ pub mod packet_in;
 pub mod pipeline;
 pub mod port;
 pub mod table;
+pub mod transaction;
 
 pub use error::PipelineError;
 pub use exec::{Emit, Sink, Verdict};
@@ -32,10 +34,11 @@ pub use flow::{
 pub use group::{Bucket, GroupCounts, GroupModReq, GroupType};
 pub use lookup::Strategy;
 pub use meter::MeterCounts;
-pub use packet_in::{PacketInQueue, PacketInRecord};
+pub use packet_in::{PacketInDrops, PacketInLimiter, PacketInQueue, PacketInRecord};
 pub use pipeline::{
     FlowCounts, FlowModReq, FlowTables, Pipeline, PipelineConfig, PipelineHandle, TableCounts,
     WorkerContext,
 };
 pub use port::{PortInfo, PortSet};
 pub use table::{CompiledTable, Level, MissPolicy, RemovedFlow, RemovedReason};
+pub use transaction::{Committed, Transaction};

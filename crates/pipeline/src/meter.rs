@@ -162,6 +162,15 @@ pub struct MeterCounts {
     pub bands: Vec<(u64, u64)>,
 }
 
+/// The meters as they were when a transaction first touched them (see
+/// [`crate::group::GroupSnapshot`]).
+#[derive(Debug)]
+pub(crate) struct MeterSnapshot {
+    meters: BTreeMap<u32, MeterEntry>,
+    retired: Vec<Retired<CompiledMeters>>,
+    dirty: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct MeterTable {
     pub meters: BTreeMap<u32, MeterEntry>,
@@ -192,6 +201,21 @@ impl MeterTable {
 
     pub fn exists(&self, id: u32) -> bool {
         self.meters.contains_key(&id)
+    }
+
+    /// O(meters): taken once per transaction, at its first meter change.
+    pub fn snapshot(&self) -> MeterSnapshot {
+        MeterSnapshot {
+            meters: self.meters.clone(),
+            retired: self.retired.clone(),
+            dirty: self.dirty,
+        }
+    }
+
+    pub fn restore(&mut self, s: MeterSnapshot) {
+        self.meters = s.meters;
+        self.retired = s.retired;
+        self.dirty = s.dirty;
     }
 
     /// Applies a meter-mod; returns the ids of deleted meters (their flows go too).

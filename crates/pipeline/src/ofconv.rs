@@ -276,6 +276,8 @@ fn convert_instructions(
                 if *g >= tables.n_tables() {
                     return Err(PipelineError::GotoBeyondLast(*g));
                 }
+                // For OFPTT_ALL the tables are known only once the entries are selected:
+                // FlowTables checks the goto against each table it modifies.
                 if table_id != OFPTT_ALL && *g <= table_id {
                     return Err(PipelineError::GotoBackward {
                         from: table_id,

@@ -7,9 +7,21 @@
 //! through their `Arc`) and stores the new version with one atomic pointer swap: a batch of
 //! changes becomes visible to packets all at once. A worker loads the current version once
 //! per burst ([`PipelineHandle::load`]) and uses it for the whole burst, so a packet never
-//! sees half a batch; old versions are freed when the last worker lets go of them.
+//! sees half a batch.
+//!
+//! Changes that must land together (a bundle, a gRPC batch, a profile change) go through a
+//! [`Transaction`]: published once on commit, or rolled back to exactly what was there.
+//!
+//! Old versions are freed on the control plane, never by a worker: [`FlowTables`] keeps a
+//! strong reference to every version it replaced until [`FlowTables::reclaim`] finds that
+//! no worker holds it any more, so a worker letting go of a version only ever decrements a
+//! count that is not the last. (arc-swap's cheap [`PipelineHandle::load`] guards hold a
+//! "debt" instead of a count; the swap in [`FlowTables::publish`] pays every debt on the
+//! version it replaces, turning those guards into counted references before it returns,
+//! so the count `reclaim` looks at covers them.)
 
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -22,9 +34,10 @@ use crate::flow::{FlowEntry, FlowFlags, Instructions, Match};
 use crate::group::{CompiledGroups, GroupCounts, GroupEntry, GroupModReq, GroupTable};
 use crate::lookup::Strategy;
 use crate::meter::{CompiledMeters, MeterCounts, MeterEntry, MeterTable};
-use crate::packet_in::PacketInQueue;
+use crate::packet_in::{PacketInDrops, PacketInLimiter, PacketInQueue};
 use crate::port::{PortInfo, PortSet};
 use crate::table::{CompiledTable, FlowTable, MissPolicy, RemovedFlow, RemovedReason};
+use crate::transaction::Transaction;
 
 /// Sizes and policies fixed when the switch starts.
 #[derive(Clone, Debug)]
@@ -45,6 +58,13 @@ pub struct PipelineConfig {
     /// control plane's (packet-out) gives the number of datapath workers, so that one
     /// worker carrying all the traffic gets the whole rate.
     pub meter_shares: usize,
+    /// Packet-ins per second each worker lets through per ingress port; 0: no limit.
+    /// Default 1000: a controller learning addresses or connections needs a few per new
+    /// flow, and 1000 per port and worker keeps a flooding guest to a fraction of the
+    /// queue while the others still get through.
+    pub packet_in_rate: u32,
+    /// Packet-ins a port may send at once after a quiet time. Default 200.
+    pub packet_in_burst: u32,
 }
 
 impl Default for PipelineConfig {
@@ -58,6 +78,8 @@ impl Default for PipelineConfig {
             mac_capacity: 8192,
             mac_aging: 300,
             meter_shares: 0,
+            packet_in_rate: 1000,
+            packet_in_burst: 200,
         }
     }
 }
@@ -73,15 +95,17 @@ pub struct Pipeline {
     pub(crate) mac: Arc<MacTable>,
 }
 
-/// A worker's own state: its counter index, its clock and the packet-in queue.
+/// A worker's own state: its counter index, its clock, the packet-in queue and its
+/// packet-in rate limit.
 #[derive(Debug)]
 pub struct WorkerContext {
     pub(crate) worker: usize,
-    /// Monotonic nanoseconds (meters); set by the worker once per burst.
+    /// Monotonic nanoseconds (meters, packet-in limit); set by the worker once per burst.
     pub now_ns: u64,
     /// Seconds (MAC learning); set by the worker once per burst.
     pub now_secs: u32,
     pub(crate) packet_in: Arc<PacketInQueue>,
+    pub(crate) packet_in_limit: PacketInLimiter,
 }
 
 impl WorkerContext {
@@ -96,13 +120,29 @@ impl WorkerContext {
     }
 }
 
+/// The last published version number, alone on its cache line: workers read it between
+/// bursts, and no write to a neighbour should make them miss.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct PublishedVersion(AtomicU64);
+
 /// What workers hold to find the current version.
 #[derive(Clone, Debug)]
 pub struct PipelineHandle {
     current: Arc<ArcSwap<Pipeline>>,
+    published: Arc<PublishedVersion>,
 }
 
 impl PipelineHandle {
+    /// The last version the control plane published. It is stored after the version is
+    /// swapped in, so a worker that reads `v` here and then [`PipelineHandle::load`]s runs
+    /// a version >= `v`: reading it between bursts and reporting it is how a worker
+    /// acknowledges "from now on I use a version >= v".
+    #[inline]
+    pub fn published_version(&self) -> u64 {
+        self.published.0.load(Ordering::Acquire)
+    }
+
     /// The current version, for one burst. Cheap (no reference count change on the fast
     /// path of arc-swap); drop it at the end of the burst.
     #[inline]
@@ -193,16 +233,21 @@ pub struct TableCounts {
 #[derive(Debug)]
 pub struct FlowTables {
     config: PipelineConfig,
-    tables: Vec<FlowTable>,
-    groups: GroupTable,
-    meters: MeterTable,
-    ports: Arc<PortSet>,
-    ports_dirty: bool,
+    pub(crate) tables: Vec<FlowTable>,
+    pub(crate) groups: GroupTable,
+    pub(crate) meters: MeterTable,
+    pub(crate) ports: Arc<PortSet>,
+    pub(crate) ports_dirty: bool,
     mac: Arc<MacTable>,
     packet_in: Arc<PacketInQueue>,
+    /// Per context index: what its packet-in limit dropped.
+    packet_in_drops: Box<[Arc<PacketInDrops>]>,
     current: Arc<ArcSwap<Pipeline>>,
-    older: Vec<Weak<Pipeline>>,
-    next_uid: u64,
+    published: Arc<PublishedVersion>,
+    /// Versions replaced by a publish, held until no worker uses them (see
+    /// [`FlowTables::reclaim`]).
+    older: Vec<Arc<Pipeline>>,
+    pub(crate) next_uid: u64,
     version: u64,
 }
 
@@ -243,7 +288,11 @@ impl FlowTables {
             ports_dirty: false,
             mac,
             packet_in,
+            packet_in_drops: (0..workers)
+                .map(|_| Arc::new(PacketInDrops::new()))
+                .collect(),
             current: Arc::new(ArcSwap::from_pointee(first)),
+            published: Arc::new(PublishedVersion::default()),
             older: Vec::new(),
             next_uid: 1,
             version: 0,
@@ -264,6 +313,7 @@ impl FlowTables {
     pub fn handle(&self) -> PipelineHandle {
         PipelineHandle {
             current: self.current.clone(),
+            published: self.published.clone(),
         }
     }
 
@@ -276,7 +326,24 @@ impl FlowTables {
             now_ns: 0,
             now_secs: 0,
             packet_in: self.packet_in.clone(),
+            packet_in_limit: PacketInLimiter::new(
+                self.config.packet_in_rate,
+                self.config.packet_in_burst,
+                self.packet_in_drops[worker].clone(),
+            ),
         }
+    }
+
+    /// Packet-ins the per-port rate limit dropped, per ingress port (summed over
+    /// contexts; ports sharing the overflow bucket as OFPP_ANY), sorted by port.
+    pub fn packet_in_limited(&self) -> Vec<(u32, u64)> {
+        let mut by_port: std::collections::BTreeMap<u32, u64> = Default::default();
+        for d in self.packet_in_drops.iter() {
+            for (port, n) in d.per_port() {
+                *by_port.entry(port).or_default() += n;
+            }
+        }
+        by_port.into_iter().collect()
     }
 
     /// Where packet-in records arrive.
@@ -334,7 +401,7 @@ impl FlowTables {
                 if req.table_id >= n && req.table_id != OFPTT_ALL {
                     return Err(PipelineError::BadTableId(req.table_id));
                 }
-                self.modify(&req);
+                self.modify(&req)?;
                 Ok(vec![])
             }
             FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
@@ -346,37 +413,29 @@ impl FlowTables {
         }
     }
 
-    /// Applies flow-mods in order, all or none (a bundle commit): when one fails, the
-    /// ones before it are undone and the error names its index. Nothing reaches packets
-    /// before the next [`FlowTables::publish`], which makes the whole batch visible at
-    /// once.
-    pub fn apply_flow_mods_atomic(
-        &mut self,
-        reqs: Vec<FlowModReq>,
-        now: Duration,
-    ) -> Result<Vec<RemovedFlow>, (usize, PipelineError)> {
-        for t in &mut self.tables {
-            t.begin();
+    /// Starts a transaction: flow-mods, group-mods, meter-mods, port and miss-policy
+    /// changes applied through it become visible together at its
+    /// [`Transaction::commit`] (one published version), or are all undone when it is
+    /// dropped or [`Transaction::abort`]ed. `now` is the install time of what it adds.
+    pub fn transaction(&mut self, now: Duration) -> Transaction<'_> {
+        Transaction::new(self, now)
+    }
+
+    /// Refuses a goto that does not go strictly forward from `table_id`: the tables then
+    /// form a chain that every walk leaves after at most `n_tables` lookups.
+    fn check_goto(&self, table_id: u8, insts: &Instructions) -> Result<(), PipelineError> {
+        match insts.goto {
+            Some(g) if g >= self.config.n_tables => Err(PipelineError::GotoBeyondLast(g)),
+            Some(g) if g <= table_id => Err(PipelineError::GotoBackward {
+                from: table_id,
+                to: g,
+            }),
+            _ => Ok(()),
         }
-        let mut removed = Vec::new();
-        for (i, req) in reqs.into_iter().enumerate() {
-            match self.apply_flow_mod(req, now) {
-                Ok(r) => removed.extend(r),
-                Err(e) => {
-                    for t in &mut self.tables {
-                        t.rollback();
-                    }
-                    return Err((i, e));
-                }
-            }
-        }
-        for t in &mut self.tables {
-            t.commit();
-        }
-        Ok(removed)
     }
 
     fn add(&mut self, req: FlowModReq, now: Duration) -> Result<(), PipelineError> {
+        self.check_goto(req.table_id, &req.instructions)?;
         let t = &mut self.tables[usize::from(req.table_id)];
         if req.flags.contains(FlowModFlags::CHECK_OVERLAP)
             && t.iter()
@@ -451,11 +510,23 @@ impl FlowTables {
         }
     }
 
-    fn modify(&mut self, req: &FlowModReq) {
+    /// Changes the instructions of the selected entries, in one table or all. A goto must
+    /// go forward from every table holding a selected entry (MODIFY to all tables with
+    /// `goto_table:1` would make table 1 go to itself): checked for all before anything
+    /// changes.
+    fn modify(&mut self, req: &FlowModReq) -> Result<(), PipelineError> {
         let strict = req.command == FlowModCommand::ModifyStrict;
+        let mut chosen = Vec::new();
         for ti in self.table_range(req.table_id) {
+            let idxs = Self::selected(&self.tables[ti], req, strict, false);
+            if !idxs.is_empty() {
+                self.check_goto(ti as u8, &req.instructions)?;
+                chosen.push((ti, idxs));
+            }
+        }
+        for (ti, idxs) in chosen {
             let t = &mut self.tables[ti];
-            for idx in Self::selected(t, req, strict, false) {
+            for idx in idxs {
                 if req.flags.contains(FlowModFlags::RESET_COUNTS) {
                     t.reset_counts(idx);
                 }
@@ -464,6 +535,7 @@ impl FlowTables {
                 }
             }
         }
+        Ok(())
     }
 
     fn delete(&mut self, req: &FlowModReq, now: Duration) -> Vec<RemovedFlow> {
@@ -556,15 +628,26 @@ impl FlowTables {
 
     /// Adds or changes a port (config, liveness, VLAN policy).
     pub fn set_port(&mut self, info: PortInfo) {
+        self.set_port_entry(info);
+    }
+
+    /// Removes a port and forgets the addresses learned on it.
+    pub fn remove_port(&mut self, port: u32) {
+        if self.remove_port_entry(port) {
+            self.mac.flush_port(port);
+        }
+    }
+
+    pub(crate) fn set_port_entry(&mut self, info: PortInfo) {
         Arc::make_mut(&mut self.ports).upsert(info);
         self.ports_dirty = true;
     }
 
-    pub fn remove_port(&mut self, port: u32) {
-        if Arc::make_mut(&mut self.ports).remove(port) {
-            self.mac.flush_port(port);
-            self.ports_dirty = true;
-        }
+    /// False when there was no such port.
+    pub(crate) fn remove_port_entry(&mut self, port: u32) -> bool {
+        let gone = Arc::make_mut(&mut self.ports).remove(port);
+        self.ports_dirty |= gone;
+        gone
     }
 
     pub fn ports(&self) -> &PortSet {
@@ -587,8 +670,13 @@ impl FlowTables {
     // ---- publishing ---------------------------------------------------------------
 
     /// Compiles what changed since the last publish and makes it the version workers use,
-    /// with one pointer swap. Returns the new version number.
+    /// with one pointer swap. Returns the new version number (the current one when nothing
+    /// changed). The version replaced stays referenced here until [`FlowTables::reclaim`].
     pub fn publish(&mut self) -> u64 {
+        debug_assert!(
+            !self.tables.iter().any(FlowTable::in_transaction),
+            "publish inside a transaction"
+        );
         let workers = self.config.workers;
         let strategy = self.config.strategy;
         let mut changed = false;
@@ -625,11 +713,36 @@ impl FlowTables {
             ports: self.ports.clone(),
             mac: self.mac.clone(),
         });
+        // The swap pays arc-swap's debts on `old` before it returns: guards workers still
+        // hold on it are counted references from here on (see the module docs).
         let old = self.current.swap(next);
-        self.older.push(Arc::downgrade(&old));
-        drop(old);
-        self.older.retain(|w| w.strong_count() > 0);
+        self.published.0.store(self.version, Ordering::Release);
+        self.older.push(old);
+        self.reclaim();
         self.version
+    }
+
+    /// The last version published (what [`PipelineHandle::published_version`] reads).
+    pub fn published_version(&self) -> u64 {
+        self.published.0.load(Ordering::Relaxed)
+    }
+
+    /// Frees, here on the control plane, the replaced versions no worker holds any more;
+    /// returns how many. Call it from housekeeping ([`FlowTables::publish`] and
+    /// [`FlowTables::fold_counters`] call it too): the worker's loop never frees a version.
+    pub fn reclaim(&mut self) -> usize {
+        let before = self.older.len();
+        // Nothing can take a new reference to a replaced version (it is no longer in the
+        // ArcSwap, and its debts were paid at the swap), so a count of 1 stays 1: dropping
+        // ours is then the last drop, and Arc's own release/acquire protocol orders it
+        // after every worker's last use.
+        self.older.retain(|v| Arc::strong_count(v) > 1);
+        before - self.older.len()
+    }
+
+    /// Replaced versions still held by someone (a worker mid-burst, or one that is stuck).
+    pub fn versions_held(&self) -> usize {
+        self.older.len()
     }
 
     /// Merges the levels of every table into one (see [`crate::table::Level`]) and
@@ -645,15 +758,19 @@ impl FlowTables {
         any
     }
 
-    /// True when no worker still runs a version older than the last published one: every
-    /// change published so far is seen by every packet (BARRIER_REPLY may go out).
+    /// True when nothing holds a version older than the last published one (after
+    /// reclaiming those nobody holds): every change published so far is seen by every
+    /// packet (BARRIER_REPLY may go out). A control-plane reader holding an old
+    /// [`FlowTables::current`] counts as a holder too; per-worker acknowledgements of
+    /// [`PipelineHandle::published_version`] answer the same question per worker.
     pub fn is_quiescent(&mut self) -> bool {
-        self.older.retain(|w| w.strong_count() > 0);
+        self.reclaim();
         self.older.is_empty()
     }
 
     /// Folds counters of versions workers no longer use into the entries' totals.
     pub fn fold_counters(&mut self) {
+        self.reclaim();
         for t in &mut self.tables {
             t.fold();
         }

@@ -170,13 +170,26 @@ pub struct RemovedFlow {
     pub at: Duration,
 }
 
-/// What undoes one change of an atomic batch (a bundle commit) that failed part way.
+/// What undoes one change of a transaction that is rolled back.
 #[derive(Debug)]
 enum Undo {
     Inserted(u32),
     /// The entry as it was, counters and place in its level included.
     Removed(u32, FlowEntry),
     Modified(u32, FlowEntry),
+}
+
+/// A table's changes since [`FlowTable::begin`], and the bookkeeping to put back as it
+/// was, so that a rolled-back transaction leaves nothing to recompile or publish.
+#[derive(Debug)]
+struct Journal {
+    undo: Vec<Undo>,
+    slab_len: usize,
+    stale_len: usize,
+    pending_len: usize,
+    dirty: bool,
+    compact: bool,
+    miss: MissPolicy,
 }
 
 #[derive(Debug)]
@@ -202,8 +215,8 @@ pub(crate) struct FlowTable {
     /// The next compile merges every level into one.
     compact: bool,
     next_level: u64,
-    /// On during an atomic batch: how to undo what it did so far.
-    journal: Option<Vec<Undo>>,
+    /// On during a transaction: how to undo what it did so far.
+    journal: Option<Journal>,
     pub miss: MissPolicy,
     pub max_entries: usize,
 }
@@ -257,7 +270,7 @@ impl FlowTable {
             self.stale.push(e.level);
         }
         if let Some(j) = &mut self.journal {
-            j.push(Undo::Modified(idx, e.clone()));
+            j.undo.push(Undo::Modified(idx, e.clone()));
         }
         Some(e)
     }
@@ -306,7 +319,7 @@ impl FlowTable {
         let (p, b) = self.counts(idx);
         if let Some(e) = self.slab.get_mut(idx as usize).and_then(Option::as_mut) {
             if let Some(j) = &mut self.journal {
-                j.push(Undo::Modified(idx, e.clone()));
+                j.undo.push(Undo::Modified(idx, e.clone()));
             }
             e.base_packets = e.base_packets.wrapping_sub(p);
             e.base_bytes = e.base_bytes.wrapping_sub(b);
@@ -332,7 +345,7 @@ impl FlowTable {
         let idx = self.put(entry, None);
         self.pending.push(idx);
         if let Some(j) = &mut self.journal {
-            j.push(Undo::Inserted(idx));
+            j.undo.push(Undo::Inserted(idx));
         }
         Ok(idx)
     }
@@ -386,14 +399,22 @@ impl FlowTable {
             self.stale.push(e.level);
         }
         if let Some(j) = &mut self.journal {
-            j.push(Undo::Removed(idx, e.clone()));
+            j.undo.push(Undo::Removed(idx, e.clone()));
         }
         Some((e, p, b))
     }
 
     /// Starts recording changes so that [`FlowTable::rollback`] can undo them.
     pub fn begin(&mut self) {
-        self.journal = Some(Vec::new());
+        self.journal = Some(Journal {
+            undo: Vec::new(),
+            slab_len: self.slab.len(),
+            stale_len: self.stale.len(),
+            pending_len: self.pending.len(),
+            dirty: self.dirty,
+            compact: self.compact,
+            miss: self.miss,
+        });
     }
 
     /// Keeps the changes made since [`FlowTable::begin`].
@@ -401,14 +422,16 @@ impl FlowTable {
         self.journal = None;
     }
 
-    /// Undoes every change since [`FlowTable::begin`], newest first: the entries, their
-    /// counters and their places in the compiled levels are as they were. (Levels marked
-    /// for rebuild stay marked: rebuilding them gives the same content.)
+    /// Undoes every change since [`FlowTable::begin`], newest first: the entries (uids,
+    /// cookies, flags, timeouts, install times), their counters and their places in the
+    /// compiled levels, the miss policy, and what the next compile would rebuild are as
+    /// they were. Indices of the slab come back in the same order (the free list is a
+    /// stack, undone in reverse), so even later insertions land where they would have.
     pub fn rollback(&mut self) {
-        let Some(journal) = self.journal.take() else {
+        let Some(j) = self.journal.take() else {
             return;
         };
-        for u in journal.into_iter().rev() {
+        for u in j.undo.into_iter().rev() {
             match u {
                 Undo::Inserted(idx) => {
                     self.remove(idx);
@@ -423,6 +446,23 @@ impl FlowTable {
                 }
             }
         }
+        // Slots the transaction appended are empty again.
+        debug_assert!(self.slab[j.slab_len.min(self.slab.len())..]
+            .iter()
+            .all(Option::is_none));
+        self.slab.truncate(j.slab_len);
+        let n = j.slab_len;
+        self.free.retain(|&i| (i as usize) < n);
+        self.stale.truncate(j.stale_len);
+        self.pending.truncate(j.pending_len);
+        self.dirty = j.dirty;
+        self.compact = j.compact;
+        self.miss = j.miss;
+    }
+
+    /// True between [`FlowTable::begin`] and its commit or rollback.
+    pub fn in_transaction(&self) -> bool {
+        self.journal.is_some()
     }
 
     /// Asks the next compile to merge every level into one (idle time: the fast path

@@ -622,7 +622,11 @@ fn atomic_batch_is_all_or_nothing() {
         overlap,
     ];
     let reqs: Vec<_> = batch.iter().map(|fm| conv(&ft, fm)).collect();
-    let (i, e) = ft.apply_flow_mods_atomic(reqs, s(1)).unwrap_err();
+    let mut tx = ft.transaction(s(1));
+    for r in reqs {
+        let _ = tx.flow_mod(r);
+    }
+    let (i, e) = tx.commit().unwrap_err();
     assert_eq!(
         (i, e.code()),
         (4, ErrorCode::FlowModFailed(FlowModFailedCode::Overlap))
@@ -642,9 +646,12 @@ fn atomic_batch_is_all_or_nothing() {
     );
     // Without the overlap the batch applies.
     let reqs: Vec<_> = batch[..4].iter().map(|fm| conv(&ft, fm)).collect();
-    let removed = ft.apply_flow_mods_atomic(reqs, s(1)).unwrap();
+    let mut tx = ft.transaction(s(1));
+    for r in reqs {
+        tx.flow_mod(r).unwrap();
+    }
+    let removed = tx.commit().unwrap().removed;
     assert_eq!(removed.len(), 1);
-    ft.publish();
     assert!(ports_out(&ft, 1).is_empty(), "in_port 1 deleted");
     assert_eq!(ports_out(&ft, 2), vec![4], "in_port 2 modified");
     assert_eq!(ft.entries(0).count() + ft.entries(1).count(), 2);

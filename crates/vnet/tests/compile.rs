@@ -188,3 +188,32 @@ fn bad_descriptions_name_the_field() {
         "metadata"
     );
 }
+
+/// The switch refuses a goto that does not go forward (the walk must end after one lookup
+/// per table), so every stage of the profile only ever hands packets to a later one.
+#[test]
+fn every_goto_goes_forward() {
+    for mode in [
+        MetadataMode::PerConnection,
+        MetadataMode::PerInstance,
+        MetadataMode::Subnet,
+    ] {
+        let (n, i, md, p) = sample(mode);
+        let m = Model::build(&n, &i, Some(&md), &p).expect("valid");
+        let mut gotos = 0;
+        for f in compile(&m) {
+            let fm = flow_syntax::parse_flow_mod(&f.text, FlowModCommand::Add).unwrap();
+            assert_eq!(fm.table_id, f.table, "{}", f.text);
+            for inst in &fm.instructions {
+                if let openflow::Instruction::GotoTable(g) = inst {
+                    assert!(*g > f.table, "{mode:?}: backward goto: {}", f.text);
+                    gotos += 1;
+                }
+            }
+        }
+        assert!(
+            gotos > 10,
+            "{mode:?}: the profile chains its stages ({gotos} gotos)"
+        );
+    }
+}
