@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use datapath::{policy, Datapath};
+use crate::datapath_conv::{datapath_settings, port_spec, vlan_policy as policy};
+use datapath::Datapath;
 use dpdk::Eal;
 
 use ferroflow_config::{Config, FailMode, PortConfig};
@@ -177,6 +178,9 @@ impl Drop for Locked<'_> {
     }
 }
 
+/// How long halting the workers, and then closing the ports, may each take at stop.
+const DATAPATH_STOP_WAIT: Duration = Duration::from_secs(1);
+
 /// Why a runtime port change was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PortChangeError {
@@ -234,7 +238,25 @@ impl Switch {
                 .map_err(|e| anyhow::anyhow!("default flow: {e}"))?;
         }
         tables.publish();
-        let dp = Datapath::start(&eal, &config, &tables)?;
+        let mut specs = Vec::new();
+        let mut failed: Vec<anyhow::Error> = Vec::new();
+        for p in &config.ports {
+            match port_spec(p) {
+                Ok(s) => specs.push(s),
+                Err(e) => failed.push(anyhow::anyhow!(e)),
+            }
+        }
+        let (dp, dp_failed) =
+            Datapath::start(&eal, &datapath_settings(&config.datapath), &specs, &tables)?;
+        failed.extend(dp_failed.into_iter().map(|(_, e)| anyhow::Error::from(e)));
+        // A port that cannot start is left down and the switch runs with the others; when
+        // none of the configured ports starts, the configuration is what is wrong.
+        if !config.ports.is_empty() && failed.len() == config.ports.len() {
+            return Err(failed.remove(0));
+        }
+        for e in &failed {
+            tracing::error!("port could not be started, the switch runs without it: {e}");
+        }
         let inject_ctx = tables.worker_context(workers);
         let packet_out_ctx = tables.worker_context(workers + 1);
         let desc = crate::profile::Description {
@@ -432,10 +454,16 @@ impl Switch {
         check
             .validate_ports()
             .map_err(|(key, msg)| PortChangeError::Invalid(format!("{key}: {msg}")))?;
-        st.datapath
-            .as_mut()
-            .ok_or(PortChangeError::Stopped)?
-            .add_port(&self.eal, &pc)?;
+        let spec = port_spec(&pc).map_err(PortChangeError::Invalid)?;
+        let dp = st.datapath.as_mut().ok_or(PortChangeError::Stopped)?;
+        // Ports withdrawn earlier that every worker has let go: closed off the lock.
+        let (closer, reaped) = (dp.closer(), dp.reap());
+        let added = dp.add_port(&self.eal, &spec);
+        if let Err(e) = added {
+            drop(st);
+            reaped.into_iter().for_each(|p| closer.close(p));
+            return Err(e.into());
+        }
         let mut info = PortInfo::new(pc.ofport);
         info.vlan = policy(&pc.vlan_mode());
         st.tables.set_port(info);
@@ -449,6 +477,8 @@ impl Switch {
                 desc,
             }));
         }
+        drop(st);
+        reaped.into_iter().for_each(|p| closer.close(p));
         Ok(())
     }
 
@@ -461,10 +491,18 @@ impl Switch {
             return Err(PortChangeError::InUse(name.to_owned(), user));
         }
         let desc = st.port_desc(pc.ofport);
-        st.datapath
-            .as_mut()
-            .ok_or(PortChangeError::Stopped)?
-            .remove_port(name)?;
+        let dp = st.datapath.as_mut().ok_or(PortChangeError::Stopped)?;
+        let (closer, mut detached) = (dp.closer(), dp.reap());
+        let removed = dp.remove_port(name);
+        let removed = match removed {
+            Ok(p) => p,
+            Err(e) => {
+                drop(st);
+                detached.into_iter().for_each(|p| closer.close(p));
+                return Err(e.into());
+            }
+        };
+        detached.push(removed);
         st.tables.remove_port(pc.ofport);
         st.tables.mac_table().flush_port(pc.ofport);
         st.tables.publish();
@@ -476,6 +514,9 @@ impl Switch {
                 desc,
             }));
         }
+        // Closing can block (a vhost port with a stalled peer): never under the lock.
+        drop(st);
+        detached.into_iter().for_each(|p| closer.close(p));
         Ok(())
     }
 
@@ -506,7 +547,7 @@ impl Switch {
     pub fn halt(&self) {
         if let Some(mut st) = self.lock_within(STOP_LOCK_WAIT) {
             if let Some(dp) = st.datapath.as_mut() {
-                dp.halt();
+                dp.halt(Instant::now() + DATAPATH_STOP_WAIT);
             }
         }
     }
@@ -517,7 +558,10 @@ impl Switch {
             .lock_within(STOP_LOCK_WAIT)
             .and_then(|mut st| st.datapath.take());
         if let Some(dp) = dp {
-            dp.stop();
+            let left = dp.stop(Instant::now() + DATAPATH_STOP_WAIT);
+            if left != datapath::StopReport::default() {
+                tracing::error!(?left, "datapath not fully stopped; left open");
+            }
         }
     }
 

@@ -15,8 +15,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use datapath::{policy, Datapath};
+use datapath::Datapath;
 use dpdk::Eal;
+use ferroflow::datapath_conv::{datapath_settings, port_spec, vlan_policy as policy};
 use ferroflow_config::Config;
 use openflow::consts::OFPP_FLOOD;
 use packet::Field;
@@ -100,7 +101,11 @@ fn classifier_and_switch_tables_forward_allowed_traffic_and_drop_the_rest() {
         .unwrap();
     tables.publish();
 
-    let mut dp = Datapath::start(&eal, &config, &tables).expect("datapath");
+    let specs: Vec<_> = config.ports.iter().map(|p| port_spec(p).unwrap()).collect();
+    let (mut dp, failed) =
+        Datapath::start(&eal, &datapath_settings(&config.datapath), &specs, &tables)
+            .expect("datapath");
+    assert!(failed.is_empty(), "{failed:?}");
     let hosts: Vec<Netns> = names.iter().map(|n| Netns::new(n)).collect();
     for (i, (ns, ifname)) in hosts.iter().zip(names).enumerate() {
         wait_for_interface(ifname);
@@ -149,8 +154,9 @@ fn classifier_and_switch_tables_forward_allowed_traffic_and_drop_the_rest() {
         "the spoofed frames missed table 0: {counts:?}"
     );
 
-    dp.halt();
-    dp.stop();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    assert!(dp.halt(deadline).is_empty());
+    assert_eq!(dp.stop(deadline), datapath::StopReport::default());
     drop(tables);
     drop(eal);
 }

@@ -100,6 +100,9 @@ pub struct WorkerCounters {
     /// Outputs to a port this worker had no queue for (being added or
     /// removed, or LOCAL without a local port).
     pub unknown_port_outputs: Counter,
+    /// Control-plane frames (packet-out) for a port this worker had not applied yet or no
+    /// longer had, dropped.
+    pub inject_dropped: Counter,
 }
 
 impl WorkerCounters {
@@ -111,6 +114,7 @@ impl WorkerCounters {
             total_cycles: Counter::default(),
             packets: Counter::default(),
             unknown_port_outputs: Counter::default(),
+            inject_dropped: Counter::default(),
         }
     }
 
@@ -128,6 +132,7 @@ impl WorkerCounters {
                 busy as f64 / packets as f64
             },
             unknown_port_outputs: self.unknown_port_outputs.get(),
+            inject_dropped: self.inject_dropped.get(),
             rx_queues: Vec::new(),
         }
     }
@@ -173,6 +178,8 @@ pub struct WorkerReport {
     pub total_cycles: u64,
     pub cycles_per_packet: f64,
     pub unknown_port_outputs: u64,
+    /// Packet-outs dropped because the worker did not have their port (yet, or any more).
+    pub inject_dropped: u64,
     /// The (port, rx queue) pairs the worker polls.
     pub rx_queues: Vec<(String, u16)>,
 }

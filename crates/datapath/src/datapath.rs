@@ -1,22 +1,23 @@
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 use dpdk::{
     Eal, LaunchedWorker, LinkStatus, Mbuf, Mempool, Port, PortConfig as QueueConfig, PortStats,
 };
-use ferroflow_config::{Config, VlanMode};
-use mac_learning::VlanPolicy;
 use pipeline::FlowTables;
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
+use crate::closer::{DetachedPort, PortCloser};
 use crate::counters::{PortReport, WorkerCounters, WorkerReport};
+use crate::health::WorkerHealth;
 use crate::ports::PortIndex;
+use crate::spec::{DatapathSettings, PortSpec};
 use crate::worker::Worker;
 
-/// Why the datapath could not start, naming the port or resource.
+/// Why the datapath, a port or a port change failed, naming the port, worker or resource.
 #[derive(Debug, thiserror::Error)]
 pub enum DatapathError {
     #[error(
@@ -41,6 +42,21 @@ pub enum DatapathError {
     /// owner or group; the port is removed again.
     #[error("port {port:?}: vhost-user socket: {cause}")]
     SocketAccess { port: String, cause: String },
+    /// The path of a vhost-user server port is taken: by another process serving it, or by
+    /// something that is not a socket. (A socket left by a dead process is removed instead.)
+    #[error("port {port:?}: {cause}")]
+    VhostSocket { port: String, cause: String },
+    /// A port of that name is still being withdrawn after a port change a worker did not
+    /// acknowledge in time; it goes once that worker catches up ([`Datapath::reap`]).
+    #[error("port {0:?} is still being withdrawn from a worker that has not acknowledged it")]
+    Retiring(String),
+    /// A worker's command queue is full (it has not run for a long while); nothing changed.
+    #[error("the worker on lcore {lcore} is not taking port changes (its command queue is full); nothing changed")]
+    WorkerBusy { lcore: u32 },
+    /// A worker did not acknowledge a port change within the datapath's `ack_timeout`; the
+    /// change was undone (an added port withdrawn, a removed one kept), nothing was closed.
+    #[error("the worker on lcore {lcore} did not acknowledge the port change within {:.3} s (stalled?); the change was undone", .waited.as_secs_f64())]
+    WorkerTimeout { lcore: u32, waited: Duration },
 }
 
 /// A port created and started, not yet handed to the workers.
@@ -51,17 +67,11 @@ struct PreparedPort {
 }
 
 impl WorkerLink {
-    fn send(&mut self, mut cmd: Command) {
-        // The queue holds four commands per possible port; a worker applies
-        // them every loop, so it is never full for long.
-        loop {
-            match self.commands.push(cmd) {
-                Ok(()) => break,
-                Err(back) => {
-                    cmd = back;
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-            }
+    /// Queues a command; the caller checked there is room ([`Datapath::check_room`]), and
+    /// only the control plane pushes.
+    fn push(&mut self, cmd: Command) {
+        if self.commands.push(cmd).is_err() {
+            unreachable!("room for the command was checked before");
         }
         self.sent += 1;
     }
@@ -127,11 +137,34 @@ struct PortEntry {
     mac: [u8; 6],
     driver: String,
     vlan: String,
-    started: bool,
+}
+
+impl PortEntry {
+    fn detach(self) -> DetachedPort {
+        DetachedPort {
+            name: self.name,
+            port: self.port,
+        }
+    }
+}
+
+/// A port withdrawn after an add that a worker did not acknowledge in time: closed once
+/// every worker applied the commands up to `targets` (the add and its withdrawal).
+struct Retiring {
+    entry: PortEntry,
+    /// Per worker, the command count that includes the withdrawal.
+    targets: Vec<u64>,
 }
 
 /// Most ports one datapath holds: sizes the workers' per-port counters.
 pub const MAX_PORTS: usize = 256;
+
+/// Commands a worker's queue holds. Every port change needs at most two per worker (the
+/// change and its undoing), and is refused while a worker's queue has no room for both.
+const COMMAND_QUEUE: usize = 4 * MAX_PORTS;
+
+/// How long dropping a [`Datapath`] without [`Datapath::stop`] waits for workers and ports.
+const DROP_DEADLINE: Duration = Duration::from_secs(1);
 
 /// Commands from the control plane to a worker, applied between bursts.
 pub(crate) enum Command {
@@ -141,35 +174,55 @@ pub(crate) enum Command {
         ports: Vec<(usize, Vec<dpdk::RxQueue>, dpdk::TxQueue)>,
         index: Arc<PortIndex>,
     },
-    /// Stop using `slot` (its packets in flight are sent or dropped first).
+    /// Stop using `slot` (its packets in flight are sent or dropped first); its queues are
+    /// parked in the worker, in case the removal is undone.
     RemovePort { slot: usize, index: Arc<PortIndex> },
+    /// Undo a [`Command::RemovePort`] of `slot`: use its parked queues again.
+    RestorePort { slot: usize, index: Arc<PortIndex> },
 }
 
 /// A worker as the control plane reaches it.
 struct WorkerLink {
-    launched: LaunchedWorker,
+    /// `None` once joined.
+    launched: Option<LaunchedWorker>,
     commands: Arc<ArrayQueue<Command>>,
-    /// Commands the worker has applied; it writes, the control plane reads.
-    applied: Arc<AtomicU64>,
+    /// Commands pushed; the worker's count of those it applied is in [`WorkerHealth`].
     sent: u64,
     /// The (port, rx queue) pairs handed to this worker.
     rx_queues: Vec<(String, u16)>,
 }
 
+/// What [`Datapath::stop`] could not finish by its deadline (the exit path leaks it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StopReport {
+    /// Lcores whose worker had not left its loop: their ports and buffers are left open.
+    pub workers_not_stopped: Vec<u32>,
+    /// Ports not closed by the deadline.
+    pub ports_not_closed: Vec<String>,
+}
+
 /// The running datapath: ports, workers and their counters. [`Datapath::stop`]
-/// (or drop) stops the workers, then the ports, then frees the buffers; the
-/// caller drops the [`Eal`] after it.
+/// (or drop) stops the workers, then the ports, then frees the buffers, each
+/// with a deadline; the caller drops the [`Eal`] after it.
 pub struct Datapath {
     ports: Vec<PortEntry>,
     index: Arc<PortIndex>,
     workers: Vec<WorkerLink>,
     counters: Vec<Arc<WorkerCounters>>,
+    health: Arc<WorkerHealth>,
     /// Frames from the control plane (packet-out), sent by the first worker on
     /// its own tx queues: a device may not have a queue to spare.
     inject: Arc<ArrayQueue<(usize, Mbuf)>>,
     stop: Arc<AtomicBool>,
     pool: Option<Mempool>,
-    queue_config: (u16, u16),
+    settings: DatapathSettings,
+    retiring: Vec<Retiring>,
+    /// Port indexes sent to workers and replaced since: kept until no worker holds them, so
+    /// that they are freed here and never in a worker's loop.
+    old_indexes: Vec<Arc<PortIndex>>,
+    closer: PortCloser,
+    /// Set once stopped: dropping does nothing more.
+    shut_down: bool,
 }
 
 /// Control-plane frames waiting for the first worker.
@@ -186,46 +239,36 @@ pub enum SendError {
     QueueFull,
 }
 
-/// The VLAN membership a port's configuration asks for.
-pub fn policy(mode: &VlanMode) -> VlanPolicy {
-    match mode {
-        VlanMode::Trunk => VlanPolicy::Trunk,
-        VlanMode::Trunks(v) => VlanPolicy::trunks(v),
-        VlanMode::Access(t) => VlanPolicy::Access(*t),
-    }
-}
-
 impl Datapath {
-    /// Creates every configured port, gives each worker lcore its share of the
-    /// rx queues and one tx queue per port, and starts the workers. The
-    /// pipeline's current version is what workers forward with; its worker
-    /// contexts 0..workers go to the workers. On error, whatever was created
-    /// is removed again.
+    /// Creates the ports, gives each worker lcore its share of the rx queues and one tx
+    /// queue per port, and starts the workers. The pipeline's current version is what
+    /// workers forward with; its worker contexts 0..workers go to the workers.
+    ///
+    /// Starts with the ports that work: those that could not be created come back with
+    /// their errors beside the datapath. Fails only if the buffer pool cannot be made or a
+    /// worker cannot be launched.
     pub fn start(
         eal: &Eal,
-        config: &Config,
+        settings: &DatapathSettings,
+        ports: &[PortSpec],
         tables: &FlowTables,
-    ) -> Result<Datapath, DatapathError> {
+    ) -> Result<(Datapath, Vec<(String, DatapathError)>), DatapathError> {
         let lcores = eal.worker_lcores();
         if lcores.is_empty() {
             return Err(DatapathError::NoWorkers);
         }
-        if config.ports.len() > MAX_PORTS {
-            return Err(DatapathError::TooManyPorts);
-        }
         let nworkers = lcores.len() as u32;
-        let dp_cfg = &config.datapath;
         // Room for every rx and tx descriptor of up to 16 ports (more can be
         // added at runtime), a burst in flight per worker and port, and the
         // per-lcore caches.
-        let nports = (config.ports.len() as u32).max(16);
+        let nports = (ports.len().min(MAX_PORTS) as u32).max(16);
         let needed = nports
             * nworkers
-            * (u32::from(dp_cfg.rx_descriptors) + u32::from(dp_cfg.tx_descriptors))
+            * (u32::from(settings.rx_descriptors) + u32::from(settings.tx_descriptors))
             + nworkers * (nports + 1) * 64
             + 512 * (nworkers + 1);
-        let count = if dp_cfg.mbufs > 0 {
-            dp_cfg.mbufs
+        let count = if settings.mbufs > 0 {
+            settings.mbufs
         } else {
             needed.max(16_383)
         };
@@ -233,24 +276,27 @@ impl Datapath {
             .map_err(DatapathError::Mempool)?;
         info!(mbufs = count, "packet buffer pool ready");
 
+        let health = Arc::new(WorkerHealth::new(&lcores, dpdk::tsc_hz()));
         let mut dp = Datapath {
             ports: Vec::new(),
             index: Arc::new(PortIndex::new(Vec::new())),
             workers: Vec::new(),
             counters: Vec::new(),
+            health: Arc::clone(&health),
             inject: Arc::new(ArrayQueue::new(INJECT_QUEUE)),
             stop: Arc::new(AtomicBool::new(false)),
             pool: Some(pool),
-            queue_config: (dp_cfg.rx_descriptors, dp_cfg.tx_descriptors),
+            settings: settings.clone(),
+            retiring: Vec::new(),
+            old_indexes: Vec::new(),
+            closer: PortCloser::new(),
+            shut_down: false,
         };
-        let idle_sleep =
-            (dp_cfg.idle_sleep_us > 0).then(|| Duration::from_micros(dp_cfg.idle_sleep_us.into()));
         let tsc_epoch = dpdk::rdtsc();
         for (w, lcore) in lcores.iter().enumerate() {
             let counters = Arc::new(WorkerCounters::new(*lcore, MAX_PORTS));
             dp.counters.push(Arc::clone(&counters));
-            let commands = Arc::new(ArrayQueue::new(4 * MAX_PORTS));
-            let applied = Arc::new(AtomicU64::new(0));
+            let commands = Arc::new(ArrayQueue::new(COMMAND_QUEUE));
             let worker = Worker {
                 rx: Vec::new(),
                 tx: Vec::new(),
@@ -261,55 +307,91 @@ impl Datapath {
                 stop: Arc::clone(&dp.stop),
                 tsc_hz: dpdk::tsc_hz().max(1),
                 tsc_epoch,
-                idle_sleep,
+                idle_sleep: settings.idle_sleep,
                 inject: (w == 0).then(|| Arc::clone(&dp.inject)),
                 commands: Arc::clone(&commands),
-                applied: Arc::clone(&applied),
+                health: Arc::clone(&health),
+                id: w,
+                parked: Vec::new(),
                 keys: Box::new([packet::FlowKey::default(); dpdk::BURST_SIZE]),
             };
-            let launched =
-                LaunchedWorker::launch(eal, *lcore, move || worker.run()).map_err(|cause| {
-                    DatapathError::Launch {
+            let launched = match LaunchedWorker::launch(eal, *lcore, move || worker.run()) {
+                Ok(l) => l,
+                Err(cause) => {
+                    // This worker and the later ones never run: nothing to wait for.
+                    for later in w..lcores.len() {
+                        health.set_exited(later);
+                    }
+                    return Err(DatapathError::Launch {
                         lcore: *lcore,
                         cause,
-                    }
-                })?;
+                    });
+                }
+            };
             dp.workers.push(WorkerLink {
-                launched,
+                launched: Some(launched),
                 commands,
-                applied,
                 sent: 0,
                 rx_queues: Vec::new(),
             });
         }
         let mut prepared = Vec::new();
-        for pc in &config.ports {
-            match dp.prepare_port(eal, pc, &prepared) {
+        let mut failed = Vec::new();
+        for spec in ports {
+            match dp.prepare_port(eal, spec, &prepared) {
                 Ok(p) => prepared.push(p),
                 Err(e) => {
-                    for p in prepared {
-                        let _ = p.entry.port.stop();
-                        let _ = p.entry.port.remove();
-                    }
-                    return Err(e);
+                    error!(port = %spec.name, "port not started: {e}");
+                    failed.push((spec.name.clone(), e));
                 }
             }
         }
-        dp.attach(prepared);
-        Ok(dp)
+        let names: Vec<String> = prepared.iter().map(|p| p.entry.name.clone()).collect();
+        if let Err(e) = dp.attach(prepared) {
+            // The workers never took the ports (they are retiring): none of them is up.
+            for name in names {
+                error!(port = %name, "port not started: {e}");
+                let e = match &e {
+                    DatapathError::WorkerTimeout { lcore, waited } => {
+                        DatapathError::WorkerTimeout {
+                            lcore: *lcore,
+                            waited: *waited,
+                        }
+                    }
+                    _ => DatapathError::Stopped,
+                };
+                failed.push((name, e));
+            }
+        }
+        Ok((dp, failed))
     }
 
-    /// Creates a port from its configuration and hands its queues to the
-    /// workers, without disturbing the other ports. Returns once every worker
-    /// polls it.
-    pub fn add_port(
-        &mut self,
-        eal: &Eal,
-        pc: &ferroflow_config::PortConfig,
-    ) -> Result<(), DatapathError> {
-        let prepared = self.prepare_port(eal, pc, &[])?;
-        self.attach(vec![prepared]);
-        Ok(())
+    /// Creates a port and hands its queues to the workers, without disturbing the other
+    /// ports. Returns once every worker polls it; if one does not acknowledge within the
+    /// `ack_timeout`, the port is withdrawn again (closed later, see [`Datapath::reap`]) and
+    /// the call fails with [`DatapathError::WorkerTimeout`]: the port is not added.
+    pub fn add_port(&mut self, eal: &Eal, spec: &PortSpec) -> Result<(), DatapathError> {
+        self.check_room()?;
+        let prepared = self.prepare_port(eal, spec, &[])?;
+        self.attach(vec![prepared])
+    }
+
+    /// Refuses a port change while some worker's queue could not take it and its undoing.
+    fn check_room(&self) -> Result<(), DatapathError> {
+        if self.shut_down || self.stop.load(Ordering::Relaxed) {
+            return Err(DatapathError::Stopped);
+        }
+        match self
+            .workers
+            .iter()
+            .enumerate()
+            .find(|(_, w)| w.commands.capacity() - w.commands.len() < 2)
+        {
+            Some((i, _)) => Err(DatapathError::WorkerBusy {
+                lcore: self.health.lcore(i),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Probes, configures and starts a port in a free slot (`taken`: slots
@@ -317,30 +399,43 @@ impl Datapath {
     fn prepare_port(
         &self,
         eal: &Eal,
-        pc: &ferroflow_config::PortConfig,
+        spec: &PortSpec,
         taken: &[PreparedPort],
     ) -> Result<PreparedPort, DatapathError> {
+        if self.retiring.iter().any(|r| r.entry.name == spec.name) {
+            return Err(DatapathError::Retiring(spec.name.clone()));
+        }
         if self
             .ports
             .iter()
-            .any(|p| p.name == pc.name || p.ofport == pc.ofport)
+            .chain(self.retiring.iter().map(|r| &r.entry))
+            .any(|p| p.name == spec.name || p.ofport == spec.ofport)
             || taken
                 .iter()
-                .any(|p| p.entry.name == pc.name || p.entry.ofport == pc.ofport)
+                .any(|p| p.entry.name == spec.name || p.entry.ofport == spec.ofport)
         {
-            return Err(DatapathError::PortExists(pc.name.clone()));
+            return Err(DatapathError::PortExists(spec.name.clone()));
         }
         let slot = (0..MAX_PORTS)
             .find(|s| {
                 !self.ports.iter().any(|p| p.slot == *s)
+                    && !self.retiring.iter().any(|r| r.entry.slot == *s)
                     && !taken.iter().any(|p| p.entry.slot == *s)
             })
             .ok_or(DatapathError::TooManyPorts)?;
+        if let Some(path) = &spec.vhost_server_socket {
+            crate::socket::clear_stale_socket(std::path::Path::new(path)).map_err(|cause| {
+                DatapathError::VhostSocket {
+                    port: spec.name.clone(),
+                    cause,
+                }
+            })?;
+        }
         let err = |cause| DatapathError::Port {
-            port: pc.name.clone(),
+            port: spec.name.clone(),
             cause,
         };
-        let port = Port::probe(eal, &pc.devargs).map_err(err)?;
+        let port = Port::probe(eal, &spec.devargs).map_err(err)?;
         let cleanup = |port: Port| {
             let _ = port.stop();
             let _ = port.remove();
@@ -364,8 +459,8 @@ impl Datapath {
         let qcfg = QueueConfig {
             rx_queues,
             tx_queues: nworkers,
-            rx_descriptors: self.queue_config.0,
-            tx_descriptors: self.queue_config.1,
+            rx_descriptors: self.settings.rx_descriptors,
+            tx_descriptors: self.settings.tx_descriptors,
         };
         let Some(pool) = self.pool.as_ref() else {
             cleanup(port);
@@ -381,43 +476,57 @@ impl Datapath {
                 return Err(err(e));
             }
         };
-        if let Err(cause) = crate::socket::apply_access(pc) {
+        if let Err(cause) = crate::socket::apply_access(spec) {
             cleanup(port);
             return Err(DatapathError::SocketAccess {
-                port: pc.name.clone(),
+                port: spec.name.clone(),
                 cause,
             });
         }
         info!(
-            port = %pc.name, ofport = pc.ofport, device = port.name(), driver = %info.driver, slot,
+            port = %spec.name, ofport = spec.ofport, device = port.name(), driver = %info.driver, slot,
             rx_queues, tx_queues = nworkers, link_up = port.link().up, "port started"
         );
         Ok(PreparedPort {
             entry: PortEntry {
                 slot,
                 port,
-                name: pc.name.clone(),
-                ofport: pc.ofport,
+                name: spec.name.clone(),
+                ofport: spec.ofport,
                 mac: info.mac,
                 driver: info.driver,
-                vlan: pc.vlan_mode().to_string(),
-                started: true,
+                vlan: spec.vlan.clone(),
             },
             rx,
             tx,
         })
     }
 
+    /// Per worker, the command count that includes everything pushed so far.
+    fn targets(&self) -> Vec<u64> {
+        self.workers.iter().map(|w| w.sent).collect()
+    }
+
     /// Hands prepared ports to the workers in one step: each worker applies
     /// all of them before its next burst, so no packet is forwarded while
-    /// some of them are still unknown to it.
-    fn attach(&mut self, prepared: Vec<PreparedPort>) {
+    /// some of them are still unknown to it. Waits for every worker's
+    /// acknowledgement up to the `ack_timeout`; then withdraws the ports again and fails
+    /// with [`DatapathError::WorkerTimeout`]. Every worker's queue has room for two commands
+    /// (a fresh datapath, or the caller checked with [`Datapath::check_room`]).
+    fn attach(&mut self, prepared: Vec<PreparedPort>) -> Result<(), DatapathError> {
+        if prepared.is_empty() {
+            return Ok(());
+        }
         let nworkers = self.workers.len();
+        let old_index = Arc::clone(&self.index);
         let mut entries = self.index.entries();
         entries.extend(prepared.iter().map(|p| (p.entry.ofport, p.entry.slot)));
         let index = Arc::new(PortIndex::from_entries(entries));
         let mut per_worker_ports: Vec<Vec<(usize, Vec<dpdk::RxQueue>, dpdk::TxQueue)>> =
             (0..nworkers).map(|_| Vec::new()).collect();
+        let mut per_worker_rx_names: Vec<Vec<(String, u16)>> =
+            (0..nworkers).map(|_| Vec::new()).collect();
+        let mut new_entries = Vec::new();
         for p in prepared {
             let slot = p.entry.slot;
             // Rx queues are spread from the slot on, so ports' first queues land on different workers.
@@ -425,34 +534,76 @@ impl Datapath {
                 (0..nworkers).map(|_| Vec::new()).collect();
             for (q, rxq) in p.rx.into_iter().enumerate() {
                 let w = (slot + q) % nworkers;
-                self.workers[w]
-                    .rx_queues
-                    .push((p.entry.name.clone(), rxq.queue_id()));
+                per_worker_rx_names[w].push((p.entry.name.clone(), rxq.queue_id()));
                 per_worker[w].push(rxq);
             }
             for ((ports, rx), tx) in per_worker_ports.iter_mut().zip(per_worker).zip(p.tx) {
                 ports.push((slot, rx, tx));
             }
-            self.ports.push(p.entry);
+            new_entries.push(p.entry);
         }
         for (link, ports) in self.workers.iter_mut().zip(per_worker_ports) {
-            link.send(Command::AddPorts {
+            link.push(Command::AddPorts {
                 ports,
                 index: Arc::clone(&index),
             });
         }
-        self.index = index;
-        self.wait_applied();
+        let started = Instant::now();
+        let deadline = started + self.settings.ack_timeout;
+        match self.health.wait_applied(&self.targets(), deadline) {
+            Ok(()) => {
+                for (link, names) in self.workers.iter_mut().zip(per_worker_rx_names) {
+                    link.rx_queues.extend(names);
+                }
+                self.ports.extend(new_entries);
+                self.set_index(index);
+                Ok(())
+            }
+            Err(lag) => {
+                // Withdraw behind the add: a worker that applied it lets go again, the
+                // stalled one applies both in order when it runs again.
+                for e in &new_entries {
+                    for link in &mut self.workers {
+                        link.push(Command::RemovePort {
+                            slot: e.slot,
+                            index: Arc::clone(&old_index),
+                        });
+                    }
+                }
+                self.retire_index(index);
+                let targets = self.targets();
+                for entry in new_entries {
+                    warn!(
+                        port = %entry.name, lcore = lag.lcore,
+                        "a worker did not acknowledge the new port: withdrawn, closed once every worker let go"
+                    );
+                    self.retiring.push(Retiring {
+                        entry,
+                        targets: targets.clone(),
+                    });
+                }
+                Err(DatapathError::WorkerTimeout {
+                    lcore: lag.lcore,
+                    waited: started.elapsed(),
+                })
+            }
+        }
     }
 
-    /// Takes a port away from the workers, then stops and detaches it.
-    pub fn remove_port(&mut self, name: &str) -> Result<(), DatapathError> {
+    /// Takes a port away from the workers and hands it back detached: no worker polls or
+    /// sends on it any more. Closing it ([`DetachedPort::close`], or a [`PortCloser`]) can
+    /// block, so the caller does that without its locks. If a worker does not acknowledge
+    /// within the `ack_timeout`, the removal is undone (the port stays, nothing is stopped)
+    /// and the call fails with [`DatapathError::WorkerTimeout`].
+    pub fn remove_port(&mut self, name: &str) -> Result<DetachedPort, DatapathError> {
         let i = self
             .ports
             .iter()
             .position(|p| p.name == name)
             .ok_or_else(|| DatapathError::NoSuchPort(name.to_owned()))?;
+        self.check_room()?;
         let slot = self.ports[i].slot;
+        let old_index = Arc::clone(&self.index);
         let index = Arc::new(PortIndex::from_entries(
             self.index
                 .entries()
@@ -461,13 +612,30 @@ impl Datapath {
                 .collect(),
         ));
         for link in &mut self.workers {
-            link.send(Command::RemovePort {
+            link.push(Command::RemovePort {
                 slot,
                 index: Arc::clone(&index),
             });
         }
-        self.index = index;
-        self.wait_applied();
+        // No more packet-outs to it from now on.
+        self.set_index(index);
+        let started = Instant::now();
+        let deadline = started + self.settings.ack_timeout;
+        if let Err(lag) = self.health.wait_applied(&self.targets(), deadline) {
+            for link in &mut self.workers {
+                link.push(Command::RestorePort {
+                    slot,
+                    index: Arc::clone(&old_index),
+                });
+            }
+            let removed_index = std::mem::replace(&mut self.index, old_index);
+            self.retire_index(removed_index);
+            warn!(port = %name, lcore = lag.lcore, "a worker did not acknowledge the port removal: undone, the port stays");
+            return Err(DatapathError::WorkerTimeout {
+                lcore: lag.lcore,
+                waited: started.elapsed(),
+            });
+        }
         let p = self.ports.remove(i);
         for w in &mut self.workers {
             w.rx_queues.retain(|(port, _)| *port != p.name);
@@ -475,30 +643,62 @@ impl Datapath {
         for c in &self.counters {
             c.ports[slot].reset();
         }
-        let _ = p.port.stop();
-        p.port.remove().map_err(|cause| DatapathError::Port {
-            port: p.name.clone(),
-            cause,
-        })?;
-        info!(port = %p.name, "port removed");
-        Ok(())
+        info!(port = %p.name, "port detached from the workers");
+        Ok(p.detach())
     }
 
-    /// Waits until every worker has applied every command sent (workers apply
-    /// them between bursts, so this takes microseconds).
-    fn wait_applied(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while self
-            .workers
-            .iter()
-            .any(|w| w.applied.load(Ordering::Acquire) < w.sent)
-        {
-            if std::time::Instant::now() > deadline {
-                warn!("a worker did not apply a port change within 5 s");
-                return;
+    /// Makes `index` the current port index; the previous one is kept until no worker
+    /// holds it.
+    fn set_index(&mut self, index: Arc<PortIndex>) {
+        let old = std::mem::replace(&mut self.index, index);
+        self.retire_index(old);
+    }
+
+    /// Keeps an index a worker may hold until no worker does (then drops it here).
+    fn retire_index(&mut self, index: Arc<PortIndex>) {
+        self.old_indexes.retain(|i| Arc::strong_count(i) > 1);
+        self.old_indexes.push(index);
+    }
+
+    /// Ports withdrawn after a timed-out add that every worker has now let go: the caller
+    /// closes them (without its locks). Call it now and then (the control plane's tick).
+    pub fn reap(&mut self) -> Vec<DetachedPort> {
+        let mut done = Vec::new();
+        let mut i = 0;
+        while i < self.retiring.len() {
+            if self.health.applied_all(&self.retiring[i].targets) {
+                let r = self.retiring.swap_remove(i);
+                for c in &self.counters {
+                    c.ports[r.entry.slot].reset();
+                }
+                info!(port = %r.entry.name, "withdrawn port released by every worker");
+                done.push(r.entry.detach());
+            } else {
+                i += 1;
             }
-            std::thread::sleep(Duration::from_micros(100));
         }
+        done
+    }
+
+    /// Names of ports withdrawn and waiting for a worker to let go.
+    pub fn retiring(&self) -> Vec<String> {
+        self.retiring.iter().map(|r| r.entry.name.clone()).collect()
+    }
+
+    /// The workers' acknowledgements and heartbeats, to read without any lock.
+    pub fn health(&self) -> Arc<WorkerHealth> {
+        Arc::clone(&self.health)
+    }
+
+    /// The thread that closes this datapath's ports: hand it what [`Datapath::remove_port`]
+    /// and [`Datapath::reap`] return, after releasing your locks.
+    pub fn closer(&self) -> PortCloser {
+        self.closer.clone()
+    }
+
+    /// The settings the datapath runs with.
+    pub fn settings(&self) -> &DatapathSettings {
+        &self.settings
     }
 
     pub fn ports(&self) -> Vec<PortStatus> {
@@ -579,42 +779,81 @@ impl Datapath {
         self.pool.as_ref()
     }
 
-    /// Stops the workers, then the ports, and frees the buffers.
-    pub fn stop(mut self) {
-        self.shutdown();
+    /// Stops the workers, then closes every port through the closer, then frees the
+    /// buffers, all by `deadline`: what is not done by then is reported and leaked.
+    pub fn stop(mut self, deadline: Instant) -> StopReport {
+        self.shutdown(deadline)
     }
 
-    /// Stops the workers and leaves the ports open, so that counters read
-    /// afterwards are final and consistent with the drivers' own.
-    pub fn halt(&mut self) {
+    /// Stops the workers and leaves the ports open, so that counters read afterwards are
+    /// final and consistent with the drivers' own. Waits for each worker's own exit until
+    /// `deadline`; gives the lcores of workers that had not stopped by then.
+    pub fn halt(&mut self, deadline: Instant) -> Vec<u32> {
         self.stop.store(true, Ordering::SeqCst);
-        for w in self.workers.drain(..) {
-            let lcore = w.launched.lcore();
-            let code = w.launched.wait();
-            if code != 0 {
-                warn!(lcore, code, "worker ended with an error (it panicked)");
+        let running = self.health.wait_exited(deadline);
+        for (w, link) in self.workers.iter_mut().enumerate() {
+            if !self.health.exited(w) {
+                continue;
             }
-        }
-    }
-
-    fn shutdown(&mut self) {
-        self.halt();
-        for p in self.ports.drain(..) {
-            if p.started {
-                if let Err(e) = p.port.stop() {
-                    warn!(port = %p.name, "{e}");
+            if let Some(launched) = link.launched.take() {
+                let lcore = launched.lcore();
+                // The worker left its loop: EAL sees it return within microseconds.
+                let code = launched.wait();
+                if code != 0 {
+                    warn!(lcore, code, "worker ended with an error (it panicked)");
                 }
             }
-            if let Err(e) = p.port.remove() {
-                warn!(port = %p.name, "{e}");
-            }
         }
-        self.pool = None;
+        if !running.is_empty() {
+            error!(lcores = ?running, "workers did not stop by the deadline");
+        }
+        running
+    }
+
+    fn shutdown(&mut self, deadline: Instant) -> StopReport {
+        if self.shut_down {
+            return StopReport::default();
+        }
+        self.shut_down = true;
+        let workers_not_stopped = self.halt(deadline);
+        let mut names: Vec<String> = self.ports.iter().map(|p| p.name.clone()).collect();
+        names.extend(self.retiring.iter().map(|r| r.entry.name.clone()));
+        if !workers_not_stopped.is_empty() {
+            // A running worker may still poll any port and use any buffer: leave them all.
+            error!(ports = ?names, "ports left open: a worker did not stop");
+            std::mem::forget(self.pool.take());
+            dpdk::forbid_cleanup();
+            self.ports.clear();
+            self.retiring.clear();
+            return StopReport {
+                workers_not_stopped,
+                ports_not_closed: names,
+            };
+        }
+        for p in self.ports.drain(..) {
+            self.closer.close(p.detach());
+        }
+        for r in self.retiring.drain(..) {
+            self.closer.close(r.entry.detach());
+        }
+        let ports_not_closed = self.closer.drain(deadline);
+        if ports_not_closed.is_empty() {
+            self.pool = None;
+        } else {
+            // A port still closing may hand buffers back to the pool: it must outlive it.
+            error!(ports = ?ports_not_closed, "ports not closed by the deadline: left open");
+            std::mem::forget(self.pool.take());
+            dpdk::forbid_cleanup();
+        }
+        StopReport {
+            workers_not_stopped,
+            ports_not_closed,
+        }
     }
 }
 
 impl Drop for Datapath {
     fn drop(&mut self) {
-        self.shutdown();
+        self.shutdown(Instant::now() + DROP_DEADLINE);
     }
 }

@@ -7,15 +7,28 @@
 //!
 //! Workers share nothing they write per packet: each owns its rx queues, one tx
 //! queue on every port, and its own counters, which the control plane sums.
+//!
+//! Every wait on a worker is bounded: workers acknowledge pipeline versions and port
+//! changes by epochs ([`WorkerHealth`]); a port change a worker does not acknowledge in time
+//! is undone and fails; a port is closed only after every worker let it go, and the close
+//! (which can block in DPDK) runs off the caller's locks ([`PortCloser`]).
 
+mod closer;
 mod counters;
 mod datapath;
+mod health;
 mod pkt;
 mod ports;
 mod socket;
+mod spec;
 mod worker;
 
+pub use closer::{Closable, DetachedPort, PortCloser};
 pub use counters::{PortCounters, PortReport, WorkerCounters, WorkerReport};
-pub use datapath::{policy, Datapath, DatapathError, PortStatus, SendError};
+pub use datapath::{
+    Datapath, DatapathError, DriverStats, PortStatus, SendError, StopReport, MAX_PORTS,
+};
+pub use health::{Stuck, StuckWorker, WorkerHealth};
 pub use pkt::Pkt;
 pub use ports::PortIndex;
+pub use spec::{DatapathSettings, PortSpec, SocketAccess};

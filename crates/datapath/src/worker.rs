@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use pipeline::{Emit, PipelineHandle, Sink, WorkerContext};
 
 use crate::counters::WorkerCounters;
 use crate::datapath::Command;
+use crate::health::WorkerHealth;
 use crate::pkt::Pkt;
 use crate::ports::PortIndex;
 
@@ -35,9 +36,15 @@ pub(crate) struct Worker {
     pub idle_sleep: Option<Duration>,
     /// Control-plane frames to send (the first worker only).
     pub inject: Option<Arc<ArrayQueue<(usize, Mbuf)>>>,
-    /// Port changes from the control plane, and how many were applied.
+    /// Port changes from the control plane.
     pub commands: Arc<ArrayQueue<Command>>,
-    pub applied: Arc<AtomicU64>,
+    /// Where this worker acknowledges versions and commands (its slot: `id`).
+    pub health: Arc<WorkerHealth>,
+    pub id: usize,
+    /// Queues of ports taken away by [`Command::RemovePort`], kept until the removal is
+    /// either undone ([`Command::RestorePort`]) or the slot is reused: by slot, the rx
+    /// queues and the tx queue.
+    pub parked: Vec<(usize, Vec<RxQueue>, Option<TxQueue>)>,
     /// The flow keys of the burst being forwarded, all extracted before the first walk.
     pub keys: Box<[FlowKey; BURST_SIZE]>,
 }
@@ -139,10 +146,15 @@ impl Worker {
         let mut idle_polls = 0u32;
         let mut last = rdtsc();
         let inject = self.inject.take();
+        // Whatever ends the loop (the stop flag, a panic unwinding), the control plane learns
+        // that this worker uses nothing any more.
+        let _exited = ExitedOnDrop(Arc::clone(&self.health), self.id);
         while !self.stop.load(Relaxed) {
             if !self.commands.is_empty() {
                 self.apply_commands(&mut bufs, &mut failed);
             }
+            // No version is held here: the next burst loads the published one or a newer one.
+            self.health.ack(self.id, self.pipeline.published_version());
             let mut got = 0;
             for i in 0..self.rx.len() {
                 let n = self.rx[i].1.rx_burst(&mut burst);
@@ -161,6 +173,13 @@ impl Worker {
             if let Some(q) = &inject {
                 if !q.is_empty() {
                     while let Some((port, m)) = q.pop() {
+                        // A frame for a slot this worker has not applied yet, or no longer
+                        // has, is dropped: its buffers are sized by the ports it knows.
+                        if !self.tx.get(port).is_some_and(Option::is_some) {
+                            drop(m);
+                            self.counters.inject_dropped.add(1);
+                            continue;
+                        }
                         if let Err(m) = bufs[port].push(m) {
                             self.flush(&mut bufs, &mut failed);
                             if bufs[port].push(m).is_err() {
@@ -290,20 +309,49 @@ impl Worker {
                             bufs.resize_with(slot + 1, MbufBurst::new);
                             failed.resize(slot + 1, 0);
                         }
+                        // A new port in the slot: the old one's parked queues are obsolete.
+                        self.parked.retain(|p| p.0 != slot);
                         self.tx[slot] = Some(tx);
                         self.rx.extend(rx.into_iter().map(|q| (slot, q)));
                     }
                     self.ports = index;
                 }
                 Command::RemovePort { slot, index } => {
-                    self.rx.retain(|(s, _)| *s != slot);
-                    if let Some(tx) = self.tx.get_mut(slot) {
-                        *tx = None;
+                    let mut rx = Vec::new();
+                    let mut i = 0;
+                    while i < self.rx.len() {
+                        if self.rx[i].0 == slot {
+                            rx.push(self.rx.remove(i).1);
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    let tx = self.tx.get_mut(slot).and_then(Option::take);
+                    self.parked.retain(|p| p.0 != slot);
+                    self.parked.push((slot, rx, tx));
+                    self.ports = index;
+                }
+                Command::RestorePort { slot, index } => {
+                    if let Some(i) = self.parked.iter().position(|p| p.0 == slot) {
+                        let (slot, rx, tx) = self.parked.swap_remove(i);
+                        if let Some(tx) = tx {
+                            self.tx[slot] = Some(tx);
+                        }
+                        self.rx.extend(rx.into_iter().map(|q| (slot, q)));
                     }
                     self.ports = index;
                 }
             }
-            self.applied.fetch_add(1, Release);
+            self.health.command_applied(self.id);
         }
+    }
+}
+
+/// Marks the worker as exited when its loop ends, however it ends.
+struct ExitedOnDrop(Arc<WorkerHealth>, usize);
+
+impl Drop for ExitedOnDrop {
+    fn drop(&mut self) {
+        self.0.set_exited(self.1);
     }
 }

@@ -1,6 +1,6 @@
 use std::ffi::CString;
 use std::os::raw::c_char;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::{last_error, Error};
 
@@ -83,13 +83,49 @@ impl Eal {
     }
 }
 
+/// Devices being closed right now plus, for good, one per [`forbid_cleanup`] call: while
+/// non-zero, dropping the [`Eal`] skips `rte_eal_cleanup`.
+static CLEANUP_BLOCKERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks EAL as not safe to clean up for the rest of the process: something (a port a
+/// stalled worker may still poll, a buffer pool a leaked port may still use) was left open.
+/// `rte_eal_cleanup` would close every remaining device itself, under its user or behind
+/// the same blocked driver call; with `--in-memory` skipping it leaves nothing behind.
+pub fn forbid_cleanup() {
+    CLEANUP_BLOCKERS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Held around a device close: a close that blocks (a vhost-user port behind a stalled peer)
+/// makes cleanup block too, so cleanup is skipped while one runs.
+pub(crate) struct ClosingDevice(());
+
+impl ClosingDevice {
+    pub(crate) fn begin() -> ClosingDevice {
+        CLEANUP_BLOCKERS.fetch_add(1, Ordering::SeqCst);
+        ClosingDevice(())
+    }
+}
+
+impl Drop for ClosingDevice {
+    fn drop(&mut self) {
+        CLEANUP_BLOCKERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Drop for Eal {
     fn drop(&mut self) {
         let runtime_dir = self.runtime_dir();
-        // SAFETY: the owner drops ports and mempools before the Eal token, so
-        // nothing uses EAL memory after cleanup.
-        unsafe {
-            dpdk_sys::rte_eal_cleanup();
+        let blockers = CLEANUP_BLOCKERS.load(Ordering::SeqCst);
+        if blockers == 0 {
+            // SAFETY: the owner drops ports and mempools before the Eal token, so
+            // nothing uses EAL memory after cleanup; no device close is in progress.
+            unsafe {
+                dpdk_sys::rte_eal_cleanup();
+            }
+        } else {
+            eprintln!(
+                "EAL cleanup skipped: a device is still being closed or was left open ({blockers})"
+            );
         }
         // The runtime directory belongs to this process's file prefix; after
         // cleanup it holds at most the telemetry socket. Leave nothing behind.

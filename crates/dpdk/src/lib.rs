@@ -12,7 +12,7 @@ mod mempool;
 mod offload;
 mod port;
 
-pub use eal::Eal;
+pub use eal::{forbid_cleanup, Eal};
 pub use error::{strerror, Error};
 pub use lcore::{lcore_id, rdtsc, tsc_hz, LaunchedWorker};
 pub use mbuf::{prefetch, Mbuf, MbufBurst, BURST_SIZE};

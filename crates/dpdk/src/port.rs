@@ -283,6 +283,7 @@ impl Port {
 
     /// Closes the ethdev and detaches its device (the reverse of [`Port::probe`]).
     pub fn remove(self) -> Result<(), Error> {
+        let _closing = crate::eal::ClosingDevice::begin();
         let info = self.raw_info()?;
         // SAFETY: the port is stopped; closing releases its queues.
         unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
