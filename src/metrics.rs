@@ -408,6 +408,36 @@ pub fn render(api: &Api) -> String {
             }
         }
     }
+    let heartbeat = fgauge(
+        &r,
+        "ferroflow_worker_since_heartbeat_seconds",
+        "Seconds since the worker's loop last turned (microseconds when healthy).",
+        &["lcore"],
+    );
+    let wstuck = gauge(
+        &r,
+        "ferroflow_worker_stuck",
+        "1 while the worker's loop has not turned for 500 ms: barriers and port changes fail rather than wait for it.",
+        &["lcore"],
+    );
+    let acked = gauge(
+        &r,
+        "ferroflow_worker_acked_version",
+        "The table version the worker acknowledged.",
+        &["lcore"],
+    );
+    let health = sw.health();
+    for (i, wr) in workers.iter().enumerate() {
+        let l = wr.lcore.to_string();
+        let since = health.since_heartbeat(i);
+        heartbeat.with_label_values(&[&l]).set(since.as_secs_f64());
+        wstuck.with_label_values(&[&l]).set(i64::from(
+            since >= crate::switch::STUCK_AFTER && !health.exited(i),
+        ));
+        acked
+            .with_label_values(&[&l])
+            .set(health.acked_version(i) as i64);
+    }
     for wr in &workers {
         let l = [wr.lcore.to_string()];
         let l = [l[0].as_str()];

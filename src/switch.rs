@@ -51,6 +51,11 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// waits for the workers to move to the new version.
 pub const SYNC_WAIT: Duration = Duration::from_secs(2);
 
+/// A worker whose loop has not turned for this long is reported stuck
+/// (status, metrics); a healthy one turns it every few microseconds, an
+/// idle-sleeping one every `idle_sleep_us`.
+pub const STUCK_AFTER: Duration = Duration::from_millis(500);
+
 /// Packet-ins relayed (or handled by the profile) per housekeeping tick: a
 /// flood must not keep the tick from expiring flows, publishing and stopping.
 /// At one tick per 5 ms this is up to 51200 per second; the rest wait in the
@@ -103,6 +108,8 @@ pub struct Switch {
     agent: Mutex<Weak<Agent>>,
     pub counters: ControlCounters,
     pub profile_counters: ProfileCounters,
+    /// The workers' acknowledgements and heartbeats: read without the state.
+    health: Arc<datapath::WorkerHealth>,
     /// Last, so that it is dropped after the datapath.
     eal: Arc<Eal>,
 }
@@ -272,6 +279,7 @@ impl Switch {
                 .insert(crate::api::flow_key(0, 0, &openflow::Match::any()));
         }
         let now = Instant::now();
+        let health = dp.health();
         let state = State {
             ports: config.ports.clone(),
             tables,
@@ -297,6 +305,7 @@ impl Switch {
             agent: Mutex::new(Weak::new()),
             counters: ControlCounters::default(),
             profile_counters: ProfileCounters::default(),
+            health,
             eal,
         });
         if !desc.networks.is_empty() {
@@ -340,49 +349,42 @@ impl Switch {
         self.started.elapsed()
     }
 
-    /// Publishes pending changes; true when no worker still uses an older
-    /// version (then [`Switch::sync`] would return at once). Never waits for
-    /// the workers (only, boundedly, for the state).
-    pub fn try_sync(&self) -> Result<bool, Busy> {
+    /// Publishes pending changes; the version every worker must acknowledge
+    /// before they are visible to every packet.
+    fn publish_for_sync(&self) -> Result<u64, Busy> {
         let mut st = self.lock()?;
         st.publish_pending();
-        Ok(st.tables.is_quiescent())
+        Ok(st.tables.published_version())
+    }
+
+    /// Publishes pending changes; true when every worker already runs a
+    /// version with them (then [`Switch::sync`] would return at once). Never
+    /// waits for the workers (only, boundedly, for the state).
+    pub fn try_sync(&self) -> Result<bool, Busy> {
+        let v = self.publish_for_sync()?;
+        Ok(self.health.wait_for_version(v, Instant::now()).is_ok())
     }
 
     /// Publishes pending changes and waits, without holding the state, until
-    /// no worker still uses an older version: afterwards every packet sees
-    /// every change made before. Gives up after [`SYNC_WAIT`] with
-    /// [`SyncError::Stuck`]: the change stays published, but nothing is
-    /// promised about the stuck worker.
+    /// every worker has acknowledged the new version (workers acknowledge
+    /// between bursts, so this takes microseconds): afterwards every packet
+    /// sees every change made before. Gives up after [`SYNC_WAIT`] with
+    /// [`SyncError::Stuck`], logged and counted: the change stays published,
+    /// but nothing is promised about the stuck worker.
     pub fn sync(&self) -> Result<(), SyncError> {
-        if self.try_sync()? {
-            return Ok(());
-        }
-        // A busy worker lets go of the old version after its current burst (a few
-        // microseconds; an idle one holds none): yield first, then sleep briefly.
-        let start = Instant::now();
-        loop {
-            if start.elapsed() < Duration::from_micros(200) {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(100));
-            }
-            let (quiet, behind) = {
-                let mut st = self.lock()?;
-                let quiet = st.tables.is_quiescent();
-                (quiet, if quiet { 0 } else { st.workers_count() })
-            };
-            if quiet {
-                return Ok(());
-            }
-            if start.elapsed() >= SYNC_WAIT {
+        let v = self.publish_for_sync()?;
+        self.health
+            .wait_for_version(v, Instant::now() + SYNC_WAIT)
+            .map_err(|stuck| {
                 self.counters.sync_timeouts.fetch_add(1, Relaxed);
-                tracing::error!(
-                    "a worker did not move to the new table version within {SYNC_WAIT:?}"
-                );
-                return Err(SyncError::Stuck(behind.max(1), SYNC_WAIT));
-            }
-        }
+                tracing::error!("{stuck}");
+                SyncError::Stuck(stuck.workers.len().max(1), SYNC_WAIT)
+            })
+    }
+
+    /// The workers' acknowledgements and heartbeats (status, metrics).
+    pub fn health(&self) -> &Arc<datapath::WorkerHealth> {
+        &self.health
     }
 
     /// The control plane's periodic work: publish pending changes, follow
@@ -430,7 +432,13 @@ impl Switch {
             st.flows_removed(removed);
         }
         let left = st.drain_packet_ins(now, &self.profile_counters, PACKET_INS_PER_TICK);
+        // Ports withdrawn after a worker timed out, once every worker let go of them:
+        // closed by the closer thread, never under the state.
+        let reaped = st.datapath.as_mut().map(|d| (d.closer(), d.reap()));
         drop(st);
+        if let Some((closer, ports)) = reaped {
+            ports.into_iter().for_each(|p| closer.close(p));
+        }
         if left {
             self.counters.packet_in_backlog_ticks.fetch_add(1, Relaxed);
         }

@@ -135,6 +135,12 @@ impl From<PortChangeError> for ApiError {
             PortChangeError::Datapath(datapath::DatapathError::SocketAccess { .. }) => {
                 ApiError::FailedPrecondition(msg)
             }
+            // A worker that did not take the change in time: nothing changed, try again.
+            PortChangeError::Datapath(
+                datapath::DatapathError::WorkerBusy { .. }
+                | datapath::DatapathError::WorkerTimeout { .. }
+                | datapath::DatapathError::Retiring(_),
+            ) => ApiError::Unavailable(msg),
             PortChangeError::Datapath(_) => ApiError::Internal(msg),
         }
     }

@@ -615,6 +615,7 @@ impl pb::datapath_service_server::DatapathService for Datapath {
         _: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::DatapathStatus>, Status> {
         let st = blocking(&self.0, |api| {
+            let health = api.sw.health();
             let st = api.sw.lock().map_err(super::busy)?;
             let (workers, in_use, avail) = match st.datapath.as_ref() {
                 Some(d) => (
@@ -633,7 +634,12 @@ impl pb::datapath_service_server::DatapathService for Datapath {
                 uptime_s: api.sw.started.elapsed().as_secs_f64(),
                 workers: workers
                     .into_iter()
-                    .map(|w| pb::Worker {
+                    .enumerate()
+                    .map(|(i, w)| pb::Worker {
+                        acked_version: health.acked_version(i),
+                        since_heartbeat_ms: health.since_heartbeat(i).as_secs_f64() * 1e3,
+                        stuck: health.since_heartbeat(i) >= crate::switch::STUCK_AFTER
+                            && !health.exited(i),
                         lcore: w.lcore,
                         packets: w.packets,
                         busy_cycles: w.busy_cycles,

@@ -756,10 +756,26 @@ async fn run(cli: &Cli) -> Result<()> {
                             w.packets.to_string(),
                             format!("{busy:.1}%"),
                             format!("{:.1}", w.cycles_per_packet),
+                            w.acked_version.to_string(),
+                            if w.stuck {
+                                format!("STUCK {:.0} ms", w.since_heartbeat_ms)
+                            } else {
+                                "ok".to_owned()
+                            },
                         ]
                     })
                     .collect();
-                table(&[">LCORE", ">PACKETS", ">BUSY", ">CYCLES/PKT"], &rows);
+                table(
+                    &[
+                        ">LCORE",
+                        ">PACKETS",
+                        ">BUSY",
+                        ">CYCLES/PKT",
+                        ">VERSION",
+                        "STATE",
+                    ],
+                    &rows,
+                );
             }
         }
         Command::Stats { watch, count } => stats(&mut ports, *watch, *count, json).await?,
