@@ -15,6 +15,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+bash perf/icount.sh   # instructions per packet per scenario: printed, never asserted
 echo "== cargo test"
 log=$(mktemp /tmp/ferroflow-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
