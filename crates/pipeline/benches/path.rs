@@ -70,7 +70,7 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
     let mut keys = [FlowKey::default(); 32];
     for burst in pkts.chunks_mut(32) {
         for ((port, pkt), key) in burst.iter().zip(keys.iter_mut()) {
-            packet::extract_into(pkt.data(), *port, key);
+            pl.extract(pkt.data(), *port, key);
         }
         for key in &keys[..burst.len()] {
             // What the worker hands the pipeline (dpdk::prefetch); a read stands in here.

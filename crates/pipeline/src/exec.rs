@@ -23,7 +23,7 @@ use crate::meter::{remark_dscp, MeterVerdict};
 use crate::normal::{Form, Normal};
 use crate::packet_in::PacketInRecord;
 use crate::pipeline::{Pipeline, WorkerContext};
-use crate::table::MissPolicy;
+use crate::table::{MissPolicy, TABLE_MATCHES, TABLE_MISSES};
 
 /// How the datapath must treat a packet handed to [`Sink::output`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +137,20 @@ impl Pipeline {
         cx.verdict
     }
 
+    /// The key [`process`](Self::process) needs for `frame` arriving on `in_port`: the
+    /// whole [`packet::extract_into`] when some table reads headers, otherwise only in_port
+    /// (and in_phy_port), skipping the parse. A worker checks [`Pipeline::reads_headers`]
+    /// once per burst and calls [`packet::extract_into`] or [`packet::extract_port_only`]
+    /// itself; this is the same choice per packet.
+    #[inline]
+    pub fn extract(&self, frame: &[u8], in_port: u32, key: &mut FlowKey) {
+        if self.reads_headers {
+            packet::extract_into(frame, in_port, key);
+        } else {
+            packet::extract_port_only(in_port, key);
+        }
+    }
+
     /// Hands `prefetch` the addresses the lookups of `key` in the first tables will read
     /// first, for hash tables too big to stay cached. A worker calls it for every packet of
     /// a burst before walking the first, so that the burst's cache misses overlap. Later
@@ -205,9 +219,8 @@ impl Pipeline {
                 break false;
             };
             cx.verdict.lookups += 1;
-            let li = table.lookups_idx();
-            table.counters.add(worker, li, 1);
             let Some((level, slot)) = table.lookup(&key.words) else {
+                table.counters.add(worker, TABLE_MISSES, 1);
                 cx.table_id = t as u8;
                 cx.cookie = u64::MAX;
                 match table.miss {
@@ -227,9 +240,8 @@ impl Pipeline {
                 }
             };
             let len = pkt.data().len() as u64;
-            table.counters.add(worker, li + 1, 1);
-            level.counters.add(worker, 2 * slot, 1);
-            level.counters.add(worker, 2 * slot + 1, len);
+            table.counters.add(worker, TABLE_MATCHES, 1);
+            level.counters.add_pair(worker, 2 * slot, 1, len);
             let rule = &level.rules[slot];
             cx.sink.table_hit(t as u8, rule.uid);
             cx.table_id = t as u8;

@@ -71,6 +71,9 @@ pub struct Pipeline {
     pub meters: Arc<CompiledMeters>,
     pub ports: Arc<PortSet>,
     pub(crate) mac: Arc<MacTable>,
+    /// Some table reads packet headers ([`CompiledTable::reads_headers`]): otherwise a
+    /// packet's key needs only its in_port ([`Pipeline::extract`]).
+    pub reads_headers: bool,
 }
 
 /// A worker's own state: its counter index, its clock and the packet-in queue.
@@ -228,6 +231,7 @@ impl FlowTables {
             meters: meters.compiled.clone(),
             ports: ports.clone(),
             mac: mac.clone(),
+            reads_headers: tables.iter().any(|t| t.compiled.reads_headers),
         };
         let packet_in = Arc::new(PacketInQueue::new(config.packet_in_capacity));
         let mut ft = FlowTables {
@@ -624,6 +628,7 @@ impl FlowTables {
             meters: self.meters.compiled.clone(),
             ports: self.ports.clone(),
             mac: self.mac.clone(),
+            reads_headers: self.tables.iter().any(|t| t.compiled.reads_headers),
         });
         let old = self.current.swap(next);
         self.older.push(Arc::downgrade(&old));
