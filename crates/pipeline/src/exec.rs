@@ -303,7 +303,9 @@ impl Pipeline {
         self.flush(&mut outs, pkt, key, cx, last_emit);
     }
 
-    /// Emits pending outputs.
+    /// Emits pending outputs. Inlined for the usual one or two outputs to plain ports; the
+    /// reserved ports go through [`Self::emit_reserved`].
+    #[inline]
     fn flush<P: PacketBuf, S: Sink<P>>(
         &self,
         outs: &mut Outs,
@@ -313,21 +315,11 @@ impl Pipeline {
         emit: Emit,
     ) {
         let in_port = key.in_port();
-        for p in outs.pending.drain(..) {
+        for i in 0..outs.pending.len() {
+            let p = outs.pending[i];
             match p.port {
-                OFPP_IN_PORT => {
-                    cx.sink.output(in_port, p.queue, pkt, emit);
-                    cx.verdict.outputs += 1;
-                }
-                OFPP_ALL | OFPP_FLOOD => {
-                    let flood = p.port == OFPP_FLOOD;
-                    for info in self.ports.iter() {
-                        if info.port_no == in_port || !info.forwards() || (flood && info.no_flood) {
-                            continue;
-                        }
-                        cx.sink.output(info.port_no, p.queue, pkt, emit);
-                        cx.verdict.outputs += 1;
-                    }
+                OFPP_IN_PORT | OFPP_ALL | OFPP_FLOOD => {
+                    self.emit_reserved(p, in_port, pkt, cx, emit)
                 }
                 port => {
                     // Sending back out of the ingress port needs OFPP_IN_PORT (spec 4.5).
@@ -338,6 +330,32 @@ impl Pipeline {
                     cx.verdict.outputs += 1;
                 }
             }
+        }
+        outs.pending.clear();
+    }
+
+    /// An output to OFPP_IN_PORT, OFPP_ALL or OFPP_FLOOD.
+    #[inline(never)]
+    fn emit_reserved<P: PacketBuf, S: Sink<P>>(
+        &self,
+        p: Pending,
+        in_port: u32,
+        pkt: &P,
+        cx: &mut Cx<'_, S>,
+        emit: Emit,
+    ) {
+        if p.port == OFPP_IN_PORT {
+            cx.sink.output(in_port, p.queue, pkt, emit);
+            cx.verdict.outputs += 1;
+            return;
+        }
+        let flood = p.port == OFPP_FLOOD;
+        for info in self.ports.iter() {
+            if info.port_no == in_port || !info.forwards() || (flood && info.no_flood) {
+                continue;
+            }
+            cx.sink.output(info.port_no, p.queue, pkt, emit);
+            cx.verdict.outputs += 1;
         }
     }
 
