@@ -637,6 +637,18 @@ impl Pipeline {
             return;
         };
         let in_port = key.in_port();
+        if let Some(out) = n.unicast_as_is(&plan, in_port) {
+            if let Some(port) = out {
+                if outs.pending.is_full() {
+                    self.flush(outs, pkt, key, cx, Emit::Snapshot);
+                }
+                outs.pending.push(Pending {
+                    port,
+                    queue: outs.queue,
+                });
+            }
+            return;
+        }
         let mut others: [bool; 2] = [false; 2];
         let forms: [Form; 2] = [None, Some(plan.vlan)];
         n.for_each_output(&plan, in_port, |port, form| {
