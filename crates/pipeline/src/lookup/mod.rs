@@ -79,7 +79,7 @@ impl Classifier {
         Classifier::Tuple(tuple::Tuple::build(rules, false))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, key: &Words) -> Option<u32> {
         match self {
             Classifier::Empty(c) => c.lookup(),
