@@ -223,8 +223,10 @@ impl Worker {
                 packet::extract_port_only(ofport, key);
             }
         }
-        for key in &self.keys[..n] {
-            pipeline.prefetch_lookup(key, dpdk::prefetch);
+        if pipeline.prefetches {
+            for key in &self.keys[..n] {
+                pipeline.prefetch_lookup(key, dpdk::prefetch);
+            }
         }
         let mut sink = TxBatches {
             bufs,

@@ -66,7 +66,7 @@ pub struct Verdict {
 }
 
 /// Tables [`Pipeline::prefetch_lookup`] looks ahead into.
-const PREFETCH_TABLES: usize = 2;
+pub(crate) const PREFETCH_TABLES: usize = 2;
 /// Pending outputs kept before they must be emitted as snapshots.
 const PENDING: usize = 16;
 /// Nesting limit for group chains and packet-out TABLE (group loops are refused at
@@ -156,10 +156,17 @@ impl Pipeline {
     /// a burst before walking the first, so that the burst's cache misses overlap. Later
     /// tables are prefetched with the key as it is now (a guess when an earlier table
     /// writes metadata or edits the packet: a wrong guess costs a wasted prefetch, never a
-    /// wrong answer).
+    /// wrong answer). Does nothing when [`Pipeline::prefetches`] is false (small tables):
+    /// a worker can then skip calling it for the burst.
     #[inline]
     pub fn prefetch_lookup(&self, key: &FlowKey, mut prefetch: impl FnMut(*const u8)) {
+        if !self.prefetches {
+            return;
+        }
         for t in self.tables.iter().take(PREFETCH_TABLES) {
+            if !t.prefetches {
+                continue;
+            }
             for l in t.levels.iter() {
                 match &l.classifier {
                     Classifier::Exact(c) => c.prefetch(&key.words, &mut prefetch),

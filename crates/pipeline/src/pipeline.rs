@@ -74,6 +74,9 @@ pub struct Pipeline {
     /// Some table reads packet headers ([`CompiledTable::reads_headers`]): otherwise a
     /// packet's key needs only its in_port ([`Pipeline::extract`]).
     pub reads_headers: bool,
+    /// One of the tables [`Pipeline::prefetch_lookup`] looks into has hash tables worth
+    /// prefetching: otherwise a worker skips the prefetch pass over the burst.
+    pub prefetches: bool,
 }
 
 /// A worker's own state: its counter index, its clock and the packet-in queue.
@@ -232,6 +235,7 @@ impl FlowTables {
             ports: ports.clone(),
             mac: mac.clone(),
             reads_headers: tables.iter().any(|t| t.compiled.reads_headers),
+            prefetches: false,
         };
         let packet_in = Arc::new(PacketInQueue::new(config.packet_in_capacity));
         let mut ft = FlowTables {
@@ -629,6 +633,11 @@ impl FlowTables {
             ports: self.ports.clone(),
             mac: self.mac.clone(),
             reads_headers: self.tables.iter().any(|t| t.compiled.reads_headers),
+            prefetches: self
+                .tables
+                .iter()
+                .take(crate::exec::PREFETCH_TABLES)
+                .any(|t| t.compiled.prefetches),
         });
         let old = self.current.swap(next);
         self.older.push(Arc::downgrade(&old));

@@ -100,6 +100,8 @@ pub struct CompiledTable {
     /// groups, meters, NORMAL), or a miss goes to NORMAL. A pipeline none of whose tables
     /// reads headers needs only in_port in its packets' keys ([`crate::Pipeline::extract`]).
     pub reads_headers: bool,
+    /// Some level has hash tables worth prefetching ([`crate::Pipeline::prefetch_lookup`]).
+    pub prefetches: bool,
 }
 
 /// Key words outside in_port/in_phy_port, metadata and tunnel_id: the ones extraction fills
@@ -250,6 +252,7 @@ impl FlowTable {
                 counters: CounterBlock::new(workers, 2),
                 miss: MissPolicy::Drop,
                 reads_headers: false,
+                prefetches: false,
             }),
             retired_versions: Vec::new(),
             base_lookups: 0,
@@ -592,12 +595,14 @@ impl FlowTable {
         rebuilt.sort_by_key(|l| std::cmp::Reverse(l.max_rank));
         let reads_headers =
             self.miss == MissPolicy::Normal || rebuilt.iter().any(|l| l.reads_headers);
+        let prefetches = rebuilt.iter().any(|l| l.classifier.prefetches());
         let new = Arc::new(CompiledTable {
             table_id: self.id,
             levels: rebuilt.into(),
             counters: CounterBlock::new(workers, 2),
             miss: self.miss,
             reads_headers,
+            prefetches,
         });
         let old = std::mem::replace(&mut self.compiled, new.clone());
         let (bl, bm) = (&mut self.base_lookups, &mut self.base_matches);

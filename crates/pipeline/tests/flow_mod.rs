@@ -774,3 +774,37 @@ fn headers_are_parsed_only_when_some_table_reads_them() {
         assert_eq!(key, extract(&f, 1), "{what}: the whole key");
     }
 }
+
+/// Small tables stay cached, so the version says there is nothing to prefetch and
+/// workers skip the pass; a hash table past the prefetch size in one of the first two
+/// tables turns it on, and prefetch_lookup then hands out its bucket addresses.
+#[test]
+fn prefetch_only_for_big_tables() {
+    use packet::Field;
+    use pipeline::{Action, FlowModReq, Instructions, Match};
+    let mut ft = tables();
+    let add = |ft: &mut FlowTables, i: u64| {
+        let m = Match::exact(&[(Field::EthDst, u128::from(0x0200_0000_0000 | i))]);
+        let req = FlowModReq::add(1, 10, m, Instructions::apply(vec![Action::output(2)]));
+        ft.apply_flow_mod(req, s(0)).unwrap();
+    };
+    for i in 0..100 {
+        add(&mut ft, i);
+    }
+    ft.publish();
+    let pl = ft.current();
+    assert!(!pl.prefetches);
+    let key = extract(&pkt(), 1);
+    let mut n = 0;
+    pl.prefetch_lookup(&key, |_| n += 1);
+    assert_eq!(n, 0);
+    for i in 100..20_000 {
+        add(&mut ft, i);
+    }
+    ft.publish();
+    ft.compact();
+    let pl = ft.current();
+    assert!(pl.prefetches);
+    pl.prefetch_lookup(&key, |_| n += 1);
+    assert_eq!(n, 1, "one bucket of table 1's hash table");
+}

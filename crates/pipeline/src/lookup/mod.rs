@@ -104,6 +104,16 @@ impl Classifier {
         }
     }
 
+    /// Some hash table of this classifier is big enough to be worth prefetching
+    /// (see [`subtable::Subtable::prefetch`]).
+    pub fn prefetches(&self) -> bool {
+        match self {
+            Classifier::Exact(c) => c.prefetches(),
+            Classifier::Tuple(c) => c.prefetches(),
+            Classifier::Empty(_) | Classifier::Linear(_) => false,
+        }
+    }
+
     /// The structure's name, for logs, metrics and benchmark labels.
     pub fn kind(&self) -> &'static str {
         match self {
