@@ -19,7 +19,10 @@
 #           (every run), summary.md (the table), logs/
 #   -n      do not build (use target/release/ferroflowd or $FERROFLOWD as is)
 #   -S ...  scenarios (default: "A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md
-#           V:vhost flowmod:10000 flowmod:100000"); flowmod:N times loading ~N
+#           ACL:rand10k V:vhost flowmod:10000 flowmod:100000"); ACL:rand10k is
+#           perf/flows/ACL.flows (8 ACL rules on different fields and prefixes)
+#           against 10k frames of random headers (perf/gen-acl-pcap.py, the
+#           case where OVS's megaflow masks explode); flowmod:N times loading ~N
 #           rules (pipeline B, N/2 instances) into each switch with ovs-ofctl
 #           add-flows (a barrier after each flow-mod) and --bundle add-flows, and
 #           into ferroflowd with one gRPC batch (ferroflowctl flows add -f)
@@ -41,7 +44,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 BENCH=${BENCH:-$(dirname "$0")/../../shared/bench}
 BENCH=$(cd "$BENCH" && pwd) || { echo "run.sh: no shared bench at $BENCH (set BENCH)" >&2; exit 1; }
 ROUNDS=3; DUR=5; WARM=3; WD=""; BUILD=1
-SCENARIOS="A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md V:vhost flowmod:10000 flowmod:100000"
+SCENARIOS="A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md ACL:rand10k V:vhost flowmod:10000 flowmod:100000"
 while getopts "r:d:W:w:nS:h" o; do
     case $o in
         r) ROUNDS=$OPTARG ;; d) DUR=$OPTARG ;; W) WARM=$OPTARG ;; w) WD=$OPTARG ;;
@@ -102,8 +105,11 @@ trap 'exit 130' INT TERM
 for d in ovs ff tp; do mkdir -p "$WD/$d"; ln -sfn "$WD/pcap" "$WD/$d/pcap"; done
 gen() { [ -f "$WD/pcap/$1.pcap" ] || python3 "$BENCH/gen-pcap.py" "${@:2}" -o "$WD/pcap/$1.pcap" >/dev/null 2>&1; }
 gen p1k -f 1000; gen p100k -f 100000 -m 10000; gen p1k-md -f 1000 --metadata-every 10
+[ -f "$WD/pcap/acl-rand10k.pcap" ] || python3 "$HERE/gen-acl-pcap.py" -n 10000 -o "$WD/pcap/acl-rand10k.pcap"
 
-flows_file() { echo "$BENCH/flows/$1.flows"; }
+flows_file() { case $1 in ACL) echo "$HERE/flows/ACL.flows" ;; *) echo "$BENCH/flows/$1.flows" ;; esac; }
+# What ofswitch-bench.sh is given for a scenario: ours (ACL) as flow file and pcap paths.
+bench_arg() { case $1 in ACL:rand10k) echo "$(flows_file ACL):$WD/pcap/acl-rand10k.pcap" ;; *) echo "$1" ;; esac; }
 nrules() { grep -cE '^[[:space:]]*[^#[:space:]]' "$1"; }
 
 # ---- flow check: every flow file loads into ferroflowd, every rule is there
@@ -116,7 +122,7 @@ flow_check() {
         echo "ferroflowd flowcheck:start FAILED $(tail -n 3 "$WD/logs/flowcheck-start.log" | tr '\n' ' ')" | tee -a "$RES"
         "$FF_HOOK" stop "$wd"; CUR_HOOK=""; release_lock; return
     fi
-    for f in A B1k B10k C10k V; do
+    for f in A B1k B10k C10k V ACL; do
         n=$(nrules "$(flows_file $f)")
         $OFCTL del-flows "$t"
         if err=$($OFCTL add-flows "$t" "$(flows_file $f)" 2>&1); then
@@ -132,15 +138,17 @@ flow_check() {
 
 # ---- one switch run through ofswitch-bench.sh
 bench_one() {  # bench_one ovs|ff SCENARIO ROUND
-    local sw=$1 sc=$2 r=$3 hook name out rc lf load0
+    local sw=$1 sc=$2 r=$3 hook name out rc lf load0 arg
     [ "$sw" = ovs ] && { hook=$OVS_HOOK; name=ovs-dpdk; } || { hook=$FF_HOOK; name=ferroflowd; }
     lf=$WD/logs/$sw-${sc//:/_}-r$r.log
     log "round $r: $name $sc"
     load0=$(cut -d' ' -f1 /proc/loadavg)   # other work on the 2 CPUs shows here
     set +e
+    arg=$(bench_arg "$sc")
     out=$(FF_EXIT_AFTER=$(( WARM + DUR + 90 )) "$BENCH/ofswitch-bench.sh" -H "$hook" -w "$WD/$sw" \
-        -d "$DUR" -W "$WARM" -L "$sc" 2>"$lf")
+        -d "$DUR" -W "$WARM" -L "$arg" 2>"$lf")
     rc=$?
+    out=${out//"$arg"/$sc}
     set -e
     if [ "$rc" != 0 ] || [ -z "$out" ]; then
         echo "$name $sc FAILED rc=$rc round=$r log=$lf: $(grep -v '^ *$' "$lf" | tail -n 4 | tr '\n' ' ' | cut -c1-400)" | tee -a "$RES"
@@ -227,7 +235,7 @@ ceiling() {  # ceiling ROUND
         sed -e "s/^testpmd-\([a-z0-9]*\):\([^ ]*\)/testpmd \1:\2/" -e "s/\$/ round=$1/" | tee -a "$RES"
 }
 
-case " $SCENARIOS " in *" flowcheck "*|*" A:"*|*" B1k:"*|*" B10k:"*|*" C10k:"*|*" V:"*) flow_check ;; esac
+case " $SCENARIOS " in *" flowcheck "*|*" A:"*|*" B1k:"*|*" B10k:"*|*" C10k:"*|*" V:"*|*" ACL:"*) flow_check ;; esac
 for r in $(seq "$ROUNDS"); do
     if [ $(( r % 2 )) = 1 ]; then order="ovs ff"; else order="ff ovs"; fi
     for sc in $SCENARIOS; do

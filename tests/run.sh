@@ -15,6 +15,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked --features ferroflow/deadlock-detection -- -D warnings
+echo "== instructions per packet (perf/icount.sh: printed, never asserted)"
+bash perf/icount.sh
+echo "== fuzz (tests/fuzz.sh: every target ${FUZZ_SECONDS:-30} s)"
+fuzz_status=0
+bash tests/fuzz.sh || fuzz_status=1
 echo "== cargo test"
 log=$(mktemp /tmp/ferroflow-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
@@ -25,5 +30,5 @@ set -e
 # One closing line for the whole run (cargo prints one per test binary, the
 # last often a crate's empty doc-tests).
 awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
-echo "== fuzz (tests/fuzz.sh: every target ${FUZZ_SECONDS:-30} s)"; bash tests/fuzz.sh || status=1
+[ "$fuzz_status" = 0 ] || { echo "fuzz: a target crashed (see above)"; status=1; }
 exit "$status"

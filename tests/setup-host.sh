@@ -16,6 +16,7 @@ PACKAGES=(
     prometheus curl openssl                 # the metrics scrape test; TLS certificates for the gRPC test
     systemd                                 # systemd-analyze verify of deploy/systemd/ferroflowd.service (tests/deploy.rs)
     debootstrap                             # tests/dockerfile-chroot.sh builds the Dockerfile's stages in chroots
+    valgrind                                # perf/icount.sh: instructions per packet per scenario (callgrind)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

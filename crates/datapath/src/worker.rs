@@ -228,13 +228,24 @@ impl Worker {
         let ofport = self.ports.ofport(in_port);
         // Every key of the burst first, in place: the headers arrive while earlier ones are
         // parsed, and the walks then start from keys already in cache.
+        // Only what the tables read: a pipeline that matches nothing but in_port and only
+        // outputs needs no parse at all.
         let mut t = Tally::default();
-        for (m, key) in burst.as_slice().iter().zip(self.keys.iter_mut()) {
-            t.bytes += m.len() as u64;
-            packet::extract_into(m.data(), ofport, key);
+        if pipeline.reads_headers {
+            for (m, key) in burst.as_slice().iter().zip(self.keys.iter_mut()) {
+                t.bytes += m.len() as u64;
+                packet::extract_into(m.data(), ofport, key);
+            }
+        } else {
+            for (m, key) in burst.as_slice().iter().zip(self.keys.iter_mut()) {
+                t.bytes += m.len() as u64;
+                packet::extract_port_only(ofport, key);
+            }
         }
-        for key in &self.keys[..n] {
-            pipeline.prefetch_lookup(key, dpdk::prefetch);
+        if pipeline.prefetches {
+            for key in &self.keys[..n] {
+                pipeline.prefetch_lookup(key, dpdk::prefetch);
+            }
         }
         let mut sink = TxBatches {
             bufs,

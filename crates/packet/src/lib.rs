@@ -22,7 +22,7 @@ pub use action::{
 };
 pub use buf::{PacketBuf, VecBuf};
 pub use error::{EditError, WireError};
-pub use extract::{extract, extract_into};
+pub use extract::{extract, extract_into, extract_port_only};
 pub use key::{
     Field, FieldPos, FlowKey, Layers, Offsets, FLOW_KEY_WORDS, OFPVID_NONE, OFPVID_PRESENT,
 };

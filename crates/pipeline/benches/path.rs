@@ -2,7 +2,10 @@
 //! counters and a no-op sink) for tables shaped like /work/shared/bench/flows: A (one rule),
 //! B1k (classifier by in_port+dl_src then switch by dl_dst, 1k instances, 1k flows), B10k
 //! (10k instances, 100k flows), C10k (10k exact nw_dst priorities plus nw_src prefixes,
-//! 100k flows), and N (a learning switch: NORMAL from table 0, 1k hosts learned).
+//! 100k flows), N (a learning switch: NORMAL from table 0, 1k hosts learned, on two ports
+//! sending to each other), ACL (random headers against a handful of ACL rules on different
+//! fields and prefix lengths) and B1k-md (B1k with every 10th flow to the metadata
+//! service, which the DNAT rule rewrites with 3 set-fields).
 //!
 //! Made to be counted, not timed: the machine has no hardware counters and shares its two
 //! CPUs, so instruction counts are the stable measure. Run under callgrind, collecting only
@@ -14,7 +17,8 @@
 //!     target/release/deps/path-<hash> B1k
 //! ```
 //!
-//! and divide the instructions collected by the packets it prints. Without valgrind it
+//! and divide the instructions collected by the packets it prints (`perf/icount.sh` does
+//! this for every shape and prints a table). Without valgrind it
 //! prints ns/packet of the same pass (noisy here). The shapes are those of
 //! `benches/lookup.rs` (both from `benches/common`), which measures the walk without extraction.
 
@@ -39,13 +43,21 @@ fn shape_normal() -> FlowTables {
 /// Flow k: source instance k mod m, destination the next one, source port 1024 + k / m
 /// (gen-pcap.py's flows).
 /// `two_ports`: instance s sits on port 1 + s % 2 (for the learning switch), otherwise all
-/// come in on port 1.
-fn frames(instances: u64, flows: u64, two_ports: bool) -> Vec<(u32, VecBuf)> {
+/// come in on port 1. `md_every`: every md_every-th flow (k % md_every == md_every - 1)
+/// goes to the metadata service 169.254.169.254:80 instead (gen-pcap.py --metadata-every).
+fn frames(instances: u64, flows: u64, two_ports: bool, md_every: u64) -> Vec<(u32, VecBuf)> {
     (0..flows)
         .map(|k| {
             let s = k % instances;
             let d = (s + 1) % instances;
-            let f = frame(mac(s), mac(d), ip(s), ip(d), (1024 + k / instances) as u16);
+            let sport = (1024 + k / instances) as u16;
+            let f = if md_every != 0 && k % md_every == md_every - 1 {
+                let mut f = frame(mac(s), mac(d), ip(s), 0xa9fe_a9fe, sport);
+                f[36..38].copy_from_slice(&80u16.to_be_bytes());
+                f
+            } else {
+                frame(mac(s), mac(d), ip(s), ip(d), sport)
+            };
             let port = if two_ports { 1 + (s % 2) as u32 } else { 1 };
             (port, VecBuf::new(&f))
         })
@@ -58,7 +70,7 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
     let mut keys = [FlowKey::default(); 32];
     for burst in pkts.chunks_mut(32) {
         for ((port, pkt), key) in burst.iter().zip(keys.iter_mut()) {
-            packet::extract_into(pkt.data(), *port, key);
+            pl.extract(pkt.data(), *port, key);
         }
         for key in &keys[..burst.len()] {
             // What the worker hands the pipeline (dpdk::prefetch); a read stands in here.
@@ -72,7 +84,7 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
     }
 }
 
-/// The passes callgrind collects (`--toggle-collect=ff_bench_measured`); the symbol is
+/// The pass callgrind collects (`--toggle-collect=ff_bench_measured`); the symbol is
 /// unmangled so the pattern stays the same from build to build.
 #[no_mangle]
 #[inline(never)]
@@ -81,15 +93,27 @@ fn ff_bench_measured(
     pkts: &mut [(u32, VecBuf)],
     ctx: &mut WorkerContext,
     sink: &mut Count,
-    rounds: u64,
 ) {
-    for _ in 0..rounds {
-        pass(pl, pkts, ctx, sink);
-    }
+    pass(pl, pkts, ctx, sink);
 }
 
 /// (name, tables, instances, flows).
 type Shape = (&'static str, fn() -> FlowTables, u64, u64);
+
+/// The frames of a shape.
+fn traffic(name: &str, instances: u64, flows: u64) -> Vec<(u32, VecBuf)> {
+    match name {
+        "ACL" => {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+            (0..flows)
+                .map(|_| (1, VecBuf::new(&acl_frame(&mut rng))))
+                .collect()
+        }
+        "N" => frames(instances, flows, true, 0),
+        "B1k-md" => frames(instances, flows, false, 10),
+        _ => frames(instances, flows, false, 0),
+    }
+}
 
 fn main() {
     // cargo bench passes --bench; any other argument names the shapes to run.
@@ -97,12 +121,14 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let shapes: [Shape; 5] = [
+    let shapes: [Shape; 7] = [
         ("A", shape_a, 1, 1000),
         ("B1k", || shape_b(1000), 1000, 1000),
         ("B10k", || shape_b(10_000), 10_000, 100_000),
         ("C10k", || shape_c(10_000), 10_000, 100_000),
         ("N", shape_normal, 1000, 1000),
+        ("ACL", shape_acl, 0, 10_000),
+        ("B1k-md", || shape_b(1000), 1000, 1000),
     ];
     for (name, build, instances, flows) in shapes {
         if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {
@@ -111,15 +137,23 @@ fn main() {
         let ft = build();
         let pl = ft.current();
         let mut ctx = ft.worker_context(0);
-        let mut pkts = frames(instances, flows, name == "N");
+        // Frames that actions rewrite (B1k-md's DNAT) are restored between passes, outside
+        // the measured function.
+        let orig = traffic(name, instances, flows);
+        let mut pkts = orig.clone();
         let mut sink = Count(0);
         // At least 100k packets measured, after one pass that learns and warms caches.
         let rounds = (100_000 / flows).max(1);
         pass(&pl, &mut pkts, &mut ctx, &mut sink);
-        let t = Instant::now();
-        ff_bench_measured(&pl, &mut pkts, &mut ctx, &mut sink, rounds);
+        let mut measured = std::time::Duration::ZERO;
+        for _ in 0..rounds {
+            pkts.clone_from(&orig);
+            let t = Instant::now();
+            ff_bench_measured(&pl, &mut pkts, &mut ctx, &mut sink);
+            measured += t.elapsed();
+        }
         let n = rounds * flows;
-        let ns = t.elapsed().as_nanos() as f64 / n as f64;
+        let ns = measured.as_nanos() as f64 / n as f64;
         let kinds: Vec<&str> = pl.tables.iter().map(|t| t.kind()).collect();
         println!(
             "{name}: {n} packets measured, {ns:.1} ns/packet, tables {kinds:?}, sink {}",

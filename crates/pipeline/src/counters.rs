@@ -19,23 +19,27 @@ use std::sync::Arc;
 /// cache line.
 const PAD: usize = 8;
 
-/// `n` counters per worker.
+/// `n` counters per worker, every worker's array at a fixed stride in one allocation: an
+/// increment is one bounds check and one store, with no load of a per-worker pointer first.
 #[derive(Debug)]
 pub struct CounterBlock {
-    per_worker: Box<[Box<[AtomicU64]>]>,
+    counters: Box<[AtomicU64]>,
+    /// `len` plus [`PAD`] words of padding.
+    stride: usize,
     len: usize,
 }
 
 impl CounterBlock {
     pub fn new(workers: usize, len: usize) -> CounterBlock {
-        let per_worker = (0..workers.max(1))
-            .map(|_| {
-                (0..len + PAD)
-                    .map(|_| AtomicU64::new(0))
-                    .collect::<Box<[_]>>()
-            })
+        let stride = len + PAD;
+        let counters = (0..workers.max(1) * stride)
+            .map(|_| AtomicU64::new(0))
             .collect();
-        CounterBlock { per_worker, len }
+        CounterBlock {
+            counters,
+            stride,
+            len,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -46,19 +50,40 @@ impl CounterBlock {
         self.len == 0
     }
 
-    /// Single-writer increment by `worker`.
+    fn workers(&self) -> usize {
+        self.counters.len() / self.stride
+    }
+
+    /// Single-writer increment by `worker`; an index past `len` or an unknown worker is
+    /// ignored.
     #[inline(always)]
     pub fn add(&self, worker: usize, idx: usize, v: u64) {
-        if let Some(c) = self.per_worker.get(worker).and_then(|w| w.get(idx)) {
+        if idx >= self.len {
+            return;
+        }
+        if let Some(c) = self.counters.get(worker * self.stride + idx) {
             c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
+        }
+    }
+
+    /// [`add`](Self::add) of `a` at `idx` and `b` at `idx + 1` (packets and bytes of one
+    /// entry) with one bounds check.
+    #[inline(always)]
+    pub fn add_pair(&self, worker: usize, idx: usize, a: u64, b: u64) {
+        if idx + 1 >= self.len {
+            return;
+        }
+        let at = worker * self.stride + idx;
+        if let Some([ca, cb]) = self.counters.get(at..at + 2) {
+            ca.store(ca.load(Relaxed).wrapping_add(a), Relaxed);
+            cb.store(cb.load(Relaxed).wrapping_add(b), Relaxed);
         }
     }
 
     /// The sum over workers.
     pub fn sum(&self, idx: usize) -> u64 {
-        self.per_worker
-            .iter()
-            .map(|w| w[idx].load(Relaxed))
+        (0..self.workers())
+            .map(|w| self.worker_value(w, idx))
             .fold(0, u64::wrapping_add)
     }
 
@@ -69,7 +94,8 @@ impl CounterBlock {
 
     /// One worker's value (tests and per-worker metrics).
     pub fn worker_value(&self, worker: usize, idx: usize) -> u64 {
-        self.per_worker[worker][idx].load(Relaxed)
+        assert!(idx < self.len, "counter {idx} of {}", self.len);
+        self.counters[worker * self.stride + idx].load(Relaxed)
     }
 }
 

@@ -23,7 +23,7 @@ use crate::meter::{remark_dscp, MeterVerdict};
 use crate::normal::{Form, Normal};
 use crate::packet_in::PacketInRecord;
 use crate::pipeline::{Pipeline, WorkerContext};
-use crate::table::MissPolicy;
+use crate::table::{MissPolicy, TABLE_MATCHES, TABLE_MISSES};
 
 /// How the datapath must treat a packet handed to [`Sink::output`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub struct Verdict {
 }
 
 /// Tables [`Pipeline::prefetch_lookup`] looks ahead into.
-const PREFETCH_TABLES: usize = 2;
+pub(crate) const PREFETCH_TABLES: usize = 2;
 /// Pending outputs kept before they must be emitted as snapshots.
 const PENDING: usize = 16;
 /// Nesting limit for group chains and packet-out TABLE (group loops are refused at
@@ -147,15 +147,36 @@ impl Pipeline {
         cx.verdict
     }
 
+    /// The key [`process`](Self::process) needs for `frame` arriving on `in_port`: the
+    /// whole [`packet::extract_into`] when some table reads headers, otherwise only in_port
+    /// (and in_phy_port), skipping the parse. A worker checks [`Pipeline::reads_headers`]
+    /// once per burst and calls [`packet::extract_into`] or [`packet::extract_port_only`]
+    /// itself; this is the same choice per packet.
+    #[inline]
+    pub fn extract(&self, frame: &[u8], in_port: u32, key: &mut FlowKey) {
+        if self.reads_headers {
+            packet::extract_into(frame, in_port, key);
+        } else {
+            packet::extract_port_only(in_port, key);
+        }
+    }
+
     /// Hands `prefetch` the addresses the lookups of `key` in the first tables will read
     /// first, for hash tables too big to stay cached. A worker calls it for every packet of
     /// a burst before walking the first, so that the burst's cache misses overlap. Later
     /// tables are prefetched with the key as it is now (a guess when an earlier table
     /// writes metadata or edits the packet: a wrong guess costs a wasted prefetch, never a
-    /// wrong answer).
+    /// wrong answer). Does nothing when [`Pipeline::prefetches`] is false (small tables):
+    /// a worker can then skip calling it for the burst.
     #[inline]
     pub fn prefetch_lookup(&self, key: &FlowKey, mut prefetch: impl FnMut(*const u8)) {
+        if !self.prefetches {
+            return;
+        }
         for t in self.tables.iter().take(PREFETCH_TABLES) {
+            if !t.prefetches {
+                continue;
+            }
             for l in t.levels.iter() {
                 match &l.classifier {
                     Classifier::Exact(c) => c.prefetch(&key.words, &mut prefetch),
@@ -216,9 +237,8 @@ impl Pipeline {
                 break false;
             };
             cx.verdict.lookups += 1;
-            let li = table.lookups_idx();
-            table.counters.add(worker, li, 1);
             let Some((level, slot)) = table.lookup(&key.words) else {
+                table.counters.add(worker, TABLE_MISSES, 1);
                 cx.table_id = t as u8;
                 cx.cookie = u64::MAX;
                 match table.miss {
@@ -238,9 +258,8 @@ impl Pipeline {
                 }
             };
             let len = pkt.data().len() as u64;
-            table.counters.add(worker, li + 1, 1);
-            level.counters.add(worker, 2 * slot, 1);
-            level.counters.add(worker, 2 * slot + 1, len);
+            table.counters.add(worker, TABLE_MATCHES, 1);
+            level.counters.add_pair(worker, 2 * slot, 1, len);
             let rule = &level.rules[slot];
             cx.sink.table_hit(t as u8, rule.uid);
             cx.table_id = t as u8;
@@ -309,7 +328,9 @@ impl Pipeline {
         self.flush(&mut outs, pkt, key, cx, last_emit);
     }
 
-    /// Emits pending outputs.
+    /// Emits pending outputs. Inlined for the usual one or two outputs to plain ports; the
+    /// reserved ports go through [`Self::emit_reserved`].
+    #[inline]
     fn flush<P: PacketBuf, S: Sink<P>>(
         &self,
         outs: &mut Outs,
@@ -319,21 +340,11 @@ impl Pipeline {
         emit: Emit,
     ) {
         let in_port = key.in_port();
-        for p in outs.pending.drain(..) {
+        for i in 0..outs.pending.len() {
+            let p = outs.pending[i];
             match p.port {
-                OFPP_IN_PORT => {
-                    cx.sink.output(in_port, p.queue, pkt, emit);
-                    cx.verdict.outputs += 1;
-                }
-                OFPP_ALL | OFPP_FLOOD => {
-                    let flood = p.port == OFPP_FLOOD;
-                    for info in self.ports.iter() {
-                        if info.port_no == in_port || !info.forwards() || (flood && info.no_flood) {
-                            continue;
-                        }
-                        cx.sink.output(info.port_no, p.queue, pkt, emit);
-                        cx.verdict.outputs += 1;
-                    }
+                OFPP_IN_PORT | OFPP_ALL | OFPP_FLOOD => {
+                    self.emit_reserved(p, in_port, pkt, cx, emit)
                 }
                 port => {
                     // Sending back out of the ingress port needs OFPP_IN_PORT (spec 4.5).
@@ -344,6 +355,32 @@ impl Pipeline {
                     cx.verdict.outputs += 1;
                 }
             }
+        }
+        outs.pending.clear();
+    }
+
+    /// An output to OFPP_IN_PORT, OFPP_ALL or OFPP_FLOOD.
+    #[inline(never)]
+    fn emit_reserved<P: PacketBuf, S: Sink<P>>(
+        &self,
+        p: Pending,
+        in_port: u32,
+        pkt: &P,
+        cx: &mut Cx<'_, S>,
+        emit: Emit,
+    ) {
+        if p.port == OFPP_IN_PORT {
+            cx.sink.output(in_port, p.queue, pkt, emit);
+            cx.verdict.outputs += 1;
+            return;
+        }
+        let flood = p.port == OFPP_FLOOD;
+        for info in self.ports.iter() {
+            if info.port_no == in_port || !info.forwards() || (flood && info.no_flood) {
+                continue;
+            }
+            cx.sink.output(info.port_no, p.queue, pkt, emit);
+            cx.verdict.outputs += 1;
         }
     }
 
@@ -640,6 +677,18 @@ impl Pipeline {
             return;
         };
         let in_port = key.in_port();
+        if let Some(out) = n.unicast_as_is(&plan, in_port) {
+            if let Some(port) = out {
+                if outs.pending.is_full() {
+                    self.flush(outs, pkt, key, cx, Emit::Snapshot);
+                }
+                outs.pending.push(Pending {
+                    port,
+                    queue: outs.queue,
+                });
+            }
+            return;
+        }
         let mut others: [bool; 2] = [false; 2];
         let forms: [Form; 2] = [None, Some(plan.vlan)];
         n.for_each_output(&plan, in_port, |port, form| {

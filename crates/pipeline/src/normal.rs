@@ -3,7 +3,8 @@
 //! addresses) and each port's [`mac_learning::VlanPolicy`].
 
 use mac_learning::{is_group, Egress, MacTable};
-use packet::{Field, FlowKey, Layers};
+use packet::key::pos;
+use packet::{FlowKey, Layers};
 
 use crate::port::PortSet;
 
@@ -40,8 +41,9 @@ impl Normal<'_> {
             Some(p) => p.vlan.ingress(current)?,
             None => current.unwrap_or(0),
         };
-        let src = key.get(Field::EthSrc) as u64;
-        let dst = key.get(Field::EthDst) as u64;
+        // Constant positions: no lookup of the field's place per packet.
+        let src = key.get_pos(pos::ETH_SRC) as u64;
+        let dst = key.get_pos(pos::ETH_DST) as u64;
         if !is_group(src) {
             self.mac.learn(vlan, src, in_port, now_secs);
         }
@@ -55,6 +57,30 @@ impl Normal<'_> {
             current,
             known,
         })
+    }
+
+    /// The one output of a plan to a known unicast address, when the frame leaves as it is
+    /// now (the usual case: no re-tagging): `Some(None)` when it goes nowhere (back to its
+    /// ingress port, or to a port that does not forward or carry its VLAN), `None` when
+    /// [`for_each_output`](Self::for_each_output) must decide.
+    #[inline]
+    pub fn unicast_as_is(&self, plan: &NormalPlan, in_port: u32) -> Option<Option<u32>> {
+        let p = plan.known?;
+        if p == in_port {
+            return Some(None);
+        }
+        let Some(info) = self.ports.get(p) else {
+            return Some(Some(p));
+        };
+        if !info.forwards() {
+            return Some(None);
+        }
+        let form = match info.vlan.egress(plan.vlan) {
+            None => return Some(None),
+            Some(Egress::Untagged) => None,
+            Some(Egress::Tagged(v)) => Some(v),
+        };
+        (form == plan.current).then_some(Some(p))
     }
 
     /// Calls `f(port, form)` for every port the plan sends to.

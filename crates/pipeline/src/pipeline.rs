@@ -93,6 +93,12 @@ pub struct Pipeline {
     pub meters: Arc<CompiledMeters>,
     pub ports: Arc<PortSet>,
     pub(crate) mac: Arc<MacTable>,
+    /// Some table reads packet headers ([`CompiledTable::reads_headers`]): otherwise a
+    /// packet's key needs only its in_port ([`Pipeline::extract`]).
+    pub reads_headers: bool,
+    /// One of the tables [`Pipeline::prefetch_lookup`] looks into has hash tables worth
+    /// prefetching: otherwise a worker skips the prefetch pass over the burst.
+    pub prefetches: bool,
 }
 
 /// A worker's own state: its counter index, its clock, the packet-in queue and its
@@ -273,6 +279,8 @@ impl FlowTables {
             meters: meters.compiled.clone(),
             ports: ports.clone(),
             mac: mac.clone(),
+            reads_headers: tables.iter().any(|t| t.compiled.reads_headers),
+            prefetches: false,
         };
         let packet_in = Arc::new(PacketInQueue::new(config.packet_in_capacity));
         let mut ft = FlowTables {
@@ -712,6 +720,12 @@ impl FlowTables {
             meters: self.meters.compiled.clone(),
             ports: self.ports.clone(),
             mac: self.mac.clone(),
+            reads_headers: self.tables.iter().any(|t| t.compiled.reads_headers),
+            prefetches: self
+                .tables
+                .iter()
+                .take(crate::exec::PREFETCH_TABLES)
+                .any(|t| t.compiled.prefetches),
         });
         // The swap pays arc-swap's debts on `old` before it returns: guards workers still
         // hold on it are counted references from here on (see the module docs).

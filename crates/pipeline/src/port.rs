@@ -50,10 +50,20 @@ impl PortInfo {
     }
 }
 
+/// Port numbers below this are found by indexing an array ([`PortSet::get`] on the fast
+/// path: NORMAL, packet-in, blocked outputs); others through a hash map.
+const DENSE_PORTS: u32 = 1024;
+/// Marks a number below [`DENSE_PORTS`] that is no port.
+const NO_PORT: u32 = u32::MAX;
+
 /// The ports of one version, sorted by number.
 #[derive(Clone, Debug, Default)]
 pub struct PortSet {
     ports: Vec<PortInfo>,
+    /// Index in `ports` by port number, for numbers below [`DENSE_PORTS`] (as long as the
+    /// highest such port; [`NO_PORT`] where there is none).
+    dense: Box<[u32]>,
+    /// Index in `ports` of the ports numbered from [`DENSE_PORTS`] up.
     index: HashMap<u32, u32>,
     /// Some port is down or refuses forwarding: when none is (the usual case), an output
     /// needs no port lookup.
@@ -64,14 +74,25 @@ impl PortSet {
     pub fn new(mut ports: Vec<PortInfo>) -> PortSet {
         ports.sort_by_key(|p| p.port_no);
         ports.dedup_by_key(|p| p.port_no);
-        let index = ports
+        let dense_len = ports
             .iter()
-            .enumerate()
-            .map(|(i, p)| (p.port_no, i as u32))
-            .collect();
+            .filter(|p| p.port_no < DENSE_PORTS)
+            .map(|p| p.port_no as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut dense = vec![NO_PORT; dense_len];
+        let mut index = HashMap::new();
+        for (i, p) in ports.iter().enumerate() {
+            if p.port_no < DENSE_PORTS {
+                dense[p.port_no as usize] = i as u32;
+            } else {
+                index.insert(p.port_no, i as u32);
+            }
+        }
         let any_blocked = ports.iter().any(|p| !p.forwards());
         PortSet {
             ports,
+            dense: dense.into(),
             index,
             any_blocked,
         }
@@ -79,7 +100,12 @@ impl PortSet {
 
     #[inline]
     pub fn get(&self, port: u32) -> Option<&PortInfo> {
-        self.index.get(&port).map(|&i| &self.ports[i as usize])
+        let i = if port < DENSE_PORTS {
+            *self.dense.get(port as usize)?
+        } else {
+            *self.index.get(&port)?
+        };
+        self.ports.get(i as usize)
     }
 
     /// A known port that does not forward (down or NO_FWD); unknown ports do not block.

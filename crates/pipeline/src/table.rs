@@ -25,6 +25,11 @@ pub enum MissPolicy {
     Normal,
 }
 
+/// [`CompiledTable::counters`]: packets no entry matched, and packets some entry matched.
+/// Lookups are their sum, so a packet costs the table one counter store, not two.
+pub(crate) const TABLE_MISSES: usize = 0;
+pub(crate) const TABLE_MATCHES: usize = 1;
+
 /// An entry as workers see it.
 #[derive(Debug)]
 pub struct Rule {
@@ -60,6 +65,8 @@ pub struct Level {
     /// The best rank in the level: levels are probed best first, and a level whose best
     /// cannot beat the answer found so far is skipped.
     max_rank: u64,
+    /// Some entry matches or acts on packet headers (see [`CompiledTable::reads_headers`]).
+    reads_headers: bool,
 }
 
 impl Counted for Level {
@@ -78,7 +85,7 @@ impl Level {
     }
 }
 
-/// One table of one pipeline version. `counters` holds the table's (lookups, matches) in
+/// One table of one pipeline version. `counters` holds the table's (misses, matches) in
 /// this version (inline: one pointer less per packet and table than a block shared by all
 /// versions); entry counters are in the levels.
 #[derive(Debug)]
@@ -88,6 +95,31 @@ pub struct CompiledTable {
     pub levels: Box<[Arc<Level>]>,
     pub(crate) counters: CounterBlock,
     pub miss: MissPolicy,
+    /// Some entry matches a header field (anything but in_port, in_phy_port, metadata and
+    /// tunnel_id) or runs something that reads or edits headers (set-field, push/pop, TTL,
+    /// groups, meters, NORMAL), or a miss goes to NORMAL. A pipeline none of whose tables
+    /// reads headers needs only in_port in its packets' keys ([`crate::Pipeline::extract`]).
+    pub reads_headers: bool,
+    /// Some level has hash tables worth prefetching ([`crate::Pipeline::prefetch_lookup`]).
+    pub prefetches: bool,
+}
+
+/// Key words outside in_port/in_phy_port, metadata and tunnel_id: the ones extraction fills
+/// from the frame.
+const HEADER_WORDS: std::ops::Range<usize> = 3..packet::FLOW_KEY_WORDS;
+
+/// Whether running `insts` needs the packet's headers parsed into its key: only plain
+/// outputs (including CONTROLLER, whose packet-in takes in_port, metadata and tunnel_id
+/// from the key), set-queue, write-metadata and goto do not.
+fn insts_read_headers(insts: &Instructions) -> bool {
+    let plain = |a: &crate::flow::Action| match *a {
+        crate::flow::Action::Output { port, .. } => port == openflow::consts::OFPP_NORMAL,
+        crate::flow::Action::SetQueue(_) => false,
+        _ => true,
+    };
+    insts.meter.is_some()
+        || insts.apply.iter().flat_map(|a| a.iter()).any(plain)
+        || insts.write.iter().flat_map(|w| w.list.iter()).any(plain)
 }
 
 impl Counted for CompiledTable {
@@ -97,12 +129,6 @@ impl Counted for CompiledTable {
 }
 
 impl CompiledTable {
-    /// Index of the lookups counter in `counters`; matches is the next one.
-    #[inline]
-    pub(crate) fn lookups_idx(&self) -> usize {
-        0
-    }
-
     /// The entry a linear scan of the whole table would pick (highest rank among those
     /// matching `key`): its level and slot. Each level answers with its best match; the
     /// best of those is the table's.
@@ -238,6 +264,8 @@ impl FlowTable {
                 levels: Box::new([]),
                 counters: CounterBlock::new(workers, 2),
                 miss: MissPolicy::Drop,
+                reads_headers: false,
+                prefetches: false,
             }),
             retired_versions: Vec::new(),
             base_lookups: 0,
@@ -330,9 +358,10 @@ impl FlowTable {
     /// (lookups, matches) of the table.
     pub fn table_counts(&self) -> (u64, u64) {
         let c = &self.compiled.counters;
+        let (misses, matches) = (c.sum(TABLE_MISSES), c.sum(TABLE_MATCHES));
         (
-            self.base_lookups.wrapping_add(c.sum(0)),
-            self.base_matches.wrapping_add(c.sum(1)),
+            self.base_lookups.wrapping_add(misses).wrapping_add(matches),
+            self.base_matches.wrapping_add(matches),
         )
     }
 
@@ -479,10 +508,14 @@ impl FlowTable {
     fn build_level(&mut self, idxs: &[u32], workers: usize, strategy: Strategy) -> Arc<Level> {
         let mut rules = Vec::with_capacity(idxs.len());
         let mut specs = Vec::with_capacity(idxs.len());
+        let mut reads_headers = false;
         for &i in idxs {
             let Some(e) = self.slab[i as usize].as_ref() else {
                 continue;
             };
+            reads_headers = reads_headers
+                || e.match_.mask[HEADER_WORDS].iter().any(|&m| m != 0)
+                || insts_read_headers(&e.instructions);
             rules.push(Rule {
                 uid: e.uid,
                 priority: e.priority,
@@ -508,6 +541,7 @@ impl FlowTable {
             max_rank: rules.iter().map(|r| r.rank).max().unwrap_or(0),
             rules: rules.into(),
             counters: CounterBlock::new(workers, 2 * n),
+            reads_headers,
         });
         for (slot, r) in level.rules.iter().enumerate() {
             if let Some(e) = self.slab[r.idx as usize].as_mut() {
@@ -599,11 +633,16 @@ impl FlowTable {
             rebuilt.push(nl);
         }
         rebuilt.sort_by_key(|l| std::cmp::Reverse(l.max_rank));
+        let reads_headers =
+            self.miss == MissPolicy::Normal || rebuilt.iter().any(|l| l.reads_headers);
+        let prefetches = rebuilt.iter().any(|l| l.classifier.prefetches());
         let new = Arc::new(CompiledTable {
             table_id: self.id,
             levels: rebuilt.into(),
             counters: CounterBlock::new(workers, 2),
             miss: self.miss,
+            reads_headers,
+            prefetches,
         });
         let old = std::mem::replace(&mut self.compiled, new.clone());
         let (bl, bm) = (&mut self.base_lookups, &mut self.base_matches);
@@ -631,9 +670,13 @@ impl FlowTable {
     }
 }
 
+/// Folds `v` of counter `i` ([`TABLE_MISSES`] or [`TABLE_MATCHES`]): every miss and
+/// every match was a lookup.
 fn add_table(lookups: &mut u64, matches: &mut u64, i: usize, v: u64) {
-    let c = if i == 0 { lookups } else { matches };
-    *c = c.wrapping_add(v);
+    *lookups = lookups.wrapping_add(v);
+    if i == TABLE_MATCHES {
+        *matches = matches.wrapping_add(v);
+    }
 }
 
 fn add_to(slab: &mut [Option<FlowEntry>], c: &Level, i: usize, v: u64) {

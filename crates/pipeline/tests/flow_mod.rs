@@ -656,3 +656,162 @@ fn atomic_batch_is_all_or_nothing() {
     assert_eq!(ports_out(&ft, 2), vec![4], "in_port 2 modified");
     assert_eq!(ft.entries(0).count() + ft.entries(1).count(), 2);
 }
+
+/// A pipeline that matches only in_port and only outputs lets workers skip parsing
+/// (`Pipeline::reads_headers` false, `Pipeline::extract` gives in_port alone) and still
+/// forwards and counts as with a parsed key; a header match, a header edit, a group or
+/// NORMAL on a miss turns parsing back on from the next version.
+#[test]
+fn headers_are_parsed_only_when_some_table_reads_them() {
+    use packet::Field;
+    use pipeline::{Action, FlowModReq, Instructions, Match};
+    let mut ft = tables();
+    fn add(ft: &mut FlowTables, t: u8, prio: u16, m: Match, i: Instructions) {
+        ft.apply_flow_mod(FlowModReq::add(t, prio, m, i), s(0))
+            .unwrap();
+        ft.publish();
+    }
+    assert!(!ft.current().reads_headers, "empty tables read nothing");
+    let goto1 = Instructions {
+        goto: Some(1),
+        metadata: Some((7, 0xff)),
+        ..Default::default()
+    };
+    add(&mut ft, 0, 10, Match::exact(&[(Field::InPort, 1)]), goto1);
+    add(
+        &mut ft,
+        1,
+        10,
+        Match::exact(&[(Field::Metadata, 7)]),
+        Instructions::apply(vec![Action::output(2), Action::output(OFPP_CONTROLLER)]),
+    );
+    let pl = ft.current();
+    assert!(!pl.reads_headers);
+    let f = pkt();
+    let mut key = packet::FlowKey::default();
+    pl.extract(&f, 1, &mut key);
+    assert_eq!(key, {
+        let mut k = packet::FlowKey::default();
+        packet::extract_port_only(1, &mut k);
+        k
+    });
+    assert_eq!(key.in_port(), 1);
+    assert_eq!(key.get(Field::InPhyPort), 1);
+    assert_eq!(key.get(Field::EthDst), 0, "nothing parsed");
+    assert_eq!(ports_out(&ft, 1), vec![2]);
+    assert_eq!(ports_out(&ft, 3), Vec::<u32>::new());
+    send(&ft, 1, 3);
+    let stats = ft.table_counts();
+    // 2 packets from ports_out (one from port 3, which no entry takes) and 3 sent.
+    assert_eq!((stats[0].lookups, stats[0].matches), (5, 4));
+    assert_eq!((stats[1].lookups, stats[1].matches), (4, 4));
+
+    // Each of these makes some table read headers.
+    type Change = Box<dyn Fn(&mut FlowTables)>;
+    let changes: Vec<(&str, Change)> = vec![
+        (
+            "a header match",
+            Box::new(|ft| {
+                add(
+                    ft,
+                    2,
+                    5,
+                    Match::exact(&[(Field::EthType, 0x0800)]),
+                    Instructions::default(),
+                )
+            }),
+        ),
+        (
+            "a set-field",
+            Box::new(|ft| {
+                let i = Instructions::apply(vec![Action::SetField {
+                    field: Field::IpDscp,
+                    value: 1,
+                }]);
+                add(ft, 2, 5, Match::exact(&[(Field::InPort, 4)]), i)
+            }),
+        ),
+        (
+            "a group",
+            Box::new(|ft| {
+                add(
+                    ft,
+                    2,
+                    5,
+                    Match::any(),
+                    Instructions::apply(vec![Action::Group(1)]),
+                )
+            }),
+        ),
+        (
+            "NORMAL",
+            Box::new(|ft| {
+                add(
+                    ft,
+                    2,
+                    5,
+                    Match::any(),
+                    Instructions::apply(vec![Action::output(openflow::consts::OFPP_NORMAL)]),
+                )
+            }),
+        ),
+        (
+            "a NORMAL miss",
+            Box::new(|ft| {
+                ft.set_miss_policy(3, MissPolicy::Normal).unwrap();
+                ft.publish();
+            }),
+        ),
+    ];
+    for (what, change) in changes {
+        let mut ft2 = tables();
+        add(
+            &mut ft2,
+            0,
+            10,
+            Match::exact(&[(Field::InPort, 1)]),
+            Instructions::apply(vec![Action::output(2)]),
+        );
+        assert!(!ft2.current().reads_headers);
+        change(&mut ft2);
+        let pl = ft2.current();
+        assert!(pl.reads_headers, "{what}");
+        let mut key = packet::FlowKey::default();
+        pl.extract(&f, 1, &mut key);
+        assert_eq!(key, extract(&f, 1), "{what}: the whole key");
+    }
+}
+
+/// Small tables stay cached, so the version says there is nothing to prefetch and
+/// workers skip the pass; a hash table past the prefetch size in one of the first two
+/// tables turns it on, and prefetch_lookup then hands out its bucket addresses.
+#[test]
+fn prefetch_only_for_big_tables() {
+    use packet::Field;
+    use pipeline::{Action, FlowModReq, Instructions, Match};
+    let mut ft = tables();
+    let add = |ft: &mut FlowTables, i: u64| {
+        let m = Match::exact(&[(Field::EthDst, u128::from(0x0200_0000_0000 | i))]);
+        let req = FlowModReq::add(1, 10, m, Instructions::apply(vec![Action::output(2)]));
+        ft.apply_flow_mod(req, s(0)).unwrap();
+    };
+    for i in 0..100 {
+        add(&mut ft, i);
+    }
+    ft.publish();
+    let pl = ft.current();
+    assert!(!pl.prefetches);
+    let key = extract(&pkt(), 1);
+    let mut n = 0;
+    pl.prefetch_lookup(&key, |_| n += 1);
+    assert_eq!(n, 0);
+    for i in 100..20_000 {
+        add(&mut ft, i);
+    }
+    ft.publish();
+    ft.compact();
+    let pl = ft.current();
+    assert!(pl.prefetches);
+    pl.prefetch_lookup(&key, |_| n += 1);
+    assert_eq!(n, 1, "one bucket of table 1's hash table");
+}

@@ -130,3 +130,59 @@ fn packet_out_to_table_runs_the_pipeline() {
     assert_eq!(ports, vec![2, 3]);
     assert_eq!(v.lookups, 1);
 }
+
+/// Known unicast destinations, where NORMAL sends the frame as it is without planning every
+/// port: the learned port gets it unchanged (also a port numbered past the dense port
+/// index), and nothing goes out when the address sits on the ingress port, on a port that
+/// does not forward, or on a port outside the frame's VLAN.
+#[test]
+fn normal_known_unicast_leaves_as_is() {
+    let mut ft = FlowTables::new(PipelineConfig {
+        n_tables: 1,
+        ..Default::default()
+    });
+    for (p, vlan) in [(1, 10), (2, 10), (3, 20), (5000, 10), (6, 10)] {
+        let mut info = PortInfo::new(p);
+        info.vlan = VlanPolicy::Access(vlan);
+        ft.set_port(info);
+    }
+    ft.set_miss_policy(0, MissPolicy::Normal).unwrap();
+    ft.publish();
+    let hosts: [(u64, u32); 5] = [
+        (0x0200_0000_0001, 1),
+        (0x0200_0000_0002, 2),
+        (0x0200_0000_0003, 3),
+        (0x0200_0000_5000, 5000),
+        (0x0200_0000_0006, 6),
+    ];
+    // Everyone speaks once (to the broadcast address): all learned.
+    for (mac, port) in hosts {
+        run_compiled(&ft, &pkt(mac, 0xffff_ffff_ffff, None), port);
+    }
+    fn sent(ft: &FlowTables, src: u64, dst: u64, in_port: u32) -> Vec<u32> {
+        let f = pkt(src, dst, None);
+        let o = run_compiled(ft, &f, in_port);
+        for x in &o.outputs {
+            assert_eq!(x.2, f, "sent as it is");
+        }
+        o.outputs.iter().map(|x| x.0).collect()
+    }
+    let h = |i: usize| hosts[i].0;
+    assert_eq!(sent(&ft, h(0), h(1), 1), vec![2]);
+    assert_eq!(sent(&ft, h(1), h(0), 2), vec![1]);
+    assert_eq!(sent(&ft, h(0), h(3), 1), vec![5000]);
+    assert_eq!(sent(&ft, h(3), h(0), 5000), vec![1]);
+    // A new host on port 1 talking to 0001, which is on port 1 too: nothing goes out.
+    assert_eq!(sent(&ft, 0x0200_0000_0099, h(0), 1), Vec::<u32>::new());
+    // 0003 was learned in VLAN 20: from VLAN 10 it is unknown, flooded in VLAN 10 only.
+    let flood = sent(&ft, h(0), h(2), 1);
+    assert!(!flood.contains(&3), "{flood:?}");
+    assert!(flood.contains(&2), "{flood:?}");
+    // A port that stops forwarding gets nothing, even with its host learned.
+    let mut down = PortInfo::new(6);
+    down.vlan = VlanPolicy::Access(10);
+    down.config = openflow::consts::PortConfig::NO_FWD;
+    ft.set_port(down);
+    ft.publish();
+    assert_eq!(sent(&ft, h(0), h(4), 1), Vec::<u32>::new());
+}

@@ -182,3 +182,140 @@ pub fn shape_c(n: u64) -> FlowTables {
     ft.publish();
     ft
 }
+
+/// A handful of ACL rules on different fields and prefix lengths (one table, every rule a
+/// different mask), allow by default: the case where OVS's megaflow masks explode, since
+/// every random header unwildcards a different set of bits. perf/flows/ACL.flows is the
+/// same table in ovs-ofctl syntax.
+pub fn shape_acl() -> FlowTables {
+    let mut ft = tables(1);
+    let f = |field, value: u128, mask: Option<u128>| MatchField { field, value, mask };
+    let ip4 = f(Field::EthType, 0x0800, None);
+    let tcp = f(Field::IpProto, 6, None);
+    let udp = f(Field::IpProto, 17, None);
+    let rules: Vec<(u16, Vec<MatchField>, Vec<Action>)> = vec![
+        // tcp from 10/8 to port 22: drop.
+        (
+            500,
+            vec![
+                ip4,
+                tcp,
+                f(Field::Ipv4Src, 0x0a00_0000, Some(0xff00_0000)),
+                f(Field::TcpDst, 22, None),
+            ],
+            vec![],
+        ),
+        // anything to 192.168/16: drop.
+        (
+            400,
+            vec![ip4, f(Field::Ipv4Dst, 0xc0a8_0000, Some(0xffff_0000))],
+            vec![],
+        ),
+        // DNS from 172.16/12 to port 3.
+        (
+            300,
+            vec![
+                ip4,
+                udp,
+                f(Field::Ipv4Src, 0xac10_0000, Some(0xfff0_0000)),
+                f(Field::UdpDst, 53, None),
+            ],
+            vec![Action::output(3)],
+        ),
+        // 10.10.0.0/20 to 10.20.0.0/28: drop.
+        (
+            200,
+            vec![
+                ip4,
+                f(Field::Ipv4Src, 0x0a0a_0000, Some(0xffff_f000)),
+                f(Field::Ipv4Dst, 0x0a14_0000, Some(0xffff_fff0)),
+            ],
+            vec![],
+        ),
+        // Expedited forwarding to port 3.
+        (
+            150,
+            vec![ip4, f(Field::IpDscp, 46, None)],
+            vec![Action::output(3)],
+        ),
+        // tcp to 10.0.0.0/24 port 443 to port 3.
+        (
+            120,
+            vec![
+                ip4,
+                tcp,
+                f(Field::Ipv4Dst, 0x0a00_0000, Some(0xffff_ff00)),
+                f(Field::TcpDst, 443, None),
+            ],
+            vec![Action::output(3)],
+        ),
+        // Locally administered sources of one OUI: drop.
+        (
+            100,
+            vec![f(Field::EthSrc, 0x0600_0000_0000, Some(0xffff_ff00_0000))],
+            vec![],
+        ),
+        // Allow the rest.
+        (0, vec![], vec![Action::output(2)]),
+    ];
+    for (prio, m, acts) in rules {
+        add(
+            &mut ft,
+            0,
+            prio,
+            Match::from_fields(&m),
+            Instructions::apply(acts),
+        );
+    }
+    ft.publish();
+    ft
+}
+
+/// A small deterministic generator (xorshift64*) for random headers.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// Random headers for the ACL shape: addresses drawn half from the ACL's ranges, half
+/// from anywhere; TCP or UDP; random ports (a small set of well-known destination ports
+/// among them), DSCP and source MAC.
+pub fn acl_frame(rng: &mut Rng) -> Vec<u8> {
+    let ranges: [(u32, u32); 5] = [
+        (0x0a00_0000, 0xff00_0000),
+        (0xc0a8_0000, 0xffff_0000),
+        (0xac10_0000, 0xfff0_0000),
+        (0x0a0a_0000, 0xffff_f000),
+        (0x0a14_0000, 0xffff_fff0),
+    ];
+    let addr = |rng: &mut Rng| {
+        let r = rng.next();
+        let a = (r >> 32) as u32;
+        if r & 1 == 0 {
+            let (v, m) = ranges[(r >> 1) as usize % ranges.len()];
+            v | (a & !m)
+        } else {
+            a
+        }
+    };
+    let sip = addr(rng);
+    let dip = addr(rng);
+    let r = rng.next();
+    let udp = r & 1 == 1;
+    let dport = [22u16, 53, 80, 443][(r >> 1) as usize % 4];
+    let dport = if r & 8 == 0 { dport } else { (r >> 16) as u16 };
+    let sport = (r >> 32) as u16;
+    let dscp = [0u8, 46, 10, (r >> 58) as u8 & 0x3f][(r >> 4) as usize % 4];
+    let src = 0x0200_0000_0000 | (r & 0x0400_00ff_ffff);
+    let mut f = frame(src, mac(1), sip, dip, sport);
+    f[23] = if udp { 17 } else { 6 };
+    f[15] = dscp << 2;
+    f[36..38].copy_from_slice(&dport.to_be_bytes());
+    f
+}

@@ -46,6 +46,10 @@ impl Exact {
         })
     }
 
+    pub fn prefetches(&self) -> bool {
+        self.sub.big
+    }
+
     #[inline]
     pub fn prefetch(&self, key: &Words, prefetch: &mut impl FnMut(*const u8)) {
         self.sub.prefetch(key, prefetch);

@@ -47,6 +47,12 @@ pub enum Strategy {
 /// Tables up to this size are scanned linearly under `Auto`.
 pub const LINEAR_MAX: usize = 4;
 
+/// Tables up to this size whose entries all have different masks (a few ACL rules on
+/// different fields and prefixes) are scanned linearly under `Auto` too: tuple-space
+/// search would probe one single-row subtable per entry, gathering and dispatching per
+/// subtable, where a scan compares the few words the table uses.
+pub const LINEAR_DISTINCT_MAX: usize = 16;
+
 /// One per table version; the variants stay inline (no box) to save a pointer chase per
 /// lookup.
 #[allow(clippy::large_enum_variant)]
@@ -70,7 +76,16 @@ impl Classifier {
         if !rules.iter().any(nonzero) {
             return Classifier::Empty(empty::Empty::build(rules));
         }
-        if strategy == Strategy::Auto && rules.len() <= LINEAR_MAX {
+        let distinct_masks = || {
+            rules
+                .iter()
+                .enumerate()
+                .all(|(i, r)| rules[..i].iter().all(|q| q.mask != r.mask))
+        };
+        if strategy == Strategy::Auto
+            && (rules.len() <= LINEAR_MAX
+                || (rules.len() <= LINEAR_DISTINCT_MAX && distinct_masks()))
+        {
             return Classifier::Linear(linear::Linear::build(rules));
         }
         if let Some(e) = exact::Exact::try_build(rules) {
@@ -79,13 +94,23 @@ impl Classifier {
         Classifier::Tuple(tuple::Tuple::build(rules, false))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, key: &Words) -> Option<u32> {
         match self {
             Classifier::Empty(c) => c.lookup(),
             Classifier::Linear(c) => c.lookup(key),
             Classifier::Exact(c) => c.lookup(key),
             Classifier::Tuple(c) => c.lookup(key),
+        }
+    }
+
+    /// Some hash table of this classifier is big enough to be worth prefetching
+    /// (see [`subtable::Subtable::prefetch`]).
+    pub fn prefetches(&self) -> bool {
+        match self {
+            Classifier::Exact(c) => c.prefetches(),
+            Classifier::Tuple(c) => c.prefetches(),
+            Classifier::Empty(_) | Classifier::Linear(_) => false,
         }
     }
 
@@ -116,4 +141,47 @@ pub(crate) fn hash_words(ws: &[u64]) -> u64 {
         h = fold_mul(h ^ w, 0x9e37_79b9_7f4a_7c15);
     }
     fold_mul(h, 0xff51_afd7_ed55_8ccd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use packet::FLOW_KEY_WORDS;
+
+    fn specs(masks: &[Words]) -> Vec<RuleSpec<'_>> {
+        masks
+            .iter()
+            .enumerate()
+            .map(|(i, m)| RuleSpec {
+                value: m,
+                mask: m,
+                rank: i as u64,
+            })
+            .collect()
+    }
+
+    /// Up to LINEAR_DISTINCT_MAX entries with pairwise different masks are scanned; more,
+    /// or repeated masks, get hash tables.
+    #[test]
+    fn auto_scans_few_distinct_masks() {
+        let mask = |i: usize| {
+            let mut m = [0u64; FLOW_KEY_WORDS];
+            m[3 + i % 4] = u64::MAX << (i / 4);
+            m
+        };
+        let distinct: Vec<Words> = (0..LINEAR_DISTINCT_MAX).map(mask).collect();
+        let c = Classifier::build(&specs(&distinct), Strategy::Auto);
+        assert_eq!(c.kind(), "linear");
+        let more: Vec<Words> = (0..=LINEAR_DISTINCT_MAX).map(mask).collect();
+        assert_eq!(
+            Classifier::build(&specs(&more), Strategy::Auto).kind(),
+            "tuple"
+        );
+        let mut shared: Vec<Words> = (0..LINEAR_MAX).map(mask).collect();
+        shared.push(mask(0));
+        assert_ne!(
+            Classifier::build(&specs(&shared), Strategy::Auto).kind(),
+            "linear"
+        );
+    }
 }

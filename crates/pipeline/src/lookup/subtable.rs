@@ -3,7 +3,7 @@
 //! of them can ever be returned and only it is kept.
 //!
 //! The masked words of a row sit in the hash table's bucket together with the row's slot
-//! and rank, as a fixed-size array (the mask's word count rounded up to 2, 4, 8 or 16,
+//! and rank, as a fixed-size array (the mask's word count rounded up to 1, 2, 4, 8 or 16,
 //! padded with zeros): a probe is one hash, usually one bucket load and a compare of a
 //! constant number of words, with no call to `memcmp` and no further dependent load.
 
@@ -165,6 +165,7 @@ impl<const K: usize> Rows<K> {
 
 #[derive(Debug)]
 enum AnyRows {
+    K1(Rows<1>),
     K2(Rows<2>),
     K4(Rows<4>),
     K8(Rows<8>),
@@ -205,7 +206,8 @@ impl Subtable {
         }
         let k = used.len();
         let rows = match k {
-            0..=2 => AnyRows::K2(Rows::build(&used, rules, members)),
+            0..=1 => AnyRows::K1(Rows::build(&used, rules, members)),
+            2 => AnyRows::K2(Rows::build(&used, rules, members)),
             3..=4 => AnyRows::K4(Rows::build(&used, rules, members)),
             5..=8 => AnyRows::K8(Rows::build(&used, rules, members)),
             _ => AnyRows::K16(Rows::build(&used, rules, members)),
@@ -225,6 +227,7 @@ impl Subtable {
         let ranks = || s.iter_rows().map(|(_, rank)| rank);
         let (len, max_rank, min_rank) = (
             match &s.rows {
+                AnyRows::K1(r) => r.len,
                 AnyRows::K2(r) => r.len,
                 AnyRows::K4(r) => r.len,
                 AnyRows::K8(r) => r.len,
@@ -235,6 +238,7 @@ impl Subtable {
         );
         s.len = len;
         s.big = match &s.rows {
+            AnyRows::K1(r) => r.big(),
             AnyRows::K2(r) => r.big(),
             AnyRows::K4(r) => r.big(),
             AnyRows::K8(r) => r.big(),
@@ -268,6 +272,7 @@ impl Subtable {
             })
         }
         let it: Box<dyn Iterator<Item = (Words, u64)> + '_> = match &self.rows {
+            AnyRows::K1(r) => Box::new(full(self, r)),
             AnyRows::K2(r) => Box::new(full(self, r)),
             AnyRows::K4(r) => Box::new(full(self, r)),
             AnyRows::K8(r) => Box::new(full(self, r)),
@@ -286,6 +291,7 @@ impl Subtable {
             return;
         }
         let b = match &self.rows {
+            AnyRows::K1(r) => r.bucket_of(&self.words, &self.packed_mask, key),
             AnyRows::K2(r) => r.bucket_of(&self.words, &self.packed_mask, key),
             AnyRows::K4(r) => r.bucket_of(&self.words, &self.packed_mask, key),
             AnyRows::K8(r) => r.bucket_of(&self.words, &self.packed_mask, key),
@@ -300,6 +306,7 @@ impl Subtable {
     #[inline(always)]
     pub fn find(&self, key: &Words) -> Option<(u32, u64)> {
         match &self.rows {
+            AnyRows::K1(r) => r.find(&self.words, &self.packed_mask, key),
             AnyRows::K2(r) => r.find(&self.words, &self.packed_mask, key),
             AnyRows::K4(r) => r.find(&self.words, &self.packed_mask, key),
             AnyRows::K8(r) => r.find(&self.words, &self.packed_mask, key),

@@ -88,6 +88,10 @@ impl Tuple {
         self.subs.len()
     }
 
+    pub fn prefetches(&self) -> bool {
+        !self.big.is_empty()
+    }
+
     /// Prefetches the big subtables' buckets for `key` (see [`Subtable::prefetch`]).
     #[inline]
     pub fn prefetch(&self, key: &Words, prefetch: &mut impl FnMut(*const u8)) {
