@@ -42,7 +42,7 @@ pub use packet_in::{
 };
 pub use pipeline::{
     FlowCounts, FlowModCommand, FlowModReq, FlowTables, Pipeline, PipelineConfig, PipelineHandle,
-    TableCounts, WorkerContext,
+    TableCounts, WorkerContext, OFPTT_ALL,
 };
 pub use port::{PortConfig, PortInfo, PortSet};
 pub use table::{CompiledTable, Level, MissPolicy, RemovedFlow, RemovedReason};
