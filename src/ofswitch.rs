@@ -77,7 +77,7 @@ impl OpenFlowSwitch {
         let now = self.sw.now();
         let mut st = self.lock()?;
         let actions = ofproto::convert_packet_out(po.in_port, &po.actions, &st.tables)
-            .map_err(|e| ofproto::error_code(e))?;
+            .map_err(ofproto::error_code)?;
         let pipeline = st.tables.current();
         let mut key = packet::extract(&po.data, po.in_port);
         let mut pkt = VecBuf::new(&po.data);
@@ -160,7 +160,7 @@ impl OpenFlowSwitch {
             // About 2.3 KB per table: 16 tables keep a message well under 64 KiB.
             Req::TableFeatures(_) => Ok(chunked_by(table_features(&st), 16, Reply::TableFeatures)),
             Req::Flow(r) | Req::Aggregate(r) => {
-                let m = ofproto::convert_match(&r.match_).map_err(|e| ofproto::error_code(e))?;
+                let m = ofproto::convert_match(&r.match_).map_err(ofproto::error_code)?;
                 let counts = st
                     .tables
                     .flow_counts(
@@ -171,7 +171,7 @@ impl OpenFlowSwitch {
                         r.out_port,
                         r.out_group,
                     )
-                    .map_err(|e| ofproto::error_code(e))?;
+                    .map_err(ofproto::error_code)?;
                 if matches!(body, Req::Aggregate(_)) {
                     return one(Reply::Aggregate(AggregateStats {
                         packet_count: counts.iter().map(|c| c.packets).sum(),
@@ -518,30 +518,21 @@ impl OfSwitch for OpenFlowSwitch {
             }
             Message::FlowMod(fm) => {
                 let mut st = self.lock()?;
-                let removed = st
-                    .tables
-                    .flow_mod(fm, now)
-                    .map_err(|e| ofproto::error_code(e))?;
+                let removed = st.tables.flow_mod(fm, now).map_err(ofproto::error_code)?;
                 st.mark_dirty();
                 st.flows_removed(removed);
                 Ok(vec![])
             }
             Message::GroupMod(gm) => {
                 let mut st = self.lock()?;
-                let removed = st
-                    .tables
-                    .group_mod(gm, now)
-                    .map_err(|e| ofproto::error_code(e))?;
+                let removed = st.tables.group_mod(gm, now).map_err(ofproto::error_code)?;
                 st.mark_dirty();
                 st.flows_removed(removed);
                 Ok(vec![])
             }
             Message::MeterMod(mm) => {
                 let mut st = self.lock()?;
-                let removed = st
-                    .tables
-                    .meter_mod(mm, now)
-                    .map_err(|e| ofproto::error_code(e))?;
+                let removed = st.tables.meter_mod(mm, now).map_err(ofproto::error_code)?;
                 st.mark_dirty();
                 st.flows_removed(removed);
                 Ok(vec![])
@@ -576,7 +567,7 @@ impl OfSwitch for OpenFlowSwitch {
         match request {
             Message::FlowMod(fm) => {
                 let st = self.lock()?;
-                ofproto::convert_flow_mod(fm, &st.tables).map_err(|e| ofproto::error_code(e))?;
+                ofproto::convert_flow_mod(fm, &st.tables).map_err(ofproto::error_code)?;
                 Ok(())
             }
             _ => Err(ErrorCode::BadRequest(BadRequestCode::BadType)),
