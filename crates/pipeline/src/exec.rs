@@ -10,10 +10,6 @@
 //! Nothing here allocates, locks or performs an atomic read-modify-write per packet, except
 //! packet-in (a copy of the frame into the queue, on the slow path by definition).
 
-use crate::packet_in::PacketInReason;
-use crate::ports::{
-    OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
-};
 use arrayvec::ArrayVec;
 use packet::{EditError, Field, FlowKey, Layers, PacketBuf};
 
@@ -21,8 +17,11 @@ use crate::flow::{Action, ActionSet};
 use crate::lookup::Classifier;
 use crate::meter::{remark_dscp, MeterVerdict};
 use crate::normal::{Form, Normal};
-use crate::packet_in::PacketInRecord;
+use crate::packet_in::{PacketInReason, PacketInRecord};
 use crate::pipeline::{Pipeline, WorkerContext};
+use crate::ports::{
+    OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
+};
 use crate::table::MissPolicy;
 
 /// How the datapath must treat a packet handed to [`Sink::output`].
