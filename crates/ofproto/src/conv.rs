@@ -1,5 +1,5 @@
 //! Conversion between the OpenFlow codec's types and the pipeline's, with the refusals the
-//! spec asks for (moved here from `pipeline::ofconv`). Everything a flow-mod can get wrong is found here, before any state
+//! spec asks for. Everything a flow-mod can get wrong is found here, before any state
 //! changes, so a refused request leaves the tables as they were.
 
 use std::sync::Arc;
