@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ofagent::OfSwitch;
+use ofproto::{OfFlowTables, OfTransaction};
 use openflow::consts::{
     Capabilities, ConfigFlags, MultipartFlags, PortConfig, PortFeatures, PortState, OFPP_ANY,
     OFPP_LOCAL, OFPP_MAX, OFP_DEFAULT_MISS_SEND_LEN, OFP_NO_BUFFER,
@@ -19,7 +20,7 @@ use openflow::multipart::{
 use openflow::{ErrorCode, FixedStr, Message, OxmField};
 use packet::{PacketBuf, VecBuf};
 use parking_lot::Mutex;
-use pipeline::{ofconv, Emit, Sink};
+use pipeline::{Emit, Sink};
 
 use crate::switch::{State, Switch, N_TABLES};
 
@@ -60,8 +61,12 @@ impl OpenFlowSwitch {
         if desc.hw_addr != pm.hw_addr {
             return Err(ErrorCode::PortModFailed(PortModFailedCode::BadHwAddr));
         }
-        st.modify_port_config(pm.port_no, pm.config, pm.mask)
-            .ok_or(ErrorCode::PortModFailed(PortModFailedCode::BadPort))
+        st.modify_port_config(
+            pm.port_no,
+            ofproto::port_config(pm.config),
+            ofproto::port_config(pm.mask),
+        )
+        .ok_or(ErrorCode::PortModFailed(PortModFailedCode::BadPort))
     }
 
     fn packet_out(&self, po: &openflow::messages::PacketOut) -> Result<(), ErrorCode> {
@@ -71,8 +76,8 @@ impl OpenFlowSwitch {
         }
         let now = self.sw.now();
         let mut st = self.lock()?;
-        let actions = ofconv::convert_packet_out(po.in_port, &po.actions, &st.tables)
-            .map_err(|e| e.code())?;
+        let actions = ofproto::convert_packet_out(po.in_port, &po.actions, &st.tables)
+            .map_err(ofproto::error_code)?;
         let pipeline = st.tables.current();
         let mut key = packet::extract(&po.data, po.in_port);
         let mut pkt = VecBuf::new(&po.data);
@@ -155,7 +160,7 @@ impl OpenFlowSwitch {
             // About 2.3 KB per table: 16 tables keep a message well under 64 KiB.
             Req::TableFeatures(_) => Ok(chunked_by(table_features(&st), 16, Reply::TableFeatures)),
             Req::Flow(r) | Req::Aggregate(r) => {
-                let m = ofconv::convert_match(&r.match_).map_err(|e| e.code())?;
+                let m = ofproto::convert_match(&r.match_).map_err(ofproto::error_code)?;
                 let counts = st
                     .tables
                     .flow_counts(
@@ -166,7 +171,7 @@ impl OpenFlowSwitch {
                         r.out_port,
                         r.out_group,
                     )
-                    .map_err(|e| e.code())?;
+                    .map_err(ofproto::error_code)?;
                 if matches!(body, Req::Aggregate(_)) {
                     return one(Reply::Aggregate(AggregateStats {
                         packet_count: counts.iter().map(|c| c.packets).sum(),
@@ -175,7 +180,7 @@ impl OpenFlowSwitch {
                     }));
                 }
                 Ok(chunked(
-                    counts.iter().map(|c| ofconv::flow_stats(c, now)).collect(),
+                    counts.iter().map(|c| ofproto::flow_stats(c, now)).collect(),
                     Reply::Flow,
                 ))
             }
@@ -224,7 +229,7 @@ impl OpenFlowSwitch {
             Req::GroupDesc => {
                 let tables = &st.tables;
                 Ok(chunked(
-                    tables.groups().map(ofconv::group_desc).collect(),
+                    tables.groups().map(ofproto::group_desc).collect(),
                     Reply::GroupDesc,
                 ))
             }
@@ -240,7 +245,14 @@ impl OpenFlowSwitch {
                 let meters: Vec<_> = tables
                     .meters()
                     .filter(|m| *meter_id == openflow::consts::OFPM_ALL || m.id == *meter_id)
-                    .map(|m| (m.id, m.flags, m.created, meter_bands(&m.bands)))
+                    .map(|m| {
+                        (
+                            m.id,
+                            ofproto::meter_flags_to_of(m.flags),
+                            m.created,
+                            meter_bands(&m.bands),
+                        )
+                    })
                     .collect();
                 if matches!(body, Req::MeterConfig { .. }) {
                     let cfg = meters
@@ -326,7 +338,9 @@ pub fn port_descs(st: &State) -> Vec<Port> {
                 .tables
                 .ports()
                 .get(p.ofport)
-                .map_or(PortConfig::empty(), |i| i.config);
+                .map_or(PortConfig::empty(), |i| {
+                    ofproto::port_config_to_of(i.config)
+                });
             let mut state = if up {
                 PortState::LIVE
             } else {
@@ -504,21 +518,21 @@ impl OfSwitch for OpenFlowSwitch {
             }
             Message::FlowMod(fm) => {
                 let mut st = self.lock()?;
-                let removed = st.tables.flow_mod(fm, now).map_err(|e| e.code())?;
+                let removed = st.tables.flow_mod(fm, now).map_err(ofproto::error_code)?;
                 st.mark_dirty();
                 st.flows_removed(removed);
                 Ok(vec![])
             }
             Message::GroupMod(gm) => {
                 let mut st = self.lock()?;
-                let removed = st.tables.group_mod(gm, now).map_err(|e| e.code())?;
+                let removed = st.tables.group_mod(gm, now).map_err(ofproto::error_code)?;
                 st.mark_dirty();
                 st.flows_removed(removed);
                 Ok(vec![])
             }
             Message::MeterMod(mm) => {
                 let mut st = self.lock()?;
-                let removed = st.tables.meter_mod(mm, now).map_err(|e| e.code())?;
+                let removed = st.tables.meter_mod(mm, now).map_err(ofproto::error_code)?;
                 st.mark_dirty();
                 st.flows_removed(removed);
                 Ok(vec![])
@@ -553,7 +567,7 @@ impl OfSwitch for OpenFlowSwitch {
         match request {
             Message::FlowMod(fm) => {
                 let st = self.lock()?;
-                ofconv::convert_flow_mod(fm, &st.tables).map_err(|e| e.code())?;
+                ofproto::convert_flow_mod(fm, &st.tables).map_err(ofproto::error_code)?;
                 Ok(())
             }
             _ => Err(ErrorCode::BadRequest(BadRequestCode::BadType)),
@@ -569,11 +583,16 @@ impl OfSwitch for OpenFlowSwitch {
             let mut tx = st.tables.transaction(now);
             for (i, m) in requests.iter().enumerate() {
                 match m {
-                    Message::FlowMod(fm) => tx.of_flow_mod(fm).map_err(|(i, e)| (i, e.code()))?,
+                    Message::FlowMod(fm) => tx
+                        .of_flow_mod(fm)
+                        .map_err(|(i, e)| (i, ofproto::error_code(e)))?,
                     _ => return Err((i, ErrorCode::BadRequest(BadRequestCode::BadType))),
                 }
             }
-            let removed = tx.commit().map_err(|(i, e)| (i, e.code()))?.removed;
+            let removed = tx
+                .commit()
+                .map_err(|(i, e)| (i, ofproto::error_code(e)))?
+                .removed;
             // One publish for the whole bundle.
             st.mark_dirty();
             st.publish_pending();

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use ferroflow_config::{InstanceConfig, MetadataConfig, NetworkConfig};
+use ofproto::OfTransaction;
 use openflow::consts::{OFPG_ANY, OFPP_ANY, OFPTT_ALL};
 use openflow::messages::{FlowMod, FlowModCommand};
 use std::time::Duration;

@@ -539,13 +539,9 @@ impl Switch {
             .find(|p| p.name == name)
             .map(|p| p.ofport)
             .ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
-        let down = openflow::consts::PortConfig::PORT_DOWN;
-        let mask = openflow::consts::PortConfig(down.0);
-        let config = if up {
-            openflow::consts::PortConfig(0)
-        } else {
-            down
-        };
+        let down = pipeline::PortConfig::PORT_DOWN;
+        let mask = pipeline::PortConfig(down.0);
+        let config = if up { pipeline::PortConfig(0) } else { down };
         st.modify_port_config(ofport, config, mask)
             .ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
         Ok(())
@@ -604,12 +600,9 @@ impl State {
     /// FLOW_REMOVED for the removed flows that asked for it.
     pub fn flows_removed(&mut self, removed: Vec<pipeline::RemovedFlow>) {
         for r in removed {
-            if r.entry
-                .flags
-                .contains(openflow::consts::FlowModFlags::SEND_FLOW_REM)
-            {
+            if r.entry.flags.contains(pipeline::FlowFlags::SEND_FLOW_REM) {
                 self.events
-                    .push(AsyncEvent::FlowRemoved(pipeline::ofconv::flow_removed(&r)));
+                    .push(AsyncEvent::FlowRemoved(ofproto::flow_removed(&r)));
             }
         }
     }
@@ -634,7 +627,7 @@ impl State {
         self.tables
             .ports()
             .get(ofport)
-            .is_none_or(|i| !i.config.contains(openflow::consts::PortConfig::PORT_DOWN))
+            .is_none_or(|i| !i.config.contains(pipeline::PortConfig::PORT_DOWN))
     }
 
     /// Changes a port's OpenFlow config bits under `mask`; PORT_STATUS MODIFY
@@ -642,11 +635,11 @@ impl State {
     pub fn modify_port_config(
         &mut self,
         ofport: u32,
-        config: openflow::consts::PortConfig,
-        mask: openflow::consts::PortConfig,
+        config: pipeline::PortConfig,
+        mask: pipeline::PortConfig,
     ) -> Option<()> {
         let mut info = self.tables.ports().get(ofport).cloned()?;
-        info.config = openflow::consts::PortConfig((info.config.0 & !mask.0) | (config.0 & mask.0));
+        info.config = pipeline::PortConfig((info.config.0 & !mask.0) | (config.0 & mask.0));
         self.tables.set_port(info);
         self.mark_dirty();
         if let Some(desc) = self.port_desc(ofport) {
@@ -707,7 +700,8 @@ impl State {
             {
                 continue;
             }
-            self.events.push(AsyncEvent::PacketIn(r.to_message()));
+            self.events
+                .push(AsyncEvent::PacketIn(ofproto::packet_in(&r)));
         }
         !queue.is_empty()
     }

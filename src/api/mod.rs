@@ -19,12 +19,13 @@ use std::time::Duration;
 use ferroflow_config::{Config, GrpcConfig, PortConfig};
 use flow_syntax::{format_flow, FlowText};
 use ofagent::{Agent, ControllerLink, Target};
+use ofproto::OfTransaction;
 use openflow::consts::{OFPG_ANY, OFPP_ANY, OFPTT_ALL};
 use openflow::messages::{
     FlowMod, FlowModCommand, GroupMod, GroupModCommand, MeterMod, MeterModCommand,
 };
 use parking_lot::Mutex;
-use pipeline::{ofconv, PipelineError};
+use pipeline::PipelineError;
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
@@ -348,7 +349,7 @@ impl Api {
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             let mut present = HashSet::new();
             let mut flows = Vec::new();
-            let mut sorted: Vec<_> = counts.iter().map(|c| ofconv::flow_stats(c, now)).collect();
+            let mut sorted: Vec<_> = counts.iter().map(|c| ofproto::flow_stats(c, now)).collect();
             sorted.sort_by(|a, b| {
                 (a.table_id, std::cmp::Reverse(a.priority))
                     .cmp(&(b.table_id, std::cmp::Reverse(b.priority)))
@@ -374,14 +375,20 @@ impl Api {
             let groups: Vec<String> = tables
                 .groups()
                 .filter(|g| owned.groups.contains(&g.id))
-                .map(|g| flow_syntax::format_group(&ofconv::group_desc(g)))
+                .map(|g| flow_syntax::format_group(&ofproto::group_desc(g)))
                 .collect();
             let existing: HashSet<u32> = tables.groups().map(|g| g.id).collect();
             owned.groups.retain(|g| existing.contains(g));
             let meters: Vec<String> = tables
                 .meters()
                 .filter(|m| owned.meters.contains(&m.id))
-                .map(|m| flow_syntax::format_meter(m.id, m.flags, &services::meter_bands(&m.bands)))
+                .map(|m| {
+                    flow_syntax::format_meter(
+                        m.id,
+                        ofproto::meter_flags_to_of(m.flags),
+                        &services::meter_bands(&m.bands),
+                    )
+                })
                 .collect();
             let existing: HashSet<u32> = tables.meters().map(|m| m.id).collect();
             owned.meters.retain(|m| existing.contains(m));
@@ -578,7 +585,7 @@ impl Api {
             let mut tx = st.tables.transaction(now);
             let refused = |(i, e)| ApiError::pipeline(&format!("changes[{i}]"), e);
             for mm in &mods {
-                tx.meter_mod(mm).map_err(refused)?;
+                tx.of_meter_mod(mm).map_err(refused)?;
             }
             tx.commit().map_err(refused)?;
             let owned = &mut st.api_owned;

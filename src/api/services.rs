@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use ferroflow_config::PortConfig;
 use openflow::messages::{FlowModCommand, GroupModCommand, MeterModCommand};
-use pipeline::ofconv;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -350,8 +349,8 @@ fn flow_command(c: i32) -> Result<FlowModCommand, ApiError> {
 pub(crate) fn dump_flows(api: &Api, filter: &str) -> Result<Vec<pb::FlowEntry>, ApiError> {
     let f = flow_syntax::parse_flow_mod(filter, FlowModCommand::Delete)
         .map_err(|e| ApiError::invalid("filter", e.to_string()))?;
-    let m =
-        ofconv::convert_match(&f.match_).map_err(|e| ApiError::invalid("filter", e.to_string()))?;
+    let m = ofproto::convert_match(&f.match_)
+        .map_err(|e| ApiError::invalid("filter", e.to_string()))?;
     let now = api.sw.now();
     let mut stats: Vec<_> = api
         .sw
@@ -368,7 +367,7 @@ pub(crate) fn dump_flows(api: &Api, filter: &str) -> Result<Vec<pb::FlowEntry>, 
         )
         .map_err(|e| ApiError::invalid("filter", e.to_string()))?
         .iter()
-        .map(|c| ofconv::flow_stats(c, now))
+        .map(|c| ofproto::flow_stats(c, now))
         .collect();
     stats.sort_by(|a, b| {
         (a.table_id, std::cmp::Reverse(a.priority))
@@ -516,7 +515,7 @@ impl pb::flow_service_server::FlowService for Flows {
         let groups = blocking(&self.0, |api| {
             let mut st = api.sw.lock().map_err(super::busy)?;
             let tables = &mut st.tables;
-            let descs: Vec<_> = tables.groups().map(ofconv::group_desc).collect();
+            let descs: Vec<_> = tables.groups().map(ofproto::group_desc).collect();
             Ok(descs
                 .into_iter()
                 .map(|d| {
@@ -585,7 +584,13 @@ impl pb::flow_service_server::FlowService for Flows {
             let tables = &mut st.tables;
             let list: Vec<_> = tables
                 .meters()
-                .map(|m| (m.id, m.flags, meter_bands(&m.bands)))
+                .map(|m| {
+                    (
+                        m.id,
+                        ofproto::meter_flags_to_of(m.flags),
+                        meter_bands(&m.bands),
+                    )
+                })
                 .collect();
             Ok(list
                 .into_iter()

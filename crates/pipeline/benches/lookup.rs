@@ -116,7 +116,7 @@ fn bench(c: &mut Criterion) {
             );
             big.publish();
             let mut del = FlowModReq::delete(1, m);
-            del.command = openflow::messages::FlowModCommand::DeleteStrict;
+            del.command = pipeline::FlowModCommand::DeleteStrict;
             del.priority = 100;
             big.apply_flow_mod(del, Duration::ZERO).unwrap();
             black_box(big.publish())

@@ -1,13 +1,19 @@
-//! The crate's one error type. Every refusal names the place that refused, and
-//! [`PipelineError::code`] gives the OpenFlow error the agent must answer with, so the
-//! agent never has to guess a code from a message string.
+//! The crate's one error type. Every refusal names the place that refused, precisely
+//! enough that `ofproto::error_code` can give the OpenFlow error the agent must answer
+//! with, so the agent never has to guess a code from a message string.
 
-use openflow::error::{
-    BadActionCode, BadInstructionCode, BadMatchCode, BadRequestCode, FlowModFailedCode,
-    GroupModFailedCode, MeterModFailedCode,
-};
-use openflow::ErrorCode;
 use packet::Field;
+
+/// Which per-field rule of a match field was broken (the spec's BAD_MATCH codes for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatchFieldError {
+    /// A mask on a field that cannot be masked.
+    BadMask,
+    /// Value bits beyond the field's width.
+    BadValue,
+    /// Value bits where the mask is zero.
+    BadWildcards,
+}
 
 /// Why a flow-mod, group-mod, meter-mod or packet-out was refused. The state is left as it
 /// was before the request in every case.
@@ -19,7 +25,7 @@ pub enum PipelineError {
     /// A basic OXM broke a per-field rule (mask on an unmaskable field, value bits beyond
     /// the field, value bits outside the mask).
     #[error("invalid match field: {0:?}")]
-    MatchField(BadMatchCode),
+    MatchField(MatchFieldError),
     /// A field is matched without the eth_type/ip_proto/... it depends on.
     #[error("match prerequisite missing")]
     MatchPrerequisite,
@@ -117,52 +123,4 @@ pub enum PipelineError {
     /// PACKET_OUT with an in_port that is not a port or CONTROLLER/LOCAL.
     #[error("bad packet-out in_port {0:#x}")]
     BadInPort(u32),
-}
-
-impl PipelineError {
-    /// The OpenFlow error to answer with.
-    pub fn code(self) -> ErrorCode {
-        use PipelineError::*;
-        match self {
-            MatchExperimenter => ErrorCode::BadMatch(BadMatchCode::BadField),
-            MatchField(c) => ErrorCode::BadMatch(c),
-            MatchPrerequisite => ErrorCode::BadMatch(BadMatchCode::BadPrereq),
-            ActionExperimenter => ErrorCode::BadAction(BadActionCode::BadExperimenter),
-            SetFieldExperimenter | SetFieldNotSettable(_) => {
-                ErrorCode::BadAction(BadActionCode::BadSetType)
-            }
-            SetFieldValue(_) => ErrorCode::BadAction(BadActionCode::BadSetArgument),
-            SetFieldPrerequisite(_) => ErrorCode::BadAction(BadActionCode::MatchInconsistent),
-            BadOutPort(_) => ErrorCode::BadAction(BadActionCode::BadOutPort),
-            BadOutGroup(_) => ErrorCode::BadAction(BadActionCode::BadOutGroup),
-            BadPushEthertype(_) => ErrorCode::BadAction(BadActionCode::BadArgument),
-            InstructionExperimenter => {
-                ErrorCode::BadInstruction(BadInstructionCode::BadExperimenter)
-            }
-            DuplicateInstruction => ErrorCode::BadInstruction(BadInstructionCode::UnsupInst),
-            GotoBackward { .. } | GotoBeyondLast(_) => {
-                ErrorCode::BadInstruction(BadInstructionCode::BadTableId)
-            }
-            UnknownMeterInInstruction(_) | UnknownMeter(_) => {
-                ErrorCode::MeterModFailed(MeterModFailedCode::UnknownMeter)
-            }
-            BadTableId(_) => ErrorCode::FlowModFailed(FlowModFailedCode::BadTableId),
-            Overlap => ErrorCode::FlowModFailed(FlowModFailedCode::Overlap),
-            TableFull(_) => ErrorCode::FlowModFailed(FlowModFailedCode::TableFull),
-            GroupExists(_) => ErrorCode::GroupModFailed(GroupModFailedCode::GroupExists),
-            UnknownGroup(_) => ErrorCode::GroupModFailed(GroupModFailedCode::UnknownGroup),
-            InvalidGroupId(_) => ErrorCode::GroupModFailed(GroupModFailedCode::InvalidGroup),
-            GroupLoop(_) => ErrorCode::GroupModFailed(GroupModFailedCode::Loop),
-            ChainedGroup(_) => ErrorCode::GroupModFailed(GroupModFailedCode::ChainedGroup),
-            BadBucket => ErrorCode::GroupModFailed(GroupModFailedCode::BadBucket),
-            InvalidGroupBuckets => ErrorCode::GroupModFailed(GroupModFailedCode::InvalidGroup),
-            BadWatch => ErrorCode::GroupModFailed(GroupModFailedCode::BadWatch),
-            MeterExists(_) => ErrorCode::MeterModFailed(MeterModFailedCode::MeterExists),
-            InvalidMeter(_) => ErrorCode::MeterModFailed(MeterModFailedCode::InvalidMeter),
-            BadMeterFlags => ErrorCode::MeterModFailed(MeterModFailedCode::BadFlags),
-            BadMeterBand => ErrorCode::MeterModFailed(MeterModFailedCode::BadBand),
-            BadMeterRate => ErrorCode::MeterModFailed(MeterModFailedCode::BadRate),
-            BadInPort(_) => ErrorCode::BadRequest(BadRequestCode::BadPort),
-        }
-    }
 }

@@ -11,18 +11,17 @@
 //! packet-in (a copy of the frame into the queue, on the slow path by definition).
 
 use arrayvec::ArrayVec;
-use openflow::consts::{
-    OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
-};
-use openflow::messages::PacketInReason;
 use packet::{EditError, Field, FlowKey, Layers, PacketBuf};
 
 use crate::flow::{Action, ActionSet};
 use crate::lookup::Classifier;
 use crate::meter::{remark_dscp, MeterVerdict};
 use crate::normal::{Form, Normal};
-use crate::packet_in::PacketInRecord;
+use crate::packet_in::{PacketInReason, PacketInRecord};
 use crate::pipeline::{Pipeline, WorkerContext};
+use crate::ports::{
+    OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
+};
 use crate::table::{MissPolicy, TABLE_MATCHES, TABLE_MISSES};
 
 /// How the datapath must treat a packet handed to [`Sink::output`].
@@ -623,10 +622,11 @@ impl Pipeline {
         max_len: u16,
     ) {
         let in_port = key.in_port();
-        if self.ports.get(in_port).is_some_and(|p| {
-            p.config
-                .contains(openflow::consts::PortConfig::NO_PACKET_IN)
-        }) {
+        if self
+            .ports
+            .get(in_port)
+            .is_some_and(|p| p.config.contains(crate::port::PortConfig::NO_PACKET_IN))
+        {
             return;
         }
         // Both refusals come before the record is built: a flood costs no allocation.
@@ -796,7 +796,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use openflow::messages::GroupModCommand;
+    use crate::group::GroupModCommand;
     use packet::{extract, PacketBuf, VecBuf};
 
     use super::{Emit, Sink, Verdict, MAX_BUCKETS};

@@ -1,16 +1,27 @@
 //! The pipeline's own representation of flow entries: matches as masked key words (what
 //! the classifier compares), actions with packet-crate fields, instructions with the
 //! write-actions already folded into an [`ActionSet`] delta. The OpenFlow wire types are
-//! converted into these once, in [`crate::ofconv`], and never looked at on the fast path.
+//! converted into these once, in the `ofproto` crate, and never looked at on the fast path.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::flags::flag_set;
+use crate::group::OFPG_ANY;
+use crate::ports::OFPP_ANY;
 use arrayvec::ArrayVec;
-use openflow::consts::{OFPG_ANY, OFPP_ANY};
 use packet::{Field, FlowKey, FLOW_KEY_WORDS};
 
-pub use openflow::consts::FlowModFlags as FlowFlags;
+flag_set! {
+    /// A flow entry's flags, with `ofp_flow_mod_flags`' values.
+    pub struct FlowFlags: u16 {
+        const SEND_FLOW_REM = 1 << 0;
+        const CHECK_OVERLAP = 1 << 1;
+        const RESET_COUNTS = 1 << 2;
+        const NO_PKT_COUNTS = 1 << 3;
+        const NO_BYT_COUNTS = 1 << 4;
+    }
+}
 
 /// Key words, the unit the classifier hashes and compares.
 pub type Words = [u64; FLOW_KEY_WORDS];
@@ -65,7 +76,7 @@ impl Match {
     }
 
     /// Builds a match from fields without checking prerequisites (tests and the profile
-    /// compiler; OpenFlow input goes through [`crate::ofconv::convert_match`]). Values and
+    /// compiler; OpenFlow input goes through `ofproto::convert_match`). Values and
     /// masks are cut to the field width.
     pub fn from_fields(fields: &[MatchField]) -> Match {
         let mut value = FlowKey::default();
@@ -186,7 +197,7 @@ impl Action {
     pub fn output(port: u32) -> Action {
         Action::Output {
             port,
-            max_len: openflow::consts::OFPCML_NO_BUFFER,
+            max_len: crate::ports::OFPCML_NO_BUFFER,
         }
     }
 }

@@ -7,14 +7,42 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hashbrown::HashMap;
-use openflow::consts::{OFPG_ALL, OFPG_ANY, OFPG_MAX, OFPP_ANY};
-pub use openflow::messages::GroupType;
+
+use crate::ports::OFPP_ANY;
 
 use crate::counters::{fold_all, Counted, CounterBlock, Retired};
 use crate::error::PipelineError;
 use crate::flow::{Action, Words};
 use crate::lookup::hash_words;
 use crate::port::PortSet;
+
+/// Highest usable group number (`OFPG_MAX`).
+pub const OFPG_MAX: u32 = 0xffff_ff00;
+/// All groups (a delete of every group), `OFPG_ALL`.
+pub const OFPG_ALL: u32 = 0xffff_fffc;
+/// No group / any group (`watch_group`, flow filters), `OFPG_ANY`.
+pub const OFPG_ANY: u32 = 0xffff_ffff;
+
+/// How a group runs its buckets (`ofp_group_type`'s cases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupType {
+    /// Every bucket, each on a copy.
+    All,
+    /// One live bucket, chosen by a hash of the flow, weighted.
+    Select,
+    /// The one bucket.
+    Indirect,
+    /// The first live bucket.
+    FastFailover,
+}
+
+/// What a group-mod does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupModCommand {
+    Add,
+    Modify,
+    Delete,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bucket {
@@ -166,7 +194,7 @@ impl CompiledGroups {
 /// A group-mod in pipeline terms.
 #[derive(Clone, Debug)]
 pub struct GroupModReq {
-    pub command: openflow::messages::GroupModCommand,
+    pub command: GroupModCommand,
     pub kind: GroupType,
     pub group_id: u32,
     pub buckets: Vec<Bucket>,
@@ -274,7 +302,7 @@ impl GroupTable {
     /// Applies a group-mod. Returns the ids of deleted groups, whose flows the caller
     /// removes.
     pub fn apply(&mut self, req: GroupModReq, now: Duration) -> Result<Vec<u32>, PipelineError> {
-        use openflow::messages::GroupModCommand as C;
+        use GroupModCommand as C;
         let id = req.group_id;
         match req.command {
             C::Add | C::Modify => {

@@ -1,6 +1,8 @@
 //! Ferroflow's OpenFlow 1.3 pipeline: flow tables with flow-mod semantics, their
 //! compilation into per-table lookup structures, groups, meters, and the multi-table walk
-//! workers run on every packet.
+//! workers run on every packet. It has no wire types: the `ofproto` crate converts
+//! OpenFlow messages into the requests here ([`FlowModReq`], [`GroupModReq`],
+//! [`MeterModReq`]) and results back into messages.
 //!
 //! The control plane owns a [`FlowTables`]; it applies flow-mods, group-mods, meter-mods
 //! and port changes (several at once through a [`Transaction`]: all or nothing), then
@@ -14,31 +16,34 @@
 pub mod counters;
 pub mod error;
 pub mod exec;
+mod flags;
 pub mod flow;
 pub mod group;
 pub mod lookup;
 pub mod meter;
 pub mod normal;
-pub mod ofconv;
 pub mod packet_in;
 pub mod pipeline;
 pub mod port;
+pub mod ports;
 pub mod table;
 pub mod transaction;
 
-pub use error::PipelineError;
+pub use error::{MatchFieldError, PipelineError};
 pub use exec::{Emit, Sink, Verdict};
 pub use flow::{
     Action, ActionSet, FlowEntry, FlowFlags, Instructions, Match, MatchField, WriteActions,
 };
-pub use group::{Bucket, GroupCounts, GroupModReq, GroupType};
+pub use group::{Bucket, GroupCounts, GroupModCommand, GroupModReq, GroupType};
 pub use lookup::Strategy;
-pub use meter::MeterCounts;
-pub use packet_in::{PacketInDrops, PacketInLimiter, PacketInQueue, PacketInRecord};
-pub use pipeline::{
-    FlowCounts, FlowModReq, FlowTables, Pipeline, PipelineConfig, PipelineHandle, TableCounts,
-    WorkerContext,
+pub use meter::{MeterCounts, MeterFlags, MeterModCommand, MeterModReq};
+pub use packet_in::{
+    PacketInDrops, PacketInLimiter, PacketInQueue, PacketInReason, PacketInRecord,
 };
-pub use port::{PortInfo, PortSet};
+pub use pipeline::{
+    FlowCounts, FlowModCommand, FlowModReq, FlowTables, Pipeline, PipelineConfig, PipelineHandle,
+    TableCounts, WorkerContext, OFPTT_ALL,
+};
+pub use port::{PortConfig, PortInfo, PortSet};
 pub use table::{CompiledTable, Level, MissPolicy, RemovedFlow, RemovedReason};
 pub use transaction::{Committed, Transaction};

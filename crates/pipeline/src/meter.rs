@@ -12,11 +12,45 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hashbrown::HashMap;
-use openflow::consts::{MeterFlags, OFPM_MAX};
-use openflow::messages::{MeterBand as OfBand, MeterMod, MeterModCommand};
 
 use crate::counters::{fold_all, Counted, CounterBlock, Retired};
 use crate::error::PipelineError;
+use crate::flags::flag_set;
+
+/// Highest usable meter number (`OFPM_MAX`).
+pub const OFPM_MAX: u32 = 0xffff_0000;
+/// All meters (a delete of every meter), `OFPM_ALL`.
+pub const OFPM_ALL: u32 = 0xffff_ffff;
+
+flag_set! {
+    /// A meter's flags, with `ofp_meter_flags`' values.
+    pub struct MeterFlags: u16 {
+        const KBPS = 1 << 0;
+        const PKTPS = 1 << 1;
+        const BURST = 1 << 2;
+        const STATS = 1 << 3;
+    }
+}
+
+/// What a meter-mod does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MeterModCommand {
+    Add,
+    Modify,
+    Delete,
+}
+
+/// A meter-mod in pipeline terms (`ofproto` makes one from the wire message).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeterModReq {
+    pub command: MeterModCommand,
+    pub meter_id: u32,
+    pub flags: MeterFlags,
+    /// `None` stands for a band of a type the switch does not implement (experimenter):
+    /// it is refused with [`PipelineError::BadMeterBand`] where it stands, after the id and
+    /// flag checks, as the bands before it are checked.
+    pub bands: Vec<Option<Band>>,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BandKind {
@@ -219,7 +253,7 @@ impl MeterTable {
     }
 
     /// Applies a meter-mod; returns the ids of deleted meters (their flows go too).
-    pub fn apply(&mut self, mm: &MeterMod, now: Duration) -> Result<Vec<u32>, PipelineError> {
+    pub fn apply(&mut self, mm: &MeterModReq, now: Duration) -> Result<Vec<u32>, PipelineError> {
         let id = mm.meter_id;
         match mm.command {
             MeterModCommand::Add | MeterModCommand::Modify => {
@@ -241,19 +275,13 @@ impl MeterTable {
                 }
                 let mut bands = Vec::with_capacity(mm.bands.len());
                 for b in &mm.bands {
-                    let (kind, rate, burst) = match *b {
-                        OfBand::Drop { rate, burst_size } => (BandKind::Drop, rate, burst_size),
-                        OfBand::DscpRemark {
-                            rate,
-                            burst_size,
-                            prec_level,
-                        } => (BandKind::DscpRemark(prec_level), rate, burst_size),
-                        OfBand::Experimenter { .. } => return Err(PipelineError::BadMeterBand),
+                    let Some(band) = *b else {
+                        return Err(PipelineError::BadMeterBand);
                     };
-                    if rate == 0 {
+                    if band.rate == 0 {
                         return Err(PipelineError::BadMeterRate);
                     }
-                    bands.push(Band { kind, rate, burst });
+                    bands.push(band);
                 }
                 self.fold();
                 let created = self.meters.get(&id).map_or(now, |m| m.created);
@@ -276,7 +304,7 @@ impl MeterTable {
                 Ok(vec![])
             }
             MeterModCommand::Delete => {
-                let ids: Vec<u32> = if id == openflow::consts::OFPM_ALL {
+                let ids: Vec<u32> = if id == OFPM_ALL {
                     self.meters.keys().copied().collect()
                 } else if self.exists(id) {
                     vec![id]
@@ -410,14 +438,15 @@ mod tests {
     /// plane's) the one worker that carries the traffic gets the whole rate, not half.
     #[test]
     fn rate_is_split_between_shares_not_contexts() {
-        let mm = MeterMod {
+        let mm = MeterModReq {
             command: MeterModCommand::Add,
             flags: MeterFlags::PKTPS,
             meter_id: 1,
-            bands: vec![OfBand::Drop {
+            bands: vec![Some(Band {
+                kind: BandKind::Drop,
                 rate: 100,
-                burst_size: 0,
-            }],
+                burst: 0,
+            })],
         };
         for (shares, want) in [(1, 1000), (2, 500)] {
             let mut t = MeterTable::new(2, shares);

@@ -14,12 +14,20 @@ use std::sync::atomic::{
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
-use openflow::consts::{OFPP_MAX, OFP_NO_BUFFER};
-use openflow::messages::{PacketIn, PacketInReason};
-use openflow::{Match as OfMatch, OxmField, OxmTlv};
+
+/// Why a packet goes to the controller (`ofp_packet_in_reason`'s cases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PacketInReason {
+    /// A table-miss entry (or miss policy) sent it.
+    NoMatch,
+    /// An output to CONTROLLER in an entry's actions.
+    Action,
+    /// A TTL decrement reached zero.
+    InvalidTtl,
+}
 
 /// One packet for the controller. `data` is the frame cut to the requested max_len (the
-/// switch does not buffer packets: buffer_id is always OFP_NO_BUFFER).
+/// switch does not buffer packets; `ofproto::packet_in` makes the PACKET_IN message).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PacketInRecord {
     pub reason: PacketInReason,
@@ -33,34 +41,6 @@ pub struct PacketInRecord {
     /// Length of the whole frame.
     pub total_len: u16,
     pub data: Vec<u8>,
-}
-
-impl PacketInRecord {
-    /// The PACKET_IN message body: the match carries in_port, and in_phy_port, metadata and
-    /// tunnel_id when they say something.
-    pub fn to_message(&self) -> PacketIn {
-        let mut fields = vec![OxmTlv::in_port(self.in_port)];
-        if self.in_phy_port != self.in_port && self.in_port <= OFPP_MAX {
-            if let Some(f) = OxmTlv::exact(OxmField::InPhyPort, self.in_phy_port.into()) {
-                fields.push(f);
-            }
-        }
-        if self.metadata != 0 {
-            fields.push(OxmTlv::metadata(self.metadata, None));
-        }
-        if self.tunnel_id != 0 {
-            fields.push(OxmTlv::tunnel_id(self.tunnel_id, None));
-        }
-        PacketIn {
-            buffer_id: OFP_NO_BUFFER,
-            total_len: self.total_len,
-            reason: self.reason,
-            table_id: self.table_id,
-            cookie: self.cookie,
-            match_: OfMatch::new(fields),
-            data: self.data.clone(),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -176,7 +156,7 @@ impl PacketInDrops {
                 (n != 0).then(|| (p.load(Relaxed), n))
             });
         let other = self.other.load(Relaxed);
-        slots.chain((other != 0).then_some((openflow::consts::OFPP_ANY, other)))
+        slots.chain((other != 0).then_some((crate::ports::OFPP_ANY, other)))
     }
 }
 

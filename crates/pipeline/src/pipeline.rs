@@ -26,16 +26,15 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use mac_learning::MacTable;
-use openflow::consts::{FlowModFlags, OFPG_ANY, OFPP_ANY, OFPTT_ALL};
-use openflow::messages::FlowModCommand;
 
 use crate::error::PipelineError;
 use crate::flow::{FlowEntry, FlowFlags, Instructions, Match};
-use crate::group::{CompiledGroups, GroupCounts, GroupEntry, GroupModReq, GroupTable};
+use crate::group::{CompiledGroups, GroupCounts, GroupEntry, GroupModReq, GroupTable, OFPG_ANY};
 use crate::lookup::Strategy;
-use crate::meter::{CompiledMeters, MeterCounts, MeterEntry, MeterTable};
+use crate::meter::{CompiledMeters, MeterCounts, MeterEntry, MeterModReq, MeterTable};
 use crate::packet_in::{PacketInDrops, PacketInLimiter, PacketInQueue};
 use crate::port::{PortInfo, PortSet};
+use crate::ports::OFPP_ANY;
 use crate::table::{CompiledTable, FlowTable, MissPolicy, RemovedFlow, RemovedReason};
 use crate::transaction::Transaction;
 
@@ -162,8 +161,21 @@ impl PipelineHandle {
     }
 }
 
-/// A flow-mod in pipeline terms ([`crate::ofconv::convert_flow_mod`] makes one from the
-/// wire type).
+/// Every table at once (`OFPTT_ALL`): deletes, modifies and counts that name no one table.
+pub const OFPTT_ALL: u8 = 0xff;
+
+/// What a flow-mod does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlowModCommand {
+    Add,
+    Modify,
+    ModifyStrict,
+    Delete,
+    DeleteStrict,
+}
+
+/// A flow-mod in pipeline terms (`ofproto::convert_flow_mod` makes one from the wire
+/// type).
 #[derive(Clone, Debug)]
 pub struct FlowModReq {
     pub command: FlowModCommand,
@@ -378,16 +390,6 @@ impl FlowTables {
 
     // ---- flow-mods ----------------------------------------------------------------
 
-    /// Decodes and applies an OpenFlow FLOW_MOD. On error nothing changed.
-    pub fn flow_mod(
-        &mut self,
-        fm: &openflow::messages::FlowMod,
-        now: Duration,
-    ) -> Result<Vec<RemovedFlow>, PipelineError> {
-        let req = crate::ofconv::convert_flow_mod(fm, self)?;
-        self.apply_flow_mod(req, now)
-    }
-
     /// Applies a flow-mod. Returns the entries removed (DELETE*), whose FLOW_REMOVED the
     /// agent sends when they have SEND_FLOW_REM. Not visible to packets before
     /// [`FlowTables::publish`].
@@ -445,7 +447,7 @@ impl FlowTables {
     fn add(&mut self, req: FlowModReq, now: Duration) -> Result<(), PipelineError> {
         self.check_goto(req.table_id, &req.instructions)?;
         let t = &mut self.tables[usize::from(req.table_id)];
-        if req.flags.contains(FlowModFlags::CHECK_OVERLAP)
+        if req.flags.contains(FlowFlags::CHECK_OVERLAP)
             && t.iter()
                 .any(|(_, e)| e.priority == req.priority && e.match_.overlaps(&req.match_))
         {
@@ -458,7 +460,7 @@ impl FlowTables {
         let (base_packets, base_bytes) = match replaced {
             Some(idx) => {
                 let (_, p, b) = t.remove(idx).expect("found entries exist");
-                if req.flags.contains(FlowModFlags::RESET_COUNTS) {
+                if req.flags.contains(FlowFlags::RESET_COUNTS) {
                     (0, 0)
                 } else {
                     (p, b)
@@ -535,7 +537,7 @@ impl FlowTables {
         for (ti, idxs) in chosen {
             let t = &mut self.tables[ti];
             for idx in idxs {
-                if req.flags.contains(FlowModFlags::RESET_COUNTS) {
+                if req.flags.contains(FlowFlags::RESET_COUNTS) {
                     t.reset_counts(idx);
                 }
                 if let Some(e) = t.get_mut(idx) {
@@ -594,17 +596,8 @@ impl FlowTables {
 
     // ---- groups, meters, ports, tables --------------------------------------------
 
-    /// Decodes and applies a GROUP_MOD. Deleting groups removes the flows that use them
-    /// (returned with reason GROUP_DELETE).
-    pub fn group_mod(
-        &mut self,
-        gm: &openflow::messages::GroupMod,
-        now: Duration,
-    ) -> Result<Vec<RemovedFlow>, PipelineError> {
-        let req = crate::ofconv::convert_group_mod(gm, self)?;
-        self.apply_group_mod(req, now)
-    }
-
+    /// Applies a group-mod. Deleting groups removes the flows that use them (returned
+    /// with reason GROUP_DELETE).
     pub fn apply_group_mod(
         &mut self,
         req: GroupModReq,
@@ -619,10 +612,10 @@ impl FlowTables {
         }))
     }
 
-    /// Applies a METER_MOD. Deleting meters removes the flows that use them.
-    pub fn meter_mod(
+    /// Applies a meter-mod. Deleting meters removes the flows that use them.
+    pub fn apply_meter_mod(
         &mut self,
-        mm: &openflow::messages::MeterMod,
+        mm: &MeterModReq,
         now: Duration,
     ) -> Result<Vec<RemovedFlow>, PipelineError> {
         let deleted = self.meters.apply(mm, now)?;

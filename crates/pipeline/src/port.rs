@@ -5,7 +5,18 @@
 
 use hashbrown::HashMap;
 use mac_learning::VlanPolicy;
-use openflow::consts::PortConfig;
+
+use crate::flags::flag_set;
+
+flag_set! {
+    /// A port's configuration, with `ofp_port_config`'s values.
+    pub struct PortConfig: u32 {
+        const PORT_DOWN = 1 << 0;
+        const NO_RECV = 1 << 2;
+        const NO_FWD = 1 << 5;
+        const NO_PACKET_IN = 1 << 6;
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct PortInfo {

@@ -113,7 +113,7 @@ const HEADER_WORDS: std::ops::Range<usize> = 3..packet::FLOW_KEY_WORDS;
 /// from the key), set-queue, write-metadata and goto do not.
 fn insts_read_headers(insts: &Instructions) -> bool {
     let plain = |a: &crate::flow::Action| match *a {
-        crate::flow::Action::Output { port, .. } => port == openflow::consts::OFPP_NORMAL,
+        crate::flow::Action::Output { port, .. } => port == crate::ports::OFPP_NORMAL,
         crate::flow::Action::SetQueue(_) => false,
         _ => true,
     };

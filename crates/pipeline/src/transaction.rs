@@ -15,11 +15,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openflow::messages::{FlowMod, GroupMod, MeterMod};
-
 use crate::error::PipelineError;
 use crate::group::{GroupModReq, GroupSnapshot};
-use crate::meter::MeterSnapshot;
+use crate::meter::{MeterModReq, MeterSnapshot};
 use crate::pipeline::{FlowModReq, FlowTables};
 use crate::port::{PortInfo, PortSet};
 use crate::table::{MissPolicy, RemovedFlow};
@@ -114,10 +112,14 @@ impl<'a> Transaction<'a> {
         })
     }
 
-    /// An OpenFlow FLOW_MOD, converted against the state so far.
-    pub fn of_flow_mod(&mut self, fm: &FlowMod) -> Result<(), (usize, PipelineError)> {
+    /// A flow-mod made from the tables as the changes so far left them (`ofproto`
+    /// converts OpenFlow FLOW_MODs this way); a refused conversion is a refused change.
+    pub fn flow_mod_with(
+        &mut self,
+        make: impl FnOnce(&FlowTables) -> Result<FlowModReq, PipelineError>,
+    ) -> Result<(), (usize, PipelineError)> {
         self.step(|tx| {
-            let req = crate::ofconv::convert_flow_mod(fm, tx.ft)?;
+            let req = make(tx.ft)?;
             let r = tx.ft.apply_flow_mod(req, tx.now)?;
             tx.removed.extend(r);
             Ok(())
@@ -133,10 +135,14 @@ impl<'a> Transaction<'a> {
         })
     }
 
-    /// An OpenFlow GROUP_MOD, converted against the state so far.
-    pub fn of_group_mod(&mut self, gm: &GroupMod) -> Result<(), (usize, PipelineError)> {
+    /// A group-mod made from the tables as the changes so far left them (as
+    /// [`Transaction::flow_mod_with`]).
+    pub fn group_mod_with(
+        &mut self,
+        make: impl FnOnce(&FlowTables) -> Result<GroupModReq, PipelineError>,
+    ) -> Result<(), (usize, PipelineError)> {
         self.step(|tx| {
-            let req = crate::ofconv::convert_group_mod(gm, tx.ft)?;
+            let req = make(tx.ft)?;
             tx.save_groups();
             let r = tx.ft.apply_group_mod(req, tx.now)?;
             tx.removed.extend(r);
@@ -144,12 +150,12 @@ impl<'a> Transaction<'a> {
         })
     }
 
-    pub fn meter_mod(&mut self, mm: &MeterMod) -> Result<(), (usize, PipelineError)> {
+    pub fn meter_mod(&mut self, mm: &MeterModReq) -> Result<(), (usize, PipelineError)> {
         self.step(|tx| {
             if tx.meters.is_none() {
                 tx.meters = Some(tx.ft.meters.snapshot());
             }
-            let r = tx.ft.meter_mod(mm, tx.now)?;
+            let r = tx.ft.apply_meter_mod(mm, tx.now)?;
             tx.removed.extend(r);
             Ok(())
         })

@@ -9,16 +9,34 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use common::{frame, PktSpec, Recorder, L3};
-use openflow::consts::{FlowModFlags, OFPG_ANY, OFPP_ANY, OFPP_CONTROLLER, OFPTT_ALL};
+use ofproto::{OfFlowTables, OfTransaction};
+use openflow::consts::FlowModFlags;
 use openflow::error::BadInstructionCode;
-use openflow::messages::{FlowMod, FlowModCommand, GroupModCommand, MeterBand, MeterMod};
+use openflow::messages::{FlowMod, FlowModCommand as OfFlowModCommand};
 use openflow::{Action as OfAction, ErrorCode, Instruction as OfInst, Match as OfMatch, OxmTlv};
 use packet::{extract, VecBuf};
+use pipeline::group::OFPG_ANY;
+use pipeline::meter::{Band, BandKind};
+use pipeline::ports::{OFPP_ANY, OFPP_CONTROLLER};
 use pipeline::{
     Action, Bucket, FlowFlags, FlowModReq, FlowTables, GroupModReq, GroupType, Instructions, Match,
     MatchField, MissPolicy, PipelineConfig, PipelineError, PortInfo,
 };
+use pipeline::{
+    FlowModCommand, GroupModCommand, MeterFlags, MeterModCommand, MeterModReq, OFPTT_ALL,
+};
 use proptest::prelude::*;
+
+/// The OpenFlow error a refusal answers with.
+trait Code {
+    fn code(self) -> openflow::ErrorCode;
+}
+
+impl Code for pipeline::PipelineError {
+    fn code(self) -> openflow::ErrorCode {
+        ofproto::error_code(self)
+    }
+}
 
 fn s(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -166,7 +184,7 @@ fn backward_and_self_gotos_are_refused_on_every_path() {
 
     // MODIFY to all tables, empty match: table 1's entry would go to itself.
     let mut all = FlowMod::add(OFPTT_ALL, 0, OfMatch::any(), goto(1));
-    all.command = FlowModCommand::Modify;
+    all.command = OfFlowModCommand::Modify;
     bad_table_id(ft.flow_mod(&all, s(1)).unwrap_err());
     // The same to table 2: table 0 could, table 1 could, but nothing may be left half done.
     let mut all2 = all.clone();
@@ -175,13 +193,13 @@ fn backward_and_self_gotos_are_refused_on_every_path() {
     // table holding a selected entry goes forward; here both do.
     // A goto to 1 from all: refused; a MODIFY_STRICT to all tables the same.
     let mut strict = FlowMod::add(OFPTT_ALL, 1, OfMatch::any(), goto(1));
-    strict.command = FlowModCommand::ModifyStrict;
+    strict.command = OfFlowModCommand::ModifyStrict;
     bad_table_id(ft.flow_mod(&strict, s(1)).unwrap_err());
     // MODIFY and MODIFY_STRICT on table 1 itself.
     let mut one = FlowMod::add(1, 1, OfMatch::any(), goto(1));
-    one.command = FlowModCommand::Modify;
+    one.command = OfFlowModCommand::Modify;
     bad_table_id(ft.flow_mod(&one, s(1)).unwrap_err());
-    one.command = FlowModCommand::ModifyStrict;
+    one.command = OfFlowModCommand::ModifyStrict;
     bad_table_id(ft.flow_mod(&one, s(1)).unwrap_err());
     // ADD backward and to itself, through the wire conversion and as a request built
     // directly (the path the profile and tests use).
@@ -349,15 +367,16 @@ fn arb_op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn meter_add(id: u32) -> MeterMod {
-    MeterMod {
-        command: openflow::messages::MeterModCommand::Add,
-        flags: openflow::consts::MeterFlags::PKTPS,
+fn meter_add(id: u32) -> MeterModReq {
+    MeterModReq {
+        command: MeterModCommand::Add,
+        flags: MeterFlags::PKTPS,
         meter_id: id,
-        bands: vec![MeterBand::Drop {
+        bands: vec![Some(Band {
+            kind: BandKind::Drop,
             rate: 1000,
-            burst_size: 0,
-        }],
+            burst: 0,
+        })],
     }
 }
 
@@ -408,7 +427,7 @@ fn apply_op(
         }),
         Op::DeleteMeter => {
             let mut m = meter_add(10);
-            m.command = openflow::messages::MeterModCommand::Delete;
+            m.command = MeterModCommand::Delete;
             tx.meter_mod(&m)
         }
         Op::Port(p) => {
@@ -468,7 +487,7 @@ proptest! {
             group_id: 10,
             buckets: vec![Bucket::new(vec![Action::output(3)])],
         }, s(0)).unwrap();
-        ft.meter_mod(&meter_add(10), s(0)).unwrap();
+        ft.apply_meter_mod(&meter_add(10), s(0)).unwrap();
         let mut g = FlowModReq::add(
             0,
             100,

@@ -8,13 +8,12 @@ mod common;
 use std::time::Duration;
 
 use common::{frame, run_compiled, run_reference, PktSpec, L3};
-use openflow::consts::{OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT};
-use openflow::messages::GroupModCommand;
 use packet::{Field, FlowKey};
 use pipeline::lookup::{Classifier, RuleSpec};
+use pipeline::ports::{OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT};
 use pipeline::{
-    Action, Bucket, FlowModReq, FlowTables, GroupModReq, GroupType, Instructions, Match,
-    MatchField, PipelineConfig, PortInfo, Strategy as Lookup,
+    Action, Bucket, FlowModReq, FlowTables, GroupModCommand, GroupModReq, GroupType, Instructions,
+    Match, MatchField, PipelineConfig, PortInfo, Strategy as Lookup,
 };
 use proptest::prelude::*;
 
@@ -350,7 +349,7 @@ proptest! {
                 Step::DeleteStrict(n) if !added.is_empty() => {
                     let r = &added[added.len() - 1 - n % added.len()];
                     let mut req = FlowModReq::delete(r.table, Match::from_fields(&r.fields));
-                    req.command = openflow::messages::FlowModCommand::DeleteStrict;
+                    req.command = pipeline::FlowModCommand::DeleteStrict;
                     req.priority = r.priority;
                     ft.apply_flow_mod(req, now).unwrap();
                 }
@@ -361,7 +360,7 @@ proptest! {
                 Step::Modify(n, with) if !added.is_empty() => {
                     let r = &added[added.len() - 1 - n % added.len()];
                     let mut req = rule_req(&RuleGen { table: r.table, priority: r.priority, fields: r.fields.clone(), ..with.clone() });
-                    req.command = openflow::messages::FlowModCommand::ModifyStrict;
+                    req.command = pipeline::FlowModCommand::ModifyStrict;
                     ft.apply_flow_mod(req, now).unwrap();
                 }
                 Step::DeleteStrict(_) | Step::Modify(..) => {}

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{frame, PktSpec, L3};
-use openflow::consts::{OFPG_ANY, OFPP_ANY};
-use openflow::messages::FlowModCommand;
 use packet::{extract, Field, PacketBuf, VecBuf};
+use pipeline::group::OFPG_ANY;
+use pipeline::ports::OFPP_ANY;
+use pipeline::FlowModCommand;
 use pipeline::{
     Action, Emit, FlowModReq, FlowTables, Instructions, Match, PipelineConfig, PortInfo, Sink,
 };

@@ -4,12 +4,11 @@
 
 #![allow(dead_code)]
 
-use openflow::consts::{
+use packet::{extract, EditError, FlowKey, PacketBuf, VecBuf};
+use pipeline::ports::{
     OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL,
 };
-use openflow::messages::PacketInReason;
-use packet::{extract, EditError, FlowKey, PacketBuf, VecBuf};
-use pipeline::{Action, ActionSet, Emit, FlowEntry, FlowTables, GroupType, Sink};
+use pipeline::{Action, ActionSet, Emit, FlowEntry, FlowTables, GroupType, PacketInReason, Sink};
 
 // ---- frames ---------------------------------------------------------------------------
 
@@ -172,7 +171,7 @@ pub fn run_compiled(ft: &FlowTables, frame: &[u8], in_port: u32) -> Outcome {
         packet_ins: q
             .drain()
             .into_iter()
-            .map(|r| (r.reason.raw(), r.table_id, r.cookie, r.data))
+            .map(|r| (r.reason as u8, r.table_id, r.cookie, r.data))
             .collect(),
         final_bytes: pkt.data().to_vec(),
     }
@@ -237,7 +236,7 @@ impl RefCx<'_> {
         };
         self.out
             .packet_ins
-            .push((reason.raw(), self.table_id, self.cookie, d[..n].to_vec()));
+            .push((reason as u8, self.table_id, self.cookie, d[..n].to_vec()));
     }
 
     /// false: stop processing this packet.

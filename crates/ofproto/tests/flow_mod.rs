@@ -1,11 +1,13 @@
 //! Flow-mod semantics, conversion refusals, timeouts, counters, table-miss policies,
 //! meters and publication.
 
+#[path = "../../pipeline/tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;
 
 use common::{frame, run_compiled, PktSpec, Recorder, L3};
+use ofproto::OfFlowTables;
 use openflow::consts::{FlowModFlags, MeterFlags, OFPG_ANY, OFPP_ANY, OFPP_CONTROLLER, OFPTT_ALL};
 use openflow::error::{
     BadActionCode, BadInstructionCode, BadMatchCode, FlowModFailedCode, MeterModFailedCode,
@@ -18,6 +20,17 @@ use openflow::{
 };
 use packet::{extract, VecBuf};
 use pipeline::{FlowTables, MissPolicy, PipelineConfig, PortInfo};
+
+/// The OpenFlow error a refusal answers with.
+trait Code {
+    fn code(self) -> openflow::ErrorCode;
+}
+
+impl Code for pipeline::PipelineError {
+    fn code(self) -> openflow::ErrorCode {
+        ofproto::error_code(self)
+    }
+}
 
 fn s(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -215,8 +228,11 @@ fn delete_filters() {
     dn.command = FlowModCommand::Delete;
     let r = ft.flow_mod(&dn, s(3)).unwrap();
     assert_eq!(r.len(), 1);
-    assert!(r[0].entry.flags.contains(FlowModFlags::SEND_FLOW_REM));
-    let msg = pipeline::ofconv::flow_removed(&r[0]);
+    assert!(r[0]
+        .entry
+        .flags
+        .contains(pipeline::FlowFlags::SEND_FLOW_REM));
+    let msg = ofproto::flow_removed(&r[0]);
     assert_eq!(msg.duration_sec, 3);
     assert_eq!(msg.match_, in_port(3));
     assert_eq!(
@@ -423,7 +439,7 @@ fn no_counts_flags_report_all_ones() {
     let c = ft
         .flow_counts(0, &pipeline::Match::any(), 0, 0, OFPP_ANY, OFPG_ANY)
         .unwrap();
-    let st = pipeline::ofconv::flow_stats(&c[0], s(1));
+    let st = ofproto::flow_stats(&c[0], s(1));
     assert_eq!(st.packet_count, u64::MAX);
     assert_eq!(st.byte_count, u64::MAX);
     assert_eq!(
@@ -578,7 +594,7 @@ fn publish_is_atomic_per_batch_and_barrier_waits_for_workers() {
 /// were (entries, instructions, counters, what packets see); success applies them all.
 #[test]
 fn atomic_batch_is_all_or_nothing() {
-    let conv = |ft: &FlowTables, fm: &FlowMod| pipeline::ofconv::convert_flow_mod(fm, ft).unwrap();
+    let conv = |ft: &FlowTables, fm: &FlowMod| ofproto::convert_flow_mod(fm, ft).unwrap();
     let mut ft = tables();
     ft.flow_mod(&FlowMod::add(0, 10, in_port(1), out(2)), s(0))
         .unwrap();

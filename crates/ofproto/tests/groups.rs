@@ -1,10 +1,12 @@
 //! Group semantics (select, fast failover, group-mod errors) and the action-set order.
 
+#[path = "../../pipeline/tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;
 
 use common::{frame, run_compiled, PktSpec, L3};
+use ofproto::OfFlowTables;
 use openflow::consts::{OFPG_ANY, OFPP_ANY};
 use openflow::messages::{Bucket as OfBucket, GroupMod, GroupModCommand, GroupType};
 use openflow::{Action as OfAction, Instruction as OfInst, Match as OfMatch};
@@ -12,6 +14,17 @@ use packet::{extract, Field};
 use pipeline::{
     Action, FlowModReq, FlowTables, Instructions, Match, PipelineConfig, PipelineError, PortInfo,
 };
+
+/// The OpenFlow error a refusal answers with.
+trait Code {
+    fn code(self) -> openflow::ErrorCode;
+}
+
+impl Code for pipeline::PipelineError {
+    fn code(self) -> openflow::ErrorCode {
+        ofproto::error_code(self)
+    }
+}
 
 fn tables() -> FlowTables {
     let mut ft = FlowTables::new(PipelineConfig {
@@ -146,7 +159,7 @@ fn fast_failover_picks_first_live_bucket() {
     ft.publish();
     assert_eq!(out_ports(&ft, &tcp(1)), vec![3]);
     let mut p3 = PortInfo::new(3);
-    p3.config = openflow::consts::PortConfig::PORT_DOWN;
+    p3.config = pipeline::PortConfig::PORT_DOWN;
     ft.set_port(p3);
     ft.publish();
     assert_eq!(out_ports(&ft, &tcp(1)), vec![4]);

@@ -1,11 +1,13 @@
 //! NORMAL (learning, flooding, VLAN egress forms) and PACKET_OUT to TABLE.
 
+#[path = "../../pipeline/tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;
 
 use common::{frame, run_compiled, PktSpec, L3};
 use mac_learning::VlanPolicy;
+use ofproto::OfFlowTables;
 use openflow::consts::{OFPP_CONTROLLER, OFPP_NORMAL, OFPP_TABLE};
 use openflow::{Action as OfAction, Match as OfMatch};
 use packet::{extract, VecBuf};
@@ -110,13 +112,13 @@ fn packet_out_to_table_runs_the_pipeline() {
     )
     .unwrap();
     ft.publish();
-    let actions = pipeline::ofconv::convert_packet_out(
+    let actions = ofproto::convert_packet_out(
         OFPP_CONTROLLER,
         &[OfAction::output(2), OfAction::output(OFPP_TABLE)],
         &ft,
     )
     .unwrap();
-    assert!(pipeline::ofconv::convert_packet_out(0, &[], &ft).is_err());
+    assert!(ofproto::convert_packet_out(0, &[], &ft).is_err());
     let f = pkt(1, 2, None);
     let mut b = VecBuf::new(&f);
     let mut k = extract(&f, OFPP_CONTROLLER);
@@ -181,7 +183,7 @@ fn normal_known_unicast_leaves_as_is() {
     // A port that stops forwarding gets nothing, even with its host learned.
     let mut down = PortInfo::new(6);
     down.vlan = VlanPolicy::Access(10);
-    down.config = openflow::consts::PortConfig::NO_FWD;
+    down.config = pipeline::PortConfig::NO_FWD;
     ft.set_port(down);
     ft.publish();
     assert_eq!(sent(&ft, h(0), h(4), 1), Vec::<u32>::new());

@@ -9,7 +9,10 @@ use openflow::consts::{
     OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL, OFPP_MAX, OFPP_NORMAL,
     OFPP_TABLE, OFPTT_ALL,
 };
-use openflow::messages::{FlowMod, FlowModCommand, FlowRemoved, FlowRemovedReason, GroupMod};
+use openflow::messages::{
+    FlowMod, FlowModCommand, FlowRemoved, FlowRemovedReason, GroupMod, MeterBand as OfBand,
+    MeterMod,
+};
 use openflow::multipart::{FlowStats, GroupDesc};
 use openflow::oxm::BasicOxm;
 use openflow::{
@@ -18,11 +21,17 @@ use openflow::{
 };
 use packet::Field;
 
-use crate::error::PipelineError;
-use crate::flow::{Action, ActionSet, FlowFlags, Instructions, Match, MatchField, WriteActions};
-use crate::group::{Bucket, GroupEntry, GroupModReq};
-use crate::pipeline::{FlowCounts, FlowModReq, FlowTables};
-use crate::table::{RemovedFlow, RemovedReason};
+use pipeline::flow::{Action, ActionSet, FlowFlags, Instructions, Match, MatchField, WriteActions};
+use pipeline::group::{Bucket, GroupEntry, GroupModReq};
+use pipeline::meter::{Band, BandKind, MeterModReq};
+use pipeline::pipeline::{FlowCounts, FlowModReq, FlowTables};
+use pipeline::table::{RemovedFlow, RemovedReason};
+use pipeline::PipelineError;
+
+use crate::types::{
+    flow_flags, flow_flags_to_of, flow_mod_command, group_mod_command, group_type,
+    group_type_to_of, match_field_error, meter_flags, meter_mod_command,
+};
 
 fn field_of(f: OxmField) -> Field {
     Field::from_oxm(f.raw()).expect("the 40 basic OXM fields are the 40 key fields")
@@ -40,7 +49,8 @@ pub fn convert_match(m: &OfMatch) -> Result<Match, PipelineError> {
         let OxmTlv::Basic(b) = tlv else {
             return Err(PipelineError::MatchExperimenter);
         };
-        b.validate().map_err(PipelineError::MatchField)?;
+        b.validate()
+            .map_err(|c| PipelineError::MatchField(match_field_error(c)))?;
         fields.push(MatchField {
             field: field_of(b.field()),
             value: b.value(),
@@ -339,7 +349,7 @@ pub fn convert_flow_mod(fm: &FlowMod, tables: &FlowTables) -> Result<FlowModReq,
         _ => convert_instructions(&fm.instructions, fm.table_id, &match_, tables)?,
     };
     Ok(FlowModReq {
-        command: fm.command,
+        command: flow_mod_command(fm.command),
         table_id: fm.table_id,
         priority: fm.priority,
         match_,
@@ -348,7 +358,7 @@ pub fn convert_flow_mod(fm: &FlowMod, tables: &FlowTables) -> Result<FlowModReq,
         cookie_mask: if is_add { 0 } else { fm.cookie_mask },
         idle_timeout: fm.idle_timeout,
         hard_timeout: fm.hard_timeout,
-        flags: fm.flags,
+        flags: flow_flags(fm.flags),
         out_port: fm.out_port,
         out_group: fm.out_group,
     })
@@ -367,11 +377,42 @@ pub fn convert_group_mod(gm: &GroupMod, tables: &FlowTables) -> Result<GroupModR
         });
     }
     Ok(GroupModReq {
-        command: gm.command,
-        kind: gm.group_type,
+        command: group_mod_command(gm.command),
+        kind: group_type(gm.group_type),
         group_id: gm.group_id,
         buckets,
     })
+}
+
+/// METER_MOD: the id, flag and band checks are the meter table's, in its order; a band
+/// type the switch does not implement stays in place as `None` for it to refuse.
+pub fn convert_meter_mod(mm: &MeterMod) -> MeterModReq {
+    MeterModReq {
+        command: meter_mod_command(mm.command),
+        meter_id: mm.meter_id,
+        flags: meter_flags(mm.flags),
+        bands: mm
+            .bands
+            .iter()
+            .map(|b| match *b {
+                OfBand::Drop { rate, burst_size } => Some(Band {
+                    kind: BandKind::Drop,
+                    rate,
+                    burst: burst_size,
+                }),
+                OfBand::DscpRemark {
+                    rate,
+                    burst_size,
+                    prec_level,
+                } => Some(Band {
+                    kind: BandKind::DscpRemark(prec_level),
+                    rate,
+                    burst: burst_size,
+                }),
+                OfBand::Experimenter { .. } => None,
+            })
+            .collect(),
+    }
 }
 
 /// PACKET_OUT's actions; `in_port` must be a port number, CONTROLLER or LOCAL.
@@ -476,7 +517,7 @@ pub fn flow_stats(fc: &FlowCounts, now: Duration) -> FlowStats {
         priority: e.priority,
         idle_timeout: e.idle_timeout,
         hard_timeout: e.hard_timeout,
-        flags: e.flags,
+        flags: flow_flags_to_of(e.flags),
         cookie: e.cookie,
         packet_count: if e.flags.contains(FlowFlags::NO_PKT_COUNTS) {
             u64::MAX
@@ -527,7 +568,7 @@ pub fn flow_removed(r: &RemovedFlow) -> FlowRemoved {
 
 pub fn group_desc(g: &GroupEntry) -> GroupDesc {
     GroupDesc {
-        group_type: g.kind,
+        group_type: group_type_to_of(g.kind),
         group_id: g.id,
         buckets: g
             .buckets
