@@ -70,44 +70,54 @@ fn thread_id(pid: u32, comm: &str) -> i32 {
     panic!("no thread {comm:?} in process {pid}: {seen:?}");
 }
 
-/// One thread stopped under ptrace (the rest of the process runs on); let go on drop.
-struct StoppedThread(i32);
+/// One thread stopped under ptrace (the rest of the process runs on), by
+/// `tests/common/stall_thread.py`; let go when dropped (its stdin closes).
+struct StoppedThread(std::process::Child);
 
 impl StoppedThread {
     fn stop(tid: i32) -> StoppedThread {
-        // SAFETY: plain ptrace requests on a thread id; no memory is passed.
-        let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0) };
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/common/stall_thread.py"
+            ))
+            .arg(tid.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 tests/common/stall_thread.py");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert_eq!(
-            r,
-            0,
-            "PTRACE_SEIZE {tid}: {}",
-            std::io::Error::last_os_error()
+            line.trim(),
+            format!("stopped {tid}"),
+            "stall_thread.py failed"
         );
-        // SAFETY: as above.
-        let r = unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0) };
-        assert_eq!(
-            r,
-            0,
-            "PTRACE_INTERRUPT: {}",
-            std::io::Error::last_os_error()
-        );
-        let mut status = 0;
-        // SAFETY: status is a valid out pointer; __WALL waits for a traced thread.
-        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
-        assert_eq!(r, tid, "waitpid: {}", std::io::Error::last_os_error());
-        assert!(
-            libc::WIFSTOPPED(status),
-            "thread {tid} not stopped: {status:#x}"
-        );
-        StoppedThread(tid)
+        StoppedThread(child)
     }
 }
 
 impl Drop for StoppedThread {
     fn drop(&mut self) {
-        // SAFETY: detaching a thread this test attached to; it runs on.
-        unsafe { libc::ptrace(libc::PTRACE_DETACH, self.0, 0, 0) };
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
     }
+}
+
+const OF_TARGET: &str = "tcp:127.0.0.1:16652";
+
+fn ofctl(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("timeout")
+        .args(["60", "ovs-ofctl", "-O", "OpenFlow13"])
+        .args(args)
+        .output()
+        .expect("ovs-ofctl (apt-get install openvswitch-common)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
 }
 
 /// Whether `from` pings `ip`.
@@ -126,7 +136,9 @@ fn a_stalled_worker_fails_port_changes_in_bounded_time_and_nothing_breaks() {
     let cfg = dir.path("ff.toml");
     let mut ports = tap("a", 0, "ffdf-a", 1) + &tap("b", 1, "ffdf-b", 2);
     ports += &port_toml("spare", "net_null0,no-rx=1", 3);
-    std::fs::write(&cfg, config("ff-t-dpf-stall", &socket, None, &ports)).unwrap();
+    let mut text = config("ff-t-dpf-stall", &socket, None, &ports);
+    text += &format!("\n[openflow]\nlisten = [\"p{OF_TARGET}\"]\n");
+    std::fs::write(&cfg, text).unwrap();
     let d = Daemon::start(&cfg, &server, 60.0);
     let (a, b) = (Netns::new("ffdf-a"), Netns::new("ffdf-b"));
     for (ns, ifname, ip) in [
@@ -185,7 +197,49 @@ fn a_stalled_worker_fails_port_changes_in_bounded_time_and_nothing_breaks() {
         "while stalled: the add withdrawn, the removal undone"
     );
 
+    // A barrier cannot be promised while a worker is stopped: the BARRIER after
+    // ovs-ofctl's FLOW_MOD gets an error (OFPBRC_EPERM) in bounded time instead of a
+    // reply (ovs-ofctl ends on any answer to its barrier, so the log shows it), and a
+    // gRPC flow change, which promises the same, fails with UNAVAILABLE.
+    let start = Instant::now();
+    let (_, text) = ofctl(&["add-flow", OF_TARGET, "table=9,priority=1,actions=drop"]);
+    let took = start.elapsed();
+    eprintln!("barrier with a stopped worker: {took:?} {}", text.trim());
+    assert!(took < CHANGE_BOUND, "the barrier took {took:?}");
+    assert!(
+        d.log_text().contains("BARRIER refused"),
+        "the barrier was answered with a stopped worker:\n{}",
+        d.log_text()
+    );
+    let start = Instant::now();
+    let (code, out, err) = ctl(
+        &server,
+        &["flows", "add", "table=9,priority=3,actions=drop"],
+    );
+    let took = start.elapsed();
+    eprintln!(
+        "gRPC flow add with a stopped worker: {took:?} {}",
+        err.trim()
+    );
+    assert_ne!(
+        code, 0,
+        "a flow change promised with a stopped worker: {out}"
+    );
+    assert!(err.contains("did not move to it"), "{err}");
+    assert!(took < CHANGE_BOUND, "the flow change took {took:?}");
+    let (code, status, err) = ctl(&server, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        status.contains("STUCK"),
+        "status shows the stuck worker:\n{status}"
+    );
+
     drop(stopped);
+    let (ok, text) = ofctl(&["add-flow", OF_TARGET, "table=9,priority=2,actions=drop"]);
+    assert!(ok, "a barrier once the worker runs again: {text}");
+    let (code, status, err) = ctl(&server, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!status.contains("STUCK"), "{status}");
     let pid = d.pid();
     assert!(
         Path::new(&format!("/proc/{pid}")).exists(),

@@ -21,6 +21,9 @@ echo "== fuzz (tests/fuzz.sh: every target ${FUZZ_SECONDS:-30} s)"
 fuzz_status=0
 bash tests/fuzz.sh || fuzz_status=1
 echo "== cargo test"
+# ferroflowctl is a package of its own (it builds without DPDK): built here once,
+# the tests then find it up to date.
+cargo build --locked -p ferroflowctl --bin ferroflowctl
 log=$(mktemp /tmp/ferroflow-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
 set +e

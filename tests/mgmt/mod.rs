@@ -26,6 +26,9 @@ impl Daemon {
     /// Starts ferroflowd on `config` and waits until `ready` (a unix socket or
     /// TCP address) accepts connections.
     pub fn start(config: &Path, ready: &str, exit_after: f64) -> Daemon {
+        // Built (or found up to date) before the switch starts, so that no timed call
+        // of a test includes the build.
+        common::ferroflowctl();
         let n = fs::read_dir(config.parent().unwrap()).unwrap().count();
         let log = config.with_file_name(format!("ferroflowd-{n}.log"));
         let child = Command::new(common::FERROFLOWD)
