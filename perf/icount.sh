@@ -12,7 +12,8 @@
 #
 # Each scenario runs for a few seconds under valgrind (the 100k-flow ones about 3 s);
 # the whole table takes about a minute including the build. The DPDK rx/tx around the
-# path (net_pcap, net_null, the worker's tx batching) is not in these counts.
+# path (the PMDs, the worker's tx batching) is not in these counts: nothing here starts
+# DPDK's EAL (no EAL arguments, so no --no-pci to give), only the pipeline crate's bench.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"

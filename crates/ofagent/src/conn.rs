@@ -836,13 +836,20 @@ impl Conn {
         if r.role != ControllerRole::NoChange {
             generation.check(r.role, r.generation_id)?;
             if r.role == ControllerRole::Master {
-                // There is one master: the others become slaves.
-                for (id, c) in self.shared.conns.lock().iter() {
-                    if *id != self.id {
-                        let mut st = c.state.lock();
-                        if st.role == ControllerRole::Master {
-                            st.role = ControllerRole::Slave;
-                        }
+                // There is one master: the others become slaves. The connection list is
+                // copied first, so no connection's state is locked under the list's lock.
+                let others: Vec<Arc<ConnHandle>> = self
+                    .shared
+                    .conns
+                    .lock()
+                    .iter()
+                    .filter(|(id, _)| **id != self.id)
+                    .map(|(_, c)| Arc::clone(c))
+                    .collect();
+                for c in others {
+                    let mut st = c.state.lock();
+                    if st.role == ControllerRole::Master {
+                        st.role = ControllerRole::Slave;
                     }
                 }
             }
