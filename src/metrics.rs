@@ -113,6 +113,8 @@ struct Reading {
     packet_in_limited: Vec<(u32, u64)>,
     /// Table versions still held (the current one and those a worker has not let go).
     versions_held: usize,
+    /// The table version published last.
+    version: u64,
 }
 
 fn read(sw: &crate::switch::Switch) -> Option<Reading> {
@@ -129,6 +131,7 @@ fn read(sw: &crate::switch::Switch) -> Option<Reading> {
         r.pool = d.mempool().map(|m| (m.in_use(), m.available()));
     }
     r.admin_up = r.ports.iter().map(|p| st.port_admin_up(p.ofport)).collect();
+    r.version = st.tables.published_version();
     r.packet_in_limited = st.tables.packet_in_limited();
     r.versions_held = st.tables.versions_held();
     let counts = st.tables.table_counts();
@@ -356,7 +359,16 @@ pub fn render(api: &Api) -> String {
         spoofed: spoofed_counts,
         packet_in_limited,
         versions_held,
+        version,
     } = reading;
+    gauge(
+        &r,
+        "ferroflow_table_version",
+        "The table version published last (each change, bundle, batch or profile change publishes one; a refused one none).",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(version as i64);
     let limited = counter(
         &r,
         "ferroflow_packet_ins_rate_limited_total",

@@ -44,6 +44,9 @@ pub enum ProfileChangeError {
     Invalid(#[from] ProfileError),
     #[error("flow {flow}: {message}")]
     Flow { flow: String, message: String },
+    /// A table the profile writes into is at its `flow_limit`: nothing changed.
+    #[error("flow {flow}: {message} (raise [bridge] flow_limit or remove flows)")]
+    TableFull { flow: String, message: String },
 }
 
 /// The profile's part of the switch's state ([`crate::switch::State`]).
@@ -246,9 +249,14 @@ fn apply(
     }
     // All or nothing: a refused flow (a full table, say) leaves the tables as they were.
     let mut tx = st.tables.transaction(now);
-    let refused = |(i, e): (usize, pipeline::PipelineError)| ProfileChangeError::Flow {
-        flow: mods[i].0.clone(),
-        message: e.to_string(),
+    let refused = |(i, e): (usize, pipeline::PipelineError)| {
+        let (flow, message) = (mods[i].0.clone(), e.to_string());
+        match e {
+            pipeline::PipelineError::TableFull(_) => {
+                ProfileChangeError::TableFull { flow, message }
+            }
+            _ => ProfileChangeError::Flow { flow, message },
+        }
     };
     for (_, fm) in mods {
         tx.of_flow_mod(fm).map_err(refused)?;

@@ -225,6 +225,7 @@ impl Switch {
             meter_shares: workers,
             mac_capacity: config.bridge.mac_table_size as usize,
             mac_aging: config.bridge.mac_aging_s,
+            max_entries_per_table: config.bridge.flow_limit.max(1) as usize,
             ..PipelineConfig::default()
         });
         for p in &config.ports {

@@ -533,3 +533,85 @@ fn a_packet_in_flood_keeps_the_tick_running() {
     let _ = monitor.kill();
     let _ = monitor.wait();
 }
+
+/// The published table version, from /metrics.
+fn table_version() -> u64 {
+    scrape()
+        .expect("metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix("ferroflow_table_version "))
+        .expect("ferroflow_table_version")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A virtual-network change whose flows do not fit (the tables' flow_limit)
+/// is refused whole: no flow of it is installed, no version is published, and
+/// the description stays as it was.
+#[test]
+fn a_profile_change_that_does_not_fit_publishes_nothing() {
+    let _lock = DatapathLock::take();
+    let dir = TempDir::new("cp-profile");
+    let socket = dir.path("api.sock");
+    let server = format!("unix:{}", socket.display());
+    let mut ports = port_toml("uplink", "net_null0,no-rx=1", 1);
+    ports += &port_toml("vm", "net_null1,no-rx=1", 2);
+    let mut text = config("ff-cp-profile", &socket, Some(METRICS), &ports);
+    text = text.replace("[grpc]", "[bridge]\nflow_limit = 6\n\n[grpc]");
+    text += "\n[datapath]\nidle_sleep_us = 100\n";
+    let cfg = dir.path("ff.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let d = Daemon::start(&cfg, &server, 120.0);
+    let ok = |args: &[&str]| {
+        let (code, out, err) = ctl(&server, args);
+        assert_eq!(code, 0, "ferroflowctl {args:?}: {out}{err}");
+        out
+    };
+    // VLAN networks on one uplink until one no longer fits.
+    let mut refused = None;
+    for id in 1..=10u32 {
+        let flows = flows_without_counters(&ok(&["flows", "dump"]));
+        let networks = ok(&["network", "list"]);
+        let version = table_version();
+        let (code, out, err) = ctl(
+            &server,
+            &[
+                "network",
+                "create",
+                &id.to_string(),
+                &format!("n{id}"),
+                "--kind",
+                "vlan",
+                "--vlan",
+                &(100 + id).to_string(),
+                "--uplink",
+                "uplink",
+            ],
+        );
+        if code != 0 {
+            refused = Some((id, flows, networks, version, out + &err));
+            break;
+        }
+    }
+    let (id, flows, networks, version, err) =
+        refused.expect("ten networks fit in tables of 6 flows");
+    eprintln!("network {id} refused: {}", err.trim());
+    assert!(err.contains("flow_limit"), "the refusal says why: {err}");
+    assert_eq!(
+        flows_without_counters(&ok(&["flows", "dump"])),
+        flows,
+        "a refused profile change left flows"
+    );
+    assert_eq!(
+        ok(&["network", "list"]),
+        networks,
+        "the description changed"
+    );
+    assert_eq!(
+        table_version(),
+        version,
+        "a refused profile change published a version"
+    );
+    stops_within_2s(d);
+}

@@ -19,6 +19,7 @@ impl From<ProfileChangeError> for ApiError {
                 let field = p.field.rsplit('.').next().unwrap_or(&p.field).to_owned();
                 ApiError::invalid(field, p.message)
             }
+            e @ ProfileChangeError::TableFull { .. } => ApiError::ResourceExhausted(e.to_string()),
             e @ ProfileChangeError::Flow { .. } => ApiError::Internal(e.to_string()),
         }
     }

@@ -223,6 +223,15 @@ pub struct BridgeConfig {
     /// Learned MAC entries the bridge can hold (rounded up to a power of two).
     #[serde(default = "default_mac_capacity")]
     pub mac_table_size: u32,
+    /// Entries one flow table may hold (OVS's Flow_Table flow_limit): an ADD
+    /// beyond it is refused with TABLE_FULL, and a batch or profile change that
+    /// needs more changes nothing.
+    #[serde(default = "default_flow_limit")]
+    pub flow_limit: u32,
+}
+
+fn default_flow_limit() -> u32 {
+    1 << 20
 }
 
 impl Default for BridgeConfig {
@@ -234,6 +243,7 @@ impl Default for BridgeConfig {
             controllers: Vec::new(),
             mac_aging_s: default_mac_aging(),
             mac_table_size: default_mac_capacity(),
+            flow_limit: default_flow_limit(),
         }
     }
 }
