@@ -325,18 +325,28 @@ fn scrapes_port_changes_and_network_changes_together_never_deadlock() {
     let pid = d.pid();
     // The whole process on CPU 0, and a hog beside it there.
     common::run(&format!("taskset -a -p -c 0 {pid} >/dev/null"));
-    let mut hog = Command::new("timeout")
-        .args([
-            "90",
-            "taskset",
-            "-c",
-            "0",
-            "sh",
-            "-c",
-            "while :; do :; done",
-        ])
-        .spawn()
-        .expect("hog");
+    // The hog ends by itself after 90 s even if this test dies, and is killed by
+    // PID when the test is done (a `timeout` wrapper killed with SIGKILL would
+    // leave it spinning).
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let hog = KillOnDrop(
+        Command::new("taskset")
+            .args([
+                "-c",
+                "0",
+                "sh",
+                "-c",
+                "end=$((SECONDS + 90)); while [ $SECONDS -lt $end ]; do :; done",
+            ])
+            .spawn()
+            .expect("hog"),
+    );
 
     let run_for = Duration::from_secs(60);
     let start = Instant::now();
@@ -417,8 +427,7 @@ fn scrapes_port_changes_and_network_changes_together_never_deadlock() {
             }
         });
     });
-    let _ = hog.kill();
-    let _ = hog.wait();
+    drop(hog);
     let calls = worst.into_inner().unwrap();
     let (longest, what) = calls
         .iter()
