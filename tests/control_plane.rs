@@ -340,7 +340,7 @@ fn scrapes_port_changes_and_network_changes_together_never_deadlock() {
             .args([
                 "-c",
                 "0",
-                "sh",
+                "bash",
                 "-c",
                 "end=$((SECONDS + 90)); while [ $SECONDS -lt $end ]; do :; done",
             ])
