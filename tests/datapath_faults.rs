@@ -480,7 +480,10 @@ fn after_sigkill_the_stale_vhost_socket_goes_and_a_guest_reconnects() {
         (rx > 0).then_some(rx)
     });
     assert!(rx > 0);
-    let _ = testpmd.kill();
+    // SIGTERM to `timeout`, which passes it on: killing `timeout` itself would leave
+    // the busy-polling testpmd running.
+    common::run(&format!("kill -TERM {}", testpmd.id()));
+    let _ = testpmd.wait();
     let _ = testpmd.wait();
 
     // A second switch on the same socket path while the first serves it: refused, named.
