@@ -608,10 +608,6 @@ impl State {
         }
     }
 
-    pub fn workers_count(&self) -> usize {
-        self.datapath.as_ref().map_or(0, |d| d.workers_count())
-    }
-
     /// The name of table `t` (TABLE_FEATURES, dumps, metrics): the profile's
     /// stages by their seed names.
     pub fn table_name(&self, t: u8) -> String {

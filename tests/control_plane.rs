@@ -79,6 +79,26 @@ fn port_counter(server: &str, port: &str, counter: &str) -> u64 {
         .map_or(0, |p| p["counters"][counter].as_u64().unwrap_or(0))
 }
 
+/// A switch whose port 1 (`src`) receives the same 64 frames without end
+/// (net_pcap, infinite_rx) and whose port 2 (`sink`) takes whatever it is sent,
+/// with gRPC on `socket`, OpenFlow on [`OF_TARGET`] and metrics where asked.
+fn endless_traffic_config(
+    dir: &TempDir,
+    prefix: &str,
+    socket: &std::path::Path,
+    metrics: Option<&str>,
+) -> String {
+    let pcap = traffic(dir, "in.pcap", 64);
+    let mut ports = port_toml(
+        "src",
+        &format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display()),
+        1,
+    );
+    ports += &port_toml("sink", "net_null0,no-rx=1", 2);
+    config(prefix, socket, metrics, &ports)
+        + &format!("\n[openflow]\nlisten = [\"p{OF_TARGET}\"]\n")
+}
+
 /// SIGTERM ends ferroflowd within 2 s, cleanly.
 fn stops_within_2s(d: Daemon) {
     let log = d.log.clone();
@@ -101,15 +121,7 @@ fn a_goto_loop_is_refused_on_every_path_and_forwarding_continues() {
     let dir = TempDir::new("cp-goto");
     let socket = dir.path("api.sock");
     let server = format!("unix:{}", socket.display());
-    let pcap = traffic(&dir, "in.pcap", 64);
-    let mut ports = port_toml(
-        "src",
-        &format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display()),
-        1,
-    );
-    ports += &port_toml("sink", "net_null0,no-rx=1", 2);
-    let mut cfg_text = config("ff-cp-goto", &socket, None, &ports);
-    cfg_text += &format!("\n[openflow]\nlisten = [\"p{OF_TARGET}\"]\n");
+    let mut cfg_text = endless_traffic_config(&dir, "ff-cp-goto", &socket, None);
     // With a controller configured the bridge starts without the NORMAL flow.
     cfg_text = cfg_text.replace(
         "[grpc]",
@@ -458,15 +470,7 @@ fn a_packet_in_flood_keeps_the_tick_running() {
     let dir = TempDir::new("cp-flood");
     let socket = dir.path("api.sock");
     let server = format!("unix:{}", socket.display());
-    let pcap = traffic(&dir, "in.pcap", 64);
-    let mut ports = port_toml(
-        "src",
-        &format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display()),
-        1,
-    );
-    ports += &port_toml("sink", "net_null0,no-rx=1", 2);
-    let mut text = config("ff-cp-flood", &socket, Some(METRICS), &ports);
-    text += &format!("\n[openflow]\nlisten = [\"p{OF_TARGET}\"]\n");
+    let text = endless_traffic_config(&dir, "ff-cp-flood", &socket, Some(METRICS));
     let cfg = dir.path("ff.toml");
     std::fs::write(&cfg, text).unwrap();
     let d = Daemon::start(&cfg, &server, 120.0);
