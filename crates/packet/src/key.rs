@@ -126,7 +126,7 @@ pub mod pos {
     pub const PBB_ISID: FieldPos = at(15, 0, 24);
     /// `reg(n)`: 32 bits, two to a word, the even one high.
     pub const fn reg(n: u8) -> FieldPos {
-        at(16 + n / 2, if n % 2 == 0 { 32 } else { 0 }, 32)
+        at(16 + n / 2, if n.is_multiple_of(2) { 32 } else { 0 }, 32)
     }
     /// `xreg(n)`: the whole word 16+n (`reg2n` high, `reg2n+1` low, as in Open vSwitch).
     pub const fn xreg(n: u8) -> FieldPos {
