@@ -163,6 +163,14 @@ pub fn parse_match(text: &str) -> Result<Match, SyntaxError> {
 /// rest of the match (`nw_src` on ARP, `tp_dst`) need the whole match: use
 /// [`parse_match`] for those.
 pub fn parse_match_field(name: &str, value: &str, mask: &str) -> Result<OxmTlv, SyntaxError> {
+    let joined = if mask.is_empty() {
+        value.to_owned()
+    } else {
+        format!("{value}/{mask}")
+    };
+    if let Some(r) = crate::nx::parse_register_match(name, &joined) {
+        return r;
+    }
     let f = field_by_name(name).ok_or_else(|| SyntaxError::UnknownKey(name.to_owned()))?;
     let mask = (!mask.is_empty()).then_some(mask);
     let (v, m) = parse_value(name, f, value, mask)?;

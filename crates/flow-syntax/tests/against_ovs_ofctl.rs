@@ -254,3 +254,20 @@ fn groups_and_meters_round_trip() {
         assert!(ours.contains(&format!("meter={}", mm.meter_id)), "{ours}");
     }
 }
+
+/// The gRPC API's structured match fields take registers too.
+#[test]
+fn structured_match_fields_take_registers() {
+    use openflow::nx::{NxmField, NxmOxm};
+    use openflow::OxmTlv;
+    assert_eq!(
+        flow_syntax::parse_match_field("reg3", "0x10", "0xf0").unwrap(),
+        OxmTlv::Nxm(NxmOxm::new(NxmField::Reg(3), 0x10, Some(0xf0)).unwrap())
+    );
+    assert_eq!(
+        flow_syntax::parse_match_field("xreg1", "5", "").unwrap(),
+        OxmTlv::Nxm(NxmOxm::new(NxmField::Xreg(1), 5, None).unwrap())
+    );
+    assert!(flow_syntax::parse_match_field("reg16", "1", "").is_err());
+    assert!(flow_syntax::parse_match_field("reg0", "0x1ffffffff", "").is_err());
+}
