@@ -592,11 +592,35 @@ pub fn render(api: &Api) -> String {
             .set(i64::from(c.connected));
     }
 
+    grpc_limits(&r, &api.grpc);
+
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&r.gather(), &mut out)
         .expect("text encoding");
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// The gRPC server's limits at work (docs/limits.md).
+fn grpc_limits(r: &Registry, g: &crate::api::limits::GrpcCounters) {
+    for (name, help, v) in [
+        ("ferroflow_grpc_handshake_timeouts_total", "gRPC peers dropped because their TLS handshake did not finish within grpc.handshake_timeout_s.", &g.handshake_timeouts),
+        ("ferroflow_grpc_handshake_failures_total", "gRPC TLS handshakes that failed (no or a bad client certificate).", &g.handshake_failures),
+        ("ferroflow_grpc_connections_refused_total", "gRPC connections closed at accept because grpc.max_connections were open.", &g.connections_refused),
+        ("ferroflow_grpc_streams_refused_total", "gRPC calls refused (RESOURCE_EXHAUSTED) because grpc.max_streams_per_connection were in progress on their connection.", &g.streams_refused),
+        ("ferroflow_grpc_requests_too_large_total", "gRPC calls refused (RESOURCE_EXHAUSTED) because a request message was over grpc.max_request_bytes (grpc.max_flow_batch_bytes for FlowService).", &g.requests_too_large),
+        ("ferroflow_grpc_ports_refused_total", "gRPC AddPort calls refused by the port rules (grpc.port_drivers, grpc.port_paths, grpc.port_pci).", &g.ports_refused),
+    ] {
+        counter(r, name, help, &[]).with_label_values(&[]).inc_by(v.load(Relaxed));
+    }
+    gauge(
+        r,
+        "ferroflow_grpc_connections_open",
+        "gRPC connections open now (handshaking or serving).",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(g.connections_open.load(Relaxed) as i64);
 }
 
 /// Serves `/metrics` on `listen` in the background.

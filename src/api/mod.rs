@@ -7,7 +7,9 @@
 
 pub use ferroflow_api::client;
 pub mod convert;
+pub mod limits;
 mod networks;
+pub mod port_rules;
 mod services;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -52,6 +54,10 @@ pub enum ApiError {
     FailedPrecondition(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The request asks for something only the config file may do (a port
+    /// outside `[grpc]`'s port rules).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The switch could not do it now (its state busy past its bound, a
     /// worker that does not take a new version); the client may retry.
     #[error("{0}")]
@@ -99,6 +105,7 @@ impl From<ApiError> for tonic::Status {
             ApiError::AlreadyExists(_) => tonic::Status::already_exists(msg),
             ApiError::FailedPrecondition(_) => tonic::Status::failed_precondition(msg),
             ApiError::ResourceExhausted(_) => tonic::Status::resource_exhausted(msg),
+            ApiError::PermissionDenied(_) => tonic::Status::permission_denied(msg),
             ApiError::Unavailable(_) => tonic::Status::unavailable(msg),
             ApiError::Store(_) | ApiError::Internal(_) => tonic::Status::internal(msg),
         }
@@ -178,6 +185,8 @@ pub struct Api {
     change: Mutex<()>,
     /// What the event stream last reported.
     seen: Mutex<Seen>,
+    /// The gRPC server's refusals (its limits), for /metrics.
+    pub grpc: Arc<limits::GrpcCounters>,
 }
 
 type PortStates = HashMap<String, (u32, bool, bool)>;
@@ -220,6 +229,7 @@ impl Api {
             flow_mods: Arc::new(FlowModCounters::default()),
             change: Mutex::new(()),
             seen: Mutex::new(Seen::default()),
+            grpc: Arc::default(),
         })
     }
 
@@ -419,7 +429,18 @@ impl Api {
 
     // ---- ports ----
 
+    /// Adds a port a gRPC client asked for: only within `[grpc]`'s port rules
+    /// ([`port_rules`]), checked before anything is made.
     pub fn add_port(&self, pc: PortConfig) -> Result<(), ApiError> {
+        let rules = self.sw.config.grpc.clone().unwrap_or_default();
+        if let Err(e) = port_rules::check(&pc.devargs, &rules) {
+            self.grpc.ports_refused.fetch_add(1, Relaxed);
+            warn!(port = %pc.name, "AddPort refused: {e}");
+            return Err(ApiError::PermissionDenied(format!(
+                "port {:?}: {e}",
+                pc.name
+            )));
+        }
         let _one = self.change.lock();
         self.sw.add_port(pc)?;
         self.poll();
@@ -775,37 +796,70 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error("grpc TLS: {0}")]
-    Tls(tonic::transport::Error),
+    Tls(String),
 }
 
-/// Largest FlowService request: tonic's default (4 MiB) would refuse one batch of 100k
-/// flows (about 7 MB of ovs-ofctl text), which is the way to load a large table at once.
-const FLOW_BATCH_BYTES: usize = 256 << 20;
-
-/// Binds where `[grpc] listen` says and serves the API in the background.
+/// Binds where `[grpc] listen` says and serves the API in the background,
+/// within the `[grpc]` limits ([`limits`]).
 pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeError> {
+    use limits::Guarded;
     use tonic::transport::Server;
     let bind = |source| ServeError::Bind {
         listen: cfg.listen.clone(),
         source,
     };
-    let router = |b: &mut Server| {
-        b.add_service(pb::port_service_server::PortServiceServer::new(
-            services::Ports(Arc::clone(&api)),
-        ))
-        .add_service(pb::bridge_service_server::BridgeServiceServer::new(
-            services::Bridges(Arc::clone(&api)),
-        ))
-        .add_service(
-            pb::flow_service_server::FlowServiceServer::new(services::Flows(Arc::clone(&api)))
-                .max_decoding_message_size(FLOW_BATCH_BYTES),
-        )
-        .add_service(pb::datapath_service_server::DatapathServiceServer::new(
-            services::Datapath(Arc::clone(&api)),
-        ))
-        .add_service(pb::network_service_server::NetworkServiceServer::new(
-            networks::Networks(Arc::clone(&api)),
-        ))
+    let lim = limits::Limits::from_config(cfg);
+    let counters = Arc::clone(&api.grpc);
+    let request = (lim.max_request_bytes, "max_request_bytes");
+    let batch = (lim.max_flow_batch_bytes, "max_flow_batch_bytes");
+    let calls = lim.max_streams_per_connection;
+    // HTTP/2's own bound on streams sits above ours, so that a client over
+    // ours is answered (RESOURCE_EXHAUSTED) rather than queued.
+    let h2_streams = u32::try_from(calls.saturating_mul(2)).unwrap_or(u32::MAX);
+    let router = || {
+        Server::builder()
+            .max_concurrent_streams(h2_streams)
+            .add_service(Guarded::new(
+                pb::port_service_server::PortServiceServer::new(services::Ports(Arc::clone(&api)))
+                    .max_decoding_message_size(request.0),
+                request,
+                calls,
+                &counters,
+            ))
+            .add_service(Guarded::new(
+                pb::bridge_service_server::BridgeServiceServer::new(services::Bridges(Arc::clone(
+                    &api,
+                )))
+                .max_decoding_message_size(request.0),
+                request,
+                calls,
+                &counters,
+            ))
+            .add_service(Guarded::new(
+                pb::flow_service_server::FlowServiceServer::new(services::Flows(Arc::clone(&api)))
+                    .max_decoding_message_size(batch.0),
+                batch,
+                calls,
+                &counters,
+            ))
+            .add_service(Guarded::new(
+                pb::datapath_service_server::DatapathServiceServer::new(services::Datapath(
+                    Arc::clone(&api),
+                ))
+                .max_decoding_message_size(request.0),
+                request,
+                calls,
+                &counters,
+            ))
+            .add_service(Guarded::new(
+                pb::network_service_server::NetworkServiceServer::new(networks::Networks(
+                    Arc::clone(&api),
+                ))
+                .max_decoding_message_size(request.0),
+                request,
+                calls,
+                &counters,
+            ))
     };
     if let Some(path) = cfg.listen.strip_prefix("unix:") {
         let path = PathBuf::from(path);
@@ -824,11 +878,20 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
         let listener = tokio::net::UnixListener::bind(&path);
         // SAFETY: as above, restoring the previous mask.
         unsafe { libc::umask(old) };
-        let listener = listener.map_err(bind)?;
+        let listener = Arc::new(listener.map_err(bind)?);
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(bind)?;
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let r = router(&mut Server::builder());
+        // No handshake on a unix socket: a connection is served as accepted.
+        let incoming = limits::incoming(
+            move || {
+                let l = Arc::clone(&listener);
+                Box::pin(async move { l.accept().await.map(|(s, _)| s) })
+            },
+            |s| std::future::ready(Ok(s)),
+            lim,
+            Arc::clone(&counters),
+        );
+        let r = router();
         tokio::spawn(async move {
             if let Err(e) = r.serve_with_incoming(incoming).await {
                 warn!("gRPC server stopped: {e}");
@@ -838,22 +901,27 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
         return Ok(GrpcServer { socket: Some(path) });
     }
     let addr = cfg.listen.trim_start_matches("tcp:");
-    let read = |p: &Option<PathBuf>| -> Result<Vec<u8>, ServeError> {
-        let p = p.clone().unwrap_or_default();
-        std::fs::read(&p).map_err(|source| ServeError::TlsFile { path: p, source })
-    };
-    let tls = tonic::transport::ServerTlsConfig::new()
-        .identity(tonic::transport::Identity::from_pem(
-            read(&cfg.tls_certificate)?,
-            read(&cfg.tls_private_key)?,
-        ))
-        .client_ca_root(tonic::transport::Certificate::from_pem(read(
-            &cfg.tls_ca_certificate,
-        )?));
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let mut builder = Server::builder().tls_config(tls).map_err(ServeError::Tls)?;
-    let r = router(&mut builder);
+    let file = |p: &Option<PathBuf>| p.clone().unwrap_or_default();
+    let acceptor = limits::tls_acceptor(
+        &file(&cfg.tls_certificate),
+        &file(&cfg.tls_private_key),
+        &file(&cfg.tls_ca_certificate),
+    )?;
+    let listener = Arc::new(tokio::net::TcpListener::bind(addr).await.map_err(bind)?);
+    let incoming = limits::incoming(
+        move || {
+            let l = Arc::clone(&listener);
+            Box::pin(async move {
+                let (s, _) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok(s)
+            })
+        },
+        move |s| acceptor.accept(s),
+        lim,
+        Arc::clone(&counters),
+    );
+    let r = router();
     tokio::spawn(async move {
         if let Err(e) = r.serve_with_incoming(incoming).await {
             warn!("gRPC server stopped: {e}");
