@@ -593,6 +593,14 @@ pub fn render(api: &Api) -> String {
     }
 
     grpc_limits(&r, &api.grpc);
+    gauge(
+        &r,
+        "ferroflow_config_unsaved",
+        "1 while a change could not be written to the config file (the switch runs ahead of it and retries every 2 s; ferroflowctl status says why).",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(i64::from(api.unsaved().is_some()));
 
     let mut out = Vec::new();
     TextEncoder::new()

@@ -62,8 +62,11 @@ pub enum ApiError {
     /// worker that does not take a new version); the client may retry.
     #[error("{0}")]
     Unavailable(String),
-    /// The change was applied but could not be written to the config store.
-    #[error("applied, but not saved: {0}")]
+    /// The change was applied but could not be written to the config store:
+    /// the switch runs unsaved (status, `ferroflow_config_unsaved`) and retries.
+    #[error(
+        "applied, but not saved (the switch keeps retrying; ferroflowctl status shows it): {0}"
+    )]
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
@@ -187,6 +190,8 @@ pub struct Api {
     seen: Mutex<Seen>,
     /// The gRPC server's refusals (its limits), for /metrics.
     pub grpc: Arc<limits::GrpcCounters>,
+    /// Why the last save failed, while the running switch is ahead of its file.
+    unsaved: Mutex<Option<String>>,
 }
 
 type PortStates = HashMap<String, (u32, bool, bool)>;
@@ -230,6 +235,7 @@ impl Api {
             change: Mutex::new(()),
             seen: Mutex::new(Seen::default()),
             grpc: Arc::default(),
+            unsaved: Mutex::new(None),
         })
     }
 
@@ -336,8 +342,43 @@ impl Api {
         Ok(())
     }
 
-    /// Writes the API's state to the config store.
+    /// Why the running switch is ahead of its config file (a save failed), if it is.
+    pub fn unsaved(&self) -> Option<String> {
+        self.unsaved.lock().clone()
+    }
+
+    /// Writes the API's state to the config store. A failure leaves the file
+    /// as it was, and marks the switch unsaved until a later save succeeds
+    /// (the watcher retries every 2 s).
     fn save(&self) -> Result<(), ApiError> {
+        let r = self.save_state();
+        let mut unsaved = self.unsaved.lock();
+        match &r {
+            Err(e) => {
+                if unsaved.is_none() {
+                    warn!("running unsaved: {e}");
+                }
+                *unsaved = Some(e.to_string());
+            }
+            Ok(()) => {
+                if unsaved.take().is_some() {
+                    info!("config saved: the file matches the running switch again");
+                }
+            }
+        }
+        r
+    }
+
+    /// Retries a failed save (under the change lock, as a change would).
+    fn retry_save(&self) {
+        if self.unsaved.lock().is_none() {
+            return;
+        }
+        let _one = self.change.lock();
+        let _ = self.save();
+    }
+
+    fn save_state(&self) -> Result<(), ApiError> {
         let Some(store) = &self.store else {
             return Ok(());
         };
@@ -638,10 +679,18 @@ impl Api {
         let api = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
+            let mut n = 0u64;
             loop {
                 tick.tick().await;
+                n += 1;
                 let a = Arc::clone(&api);
-                let _ = tokio::task::spawn_blocking(move || a.poll()).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    a.poll();
+                    if n % 10 == 0 {
+                        a.retry_save();
+                    }
+                })
+                .await;
             }
         });
     }
