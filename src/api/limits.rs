@@ -402,8 +402,9 @@ struct CappedBody {
 }
 
 impl CappedBody {
-    /// Walks `data` through the message framing; Err: a message over the limit.
-    fn check(&mut self, mut data: &[u8]) -> Result<(), Status> {
+    /// Walks `data` through the message framing; Err: the length of a message
+    /// over the limit (counted).
+    fn check(&mut self, mut data: &[u8]) -> Result<(), usize> {
         while !data.is_empty() {
             if self.payload_left > 0 {
                 let n = self.payload_left.min(data.len());
@@ -425,15 +426,21 @@ impl CappedBody {
                 ]) as usize;
                 if len > self.max.0 {
                     self.counters.requests_too_large.fetch_add(1, Relaxed);
-                    return Err(Status::resource_exhausted(format!(
-                        "request message of {len} bytes is over grpc.{} ({} bytes)",
-                        self.max.1, self.max.0
-                    )));
+                    return Err(len);
                 }
                 self.payload_left = len;
             }
         }
         Ok(())
+    }
+}
+
+impl CappedBody {
+    fn too_large(&self, len: usize) -> Status {
+        Status::resource_exhausted(format!(
+            "request message of {len} bytes is over grpc.{} ({} bytes)",
+            self.max.1, self.max.0
+        ))
     }
 }
 
@@ -454,9 +461,9 @@ impl Body for CappedBody {
         };
         if let Some(data) = frame.data_ref() {
             let data = data.clone();
-            if let Err(status) = self.check(&data) {
+            if let Err(len) = self.check(&data) {
                 self.failed = true;
-                return Poll::Ready(Some(Err(status)));
+                return Poll::Ready(Some(Err(self.too_large(len))));
             }
         }
         Poll::Ready(Some(Ok(frame)))
@@ -517,7 +524,7 @@ mod tests {
     fn message(len: usize) -> Vec<u8> {
         let mut m = vec![0];
         m.extend_from_slice(&(len as u32).to_be_bytes());
-        m.extend(std::iter::repeat(7).take(len));
+        m.resize(5 + len, 7);
         m
     }
 
@@ -539,7 +546,9 @@ mod tests {
     fn a_header_over_the_limit_is_refused_before_its_payload() {
         let mut b = body(100);
         b.check(&message(100)).unwrap();
-        let e = b.check(&message(101)[..5]).unwrap_err();
+        let len = b.check(&message(101)[..5]).unwrap_err();
+        assert_eq!(len, 101);
+        let e = b.too_large(len);
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
         assert!(
             e.message().contains("grpc.max_request_bytes (100 bytes)"),

@@ -679,14 +679,19 @@ impl Api {
         let api = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
-            let mut n = 0u64;
+            // A failed save is retried every 10th tick (2 s).
+            let mut ticks_to_retry = 10u32;
             loop {
                 tick.tick().await;
-                n += 1;
+                ticks_to_retry -= 1;
+                let retry = ticks_to_retry == 0;
+                if retry {
+                    ticks_to_retry = 10;
+                }
                 let a = Arc::clone(&api);
                 let _ = tokio::task::spawn_blocking(move || {
                     a.poll();
-                    if n % 10 == 0 {
+                    if retry {
                         a.retry_save();
                     }
                 })
