@@ -115,10 +115,16 @@ struct Reading {
     versions_held: usize,
     /// The table version published last.
     version: u64,
+    /// Flow entries read while the switch's state was held (each instance's
+    /// anti-spoofing entries, by hash lookup): never the tables' other flows.
+    entries_visited: usize,
+    /// How long the state was held, in microseconds.
+    lock_held_us: u64,
 }
 
 fn read(sw: &crate::switch::Switch) -> Option<Reading> {
     let mut st = sw.lock().ok()?;
+    let held = std::time::Instant::now();
     let mut r = Reading::default();
     if let Some(d) = st.datapath.as_ref() {
         r.ports = d.ports();
@@ -151,10 +157,14 @@ fn read(sw: &crate::switch::Switch) -> Option<Reading> {
         .filter(|i| i.port.is_some())
         .map(|i| (i.name.clone(), i.network.to_string()))
         .collect();
+    // table_counts folded the counters; each instance is a few hash lookups.
     for (name, network) in instances {
-        let (packets, _) = crate::profile::spoofed(&mut st, &name);
+        let ((packets, _), visited) = crate::profile::spoofed_folded(&st, &name);
+        r.entries_visited += visited;
         r.spoofed.push((name, network, packets));
     }
+    drop(st);
+    r.lock_held_us = held.elapsed().as_micros() as u64;
     Some(r)
 }
 
@@ -172,6 +182,22 @@ pub fn render(api: &Api) -> String {
     .with_label_values(&[])
     .set(i64::from(reading.is_some()));
     let reading = reading.unwrap_or_default();
+    gauge(
+        &r,
+        "ferroflow_metrics_scrape_entries_visited",
+        "Flow entries this scrape read while holding the switch's state: each instance's anti-spoofing entries by hash lookup, never a scan of the tables (docs/limits.md).",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(reading.entries_visited as i64);
+    gauge(
+        &r,
+        "ferroflow_metrics_scrape_lock_hold_microseconds",
+        "How long this scrape held the switch's state.",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(reading.lock_held_us as i64);
     let cc = &sw.counters;
     for (name, help, v) in [
         ("ferroflow_sync_timeouts_total", "Barriers and changes that gave up waiting for a worker to move to a new table version (a stuck worker).", &cc.sync_timeouts),
@@ -366,6 +392,7 @@ pub fn render(api: &Api) -> String {
         packet_in_limited,
         versions_held,
         version,
+        ..
     } = reading;
     gauge(
         &r,
@@ -601,11 +628,43 @@ pub fn render(api: &Api) -> String {
             .set(i64::from(c.connected));
     }
 
+    grpc_limits(&r, &api.grpc);
+    gauge(
+        &r,
+        "ferroflow_config_unsaved",
+        "1 while a change could not be written to the config file (the switch runs ahead of it and retries every 2 s; ferroflowctl status says why).",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(i64::from(api.unsaved().is_some()));
+
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&r.gather(), &mut out)
         .expect("text encoding");
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// The gRPC server's limits at work (docs/limits.md).
+fn grpc_limits(r: &Registry, g: &crate::api::limits::GrpcCounters) {
+    for (name, help, v) in [
+        ("ferroflow_grpc_handshake_timeouts_total", "gRPC peers dropped because their TLS handshake did not finish within grpc.handshake_timeout_s.", &g.handshake_timeouts),
+        ("ferroflow_grpc_handshake_failures_total", "gRPC TLS handshakes that failed (no or a bad client certificate).", &g.handshake_failures),
+        ("ferroflow_grpc_connections_refused_total", "gRPC connections closed at accept because grpc.max_connections were open.", &g.connections_refused),
+        ("ferroflow_grpc_streams_refused_total", "gRPC calls refused (RESOURCE_EXHAUSTED) because grpc.max_streams_per_connection were in progress on their connection.", &g.streams_refused),
+        ("ferroflow_grpc_requests_too_large_total", "gRPC calls refused (RESOURCE_EXHAUSTED) because a request message was over grpc.max_request_bytes (grpc.max_flow_batch_bytes for FlowService).", &g.requests_too_large),
+        ("ferroflow_grpc_ports_refused_total", "gRPC AddPort calls refused by the port rules (grpc.port_drivers, grpc.port_paths, grpc.port_pci).", &g.ports_refused),
+    ] {
+        counter(r, name, help, &[]).with_label_values(&[]).inc_by(v.load(Relaxed));
+    }
+    gauge(
+        r,
+        "ferroflow_grpc_connections_open",
+        "gRPC connections open now (handshaking or serving).",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(g.connections_open.load(Relaxed) as i64);
 }
 
 /// Serves `/metrics` on `listen` in the background.

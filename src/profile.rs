@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use ferroflow_config::{InstanceConfig, MetadataConfig, NetworkConfig};
 use ofproto::OfTransaction;
-use openflow::consts::{OFPG_ANY, OFPP_ANY, OFPTT_ALL};
+use openflow::consts::OFPTT_ALL;
 use openflow::messages::{FlowMod, FlowModCommand};
 use std::time::Duration;
 use vnet::{compile, Model, ProfileError, ProfileFlow, Role};
@@ -56,6 +56,9 @@ pub struct ProfileState {
     model: Model,
     /// What is installed: (table, priority, match) -> flow.
     installed: BTreeMap<(u8, u16, String), ProfileFlow>,
+    /// Each instance's anti-spoofing entries (table, priority, match), so that
+    /// its drop counts are a few hash lookups, not a scan of every table.
+    spoof_entries: BTreeMap<String, Vec<(u8, u16, pipeline::Match)>>,
 }
 
 impl ProfileState {
@@ -120,10 +123,25 @@ pub fn set(st: &mut State, now: Duration, desc: Description) -> Result<(), Profi
         mods.push((format!("cookie={cookie:#x}"), fm));
     }
     apply(st, now, &mods)?;
+    let mut spoof_entries: BTreeMap<String, Vec<(u8, u16, pipeline::Match)>> = BTreeMap::new();
+    for i in &model.instances {
+        let cookie = Role::Spoof.cookie(i.subject);
+        let entries = new
+            .values()
+            .filter(|f| f.cookie == cookie)
+            .filter_map(|f| {
+                let fm = parse(&f.text, FlowModCommand::Add).ok()?;
+                let m = ofproto::convert_match(&fm.match_).ok()?;
+                Some((f.table, f.priority, m))
+            })
+            .collect();
+        spoof_entries.insert(i.name.clone(), entries);
+    }
     st.profile = ProfileState {
         desc,
         model,
         installed: new,
+        spoof_entries,
     };
     Ok(())
 }
@@ -214,21 +232,25 @@ pub fn packet_in(
 
 /// Packets and bytes the anti-spoofing drops of instance `name` counted.
 pub fn spoofed(st: &mut State, name: &str) -> (u64, u64) {
-    let cookie = Role::Spoof.cookie(vnet::subject_of(name));
-    st.tables
-        .flow_counts(
-            OFPTT_ALL,
-            &pipeline::Match::any(),
-            cookie,
-            u64::MAX,
-            OFPP_ANY,
-            OFPG_ANY,
-        )
-        .map(|c| {
-            c.iter()
-                .fold((0, 0), |(p, b), f| (p + f.packets, b + f.bytes))
-        })
-        .unwrap_or_default()
+    st.tables.fold_counters();
+    spoofed_folded(st, name).0
+}
+
+/// [`spoofed`] without folding (the caller folded once for all instances), and
+/// how many entries it looked at: the instance's own anti-spoofing entries,
+/// never the tables' other flows.
+pub fn spoofed_folded(st: &State, name: &str) -> ((u64, u64), usize) {
+    let Some(entries) = st.profile.spoof_entries.get(name) else {
+        return ((0, 0), 0);
+    };
+    let sum = entries.iter().fold((0, 0), |(p, b), (t, prio, m)| {
+        let (ep, eb) = st
+            .tables
+            .strict_entry_counts(*t, *prio, m)
+            .unwrap_or_default();
+        (p + ep, b + eb)
+    });
+    (sum, entries.len())
 }
 
 fn parse(text: &str, command: FlowModCommand) -> Result<FlowMod, ProfileChangeError> {

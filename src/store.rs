@@ -113,7 +113,11 @@ impl Store {
         let new = doc.to_string();
         Config::parse(&new, &self.path).map_err(StoreError::Invalid)?;
         write_atomically(&self.path, &new)?;
-        write_atomically(&last_good, &new)
+        // The file is saved; the copy beside it is a convenience.
+        if let Err(e) = write_atomically(&last_good, &new) {
+            tracing::warn!("saved, but could not keep a copy: {e}");
+        }
+        Ok(())
     }
 }
 
@@ -238,7 +242,10 @@ fn set_profile(doc: &mut DocumentMut, p: &crate::profile::Description) {
 
 /// Temp file in the same directory, fsync, rename, fsync the directory: a
 /// reader (or a crash) sees the old file or the new one, never half of one.
+/// The new file keeps the old one's mode and owner; on any error the temp
+/// file is removed and the old file is untouched.
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let err = |source| StoreError::Write {
         path: path.to_owned(),
         source,
@@ -247,10 +254,26 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), StoreError> {
     name.push(path.file_name().unwrap_or_default());
     name.push(".tmp");
     let tmp = path.with_file_name(name);
-    let mut f = File::create(&tmp).map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)?;
+    let old = std::fs::metadata(path).ok();
+    let written = (|| {
+        let mut f = File::create(&tmp)?;
+        if let Some(m) = &old {
+            f.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
+            // Only root may give a file away; anyone else keeps it theirs.
+            if let Err(e) = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid())) {
+                if e.kind() != std::io::ErrorKind::PermissionDenied {
+                    return Err(e);
+                }
+            }
+        }
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();

@@ -506,7 +506,7 @@ fn a_vhost_port_is_added_and_removed_under_running_guests() {
     );
     let mut config = eal_section("ff-t-hotplug");
     config += &format!(
-        "\n[bridge]\nfail_mode = \"standalone\"\n\n[grpc]\nlisten = \"{server}\"\n\n[datapath]\nidle_sleep_us = 100\n"
+        "\n[bridge]\nfail_mode = \"standalone\"\n\n[grpc]\nlisten = \"{server}\"\nport_paths = [\"/tmp\"]\n\n[datapath]\nidle_sleep_us = 100\n"
     );
     config += &vhost_client_port("vma", 0, &sa, "");
     config += &vhost_client_port("vmb", 1, &sb, "");
@@ -735,7 +735,7 @@ fn a_guest_with_two_queue_pairs_uses_both_and_can_change_the_count() {
     );
     let mut config = eal_section("ff-t-mq");
     config += &format!(
-        "\n[bridge]\nfail_mode = \"standalone\"\n\n[grpc]\nlisten = \"{server}\"\n\n[datapath]\nidle_sleep_us = 100\n"
+        "\n[bridge]\nfail_mode = \"standalone\"\n\n[grpc]\nlisten = \"{server}\"\nport_paths = [\"/tmp\"]\n\n[datapath]\nidle_sleep_us = 100\n"
     );
     config += &vhost_client_port("vma", 0, &sa, ",queues=2");
     config += &vhost_client_port("vmb", 1, &sb, "");

@@ -7,7 +7,9 @@
 
 pub use ferroflow_api::client;
 pub mod convert;
+pub mod limits;
 mod networks;
+pub mod port_rules;
 mod services;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -52,12 +54,19 @@ pub enum ApiError {
     FailedPrecondition(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The request asks for something only the config file may do (a port
+    /// outside `[grpc]`'s port rules).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The switch could not do it now (its state busy past its bound, a
     /// worker that does not take a new version); the client may retry.
     #[error("{0}")]
     Unavailable(String),
-    /// The change was applied but could not be written to the config store.
-    #[error("applied, but not saved: {0}")]
+    /// The change was applied but could not be written to the config store:
+    /// the switch runs unsaved (status, `ferroflow_config_unsaved`) and retries.
+    #[error(
+        "applied, but not saved (the switch keeps retrying; ferroflowctl status shows it): {0}"
+    )]
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
@@ -99,6 +108,7 @@ impl From<ApiError> for tonic::Status {
             ApiError::AlreadyExists(_) => tonic::Status::already_exists(msg),
             ApiError::FailedPrecondition(_) => tonic::Status::failed_precondition(msg),
             ApiError::ResourceExhausted(_) => tonic::Status::resource_exhausted(msg),
+            ApiError::PermissionDenied(_) => tonic::Status::permission_denied(msg),
             ApiError::Unavailable(_) => tonic::Status::unavailable(msg),
             ApiError::Store(_) | ApiError::Internal(_) => tonic::Status::internal(msg),
         }
@@ -178,6 +188,10 @@ pub struct Api {
     change: Mutex<()>,
     /// What the event stream last reported.
     seen: Mutex<Seen>,
+    /// The gRPC server's refusals (its limits), for /metrics.
+    pub grpc: Arc<limits::GrpcCounters>,
+    /// Why the last save failed, while the running switch is ahead of its file.
+    unsaved: Mutex<Option<String>>,
 }
 
 type PortStates = HashMap<String, (u32, bool, bool)>;
@@ -220,6 +234,8 @@ impl Api {
             flow_mods: Arc::new(FlowModCounters::default()),
             change: Mutex::new(()),
             seen: Mutex::new(Seen::default()),
+            grpc: Arc::default(),
+            unsaved: Mutex::new(None),
         })
     }
 
@@ -326,8 +342,43 @@ impl Api {
         Ok(())
     }
 
-    /// Writes the API's state to the config store.
+    /// Why the running switch is ahead of its config file (a save failed), if it is.
+    pub fn unsaved(&self) -> Option<String> {
+        self.unsaved.lock().clone()
+    }
+
+    /// Writes the API's state to the config store. A failure leaves the file
+    /// as it was, and marks the switch unsaved until a later save succeeds
+    /// (the watcher retries every 2 s).
     fn save(&self) -> Result<(), ApiError> {
+        let r = self.save_state();
+        let mut unsaved = self.unsaved.lock();
+        match &r {
+            Err(e) => {
+                if unsaved.is_none() {
+                    warn!("running unsaved: {e}");
+                }
+                *unsaved = Some(e.to_string());
+            }
+            Ok(()) => {
+                if unsaved.take().is_some() {
+                    info!("config saved: the file matches the running switch again");
+                }
+            }
+        }
+        r
+    }
+
+    /// Retries a failed save (under the change lock, as a change would).
+    fn retry_save(&self) {
+        if self.unsaved.lock().is_none() {
+            return;
+        }
+        let _one = self.change.lock();
+        let _ = self.save();
+    }
+
+    fn save_state(&self) -> Result<(), ApiError> {
         let Some(store) = &self.store else {
             return Ok(());
         };
@@ -419,7 +470,18 @@ impl Api {
 
     // ---- ports ----
 
+    /// Adds a port a gRPC client asked for: only within `[grpc]`'s port rules
+    /// ([`port_rules`]), checked before anything is made.
     pub fn add_port(&self, pc: PortConfig) -> Result<(), ApiError> {
+        let rules = self.sw.config.grpc.clone().unwrap_or_default();
+        if let Err(e) = port_rules::check(&pc.devargs, &rules) {
+            self.grpc.ports_refused.fetch_add(1, Relaxed);
+            warn!(port = %pc.name, "AddPort refused: {e}");
+            return Err(ApiError::PermissionDenied(format!(
+                "port {:?}: {e}",
+                pc.name
+            )));
+        }
         let _one = self.change.lock();
         self.sw.add_port(pc)?;
         self.poll();
@@ -617,10 +679,23 @@ impl Api {
         let api = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
+            // A failed save is retried every 10th tick (2 s).
+            let mut ticks_to_retry = 10u32;
             loop {
                 tick.tick().await;
+                ticks_to_retry -= 1;
+                let retry = ticks_to_retry == 0;
+                if retry {
+                    ticks_to_retry = 10;
+                }
                 let a = Arc::clone(&api);
-                let _ = tokio::task::spawn_blocking(move || a.poll()).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    a.poll();
+                    if retry {
+                        a.retry_save();
+                    }
+                })
+                .await;
             }
         });
     }
@@ -775,37 +850,70 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error("grpc TLS: {0}")]
-    Tls(tonic::transport::Error),
+    Tls(String),
 }
 
-/// Largest FlowService request: tonic's default (4 MiB) would refuse one batch of 100k
-/// flows (about 7 MB of ovs-ofctl text), which is the way to load a large table at once.
-const FLOW_BATCH_BYTES: usize = 256 << 20;
-
-/// Binds where `[grpc] listen` says and serves the API in the background.
+/// Binds where `[grpc] listen` says and serves the API in the background,
+/// within the `[grpc]` limits ([`limits`]).
 pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeError> {
+    use limits::Guarded;
     use tonic::transport::Server;
     let bind = |source| ServeError::Bind {
         listen: cfg.listen.clone(),
         source,
     };
-    let router = |b: &mut Server| {
-        b.add_service(pb::port_service_server::PortServiceServer::new(
-            services::Ports(Arc::clone(&api)),
-        ))
-        .add_service(pb::bridge_service_server::BridgeServiceServer::new(
-            services::Bridges(Arc::clone(&api)),
-        ))
-        .add_service(
-            pb::flow_service_server::FlowServiceServer::new(services::Flows(Arc::clone(&api)))
-                .max_decoding_message_size(FLOW_BATCH_BYTES),
-        )
-        .add_service(pb::datapath_service_server::DatapathServiceServer::new(
-            services::Datapath(Arc::clone(&api)),
-        ))
-        .add_service(pb::network_service_server::NetworkServiceServer::new(
-            networks::Networks(Arc::clone(&api)),
-        ))
+    let lim = limits::Limits::from_config(cfg);
+    let counters = Arc::clone(&api.grpc);
+    let request = (lim.max_request_bytes, "max_request_bytes");
+    let batch = (lim.max_flow_batch_bytes, "max_flow_batch_bytes");
+    let calls = lim.max_streams_per_connection;
+    // HTTP/2's own bound on streams sits above ours, so that a client over
+    // ours is answered (RESOURCE_EXHAUSTED) rather than queued.
+    let h2_streams = u32::try_from(calls.saturating_mul(2)).unwrap_or(u32::MAX);
+    let router = || {
+        Server::builder()
+            .max_concurrent_streams(h2_streams)
+            .add_service(Guarded::new(
+                pb::port_service_server::PortServiceServer::new(services::Ports(Arc::clone(&api)))
+                    .max_decoding_message_size(request.0),
+                request,
+                calls,
+                &counters,
+            ))
+            .add_service(Guarded::new(
+                pb::bridge_service_server::BridgeServiceServer::new(services::Bridges(Arc::clone(
+                    &api,
+                )))
+                .max_decoding_message_size(request.0),
+                request,
+                calls,
+                &counters,
+            ))
+            .add_service(Guarded::new(
+                pb::flow_service_server::FlowServiceServer::new(services::Flows(Arc::clone(&api)))
+                    .max_decoding_message_size(batch.0),
+                batch,
+                calls,
+                &counters,
+            ))
+            .add_service(Guarded::new(
+                pb::datapath_service_server::DatapathServiceServer::new(services::Datapath(
+                    Arc::clone(&api),
+                ))
+                .max_decoding_message_size(request.0),
+                request,
+                calls,
+                &counters,
+            ))
+            .add_service(Guarded::new(
+                pb::network_service_server::NetworkServiceServer::new(networks::Networks(
+                    Arc::clone(&api),
+                ))
+                .max_decoding_message_size(request.0),
+                request,
+                calls,
+                &counters,
+            ))
     };
     if let Some(path) = cfg.listen.strip_prefix("unix:") {
         let path = PathBuf::from(path);
@@ -824,11 +932,20 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
         let listener = tokio::net::UnixListener::bind(&path);
         // SAFETY: as above, restoring the previous mask.
         unsafe { libc::umask(old) };
-        let listener = listener.map_err(bind)?;
+        let listener = Arc::new(listener.map_err(bind)?);
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(bind)?;
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let r = router(&mut Server::builder());
+        // No handshake on a unix socket: a connection is served as accepted.
+        let incoming = limits::incoming(
+            move || {
+                let l = Arc::clone(&listener);
+                Box::pin(async move { l.accept().await.map(|(s, _)| s) })
+            },
+            |s| std::future::ready(Ok(s)),
+            lim,
+            Arc::clone(&counters),
+        );
+        let r = router();
         tokio::spawn(async move {
             if let Err(e) = r.serve_with_incoming(incoming).await {
                 warn!("gRPC server stopped: {e}");
@@ -838,22 +955,27 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
         return Ok(GrpcServer { socket: Some(path) });
     }
     let addr = cfg.listen.trim_start_matches("tcp:");
-    let read = |p: &Option<PathBuf>| -> Result<Vec<u8>, ServeError> {
-        let p = p.clone().unwrap_or_default();
-        std::fs::read(&p).map_err(|source| ServeError::TlsFile { path: p, source })
-    };
-    let tls = tonic::transport::ServerTlsConfig::new()
-        .identity(tonic::transport::Identity::from_pem(
-            read(&cfg.tls_certificate)?,
-            read(&cfg.tls_private_key)?,
-        ))
-        .client_ca_root(tonic::transport::Certificate::from_pem(read(
-            &cfg.tls_ca_certificate,
-        )?));
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let mut builder = Server::builder().tls_config(tls).map_err(ServeError::Tls)?;
-    let r = router(&mut builder);
+    let file = |p: &Option<PathBuf>| p.clone().unwrap_or_default();
+    let acceptor = limits::tls_acceptor(
+        &file(&cfg.tls_certificate),
+        &file(&cfg.tls_private_key),
+        &file(&cfg.tls_ca_certificate),
+    )?;
+    let listener = Arc::new(tokio::net::TcpListener::bind(addr).await.map_err(bind)?);
+    let incoming = limits::incoming(
+        move || {
+            let l = Arc::clone(&listener);
+            Box::pin(async move {
+                let (s, _) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok(s)
+            })
+        },
+        move |s| acceptor.accept(s),
+        lim,
+        Arc::clone(&counters),
+    );
+    let r = router();
     tokio::spawn(async move {
         if let Err(e) = r.serve_with_incoming(incoming).await {
             warn!("gRPC server stopped: {e}");

@@ -664,6 +664,7 @@ impl pb::datapath_service_server::DatapathService for Datapath {
                 mbufs_in_use: in_use,
                 mbufs_available: avail,
                 mac_entries,
+                config_unsaved: api.unsaved().unwrap_or_default(),
             })
         })
         .await?;

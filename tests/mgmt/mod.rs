@@ -109,7 +109,7 @@ impl Drop for Daemon {
 pub fn config(prefix: &str, socket: &Path, metrics: Option<&str>, ports: &str) -> String {
     let mut c = common::eal_section(prefix);
     c.push_str(&format!(
-        "\n[grpc]\nlisten = \"unix:{}\"\n",
+        "\n[grpc]\nlisten = \"unix:{}\"\nport_paths = [\"/tmp\"]\n",
         socket.display()
     ));
     if let Some(m) = metrics {

@@ -331,7 +331,54 @@ pub struct GrpcConfig {
     pub tls_private_key: Option<PathBuf>,
     #[serde(default)]
     pub tls_ca_certificate: Option<PathBuf>,
+    /// Largest request of any call but FlowService's, in bytes (default 4 MiB);
+    /// a larger one is answered RESOURCE_EXHAUSTED.
+    #[serde(default)]
+    pub max_request_bytes: Option<usize>,
+    /// Largest FlowService request (flow batches), in bytes (default 64 MiB:
+    /// about 900k flows of ovs-ofctl text).
+    #[serde(default)]
+    pub max_flow_batch_bytes: Option<usize>,
+    /// Seconds a `tcp:` peer has to complete its TLS handshake (default 10).
+    #[serde(default)]
+    pub handshake_timeout_s: Option<u64>,
+    /// Connections open at once, handshaking or not (default 128); more are
+    /// closed as they are accepted.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Calls in progress on one connection (default 32); more are answered
+    /// RESOURCE_EXHAUSTED.
+    #[serde(default)]
+    pub max_streams_per_connection: Option<usize>,
+    /// Drivers `AddPort` may create (default [`DEFAULT_PORT_DRIVERS`]); the
+    /// config file's `[[ports]]` may use any.
+    #[serde(default)]
+    pub port_drivers: Option<Vec<String>>,
+    /// Directories under which a file a port's devargs name (`iface=` of
+    /// net_vhost, `rx_pcap=`, `path=`...) must lie, after `..` and symlinks are
+    /// resolved (default [`DEFAULT_PORT_PATHS`]).
+    #[serde(default)]
+    pub port_paths: Option<Vec<PathBuf>>,
+    /// Whether `AddPort` may name a PCI device (default false).
+    #[serde(default)]
+    pub port_pci: bool,
 }
+
+/// Drivers `AddPort` may create unless `[grpc] port_drivers` says otherwise:
+/// the virtual devices a hypervisor switch adds at run time. Others (net_memif,
+/// net_virtio_user, crypto or bonding devices) go in the config file.
+pub const DEFAULT_PORT_DRIVERS: &[&str] = &[
+    "net_vhost",
+    "net_tap",
+    "net_null",
+    "net_ring",
+    "net_pcap",
+    "net_af_packet",
+];
+
+/// Where `AddPort` may name files unless `[grpc] port_paths` says otherwise:
+/// the vhost-user socket directory.
+pub const DEFAULT_PORT_PATHS: &[&str] = &["/run/ferroflow"];
 
 impl Default for GrpcConfig {
     fn default() -> Self {
@@ -340,7 +387,52 @@ impl Default for GrpcConfig {
             tls_certificate: None,
             tls_private_key: None,
             tls_ca_certificate: None,
+            max_request_bytes: None,
+            max_flow_batch_bytes: None,
+            handshake_timeout_s: None,
+            max_connections: None,
+            max_streams_per_connection: None,
+            port_drivers: None,
+            port_paths: None,
+            port_pci: false,
         }
+    }
+}
+
+impl GrpcConfig {
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes.unwrap_or(4 << 20)
+    }
+
+    pub fn max_flow_batch_bytes(&self) -> usize {
+        self.max_flow_batch_bytes.unwrap_or(64 << 20)
+    }
+
+    pub fn handshake_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.handshake_timeout_s.unwrap_or(10))
+    }
+
+    pub fn max_connections(&self) -> usize {
+        self.max_connections.unwrap_or(128)
+    }
+
+    pub fn max_streams_per_connection(&self) -> usize {
+        self.max_streams_per_connection.unwrap_or(32)
+    }
+
+    pub fn port_drivers(&self) -> Vec<String> {
+        self.port_drivers.clone().unwrap_or_else(|| {
+            DEFAULT_PORT_DRIVERS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        })
+    }
+
+    pub fn port_paths(&self) -> Vec<PathBuf> {
+        self.port_paths
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PORT_PATHS.iter().map(PathBuf::from).collect())
     }
 }
 
@@ -817,6 +909,31 @@ impl Config {
 
 impl GrpcConfig {
     fn validate(&self) -> Result<(), (String, String)> {
+        for (key, v) in [
+            ("max_request_bytes", self.max_request_bytes),
+            ("max_flow_batch_bytes", self.max_flow_batch_bytes),
+            ("max_connections", self.max_connections),
+            (
+                "max_streams_per_connection",
+                self.max_streams_per_connection,
+            ),
+            (
+                "handshake_timeout_s",
+                self.handshake_timeout_s.map(|s| s as usize),
+            ),
+        ] {
+            if v == Some(0) {
+                return Err((key.into(), "must be at least 1".into()));
+            }
+        }
+        for (i, p) in self.port_paths.iter().flatten().enumerate() {
+            if !p.is_absolute() {
+                return Err((
+                    format!("port_paths[{i}]"),
+                    format!("{}: must be an absolute path", p.display()),
+                ));
+            }
+        }
         let tls = [
             &self.tls_certificate,
             &self.tls_private_key,

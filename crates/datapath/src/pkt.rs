@@ -30,4 +30,10 @@ impl PacketBuf for Pkt {
     fn adj(&mut self, n: usize) -> bool {
         self.0.adj(n)
     }
+
+    /// `pkt_len`: all segments of a chain.
+    #[inline]
+    fn wire_len(&self) -> usize {
+        self.0.len()
+    }
 }

@@ -95,6 +95,22 @@ impl Mbuf {
         self.len() == 0
     }
 
+    /// Appends `tail` (and its own segments) to this packet's chain, as a PMD
+    /// hands over a frame larger than one buffer. `Err(tail)` when the chain
+    /// would exceed DPDK's segment limit.
+    pub fn chain(&mut self, tail: Mbuf) -> Result<(), Mbuf> {
+        let raw = tail.0.as_ptr();
+        // SAFETY: both mbufs are valid; on success the head owns the tail (so it
+        // must not be freed through `tail` again), on failure nothing changed.
+        let rc = unsafe { dpdk_sys::ff_pktmbuf_chain(self.0.as_ptr(), raw) };
+        if rc == 0 {
+            std::mem::forget(tail);
+            Ok(())
+        } else {
+            Err(tail)
+        }
+    }
+
     pub fn headroom(&self) -> usize {
         // SAFETY: reads fields of a valid mbuf.
         unsafe { dpdk_sys::ff_pktmbuf_headroom(self.0.as_ptr()) as usize }

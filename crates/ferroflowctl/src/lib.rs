@@ -742,6 +742,12 @@ async fn run(cli: &Cli) -> Result<()> {
                     "packet buffers: {} in use, {} free; MAC entries: {}",
                     s.mbufs_in_use, s.mbufs_available, s.mac_entries
                 );
+                if !s.config_unsaved.is_empty() {
+                    println!(
+                        "config: UNSAVED (running changes are not in the file; retrying): {}",
+                        s.config_unsaved
+                    );
+                }
                 let rows: Vec<Vec<String>> = s
                     .workers
                     .iter()

@@ -13,6 +13,12 @@ pub trait PacketBuf {
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]>;
     /// Drops `n` bytes from the front. `false` (and no change) when the frame is shorter.
     fn adj(&mut self, n: usize) -> bool;
+    /// The whole packet's length, every segment of a chained buffer included (a guest's
+    /// TSO frame): what byte counters and meters count. `data` may be only the first segment.
+    #[inline]
+    fn wire_len(&self) -> usize {
+        self.data().len()
+    }
 }
 
 /// Headroom [`VecBuf::new`] leaves, the same as DPDK's default RTE_PKTMBUF_HEADROOM.

@@ -274,7 +274,7 @@ impl Pipeline {
                     }
                 }
             };
-            let len = pkt.data().len() as u64;
+            let len = pkt.wire_len() as u64;
             table.counters.add(worker, TABLE_MATCHES, 1);
             level.counters.add_pair(worker, 2 * slot, 1, len);
             let rule = &level.rules[slot];
@@ -651,7 +651,7 @@ impl Pipeline {
             return Flow::Continue;
         }
         let worker = cx.ctx.worker;
-        let len = pkt.data().len() as u64;
+        let len = pkt.wire_len() as u64;
         self.groups.count(worker, g, None, len);
         let chosen = g.chosen(&key.words);
         let last = chosen.end.saturating_sub(1);
@@ -702,7 +702,7 @@ impl Pipeline {
         };
         let v = self
             .meters
-            .apply(cx.ctx.worker, m, pkt.data().len() as u64, cx.ctx.now_ns);
+            .apply(cx.ctx.worker, m, pkt.wire_len() as u64, cx.ctx.now_ns);
         match v {
             MeterVerdict::Pass => Flow::Continue,
             MeterVerdict::Drop => {

@@ -895,6 +895,20 @@ impl FlowTables {
         Some(t.counts(idx))
     }
 
+    /// (packets, bytes) of the entry with exactly this priority and match in
+    /// `table_id`: one hash lookup, whatever the table holds (metrics read
+    /// single entries this way under the switch's lock). Call
+    /// [`FlowTables::fold_counters`] first for counts of replaced versions.
+    pub fn strict_entry_counts(
+        &self,
+        table_id: u8,
+        priority: u16,
+        m: &Match,
+    ) -> Option<(u64, u64)> {
+        let t = self.tables.get(usize::from(table_id))?;
+        t.find_strict(priority, m).map(|idx| t.counts(idx))
+    }
+
     pub fn table_counts(&mut self) -> Vec<TableCounts> {
         self.fold_counters();
         self.tables
