@@ -7,7 +7,7 @@
 # interleaved (the order of the two alternates between rounds), plus the
 # dpdk-testpmd io ceiling on the same pcaps and the 100k flow-mod timing, and
 # prints a table of medians: Mpps, cycles/packet, ratio ferroflowd/OVS and the
-# targets of DESIGN.md section 5.
+# targets of issue 15 (DESIGN.md section 5).
 #
 #   net_pcap (infinite_rx, OpenFlow port 1) -> switch -> net_null (no-rx, port 2)
 #   V:vhost: testpmd virtio-user txonly "guest" -> vhost-user port 3 -> port 2
@@ -19,7 +19,11 @@
 #           (every run), summary.md (the table), logs/
 #   -n      do not build (use target/release/ferroflowd or $FERROFLOWD as is)
 #   -S ...  scenarios (default: "A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md
-#           ACL:rand10k V:vhost flowmod:10000 flowmod:100000"); ACL:rand10k is
+#           N:l2 ACL:rand10k V:vhost flowmod:10000 flowmod:100000"); N:l2 is the
+#           learning switch (one NORMAL flow) with learned MACs, traffic both
+#           ways between ports 1 and 2 (perf/normal-bench.sh, perf/gen-l2-pcap.py:
+#           500 hosts a side, 1k flows each way), with its own testpmd io
+#           ceiling on the same two vdevs; ACL:rand10k is
 #           perf/flows/ACL.flows (8 ACL rules on different fields and prefixes)
 #           against 10k frames of random headers (perf/gen-acl-pcap.py, the
 #           case where OVS's megaflow masks explode); flowmod:N times loading ~N
@@ -44,7 +48,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 BENCH=${BENCH:-$(dirname "$0")/../../shared/bench}
 BENCH=$(cd "$BENCH" && pwd) || { echo "run.sh: no shared bench at $BENCH (set BENCH)" >&2; exit 1; }
 ROUNDS=3; DUR=5; WARM=3; WD=""; BUILD=1
-SCENARIOS="A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md ACL:rand10k V:vhost flowmod:10000 flowmod:100000"
+SCENARIOS="A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md N:l2 ACL:rand10k V:vhost flowmod:10000 flowmod:100000"
 while getopts "r:d:W:w:nS:h" o; do
     case $o in
         r) ROUNDS=$OPTARG ;; d) DUR=$OPTARG ;; W) WARM=$OPTARG ;; w) WD=$OPTARG ;;
@@ -106,6 +110,7 @@ for d in ovs ff tp; do mkdir -p "$WD/$d"; ln -sfn "$WD/pcap" "$WD/$d/pcap"; done
 gen() { [ -f "$WD/pcap/$1.pcap" ] || python3 "$BENCH/gen-pcap.py" "${@:2}" -o "$WD/pcap/$1.pcap" >/dev/null 2>&1; }
 gen p1k -f 1000; gen p100k -f 100000 -m 10000; gen p1k-md -f 1000 --metadata-every 10
 [ -f "$WD/pcap/acl-rand10k.pcap" ] || python3 "$HERE/gen-acl-pcap.py" -n 10000 -o "$WD/pcap/acl-rand10k.pcap"
+[ -f "$WD/pcap/l2-b.pcap" ] || python3 "$HERE/gen-l2-pcap.py" -H 500 -f 1000 -o "$WD/pcap/l2"
 
 flows_file() { case $1 in ACL) echo "$HERE/flows/ACL.flows" ;; *) echo "$BENCH/flows/$1.flows" ;; esac; }
 # What ofswitch-bench.sh is given for a scenario: ours (ACL) as flow file and pcap paths.
@@ -164,6 +169,33 @@ bench_one() {  # bench_one ovs|ff SCENARIO ROUND
         out="$out guest_tx_dropped=$(awk '/TX-packets:.*TX-dropped:/ {s = $2; d = $4} END {printf "%.0f%%", (s + d > 0) ? 100 * d / (s + d) : 0}' "$WD/$sw/guest.log")"
     fi
     [ "$sw" = ff ] && cp "$WD/ff/sw/ferroflowd.log" "$lf.ferroflowd" 2>/dev/null
+    echo "$name $out round=$r load=$load0" | tee -a "$RES"
+}
+
+# ---- N:l2, the learning switch both ways (perf/normal-bench.sh holds the lock
+# itself, like ofswitch-bench.sh -L); testpmd io on the same two vdevs after
+# the switches, as the ceiling (a "testpmd io:l2" line)
+normal_one() {  # normal_one ovs|ff|testpmd ROUND
+    local sw=$1 r=$2 hook name out rc lf load0
+    case $sw in
+        ovs) hook=$OVS_HOOK; name=ovs-dpdk ;;
+        ff) hook=$FF_HOOK; name=ferroflowd ;;
+        *) hook=testpmd; name=testpmd ;;
+    esac
+    lf=$WD/logs/$sw-N_l2-r$r.log
+    log "round $r: $name N:l2"
+    load0=$(cut -d' ' -f1 /proc/loadavg)
+    set +e
+    out=$(FF_EXIT_AFTER=$(( WARM + DUR + 90 )) "$HERE/normal-bench.sh" -H "$hook" -w "$WD/$sw/n" \
+        -d "$DUR" -W "$WARM" "$WD/pcap/l2" 2>"$lf")
+    rc=$?
+    set -e
+    if [ "$rc" != 0 ] || [ -z "$out" ]; then
+        echo "$name N:l2 FAILED rc=$rc round=$r log=$lf: $(grep -v '^ *$' "$lf" | tail -n 4 | tr '\n' ' ' | cut -c1-400)" | tee -a "$RES"
+        return 0
+    fi
+    [ "$sw" = ff ] && cp "$WD/ff/n/sw/ferroflowd.log" "$lf.ferroflowd" 2>/dev/null
+    [ "$sw" = testpmd ] && out=${out/#N:l2/io:l2}
     echo "$name $out round=$r load=$load0" | tee -a "$RES"
 }
 
@@ -242,6 +274,7 @@ for r in $(seq "$ROUNDS"); do
         case $sc in
             flowcheck) ;;
             flowmod:*) for sw in $order; do flowmod_one "$sw" "${sc#flowmod:}" "$r"; done ;;
+            N:l2) for sw in $order testpmd; do normal_one "$sw" "$r"; done ;;
             *) for sw in $order; do bench_one "$sw" "$sc" "$r"; done ;;
         esac
     done

@@ -58,12 +58,14 @@ start)
     alive && die "already running (pid $(cat "$PIDF"))"
     rm -f "$STATS" "$WD/stats0"
     # net_pcap with infinite_rx holds one mbuf per pcap packet for its whole
-    # life: size the pool as pcap packets + 16384.
+    # life: size the pool as the pcaps' packets (of both ports: the NORMAL
+    # scenario replays a pcap on each) + 16384.
     mbufs=0
-    case $SRC in
-        *rx_pcap=*)
-            pcap=${SRC#*rx_pcap=}; pcap=${pcap%%,*}
-            n=$(python3 - "$pcap" <<'PY'
+    for spec in "$SRC" "$SINK"; do
+        case $spec in
+            *rx_pcap=*)
+                pcap=${spec#*rx_pcap=}; pcap=${pcap%%,*}
+                n=$(python3 - "$pcap" <<'PY'
 import struct, sys
 b = open(sys.argv[1], "rb").read()
 e = "<" if b[:4] == b"\xd4\xc3\xb2\xa1" else ">"
@@ -73,8 +75,10 @@ while at + 16 <= len(b):
 print(n)
 PY
 )
-            mbufs=$(( n + 16384 )) ;;
-    esac
+                mbufs=$(( mbufs + n )) ;;
+        esac
+    done
+    [ "$mbufs" = 0 ] || mbufs=$(( mbufs + 16384 ))
     port=${FF_OF_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
     {
         cat <<CFG

@@ -13,7 +13,7 @@
 use arrayvec::ArrayVec;
 use packet::{EditError, Field, FlowKey, Layers, PacketBuf};
 
-use crate::flow::{Action, ActionSet};
+use crate::flow::{Action, ActionSet, Instructions};
 use crate::lookup::Classifier;
 use crate::meter::{remark_dscp, MeterVerdict};
 use crate::normal::{Form, Normal};
@@ -196,7 +196,7 @@ impl Pipeline {
                 match &l.classifier {
                     Classifier::Exact(c) => c.prefetch(&key.words, &mut prefetch),
                     Classifier::Tuple(c) => c.prefetch(&key.words, &mut prefetch),
-                    Classifier::Empty(_) | Classifier::Linear(_) => {}
+                    Classifier::Empty(_) | Classifier::Port(_) | Classifier::Linear(_) => {}
                 }
             }
         }
@@ -277,53 +277,31 @@ impl Pipeline {
             let len = pkt.wire_len() as u64;
             table.counters.add(worker, TABLE_MATCHES, 1);
             level.counters.add_pair(worker, 2 * slot, 1, len);
-            let rule = &level.rules[slot];
-            cx.sink.table_hit(t as u8, rule.uid);
+            let hit = &level.hits[slot];
+            cx.sink.table_hit(t as u8, hit.uid);
             cx.table_id = t as u8;
-            cx.cookie = rule.cookie;
-            cx.table_miss = rule.table_miss;
-            let insts = &*rule.insts;
-            if let Some(m) = insts.meter {
-                if self.meter(m, pkt, key, cx, &mut outs) == Flow::Stop {
+            cx.cookie = hit.cookie;
+            cx.table_miss = hit.table_miss;
+            let n = usize::from(hit.n_outs);
+            if hit.simple && outs.pending.remaining_capacity() >= n {
+                // The usual entry, run from its hit alone.
+                for &port in hit.outs.iter().take(n) {
+                    outs.pending.push(Pending {
+                        port,
+                        queue: outs.queue,
+                    });
+                }
+                if hit.writes_metadata {
+                    let (value, mask) = (hit.meta_value, hit.meta_mask);
+                    key.set_metadata((key.metadata() & !mask) | (value & mask));
+                }
+            } else {
+                let insts = &*level.rules[slot].insts;
+                if self.instructions(insts, pkt, key, cx, &mut outs, &mut set) == Flow::Stop {
                     break false;
                 }
             }
-            if let Some(apply) = &insts.apply {
-                let mut stop = false;
-                for a in apply.iter() {
-                    // The common action, recorded here without the call to `action`.
-                    if let Action::Output { port, .. } = *a {
-                        if port != OFPP_CONTROLLER
-                            && port != OFPP_NORMAL
-                            && port != OFPP_TABLE
-                            && !outs.pending.is_full()
-                        {
-                            outs.pending.push(Pending {
-                                port,
-                                queue: outs.queue,
-                            });
-                            continue;
-                        }
-                    }
-                    if self.action(a, pkt, key, cx, &mut outs, false) == Flow::Stop {
-                        stop = true;
-                        break;
-                    }
-                }
-                if stop {
-                    break false;
-                }
-            }
-            if insts.clear {
-                set = None;
-            }
-            if let Some(w) = &insts.write {
-                set.get_or_insert_with(ActionSet::default).merge(&w.set);
-            }
-            if let Some((value, mask)) = insts.metadata {
-                key.set_metadata((key.metadata() & !mask) | (value & mask));
-            }
-            match insts.goto {
+            match hit.goto {
                 // Only ever forward: the walk visits each table at most once whatever the
                 // tables hold, so no entry can make it loop. Flow-mods refuse other gotos;
                 // one that got here anyway ends the walk as a drop (action set discarded).
@@ -346,6 +324,57 @@ impl Pipeline {
             outs.pending.clear();
         }
         self.flush(&mut outs, pkt, key, cx, last_emit);
+    }
+
+    /// An entry's instructions but goto (which [`crate::table::Hit`] holds), in the order
+    /// of OpenFlow 1.3 section 5.9: meter, apply-actions, clear-actions, write-actions,
+    /// write-metadata.
+    #[inline(never)]
+    fn instructions<P: PacketBuf, S: Sink<P>>(
+        &self,
+        insts: &Instructions,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        outs: &mut Outs,
+        set: &mut Option<ActionSet>,
+    ) -> Flow {
+        if let Some(m) = insts.meter {
+            if self.meter(m, pkt, key, cx, outs) == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+        if let Some(apply) = &insts.apply {
+            for a in apply.iter() {
+                // The common action, recorded here without the call to `action`.
+                if let Action::Output { port, .. } = *a {
+                    if port != OFPP_CONTROLLER
+                        && port != OFPP_NORMAL
+                        && port != OFPP_TABLE
+                        && !outs.pending.is_full()
+                    {
+                        outs.pending.push(Pending {
+                            port,
+                            queue: outs.queue,
+                        });
+                        continue;
+                    }
+                }
+                if self.action(a, pkt, key, cx, outs, false) == Flow::Stop {
+                    return Flow::Stop;
+                }
+            }
+        }
+        if insts.clear {
+            *set = None;
+        }
+        if let Some(w) = &insts.write {
+            set.get_or_insert_with(ActionSet::default).merge(&w.set);
+        }
+        if let Some((value, mask)) = insts.metadata {
+            key.set_metadata((key.metadata() & !mask) | (value & mask));
+        }
+        Flow::Continue
     }
 
     /// Emits pending outputs. Inlined for the usual one or two outputs to plain ports; the

@@ -359,6 +359,7 @@ proptest! {
         steps in proptest::collection::vec(arb_step(), 1..80),
         packets in proptest::collection::vec(arb_packet(), 1..12),
         strategy in prop_oneof![Just(Lookup::Auto), Just(Lookup::Linear), Just(Lookup::Tuple)],
+        port_only in proptest::bool::weighted(0.3),
     ) {
         use std::collections::HashMap;
         let mut ft = build(strategy, &[]);
@@ -372,6 +373,13 @@ proptest! {
         for step in steps.iter().chain([Step::Publish].iter()) {
             match step {
                 Step::Add(r) => {
+                    // Port-only histories: every match is in_port or nothing, the tables
+                    // Auto compiles to in_port-indexed arrays (churn included).
+                    let r = &if port_only {
+                        RuleGen { fields: r.fields.iter().filter(|f| f.field == Field::InPort).cloned().collect(), ..r.clone() }
+                    } else {
+                        r.clone()
+                    };
                     let old = find(&ft, r);
                     ft.apply_flow_mod(rule_req(r), now).unwrap();
                     // A replacing add keeps the counts of the entry it replaces.
@@ -409,7 +417,7 @@ proptest! {
                         let f = frame(spec);
                         let want = run_reference(&ft, &f, *in_port);
                         let got = run_compiled(&ft, &f, *in_port);
-                        prop_assert_eq!(&got, &want, "strategy {:?} packet {:?} in_port {} after {:?}", strategy, spec, in_port, step);
+                        prop_assert_eq!(&got, &want, "strategy {:?} port_only {} packet {:?} in_port {} after {:?}", strategy, port_only, spec, in_port, step);
                         for &(_, uid) in &got.hits {
                             *hits.entry(uid).or_default() += 1;
                         }
@@ -489,6 +497,33 @@ proptest! {
             for c in &classifiers {
                 prop_assert_eq!(c.lookup(&k.words), want, "{}", c.kind());
             }
+        }
+    }
+
+    /// Tables of in_port-only and wildcard-all entries (ports up to 6, ties, a catch-all
+    /// now and then): Auto builds the in_port array, which must answer as a linear scan
+    /// does for every port, including ports no entry names and port 0.
+    #[test]
+    fn port_direct_equals_linear_scan(
+        rules in proptest::collection::vec((0u16..20, proptest::option::of(0u32..6)), 1..40),
+    ) {
+        let matches: Vec<(Match, u64)> = rules.iter().enumerate().map(|(i, &(prio, port))| {
+            let f: Vec<MatchField> = port.iter().map(|&p| MatchField { field: Field::InPort, value: p.into(), mask: None }).collect();
+            (Match::from_fields(&f), pipeline::flow::rank(prio, i as u64 + 1))
+        }).collect();
+        let specs: Vec<RuleSpec<'_>> = matches.iter().map(|(m, r)| RuleSpec { value: &m.value, mask: &m.mask, rank: *r }).collect();
+        let c = Classifier::build(&specs, Lookup::Auto);
+        if rules.iter().any(|r| r.1.is_some()) {
+            prop_assert_eq!(c.kind(), "port");
+        }
+        for port in 0..10u32 {
+            let mut k = FlowKey::default();
+            k.set(Field::InPort, port.into());
+            k.set(Field::InPhyPort, port.into());
+            let want = specs.iter().enumerate().filter(|(_, r)| {
+                (0..16).all(|i| k.words[i] & r.mask[i] == r.value[i])
+            }).max_by_key(|(_, r)| r.rank).map(|(i, _)| i as u32);
+            prop_assert_eq!(c.lookup(&k.words), want, "in_port {}", port);
         }
     }
 }

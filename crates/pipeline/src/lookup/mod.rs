@@ -2,8 +2,9 @@
 //! return (highest [`crate::flow::rank`], i.e. highest priority, ties to the later
 //! addition), or `None`.
 //!
-//! One of five shapes is picked per table version by [`Classifier::build`]:
+//! One of six shapes is picked per table version by [`Classifier::build`]:
 //! - [`empty`]: no entry looks at the key (none at all, or only wildcard-all entries);
+//! - [`port`]: every entry matches in_port exactly or nothing: an array indexed by in_port;
 //! - [`linear`]: a handful of entries, scanned in rank order;
 //! - [`exact`]: every entry shares one mask (plus wildcard-all entries below them): one
 //!   hash probe;
@@ -15,6 +16,7 @@
 pub mod empty;
 pub mod exact;
 pub mod linear;
+pub mod port;
 pub mod prefix;
 pub mod subtable;
 pub mod tuple;
@@ -59,6 +61,7 @@ pub const LINEAR_DISTINCT_MAX: usize = 16;
 #[derive(Debug)]
 pub enum Classifier {
     Empty(empty::Empty),
+    Port(port::PortDirect),
     Linear(linear::Linear),
     Exact(exact::Exact),
     Tuple(tuple::Tuple),
@@ -75,6 +78,11 @@ impl Classifier {
         }
         if !rules.iter().any(nonzero) {
             return Classifier::Empty(empty::Empty::build(rules));
+        }
+        if strategy == Strategy::Auto {
+            if let Some(p) = port::PortDirect::try_build(rules) {
+                return Classifier::Port(p);
+            }
         }
         let distinct_masks = || {
             rules
@@ -98,6 +106,7 @@ impl Classifier {
     pub fn lookup(&self, key: &Words) -> Option<u32> {
         match self {
             Classifier::Empty(c) => c.lookup(),
+            Classifier::Port(c) => c.lookup(key),
             Classifier::Linear(c) => c.lookup(key),
             Classifier::Exact(c) => c.lookup(key),
             Classifier::Tuple(c) => c.lookup(key),
@@ -110,7 +119,7 @@ impl Classifier {
         match self {
             Classifier::Exact(c) => c.prefetches(),
             Classifier::Tuple(c) => c.prefetches(),
-            Classifier::Empty(_) | Classifier::Linear(_) => false,
+            Classifier::Empty(_) | Classifier::Port(_) | Classifier::Linear(_) => false,
         }
     }
 
@@ -118,6 +127,7 @@ impl Classifier {
     pub fn kind(&self) -> &'static str {
         match self {
             Classifier::Empty(_) => "empty",
+            Classifier::Port(_) => "port",
             Classifier::Linear(_) => "linear",
             Classifier::Exact(_) => "exact",
             Classifier::Tuple(t) if t.has_tries() => "tuple+prefix",

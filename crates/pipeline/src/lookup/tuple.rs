@@ -104,6 +104,9 @@ impl Tuple {
 
     #[inline]
     pub fn lookup(&self, key: &Words) -> Option<u32> {
+        if self.tries.is_empty() {
+            return self.lookup_without_tries(key);
+        }
         let mut best: Option<(u32, u64)> = None;
         // Trie walks are done on first need only.
         let mut lens: [Option<u64>; 2] = [None, None];
@@ -127,5 +130,30 @@ impl Tuple {
             }
         }
         best.map(|b| b.0)
+    }
+
+    /// [`lookup`](Self::lookup) of a table without tries (most): no prefix test per
+    /// subtable. The first match is the best unless a later subtable's best entry
+    /// outranks it.
+    #[inline]
+    fn lookup_without_tries(&self, key: &Words) -> Option<u32> {
+        let mut subs = self.subs.iter();
+        let (mut slot, mut rank) = loop {
+            let s = subs.next()?;
+            if let Some(found) = s.find(key) {
+                break found;
+            }
+        };
+        for s in subs {
+            if rank > s.max_rank {
+                break;
+            }
+            if let Some((sl, r)) = s.find(key) {
+                if r > rank {
+                    (slot, rank) = (sl, r);
+                }
+            }
+        }
+        Some(slot)
     }
 }
