@@ -289,6 +289,7 @@ mod tests {
             socket_mode: None,
             socket_owner: None,
             socket_group: None,
+            ..Default::default()
         });
         let state = StoreState {
             ports: ports.clone(),
