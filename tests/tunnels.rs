@@ -340,6 +340,15 @@ dst_port = 4790
         })
     });
     ping(&inst, "10.9.0.2", &ff);
+
+    // An inner frame that no longer fits the uplink's 1500 bytes once encapsulated is
+    // dropped and counted on the tunnel port.
+    let before = tunnel(&ff.stats_json(), "vx")["mtu_drops"].as_u64().unwrap();
+    run("ip -n fftn-inst link set fftn-i mtu 1500");
+    let _ = inst.exec("ping -c 1 -W 1 -M do -s 1460 10.9.0.2");
+    ff.wait_until(Duration::from_secs(5), "the oversized frame counted", |f| {
+        tunnel(&f.stats_json(), "vx")["mtu_drops"].as_u64().unwrap() > before
+    });
     drop(inst);
     drop(remote);
     let _ = ff.stop();
