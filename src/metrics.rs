@@ -115,6 +115,8 @@ struct Reading {
     versions_held: usize,
     /// The table version published last.
     version: u64,
+    /// Tunnel ports, the underlay's counters and neighbours.
+    tunnels: crate::tunnels::TunnelReading,
 }
 
 fn read(sw: &crate::switch::Switch) -> Option<Reading> {
@@ -129,6 +131,7 @@ fn read(sw: &crate::switch::Switch) -> Option<Reading> {
             .collect();
         r.workers = d.workers();
         r.pool = d.mempool().map(|m| (m.in_use(), m.available()));
+        r.tunnels = crate::tunnels::TunnelReading::read(d);
     }
     r.admin_up = r.ports.iter().map(|p| st.port_admin_up(p.ofport)).collect();
     r.version = st.tables.published_version();
@@ -360,6 +363,7 @@ pub fn render(api: &Api) -> String {
         packet_in_limited,
         versions_held,
         version,
+        tunnels,
     } = reading;
     gauge(
         &r,
@@ -591,6 +595,8 @@ pub fn render(api: &Api) -> String {
         ctl.with_label_values(&[&c.target])
             .set(i64::from(c.connected));
     }
+
+    crate::tunnels::register_metrics(&r, &tunnels);
 
     let mut out = Vec::new();
     TextEncoder::new()

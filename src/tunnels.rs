@@ -16,3 +16,140 @@ pub fn start(dp: &mut Datapath, config: &Config) -> anyhow::Result<()> {
     dp.set_tunnels(&specs, settings)?;
     Ok(())
 }
+
+/// What `/metrics` reads of the tunnels, copied out under the switch's state.
+#[derive(Default)]
+pub struct TunnelReading {
+    pub tunnels: Vec<datapath::TunnelStatus>,
+    pub neighbours: Vec<datapath::NeighbourStatus>,
+    pub underlay: datapath::UnderlayStatus,
+}
+
+impl TunnelReading {
+    pub fn read(dp: &Datapath) -> TunnelReading {
+        TunnelReading {
+            tunnels: dp.tunnels(),
+            neighbours: dp.neighbours(),
+            underlay: dp.underlay_status(),
+        }
+    }
+}
+
+/// The tunnel series: per tunnel port (labels `port`, `remote`: a port has one remote
+/// endpoint), the underlay's drops by reason, and the neighbours' resolution state.
+pub fn register_metrics(r: &prometheus::Registry, t: &TunnelReading) {
+    use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+    let counter = |name: &str, help: &str, labels: &[&str]| {
+        let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
+        r.register(Box::new(c.clone())).expect("unique metric");
+        c
+    };
+    let l = ["port", "remote"];
+    let per_port = [
+        (
+            "ferroflow_tunnel_tx_packets_total",
+            "Packets encapsulated and sent on the uplink.",
+            0,
+        ),
+        (
+            "ferroflow_tunnel_tx_bytes_total",
+            "Inner bytes encapsulated and sent.",
+            1,
+        ),
+        (
+            "ferroflow_tunnel_rx_packets_total",
+            "Packets decapsulated.",
+            2,
+        ),
+        (
+            "ferroflow_tunnel_rx_bytes_total",
+            "Inner bytes decapsulated.",
+            3,
+        ),
+        (
+            "ferroflow_tunnel_no_neighbour_drops_total",
+            "Packets not sent: the next hop's MAC unresolved.",
+            4,
+        ),
+        (
+            "ferroflow_tunnel_mtu_drops_total",
+            "Packets not sent: too big for the uplink MTU once encapsulated.",
+            5,
+        ),
+        (
+            "ferroflow_tunnel_encap_failed_total",
+            "Packets not sent: no buffer or headroom for the outer headers.",
+            6,
+        ),
+    ];
+    for (name, help, i) in per_port {
+        let c = counter(name, help, &l);
+        for p in &t.tunnels {
+            let v = [
+                p.tx_packets,
+                p.tx_bytes,
+                p.rx_packets,
+                p.rx_bytes,
+                p.no_neighbour_drops,
+                p.mtu_drops,
+                p.encap_failed,
+            ][i];
+            c.with_label_values(&[&p.name, &p.remote_ip]).inc_by(v);
+        }
+    }
+    if t.tunnels.is_empty() {
+        return;
+    }
+    let u = &t.underlay;
+    let drops = counter(
+        "ferroflow_tunnel_decap_errors_total",
+        "Frames for a local tunnel IP dropped instead of decapsulated, by reason.",
+        &["reason"],
+    );
+    for (reason, v) in [
+        ("truncated", u.decap_truncated),
+        ("bad_checksum", u.decap_bad_checksum),
+        ("wrong_port", u.decap_wrong_port),
+        ("wrong_vni", u.decap_wrong_vni),
+        ("other", u.decap_other),
+    ] {
+        drops.with_label_values(&[reason]).inc_by(v);
+    }
+    for (name, help, v) in [
+        (
+            "ferroflow_tunnel_slow_path_total",
+            "ARP and ICMP for a local tunnel IP handed to the control plane.",
+            u.slow_path,
+        ),
+        (
+            "ferroflow_tunnel_slow_path_dropped_total",
+            "... dropped because the queue to the control plane was full.",
+            u.slow_path_dropped,
+        ),
+        (
+            "ferroflow_tunnel_arp_replies_total",
+            "ARP replies sent for local tunnel IPs.",
+            u.arp_replies_sent,
+        ),
+        (
+            "ferroflow_tunnel_icmp_echo_replies_total",
+            "ICMP echo replies sent from local tunnel IPs.",
+            u.icmp_echo_replies_sent,
+        ),
+    ] {
+        counter(name, help, &[]).with_label_values(&[]).inc_by(v);
+    }
+    let g = IntGaugeVec::new(
+        Opts::new(
+            "ferroflow_tunnel_neighbour_resolved",
+            "1 while the next hop's MAC is known.",
+        ),
+        &["ip", "uplink"],
+    )
+    .expect("metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    for n in &t.neighbours {
+        g.with_label_values(&[&n.ip, &n.uplink.to_string()])
+            .set(i64::from(!n.mac.is_empty()));
+    }
+}

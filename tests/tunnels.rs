@@ -76,6 +76,7 @@ fn vxlan_to_a_linux_peer() {
     config += "[datapath]\nidle_sleep_us = 200\n";
     config += &format!("[openflow]\nlisten = [\"p{OF}\"]\n");
     config += "[tunnels]\nneighbour_timeout_s = 2\n";
+    config += "[metrics]\nlisten = \"127.0.0.1:19473\"\n";
     config += r#"
 [[ports]]
 name = "uplink"
@@ -325,6 +326,16 @@ dst_port = 4790
         s["underlay"]
     );
 
+    // The same in /metrics.
+    let m = run("curl -sf http://127.0.0.1:19473/metrics");
+    for series in [
+        "ferroflow_tunnel_tx_packets_total{port=\"vx\",remote=\"192.0.2.2\"}",
+        "ferroflow_tunnel_decap_errors_total{reason=\"wrong_vni\"}",
+        "ferroflow_tunnel_neighbour_resolved{ip=\"192.0.2.2\",uplink=\"1\"} 1",
+    ] {
+        assert!(m.contains(series), "{series} not in /metrics:\n{m}");
+    }
+
     // ICMP echo to the switch's local IP is answered by the switch.
     ping(&remote, "192.0.2.1", &ff);
 
@@ -343,7 +354,9 @@ dst_port = 4790
 
     // An inner frame that no longer fits the uplink's 1500 bytes once encapsulated is
     // dropped and counted on the tunnel port.
-    let before = tunnel(&ff.stats_json(), "vx")["mtu_drops"].as_u64().unwrap();
+    let before = tunnel(&ff.stats_json(), "vx")["mtu_drops"]
+        .as_u64()
+        .unwrap();
     run("ip -n fftn-inst link set fftn-i mtu 1500");
     let _ = inst.exec("ping -c 1 -W 1 -M do -s 1460 10.9.0.2");
     ff.wait_until(Duration::from_secs(5), "the oversized frame counted", |f| {
