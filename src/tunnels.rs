@@ -2,6 +2,7 @@
 //! their counters and neighbours for the stats file, `/metrics` and the API.
 
 use datapath::Datapath;
+use ferroflow_api::pb;
 use ferroflow_config::Config;
 
 use crate::datapath_conv::{tunnel_specs, underlay_settings};
@@ -151,5 +152,95 @@ pub fn register_metrics(r: &prometheus::Registry, t: &TunnelReading) {
     for n in &t.neighbours {
         g.with_label_values(&[&n.ip, &n.uplink.to_string()])
             .set(i64::from(!n.mac.is_empty()));
+    }
+}
+
+/// TunnelService: the tunnel ports, their counters and the neighbour table.
+pub struct Service(pub std::sync::Arc<crate::api::Api>);
+
+impl Service {
+    /// A copy of the tunnel state, taken under the switch's state on a blocking thread.
+    async fn reading(&self) -> Result<TunnelReading, tonic::Status> {
+        let api = std::sync::Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || {
+            let st = api
+                .sw
+                .lock()
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            Ok(st
+                .datapath
+                .as_ref()
+                .map(TunnelReading::read)
+                .unwrap_or_default())
+        })
+        .await
+        .map_err(|e| tonic::Status::internal(e.to_string()))?
+    }
+}
+
+#[tonic::async_trait]
+impl pb::tunnel_service_server::TunnelService for Service {
+    async fn list_tunnels(
+        &self,
+        _req: tonic::Request<pb::ListTunnelsRequest>,
+    ) -> Result<tonic::Response<pb::ListTunnelsResponse>, tonic::Status> {
+        let r = self.reading().await?;
+        let u = &r.underlay;
+        Ok(tonic::Response::new(pb::ListTunnelsResponse {
+            tunnels: r
+                .tunnels
+                .into_iter()
+                .map(|t| pb::Tunnel {
+                    name: t.name,
+                    ofport: t.ofport,
+                    kind: t.kind.into(),
+                    local_ip: t.local_ip,
+                    remote_ip: t.remote_ip,
+                    vni: t.vni,
+                    dst_port: t.dst_port.into(),
+                    next_hop: t.next_hop,
+                    next_hop_mac: t.next_hop_mac,
+                    tx_packets: t.tx_packets,
+                    tx_bytes: t.tx_bytes,
+                    rx_packets: t.rx_packets,
+                    rx_bytes: t.rx_bytes,
+                    no_neighbour_drops: t.no_neighbour_drops,
+                    mtu_drops: t.mtu_drops,
+                    encap_failed: t.encap_failed,
+                })
+                .collect(),
+            underlay: Some(pb::UnderlayCounters {
+                decap_truncated: u.decap_truncated,
+                decap_bad_checksum: u.decap_bad_checksum,
+                decap_wrong_port: u.decap_wrong_port,
+                decap_wrong_vni: u.decap_wrong_vni,
+                decap_other: u.decap_other,
+                slow_path: u.slow_path,
+                slow_path_dropped: u.slow_path_dropped,
+                arp_replies_sent: u.arp_replies_sent,
+                icmp_echo_replies_sent: u.icmp_echo_replies_sent,
+            }),
+        }))
+    }
+
+    async fn list_neighbours(
+        &self,
+        _req: tonic::Request<pb::ListNeighboursRequest>,
+    ) -> Result<tonic::Response<pb::ListNeighboursResponse>, tonic::Status> {
+        let r = self.reading().await?;
+        Ok(tonic::Response::new(pb::ListNeighboursResponse {
+            neighbours: r
+                .neighbours
+                .into_iter()
+                .map(|n| pb::Neighbour {
+                    ip: n.ip,
+                    mac: n.mac,
+                    uplink: n.uplink,
+                    age_s: n.age_s,
+                    state: n.state.into(),
+                    requests: n.requests,
+                })
+                .collect(),
+        }))
     }
 }

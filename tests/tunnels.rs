@@ -77,6 +77,7 @@ fn vxlan_to_a_linux_peer() {
     config += &format!("[openflow]\nlisten = [\"p{OF}\"]\n");
     config += "[tunnels]\nneighbour_timeout_s = 2\n";
     config += "[metrics]\nlisten = \"127.0.0.1:19473\"\n";
+    config += "[grpc]\nlisten = \"unix:/tmp/ferroflow-test-tunnels.sock\"\n";
     config += r#"
 [[ports]]
 name = "uplink"
@@ -324,6 +325,33 @@ dst_port = 4790
         s["underlay"]["arp_replies_sent"].as_u64().unwrap() >= 1,
         "{}",
         s["underlay"]
+    );
+
+    // The same through gRPC: ferroflowctl tunnel list / neighbours.
+    let ctl = |args: &str| {
+        run(&format!(
+            "{} --server unix:/tmp/ferroflow-test-tunnels.sock {args}",
+            ferroflowctl()
+        ))
+    };
+    let list: Value = serde_json::from_str(&ctl("--json tunnel list")).unwrap();
+    let vx = list["tunnels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "vx")
+        .cloned()
+        .unwrap();
+    assert_eq!(vx["vni"], "5000");
+    assert!(vx["tx_packets"].as_u64().unwrap() >= 6, "{list}");
+    assert!(
+        list["underlay"]["decap_wrong_vni"].as_u64().unwrap() >= 1,
+        "{list}"
+    );
+    let text = ctl("tunnel neighbours");
+    assert!(
+        text.contains("192.0.2.2") && text.contains(&remote_mac) && text.contains("reachable"),
+        "{text}"
     );
 
     // The same in /metrics.

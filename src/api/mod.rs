@@ -806,6 +806,9 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
         .add_service(pb::network_service_server::NetworkServiceServer::new(
             networks::Networks(Arc::clone(&api)),
         ))
+        .add_service(pb::tunnel_service_server::TunnelServiceServer::new(
+            crate::tunnels::Service(Arc::clone(&api)),
+        ))
     };
     if let Some(path) = cfg.listen.strip_prefix("unix:") {
         let path = PathBuf::from(path);
