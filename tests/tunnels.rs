@@ -394,3 +394,105 @@ dst_port = 4790
     drop(remote);
     let _ = ff.stop();
 }
+
+#[test]
+fn geneve_frames_checked_by_scapy() {
+    let _lock = DatapathLock::take();
+    let of = "tcp:127.0.0.1:16694";
+    let mut config = eal_section("ff-t-gnv");
+    config += "[datapath]\nidle_sleep_us = 200\n";
+    config += &format!("[openflow]\nlisten = [\"p{of}\"]\n");
+    config += r#"
+[[ports]]
+name = "uplink"
+devargs = "net_tap0,iface=fftg-up"
+ofport = 1
+
+[[ports]]
+name = "inst"
+devargs = "net_tap1,iface=fftg-i"
+ofport = 2
+
+[[ports]]
+name = "gnv"
+kind = "geneve"
+ofport = 20
+uplink = "uplink"
+local_ip = "192.0.2.1/24"
+remote_ip = "192.0.2.2"
+key = 7000
+csum = true
+"#;
+    let mut ff = Ferroflowd::start("gnv", &config, 120.0);
+    let remote = Netns::new("fftg-remote");
+    let inst = Netns::new("fftg-inst");
+    wait_for_interface("fftg-up");
+    wait_for_interface("fftg-i");
+    remote.adopt("fftg-up", "192.0.2.2/24");
+    inst.adopt("fftg-i", "10.9.2.1/24");
+    run("ip -n fftg-inst link set fftg-i mtu 1450");
+    run("ip -n fftg-inst neigh add 10.9.2.2 lladdr 02:00:00:00:02:02 dev fftg-i");
+    ofctl(&format!("del-flows {of}"));
+    ofctl(&format!("add-flow {of} 'in_port=2,actions=output:20'"));
+    ofctl(&format!(
+        "add-flow {of} 'in_port=20,tun_id=7000,actions=output:2'"
+    ));
+    // The remote resolves the switch's local IP (ARP answered by the switch) and the
+    // switch resolves the remote.
+    ping(&remote, "192.0.2.1", &ff);
+    ff.wait_until(Duration::from_secs(10), "the next hop resolved", |f| {
+        f.stats_json()["neighbours"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n["ip"] == "192.0.2.2" && n["mac"] != ""))
+    });
+    let neigh = String::from_utf8_lossy(&remote.exec("ip neigh show 192.0.2.1 dev fftg-up").stdout)
+        .into_owned();
+    let switch_mac = neigh
+        .split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .expect("remote resolved the switch")
+        .to_owned();
+    let inst_mac = mac_of(&inst, "fftg-i");
+    let remote_mac = mac_of(&remote, "fftg-up");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tunnels/geneve_peer.py");
+    let out = remote.exec(&format!(
+        "timeout 60 /usr/bin/python3 {script} fftg-up {remote_mac} {switch_mac} 192.0.2.2 192.0.2.1 7000 02:00:00:00:02:02 {inst_mac} 10.9.2.2 10.9.2.1"
+    ));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "geneve_peer.py (needs python3-scapy): {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let summary = lines.last().expect("summary line");
+    assert!(
+        summary["replies"].as_u64().unwrap() >= 2,
+        "echo replies through Geneve: {text}\n{}",
+        ff.log_text()
+    );
+    for r in &lines[..lines.len() - 1] {
+        assert_eq!(r["vni"], 7000, "{r}");
+        assert_eq!(r["proto"], 0x6558, "{r}");
+        assert_eq!(r["dport"], 6081, "{r}");
+        assert!(r["sport"].as_u64().unwrap() >= 49152, "{r}");
+        assert_ne!(r["udp_checksum"], 0, "csum = true: {r}");
+        assert_eq!(r["udp_checksum_ok"], true, "{r}");
+        assert_eq!(r["ip_df"], true, "{r}");
+        assert_eq!(r["inner_dst"], "10.9.2.2", "{r}");
+    }
+    let s = ff.stats_json();
+    let g = tunnel(&s, "gnv");
+    assert!(
+        g["rx_packets"].as_u64().unwrap() >= 3 && g["tx_packets"].as_u64().unwrap() >= 2,
+        "{g}"
+    );
+    assert_eq!(g["kind"], "geneve");
+    drop(inst);
+    drop(remote);
+    let _ = ff.stop();
+}

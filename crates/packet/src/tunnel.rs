@@ -120,6 +120,8 @@ pub fn encap<P: PacketBuf + ?Sized>(
     let Some(h) = pkt.prepend(overhead) else {
         return Err(EncapError::NoHeadroom);
     };
+    // Some buffers hand back the whole frame rather than only the new bytes.
+    let h = &mut h[..overhead];
     h[0..6].copy_from_slice(&e.eth_dst);
     h[6..12].copy_from_slice(&e.eth_src);
     h[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
@@ -421,6 +423,43 @@ mod tests {
             Err(EncapError::NoHeadroom)
         );
         assert_eq!(small.data(), &inner()[..]);
+    }
+
+    /// A buffer whose `prepend` hands back the whole frame, as an mbuf does.
+    struct WholeFrame(VecBuf);
+
+    impl PacketBuf for WholeFrame {
+        fn data(&self) -> &[u8] {
+            self.0.data()
+        }
+        fn data_mut(&mut self) -> &mut [u8] {
+            self.0.data_mut()
+        }
+        fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+            self.0.prepend(n)?;
+            Some(self.0.data_mut())
+        }
+        fn adj(&mut self, n: usize) -> bool {
+            self.0.adj(n)
+        }
+    }
+
+    #[test]
+    fn geneve_encap_on_a_buffer_that_returns_the_whole_frame() {
+        let mut opts = [0u8; 8];
+        let n = geneve::emit_option(&mut opts, 0x0102, 1, &[0, 0, 0, 7]);
+        let mut b = WholeFrame(VecBuf::new(&inner()));
+        encap(
+            &mut b,
+            &encap_params(TunnelKind::Geneve, true, &opts[..n]),
+            50000,
+        )
+        .unwrap();
+        let f = b.data();
+        let o = parse_outer(f).unwrap().unwrap();
+        let t = parse_tunnel(f, &o, TunnelKind::Geneve).unwrap();
+        assert_eq!(&f[t.inner_offset..], &inner()[..]);
+        verify_udp_checksum(f, &o).unwrap();
     }
 
     #[test]
