@@ -162,19 +162,19 @@ impl Service {
     /// A copy of the tunnel state, taken under the switch's state on a blocking thread.
     async fn reading(&self) -> Result<TunnelReading, tonic::Status> {
         let api = std::sync::Arc::clone(&self.0);
-        tokio::task::spawn_blocking(move || {
-            let st = api
-                .sw
-                .lock()
-                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-            Ok(st
-                .datapath
-                .as_ref()
-                .map(TunnelReading::read)
-                .unwrap_or_default())
+        let read = tokio::task::spawn_blocking(move || {
+            // Busy past its bound: UNAVAILABLE, as every other call.
+            let st = api.sw.lock().map_err(|e| e.to_string())?;
+            Ok::<_, String>(
+                st.datapath
+                    .as_ref()
+                    .map(TunnelReading::read)
+                    .unwrap_or_default(),
+            )
         })
         .await
-        .map_err(|e| tonic::Status::internal(e.to_string()))?
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        read.map_err(tonic::Status::unavailable)
     }
 }
 
