@@ -941,8 +941,14 @@ impl Config {
                 return Err((key("ofport"), format!("{} is used by two ports", p.ofport)));
             }
             if p.is_tunnel() {
-                self.validate_tunnel_port(p)
-                    .map_err(|(f, m)| (key(&f), m))?;
+                // [tunnels] keys are named as they are, the port's own under the port.
+                self.validate_tunnel_port(p).map_err(|(f, m)| {
+                    if f.starts_with("tunnels.") {
+                        (f, m)
+                    } else {
+                        (key(&f), m)
+                    }
+                })?;
                 continue;
             }
             if let Some(f) = p.tunnel_field() {

@@ -228,6 +228,6 @@ fn tunnel_ports_parse_and_are_checked() {
         invalid_key(&format!(
             "{GOOD}{VXLAN}\n[tunnels]\nroutes = [\"10.0.0.0/8\"]\n"
         )),
-        "ports[2].tunnels.routes"
+        "tunnels.routes"
     );
 }
