@@ -244,3 +244,66 @@ impl pb::tunnel_service_server::TunnelService for Service {
         }))
     }
 }
+
+/// A tunnel port's own keys, for the store's `[[ports]]` entry (nothing for an ethdev).
+pub fn port_table(p: &ferroflow_config::PortConfig, t: &mut toml_edit::Table) {
+    use ferroflow_config::{PortKind, TunnelKey};
+    use toml_edit::value;
+    let kind = match p.kind {
+        PortKind::Ethdev => return,
+        PortKind::Vxlan => "vxlan",
+        PortKind::Geneve => "geneve",
+    };
+    t.insert("kind", value(kind));
+    for (k, v) in [
+        ("uplink", &p.uplink),
+        ("local_ip", &p.local_ip),
+        ("remote_ip", &p.remote_ip),
+    ] {
+        if let Some(v) = v {
+            t.insert(k, value(v.as_str()));
+        }
+    }
+    match p.key {
+        Some(TunnelKey::Fixed(v)) => {
+            t.insert("key", value(i64::from(v)));
+        }
+        Some(TunnelKey::Flow) => {
+            t.insert("key", value("flow"));
+        }
+        None => {}
+    }
+    if let Some(d) = p.dst_port {
+        t.insert("dst_port", value(i64::from(d)));
+    }
+    if p.csum {
+        t.insert("csum", value(true));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ferroflow_config::{PortConfig, PortKind, TunnelKey};
+
+    #[test]
+    fn store_entry_of_a_tunnel_port_reads_back_the_same() {
+        let p = PortConfig {
+            name: "vx".into(),
+            ofport: 10,
+            kind: PortKind::Vxlan,
+            uplink: Some("up".into()),
+            local_ip: Some("192.0.2.1/24".into()),
+            remote_ip: Some("192.0.2.2".into()),
+            key: Some(TunnelKey::Flow),
+            dst_port: Some(4790),
+            csum: true,
+            ..Default::default()
+        };
+        let mut t = toml_edit::Table::new();
+        t.insert("name", toml_edit::value("vx"));
+        t.insert("ofport", toml_edit::value(10));
+        super::port_table(&p, &mut t);
+        let back: PortConfig = toml::from_str(&t.to_string()).unwrap();
+        assert_eq!(back, p);
+    }
+}
