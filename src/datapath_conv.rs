@@ -3,8 +3,13 @@
 
 use std::time::Duration;
 
-use datapath::{DatapathSettings, PortSpec, SocketAccess};
-use ferroflow_config::{DatapathConfig, PortConfig, VlanMode};
+use datapath::{
+    DatapathSettings, PortSpec, SocketAccess, TunnelKind, TunnelSpec, UnderlaySettings,
+};
+use ferroflow_config::{
+    parse_ipv4_prefix, parse_route, Config, DatapathConfig, PortConfig, PortKind, TunnelKey,
+    TunnelsConfig, VlanMode,
+};
 use mac_learning::VlanPolicy;
 
 /// The VLAN membership a port's configuration asks for.
@@ -43,4 +48,70 @@ pub fn datapath_settings(c: &DatapathConfig) -> DatapathSettings {
         idle_sleep: (c.idle_sleep_us > 0).then(|| Duration::from_micros(c.idle_sleep_us.into())),
         ..DatapathSettings::default()
     }
+}
+
+/// The configured tunnel ports as the datapath takes them (the configuration was
+/// validated: addresses parse, uplinks exist).
+pub fn tunnel_specs(config: &Config) -> Result<Vec<TunnelSpec>, String> {
+    let mut out = Vec::new();
+    for pc in config.ports.iter().filter(|p| p.is_tunnel()) {
+        let kind = match pc.kind {
+            PortKind::Vxlan => TunnelKind::Vxlan,
+            _ => TunnelKind::Geneve,
+        };
+        let bad = |what: &str| format!("port {:?}: {what}", pc.name);
+        let remote = pc
+            .remote_ip
+            .as_deref()
+            .and_then(|r| r.parse::<std::net::Ipv4Addr>().ok())
+            .ok_or_else(|| bad("remote_ip"))?;
+        let (local, len) =
+            parse_ipv4_prefix(pc.local_ip.as_deref().unwrap_or_default()).map_err(|e| bad(&e))?;
+        let uplink = config
+            .ports
+            .iter()
+            .find(|p| Some(p.name.as_str()) == pc.uplink.as_deref())
+            .ok_or_else(|| bad("uplink"))?;
+        out.push(TunnelSpec {
+            name: pc.name.clone(),
+            ofport: pc.ofport,
+            kind,
+            uplink: uplink.ofport,
+            local_ip: local.octets(),
+            local_prefix: len,
+            remote_ip: remote.octets(),
+            vni: match pc.key {
+                None => Some(0),
+                Some(TunnelKey::Fixed(v)) => Some(v),
+                Some(TunnelKey::Flow) => None,
+            },
+            dst_port: pc.dst_port.unwrap_or(kind.default_port()),
+            csum: pc.csum,
+            ttl: 64,
+        });
+    }
+    Ok(out)
+}
+
+/// The `[tunnels]` section as the datapath takes it.
+pub fn underlay_settings(t: &TunnelsConfig) -> Result<UnderlaySettings, String> {
+    let mut routes = Vec::new();
+    for r in &t.routes {
+        let (p, l, h) = parse_route(r)?;
+        routes.push((p.octets(), l, h.octets()));
+    }
+    let gateway = match &t.gateway {
+        Some(g) => Some(
+            g.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| format!("tunnels.gateway: {g:?}"))?
+                .octets(),
+        ),
+        None => None,
+    };
+    Ok(UnderlaySettings {
+        routes,
+        gateway,
+        neighbour_timeout: Duration::from_secs(t.neighbour_timeout_s.max(1).into()),
+        uplink_mtu: t.uplink_mtu,
+    })
 }

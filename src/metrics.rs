@@ -120,6 +120,8 @@ struct Reading {
     entries_visited: usize,
     /// How long the state was held, in microseconds.
     lock_held_us: u64,
+    /// Tunnel ports, the underlay's counters and neighbours.
+    tunnels: crate::tunnels::TunnelReading,
 }
 
 fn read(sw: &crate::switch::Switch) -> Option<Reading> {
@@ -135,6 +137,7 @@ fn read(sw: &crate::switch::Switch) -> Option<Reading> {
             .collect();
         r.workers = d.workers();
         r.pool = d.mempool().map(|m| (m.in_use(), m.available()));
+        r.tunnels = crate::tunnels::TunnelReading::read(d);
     }
     r.admin_up = r.ports.iter().map(|p| st.port_admin_up(p.ofport)).collect();
     r.version = st.tables.published_version();
@@ -392,6 +395,7 @@ pub fn render(api: &Api) -> String {
         packet_in_limited,
         versions_held,
         version,
+        tunnels,
         ..
     } = reading;
     gauge(
@@ -637,6 +641,7 @@ pub fn render(api: &Api) -> String {
     )
     .with_label_values(&[])
     .set(i64::from(api.unsaved().is_some()));
+    crate::tunnels::register_metrics(&r, &tunnels);
 
     let mut out = Vec::new();
     TextEncoder::new()

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use datapath::{PortStatus, WorkerReport};
+use datapath::{NeighbourStatus, PortStatus, TunnelStatus, UnderlayStatus, WorkerReport};
 
 use crate::switch::Switch;
 use serde::Serialize;
@@ -18,6 +18,12 @@ pub struct StatsSnapshot {
     pub workers: Vec<WorkerReport>,
     pub mac_entries: usize,
     pub mbufs_in_use: u32,
+    /// Tunnel ports with their counters (docs/tunnels.md).
+    pub tunnels: Vec<TunnelStatus>,
+    /// The underlay's next hops.
+    pub neighbours: Vec<NeighbourStatus>,
+    /// Frames for a local tunnel IP not decapsulated, by reason; ARP/ICMP answered.
+    pub underlay: UnderlayStatus,
 }
 
 impl StatsSnapshot {
@@ -30,6 +36,9 @@ impl StatsSnapshot {
             workers: Vec::new(),
             mac_entries: 0,
             mbufs_in_use: 0,
+            tunnels: Vec::new(),
+            neighbours: Vec::new(),
+            underlay: UnderlayStatus::default(),
         })
     }
 
@@ -49,6 +58,9 @@ impl StatsSnapshot {
                 workers: dp.workers(),
                 mac_entries,
                 mbufs_in_use: dp.mempool().map_or(0, |p| p.in_use()),
+                tunnels: dp.tunnels(),
+                neighbours: dp.neighbours(),
+                underlay: dp.underlay_status(),
             },
             None => StatsSnapshot {
                 uptime_s,
@@ -56,6 +68,9 @@ impl StatsSnapshot {
                 workers: Vec::new(),
                 mac_entries,
                 mbufs_in_use: 0,
+                tunnels: Vec::new(),
+                neighbours: Vec::new(),
+                underlay: UnderlayStatus::default(),
             },
         })
     }

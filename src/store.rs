@@ -137,8 +137,11 @@ fn lines(items: &[String]) -> Array {
 fn port_table(p: &PortConfig) -> Table {
     let mut t = Table::new();
     t.insert("name", toml_edit::value(p.name.as_str()));
-    t.insert("devargs", toml_edit::value(p.devargs.as_str()));
+    if !p.devargs.is_empty() {
+        t.insert("devargs", toml_edit::value(p.devargs.as_str()));
+    }
     t.insert("ofport", toml_edit::value(i64::from(p.ofport)));
+    crate::tunnels::port_table(p, &mut t);
     if let Some(tag) = p.tag {
         t.insert("tag", toml_edit::value(i64::from(tag)));
     }
@@ -312,6 +315,7 @@ mod tests {
             socket_mode: None,
             socket_owner: None,
             socket_group: None,
+            ..Default::default()
         });
         let state = StoreState {
             ports: ports.clone(),

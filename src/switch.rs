@@ -248,18 +248,20 @@ impl Switch {
         tables.publish();
         let mut specs = Vec::new();
         let mut failed: Vec<anyhow::Error> = Vec::new();
-        for p in &config.ports {
+        for p in config.ports.iter().filter(|p| !p.is_tunnel()) {
             match port_spec(p) {
                 Ok(s) => specs.push(s),
                 Err(e) => failed.push(anyhow::anyhow!(e)),
             }
         }
-        let (dp, dp_failed) =
+        let (mut dp, dp_failed) =
             Datapath::start(&eal, &datapath_settings(&config.datapath), &specs, &tables)?;
         failed.extend(dp_failed.into_iter().map(|(_, e)| anyhow::Error::from(e)));
+        crate::tunnels::start(&mut dp, &config)?;
         // A port that cannot start is left down and the switch runs with the others; when
         // none of the configured ports starts, the configuration is what is wrong.
-        if !config.ports.is_empty() && failed.len() == config.ports.len() {
+        let ethdevs = config.ports.iter().filter(|p| !p.is_tunnel()).count();
+        if ethdevs > 0 && failed.len() == ethdevs {
             return Err(failed.remove(0));
         }
         for e in &failed {
@@ -435,6 +437,9 @@ impl Switch {
         let left = st.drain_packet_ins(now, &self.profile_counters, PACKET_INS_PER_TICK);
         // Ports withdrawn after a worker timed out, once every worker let go of them:
         // closed by the closer thread, never under the state.
+        if let Some(d) = st.datapath.as_mut() {
+            d.underlay_tick();
+        }
         let reaped = st.datapath.as_mut().map(|d| (d.closer(), d.reap()));
         drop(st);
         if let Some((closer, ports)) = reaped {

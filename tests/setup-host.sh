@@ -17,6 +17,7 @@ PACKAGES=(
     systemd                                 # systemd-analyze verify of deploy/systemd/ferroflowd.service (tests/deploy.rs)
     debootstrap                             # tests/dockerfile-chroot.sh builds the Dockerfile's stages in chroots
     valgrind                                # perf/icount.sh: instructions per packet per scenario (callgrind)
+    python3-scapy                           # tests/tunnels.rs: Geneve frames built and checked by scapy (/usr/bin/python3)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -914,6 +914,15 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
                 calls,
                 &counters,
             ))
+            .add_service(Guarded::new(
+                pb::tunnel_service_server::TunnelServiceServer::new(crate::tunnels::Service(
+                    Arc::clone(&api),
+                ))
+                .max_decoding_message_size(request.0),
+                request,
+                calls,
+                &counters,
+            ))
     };
     if let Some(path) = cfg.listen.strip_prefix("unix:") {
         let path = PathBuf::from(path);

@@ -213,6 +213,7 @@ fn port_config(api: &Api, r: &pb::AddPortRequest) -> Result<PortConfig, ApiError
         socket_mode: r.socket_mode,
         socket_owner: text(&r.socket_owner),
         socket_group: text(&r.socket_group),
+        ..Default::default()
     })
 }
 

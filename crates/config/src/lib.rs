@@ -60,6 +60,9 @@ pub struct Config {
     pub instances: Vec<InstanceConfig>,
     #[serde(default)]
     pub metadata: Option<MetadataConfig>,
+    /// The underlay of the tunnel ports.
+    #[serde(default)]
+    pub tunnels: TunnelsConfig,
 }
 
 /// What a network does with its traffic (the seed's switch_* stages).
@@ -521,12 +524,14 @@ pub enum VlanMode {
     Access(u16),
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
     /// The port's name for people: logs, metrics, CLI.
     pub name: String,
     /// DPDK devargs: `net_tap0,iface=tap0`, `net_vhost0,iface=/run/vm1.sock,client=1`, a PCI address.
+    /// Empty for tunnel ports.
+    #[serde(default)]
     pub devargs: String,
     /// OpenFlow port number (1..=0xffffff00), stable across restarts.
     pub ofport: u32,
@@ -547,6 +552,165 @@ pub struct PortConfig {
     /// vhost-user server mode only: the socket's group, a group name or a numeric gid.
     #[serde(default)]
     pub socket_group: Option<String>,
+    /// `ethdev` (default: a DPDK device from `devargs`), `vxlan` or `geneve` (a tunnel port
+    /// over `uplink`; docs/tunnels.md).
+    #[serde(default)]
+    pub kind: PortKind,
+    /// Tunnel ports: the far endpoint's IPv4 address.
+    #[serde(default)]
+    pub remote_ip: Option<String>,
+    /// Tunnel ports: the switch's own address on the uplink, `A.B.C.D/LEN` (LEN: the
+    /// uplink's on-link prefix, 32 if left out).
+    #[serde(default)]
+    pub local_ip: Option<String>,
+    /// Tunnel ports: the VNI (0..=16777215), or `"flow"` to take it from `tunnel_id`.
+    #[serde(default)]
+    pub key: Option<TunnelKey>,
+    /// Tunnel ports: UDP destination port (4789 for VXLAN, 6081 for Geneve by default).
+    #[serde(default)]
+    pub dst_port: Option<u16>,
+    /// Tunnel ports: fill the outer UDP checksum.
+    #[serde(default)]
+    pub csum: bool,
+    /// Tunnel ports: the name of the (ethdev) port the encapsulated packets use.
+    #[serde(default)]
+    pub uplink: Option<String>,
+}
+
+/// What a port is.
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum PortKind {
+    /// A DPDK ethdev made from `devargs`.
+    #[default]
+    Ethdev,
+    /// A VXLAN tunnel port (RFC 7348).
+    Vxlan,
+    /// A Geneve tunnel port (RFC 8926).
+    Geneve,
+}
+
+/// A tunnel port's VNI: fixed, or from the flow (`key = "flow"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelKey {
+    Fixed(u32),
+    Flow,
+}
+
+impl<'de> Deserialize<'de> for TunnelKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u32),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(TunnelKey::Fixed(n)),
+            Raw::S(s) if s == "flow" => Ok(TunnelKey::Flow),
+            Raw::S(s) => s
+                .parse()
+                .map(TunnelKey::Fixed)
+                .map_err(|_| serde::de::Error::custom(format!("{s:?}: a VNI number or \"flow\""))),
+        }
+    }
+}
+
+/// `[tunnels]`: the underlay the tunnel ports use. Nothing comes from the host's kernel.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelsConfig {
+    /// Routes to remote endpoints off the uplink's prefix: `"PREFIX/LEN via NEXT_HOP"`.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Next hop for remote endpoints no route covers.
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// A resolved next hop is asked again by ARP after this many seconds.
+    #[serde(default = "default_neighbour_timeout")]
+    pub neighbour_timeout_s: u32,
+    /// The uplink's MTU: the largest outer IPv4 packet. Inner frames that no longer fit
+    /// once encapsulated are dropped and counted.
+    #[serde(default = "default_uplink_mtu")]
+    pub uplink_mtu: u16,
+}
+
+fn default_neighbour_timeout() -> u32 {
+    60
+}
+
+fn default_uplink_mtu() -> u16 {
+    1500
+}
+
+impl Default for TunnelsConfig {
+    fn default() -> Self {
+        TunnelsConfig {
+            routes: Vec::new(),
+            gateway: None,
+            neighbour_timeout_s: default_neighbour_timeout(),
+            uplink_mtu: default_uplink_mtu(),
+        }
+    }
+}
+
+/// Parses `A.B.C.D/LEN` (LEN 32 when left out).
+pub fn parse_ipv4_prefix(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let (ip, len) = match s.split_once('/') {
+        Some((ip, len)) => (
+            ip,
+            len.parse::<u8>()
+                .map_err(|_| format!("{s:?}: bad prefix length"))?,
+        ),
+        None => (s, 32),
+    };
+    if len > 32 {
+        return Err(format!("{s:?}: prefix length above 32"));
+    }
+    let ip = ip
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: not an IPv4 address"))?;
+    Ok((ip, len))
+}
+
+/// Parses a route `PREFIX/LEN via NEXT_HOP`.
+pub fn parse_route(s: &str) -> Result<(std::net::Ipv4Addr, u8, std::net::Ipv4Addr), String> {
+    let (p, via) = s
+        .split_once(" via ")
+        .ok_or_else(|| format!("{s:?}: expected \"PREFIX/LEN via NEXT_HOP\""))?;
+    let (ip, len) = parse_ipv4_prefix(p.trim())?;
+    let hop = via
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: next hop is not an IPv4 address"))?;
+    Ok((ip, len, hop))
+}
+
+impl PortConfig {
+    /// The first tunnel-only key set on a port that is not a tunnel.
+    pub fn tunnel_field(&self) -> Option<&'static str> {
+        if self.remote_ip.is_some() {
+            Some("remote_ip")
+        } else if self.local_ip.is_some() {
+            Some("local_ip")
+        } else if self.key.is_some() {
+            Some("key")
+        } else if self.dst_port.is_some() {
+            Some("dst_port")
+        } else if self.csum {
+            Some("csum")
+        } else if self.uplink.is_some() {
+            Some("uplink")
+        } else {
+            None
+        }
+    }
+
+    /// A VXLAN or Geneve port: no device of its own.
+    pub fn is_tunnel(&self) -> bool {
+        self.kind != PortKind::Ethdev
+    }
 }
 
 impl PortConfig {
@@ -776,6 +940,68 @@ impl Config {
     }
 
     /// The checks on `[[ports]]` alone (also used for ports added at runtime).
+    /// A tunnel port's own keys; the field name and the message on error.
+    fn validate_tunnel_port(&self, p: &PortConfig) -> Result<(), (String, String)> {
+        let err = |f: &str, m: String| Err((f.to_owned(), m));
+        if !p.devargs.is_empty() {
+            return err("devargs", "a tunnel port has no devargs".into());
+        }
+        if p.socket_mode.is_some() || p.socket_owner.is_some() || p.socket_group.is_some() {
+            return err("socket_mode", "a tunnel port has no socket".into());
+        }
+        match p.remote_ip.as_deref() {
+            None => return err("remote_ip", "a tunnel port needs remote_ip".into()),
+            Some("flow") => {
+                return err(
+                    "remote_ip",
+                    "\"flow\" is not supported yet (the flow key has no tun_dst): give an address"
+                        .into(),
+                )
+            }
+            Some(r) => {
+                if r.parse::<std::net::Ipv4Addr>().is_err() {
+                    return err("remote_ip", format!("{r:?} is not an IPv4 address"));
+                }
+            }
+        }
+        match p.local_ip.as_deref() {
+            None => {
+                return err(
+                    "local_ip",
+                    "a tunnel port needs local_ip (A.B.C.D/LEN)".into(),
+                )
+            }
+            Some(l) => {
+                parse_ipv4_prefix(l).map_err(|m| ("local_ip".to_owned(), m))?;
+            }
+        }
+        if let Some(TunnelKey::Fixed(v)) = p.key {
+            if v > 0x00ff_ffff {
+                return err("key", format!("{v} is outside 0..=16777215 (24 bits)"));
+            }
+        }
+        if p.dst_port == Some(0) {
+            return err("dst_port", "0 is not a port".into());
+        }
+        let Some(up) = p.uplink.as_deref() else {
+            return err("uplink", "a tunnel port needs an uplink port".into());
+        };
+        match self.ports.iter().find(|q| q.name == up) {
+            Some(q) if !q.is_tunnel() => {}
+            Some(_) => return err("uplink", format!("{up:?} is a tunnel port")),
+            None => return err("uplink", format!("no port named {up:?}")),
+        }
+        for r in &self.tunnels.routes {
+            parse_route(r).map_err(|m| ("tunnels.routes".to_owned(), m))?;
+        }
+        if let Some(g) = &self.tunnels.gateway {
+            if g.parse::<std::net::Ipv4Addr>().is_err() {
+                return err("tunnels.gateway", format!("{g:?} is not an IPv4 address"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate_ports(&self) -> Result<(), (String, String)> {
         let mut names = HashSet::new();
         let mut ofports = HashSet::new();
@@ -805,6 +1031,23 @@ impl Config {
             }
             if !ofports.insert(p.ofport) {
                 return Err((key("ofport"), format!("{} is used by two ports", p.ofport)));
+            }
+            if p.is_tunnel() {
+                // [tunnels] keys are named as they are, the port's own under the port.
+                self.validate_tunnel_port(p).map_err(|(f, m)| {
+                    if f.starts_with("tunnels.") {
+                        (f, m)
+                    } else {
+                        (key(&f), m)
+                    }
+                })?;
+                continue;
+            }
+            if let Some(f) = p.tunnel_field() {
+                return Err((
+                    key(f),
+                    "applies to tunnel ports only (kind = \"vxlan\" or \"geneve\")".into(),
+                ));
             }
             if p.device_name().is_empty() {
                 return Err((key("devargs"), format!("{:?} names no device", p.devargs)));

@@ -165,3 +165,69 @@ fn lcore_lists() {
     assert!(parse_lcores("0,0").is_err());
     assert!(parse_lcores("a").is_err());
 }
+
+const VXLAN: &str = r#"
+[[ports]]
+name = "vx"
+kind = "vxlan"
+ofport = 10
+uplink = "tap1"
+local_ip = "192.0.2.1/24"
+remote_ip = "192.0.2.2"
+key = "flow"
+"#;
+
+#[test]
+fn tunnel_ports_parse_and_are_checked() {
+    let c = parse(&format!("{GOOD}{VXLAN}\n[tunnels]\nroutes = [\"10.0.0.0/8 via 192.0.2.9\"]\ngateway = \"192.0.2.254\"\n")).unwrap();
+    let vx = c.ports.iter().find(|p| p.name == "vx").unwrap();
+    assert!(vx.is_tunnel());
+    assert_eq!(vx.key, Some(TunnelKey::Flow));
+    assert_eq!(c.tunnels.uplink_mtu, 1500);
+    assert_eq!(
+        parse_route(&c.tunnels.routes[0]).unwrap(),
+        ("10.0.0.0".parse().unwrap(), 8, "192.0.2.9".parse().unwrap())
+    );
+    let with = |from: &str, to: &str| format!("{GOOD}{}", VXLAN.replace(from, to));
+    assert_eq!(
+        invalid_key(&with("uplink = \"tap1\"", "uplink = \"nope\"")),
+        "ports[2].uplink"
+    );
+    assert_eq!(
+        invalid_key(&with("uplink = \"tap1\"", "")),
+        "ports[2].uplink"
+    );
+    assert_eq!(
+        invalid_key(&with("remote_ip = \"192.0.2.2\"", "remote_ip = \"flow\"")),
+        "ports[2].remote_ip"
+    );
+    assert_eq!(
+        invalid_key(&with("key = \"flow\"", "key = 16777216")),
+        "ports[2].key"
+    );
+    assert_eq!(
+        invalid_key(&with(
+            "local_ip = \"192.0.2.1/24\"",
+            "local_ip = \"192.0.2.1/33\""
+        )),
+        "ports[2].local_ip"
+    );
+    assert_eq!(
+        invalid_key(&with(
+            "kind = \"vxlan\"",
+            "kind = \"vxlan\"\ndevargs = \"net_null0\""
+        )),
+        "ports[2].devargs"
+    );
+    // Tunnel keys on an ethdev port are refused by name.
+    assert_eq!(
+        invalid_key(&format!("{GOOD}\n[[ports]]\nname = \"x\"\ndevargs = \"net_null9\"\nofport = 9\nremote_ip = \"192.0.2.2\"\n")),
+        "ports[2].remote_ip"
+    );
+    assert_eq!(
+        invalid_key(&format!(
+            "{GOOD}{VXLAN}\n[tunnels]\nroutes = [\"10.0.0.0/8\"]\n"
+        )),
+        "tunnels.routes"
+    );
+}

@@ -15,6 +15,10 @@ use crate::counters::{PortReport, WorkerCounters, WorkerReport};
 use crate::health::WorkerHealth;
 use crate::ports::PortIndex;
 use crate::spec::{DatapathSettings, PortSpec};
+use crate::tunnel::{
+    NeighbourStatus, SlowQueue, TunnelPort, TunnelSpec, TunnelStatus, Tunnels, Underlay,
+    UnderlaySettings, UnderlayStatus, SLOW_QUEUE,
+};
 use crate::worker::Worker;
 
 /// Why the datapath, a port or a port change failed, naming the port, worker or resource.
@@ -57,6 +61,12 @@ pub enum DatapathError {
     /// change was undone (an added port withdrawn, a removed one kept), nothing was closed.
     #[error("the worker on lcore {lcore} did not acknowledge the port change within {:.3} s (stalled?); the change was undone", .waited.as_secs_f64())]
     WorkerTimeout { lcore: u32, waited: Duration },
+    /// A tunnel port's uplink is not a port of this datapath.
+    #[error("tunnel port {tunnel:?}: its uplink (OpenFlow port {uplink}) is not an ethdev port of the switch")]
+    NoUplink { tunnel: String, uplink: u32 },
+    /// No route, gateway or on-link prefix reaches a tunnel's remote endpoint.
+    #[error("tunnel port {tunnel:?}: no route to {remote} (not on the local prefix, no [tunnels] route or gateway)")]
+    NoRoute { tunnel: String, remote: String },
 }
 
 /// A port created and started, not yet handed to the workers.
@@ -179,6 +189,8 @@ pub(crate) enum Command {
     RemovePort { slot: usize, index: Arc<PortIndex> },
     /// Undo a [`Command::RemovePort`] of `slot`: use its parked queues again.
     RestorePort { slot: usize, index: Arc<PortIndex> },
+    /// Use this set of tunnel ports from the next burst on.
+    SetTunnels(Arc<Tunnels>),
 }
 
 /// A worker as the control plane reaches it.
@@ -223,6 +235,12 @@ pub struct Datapath {
     closer: PortCloser,
     /// Set once stopped: dropping does nothing more.
     shut_down: bool,
+    /// Tunnel ports as the workers use them; replaced ones kept until no worker holds them.
+    tunnels: Arc<Tunnels>,
+    old_tunnels: Vec<Arc<Tunnels>>,
+    /// ARP and ICMP for the tunnels' local IPs, from the workers.
+    slow: Arc<SlowQueue>,
+    underlay: Underlay,
 }
 
 /// Control-plane frames waiting for the first worker.
@@ -291,6 +309,10 @@ impl Datapath {
             old_indexes: Vec::new(),
             closer: PortCloser::new(),
             shut_down: false,
+            tunnels: Arc::new(Tunnels::default()),
+            old_tunnels: Vec::new(),
+            slow: Arc::new(SlowQueue::new(SLOW_QUEUE)),
+            underlay: Underlay::default(),
         };
         let tsc_epoch = dpdk::rdtsc();
         for (w, lcore) in lcores.iter().enumerate() {
@@ -314,6 +336,8 @@ impl Datapath {
                 id: w,
                 parked: Vec::new(),
                 keys: Box::new([packet::FlowKey::default(); dpdk::BURST_SIZE]),
+                tunnels: Arc::clone(&dp.tunnels),
+                slow: Arc::clone(&dp.slow),
             };
             let launched = match LaunchedWorker::launch(eal, *lcore, move || worker.run()) {
                 Ok(l) => l,
@@ -769,6 +793,113 @@ impl Datapath {
         let pool = self.pool.as_ref().ok_or(SendError::NoBuffer)?;
         let m = Mbuf::from_bytes(pool, frame).ok_or(SendError::NoBuffer)?;
         self.inject.push((idx, m)).map_err(|_| SendError::QueueFull)
+    }
+
+    /// Replaces the tunnel ports: their uplinks must be ports of the datapath, their
+    /// remotes reachable by the settings' prefix, routes or gateway. Workers take the new
+    /// set between bursts (not waited for: a tunnel change moves no queues).
+    pub fn set_tunnels(
+        &mut self,
+        specs: &[TunnelSpec],
+        settings: UnderlaySettings,
+    ) -> Result<(), DatapathError> {
+        self.check_room()?;
+        self.underlay.settings = settings;
+        let mut ports = Vec::new();
+        for s in specs {
+            let up = self
+                .ports
+                .iter()
+                .find(|p| p.ofport == s.uplink)
+                .ok_or_else(|| DatapathError::NoUplink {
+                    tunnel: s.name.clone(),
+                    uplink: s.uplink,
+                })?;
+            let next_hop = self
+                .underlay
+                .next_hop(s.local_ip, s.local_prefix, s.remote_ip)
+                .ok_or_else(|| DatapathError::NoRoute {
+                    tunnel: s.name.clone(),
+                    remote: crate::tunnel::ip_string(s.remote_ip),
+                })?;
+            let neighbour = self
+                .underlay
+                .neighbour(up.slot, up.ofport, up.mac, s.local_ip, next_hop);
+            let overhead = packet::tunnel::OUTER_LEN + s.kind.header_len();
+            // Counters survive a change of the set for a port that stays.
+            let counters = self
+                .tunnels
+                .get(s.ofport)
+                .map(|p| Arc::clone(&p.counters))
+                .unwrap_or_default();
+            ports.push(TunnelPort {
+                spec: s.clone(),
+                uplink_slot: up.slot,
+                uplink_mac: up.mac,
+                next_hop,
+                neighbour,
+                counters,
+                max_inner: (usize::from(self.underlay.settings.uplink_mtu) + 14)
+                    .saturating_sub(overhead),
+            });
+        }
+        ports.sort_by_key(|p| p.spec.ofport);
+        let mut uplinks: Vec<usize> = ports.iter().map(|p| p.uplink_slot).collect();
+        uplinks.sort_unstable();
+        uplinks.dedup();
+        let tunnels = Arc::new(Tunnels {
+            ports,
+            uplinks,
+            underlay: Arc::clone(&self.tunnels.underlay),
+        });
+        for link in &mut self.workers {
+            link.push(Command::SetTunnels(Arc::clone(&tunnels)));
+        }
+        let old = std::mem::replace(&mut self.tunnels, tunnels);
+        self.old_tunnels.retain(|t| Arc::strong_count(t) > 1);
+        self.old_tunnels.push(old);
+        info!(tunnels = specs.len(), "tunnel ports set");
+        Ok(())
+    }
+
+    /// The underlay's control-plane work: answers ARP and ICMP echo for the tunnels' local
+    /// IPs and resolves next hops. Bounded per call; call it from the tick.
+    pub fn underlay_tick(&mut self) {
+        if self.tunnels.ports.is_empty() {
+            return;
+        }
+        let pool = self.pool.as_ref();
+        let inject = &self.inject;
+        let mut send = |slot: usize, frame: &[u8]| {
+            let Some(m) = pool.and_then(|p| Mbuf::from_bytes(p, frame)) else {
+                warn!("underlay: no buffer for an ARP/ICMP frame");
+                return;
+            };
+            if inject.push((slot, m)).is_err() {
+                warn!("underlay: control-plane send queue full");
+            }
+        };
+        self.underlay
+            .tick(&self.slow, &self.tunnels, Instant::now(), &mut send);
+    }
+
+    /// Every tunnel port with its counters.
+    pub fn tunnels(&self) -> Vec<TunnelStatus> {
+        self.tunnels
+            .ports
+            .iter()
+            .map(crate::tunnel::tunnel_status)
+            .collect()
+    }
+
+    /// The underlay's neighbour table.
+    pub fn neighbours(&self) -> Vec<NeighbourStatus> {
+        self.underlay.neighbours(Instant::now())
+    }
+
+    /// Frames on uplinks for a local IP that were not decapsulated, by reason.
+    pub fn underlay_status(&self) -> UnderlayStatus {
+        self.underlay.status(&self.tunnels.underlay)
     }
 
     pub fn workers_count(&self) -> usize {

@@ -21,6 +21,7 @@ mod pkt;
 mod ports;
 mod socket;
 mod spec;
+mod tunnel;
 mod worker;
 
 pub use closer::{Closable, DetachedPort, PortCloser};
@@ -29,6 +30,10 @@ pub use datapath::{
     Datapath, DatapathError, DriverStats, PortStatus, SendError, StopReport, MAX_PORTS,
 };
 pub use health::{Stuck, StuckWorker, WorkerHealth};
+pub use packet::tunnel::TunnelKind;
 pub use pkt::Pkt;
 pub use ports::PortIndex;
 pub use spec::{DatapathSettings, PortSpec, SocketAccess};
+pub use tunnel::{
+    in_prefix, NeighbourStatus, TunnelSpec, TunnelStatus, UnderlaySettings, UnderlayStatus,
+};

@@ -13,6 +13,7 @@ use crate::datapath::Command;
 use crate::health::WorkerHealth;
 use crate::pkt::Pkt;
 use crate::ports::PortIndex;
+use crate::tunnel::{Rx, SlowQueue, TunnelPort, Tunnels};
 
 /// Polls without packets after which an idle-sleeping worker starts to sleep.
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 1024;
@@ -47,6 +48,10 @@ pub(crate) struct Worker {
     pub parked: Vec<(usize, Vec<RxQueue>, Option<TxQueue>)>,
     /// The flow keys of the burst being forwarded, all extracted before the first walk.
     pub keys: Box<[FlowKey; BURST_SIZE]>,
+    /// Tunnel ports and their uplinks ([`Command::SetTunnels`]).
+    pub tunnels: Arc<Tunnels>,
+    /// ARP and ICMP for the tunnels' local IPs, to the control plane.
+    pub slow: Arc<SlowQueue>,
 }
 
 /// Final outputs of the packet being walked that wait for the end of the walk.
@@ -62,6 +67,7 @@ struct TxBatches<'a> {
     /// Copies that could not be made or queued (counted as the port's tx drops).
     failed: &'a mut [u64],
     ports: &'a PortIndex,
+    tunnels: &'a Tunnels,
     /// The buffer of the packet being walked ([`Mbuf::id`]).
     current: usize,
     /// Ports (slots) the current packet goes to as it is at the end of the walk: they get
@@ -95,7 +101,70 @@ impl TxBatches<'_> {
     }
 }
 
+impl TxBatches<'_> {
+    /// Encapsulates a copy of the packet for a tunnel port and queues it on the uplink.
+    /// What cannot be sent is counted on the tunnel port.
+    #[cold]
+    fn tunnel_output(&mut self, t: &TunnelPort, pkt: &Pkt, key: &FlowKey) {
+        let c = &t.counters;
+        let Some(next_hop_mac) = t.neighbour.get() else {
+            c.no_neighbour.add(1);
+            return;
+        };
+        let inner = pkt.0.data();
+        if inner.len() > t.max_inner {
+            c.mtu_drops.add(1);
+            return;
+        }
+        self.handed += 1;
+        let s = &t.spec;
+        let e = packet::tunnel::Encap {
+            kind: s.kind,
+            eth_src: t.uplink_mac,
+            eth_dst: next_hop_mac,
+            ip_src: s.local_ip,
+            ip_dst: s.remote_ip,
+            dst_port: s.dst_port,
+            vni: s.vni.unwrap_or(key.tunnel_id() as u32),
+            ttl: s.ttl,
+            udp_checksum: s.csum,
+            geneve_options: &[],
+        };
+        let src_port = packet::tunnel::udp_src_port(inner);
+        let Some(m) = pkt.0.deep_copy() else {
+            c.encap_failed.add(1);
+            return;
+        };
+        let mut out = Pkt(m);
+        if packet::tunnel::encap(&mut out, &e, src_port).is_err() {
+            c.encap_failed.add(1);
+            return;
+        }
+        c.tx_packets.add(1);
+        c.tx_bytes.add(inner.len() as u64);
+        self.queue(t.uplink_slot, out.0);
+    }
+}
+
 impl Sink<Pkt> for TxBatches<'_> {
+    #[inline]
+    fn output_keyed(
+        &mut self,
+        port: u32,
+        queue: Option<u32>,
+        pkt: &Pkt,
+        key: &FlowKey,
+        emit: Emit,
+    ) {
+        if self.ports.index_of(port).is_none() {
+            if let Some(t) = self.tunnels.get(port) {
+                self.tunnel_output(t, pkt, key);
+                return;
+            }
+        }
+        self.output(port, queue, pkt, emit)
+    }
+
     #[inline]
     fn output(&mut self, port: u32, _queue: Option<u32>, pkt: &Pkt, emit: Emit) {
         let Some(idx) = self.ports.index_of(port) else {
@@ -219,6 +288,90 @@ impl Worker {
         bufs: &mut [MbufBurst],
         failed: &mut [u64],
     ) {
+        if self.tunnels.is_uplink(in_port) {
+            self.uplink_rx(in_port, burst, bufs, failed);
+            if burst.is_empty() {
+                return;
+            }
+        }
+        self.walk(in_port, burst, bufs, failed, None);
+    }
+
+    /// Takes what is for the tunnel layer out of a burst from an uplink: decapsulates
+    /// tunnel packets and walks them as from their tunnel port, hands ARP and ICMP for a
+    /// local IP to the control plane, drops (and counts) bad ones; leaves the rest in
+    /// `burst`. Each packet taken is counted on the uplink as received, and as forwarded,
+    /// to the controller (the slow path) or dropped.
+    #[cold]
+    fn uplink_rx(
+        &mut self,
+        in_port: usize,
+        burst: &mut MbufBurst,
+        bufs: &mut [MbufBurst],
+        failed: &mut [u64],
+    ) {
+        let tunnels = Arc::clone(&self.tunnels);
+        let mut pass = MbufBurst::new();
+        let mut decap = MbufBurst::new();
+        let mut meta = [(0u32, 0u32); BURST_SIZE];
+        let (mut slow, mut dropped, mut bytes) = (0u64, 0u64, 0u64);
+        for mut m in burst.drain() {
+            match tunnels.classify(in_port, m.data()) {
+                Rx::Pass => {
+                    let _ = pass.push(m);
+                    continue;
+                }
+                Rx::Slow => {
+                    bytes += m.len() as u64;
+                    tunnels.underlay.slow_path.add(1);
+                    slow += 1;
+                    if self.slow.push((in_port, m)).is_err() {
+                        tunnels.underlay.slow_path_dropped.add(1);
+                    }
+                }
+                Rx::Drop => {
+                    bytes += m.len() as u64;
+                    dropped += 1;
+                }
+                Rx::Decap(t, vni, inner) => {
+                    bytes += m.len() as u64;
+                    let tp = &tunnels.ports[t];
+                    if !m.adj(inner) {
+                        dropped += 1;
+                        continue;
+                    }
+                    tp.counters.rx_packets.add(1);
+                    tp.counters.rx_bytes.add(m.len() as u64);
+                    meta[decap.len()] = (tp.spec.ofport, vni);
+                    let _ = decap.push(m);
+                }
+            }
+        }
+        let taken = slow + dropped + decap.len() as u64;
+        let c = &self.counters.ports[in_port];
+        c.rx_packets.add(taken);
+        c.rx_bytes.add(bytes);
+        c.to_controller.add(slow);
+        c.dropped.add(dropped);
+        if !decap.is_empty() {
+            let n = decap.len();
+            self.walk(in_port, &mut decap, bufs, failed, Some(&meta[..n]));
+        }
+        *burst = pass;
+    }
+
+    /// Walks a burst through the pipeline; `tunnel`: per packet, the tunnel port it came
+    /// from and its VNI (the burst was decapsulated; its tallies still go to `in_port`,
+    /// the uplink, apart from rx, counted by [`Self::uplink_rx`]).
+    #[inline]
+    fn walk(
+        &mut self,
+        in_port: usize,
+        burst: &mut MbufBurst,
+        bufs: &mut [MbufBurst],
+        failed: &mut [u64],
+        tunnel: Option<&[(u32, u32)]>,
+    ) {
         let n = burst.len();
         // Start loading every header of the burst before touching the first.
         for i in 0..n {
@@ -242,6 +395,13 @@ impl Worker {
                 packet::extract_port_only(ofport, key);
             }
         }
+        if let Some(meta) = tunnel {
+            for (key, &(ofport, vni)) in self.keys.iter_mut().zip(meta) {
+                key.set(packet::Field::InPort, u128::from(ofport));
+                key.set(packet::Field::InPhyPort, u128::from(ofport));
+                key.set_tunnel_id(u64::from(vni));
+            }
+        }
         if pipeline.prefetches {
             for key in &self.keys[..n] {
                 pipeline.prefetch_lookup(key, dpdk::prefetch);
@@ -251,6 +411,7 @@ impl Worker {
             bufs,
             failed,
             ports: &self.ports,
+            tunnels: &self.tunnels,
             unknown_port: 0,
             handed: 0,
             current: 0,
@@ -276,8 +437,10 @@ impl Worker {
         }
         self.counters.unknown_port_outputs.add(sink.unknown_port);
         let c = &self.counters.ports[in_port];
-        c.rx_packets.add(n as u64);
-        c.rx_bytes.add(t.bytes);
+        if tunnel.is_none() {
+            c.rx_packets.add(n as u64);
+            c.rx_bytes.add(t.bytes);
+        }
         c.forwarded.add(t.forwarded);
         c.to_controller.add(t.to_controller);
         c.dropped.add(t.dropped);
@@ -353,6 +516,10 @@ impl Worker {
                         self.rx.extend(rx.into_iter().map(|q| (slot, q)));
                     }
                     self.ports = index;
+                }
+                Command::SetTunnels(tunnels) => {
+                    // The previous set is freed by the control plane, which keeps it.
+                    self.tunnels = tunnels;
                 }
             }
             self.health.command_applied(self.id);

@@ -71,6 +71,18 @@ pub enum WireError {
     /// An ND option whose length is zero or runs past the buffer.
     #[error("neighbor discovery option malformed")]
     NdOptionMalformed,
+    /// Fewer than 8 bytes of VXLAN header.
+    #[error("vxlan header truncated")]
+    VxlanTruncated,
+    /// Fewer than 8 bytes of Geneve header, or fewer than its option length says.
+    #[error("geneve header truncated")]
+    GeneveTruncated,
+    /// A Geneve version other than 0 (RFC 8926 says to drop it).
+    #[error("geneve version is not 0")]
+    GeneveBadVersion,
+    /// A Geneve option whose length runs past the options area.
+    #[error("geneve option malformed")]
+    GeneveOptionMalformed,
 }
 
 /// Why a packet edit could not be applied. The packet is left unchanged in every case.

@@ -14,6 +14,7 @@ pub mod extract;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod key;
+pub mod tunnel;
 pub mod wire;
 
 pub use action::{

@@ -38,6 +38,12 @@ pub trait Sink<P: PacketBuf> {
     /// Send `pkt` (as it is now) to `port` (a port number, or OFPP_LOCAL), on `queue` if a
     /// set-queue action chose one.
     fn output(&mut self, port: u32, queue: Option<u32>, pkt: &P, emit: Emit);
+    /// [`Sink::output`] with the packet's key as it is at the output: a tunnel port takes
+    /// its VNI (`tunnel_id`) from it. Sinks without tunnel ports need not implement it.
+    #[inline(always)]
+    fn output_keyed(&mut self, port: u32, queue: Option<u32>, pkt: &P, _key: &FlowKey, emit: Emit) {
+        self.output(port, queue, pkt, emit)
+    }
     /// A deep copy for group buckets (ALL, and groups in apply-actions, run on copies).
     /// `None` (no buffer) skips the bucket.
     fn clone_packet(&mut self, pkt: &P) -> Option<P>;
@@ -393,14 +399,14 @@ impl Pipeline {
             let p = outs.pending[i];
             match p.port {
                 OFPP_IN_PORT | OFPP_ALL | OFPP_FLOOD => {
-                    self.emit_reserved(p, in_port, pkt, cx, emit)
+                    self.emit_reserved(p, in_port, pkt, key, cx, emit)
                 }
                 port => {
                     // Sending back out of the ingress port needs OFPP_IN_PORT (spec 4.5).
                     if port == in_port || self.ports.blocks(port) {
                         continue;
                     }
-                    cx.sink.output(port, p.queue, pkt, emit);
+                    cx.sink.output_keyed(port, p.queue, pkt, key, emit);
                     cx.verdict.outputs += 1;
                 }
             }
@@ -415,11 +421,12 @@ impl Pipeline {
         p: Pending,
         in_port: u32,
         pkt: &P,
+        key: &FlowKey,
         cx: &mut Cx<'_, S>,
         emit: Emit,
     ) {
         if p.port == OFPP_IN_PORT {
-            cx.sink.output(in_port, p.queue, pkt, emit);
+            cx.sink.output_keyed(in_port, p.queue, pkt, key, emit);
             cx.verdict.outputs += 1;
             return;
         }
@@ -428,7 +435,7 @@ impl Pipeline {
             if info.port_no == in_port || !info.forwards() || (flood && info.no_flood) {
                 continue;
             }
-            cx.sink.output(info.port_no, p.queue, pkt, emit);
+            cx.sink.output_keyed(info.port_no, p.queue, pkt, key, emit);
             cx.verdict.outputs += 1;
         }
     }

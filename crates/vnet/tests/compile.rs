@@ -18,6 +18,7 @@ fn port(name: &str, ofport: u32) -> PortConfig {
         socket_mode: None,
         socket_owner: None,
         socket_group: None,
+        ..Default::default()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub(crate) mod field;
+pub mod geneve;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
@@ -19,6 +20,7 @@ pub mod sctp;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;
+pub mod vxlan;
 
 /// Ethertypes the parser knows.
 pub mod ethertype {
@@ -49,4 +51,12 @@ pub mod ip_proto {
     pub const IPV6_NONXT: u8 = 59;
     pub const IPV6_OPTS: u8 = 60;
     pub const SCTP: u8 = 132;
+}
+
+/// UDP destination ports of the tunnel protocols (IANA).
+pub mod udp_port {
+    /// VXLAN, RFC 7348.
+    pub const VXLAN: u16 = 4789;
+    /// Geneve, RFC 8926.
+    pub const GENEVE: u16 = 6081;
 }

@@ -1,0 +1,668 @@
+//! Tunnel ports (VXLAN, Geneve) and the underlay they use.
+//!
+//! A tunnel port is not an ethdev: it has an OpenFlow number, and its packets leave and
+//! arrive encapsulated on an **uplink**, an ordinary port. Workers encapsulate on output
+//! to a tunnel port ([`Tunnels`], read-only for them apart from atomics) and decapsulate
+//! on rx from an uplink *before* the pipeline, so the pipeline sees the inner frame with
+//! `in_port` = the tunnel port and `tunnel_id` = the VNI.
+//!
+//! The switch owns each tunnel's `local_ip` on its uplink. The underlay's slow work,
+//! answering ARP and ICMP echo for it and resolving next hops by ARP, runs on the control
+//! plane ([`Underlay::tick`]): workers hand it ARP and ICMP for a local IP through a
+//! bounded queue (full: dropped and counted) and read the resolved MACs from atomics.
+//! Nothing is taken from the host kernel's routing or neighbour tables.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+use dpdk::Mbuf;
+use packet::tunnel::TunnelKind;
+use packet::wire::ethernet::Mac;
+use packet::wire::{arp, checksum, ethertype, icmpv4, ip_proto, ipv4};
+use serde::Serialize;
+
+/// One tunnel port to create, as the control plane decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelSpec {
+    pub name: String,
+    pub ofport: u32,
+    pub kind: TunnelKind,
+    /// OpenFlow number of the port the outer packets use.
+    pub uplink: u32,
+    /// The switch's address on the uplink, and the length of the uplink's on-link prefix.
+    pub local_ip: [u8; 4],
+    pub local_prefix: u8,
+    /// The far endpoint. (Taking it from the flow, OVS's `remote_ip=flow`, is not
+    /// implemented: the flow key has no `tun_dst`.)
+    pub remote_ip: [u8; 4],
+    /// The VNI; `None`: taken from the flow's `tunnel_id` on output, any VNI accepted on rx.
+    pub vni: Option<u32>,
+    pub dst_port: u16,
+    /// Fill the outer UDP checksum.
+    pub csum: bool,
+    pub ttl: u8,
+}
+
+/// Underlay settings shared by every tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnderlaySettings {
+    /// Routes to remote endpoints not on the uplink's prefix: (prefix, length, next hop),
+    /// longest prefix first wins.
+    pub routes: Vec<([u8; 4], u8, [u8; 4])>,
+    /// Next hop for everything else off-link.
+    pub gateway: Option<[u8; 4]>,
+    /// A resolved neighbour is asked again after this long.
+    pub neighbour_timeout: Duration,
+    /// Largest outer IPv4 packet the uplink carries (its MTU).
+    pub uplink_mtu: u16,
+}
+
+impl Default for UnderlaySettings {
+    fn default() -> Self {
+        UnderlaySettings {
+            routes: Vec::new(),
+            gateway: None,
+            neighbour_timeout: Duration::from_secs(60),
+            uplink_mtu: 1500,
+        }
+    }
+}
+
+/// A counter several workers add to (tunnel traffic crosses workers): atomic adds.
+#[derive(Debug, Default)]
+pub struct SharedCounter(AtomicU64);
+
+impl SharedCounter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Per tunnel port (and so per remote endpoint: a port has one).
+#[derive(Debug, Default)]
+pub struct TunnelCounters {
+    pub tx_packets: SharedCounter,
+    pub tx_bytes: SharedCounter,
+    pub rx_packets: SharedCounter,
+    pub rx_bytes: SharedCounter,
+    /// Not sent: the next hop's MAC is not known (yet).
+    pub no_neighbour: SharedCounter,
+    /// Not sent: too big for the uplink's MTU once encapsulated.
+    pub mtu_drops: SharedCounter,
+    /// Not sent: no buffer for the copy, or no headroom.
+    pub encap_failed: SharedCounter,
+}
+
+/// Frames on an uplink addressed to a local IP that were not decapsulated, by reason.
+#[derive(Debug, Default)]
+pub struct UnderlayCounters {
+    /// Outer IPv4/UDP or tunnel header cut short or inconsistent.
+    pub truncated: SharedCounter,
+    /// Outer IPv4 or UDP checksum wrong.
+    pub bad_checksum: SharedCounter,
+    /// UDP to a local IP on a port no tunnel listens on.
+    pub wrong_port: SharedCounter,
+    /// A VNI (or remote) no tunnel port has.
+    pub wrong_vni: SharedCounter,
+    /// Other protocols to a local IP, fragments, Geneve frames the switch does not take.
+    pub other: SharedCounter,
+    /// ARP and ICMP handed to the control plane.
+    pub slow_path: SharedCounter,
+    /// ... and dropped because its queue was full.
+    pub slow_path_dropped: SharedCounter,
+}
+
+/// A next hop's MAC as workers read it: 0 unresolved, else `1 << 48 | mac`.
+#[derive(Debug, Default)]
+pub(crate) struct NeighbourMac(AtomicU64);
+
+impl NeighbourMac {
+    #[inline]
+    pub fn get(&self) -> Option<Mac> {
+        let v = self.0.load(Relaxed);
+        (v != 0).then(|| {
+            let b = v.to_be_bytes();
+            [b[2], b[3], b[4], b[5], b[6], b[7]]
+        })
+    }
+    fn set(&self, mac: Option<Mac>) {
+        let v = mac.map_or(0, |m| {
+            u64::from_be_bytes([0, 1, m[0], m[1], m[2], m[3], m[4], m[5]])
+        });
+        self.0.store(v, Relaxed);
+    }
+}
+
+/// A tunnel port as workers use it.
+#[derive(Debug)]
+pub(crate) struct TunnelPort {
+    pub spec: TunnelSpec,
+    pub uplink_slot: usize,
+    pub uplink_mac: Mac,
+    pub next_hop: [u8; 4],
+    pub neighbour: Arc<NeighbourMac>,
+    pub counters: Arc<TunnelCounters>,
+    /// Largest inner frame (Ethernet header included) that fits the uplink.
+    pub max_inner: usize,
+}
+
+/// Every tunnel port, for the workers: immutable apart from atomics; a change makes a
+/// new one ([`crate::datapath::Command::SetTunnels`]).
+#[derive(Debug, Default)]
+pub(crate) struct Tunnels {
+    /// Sorted by OpenFlow number.
+    pub ports: Vec<TunnelPort>,
+    /// Slots of the uplinks (few: a linear scan).
+    pub uplinks: Vec<usize>,
+    pub underlay: Arc<UnderlayCounters>,
+}
+
+/// What the uplink's rx does with one frame.
+pub(crate) enum Rx {
+    /// Not the tunnel layer's: through the pipeline as it came.
+    Pass,
+    /// ARP or ICMP for a local IP: to the control plane.
+    Slow,
+    /// Addressed to a local IP but no good: dropped (counted already).
+    Drop,
+    /// For tunnel port `ports[.0]` with VNI `.1`; the inner frame starts at `.2`.
+    Decap(usize, u32, usize),
+}
+
+impl Tunnels {
+    #[inline]
+    pub fn is_uplink(&self, slot: usize) -> bool {
+        !self.uplinks.is_empty() && self.uplinks.contains(&slot)
+    }
+
+    #[inline]
+    pub fn get(&self, ofport: u32) -> Option<&TunnelPort> {
+        if self.ports.is_empty() {
+            return None;
+        }
+        self.ports
+            .binary_search_by_key(&ofport, |p| p.spec.ofport)
+            .ok()
+            .map(|i| &self.ports[i])
+    }
+
+    fn is_local(&self, slot: usize, ip: [u8; 4]) -> bool {
+        self.ports
+            .iter()
+            .any(|p| p.uplink_slot == slot && p.spec.local_ip == ip)
+    }
+
+    /// Classifies a frame received on uplink `slot`.
+    pub fn classify(&self, slot: usize, f: &[u8]) -> Rx {
+        use packet::tunnel::{parse_outer, parse_tunnel, verify_udp_checksum, DecapError};
+        if f.len() < 14 {
+            return Rx::Pass;
+        }
+        let et = u16::from_be_bytes([f[12], f[13]]);
+        if et == ethertype::ARP {
+            return match arp::Packet::new_checked(&f[14..]) {
+                Ok(a) if self.is_local(slot, a.tpa()) => Rx::Slow,
+                _ => Rx::Pass,
+            };
+        }
+        if et != ethertype::IPV4 || f.len() < 34 {
+            return Rx::Pass;
+        }
+        let dst = [f[30], f[31], f[32], f[33]];
+        if !self.is_local(slot, dst) {
+            return Rx::Pass;
+        }
+        let proto = f[23];
+        if proto == ip_proto::ICMP {
+            return Rx::Slow;
+        }
+        if proto != ip_proto::UDP {
+            self.underlay.other.add(1);
+            return Rx::Drop;
+        }
+        let count = |e: DecapError| {
+            let c = &self.underlay;
+            match e {
+                DecapError::Truncated | DecapError::BadTunnelHeader => c.truncated.add(1),
+                DecapError::Ipv4Checksum | DecapError::UdpChecksum => c.bad_checksum.add(1),
+                DecapError::Fragment | DecapError::GeneveUnsupported => c.other.add(1),
+            }
+            Rx::Drop
+        };
+        let o = match parse_outer(f) {
+            Ok(Some(o)) => o,
+            Ok(None) => {
+                self.underlay.truncated.add(1);
+                return Rx::Drop;
+            }
+            Err(e) => return count(e),
+        };
+        let mut port_known = false;
+        let mut checked = false;
+        for (i, p) in self.ports.iter().enumerate() {
+            let s = &p.spec;
+            if p.uplink_slot != slot || s.local_ip != o.ip_dst || s.dst_port != o.dst_port {
+                continue;
+            }
+            port_known = true;
+            if !checked {
+                if let Err(e) = verify_udp_checksum(f, &o) {
+                    return count(e);
+                }
+                checked = true;
+            }
+            let t = match parse_tunnel(f, &o, s.kind) {
+                Ok(t) => t,
+                Err(e) => return count(e),
+            };
+            if s.remote_ip == o.ip_src && s.vni.is_none_or(|v| v == t.vni) {
+                return Rx::Decap(i, t.vni, t.inner_offset);
+            }
+        }
+        if port_known {
+            self.underlay.wrong_vni.add(1);
+        } else {
+            self.underlay.wrong_port.add(1);
+        }
+        Rx::Drop
+    }
+}
+
+/// A neighbour as `ferroflowctl tunnel neighbours` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NeighbourStatus {
+    pub ip: String,
+    /// Empty while unresolved.
+    pub mac: String,
+    pub uplink: u32,
+    /// Seconds since the last ARP from it (none yet: -1).
+    pub age_s: i64,
+    pub state: &'static str,
+    /// ARP requests sent for it.
+    pub requests: u64,
+}
+
+/// A tunnel port's counters as the control plane reports them.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TunnelStatus {
+    pub name: String,
+    pub ofport: u32,
+    pub kind: &'static str,
+    pub local_ip: String,
+    pub remote_ip: String,
+    pub vni: String,
+    pub dst_port: u16,
+    pub next_hop: String,
+    pub next_hop_mac: String,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub no_neighbour_drops: u64,
+    pub mtu_drops: u64,
+    pub encap_failed: u64,
+}
+
+/// Underlay counters as the control plane reports them.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct UnderlayStatus {
+    pub decap_truncated: u64,
+    pub decap_bad_checksum: u64,
+    pub decap_wrong_port: u64,
+    pub decap_wrong_vni: u64,
+    pub decap_other: u64,
+    pub slow_path: u64,
+    pub slow_path_dropped: u64,
+    pub arp_replies_sent: u64,
+    pub icmp_echo_replies_sent: u64,
+}
+
+/// Frames the workers hand to the control plane, by uplink slot.
+pub(crate) type SlowQueue = ArrayQueue<(usize, Mbuf)>;
+/// Its bound: a flood of ARP at a local IP costs at most this many buffers.
+pub(crate) const SLOW_QUEUE: usize = 256;
+
+/// One next hop the control plane resolves.
+struct Neighbour {
+    uplink_slot: usize,
+    uplink_ofport: u32,
+    uplink_mac: Mac,
+    /// The local IP ARP requests come from.
+    local_ip: [u8; 4],
+    ip: [u8; 4],
+    mac: Arc<NeighbourMac>,
+    learned: Option<Instant>,
+    last_request: Option<Instant>,
+    /// Requests sent since the last answer.
+    unanswered: u32,
+    requests: u64,
+}
+
+/// The control plane's side of the underlay: the neighbour table, ARP and ICMP answers.
+#[derive(Default)]
+pub(crate) struct Underlay {
+    neighbours: Vec<Neighbour>,
+    pub settings: UnderlaySettings,
+    arp_replies: u64,
+    echo_replies: u64,
+}
+
+/// Requests for an unresolved neighbour go out this often.
+const REQUEST_INTERVAL: Duration = Duration::from_secs(1);
+/// A neighbour that answered none of this many requests is forgotten (unresolved).
+const MAX_UNANSWERED: u32 = 3;
+
+/// Packets per tick the control plane takes from the slow-path queue.
+const SLOW_PER_TICK: usize = 256;
+
+/// Whether `ip` is in `prefix/len`.
+pub fn in_prefix(ip: [u8; 4], prefix: [u8; 4], len: u8) -> bool {
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    };
+    u32::from_be_bytes(ip) & mask == u32::from_be_bytes(prefix) & mask
+}
+
+impl Underlay {
+    /// The next hop toward `remote` from a local address on `local/len`: the remote itself
+    /// on-link, else the longest matching route, else the gateway.
+    pub fn next_hop(&self, local: [u8; 4], len: u8, remote: [u8; 4]) -> Option<[u8; 4]> {
+        if in_prefix(remote, local, len) {
+            return Some(remote);
+        }
+        self.settings
+            .routes
+            .iter()
+            .filter(|r| in_prefix(remote, r.0, r.1))
+            .max_by_key(|r| r.1)
+            .map(|r| r.2)
+            .or(self.settings.gateway)
+    }
+
+    /// The shared MAC cell for a next hop, created (unresolved) on first use.
+    pub fn neighbour(
+        &mut self,
+        uplink_slot: usize,
+        uplink_ofport: u32,
+        uplink_mac: Mac,
+        local_ip: [u8; 4],
+        ip: [u8; 4],
+    ) -> Arc<NeighbourMac> {
+        if let Some(n) = self
+            .neighbours
+            .iter()
+            .find(|n| n.uplink_slot == uplink_slot && n.ip == ip)
+        {
+            return Arc::clone(&n.mac);
+        }
+        let mac = Arc::new(NeighbourMac::default());
+        self.neighbours.push(Neighbour {
+            uplink_slot,
+            uplink_ofport,
+            uplink_mac,
+            local_ip,
+            ip,
+            mac: Arc::clone(&mac),
+            learned: None,
+            last_request: None,
+            unanswered: 0,
+            requests: 0,
+        });
+        mac
+    }
+
+    /// Answers what the workers queued and sends the ARP requests that are due; `send`
+    /// puts a frame out of an uplink slot. Bounded: [`SLOW_PER_TICK`] queued frames and one
+    /// request per neighbour.
+    pub fn tick(
+        &mut self,
+        queue: &SlowQueue,
+        tunnels: &Tunnels,
+        now: Instant,
+        send: &mut dyn FnMut(usize, &[u8]),
+    ) {
+        for _ in 0..SLOW_PER_TICK {
+            let Some((slot, m)) = queue.pop() else {
+                break;
+            };
+            self.handle(slot, m.data(), tunnels, now, send);
+        }
+        let timeout = self.settings.neighbour_timeout;
+        for n in &mut self.neighbours {
+            let fresh = n.learned.is_some_and(|t| now.duration_since(t) < timeout);
+            let asked_recently = n
+                .last_request
+                .is_some_and(|t| now.duration_since(t) < REQUEST_INTERVAL);
+            if fresh || asked_recently {
+                continue;
+            }
+            if n.unanswered >= MAX_UNANSWERED && n.mac.get().is_some() {
+                tracing::warn!(ip = ?n.ip, "tunnel next hop stopped answering ARP: unresolved");
+                n.mac.set(None);
+                n.learned = None;
+            }
+            let frame = arp_frame(
+                arp::OP_REQUEST,
+                n.uplink_mac,
+                n.local_ip,
+                [0xff; 6],
+                [0; 6],
+                n.ip,
+            );
+            send(n.uplink_slot, &frame);
+            n.last_request = Some(now);
+            n.unanswered = n.unanswered.saturating_add(1);
+            n.requests += 1;
+        }
+    }
+
+    fn handle(
+        &mut self,
+        slot: usize,
+        f: &[u8],
+        tunnels: &Tunnels,
+        now: Instant,
+        send: &mut dyn FnMut(usize, &[u8]),
+    ) {
+        let Some(port) = tunnels.ports.iter().find(|p| p.uplink_slot == slot) else {
+            return;
+        };
+        let our_mac = port.uplink_mac;
+        let et = u16::from_be_bytes([f[12], f[13]]);
+        if et == ethertype::ARP {
+            let Ok(a) = arp::Packet::new_checked(&f[14..]) else {
+                return;
+            };
+            // Any ARP from a next hop refreshes it: a changed MAC takes effect at once.
+            for n in &mut self.neighbours {
+                if n.uplink_slot == slot && n.ip == a.spa() {
+                    if n.mac.get() != Some(a.sha()) {
+                        tracing::info!(ip = ?n.ip, mac = ?a.sha(), "tunnel next hop resolved");
+                    }
+                    n.mac.set(Some(a.sha()));
+                    n.learned = Some(now);
+                    n.unanswered = 0;
+                }
+            }
+            if a.operation() == arp::OP_REQUEST && tunnels.is_local(slot, a.tpa()) {
+                let reply = arp_frame(arp::OP_REPLY, our_mac, a.tpa(), a.sha(), a.sha(), a.spa());
+                send(slot, &reply);
+                self.arp_replies += 1;
+            }
+            return;
+        }
+        // ICMP to a local IP: answer echo requests.
+        let Ok(ip) = ipv4::Packet::new_checked(&f[14..]) else {
+            return;
+        };
+        let hl = ip.header_len();
+        let total = usize::from(ip.total_len());
+        if ip.protocol() != ip_proto::ICMP || total > f.len() - 14 || ip.is_fragment() {
+            return;
+        }
+        let icmp = &f[14 + hl..14 + total];
+        if icmp.len() < 8 || icmp[0] != icmpv4::ECHO_REQUEST {
+            return;
+        }
+        let mut out = Vec::with_capacity(14 + 20 + icmp.len());
+        out.extend_from_slice(&f[6..12]);
+        out.extend_from_slice(&our_mac);
+        out.extend_from_slice(&ethertype::IPV4.to_be_bytes());
+        out.extend_from_slice(&[0u8; 20]);
+        out.extend_from_slice(icmp);
+        {
+            let mut o = ipv4::Packet::new_unchecked(&mut out[14..34]);
+            o.set_version_and_header_len(20);
+            o.set_total_len((20 + icmp.len()) as u16);
+            o.set_ident(ip.ident());
+            o.set_frag(false, false, 0);
+            o.set_ttl(64);
+            o.set_protocol(ip_proto::ICMP);
+            o.set_src(ip.dst());
+            o.set_dst(ip.src());
+            o.fill_checksum();
+        }
+        let m = &mut out[34..];
+        m[0] = icmpv4::ECHO_REPLY;
+        m[2..4].fill(0);
+        let c = checksum::internet(m);
+        m[2..4].copy_from_slice(&c.to_be_bytes());
+        send(slot, &out);
+        self.echo_replies += 1;
+    }
+
+    pub fn neighbours(&self, now: Instant) -> Vec<NeighbourStatus> {
+        self.neighbours
+            .iter()
+            .map(|n| {
+                let mac = n.mac.get();
+                NeighbourStatus {
+                    ip: ip_string(n.ip),
+                    mac: mac.map(mac_string).unwrap_or_default(),
+                    uplink: n.uplink_ofport,
+                    age_s: n
+                        .learned
+                        .map_or(-1, |t| now.duration_since(t).as_secs() as i64),
+                    state: match (mac, n.learned) {
+                        (None, _) => "incomplete",
+                        (Some(_), Some(t))
+                            if now.duration_since(t) < self.settings.neighbour_timeout =>
+                        {
+                            "reachable"
+                        }
+                        _ => "stale",
+                    },
+                    requests: n.requests,
+                }
+            })
+            .collect()
+    }
+
+    pub fn status(&self, c: &UnderlayCounters) -> UnderlayStatus {
+        UnderlayStatus {
+            decap_truncated: c.truncated.get(),
+            decap_bad_checksum: c.bad_checksum.get(),
+            decap_wrong_port: c.wrong_port.get(),
+            decap_wrong_vni: c.wrong_vni.get(),
+            decap_other: c.other.get(),
+            slow_path: c.slow_path.get(),
+            slow_path_dropped: c.slow_path_dropped.get(),
+            arp_replies_sent: self.arp_replies,
+            icmp_echo_replies_sent: self.echo_replies,
+        }
+    }
+}
+
+fn arp_frame(op: u16, sha: Mac, spa: [u8; 4], eth_dst: Mac, tha: Mac, tpa: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![0u8; 42];
+    f[0..6].copy_from_slice(&eth_dst);
+    f[6..12].copy_from_slice(&sha);
+    f[12..14].copy_from_slice(&ethertype::ARP.to_be_bytes());
+    let mut a = arp::Packet::new_unchecked(&mut f[14..]);
+    a.init_ethernet_ipv4();
+    a.set_operation(op);
+    a.set_sha(sha);
+    a.set_spa(spa);
+    a.set_tha(tha);
+    a.set_tpa(tpa);
+    f
+}
+
+pub fn ip_string(ip: [u8; 4]) -> String {
+    std::net::Ipv4Addr::from(ip).to_string()
+}
+
+pub fn mac_string(m: Mac) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+pub(crate) fn tunnel_status(p: &TunnelPort) -> TunnelStatus {
+    let s = &p.spec;
+    let c = &p.counters;
+    TunnelStatus {
+        name: s.name.clone(),
+        ofport: s.ofport,
+        kind: match s.kind {
+            TunnelKind::Vxlan => "vxlan",
+            TunnelKind::Geneve => "geneve",
+        },
+        local_ip: ip_string(s.local_ip),
+        remote_ip: ip_string(s.remote_ip),
+        vni: s.vni.map_or("flow".into(), |v| v.to_string()),
+        dst_port: s.dst_port,
+        next_hop: ip_string(p.next_hop),
+        next_hop_mac: p.neighbour.get().map(mac_string).unwrap_or_default(),
+        tx_packets: c.tx_packets.get(),
+        tx_bytes: c.tx_bytes.get(),
+        rx_packets: c.rx_packets.get(),
+        rx_bytes: c.rx_bytes.get(),
+        no_neighbour_drops: c.no_neighbour.get(),
+        mtu_drops: c.mtu_drops.get(),
+        encap_failed: c.encap_failed.get(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_hops() {
+        let mut u = Underlay::default();
+        u.settings.routes = vec![
+            ([10, 0, 0, 0], 8, [192, 0, 2, 9]),
+            ([10, 1, 0, 0], 16, [192, 0, 2, 8]),
+        ];
+        u.settings.gateway = Some([192, 0, 2, 254]);
+        let l = [192, 0, 2, 1];
+        assert_eq!(u.next_hop(l, 24, [192, 0, 2, 2]), Some([192, 0, 2, 2]));
+        assert_eq!(u.next_hop(l, 24, [10, 1, 2, 3]), Some([192, 0, 2, 8]));
+        assert_eq!(u.next_hop(l, 24, [10, 2, 2, 3]), Some([192, 0, 2, 9]));
+        assert_eq!(u.next_hop(l, 24, [198, 51, 100, 1]), Some([192, 0, 2, 254]));
+        u.settings.gateway = None;
+        assert_eq!(u.next_hop(l, 24, [198, 51, 100, 1]), None);
+    }
+
+    #[test]
+    fn neighbour_mac_cell() {
+        let n = NeighbourMac::default();
+        assert_eq!(n.get(), None);
+        n.set(Some([0, 0, 0, 0, 0, 0]));
+        assert_eq!(n.get(), Some([0; 6]));
+        n.set(Some([2, 3, 4, 5, 6, 7]));
+        assert_eq!(n.get(), Some([2, 3, 4, 5, 6, 7]));
+        n.set(None);
+        assert_eq!(n.get(), None);
+    }
+}

@@ -1,0 +1,476 @@
+//! Tunnel encapsulation and decapsulation: the outer Ethernet/IPv4/UDP headers and the VXLAN
+//! or Geneve header around an inner Ethernet frame, on any [`PacketBuf`].
+//!
+//! Encapsulation prepends everything in one step out of the buffer's headroom (an mbuf has
+//! 128 bytes; VXLAN needs 50, Geneve 50 plus its options). Decapsulation is split in two so
+//! the caller decides between the steps whether the packet is for one of its tunnel ports:
+//! [`parse_outer`] reads the outer headers and [`parse_tunnel`] the tunnel header; the
+//! caller then strips [`TunnelHeader::inner_offset`] bytes.
+
+use crate::buf::PacketBuf;
+use crate::wire::ethernet::{self, Mac};
+use crate::wire::{checksum, ethertype, geneve, ip_proto, ipv4, udp, vxlan};
+
+/// Which tunnel protocol a port speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TunnelKind {
+    Vxlan,
+    Geneve,
+}
+
+impl TunnelKind {
+    /// The IANA UDP port, what a port uses unless configured otherwise.
+    pub const fn default_port(self) -> u16 {
+        match self {
+            TunnelKind::Vxlan => crate::wire::udp_port::VXLAN,
+            TunnelKind::Geneve => crate::wire::udp_port::GENEVE,
+        }
+    }
+
+    /// Tunnel header bytes without Geneve options.
+    pub const fn header_len(self) -> usize {
+        match self {
+            TunnelKind::Vxlan => vxlan::HEADER_LEN,
+            TunnelKind::Geneve => geneve::HEADER_LEN,
+        }
+    }
+}
+
+/// Outer Ethernet, IPv4 and UDP.
+pub const OUTER_LEN: usize = ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + udp::HEADER_LEN;
+
+/// Everything about the outer headers but the inner frame's own UDP source port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encap<'a> {
+    pub kind: TunnelKind,
+    pub eth_src: Mac,
+    pub eth_dst: Mac,
+    pub ip_src: [u8; 4],
+    pub ip_dst: [u8; 4],
+    pub dst_port: u16,
+    pub vni: u32,
+    pub ttl: u8,
+    /// Fill the outer UDP checksum (costs a pass over the inner frame); zero otherwise,
+    /// which IPv4 allows and VXLAN recommends.
+    pub udp_checksum: bool,
+    /// Geneve options, already encoded ([`geneve::emit_option`]); must be empty for VXLAN.
+    pub geneve_options: &'a [u8],
+}
+
+impl Encap<'_> {
+    /// Bytes encapsulation adds in front of the inner frame.
+    pub fn overhead(&self) -> usize {
+        OUTER_LEN + self.kind.header_len() + self.geneve_options.len()
+    }
+}
+
+/// Why a frame could not be encapsulated; the frame is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EncapError {
+    #[error("not enough headroom for the tunnel headers")]
+    NoHeadroom,
+    #[error("encapsulated frame would exceed the IPv4 total length")]
+    TooLong,
+}
+
+/// The UDP source port for an inner frame: RFC 7348 asks for a hash of the inner headers
+/// so that the underlay's ECMP spreads flows, kept in the dynamic range 49152-65535.
+#[inline]
+pub fn udp_src_port(inner: &[u8]) -> u16 {
+    49152 | (inner_hash(inner) as u16 & 0x3fff)
+}
+
+/// A hash of the inner frame's addresses, ethertype and (for IPv4 TCP/UDP) ports: the same
+/// for every packet of a flow, without parsing more than the fixed offsets.
+#[inline]
+pub fn inner_hash(inner: &[u8]) -> u32 {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut mix = |bytes: &[u8]| {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h ^= h >> 32;
+        }
+    };
+    mix(&inner[..inner.len().min(ethernet::HEADER_LEN)]);
+    if inner.len() >= 34 && inner[12..14] == ethertype::IPV4.to_be_bytes() {
+        mix(&inner[26..34]);
+        let ihl = usize::from(inner[14] & 0x0f) * 4;
+        let l4 = ethernet::HEADER_LEN + ihl;
+        if matches!(inner[23], ip_proto::TCP | ip_proto::UDP) && inner.len() >= l4 + 4 {
+            mix(&inner[l4..l4 + 4]);
+        }
+    }
+    (h ^ (h >> 29)) as u32
+}
+
+/// Prepends the outer headers and the tunnel header to the inner frame in `pkt`.
+pub fn encap<P: PacketBuf + ?Sized>(
+    pkt: &mut P,
+    e: &Encap<'_>,
+    src_port: u16,
+) -> Result<(), EncapError> {
+    let inner_len = pkt.data().len();
+    let overhead = e.overhead();
+    let ip_len = inner_len + overhead - ethernet::HEADER_LEN;
+    if ip_len > usize::from(u16::MAX) {
+        return Err(EncapError::TooLong);
+    }
+    let Some(h) = pkt.prepend(overhead) else {
+        return Err(EncapError::NoHeadroom);
+    };
+    // Some buffers hand back the whole frame rather than only the new bytes.
+    let h = &mut h[..overhead];
+    h[0..6].copy_from_slice(&e.eth_dst);
+    h[6..12].copy_from_slice(&e.eth_src);
+    h[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut h[14..34]);
+        ip.set_version_and_header_len(ipv4::MIN_HEADER_LEN);
+        ip.set_dscp(0);
+        ip.set_ecn(0);
+        ip.set_total_len(ip_len as u16);
+        ip.set_ident(0);
+        // RFC 7348: VTEPs must not fragment; DF tells the underlay the same.
+        ip.set_frag(true, false, 0);
+        ip.set_ttl(e.ttl);
+        ip.set_protocol(ip_proto::UDP);
+        ip.set_src(e.ip_src);
+        ip.set_dst(e.ip_dst);
+        ip.fill_checksum();
+    }
+    let udp_len = (ip_len - ipv4::MIN_HEADER_LEN) as u16;
+    {
+        let mut u = udp::Packet::new_unchecked(&mut h[34..42]);
+        u.set_src_port(src_port);
+        u.set_dst_port(e.dst_port);
+        u.set_len(udp_len);
+        u.set_checksum(0);
+    }
+    let t = &mut h[42..];
+    match e.kind {
+        TunnelKind::Vxlan => vxlan::Packet::new_unchecked(&mut t[..]).init(e.vni),
+        TunnelKind::Geneve => {
+            let mut g = geneve::Packet::new_unchecked(&mut t[..]);
+            g.init(
+                e.vni,
+                geneve::PROTOCOL_ETHERNET,
+                e.geneve_options.len(),
+                false,
+            );
+            t[geneve::HEADER_LEN..].copy_from_slice(e.geneve_options);
+        }
+    }
+    if e.udp_checksum {
+        let seg = &pkt.data()[34..];
+        let c = checksum::transport_v4(e.ip_src, e.ip_dst, ip_proto::UDP, seg);
+        // Zero means "no checksum" over IPv4: a computed zero is sent as all ones.
+        let c = if c == 0 { 0xffff } else { c };
+        pkt.data_mut()[40..42].copy_from_slice(&c.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// The outer headers of a UDP/IPv4 frame, as decapsulation needs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outer {
+    pub eth_src: Mac,
+    pub eth_dst: Mac,
+    pub ip_src: [u8; 4],
+    pub ip_dst: [u8; 4],
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Where the UDP payload starts in the frame.
+    pub payload: usize,
+    /// Where the UDP payload ends (the UDP length, which may be shorter than the frame).
+    pub payload_end: usize,
+}
+
+/// Why a frame addressed to a tunnel endpoint was not decapsulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecapError {
+    /// The outer IPv4 or UDP header is cut short or inconsistent with the frame.
+    #[error("outer headers truncated or inconsistent")]
+    Truncated,
+    /// The outer IPv4 header checksum is wrong.
+    #[error("outer ipv4 checksum wrong")]
+    Ipv4Checksum,
+    /// The outer UDP checksum is present and wrong.
+    #[error("outer udp checksum wrong")]
+    UdpChecksum,
+    /// A fragment: tunnel endpoints do not reassemble.
+    #[error("outer ipv4 fragment")]
+    Fragment,
+    /// The tunnel header is cut short or malformed (also: VXLAN without the I flag).
+    #[error("tunnel header malformed")]
+    BadTunnelHeader,
+    /// A Geneve payload that is not Ethernet, an OAM frame, or with critical options
+    /// (the switch knows none, so RFC 8926 says to drop).
+    #[error("geneve frame the switch does not take")]
+    GeneveUnsupported,
+}
+
+/// Reads Ethernet/IPv4/UDP. `Ok(None)` when the frame is not UDP over IPv4 (ARP, other
+/// traffic: not the tunnel layer's business); an error when it is, but broken. Verifies the
+/// IPv4 header checksum; the UDP checksum is left to [`verify_udp_checksum`] (the caller
+/// first checks the destination is one of its endpoints).
+pub fn parse_outer(frame: &[u8]) -> Result<Option<Outer>, DecapError> {
+    let Ok(eth) = ethernet::Frame::new_checked(frame) else {
+        return Ok(None);
+    };
+    if eth.ethertype() != ethertype::IPV4 {
+        return Ok(None);
+    }
+    let l3 = &frame[ethernet::HEADER_LEN..];
+    // Too short for a protocol byte: not classifiable as UDP, so not ours.
+    if l3.len() <= ipv4::PROTOCOL_OFFSET || l3[ipv4::PROTOCOL_OFFSET] != ip_proto::UDP {
+        return Ok(None);
+    }
+    let ip = ipv4::Packet::new_checked(l3).map_err(|_| DecapError::Truncated)?;
+    let hl = ip.header_len();
+    let total = usize::from(ip.total_len());
+    if total > l3.len() || total < hl + udp::HEADER_LEN {
+        return Err(DecapError::Truncated);
+    }
+    if !ip.verify_checksum() {
+        return Err(DecapError::Ipv4Checksum);
+    }
+    if ip.is_fragment() {
+        return Err(DecapError::Fragment);
+    }
+    let u = udp::Packet::new_unchecked(&l3[hl..total]);
+    let ulen = usize::from(u.len());
+    if ulen < udp::HEADER_LEN || ulen > total - hl {
+        return Err(DecapError::Truncated);
+    }
+    let start = ethernet::HEADER_LEN + hl;
+    Ok(Some(Outer {
+        eth_src: eth.src(),
+        eth_dst: eth.dst(),
+        ip_src: ip.src(),
+        ip_dst: ip.dst(),
+        src_port: u.src_port(),
+        dst_port: u.dst_port(),
+        payload: start + udp::HEADER_LEN,
+        payload_end: start + ulen,
+    }))
+}
+
+/// Checks the outer UDP checksum when the sender filled one (zero: none, allowed over IPv4).
+pub fn verify_udp_checksum(frame: &[u8], o: &Outer) -> Result<(), DecapError> {
+    let seg = &frame[o.payload - udp::HEADER_LEN..o.payload_end];
+    if seg[6..8] == [0, 0] {
+        return Ok(());
+    }
+    let s = checksum::pseudo_v4(o.ip_src, o.ip_dst, ip_proto::UDP, seg.len() as u16)
+        + checksum::sum(seg);
+    if checksum::fold(s) == 0xffff || checksum::fold(s) == 0 {
+        Ok(())
+    } else {
+        Err(DecapError::UdpChecksum)
+    }
+}
+
+/// The tunnel header after the outer UDP header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelHeader {
+    pub vni: u32,
+    /// Where the inner Ethernet frame starts in the whole frame.
+    pub inner_offset: usize,
+    /// Where the Geneve options are in the whole frame (empty for VXLAN).
+    pub options: (usize, usize),
+}
+
+/// Reads the tunnel header of `kind` in `frame[o.payload..o.payload_end]`; the inner frame
+/// must hold at least an Ethernet header.
+pub fn parse_tunnel(frame: &[u8], o: &Outer, kind: TunnelKind) -> Result<TunnelHeader, DecapError> {
+    let p = &frame[o.payload..o.payload_end];
+    let (vni, hl, opts) = match kind {
+        TunnelKind::Vxlan => {
+            let v = vxlan::Packet::new_checked(p).map_err(|_| DecapError::BadTunnelHeader)?;
+            let r = vxlan::Repr::parse(&v).ok_or(DecapError::BadTunnelHeader)?;
+            (r.vni, vxlan::HEADER_LEN, (0, 0))
+        }
+        TunnelKind::Geneve => {
+            let g = geneve::Packet::new_checked(p).map_err(|_| DecapError::BadTunnelHeader)?;
+            let r = geneve::Repr::parse(&g).map_err(|_| DecapError::BadTunnelHeader)?;
+            if r.protocol != geneve::PROTOCOL_ETHERNET || r.oam || r.critical {
+                return Err(DecapError::GeneveUnsupported);
+            }
+            let start = o.payload + geneve::HEADER_LEN;
+            (r.vni, g.header_len(), (start, start + r.options.len()))
+        }
+    };
+    if p.len() < hl + ethernet::HEADER_LEN {
+        return Err(DecapError::BadTunnelHeader);
+    }
+    Ok(TunnelHeader {
+        vni,
+        inner_offset: o.payload + hl,
+        options: opts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::VecBuf;
+
+    fn inner() -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[23] = 17;
+        f[26..34].copy_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        f[34..38].copy_from_slice(&[0x30, 0x39, 0x00, 0x35]);
+        f
+    }
+
+    fn encap_params(kind: TunnelKind, csum: bool, opts: &[u8]) -> Encap<'_> {
+        Encap {
+            kind,
+            eth_src: [2, 0xff, 0, 0, 0, 1],
+            eth_dst: [2, 0xff, 0, 0, 0, 2],
+            ip_src: [192, 0, 2, 1],
+            ip_dst: [192, 0, 2, 2],
+            dst_port: kind.default_port(),
+            vni: 5000,
+            ttl: 64,
+            udp_checksum: csum,
+            geneve_options: opts,
+        }
+    }
+
+    #[test]
+    fn vxlan_encap_then_decap_gives_the_inner_frame_back() {
+        for csum in [false, true] {
+            let mut b = VecBuf::new(&inner());
+            let e = encap_params(TunnelKind::Vxlan, csum, &[]);
+            let sport = udp_src_port(&inner());
+            encap(&mut b, &e, sport).unwrap();
+            let f = b.data();
+            assert_eq!(f.len(), 60 + 50);
+            let o = parse_outer(f).unwrap().unwrap();
+            assert_eq!((o.ip_src, o.ip_dst), (e.ip_src, e.ip_dst));
+            assert_eq!((o.src_port, o.dst_port), (sport, 4789));
+            assert_eq!((o.eth_src, o.eth_dst), (e.eth_src, e.eth_dst));
+            assert_eq!(f[40..42] != [0, 0], csum);
+            verify_udp_checksum(f, &o).unwrap();
+            let t = parse_tunnel(f, &o, TunnelKind::Vxlan).unwrap();
+            assert_eq!(t.vni, 5000);
+            assert_eq!(&f[t.inner_offset..], &inner()[..]);
+            assert!(ipv4::Packet::new_checked(&f[14..]).unwrap().dont_frag());
+            // A flipped payload bit breaks a filled checksum.
+            let mut bad = f.to_vec();
+            bad[70] ^= 1;
+            let o = parse_outer(&bad).unwrap().unwrap();
+            assert_eq!(verify_udp_checksum(&bad, &o).is_err(), csum);
+        }
+    }
+
+    #[test]
+    fn geneve_with_options() {
+        let mut opts = [0u8; 8];
+        let n = geneve::emit_option(&mut opts, 0xffff, 1, &[9, 9, 9, 9]);
+        let mut b = VecBuf::new(&inner());
+        let e = encap_params(TunnelKind::Geneve, true, &opts[..n]);
+        encap(&mut b, &e, 50000).unwrap();
+        let f = b.data();
+        let o = parse_outer(f).unwrap().unwrap();
+        assert_eq!(o.dst_port, 6081);
+        verify_udp_checksum(f, &o).unwrap();
+        let t = parse_tunnel(f, &o, TunnelKind::Geneve).unwrap();
+        assert_eq!(t.vni, 5000);
+        assert_eq!(&f[t.options.0..t.options.1], &opts[..n]);
+        assert_eq!(&f[t.inner_offset..], &inner()[..]);
+    }
+
+    #[test]
+    fn bad_outer_headers() {
+        let mut b = VecBuf::new(&inner());
+        encap(&mut b, &encap_params(TunnelKind::Vxlan, false, &[]), 50000).unwrap();
+        let f = b.data().to_vec();
+        // Cut inside the outer IP header (past its protocol byte), inside UDP, inside VXLAN, inside the inner frame.
+        for cut in [24, 36, 45, 50, 55] {
+            let r = parse_outer(&f[..cut]);
+            let r = r.and_then(|o| match o {
+                Some(o) => parse_tunnel(&f[..cut], &o, TunnelKind::Vxlan).map(|_| ()),
+                None => Ok(()),
+            });
+            assert!(r.is_err(), "cut at {cut} accepted");
+        }
+        let mut g = f.clone();
+        g[24] ^= 0xff; // TTL: header checksum breaks
+        assert_eq!(parse_outer(&g), Err(DecapError::Ipv4Checksum));
+        let mut g = f.clone();
+        g[42] = 0; // no I flag
+        let o = parse_outer(&g).unwrap().unwrap();
+        assert_eq!(
+            parse_tunnel(&g, &o, TunnelKind::Vxlan),
+            Err(DecapError::BadTunnelHeader)
+        );
+        // ARP is not the tunnel layer's business.
+        let mut arp = inner();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(parse_outer(&arp), Ok(None));
+        // No headroom.
+        let mut small = VecBuf::with_headroom(&inner(), 10);
+        assert_eq!(
+            encap(&mut small, &encap_params(TunnelKind::Vxlan, false, &[]), 1),
+            Err(EncapError::NoHeadroom)
+        );
+        assert_eq!(small.data(), &inner()[..]);
+    }
+
+    /// A buffer whose `prepend` hands back the whole frame, as an mbuf does.
+    struct WholeFrame(VecBuf);
+
+    impl PacketBuf for WholeFrame {
+        fn data(&self) -> &[u8] {
+            self.0.data()
+        }
+        fn data_mut(&mut self) -> &mut [u8] {
+            self.0.data_mut()
+        }
+        fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+            self.0.prepend(n)?;
+            Some(self.0.data_mut())
+        }
+        fn adj(&mut self, n: usize) -> bool {
+            self.0.adj(n)
+        }
+    }
+
+    #[test]
+    fn geneve_encap_on_a_buffer_that_returns_the_whole_frame() {
+        let mut opts = [0u8; 8];
+        let n = geneve::emit_option(&mut opts, 0x0102, 1, &[0, 0, 0, 7]);
+        let mut b = WholeFrame(VecBuf::new(&inner()));
+        encap(
+            &mut b,
+            &encap_params(TunnelKind::Geneve, true, &opts[..n]),
+            50000,
+        )
+        .unwrap();
+        let f = b.data();
+        let o = parse_outer(f).unwrap().unwrap();
+        let t = parse_tunnel(f, &o, TunnelKind::Geneve).unwrap();
+        assert_eq!(&f[t.inner_offset..], &inner()[..]);
+        verify_udp_checksum(f, &o).unwrap();
+    }
+
+    #[test]
+    fn source_port_follows_the_flow() {
+        let a = inner();
+        let mut b = inner();
+        b[34] = 0x31; // another source port: usually another hash
+        assert_eq!(udp_src_port(&a), udp_src_port(&a.clone()));
+        assert!(udp_src_port(&a) >= 49152 && udp_src_port(&b) >= 49152);
+        assert_ne!(inner_hash(&a), inner_hash(&b));
+        // Short frames hash without panicking.
+        let _ = udp_src_port(&[1, 2, 3]);
+    }
+}
