@@ -9,6 +9,7 @@ pub use ferroflow_api::client;
 pub mod convert;
 mod networks;
 mod services;
+mod trace;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -805,6 +806,9 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
         ))
         .add_service(pb::network_service_server::NetworkServiceServer::new(
             networks::Networks(Arc::clone(&api)),
+        ))
+        .add_service(pb::trace_service_server::TraceServiceServer::new(
+            trace::Traces(Arc::clone(&api)),
         ))
     };
     if let Some(path) = cfg.listen.strip_prefix("unix:") {

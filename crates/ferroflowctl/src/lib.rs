@@ -17,6 +17,7 @@ use serde::Serialize;
 use tonic::transport::Channel;
 
 mod doctor_cmd;
+mod trace_cmd;
 mod vnet_cmd;
 
 const EXIT_HELP: &str = "EXIT STATUS:
@@ -120,6 +121,8 @@ enum Command {
     /// The metadata service at 169.254.169.254 for instances.
     #[command(subcommand)]
     Metadata(vnet_cmd::MetadataCmd),
+    /// Trace a packet through the live flow tables (ovs-appctl ofproto/trace).
+    Trace(trace_cmd::TraceArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -470,6 +473,7 @@ async fn run(cli: &Cli) -> Result<()> {
         Command::Network(c) => vnet_cmd::network(&dp_channel, c, json).await?,
         Command::Instance(c) => vnet_cmd::instance(&dp_channel, c, json).await?,
         Command::Metadata(c) => vnet_cmd::metadata(&dp_channel, c, json).await?,
+        Command::Trace(a) => trace_cmd::run(&dp_channel, a, json).await?,
         Command::Ports => {
             let list = ports
                 .list_ports(pb::ListPortsRequest {})
