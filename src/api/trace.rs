@@ -189,7 +189,7 @@ fn drop_text(r: DropReason) -> String {
     }
 }
 
-fn entry<'a>(tables: &'a FlowTables, table: u8, uid: u64) -> Option<&'a pipeline::FlowEntry> {
+fn entry(tables: &FlowTables, table: u8, uid: u64) -> Option<&pipeline::FlowEntry> {
     tables.entries(table).find(|e| e.uid == uid)
 }
 
