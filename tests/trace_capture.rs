@@ -228,3 +228,224 @@ fn a_trace_of_a_ping_names_the_entries_and_port_that_forward_it() {
     assert!(err.contains("exact values"), "{err}");
     ff.stop();
 }
+
+/// rx, tx and both packets and bytes of a port, from `ferroflowctl ports`.
+fn port_counters(ctl: &Ctl, name: &str) -> (u64, u64, u64, u64) {
+    let ports = ctl.json(&["ports"]);
+    let p = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no port {name} in {ports:#}"));
+    let c = &p["counters"];
+    let n = |k: &str| c[k].as_u64().unwrap_or(0);
+    (
+        n("rx_packets"),
+        n("rx_bytes"),
+        n("tx_packets"),
+        n("tx_bytes"),
+    )
+}
+
+/// (lines, total captured bytes) of a pcap file as tcpdump reads it.
+fn tcpdump_read(pcap: &std::path::Path) -> Vec<String> {
+    let out = sh(&format!("tcpdump -nn -e -r {} 2>&1", pcap.display()));
+    assert!(
+        out.status.success(),
+        "tcpdump -r: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The frame length tcpdump -e prints ("length 98:").
+fn frame_len(line: &str) -> u64 {
+    line.split("length ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no length in {line}"))
+}
+
+/// Waits for a ferroflowctl child to exit by itself, bounded.
+fn wait_child(c: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("ferroflowctl capture did not stop by itself");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_live_capture_of_a_ping_is_what_the_port_counted_and_ends_with_its_client() {
+    let _lock = DatapathLock::take();
+    let dir = TempDir::new("capture");
+    let sock = dir.path("ff.sock");
+    let server = format!("unix:{}", sock.display());
+    let mut config = eal_section("ff-t-capture");
+    config += "[datapath]\nidle_sleep_us = 200\n";
+    config += &format!("\n[grpc]\nlisten = \"{server}\"\n");
+    config += &tap_port("a", 0, "ffcap-a", 1);
+    config += &tap_port("b", 1, "ffcap-b", 2);
+    let ff = Ferroflowd::start("capture", &config, 120.0);
+    let (a, b) = (Netns::new("ffcap-a"), Netns::new("ffcap-b"));
+    for (ns, ifname, ip) in [
+        (&a, "ffcap-a", "198.18.10.1/24"),
+        (&b, "ffcap-b", "198.18.10.2/24"),
+    ] {
+        wait_for_interface(ifname);
+        ns.adopt(ifname, ip);
+    }
+    let ctl = Ctl(server.clone());
+    ctl.ok(&[
+        "flows",
+        "add",
+        "table=0,priority=100,in_port=1,actions=output:2",
+        "table=0,priority=100,in_port=2,actions=output:1",
+    ]);
+    // ARP resolved first, so that the capture below holds only the pings.
+    let out = a.exec("ping -c 1 -W 2 198.18.10.2");
+    assert!(out.status.success(), "{}", ff.log_text());
+    let capture = |args: &[&str]| {
+        Command::new(ferroflowctl())
+            .arg("--server")
+            .arg(&server)
+            .arg("capture")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ferroflowctl capture")
+    };
+    let wait_status = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = ctl.json(&["capture-status"]);
+            let ports: Vec<&str> = s["ports"]
+                .as_array()
+                .map(|p| p.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            if ports.join(",") == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "capture status {s} never became {want:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // Both directions on a: three echo requests in, three replies out, and the bytes
+    // the port counted.
+    let both = dir.path("both.pcap");
+    let before = port_counters(&ctl, "a");
+    let mut c = capture(&["a", "--both", "--count", "6", "-w", both.to_str().unwrap()]);
+    wait_status("a");
+    let out = a.exec("ping -c 3 -i 0.2 -W 2 198.18.10.2");
+    assert!(out.status.success(), "{}", ff.log_text());
+    assert!(wait_child(&mut c, Duration::from_secs(10)).success());
+    wait_status("");
+    std::thread::sleep(Duration::from_millis(600));
+    let after = port_counters(&ctl, "a");
+    let lines = tcpdump_read(&both);
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    let requests = lines
+        .iter()
+        .filter(|l| l.contains("ICMP echo request"))
+        .count();
+    let replies = lines
+        .iter()
+        .filter(|l| l.contains("ICMP echo reply"))
+        .count();
+    assert_eq!((requests, replies), (3, 3), "{lines:#?}");
+    assert_eq!(
+        (after.0 - before.0, after.2 - before.2),
+        (3, 3),
+        "port a's counters over the ping"
+    );
+    let bytes: u64 = lines.iter().map(|l| frame_len(l)).sum();
+    assert_eq!(
+        bytes,
+        (after.1 - before.1) + (after.3 - before.3),
+        "{lines:#?}"
+    );
+
+    // tx only on b, with a filter: the echo requests b sends, not the replies it takes in.
+    let tx = dir.path("tx.pcap");
+    let mut c = capture(&[
+        "b",
+        "--tx",
+        "--filter",
+        "icmp,icmp_type=8",
+        "--count",
+        "2",
+        "-w",
+        tx.to_str().unwrap(),
+    ]);
+    wait_status("b");
+    let out = a.exec("ping -c 2 -i 0.2 -W 2 198.18.10.2");
+    assert!(out.status.success());
+    assert!(wait_child(&mut c, Duration::from_secs(10)).success());
+    let lines = tcpdump_read(&tx);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("198.18.10.1 > 198.18.10.2: ICMP echo request")),
+        "{lines:#?}"
+    );
+
+    // rx only (the default): a's requests, not the replies the switch sends it.
+    let rx = dir.path("rx.pcap");
+    let mut c = capture(&["a", "--count", "2", "-w", rx.to_str().unwrap()]);
+    wait_status("a");
+    let out = a.exec("ping -c 2 -i 0.2 -W 2 198.18.10.2");
+    assert!(out.status.success());
+    assert!(wait_child(&mut c, Duration::from_secs(10)).success());
+    let lines = tcpdump_read(&rx);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines.iter().all(|l| l.contains("ICMP echo request")),
+        "{lines:#?}"
+    );
+
+    // A client killed mid-capture: the switch ends the capture (the flag off) by itself.
+    let mut c = capture(&["a", "-w", dir.path("killed.pcap").to_str().unwrap()]);
+    wait_status("a");
+    run(&format!("kill -KILL {}", c.id()));
+    let _ = c.wait();
+    wait_status("");
+    // One capture at a time; a new one starts once the old one ended.
+    let mut c = capture(&[
+        "a",
+        "--count",
+        "1",
+        "-w",
+        dir.path("again.pcap").to_str().unwrap(),
+    ]);
+    wait_status("a");
+    let o = ctl.run(&["capture", "b", "--count", "1"]);
+    assert_eq!(
+        o.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = a.exec("ping -c 1 -W 2 198.18.10.2");
+    assert!(out.status.success());
+    assert!(wait_child(&mut c, Duration::from_secs(10)).success());
+    ff.stop();
+}

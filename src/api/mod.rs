@@ -6,6 +6,7 @@
 //! restart brings back.
 
 pub use ferroflow_api::client;
+mod capture;
 pub mod convert;
 mod networks;
 mod services;

@@ -29,6 +29,27 @@ impl pb::trace_service_server::TraceService for Traces {
             .map(Response::new)
             .map_err(Status::from)
     }
+
+    type CaptureStream = super::capture::CaptureStream;
+
+    async fn capture(
+        &self,
+        req: Request<pb::CaptureRequest>,
+    ) -> Result<Response<Self::CaptureStream>, Status> {
+        super::capture::start(&self.0, &req.into_inner()).map_err(Status::from)
+    }
+
+    async fn capture_status(
+        &self,
+        _: Request<pb::CaptureStatusRequest>,
+    ) -> Result<Response<pb::CaptureStatusResponse>, Status> {
+        let api = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || super::capture::status(&api))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map(Response::new)
+            .map_err(Status::from)
+    }
 }
 
 /// The trace of the packet `r` describes, on the version published now.

@@ -223,6 +223,8 @@ pub struct Datapath {
     closer: PortCloser,
     /// Set once stopped: dropping does nothing more.
     shut_down: bool,
+    /// Live capture ([`crate::capture`]), shared with every worker.
+    capture: Arc<crate::capture::CaptureTap>,
 }
 
 /// Control-plane frames waiting for the first worker.
@@ -291,6 +293,7 @@ impl Datapath {
             old_indexes: Vec::new(),
             closer: PortCloser::new(),
             shut_down: false,
+            capture: Arc::new(crate::capture::CaptureTap::new(MAX_PORTS)),
         };
         let tsc_epoch = dpdk::rdtsc();
         for (w, lcore) in lcores.iter().enumerate() {
@@ -314,6 +317,7 @@ impl Datapath {
                 id: w,
                 parked: Vec::new(),
                 keys: Box::new([packet::FlowKey::default(); dpdk::BURST_SIZE]),
+                capture: Arc::clone(&dp.capture),
             };
             let launched = match LaunchedWorker::launch(eal, *lcore, move || worker.run()) {
                 Ok(l) => l,
@@ -769,6 +773,16 @@ impl Datapath {
         let pool = self.pool.as_ref().ok_or(SendError::NoBuffer)?;
         let m = Mbuf::from_bytes(pool, frame).ok_or(SendError::NoBuffer)?;
         self.inject.push((idx, m)).map_err(|_| SendError::QueueFull)
+    }
+
+    /// The live-capture tap the workers copy into.
+    pub fn capture_tap(&self) -> Arc<crate::capture::CaptureTap> {
+        Arc::clone(&self.capture)
+    }
+
+    /// The slot (capture index) of an OpenFlow port.
+    pub fn slot_of(&self, ofport: u32) -> Option<usize> {
+        self.index.index_of(ofport)
     }
 
     pub fn workers_count(&self) -> usize {

@@ -8,6 +8,7 @@ use dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxDrops, TxQueue, BURST_SIZE};
 use packet::FlowKey;
 use pipeline::{Emit, PipelineHandle, Sink, WorkerContext};
 
+use crate::capture::{CaptureTap, CAPTURE_RX, CAPTURE_TX};
 use crate::counters::WorkerCounters;
 use crate::datapath::Command;
 use crate::health::WorkerHealth;
@@ -47,6 +48,8 @@ pub(crate) struct Worker {
     pub parked: Vec<(usize, Vec<RxQueue>, Option<TxQueue>)>,
     /// The flow keys of the burst being forwarded, all extracted before the first walk.
     pub keys: Box<[FlowKey; BURST_SIZE]>,
+    /// Live capture: one flag load per burst and port when off.
+    pub capture: Arc<CaptureTap>,
 }
 
 /// Final outputs of the packet being walked that wait for the end of the walk.
@@ -163,6 +166,9 @@ impl Worker {
                 }
                 got += n;
                 let in_port = self.rx[i].0;
+                if self.capture.flags(in_port) & CAPTURE_RX != 0 {
+                    self.capture.copy(in_port, CAPTURE_RX, burst.as_slice());
+                }
                 let now = rdtsc().wrapping_sub(self.tsc_epoch);
                 self.ctx.set_now(Duration::from_nanos(
                     (now as u128 * 1_000_000_000 / self.tsc_hz as u128) as u64,
@@ -291,6 +297,9 @@ impl Worker {
         for (p, buf) in bufs.iter_mut().enumerate() {
             if buf.is_empty() && failed[p] == 0 {
                 continue;
+            }
+            if self.capture.flags(p) & CAPTURE_TX != 0 {
+                self.capture.copy(p, CAPTURE_TX, buf.as_slice());
             }
             let c = &self.counters.ports[p];
             let (sent, cold) = self.tx[p].as_mut().map_or((0, TxDrops::default()), |q| {
