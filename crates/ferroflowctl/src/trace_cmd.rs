@@ -75,7 +75,7 @@ fn parse_hex(s: &str) -> Result<Vec<u8>> {
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
     let digits = digits.strip_prefix("0x").unwrap_or(&digits);
-    if digits.len() % 2 != 0 {
+    if digits.len() & 1 == 1 {
         return Err(fail(2, "--hex: an odd number of hex digits"));
     }
     (0..digits.len())
@@ -246,7 +246,7 @@ mod tests {
             le.extend_from_slice(&[0; 8]);
             le.extend_from_slice(&len.to_le_bytes());
             le.extend_from_slice(&len.to_le_bytes());
-            le.extend(std::iter::repeat(i).take(len as usize));
+            le.resize(le.len() + len as usize, i);
         }
         assert_eq!(frame_in_pcap(&le, 2).unwrap(), vec![2; 20]);
         assert_eq!(frame_in_pcap(&le, 1).unwrap(), vec![1; 14]);
