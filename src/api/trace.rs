@@ -206,6 +206,9 @@ fn drop_text(r: DropReason) -> String {
             format!("goto_table:{to} does not go forward: the walk ended")
         }
         DropReason::ActionError => "an action could not apply, and nothing output it".into(),
+        DropReason::NormalToIngress => {
+            "NORMAL: the destination is on the ingress port (not sent back)".into()
+        }
         DropReason::NoOutput => "no output action (explicit drop)".into(),
     }
 }

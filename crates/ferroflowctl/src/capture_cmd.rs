@@ -80,6 +80,8 @@ pub async fn run(ch: &Channel, a: &CaptureArgs, json: bool) -> Result<()> {
         ))),
     };
     let io = |e: std::io::Error| fail(1, format!("writing the capture: {e}"));
+    // A reader that has had enough (`tcpdump -r - -c 2`) ends the capture, as for tcpdump.
+    let closed = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
     if let Some(w) = out.as_mut() {
         w.write_all(&pcap_header()).map_err(io)?;
         w.flush().map_err(io)?;
@@ -99,10 +101,20 @@ pub async fn run(ch: &Channel, a: &CaptureArgs, json: bool) -> Result<()> {
         dropped = f.dropped;
         match out.as_mut() {
             Some(w) => {
-                w.write_all(&pcap_record(&f)).map_err(io)?;
                 // A reader of a pipe (tcpdump -r -) sees frames as they come.
-                if a.write.as_deref() == Some("-") {
-                    w.flush().map_err(io)?;
+                let r = w.write_all(&pcap_record(&f)).and_then(|()| {
+                    if a.write.as_deref() == Some("-") {
+                        w.flush()
+                    } else {
+                        Ok(())
+                    }
+                });
+                match r {
+                    Err(e) if closed(&e) => {
+                        out = None;
+                        break;
+                    }
+                    r => r.map_err(io)?,
                 }
             }
             None if json => print_json(&serde_json::json!({

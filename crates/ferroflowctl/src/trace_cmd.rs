@@ -149,6 +149,8 @@ pub(crate) fn render(r: &pb::TraceResponse) -> String {
     let _ = writeln!(s, "{head}");
     let _ = writeln!(s, "{}", "-".repeat(head.len()));
     let mut indent = "    ";
+    // The packet's fields are printed after an action only when it changed them.
+    let mut fields = r.packet.clone();
     for st in &r.steps {
         match st.kind.as_str() {
             "table" => {
@@ -171,14 +173,18 @@ pub(crate) fn render(r: &pb::TraceResponse) -> String {
                 indent = "    ";
             }
             "action" => {
-                let err = if st.error {
-                    " (could not apply: skipped)"
-                } else {
-                    ""
-                };
-                let _ = writeln!(s, "{indent}{}{err}", st.text);
-                if !st.text.starts_with("output") && !st.text.starts_with("group") {
+                // Outputs, groups and NORMAL show as their own steps.
+                let own_step = ["output:", "group:", "NORMAL", "CONTROLLER"]
+                    .iter()
+                    .any(|p| st.text.starts_with(p));
+                if st.error {
+                    let _ = writeln!(s, "{indent}{} (could not apply: skipped)", st.text);
+                } else if !own_step {
+                    let _ = writeln!(s, "{indent}{}", st.text);
+                }
+                if !st.fields.is_empty() && st.fields != fields {
                     let _ = writeln!(s, "{indent}  -> {}", st.fields);
+                    fields = st.fields.clone();
                 }
             }
             "action_set" => {

@@ -146,6 +146,8 @@ pub enum DropReason {
     GotoGuard { to: u8 },
     /// Some action could not apply (and the others sent it nowhere).
     ActionError,
+    /// NORMAL found the destination on the ingress port (and does not send back there).
+    NormalToIngress,
     /// The entries matched had no output action (an explicit drop).
     NoOutput,
 }
@@ -191,8 +193,13 @@ impl Trace {
             TraceStep::Table { table, miss, .. } => Some((*table, *miss)),
             _ => None,
         });
+        let to_ingress = self
+            .steps
+            .iter()
+            .any(|s| matches!(s, TraceStep::Normal { learned: Some(p), .. } if *p == self.in_port));
         match last_table {
             Some((table, Some(MissPolicy::Drop))) => Some(DropReason::TableMiss { table }),
+            _ if to_ingress => Some(DropReason::NormalToIngress),
             Some((_, Some(MissPolicy::GotoNext))) => Some(DropReason::PastLastTable),
             _ if self.verdict.action_errors > 0 => Some(DropReason::ActionError),
             _ => Some(DropReason::NoOutput),
