@@ -36,7 +36,13 @@ impl pb::trace_service_server::TraceService for Traces {
         &self,
         req: Request<pb::CaptureRequest>,
     ) -> Result<Response<Self::CaptureStream>, Status> {
-        super::capture::start(&self.0, &req.into_inner()).map_err(Status::from)
+        // The state's lock may be waited for: on the blocking pool, like the other calls.
+        let api = Arc::clone(&self.0);
+        let r = req.into_inner();
+        tokio::task::spawn_blocking(move || super::capture::start(&api, &r))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(Status::from)
     }
 
     async fn capture_status(
