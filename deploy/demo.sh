@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Sets up the host, builds Ferroflow and runs the switch on deploy/demo.toml:
 # two namespace hosts (198.18.0.1 and 198.18.0.2) behind tap ports ping each
-# other through it. Then it shows the switch at work: the flows as ovs-ofctl and
-# ferroflowctl see them, the port counters, and an excerpt of /metrics. The
+# other through it. Then it shows the switch at work: the trace of the ping
+# through the tables, the flows as ovs-ofctl and ferroflowctl see them, the
+# port counters, and an excerpt of /metrics. The
 # switch keeps running for DEMO_SECONDS (default 60; CI uses 0) or until
 # Ctrl-C, then stops cleanly and the namespaces are removed. Exits non-zero if
-# any step fails (no ping across, a tool that cannot reach the switch, an
-# unclean stop).
+# any step fails (no ping across, a trace that does not reach b, a tool that
+# cannot reach the switch, an unclean stop).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tests/setup-host.sh
@@ -61,6 +62,14 @@ done
 step() { printf '\n\033[1mdemo: %s\033[0m\n' "$*"; }
 step "ferroflowd (pid $PID) switches between ff-demo-a (198.18.0.1) and ff-demo-b (198.18.0.2)"
 ip netns exec ff-demo-a ping -c 5 -i 0.2 -W 2 198.18.0.2
+
+step "the path of that ping through the live flow tables (ferroflowctl trace, like ovs-appctl ofproto/trace)"
+MAC_A=$(ip netns exec ff-demo-a cat /sys/class/net/ffdemo-a/address)
+MAC_B=$(ip netns exec ff-demo-b cat /sys/class/net/ffdemo-b/address)
+"${CTL[@]}" trace "in_port=a,icmp,dl_src=$MAC_A,dl_dst=$MAC_B,nw_src=198.18.0.1,nw_dst=198.18.0.2" \
+    | tee "$WD/trace.txt"
+grep -q '^Datapath actions: output:b(2)' "$WD/trace.txt" \
+    || { echo "demo: the trace does not send the ping to port b" >&2; exit 1; }
 
 step "the flow table, as ovs-ofctl sees it (ovs-ofctl -O OpenFlow13 dump-flows $OFCTL)"
 ovs-ofctl -O OpenFlow13 dump-flows "$OFCTL"

@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "proto/ferroflow/v1/datapath.proto",
     "proto/ferroflow/v1/networks.proto",
     "proto/ferroflow/v1/tunnels.proto",
+    "proto/ferroflow/v1/trace.proto",
 ];
 
 fn git(args: &[&str]) -> Option<String> {

@@ -6,11 +6,13 @@
 //! restart brings back.
 
 pub use ferroflow_api::client;
+mod capture;
 pub mod convert;
 pub mod limits;
 mod networks;
 pub mod port_rules;
 mod services;
+mod trace;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -919,6 +921,13 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
                     Arc::clone(&api),
                 ))
                 .max_decoding_message_size(request.0),
+                request,
+                calls,
+                &counters,
+            ))
+            .add_service(Guarded::new(
+                pb::trace_service_server::TraceServiceServer::new(trace::Traces(Arc::clone(&api)))
+                    .max_decoding_message_size(request.0),
                 request,
                 calls,
                 &counters,

@@ -241,6 +241,8 @@ pub struct Datapath {
     /// ARP and ICMP for the tunnels' local IPs, from the workers.
     slow: Arc<SlowQueue>,
     underlay: Underlay,
+    /// Live capture ([`crate::capture`]), shared with every worker.
+    capture: Arc<crate::capture::CaptureTap>,
 }
 
 /// Control-plane frames waiting for the first worker.
@@ -313,6 +315,7 @@ impl Datapath {
             old_tunnels: Vec::new(),
             slow: Arc::new(SlowQueue::new(SLOW_QUEUE)),
             underlay: Underlay::default(),
+            capture: Arc::new(crate::capture::CaptureTap::new(MAX_PORTS)),
         };
         let tsc_epoch = dpdk::rdtsc();
         for (w, lcore) in lcores.iter().enumerate() {
@@ -338,6 +341,7 @@ impl Datapath {
                 keys: Box::new([packet::FlowKey::default(); dpdk::BURST_SIZE]),
                 tunnels: Arc::clone(&dp.tunnels),
                 slow: Arc::clone(&dp.slow),
+                capture: Arc::clone(&dp.capture),
             };
             let launched = match LaunchedWorker::launch(eal, *lcore, move || worker.run()) {
                 Ok(l) => l,
@@ -900,6 +904,16 @@ impl Datapath {
     /// Frames on uplinks for a local IP that were not decapsulated, by reason.
     pub fn underlay_status(&self) -> UnderlayStatus {
         self.underlay.status(&self.tunnels.underlay)
+    }
+
+    /// The live-capture tap the workers copy into.
+    pub fn capture_tap(&self) -> Arc<crate::capture::CaptureTap> {
+        Arc::clone(&self.capture)
+    }
+
+    /// The slot (capture index) of an OpenFlow port.
+    pub fn slot_of(&self, ofport: u32) -> Option<usize> {
+        self.index.index_of(ofport)
     }
 
     pub fn workers_count(&self) -> usize {

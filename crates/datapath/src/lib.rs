@@ -13,6 +13,7 @@
 //! is undone and fails; a port is closed only after every worker let it go, and the close
 //! (which can block in DPDK) runs off the caller's locks ([`PortCloser`]).
 
+pub mod capture;
 mod closer;
 mod counters;
 mod datapath;

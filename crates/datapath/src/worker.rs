@@ -8,6 +8,7 @@ use dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxDrops, TxQueue, BURST_SIZE};
 use packet::FlowKey;
 use pipeline::{Emit, PipelineHandle, Sink, WorkerContext};
 
+use crate::capture::{CaptureTap, CAPTURE_RX, CAPTURE_TX};
 use crate::counters::WorkerCounters;
 use crate::datapath::Command;
 use crate::health::WorkerHealth;
@@ -52,6 +53,8 @@ pub(crate) struct Worker {
     pub tunnels: Arc<Tunnels>,
     /// ARP and ICMP for the tunnels' local IPs, to the control plane.
     pub slow: Arc<SlowQueue>,
+    /// Live capture: one flag load per burst and port when off.
+    pub capture: Arc<CaptureTap>,
 }
 
 /// Final outputs of the packet being walked that wait for the end of the walk.
@@ -234,6 +237,9 @@ impl Worker {
                 }
                 got += n;
                 let in_port = self.rx[i].0;
+                if self.capture.flags(in_port) & CAPTURE_RX != 0 {
+                    self.capture.copy(in_port, CAPTURE_RX, burst.as_slice());
+                }
                 let now = rdtsc().wrapping_sub(self.tsc_epoch);
                 self.ctx.set_now(Duration::from_nanos(tick_ns.ns(now)));
                 self.forward(in_port, &mut burst, &mut bufs, &mut failed);
@@ -456,6 +462,9 @@ impl Worker {
         for (p, buf) in bufs.iter_mut().enumerate() {
             if buf.is_empty() && failed[p] == 0 {
                 continue;
+            }
+            if self.capture.flags(p) & CAPTURE_TX != 0 {
+                self.capture.copy(p, CAPTURE_TX, buf.as_slice());
             }
             let c = &self.counters.ports[p];
             let (sent, cold) = self.tx[p].as_mut().map_or((0, TxDrops::default()), |q| {

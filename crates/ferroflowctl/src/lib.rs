@@ -16,8 +16,10 @@ use ferroflow_config::{Config, DEFAULT_GRPC_SOCKET};
 use serde::Serialize;
 use tonic::transport::Channel;
 
+mod capture_cmd;
 mod doctor_cmd;
 mod tunnel_cmd;
+mod trace_cmd;
 mod vnet_cmd;
 
 const EXIT_HELP: &str = "EXIT STATUS:
@@ -124,6 +126,12 @@ enum Command {
     /// Tunnel ports (VXLAN, Geneve) and the underlay's neighbours.
     #[command(subcommand)]
     Tunnel(tunnel_cmd::TunnelCmd),
+    /// Trace a packet through the live flow tables (ovs-appctl ofproto/trace).
+    Trace(trace_cmd::TraceArgs),
+    /// Capture a port's frames live, as pcap (tcpdump on a DPDK port).
+    Capture(capture_cmd::CaptureArgs),
+    /// Whether a capture runs, and on which port.
+    CaptureStatus,
 }
 
 #[derive(Subcommand, Debug)]
@@ -475,6 +483,9 @@ async fn run(cli: &Cli) -> Result<()> {
         Command::Instance(c) => vnet_cmd::instance(&dp_channel, c, json).await?,
         Command::Metadata(c) => vnet_cmd::metadata(&dp_channel, c, json).await?,
         Command::Tunnel(c) => tunnel_cmd::tunnel(&dp_channel, c, json).await?,
+        Command::Trace(a) => trace_cmd::run(&dp_channel, a, json).await?,
+        Command::Capture(a) => capture_cmd::run(&dp_channel, a, json).await?,
+        Command::CaptureStatus => capture_cmd::status(&dp_channel, json).await?,
         Command::Ports => {
             let list = ports
                 .list_ports(pb::ListPortsRequest {})

@@ -9,6 +9,7 @@
 
 pub mod action;
 pub mod buf;
+pub mod emit;
 pub mod error;
 pub mod extract;
 #[doc(hidden)]
@@ -22,6 +23,7 @@ pub use action::{
     push_pbb, push_vlan, set_field, set_mpls_ttl, set_nw_ttl,
 };
 pub use buf::{PacketBuf, VecBuf};
+pub use emit::frame_from_fields;
 pub use error::{EditError, WireError};
 pub use extract::{extract, extract_into, extract_port_only};
 pub use key::{

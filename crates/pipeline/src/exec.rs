@@ -23,6 +23,7 @@ use crate::ports::{
     OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
 };
 use crate::table::{MissPolicy, TABLE_MATCHES, TABLE_MISSES};
+use crate::trace::Event;
 
 /// How the datapath must treat a packet handed to [`Sink::output`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,13 @@ pub trait Sink<P: PacketBuf> {
     /// Called for every table entry the packet hits (tracing, tests); free when not used.
     #[inline(always)]
     fn table_hit(&mut self, _table_id: u8, _uid: u64) {}
+    /// A trace ([`crate::trace`]): the walk leaves counters, meter buckets, MAC learning
+    /// and the packet-in queue alone and reports each step to [`Sink::observe`]. A
+    /// constant, so that the datapath's walk compiles without either.
+    const TRACING: bool = false;
+    /// One step of the walk, with the packet's key and the verdict so far after it.
+    #[inline(always)]
+    fn observe(&mut self, _event: Event<'_>, _key: &FlowKey, _verdict: &Verdict) {}
 }
 
 /// A summary of what happened to one packet.
@@ -261,7 +269,14 @@ impl Pipeline {
             };
             cx.verdict.lookups += 1;
             let Some((level, slot)) = table.lookup(&key.words) else {
-                table.counters.add(worker, TABLE_MISSES, 1);
+                if !S::TRACING {
+                    table.counters.add(worker, TABLE_MISSES, 1);
+                }
+                let miss = Event::Miss {
+                    table: t as u8,
+                    policy: table.miss,
+                };
+                cx.sink.observe(miss, key, &cx.verdict);
                 cx.table_id = t as u8;
                 cx.cookie = u64::MAX;
                 match table.miss {
@@ -281,15 +296,25 @@ impl Pipeline {
                 }
             };
             let len = pkt.wire_len() as u64;
-            table.counters.add(worker, TABLE_MATCHES, 1);
-            level.counters.add_pair(worker, 2 * slot, 1, len);
+            if !S::TRACING {
+                table.counters.add(worker, TABLE_MATCHES, 1);
+                level.counters.add_pair(worker, 2 * slot, 1, len);
+            }
             let hit = &level.hits[slot];
             cx.sink.table_hit(t as u8, hit.uid);
+            if S::TRACING {
+                let ev = Event::Hit {
+                    table: t as u8,
+                    rule: &level.rules[slot],
+                };
+                cx.sink.observe(ev, key, &cx.verdict);
+            }
             cx.table_id = t as u8;
             cx.cookie = hit.cookie;
             cx.table_miss = hit.table_miss;
             let n = usize::from(hit.n_outs);
-            if hit.simple && outs.pending.remaining_capacity() >= n {
+            // A trace takes the general path, which reports each action.
+            if !S::TRACING && hit.simple && outs.pending.remaining_capacity() >= n {
                 // The usual entry, run from its hit alone.
                 for &port in hit.outs.iter().take(n) {
                     outs.pending.push(Pending {
@@ -311,15 +336,28 @@ impl Pipeline {
                 // Only ever forward: the walk visits each table at most once whatever the
                 // tables hold, so no entry can make it loop. Flow-mods refuse other gotos;
                 // one that got here anyway ends the walk as a drop (action set discarded).
-                Some(next) if usize::from(next) > t => t = usize::from(next),
-                Some(_) => {
+                Some(next) if usize::from(next) > t => {
+                    let ev = Event::Goto {
+                        to: next,
+                        refused: false,
+                    };
+                    cx.sink.observe(ev, key, &cx.verdict);
+                    t = usize::from(next)
+                }
+                Some(next) => {
                     cx.verdict.action_errors += 1;
+                    let ev = Event::Goto {
+                        to: next,
+                        refused: true,
+                    };
+                    cx.sink.observe(ev, key, &cx.verdict);
                     break false;
                 }
                 None => break true,
             }
         };
         if let (true, Some(set)) = (run_set, &set) {
+            cx.sink.observe(Event::ActionSet, key, &cx.verdict);
             for a in set.ordered() {
                 if self.action(&a, pkt, key, cx, &mut outs, true) == Flow::Stop {
                     break;
@@ -363,6 +401,13 @@ impl Pipeline {
                             port,
                             queue: outs.queue,
                         });
+                        if S::TRACING {
+                            let ev = Event::Action {
+                                action: a,
+                                error: false,
+                            };
+                            cx.sink.observe(ev, key, &cx.verdict);
+                        }
                         continue;
                     }
                 }
@@ -379,6 +424,12 @@ impl Pipeline {
         }
         if let Some((value, mask)) = insts.metadata {
             key.set_metadata((key.metadata() & !mask) | (value & mask));
+            if S::TRACING {
+                let ev = Event::Metadata {
+                    value: key.metadata(),
+                };
+                cx.sink.observe(ev, key, &cx.verdict);
+            }
         }
         Flow::Continue
     }
@@ -461,7 +512,40 @@ impl Pipeline {
 
     /// Runs one action. `in_place`: a group may use the packet itself for its last bucket
     /// (true only for the action set, after which nothing else happens to the packet).
+    #[inline(always)]
     fn action<P: PacketBuf, S: Sink<P>>(
+        &self,
+        a: &Action,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        outs: &mut Outs,
+        in_place: bool,
+    ) -> Flow {
+        if !S::TRACING {
+            return self.run_action(a, pkt, key, cx, outs, in_place);
+        }
+        // A group is told before its buckets run, every other action after it ran, with
+        // the key it left.
+        if let Action::Group(_) = a {
+            let ev = Event::Action {
+                action: a,
+                error: false,
+            };
+            cx.sink.observe(ev, key, &cx.verdict);
+            return self.run_action(a, pkt, key, cx, outs, in_place);
+        }
+        let errors = cx.verdict.action_errors;
+        let flow = self.run_action(a, pkt, key, cx, outs, in_place);
+        let ev = Event::Action {
+            action: a,
+            error: cx.verdict.action_errors > errors,
+        };
+        cx.sink.observe(ev, key, &cx.verdict);
+        flow
+    }
+
+    fn run_action<P: PacketBuf, S: Sink<P>>(
         &self,
         a: &Action,
         pkt: &mut P,
@@ -678,18 +762,23 @@ impl Pipeline {
         outs: &mut Outs,
         in_place: bool,
     ) -> Flow {
-        let Some(g) = self.groups.get(id) else {
+        let Some(g) = self.groups.get(id).filter(|_| cx.depth < MAX_DEPTH) else {
             cx.verdict.action_errors += 1;
+            let ev = Event::Group { id, buckets: None };
+            cx.sink.observe(ev, key, &cx.verdict);
             return Flow::Continue;
         };
-        if cx.depth >= MAX_DEPTH {
-            cx.verdict.action_errors += 1;
-            return Flow::Continue;
-        }
         let worker = cx.ctx.worker;
         let len = pkt.wire_len() as u64;
-        self.groups.count(worker, g, None, len);
+        if !S::TRACING {
+            self.groups.count(worker, g, None, len);
+        }
         let chosen = g.chosen(&key.words);
+        let ev = Event::Group {
+            id,
+            buckets: Some(chosen.clone()),
+        };
+        cx.sink.observe(ev, key, &cx.verdict);
         let last = chosen.end.saturating_sub(1);
         cx.depth += 1;
         for b in chosen {
@@ -698,7 +787,14 @@ impl Pipeline {
                 break;
             }
             cx.buckets_left -= 1;
-            self.groups.count(worker, g, Some(b), len);
+            if !S::TRACING {
+                self.groups.count(worker, g, Some(b), len);
+            }
+            let ev = Event::Bucket {
+                group: id,
+                bucket: b,
+            };
+            cx.sink.observe(ev, key, &cx.verdict);
             let actions = &g.buckets[b].actions;
             if in_place && b == last {
                 for a in actions.iter() {
@@ -734,11 +830,21 @@ impl Pipeline {
         outs: &mut Outs,
     ) -> Flow {
         let Some(m) = self.meters.get(id) else {
+            let ev = Event::Meter { id, verdict: None };
+            cx.sink.observe(ev, key, &cx.verdict);
             return Flow::Continue;
         };
-        let v = self
-            .meters
-            .apply(cx.ctx.worker, m, pkt.wire_len() as u64, cx.ctx.now_ns);
+        let bytes = pkt.wire_len() as u64;
+        let v = if S::TRACING {
+            self.meters.peek(cx.ctx.worker, m, bytes, cx.ctx.now_ns)
+        } else {
+            self.meters.apply(cx.ctx.worker, m, bytes, cx.ctx.now_ns)
+        };
+        let ev = Event::Meter {
+            id,
+            verdict: Some(v),
+        };
+        cx.sink.observe(ev, key, &cx.verdict);
         match v {
             MeterVerdict::Pass => Flow::Continue,
             MeterVerdict::Drop => {
@@ -760,7 +866,7 @@ impl Pipeline {
         }
     }
 
-    fn packet_in<P: PacketBuf, S>(
+    fn packet_in<P: PacketBuf, S: Sink<P>>(
         &self,
         pkt: &P,
         key: &FlowKey,
@@ -777,11 +883,11 @@ impl Pipeline {
             return;
         }
         // Both refusals come before the record is built: a flood costs no allocation.
-        if !cx.ctx.packet_in_limit.admit(in_port, cx.ctx.now_ns) {
+        if !S::TRACING && !cx.ctx.packet_in_limit.admit(in_port, cx.ctx.now_ns) {
             cx.verdict.packet_ins_limited += 1;
             return;
         }
-        if cx.ctx.packet_in.is_full() {
+        if !S::TRACING && cx.ctx.packet_in.is_full() {
             cx.ctx.packet_in.count_dropped();
             cx.verdict.packet_ins += 1;
             return;
@@ -803,8 +909,12 @@ impl Pipeline {
             total_len: data.len().min(usize::from(u16::MAX)) as u16,
             data: data[..n].to_vec(),
         };
-        cx.ctx.packet_in.push(rec);
         cx.verdict.packet_ins += 1;
+        if S::TRACING {
+            cx.sink.observe(Event::PacketIn(&rec), key, &cx.verdict);
+            return;
+        }
+        cx.ctx.packet_in.push(rec);
     }
 
     /// OFPP_NORMAL: learns, then outputs each port in the form (tagged or not) its VLAN
@@ -820,9 +930,19 @@ impl Pipeline {
             mac: &self.mac,
             ports: &self.ports,
         };
-        let Some(plan) = n.plan(key, cx.ctx.now_secs) else {
+        let plan = if S::TRACING {
+            n.plan_without_learning(key, cx.ctx.now_secs)
+        } else {
+            n.plan(key, cx.ctx.now_secs)
+        };
+        let Some(plan) = plan else {
             return;
         };
+        let ev = Event::Normal {
+            vlan: plan.vlan,
+            learned: plan.known,
+        };
+        cx.sink.observe(ev, key, &cx.verdict);
         let in_port = key.in_port();
         if let Some(out) = n.unicast_as_is(&plan, in_port) {
             if let Some(port) = out {

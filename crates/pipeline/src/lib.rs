@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod port;
 pub mod ports;
 pub mod table;
+pub mod trace;
 pub mod transaction;
 
 pub use error::{MatchFieldError, PipelineError};
@@ -46,4 +47,5 @@ pub use pipeline::{
 };
 pub use port::{PortConfig, PortInfo, PortSet};
 pub use table::{CompiledTable, Level, MissPolicy, RemovedFlow, RemovedReason};
+pub use trace::{DropReason, Trace, TraceHit, TraceOutput, TraceStep};
 pub use transaction::{Committed, Transaction};

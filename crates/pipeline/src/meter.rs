@@ -120,10 +120,31 @@ impl CompiledMeters {
     }
 
     /// Runs a packet of `bytes` through meter `m` at `now_ns` on `worker`.
+    #[inline]
     pub fn apply(&self, worker: usize, m: &CompiledMeter, bytes: u64, now_ns: u64) -> MeterVerdict {
+        self.run(worker, m, bytes, now_ns, true)
+    }
+
+    /// What [`apply`](Self::apply) would decide for that packet, leaving the counters and
+    /// `worker`'s buckets as they are (tracing).
+    pub fn peek(&self, worker: usize, m: &CompiledMeter, bytes: u64, now_ns: u64) -> MeterVerdict {
+        self.run(worker, m, bytes, now_ns, false)
+    }
+
+    #[inline(always)]
+    fn run(
+        &self,
+        worker: usize,
+        m: &CompiledMeter,
+        bytes: u64,
+        now_ns: u64,
+        commit: bool,
+    ) -> MeterVerdict {
         let cb = m.counter_base as usize;
-        self.counters.add(worker, cb, 1);
-        self.counters.add(worker, cb + 1, bytes);
+        if commit {
+            self.counters.add(worker, cb, 1);
+            self.counters.add(worker, cb + 1, bytes);
+        }
         let cost: u128 = if m.pkts {
             1_000_000_000
         } else {
@@ -145,14 +166,18 @@ impl CompiledMeters {
             } else if hit.is_none_or(|h| band.rate > m.bands[h].rate) {
                 hit = Some(i);
             }
-            self.state_set(worker, sb, tokens.min(u128::from(u64::MAX)) as u64);
-            self.state_set(worker, sb + 1, now_ns.max(1));
+            if commit {
+                self.state_set(worker, sb, tokens.min(u128::from(u64::MAX)) as u64);
+                self.state_set(worker, sb + 1, now_ns.max(1));
+            }
         }
         match hit {
             None => MeterVerdict::Pass,
             Some(i) => {
-                self.counters.add(worker, cb + 2 + 2 * i, 1);
-                self.counters.add(worker, cb + 3 + 2 * i, bytes);
+                if commit {
+                    self.counters.add(worker, cb + 2 + 2 * i, 1);
+                    self.counters.add(worker, cb + 3 + 2 * i, bytes);
+                }
                 match m.bands[i].kind {
                     BandKind::Drop => MeterVerdict::Drop,
                     BandKind::DscpRemark(p) => MeterVerdict::Remark(p),

@@ -31,7 +31,19 @@ pub struct Normal<'a> {
 impl Normal<'_> {
     /// Learns the source and decides the destination; `None`: the ingress port does not
     /// accept the frame's VLAN.
+    #[inline]
     pub fn plan(&self, key: &FlowKey, now_secs: u32) -> Option<NormalPlan> {
+        self.plan_learning(key, now_secs, true)
+    }
+
+    /// [`plan`](Self::plan) without learning the source (tracing): a destination equal
+    /// to the source is where plan would have just learned it.
+    pub fn plan_without_learning(&self, key: &FlowKey, now_secs: u32) -> Option<NormalPlan> {
+        self.plan_learning(key, now_secs, false)
+    }
+
+    #[inline(always)]
+    fn plan_learning(&self, key: &FlowKey, now_secs: u32, learn: bool) -> Option<NormalPlan> {
         let in_port = key.in_port();
         let current: Form = key
             .layers
@@ -44,11 +56,13 @@ impl Normal<'_> {
         // Constant positions: no lookup of the field's place per packet.
         let src = key.get_pos(pos::ETH_SRC) as u64;
         let dst = key.get_pos(pos::ETH_DST) as u64;
-        if !is_group(src) {
+        if learn && !is_group(src) {
             self.mac.learn(vlan, src, in_port, now_secs);
         }
         let known = if is_group(dst) {
             None
+        } else if !learn && dst == src {
+            Some(in_port)
         } else {
             self.mac.lookup(vlan, dst, now_secs)
         };

@@ -491,3 +491,33 @@ pub fn run_reference(ft: &FlowTables, frame: &[u8], in_port: u32) -> Outcome {
     cx.out.final_bytes = pkt.data().to_vec();
     cx.out
 }
+
+// ---- trace ----------------------------------------------------------------------------
+
+/// [`pipeline::Pipeline::trace`] of the packet, as an [`Outcome`]: what the trace says
+/// happens. It must equal what processing the packet did ([`run_compiled`]), and leave
+/// no packet-in in the queue.
+pub fn run_trace(ft: &FlowTables, frame: &[u8], in_port: u32) -> Outcome {
+    let q = ft.packet_in_queue();
+    q.drain();
+    let t = ft
+        .current()
+        .trace(frame, in_port, std::time::Duration::ZERO);
+    assert!(q.drain().is_empty(), "a trace queued a packet-in");
+    let mut outputs: Vec<_> = t
+        .outputs
+        .iter()
+        .map(|o| (o.port, o.queue, o.frame.clone()))
+        .collect();
+    outputs.sort();
+    Outcome {
+        hits: t.hits().map(|(table, h)| (table, h.uid)).collect(),
+        outputs,
+        packet_ins: t
+            .packet_ins
+            .iter()
+            .map(|r| (r.reason as u8, r.table_id, r.cookie, r.data.clone()))
+            .collect(),
+        final_bytes: t.final_frame.clone(),
+    }
+}
