@@ -216,6 +216,7 @@ fn drop_text(r: DropReason) -> String {
             "NORMAL: the destination is on the ingress port (not sent back)".into()
         }
         DropReason::NoOutput => "no output action (explicit drop)".into(),
+        DropReason::ResubmitLimit => "resubmit depth or count limit (dropped, counted)".into(),
     }
 }
 

@@ -150,6 +150,9 @@ pub enum DropReason {
     NormalToIngress,
     /// The entries matched had no output action (an explicit drop).
     NoOutput,
+    /// `resubmit` went deeper than [`crate::exec::MAX_RESUBMIT_DEPTH`] or more often than
+    /// [`crate::exec::MAX_RESUBMITS`]: the packet is dropped with whatever it was to send.
+    ResubmitLimit,
 }
 
 /// What one packet did in one pipeline version.
@@ -173,6 +176,9 @@ pub struct Trace {
 impl Trace {
     /// Why nothing came out (`None` when the packet went to some port or the controller).
     pub fn drop_reason(&self) -> Option<DropReason> {
+        if self.verdict.resubmit_limit {
+            return Some(DropReason::ResubmitLimit);
+        }
         if !self.outputs.is_empty() || !self.packet_ins.is_empty() {
             return None;
         }
@@ -267,7 +273,7 @@ impl Sink<VecBuf> for Tracer {
                 miss: Some(policy),
             },
             Event::Action { action, error } => TraceStep::Action {
-                action: *action,
+                action: action.clone(),
                 error,
                 key: Box::new(*key),
             },

@@ -510,8 +510,22 @@ pub fn run_trace(ft: &FlowTables, frame: &[u8], in_port: u32) -> Outcome {
         .map(|o| (o.port, o.queue, o.frame.clone()))
         .collect();
     outputs.sort();
+    let hits: Vec<_> = t.hits().map(|(table, h)| (table, h.uid)).collect();
+    if t.verdict.resubmit_limit {
+        assert_eq!(
+            t.drop_reason(),
+            Some(pipeline::trace::DropReason::ResubmitLimit)
+        );
+        return Outcome {
+            resubmit_limit: true,
+            hits,
+            final_bytes: t.final_frame.clone(),
+            ..Default::default()
+        };
+    }
     Outcome {
-        hits: t.hits().map(|(table, h)| (table, h.uid)).collect(),
+        resubmit_limit: false,
+        hits,
         outputs,
         packet_ins: t
             .packet_ins
