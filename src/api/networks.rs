@@ -123,7 +123,10 @@ fn instance_config(i: &pb::Instance) -> Result<InstanceConfig, ApiError> {
         .enumerate()
         .map(|(k, a)| {
             a.parse::<std::net::Ipv6Addr>().map_err(|_| {
-                ApiError::invalid(&format!("ipv6[{k}]"), format!("{a:?} is not an IPv6 address"))
+                ApiError::invalid(
+                    &format!("ipv6[{k}]"),
+                    format!("{a:?} is not an IPv6 address"),
+                )
             })
         })
         .collect::<Result<_, _>>()?;

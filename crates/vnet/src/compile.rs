@@ -632,9 +632,7 @@ fn ipv6_classifier(out: &mut Vec<ProfileFlow>, i: &Instance, p: u32, id: u32, sw
                     CLASSIFIER,
                     228,
                     base,
-                    &format!(
-                        "{from},icmp_type=136,ipv6_src={src},nd_target={target},nd_tll={lla}"
-                    ),
+                    &format!("{from},icmp_type=136,ipv6_src={src},nd_target={target},nd_tll={lla}"),
                     &go,
                 ));
             }

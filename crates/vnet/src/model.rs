@@ -390,15 +390,17 @@ impl Model {
                 );
             }
             if inst.ipv6.iter().any(|a| {
-                a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.to_ipv4_mapped().is_some()
+                a.is_unspecified()
+                    || a.is_loopback()
+                    || a.is_multicast()
+                    || a.to_ipv4_mapped().is_some()
             }) {
                 return err(
                     f("ipv6"),
                     "an IPv6 address is unspecified, loopback, multicast or IPv4-mapped",
                 );
             }
-            if !inst.ipv6.is_empty()
-                && !matches!(net.kind, NetworkKind::Normal | NetworkKind::Vnet)
+            if !inst.ipv6.is_empty() && !matches!(net.kind, NetworkKind::Normal | NetworkKind::Vnet)
             {
                 return err(
                     f("ipv6"),

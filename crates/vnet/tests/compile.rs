@@ -159,7 +159,11 @@ fn ipv6_from_instances_cannot_advertise_routes_spoof_sources_or_claim_others() {
     ] {
         let own: Vec<&str> = [Some(ll), global].into_iter().flatten().collect();
         for ty in [134, 137] {
-            drop(find(0, 229, &format!("in_port={port},icmp6,icmp_type={ty}")));
+            drop(find(
+                0,
+                229,
+                &format!("in_port={port},icmp6,icmp_type={ty}"),
+            ));
         }
         let from = format!("in_port={port},dl_src={mac},icmp6");
         for src in &own {
@@ -181,11 +185,17 @@ fn ipv6_from_instances_cannot_advertise_routes_spoof_sources_or_claim_others() {
                     assert!(f.text.contains("goto_table:"), "{}", f.text);
                 }
             }
-            find(0, 225, &format!("in_port={port},dl_src={mac},ipv6,ipv6_src={src}"));
+            find(
+                0,
+                225,
+                &format!("in_port={port},dl_src={mac},ipv6,ipv6_src={src}"),
+            );
             find(
                 0,
                 228,
-                &format!("{from},icmp_type=135,ipv6_src=::,nd_target={src},nd_sll=00:00:00:00:00:00"),
+                &format!(
+                    "{from},icmp_type=135,ipv6_src=::,nd_target={src},nd_sll=00:00:00:00:00:00"
+                ),
             );
         }
         // Exactly those: no advertisement for another's target, no source but its own.
@@ -200,7 +210,11 @@ fn ipv6_from_instances_cannot_advertise_routes_spoof_sources_or_claim_others() {
             .count();
         assert_eq!(n_src, own.len());
         for ty in [135, 136] {
-            drop(find(0, 227, &format!("in_port={port},icmp6,icmp_type={ty}")));
+            drop(find(
+                0,
+                227,
+                &format!("in_port={port},icmp6,icmp_type={ty}"),
+            ));
         }
         drop(find(0, 224, &format!("in_port={port},ipv6")));
         // Above the L2 pass-through of the instance's MAC, which would let them through.
@@ -230,7 +244,13 @@ fn ipv6_from_instances_cannot_advertise_routes_spoof_sources_or_claim_others() {
 #[test]
 fn ipv6_addresses_are_checked() {
     let (n, mut i, md, p) = sample(MetadataMode::PerInstance);
-    for (k, bad) in [(0, "::"), (0, "ff02::1"), (0, "::1"), (0, "::ffff:10.0.0.1"), (2, "fd00::2")] {
+    for (k, bad) in [
+        (0, "::"),
+        (0, "ff02::1"),
+        (0, "::1"),
+        (0, "::ffff:10.0.0.1"),
+        (2, "fd00::2"),
+    ] {
         let mut i = i.clone();
         i[k].ipv6 = vec![bad.parse().unwrap()];
         let e = Model::build(&n, &i, Some(&md), &p).unwrap_err();
@@ -289,11 +309,17 @@ fn a_solicitation_for_a_known_address_is_answered_with_a_valid_advertisement() {
     assert_eq!(&na[12..14], &[0x86, 0xdd]);
     assert_eq!(na[20], 58);
     assert_eq!(na[21], 255, "hop limit 255");
-    assert_eq!(&na[22..38], &"fd00::2".parse::<Ipv6Addr>().unwrap().octets());
+    assert_eq!(
+        &na[22..38],
+        &"fd00::2".parse::<Ipv6Addr>().unwrap().octets()
+    );
     assert_eq!(&na[38..54], &a_ll.octets());
     assert_eq!(na[54], 136);
     assert_eq!(na[58], 0x60, "solicited and override");
-    assert_eq!(&na[62..78], &"fd00::2".parse::<Ipv6Addr>().unwrap().octets());
+    assert_eq!(
+        &na[62..78],
+        &"fd00::2".parse::<Ipv6Addr>().unwrap().octets()
+    );
     assert_eq!(&na[78..80], &[2, 1], "target link-layer option");
     assert_eq!(&na[80..86], &b_mac);
     assert!(icmp6_sum_ok(&na), "checksum");
