@@ -124,7 +124,7 @@ fn instance_config(i: &pb::Instance) -> Result<InstanceConfig, ApiError> {
         .map(|(k, a)| {
             a.parse::<std::net::Ipv6Addr>().map_err(|_| {
                 ApiError::invalid(
-                    &format!("ipv6[{k}]"),
+                    format!("ipv6[{k}]"),
                     format!("{a:?} is not an IPv6 address"),
                 )
             })
