@@ -542,7 +542,7 @@ pub fn render(api: &Api) -> String {
     let spoofed = counter(
         &r,
         "ferroflow_instance_spoofed_packets_total",
-        "Packets from an instance's port dropped because their source MAC, IP or ARP sender was not the instance's.",
+        "Packets from an instance's port dropped because their source MAC, IPv4 or IPv6 source, ARP sender or neighbor discovery was not the instance's, or they were router advertisements.",
         &["instance", "network"],
     );
     for (instance, network, packets) in &spoofed_counts {

@@ -224,6 +224,13 @@ pub fn packet_in(
             &r.data,
             &[pipeline::Action::output(openflow::consts::OFPP_TABLE)],
         );
+    } else if let Some(answer) = &reaction.reply {
+        st.inject(
+            now,
+            r.in_port,
+            answer,
+            &[pipeline::Action::output(openflow::consts::OFPP_IN_PORT)],
+        );
     } else if let Some(port) = reaction.relay {
         st.inject(now, r.in_port, &r.data, &[pipeline::Action::output(port)]);
     }

@@ -340,6 +340,7 @@ mod tests {
                     network: 7,
                     mac: "02:00:00:00:00:01".into(),
                     addresses: vec!["10.7.0.1".parse().unwrap()],
+                    ipv6: vec![],
                     port: Some("vm2".into()),
                     host_mac: None,
                 }],

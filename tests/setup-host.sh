@@ -9,6 +9,7 @@ PACKAGES=(
     dpdk dpdk-dev libdpdk-dev pkg-config    # DPDK 22.11: libraries, PMD plugins, dpdk-testpmd
     libclang-dev clang                      # bindgen
     iproute2 iputils-ping tcpdump procps util-linux python3 python3-venv kmod
+    python3-scapy                           # forged IPv6 neighbor discovery in tests/vnet_profile.rs
     openvswitch-common                      # ovs-ofctl, the OpenFlow tool the tests drive ferroflowd with
     qemu-system-x86 busybox-static iperf3   # the small QEMU guests of the vhost-user tests (../shared/guest)
     ethtool                                 # copied into the multiqueue test guest (ethtool -L)

@@ -887,3 +887,175 @@ host_mac = "02:00:00:00:ff:01"
         "{dump}"
     );
 }
+
+/// The spoof drops of instance `name` as `ferroflowctl instance list` shows them.
+fn spoofed(sw: &Switch, name: &str) -> u64 {
+    let list = sw.json(&["instance", "list"]);
+    let i = list.as_array().unwrap().iter().find(|i| i["name"] == name);
+    i.and_then(|i| i["spoofed_packets"].as_u64()).unwrap_or(0)
+}
+
+/// IPv6 from instances (issue 14 item 6): ping6 works, with the switch answering
+/// neighbor solicitations for known addresses itself; a spoofed source, a forged
+/// neighbor advertisement and a rogue router advertisement are dropped, counted
+/// (gRPC, /metrics) and never reach the other instance.
+#[test]
+fn ipv6_anti_spoofing_and_the_nd_responder() {
+    let _lock = DatapathLock::take();
+    let dir = TempDir::new("vnet6");
+    let socket = dir.path("api.sock");
+    let server = format!("unix:{}", socket.display());
+    let hosts = [
+        ("ff6-a1", 1, "02:00:00:00:06:01", "fd00::1"),
+        ("ff6-a2", 2, "02:00:00:00:06:02", "fd00::2"),
+    ];
+    let mut ports = String::new();
+    for (i, (name, ofport, _, _)) in hosts.iter().enumerate() {
+        ports += &port_toml(
+            name.trim_start_matches("ff6-"),
+            &format!("net_tap{i},iface={name}"),
+            *ofport,
+        );
+    }
+    let cfg = dir.path("ff.toml");
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    std::fs::write(&cfg, config("ff-vnet6", &socket, Some(&metrics), &ports)).unwrap();
+    let d = Daemon::start(&cfg, &server, 120.0);
+    let sw = Switch { server, _d: d };
+    sw.ok(&["network", "create", "1", "default", "--kind", "normal"]);
+    let mut ns = Vec::new();
+    for (name, _, mac, ip6) in hosts {
+        wait_for_interface(name);
+        let n = Netns::new(name);
+        n.adopt(name, "");
+        run(&format!("ip -n {name} link set {name} address {mac}"));
+        // IPv6 on, after the MAC: the link-local address is derived from it.
+        for (k, v) in [("accept_dad", 0), ("accept_ra", 0), ("disable_ipv6", 0)] {
+            n.exec(&format!("sysctl -qw net.ipv6.conf.{name}.{k}={v}"));
+        }
+        run(&format!(
+            "ip -n {name} -6 addr add {ip6}/64 dev {name} nodad"
+        ));
+        let short = name.trim_start_matches("ff6-");
+        sw.ok(&[
+            "instance",
+            "add",
+            short,
+            "--network",
+            "1",
+            "--port",
+            short,
+            "--mac",
+            mac,
+            "--ipv6",
+            ip6,
+        ]);
+        ns.push(n);
+    }
+    let (a1, a2) = (&ns[0], &ns[1]);
+    let list = sw.ok(&["instance", "list"]);
+    assert!(
+        list.contains("fd00::1") && list.contains("fd00::2"),
+        "{list}"
+    );
+    // The link-local address the switch expects is the kernel's.
+    let ll = run(&format!(
+        "ip -n {} -6 -br addr show dev ff6-a1 scope link",
+        a1.0
+    ));
+    assert!(ll.contains("fe80::ff:fe00:601"), "{ll}");
+
+    // ---- ping6, with the switch answering a1's solicitation for a2 ----
+    let nd_cap = dir.path("a2-nd.pcap");
+    let c = Bg::spawn(&format!(
+        "ip netns exec {} tcpdump -Unni ff6-a2 -Q in -w {} icmp6",
+        a2.0,
+        nd_cap.display()
+    ));
+    std::thread::sleep(Duration::from_millis(700));
+    let out = a1.exec("ping -6 -c 3 -i 0.2 -W 2 fd00::2");
+    c.stop();
+    let pcap =
+        String::from_utf8_lossy(&sh(&format!("tcpdump -nnr {} 2>&1", nd_cap.display())).stdout)
+            .into_owned();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" 0% packet loss"),
+        "ping6 a1 -> a2: {}\n{pcap}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        sw.ok(&["flows", "dump", "table=0"])
+    );
+    let neigh = run(&format!("ip -n {} -6 neigh show fd00::2", a1.0));
+    assert!(
+        neigh.contains("02:00:00:00:06:02"),
+        "a1's neighbour entry for fd00::2: {neigh:?}"
+    );
+    assert!(
+        captured(&nd_cap, "icmp6 and ip6[40] = 128") >= 1,
+        "a2 received the echo requests:\n{pcap}"
+    );
+    // NS (type 135) whose target (bytes 48..64 of the IPv6 packet) is fd00::2.
+    assert_eq!(
+        captured(
+            &nd_cap,
+            "icmp6 and ip6[40] = 135 and ip6[48:4] = 0xfd000000 and ip6[60:4] = 2"
+        ),
+        0,
+        "a2 received a1's neighbor solicitation for fd00::2: the switch did not answer it\n{pcap}"
+    );
+
+    // ---- forged frames from a1 ----
+    let before = spoofed(&sw, "a1");
+    let cap = dir.path("a2-forged.pcap");
+    let c = Bg::spawn(&format!(
+        "ip netns exec {} tcpdump -Unni ff6-a2 -Q in -w {} ip6",
+        a2.0,
+        cap.display()
+    ));
+    std::thread::sleep(Duration::from_millis(700));
+    const N: u64 = 5;
+    let out = a1.exec(&format!(
+        "/usr/bin/python3 {}/tests/vnet/ipv6_forge.py ff6-a1 02:00:00:00:06:01 fe80::ff:fe00:601 fd00::1 fd00::2 02:00:00:00:06:02 {N}",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    assert!(
+        out.status.success(),
+        "ipv6_forge.py (needs python3-scapy: tests/setup-host.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.stop();
+    let udp = |port: u16| captured(&cap, &format!("udp port {port}"));
+    assert_eq!(
+        udp(4001),
+        N as usize,
+        "the honest UDP (the control) reached a2"
+    );
+    assert_eq!(udp(4000), 0, "a spoofed IPv6 source reached a2");
+    assert_eq!(
+        captured(&cap, "icmp6 and ip6[40] = 136"),
+        0,
+        "a forged neighbor advertisement reached a2"
+    );
+    assert_eq!(
+        captured(&cap, "icmp6 and ip6[40] = 134"),
+        0,
+        "a rogue router advertisement reached a2"
+    );
+    let neigh = run(&format!("ip -n {} -6 neigh show fd00::2", a2.0));
+    assert!(!neigh.contains("02:00:00:00:06:01"), "{neigh}");
+    let drops = eventually(Duration::from_secs(5), "a1's forged frames counted", || {
+        let n = spoofed(&sw, "a1") - before;
+        (n >= 3 * N).then_some(n)
+    });
+    assert!(drops >= 3 * N, "spoof drops counted for a1: {drops}");
+    assert_eq!(spoofed(&sw, "a2"), 0);
+    let scrape = run(&format!("curl -sf http://{metrics}/metrics"));
+    let line = scrape
+        .lines()
+        .find(|l| l.starts_with("ferroflow_instance_spoofed_packets_total") && l.contains("\"a1\""))
+        .unwrap_or_else(|| panic!("no spoof counter for a1 in /metrics"));
+    let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 3 * N, "{line}");
+}

@@ -117,11 +117,25 @@ fn instance_config(i: &pb::Instance) -> Result<InstanceConfig, ApiError> {
         .enumerate()
         .map(|(k, a)| ip(&format!("addresses[{k}]"), a))
         .collect::<Result<_, _>>()?;
+    let ipv6 = i
+        .ipv6
+        .iter()
+        .enumerate()
+        .map(|(k, a)| {
+            a.parse::<std::net::Ipv6Addr>().map_err(|_| {
+                ApiError::invalid(
+                    format!("ipv6[{k}]"),
+                    format!("{a:?} is not an IPv6 address"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
     Ok(InstanceConfig {
         name: i.name.clone(),
         network: i.network,
         mac: i.mac.clone(),
         addresses,
+        ipv6,
         port: opt(&i.port),
         host_mac: opt(&i.host_mac),
     })
@@ -142,6 +156,7 @@ fn instance_pb(api: &Api, i: &InstanceConfig) -> pb::Instance {
         host_mac: i.host_mac.clone().unwrap_or_default(),
         spoofed_packets,
         spoofed_bytes,
+        ipv6: i.ipv6.iter().map(|a| a.to_string()).collect(),
     }
 }
 

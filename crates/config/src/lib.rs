@@ -128,6 +128,10 @@ pub struct InstanceConfig {
     /// IPv4 addresses the instance may use as its source.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<std::net::Ipv4Addr>,
+    /// IPv6 addresses the instance may use as its source, besides its
+    /// link-local address (derived from `mac` by EUI-64), which is always its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6: Vec<std::net::Ipv6Addr>,
     /// The port (name) it is attached to on this host. Absent: the instance
     /// lives on another host (vnet), reached through `host_mac`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -47,7 +47,7 @@ pub struct NetworkCreate {
 
 #[derive(Subcommand, Debug)]
 pub enum InstanceCmd {
-    /// ferroflowctl instance add vm1 --network 1 --port vm1 --mac 52:54:00:00:00:01 --ip 10.0.0.1
+    /// ferroflowctl instance add vm1 --network 1 --port vm1 --mac 52:54:00:00:00:01 --ip 10.0.0.1 --ipv6 fd00::1
     Add(InstanceAdd),
     #[command(alias = "del", alias = "rm")]
     Remove { name: String },
@@ -65,6 +65,9 @@ pub struct InstanceAdd {
     /// An address it may use (repeatable).
     #[arg(long = "ip")]
     addresses: Vec<String>,
+    /// An IPv6 address it may use besides its link-local one (repeatable).
+    #[arg(long = "ipv6")]
+    ipv6: Vec<String>,
     /// The port it is attached to here.
     #[arg(long)]
     port: Option<String>,
@@ -176,6 +179,7 @@ pub async fn instance(ch: &Channel, cmd: &InstanceCmd, json: bool) -> Result<()>
                     network: a.network,
                     mac: a.mac.clone(),
                     addresses: a.addresses.clone(),
+                    ipv6: a.ipv6.clone(),
                     port: a.port.clone().unwrap_or_default(),
                     host_mac: a.host_mac.clone().unwrap_or_default(),
                     ..Default::default()
@@ -219,7 +223,12 @@ pub async fn instance(ch: &Channel, cmd: &InstanceCmd, json: bool) -> Result<()>
                             i.network.to_string(),
                             at,
                             i.mac.clone(),
-                            i.addresses.join(" "),
+                            i.addresses
+                                .iter()
+                                .chain(&i.ipv6)
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(" "),
                             i.spoofed_packets.to_string(),
                         ]
                     })

@@ -4,13 +4,15 @@
 //! metadata requests (290), drops of metadata requests from ports that are not
 //! instances (280), ARP requests (260), other ARP (250), IP (240), drops of
 //! anything else IP or ARP from an instance (230), IPv6 router advertisements and
-//! redirects from instances (229, dropped), neighbor discovery naming the instance's
-//! own MAC (228) and any other (227, dropped), other L2 traffic of L2 networks
-//! (220), uplinks (150-160), the last drop of an instance port (210).
+//! redirects from instances (229, dropped), neighbor discovery from the instance's
+//! own addresses about its own addresses and MAC (228) and any other (227,
+//! dropped), MLD reports of duplicate address detection (226), IPv6 from the
+//! instance's own addresses (225) and any other (224, dropped), other L2 traffic of
+//! L2 networks (220), the last drop of an instance port (210), uplinks (150-160).
 //! Ports the profile does not know fall through to the bridge's own flows.
 
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ferroflow_config::{MetadataMode, NetworkKind, OFPP_LOCAL};
 
@@ -231,40 +233,8 @@ pub fn compile(m: &Model) -> Vec<ProfileFlow> {
             "drop",
         ));
         if matches!(net.kind, NetworkKind::Normal | NetworkKind::Vnet) {
-            // IPv6 from an instance (L2 networks carry it): no router advertisements or
-            // redirects (an instance is no router), and neighbor solicitations and
-            // advertisements may only name the instance's own MAC as their link-layer
-            // address (or none). Each refusal is a counted spoof drop, as for ARP.
-            for icmp_type in [134, 137] {
-                out.push(ProfileFlow::new(
-                    CLASSIFIER,
-                    229,
-                    spoof,
-                    &format!("in_port={p},icmp6,icmp_type={icmp_type}"),
-                    "drop",
-                ));
-            }
-            for (icmp_type, option) in [(135, "nd_sll"), (136, "nd_tll")] {
-                for lla in [mac.as_str(), "00:00:00:00:00:00"] {
-                    out.push(ProfileFlow::new(
-                        CLASSIFIER,
-                        228,
-                        base,
-                        &format!(
-                            "in_port={p},dl_src={mac},icmp6,icmp_type={icmp_type},{option}={lla}"
-                        ),
-                        &format!("{},goto_table:{sw}", write_meta(net.id)),
-                    ));
-                }
-                out.push(ProfileFlow::new(
-                    CLASSIFIER,
-                    227,
-                    spoof,
-                    &format!("in_port={p},icmp6,icmp_type={icmp_type}"),
-                    "drop",
-                ));
-            }
-            // L2 networks carry other protocols (IPv6, ...) from the instance's own MAC.
+            ipv6_classifier(&mut out, i, p, net.id, sw);
+            // L2 networks carry other protocols from the instance's own MAC.
             out.push(ProfileFlow::new(
                 CLASSIFIER,
                 220,
@@ -315,6 +285,37 @@ pub fn compile(m: &Model) -> Vec<ProfileFlow> {
             ),
         };
         out.push(miss);
+    }
+
+    // ---- ND answers: solicitations for an instance's IPv6 address go to the
+    // control plane, which answers them (an advertisement needs flags and a
+    // checksum that no set_field writes); the rest go on to the network ----
+    for net in &m.networks {
+        if !matches!(net.kind, NetworkKind::Normal | NetworkKind::Vnet) {
+            continue;
+        }
+        let mut targets: Vec<Ipv6Addr> = Vec::new();
+        for i in m.instances.iter().filter(|i| i.network == net.id) {
+            targets.extend(i.ipv6_sources());
+        }
+        targets.sort();
+        targets.dedup();
+        for t in targets {
+            out.push(ProfileFlow::new(
+                ND_RESPONDER,
+                100,
+                Role::NdAnswer.cookie(net.id),
+                &format!("{},icmp6,icmp_type=135,nd_target={t}", meta(net.id)),
+                "controller",
+            ));
+        }
+        out.push(ProfileFlow::new(
+            ND_RESPONDER,
+            1,
+            base,
+            &meta(net.id),
+            &format!("goto_table:{}", switch_table(net.kind)),
+        ));
     }
 
     // ---- the metadata service ----
@@ -590,6 +591,95 @@ pub fn compile(m: &Model) -> Vec<ProfileFlow> {
         }
     }
     out
+}
+
+/// What IPv6 instance `i` (on port `p`, in network `id` switched by table `sw`)
+/// may send: its own source addresses (link-local, configured) only; no router
+/// advertisements or redirects (an instance is no router); neighbor
+/// solicitations from its own addresses naming its own MAC (or none), which
+/// go to the ND responder; duplicate address detection (from `::`) for its own
+/// addresses only; neighbor advertisements for its own addresses with its own
+/// MAC (or none). Every refusal is a counted spoof drop, as for IPv4 and ARP.
+fn ipv6_classifier(out: &mut Vec<ProfileFlow>, i: &Instance, p: u32, id: u32, sw: u8) {
+    let mac = mac_string(i.mac);
+    let spoof = Role::Spoof.cookie(i.subject);
+    let base = Role::Base.cookie(0);
+    let go = format!("{},goto_table:{sw}", write_meta(id));
+    let own = i.ipv6_sources();
+    let none = "00:00:00:00:00:00";
+    let any = Ipv6Addr::UNSPECIFIED;
+    for icmp_type in [134, 137] {
+        out.push(ProfileFlow::new(
+            CLASSIFIER,
+            229,
+            spoof,
+            &format!("in_port={p},icmp6,icmp_type={icmp_type}"),
+            "drop",
+        ));
+    }
+    let from = format!("in_port={p},dl_src={mac},icmp6");
+    for src in &own {
+        for lla in [mac.as_str(), none] {
+            out.push(ProfileFlow::new(
+                CLASSIFIER,
+                228,
+                base,
+                &format!("{from},icmp_type=135,ipv6_src={src},nd_sll={lla}"),
+                &format!("{},goto_table:{ND_RESPONDER}", write_meta(id)),
+            ));
+            for target in &own {
+                out.push(ProfileFlow::new(
+                    CLASSIFIER,
+                    228,
+                    base,
+                    &format!("{from},icmp_type=136,ipv6_src={src},nd_target={target},nd_tll={lla}"),
+                    &go,
+                ));
+            }
+        }
+    }
+    for target in &own {
+        out.push(ProfileFlow::new(
+            CLASSIFIER,
+            228,
+            base,
+            &format!("{from},icmp_type=135,ipv6_src={any},nd_target={target},nd_sll={none}"),
+            &go,
+        ));
+    }
+    for icmp_type in [135, 136] {
+        out.push(ProfileFlow::new(
+            CLASSIFIER,
+            227,
+            spoof,
+            &format!("in_port={p},icmp6,icmp_type={icmp_type}"),
+            "drop",
+        ));
+    }
+    // A host joins its solicited-node group before it owns an address (RFC 3810 5.2.13).
+    out.push(ProfileFlow::new(
+        CLASSIFIER,
+        226,
+        base,
+        &format!("{from},icmp_type=143,ipv6_src={any}"),
+        &go,
+    ));
+    for src in &own {
+        out.push(ProfileFlow::new(
+            CLASSIFIER,
+            225,
+            base,
+            &format!("in_port={p},dl_src={mac},ipv6,ipv6_src={src}"),
+            &go,
+        ));
+    }
+    out.push(ProfileFlow::new(
+        CLASSIFIER,
+        224,
+        spoof,
+        &format!("in_port={p},ipv6"),
+        "drop",
+    ));
 }
 
 /// Unknown and broadcast destinations go to every port of the network.

@@ -16,8 +16,8 @@ mod model;
 mod react;
 
 pub use compile::{compile, ProfileFlow};
-pub use model::{Instance, Model, Network, ProfileError};
-pub use react::{react, Reaction};
+pub use model::{link_local_of, Instance, Model, Network, ProfileError};
+pub use react::{neighbor_advertisement, react, Reaction};
 
 /// The seed's stages and the tables they live in. Controllers may use the
 /// tables in between.
@@ -26,6 +26,8 @@ pub mod table {
     pub const METADATA_NAT: u8 = 10;
     pub const ARP_RESPONDER: u8 = 20;
     pub const ARP_REPLY: u8 = 21;
+    /// Neighbor solicitations from instances: known targets answered by the control plane.
+    pub const ND_RESPONDER: u8 = 22;
     pub const SWITCH_NORMAL: u8 = 30;
     /// Before switch_private: a table may only go to later ones.
     pub const VERIFY_SOURCE: u8 = 39;
@@ -40,6 +42,7 @@ pub mod table {
         (METADATA_NAT, "metadata_nat"),
         (ARP_RESPONDER, "arp_responder"),
         (ARP_REPLY, "arp_reply"),
+        (ND_RESPONDER, "nd_responder"),
         (SWITCH_NORMAL, "switch_normal"),
         (VERIFY_SOURCE, "verify_source"),
         (SWITCH_PRIVATE, "switch_private"),
@@ -77,6 +80,9 @@ pub enum Role {
     VerifiedSource = 7,
     /// Sends ARP for an unknown address on a private network to the control plane.
     ArpMiss = 8,
+    /// Sends a neighbor solicitation for a known IPv6 address (subject: the
+    /// network) to the control plane, which answers it.
+    NdAnswer = 9,
 }
 
 impl Role {
@@ -97,6 +103,7 @@ impl Role {
             6 => Role::VerifySourceMiss,
             7 => Role::VerifiedSource,
             8 => Role::ArpMiss,
+            9 => Role::NdAnswer,
             _ => return None,
         })
     }

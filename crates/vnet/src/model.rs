@@ -2,7 +2,7 @@
 //! so that compiling cannot fail.
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ferroflow_config::{
     InstanceConfig, MetadataConfig, MetadataMode, NetworkConfig, NetworkKind, PortConfig,
@@ -69,10 +69,52 @@ pub struct Instance {
     pub network: u32,
     pub mac: [u8; 6],
     pub addresses: Vec<Ipv4Addr>,
+    /// Configured IPv6 addresses (the link-local one is [`Instance::link_local`]).
+    pub ipv6: Vec<Ipv6Addr>,
     /// Local: the OpenFlow port it is attached to.
     pub port: Option<u32>,
     /// Remote (vnet): the backbone MAC of its host.
     pub host_mac: Option<[u8; 6]>,
+}
+
+impl Instance {
+    /// The link-local address a host derives from its MAC (modified EUI-64,
+    /// RFC 4291 appendix A): the one IPv6 address an instance has before any
+    /// is configured, and the source of its router and neighbor discovery.
+    pub fn link_local(&self) -> Ipv6Addr {
+        link_local_of(self.mac)
+    }
+
+    /// Every IPv6 source address it may use: its link-local one, then the configured ones.
+    pub fn ipv6_sources(&self) -> Vec<Ipv6Addr> {
+        let ll = self.link_local();
+        let mut v = vec![ll];
+        v.extend(self.ipv6.iter().copied().filter(|a| *a != ll));
+        v
+    }
+}
+
+/// The EUI-64 link-local address of `mac`: fe80::(mac0^2)mac1:mac2ff:fe mac3:mac4mac5.
+pub fn link_local_of(mac: [u8; 6]) -> Ipv6Addr {
+    let m = mac;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 0x02,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
 }
 
 #[derive(Debug, Clone)]
@@ -347,12 +389,34 @@ impl Model {
                     format!("outside the prefixes of network {}", net.name),
                 );
             }
+            if inst.ipv6.iter().any(|a| {
+                a.is_unspecified()
+                    || a.is_loopback()
+                    || a.is_multicast()
+                    || a.to_ipv4_mapped().is_some()
+            }) {
+                return err(
+                    f("ipv6"),
+                    "an IPv6 address is unspecified, loopback, multicast or IPv4-mapped",
+                );
+            }
+            if !inst.ipv6.is_empty() && !matches!(net.kind, NetworkKind::Normal | NetworkKind::Vnet)
+            {
+                return err(
+                    f("ipv6"),
+                    format!(
+                        "a {} network does not carry IPv6 (normal and vnet networks do)",
+                        net.kind.as_str()
+                    ),
+                );
+            }
             model.instances.push(Instance {
                 name: inst.name.clone(),
                 subject: subject_of(&inst.name),
                 network: inst.network,
                 mac,
                 addresses: inst.addresses.clone(),
+                ipv6: inst.ipv6.clone(),
                 port,
                 host_mac,
             });

@@ -6,6 +6,7 @@ use ferroflow_config::{
     OFPP_LOCAL,
 };
 use openflow::messages::FlowModCommand;
+use std::net::Ipv6Addr;
 use vnet::{compile, react, table, Model, Role};
 
 fn port(name: &str, ofport: u32) -> PortConfig {
@@ -42,6 +43,7 @@ fn inst(name: &str, network: u32, mac: &str, ip: &str, port: Option<&str>) -> In
         network,
         mac: mac.into(),
         addresses: vec![ip.parse().unwrap()],
+        ipv6: vec![],
         port: port.map(Into::into),
         host_mac: None,
     }
@@ -136,8 +138,9 @@ fn every_flow_parses_and_entries_are_unique() {
 }
 
 #[test]
-fn ipv6_from_instances_cannot_advertise_routes_or_claim_other_macs() {
-    let (n, i, md, p) = sample(MetadataMode::PerInstance);
+fn ipv6_from_instances_cannot_advertise_routes_spoof_sources_or_claim_others() {
+    let (n, mut i, md, p) = sample(MetadataMode::PerInstance);
+    i[0].ipv6 = vec!["fd00::1".parse().unwrap()];
     let m = Model::build(&n, &i, Some(&md), &p).unwrap();
     let flows = compile(&m);
     let find = |table: u8, priority: u16, match_: &str| {
@@ -146,33 +149,194 @@ fn ipv6_from_instances_cannot_advertise_routes_or_claim_other_macs() {
             .find(|f| f.table == table && f.priority == priority && f.match_ == match_)
             .unwrap_or_else(|| panic!("no flow {priority} {match_}"))
     };
-    // Instance a (port 1, default network, L2) and e (port 5, vnet).
-    for (port, mac) in [(1, "02:00:00:00:01:01"), (5, "02:00:00:00:04:01")] {
+    let drop = |f: &vnet::ProfileFlow| {
+        assert!(f.text.ends_with("actions=drop"), "{}", f.text);
+        assert_eq!(Role::of_cookie(f.cookie), Some(Role::Spoof), "{}", f.text);
+    };
+    // Instance a (port 1, default network, L2; fd00::1) and e (port 5, vnet; link-local only).
+    for (port, mac, ll, global) in [
+        (1, "02:00:00:00:01:01", "fe80::ff:fe00:101", Some("fd00::1")),
+        (5, "02:00:00:00:04:01", "fe80::ff:fe00:401", None),
+    ] {
+        let own: Vec<&str> = [Some(ll), global].into_iter().flatten().collect();
         for ty in [134, 137] {
-            let f = find(0, 229, &format!("in_port={port},icmp6,icmp_type={ty}"));
-            assert!(f.text.ends_with("actions=drop"));
-            assert_eq!(Role::of_cookie(f.cookie), Some(Role::Spoof));
+            drop(find(
+                0,
+                229,
+                &format!("in_port={port},icmp6,icmp_type={ty}"),
+            ));
         }
-        for (ty, opt) in [(135, "nd_sll"), (136, "nd_tll")] {
+        let from = format!("in_port={port},dl_src={mac},icmp6");
+        for src in &own {
             for lla in [mac, "00:00:00:00:00:00"] {
                 let f = find(
                     0,
                     228,
-                    &format!("in_port={port},dl_src={mac},icmp6,icmp_type={ty},{opt}={lla}"),
+                    &format!("{from},icmp_type=135,ipv6_src={src},nd_sll={lla}"),
                 );
-                assert!(f.text.contains("goto_table:"), "{}", f.text);
+                assert!(f.text.contains("goto_table:22"), "{}", f.text);
+                for target in &own {
+                    let f = find(
+                        0,
+                        228,
+                        &format!(
+                            "{from},icmp_type=136,ipv6_src={src},nd_target={target},nd_tll={lla}"
+                        ),
+                    );
+                    assert!(f.text.contains("goto_table:"), "{}", f.text);
+                }
             }
-            let f = find(0, 227, &format!("in_port={port},icmp6,icmp_type={ty}"));
-            assert!(f.text.ends_with("actions=drop"));
-            assert_eq!(Role::of_cookie(f.cookie), Some(Role::Spoof));
+            find(
+                0,
+                225,
+                &format!("in_port={port},dl_src={mac},ipv6,ipv6_src={src}"),
+            );
+            find(
+                0,
+                228,
+                &format!(
+                    "{from},icmp_type=135,ipv6_src=::,nd_target={src},nd_sll=00:00:00:00:00:00"
+                ),
+            );
         }
+        // Exactly those: no advertisement for another's target, no source but its own.
+        let n_na = flows
+            .iter()
+            .filter(|f| f.match_.starts_with(&from) && f.match_.contains("icmp_type=136"))
+            .count();
+        assert_eq!(n_na, own.len() * own.len() * 2);
+        let n_src = flows
+            .iter()
+            .filter(|f| f.priority == 225 && f.match_.starts_with(&format!("in_port={port},")))
+            .count();
+        assert_eq!(n_src, own.len());
+        for ty in [135, 136] {
+            drop(find(
+                0,
+                227,
+                &format!("in_port={port},icmp6,icmp_type={ty}"),
+            ));
+        }
+        drop(find(0, 224, &format!("in_port={port},ipv6")));
         // Above the L2 pass-through of the instance's MAC, which would let them through.
         find(0, 220, &format!("in_port={port},dl_src={mac}"));
+    }
+    // The ND responder knows every address of the network, and nothing of others.
+    for (net, target) in [
+        (1, "fd00::1"),
+        (1, "fe80::ff:fe00:101"),
+        (1, "fe80::ff:fe00:102"),
+        (4, "fe80::ff:fe00:409"),
+    ] {
+        let f = find(
+            table::ND_RESPONDER,
+            100,
+            &format!("metadata={net:#x}/0xffffffff,icmp6,icmp_type=135,nd_target={target}"),
+        );
+        assert_eq!(Role::of_cookie(f.cookie), Some(Role::NdAnswer));
+        assert!(f.text.ends_with("actions=controller"), "{}", f.text);
     }
     // Networks without the L2 pass-through drop IPv6 anyway (the port's last drop).
     assert!(!flows
         .iter()
         .any(|f| f.match_.starts_with("in_port=3,") && f.match_.contains("icmp6")));
+}
+
+#[test]
+fn ipv6_addresses_are_checked() {
+    let (n, mut i, md, p) = sample(MetadataMode::PerInstance);
+    for (k, bad) in [
+        (0, "::"),
+        (0, "ff02::1"),
+        (0, "::1"),
+        (0, "::ffff:10.0.0.1"),
+        (2, "fd00::2"),
+    ] {
+        let mut i = i.clone();
+        i[k].ipv6 = vec![bad.parse().unwrap()];
+        let e = Model::build(&n, &i, Some(&md), &p).unwrap_err();
+        assert_eq!(e.field, format!("instances[{k}].ipv6"), "{bad}: {e}");
+    }
+    i[0].ipv6 = vec!["2001:db8::1".parse().unwrap()];
+    Model::build(&n, &i, Some(&md), &p).unwrap();
+}
+
+/// An untagged NS from `src` (MAC, IPv6) for `target`, with a source link-layer option.
+fn solicitation(src_mac: [u8; 6], src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let mut f = vec![0x33, 0x33, 0xff, 0, 0, 2];
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 32, 58, 255]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&"ff02::1:ff00:2".parse::<Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
+    f.extend_from_slice(&target.octets());
+    f.extend_from_slice(&[1, 1]);
+    f.extend_from_slice(&src_mac);
+    f
+}
+
+/// The one's-complement sum over the pseudo-header and ICMPv6 message: 0xffff when the checksum holds.
+fn icmp6_sum_ok(frame: &[u8]) -> bool {
+    let icmp = &frame[54..];
+    let mut words: Vec<u8> = frame[22..54].to_vec();
+    words.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+    words.extend_from_slice(&[0, 0, 0, 58]);
+    words.extend_from_slice(icmp);
+    let mut sum: u32 = words
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum == 0xffff
+}
+
+#[test]
+fn a_solicitation_for_a_known_address_is_answered_with_a_valid_advertisement() {
+    let (n, mut i, md, p) = sample(MetadataMode::PerInstance);
+    i[1].ipv6 = vec!["fd00::2".parse().unwrap()];
+    let m = Model::build(&n, &i, Some(&md), &p).unwrap();
+    let a_mac = [2, 0, 0, 0, 1, 1];
+    let b_mac = [2, 0, 0, 0, 1, 2];
+    let a_ll: Ipv6Addr = "fe80::ff:fe00:101".parse().unwrap();
+    assert_eq!(vnet::link_local_of(a_mac), a_ll);
+    let ns = solicitation(a_mac, a_ll, "fd00::2".parse().unwrap());
+    let r = vnet::react(&m, Role::NdAnswer.cookie(1), 1, &ns).expect("the profile's");
+    assert_eq!(r.refused, None);
+    let na = r.reply.expect("an answer");
+    assert_eq!(&na[0..6], &a_mac, "to the requester");
+    assert_eq!(&na[6..12], &b_mac, "from the target's MAC");
+    assert_eq!(&na[12..14], &[0x86, 0xdd]);
+    assert_eq!(na[20], 58);
+    assert_eq!(na[21], 255, "hop limit 255");
+    assert_eq!(
+        &na[22..38],
+        &"fd00::2".parse::<Ipv6Addr>().unwrap().octets()
+    );
+    assert_eq!(&na[38..54], &a_ll.octets());
+    assert_eq!(na[54], 136);
+    assert_eq!(na[58], 0x60, "solicited and override");
+    assert_eq!(
+        &na[62..78],
+        &"fd00::2".parse::<Ipv6Addr>().unwrap().octets()
+    );
+    assert_eq!(&na[78..80], &[2, 1], "target link-layer option");
+    assert_eq!(&na[80..86], &b_mac);
+    assert!(icmp6_sum_ok(&na), "checksum");
+    assert_eq!(u16::from_be_bytes([na[18], na[19]]) as usize, na.len() - 54);
+    // A link-local target is known too; an unknown one, or another network's, is refused.
+    let ns = solicitation(a_mac, a_ll, "fe80::ff:fe00:102".parse().unwrap());
+    let r = vnet::react(&m, Role::NdAnswer.cookie(1), 1, &ns).unwrap();
+    assert!(icmp6_sum_ok(&r.reply.unwrap()));
+    for (net, target) in [(1, "fd00::99"), (4, "fd00::2")] {
+        let ns = solicitation(a_mac, a_ll, target.parse().unwrap());
+        let r = vnet::react(&m, Role::NdAnswer.cookie(net), 1, &ns).unwrap();
+        assert!(r.reply.is_none() && r.refused.is_some(), "{target}");
+    }
+    // Not a solicitation at all.
+    let r = vnet::react(&m, Role::NdAnswer.cookie(1), 1, &[0u8; 60]).unwrap();
+    assert!(r.reply.is_none() && r.refused.is_some());
 }
 
 #[test]
