@@ -18,8 +18,8 @@ use tonic::transport::Channel;
 
 mod capture_cmd;
 mod doctor_cmd;
-mod tunnel_cmd;
 mod trace_cmd;
+mod tunnel_cmd;
 mod vnet_cmd;
 
 const EXIT_HELP: &str = "EXIT STATUS:
