@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/ferroflow/v1/flows.proto",
     "proto/ferroflow/v1/datapath.proto",
     "proto/ferroflow/v1/networks.proto",
+    "proto/ferroflow/v1/rebalance.proto",
 ];
 
 fn git(args: &[&str]) -> Option<String> {

@@ -8,6 +8,7 @@
 pub use ferroflow_api::client;
 pub mod convert;
 mod networks;
+mod rebalance;
 mod services;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -805,6 +806,9 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
         ))
         .add_service(pb::network_service_server::NetworkServiceServer::new(
             networks::Networks(Arc::clone(&api)),
+        ))
+        .add_service(pb::rebalance_service_server::RebalanceServiceServer::new(
+            rebalance::Rebalance(Arc::clone(&api)),
         ))
     };
     if let Some(path) = cfg.listen.strip_prefix("unix:") {

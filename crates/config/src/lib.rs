@@ -405,6 +405,34 @@ pub struct DatapathConfig {
     /// core on hosts that are mostly idle; costs latency on the first packet.
     #[serde(default)]
     pub idle_sleep_us: u32,
+    /// Moves rx queues between workers by itself when their loads are uneven (as OVS's
+    /// pmd-auto-lb): off by default, because a move pauses the queue for a moment.
+    #[serde(default)]
+    pub auto_rebalance: bool,
+    /// Seconds between the automatic rebalance's checks; each check measures the queues'
+    /// loads over the interval since the previous one.
+    #[serde(default = "default_rebalance_interval")]
+    pub rebalance_interval_s: u32,
+    /// The automatic rebalance acts only when the busiest worker spent at least this
+    /// share of the interval (percent) on its queues.
+    #[serde(default = "default_rebalance_load_threshold")]
+    pub rebalance_load_threshold_percent: u32,
+    /// ... and only when the moves would reduce the variance of the workers' loads by at
+    /// least this much (percent).
+    #[serde(default = "default_rebalance_improvement")]
+    pub rebalance_improvement_percent: u32,
+}
+
+fn default_rebalance_interval() -> u32 {
+    60
+}
+
+fn default_rebalance_load_threshold() -> u32 {
+    95
+}
+
+fn default_rebalance_improvement() -> u32 {
+    25
 }
 
 impl Default for DatapathConfig {
@@ -414,6 +442,10 @@ impl Default for DatapathConfig {
             tx_descriptors: default_descriptors(),
             mbufs: 0,
             idle_sleep_us: 0,
+            auto_rebalance: false,
+            rebalance_interval_s: default_rebalance_interval(),
+            rebalance_load_threshold_percent: default_rebalance_load_threshold(),
+            rebalance_improvement_percent: default_rebalance_improvement(),
         }
     }
 }
@@ -678,6 +710,17 @@ impl Config {
             return bad(
                 "datapath",
                 "rx_descriptors and tx_descriptors must be positive".into(),
+            );
+        }
+        if self.datapath.rebalance_interval_s == 0 {
+            return bad("datapath.rebalance_interval_s", "must be at least 1".into());
+        }
+        if self.datapath.rebalance_load_threshold_percent > 100
+            || self.datapath.rebalance_improvement_percent > 100
+        {
+            return bad(
+                "datapath",
+                "rebalance_load_threshold_percent and rebalance_improvement_percent are percentages (0-100)".into(),
             );
         }
         self.validate_ports()

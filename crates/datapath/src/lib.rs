@@ -19,16 +19,21 @@ mod datapath;
 mod health;
 mod pkt;
 mod ports;
+pub mod rebalance;
 mod socket;
 mod spec;
 mod worker;
 
 pub use closer::{Closable, DetachedPort, PortCloser};
-pub use counters::{PortCounters, PortReport, WorkerCounters, WorkerReport};
+pub use counters::{
+    PortCounters, PortReport, QueueCounters, RxQueueReport, WorkerCounters, WorkerReport,
+    BURST_BUCKETS, BURST_BUCKET_BOUNDS,
+};
 pub use datapath::{
     Datapath, DatapathError, DriverStats, PortStatus, SendError, StopReport, MAX_PORTS,
 };
 pub use health::{Stuck, StuckWorker, WorkerHealth};
 pub use pkt::Pkt;
 pub use ports::PortIndex;
+pub use rebalance::{QueueLoad, QueueMove, RebalancePlan};
 pub use spec::{DatapathSettings, PortSpec, SocketAccess};
