@@ -689,7 +689,10 @@ fn burst_histogram(text: &mut String, workers: &[datapath::WorkerReport]) {
             );
         }
         let l = w.lcore;
-        let _ = writeln!(text, "{name}_bucket{{lcore=\"{l}\",le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(
+            text,
+            "{name}_bucket{{lcore=\"{l}\",le=\"+Inf\"}} {cumulative}"
+        );
         let _ = writeln!(text, "{name}_sum{{lcore=\"{l}\"}} {}", w.packets);
         let _ = writeln!(text, "{name}_count{{lcore=\"{l}\"}} {cumulative}");
     }

@@ -177,6 +177,7 @@ fn default_metadata_port() -> u16 {
 #[serde(deny_unknown_fields)]
 pub struct EalConfig {
     /// EAL's `-l`: the first lcore runs the control plane, each other one a worker.
+    /// `LCORE@CPU` entries (`0@0,1@1,2@1`) place lcores on CPUs (EAL's `--lcores`).
     pub lcores: String,
     /// DPDK memory cap in MB, passed as `--socket-limit` (EAL's `-m` caps nothing).
     #[serde(default = "default_memory_mb")]
@@ -835,9 +836,15 @@ impl Config {
     /// The EAL argument list (program name first) this configuration asks for.
     pub fn eal_args(&self, program: &str) -> Vec<String> {
         let e = &self.eal;
+        // `lcore@cpu` entries need EAL's --lcores; plain lists keep -l.
+        let lcore_option = if e.lcores.contains('@') {
+            "--lcores"
+        } else {
+            "-l"
+        };
         let mut args = vec![
             program.to_owned(),
-            "-l".into(),
+            lcore_option.into(),
             e.lcores.clone(),
             "--file-prefix".into(),
             e.file_prefix.clone(),
@@ -916,10 +923,25 @@ fn check_target(target: &str, schemes: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses EAL's lcore list syntax: `0-1`, `0,2,4-5`.
+/// Parses EAL's lcore list syntax: `0-1`, `0,2,4-5`, or lcores placed on CPUs as EAL's
+/// `--lcores` writes it, `0@0,1@1,2@1` (more workers than CPUs: two workers sharing CPU 1,
+/// for tests on small machines, with `[datapath] idle_sleep_us`). Returns the lcores.
 pub fn parse_lcores(s: &str) -> Result<Vec<u32>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim) {
+        if let Some((lcore, cpu)) = part.split_once('@') {
+            let num = |x: &str| {
+                x.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("{s:?}: {part:?} is not LCORE@CPU"))
+            };
+            let (lcore, _cpu) = (num(lcore)?, num(cpu)?);
+            if lcore >= 128 {
+                return Err(format!("{s:?}: bad lcore {part:?}"));
+            }
+            out.push(lcore);
+            continue;
+        }
         let num = |x: &str| {
             x.trim()
                 .parse::<u32>()

@@ -66,7 +66,9 @@ pub enum DatapathError {
     NoSuchWorker(usize),
     /// An rx queue move is still waiting for a stalled worker to hand the queue over;
     /// nothing changed. It completes when that worker runs again.
-    #[error("an rx queue move is still waiting for a worker to hand the queue over; nothing changed")]
+    #[error(
+        "an rx queue move is still waiting for a worker to hand the queue over; nothing changed"
+    )]
     MoveInProgress,
     /// A worker did not hand over or take up a moved rx queue within the `ack_timeout`.
     /// The move is not undone: it completes when the worker runs again (until then the
@@ -577,8 +579,7 @@ impl Datapath {
         for p in prepared {
             let slot = p.entry.slot;
             // Rx queues are spread from the slot on, so ports' first queues land on different workers.
-            let mut per_worker: Vec<Vec<PolledQueue>> =
-                (0..nworkers).map(|_| Vec::new()).collect();
+            let mut per_worker: Vec<Vec<PolledQueue>> = (0..nworkers).map(|_| Vec::new()).collect();
             for (q, rxq) in p.rx.into_iter().enumerate() {
                 let w = (slot + q) % nworkers;
                 per_worker_rx_names[w].push((p.entry.name.clone(), rxq.queue_id()));
@@ -810,9 +811,8 @@ impl Datapath {
                     .iter()
                     .map(|(port, queue)| {
                         let q = self.queue_counters(port, *queue);
-                        let (packets, busy) = q.map_or((0, 0), |q| {
-                            (q.packets.get(), q.busy_cycles.get())
-                        });
+                        let (packets, busy) =
+                            q.map_or((0, 0), |q| (q.packets.get(), q.busy_cycles.get()));
                         RxQueueReport {
                             port: port.clone(),
                             queue: *queue,
@@ -840,7 +840,12 @@ impl Datapath {
     /// its next turn; packets arriving meanwhile wait in the queue's ring. Returns once
     /// both acknowledged, or fails with [`DatapathError::MoveTimeout`] after the
     /// `ack_timeout` (the move then completes when the stalled worker runs again).
-    pub fn move_rx_queue(&mut self, port: &str, queue: u16, to: usize) -> Result<(), DatapathError> {
+    pub fn move_rx_queue(
+        &mut self,
+        port: &str,
+        queue: u16,
+        to: usize,
+    ) -> Result<(), DatapathError> {
         self.check_room()?;
         let slot = self
             .ports
@@ -881,8 +886,11 @@ impl Datapath {
         match result {
             Ok(()) => {
                 info!(
-                    port, queue, from_lcore = self.health.lcore(from),
-                    to_lcore = self.health.lcore(to), "rx queue moved"
+                    port,
+                    queue,
+                    from_lcore = self.health.lcore(from),
+                    to_lcore = self.health.lcore(to),
+                    "rx queue moved"
                 );
                 Ok(())
             }

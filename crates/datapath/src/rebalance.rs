@@ -87,18 +87,13 @@ pub fn plan(queues: &[QueueLoad], workers: usize, interval_cycles: u64) -> Rebal
         if workers == 0 {
             break;
         }
-        let least = load_after
-            .iter()
-            .cloned()
-            .fold(f64::INFINITY, f64::min);
-        // The current worker if it is among the least loaded, else the first of them.
-        let to = if q.worker < workers && load_after[q.worker] <= least {
+        let least = load_after.iter().cloned().fold(f64::INFINITY, f64::min);
+        // The current worker if it is among the least loaded (or the queue is idle: moving
+        // it changes nothing but pauses it), else the first of the least loaded.
+        let to = if q.worker < workers && (load_after[q.worker] <= least || q.busy_cycles == 0) {
             q.worker
         } else {
-            load_after
-                .iter()
-                .position(|l| *l <= least)
-                .unwrap_or(0)
+            load_after.iter().position(|l| *l <= least).unwrap_or(0)
         };
         load_after[to] += q.busy_cycles as f64 / scale;
         if to != q.worker {
@@ -148,7 +143,7 @@ mod tests {
             2,
             1000,
         );
-        assert_eq!(p.moves.len(), 1, "{p:?}");
+        assert_eq!(p.moves.len(), 1, "idle queues stay: {p:?}");
         assert_eq!(p.moves[0].to_worker, 1);
         assert_eq!(p.load_before, vec![1.0, 0.0]);
         assert_eq!(p.load_after, vec![0.5, 0.5]);
