@@ -258,8 +258,11 @@ pub struct Datapath {
     moving: Option<Vec<u64>>,
     /// Busy cycles of every rx queue, and the TSC, when loads were last sampled
     /// ([`Datapath::plan_rebalance`]): loads are measured from there.
-    load_baseline: (u64, Vec<((String, u16), u64)>),
+    load_baseline: (u64, Vec<(QueueName, u64)>),
 }
+
+/// A port's name and one of its rx queues.
+type QueueName = (String, u16);
 
 /// Control-plane frames waiting for the first worker.
 const INJECT_QUEUE: usize = 1024;
