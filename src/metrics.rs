@@ -378,6 +378,13 @@ pub fn render(api: &Api) -> String {
         "Packets to the controller dropped by the per-port packet-in rate limit, before the queue, by ingress OpenFlow port (4294967295: ports beyond the limiter's table).",
         &["ofport"],
     );
+    // Every port's series exists from the start (at 0), so that rates and alerts on it
+    // evaluate before the first limited packet.
+    for p in &status_ports {
+        limited
+            .with_label_values(&[&p.ofport.to_string()])
+            .inc_by(0);
+    }
     for (port, n) in &packet_in_limited {
         limited.with_label_values(&[&port.to_string()]).inc_by(*n);
     }
@@ -546,6 +553,14 @@ pub fn render(api: &Api) -> String {
         "Flow entries in the table.",
         &t,
     );
+    gauge(
+        &r,
+        "ferroflow_table_flow_limit",
+        "Most entries one flow table may hold ([bridge] flow_limit): a change past it is refused.",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(i64::from(sw.config.bridge.flow_limit));
     for (tc, _) in &tables {
         let id = tc.table_id.to_string();
         lookups.with_label_values(&[&id]).inc_by(tc.lookups);
