@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use ferroflow_config::Config;
-use serde::de::{self, value::Error, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, value::Error, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
 use serde::Deserialize;
 
 /// A deserializer that holds no data: it walks a type's shape and records the dotted path of
@@ -25,7 +27,10 @@ impl<'a> Walker<'a> {
         } else {
             format!("{}.{field}", self.path)
         };
-        Walker { path, keys: self.keys }
+        Walker {
+            path,
+            keys: self.keys,
+        }
     }
 }
 
@@ -66,10 +71,18 @@ impl<'de> de::Deserializer<'de> for Walker<'_> {
     fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
         v.visit_some(self)
     }
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, v: V) -> Result<V::Value, Error> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        v: V,
+    ) -> Result<V::Value, Error> {
         v.visit_unit()
     }
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, v: V) -> Result<V::Value, Error> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        v: V,
+    ) -> Result<V::Value, Error> {
         v.visit_newtype_struct(self)
     }
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
@@ -78,11 +91,19 @@ impl<'de> de::Deserializer<'de> for Walker<'_> {
     fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, v: V) -> Result<V::Value, Error> {
         v.visit_seq(One(Some(self)))
     }
-    fn deserialize_tuple_struct<V: Visitor<'de>>(self, _: &'static str, _: usize, v: V) -> Result<V::Value, Error> {
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: usize,
+        v: V,
+    ) -> Result<V::Value, Error> {
         v.visit_seq(One(Some(self)))
     }
     fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        v.visit_map(Fields { walker: self, fields: &[] })
+        v.visit_map(Fields {
+            walker: self,
+            fields: &[],
+        })
     }
     fn deserialize_struct<V: Visitor<'de>>(
         self,
@@ -93,7 +114,10 @@ impl<'de> de::Deserializer<'de> for Walker<'_> {
         for f in fields {
             self.keys.borrow_mut().insert(self.at(f).path);
         }
-        v.visit_map(Fields { walker: self, fields })
+        v.visit_map(Fields {
+            walker: self,
+            fields,
+        })
     }
     fn deserialize_enum<V: Visitor<'de>>(
         self,
@@ -110,7 +134,10 @@ struct One<'a>(Option<Walker<'a>>);
 
 impl<'de> SeqAccess<'de> for One<'_> {
     type Error = Error;
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
         self.0.take().map(|w| seed.deserialize(w)).transpose()
     }
 }
@@ -123,7 +150,10 @@ struct Fields<'a> {
 
 impl<'de> MapAccess<'de> for Fields<'_> {
     type Error = Error;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         match self.fields.first() {
             Some(f) => seed.deserialize((*f).into_deserializer()).map(Some),
             None => Ok(None),
@@ -159,11 +189,18 @@ fn config_keys() -> BTreeSet<String> {
 fn every_config_key_is_documented_and_every_documented_key_exists() {
     let keys = config_keys();
     assert!(keys.len() > 40, "{keys:?}");
-    for k in ["eal.lcores", "ports.devargs", "bridge.controllers.target", "datapath.auto_rebalance"] {
+    for k in [
+        "eal.lcores",
+        "ports.devargs",
+        "bridge.controllers.target",
+        "datapath.auto_rebalance",
+    ] {
         assert!(keys.contains(k), "the walk misses {k}: {keys:?}");
     }
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"))
-        .expect("docs/configuration.md");
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .expect("docs/configuration.md");
     // The reference's rows: `| \`section.key\` | ...`.
     let documented: BTreeSet<String> = doc
         .lines()
@@ -172,7 +209,13 @@ fn every_config_key_is_documented_and_every_documented_key_exists() {
         .map(str::to_owned)
         .collect();
     let undocumented: Vec<&String> = keys.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "keys missing from docs/configuration.md: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "keys missing from docs/configuration.md: {undocumented:?}"
+    );
     let unknown: Vec<&String> = documented.difference(&keys).collect();
-    assert!(unknown.is_empty(), "docs/configuration.md documents keys that do not exist: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "docs/configuration.md documents keys that do not exist: {unknown:?}"
+    );
 }
