@@ -485,7 +485,7 @@ impl Switch {
         let Some(dp) = st.datapath.as_mut() else {
             return;
         };
-        let plan = dp.plan_rebalance();
+        let plan = dp.plan_rebalance(true);
         let busiest = plan.load_before.iter().cloned().fold(0.0, f64::max);
         if plan.moves.is_empty()
             || busiest * 100.0 < f64::from(c.rebalance_load_threshold_percent)
@@ -513,7 +513,7 @@ impl Switch {
     }
 
     /// Rebalances rx queues now, from the loads measured since the previous measurement
-    /// (the last rebalance, automatic check or start): moves queues when that makes the
+    /// (the last rebalance, automatic check or start; a dry run does not count): moves queues when that makes the
     /// workers' loads more even, or only plans with `dry_run`. Returns the plan and the
     /// moves done.
     pub fn rebalance(
@@ -522,7 +522,8 @@ impl Switch {
     ) -> Result<(datapath::RebalancePlan, usize), RebalanceError> {
         let mut st = self.lock()?;
         let dp = st.datapath.as_mut().ok_or(RebalanceError::NoDatapath)?;
-        let plan = dp.plan_rebalance();
+        // A dry run leaves the measurement running for the real one.
+        let plan = dp.plan_rebalance(!dry_run);
         if dry_run || plan.moves.is_empty() {
             return Ok((plan, 0));
         }

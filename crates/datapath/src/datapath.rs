@@ -907,10 +907,11 @@ impl Datapath {
         }
     }
 
-    /// Measures every rx queue's busy cycles since the previous call (or the start) and
-    /// plans a placement that evens the workers' loads ([`crate::rebalance::plan`]); the
-    /// next measurement starts now. Nothing moves until [`Datapath::apply_rebalance`].
-    pub fn plan_rebalance(&mut self) -> RebalancePlan {
+    /// Measures every rx queue's busy cycles since the last measurement (or the start) and
+    /// plans a placement that evens the workers' loads ([`crate::rebalance::plan`]); with
+    /// `restart`, the next measurement starts now (a dry run leaves it running). Nothing
+    /// moves until [`Datapath::apply_rebalance`].
+    pub fn plan_rebalance(&mut self, restart: bool) -> RebalancePlan {
         let now = dpdk::rdtsc();
         let mut loads = Vec::new();
         let mut baseline = Vec::new();
@@ -936,7 +937,9 @@ impl Datapath {
             }
         }
         let interval = now.wrapping_sub(self.load_baseline.0);
-        self.load_baseline = (now, baseline);
+        if restart {
+            self.load_baseline = (now, baseline);
+        }
         crate::rebalance::plan(&loads, self.workers.len(), interval)
     }
 
