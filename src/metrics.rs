@@ -4,8 +4,8 @@
 //! counters are per-worker atomics read with relaxed loads, the control
 //! plane's state copied out in one bounded look ([`read`]) and formatted
 //! after it is released, so a scrape never makes a worker wait and never
-//! holds the switch while it formats. There is no burst-size histogram: it would need a per-burst
-//! counter write in the workers' loop, which this change leaves alone.
+//! holds the switch while it formats. The burst-size histogram is the workers' own fixed
+//! buckets (one counter store per burst), written out as a Prometheus histogram.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -207,6 +207,9 @@ pub fn render(api: &Api) -> String {
         ("ferroflow_state_busy_total", "Calls refused because the switch's state was busy past its bound.", &cc.busy),
         ("ferroflow_housekeeping_ticks_skipped_total", "Control-plane ticks skipped because the switch's state was busy.", &cc.ticks_skipped),
         ("ferroflow_packet_in_backlog_ticks_total", "Control-plane ticks that left packet-ins queued for the next tick (at most a bounded number is relayed per tick).", &cc.packet_in_backlog_ticks),
+        ("ferroflow_rebalances_total", "Rx queue rebalances by command (ferroflowctl datapath rebalance) that moved queues.", &cc.rebalances),
+        ("ferroflow_auto_rebalances_total", "Rx queue rebalances made by [datapath] auto_rebalance.", &cc.auto_rebalances),
+        ("ferroflow_rxq_moves_total", "Rx queues moved between workers by rebalances.", &cc.rx_queue_moves),
     ] {
         counter(&r, name, help, &[]).with_label_values(&[]).inc_by(v.load(Relaxed));
     }
@@ -412,6 +415,13 @@ pub fn render(api: &Api) -> String {
         "Packets to the controller dropped by the per-port packet-in rate limit, before the queue, by ingress OpenFlow port (4294967295: ports beyond the limiter's table).",
         &["ofport"],
     );
+    // Every port's series exists from the start (at 0), so that rates and alerts on it
+    // evaluate before the first limited packet.
+    for p in &status_ports {
+        limited
+            .with_label_values(&[&p.ofport.to_string()])
+            .inc_by(0);
+    }
     for (port, n) in &packet_in_limited {
         limited.with_label_values(&[&port.to_string()]).inc_by(*n);
     }
@@ -490,6 +500,49 @@ pub fn render(api: &Api) -> String {
             .with_label_values(&[&l])
             .set(health.acked_version(i) as i64);
     }
+    let widle = counter(
+        &r,
+        "ferroflow_worker_idle_cycles_total",
+        "TSC cycles a worker spent on polls that returned nothing, and in idle sleeps.",
+        &w,
+    );
+    let wshare = fgauge(
+        &r,
+        "ferroflow_worker_busy_share",
+        "Busy cycles over all cycles since start, in [0, 1]; for a recent share use rate(busy_cycles) / rate(cycles).",
+        &w,
+    );
+    let witer = counter(
+        &r,
+        "ferroflow_worker_iterations_total",
+        "Turns of a worker's loop (each polls every rx queue once).",
+        &w,
+    );
+    let wbusy_iter = counter(
+        &r,
+        "ferroflow_worker_busy_iterations_total",
+        "Turns of a worker's loop in which some rx queue returned packets.",
+        &w,
+    );
+    let q = ["port", "queue"];
+    let qpackets = counter(
+        &r,
+        "ferroflow_rxq_packets_total",
+        "Packets received on an rx queue (the count follows the queue when a rebalance moves it).",
+        &q,
+    );
+    let qbusy = counter(
+        &r,
+        "ferroflow_rxq_busy_cycles_total",
+        "TSC cycles the polling worker spent forwarding an rx queue's bursts.",
+        &q,
+    );
+    let qlcore = gauge(
+        &r,
+        "ferroflow_rxq_lcore",
+        "The lcore of the worker polling an rx queue now.",
+        &q,
+    );
     for wr in &workers {
         let l = [wr.lcore.to_string()];
         let l = [l[0].as_str()];
@@ -497,7 +550,25 @@ pub fn render(api: &Api) -> String {
         wbusy.with_label_values(&l).inc_by(wr.busy_cycles);
         wtotal.with_label_values(&l).inc_by(wr.total_cycles);
         wcpp.with_label_values(&l).set(wr.cycles_per_packet);
+        widle.with_label_values(&l).inc_by(wr.idle_cycles);
+        wshare.with_label_values(&l).set(wr.busy_share);
+        witer.with_label_values(&l).inc_by(wr.iterations);
+        wbusy_iter.with_label_values(&l).inc_by(wr.busy_iterations);
+        for rq in &wr.rx_queue_stats {
+            let queue = rq.queue.to_string();
+            let ql = [rq.port.as_str(), queue.as_str()];
+            qpackets.with_label_values(&ql).inc_by(rq.packets);
+            qbusy.with_label_values(&ql).inc_by(rq.busy_cycles);
+            qlcore.with_label_values(&ql).set(i64::from(wr.lcore));
+        }
     }
+    let tsc = gauge(
+        &r,
+        "ferroflow_tsc_hz",
+        "TSC cycles per second: divides the cycle counters into seconds.",
+        &[],
+    );
+    tsc.with_label_values(&[]).set(dpdk::tsc_hz() as i64);
     if let Some((used, free)) = pool {
         mbufs_used.with_label_values(&[]).set(i64::from(used));
         mbufs_free.with_label_values(&[]).set(i64::from(free));
@@ -522,6 +593,14 @@ pub fn render(api: &Api) -> String {
         "Flow entries in the table.",
         &t,
     );
+    gauge(
+        &r,
+        "ferroflow_table_flow_limit",
+        "Most entries one flow table may hold ([bridge] flow_limit): a change past it is refused.",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(i64::from(sw.config.bridge.flow_limit));
     for (tc, _) in &tables {
         let id = tc.table_id.to_string();
         lookups.with_label_values(&[&id]).inc_by(tc.lookups);
@@ -647,7 +726,42 @@ pub fn render(api: &Api) -> String {
     TextEncoder::new()
         .encode(&r.gather(), &mut out)
         .expect("text encoding");
-    String::from_utf8(out).unwrap_or_default()
+    let mut text = String::from_utf8(out).unwrap_or_default();
+    burst_histogram(&mut text, &workers);
+    text
+}
+
+/// `ferroflow_worker_burst_packets`, a histogram of packets per non-empty rx burst per
+/// worker, from the workers' fixed buckets (the registry's histograms can only observe
+/// one value at a time).
+fn burst_histogram(text: &mut String, workers: &[datapath::WorkerReport]) {
+    use std::fmt::Write;
+    if workers.is_empty() {
+        return;
+    }
+    let name = "ferroflow_worker_burst_packets";
+    let _ = writeln!(
+        text,
+        "# HELP {name} Packets per non-empty rx burst (at most 32): a worker whose bursts are full is falling behind.\n# TYPE {name} histogram"
+    );
+    for w in workers {
+        let mut cumulative = 0;
+        for (count, bound) in w.burst_histogram.iter().zip(datapath::BURST_BUCKET_BOUNDS) {
+            cumulative += count;
+            let _ = writeln!(
+                text,
+                "{name}_bucket{{lcore=\"{}\",le=\"{bound}\"}} {cumulative}",
+                w.lcore
+            );
+        }
+        let l = w.lcore;
+        let _ = writeln!(
+            text,
+            "{name}_bucket{{lcore=\"{l}\",le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(text, "{name}_sum{{lcore=\"{l}\"}} {}", w.packets);
+        let _ = writeln!(text, "{name}_count{{lcore=\"{l}\"}} {cumulative}");
+    }
 }
 
 /// The gRPC server's limits at work (docs/limits.md).

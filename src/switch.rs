@@ -83,6 +83,18 @@ pub enum SyncError {
     Stuck(usize, Duration),
 }
 
+/// Why a rebalance by command did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RebalanceError {
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    #[error("the datapath is not running")]
+    NoDatapath,
+    /// A move failed; the moves before it are in place.
+    #[error(transparent)]
+    Datapath(datapath::DatapathError),
+}
+
 /// Control-plane counters, exported as metrics.
 #[derive(Debug, Default)]
 pub struct ControlCounters {
@@ -96,6 +108,11 @@ pub struct ControlCounters {
     pub packet_in_backlog_ticks: AtomicU64,
     /// Longest housekeeping tick, in microseconds.
     pub longest_tick_us: AtomicU64,
+    /// Rebalances that moved queues: by command, and by the automatic rebalance.
+    pub rebalances: AtomicU64,
+    pub auto_rebalances: AtomicU64,
+    /// Rx queues moved between workers.
+    pub rx_queue_moves: AtomicU64,
 }
 
 pub struct Switch {
@@ -146,6 +163,8 @@ pub struct State {
     links: HashMap<u32, bool>,
     /// Asynchronous messages made under the lock, sent once it is released.
     events: Vec<AsyncEvent>,
+    /// When the automatic rebalance last measured the queues' loads.
+    last_rebalance_check: Instant,
 }
 
 /// The switch's state, held. Dropping it releases the state and then sends
@@ -300,6 +319,7 @@ impl Switch {
             last_link_check: now,
             links: HashMap::new(),
             events: Vec::new(),
+            last_rebalance_check: now,
         };
         let sw = Arc::new(Switch {
             config,
@@ -434,6 +454,7 @@ impl Switch {
             }
             st.flows_removed(removed);
         }
+        self.auto_rebalance(&mut st);
         let left = st.drain_packet_ins(now, &self.profile_counters, PACKET_INS_PER_TICK);
         // Ports withdrawn after a worker timed out, once every worker let go of them:
         // closed by the closer thread, never under the state.
@@ -450,6 +471,73 @@ impl Switch {
         }
         let us = t0.elapsed().as_micros() as u64;
         self.counters.longest_tick_us.fetch_max(us, Relaxed);
+    }
+
+    /// The automatic rebalance (`[datapath] auto_rebalance`): every interval, measures the
+    /// queues' loads and moves queues when the busiest worker is above the threshold and
+    /// the moves improve the variance of the workers' loads by the configured margin.
+    /// Bounded: a move that a worker does not acknowledge gives up after the datapath's
+    /// ack timeout, and the following ones are refused at once.
+    fn auto_rebalance(&self, st: &mut State) {
+        let c = &self.config.datapath;
+        if !c.auto_rebalance
+            || st.last_rebalance_check.elapsed()
+                < Duration::from_secs(c.rebalance_interval_s.into())
+        {
+            return;
+        }
+        st.last_rebalance_check = Instant::now();
+        let Some(dp) = st.datapath.as_mut() else {
+            return;
+        };
+        let plan = dp.plan_rebalance(true);
+        let busiest = plan.load_before.iter().cloned().fold(0.0, f64::max);
+        if plan.moves.is_empty()
+            || busiest * 100.0 < f64::from(c.rebalance_load_threshold_percent)
+            || plan.improvement_percent() < f64::from(c.rebalance_improvement_percent)
+        {
+            return;
+        }
+        tracing::info!(
+            busiest = format!("{:.2}", busiest),
+            improvement_percent = format!("{:.0}", plan.improvement_percent()),
+            moves = plan.moves.len(),
+            "automatic rebalance"
+        );
+        let moved = match dp.apply_rebalance(&plan) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("automatic rebalance stopped: {e}");
+                0
+            }
+        };
+        self.counters.auto_rebalances.fetch_add(1, Relaxed);
+        self.counters
+            .rx_queue_moves
+            .fetch_add(moved as u64, Relaxed);
+    }
+
+    /// Rebalances rx queues now, from the loads measured since the previous measurement
+    /// (the last rebalance, automatic check or start; a dry run does not count): moves queues when that makes the
+    /// workers' loads more even, or only plans with `dry_run`. Returns the plan and the
+    /// moves done.
+    pub fn rebalance(
+        &self,
+        dry_run: bool,
+    ) -> Result<(datapath::RebalancePlan, usize), RebalanceError> {
+        let mut st = self.lock()?;
+        let dp = st.datapath.as_mut().ok_or(RebalanceError::NoDatapath)?;
+        // A dry run leaves the measurement running for the real one.
+        let plan = dp.plan_rebalance(!dry_run);
+        if dry_run || plan.moves.is_empty() {
+            return Ok((plan, 0));
+        }
+        let moved = dp.apply_rebalance(&plan);
+        let n = moved.as_ref().map_or(0, |n| *n);
+        self.counters.rebalances.fetch_add(1, Relaxed);
+        self.counters.rx_queue_moves.fetch_add(n as u64, Relaxed);
+        moved.map_err(RebalanceError::Datapath)?;
+        Ok((plan, n))
     }
 
     /// Adds a port at runtime: the datapath creates it and hands its queues to

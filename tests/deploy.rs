@@ -42,20 +42,30 @@ fn example_configs(dir: &TempDir) -> Vec<(String, PathBuf)> {
             out.push((p.display().to_string(), p));
         }
     }
-    let readme = fs::read_to_string(repo("README.md")).unwrap();
+    // The README and the documentation under docs/ (where the README's reference moved).
+    let mut pages = vec![repo("README.md")];
+    let mut docs: Vec<PathBuf> = fs::read_dir(repo("docs"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    docs.retain(|p| p.extension().is_some_and(|x| x == "md"));
+    docs.sort();
+    pages.extend(docs);
     let mut n = 0;
-    for block in readme.split("```toml\n").skip(1) {
-        let body = block.split("\n```").next().unwrap();
-        if body.contains("[eal]") && body.contains("[[ports]]") {
-            n += 1;
-            let p = dir.path(&format!("readme-{n}.toml"));
-            fs::write(&p, body).unwrap();
-            out.push((format!("README.md toml block {n}"), p));
+    for page in &pages {
+        let text = fs::read_to_string(page).unwrap();
+        for block in text.split("```toml\n").skip(1) {
+            let body = block.split("\n```").next().unwrap();
+            if body.contains("[eal]") && body.contains("[[ports]]") {
+                n += 1;
+                let p = dir.path(&format!("readme-{n}.toml"));
+                fs::write(&p, body).unwrap();
+                out.push((format!("{} toml block {n}", page.display()), p));
+            }
         }
     }
     assert!(
         n >= 2,
-        "the README should carry complete example configurations (found {n})"
+        "the README and docs/ should carry complete example configurations (found {n})"
     );
     out
 }

@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "proto/ferroflow/v1/networks.proto",
     "proto/ferroflow/v1/tunnels.proto",
     "proto/ferroflow/v1/trace.proto",
+    "proto/ferroflow/v1/rebalance.proto",
 ];
 
 fn git(args: &[&str]) -> Option<String> {

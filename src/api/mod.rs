@@ -11,6 +11,7 @@ pub mod convert;
 pub mod limits;
 mod networks;
 pub mod port_rules;
+mod rebalance;
 mod services;
 mod trace;
 
@@ -928,6 +929,15 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
             .add_service(Guarded::new(
                 pb::trace_service_server::TraceServiceServer::new(trace::Traces(Arc::clone(&api)))
                     .max_decoding_message_size(request.0),
+                request,
+                calls,
+                &counters,
+            ))
+            .add_service(Guarded::new(
+                pb::rebalance_service_server::RebalanceServiceServer::new(rebalance::Rebalance(
+                    Arc::clone(&api),
+                ))
+                .max_decoding_message_size(request.0),
                 request,
                 calls,
                 &counters,

@@ -652,12 +652,24 @@ impl pb::datapath_service_server::DatapathService for Datapath {
                         busy_cycles: w.busy_cycles,
                         total_cycles: w.total_cycles,
                         cycles_per_packet: w.cycles_per_packet,
+                        idle_cycles: w.idle_cycles,
+                        busy_share: w.busy_share,
+                        iterations: w.iterations,
+                        busy_iterations: w.busy_iterations,
+                        burst_histogram: w.burst_histogram.to_vec(),
+                        burst_bucket_bounds: datapath::BURST_BUCKET_BOUNDS
+                            .iter()
+                            .map(|b| u32::from(*b))
+                            .collect(),
                         rx_queues: w
-                            .rx_queues
+                            .rx_queue_stats
                             .into_iter()
-                            .map(|(port, queue)| pb::RxQueue {
-                                port,
-                                queue: queue.into(),
+                            .map(|q| pb::RxQueue {
+                                port: q.port,
+                                queue: q.queue.into(),
+                                packets: q.packets,
+                                busy_cycles: q.busy_cycles,
+                                busy_share: q.busy_share,
                             })
                             .collect(),
                     })

@@ -184,6 +184,7 @@ fn default_metadata_port() -> u16 {
 #[serde(deny_unknown_fields)]
 pub struct EalConfig {
     /// EAL's `-l`: the first lcore runs the control plane, each other one a worker.
+    /// `LCORE@CPU` entries (`0@0,1@1,2@1`) place lcores on CPUs (EAL's `--lcores`).
     pub lcores: String,
     /// DPDK memory cap in MB, passed as `--socket-limit` (EAL's `-m` caps nothing).
     #[serde(default = "default_memory_mb")]
@@ -504,6 +505,34 @@ pub struct DatapathConfig {
     /// core on hosts that are mostly idle; costs latency on the first packet.
     #[serde(default)]
     pub idle_sleep_us: u32,
+    /// Moves rx queues between workers by itself when their loads are uneven (as OVS's
+    /// pmd-auto-lb): off by default, because a move pauses the queue for a moment.
+    #[serde(default)]
+    pub auto_rebalance: bool,
+    /// Seconds between the automatic rebalance's checks; each check measures the queues'
+    /// loads over the interval since the previous one.
+    #[serde(default = "default_rebalance_interval")]
+    pub rebalance_interval_s: u32,
+    /// The automatic rebalance acts only when the busiest worker spent at least this
+    /// share of the interval (percent) on its queues.
+    #[serde(default = "default_rebalance_load_threshold")]
+    pub rebalance_load_threshold_percent: u32,
+    /// ... and only when the moves would reduce the variance of the workers' loads by at
+    /// least this much (percent).
+    #[serde(default = "default_rebalance_improvement")]
+    pub rebalance_improvement_percent: u32,
+}
+
+fn default_rebalance_interval() -> u32 {
+    60
+}
+
+fn default_rebalance_load_threshold() -> u32 {
+    95
+}
+
+fn default_rebalance_improvement() -> u32 {
+    25
 }
 
 impl Default for DatapathConfig {
@@ -513,6 +542,10 @@ impl Default for DatapathConfig {
             tx_descriptors: default_descriptors(),
             mbufs: 0,
             idle_sleep_us: 0,
+            auto_rebalance: false,
+            rebalance_interval_s: default_rebalance_interval(),
+            rebalance_load_threshold_percent: default_rebalance_load_threshold(),
+            rebalance_improvement_percent: default_rebalance_improvement(),
         }
     }
 }
@@ -940,6 +973,17 @@ impl Config {
                 "rx_descriptors and tx_descriptors must be positive".into(),
             );
         }
+        if self.datapath.rebalance_interval_s == 0 {
+            return bad("datapath.rebalance_interval_s", "must be at least 1".into());
+        }
+        if self.datapath.rebalance_load_threshold_percent > 100
+            || self.datapath.rebalance_improvement_percent > 100
+        {
+            return bad(
+                "datapath",
+                "rebalance_load_threshold_percent and rebalance_improvement_percent are percentages (0-100)".into(),
+            );
+        }
         self.validate_ports()
     }
 
@@ -1131,9 +1175,15 @@ impl Config {
     /// The EAL argument list (program name first) this configuration asks for.
     pub fn eal_args(&self, program: &str) -> Vec<String> {
         let e = &self.eal;
+        // `lcore@cpu` entries need EAL's --lcores; plain lists keep -l.
+        let lcore_option = if e.lcores.contains('@') {
+            "--lcores"
+        } else {
+            "-l"
+        };
         let mut args = vec![
             program.to_owned(),
-            "-l".into(),
+            lcore_option.into(),
             e.lcores.clone(),
             "--file-prefix".into(),
             e.file_prefix.clone(),
@@ -1237,10 +1287,25 @@ fn check_target(target: &str, schemes: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses EAL's lcore list syntax: `0-1`, `0,2,4-5`.
+/// Parses EAL's lcore list syntax: `0-1`, `0,2,4-5`, or lcores placed on CPUs as EAL's
+/// `--lcores` writes it, `0@0,1@1,2@1` (more workers than CPUs: two workers sharing CPU 1,
+/// for tests on small machines, with `[datapath] idle_sleep_us`). Returns the lcores.
 pub fn parse_lcores(s: &str) -> Result<Vec<u32>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim) {
+        if let Some((lcore, cpu)) = part.split_once('@') {
+            let num = |x: &str| {
+                x.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("{s:?}: {part:?} is not LCORE@CPU"))
+            };
+            let (lcore, _cpu) = (num(lcore)?, num(cpu)?);
+            if lcore >= 128 {
+                return Err(format!("{s:?}: bad lcore {part:?}"));
+            }
+            out.push(lcore);
+            continue;
+        }
         let num = |x: &str| {
             x.trim()
                 .parse::<u32>()

@@ -90,6 +90,35 @@ impl PortCounters {
     }
 }
 
+/// Packets per non-empty rx burst, by bucket: a burst of `n` packets lands in bucket
+/// `floor(log2 n)`, so the buckets hold 1, 2-3, 4-7, 8-15, 16-31 and 32 packets. The
+/// bucket is found with one instruction, and six buckets tell apart a worker that
+/// receives trickles from one that receives full bursts (it is falling behind).
+pub const BURST_BUCKETS: usize = 6;
+
+/// The largest burst size each bucket of [`BURST_BUCKETS`] holds (inclusive).
+pub const BURST_BUCKET_BOUNDS: [u16; BURST_BUCKETS] = [1, 3, 7, 15, 31, 32];
+
+/// The histogram bucket of a non-empty burst of `n` packets (`n` <= 32).
+#[inline]
+pub(crate) fn burst_bucket(n: usize) -> usize {
+    ((usize::BITS - 1 - n.leading_zeros()) as usize).min(BURST_BUCKETS - 1)
+}
+
+/// One rx queue's counters. They belong to the queue, not to a worker: when a queue moves
+/// to another worker (a rebalance) its counters move with it, and the one worker polling
+/// it at any time is their only writer.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct QueueCounters {
+    /// Packets received on the queue.
+    pub packets: Counter,
+    /// TSC cycles its worker spent forwarding and sending this queue's bursts (from the
+    /// end of the rx burst to the end of the tx flush): the queue's share of the worker's
+    /// busy cycles, what a rebalance weighs.
+    pub busy_cycles: Counter,
+}
+
 /// One worker's counters: per port, plus how it spent its cycles.
 #[derive(Debug)]
 pub struct WorkerCounters {
@@ -97,10 +126,17 @@ pub struct WorkerCounters {
     pub ports: Box<[PortCounters]>,
     /// TSC cycles spent on polls that returned packets.
     pub busy_cycles: Counter,
-    /// TSC cycles spent in the loop overall.
+    /// TSC cycles spent in the loop overall, idle sleeps included: `busy_cycles /
+    /// total_cycles` is the share of its time the worker had work.
     pub total_cycles: Counter,
     /// Packets processed (all ports).
     pub packets: Counter,
+    /// Turns of the loop (each polls every rx queue once).
+    pub iterations: Counter,
+    /// Turns of the loop in which some queue returned packets.
+    pub busy_iterations: Counter,
+    /// Non-empty rx bursts by size ([`BURST_BUCKETS`]).
+    pub bursts: [Counter; BURST_BUCKETS],
     /// Outputs to a port this worker had no queue for (being added or
     /// removed, or LOCAL without a local port).
     pub unknown_port_outputs: Counter,
@@ -117,6 +153,9 @@ impl WorkerCounters {
             busy_cycles: Counter::default(),
             total_cycles: Counter::default(),
             packets: Counter::default(),
+            iterations: Counter::default(),
+            busy_iterations: Counter::default(),
+            bursts: Default::default(),
             unknown_port_outputs: Counter::default(),
             inject_dropped: Counter::default(),
         }
@@ -125,11 +164,22 @@ impl WorkerCounters {
     pub fn report(&self) -> WorkerReport {
         let packets = self.packets.get();
         let busy = self.busy_cycles.get();
+        // Read after busy: the worker adds to total first, so total >= busy here.
+        let total = self.total_cycles.get().max(busy);
         WorkerReport {
             lcore: self.lcore,
             packets,
             busy_cycles: busy,
-            total_cycles: self.total_cycles.get(),
+            total_cycles: total,
+            idle_cycles: total - busy,
+            busy_share: if total == 0 {
+                0.0
+            } else {
+                busy as f64 / total as f64
+            },
+            iterations: self.iterations.get(),
+            busy_iterations: self.busy_iterations.get(),
+            burst_histogram: self.bursts.each_ref().map(Counter::get),
             cycles_per_packet: if packets == 0 {
                 0.0
             } else {
@@ -138,6 +188,7 @@ impl WorkerCounters {
             unknown_port_outputs: self.unknown_port_outputs.get(),
             inject_dropped: self.inject_dropped.get(),
             rx_queues: Vec::new(),
+            rx_queue_stats: Vec::new(),
         }
     }
 }
@@ -182,10 +233,31 @@ pub struct WorkerReport {
     pub packets: u64,
     pub busy_cycles: u64,
     pub total_cycles: u64,
+    /// `total_cycles - busy_cycles`: polls that found nothing, and idle sleeps.
+    pub idle_cycles: u64,
+    /// `busy_cycles / total_cycles`, in [0, 1] (0 before the first turn).
+    pub busy_share: f64,
+    pub iterations: u64,
+    pub busy_iterations: u64,
+    /// Non-empty rx bursts per bucket of [`BURST_BUCKET_BOUNDS`].
+    pub burst_histogram: [u64; BURST_BUCKETS],
     pub cycles_per_packet: f64,
     pub unknown_port_outputs: u64,
     /// Packet-outs dropped because the worker did not have their port (yet, or any more).
     pub inject_dropped: u64,
     /// The (port, rx queue) pairs the worker polls.
     pub rx_queues: Vec<(String, u16)>,
+    /// The same queues with their counters, in the same order.
+    pub rx_queue_stats: Vec<RxQueueReport>,
+}
+
+/// One rx queue as the worker polling it sees it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RxQueueReport {
+    pub port: String,
+    pub queue: u16,
+    pub packets: u64,
+    pub busy_cycles: u64,
+    /// Its share of the worker's busy cycles, in [0, 1].
+    pub busy_share: f64,
 }

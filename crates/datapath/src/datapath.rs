@@ -11,15 +11,16 @@ use serde::Serialize;
 use tracing::{error, info, warn};
 
 use crate::closer::{DetachedPort, PortCloser};
-use crate::counters::{PortReport, WorkerCounters, WorkerReport};
+use crate::counters::{PortReport, QueueCounters, RxQueueReport, WorkerCounters, WorkerReport};
 use crate::health::WorkerHealth;
 use crate::ports::PortIndex;
+use crate::rebalance::{QueueLoad, RebalancePlan};
 use crate::spec::{DatapathSettings, PortSpec};
 use crate::tunnel::{
     NeighbourStatus, SlowQueue, TunnelPort, TunnelSpec, TunnelStatus, Tunnels, Underlay,
     UnderlaySettings, UnderlayStatus, SLOW_QUEUE,
 };
-use crate::worker::Worker;
+use crate::worker::{PolledQueue, Worker};
 
 /// Why the datapath, a port or a port change failed, naming the port, worker or resource.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,23 @@ pub enum DatapathError {
     /// No route, gateway or on-link prefix reaches a tunnel's remote endpoint.
     #[error("tunnel port {tunnel:?}: no route to {remote} (not on the local prefix, no [tunnels] route or gateway)")]
     NoRoute { tunnel: String, remote: String },
+    /// No worker polls this rx queue of the port (it has fewer queues).
+    #[error("port {port:?} has no rx queue {queue}")]
+    NoSuchQueue { port: String, queue: u16 },
+    /// Workers are numbered from 0 in lcore order.
+    #[error("no worker {0} (workers are numbered from 0)")]
+    NoSuchWorker(usize),
+    /// An rx queue move is still waiting for a stalled worker to hand the queue over;
+    /// nothing changed. It completes when that worker runs again.
+    #[error(
+        "an rx queue move is still waiting for a worker to hand the queue over; nothing changed"
+    )]
+    MoveInProgress,
+    /// A worker did not hand over or take up a moved rx queue within the `ack_timeout`.
+    /// The move is not undone: it completes when the worker runs again (until then the
+    /// queue is not polled and port changes are refused with `MoveInProgress`).
+    #[error("the worker on lcore {lcore} did not take part in the rx queue move within {:.3} s (stalled?); it completes when the worker runs again", .waited.as_secs_f64())]
+    MoveTimeout { lcore: u32, waited: Duration },
 }
 
 /// A port created and started, not yet handed to the workers.
@@ -147,6 +165,8 @@ struct PortEntry {
     mac: [u8; 6],
     driver: String,
     vlan: String,
+    /// By rx queue id: the counters that travel with each queue between workers.
+    rx_counters: Vec<Arc<QueueCounters>>,
 }
 
 impl PortEntry {
@@ -181,7 +201,7 @@ pub(crate) enum Command {
     /// Start polling these rx queues and sending on this tx queue, per slot;
     /// all at once, so no packet is forwarded while some are unknown.
     AddPorts {
-        ports: Vec<(usize, Vec<dpdk::RxQueue>, dpdk::TxQueue)>,
+        ports: Vec<(usize, Vec<PolledQueue>, dpdk::TxQueue)>,
         index: Arc<PortIndex>,
     },
     /// Stop using `slot` (its packets in flight are sent or dropped first); its queues are
@@ -191,6 +211,16 @@ pub(crate) enum Command {
     RestorePort { slot: usize, index: Arc<PortIndex> },
     /// Use this set of tunnel ports from the next burst on.
     SetTunnels(Arc<Tunnels>),
+    /// Stop polling rx queue `queue` of `slot` and hand it to the worker that reads `to`
+    /// (as a [`Command::TakeRx`], before acknowledging this command): the queue is always
+    /// owned by exactly one worker or in flight between two.
+    MoveRx {
+        slot: usize,
+        queue: u16,
+        to: Arc<ArrayQueue<Command>>,
+    },
+    /// Start polling a queue handed over by another worker.
+    TakeRx(PolledQueue),
 }
 
 /// A worker as the control plane reaches it.
@@ -243,7 +273,16 @@ pub struct Datapath {
     underlay: Underlay,
     /// Live capture ([`crate::capture`]), shared with every worker.
     capture: Arc<crate::capture::CaptureTap>,
+    /// Per worker, the command counts that complete the last rx queue move: port changes
+    /// and further moves wait for it.
+    moving: Option<Vec<u64>>,
+    /// Busy cycles of every rx queue, and the TSC, when loads were last sampled
+    /// ([`Datapath::plan_rebalance`]): loads are measured from there.
+    load_baseline: (u64, Vec<(QueueName, u64)>),
 }
+
+/// A port's name and one of its rx queues.
+type QueueName = (String, u16);
 
 /// Control-plane frames waiting for the first worker.
 const INJECT_QUEUE: usize = 1024;
@@ -316,6 +355,8 @@ impl Datapath {
             slow: Arc::new(SlowQueue::new(SLOW_QUEUE)),
             underlay: Underlay::default(),
             capture: Arc::new(crate::capture::CaptureTap::new(MAX_PORTS)),
+            moving: None,
+            load_baseline: (dpdk::rdtsc(), Vec::new()),
         };
         let tsc_epoch = dpdk::rdtsc();
         for (w, lcore) in lcores.iter().enumerate() {
@@ -404,10 +445,18 @@ impl Datapath {
         self.attach(vec![prepared])
     }
 
-    /// Refuses a port change while some worker's queue could not take it and its undoing.
+    /// Refuses a port change while some worker's queue could not take it and its undoing,
+    /// or while an rx queue move is not complete.
     fn check_room(&self) -> Result<(), DatapathError> {
         if self.shut_down || self.stop.load(Ordering::Relaxed) {
             return Err(DatapathError::Stopped);
+        }
+        if self
+            .moving
+            .as_ref()
+            .is_some_and(|t| !self.health.applied_all(t))
+        {
+            return Err(DatapathError::MoveInProgress);
         }
         match self
             .workers
@@ -524,6 +573,9 @@ impl Datapath {
                 mac: info.mac,
                 driver: info.driver,
                 vlan: spec.vlan.clone(),
+                rx_counters: (0..rx.len())
+                    .map(|_| Arc::new(QueueCounters::default()))
+                    .collect(),
             },
             rx,
             tx,
@@ -550,7 +602,7 @@ impl Datapath {
         let mut entries = self.index.entries();
         entries.extend(prepared.iter().map(|p| (p.entry.ofport, p.entry.slot)));
         let index = Arc::new(PortIndex::from_entries(entries));
-        let mut per_worker_ports: Vec<Vec<(usize, Vec<dpdk::RxQueue>, dpdk::TxQueue)>> =
+        let mut per_worker_ports: Vec<Vec<(usize, Vec<PolledQueue>, dpdk::TxQueue)>> =
             (0..nworkers).map(|_| Vec::new()).collect();
         let mut per_worker_rx_names: Vec<Vec<(String, u16)>> =
             (0..nworkers).map(|_| Vec::new()).collect();
@@ -558,12 +610,15 @@ impl Datapath {
         for p in prepared {
             let slot = p.entry.slot;
             // Rx queues are spread from the slot on, so ports' first queues land on different workers.
-            let mut per_worker: Vec<Vec<dpdk::RxQueue>> =
-                (0..nworkers).map(|_| Vec::new()).collect();
+            let mut per_worker: Vec<Vec<PolledQueue>> = (0..nworkers).map(|_| Vec::new()).collect();
             for (q, rxq) in p.rx.into_iter().enumerate() {
                 let w = (slot + q) % nworkers;
                 per_worker_rx_names[w].push((p.entry.name.clone(), rxq.queue_id()));
-                per_worker[w].push(rxq);
+                per_worker[w].push(PolledQueue {
+                    slot,
+                    counters: Arc::clone(&p.entry.rx_counters[usize::from(rxq.queue_id())]),
+                    queue: rxq,
+                });
             }
             for ((ports, rx), tx) in per_worker_ports.iter_mut().zip(per_worker).zip(p.tx) {
                 ports.push((slot, rx, tx));
@@ -776,15 +831,163 @@ impl Datapath {
         self.counters
             .iter()
             .enumerate()
-            .map(|(i, c)| WorkerReport {
-                rx_queues: self
+            .map(|(i, c)| {
+                let report = c.report();
+                let rx_queues = self
                     .workers
                     .get(i)
                     .map(|w| w.rx_queues.clone())
-                    .unwrap_or_default(),
-                ..c.report()
+                    .unwrap_or_default();
+                let rx_queue_stats = rx_queues
+                    .iter()
+                    .map(|(port, queue)| {
+                        let q = self.queue_counters(port, *queue);
+                        let (packets, busy) =
+                            q.map_or((0, 0), |q| (q.packets.get(), q.busy_cycles.get()));
+                        RxQueueReport {
+                            port: port.clone(),
+                            queue: *queue,
+                            packets,
+                            busy_cycles: busy,
+                            busy_share: if report.busy_cycles == 0 {
+                                0.0
+                            } else {
+                                (busy as f64 / report.busy_cycles as f64).min(1.0)
+                            },
+                        }
+                    })
+                    .collect();
+                WorkerReport {
+                    rx_queues,
+                    rx_queue_stats,
+                    ..report
+                }
             })
             .collect()
+    }
+
+    /// Moves rx queue `queue` of `port` to worker `to` (0-based, in lcore order): the worker
+    /// polling it lets it go between two bursts and hands it to `to`, which polls it from
+    /// its next turn; packets arriving meanwhile wait in the queue's ring. Returns once
+    /// both acknowledged, or fails with [`DatapathError::MoveTimeout`] after the
+    /// `ack_timeout` (the move then completes when the stalled worker runs again).
+    pub fn move_rx_queue(
+        &mut self,
+        port: &str,
+        queue: u16,
+        to: usize,
+    ) -> Result<(), DatapathError> {
+        self.check_room()?;
+        let slot = self
+            .ports
+            .iter()
+            .find(|p| p.name == port)
+            .map(|p| p.slot)
+            .ok_or_else(|| DatapathError::NoSuchPort(port.to_owned()))?;
+        if to >= self.workers.len() {
+            return Err(DatapathError::NoSuchWorker(to));
+        }
+        let is_it = |(p, q): &(String, u16)| p == port && *q == queue;
+        let from = self
+            .workers
+            .iter()
+            .position(|w| w.rx_queues.iter().any(is_it))
+            .ok_or_else(|| DatapathError::NoSuchQueue {
+                port: port.to_owned(),
+                queue,
+            })?;
+        if from == to {
+            return Ok(());
+        }
+        let target = Arc::clone(&self.workers[to].commands);
+        self.workers[from].push(Command::MoveRx {
+            slot,
+            queue,
+            to: target,
+        });
+        // The TakeRx the first worker pushes counts as sent to the second one.
+        self.workers[to].sent += 1;
+        self.workers[from].rx_queues.retain(|q| !is_it(q));
+        self.workers[to].rx_queues.push((port.to_owned(), queue));
+        let targets = self.targets();
+        let started = Instant::now();
+        let deadline = started + self.settings.ack_timeout;
+        let result = self.health.wait_applied(&targets, deadline);
+        self.moving = Some(targets);
+        match result {
+            Ok(()) => {
+                info!(
+                    port,
+                    queue,
+                    from_lcore = self.health.lcore(from),
+                    to_lcore = self.health.lcore(to),
+                    "rx queue moved"
+                );
+                Ok(())
+            }
+            Err(lag) => {
+                warn!(port, queue, lcore = lag.lcore, "rx queue move not acknowledged in time: it completes when the worker runs again");
+                Err(DatapathError::MoveTimeout {
+                    lcore: lag.lcore,
+                    waited: started.elapsed(),
+                })
+            }
+        }
+    }
+
+    /// Measures every rx queue's busy cycles since the last measurement (or the start) and
+    /// plans a placement that evens the workers' loads ([`crate::rebalance::plan`]); with
+    /// `restart`, the next measurement starts now (a dry run leaves it running). Nothing
+    /// moves until [`Datapath::apply_rebalance`].
+    pub fn plan_rebalance(&mut self, restart: bool) -> RebalancePlan {
+        let now = dpdk::rdtsc();
+        let mut loads = Vec::new();
+        let mut baseline = Vec::new();
+        for (w, link) in self.workers.iter().enumerate() {
+            for (port, queue) in &link.rx_queues {
+                let busy = self
+                    .queue_counters(port, *queue)
+                    .map_or(0, |c| c.busy_cycles.get());
+                let key = (port.clone(), *queue);
+                let before = self
+                    .load_baseline
+                    .1
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map_or(0, |(_, v)| *v);
+                loads.push(QueueLoad {
+                    port: port.clone(),
+                    queue: *queue,
+                    worker: w,
+                    busy_cycles: busy.saturating_sub(before),
+                });
+                baseline.push((key, busy));
+            }
+        }
+        let interval = now.wrapping_sub(self.load_baseline.0);
+        if restart {
+            self.load_baseline = (now, baseline);
+        }
+        crate::rebalance::plan(&loads, self.workers.len(), interval)
+    }
+
+    /// Carries out a plan's moves one by one ([`Datapath::move_rx_queue`]); stops at the
+    /// first that fails, with the moves done so far in place.
+    pub fn apply_rebalance(&mut self, plan: &RebalancePlan) -> Result<usize, DatapathError> {
+        let mut done = 0;
+        for m in &plan.moves {
+            self.move_rx_queue(&m.port, m.queue, m.to_worker)?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// The counters of a port's rx queue.
+    fn queue_counters(&self, port: &str, queue: u16) -> Option<&Arc<QueueCounters>> {
+        self.ports
+            .iter()
+            .find(|p| p.name == port)
+            .and_then(|p| p.rx_counters.get(usize::from(queue)))
     }
 
     /// Sends a frame out of a port from the control plane (packet-out): the

@@ -20,13 +20,17 @@ mod datapath;
 mod health;
 mod pkt;
 mod ports;
+pub mod rebalance;
 mod socket;
 mod spec;
 mod tunnel;
 mod worker;
 
 pub use closer::{Closable, DetachedPort, PortCloser};
-pub use counters::{PortCounters, PortReport, WorkerCounters, WorkerReport};
+pub use counters::{
+    PortCounters, PortReport, QueueCounters, RxQueueReport, WorkerCounters, WorkerReport,
+    BURST_BUCKETS, BURST_BUCKET_BOUNDS,
+};
 pub use datapath::{
     Datapath, DatapathError, DriverStats, PortStatus, SendError, StopReport, MAX_PORTS,
 };
@@ -34,6 +38,7 @@ pub use health::{Stuck, StuckWorker, WorkerHealth};
 pub use packet::tunnel::TunnelKind;
 pub use pkt::Pkt;
 pub use ports::PortIndex;
+pub use rebalance::{QueueLoad, QueueMove, RebalancePlan};
 pub use spec::{DatapathSettings, PortSpec, SocketAccess};
 pub use tunnel::{
     in_prefix, NeighbourStatus, TunnelSpec, TunnelStatus, UnderlaySettings, UnderlayStatus,

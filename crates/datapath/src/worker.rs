@@ -9,7 +9,7 @@ use packet::FlowKey;
 use pipeline::{Emit, PipelineHandle, Sink, WorkerContext};
 
 use crate::capture::{CaptureTap, CAPTURE_RX, CAPTURE_TX};
-use crate::counters::WorkerCounters;
+use crate::counters::{burst_bucket, QueueCounters, WorkerCounters};
 use crate::datapath::Command;
 use crate::health::WorkerHealth;
 use crate::pkt::Pkt;
@@ -19,12 +19,20 @@ use crate::tunnel::{Rx, SlowQueue, TunnelPort, Tunnels};
 /// Polls without packets after which an idle-sleeping worker starts to sleep.
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 1024;
 
+/// An rx queue as a worker polls it: the port's slot, the queue and its counters, which
+/// travel with it between workers.
+pub(crate) struct PolledQueue {
+    pub slot: usize,
+    pub queue: RxQueue,
+    pub counters: Arc<QueueCounters>,
+}
+
 /// Everything one worker owns. Built by the control plane, moved to its lcore,
 /// and never shared: the shared state it reads is the current pipeline version
 /// (loaded once per burst), the MAC table inside it, and the stop flag.
 pub(crate) struct Worker {
-    /// (port slot, rx queue) pairs this worker polls.
-    pub rx: Vec<(usize, RxQueue)>,
+    /// The rx queues this worker polls.
+    pub rx: Vec<PolledQueue>,
     /// One tx queue on every port, indexed by slot (None: free slot).
     pub tx: Vec<Option<TxQueue>>,
     pub ports: Arc<PortIndex>,
@@ -46,7 +54,7 @@ pub(crate) struct Worker {
     /// Queues of ports taken away by [`Command::RemovePort`], kept until the removal is
     /// either undone ([`Command::RestorePort`]) or the slot is reused: by slot, the rx
     /// queues and the tx queue.
-    pub parked: Vec<(usize, Vec<RxQueue>, Option<TxQueue>)>,
+    pub parked: Vec<(usize, Vec<PolledQueue>, Option<TxQueue>)>,
     /// The flow keys of the burst being forwarded, all extracted before the first walk.
     pub keys: Box<[FlowKey; BURST_SIZE]>,
     /// Tunnel ports and their uplinks ([`Command::SetTunnels`]).
@@ -231,19 +239,25 @@ impl Worker {
             self.health.ack(self.id, self.pipeline.published_version());
             let mut got = 0;
             for i in 0..self.rx.len() {
-                let n = self.rx[i].1.rx_burst(&mut burst);
+                let n = self.rx[i].queue.rx_burst(&mut burst);
                 if n == 0 {
                     continue;
                 }
                 got += n;
-                let in_port = self.rx[i].0;
+                let in_port = self.rx[i].slot;
                 if self.capture.flags(in_port) & CAPTURE_RX != 0 {
                     self.capture.copy(in_port, CAPTURE_RX, burst.as_slice());
                 }
-                let now = rdtsc().wrapping_sub(self.tsc_epoch);
+                let started = rdtsc();
+                let now = started.wrapping_sub(self.tsc_epoch);
                 self.ctx.set_now(Duration::from_nanos(tick_ns.ns(now)));
                 self.forward(in_port, &mut burst, &mut bufs, &mut failed);
                 self.flush(&mut bufs, &mut failed);
+                // Per burst, not per packet: one more TSC read and three counter stores.
+                let q = &self.rx[i].counters;
+                q.packets.add(n as u64);
+                q.busy_cycles.add(rdtsc().wrapping_sub(started));
+                self.counters.bursts[burst_bucket(n)].add(1);
             }
             if let Some(q) = &inject {
                 if !q.is_empty() {
@@ -268,16 +282,23 @@ impl Worker {
             let t = rdtsc();
             let spent = t.wrapping_sub(last);
             last = t;
+            // Total first: a reader that reads busy, then total, never sees busy > total.
             self.counters.total_cycles.add(spent);
+            self.counters.iterations.add(1);
             if got > 0 {
                 self.counters.busy_cycles.add(spent);
+                self.counters.busy_iterations.add(1);
                 self.counters.packets.add(got as u64);
                 idle_polls = 0;
             } else if let Some(d) = self.idle_sleep {
                 idle_polls = idle_polls.saturating_add(1);
                 if idle_polls > IDLE_POLLS_BEFORE_SLEEP {
                     std::thread::sleep(d);
-                    last = rdtsc();
+                    // The sleep is idle time: busy share is of the worker's wall-clock
+                    // time, which is what a rebalance compares.
+                    let t = rdtsc();
+                    self.counters.total_cycles.add(t.wrapping_sub(last));
+                    last = t;
                 }
             }
         }
@@ -497,7 +518,7 @@ impl Worker {
                         // A new port in the slot: the old one's parked queues are obsolete.
                         self.parked.retain(|p| p.0 != slot);
                         self.tx[slot] = Some(tx);
-                        self.rx.extend(rx.into_iter().map(|q| (slot, q)));
+                        self.rx.extend(rx);
                     }
                     self.ports = index;
                 }
@@ -505,8 +526,8 @@ impl Worker {
                     let mut rx = Vec::new();
                     let mut i = 0;
                     while i < self.rx.len() {
-                        if self.rx[i].0 == slot {
-                            rx.push(self.rx.remove(i).1);
+                        if self.rx[i].slot == slot {
+                            rx.push(self.rx.remove(i));
                         } else {
                             i += 1;
                         }
@@ -516,13 +537,28 @@ impl Worker {
                     self.parked.push((slot, rx, tx));
                     self.ports = index;
                 }
+                Command::MoveRx { slot, queue, to } => {
+                    let found = self
+                        .rx
+                        .iter()
+                        .position(|q| q.slot == slot && q.queue.queue_id() == queue);
+                    if let Some(i) = found {
+                        let q = self.rx.remove(i);
+                        // The control plane checked there is room; should the push fail
+                        // anyway, the queue stays here rather than being lost.
+                        if let Err(Command::TakeRx(q)) = to.push(Command::TakeRx(q)) {
+                            self.rx.push(q);
+                        }
+                    }
+                }
+                Command::TakeRx(q) => self.rx.push(q),
                 Command::RestorePort { slot, index } => {
                     if let Some(i) = self.parked.iter().position(|p| p.0 == slot) {
                         let (slot, rx, tx) = self.parked.swap_remove(i);
                         if let Some(tx) = tx {
                             self.tx[slot] = Some(tx);
                         }
-                        self.rx.extend(rx.into_iter().map(|q| (slot, q)));
+                        self.rx.extend(rx);
                     }
                     self.ports = index;
                 }

@@ -17,6 +17,7 @@ use serde::Serialize;
 use tonic::transport::Channel;
 
 mod capture_cmd;
+mod datapath_cmd;
 mod doctor_cmd;
 mod trace_cmd;
 mod tunnel_cmd;
@@ -81,8 +82,13 @@ enum Command {
     /// Meters in ovs-ofctl add-meter syntax.
     #[command(subcommand)]
     Meters(MetersCmd),
-    /// Workers, their cycles per packet, and packet buffers.
-    Status,
+    /// The datapath view: per worker busy share, cycles per packet, packets per burst,
+    /// iterations; rx queues with their worker, packets and share of its cycles; packet
+    /// buffers. `--watch` refreshes it with figures over each interval.
+    Status(datapath_cmd::StatusArgs),
+    /// Rx queue placement: `datapath rebalance [--dry-run]`.
+    #[command(subcommand)]
+    Datapath(datapath_cmd::DatapathCmd),
     /// Port packet rates; --watch repeats every interval.
     Stats {
         /// Repeat every SECONDS (default 1) until interrupted.
@@ -401,6 +407,12 @@ fn print_json<T: Serialize>(v: &T) {
 /// Prints rows under a header with every column as wide as its widest cell;
 /// columns whose header starts with '>' are right-aligned (numbers).
 fn table(header: &[&str], rows: &[Vec<String>]) {
+    print!("{}", table_string(header, rows));
+}
+
+/// [`table`]'s text.
+fn table_string(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut text = String::new();
     let mut widths: Vec<usize> = header
         .iter()
         .map(|h| h.trim_start_matches('>').len())
@@ -410,7 +422,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
             widths[i] = widths[i].max(c.len());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let mut line = |cells: Vec<&str>| {
         let mut out = String::new();
         for (i, c) in cells.iter().enumerate() {
             let right = header[i].starts_with('>');
@@ -426,12 +438,14 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str("  ");
             }
         }
-        println!("{}", out.trim_end());
+        text.push_str(out.trim_end());
+        text.push('\n');
     };
     line(header.iter().map(|h| h.trim_start_matches('>')).collect());
     for r in rows {
         line(r.iter().map(String::as_str).collect());
     }
+    text
 }
 
 fn updown(b: bool) -> String {
@@ -745,61 +759,8 @@ async fn run(cli: &Cli) -> Result<()> {
                 print_json(&serde_json::json!({"ok": true}));
             }
         }
-        Command::Status => {
-            let s = dp.get_status(pb::GetStatusRequest {}).await?.into_inner();
-            if json {
-                print_json(&s);
-            } else {
-                println!(
-                    "ferroflowd {}  DPDK {}  up {:.0}s",
-                    s.version, s.dpdk_version, s.uptime_s
-                );
-                println!(
-                    "packet buffers: {} in use, {} free; MAC entries: {}",
-                    s.mbufs_in_use, s.mbufs_available, s.mac_entries
-                );
-                if !s.config_unsaved.is_empty() {
-                    println!(
-                        "config: UNSAVED (running changes are not in the file; retrying): {}",
-                        s.config_unsaved
-                    );
-                }
-                let rows: Vec<Vec<String>> = s
-                    .workers
-                    .iter()
-                    .map(|w| {
-                        let busy = if w.total_cycles == 0 {
-                            0.0
-                        } else {
-                            100.0 * w.busy_cycles as f64 / w.total_cycles as f64
-                        };
-                        vec![
-                            w.lcore.to_string(),
-                            w.packets.to_string(),
-                            format!("{busy:.1}%"),
-                            format!("{:.1}", w.cycles_per_packet),
-                            w.acked_version.to_string(),
-                            if w.stuck {
-                                format!("STUCK {:.0} ms", w.since_heartbeat_ms)
-                            } else {
-                                "ok".to_owned()
-                            },
-                        ]
-                    })
-                    .collect();
-                table(
-                    &[
-                        ">LCORE",
-                        ">PACKETS",
-                        ">BUSY",
-                        ">CYCLES/PKT",
-                        ">VERSION",
-                        "STATE",
-                    ],
-                    &rows,
-                );
-            }
-        }
+        Command::Status(args) => datapath_cmd::status(&dp_channel, args, json).await?,
+        Command::Datapath(c) => datapath_cmd::datapath(&dp_channel, c, json).await?,
         Command::Stats { watch, count } => stats(&mut ports, *watch, *count, json).await?,
         Command::Events { count } => {
             let mut stream = dp
