@@ -362,7 +362,7 @@ fn tcp_options(mut o: &[u8], seg: &mut TcpSegment) {
                                 u32::from_be_bytes([block[4], block[5], block[6], block[7]]);
                             if seg
                                 .sack_right_edge
-                                .map_or(true, |r| crate::tcp::after(right, r))
+                                .is_none_or(|r| crate::tcp::after(right, r))
                             {
                                 seg.sack_right_edge = Some(right);
                             }

@@ -620,7 +620,7 @@ impl Tracker {
         let mut n = 0;
         for i in 0..self.entries.len() {
             let e = &self.entries[i];
-            if e.flags & E_IN_USE != 0 && zone.is_none_or_eq(e.tuples[0].zone) {
+            if e.flags & E_IN_USE != 0 && zone.is_none_or(|z| z == e.tuples[0].zone) {
                 self.remove(i);
                 n += 1;
             }
@@ -639,7 +639,7 @@ impl Tracker {
             .filter(move |e| {
                 e.flags & E_IN_USE != 0
                     && e.expires > now_ms
-                    && zone.is_none_or_eq(e.tuples[0].zone)
+                    && zone.is_none_or(|z| z == e.tuples[0].zone)
             })
             .map(move |e| ConnInfo {
                 orig: e.tuples[0],
@@ -755,15 +755,6 @@ impl Tracker {
     }
 }
 
-trait ZoneFilter {
-    fn is_none_or_eq(&self, z: u16) -> bool;
-}
-impl ZoneFilter for Option<u16> {
-    fn is_none_or_eq(&self, z: u16) -> bool {
-        self.map_or(true, |want| want == z)
-    }
-}
-
 fn packet_tuple(p: &Packet, zone: u16) -> Option<Tuple> {
     let (sport, dport) = match p.l4 {
         L4::Tcp(s) => (s.sport, s.dport),
@@ -855,4 +846,51 @@ fn symmetric(a: Addr, pa: u16, b: Addr, pb: u16, proto: u8, shards: usize) -> us
     };
     // A fixed seed: every shard must compute the same function.
     (hash_tuple(0x9e37_79b9_7f4a_7c15, &t) % shards as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index stays short-probed: hashes of similar tuples spread.
+    #[test]
+    fn probe_sequences_stay_short() {
+        let mut t = Tracker::new(Config {
+            capacity: 1 << 16,
+            ..Config::default()
+        })
+        .unwrap();
+        let commit = TrackOptions {
+            commit: true,
+            ..TrackOptions::default()
+        };
+        for i in 0..(1u32 << 16) {
+            let p = Packet {
+                v6: false,
+                src: u128::from(0x0a00_0000 + i),
+                dst: 0x0b00_0001,
+                proto: 17,
+                l4: L4::Udp {
+                    sport: 1000,
+                    dport: 53,
+                },
+            };
+            assert!(t.track(&p, &commit, 0).state.has(CtState::NEW));
+        }
+        let mut total = 0usize;
+        let mut worst = 0usize;
+        for (i, &s) in t.index.iter().enumerate() {
+            if s != 0 {
+                let home = (s >> 32) as usize & t.mask;
+                let d = (i + t.index.len() - home) & t.mask;
+                total += d;
+                worst = worst.max(d);
+            }
+        }
+        let avg = total as f64 / (2.0 * 65536.0);
+        assert!(
+            avg < 1.0 && worst < 64,
+            "average probe distance {avg}, worst {worst}"
+        );
+    }
 }

@@ -376,7 +376,7 @@ impl Tcp {
                     skip_window = true;
                 } else if other.flags & F_MAXACK_SET != 0 && usize::from(self.last_index) != SYN {
                     let established = old == TcpState::Established;
-                    if !(s.seq == 0 && !established) {
+                    if s.seq != 0 || established {
                         if before(s.seq, other.maxack) {
                             return Outcome::Invalid;
                         }
