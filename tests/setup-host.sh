@@ -17,6 +17,7 @@ PACKAGES=(
     systemd                                 # systemd-analyze verify of deploy/systemd/ferroflowd.service (tests/deploy.rs)
     debootstrap                             # tests/dockerfile-chroot.sh builds the Dockerfile's stages in chroots
     valgrind                                # perf/icount.sh: instructions per packet per scenario (callgrind)
+    nftables python3-scapy                  # crates/conntrack/tests/kernel_diff.py: the kernel's ct state verdicts for crafted packets
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

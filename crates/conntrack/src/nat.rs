@@ -130,6 +130,108 @@ impl std::fmt::Display for NatRange {
     }
 }
 
+/// Makes a [`crate::Rewrite`]'s edits to an IP packet (starting at its IP header):
+/// addresses, TCP/UDP ports, and every checksum they enter (IPv4 header, TCP, UDP unless
+/// an IPv4 UDP checksum is 0, ICMPv6), updated incrementally (RFC 1624). The packet must
+/// parse (see [`crate::parse_ip`]); its length does not change.
+pub fn apply(l3: &mut [u8], rw: &crate::Rewrite) -> Result<(), Error> {
+    if rw.src.is_none() && rw.dst.is_none() {
+        return Ok(());
+    }
+    let v6 = match l3.first().map(|b| b >> 4) {
+        Some(4) if l3.len() >= 20 => false,
+        Some(6) if l3.len() >= 40 => true,
+        _ => return Err(Error::Truncated("IP header")),
+    };
+    let (proto, l4_off, src_at, alen) = if v6 {
+        let (proto, off) = crate::packet::ipv6_upper(l3, l3[6], 40)?;
+        (proto, off, 8, 16)
+    } else {
+        (l3[9], usize::from(l3[0] & 0x0f) * 4, 12, 4)
+    };
+    // Where the L4 checksum lives, if the addresses/ports enter it.
+    let l4_csum = match proto {
+        crate::packet::PROTO_TCP => Some(l4_off + 16),
+        crate::packet::PROTO_UDP => {
+            let at = l4_off + 6;
+            let zero = l3.get(at..at + 2).is_some_and(|c| c == [0, 0]);
+            (!zero || v6).then_some(at)
+        }
+        crate::packet::PROTO_ICMPV6 => Some(l4_off + 2),
+        _ => None,
+    };
+    let pseudo = matches!(
+        proto,
+        crate::packet::PROTO_TCP | crate::packet::PROTO_UDP | crate::packet::PROTO_ICMPV6
+    );
+    let ports = matches!(proto, crate::packet::PROTO_TCP | crate::packet::PROTO_UDP);
+    if let Some(at) = l4_csum {
+        if l3.len() < at + 2 {
+            return Err(Error::Truncated("transport header"));
+        }
+    }
+    if ports && l3.len() < l4_off + 4 {
+        return Err(Error::Truncated("transport header"));
+    }
+    for (which, edit) in [(0usize, rw.src), (1, rw.dst)] {
+        let Some((addr, port)) = edit else { continue };
+        let at = src_at + which * alen;
+        let mut new_buf = [0u8; 16];
+        if v6 {
+            new_buf = addr.to_be_bytes();
+        } else {
+            new_buf[..4].copy_from_slice(&(addr as u32).to_be_bytes());
+        }
+        let new_addr = &new_buf[..alen];
+        let mut old_addr = [0u8; 16];
+        old_addr[..alen].copy_from_slice(&l3[at..at + alen]);
+        l3[at..at + alen].copy_from_slice(new_addr);
+        if !v6 {
+            let c = u16::from_be_bytes([l3[10], l3[11]]);
+            l3[10..12].copy_from_slice(&csum_replace(c, &old_addr[..alen], new_addr).to_be_bytes());
+        }
+        if let (Some(c_at), true) = (l4_csum, pseudo) {
+            let c = u16::from_be_bytes([l3[c_at], l3[c_at + 1]]);
+            let c = csum_replace(c, &old_addr[..alen], new_addr);
+            l3[c_at..c_at + 2].copy_from_slice(&udp_fix(proto, c).to_be_bytes());
+        }
+        if ports {
+            let p_at = l4_off + which * 2;
+            let old = [l3[p_at], l3[p_at + 1]];
+            let new = port.to_be_bytes();
+            l3[p_at..p_at + 2].copy_from_slice(&new);
+            if let Some(c_at) = l4_csum {
+                let c = u16::from_be_bytes([l3[c_at], l3[c_at + 1]]);
+                let c = csum_replace(c, &old, &new);
+                l3[c_at..c_at + 2].copy_from_slice(&udp_fix(proto, c).to_be_bytes());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A UDP checksum that computes to 0 is sent as 0xffff (0 means "none").
+fn udp_fix(proto: u8, c: u16) -> u16 {
+    if proto == crate::packet::PROTO_UDP && c == 0 {
+        0xffff
+    } else {
+        c
+    }
+}
+
+/// RFC 1624's HC' = ~(~HC + ~m + m') over the 16-bit words of `old` and `new`.
+fn csum_replace(csum: u16, old: &[u8], new: &[u8]) -> u16 {
+    let mut s = u32::from(!csum);
+    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
+        s += u32::from(!u16::from_be_bytes([o[0], o[1]]));
+        s += u32::from(u16::from_be_bytes([n[0], n[1]]));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

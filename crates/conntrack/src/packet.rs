@@ -165,7 +165,7 @@ fn parse_ipv4(b: &[u8], verify: bool) -> Result<Packet, Error> {
 
 /// Walks IPv6 extension headers (at most 8: a documented bound) and returns the upper-layer
 /// protocol and its offset.
-fn ipv6_upper(b: &[u8], mut next: u8, mut off: usize) -> Result<(u8, usize), Error> {
+pub(crate) fn ipv6_upper(b: &[u8], mut next: u8, mut off: usize) -> Result<(u8, usize), Error> {
     for _ in 0..8 {
         match next {
             0 | 43 | 60 => {
