@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from scapy.all import Ether, IP, IPv6, TCP, UDP, ICMP, ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6DestUnreach, Raw  # noqa: E402
+from scapy.all import Ether, IP, IPv6, TCP, UDP, ICMP, ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6DestUnreach, ICMPv6TimeExceeded, IPv6ExtHdrDestOpt, Raw  # noqa: E402
 
 TAG = f"ctd{os.getpid() % 100000}"
 NS_A, NS_R, NS_B = f"{TAG}a", f"{TAG}r", f"{TAG}b"
@@ -163,12 +163,51 @@ def cases():
         add(f"{fam} udp reply", "r", UDP(sport=53, dport=50001) / Raw(b"a" * 40))
         add(f"{fam} udp second request", "o", UDP(sport=50001, dport=53) / Raw(b"q" * 20))
         add(f"{fam} udp to a closed port", "o", UDP(sport=50002, dport=9999) / Raw(b"q" * 8))
+        # Window scaling: the server advertises a small raw window scaled by 2^7.
+        c, s = 70000, 90000
+        q = (40020, 80)
+        wopts = [("MSS", 1460), ("WScale", 7)]
+        add(f"{fam} wscale syn", "o", TCP(sport=q[0], dport=q[1], flags="S", seq=c, window=64240, options=wopts))
+        add(f"{fam} wscale syn-ack", "r", TCP(sport=q[1], dport=q[0], flags="SA", seq=s, ack=c + 1, window=65160, options=wopts))
+        add(f"{fam} wscale ack (window 100 << 7)", "o", TCP(sport=q[0], dport=q[1], flags="A", seq=c + 1, ack=s + 1, window=100))
+        add(f"{fam} wscale server ack (window 100 << 7)", "r", TCP(sport=q[1], dport=q[0], flags="A", seq=s + 1, ack=c + 1, window=100))
+        add(f"{fam} data inside the scaled window", "o", TCP(sport=q[0], dport=q[1], flags="PA", seq=c + 1 + 10000, ack=s + 1, window=100) / Raw(b"d" * 100))
+        add(f"{fam} data beyond the scaled window", "o", TCP(sport=q[0], dport=q[1], flags="PA", seq=c + 1 + 200000, ack=s + 1, window=100) / Raw(b"d" * 100))
+        add(f"{fam} rst with a sequence far behind", "r", TCP(sport=q[1], dport=q[0], flags="R", seq=(s - 100000) % 2**32))
+        add(f"{fam} rst in window", "r", TCP(sport=q[1], dport=q[0], flags="R", seq=s + 1))
+        add(f"{fam} data after the rst", "o", TCP(sport=q[0], dport=q[1], flags="PA", seq=c + 1, ack=s + 1, window=100) / Raw(b"e" * 10))
+        # Simultaneous open.
+        c, s = 3000, 4000
+        q = (40021, 5000)
+        add(f"{fam} simultaneous open: syn", "o", TCP(sport=q[0], dport=q[1], flags="S", seq=c, window=64240))
+        add(f"{fam} simultaneous open: syn from the other side", "r", TCP(sport=q[1], dport=q[0], flags="S", seq=s, window=64240))
+        add(f"{fam} simultaneous open: syn-ack", "o", TCP(sport=q[0], dport=q[1], flags="SA", seq=c, ack=s + 1, window=64240))
+        add(f"{fam} simultaneous open: syn-ack back", "r", TCP(sport=q[1], dport=q[0], flags="SA", seq=s, ack=c + 1, window=64240))
+        add(f"{fam} simultaneous open: ack", "o", TCP(sport=q[0], dport=q[1], flags="A", seq=c + 1, ack=s + 1, window=64240))
+        # A closed connection reopened from TIME_WAIT.
+        c, s = 8000, 9000
+        q = (40022, 80)
+        for name, d, fl, sq, ak in (("syn", "o", "S", c, 0), ("syn-ack", "r", "SA", s, c + 1), ("ack", "o", "A", c + 1, s + 1),
+                                     ("fin", "o", "FA", c + 1, s + 1), ("fin-ack", "r", "FA", s + 1, c + 2), ("last ack", "o", "A", c + 2, s + 2),
+                                     ("new syn in time-wait", "o", "S", c + 100000, 0), ("its syn-ack", "r", "SA", s + 50000, c + 100001)):
+            src, dst = (q[0], q[1]) if d == "o" else (q[1], q[0])
+            add(f"{fam} reopen: {name}", d, TCP(sport=src, dport=dst, flags=fl, seq=sq, ack=ak, window=64240))
+        # The server's SYN-ACK acknowledges the wrong sequence number.
+        add(f"{fam} syn (bad syn-ack case)", "o", TCP(sport=40023, dport=80, flags="S", seq=500, window=64240))
+        add(f"{fam} syn-ack acking the wrong number", "r", TCP(sport=80, dport=40023, flags="SA", seq=600, ack=9999, window=64240))
+        # A UDP datagram whose length field overruns the packet.
+        add(f"{fam} udp with a bad length", "o", UDP(sport=50003, dport=53, len=200) / Raw(b"q" * 8))
     # ICMP errors quote the packet as the server got it.
     v4("v4 icmp port unreachable (tracked udp)", "r", ICMP(type=3, code=3) / IP(src=CLI4, dst=SRV4, ttl=63) / UDP(sport=50002, dport=9999) / Raw(b"q" * 8))
     v4("v4 icmp port unreachable (unknown udp)", "r", ICMP(type=3, code=3) / IP(src=CLI4, dst=SRV4, ttl=63) / UDP(sport=50099, dport=9999) / Raw(b"q" * 8))
     v4("v4 icmp host unreachable (tracked tcp, from the client side)", "o", ICMP(type=3, code=1) / IP(src=SRV4, dst=CLI4, ttl=63) / TCP(sport=80, dport=40001, flags="A", seq=5001))
     v6("v6 icmpv6 port unreachable (tracked udp)", "r", ICMPv6DestUnreach(code=4) / IPv6(src=CLI6, dst=SRV6, hlim=63) / UDP(sport=50002, dport=9999) / Raw(b"q" * 8))
     v6("v6 icmpv6 port unreachable (unknown udp)", "r", ICMPv6DestUnreach(code=4) / IPv6(src=CLI6, dst=SRV6, hlim=63) / UDP(sport=50099, dport=9999) / Raw(b"q" * 8))
+    v6("v6 icmpv6 time exceeded (tracked tcp)", "r", ICMPv6TimeExceeded() / IPv6(src=CLI6, dst=SRV6, hlim=1) / TCP(sport=40001, dport=80, flags="A", seq=1301))
+    v6("v6 udp behind a destination-options header", "o", IPv6ExtHdrDestOpt() / UDP(sport=50010, dport=53) / Raw(b"q" * 8))
+    v6("v6 udp reply to it", "r", UDP(sport=53, dport=50010) / Raw(b"a" * 8))
+    v4("v4 icmp time exceeded from a router (tracked udp)", "r", ICMP(type=11, code=0) / IP(src=CLI4, dst=SRV4, ttl=1) / UDP(sport=50001, dport=53) / Raw(b"q" * 8))
+    v4("v4 icmp error quoting an echo request", "r", ICMP(type=3, code=1) / IP(src=CLI4, dst=SRV4, ttl=63) / ICMP(type=8, id=79, seq=1))
     # Echo.
     v4("v4 echo request", "o", ICMP(type=8, id=77, seq=1) / Raw(b"p" * 16))
     v4("v4 echo reply", "r", ICMP(type=0, id=77, seq=1) / Raw(b"p" * 16))
@@ -177,6 +216,8 @@ def cases():
     v6("v6 echo request", "o", ICMPv6EchoRequest(id=77, seq=1) / Raw(b"p" * 16))
     v6("v6 echo reply", "r", ICMPv6EchoReply(id=77, seq=1) / Raw(b"p" * 16))
     v6("v6 echo reply without request", "r", ICMPv6EchoReply(id=78, seq=1) / Raw(b"p" * 16))
+    v4("v4 echo request (error case)", "o", ICMP(type=8, id=79, seq=1) / Raw(b"p" * 16))
+    v4("v4 icmp error quoting the tracked echo request", "r", ICMP(type=3, code=1) / IP(src=CLI4, dst=SRV4, ttl=63) / ICMP(type=8, id=79, seq=1) / Raw(b"p" * 16))
     return out
 
 
