@@ -159,6 +159,22 @@ pub struct Stats {
     pub related: u64,
 }
 
+/// Counters of one zone (what the per-zone metrics show). A shard keeps them for up to
+/// [`MAX_ZONES`] zones; events of further zones are counted under zone `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ZoneStats {
+    pub zone: Option<u16>,
+    /// Connections in the table now.
+    pub entries: u64,
+    pub committed: u64,
+    pub invalid: u64,
+    pub table_full: u64,
+}
+
+/// Zones a shard counts separately (a fixed table allocated with the shard).
+pub const MAX_ZONES: usize = 1024;
+const ZONE_SLOTS: usize = MAX_ZONES * 2;
+
 /// A connection as `ferroflowctl conntrack dump` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnInfo {
@@ -205,6 +221,10 @@ pub struct Tracker {
     seed: u64,
     hand: usize,
     stats: Stats,
+    /// Open addressing by zone, never deleted; `zones_used` of them are taken.
+    zones: Vec<ZoneStats>,
+    zones_used: usize,
+    zone_overflow: ZoneStats,
 }
 
 impl Tracker {
@@ -252,6 +272,9 @@ impl Tracker {
             seed,
             hand: 0,
             stats: Stats::default(),
+            zones: vec![ZoneStats::default(); ZONE_SLOTS],
+            zones_used: 0,
+            zone_overflow: ZoneStats::default(),
         })
     }
 
@@ -261,6 +284,32 @@ impl Tracker {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Per-zone counters of the zones seen (and, last, the overflow bucket if used).
+    pub fn zone_stats(&self) -> impl Iterator<Item = ZoneStats> + '_ {
+        let overflow = self.zone_overflow;
+        self.zones
+            .iter()
+            .filter(|z| z.zone.is_some())
+            .copied()
+            .chain((overflow != ZoneStats::default()).then_some(overflow))
+    }
+
+    fn zone(&mut self, zone: u16) -> &mut ZoneStats {
+        let mut i = (usize::from(zone).wrapping_mul(0x9e37)) & (ZONE_SLOTS - 1);
+        loop {
+            match self.zones[i].zone {
+                Some(z) if z == zone => return &mut self.zones[i],
+                None if self.zones_used < MAX_ZONES => {
+                    self.zones_used += 1;
+                    self.zones[i].zone = Some(zone);
+                    return &mut self.zones[i];
+                }
+                None => return &mut self.zone_overflow,
+                Some(_) => i = (i + 1) & (ZONE_SLOTS - 1),
+            }
+        }
     }
 
     /// Parses an IP packet and tracks it; a packet that does not parse is `+trk+inv`.
@@ -301,6 +350,7 @@ impl Tracker {
 
     fn invalid(&mut self, zone: u16) -> CtResult {
         self.stats.invalid += 1;
+        self.zone(zone).invalid += 1;
         CtResult {
             state: CtState(CtState::TRACKED | CtState::INVALID),
             zone,
@@ -441,6 +491,7 @@ impl Tracker {
         }
         let Some(idx) = self.alloc(now) else {
             self.stats.table_full += 1;
+            self.zone(o.zone).table_full += 1;
             return self.invalid(o.zone);
         };
         let mut reply = t.invert();
@@ -484,6 +535,9 @@ impl Tracker {
         self.insert(idx, 1);
         self.stats.entries += 1;
         self.stats.committed += 1;
+        let z = self.zone(t.zone);
+        z.entries += 1;
+        z.committed += 1;
         if let L4::Tcp(seg) = &pkt.l4 {
             // As in Linux: the first segment also goes through the state machine.
             let liberal = self.cfg.tcp_be_liberal;
@@ -496,6 +550,7 @@ impl Tracker {
                 Outcome::Invalid | Outcome::Reopen => {
                     self.remove(idx);
                     self.stats.committed -= 1;
+                    self.zone(t.zone).committed -= 1;
                     return self.invalid(o.zone);
                 }
             }
@@ -681,6 +736,8 @@ impl Tracker {
         self.unlink(i, 1);
         self.release(i);
         self.stats.entries -= 1;
+        let zone = self.entries[i].tuples[0].zone;
+        self.zone(zone).entries -= 1;
     }
 
     /// Finds a tuple; an expired connection found on the way is removed (and not returned).

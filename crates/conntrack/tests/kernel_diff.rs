@@ -1,8 +1,8 @@
 //! The differential check against the Linux kernel: the same crafted packet sequences
 //! (tests/kernel_diff.py, 131 packets: handshakes, out-of-order and out-of-window segments,
 //! window scaling, RSTs in and out of window, simultaneous open, reopening from TIME_WAIT,
-//! SYN-ACKs
-//! without SYN, bad flags and checksums, UDP, ICMP echo and ICMP errors, IPv4 and IPv6)
+//! SYN-ACKs without SYN, bad flags and checksums, UDP, ICMP echo and ICMP errors, IPv4
+//! and IPv6)
 //! go through a namespace router whose nftables rules count each packet's `ct state`, and
 //! through our tracker (every packet committed, as the kernel confirms every forwarded
 //! packet's connection). The verdicts must be the same.

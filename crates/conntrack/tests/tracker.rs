@@ -134,8 +134,14 @@ fn zones_separate_connections_and_marks_labels_are_masked() {
     };
     let r = t.track(&udp(A, 1, B, 2), &again, 2);
     assert_eq!(r.mark, 0x12ab);
+    let zone1 = t.zone_stats().find(|z| z.zone == Some(1)).unwrap();
+    assert_eq!((zone1.entries, zone1.committed), (1, 1));
     assert_eq!(t.flush(Some(2)), 0);
     assert_eq!(t.flush(Some(1)), 1);
+    assert_eq!(
+        t.zone_stats().find(|z| z.zone == Some(1)).unwrap().entries,
+        0
+    );
 }
 
 #[test]
@@ -150,6 +156,11 @@ fn a_full_table_refuses_new_connections_and_keeps_established_ones() {
     let r = t.track(&udp(A, 99, B, 53), &commit(), 1);
     assert!(r.state.has(CtState::INVALID));
     assert_eq!(t.stats().table_full, 1);
+    let zone0 = t.zone_stats().next().unwrap();
+    assert_eq!(
+        (zone0.zone, zone0.entries, zone0.table_full, zone0.invalid),
+        (Some(0), 4, 1, 1)
+    );
     for port in 0..4 {
         let r = t.track(&udp(B, 53, A, port), &commit(), 2);
         assert!(r.state.has(CtState::ESTABLISHED | CtState::REPLY));
