@@ -57,6 +57,10 @@ fn compare(kernel: &str, records: &[Record]) {
         ..TrackOptions::default()
     };
     let mut mismatches = Vec::new();
+    println!(
+        "{:<12} {:<12} {:<16} case",
+        "kernel", "ours", "our ct_state"
+    );
     for (i, r) in records.iter().enumerate() {
         let ours = match parse_ethernet(&r.frame, true) {
             Ok(p) => tracker.track(&p, &commit, 1_000 + i as u64).state,
