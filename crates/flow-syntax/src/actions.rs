@@ -76,6 +76,9 @@ pub(crate) fn parse_action_in(tok: &str, ctx: ActionContext) -> Result<Vec<Actio
             return one(Action::output(p));
         }
     }
+    if let Some(r) = crate::nx::parse_nx_action(key, val) {
+        return r;
+    }
     match lower.as_str() {
         "output" => {
             let s = need(key, val)?;
@@ -116,6 +119,9 @@ pub(crate) fn parse_action_in(tok: &str, ctx: ActionContext) -> Result<Vec<Actio
             let (value, field) = s
                 .rsplit_once("->")
                 .ok_or_else(|| bad(key, s, "expected VALUE->FIELD"))?;
+            if let Some(r) = crate::nx::parse_register_set_field(key, value, field) {
+                return r;
+            }
             let f =
                 field_by_name(field).ok_or_else(|| SyntaxError::UnknownKey(field.to_owned()))?;
             one(set_field(key, f, value)?)
@@ -259,7 +265,11 @@ pub fn format_action(a: &Action) -> String {
             format_value(b.field(), b.value()),
             oxm_name(b.field())
         ),
+        Action::SetField(tlv @ OxmTlv::Nxm(_)) => {
+            format!("set_field:{}", crate::nx::format_set_field_tlv(tlv))
+        }
         Action::SetField(OxmTlv::Experimenter(_)) => "set_field:experimenter".into(),
+        Action::Nx(nx) => crate::nx::format_nx_action(nx),
         Action::PushPbb(e) => format!("push_pbb:{e:#06x}"),
         Action::PopPbb => "pop_pbb".into(),
         Action::Experimenter { experimenter, .. } => format!("experimenter:{experimenter:#x}"),

@@ -286,6 +286,10 @@ pub fn format_masked(f: OxmField, v: u128, mask: Option<u128>) -> String {
             return format!("{}/{}", format_value(f, v), ones);
         }
     }
+    if kind(f) == Kind::Decimal {
+        // ovs-ofctl prints masked integers (tp_dst=0x1000/0xf000) in hex.
+        return format!("{}/{}", crate::nx::c_hex(v), crate::nx::c_hex(m));
+    }
     format!("{}/{}", format_value(f, v), format_value(f, m))
 }
 

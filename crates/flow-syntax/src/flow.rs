@@ -186,6 +186,7 @@ fn tlv(
 
 fn build_match(fields: &[(&str, &str)]) -> Result<Match, SyntaxError> {
     let mut out: Vec<(OxmField, u128, Option<u128>)> = Vec::new();
+    let mut regs: Vec<OxmTlv> = Vec::new();
     let mut set = |f: OxmField, v: u128, m: Option<u128>| {
         out.retain(|e| e.0 != f);
         out.push((f, v, m));
@@ -224,6 +225,12 @@ fn build_match(fields: &[(&str, &str)]) -> Result<Match, SyntaxError> {
             || matches!(key, "dl_type" | "eth_type")
             || (matches!(key, "nw_proto" | "ip_proto") && !arp)
         {
+            continue;
+        }
+        if let Some(r) = crate::nx::parse_register_match(key, val) {
+            let tlv = r?;
+            regs.retain(|t| t.header() & !0x1ff != tlv.header() & !0x1ff);
+            regs.push(tlv);
             continue;
         }
         if val.is_empty() {
@@ -299,6 +306,7 @@ fn build_match(fields: &[(&str, &str)]) -> Result<Match, SyntaxError> {
     for (f, v, m) in out {
         tlvs.push(tlv(oxm_name(f), f, v, m, "")?);
     }
+    tlvs.extend(regs);
     let m = Match::new(tlvs);
     check_prerequisites(&m)?;
     Ok(m)
@@ -370,6 +378,7 @@ pub fn format_match(m: &Match, priority: u16) -> String {
             skip_type = true;
         }
     }
+    parts.extend(crate::nx::format_register_matches(m));
     let mut put = |name: &str, f: OxmField| {
         if let Some((v, m)) = get(f) {
             parts.push(format!("{name}={}", format_masked(f, v, m)));

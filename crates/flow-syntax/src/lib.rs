@@ -13,6 +13,7 @@ mod fields;
 mod flow;
 mod group;
 mod meter;
+mod nx;
 
 pub use actions::{format_action, format_actions, format_instructions, parse_action};
 pub use fields::{field_by_name, format_masked, format_port, format_value, oxm_name, parse_port};

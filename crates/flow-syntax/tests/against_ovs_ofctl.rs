@@ -38,6 +38,15 @@ const FLOWS: &[&str] = &[
     "tun_id=0x10,actions=output:1",
     "in_port=LOCAL,dl_vlan=3,actions=set_field:4106->vlan_vid,output:1",
     "sctp,tp_dst=9,actions=drop",
+    // Open vSwitch extensions (docs/ovs-extensions.md).
+    "table=0,priority=10,in_port=1,dl_src=00:00:00:00:00:01,actions=resubmit(,1)",
+    "actions=resubmit:3,resubmit(4,5),resubmit(LOCAL,2),resubmit(,0)",
+    "tcp,reg0=0x5,tp_dst=0x1000/0xf000,actions=load:0x5->NXM_NX_REG1[0..7],set_field:0x7->reg2,move:NXM_NX_REG0[]->NXM_NX_REG3[]",
+    "reg3=0x10/0xf0,reg15=1,actions=set_field:0x5/0xff->reg3,note:01.02.03,ct_clear",
+    "actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],load:0x1->OXM_OF_METADATA[],load:0xaabb->NXM_OF_ETH_DST[0..15]",
+    "tcp,tp_src=0x400/0xff00,actions=move:NXM_NX_REG0[0..15]->NXM_OF_TCP_DST[],move:OXM_OF_METADATA[0..31]->NXM_NX_REG5[],move:NXM_OF_IP_SRC[]->NXM_NX_REG6[]",
+    "udp,reg1=0x2,tun_id=0x3,metadata=0x1,in_port=1,tp_src=0x8/0xfff8,actions=set_field:0x5->xreg1,load:0x1->NXM_NX_REG4[31],note:",
+    "actions=set_field:0x1/0x3->reg0,set_field:0x50/0xf0f0->reg1,move:NXM_NX_REG1[3..6]->NXM_NX_REG2[10..13]",
 ];
 
 fn ovs_ofctl(args: &[&str]) -> std::process::Output {
@@ -174,8 +183,8 @@ fn refusals_name_the_key() {
         SyntaxError::UnknownKey("frobnicate".into())
     );
     assert_eq!(
-        err("in_port=1,actions=resubmit:3"),
-        SyntaxError::UnknownAction("resubmit".into())
+        err("in_port=1,actions=learn(table=1)"),
+        SyntaxError::UnknownAction("learn".into())
     );
     assert!(
         matches!(err("nw_dst=10.0.0.1,actions=drop"), SyntaxError::Prerequisite { field, .. } if field == "ip_dst")

@@ -46,6 +46,10 @@ fn oxm_of(f: Field) -> OxmField {
 pub fn convert_match(m: &OfMatch) -> Result<Match, PipelineError> {
     let mut fields = Vec::with_capacity(m.fields.len());
     for tlv in &m.fields {
+        if let OxmTlv::Nxm(n) = tlv {
+            fields.push(crate::nx::match_field(n)?);
+            continue;
+        }
         let OxmTlv::Basic(b) = tlv else {
             return Err(PipelineError::MatchExperimenter);
         };
@@ -93,7 +97,7 @@ impl Known {
     }
 
     fn check(&self, field: Field) -> Result<(), PipelineError> {
-        if self.anything {
+        if self.anything || field.is_register() || field == Field::Metadata {
             return Ok(());
         }
         let ok = match oxm_of(field).prerequisite() {
@@ -144,6 +148,23 @@ impl Known {
                 }
             }
             Action::PopMpls(_) | Action::PopPbb => *self = Known::lenient(),
+            // Reads and writes of header fields need their headers, as set-field does; the
+            // value written is not known (a move) or partial (a load), so nothing is
+            // recorded.
+            Action::Move { .. } | Action::SetFieldMasked { .. } => {
+                for f in crate::nx::fields_used(a).into_iter().flatten() {
+                    self.check(f)?;
+                }
+                match crate::nx::fields_used(a) {
+                    [_, Some(Field::EthType)] | [Some(Field::EthType), None] => {
+                        self.eth_type = None
+                    }
+                    [_, Some(Field::IpProto)] | [Some(Field::IpProto), None] => {
+                        self.ip_proto = None
+                    }
+                    _ => {}
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -193,6 +214,8 @@ pub fn convert_action(
             Action::Group(*g)
         }
         OfAction::SetQueue(q) => Action::SetQueue(*q),
+        OfAction::SetField(OxmTlv::Nxm(n)) => crate::nx::set_field(n)?,
+        OfAction::Nx(nx) => crate::nx::convert(nx)?,
         OfAction::SetField(tlv) => {
             let OxmTlv::Basic(b) = tlv else {
                 return Err(PipelineError::SetFieldExperimenter);
@@ -301,6 +324,9 @@ fn convert_instructions(
             }
             OfInstruction::WriteActions(list) => {
                 let list = convert_actions(list, tables, ActionUse::Flow)?;
+                if list.iter().any(Action::is_extension) {
+                    return Err(PipelineError::ExtensionInActionSet);
+                }
                 let mut set = ActionSet::default();
                 for a in &list {
                     set.write(a);
@@ -434,6 +460,9 @@ pub fn match_to_of(m: &Match) -> OfMatch {
         .fields()
         .iter()
         .filter_map(|f| {
+            if f.field.is_register() {
+                return crate::nx::match_tlv(f);
+            }
             let of = oxm_of(f.field);
             let b = match f.mask {
                 Some(mask) => BasicOxm::masked(of, f.value & mask, mask),
@@ -446,6 +475,9 @@ pub fn match_to_of(m: &Match) -> OfMatch {
 }
 
 pub fn action_to_of(a: &Action) -> OfAction {
+    if let Some(of) = crate::nx::to_of(a) {
+        return of;
+    }
     match *a {
         Action::Output { port, max_len } => OfAction::Output { port, max_len },
         Action::Group(g) => OfAction::Group(g),
@@ -467,6 +499,13 @@ pub fn action_to_of(a: &Action) -> OfAction {
         Action::DecNwTtl => OfAction::DecNwTtl,
         Action::CopyTtlOut => OfAction::CopyTtlOut,
         Action::CopyTtlIn => OfAction::CopyTtlIn,
+        // Extensions all have a wire form (`nx::to_of`); one that could not be built (a
+        // value that no longer fits) is dumped as a note saying so rather than lost.
+        Action::Resubmit { .. }
+        | Action::SetFieldMasked { .. }
+        | Action::Move { .. }
+        | Action::Note(_)
+        | Action::CtClear => OfAction::Nx(openflow::NxAction::Note(b"unencodable".to_vec())),
     }
 }
 

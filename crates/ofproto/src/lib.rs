@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod conv;
+pub mod nx;
 mod types;
 
 use std::time::Duration;
@@ -76,6 +77,8 @@ pub fn error_code(e: PipelineError) -> ErrorCode {
         BadMeterBand => ErrorCode::MeterModFailed(MeterModFailedCode::BadBand),
         BadMeterRate => ErrorCode::MeterModFailed(MeterModFailedCode::BadRate),
         BadInPort(_) => ErrorCode::BadRequest(BadRequestCode::BadPort),
+        ExtensionInActionSet => ErrorCode::BadAction(BadActionCode::UnsupportedOrder),
+        BadFieldRange => ErrorCode::BadAction(BadActionCode::BadArgument),
     }
 }
 

@@ -58,6 +58,9 @@ pub enum Action {
     /// Ethertype of the new I-TAG (0x88e7).
     PushPbb(u16),
     PopPbb,
+    /// An Open vSwitch extension (experimenter [`crate::nx::NX_VENDOR_ID`]) this codec
+    /// implements.
+    Nx(crate::nx::NxAction),
     /// Decoded (not rejected) so the agent can answer BAD_ACTION/BAD_EXPERIMENTER. `data` is
     /// everything after the experimenter id; the encoder pads it to a multiple of 8.
     Experimenter {
@@ -86,7 +89,7 @@ impl Action {
             SetField(_) => ActionType::SetField,
             PushPbb(_) => ActionType::PushPbb,
             PopPbb => ActionType::PopPbb,
-            Experimenter { .. } => ActionType::Experimenter,
+            Nx(_) | Experimenter { .. } => ActionType::Experimenter,
         }
     }
 
@@ -126,6 +129,11 @@ impl Action {
             SetQueue(id) | Group(id) => put_u32(out, *id),
             SetField(oxm) => {
                 oxm.encode(out);
+                pad_to_8(out, start);
+            }
+            Nx(nx) => {
+                put_u32(out, crate::nx::NX_VENDOR_ID);
+                nx.encode_body(out);
                 pad_to_8(out, start);
             }
             Experimenter { experimenter, data } => {
@@ -205,10 +213,23 @@ impl Action {
                 Action::Group(a.u32()?)
             }
             T::SetField => Action::SetField(decode_set_field(a.rest())?),
-            T::Experimenter => Action::Experimenter {
-                experimenter: a.u32()?,
-                data: a.rest().to_vec(),
-            },
+            T::Experimenter => {
+                let experimenter = a.u32()?;
+                let data = a.rest();
+                match experimenter {
+                    crate::nx::NX_VENDOR_ID => match crate::nx::NxAction::decode(data)? {
+                        Some(nx) => Action::Nx(nx),
+                        None => Action::Experimenter {
+                            experimenter,
+                            data: data.to_vec(),
+                        },
+                    },
+                    _ => Action::Experimenter {
+                        experimenter,
+                        data: data.to_vec(),
+                    },
+                }
+            }
         };
         Ok(action)
     }
@@ -242,7 +263,16 @@ fn decode_set_field(body: &[u8]) -> Result<OxmTlv, DecodeError> {
                 .map(OxmTlv::Experimenter)
                 .ok_or(DecodeError::BadSetFieldLength)
         }
-        _ => Err(DecodeError::BadSetFieldType { header }),
+        _ => {
+            let f = crate::nx::NxmField::from_class_field(class, field)
+                .ok_or(DecodeError::BadSetFieldType { header })?;
+            if has_mask {
+                return Err(DecodeError::BadSetFieldArgument { header });
+            }
+            crate::nx::NxmOxm::from_payload(f, false, payload)
+                .map(OxmTlv::Nxm)
+                .ok_or(DecodeError::BadSetFieldLength)
+        }
     }
 }
 

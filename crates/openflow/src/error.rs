@@ -396,6 +396,9 @@ pub enum DecodeError {
     /// its type.
     #[error("action type {action_type} has invalid length {length}")]
     BadActionLength { action_type: u16, length: u16 },
+    /// A Nicira extension action whose body does not fit its subtype's layout.
+    #[error("Nicira action subtype {subtype} has an invalid body")]
+    BadNxAction { subtype: u16 },
     /// An action type that OpenFlow 1.3 does not define.
     #[error("unknown action type {action_type}")]
     UnknownActionType { action_type: u16 },
@@ -484,6 +487,7 @@ impl DecodeError {
             UnknownOxmClass { .. } | UnknownOxmField { .. } => E::BadMatch(BadMatchCode::BadField),
             DuplicateOxmField { .. } => E::BadMatch(BadMatchCode::DupField),
             BadActionLength { .. } => E::BadAction(BadActionCode::BadLen),
+            BadNxAction { .. } => E::BadAction(BadActionCode::BadArgument),
             UnknownActionType { .. } => E::BadAction(BadActionCode::BadType),
             BadSetFieldLength => E::BadAction(BadActionCode::BadSetLen),
             BadSetFieldType { .. } => E::BadAction(BadActionCode::BadSetType),

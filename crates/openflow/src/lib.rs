@@ -24,6 +24,7 @@ pub mod header;
 pub mod instruction;
 pub mod messages;
 pub mod multipart;
+pub mod nx;
 pub mod oxm;
 mod wire;
 
@@ -35,6 +36,7 @@ pub use messages::{Message, OfpMessage};
 pub use multipart::{
     MultipartReply, MultipartReplyBody, MultipartRequest, MultipartRequestBody, MultipartType,
 };
+pub use nx::{FieldRef, NxAction, NxmField, NxmOxm, NX_VENDOR_ID};
 pub use oxm::{BasicOxm, ExperimenterOxm, Match, OxmField, OxmTlv, Prerequisite};
 pub use wire::FixedStr;
 

@@ -157,6 +157,14 @@ impl OxmField {
                 | PbbIsid
                 | TunnelId
                 | Ipv6Exthdr
+                // Beyond OpenFlow 1.3's list: Open vSwitch masks transport ports (port
+                // ranges as `tp_dst=0x1000/0xf000`, which OpenStack's firewall writes).
+                | TcpSrc
+                | TcpDst
+                | UdpSrc
+                | UdpDst
+                | SctpSrc
+                | SctpDst
         )
     }
 
@@ -389,6 +397,8 @@ impl ExperimenterOxm {
 pub enum OxmTlv {
     Basic(BasicOxm),
     Experimenter(ExperimenterOxm),
+    /// A field of the Open vSwitch classes ([`crate::nx`]): registers and the like.
+    Nxm(crate::nx::NxmOxm),
 }
 
 impl From<BasicOxm> for OxmTlv {
@@ -518,6 +528,7 @@ impl OxmTlv {
         match self {
             OxmTlv::Basic(b) => b.header(),
             OxmTlv::Experimenter(e) => e.header(),
+            OxmTlv::Nxm(n) => n.header(),
         }
     }
 
@@ -525,7 +536,7 @@ impl OxmTlv {
     pub fn as_basic(&self) -> Option<&BasicOxm> {
         match self {
             OxmTlv::Basic(b) => Some(b),
-            OxmTlv::Experimenter(_) => None,
+            OxmTlv::Experimenter(_) | OxmTlv::Nxm(_) => None,
         }
     }
 
@@ -534,6 +545,7 @@ impl OxmTlv {
         match self {
             OxmTlv::Basic(b) => (OFPXMC_OPENFLOW_BASIC, b.field.raw(), 0),
             OxmTlv::Experimenter(e) => (OFPXMC_EXPERIMENTER, e.field, e.experimenter),
+            OxmTlv::Nxm(n) => (n.field().class(), n.field().field(), 0),
         }
     }
 
@@ -555,6 +567,7 @@ impl OxmTlv {
                 put_u32(out, e.experimenter);
                 out.extend_from_slice(&e.payload);
             }
+            OxmTlv::Nxm(n) => n.encode_payload(out),
         }
     }
 
@@ -594,7 +607,13 @@ impl OxmTlv {
                     payload: rest.to_vec(),
                 }))
             }
-            _ => Err(DecodeError::UnknownOxmClass { class }),
+            _ => {
+                let f = crate::nx::NxmField::from_class_field(class, field)
+                    .ok_or(DecodeError::UnknownOxmClass { class })?;
+                crate::nx::NxmOxm::from_payload(f, has_mask, payload)
+                    .map(OxmTlv::Nxm)
+                    .ok_or(DecodeError::BadOxmLength { header })
+            }
         }
     }
 }
@@ -678,13 +697,15 @@ impl Match {
         Ok(Match { fields })
     }
 
-    /// Checks every basic field with [`BasicOxm::validate`] (BAD_MASK, BAD_VALUE,
-    /// BAD_WILDCARDS). Experimenter fields are not judged here.
+    /// Checks every basic field with [`BasicOxm::validate`] and every NXM field with
+    /// [`crate::nx::NxmOxm::validate`] (BAD_MASK, BAD_VALUE, BAD_WILDCARDS). Experimenter
+    /// fields are not judged here.
     pub fn validate(&self) -> Result<(), BadMatchCode> {
-        self.fields
-            .iter()
-            .filter_map(OxmTlv::as_basic)
-            .try_for_each(BasicOxm::validate)
+        self.fields.iter().try_for_each(|f| match f {
+            OxmTlv::Basic(b) => b.validate(),
+            OxmTlv::Nxm(n) => n.validate(),
+            OxmTlv::Experimenter(_) => Ok(()),
+        })
     }
 
     /// Checks that every field's [`Prerequisite`] holds within this match (BAD_PREREQ).
@@ -741,7 +762,7 @@ mod tests {
             }
         }
         let maskable = OxmField::ALL.iter().filter(|f| f.maskable()).count();
-        assert_eq!(maskable, 16);
+        assert_eq!(maskable, 22);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use openflow::instruction::Instruction;
 use openflow::messages::{
     Bucket, FlowMod, FlowModCommand, GroupMod, GroupModCommand, GroupType, PacketOut,
 };
+use openflow::nx::{NxAction, NxmField, NxmOxm};
 use openflow::oxm::{BasicOxm, ExperimenterOxm, Match, OxmField, OxmTlv};
 use openflow::{decode, Message, OfpMessage};
 use proptest::collection::vec;
@@ -40,10 +41,73 @@ fn experimenter_oxm() -> impl Strategy<Value = ExperimenterOxm> {
         .prop_map(|(f, m, e, p)| ExperimenterOxm::new(f, m, e, p).unwrap())
 }
 
+fn nxm_oxm(masked: bool) -> impl Strategy<Value = NxmOxm> {
+    (
+        prop_oneof![
+            (0..16u8).prop_map(NxmField::Reg),
+            (0..8u8).prop_map(NxmField::Xreg),
+            Just(NxmField::ConjId)
+        ],
+        any::<u64>(),
+        proptest::option::of(any::<u64>()),
+    )
+        .prop_map(move |(f, v, m)| {
+            let full = f.full_mask();
+            NxmOxm::new(
+                f,
+                u128::from(v) & full,
+                m.filter(|_| masked).map(|m| u128::from(m) & full),
+            )
+            .unwrap()
+        })
+}
+
+fn nx_action() -> impl Strategy<Value = NxAction> {
+    prop_oneof![
+        (any::<u16>(), any::<u8>())
+            .prop_map(|(in_port, table)| NxAction::Resubmit { in_port, table }),
+        (
+            any::<u16>(),
+            any::<u16>(),
+            any::<u16>(),
+            any::<u32>(),
+            any::<u32>()
+        )
+            .prop_map(|(n_bits, src_ofs, dst_ofs, src, dst)| NxAction::RegMove {
+                n_bits,
+                src_ofs,
+                dst_ofs,
+                src,
+                dst
+            }),
+        (any::<u16>(), any::<u32>(), any::<u64>()).prop_map(|(ofs_nbits, dst, value)| {
+            NxAction::RegLoad {
+                ofs_nbits,
+                dst,
+                value,
+            }
+        }),
+        basic_oxm(true).prop_map(|b| NxAction::RegLoad2(OxmTlv::Basic(b))),
+        nxm_oxm(true).prop_map(|n| NxAction::RegLoad2(OxmTlv::Nxm(n))),
+        (0..3usize)
+            .prop_flat_map(|n| vec(any::<u8>(), n * 8 + 6))
+            .prop_map(NxAction::Note),
+        (any::<u8>(), any::<u8>(), any::<u32>()).prop_map(|(clause, n_clauses, id)| {
+            NxAction::Conjunction {
+                clause,
+                n_clauses,
+                id,
+            }
+        }),
+        Just(NxAction::CtClear),
+    ]
+}
+
 fn oxm_tlv() -> impl Strategy<Value = OxmTlv> {
     prop_oneof![
         8 => basic_oxm(true).prop_map(OxmTlv::Basic),
         1 => experimenter_oxm().prop_map(OxmTlv::Experimenter),
+        2 => nxm_oxm(true).prop_map(OxmTlv::Nxm),
     ]
 }
 
@@ -53,7 +117,7 @@ fn arb_match() -> impl Strategy<Value = Match> {
         fields.retain(|f| {
             let exp = match f {
                 OxmTlv::Experimenter(e) => e.experimenter(),
-                OxmTlv::Basic(_) => 0,
+                OxmTlv::Basic(_) | OxmTlv::Nxm(_) => 0,
             };
             seen.insert((f.header() >> 9, exp))
         });
@@ -85,7 +149,11 @@ fn action() -> impl Strategy<Value = Action> {
         any::<u16>().prop_map(Action::PushPbb),
         Just(Action::PopPbb),
         (any::<u32>(), padded_data())
+            .prop_filter("the Nicira id decodes as an extension", |(e, _)| *e
+                != openflow::NX_VENDOR_ID)
             .prop_map(|(experimenter, data)| Action::Experimenter { experimenter, data }),
+        nx_action().prop_map(Action::Nx),
+        nxm_oxm(false).prop_map(|n| Action::SetField(OxmTlv::Nxm(n))),
     ]
 }
 

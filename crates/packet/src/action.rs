@@ -233,7 +233,9 @@ pub fn set_field<P: PacketBuf + ?Sized>(
     let v16 = (value as u16).to_be_bytes();
     match field {
         InPort | InPhyPort | Metadata | Ipv6Exthdr => return Err(EditError::NotSettable(field)),
+        // Registers live in the key only.
         TunnelId => {}
+        f if f.is_register() => {}
         EthDst | EthSrc => {
             need(key, Layers::ETH, EditError::NoEthernet)?;
             write(
@@ -413,6 +415,7 @@ pub fn set_field<P: PacketBuf + ?Sized>(
             fits(data, l3, 4)?;
             put24(data, l3 + 1, value as u32);
         }
+        _ => {}
     }
     key.set(field, value);
     Ok(())

@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //!
-//! 16 words, 128 bytes, two cache lines. The first line (words 0-7) holds what the common
+//! 24 words: 16 for the packet's headers and metadata (128 bytes, two cache lines), then 8
+//! for the Open vSwitch registers `reg0`-`reg15` (the third line, which only flows that
+//! use registers ever match on). The first line (words 0-7) holds what the common
 //! classifiers look at: in_port, metadata, Ethernet, VLAN, IPv4 and L4 ports. Positions are
 //! `(word, shift, bits)` with `shift` counted from the least significant bit; 128-bit
 //! fields take two whole words, high half first.
@@ -24,6 +26,7 @@
 //! | 13 | `arp_sha` = `ipv6_nd_sll` 63..16, `icmpv4_type` = `icmpv6_type` 15..8, `icmpv4_code` = `icmpv6_code` 7..0 |
 //! | 14 | `arp_tha` = `ipv6_nd_tll` 63..16, `mpls_tc` 15..13, `mpls_bos` 12, (11..9 zero), `ipv6_exthdr` 8..0 |
 //! | 15 | `ipv6_flabel` 63..44, `mpls_label` 43..24, `pbb_isid` 23..0 |
+//! | 16-23 | `reg2n` 63..32, `reg2n+1` 31..0 in word 16+n, which is also `xregn` |
 //!
 //! Fields joined by `=` share storage. They can never both be meaningful for one packet
 //! (ARP vs IPv4, TCP vs UDP vs SCTP, ICMPv4 vs ICMPv6, ARP vs ND), and OpenFlow requires every
@@ -37,7 +40,12 @@
 use std::fmt;
 
 /// Number of 64-bit words in [`FlowKey::words`].
-pub const FLOW_KEY_WORDS: usize = 16;
+pub const FLOW_KEY_WORDS: usize = 24;
+
+/// The first word of the registers ([`Field::Reg0`]...): words before it are what
+/// extraction fills from the frame (and in_port, metadata, tunnel_id), words from it on
+/// are set only by actions. Registers start at zero for every packet.
+pub const REG_WORD: usize = 16;
 
 /// OFPVID_PRESENT: set in `vlan_vid` when the frame has a tag.
 pub const OFPVID_PRESENT: u16 = 0x1000;
@@ -116,6 +124,14 @@ pub mod pos {
     pub const IPV6_FLABEL: FieldPos = at(15, 44, 20);
     pub const MPLS_LABEL: FieldPos = at(15, 24, 20);
     pub const PBB_ISID: FieldPos = at(15, 0, 24);
+    /// `reg(n)`: 32 bits, two to a word, the even one high.
+    pub const fn reg(n: u8) -> FieldPos {
+        at(16 + n / 2, if n % 2 == 0 { 32 } else { 0 }, 32)
+    }
+    /// `xreg(n)`: the whole word 16+n (`reg2n` high, `reg2n+1` low, as in Open vSwitch).
+    pub const fn xreg(n: u8) -> FieldPos {
+        at(16 + n, 0, 64)
+    }
 }
 
 /// An OXM_OF_* field of class OFPXMC_OPENFLOW_BASIC; the discriminant is its oxm_field.
@@ -162,6 +178,33 @@ pub enum Field {
     PbbIsid = 37,
     TunnelId = 38,
     Ipv6Exthdr = 39,
+    // Open vSwitch registers (NXM_NX_REGn): metadata that actions set and matches read,
+    // never in the frame. Not OPENFLOW_BASIC fields: `from_oxm` does not return them.
+    Reg0 = 40,
+    Reg1 = 41,
+    Reg2 = 42,
+    Reg3 = 43,
+    Reg4 = 44,
+    Reg5 = 45,
+    Reg6 = 46,
+    Reg7 = 47,
+    Reg8 = 48,
+    Reg9 = 49,
+    Reg10 = 50,
+    Reg11 = 51,
+    Reg12 = 52,
+    Reg13 = 53,
+    Reg14 = 54,
+    Reg15 = 55,
+    // 64-bit views of register pairs (OXM_OF_PKT_REGn): xreg n = reg 2n : reg 2n+1.
+    Xreg0 = 56,
+    Xreg1 = 57,
+    Xreg2 = 58,
+    Xreg3 = 59,
+    Xreg4 = 60,
+    Xreg5 = 61,
+    Xreg6 = 62,
+    Xreg7 = 63,
 }
 
 struct FieldInfo {
@@ -180,8 +223,9 @@ const fn info(name: &'static str, pos: FieldPos, byte_len: u8, maskable: bool) -
     }
 }
 
-/// Indexed by oxm_field. Byte lengths and maskability are OpenFlow 1.3 table 12.
-const INFO: [FieldInfo; 40] = [
+/// Indexed by oxm_field (then the registers). Byte lengths and maskability are OpenFlow
+/// 1.3 table 12, with the transport ports maskable as Open vSwitch allows.
+const INFO: [FieldInfo; 64] = [
     info("in_port", pos::IN_PORT, 4, false),
     info("in_phy_port", pos::IN_PHY_PORT, 4, false),
     info("metadata", pos::METADATA, 8, true),
@@ -195,12 +239,12 @@ const INFO: [FieldInfo; 40] = [
     info("ip_proto", pos::IP_PROTO, 1, false),
     info("ipv4_src", pos::IPV4_SRC, 4, true),
     info("ipv4_dst", pos::IPV4_DST, 4, true),
-    info("tcp_src", pos::TP_SRC, 2, false),
-    info("tcp_dst", pos::TP_DST, 2, false),
-    info("udp_src", pos::TP_SRC, 2, false),
-    info("udp_dst", pos::TP_DST, 2, false),
-    info("sctp_src", pos::TP_SRC, 2, false),
-    info("sctp_dst", pos::TP_DST, 2, false),
+    info("tcp_src", pos::TP_SRC, 2, true),
+    info("tcp_dst", pos::TP_DST, 2, true),
+    info("udp_src", pos::TP_SRC, 2, true),
+    info("udp_dst", pos::TP_DST, 2, true),
+    info("sctp_src", pos::TP_SRC, 2, true),
+    info("sctp_dst", pos::TP_DST, 2, true),
     info("icmpv4_type", pos::ICMP_TYPE, 1, false),
     info("icmpv4_code", pos::ICMP_CODE, 1, false),
     info("arp_op", pos::ARP_OP, 2, false),
@@ -222,6 +266,30 @@ const INFO: [FieldInfo; 40] = [
     info("pbb_isid", pos::PBB_ISID, 3, true),
     info("tunnel_id", pos::TUNNEL_ID, 8, true),
     info("ipv6_exthdr", pos::IPV6_EXTHDR, 2, true),
+    info("reg0", pos::reg(0), 4, true),
+    info("reg1", pos::reg(1), 4, true),
+    info("reg2", pos::reg(2), 4, true),
+    info("reg3", pos::reg(3), 4, true),
+    info("reg4", pos::reg(4), 4, true),
+    info("reg5", pos::reg(5), 4, true),
+    info("reg6", pos::reg(6), 4, true),
+    info("reg7", pos::reg(7), 4, true),
+    info("reg8", pos::reg(8), 4, true),
+    info("reg9", pos::reg(9), 4, true),
+    info("reg10", pos::reg(10), 4, true),
+    info("reg11", pos::reg(11), 4, true),
+    info("reg12", pos::reg(12), 4, true),
+    info("reg13", pos::reg(13), 4, true),
+    info("reg14", pos::reg(14), 4, true),
+    info("reg15", pos::reg(15), 4, true),
+    info("xreg0", pos::xreg(0), 8, true),
+    info("xreg1", pos::xreg(1), 8, true),
+    info("xreg2", pos::xreg(2), 8, true),
+    info("xreg3", pos::xreg(3), 8, true),
+    info("xreg4", pos::xreg(4), 8, true),
+    info("xreg5", pos::xreg(5), 8, true),
+    info("xreg6", pos::xreg(6), 8, true),
+    info("xreg7", pos::xreg(7), 8, true),
 ];
 
 impl Field {
@@ -292,7 +360,58 @@ impl Field {
 
     /// The field whose [`name`](Self::name) is `name`.
     pub fn from_name(name: &str) -> Option<Field> {
-        Field::ALL.iter().copied().find(|f| f.name() == name)
+        Field::ALL
+            .iter()
+            .chain(Field::REGS.iter())
+            .chain(Field::XREGS.iter())
+            .copied()
+            .find(|f| f.name() == name)
+    }
+
+    /// `reg0`-`reg15` in order.
+    pub const REGS: [Field; 16] = [
+        Field::Reg0,
+        Field::Reg1,
+        Field::Reg2,
+        Field::Reg3,
+        Field::Reg4,
+        Field::Reg5,
+        Field::Reg6,
+        Field::Reg7,
+        Field::Reg8,
+        Field::Reg9,
+        Field::Reg10,
+        Field::Reg11,
+        Field::Reg12,
+        Field::Reg13,
+        Field::Reg14,
+        Field::Reg15,
+    ];
+
+    /// `xreg0`-`xreg7` in order.
+    pub const XREGS: [Field; 8] = [
+        Field::Xreg0,
+        Field::Xreg1,
+        Field::Xreg2,
+        Field::Xreg3,
+        Field::Xreg4,
+        Field::Xreg5,
+        Field::Xreg6,
+        Field::Xreg7,
+    ];
+
+    /// Every field: the 40 OXM basic fields, then the registers.
+    pub fn every() -> impl Iterator<Item = Field> {
+        Field::ALL
+            .into_iter()
+            .chain(Field::REGS)
+            .chain(Field::XREGS)
+    }
+
+    /// `reg0`-`reg15` and `xreg0`-`xreg7`: set only by actions, never from the frame.
+    #[inline]
+    pub fn is_register(self) -> bool {
+        self as u8 >= Field::Reg0 as u8
     }
 
     /// Meaningful bits: 13 for vlan_vid (12-bit VID plus OFPVID_PRESENT), 20 for
@@ -577,6 +696,7 @@ impl FlowKey {
         let l = self.layers;
         match field {
             InPort | InPhyPort | Metadata | TunnelId => true,
+            f if f.is_register() => true,
             EthDst | EthSrc | EthType | VlanVid => l.contains(Layers::ETH),
             VlanPcp => l.contains(Layers::VLAN),
             IpDscp | IpEcn | IpProto => l.intersects(Layers::IPV4 | Layers::IPV6),
@@ -593,6 +713,7 @@ impl FlowKey {
             Ipv6NdTll => l.contains(Layers::ND_NA),
             MplsLabel | MplsTc | MplsBos => l.contains(Layers::MPLS),
             PbbIsid => l.contains(Layers::PBB),
+            _ => true,
         }
     }
 
@@ -662,7 +783,16 @@ mod tests {
 
     #[test]
     fn layout_fits_two_cache_lines() {
-        assert_eq!(std::mem::size_of::<[u64; FLOW_KEY_WORDS]>(), 128);
+        // Header words in two lines, registers in a third.
+        assert_eq!(std::mem::size_of::<[u64; REG_WORD]>(), 128);
+        assert_eq!(std::mem::size_of::<[u64; FLOW_KEY_WORDS]>(), 192);
+        for f in Field::every() {
+            assert_eq!(
+                usize::from(f.pos().word) >= REG_WORD,
+                f.is_register(),
+                "{f:?}"
+            );
+        }
         assert_eq!(std::mem::align_of::<FlowKey>(), 64);
     }
 

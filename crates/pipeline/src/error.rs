@@ -123,4 +123,12 @@ pub enum PipelineError {
     /// PACKET_OUT with an in_port that is not a port or CONTROLLER/LOCAL.
     #[error("bad packet-out in_port {0:#x}")]
     BadInPort(u32),
+    /// An Open vSwitch extension action that cannot be put in an action set
+    /// (write-actions): resubmit, move, a masked load, note, ct_clear.
+    #[error("Open vSwitch extension action in write-actions")]
+    ExtensionInActionSet,
+    /// A `move`/`load` whose bit range does not fit its fields, or names a field it cannot
+    /// read or write (an unknown header, in_port as destination...).
+    #[error("move/load bit range does not fit its fields")]
+    BadFieldRange,
 }

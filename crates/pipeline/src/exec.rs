@@ -64,6 +64,9 @@ pub struct Verdict {
     /// Actions that could not apply to this packet (pop of an absent tag, set-field of an
     /// absent header...): skipped, as the spec leaves them undefined.
     pub action_errors: u32,
+    /// The packet hit [`MAX_RESUBMIT_DEPTH`] or [`MAX_RESUBMITS`] and was dropped: outputs
+    /// not yet sent were discarded (outputs sent as snapshots before a later edit are gone).
+    pub resubmit_limit: bool,
 }
 
 /// Tables [`Pipeline::prefetch_lookup`] looks ahead into.
@@ -78,6 +81,14 @@ const MAX_DEPTH: u8 = 16;
 /// keeps a packet's cost bounded whatever the groups hold. An ALL group flooding to every
 /// port of a large switch stays well within it.
 const MAX_BUCKETS: u16 = 4096;
+/// Nesting limit for `resubmit` (Open vSwitch's is 64 too). Resubmits may go back to an
+/// earlier table, so tables can loop; past this the packet is dropped and counted
+/// ([`Verdict::resubmit_limit`]).
+pub const MAX_RESUBMIT_DEPTH: u8 = 64;
+/// Resubmits one packet may run in all, nested or one after another (Open vSwitch: 4096):
+/// a table that resubmits to two tables that each do the same fans out exponentially
+/// within the depth limit. Past this the packet is dropped and counted.
+pub const MAX_RESUBMITS: u16 = 4096;
 
 #[derive(Clone, Copy)]
 struct Pending {
@@ -112,6 +123,9 @@ struct Cx<'c, S> {
     packet_out: bool,
     /// Group buckets left to run for this packet ([`MAX_BUCKETS`]).
     buckets_left: u16,
+    /// Resubmits nested now, and left for this packet.
+    resubmit_depth: u8,
+    resubmits_left: u16,
 }
 
 #[derive(PartialEq, Eq)]
@@ -141,6 +155,8 @@ impl Pipeline {
             depth: 0,
             packet_out: false,
             buckets_left: MAX_BUCKETS,
+            resubmit_depth: 0,
+            resubmits_left: MAX_RESUBMITS,
         };
         self.walk(0, pkt, key, &mut cx, Emit::Final);
         cx.verdict
@@ -206,6 +222,8 @@ impl Pipeline {
             depth: 0,
             packet_out: true,
             buckets_left: MAX_BUCKETS,
+            resubmit_depth: 0,
+            resubmits_left: MAX_RESUBMITS,
         };
         let mut outs = Outs::new(None);
         for a in actions {
@@ -323,6 +341,9 @@ impl Pipeline {
                     break;
                 }
             }
+        }
+        if cx.verdict.resubmit_limit {
+            outs.pending.clear();
         }
         self.flush(&mut outs, pkt, key, cx, last_emit);
     }
@@ -450,10 +471,33 @@ impl Pipeline {
             Action::SetQueue(q) => outs.queue = Some(q),
             Action::Group(g) => return self.group(g, pkt, key, cx, outs, in_place),
             Action::SetField { field, value } => {
-                self.before_edit(outs, pkt, key, cx);
-                let r = packet::set_field(pkt, key, field, value);
-                self.edit_result(r, cx);
+                if field.is_register() {
+                    key.set(field, value);
+                } else {
+                    self.before_edit(outs, pkt, key, cx);
+                    let r = packet::set_field(pkt, key, field, value);
+                    self.edit_result(r, cx);
+                }
             }
+            Action::SetFieldMasked {
+                field, value, mask, ..
+            } => self.write_masked(field, value, mask, pkt, key, cx, outs),
+            Action::Move {
+                src,
+                src_ofs,
+                dst,
+                dst_ofs,
+                n_bits,
+            } => {
+                let m = low_bits(n_bits);
+                let bits = (key.get(src) >> src_ofs) & m;
+                let dst_ofs = u32::from(dst_ofs);
+                self.write_masked(dst, bits << dst_ofs, m << dst_ofs, pkt, key, cx, outs);
+            }
+            Action::Resubmit { in_port, table } => {
+                return self.resubmit(in_port, table, pkt, key, cx, outs)
+            }
+            Action::Note(_) | Action::CtClear => {}
             Action::PushVlan(t) => {
                 self.before_edit(outs, pkt, key, cx);
                 let r = packet::push_vlan(pkt, key, t);
@@ -518,6 +562,73 @@ impl Pipeline {
                 let r = packet::copy_ttl_in(pkt, key);
                 self.edit_result(r, cx);
             }
+        }
+        Flow::Continue
+    }
+
+    /// Sets the bits of `field` under `mask` (move, load): registers and metadata in the
+    /// key, header fields in the frame too.
+    #[allow(clippy::too_many_arguments)]
+    fn write_masked<P: PacketBuf, S: Sink<P>>(
+        &self,
+        field: Field,
+        value: u128,
+        mask: u128,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        outs: &mut Outs,
+    ) {
+        let new = (key.get(field) & !mask) | (value & mask);
+        if field == Field::Metadata {
+            key.set_metadata(new as u64);
+        } else if field.is_register() {
+            key.set(field, new);
+        } else {
+            self.before_edit(outs, pkt, key, cx);
+            let r = packet::set_field(pkt, key, field, new);
+            self.edit_result(r, cx);
+        }
+    }
+
+    /// `resubmit`: a walk from `table` nested in this one. Outputs recorded so far are
+    /// sent first (as snapshots: the nested walk may edit the packet), the nested walk's own
+    /// outputs are snapshots too, and its write-actions form their own action set, run when
+    /// it ends. Past [`MAX_RESUBMIT_DEPTH`] or [`MAX_RESUBMITS`] the packet is dropped.
+    fn resubmit<P: PacketBuf, S: Sink<P>>(
+        &self,
+        in_port: Option<u32>,
+        table: Option<u8>,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        outs: &mut Outs,
+    ) -> Flow {
+        if cx.resubmit_depth >= MAX_RESUBMIT_DEPTH || cx.resubmits_left == 0 {
+            cx.verdict.resubmit_limit = true;
+        }
+        if cx.verdict.resubmit_limit {
+            outs.pending.clear();
+            return Flow::Stop;
+        }
+        cx.resubmits_left -= 1;
+        let t = table.unwrap_or(cx.table_id);
+        self.before_edit(outs, pkt, key, cx);
+        let saved_port = key.in_port();
+        if let Some(p) = in_port {
+            key.set(Field::InPort, p.into());
+        }
+        let saved = (cx.table_id, cx.cookie, cx.table_miss);
+        cx.resubmit_depth += 1;
+        self.walk(usize::from(t), pkt, key, cx, Emit::Snapshot);
+        cx.resubmit_depth -= 1;
+        (cx.table_id, cx.cookie, cx.table_miss) = saved;
+        if in_port.is_some() {
+            key.set(Field::InPort, saved_port.into());
+        }
+        if cx.verdict.resubmit_limit {
+            outs.pending.clear();
+            return Flow::Stop;
         }
         Flow::Continue
     }
@@ -724,6 +835,15 @@ impl Pipeline {
             self.before_edit(outs, pkt, key, cx);
             restore_tag(pkt, key, restore);
         }
+    }
+}
+
+/// The low `n` bits set (n up to 128).
+fn low_bits(n: u16) -> u128 {
+    if n >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << n) - 1
     }
 }
 

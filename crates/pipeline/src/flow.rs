@@ -165,8 +165,18 @@ impl Match {
     }
 }
 
-/// An action as the pipeline executes it.
+/// The wire form a masked write came in as, so dumps give it back the same way
+/// (Open vSwitch prints `load:` for one and `set_field:V/M->` for the other).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LoadForm {
+    /// NXAST_REG_LOAD (`load:V->F[a..b]`): the mask is one contiguous run of bits.
+    RegLoad,
+    /// NXAST_REG_LOAD2 (`set_field:V/M->F`).
+    RegLoad2,
+}
+
+/// An action as the pipeline executes it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     /// `max_len` matters only for CONTROLLER.
     Output {
@@ -191,9 +201,52 @@ pub enum Action {
     DecNwTtl,
     CopyTtlOut,
     CopyTtlIn,
+    /// Open vSwitch `resubmit([port],[table])`: looks `table` up now (`None`: the table
+    /// the acting entry is in), with in_port replaced by `in_port` for the lookup and the
+    /// matched entry's instructions, runs what matches, then carries on with the next action.
+    /// Unlike goto it may go back to an earlier table; the walk bounds it
+    /// ([`crate::exec::MAX_RESUBMIT_DEPTH`], [`crate::exec::MAX_RESUBMITS`]).
+    Resubmit {
+        in_port: Option<u32>,
+        table: Option<u8>,
+    },
+    /// Sets the bits of `field` under `mask` to `value`'s (Open vSwitch `load`, masked
+    /// `set_field`); registers and metadata live in the key, header fields in the frame.
+    SetFieldMasked {
+        field: Field,
+        value: u128,
+        mask: u128,
+        form: LoadForm,
+    },
+    /// Open vSwitch `move`: copies `n_bits` bits of `src` from bit `src_ofs` into `dst` at
+    /// bit `dst_ofs`.
+    Move {
+        src: Field,
+        src_ofs: u16,
+        dst: Field,
+        dst_ofs: u16,
+        n_bits: u16,
+    },
+    /// Open vSwitch `note`: does nothing; kept for dumps.
+    Note(Arc<[u8]>),
+    /// Open vSwitch `ct_clear`: clears the packet's connection-tracking state. Does nothing
+    /// until connection tracking exists.
+    CtClear,
 }
 
 impl Action {
+    /// Open vSwitch extensions (they cannot be part of an action set).
+    pub fn is_extension(&self) -> bool {
+        matches!(
+            self,
+            Action::Resubmit { .. }
+                | Action::SetFieldMasked { .. }
+                | Action::Move { .. }
+                | Action::Note(_)
+                | Action::CtClear
+        )
+    }
+
     pub fn output(port: u32) -> Action {
         Action::Output {
             port,
@@ -220,7 +273,7 @@ pub struct ActionSet {
     pub set_mpls_ttl: Option<u8>,
     pub set_nw_ttl: Option<u8>,
     /// Set-fields in the order their field first entered the set.
-    pub set_fields: ArrayVec<(Field, u128), 40>,
+    pub set_fields: ArrayVec<(Field, u128), 64>,
     pub set_queue: Option<u32>,
     pub group: Option<u32>,
     /// (port, max_len).
@@ -257,6 +310,12 @@ impl ActionSet {
             Action::DecNwTtl => self.dec_nw_ttl = true,
             Action::CopyTtlOut => self.copy_ttl_out = true,
             Action::CopyTtlIn => self.copy_ttl_in = true,
+            // Refused in write-actions by the conversion (ExtensionInActionSet).
+            Action::Resubmit { .. }
+            | Action::SetFieldMasked { .. }
+            | Action::Move { .. }
+            | Action::Note(_)
+            | Action::CtClear => {}
         }
     }
 

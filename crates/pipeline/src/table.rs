@@ -106,7 +106,7 @@ pub struct CompiledTable {
 
 /// Key words outside in_port/in_phy_port, metadata and tunnel_id: the ones extraction fills
 /// from the frame.
-const HEADER_WORDS: std::ops::Range<usize> = 3..packet::FLOW_KEY_WORDS;
+const HEADER_WORDS: std::ops::Range<usize> = 3..packet::REG_WORD;
 
 /// Whether running `insts` needs the packet's headers parsed into its key: only plain
 /// outputs (including CONTROLLER, whose packet-in takes in_port, metadata and tunnel_id

@@ -102,7 +102,7 @@ mod tests {
         t.insert(0x0a00_0400, 22);
         t.insert(0x0a00_0401, 32);
         let key_for = |ip: u32| {
-            let mut w = [0u64; 16];
+            let mut w = [0u64; packet::FLOW_KEY_WORDS];
             w[5] = u64::from(ip) << 32;
             w
         };

@@ -149,6 +149,8 @@ pub struct Outcome {
     /// (reason, table, cookie, data)
     pub packet_ins: Vec<(u8, u8, u64, Vec<u8>)>,
     pub final_bytes: Vec<u8>,
+    /// The packet hit the resubmit bounds and was dropped.
+    pub resubmit_limit: bool,
 }
 
 pub fn run_compiled(ft: &FlowTables, frame: &[u8], in_port: u32) -> Outcome {
@@ -162,10 +164,19 @@ pub fn run_compiled(ft: &FlowTables, frame: &[u8], in_port: u32) -> Outcome {
     let mut key = FlowKey::default();
     pl.extract(frame, in_port, &mut key);
     let mut rec = Recorder::default();
-    pl.process(&mut pkt, &mut key, &mut ctx, &mut rec);
+    let v = pl.process(&mut pkt, &mut key, &mut ctx, &mut rec);
     let mut outputs = rec.outputs;
     outputs.sort();
+    if v.resubmit_limit {
+        q.drain();
+        return Outcome {
+            resubmit_limit: true,
+            final_bytes: pkt.data().to_vec(),
+            ..Default::default()
+        };
+    }
     Outcome {
+        resubmit_limit: false,
         hits: rec.hits,
         outputs,
         packet_ins: q
@@ -194,6 +205,8 @@ struct RefCx<'a> {
     cookie: u64,
     table_miss: bool,
     in_port: u32,
+    resubmit_depth: u32,
+    resubmits: u32,
 }
 
 impl RefCx<'_> {
@@ -237,6 +250,90 @@ impl RefCx<'_> {
         self.out
             .packet_ins
             .push((reason as u8, self.table_id, self.cookie, d[..n].to_vec()));
+    }
+
+    /// One walk from `start`: the spec's table walk with its own action set; `resubmit`
+    /// runs another one nested (fresh action set and queue, in_port replaced for it).
+    /// false: the resubmit limit was hit (the packet is dropped).
+    fn walk(&mut self, start: u8, pkt: &mut VecBuf, key: &mut FlowKey) -> bool {
+        let ft = self.ft;
+        let mut set = ActionSet::default();
+        let mut queue = None;
+        let mut table = start;
+        let mut run_set = false;
+        loop {
+            if table >= ft.n_tables() {
+                break;
+            }
+            let Some(e) = ref_lookup(ft, table, key) else {
+                break;
+            };
+            self.out.hits.push((table, e.uid));
+            self.table_id = table;
+            self.cookie = e.cookie;
+            self.table_miss = e.priority == 0 && e.match_.is_any();
+            let insts = e.instructions.clone();
+            let mut stopped = false;
+            if let Some(apply) = &insts.apply {
+                for a in apply.iter() {
+                    if !self.exec(a, pkt, key, &mut queue, false) {
+                        stopped = true;
+                        break;
+                    }
+                }
+            }
+            if self.out.resubmit_limit {
+                return false;
+            }
+            if stopped {
+                break;
+            }
+            if insts.clear {
+                set = ActionSet::default();
+            }
+            if let Some(w) = &insts.write {
+                for a in w.list.iter() {
+                    set.write(a);
+                }
+            }
+            if let Some((v, m)) = insts.metadata {
+                key.set_metadata((key.metadata() & !m) | (v & m));
+            }
+            match insts.goto {
+                Some(g) => table = g,
+                None => {
+                    run_set = true;
+                    break;
+                }
+            }
+        }
+        if run_set {
+            let actions: Vec<Action> = set.ordered().collect();
+            for a in &actions {
+                if !self.exec(a, pkt, key, &mut queue, true) {
+                    break;
+                }
+            }
+        }
+        !self.out.resubmit_limit
+    }
+
+    /// `key`'s field under `mask` set to `value`'s bits (move, load).
+    fn write_masked(
+        &mut self,
+        pkt: &mut VecBuf,
+        key: &mut FlowKey,
+        field: packet::Field,
+        value: u128,
+        mask: u128,
+    ) -> Result<(), EditError> {
+        let new = (key.get(field) & !mask) | (value & mask);
+        if field == packet::Field::Metadata {
+            key.set_metadata(new as u64);
+            Ok(())
+        } else {
+            packet::set_field(pkt, key, field, new)
+        }
     }
 
     /// false: stop processing this packet.
@@ -316,6 +413,49 @@ impl RefCx<'_> {
             Action::DecNwTtl => packet::dec_nw_ttl(pkt, key),
             Action::CopyTtlOut => packet::copy_ttl_out(pkt, key),
             Action::CopyTtlIn => packet::copy_ttl_in(pkt, key),
+            Action::SetFieldMasked {
+                field, value, mask, ..
+            } => self.write_masked(pkt, key, field, value, mask),
+            Action::Move {
+                src,
+                src_ofs,
+                dst,
+                dst_ofs,
+                n_bits,
+            } => {
+                let m = if n_bits >= 128 {
+                    u128::MAX
+                } else {
+                    (1u128 << n_bits) - 1
+                };
+                let bits = (key.get(src) >> src_ofs) & m;
+                self.write_masked(pkt, key, dst, bits << dst_ofs, m << dst_ofs)
+            }
+            Action::Resubmit { in_port, table } => {
+                // Open vSwitch's bounds: 64 deep, 4096 in all.
+                if self.resubmit_depth >= 64 || self.resubmits >= 4096 {
+                    self.out.resubmit_limit = true;
+                    return false;
+                }
+                self.resubmits += 1;
+                let t = table.unwrap_or(self.table_id);
+                let saved = (self.table_id, self.cookie, self.table_miss, self.in_port);
+                let saved_port = key.get(packet::Field::InPort);
+                if let Some(p) = in_port {
+                    key.set(packet::Field::InPort, p.into());
+                    self.in_port = p;
+                }
+                self.resubmit_depth += 1;
+                let ok = self.walk(t, pkt, key);
+                self.resubmit_depth -= 1;
+                (self.table_id, self.cookie, self.table_miss, self.in_port) = saved;
+                key.set(packet::Field::InPort, saved_port);
+                if !ok {
+                    return false;
+                }
+                Ok(())
+            }
+            Action::Note(_) | Action::CtClear => Ok(()),
         };
         if r == Err(EditError::InvalidTtl) {
             self.packet_in(pkt, PacketInReason::InvalidTtl, OFPCML_NO_BUFFER);
@@ -336,61 +476,15 @@ pub fn run_reference(ft: &FlowTables, frame: &[u8], in_port: u32) -> Outcome {
         cookie: u64::MAX,
         table_miss: false,
         in_port,
+        resubmit_depth: 0,
+        resubmits: 0,
     };
-    let mut set = ActionSet::default();
-    let mut queue = None;
-    let mut table = 0u8;
-    let mut run_set = false;
-    loop {
-        if table >= ft.n_tables() {
-            break;
-        }
-        let Some(e) = ref_lookup(ft, table, &key) else {
-            break;
-        };
-        cx.out.hits.push((table, e.uid));
-        cx.table_id = table;
-        cx.cookie = e.cookie;
-        cx.table_miss = e.priority == 0 && e.match_.is_any();
-        let insts = e.instructions.clone();
-        let mut stopped = false;
-        if let Some(apply) = &insts.apply {
-            for a in apply.iter() {
-                if !cx.exec(a, &mut pkt, &mut key, &mut queue, false) {
-                    stopped = true;
-                    break;
-                }
-            }
-        }
-        if stopped {
-            break;
-        }
-        if insts.clear {
-            set = ActionSet::default();
-        }
-        if let Some(w) = &insts.write {
-            for a in w.list.iter() {
-                set.write(a);
-            }
-        }
-        if let Some((v, m)) = insts.metadata {
-            key.set_metadata((key.metadata() & !m) | (v & m));
-        }
-        match insts.goto {
-            Some(g) => table = g,
-            None => {
-                run_set = true;
-                break;
-            }
-        }
-    }
-    if run_set {
-        let actions: Vec<Action> = set.ordered().collect();
-        for a in &actions {
-            if !cx.exec(a, &mut pkt, &mut key, &mut queue, true) {
-                break;
-            }
-        }
+    cx.walk(0, &mut pkt, &mut key);
+    if cx.out.resubmit_limit {
+        // What was sent before the limit is not part of the contract (see Verdict).
+        cx.out.outputs.clear();
+        cx.out.packet_ins.clear();
+        cx.out.hits.clear();
     }
     cx.out.outputs.sort();
     cx.out.final_bytes = pkt.data().to_vec();
