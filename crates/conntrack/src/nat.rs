@@ -135,6 +135,9 @@ impl std::fmt::Display for NatRange {
 /// an IPv4 UDP checksum is 0, ICMPv6), updated incrementally (RFC 1624). The packet must
 /// parse (see [`crate::parse_ip`]); its length does not change.
 pub fn apply(l3: &mut [u8], rw: &crate::Rewrite) -> Result<(), Error> {
+    if rw.quoted_src.is_some() || rw.quoted_dst.is_some() {
+        return apply_icmp_error(l3, rw);
+    }
     if rw.src.is_none() && rw.dst.is_none() {
         return Ok(());
     }
@@ -208,6 +211,128 @@ pub fn apply(l3: &mut [u8], rw: &crate::Rewrite) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// An ICMP error about a NATed connection: the outer addresses (IPv4 header checksum, the
+/// ICMPv6 pseudo header), then the quoted packet's addresses and ports with its own IPv4
+/// header checksum and, when quoted whole enough, its TCP/UDP checksum; every byte changed
+/// inside the ICMP message also updates the ICMP checksum.
+fn apply_icmp_error(l3: &mut [u8], rw: &crate::Rewrite) -> Result<(), Error> {
+    use crate::packet::{PROTO_TCP, PROTO_UDP};
+    let pkt = crate::parse_ip(l3, false)?;
+    let crate::L4::IcmpError { .. } = pkt.l4 else {
+        return Err(Error::BadHeader(
+            "quoted-packet rewrite of a packet that is no ICMP error",
+        ));
+    };
+    let (v6, alen) = (pkt.v6, if pkt.v6 { 16 } else { 4 });
+    let icmp_off = if v6 {
+        crate::packet::ipv6_upper(l3, l3[6], 40)?.1
+    } else {
+        usize::from(l3[0] & 0x0f) * 4
+    };
+    let icmp_sum = icmp_off + 2;
+    let outer_src = if v6 { 8 } else { 12 };
+    for (which, edit) in [(0usize, rw.src), (1, rw.dst)] {
+        if let Some((addr, _)) = edit {
+            let sums: &[usize] = if v6 { &[icmp_sum] } else { &[10] };
+            put(
+                l3,
+                outer_src + which * alen,
+                &addr_bytes(addr, v6)[..alen],
+                sums,
+                None,
+            );
+        }
+    }
+    // The quoted packet.
+    let inner = icmp_off + 8;
+    let (inner_proto, inner_l4) = if v6 {
+        crate::packet::ipv6_upper(l3, l3[inner + 6], inner + 40)?
+    } else {
+        (l3[inner + 9], inner + usize::from(l3[inner] & 0x0f) * 4)
+    };
+    let inner_src = inner + if v6 { 8 } else { 12 };
+    let l4_sum = match inner_proto {
+        PROTO_UDP
+            if l3.len() >= inner_l4 + 8 && (v6 || l3[inner_l4 + 6..inner_l4 + 8] != [0, 0]) =>
+        {
+            Some(inner_l4 + 6)
+        }
+        PROTO_TCP if l3.len() >= inner_l4 + 18 => Some(inner_l4 + 16),
+        _ => None,
+    };
+    let ports = matches!(inner_proto, PROTO_TCP | PROTO_UDP) && l3.len() >= inner_l4 + 4;
+    for (which, edit) in [(0usize, rw.quoted_src), (1, rw.quoted_dst)] {
+        let Some((addr, port)) = edit else { continue };
+        let mut sums = [0usize; 2];
+        let mut n = 0;
+        if !v6 {
+            sums[n] = inner + 10;
+            n += 1;
+        }
+        if let Some(at) = l4_sum {
+            sums[n] = at;
+            n += 1;
+        }
+        put(
+            l3,
+            inner_src + which * alen,
+            &addr_bytes(addr, v6)[..alen],
+            &sums[..n],
+            Some(icmp_sum),
+        );
+        if ports {
+            let l4_only: &[usize] = match l4_sum {
+                Some(ref at) => std::slice::from_ref(at),
+                None => &[],
+            };
+            put(
+                l3,
+                inner_l4 + which * 2,
+                &port.to_be_bytes(),
+                l4_only,
+                Some(icmp_sum),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn addr_bytes(addr: Addr, v6: bool) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    if v6 {
+        b = addr.to_be_bytes();
+    } else {
+        b[..4].copy_from_slice(&(addr as u32).to_be_bytes());
+    }
+    b
+}
+
+/// Writes `new` at `at`, updating the checksum fields at `sums` for the change, and, when
+/// the bytes (and those checksum fields) lie inside a region summed by `outer`, that one too.
+fn put(l3: &mut [u8], at: usize, new: &[u8], sums: &[usize], outer: Option<usize>) {
+    let mut old = [0u8; 16];
+    let old = &mut old[..new.len()];
+    old.copy_from_slice(&l3[at..at + new.len()]);
+    l3[at..at + new.len()].copy_from_slice(new);
+    for &f in sums {
+        let before = [l3[f], l3[f + 1]];
+        let c = csum_replace(u16::from_be_bytes(before), old, new);
+        l3[f..f + 2].copy_from_slice(&c.to_be_bytes());
+        if let Some(o) = outer {
+            let oc = csum_replace(
+                u16::from_be_bytes([l3[o], l3[o + 1]]),
+                &before,
+                &c.to_be_bytes(),
+            );
+            l3[o..o + 2].copy_from_slice(&oc.to_be_bytes());
+        }
+    }
+    if let Some(o) = outer {
+        let oc = csum_replace(u16::from_be_bytes([l3[o], l3[o + 1]]), old, new);
+        l3[o..o + 2].copy_from_slice(&oc.to_be_bytes());
+    }
 }
 
 /// A UDP checksum that computes to 0 is sent as 0xffff (0 means "none").

@@ -104,6 +104,10 @@ impl std::fmt::Display for CtState {
 pub struct Rewrite {
     pub src: Option<(Addr, u16)>,
     pub dst: Option<(Addr, u16)>,
+    /// For an ICMP error about a NATed connection: the new source and destination of the
+    /// packet it quotes (translated back like the connection's other direction).
+    pub quoted_src: Option<(Addr, u16)>,
+    pub quoted_dst: Option<(Addr, u16)>,
 }
 
 /// The result of tracking one packet: what the `ct_*` match fields see afterwards.
@@ -589,9 +593,28 @@ impl Tracker {
         } else {
             CtState::RELATED
         };
-        // NAT of ICMP errors (the outer header and the quoted packet) is not done yet.
         let mut r = self.result(idx, dir, rel, &TrackOptions { nat: false, ..*o });
-        r.rewrite = Rewrite::default();
+        let e = &self.entries[idx];
+        if o.nat && e.flags & (E_SNAT | E_DNAT) != 0 {
+            // The outer header goes where the connection's other direction says (only the
+            // addresses that are the connection's own: a router may have sent the error);
+            // the quoted packet, sent in the other direction, is translated back too.
+            let (cur, other) = (e.tuples[dir], e.tuples[1 - dir]);
+            if other.src != cur.dst {
+                r.rewrite.dst = Some((other.src, 0));
+            }
+            if pkt.src == cur.src && other.dst != cur.src {
+                r.rewrite.src = Some((other.dst, 0));
+            }
+            let q_now = cur.invert();
+            let ports = cur.has_ports();
+            if (other.src, other.sport) != (q_now.src, q_now.sport) {
+                r.rewrite.quoted_src = Some((other.src, if ports { other.sport } else { 0 }));
+            }
+            if (other.dst, other.dport) != (q_now.dst, q_now.dport) {
+                r.rewrite.quoted_dst = Some((other.dst, if ports { other.dport } else { 0 }));
+            }
+        }
         r
     }
 

@@ -53,6 +53,7 @@ fn rewrites_keep_every_checksum_right() {
         let rw = Rewrite {
             src: Some((new_src, 61_000)),
             dst: Some((new_dst, 8080)),
+            ..Rewrite::default()
         };
         apply(&mut l3, &rw).unwrap();
         let after = parse_ip(&l3, true).unwrap_or_else(|e| panic!("{case}: {e} after the rewrite"));
@@ -68,4 +69,73 @@ fn rewrites_keep_every_checksum_right() {
         edited += 1;
     }
     assert!(edited > 50, "only {edited} frames edited");
+}
+
+/// An ICMP port unreachable about a SNATed UDP flow: the server sends it to the translated
+/// address, quoting the translated datagram; the tracker finds it related and its rewrite
+/// gives the client exactly the error it would have got without NAT (every checksum right).
+#[test]
+fn icmp_errors_about_natted_connections_are_translated_back() {
+    use conntrack::{CtState, NatRange, TrackOptions, Tracker};
+    let frames = frames();
+    let get = |name: &str| frames.iter().find(|(c, _)| c == name).unwrap().1[14..].to_vec();
+    for (v6, datagram, error, nat) in [
+        (
+            false,
+            "v4 udp to a closed port",
+            "v4 icmp port unreachable (tracked udp)",
+            "src=192.168.7.7:30000-30010",
+        ),
+        (
+            true,
+            "v6 udp to a closed port",
+            "v6 icmpv6 port unreachable (tracked udp)",
+            "src=[fd07::7]:30000-30010",
+        ),
+    ] {
+        let mut t = Tracker::new(conntrack::Config::default()).unwrap();
+        let o = TrackOptions {
+            commit: true,
+            nat: true,
+            nat_range: Some(NatRange::parse(nat).unwrap()),
+            ..TrackOptions::default()
+        };
+        let r = t.track_ip(&get(datagram), &o, 0);
+        assert!(r.state.has(CtState::NEW | CtState::SNAT), "{}", r.state);
+        let (n_addr, n_port) = r.rewrite.src.unwrap();
+        // What the server sends: to the translated address, quoting the translated datagram.
+        let original = get(error);
+        let mut from_server = original.clone();
+        apply(
+            &mut from_server,
+            &Rewrite {
+                dst: Some((n_addr, 0)),
+                quoted_src: Some((n_addr, n_port)),
+                ..Rewrite::default()
+            },
+        )
+        .unwrap();
+        let p = parse_ip(&from_server, true).expect("the server's error has good checksums");
+        assert_eq!(p.dst, n_addr);
+        let inner_at = if v6 { 48 } else { 28 };
+        let inner = parse_ip(&from_server[inner_at..], true)
+            .expect("the quoted datagram has good checksums");
+        assert_eq!((inner.src, ports(&inner.l4).unwrap().0), (n_addr, n_port));
+        // The tracker relates it and translates it back.
+        let r = t.track_ip(
+            &from_server,
+            &TrackOptions {
+                nat: true,
+                ..TrackOptions::default()
+            },
+            1,
+        );
+        assert_eq!(r.state.to_string(), "+rel+rpl+trk+snat");
+        let mut to_client = from_server.clone();
+        apply(&mut to_client, &r.rewrite).unwrap();
+        assert_eq!(
+            to_client, original,
+            "v6={v6}: the client gets the error as if there were no NAT"
+        );
+    }
 }
