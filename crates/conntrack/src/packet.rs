@@ -64,10 +64,13 @@ pub enum L4 {
         sport: u16,
         dport: u16,
     },
-    /// ICMP/ICMPv6 echo request or reply.
+    /// An ICMP/ICMPv6 query or its answer: echo, and as Linux tracks them, ICMPv4
+    /// timestamp, information and address-mask, ICMPv6 node information. `query` is the
+    /// request's type (8 for an echo request and an echo reply alike).
     IcmpEcho {
         id: u16,
         request: bool,
+        query: u8,
     },
     /// An ICMP/ICMPv6 error quoting a packet.
     IcmpError {
@@ -268,17 +271,13 @@ fn parse_l4(proto: u8, v6: bool, l4: &[u8], verify: bool, pseudo: u32) -> Result
             }
             let icmp_type = l4[0];
             let id = u16::from_be_bytes([l4[4], l4[5]]);
-            let (echo_req, echo_rep) = if v6 { (128, 129) } else { (8, 0) };
             let is_error = if v6 {
                 icmp_type < 128
             } else {
                 matches!(icmp_type, 3 | 4 | 5 | 11 | 12)
             };
-            if icmp_type == echo_req || icmp_type == echo_rep {
-                Ok(L4::IcmpEcho {
-                    id,
-                    request: icmp_type == echo_req,
-                })
+            if let Some((query, request)) = icmp_query(v6, icmp_type) {
+                Ok(L4::IcmpEcho { id, request, query })
             } else if is_error {
                 Ok(L4::IcmpError {
                     icmp_type,
@@ -290,6 +289,25 @@ fn parse_l4(proto: u8, v6: bool, l4: &[u8], verify: bool, pseudo: u32) -> Result
         }
         _ => Ok(L4::Other),
     }
+}
+
+/// For an ICMP query or answer type: the request's type and whether this is the request
+/// (Linux's `invmap` of icmp and icmpv6).
+pub fn icmp_query(v6: bool, icmp_type: u8) -> Option<(u8, bool)> {
+    let pairs: &[(u8, u8)] = if v6 {
+        &[(128, 129), (139, 140)]
+    } else {
+        &[(8, 0), (13, 14), (15, 16), (17, 18)]
+    };
+    pairs.iter().find_map(|&(req, rep)| {
+        if icmp_type == req {
+            Some((req, true))
+        } else if icmp_type == rep {
+            Some((req, false))
+        } else {
+            None
+        }
+    })
 }
 
 /// The quoted packet of an ICMP error: its IP header and the first 8 bytes after it.

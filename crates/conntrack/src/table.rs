@@ -6,9 +6,9 @@ use crate::packet::{Packet, Quoted, L4, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PRO
 use crate::tcp::{self, Outcome, Tcp, TcpState, Timeout};
 use crate::{Addr, Config, Error};
 
-/// One direction of a connection. For ICMP echo, `sport` is the identifier and `dport` is
-/// 1 for requests and 0 for replies (so a request in the reply direction is a different
-/// connection, as in Linux).
+/// One direction of a connection. For ICMP queries (echo...), `sport` is the identifier
+/// and `dport` is the request's type times 2, plus 1 for the request itself (so a request
+/// in the reply direction is a different connection, as in Linux).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Tuple {
     pub src: Addr,
@@ -25,7 +25,7 @@ impl Tuple {
     pub fn invert(&self) -> Tuple {
         let is_icmp = self.proto == PROTO_ICMP || self.proto == PROTO_ICMPV6;
         let (sport, dport) = if is_icmp {
-            (self.sport, 1 - self.dport.min(1))
+            (self.sport, self.dport ^ 1)
         } else {
             (self.dport, self.sport)
         };
@@ -573,7 +573,10 @@ impl Tracker {
             dst: q.dst,
             sport: q.sport,
             dport: if quoted_icmp {
-                u16::from(q.dport == 8 || q.dport == 128)
+                match crate::packet::icmp_query(pkt.v6, q.dport as u8) {
+                    Some((query, request)) => icmp_dport(query, request),
+                    None => return self.invalid(o.zone),
+                }
             } else {
                 q.dport
             },
@@ -839,7 +842,7 @@ fn packet_tuple(p: &Packet, zone: u16) -> Option<Tuple> {
     let (sport, dport) = match p.l4 {
         L4::Tcp(s) => (s.sport, s.dport),
         L4::Udp { sport, dport } => (sport, dport),
-        L4::IcmpEcho { id, request } => (id, u16::from(request)),
+        L4::IcmpEcho { id, request, query } => (id, icmp_dport(query, request)),
         L4::IcmpError { .. } | L4::IcmpOther { .. } => return None,
         L4::Other => (0, 0),
     };
@@ -852,6 +855,11 @@ fn packet_tuple(p: &Packet, zone: u16) -> Option<Tuple> {
         v6: p.v6,
         zone,
     })
+}
+
+/// The `dport` of an ICMP query tuple (see [`Tuple`]).
+fn icmp_dport(query: u8, request: bool) -> u16 {
+    u16::from(query) << 1 | u16::from(request)
 }
 
 #[inline]

@@ -216,6 +216,11 @@ def cases():
     v6("v6 echo request", "o", ICMPv6EchoRequest(id=77, seq=1) / Raw(b"p" * 16))
     v6("v6 echo reply", "r", ICMPv6EchoReply(id=77, seq=1) / Raw(b"p" * 16))
     v6("v6 echo reply without request", "r", ICMPv6EchoReply(id=78, seq=1) / Raw(b"p" * 16))
+    v4("v4 timestamp request", "o", ICMP(type=13, id=90, seq=1, ts_ori=1, ts_rx=0, ts_tx=0))
+    v4("v4 timestamp reply", "r", ICMP(type=14, id=90, seq=1, ts_ori=1, ts_rx=2, ts_tx=3))
+    v4("v4 echo reply with the timestamp's id", "r", ICMP(type=0, id=90, seq=1) / Raw(b"p" * 16))
+    v4("v4 timestamp reply without request", "r", ICMP(type=14, id=91, seq=1, ts_ori=1, ts_rx=2, ts_tx=3))
+    v4("v4 router advertisement", "o", ICMP(type=9, code=0) / Raw(b"\0" * 8))
     v4("v4 echo request (error case)", "o", ICMP(type=8, id=79, seq=1) / Raw(b"p" * 16))
     v4("v4 icmp error quoting the tracked echo request", "r", ICMP(type=3, code=1) / IP(src=CLI4, dst=SRV4, ttl=63) / ICMP(type=8, id=79, seq=1) / Raw(b"p" * 16))
     return out

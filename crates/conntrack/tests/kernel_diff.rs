@@ -1,5 +1,5 @@
 //! The differential check against the Linux kernel: the same crafted packet sequences
-//! (tests/kernel_diff.py, 131 packets: handshakes, out-of-order and out-of-window segments,
+//! (tests/kernel_diff.py, 136 packets: handshakes, out-of-order and out-of-window segments,
 //! window scaling, RSTs in and out of window, simultaneous open, reopening from TIME_WAIT,
 //! SYN-ACKs without SYN, bad flags and checksums, UDP, ICMP echo and ICMP errors, IPv4
 //! and IPv6)

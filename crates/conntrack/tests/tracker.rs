@@ -492,7 +492,7 @@ proptest! {
                     let l4 = if tuple.proto == 6 {
                         L4::Tcp(TcpSegment { sport: tuple.sport, dport: tuple.dport, flags: TCP_ACK, ..TcpSegment::default() })
                     } else if icmp {
-                        L4::IcmpEcho { id: tuple.sport, request: tuple.dport == 1 }
+                        L4::IcmpEcho { id: tuple.sport, request: tuple.dport & 1 == 1, query: (tuple.dport >> 1) as u8 }
                     } else {
                         L4::Udp { sport: tuple.sport, dport: tuple.dport }
                     };
