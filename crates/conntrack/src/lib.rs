@@ -15,7 +15,7 @@
 pub mod nat;
 pub mod packet;
 mod table;
-pub mod tcp;
+mod tcp;
 
 pub use nat::{NatKind, NatRange};
 pub use packet::{parse_ethernet, parse_ip, Addr, Packet, L4};
