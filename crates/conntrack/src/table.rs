@@ -622,46 +622,51 @@ impl Tracker {
     }
 
     fn pick_nat(&self, t: &Tuple, range: &NatRange) -> Option<Tuple> {
+        if range.v6 != t.v6 {
+            return None;
+        }
         let n_addr = range.addr_count();
-        let ports_of = |p: Option<(u16, u16)>, orig: u16| p.unwrap_or((orig, orig));
+        let ports = t.has_ports();
         let orig_port = match range.kind {
             NatKind::Src => t.sport,
             NatKind::Dst => t.dport,
         };
         let h = hash_tuple(self.seed, t);
-        let mut attempts = self.cfg.nat_attempts;
-        // First the range as given; then, for SNAT without ports, any ephemeral port.
+        let mut attempts = u64::from(self.cfg.nat_attempts);
+        // First the range as given (protocols without ports: addresses only); then, for
+        // SNAT without ports, any ephemeral port.
         let passes: [Option<(u16, u16)>; 2] = [
-            Some(ports_of(range.ports, orig_port)),
-            (range.kind == NatKind::Src && range.ports.is_none() && t.has_ports())
-                .then_some((1024, 65535)),
+            Some(if ports {
+                range.ports.unwrap_or((orig_port, orig_port))
+            } else {
+                (0, 0)
+            }),
+            (range.kind == NatKind::Src && range.ports.is_none() && ports).then_some((1024, 65535)),
         ];
         for (lo, hi) in passes.into_iter().flatten() {
-            let (lo, hi) = if t.has_ports() {
-                (lo, hi)
-            } else {
-                (orig_port, orig_port)
-            };
             let n_port = u64::from(hi - lo) + 1;
             let total = n_addr.saturating_mul(n_port);
             let start = h % total;
-            for k in 0..total.min(u64::from(attempts)) {
+            for k in 0..total.min(attempts) {
                 attempts -= 1;
-                let c = (start + k) % total;
+                let c = ((u128::from(start) + u128::from(k)) % u128::from(total)) as u64;
                 let addr = range.addr_min + u128::from(c / n_port);
                 let port = lo + (c % n_port) as u16;
-                let reply = match range.kind {
-                    NatKind::Src => Tuple {
-                        dst: addr,
-                        dport: port,
-                        ..t.invert()
-                    },
-                    NatKind::Dst => Tuple {
-                        src: addr,
-                        sport: port,
-                        ..t.invert()
-                    },
-                };
+                let mut reply = t.invert();
+                match range.kind {
+                    NatKind::Src => {
+                        reply.dst = addr;
+                        if ports {
+                            reply.dport = port;
+                        }
+                    }
+                    NatKind::Dst => {
+                        reply.src = addr;
+                        if ports {
+                            reply.sport = port;
+                        }
+                    }
+                }
                 if self.find(&reply).is_none()
                     && (self.cfg.shards == 1
                         || shard_of_tuple(&reply, self.cfg.shards) == self.cfg.shard)

@@ -257,6 +257,51 @@ fn snat_translates_both_directions() {
 }
 
 #[test]
+fn snat_of_echo_translates_addresses_only() {
+    let mut t = tracker(16);
+    let nat = TrackOptions {
+        nat: true,
+        nat_range: Some(NatRange::parse("src=192.168.0.10-192.168.0.11").unwrap()),
+        ..commit()
+    };
+    let echo = |src, dst, request| Packet {
+        v6: false,
+        src,
+        dst,
+        proto: 1,
+        l4: L4::IcmpEcho {
+            id: 7,
+            request,
+            query: 8,
+        },
+    };
+    let r = t.track(&echo(A, B, true), &nat, 0);
+    assert!(r.state.has(CtState::NEW | CtState::SNAT), "{}", r.state);
+    let (addr, port) = r.rewrite.src.unwrap();
+    assert!((0xc0a8_000a..=0xc0a8_000b).contains(&addr) && port == 0);
+    let r = t.track(
+        &echo(B, addr, false),
+        &TrackOptions {
+            nat: true,
+            ..Default::default()
+        },
+        1,
+    );
+    assert_eq!(r.state.to_string(), "+est+rpl+trk+snat");
+    assert_eq!(r.rewrite.dst, Some((A, 0)));
+    // A range of the other family translates nothing: refused and counted.
+    let v6_range = TrackOptions {
+        nat_range: Some(NatRange::parse("src=[fd00::1]").unwrap()),
+        ..nat
+    };
+    assert!(t
+        .track(&udp(A, 1, B, 2), &v6_range, 2)
+        .state
+        .has(CtState::INVALID));
+    assert_eq!(t.stats().nat_exhausted, 1);
+}
+
+#[test]
 fn dnat_translates_and_the_reply_is_rewritten_back() {
     let mut t = tracker(64);
     let nat = TrackOptions {
