@@ -280,6 +280,12 @@ pub fn render(api: &Api) -> String {
         "Received packets dropped by a meter band.",
         &p,
     );
+    let resubmit_drops = counter(
+        &r,
+        "ferroflow_port_resubmit_limit_drops_total",
+        "Received packets dropped for resubmitting past the depth (64) or total (4096) bound.",
+        &p,
+    );
     let tx_dropped = counter(
         &r,
         "ferroflow_port_tx_dropped_total",
@@ -403,6 +409,9 @@ pub fn render(api: &Api) -> String {
             to_ctl.with_label_values(&l).inc_by(k.to_controller);
             dropped.with_label_values(&l).inc_by(k.dropped);
             meter_drops.with_label_values(&l).inc_by(k.meter_drops);
+            resubmit_drops
+                .with_label_values(&l)
+                .inc_by(k.resubmit_limit_drops);
             tx_dropped.with_label_values(&l).inc_by(k.tx_dropped);
             tx_oversize
                 .with_label_values(&l)

@@ -409,10 +409,20 @@ const INSTRUCTION_TYPES: [u16; 6] = [1, 2, 3, 4, 5, 6];
 /// properties in every table.
 fn table_features(st: &State) -> Vec<TableFeatures> {
     let fields: Vec<OxmField> = (0..=39u8).filter_map(OxmField::from_raw).collect();
+    // Open vSwitch registers (NXM_NX_REGn, OXM_OF_PKT_REGn): matched, masked and set.
+    let regs: Vec<openflow::NxmField> = (0..openflow::nx::N_REGS)
+        .map(openflow::NxmField::Reg)
+        .chain((0..openflow::nx::N_XREGS).map(openflow::NxmField::Xreg))
+        .collect();
+    let reg_id = |f: &openflow::NxmField, masked: bool| OxmId {
+        header: f.header(masked),
+        experimenter: None,
+    };
     let ids = |masked: bool| -> Vec<OxmId> {
         fields
             .iter()
             .map(|f| OxmId::basic(*f, masked && f.maskable()))
+            .chain(regs.iter().map(|f| reg_id(f, masked)))
             .collect()
     };
     let settable: Vec<OxmId> = fields
@@ -424,8 +434,16 @@ fn table_features(st: &State) -> Vec<TableFeatures> {
             )
         })
         .map(|f| OxmId::basic(*f, false))
+        .chain(regs.iter().map(|f| reg_id(f, false)))
         .collect();
     let actions: Vec<FeatureId> = ACTION_TYPES.iter().map(|t| FeatureId::Type(*t)).collect();
+    // OpenFlow 1.3 names experimenter actions by vendor only: the Nicira extensions
+    // (resubmit, move, load, note, ct_clear) run in apply-actions, not in action sets.
+    let apply_actions: Vec<FeatureId> = actions
+        .iter()
+        .copied()
+        .chain([FeatureId::Experimenter(openflow::NX_VENDOR_ID)])
+        .collect();
     let instructions: Vec<FeatureId> = INSTRUCTION_TYPES
         .iter()
         .map(|t| FeatureId::Type(*t))
@@ -449,7 +467,7 @@ fn table_features(st: &State) -> Vec<TableFeatures> {
                 });
                 properties.push(TableFeatureProp::ApplyActions {
                     miss,
-                    ids: actions.clone(),
+                    ids: apply_actions.clone(),
                 });
                 properties.push(TableFeatureProp::WriteSetfield {
                     miss,

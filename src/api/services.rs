@@ -101,6 +101,7 @@ pub(crate) fn ports(api: &Api, only: Option<&str>) -> Result<Vec<pb::Port>, ApiE
                     action_errors: w.action_errors,
                     tx_dropped: w.tx_dropped,
                     tx_oversize_dropped: w.tx_oversize_dropped,
+                    resubmit_limit_drops: w.resubmit_limit_drops,
                 }
             });
             let xstats = match (only, dp) {

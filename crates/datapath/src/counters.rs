@@ -54,6 +54,9 @@ pub struct PortCounters {
     pub invalid_ttl: Counter,
     /// Actions that did not apply to a packet (a pop of an absent tag...), skipped.
     pub action_errors: Counter,
+    /// Received packets dropped for looping through `resubmit` past its bounds (64 deep,
+    /// 4096 in all).
+    pub resubmit_limit_drops: Counter,
     /// Copies the port's tx queue accepted.
     pub tx_packets: Counter,
     /// Copies the port's tx queue refused (ring full, link down) or that could
@@ -77,6 +80,7 @@ impl PortCounters {
             &self.meter_drops,
             &self.invalid_ttl,
             &self.action_errors,
+            &self.resubmit_limit_drops,
             &self.tx_packets,
             &self.tx_dropped,
             &self.tx_oversize_dropped,
@@ -149,6 +153,7 @@ pub struct PortReport {
     pub meter_drops: u64,
     pub invalid_ttl: u64,
     pub action_errors: u64,
+    pub resubmit_limit_drops: u64,
     pub tx_packets: u64,
     pub tx_dropped: u64,
     pub tx_oversize_dropped: u64,
@@ -164,6 +169,7 @@ impl PortReport {
         self.meter_drops += c.meter_drops.get();
         self.invalid_ttl += c.invalid_ttl.get();
         self.action_errors += c.action_errors.get();
+        self.resubmit_limit_drops += c.resubmit_limit_drops.get();
         self.tx_packets += c.tx_packets.get();
         self.tx_dropped += c.tx_dropped.get();
         self.tx_oversize_dropped += c.tx_oversize_dropped.get();

@@ -136,6 +136,7 @@ struct Tally {
     meter_drops: u64,
     invalid_ttl: u64,
     action_errors: u64,
+    resubmit_limit_drops: u64,
 }
 
 impl Worker {
@@ -271,6 +272,7 @@ impl Worker {
             t.meter_drops += u64::from(v.meter_drop);
             t.invalid_ttl += u64::from(v.invalid_ttl);
             t.action_errors += u64::from(v.action_errors);
+            t.resubmit_limit_drops += u64::from(v.resubmit_limit);
             sink.finish(pkt.0);
         }
         self.counters.unknown_port_outputs.add(sink.unknown_port);
@@ -283,6 +285,7 @@ impl Worker {
         c.meter_drops.add(t.meter_drops);
         c.invalid_ttl.add(t.invalid_ttl);
         c.action_errors.add(t.action_errors);
+        c.resubmit_limit_drops.add(t.resubmit_limit_drops);
     }
 
     /// Hands every port's pending packets to its tx queue; what it refuses is dropped.

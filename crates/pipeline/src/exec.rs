@@ -987,6 +987,94 @@ mod tests {
         }
     }
 
+    /// A table that resubmits to itself loops until the depth bound; tables that resubmit
+    /// twice to the next one fan out until the total bound. Either way the packet is
+    /// dropped (outputs recorded before are discarded) and the verdict says why.
+    #[test]
+    fn resubmit_loops_and_fan_out_are_bounded() {
+        use super::{MAX_RESUBMITS, MAX_RESUBMIT_DEPTH};
+        let z = Duration::ZERO;
+        let resubmit = |t: u8| Action::Resubmit {
+            in_port: None,
+            table: Some(t),
+        };
+        // A loop: output first, then back to table 0.
+        let mut ft = FlowTables::new(PipelineConfig {
+            n_tables: 2,
+            ..Default::default()
+        });
+        ft.set_port(PortInfo::new(2));
+        ft.apply_flow_mod(
+            FlowModReq::add(
+                0,
+                1,
+                Match::any(),
+                Instructions::apply(vec![Action::output(2), resubmit(0)]),
+            ),
+            z,
+        )
+        .unwrap();
+        ft.publish();
+        let (v, outs) = run(&ft);
+        assert!(v.resubmit_limit);
+        assert_eq!(v.lookups, u32::from(MAX_RESUBMIT_DEPTH) + 1);
+        // Each level's output was emitted before its nested walk (which may edit the
+        // packet); the limit drops only what was still pending: the last level's.
+        assert_eq!(outs.len(), usize::from(MAX_RESUBMIT_DEPTH));
+        // Fan-out: 14 tables, each resubmitting twice to the next.
+        let mut ft = FlowTables::new(PipelineConfig {
+            n_tables: 15,
+            ..Default::default()
+        });
+        for t in 0..14u8 {
+            ft.apply_flow_mod(
+                FlowModReq::add(
+                    t,
+                    1,
+                    Match::any(),
+                    Instructions::apply(vec![resubmit(t + 1), resubmit(t + 1)]),
+                ),
+                z,
+            )
+            .unwrap();
+        }
+        ft.publish();
+        let (v, _) = run(&ft);
+        assert!(v.resubmit_limit);
+        assert_eq!(v.lookups, u32::from(MAX_RESUBMITS) + 1);
+        // Without a loop or a fan-out, resubmit returns and the next action runs.
+        let mut ft = FlowTables::new(PipelineConfig {
+            n_tables: 2,
+            ..Default::default()
+        });
+        ft.set_port(PortInfo::new(2));
+        ft.set_port(PortInfo::new(3));
+        ft.apply_flow_mod(
+            FlowModReq::add(
+                0,
+                1,
+                Match::any(),
+                Instructions::apply(vec![resubmit(1), Action::output(3)]),
+            ),
+            z,
+        )
+        .unwrap();
+        ft.apply_flow_mod(
+            FlowModReq::add(
+                1,
+                1,
+                Match::any(),
+                Instructions::apply(vec![Action::output(2)]),
+            ),
+            z,
+        )
+        .unwrap();
+        ft.publish();
+        let (v, outs) = run(&ft);
+        assert!(!v.resubmit_limit);
+        assert_eq!(outs, vec![2, 3]);
+    }
+
     /// Group chains without loops can still fan out exponentially; the buckets one packet
     /// runs are bounded.
     #[test]

@@ -31,6 +31,8 @@ const IPS: [u32; 5] = [
     0xc0a8_0001,
 ];
 const TPORTS: [u16; 3] = [80, 443, 1000];
+/// Masks on transport ports: exact, and ranges that group some of TPORTS.
+const PORT_MASKS: [Option<u16>; 3] = [None, Some(0xff00), Some(0xfff0)];
 const PLENS: [u32; 5] = [8, 16, 24, 31, 32];
 const N_TABLES: u8 = 3;
 
@@ -60,8 +62,9 @@ fn arb_fields() -> impl Strategy<Value = Vec<MatchField>> {
         proptest::option::of((any::<bool>(), proptest::option::of(0usize..3))),
         proptest::option::of(0u8..3),
         proptest::option::of((0u64..4, prop_oneof![Just(u64::MAX), Just(0xff), Just(0x0f)])),
+        proptest::option::of((0usize..2, 0u32..4, any::<bool>())),
     )
-        .prop_map(|(in_port, eth_dst, l3, src, dst, l4, vlan, md)| {
+        .prop_map(|(in_port, eth_dst, l3, src, dst, l4, vlan, md, reg)| {
             let mut f = Vec::new();
             let exact = |field, value| MatchField {
                 field,
@@ -90,6 +93,14 @@ fn arb_fields() -> impl Strategy<Value = Vec<MatchField>> {
                     },
                 });
             }
+            if let Some((r, v, masked)) = reg {
+                let mask = masked.then_some(0x3u128);
+                f.push(MatchField {
+                    field: Field::REGS[r],
+                    value: u128::from(v) & mask.unwrap_or(u128::MAX),
+                    mask,
+                });
+            }
             if let Some((v, m)) = md {
                 f.push(MatchField {
                     field: Field::Metadata,
@@ -115,7 +126,15 @@ fn arb_fields() -> impl Strategy<Value = Vec<MatchField>> {
                         f.push(exact(Field::IpProto, if tcp { 6 } else { 17 }));
                         if let Some(p) = port {
                             let field = if tcp { Field::TcpDst } else { Field::UdpDst };
-                            f.push(exact(field, TPORTS[p].into()));
+                            // Port ranges as Open vSwitch masks them (tp_dst=0x1000/0xf000).
+                            match PORT_MASKS[p % PORT_MASKS.len()] {
+                                None => f.push(exact(field, TPORTS[p].into())),
+                                Some(m) => f.push(MatchField {
+                                    field,
+                                    value: u128::from(TPORTS[p] & m),
+                                    mask: Some(m.into()),
+                                }),
+                            }
                         }
                     }
                 }
@@ -148,6 +167,22 @@ fn arb_action() -> impl Strategy<Value = Action> {
         1 => Just(Action::DecNwTtl),
         1 => (1u32..3).prop_map(Action::SetQueue),
         1 => (1u32..=2).prop_map(Action::Group),
+        // Open vSwitch extensions: registers written (set_field, load, move), resubmit
+        // (back to earlier tables too: loops end at the bounds), note, ct_clear.
+        1 => (0usize..2, 0u128..4).prop_map(|(r, value)| Action::SetField { field: Field::REGS[r], value }),
+        1 => (0usize..2, 0u128..4, prop_oneof![Just(0x3u128), Just(0x2)]).prop_map(|(r, v, mask)| {
+            Action::SetFieldMasked { field: Field::REGS[r], value: v & mask, mask, form: pipeline::flow::LoadForm::RegLoad }
+        }),
+        1 => prop_oneof![
+            Just(Action::Move { src: Field::InPort, src_ofs: 0, dst: Field::Reg0, dst_ofs: 0, n_bits: 2 }),
+            Just(Action::Move { src: Field::Reg0, src_ofs: 0, dst: Field::Reg1, dst_ofs: 0, n_bits: 32 }),
+            Just(Action::Move { src: Field::EthSrc, src_ofs: 0, dst: Field::EthDst, dst_ofs: 0, n_bits: 48 }),
+            Just(Action::Move { src: Field::Reg1, src_ofs: 0, dst: Field::Metadata, dst_ofs: 0, n_bits: 2 }),
+        ],
+        1 => (proptest::option::of(1u32..=4), proptest::option::of(0u8..N_TABLES))
+            .prop_map(|(in_port, table)| Action::Resubmit { in_port, table }),
+        1 => Just(Action::Note(std::sync::Arc::from(&[1u8, 2, 0, 0, 0, 0][..]))),
+        1 => Just(Action::CtClear),
     ]
 }
 
@@ -425,7 +460,12 @@ proptest! {
             f.push(MatchField { field: Field::Ipv4Dst, value: u128::from(IPS[d]) & prefix(PLENS[dl]), mask: Some(prefix(PLENS[dl])) });
             if let Some(p) = port {
                 f.push(MatchField { field: Field::IpProto, value: 6, mask: None });
-                f.push(MatchField { field: Field::TcpDst, value: TPORTS[p].into(), mask: None });
+                let mask = PORT_MASKS[i % PORT_MASKS.len()];
+                f.push(MatchField {
+                    field: Field::TcpDst,
+                    value: u128::from(TPORTS[p] & mask.unwrap_or(u16::MAX)),
+                    mask: mask.map(u128::from),
+                });
             }
             matches.push((Match::from_fields(&f), pipeline::flow::rank(prio, i as u64 + 1)));
         }

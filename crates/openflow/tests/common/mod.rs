@@ -676,9 +676,10 @@ pub fn sample_messages() -> Vec<OfpMessage> {
                     experimenter: NICIRA_ID,
                     data: vec![0; 8],
                 },
+                // Subtype 16 (NXAST_LEARN) is no extension this codec implements.
                 Instruction::ApplyActions(vec![Action::Experimenter {
                     experimenter: NICIRA_ID,
-                    data: vec![0, 1, 2, 3, 0, 0, 0, 0],
+                    data: vec![0, 16, 2, 3, 0, 0, 0, 0],
                 }]),
             ],
         )),

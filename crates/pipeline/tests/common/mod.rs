@@ -171,6 +171,7 @@ pub fn run_compiled(ft: &FlowTables, frame: &[u8], in_port: u32) -> Outcome {
         q.drain();
         return Outcome {
             resubmit_limit: true,
+            hits: rec.hits,
             final_bytes: pkt.data().to_vec(),
             ..Default::default()
         };
@@ -481,10 +482,10 @@ pub fn run_reference(ft: &FlowTables, frame: &[u8], in_port: u32) -> Outcome {
     };
     cx.walk(0, &mut pkt, &mut key);
     if cx.out.resubmit_limit {
-        // What was sent before the limit is not part of the contract (see Verdict).
+        // What was sent before the limit is not part of the contract (see Verdict); the
+        // entries hit up to it are.
         cx.out.outputs.clear();
         cx.out.packet_ins.clear();
-        cx.out.hits.clear();
     }
     cx.out.outputs.sort();
     cx.out.final_bytes = pkt.data().to_vec();

@@ -1,0 +1,329 @@
+//! The Open vSwitch extensions real flow tables use (`resubmit`, registers, `move`,
+//! `load`, `note`, `ct_clear`, masked transport ports), written by the real
+//! `ovs-ofctl -O OpenFlow13` into ferroflowd and proven on traffic between namespace
+//! hosts behind `net_tap` ports. Dumps must print each flow exactly as Open vSwitch
+//! prints the same flow (`ovs-ofctl parse-flow` is the reference).
+
+mod common;
+
+// Every EAL argument list here comes from tests/common's eal_section: --no-pci,
+// its own --file-prefix, --in-memory and a --socket-limit memory cap.
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const TARGET: &str = "tcp:127.0.0.1:16635";
+
+fn ofctl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("timeout")
+        .args(["60", "ovs-ofctl", "-O", "OpenFlow13"])
+        .args(args)
+        .output()
+        .expect("ovs-ofctl (apt-get install openvswitch-common)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn ok(args: &[&str]) -> String {
+    let (success, text) = ofctl(args);
+    assert!(success, "ovs-ofctl {args:?} failed:\n{text}");
+    text
+}
+
+struct Bench {
+    ff: Ferroflowd,
+    a: Netns,
+    b: Netns,
+    a_mac: String,
+    b_mac: String,
+}
+
+/// ferroflowd with two tap ports, their kernel sides in namespaces a (198.18.5.1) and b
+/// (198.18.5.2), an OpenFlow listener for ovs-ofctl, and no flows at all.
+fn bench(tag: &str) -> Bench {
+    let mut config = eal_section(&format!("ff-x-{tag}"));
+    config += "[openflow]\nlisten = [\"ptcp:127.0.0.1:16635\"]\n[datapath]\nidle_sleep_us = 200\n";
+    for (i, name) in ["a", "b"].iter().enumerate() {
+        config += &format!(
+            "\n[[ports]]\nname = \"{name}\"\ndevargs = \"net_tap{i},iface=ffox-{name}\"\nofport = {}\n",
+            i + 1
+        );
+    }
+    let ff = Ferroflowd::start(tag, &config, 100.0);
+    let a = Netns::new("ffox-a");
+    let b = Netns::new("ffox-b");
+    for (ns, ifname, ip) in [
+        (&a, "ffox-a", "198.18.5.1/24"),
+        (&b, "ffox-b", "198.18.5.2/24"),
+    ] {
+        wait_for_interface(ifname);
+        ns.adopt(ifname, ip);
+    }
+    let mac = |ns: &Netns, ifname: &str| {
+        String::from_utf8_lossy(
+            &ns.exec(&format!("cat /sys/class/net/{ifname}/address"))
+                .stdout,
+        )
+        .trim()
+        .to_owned()
+    };
+    let (a_mac, b_mac) = (mac(&a, "ffox-a"), mac(&b, "ffox-b"));
+    ok(&["del-flows", TARGET]);
+    Bench {
+        ff,
+        a,
+        b,
+        a_mac,
+        b_mac,
+    }
+}
+
+fn pings(ns: &Netns, dst: &str, extra: &str) -> bool {
+    ns.exec(&format!("ping -c 2 -i 0.2 -W 1 {extra} {dst}"))
+        .status
+        .success()
+}
+
+/// A dump-flows line without the counters and the age: what follows `n_bytes=N, `.
+fn dumped(line: &str) -> String {
+    let rest = line.split("n_bytes=").nth(1).unwrap_or(line);
+    rest.split_once(", ")
+        .map(|x| x.1)
+        .unwrap_or(rest)
+        .trim()
+        .to_owned()
+}
+
+/// What Open vSwitch prints for `flow` (without its table), from `ovs-ofctl parse-flow`.
+fn ovs_text(flow: &str) -> String {
+    let out = ok(&["parse-flow", flow]);
+    let line = out.lines().last().unwrap_or_default();
+    let body = line.split_once("ADD ").map(|x| x.1).unwrap_or(line).trim();
+    body.split(' ')
+        .filter(|w| !w.starts_with("table:"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// n_packets of the flow whose dump line contains `needle`.
+fn n_packets(dump: &str, needle: &str) -> u64 {
+    let line = dump
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no flow {needle:?} in:\n{dump}"));
+    line.split("n_packets=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap()
+}
+
+/// The seed's L2 tables (classifier, switch_normal) verbatim, `resubmit(,N)` and all, with
+/// its variables filled in; then registers carrying a value from one table to another,
+/// which decides where traffic goes.
+#[test]
+fn seed_flows_with_resubmit_and_registers_carry_traffic() {
+    let _lock = DatapathLock::take();
+    let bench = bench("seed");
+    let (classifier, switch_normal) = (0, 1);
+    let dir = TempDir::new("ovsext-seed");
+    // From /work/shared/seed/openflow-integration.md, "L2 switching, default network".
+    let seed = [
+        format!(
+            "table={classifier},priority=10,in_port=1,dl_src={},action=resubmit(,{switch_normal})",
+            bench.a_mac
+        ),
+        format!("table={classifier},priority=10,in_port=2,action=resubmit(,{switch_normal})"),
+        format!(
+            "table={switch_normal},dl_dst={},action=output:2",
+            bench.b_mac
+        ),
+        format!(
+            "table={switch_normal},dl_dst={},action=output:1",
+            bench.a_mac
+        ),
+        // Unknown unicast and broadcast flood within the network.
+        format!("table={switch_normal},priority=1,action=FLOOD"),
+    ];
+    let file = dir.path("seed.flows");
+    std::fs::write(&file, seed.join("\n") + "\n").unwrap();
+    ok(&["add-flows", TARGET, file.to_str().unwrap()]);
+    assert!(
+        pings(&bench.a, "198.18.5.2", ""),
+        "a reaches b through resubmit"
+    );
+    let dump = ok(&["dump-flows", TARGET]);
+    let needle = format!("dl_src={} actions=resubmit(,1)", bench.a_mac);
+    assert!(n_packets(&dump, &needle) >= 2, "{dump}");
+    assert!(
+        n_packets(&dump, &format!("dl_dst={} actions=output:2", bench.b_mac)) >= 2,
+        "{dump}"
+    );
+    for flow in &seed {
+        let want = ovs_text(flow);
+        assert!(
+            dump.lines().any(|l| dumped(l) == want),
+            "dump lacks {want:?} (as Open vSwitch prints {flow:?}):\n{dump}"
+        );
+    }
+    // A spoofed source from a is not classified: the seed's anti-spoofing holds.
+    bench
+        .a
+        .exec("ip link set ffox-a address 02:00:00:00:0a:0a && ip neigh flush all");
+    assert!(
+        !pings(&bench.a, "198.18.5.2", ""),
+        "a frame from an unknown MAC on port 1 matches no classifier entry"
+    );
+    bench
+        .a
+        .exec(&format!("ip link set ffox-a address {}", bench.a_mac));
+
+    // Registers: table 0 writes reg0 (load) and reg1 (set_field) per ingress port and
+    // resubmits; table 1 forwards only when both carry what table 0 wrote, then copies
+    // reg0 into reg2 (move) and table 2 outputs on reg2. ICMP with TOS 0x20 goes through
+    // the register path only.
+    ok(&["del-flows", TARGET]);
+    let regs = [
+        "table=0,priority=100,ip,nw_tos=32,in_port=1,actions=load:0x2->NXM_NX_REG0[],set_field:0xa1->reg1,resubmit(,1)",
+        "table=0,priority=100,ip,nw_tos=32,in_port=2,actions=load:0x1->NXM_NX_REG0[],set_field:0xb2->reg1,resubmit(,1)",
+        "table=0,priority=10,actions=NORMAL",
+        "table=1,priority=100,reg0=0x2,reg1=0xa1,actions=move:NXM_NX_REG0[]->NXM_NX_REG2[],resubmit(,2)",
+        "table=1,priority=100,reg0=0x1,reg1=0xb2,actions=move:NXM_NX_REG0[]->NXM_NX_REG2[],resubmit(,2)",
+        "table=2,priority=100,reg2=0x2,actions=output:2",
+        "table=2,priority=100,reg2=0x1,actions=output:1",
+    ];
+    let file = dir.path("regs.flows");
+    std::fs::write(&file, regs.join("\n") + "\n").unwrap();
+    ok(&["add-flows", TARGET, file.to_str().unwrap()]);
+    assert!(
+        pings(&bench.a, "198.18.5.2", "-Q 0x20"),
+        "registers carry the output port"
+    );
+    let dump = ok(&["dump-flows", TARGET]);
+    assert!(n_packets(&dump, "reg2=0x2 actions=output:2") >= 2, "{dump}");
+    assert!(n_packets(&dump, "reg2=0x1 actions=output:1") >= 2, "{dump}");
+    for flow in &regs {
+        let want = ovs_text(flow);
+        assert!(
+            dump.lines().any(|l| dumped(l) == want),
+            "dump lacks {want:?}:\n{dump}"
+        );
+    }
+    // Break the chain in table 1: the register match fails, the TOS 0x20 pings die, the
+    // plain ones still pass through NORMAL.
+    ok(&[
+        "mod-flows",
+        TARGET,
+        "table=1,reg0=0x2,reg1=0xa1,actions=move:NXM_NX_REG0[]->NXM_NX_REG3[],resubmit(,2)",
+    ]);
+    assert!(
+        !pings(&bench.a, "198.18.5.2", "-Q 0x20"),
+        "reg2 unset: no output"
+    );
+    assert!(pings(&bench.a, "198.18.5.2", ""));
+    drop(bench.ff.stop());
+}
+
+/// Every extension through `add-flow` comes back from `dump-flows` exactly as Open vSwitch
+/// prints the same flow; the same flows through `--bundle`; a resubmit loop hits the
+/// depth limit, is counted, and the switch keeps forwarding.
+#[test]
+fn every_extension_round_trips_and_a_resubmit_loop_is_bounded() {
+    let _lock = DatapathLock::take();
+    let bench = bench("round");
+    let flows = [
+        "table=0,priority=10,in_port=1,actions=resubmit(,1)",
+        "table=0,priority=11,in_port=2,actions=resubmit:1",
+        "table=0,priority=12,in_port=2,tcp,actions=resubmit(1,3)",
+        "table=0,priority=13,reg0=0x5,actions=resubmit(LOCAL,4),resubmit(,0)",
+        "table=1,priority=20,tcp,tp_dst=0x1000/0xf000,actions=load:0x5->NXM_NX_REG1[0..7],set_field:0x7->reg2,move:NXM_NX_REG0[]->NXM_NX_REG3[]",
+        "table=1,priority=21,reg3=0x10/0xf0,reg15=0x1,actions=set_field:0x5/0xff->reg3,note:01.02.03,ct_clear,output:2",
+        "table=1,priority=22,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],load:0x1->OXM_OF_METADATA[],load:0xaabb->NXM_OF_ETH_DST[0..15]",
+        "table=1,priority=23,tcp,tp_src=0x400/0xff00,actions=move:NXM_NX_REG0[0..15]->NXM_OF_TCP_DST[],move:OXM_OF_METADATA[0..31]->NXM_NX_REG5[],move:NXM_OF_IP_SRC[]->NXM_NX_REG6[]",
+        "table=2,priority=24,udp,reg1=0x2,metadata=0x1,in_port=1,tp_src=0x8/0xfff8,actions=set_field:0x5->xreg1,load:0x1->NXM_NX_REG4[31]",
+        "table=2,priority=25,actions=set_field:0x1/0x3->reg0,set_field:0x50/0xf0f0->reg1,move:NXM_NX_REG1[3..6]->NXM_NX_REG2[10..13]",
+        "table=2,priority=26,udp,tp_dst=0x35/0xfff0,actions=set_field:0x3->reg7,write_actions(output:1)",
+    ];
+    for f in &flows {
+        ok(&["add-flow", TARGET, f]);
+    }
+    let dump = ok(&["dump-flows", TARGET]);
+    for flow in &flows {
+        let want = ovs_text(flow);
+        assert!(
+            dump.lines().any(|l| dumped(l) == want),
+            "dump lacks {want:?} (as Open vSwitch prints {flow:?}):\n{dump}"
+        );
+    }
+    // The same through a bundle (the ONF extension ovs-ofctl --bundle uses).
+    ok(&["del-flows", TARGET]);
+    let dir = TempDir::new("ovsext-round");
+    let file = dir.path("all.flows");
+    std::fs::write(&file, flows.join("\n") + "\n").unwrap();
+    ok(&["--bundle", "add-flows", TARGET, file.to_str().unwrap()]);
+    let dump2 = ok(&["dump-flows", TARGET]);
+    for flow in &flows {
+        let want = ovs_text(flow);
+        assert!(
+            dump2.lines().any(|l| dumped(l) == want),
+            "bundle: dump lacks {want:?}:\n{dump2}"
+        );
+    }
+    // Refusals as Open vSwitch words them: an extension in write-actions, a load past
+    // its field.
+    let (okay, text) = ofctl(&[
+        "add-flow",
+        TARGET,
+        "table=3,actions=write_actions(resubmit(,1))",
+    ]);
+    assert!(!okay, "{text}");
+    let (okay, text) = ofctl(&[
+        "add-flow",
+        TARGET,
+        "table=3,actions=load:0x1ff->NXM_NX_REG0[0..7]",
+    ]);
+    assert!(!okay, "ovs-ofctl itself refuses a value too wide: {text}");
+    // Table features say so: the registers are matchable and the Nicira vendor's actions
+    // are in apply-actions.
+    let features = ok(&["dump-table-features", TARGET]);
+    assert!(
+        features.contains("reg0") && features.contains("xreg7"),
+        "{features:.3000}"
+    );
+
+    // A loop: ICMP with TOS 0x20 resubmits between tables 0 and 1 forever; the rest goes
+    // NORMAL.
+    ok(&["del-flows", TARGET]);
+    for f in [
+        "table=0,priority=100,ip,nw_tos=32,actions=resubmit(,1)",
+        "table=1,priority=100,ip,nw_tos=32,actions=resubmit(,0)",
+        "table=0,priority=10,actions=NORMAL",
+    ] {
+        ok(&["add-flow", TARGET, f]);
+    }
+    assert!(
+        !pings(&bench.a, "198.18.5.2", "-Q 0x20"),
+        "looping packets are dropped"
+    );
+    assert!(
+        pings(&bench.a, "198.18.5.2", ""),
+        "the switch keeps forwarding"
+    );
+    let mut ff = bench.ff;
+    ff.wait_until(Duration::from_secs(5), "the drops in the stats", |f| {
+        let s = f.stats_json();
+        Ferroflowd::port(&s, "a")["switch_stats"]["resubmit_limit_drops"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+    });
+    let dump = ok(&["dump-flows", TARGET]);
+    assert!(
+        n_packets(&dump, "nw_tos=32 actions=resubmit(,1)") >= 2,
+        "the loop entry counts the packets: {dump}"
+    );
+    drop(ff.stop());
+}
