@@ -36,7 +36,8 @@ fn ok(args: &[&str]) -> String {
 struct Bench {
     ff: Ferroflowd,
     a: Netns,
-    b: Netns,
+    /// Kept for its lifetime: dropping it removes the namespace.
+    _b: Netns,
     a_mac: String,
     b_mac: String,
 }
@@ -75,7 +76,7 @@ fn bench(tag: &str) -> Bench {
     Bench {
         ff,
         a,
-        b,
+        _b: b,
         a_mac,
         b_mac,
     }

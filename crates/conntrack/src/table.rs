@@ -941,6 +941,15 @@ fn symmetric(a: Addr, pa: u16, b: Addr, pb: u16, proto: u8, shards: usize) -> us
     (hash_tuple(0x9e37_79b9_7f4a_7c15, &t) % shards as u64) as usize
 }
 
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("config", &self.cfg)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -985,14 +994,5 @@ mod tests {
             avg < 1.0 && worst < 64,
             "average probe distance {avg}, worst {worst}"
         );
-    }
-}
-
-impl std::fmt::Debug for Tracker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tracker")
-            .field("config", &self.cfg)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
     }
 }

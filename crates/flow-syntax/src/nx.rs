@@ -460,9 +460,7 @@ fn parse_resubmit(key: &str, val: Option<&str>) -> Result<Vec<Action>, SyntaxErr
         openflow::nx::NX_IN_PORT
     } else {
         let p = parse_port(key, port)?;
-        if p >= 0xffff_ff00 {
-            p as u16
-        } else if p < 0xff00 {
+        if !(0xff00..0xffff_ff00).contains(&p) {
             p as u16
         } else {
             return Err(bad(key, port, "resubmit takes a 16-bit port"));
@@ -522,14 +520,14 @@ fn parse_move(key: &str, val: Option<&str>) -> Result<Vec<Action>, SyntaxError> 
 fn parse_note(key: &str, val: Option<&str>) -> Result<Vec<Action>, SyntaxError> {
     let s = val.unwrap_or("");
     let digits: String = s.chars().filter(|&c| c != '.').collect();
-    if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(bad(key, s, "expected hex bytes such as 01.02.ab"));
     }
     let mut bytes: Vec<u8> = (0..digits.len() / 2)
         .map(|i| u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).unwrap_or(0))
         .collect();
     // The action is 10 bytes of header and subtype, then the note, to a multiple of 8.
-    while (10 + bytes.len()) % 8 != 0 {
+    while !(10 + bytes.len()).is_multiple_of(8) {
         bytes.push(0);
     }
     Ok(vec![Action::Nx(NxAction::Note(bytes))])
