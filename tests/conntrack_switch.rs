@@ -313,3 +313,35 @@ fn dump_flows_round_trip_of_every_ct_form() {
     }
     assert!(wrong.is_empty(), "{}\nfull dump:\n{dump}", wrong.join("\n"));
 }
+
+/// DNAT in the datapath: b connects to 198.18.6.100:8080, which `ct(commit,nat(dst=...))`
+/// translates to a (198.18.6.1); a's replies are translated back by `ct(nat)`, so b's
+/// socket sees its connection answered by 198.18.6.100. The same for UDP.
+#[test]
+fn dnat_rewrites_both_directions() {
+    let _lock = DatapathLock::take();
+    let mut bench = bench("nat", "");
+    let flows: Vec<String> = [
+        "table=0,priority=200,arp,in_port=1,actions=output:2",
+        "table=0,priority=200,arp,in_port=2,actions=output:1",
+        "table=0,priority=100,ip,in_port=2,nw_dst=198.18.6.100,actions=ct(commit,table=1,zone=2,nat(dst=198.18.6.1))",
+        "table=0,priority=100,ip,in_port=1,actions=ct(table=1,zone=2,nat)",
+        "table=1,priority=100,ct_state=+trk+dnat,ip,in_port=2,nw_dst=198.18.6.1,actions=output:1",
+        "table=1,priority=100,ct_state=+trk+est+rpl,ip,in_port=1,nw_src=198.18.6.100,actions=output:2",
+        "table=1,priority=0,actions=drop",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    install(&flows);
+    let neigh = bench.b.exec(&format!(
+        "ip neigh replace 198.18.6.100 lladdr {} dev ffct-b",
+        bench.a_mac
+    ));
+    assert!(neigh.status.success());
+    bench.serve('a', "tcp:8080 udp:5353");
+    assert_eq!(bench.client('b', "tcp 198.18.6.100 8080"), "ok");
+    assert_eq!(bench.client('b', "udp 198.18.6.100 5353 2"), "2");
+    // Nothing addressed to a directly passes: only translated traffic has a flow.
+    assert_eq!(bench.client('b', "tcp 198.18.6.1 8080"), "timeout");
+}
