@@ -45,6 +45,8 @@ struct Bench {
     b_mac: String,
     /// Server processes started in the namespaces (killed by PID on drop).
     servers: Vec<u32>,
+    /// Their output files (removed on drop).
+    server_dirs: Vec<TempDir>,
 }
 
 impl Drop for Bench {
@@ -94,6 +96,7 @@ fn bench(tag: &str, extra: &str) -> Bench {
         a_mac,
         b_mac,
         servers: Vec::new(),
+        server_dirs: Vec::new(),
     }
 }
 
@@ -120,7 +123,7 @@ impl Bench {
             assert!(std::time::Instant::now() < deadline, "server never ready");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        std::mem::forget(dir);
+        self.server_dirs.push(dir);
     }
 
     fn client(&self, which: char, args: &str) -> String {
