@@ -39,6 +39,21 @@ pub fn port_spec(pc: &PortConfig) -> Result<PortSpec, String> {
     })
 }
 
+/// The tracker's configuration from the `[conntrack]` section.
+pub fn conntrack_config(c: &ferroflow_config::ConntrackConfig) -> conntrack::Config {
+    let mut t = conntrack::Timeouts::default();
+    t.tcp.established_ms = c.tcp_established_timeout_s.saturating_mul(1000);
+    t.udp_ms = c.udp_timeout_s.saturating_mul(1000);
+    t.udp_stream_ms = c.udp_stream_timeout_s.saturating_mul(1000);
+    t.icmp_ms = c.icmp_timeout_s.saturating_mul(1000);
+    t.other_ms = c.other_timeout_s.saturating_mul(1000);
+    conntrack::Config {
+        capacity: c.max_connections,
+        timeouts: t,
+        ..conntrack::Config::default()
+    }
+}
+
 /// The datapath's settings from the `[datapath]` section.
 pub fn datapath_settings(c: &DatapathConfig) -> DatapathSettings {
     DatapathSettings {

@@ -25,7 +25,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::datapath_conv::{datapath_settings, port_spec, vlan_policy as policy};
-use datapath::Datapath;
+use datapath::{Datapath, DatapathSettings};
 use dpdk::Eal;
 
 use ferroflow_config::{Config, FailMode, PortConfig};
@@ -273,8 +273,15 @@ impl Switch {
                 Err(e) => failed.push(anyhow::anyhow!(e)),
             }
         }
-        let (mut dp, dp_failed) =
-            Datapath::start(&eal, &datapath_settings(&config.datapath), &specs, &tables)?;
+        let (mut dp, dp_failed) = Datapath::start(
+            &eal,
+            &DatapathSettings {
+                conntrack: crate::datapath_conv::conntrack_config(&config.conntrack),
+                ..datapath_settings(&config.datapath)
+            },
+            &specs,
+            &tables,
+        )?;
         failed.extend(dp_failed.into_iter().map(|(_, e)| anyhow::Error::from(e)));
         crate::tunnels::start(&mut dp, &config)?;
         // A port that cannot start is left down and the switch runs with the others; when

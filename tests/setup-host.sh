@@ -18,7 +18,7 @@ PACKAGES=(
     systemd                                 # systemd-analyze verify of deploy/systemd/ferroflowd.service (tests/deploy.rs)
     debootstrap                             # tests/dockerfile-chroot.sh builds the Dockerfile's stages in chroots
     valgrind                                # perf/icount.sh: instructions per packet per scenario (callgrind)
-    python3-scapy                           # tests/tunnels.rs: Geneve frames built and checked by scapy (/usr/bin/python3)
+    nftables python3-scapy                  # crates/conntrack/tests/kernel_diff.py (nftables ct state verdicts); tests/tunnels.rs (Geneve frames checked by scapy)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -63,6 +63,58 @@ pub struct Config {
     /// The underlay of the tunnel ports.
     #[serde(default)]
     pub tunnels: TunnelsConfig,
+    /// The connection tracker behind `ct()` (docs/conntrack.md).
+    #[serde(default)]
+    pub conntrack: ConntrackConfig,
+}
+
+/// `[conntrack]`: sizes and timeouts of the connection tracker. Each worker has its own
+/// table of `max_connections` (allocated at start); a full table refuses new connections
+/// (counted) while established ones continue. Timeouts are Linux's defaults.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConntrackConfig {
+    #[serde(default = "default_ct_max")]
+    pub max_connections: usize,
+    #[serde(default = "default_ct_tcp_established")]
+    pub tcp_established_timeout_s: u64,
+    #[serde(default = "default_ct_udp")]
+    pub udp_timeout_s: u64,
+    #[serde(default = "default_ct_udp_stream")]
+    pub udp_stream_timeout_s: u64,
+    #[serde(default = "default_ct_udp")]
+    pub icmp_timeout_s: u64,
+    #[serde(default = "default_ct_other")]
+    pub other_timeout_s: u64,
+}
+
+fn default_ct_max() -> usize {
+    65_536
+}
+fn default_ct_tcp_established() -> u64 {
+    432_000
+}
+fn default_ct_udp() -> u64 {
+    30
+}
+fn default_ct_udp_stream() -> u64 {
+    120
+}
+fn default_ct_other() -> u64 {
+    600
+}
+
+impl Default for ConntrackConfig {
+    fn default() -> Self {
+        ConntrackConfig {
+            max_connections: default_ct_max(),
+            tcp_established_timeout_s: default_ct_tcp_established(),
+            udp_timeout_s: default_ct_udp(),
+            udp_stream_timeout_s: default_ct_udp_stream(),
+            icmp_timeout_s: default_ct_udp(),
+            other_timeout_s: default_ct_other(),
+        }
+    }
 }
 
 /// What a network does with its traffic (the seed's switch_* stages).

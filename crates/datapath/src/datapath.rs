@@ -29,6 +29,8 @@ pub enum DatapathError {
         "no worker lcores: [eal] lcores must list the control lcore and at least one worker lcore"
     )]
     NoWorkers,
+    #[error("cannot create the connection tracker: {0}")]
+    Conntrack(conntrack::Error),
     #[error("cannot create the packet buffer pool: {0}")]
     Mempool(dpdk::Error),
     #[error("port {port:?}: {cause}")]
@@ -363,12 +365,20 @@ impl Datapath {
             let counters = Arc::new(WorkerCounters::new(*lcore, MAX_PORTS));
             dp.counters.push(Arc::clone(&counters));
             let commands = Arc::new(ArrayQueue::new(COMMAND_QUEUE));
+            let mut ctx = tables.worker_context(w);
+            let tracker = conntrack::Tracker::new(conntrack::Config {
+                shard: w,
+                shards: lcores.len(),
+                ..settings.conntrack
+            })
+            .map_err(DatapathError::Conntrack)?;
+            ctx.attach_conntrack(tracker);
             let worker = Worker {
                 rx: Vec::new(),
                 tx: Vec::new(),
                 ports: Arc::clone(&dp.index),
                 pipeline: tables.handle(),
-                ctx: tables.worker_context(w),
+                ctx,
                 counters,
                 stop: Arc::clone(&dp.stop),
                 tsc_hz: dpdk::tsc_hz().max(1),

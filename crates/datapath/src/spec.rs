@@ -48,6 +48,8 @@ pub struct DatapathSettings {
     /// How long a port change waits for every worker to acknowledge it before it is
     /// withdrawn and fails with [`crate::DatapathError::WorkerTimeout`].
     pub ack_timeout: Duration,
+    /// Each worker's connection-tracker shard (`shard`/`shards` are set per worker).
+    pub conntrack: conntrack::Config,
 }
 
 impl Default for DatapathSettings {
@@ -58,6 +60,7 @@ impl Default for DatapathSettings {
             mbufs: 0,
             idle_sleep: None,
             ack_timeout: Duration::from_secs(1),
+            conntrack: conntrack::Config::default(),
         }
     }
 }

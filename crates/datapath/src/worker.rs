@@ -259,6 +259,11 @@ impl Worker {
                 q.busy_cycles.add(rdtsc().wrapping_sub(started));
                 self.counters.bursts[burst_bucket(n)].add(1);
             }
+            // Bounded expiry: at most `expire_per_call` connections per loop.
+            if let Some(t) = self.ctx.conntrack.as_deref_mut() {
+                let now_ms = self.ctx.now_ns / 1_000_000;
+                t.expire(now_ms);
+            }
             if let Some(q) = &inject {
                 if !q.is_empty() {
                     while let Some((port, m)) = q.pop() {

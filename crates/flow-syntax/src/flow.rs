@@ -314,6 +314,8 @@ fn build_match(fields: &[(&str, &str)]) -> Result<Match, SyntaxError> {
     for (f, v, m) in out {
         tlvs.push(tlv(oxm_name(f), f, v, m, "")?);
     }
+    // In field-number order, as Open vSwitch sends them (registers before ct_*).
+    regs.sort_by_key(|t| t.header() & !0x1ff);
     tlvs.extend(regs);
     let m = Match::new(tlvs);
     check_prerequisites(&m)?;
@@ -372,6 +374,7 @@ pub fn format_match(m: &Match, priority: u16) -> String {
     let proto = exact(OxmField::IpProto).map(|v| v as u8);
     let mut skip_type = false;
     let mut skip_proto = false;
+    parts.extend(crate::nx::format_ct_matches(m));
     if let Some(t) = eth_type {
         let with_proto = SHORTHANDS
             .iter()

@@ -13,7 +13,139 @@ use crate::{bad, parse_uint, SyntaxError};
 /// register name.
 pub(crate) fn parse_register_match(key: &str, val: &str) -> Option<Result<OxmTlv, SyntaxError>> {
     let f = NxmField::from_name(key)?;
-    Some(register_tlv(key, f, val))
+    Some(match f {
+        NxmField::CtState => ct_state_tlv(key, val),
+        NxmField::CtNwSrc | NxmField::CtNwDst => ct_addr_tlv(key, f, val),
+        _ => register_tlv(key, f, val),
+    })
+}
+
+/// `ct_state` flag names by bit (`CS_*`), in the order ovs-ofctl prints them.
+const CT_STATE_FLAGS: [(&str, u32); 8] = [
+    ("new", 0x01),
+    ("est", 0x02),
+    ("rel", 0x04),
+    ("rpl", 0x08),
+    ("inv", 0x10),
+    ("trk", 0x20),
+    ("snat", 0x40),
+    ("dnat", 0x80),
+];
+
+/// `ct_state=+trk+est-new` (or a number, `0x21/0x23`).
+fn ct_state_tlv(key: &str, val: &str) -> Result<OxmTlv, SyntaxError> {
+    if !val.starts_with(['+', '-']) {
+        return register_tlv(key, NxmField::CtState, val);
+    }
+    let (mut v, mut m) = (0u32, 0u32);
+    let mut rest = val;
+    while let Some(sign) = rest.chars().next() {
+        let body = &rest[1..];
+        let end = body.find(['+', '-']).unwrap_or(body.len());
+        let name = &body[..end];
+        let bit = CT_STATE_FLAGS
+            .iter()
+            .find(|f| f.0 == name)
+            .map(|f| f.1)
+            .ok_or_else(|| bad(key, val, format!("unknown flag {name:?}")))?;
+        match sign {
+            '+' => v |= bit,
+            '-' => v &= !bit,
+            _ => return Err(bad(key, val, "expected +FLAG or -FLAG")),
+        }
+        m |= bit;
+        rest = &body[end..];
+    }
+    NxmOxm::new(NxmField::CtState, v.into(), Some(m.into()))
+        .map(OxmTlv::Nxm)
+        .ok_or_else(|| bad(key, val, "bad flags"))
+}
+
+/// `ct_nw_src=10.0.0.0/8` (an address, with a prefix length or a mask).
+fn ct_addr_tlv(key: &str, f: NxmField, val: &str) -> Result<OxmTlv, SyntaxError> {
+    let ip = |s: &str| -> Result<u128, SyntaxError> {
+        s.parse::<std::net::Ipv4Addr>()
+            .map(|a| u128::from(u32::from(a)))
+            .map_err(|_| bad(key, val, "expected an IPv4 address"))
+    };
+    let (v, m) = match val.split_once('/') {
+        None => (ip(val)?, None),
+        Some((a, p)) if !p.contains('.') => {
+            let n = parse_uint(key, p, 32)? as u32;
+            let m = if n == 0 { 0 } else { u32::MAX << (32 - n) };
+            (ip(a)?, Some(u128::from(m)))
+        }
+        Some((a, p)) => (ip(a)?, Some(ip(p)?)),
+    };
+    let m = m.filter(|&m| m != 0xffff_ffff);
+    NxmOxm::new(f, m.map_or(v, |m| v & m), m)
+        .map(OxmTlv::Nxm)
+        .ok_or_else(|| bad(key, val, "bad address"))
+}
+
+/// A conntrack match field's value as ovs-ofctl prints it.
+fn format_ct_match(n: &NxmOxm) -> String {
+    let v = n.value();
+    let value = match (n.field(), n.mask()) {
+        (NxmField::CtState, m) => {
+            let m = m.unwrap_or(0xffff_ffff) as u32;
+            let mut s = String::new();
+            for (name, bit) in CT_STATE_FLAGS {
+                if m & bit != 0 {
+                    s.push(if v as u32 & bit != 0 { '+' } else { '-' });
+                    s.push_str(name);
+                }
+            }
+            let unknown = m & !0xff;
+            if unknown != 0 || s.is_empty() {
+                hex_masked(v, n.mask())
+            } else {
+                s
+            }
+        }
+        (NxmField::CtNwSrc | NxmField::CtNwDst, m) => {
+            let a = std::net::Ipv4Addr::from(v as u32);
+            match m {
+                None => a.to_string(),
+                Some(m) => {
+                    let m = m as u32;
+                    if m.leading_ones() + m.trailing_zeros() == 32 {
+                        format!("{a}/{}", m.leading_ones())
+                    } else {
+                        format!("{a}/{}", std::net::Ipv4Addr::from(m))
+                    }
+                }
+            }
+        }
+        (NxmField::CtZone | NxmField::CtNwProto, _) => v.to_string(),
+        (NxmField::CtTpSrc | NxmField::CtTpDst, None) => v.to_string(),
+        (_, m) => hex_masked(v, m),
+    };
+    format!("{}={value}", n.field().name())
+}
+
+/// Conntrack fields of a match as ovs-ofctl prints them (before the protocol shorthand).
+pub(crate) fn format_ct_matches(m: &openflow::Match) -> Vec<String> {
+    let order = [
+        NxmField::CtState,
+        NxmField::CtZone,
+        NxmField::CtMark,
+        NxmField::CtLabel,
+        NxmField::CtNwSrc,
+        NxmField::CtNwDst,
+        NxmField::CtNwProto,
+        NxmField::CtTpSrc,
+        NxmField::CtTpDst,
+    ];
+    order
+        .iter()
+        .filter_map(|f| {
+            m.fields.iter().find_map(|t| match t {
+                OxmTlv::Nxm(n) if n.field() == *f => Some(format_ct_match(n)),
+                _ => None,
+            })
+        })
+        .collect()
 }
 
 fn register_tlv(key: &str, f: NxmField, val: &str) -> Result<OxmTlv, SyntaxError> {
@@ -42,7 +174,7 @@ pub(crate) fn format_register_matches(m: &openflow::Match) -> Vec<String> {
         .fields
         .iter()
         .filter_map(|f| match f {
-            OxmTlv::Nxm(n) => Some(n),
+            OxmTlv::Nxm(n) if !n.field().is_ct() => Some(n),
             _ => None,
         })
         .collect();
@@ -129,6 +261,8 @@ pub(crate) fn parse_nx_action(
         "move" => parse_move(key, val),
         "note" => parse_note(key, val),
         "ct_clear" => Ok(vec![Action::Nx(NxAction::CtClear)]),
+        "ct" => parse_ct(key, val.unwrap_or("")),
+        "nat" => parse_nat(key, val.unwrap_or("")).map(|n| vec![Action::Nx(NxAction::Nat(n))]),
         _ => return None,
     };
     Some(r)
@@ -137,6 +271,182 @@ pub(crate) fn parse_nx_action(
 fn need<'a>(key: &str, v: Option<&'a str>) -> Result<&'a str, SyntaxError> {
     v.filter(|s| !s.is_empty())
         .ok_or_else(|| SyntaxError::MissingValue(key.to_owned()))
+}
+
+/// `ct(commit,force,zone=N|zone=FIELD[a..b],table=T,alg=ftp,nat(...),exec(...))`.
+fn parse_ct(key: &str, val: &str) -> Result<Vec<Action>, SyntaxError> {
+    let (mut flags, mut zone_src, mut zone, mut table, mut alg) =
+        (0u16, 0u32, 0u16, openflow::nx::NX_CT_RECIRC_NONE, 0u16);
+    let mut actions = Vec::new();
+    for tok in crate::split_top(val)? {
+        let (k, v) = match tok.split_once('(') {
+            Some((k, rest)) if rest.ends_with(')') => (k, Some(&rest[..rest.len() - 1])),
+            _ => crate::key_value(tok),
+        };
+        match (k, v) {
+            ("commit", None) => flags |= openflow::nx::NX_CT_F_COMMIT,
+            ("force", None) => flags |= openflow::nx::NX_CT_F_FORCE,
+            ("table", Some(t)) => table = parse_uint(key, t, 254)? as u8,
+            ("zone", Some(z)) if z.starts_with(|c: char| c.is_ascii_digit()) => {
+                zone = parse_uint(key, z, 0xffff)? as u16;
+            }
+            ("zone", Some(z)) => {
+                let (h, ofs, n) = parse_subfield(key, z)?;
+                if n != 16 {
+                    return Err(bad(key, z, "a zone field must be 16 bits"));
+                }
+                zone_src = h;
+                zone = (ofs << 6) | (n - 1);
+            }
+            ("alg", Some(a)) => {
+                alg = match a {
+                    "ftp" => 21,
+                    "tftp" => 69,
+                    n => parse_uint(key, n, 0xffff)? as u16,
+                }
+            }
+            ("nat", v) => actions.push(Action::Nx(NxAction::Nat(parse_nat(key, v.unwrap_or(""))?))),
+            ("exec", Some(inner)) => {
+                for t in crate::split_top(inner)? {
+                    for a in crate::actions::parse_action(t)? {
+                        let ok = match &a {
+                            Action::SetField(OxmTlv::Nxm(n)) => {
+                                matches!(n.field(), NxmField::CtMark | NxmField::CtLabel)
+                            }
+                            Action::Nx(NxAction::RegLoad { dst, .. }) => {
+                                [NxmField::CtMark, NxmField::CtLabel]
+                                    .iter()
+                                    .any(|f| f.header(false) == *dst)
+                            }
+                            Action::Nx(NxAction::Nat(_)) => true,
+                            _ => false,
+                        };
+                        if !ok {
+                            return Err(bad(key, t, "exec() may only set ct_mark and ct_label"));
+                        }
+                        actions.push(a);
+                    }
+                }
+            }
+            _ => return Err(bad(key, tok, "unknown ct argument")),
+        }
+    }
+    Ok(vec![Action::Nx(NxAction::Ct {
+        flags,
+        zone_src,
+        zone,
+        table,
+        alg,
+        actions,
+    })])
+}
+
+/// `nat`, `nat(src=IP[-IP][:PORT[-PORT]],persistent,hash,random)`, `dst=` likewise
+/// (IPv6 addresses in brackets).
+fn parse_nat(key: &str, val: &str) -> Result<openflow::nx::NxNat, SyntaxError> {
+    use openflow::nx::*;
+    let mut n = NxNat::default();
+    for tok in crate::split_top(val)? {
+        match crate::key_value(tok) {
+            ("persistent", None) => n.flags |= NX_NAT_F_PERSISTENT,
+            ("hash", None) => n.flags |= NX_NAT_F_PROTO_HASH,
+            ("random", None) => n.flags |= NX_NAT_F_PROTO_RANDOM,
+            (dir @ ("src" | "dst"), r) => {
+                if n.flags & (NX_NAT_F_SRC | NX_NAT_F_DST) != 0 {
+                    return Err(bad(key, tok, "only one of src and dst"));
+                }
+                n.flags |= if dir == "src" {
+                    NX_NAT_F_SRC
+                } else {
+                    NX_NAT_F_DST
+                };
+                let Some(r) = r else { continue };
+                let (addrs, ports) = if let Some(rest) = r.strip_prefix('[') {
+                    // [a]-[b]:p-q
+                    let close = rest.rfind(']').ok_or_else(|| bad(key, r, "unclosed ["))?;
+                    let a = &r[..close + 2];
+                    let p = r[close + 2..].strip_prefix(':');
+                    (a, p)
+                } else {
+                    match r.split_once(':') {
+                        Some((a, p)) => (a, Some(p)),
+                        None => (r, None),
+                    }
+                };
+                let addr = |s: &str| -> Result<std::net::IpAddr, SyntaxError> {
+                    s.trim_matches(['[', ']'])
+                        .parse()
+                        .map_err(|_| bad(key, s, "not an IP address"))
+                };
+                let (lo, hi) = match addrs.split_once("]-[") {
+                    Some((a, b)) => (a, Some(b)),
+                    None if !addrs.starts_with('[') => match addrs.split_once('-') {
+                        Some((a, b)) => (a, Some(b)),
+                        None => (addrs, None),
+                    },
+                    None => (addrs, None),
+                };
+                n.addr_min = Some(addr(lo)?);
+                n.addr_max = hi.map(addr).transpose()?;
+                if let Some(p) = ports {
+                    let (a, b) = match p.split_once('-') {
+                        Some((a, b)) => (a, Some(b)),
+                        None => (p, None),
+                    };
+                    n.port_min = Some(parse_uint(key, a, 0xffff)? as u16);
+                    n.port_max = b
+                        .map(|b| parse_uint(key, b, 0xffff).map(|v| v as u16))
+                        .transpose()?;
+                }
+            }
+            _ => return Err(bad(key, tok, "unknown nat argument")),
+        }
+    }
+    Ok(n)
+}
+
+fn format_nat(n: &openflow::nx::NxNat) -> String {
+    use openflow::nx::*;
+    let mut s = String::from("nat");
+    if n.flags & (NX_NAT_F_SRC | NX_NAT_F_DST) == 0 {
+        return s;
+    }
+    let ip = |a: std::net::IpAddr| match a {
+        std::net::IpAddr::V4(v) => v.to_string(),
+        std::net::IpAddr::V6(v) => format!("[{v}]"),
+    };
+    s.push_str(if n.flags & NX_NAT_F_SRC != 0 {
+        "(src="
+    } else {
+        "(dst="
+    });
+    if let Some(a) = n.addr_min {
+        s.push_str(&ip(a));
+        if let Some(b) = n.addr_max.filter(|b| *b != a) {
+            s.push('-');
+            s.push_str(&ip(b));
+        }
+        if let Some(p) = n.port_min.filter(|&p| p != 0) {
+            s.push_str(&format!(":{p}"));
+            if let Some(q) = n.port_max.filter(|&q| q != 0 && q != p) {
+                s.push_str(&format!("-{q}"));
+            }
+        }
+    }
+    s.push(',');
+    for (bit, name) in [
+        (NX_NAT_F_PERSISTENT, "persistent"),
+        (NX_NAT_F_PROTO_HASH, "hash"),
+        (NX_NAT_F_PROTO_RANDOM, "random"),
+    ] {
+        if n.flags & bit != 0 {
+            s.push_str(name);
+            s.push(',');
+        }
+    }
+    s.pop();
+    s.push(')');
+    s
 }
 
 /// `resubmit:PORT`, `resubmit(PORT,TABLE)`, `resubmit(,TABLE)`.
@@ -313,6 +623,49 @@ pub(crate) fn format_nx_action(a: &NxAction) -> String {
             id,
         } => format!("conjunction({id},{}/{n_clauses})", u16::from(*clause) + 1),
         NxAction::CtClear => "ct_clear".into(),
+        NxAction::Nat(n) => format_nat(n),
+        NxAction::Ct {
+            flags,
+            zone_src,
+            zone,
+            table,
+            alg,
+            actions,
+        } => {
+            let mut parts: Vec<String> = Vec::new();
+            if flags & openflow::nx::NX_CT_F_COMMIT != 0 {
+                parts.push("commit".into());
+            }
+            if flags & openflow::nx::NX_CT_F_FORCE != 0 {
+                parts.push("force".into());
+            }
+            if *table != openflow::nx::NX_CT_RECIRC_NONE {
+                parts.push(format!("table={table}"));
+            }
+            if *zone_src != 0 {
+                parts.push(format!(
+                    "zone={}",
+                    format_subfield(*zone_src, zone >> 6, (zone & 0x3f) + 1)
+                ));
+            } else if *zone != 0 {
+                parts.push(format!("zone={zone}"));
+            }
+            let mut rest = actions.as_slice();
+            if let Some((Action::Nx(NxAction::Nat(n)), tail)) = rest.split_first() {
+                parts.push(format_nat(n));
+                rest = tail;
+            }
+            if !rest.is_empty() {
+                parts.push(format!("exec({})", crate::actions::format_actions(rest)));
+            }
+            match alg {
+                0 => {}
+                21 => parts.push("alg=ftp".into()),
+                69 => parts.push("alg=tftp".into()),
+                a => parts.push(format!("alg={a}")),
+            }
+            format!("ct({})", parts.join(","))
+        }
     }
 }
 

@@ -47,6 +47,18 @@ const FLOWS: &[&str] = &[
     "tcp,tp_src=0x400/0xff00,actions=move:NXM_NX_REG0[0..15]->NXM_OF_TCP_DST[],move:OXM_OF_METADATA[0..31]->NXM_NX_REG5[],move:NXM_OF_IP_SRC[]->NXM_NX_REG6[]",
     "udp,reg1=0x2,tun_id=0x3,metadata=0x1,in_port=1,tp_src=0x8/0xfff8,actions=set_field:0x5->xreg1,load:0x1->NXM_NX_REG4[31],note:",
     "actions=set_field:0x1/0x3->reg0,set_field:0x50/0xf0f0->reg1,move:NXM_NX_REG1[3..6]->NXM_NX_REG2[10..13]",
+    // Connection tracking (docs/conntrack.md).
+    "ip,actions=ct(commit,table=1)",
+    "ip,actions=ct(table=2,zone=NXM_NX_REG6[0..15],nat)",
+    "ip,actions=ct(commit,zone=5,exec(set_field:0x1->ct_mark,set_field:0x2/0xff->ct_label),nat(src=10.0.0.1-10.0.0.5:1000-2000))",
+    "ip,actions=ct(commit,nat(dst=10.0.0.1:80))",
+    "ipv6,actions=ct(commit,nat(src=[2001:db8::1]-[2001:db8::5]:1000-2000,persistent,random))",
+    "ip,actions=ct(commit,force,zone=1,table=3,exec(set_field:0x5/0xff->ct_mark)),output:1",
+    "ip,actions=ct(commit,exec(load:0x1->NXM_NX_CT_MARK[],set_field:0x1234567890abcdef1122334455667788->ct_label))",
+    "ct_state=+trk+new-est,ct_zone=5,ct_mark=0x1/0xff,ct_label=0x5,ip,ct_nw_src=10.0.0.1,ct_nw_dst=10.0.0.0/8,actions=ct_clear",
+    "reg0=1,ct_state=-trk+est+rel+rpl+inv+snat+dnat,tcp,ct_nw_proto=6,ct_tp_src=80,ct_tp_dst=0x1000/0xf000,actions=drop",
+    "ct_state=0x21/0x23,ip,actions=drop",
+    "ct_state=+trk,ct_mark=0x7,ct_label=0x1/0xf,ip,actions=resubmit(,2)",
 ];
 
 fn ovs_ofctl(args: &[&str]) -> std::process::Output {

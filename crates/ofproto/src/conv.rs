@@ -505,7 +505,8 @@ pub fn action_to_of(a: &Action) -> OfAction {
         | Action::SetFieldMasked { .. }
         | Action::Move { .. }
         | Action::Note(_)
-        | Action::CtClear => OfAction::Nx(openflow::NxAction::Note(b"unencodable".to_vec())),
+        | Action::CtClear
+        | Action::Ct(_) => OfAction::Nx(openflow::NxAction::Note(b"unencodable".to_vec())),
     }
 }
 

@@ -18,18 +18,39 @@ pub fn field_of_nxm(f: NxmField) -> Option<Field> {
         NxmField::Reg(n) => Field::REGS.get(usize::from(n)).copied(),
         NxmField::Xreg(n) => Field::XREGS.get(usize::from(n)).copied(),
         NxmField::ConjId => None,
+        NxmField::CtState => Some(Field::CtState),
+        NxmField::CtZone => Some(Field::CtZone),
+        NxmField::CtMark => Some(Field::CtMark),
+        NxmField::CtLabel => Some(Field::CtLabel),
+        NxmField::CtNwProto => Some(Field::CtNwProto),
+        NxmField::CtNwSrc => Some(Field::CtNwSrc),
+        NxmField::CtNwDst => Some(Field::CtNwDst),
+        NxmField::CtTpSrc => Some(Field::CtTpSrc),
+        NxmField::CtTpDst => Some(Field::CtTpDst),
     }
 }
+
+const CT_NXM: [NxmField; 9] = [
+    NxmField::CtState,
+    NxmField::CtZone,
+    NxmField::CtMark,
+    NxmField::CtLabel,
+    NxmField::CtNwProto,
+    NxmField::CtNwSrc,
+    NxmField::CtNwDst,
+    NxmField::CtTpSrc,
+    NxmField::CtTpDst,
+];
 
 /// The extension field a register key field is; `None` for the OXM basic fields.
 pub fn nxm_of_field(f: Field) -> Option<NxmField> {
     if let Some(n) = Field::REGS.iter().position(|&r| r == f) {
         return Some(NxmField::Reg(n as u8));
     }
-    Field::XREGS
-        .iter()
-        .position(|&r| r == f)
-        .map(|n| NxmField::Xreg(n as u8))
+    if let Some(n) = Field::XREGS.iter().position(|&r| r == f) {
+        return Some(NxmField::Xreg(n as u8));
+    }
+    CT_NXM.iter().copied().find(|&n| field_of_nxm(n) == Some(f))
 }
 
 fn field_of_ref(r: FieldRef) -> Option<Field> {
@@ -70,7 +91,7 @@ pub fn match_tlv(f: &MatchField) -> Option<OxmTlv> {
 /// registers may be written; OpenFlow's set-field refuses metadata, Open vSwitch's load
 /// does not).
 fn writable(f: Field) -> bool {
-    !matches!(f, Field::InPort | Field::InPhyPort | Field::Ipv6Exthdr)
+    !matches!(f, Field::InPort | Field::InPhyPort | Field::Ipv6Exthdr) && !f.is_ct()
 }
 
 fn low_bits(n: u32) -> u128 {
@@ -101,6 +122,10 @@ fn port_to_16(p: Option<u32>) -> u16 {
 /// SET_FIELD on an extension field (`set_field:5->reg0`).
 pub fn set_field(n: &NxmOxm) -> Result<Action, PipelineError> {
     let field = field_of_nxm(n.field()).ok_or(PipelineError::SetFieldExperimenter)?;
+    if field.is_ct() {
+        // Only `ct(exec(...))` writes ct_mark/ct_label; the other ct fields are read-only.
+        return Err(PipelineError::SetFieldNotSettable(field));
+    }
     Ok(Action::SetField {
         field,
         value: n.value(),
@@ -194,8 +219,191 @@ pub fn convert(a: &NxAction) -> Result<Action, PipelineError> {
         }
         NxAction::Note(bytes) => Action::Note(Arc::from(bytes.as_slice())),
         NxAction::CtClear => Action::CtClear,
+        NxAction::Ct {
+            flags,
+            zone_src,
+            zone,
+            table,
+            alg,
+            actions,
+        } => convert_ct(*flags, *zone_src, *zone, *table, *alg, actions)?,
+        // NAT only nested in ct (Open vSwitch refuses it alone too).
+        NxAction::Nat(_) => return Err(PipelineError::BadFieldRange),
         NxAction::Conjunction { .. } => return Err(PipelineError::ActionExperimenter),
     })
+}
+
+fn convert_ct(
+    flags: u16,
+    zone_src: u32,
+    zone: u16,
+    table: u8,
+    alg: u16,
+    actions: &[OfAction],
+) -> Result<Action, PipelineError> {
+    use pipeline::flow::{CtAction, CtNat, CtNested, CtZone};
+    let zone = if zone_src == 0 {
+        CtZone::Imm(zone)
+    } else {
+        let r = FieldRef::from_header(zone_src).ok_or(PipelineError::BadFieldRange)?;
+        let field = field_of_ref(r).ok_or(PipelineError::BadFieldRange)?;
+        let ofs = NxAction::load_ofs(zone);
+        if NxAction::load_n_bits(zone) != 16 || u32::from(ofs) + 16 > r.bits() {
+            return Err(PipelineError::BadFieldRange);
+        }
+        CtZone::Field { field, ofs }
+    };
+    // Application-layer gateways (ftp, tftp) are not implemented.
+    if alg != 0 || flags & !(openflow::nx::NX_CT_F_COMMIT | openflow::nx::NX_CT_F_FORCE) != 0 {
+        return Err(PipelineError::BadFieldRange);
+    }
+    let ct_field = |f: Field| matches!(f, Field::CtMark | Field::CtLabel);
+    let mut nested = Vec::new();
+    for a in actions {
+        let n = match a {
+            OfAction::SetField(OxmTlv::Nxm(n)) => {
+                let field = field_of_nxm(n.field()).ok_or(PipelineError::BadFieldRange)?;
+                if !ct_field(field) {
+                    return Err(PipelineError::SetFieldNotSettable(field));
+                }
+                CtNested::Set {
+                    field,
+                    value: n.value(),
+                    mask: n.mask().unwrap_or(field.value_mask()),
+                    form: None,
+                }
+            }
+            OfAction::Nx(NxAction::RegLoad {
+                ofs_nbits,
+                dst,
+                value,
+            }) => {
+                let r = FieldRef::from_header(*dst).ok_or(PipelineError::BadFieldRange)?;
+                let field = field_of_ref(r).ok_or(PipelineError::BadFieldRange)?;
+                let ofs = u32::from(NxAction::load_ofs(*ofs_nbits));
+                let n = u32::from(NxAction::load_n_bits(*ofs_nbits));
+                if !ct_field(field) || ofs + n > r.bits() {
+                    return Err(PipelineError::BadFieldRange);
+                }
+                CtNested::Set {
+                    field,
+                    value: u128::from(*value) << ofs,
+                    mask: low_bits(n) << ofs,
+                    form: Some(LoadForm::RegLoad),
+                }
+            }
+            OfAction::Nx(NxAction::RegLoad2(OxmTlv::Nxm(n))) => {
+                let field = field_of_nxm(n.field()).ok_or(PipelineError::BadFieldRange)?;
+                if !ct_field(field) {
+                    return Err(PipelineError::SetFieldNotSettable(field));
+                }
+                CtNested::Set {
+                    field,
+                    value: n.value(),
+                    mask: n.mask().unwrap_or(field.value_mask()),
+                    form: Some(LoadForm::RegLoad2),
+                }
+            }
+            OfAction::Nx(NxAction::Nat(n)) => {
+                let v = |a: std::net::IpAddr| match a {
+                    std::net::IpAddr::V4(a) => (false, u128::from(u32::from(a))),
+                    std::net::IpAddr::V6(a) => (true, u128::from(a)),
+                };
+                let min = n.addr_min.map(v);
+                let max = n.addr_max.map(v);
+                let v6 = min.is_some_and(|m| m.0);
+                if max.is_some_and(|m| m.0 != v6) || min.zip(max).is_some_and(|(a, b)| b.1 < a.1) {
+                    return Err(PipelineError::BadFieldRange);
+                }
+                CtNested::Nat(CtNat {
+                    flags: n.flags,
+                    v6,
+                    addr_min: min.map(|m| m.1),
+                    addr_max: max.map(|m| m.1),
+                    port_min: n.port_min,
+                    port_max: n.port_max,
+                })
+            }
+            _ => return Err(PipelineError::BadFieldRange),
+        };
+        nested.push(n);
+    }
+    Ok(Action::Ct(Arc::new(CtAction::new(
+        flags & openflow::nx::NX_CT_F_COMMIT != 0,
+        flags & openflow::nx::NX_CT_F_FORCE != 0,
+        zone,
+        (table != openflow::nx::NX_CT_RECIRC_NONE).then_some(table),
+        alg,
+        nested,
+    ))))
+}
+
+fn ct_to_of(ct: &pipeline::flow::CtAction) -> Option<OfAction> {
+    use pipeline::flow::{CtNested, CtZone};
+    let (zone_src, zone) = match ct.zone {
+        CtZone::Imm(z) => (0, z),
+        CtZone::Field { field, ofs } => (ref_of_field(field).header(), (ofs << 6) | 15),
+    };
+    let mut actions = Vec::new();
+    for n in &ct.nested {
+        actions.push(match *n {
+            CtNested::Set {
+                field,
+                value,
+                mask,
+                form,
+            } => {
+                let nxm = nxm_of_field(field)?;
+                let full = field.value_mask();
+                match form {
+                    None => OfAction::SetField(OxmTlv::Nxm(NxmOxm::new(nxm, value, None)?)),
+                    Some(LoadForm::RegLoad) => {
+                        let ofs = mask.trailing_zeros().min(127);
+                        let n = (128 - mask.leading_zeros()).saturating_sub(ofs).max(1);
+                        OfAction::Nx(NxAction::RegLoad {
+                            ofs_nbits: ((ofs as u16) << 6) | ((n - 1) as u16 & 0x3f),
+                            dst: nxm.header(false),
+                            value: (value >> ofs) as u64,
+                        })
+                    }
+                    Some(LoadForm::RegLoad2) => OfAction::Nx(NxAction::RegLoad2(OxmTlv::Nxm(
+                        NxmOxm::new(nxm, value, (mask != full).then_some(mask))?,
+                    ))),
+                }
+            }
+            CtNested::Nat(n) => {
+                let ip = |a: u128| {
+                    if n.v6 {
+                        std::net::IpAddr::V6(a.into())
+                    } else {
+                        std::net::IpAddr::V4((a as u32).into())
+                    }
+                };
+                OfAction::Nx(NxAction::Nat(openflow::nx::NxNat {
+                    flags: n.flags,
+                    addr_min: n.addr_min.map(ip),
+                    addr_max: n.addr_max.map(ip),
+                    port_min: n.port_min,
+                    port_max: n.port_max,
+                }))
+            }
+        });
+    }
+    let mut flags = 0;
+    if ct.commit {
+        flags |= openflow::nx::NX_CT_F_COMMIT;
+    }
+    if ct.force {
+        flags |= openflow::nx::NX_CT_F_FORCE;
+    }
+    Some(OfAction::Nx(NxAction::Ct {
+        flags,
+        zone_src,
+        zone,
+        table: ct.table.unwrap_or(openflow::nx::NX_CT_RECIRC_NONE),
+        alg: ct.alg,
+        actions,
+    }))
 }
 
 /// The fields an extension action reads or writes, for the prerequisite checks of the
@@ -269,6 +477,7 @@ pub fn to_of(a: &Action) -> Option<OfAction> {
         }
         Action::Note(bytes) => OfAction::Nx(NxAction::Note(bytes.to_vec())),
         Action::CtClear => OfAction::Nx(NxAction::CtClear),
+        Action::Ct(ct) => return ct_to_of(ct),
         _ => return None,
     })
 }

@@ -29,7 +29,41 @@ pub const NXAST_NOTE: u16 = 8;
 pub const NXAST_RESUBMIT_TABLE: u16 = 14;
 pub const NXAST_REG_LOAD2: u16 = 33;
 pub const NXAST_CONJUNCTION: u16 = 34;
+pub const NXAST_CT: u16 = 35;
+pub const NXAST_NAT: u16 = 36;
 pub const NXAST_CT_CLEAR: u16 = 43;
+
+/// `ct` flags (`NX_CT_F_*`).
+pub const NX_CT_F_COMMIT: u16 = 1;
+pub const NX_CT_F_FORCE: u16 = 2;
+/// `recirc_table` of a `ct` without `table=`.
+pub const NX_CT_RECIRC_NONE: u8 = 0xff;
+/// `nat` flags (`NX_NAT_F_*`).
+pub const NX_NAT_F_SRC: u16 = 1;
+pub const NX_NAT_F_DST: u16 = 2;
+pub const NX_NAT_F_PERSISTENT: u16 = 4;
+pub const NX_NAT_F_PROTO_HASH: u16 = 8;
+pub const NX_NAT_F_PROTO_RANDOM: u16 = 16;
+/// `nat` range_present bits (`NX_NAT_RANGE_*`).
+pub const NX_NAT_RANGE_IPV4_MIN: u16 = 1;
+pub const NX_NAT_RANGE_IPV4_MAX: u16 = 2;
+pub const NX_NAT_RANGE_IPV6_MIN: u16 = 4;
+pub const NX_NAT_RANGE_IPV6_MAX: u16 = 8;
+pub const NX_NAT_RANGE_PROTO_MIN: u16 = 16;
+pub const NX_NAT_RANGE_PROTO_MAX: u16 = 32;
+
+/// The conntrack fields' numbers in class 0x0001 (`meta-flow.h`).
+const CT_FIELDS: &[(u8, NxmField)] = &[
+    (105, NxmField::CtState),
+    (106, NxmField::CtZone),
+    (107, NxmField::CtMark),
+    (108, NxmField::CtLabel),
+    (119, NxmField::CtNwProto),
+    (120, NxmField::CtNwSrc),
+    (121, NxmField::CtNwDst),
+    (124, NxmField::CtTpSrc),
+    (125, NxmField::CtTpDst),
+];
 
 /// OXM class of NXM_OF_* fields (OpenFlow 1.0 fields in Open vSwitch's NXM format).
 pub const NXM_0: u16 = 0x0000;
@@ -55,6 +89,19 @@ pub enum NxmField {
     Xreg(u8),
     /// `conj_id`: NXM_NX_CONJ_ID, class 0x0001, field 37, 32 bits (not maskable).
     ConjId,
+    /// Connection tracking (class 0x0001): `ct_state` (105, 32 bits, the `CS_*` bits),
+    /// `ct_zone` (106, 16, exact), `ct_mark` (107, 32), `ct_label` (108, 128),
+    /// `ct_nw_proto` (119, 8, exact), `ct_nw_src`/`ct_nw_dst` (120/121, 32: the original
+    /// direction's addresses), `ct_tp_src`/`ct_tp_dst` (124/125, 16).
+    CtState,
+    CtZone,
+    CtMark,
+    CtLabel,
+    CtNwProto,
+    CtNwSrc,
+    CtNwDst,
+    CtTpSrc,
+    CtTpDst,
 }
 
 impl NxmField {
@@ -63,6 +110,7 @@ impl NxmField {
         match (class, field) {
             (NXM_1, n) if n < N_REGS => Some(NxmField::Reg(n)),
             (NXM_1, 37) => Some(NxmField::ConjId),
+            (NXM_1, f) => CT_FIELDS.iter().find(|c| c.0 == f).map(|c| c.1),
             (OFPXMC_PACKET_REGS, n) if n < N_XREGS => Some(NxmField::Xreg(n)),
             _ => None,
         }
@@ -70,8 +118,8 @@ impl NxmField {
 
     pub const fn class(self) -> u16 {
         match self {
-            NxmField::Reg(_) | NxmField::ConjId => NXM_1,
             NxmField::Xreg(_) => OFPXMC_PACKET_REGS,
+            _ => NXM_1,
         }
     }
 
@@ -79,24 +127,57 @@ impl NxmField {
         match self {
             NxmField::Reg(n) | NxmField::Xreg(n) => n,
             NxmField::ConjId => 37,
+            NxmField::CtState => 105,
+            NxmField::CtZone => 106,
+            NxmField::CtMark => 107,
+            NxmField::CtLabel => 108,
+            NxmField::CtNwProto => 119,
+            NxmField::CtNwSrc => 120,
+            NxmField::CtNwDst => 121,
+            NxmField::CtTpSrc => 124,
+            NxmField::CtTpDst => 125,
         }
     }
 
     /// Payload bytes of the value.
     pub const fn width(self) -> usize {
         match self {
-            NxmField::Reg(_) | NxmField::ConjId => 4,
+            NxmField::Reg(_)
+            | NxmField::ConjId
+            | NxmField::CtState
+            | NxmField::CtMark
+            | NxmField::CtNwSrc
+            | NxmField::CtNwDst => 4,
             NxmField::Xreg(_) => 8,
+            NxmField::CtZone | NxmField::CtTpSrc | NxmField::CtTpDst => 2,
+            NxmField::CtNwProto => 1,
+            NxmField::CtLabel => 16,
         }
     }
 
     pub const fn maskable(self) -> bool {
-        !matches!(self, NxmField::ConjId)
+        !matches!(
+            self,
+            NxmField::ConjId | NxmField::CtZone | NxmField::CtNwProto
+        )
+    }
+
+    /// A connection-tracking field (set by `ct`, read-only to `set_field` except
+    /// `ct_mark`/`ct_label` inside `ct(exec(...))`).
+    pub const fn is_ct(self) -> bool {
+        !matches!(
+            self,
+            NxmField::Reg(_) | NxmField::Xreg(_) | NxmField::ConjId
+        )
     }
 
     /// All ones over the width.
     pub const fn full_mask(self) -> u128 {
-        (1u128 << (self.width() * 8)) - 1
+        if self.width() >= 16 {
+            u128::MAX
+        } else {
+            (1u128 << (self.width() * 8)) - 1
+        }
     }
 
     pub const fn header(self, has_mask: bool) -> u32 {
@@ -114,6 +195,22 @@ impl NxmField {
             NxmField::Reg(n) => format!("reg{n}"),
             NxmField::Xreg(n) => format!("xreg{n}"),
             NxmField::ConjId => "conj_id".into(),
+            f => f.ct_name().into(),
+        }
+    }
+
+    fn ct_name(self) -> &'static str {
+        match self {
+            NxmField::CtState => "ct_state",
+            NxmField::CtZone => "ct_zone",
+            NxmField::CtMark => "ct_mark",
+            NxmField::CtLabel => "ct_label",
+            NxmField::CtNwProto => "ct_nw_proto",
+            NxmField::CtNwSrc => "ct_nw_src",
+            NxmField::CtNwDst => "ct_nw_dst",
+            NxmField::CtTpSrc => "ct_tp_src",
+            NxmField::CtTpDst => "ct_tp_dst",
+            _ => "",
         }
     }
 
@@ -121,6 +218,9 @@ impl NxmField {
     pub fn from_name(name: &str) -> Option<NxmField> {
         if name == "conj_id" {
             return Some(NxmField::ConjId);
+        }
+        if let Some(c) = CT_FIELDS.iter().find(|c| c.1.ct_name() == name) {
+            return Some(c.1);
         }
         let (n, max, make): (&str, u8, fn(u8) -> NxmField) =
             if let Some(n) = name.strip_prefix("xreg") {
@@ -140,6 +240,7 @@ impl NxmField {
             NxmField::Reg(n) => format!("NXM_NX_REG{n}"),
             NxmField::Xreg(n) => format!("OXM_OF_PKT_REG{n}"),
             NxmField::ConjId => "NXM_NX_CONJ_ID".into(),
+            f => format!("NXM_NX_{}", f.ct_name().to_ascii_uppercase()),
         }
     }
 }
@@ -337,6 +438,14 @@ pub fn header_by_name(name: &str) -> Option<u32> {
             .find(|f| basic_upper_name(**f) == rest)?;
         return Some(f.header(false));
     }
+    if let Some(rest) = upper.strip_prefix("NXM_NX_") {
+        if let Some(c) = CT_FIELDS
+            .iter()
+            .find(|c| c.1.ct_name().eq_ignore_ascii_case(rest))
+        {
+            return Some(c.1.header(false));
+        }
+    }
     if let Some(f) = NxmField::from_name(name) {
         return Some(FieldRef::Nxm(f).header());
     }
@@ -418,6 +527,54 @@ pub enum NxAction {
     Conjunction { clause: u8, n_clauses: u8, id: u32 },
     /// NXAST_CT_CLEAR.
     CtClear,
+    /// NXAST_CT: `zone_src` is the header of the field the zone comes from (0: `zone` is
+    /// the zone itself; else `zone` is that field's `ofs << 6 | (n_bits - 1)`); `table`
+    /// [`NX_CT_RECIRC_NONE`] for none; `actions` are the nested ones (`exec(...)` and
+    /// `nat(...)` in the order they were written, as Open vSwitch keeps them).
+    Ct {
+        flags: u16,
+        zone_src: u32,
+        zone: u16,
+        table: u8,
+        alg: u16,
+        actions: Vec<crate::Action>,
+    },
+    /// NXAST_NAT (only meaningful nested in `ct`).
+    Nat(NxNat),
+}
+
+/// An NXAST_NAT's flags and range (what is absent from the range is not on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct NxNat {
+    pub flags: u16,
+    pub addr_min: Option<std::net::IpAddr>,
+    pub addr_max: Option<std::net::IpAddr>,
+    pub port_min: Option<u16>,
+    pub port_max: Option<u16>,
+}
+
+impl NxNat {
+    fn range_present(&self) -> u16 {
+        use std::net::IpAddr::*;
+        let mut r = 0;
+        match self.addr_min {
+            Some(V4(_)) => r |= NX_NAT_RANGE_IPV4_MIN,
+            Some(V6(_)) => r |= NX_NAT_RANGE_IPV6_MIN,
+            None => {}
+        }
+        match self.addr_max {
+            Some(V4(_)) => r |= NX_NAT_RANGE_IPV4_MAX,
+            Some(V6(_)) => r |= NX_NAT_RANGE_IPV6_MAX,
+            None => {}
+        }
+        if self.port_min.is_some() {
+            r |= NX_NAT_RANGE_PROTO_MIN;
+        }
+        if self.port_max.is_some() {
+            r |= NX_NAT_RANGE_PROTO_MAX;
+        }
+        r
+    }
 }
 
 impl NxAction {
@@ -431,6 +588,8 @@ impl NxAction {
             NxAction::Note(_) => NXAST_NOTE,
             NxAction::Conjunction { .. } => NXAST_CONJUNCTION,
             NxAction::CtClear => NXAST_CT_CLEAR,
+            NxAction::Ct { .. } => NXAST_CT,
+            NxAction::Nat(_) => NXAST_NAT,
         }
     }
 
@@ -492,6 +651,36 @@ impl NxAction {
                 put_u32(out, *id);
             }
             NxAction::CtClear => put_zeros(out, 6),
+            NxAction::Ct {
+                flags,
+                zone_src,
+                zone,
+                table,
+                alg,
+                actions,
+            } => {
+                put_u16(out, *flags);
+                put_u32(out, *zone_src);
+                put_u16(out, *zone);
+                put_u8(out, *table);
+                put_zeros(out, 3);
+                put_u16(out, *alg);
+                crate::action::encode_actions(actions, out);
+            }
+            NxAction::Nat(n) => {
+                put_zeros(out, 2);
+                put_u16(out, n.flags);
+                put_u16(out, n.range_present());
+                for a in [n.addr_min, n.addr_max].into_iter().flatten() {
+                    match a {
+                        std::net::IpAddr::V4(v) => out.extend_from_slice(&v.octets()),
+                        std::net::IpAddr::V6(v) => out.extend_from_slice(&v.octets()),
+                    }
+                }
+                for p in [n.port_min, n.port_max].into_iter().flatten() {
+                    put_u16(out, p);
+                }
+            }
         }
     }
 
@@ -543,6 +732,57 @@ impl NxAction {
                 id: r.u32()?,
             },
             NXAST_CT_CLEAR => NxAction::CtClear,
+            NXAST_CT => {
+                let flags = r.u16()?;
+                let zone_src = r.u32()?;
+                let zone = r.u16()?;
+                let table = r.u8()?;
+                r.skip(3)?;
+                let alg = r.u16()?;
+                let actions = crate::action::decode_actions(r.rest())?;
+                NxAction::Ct {
+                    flags,
+                    zone_src,
+                    zone,
+                    table,
+                    alg,
+                    actions,
+                }
+            }
+            NXAST_NAT => {
+                r.skip(2)?;
+                let flags = r.u16()?;
+                let present = r.u16()?;
+                let mut n = NxNat {
+                    flags,
+                    ..NxNat::default()
+                };
+                let v4 = |r: &mut Reader<'_>| -> Result<std::net::IpAddr, DecodeError> {
+                    Ok(std::net::IpAddr::from(r.array::<4>()?))
+                };
+                let v6 = |r: &mut Reader<'_>| -> Result<std::net::IpAddr, DecodeError> {
+                    Ok(std::net::IpAddr::from(r.array::<16>()?))
+                };
+                if present & NX_NAT_RANGE_IPV4_MIN != 0 {
+                    n.addr_min = Some(v4(&mut r)?);
+                }
+                if present & NX_NAT_RANGE_IPV4_MAX != 0 {
+                    n.addr_max = Some(v4(&mut r)?);
+                }
+                if present & NX_NAT_RANGE_IPV6_MIN != 0 {
+                    n.addr_min = Some(v6(&mut r)?);
+                }
+                if present & NX_NAT_RANGE_IPV6_MAX != 0 {
+                    n.addr_max = Some(v6(&mut r)?);
+                }
+                if present & NX_NAT_RANGE_PROTO_MIN != 0 {
+                    n.port_min = Some(r.u16()?);
+                }
+                if present & NX_NAT_RANGE_PROTO_MAX != 0 {
+                    n.port_max = Some(r.u16()?);
+                }
+                NxAction::Nat(n)
+            }
             _ => return Ok(None),
         };
         Ok(Some(a))

@@ -27,6 +27,13 @@
 //! | 14 | `arp_tha` = `ipv6_nd_tll` 63..16, `mpls_tc` 15..13, `mpls_bos` 12, (11..9 zero), `ipv6_exthdr` 8..0 |
 //! | 15 | `ipv6_flabel` 63..44, `mpls_label` 43..24, `pbb_isid` 23..0 |
 //! | 16-23 | `reg2n` 63..32, `reg2n+1` 31..0 in word 16+n, which is also `xregn` |
+//! | 24 | `ct_state` 63..56, `ct_nw_proto` 55..48, `ct_zone` 47..32, `ct_mark` 31..0 |
+//! | 25 | `ct_nw_src` 63..32, `ct_nw_dst` 31..0 |
+//! | 26 | `ct_tp_src` 63..48, `ct_tp_dst` 47..32 |
+//! | 27-28 | `ct_label` |
+//!
+//! The connection-tracking words (24-28) are written only by the `ct` action (and cleared
+//! by `ct_clear`); like the registers they start at zero for every packet.
 //!
 //! Fields joined by `=` share storage. They can never both be meaningful for one packet
 //! (ARP vs IPv4, TCP vs UDP vs SCTP, ICMPv4 vs ICMPv6, ARP vs ND), and OpenFlow requires every
@@ -40,12 +47,15 @@
 use std::fmt;
 
 /// Number of 64-bit words in [`FlowKey::words`].
-pub const FLOW_KEY_WORDS: usize = 24;
+pub const FLOW_KEY_WORDS: usize = 29;
 
 /// The first word of the registers ([`Field::Reg0`]...): words before it are what
 /// extraction fills from the frame (and in_port, metadata, tunnel_id), words from it on
 /// are set only by actions. Registers start at zero for every packet.
 pub const REG_WORD: usize = 16;
+
+/// The first connection-tracking word ([`Field::CtState`]...): to the end of the key.
+pub const CT_WORD: usize = 24;
 
 /// OFPVID_PRESENT: set in `vlan_vid` when the frame has a tag.
 pub const OFPVID_PRESENT: u16 = 0x1000;
@@ -132,6 +142,15 @@ pub mod pos {
     pub const fn xreg(n: u8) -> FieldPos {
         at(16 + n, 0, 64)
     }
+    pub const CT_STATE: FieldPos = at(24, 56, 8);
+    pub const CT_NW_PROTO: FieldPos = at(24, 48, 8);
+    pub const CT_ZONE: FieldPos = at(24, 32, 16);
+    pub const CT_MARK: FieldPos = at(24, 0, 32);
+    pub const CT_NW_SRC: FieldPos = at(25, 32, 32);
+    pub const CT_NW_DST: FieldPos = at(25, 0, 32);
+    pub const CT_TP_SRC: FieldPos = at(26, 48, 16);
+    pub const CT_TP_DST: FieldPos = at(26, 32, 16);
+    pub const CT_LABEL: FieldPos = at(27, 0, 128);
 }
 
 /// An OXM_OF_* field of class OFPXMC_OPENFLOW_BASIC; the discriminant is its oxm_field.
@@ -205,6 +224,16 @@ pub enum Field {
     Xreg5 = 61,
     Xreg6 = 62,
     Xreg7 = 63,
+    // Open vSwitch connection-tracking fields (NXM_NX_CT_*), written by the ct action.
+    CtState = 64,
+    CtZone = 65,
+    CtMark = 66,
+    CtLabel = 67,
+    CtNwProto = 68,
+    CtNwSrc = 69,
+    CtNwDst = 70,
+    CtTpSrc = 71,
+    CtTpDst = 72,
 }
 
 struct FieldInfo {
@@ -225,7 +254,7 @@ const fn info(name: &'static str, pos: FieldPos, byte_len: u8, maskable: bool) -
 
 /// Indexed by oxm_field (then the registers). Byte lengths and maskability are OpenFlow
 /// 1.3 table 12, with the transport ports maskable as Open vSwitch allows.
-const INFO: [FieldInfo; 64] = [
+const INFO: [FieldInfo; 73] = [
     info("in_port", pos::IN_PORT, 4, false),
     info("in_phy_port", pos::IN_PHY_PORT, 4, false),
     info("metadata", pos::METADATA, 8, true),
@@ -290,6 +319,15 @@ const INFO: [FieldInfo; 64] = [
     info("xreg5", pos::xreg(5), 8, true),
     info("xreg6", pos::xreg(6), 8, true),
     info("xreg7", pos::xreg(7), 8, true),
+    info("ct_state", pos::CT_STATE, 4, true),
+    info("ct_zone", pos::CT_ZONE, 2, false),
+    info("ct_mark", pos::CT_MARK, 4, true),
+    info("ct_label", pos::CT_LABEL, 16, true),
+    info("ct_nw_proto", pos::CT_NW_PROTO, 1, false),
+    info("ct_nw_src", pos::CT_NW_SRC, 4, true),
+    info("ct_nw_dst", pos::CT_NW_DST, 4, true),
+    info("ct_tp_src", pos::CT_TP_SRC, 2, true),
+    info("ct_tp_dst", pos::CT_TP_DST, 2, true),
 ];
 
 impl Field {
@@ -364,8 +402,29 @@ impl Field {
             .iter()
             .chain(Field::REGS.iter())
             .chain(Field::XREGS.iter())
+            .chain(Field::CT.iter())
             .copied()
             .find(|f| f.name() == name)
+    }
+
+    /// The connection-tracking fields.
+    pub const CT: [Field; 9] = [
+        Field::CtState,
+        Field::CtZone,
+        Field::CtMark,
+        Field::CtLabel,
+        Field::CtNwProto,
+        Field::CtNwSrc,
+        Field::CtNwDst,
+        Field::CtTpSrc,
+        Field::CtTpDst,
+    ];
+
+    /// A connection-tracking field: written by `ct` only (`ct_mark`/`ct_label` through
+    /// its `exec`), never by set_field, load or move.
+    #[inline]
+    pub fn is_ct(self) -> bool {
+        self as u8 >= Field::CtState as u8
     }
 
     /// `reg0`-`reg15` in order.
@@ -406,9 +465,11 @@ impl Field {
             .into_iter()
             .chain(Field::REGS)
             .chain(Field::XREGS)
+            .chain(Field::CT)
     }
 
-    /// `reg0`-`reg15` and `xreg0`-`xreg7`: set only by actions, never from the frame.
+    /// `reg0`-`reg15`, `xreg0`-`xreg7` and the connection-tracking fields: metadata in the
+    /// key, set only by actions, never from the frame.
     #[inline]
     pub fn is_register(self) -> bool {
         self as u8 >= Field::Reg0 as u8
@@ -785,7 +846,7 @@ mod tests {
     fn layout_fits_two_cache_lines() {
         // Header words in two lines, registers in a third.
         assert_eq!(std::mem::size_of::<[u64; REG_WORD]>(), 128);
-        assert_eq!(std::mem::size_of::<[u64; FLOW_KEY_WORDS]>(), 192);
+        assert_eq!(std::mem::size_of::<[u64; FLOW_KEY_WORDS]>(), 232);
         for f in Field::every() {
             assert_eq!(
                 usize::from(f.pos().word) >= REG_WORD,

@@ -27,6 +27,6 @@ pub use emit::frame_from_fields;
 pub use error::{EditError, WireError};
 pub use extract::{extract, extract_into, extract_port_only};
 pub use key::{
-    Field, FieldPos, FlowKey, Layers, Offsets, FLOW_KEY_WORDS, OFPVID_NONE, OFPVID_PRESENT,
-    REG_WORD,
+    Field, FieldPos, FlowKey, Layers, Offsets, CT_WORD, FLOW_KEY_WORDS, OFPVID_NONE,
+    OFPVID_PRESENT, REG_WORD,
 };

@@ -13,7 +13,7 @@
 use arrayvec::ArrayVec;
 use packet::{EditError, Field, FlowKey, Layers, PacketBuf};
 
-use crate::flow::{Action, ActionSet, Instructions};
+use crate::flow::{Action, ActionSet, CtAction, CtNat, CtZone, Instructions};
 use crate::lookup::Classifier;
 use crate::meter::{remark_dscp, MeterVerdict};
 use crate::normal::{Form, Normal};
@@ -617,7 +617,9 @@ impl Pipeline {
             Action::Resubmit { in_port, table } => {
                 return self.resubmit(in_port, table, pkt, key, cx, outs)
             }
-            Action::Note(_) | Action::CtClear => {}
+            Action::Note(_) => {}
+            Action::CtClear => clear_ct(key),
+            Action::Ct(ref ct) => return self.conntrack(ct, pkt, key, cx, outs),
             Action::PushVlan(t) => {
                 self.before_edit(outs, pkt, key, cx);
                 let r = packet::push_vlan(pkt, key, t);
@@ -751,6 +753,66 @@ impl Pipeline {
             return Flow::Stop;
         }
         Flow::Continue
+    }
+
+    /// `ct(...)`: tracks the packet in the worker's shard, writes the `ct_*` key fields,
+    /// makes NAT's edits, and with `table=T` walks from T (a resubmit for the bounds:
+    /// [`MAX_RESUBMIT_DEPTH`], [`MAX_RESUBMITS`]), after which the rest of the actions see
+    /// the packet untracked again, as in Open vSwitch (but with NAT's edits kept).
+    fn conntrack<P: PacketBuf, S: Sink<P>>(
+        &self,
+        ct: &CtAction,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        outs: &mut Outs,
+    ) -> Flow {
+        let zone = match ct.zone {
+            CtZone::Imm(z) => z,
+            CtZone::Field { field, ofs } => (key.get(field) >> ofs) as u16,
+        };
+        let ip = key.layers.intersects(Layers::IPV4 | Layers::IPV6);
+        let now_ms = cx.ctx.now_ms();
+        let result = match (cx.ctx.conntrack.as_deref_mut(), ip) {
+            (Some(tracker), true) => {
+                let opts = conntrack::TrackOptions {
+                    zone,
+                    commit: ct.commit,
+                    nat: ct.nat.is_some(),
+                    nat_range: ct.nat.and_then(nat_range),
+                    set_mark: ct.set_mark,
+                    set_label: ct.set_label,
+                };
+                let l3 = usize::from(key.offsets.l3);
+                let data = pkt.data();
+                if l3 >= data.len() {
+                    invalid(zone)
+                } else {
+                    tracker.track_ip(&data[l3..], &opts, now_ms)
+                }
+            }
+            _ => invalid(zone),
+        };
+        let rw = result.rewrite;
+        if ct.nat.is_some() && rw != conntrack::Rewrite::default() {
+            self.before_edit(outs, pkt, key, cx);
+            let l3 = usize::from(key.offsets.l3);
+            let r = conntrack::nat::apply(&mut pkt.data_mut()[l3..], &rw);
+            if r.is_ok() {
+                nat_key(key, &rw);
+            } else {
+                cx.verdict.action_errors += 1;
+            }
+        }
+        write_ct(key, &result);
+        match ct.table {
+            Some(t) => {
+                let f = self.resubmit(None, Some(t), pkt, key, cx, outs);
+                clear_ct(key);
+                f
+            }
+            None => Flow::Continue,
+        }
     }
 
     fn group<P: PacketBuf, S: Sink<P>>(
@@ -995,6 +1057,87 @@ impl Pipeline {
 }
 
 /// The low `n` bits set (n up to 128).
+/// `+trk+inv`: a packet `ct` cannot track (not IP, no tracker).
+fn invalid(zone: u16) -> conntrack::CtResult {
+    conntrack::CtResult {
+        state: conntrack::CtState(conntrack::CtState::TRACKED | conntrack::CtState::INVALID),
+        zone,
+        ..Default::default()
+    }
+}
+
+/// The tracker's NAT range for a `nat(...)` with a range.
+fn nat_range(n: CtNat) -> Option<conntrack::NatRange> {
+    let kind = if n.flags & 1 != 0 {
+        conntrack::NatKind::Src
+    } else if n.flags & 2 != 0 {
+        conntrack::NatKind::Dst
+    } else {
+        return None;
+    };
+    let min = n.addr_min?;
+    Some(conntrack::NatRange {
+        kind,
+        v6: n.v6,
+        addr_min: min,
+        addr_max: n.addr_max.unwrap_or(min).max(min),
+        ports: n
+            .port_min
+            .filter(|&p| p != 0)
+            .map(|p| (p, n.port_max.filter(|&q| q >= p).unwrap_or(p))),
+    })
+}
+
+/// The key after NAT's edits of addresses and ports.
+fn nat_key(key: &mut FlowKey, rw: &conntrack::Rewrite) {
+    let v6 = key.layers.contains(Layers::IPV6);
+    let ports = key.layers.intersects(Layers::TCP | Layers::UDP);
+    let (src_f, dst_f) = if v6 {
+        (Field::Ipv6Src, Field::Ipv6Dst)
+    } else {
+        (Field::Ipv4Src, Field::Ipv4Dst)
+    };
+    if let Some((a, p)) = rw.src {
+        key.set(src_f, a);
+        if ports {
+            key.set(Field::TcpSrc, p.into());
+        }
+    }
+    if let Some((a, p)) = rw.dst {
+        key.set(dst_f, a);
+        if ports {
+            key.set(Field::TcpDst, p.into());
+        }
+    }
+}
+
+/// Writes what `ct` found into the `ct_*` key fields.
+fn write_ct(key: &mut FlowKey, r: &conntrack::CtResult) {
+    clear_ct(key);
+    key.set(Field::CtState, r.state.0.into());
+    key.set(Field::CtZone, r.zone.into());
+    key.set(Field::CtMark, r.mark.into());
+    key.set(Field::CtLabel, r.label);
+    if let Some(t) = r.orig {
+        key.set(Field::CtNwProto, t.proto.into());
+        if t.src <= u128::from(u32::MAX) && t.dst <= u128::from(u32::MAX) {
+            key.set(Field::CtNwSrc, t.src);
+            key.set(Field::CtNwDst, t.dst);
+        }
+        if matches!(t.proto, 6 | 17 | 132) {
+            key.set(Field::CtTpSrc, t.sport.into());
+            key.set(Field::CtTpDst, t.dport.into());
+        }
+    }
+}
+
+/// `ct_clear`: every `ct_*` field back to zero (untracked).
+fn clear_ct(key: &mut FlowKey) {
+    for w in &mut key.words[packet::CT_WORD..] {
+        *w = 0;
+    }
+}
+
 fn low_bits(n: u16) -> u128 {
     if n >= 128 {
         u128::MAX

@@ -175,6 +175,104 @@ pub enum LoadForm {
     RegLoad2,
 }
 
+/// Where `ct` takes its zone from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtZone {
+    Imm(u16),
+    /// 16 bits of a key field from bit `ofs` (`zone=NXM_NX_REG6[0..15]`).
+    Field {
+        field: Field,
+        ofs: u16,
+    },
+}
+
+/// `nat` inside `ct`: the wire flags (`NX_NAT_F_*`: 1 src, 2 dst, 4 persistent, 8 hash,
+/// 16 random) and the range as written; addresses are IPv4 in the low 32 bits unless `v6`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct CtNat {
+    pub flags: u16,
+    pub v6: bool,
+    pub addr_min: Option<u128>,
+    pub addr_max: Option<u128>,
+    pub port_min: Option<u16>,
+    pub port_max: Option<u16>,
+}
+
+/// One nested action of `ct`, in the order written (kept for dumps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtNested {
+    /// `set_field`/`load` of `ct_mark` or `ct_label`; `form` `None`: OFPAT_SET_FIELD.
+    Set {
+        field: Field,
+        value: u128,
+        mask: u128,
+        form: Option<LoadForm>,
+    },
+    Nat(CtNat),
+}
+
+/// Open vSwitch `ct(...)`: tracks the packet in the worker's connection tracker, writes the
+/// `ct_*` key fields, commits with `commit`, rewrites with `nat`, and with `table` runs a
+/// walk from that table on the result (Open vSwitch's recirculation), bounded like resubmit.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CtAction {
+    pub commit: bool,
+    pub force: bool,
+    pub zone: CtZone,
+    pub table: Option<u8>,
+    pub alg: u16,
+    pub nested: Vec<CtNested>,
+    /// From `nested`: what the tracker applies on commit.
+    pub set_mark: Option<(u32, u32)>,
+    pub set_label: Option<(u128, u128)>,
+    pub nat: Option<CtNat>,
+}
+
+impl CtAction {
+    /// Fills `set_mark`, `set_label` and `nat` from `nested`.
+    pub fn new(
+        commit: bool,
+        force: bool,
+        zone: CtZone,
+        table: Option<u8>,
+        alg: u16,
+        nested: Vec<CtNested>,
+    ) -> CtAction {
+        let (mut set_mark, mut set_label, mut nat) =
+            (None::<(u32, u32)>, None::<(u128, u128)>, None);
+        for n in &nested {
+            match *n {
+                CtNested::Set {
+                    field: Field::CtMark,
+                    value,
+                    mask,
+                    ..
+                } => {
+                    let (v0, m0) = set_mark.unwrap_or((0, 0));
+                    let (v, m) = (value as u32, mask as u32);
+                    set_mark = Some(((v0 & !m) | (v & m), m0 | m));
+                }
+                CtNested::Set { value, mask, .. } => {
+                    let (v0, m0) = set_label.unwrap_or((0, 0));
+                    set_label = Some(((v0 & !mask) | (value & mask), m0 | mask));
+                }
+                CtNested::Nat(n) => nat = Some(n),
+            }
+        }
+        CtAction {
+            commit,
+            force,
+            zone,
+            table,
+            alg,
+            nested,
+            set_mark,
+            set_label,
+            nat,
+        }
+    }
+}
+
 /// An action as the pipeline executes it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -229,9 +327,10 @@ pub enum Action {
     },
     /// Open vSwitch `note`: does nothing; kept for dumps.
     Note(Arc<[u8]>),
-    /// Open vSwitch `ct_clear`: clears the packet's connection-tracking state. Does nothing
-    /// until connection tracking exists.
+    /// Open vSwitch `ct_clear`: clears the packet's connection-tracking fields.
     CtClear,
+    /// Open vSwitch `ct(...)`.
+    Ct(Arc<CtAction>),
 }
 
 impl Action {
@@ -244,6 +343,7 @@ impl Action {
                 | Action::Move { .. }
                 | Action::Note(_)
                 | Action::CtClear
+                | Action::Ct(_)
         )
     }
 
@@ -315,7 +415,8 @@ impl ActionSet {
             | Action::SetFieldMasked { .. }
             | Action::Move { .. }
             | Action::Note(_)
-            | Action::CtClear => {}
+            | Action::CtClear
+            | Action::Ct(_) => {}
         }
     }
 

@@ -111,11 +111,26 @@ pub struct WorkerContext {
     pub now_secs: u32,
     pub(crate) packet_in: Arc<PacketInQueue>,
     pub(crate) packet_in_limit: PacketInLimiter,
+    /// This worker's connection-tracker shard, owned and used without a lock (see
+    /// [`WorkerContext::attach_conntrack`]); `None`: `ct` marks every packet `+trk+inv`.
+    pub conntrack: Option<Box<conntrack::Tracker>>,
 }
 
 impl WorkerContext {
     pub fn worker(&self) -> usize {
         self.worker
+    }
+
+    /// Gives this worker its tracker shard. Connections are per worker: both directions of
+    /// a connection must reach the same worker (true with one worker, or one rx queue per
+    /// port per worker when RSS hashes both directions alike; see docs/conntrack.md).
+    pub fn attach_conntrack(&mut self, tracker: conntrack::Tracker) {
+        self.conntrack = Some(Box::new(tracker));
+    }
+
+    /// Milliseconds of the monotonic clock (the tracker's time).
+    pub fn now_ms(&self) -> u64 {
+        self.now_ns / 1_000_000
     }
 
     /// Sets both clocks from one monotonic time.
@@ -351,6 +366,7 @@ impl FlowTables {
                 self.config.packet_in_burst,
                 self.packet_in_drops[worker].clone(),
             ),
+            conntrack: None,
         }
     }
 

@@ -316,6 +316,10 @@ impl Pipeline {
                 0,
                 Arc::new(crate::packet_in::PacketInDrops::new()),
             ),
+            // The connection tables belong to the workers: a trace cannot read them
+            // without a lock on their path, so `ct` shows as `+trk+inv` here (documented in
+            // docs/troubleshooting.md).
+            conntrack: None,
         };
         ctx.set_now(now);
         let mut pkt = VecBuf::new(frame);

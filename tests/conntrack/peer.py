@@ -1,0 +1,75 @@
+"""Traffic ends for tests/conntrack_switch.rs (run inside a namespace, bounded by `timeout`).
+
+serve SPEC...     TCP listeners (tcp:PORT, answer "hi") and UDP echoes (udp:PORT)
+tcp HOST PORT     connect, read the greeting: prints ok, refused or timeout
+udp HOST PORT [N] N sockets (own source ports) each send one datagram: prints how many
+                  got an answer, and 'refused' if an ICMP port unreachable arrived
+"""
+import socket
+import sys
+import threading
+
+
+def serve_tcp(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(16)
+    while True:
+        c, _ = s.accept()
+        c.sendall(b"hi")
+        c.close()
+
+
+def serve_udp(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    while True:
+        data, peer = s.recvfrom(2048)
+        s.sendto(data, peer)
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "serve":
+        threads = []
+        for spec in sys.argv[2:]:
+            proto, port = spec.split(":")
+            fn = serve_tcp if proto == "tcp" else serve_udp
+            t = threading.Thread(target=fn, args=(int(port),), daemon=True)
+            t.start()
+            threads.append(t)
+        print("ready", flush=True)
+        for t in threads:
+            t.join()
+    elif mode == "tcp":
+        try:
+            c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=2)
+            c.settimeout(2)
+            print("ok" if c.recv(2) == b"hi" else "bad")
+        except ConnectionRefusedError:
+            print("refused")
+        except OSError:
+            print("timeout")
+    elif mode == "udp":
+        n = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+        socks = []
+        for i in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.connect((sys.argv[2], int(sys.argv[3])))
+            s.settimeout(1.5)
+            s.send(b"ping%d" % i)
+            socks.append(s)
+        answered, refused = 0, False
+        for s in socks:
+            try:
+                if s.recv(64).startswith(b"ping"):
+                    answered += 1
+            except ConnectionRefusedError:
+                refused = True
+            except OSError:
+                pass
+        print("refused" if refused else answered)
+
+
+main()

@@ -1,0 +1,350 @@
+//! Connection tracking in the switch: `ct()` and the `ct_*` matches written by the real
+//! `ovs-ofctl -O OpenFlow13` into ferroflowd, as a stateful firewall in the style of
+//! OpenStack's OVS firewall driver, proven on traffic between namespace hosts behind
+//! `net_tap` ports (docs/conntrack.md). Host a (198.18.6.1, port 1) is the protected
+//! instance: new connections to it are allowed only by a rule (TCP 8080, UDP 5353), its
+//! own connections out are allowed, replies and related ICMP always pass, invalid packets
+//! are dropped.
+
+mod common;
+
+// Every EAL argument list here comes from tests/common's eal_section: --no-pci,
+// its own --file-prefix, --in-memory and a --socket-limit memory cap.
+
+use std::process::Command;
+
+use common::*;
+
+const TARGET: &str = "tcp:127.0.0.1:16636";
+const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conntrack/peer.py");
+/// Debian's python3 (it has python3-scapy, which tests/setup-host.sh installs).
+const PYTHON: &str = "/usr/bin/python3";
+
+fn ofctl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("timeout")
+        .args(["60", "ovs-ofctl", "-O", "OpenFlow13"])
+        .args(args)
+        .output()
+        .expect("ovs-ofctl (apt-get install openvswitch-common)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn ok(args: &[&str]) -> String {
+    let (success, text) = ofctl(args);
+    assert!(success, "ovs-ofctl {args:?} failed:\n{text}");
+    text
+}
+
+struct Bench {
+    ff: Ferroflowd,
+    a: Netns,
+    b: Netns,
+    a_mac: String,
+    b_mac: String,
+    /// Server processes started in the namespaces (killed by PID on drop).
+    servers: Vec<u32>,
+    /// Their output files (removed on drop).
+    server_dirs: Vec<TempDir>,
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        for pid in &self.servers {
+            let _ = sh(&format!("kill {pid} 2>/dev/null"));
+        }
+    }
+}
+
+/// ferroflowd with two tap ports, their kernel sides in namespaces a (198.18.6.1) and b
+/// (198.18.6.2), `extra` appended to its config, no flows.
+fn bench(tag: &str, extra: &str) -> Bench {
+    let mut config = eal_section(&format!("ff-ct-{tag}"));
+    config += "[openflow]\nlisten = [\"ptcp:127.0.0.1:16636\"]\n[datapath]\nidle_sleep_us = 200\n";
+    config += extra;
+    for (i, name) in ["a", "b"].iter().enumerate() {
+        config += &format!(
+            "\n[[ports]]\nname = \"{name}\"\ndevargs = \"net_tap{i},iface=ffct-{name}\"\nofport = {}\n",
+            i + 1
+        );
+    }
+    let ff = Ferroflowd::start(tag, &config, 100.0);
+    let a = Netns::new("ffct-a");
+    let b = Netns::new("ffct-b");
+    for (ns, ifname, ip) in [
+        (&a, "ffct-a", "198.18.6.1/24"),
+        (&b, "ffct-b", "198.18.6.2/24"),
+    ] {
+        wait_for_interface(ifname);
+        ns.adopt(ifname, ip);
+    }
+    let mac = |ns: &Netns, ifname: &str| {
+        String::from_utf8_lossy(
+            &ns.exec(&format!("cat /sys/class/net/{ifname}/address"))
+                .stdout,
+        )
+        .trim()
+        .to_owned()
+    };
+    let (a_mac, b_mac) = (mac(&a, "ffct-a"), mac(&b, "ffct-b"));
+    ok(&["del-flows", TARGET]);
+    Bench {
+        ff,
+        a,
+        b,
+        a_mac,
+        b_mac,
+        servers: Vec::new(),
+        server_dirs: Vec::new(),
+    }
+}
+
+impl Bench {
+    /// Starts `peer.py serve SPECS` in `ns` (bounded to 90 s) and waits until it listens.
+    fn serve(&mut self, which: char, specs: &str) {
+        let ns = if which == 'a' { &self.a } else { &self.b };
+        let dir = TempDir::new(&format!("ct-serve-{which}"));
+        let ready = dir.path("ready");
+        let out = ns.exec(&format!(
+            "sh -c 'timeout 90 {PYTHON} {PEER} serve {specs} >{} 2>&1 & echo $!'",
+            ready.display()
+        ));
+        let pid: u32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("server pid");
+        self.servers.push(pid);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read_to_string(&ready)
+            .unwrap_or_default()
+            .contains("ready")
+        {
+            assert!(std::time::Instant::now() < deadline, "server never ready");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.server_dirs.push(dir);
+    }
+
+    fn client(&self, which: char, args: &str) -> String {
+        let ns = if which == 'a' { &self.a } else { &self.b };
+        let out = ns.exec(&format!("timeout 30 {PYTHON} {PEER} {args}"));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+/// n_packets of the flow whose dump line contains `needle`.
+fn n_packets(dump: &str, needle: &str) -> u64 {
+    let line = dump
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no flow {needle:?} in:\n{dump}"));
+    line.split("n_packets=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap()
+}
+
+/// The firewall: table 0 sends IP through the tracker (zone 1) to table 1; table 1 drops
+/// invalid, passes established and related, commits new connections a rule allows; table
+/// 2 forwards between the two ports.
+fn firewall_flows() -> Vec<String> {
+    [
+        "table=0,priority=200,arp,in_port=1,actions=output:2",
+        "table=0,priority=200,arp,in_port=2,actions=output:1",
+        "table=0,priority=100,ip,actions=ct(table=1,zone=1)",
+        "table=1,priority=300,ct_state=+inv+trk,ip,actions=drop",
+        "table=1,priority=200,ct_state=-new+est-inv+trk,ip,actions=resubmit(,2)",
+        "table=1,priority=200,ct_state=-new+rel-inv+trk,ip,actions=resubmit(,2)",
+        // Egress of instance a: everything.
+        "table=1,priority=100,ct_state=+new-est-inv+trk,ip,in_port=1,actions=ct(commit,zone=1,exec(set_field:0x1->ct_mark)),resubmit(,2)",
+        // Ingress rules of instance a: TCP 8080 (written as the driver's masked range) and UDP 5353.
+        "table=1,priority=100,ct_state=+new-est-inv+trk,tcp,in_port=2,nw_dst=198.18.6.1,tp_dst=0x1f90/0xffff,actions=ct(commit,zone=1),resubmit(,2)",
+        "table=1,priority=100,ct_state=+new-est-inv+trk,udp,in_port=2,nw_dst=198.18.6.1,tp_dst=5353,actions=ct(commit,zone=1),resubmit(,2)",
+        "table=1,priority=0,actions=drop",
+        "table=2,priority=10,in_port=1,actions=output:2",
+        "table=2,priority=10,in_port=2,actions=output:1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn install(flows: &[String]) {
+    let dir = TempDir::new("ct-flows");
+    let path = dir.path("flows.txt");
+    std::fs::write(&path, flows.join("\n") + "\n").unwrap();
+    ok(&["add-flows", TARGET, path.to_str().unwrap()]);
+}
+
+#[test]
+fn stateful_firewall_allows_rules_and_replies_refuses_the_rest() {
+    let _lock = DatapathLock::take();
+    let mut bench = bench("fw", "");
+    install(&firewall_flows());
+    bench.serve('a', "tcp:8080 tcp:9090 udp:5353");
+    bench.serve('b', "tcp:7070 udp:5353");
+
+    // Allowed by a rule.
+    assert_eq!(
+        bench.client('b', "tcp 198.18.6.1 8080"),
+        "ok",
+        "TCP 8080 has a rule"
+    );
+    assert_eq!(
+        bench.client('b', "udp 198.18.6.1 5353"),
+        "1",
+        "UDP 5353 has a rule"
+    );
+    // No rule: refused although a listens (the SYN never reaches it).
+    assert_eq!(
+        bench.client('b', "tcp 198.18.6.1 9090"),
+        "timeout",
+        "TCP 9090 has no rule"
+    );
+    // a's own connections out work: the replies pass as +est.
+    assert_eq!(bench.client('a', "tcp 198.18.6.2 7070"), "ok");
+    assert_eq!(bench.client('a', "udp 198.18.6.2 5353 3"), "3");
+    // The port-unreachable for a's tracked UDP flow arrives as +rel.
+    assert_eq!(bench.client('a', "udp 198.18.6.2 5999"), "refused");
+
+    // Crafted invalid packets from b (a SYN-ACK without a SYN, a SYN+FIN) are dropped.
+    let dump = ok(&["dump-flows", TARGET]);
+    let inv_before = n_packets(&dump, "ct_state=+inv+trk");
+    let rel = n_packets(&dump, "ct_state=-new+rel-inv+trk");
+    assert!(
+        rel >= 1,
+        "the ICMP error went through the +rel flow:\n{dump}"
+    );
+    let scapy = format!(
+        "{PYTHON} -c \"from scapy.all import *; \
+         [sendp(Ether(src='{b}',dst='{a}')/IP(src='198.18.6.2',dst='198.18.6.1')/TCP(sport=4444,dport=8080,flags=f,seq=1000,ack=2000),iface='ffct-b',verbose=0) for f in ['SA','SF']]\"",
+        a = bench.a_mac,
+        b = bench.b_mac
+    );
+    let out = bench.b.exec(&scapy);
+    assert!(
+        out.status.success(),
+        "scapy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let dump = ok(&["dump-flows", TARGET]);
+        let inv = n_packets(&dump, "ct_state=+inv+trk");
+        if inv >= inv_before + 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the invalid packets were not dropped as +inv ({inv_before} -> {inv}):\n{dump}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Connections a started carry the mark their commit set; the rule's do not.
+    let dump = ok(&["dump-flows", TARGET]);
+    assert!(
+        dump.contains("ct(commit,zone=1,exec(set_field:0x1->ct_mark))"),
+        "dump shows the ct action as written:\n{dump}"
+    );
+    let _ = &bench.ff;
+}
+
+/// A table of 4 connections: a's fifth and later new connections cannot be committed
+/// (counted as table-full, the packet is +inv), so their replies find no connection and
+/// are refused as new inbound traffic; the four committed ones get their replies.
+#[test]
+fn a_full_table_refuses_new_connections_and_keeps_existing_ones() {
+    let _lock = DatapathLock::take();
+    let mut bench = bench("full", "[conntrack]\nmax_connections = 4\n");
+    install(&firewall_flows());
+    bench.serve('b', "udp:5353");
+    assert_eq!(bench.client('a', "udp 198.18.6.2 5353 8"), "4");
+    // The committed connections keep working.
+    let dump = ok(&["dump-flows", TARGET]);
+    assert!(n_packets(&dump, "ct_state=-new+est-inv+trk") >= 4, "{dump}");
+}
+
+/// Every ct form through add-flow and dump-flows prints exactly as Open vSwitch prints it.
+#[test]
+fn dump_flows_round_trip_of_every_ct_form() {
+    let _lock = DatapathLock::take();
+    let _bench = bench("dump", "");
+    let flows = [
+        "table=0,priority=5,ip,actions=ct(commit,table=1)",
+        "table=0,priority=6,ip,actions=ct(table=2,zone=NXM_NX_REG6[0..15],nat)",
+        "table=0,priority=7,ip,actions=ct(commit,zone=5,exec(set_field:0x1->ct_mark,set_field:0x2/0xff->ct_label),nat(src=10.0.0.1-10.0.0.5:1000-2000))",
+        "table=0,priority=8,ip,actions=ct(commit,nat(dst=10.0.0.1:80))",
+        "table=0,priority=9,ip,actions=ct(commit,force,zone=1,table=3,exec(set_field:0x5/0xff->ct_mark)),output:1",
+        "table=0,priority=10,ip,actions=ct(commit,exec(load:0x1->NXM_NX_CT_MARK[]))",
+        "table=1,priority=11,ct_state=+trk+new-est,ct_zone=5,ct_mark=0x1/0xff,ct_label=0x5,ip,ct_nw_src=10.0.0.1,ct_nw_dst=10.0.0.0/8,actions=ct_clear",
+        "table=1,priority=12,reg0=1,ct_state=-trk+est+rel+rpl+inv+snat+dnat,tcp,ct_nw_proto=6,ct_tp_src=80,ct_tp_dst=0x1000/0xf000,actions=drop",
+        "table=1,priority=13,ct_state=+trk,ct_mark=0x7,ct_label=0x1/0xf,ip,actions=resubmit(,2)",
+    ];
+    for f in flows {
+        ok(&["add-flow", TARGET, f]);
+    }
+    let dump = ok(&["dump-flows", TARGET]);
+    let mut wrong = Vec::new();
+    for f in flows {
+        let theirs = ok(&["parse-flow", f]);
+        let line = theirs.lines().last().unwrap_or_default();
+        let body = line.split_once("ADD ").map(|x| x.1).unwrap_or(line).trim();
+        let want: String = body
+            .split(' ')
+            .filter(|w| !w.starts_with("table:"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let prio = f.split(',').nth(1).unwrap();
+        let got = dump
+            .lines()
+            .find(|l| l.contains(&format!(" {prio},")) || l.contains(&format!(" {prio} ")))
+            .map(|l| {
+                let rest = l.split("n_bytes=").nth(1).unwrap_or(l);
+                rest.split_once(", ")
+                    .map(|x| x.1)
+                    .unwrap_or(rest)
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_default();
+        let want = format!("{prio},{}", want.trim_start_matches(&format!("{prio},")));
+        if got != want {
+            wrong.push(format!("{f}\n  dump:      {got}\n  ovs-ofctl: {want}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}\nfull dump:\n{dump}", wrong.join("\n"));
+}
+
+/// DNAT in the datapath: b connects to 198.18.6.100:8080, which `ct(commit,nat(dst=...))`
+/// translates to a (198.18.6.1); a's replies are translated back by `ct(nat)`, so b's
+/// socket sees its connection answered by 198.18.6.100. The same for UDP.
+#[test]
+fn dnat_rewrites_both_directions() {
+    let _lock = DatapathLock::take();
+    let mut bench = bench("nat", "");
+    let flows: Vec<String> = [
+        "table=0,priority=200,arp,in_port=1,actions=output:2",
+        "table=0,priority=200,arp,in_port=2,actions=output:1",
+        "table=0,priority=100,ip,in_port=2,nw_dst=198.18.6.100,actions=ct(commit,table=1,zone=2,nat(dst=198.18.6.1))",
+        "table=0,priority=100,ip,in_port=1,actions=ct(table=1,zone=2,nat)",
+        "table=1,priority=100,ct_state=+trk+dnat,ip,in_port=2,nw_dst=198.18.6.1,actions=output:1",
+        "table=1,priority=100,ct_state=+trk+est+rpl,ip,in_port=1,nw_src=198.18.6.100,actions=output:2",
+        "table=1,priority=0,actions=drop",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    install(&flows);
+    let neigh = bench.b.exec(&format!(
+        "ip neigh replace 198.18.6.100 lladdr {} dev ffct-b",
+        bench.a_mac
+    ));
+    assert!(neigh.status.success());
+    bench.serve('a', "tcp:8080 udp:5353");
+    assert_eq!(bench.client('b', "tcp 198.18.6.100 8080"), "ok");
+    assert_eq!(bench.client('b', "udp 198.18.6.100 5353 2"), "2");
+    // Nothing addressed to a directly passes: only translated traffic has a flow.
+    assert_eq!(bench.client('b', "tcp 198.18.6.1 8080"), "timeout");
+}
