@@ -40,7 +40,7 @@ pub fn extract(frame: &[u8], in_port: u32) -> FlowKey {
 /// about 18 cycles per packet. Whatever `key` held before is overwritten.
 #[inline]
 pub fn extract_into(frame: &[u8], in_port: u32, key: &mut FlowKey) {
-    *key = FlowKey::default();
+    key.reset();
     key.put(pos::IN_PORT, u64::from(in_port));
     key.put(pos::IN_PHY_PORT, u64::from(in_port));
     if !ipv4_tcp_udp(frame, key) {
@@ -53,7 +53,7 @@ pub fn extract_into(frame: &[u8], in_port: u32, key: &mut FlowKey) {
 /// and no layer. Costs a key reset instead of a parse.
 #[inline]
 pub fn extract_port_only(in_port: u32, key: &mut FlowKey) {
-    *key = FlowKey::default();
+    key.reset();
     key.put(pos::IN_PORT, u64::from(in_port));
     key.put(pos::IN_PHY_PORT, u64::from(in_port));
 }
