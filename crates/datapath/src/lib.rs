@@ -14,6 +14,7 @@
 //! (which can block in DPDK) runs off the caller's locks ([`PortCloser`]).
 
 pub mod capture;
+mod ct_ops;
 mod closer;
 mod counters;
 mod datapath;
@@ -34,6 +35,7 @@ pub use counters::{
 pub use datapath::{
     Datapath, DatapathError, DriverStats, PortStatus, SendError, StopReport, MAX_PORTS,
 };
+pub use ct_ops::{ConntrackOp, ConntrackReply, PendingConntrack, MAX_DUMP_ENTRIES};
 pub use health::{Stuck, StuckWorker, WorkerHealth};
 pub use packet::tunnel::TunnelKind;
 pub use pkt::Pkt;
