@@ -7,7 +7,7 @@
 
 pub use ferroflow_api::client;
 mod capture;
-mod conntrack;
+pub(crate) mod conntrack;
 pub mod convert;
 pub mod limits;
 mod networks;

@@ -959,6 +959,17 @@ impl Datapath {
         op: crate::ConntrackOp,
     ) -> Result<crate::PendingConntrack, DatapathError> {
         self.check_room()?;
+        // Requests to a stalled worker pile up in its queue (one per scrape): past a
+        // quarter of it they are refused, so the room port changes need stays.
+        if let Some(i) = self
+            .workers
+            .iter()
+            .position(|w| w.commands.len() >= COMMAND_QUEUE / 4)
+        {
+            return Err(DatapathError::WorkerBusy {
+                lcore: self.health.lcore(i),
+            });
+        }
         let started = Instant::now();
         let mut replies = Vec::with_capacity(self.workers.len());
         for i in 0..self.workers.len() {
