@@ -14,9 +14,9 @@
 //! (which can block in DPDK) runs off the caller's locks ([`PortCloser`]).
 
 pub mod capture;
-mod ct_ops;
 mod closer;
 mod counters;
+mod ct_ops;
 mod datapath;
 mod health;
 mod pkt;
@@ -32,10 +32,10 @@ pub use counters::{
     PortCounters, PortReport, QueueCounters, RxQueueReport, WorkerCounters, WorkerReport,
     BURST_BUCKETS, BURST_BUCKET_BOUNDS,
 };
+pub use ct_ops::{ConntrackOp, ConntrackReply, PendingConntrack, MAX_DUMP_ENTRIES};
 pub use datapath::{
     Datapath, DatapathError, DriverStats, PortStatus, SendError, StopReport, MAX_PORTS,
 };
-pub use ct_ops::{ConntrackOp, ConntrackReply, PendingConntrack, MAX_DUMP_ENTRIES};
 pub use health::{Stuck, StuckWorker, WorkerHealth};
 pub use packet::tunnel::TunnelKind;
 pub use pkt::Pkt;
