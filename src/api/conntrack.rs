@@ -25,12 +25,19 @@ impl From<ConntrackOpsError> for ApiError {
     }
 }
 
-fn zone_arg(zone: Option<u32>) -> Result<Option<u16>, Status> {
-    zone.map(|z| {
-        u16::try_from(z)
-            .map_err(|_| Status::invalid_argument(format!("zone {z} is out of range (0-65535)")))
-    })
-    .transpose()
+/// The zone asked for; a number beyond 16 bits is refused (INVALID_ARGUMENT).
+fn zone_arg(zone: Option<u32>) -> Result<Option<u16>, ApiError> {
+    match zone.map(u16::try_from) {
+        None => Ok(None),
+        Some(Ok(z)) => Ok(Some(z)),
+        Some(Err(_)) => Err(ApiError::InvalidArgument {
+            field: "zone".into(),
+            message: format!(
+                "zone {} is out of range (0-65535)",
+                zone.unwrap_or_default()
+            ),
+        }),
+    }
 }
 
 /// An address as people write it.
@@ -154,7 +161,7 @@ impl pb::conntrack_service_server::ConntrackService for Conntrack {
         req: Request<pb::ConntrackDumpRequest>,
     ) -> Result<Response<pb::ConntrackDumpReply>, Status> {
         let req = req.into_inner();
-        let zone = zone_arg(req.zone)?;
+        let zone = zone_arg(req.zone).map_err(Status::from)?;
         let limit = match req.limit as usize {
             0 => datapath::MAX_DUMP_ENTRIES,
             n => n.min(datapath::MAX_DUMP_ENTRIES),
@@ -177,7 +184,7 @@ impl pb::conntrack_service_server::ConntrackService for Conntrack {
         &self,
         req: Request<pb::ConntrackFlushRequest>,
     ) -> Result<Response<pb::ConntrackFlushReply>, Status> {
-        let zone = zone_arg(req.into_inner().zone)?;
+        let zone = zone_arg(req.into_inner().zone).map_err(Status::from)?;
         let replies = self.ask(ConntrackOp::Flush { zone }).await?;
         let flushed = replies.iter().map(|w| w.flushed as u64).sum();
         tracing::info!(?zone, flushed, "conntrack flushed");
@@ -188,7 +195,7 @@ impl pb::conntrack_service_server::ConntrackService for Conntrack {
         &self,
         req: Request<pb::ConntrackStatsRequest>,
     ) -> Result<Response<pb::ConntrackStatsReply>, Status> {
-        let zone = zone_arg(req.into_inner().zone)?;
+        let zone = zone_arg(req.into_inner().zone).map_err(Status::from)?;
         let replies = self.ask(ConntrackOp::Stats).await?;
         let capacity = self.0.sw.config.conntrack.max_connections as u64;
         Ok(Response::new(stats_reply(&replies, zone, capacity)))
