@@ -128,3 +128,99 @@ impl PendingConntrack {
         self.deadline.saturating_duration_since(Instant::now())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conntrack::{Config, Packet, TrackOptions, Tracker, L4};
+
+    fn tracker_with(conns: &[(u32, u16)]) -> Tracker {
+        let mut t = Tracker::new(Config {
+            capacity: 64,
+            ..Config::default()
+        })
+        .unwrap();
+        for (i, &(src, zone)) in conns.iter().enumerate() {
+            let p = Packet {
+                v6: false,
+                src: u128::from(src),
+                dst: 0x0b00_0001,
+                proto: 17,
+                l4: L4::Udp {
+                    sport: 1000 + i as u16,
+                    dport: 53,
+                },
+            };
+            let o = TrackOptions {
+                zone,
+                commit: true,
+                ..TrackOptions::default()
+            };
+            t.track(&p, &o, 0);
+        }
+        t
+    }
+
+    /// A dump returns at most its limit but counts every match; a zone filters it and
+    /// the flush; stats carry the zones.
+    #[test]
+    fn dump_is_bounded_and_counts_the_rest() {
+        let mut t = tracker_with(&[(1, 1), (2, 1), (3, 1), (4, 2)]);
+        let r = answer(
+            Some(&mut t),
+            ConntrackOp::Dump {
+                zone: Some(1),
+                limit: 2,
+            },
+            7,
+            1,
+        );
+        assert!(r.enabled);
+        assert_eq!((r.connections.len(), r.matching, r.lcore), (2, 3, 7));
+        assert!(r.connections.iter().all(|c| c.orig.zone == 1));
+        let s = answer(Some(&mut t), ConntrackOp::Stats, 7, 1);
+        assert_eq!(s.stats.entries, 4);
+        let z2 = s.zones.iter().find(|z| z.zone == Some(2)).unwrap();
+        assert_eq!((z2.entries, z2.committed), (1, 1));
+        let f = answer(Some(&mut t), ConntrackOp::Flush { zone: Some(2) }, 7, 1);
+        assert_eq!(f.flushed, 1);
+        let all = ConntrackOp::Dump {
+            zone: None,
+            limit: usize::MAX,
+        };
+        assert_eq!(answer(Some(&mut t), all, 7, 1).matching, 3);
+        assert!(!answer(None, all, 7, 1).enabled);
+    }
+
+    /// A worker that never answers (its request still queued, or its reply sender gone)
+    /// gives `ConntrackTimeout` naming its lcore once the deadline passes.
+    #[test]
+    fn a_silent_worker_is_a_timeout_not_a_hang() {
+        let (answered_tx, answered_rx) = std::sync::mpsc::sync_channel(1);
+        let (_silent_tx, silent_rx) = std::sync::mpsc::sync_channel::<ConntrackReply>(1);
+        answered_tx.send(ConntrackReply::default()).unwrap();
+        let started = Instant::now();
+        let pending = PendingConntrack {
+            replies: vec![(1, answered_rx), (3, silent_rx)],
+            deadline: started + Duration::from_millis(100),
+            started,
+        };
+        match pending.wait() {
+            Err(DatapathError::ConntrackTimeout { lcore: 3, waited }) => {
+                assert!(waited >= Duration::from_millis(100));
+            }
+            other => panic!("expected a timeout of lcore 3, got {other:?}"),
+        }
+        let (gone_tx, gone_rx) = std::sync::mpsc::sync_channel::<ConntrackReply>(1);
+        drop(gone_tx);
+        let pending = PendingConntrack {
+            replies: vec![(5, gone_rx)],
+            deadline: Instant::now() + Duration::from_secs(60),
+            started: Instant::now(),
+        };
+        assert!(matches!(
+            pending.wait(),
+            Err(DatapathError::ConntrackTimeout { lcore: 5, .. })
+        ));
+    }
+}
