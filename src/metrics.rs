@@ -721,6 +721,7 @@ pub fn render(api: &Api) -> String {
     .with_label_values(&[])
     .set(i64::from(api.unsaved().is_some()));
     crate::tunnels::register_metrics(&r, &tunnels);
+    conntrack_metrics(&r, sw);
 
     let mut out = Vec::new();
     TextEncoder::new()
@@ -729,6 +730,78 @@ pub fn render(api: &Api) -> String {
     let mut text = String::from_utf8(out).unwrap_or_default();
     burst_histogram(&mut text, &workers);
     text
+}
+
+/// The connection trackers' counters (stats only, never a dump), asked of every worker
+/// through its command queue after the switch's state was released: the wait, bounded by
+/// the datapath's `ack_timeout`, holds no lock. A worker that does not answer leaves
+/// `ferroflow_conntrack_readable` at 0 and the series out of this scrape.
+fn conntrack_metrics(r: &Registry, sw: &crate::switch::Switch) {
+    let replies = sw.conntrack(datapath::ConntrackOp::Stats);
+    gauge(
+        r,
+        "ferroflow_conntrack_readable",
+        "1 when every worker answered this scrape's connection-tracking stats request; 0 when one did not in time (stalled or busy) or the datapath is not running.",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(i64::from(replies.is_ok()));
+    let Ok(replies) = replies else {
+        return;
+    };
+    let capacity = sw.config.conntrack.max_connections as i64;
+    let worker_entries = gauge(
+        r,
+        "ferroflow_conntrack_worker_entries",
+        "Connections in the worker's table (each worker has its own, of ferroflow_conntrack_worker_capacity).",
+        &["lcore"],
+    );
+    let worker_capacity = gauge(
+        r,
+        "ferroflow_conntrack_worker_capacity",
+        "Connections the worker's table holds at most ([conntrack] max_connections); a full table refuses new connections.",
+        &["lcore"],
+    );
+    for w in replies.iter().filter(|w| w.enabled) {
+        let lcore = w.lcore.to_string();
+        worker_entries
+            .with_label_values(&[&lcore])
+            .set(w.stats.entries as i64);
+        worker_capacity.with_label_values(&[&lcore]).set(capacity);
+    }
+    let stats = crate::api::conntrack::stats_reply(&replies, None, capacity as u64);
+    let entries = gauge(
+        r,
+        "ferroflow_conntrack_entries",
+        "Tracked connections, by zone (zone=\"other\": zones beyond the 1024 a worker counts separately).",
+        &["zone"],
+    );
+    let committed = counter(
+        r,
+        "ferroflow_conntrack_committed_total",
+        "Connections committed (ct(commit)), by zone; its rate is new connections per second.",
+        &["zone"],
+    );
+    let invalid = counter(
+        r,
+        "ferroflow_conntrack_invalid_total",
+        "Packets found +inv (malformed, out of window, invalid state change), by zone.",
+        &["zone"],
+    );
+    let table_full = counter(
+        r,
+        "ferroflow_conntrack_table_full_total",
+        "New connections refused because the worker's table was full, by zone.",
+        &["zone"],
+    );
+    for z in &stats.zones {
+        let zone = z.zone.map_or_else(|| "other".to_owned(), |z| z.to_string());
+        let c = z.counters.unwrap_or_default();
+        entries.with_label_values(&[&zone]).set(c.entries as i64);
+        committed.with_label_values(&[&zone]).inc_by(c.committed);
+        invalid.with_label_values(&[&zone]).inc_by(c.invalid);
+        table_full.with_label_values(&[&zone]).inc_by(c.table_full);
+    }
 }
 
 /// `ferroflow_worker_burst_packets`, a histogram of packets per non-empty rx burst per

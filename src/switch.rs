@@ -95,6 +95,18 @@ pub enum RebalanceError {
     Datapath(datapath::DatapathError),
 }
 
+/// Why a connection-tracking operation (dump, flush, stats) did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ConntrackOpsError {
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    #[error("the datapath is not running")]
+    NoDatapath,
+    /// A worker's queue was full, or a worker did not answer in time.
+    #[error(transparent)]
+    Datapath(datapath::DatapathError),
+}
+
 /// Control-plane counters, exported as metrics.
 #[derive(Debug, Default)]
 pub struct ControlCounters {
@@ -545,6 +557,22 @@ impl Switch {
         self.counters.rx_queue_moves.fetch_add(n as u64, Relaxed);
         moved.map_err(RebalanceError::Datapath)?;
         Ok((plan, n))
+    }
+
+    /// Asks every worker's connection tracker (dump, flush or stats) and waits for the
+    /// answers without holding the state: the request is queued under the lock, the wait
+    /// (bounded by the datapath's `ack_timeout`) happens after it is released.
+    pub fn conntrack(
+        &self,
+        op: datapath::ConntrackOp,
+    ) -> Result<Vec<datapath::ConntrackReply>, ConntrackOpsError> {
+        let pending = {
+            let mut st = self.lock()?;
+            let dp = st.datapath.as_mut().ok_or(ConntrackOpsError::NoDatapath)?;
+            dp.conntrack_request(op)
+                .map_err(ConntrackOpsError::Datapath)?
+        };
+        pending.wait().map_err(ConntrackOpsError::Datapath)
     }
 
     /// Adds a port at runtime: the datapath creates it and hands its queues to

@@ -348,3 +348,171 @@ fn dnat_rewrites_both_directions() {
     // Nothing addressed to a directly passes: only translated traffic has a flow.
     assert_eq!(bench.client('b', "tcp 198.18.6.1 8080"), "timeout");
 }
+
+/// `ferroflowctl conntrack` against `bench`'s API socket: stdout, or a failed test.
+fn ctl(socket: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(ferroflowctl())
+        .arg("--server")
+        .arg(format!("unix:{}", socket.display()))
+        .arg("conntrack")
+        .args(args)
+        .output()
+        .expect("ferroflowctl");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "ferroflowctl conntrack {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The value of the series whose line starts with `series ` in a /metrics text.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Operations: a TCP connection b made to a's rule port shows in `ferroflowctl conntrack
+/// dump` with both tuples, its zone and state (and only under its zone), `stats` and
+/// /metrics count it, `flush` empties the table, and the connection's next packet is
+/// tracked as new again (the ingress rule commits it anew, and its data is echoed).
+#[test]
+fn conntrack_dump_stats_metrics_and_flush() {
+    let _lock = DatapathLock::take();
+    let dir = TempDir::new("ct-ops");
+    let socket = dir.path("api.sock");
+    let mut bench = bench(
+        "ops",
+        &format!(
+            "[grpc]\nlisten = \"unix:{}\"\n[metrics]\nlisten = \"127.0.0.1:19636\"\n",
+            socket.display()
+        ),
+    );
+    install(&firewall_flows());
+    bench.serve('a', "hold:8080");
+    let trigger = dir.path("send");
+    let out = dir.path("client.out");
+    let spawned = bench.b.exec(&format!(
+        "sh -c 'timeout 90 {PYTHON} {PEER} hold 198.18.6.1 8080 {} >{} 2>&1 & echo $!'",
+        trigger.display(),
+        out.display()
+    ));
+    let pid: u32 = String::from_utf8_lossy(&spawned.stdout)
+        .trim()
+        .parse()
+        .expect("client pid");
+    bench.servers.push(pid);
+    let read_out = || std::fs::read_to_string(&out).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !read_out().contains("ok") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client never connected: {}",
+            read_out()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // The dump, as ovs-appctl dpctl/dump-conntrack prints it.
+    let dump = ctl(&socket, &["dump"]);
+    let line = dump
+        .lines()
+        .find(|l| l.starts_with("tcp,orig=(src=198.18.6.2,dst=198.18.6.1,"))
+        .unwrap_or_else(|| panic!("no connection from b to a in the dump:\n{dump}"));
+    let sport = line
+        .split("sport=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "tcp,orig=(src=198.18.6.2,dst=198.18.6.1,sport={sport},dport=8080),\
+             reply=(src=198.18.6.1,dst=198.18.6.2,sport=8080,dport={sport}),\
+             zone=1,protoinfo=(state=ESTABLISHED)"
+        ),
+        "{dump}"
+    );
+    // --zone filters.
+    assert!(ctl(&socket, &["dump", "--zone", "1"]).contains(line));
+    let other = ctl(&socket, &["dump", "--zone", "2"]);
+    assert!(other.trim().is_empty(), "zone 2 has nothing:\n{other}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ctl(&socket, &["--json", "dump", "--zone", "1"])).unwrap();
+    assert_eq!(json["total"], 1, "{json}");
+    assert_eq!(json["entries"][0]["state"], "ESTABLISHED", "{json}");
+
+    // Stats count it, per zone too.
+    let stats: serde_json::Value =
+        serde_json::from_str(&ctl(&socket, &["--json", "stats"])).unwrap();
+    assert_eq!(stats["enabled"], true, "{stats}");
+    assert_eq!(stats["totals"]["entries"], 1, "{stats}");
+    assert_eq!(stats["totals"]["committed"], 1, "{stats}");
+    let z1: serde_json::Value =
+        serde_json::from_str(&ctl(&socket, &["--json", "stats", "--zone", "1"])).unwrap();
+    assert_eq!(z1["totals"]["entries"], 1, "{z1}");
+    let z2: serde_json::Value =
+        serde_json::from_str(&ctl(&socket, &["--json", "stats", "--zone", "2"])).unwrap();
+    assert_eq!(z2["totals"]["entries"], 0, "{z2}");
+    let text = ctl(&socket, &["stats"]);
+    assert!(text.contains("committed 1"), "{text}");
+
+    // /metrics has the series (stats only).
+    let scrape = run("curl -s --max-time 10 http://127.0.0.1:19636/metrics");
+    assert_eq!(metric(&scrape, "ferroflow_conntrack_readable"), Some(1.0));
+    assert_eq!(
+        metric(&scrape, "ferroflow_conntrack_entries{zone=\"1\"}"),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        metric(&scrape, "ferroflow_conntrack_committed_total{zone=\"1\"}"),
+        Some(1.0)
+    );
+    assert!(metric(&scrape, "ferroflow_conntrack_invalid_total{zone=\"1\"}").is_some());
+    assert_eq!(
+        metric(&scrape, "ferroflow_conntrack_table_full_total{zone=\"1\"}"),
+        Some(0.0)
+    );
+    assert!(
+        scrape.contains("ferroflow_conntrack_worker_capacity{lcore="),
+        "{scrape}"
+    );
+
+    // Flush: another zone's flush removes nothing, zone 1's removes the connection.
+    assert_eq!(
+        ctl(&socket, &["flush", "--zone", "2"]).trim(),
+        "flushed 0 connections in zone 2"
+    );
+    assert_eq!(
+        ctl(&socket, &["flush", "--zone", "1"]).trim(),
+        "flushed 1 connections in zone 1"
+    );
+    let empty = ctl(&socket, &["dump"]);
+    assert!(empty.trim().is_empty(), "nothing left:\n{empty}");
+
+    // The connection's next packet is new again: the ingress rule commits it anew.
+    let rule = "tcp,in_port=2,nw_dst=198.18.6.1";
+    let before = n_packets(&ok(&["dump-flows", TARGET]), rule);
+    std::fs::write(&trigger, "").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !read_out().contains("echo") && !read_out().contains("timeout") {
+        assert!(std::time::Instant::now() < deadline, "{}", read_out());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(read_out().contains("echo"), "{}", read_out());
+    let after = n_packets(&ok(&["dump-flows", TARGET]), rule);
+    assert!(
+        after > before,
+        "the packet after the flush went through the +new rule ({before} -> {after})"
+    );
+    let again = ctl(&socket, &["dump", "--zone", "1"]);
+    assert!(
+        again.contains(&format!("sport={sport},dport=8080)")),
+        "the connection is tracked again:\n{again}"
+    );
+}

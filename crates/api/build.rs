@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "proto/ferroflow/v1/tunnels.proto",
     "proto/ferroflow/v1/trace.proto",
     "proto/ferroflow/v1/rebalance.proto",
+    "proto/ferroflow/v1/conntrack.proto",
 ];
 
 fn git(args: &[&str]) -> Option<String> {

@@ -7,6 +7,7 @@
 
 pub use ferroflow_api::client;
 mod capture;
+pub(crate) mod conntrack;
 pub mod convert;
 pub mod limits;
 mod networks;
@@ -935,6 +936,15 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
             ))
             .add_service(Guarded::new(
                 pb::rebalance_service_server::RebalanceServiceServer::new(rebalance::Rebalance(
+                    Arc::clone(&api),
+                ))
+                .max_decoding_message_size(request.0),
+                request,
+                calls,
+                &counters,
+            ))
+            .add_service(Guarded::new(
+                pb::conntrack_service_server::ConntrackServiceServer::new(conntrack::Conntrack(
                     Arc::clone(&api),
                 ))
                 .max_decoding_message_size(request.0),

@@ -1,6 +1,10 @@
 """Traffic ends for tests/conntrack_switch.rs (run inside a namespace, bounded by `timeout`).
 
-serve SPEC...     TCP listeners (tcp:PORT, answer "hi") and UDP echoes (udp:PORT)
+serve SPEC...     TCP listeners (tcp:PORT, answer "hi"), TCP echoes that greet and keep the
+                  connection (hold:PORT) and UDP echoes (udp:PORT)
+hold HOST PORT FILE  connect to a hold: listener and print ok once greeted; when FILE
+                  appears (at most 60 s later) send "x" on the same connection and print
+                  echo if it comes back, else timeout
 tcp HOST PORT     connect, read the greeting: prints ok, refused or timeout
 udp HOST PORT [N] N sockets (own source ports) each send one datagram: prints how many
                   got an answer, and 'refused' if an ICMP port unreachable arrived
@@ -21,6 +25,26 @@ def serve_tcp(port):
         c.close()
 
 
+def echo(c):
+    with c:
+        while True:
+            data = c.recv(2048)
+            if not data:
+                return
+            c.sendall(data)
+
+
+def serve_hold(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(16)
+    while True:
+        c, _ = s.accept()
+        c.sendall(b"hi")
+        threading.Thread(target=echo, args=(c,), daemon=True).start()
+
+
 def serve_udp(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("0.0.0.0", port))
@@ -35,13 +59,29 @@ def main():
         threads = []
         for spec in sys.argv[2:]:
             proto, port = spec.split(":")
-            fn = serve_tcp if proto == "tcp" else serve_udp
+            fn = {"tcp": serve_tcp, "hold": serve_hold, "udp": serve_udp}[proto]
             t = threading.Thread(target=fn, args=(int(port),), daemon=True)
             t.start()
             threads.append(t)
         print("ready", flush=True)
         for t in threads:
             t.join()
+    elif mode == "hold":
+        import os
+        import time
+
+        c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=2)
+        c.settimeout(2)
+        print("ok" if c.recv(2) == b"hi" else "bad", flush=True)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(sys.argv[4]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        c.sendall(b"x")
+        try:
+            print("echo" if c.recv(1) == b"x" else "bad", flush=True)
+        except OSError:
+            print("timeout", flush=True)
+        c.close()
     elif mode == "tcp":
         try:
             c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=2)

@@ -87,6 +87,10 @@ pub enum DatapathError {
     /// queue is not polled and port changes are refused with `MoveInProgress`).
     #[error("the worker on lcore {lcore} did not take part in the rx queue move within {:.3} s (stalled?); it completes when the worker runs again", .waited.as_secs_f64())]
     MoveTimeout { lcore: u32, waited: Duration },
+    /// A worker did not answer a connection-tracking request within the `ack_timeout`
+    /// (stalled?); nothing was waited for further.
+    #[error("the worker on lcore {lcore} did not answer the connection-tracking request within {:.3} s (stalled?)", .waited.as_secs_f64())]
+    ConntrackTimeout { lcore: u32, waited: Duration },
 }
 
 /// A port created and started, not yet handed to the workers.
@@ -223,6 +227,8 @@ pub(crate) enum Command {
     },
     /// Start polling a queue handed over by another worker.
     TakeRx(PolledQueue),
+    /// Answer a connection-tracking request from this worker's tracker.
+    Conntrack(crate::ct_ops::ConntrackRequest),
 }
 
 /// A worker as the control plane reaches it.
@@ -943,6 +949,42 @@ impl Datapath {
                 })
             }
         }
+    }
+
+    /// Sends a connection-tracking request to every worker, answered between two of its
+    /// bursts; returns without waiting, so the caller can release its locks before
+    /// [`crate::PendingConntrack::wait`] (bounded by the `ack_timeout`).
+    pub fn conntrack_request(
+        &mut self,
+        op: crate::ConntrackOp,
+    ) -> Result<crate::PendingConntrack, DatapathError> {
+        self.check_room()?;
+        // Requests to a stalled worker pile up in its queue (one per scrape): past a
+        // quarter of it they are refused, so the room port changes need stays.
+        if let Some(i) = self
+            .workers
+            .iter()
+            .position(|w| w.commands.len() >= COMMAND_QUEUE / 4)
+        {
+            return Err(DatapathError::WorkerBusy {
+                lcore: self.health.lcore(i),
+            });
+        }
+        let started = Instant::now();
+        let mut replies = Vec::with_capacity(self.workers.len());
+        for i in 0..self.workers.len() {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            self.workers[i].push(Command::Conntrack(crate::ct_ops::ConntrackRequest {
+                op,
+                reply: tx,
+            }));
+            replies.push((self.health.lcore(i), rx));
+        }
+        Ok(crate::PendingConntrack {
+            replies,
+            deadline: started + self.settings.ack_timeout,
+            started,
+        })
     }
 
     /// Measures every rx queue's busy cycles since the last measurement (or the start) and

@@ -16,6 +16,7 @@
 pub mod capture;
 mod closer;
 mod counters;
+mod ct_ops;
 mod datapath;
 mod health;
 mod pkt;
@@ -31,6 +32,7 @@ pub use counters::{
     PortCounters, PortReport, QueueCounters, RxQueueReport, WorkerCounters, WorkerReport,
     BURST_BUCKETS, BURST_BUCKET_BOUNDS,
 };
+pub use ct_ops::{ConntrackOp, ConntrackReply, PendingConntrack, MAX_DUMP_ENTRIES};
 pub use datapath::{
     Datapath, DatapathError, DriverStats, PortStatus, SendError, StopReport, MAX_PORTS,
 };

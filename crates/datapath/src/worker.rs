@@ -571,6 +571,18 @@ impl Worker {
                     // The previous set is freed by the control plane, which keeps it.
                     self.tunnels = tunnels;
                 }
+                Command::Conntrack(req) => {
+                    let now_ms = self.ctx.now_ns / 1_000_000;
+                    let lcore = self.health.lcore(self.id);
+                    let reply = crate::ct_ops::answer(
+                        self.ctx.conntrack.as_deref_mut(),
+                        req.op,
+                        lcore,
+                        now_ms,
+                    );
+                    // The control plane may have given up waiting: the reply is dropped.
+                    let _ = req.reply.try_send(reply);
+                }
             }
             self.health.command_applied(self.id);
         }

@@ -17,6 +17,7 @@ use serde::Serialize;
 use tonic::transport::Channel;
 
 mod capture_cmd;
+mod conntrack_cmd;
 mod datapath_cmd;
 mod doctor_cmd;
 mod trace_cmd;
@@ -132,6 +133,9 @@ enum Command {
     /// Tunnel ports (VXLAN, Geneve) and the underlay's neighbours.
     #[command(subcommand)]
     Tunnel(tunnel_cmd::TunnelCmd),
+    /// Connection tracking: dump, flush and counters of the workers' trackers.
+    #[command(subcommand)]
+    Conntrack(conntrack_cmd::ConntrackCmd),
     /// Trace a packet through the live flow tables (ovs-appctl ofproto/trace).
     Trace(trace_cmd::TraceArgs),
     /// Capture a port's frames live, as pcap (tcpdump on a DPDK port).
@@ -497,6 +501,7 @@ async fn run(cli: &Cli) -> Result<()> {
         Command::Instance(c) => vnet_cmd::instance(&dp_channel, c, json).await?,
         Command::Metadata(c) => vnet_cmd::metadata(&dp_channel, c, json).await?,
         Command::Tunnel(c) => tunnel_cmd::tunnel(&dp_channel, c, json).await?,
+        Command::Conntrack(c) => conntrack_cmd::conntrack(&dp_channel, c, json).await?,
         Command::Trace(a) => trace_cmd::run(&dp_channel, a, json).await?,
         Command::Capture(a) => capture_cmd::run(&dp_channel, a, json).await?,
         Command::CaptureStatus => capture_cmd::status(&dp_channel, json).await?,
