@@ -182,6 +182,10 @@ fn config_keys() -> BTreeSet<String> {
     let _ = ferroflow_config::NetworkConfig::deserialize(walker("networks"));
     let _ = ferroflow_config::InstanceConfig::deserialize(walker("instances"));
     let _ = ferroflow_config::MetadataConfig::deserialize(walker("metadata"));
+    // After `ports` (whose tunnel `key` refuses a neutral value) in Config's field order.
+    let _ = ferroflow_config::StoreConfig::deserialize(walker("store"));
+    let _ = ferroflow_config::TunnelsConfig::deserialize(walker("tunnels"));
+    let _ = ferroflow_config::ConntrackConfig::deserialize(walker("conntrack"));
     keys.into_inner()
 }
 
