@@ -1025,6 +1025,9 @@ fn ipv6_anti_spoofing_and_the_nd_responder() {
         "ipv6_forge.py (needs python3-scapy: tests/setup-host.sh): {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The honest frames go last: let the switch forward them and tcpdump write them before
+    // the capture stops (stopping at once lost them on a loaded machine).
+    std::thread::sleep(Duration::from_millis(1500));
     c.stop();
     let udp = |port: u16| captured(&cap, &format!("udp port {port}"));
     assert_eq!(
