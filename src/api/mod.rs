@@ -874,83 +874,68 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
     // HTTP/2's own bound on streams sits above ours, so that a client over
     // ours is answered (RESOURCE_EXHAUSTED) rather than queued.
     let h2_streams = u32::try_from(calls.saturating_mul(2)).unwrap_or(u32::MAX);
+    // Every service behind the same guard: its request size bound (named in the refusal), the
+    // calls-per-connection cap and the counters.
+    macro_rules! guarded {
+        ($server:expr, $limit:expr) => {
+            Guarded::new(
+                $server.max_decoding_message_size($limit.0),
+                $limit,
+                calls,
+                &counters,
+            )
+        };
+    }
     let router = || {
         Server::builder()
             .max_concurrent_streams(h2_streams)
-            .add_service(Guarded::new(
-                pb::port_service_server::PortServiceServer::new(services::Ports(Arc::clone(&api)))
-                    .max_decoding_message_size(request.0),
-                request,
-                calls,
-                &counters,
+            .add_service(guarded!(
+                pb::port_service_server::PortServiceServer::new(services::Ports(Arc::clone(&api))),
+                request
             ))
-            .add_service(Guarded::new(
+            .add_service(guarded!(
                 pb::bridge_service_server::BridgeServiceServer::new(services::Bridges(Arc::clone(
                     &api,
-                )))
-                .max_decoding_message_size(request.0),
-                request,
-                calls,
-                &counters,
+                ))),
+                request
             ))
-            .add_service(Guarded::new(
-                pb::flow_service_server::FlowServiceServer::new(services::Flows(Arc::clone(&api)))
-                    .max_decoding_message_size(batch.0),
-                batch,
-                calls,
-                &counters,
+            .add_service(guarded!(
+                pb::flow_service_server::FlowServiceServer::new(services::Flows(Arc::clone(&api))),
+                batch
             ))
-            .add_service(Guarded::new(
+            .add_service(guarded!(
                 pb::datapath_service_server::DatapathServiceServer::new(services::Datapath(
                     Arc::clone(&api),
-                ))
-                .max_decoding_message_size(request.0),
-                request,
-                calls,
-                &counters,
+                )),
+                request
             ))
-            .add_service(Guarded::new(
+            .add_service(guarded!(
                 pb::network_service_server::NetworkServiceServer::new(networks::Networks(
                     Arc::clone(&api),
-                ))
-                .max_decoding_message_size(request.0),
-                request,
-                calls,
-                &counters,
+                )),
+                request
             ))
-            .add_service(Guarded::new(
+            .add_service(guarded!(
                 pb::tunnel_service_server::TunnelServiceServer::new(crate::tunnels::Service(
                     Arc::clone(&api),
-                ))
-                .max_decoding_message_size(request.0),
-                request,
-                calls,
-                &counters,
+                )),
+                request
             ))
-            .add_service(Guarded::new(
-                pb::trace_service_server::TraceServiceServer::new(trace::Traces(Arc::clone(&api)))
-                    .max_decoding_message_size(request.0),
-                request,
-                calls,
-                &counters,
+            .add_service(guarded!(
+                pb::trace_service_server::TraceServiceServer::new(trace::Traces(Arc::clone(&api))),
+                request
             ))
-            .add_service(Guarded::new(
+            .add_service(guarded!(
                 pb::rebalance_service_server::RebalanceServiceServer::new(rebalance::Rebalance(
                     Arc::clone(&api),
-                ))
-                .max_decoding_message_size(request.0),
-                request,
-                calls,
-                &counters,
+                )),
+                request
             ))
-            .add_service(Guarded::new(
+            .add_service(guarded!(
                 pb::conntrack_service_server::ConntrackServiceServer::new(conntrack::Conntrack(
                     Arc::clone(&api),
-                ))
-                .max_decoding_message_size(request.0),
-                request,
-                calls,
-                &counters,
+                )),
+                request
             ))
     };
     if let Some(path) = cfg.listen.strip_prefix("unix:") {
