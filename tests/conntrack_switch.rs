@@ -20,23 +20,6 @@ const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conntrack/peer.py
 /// Debian's python3 (it has python3-scapy, which tests/setup-host.sh installs).
 const PYTHON: &str = "/usr/bin/python3";
 
-fn ofctl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args(["60", "ovs-ofctl", "-O", "OpenFlow13"])
-        .args(args)
-        .output()
-        .expect("ovs-ofctl (apt-get install openvswitch-common)");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
-
-fn ok(args: &[&str]) -> String {
-    let (success, text) = ofctl(args);
-    assert!(success, "ovs-ofctl {args:?} failed:\n{text}");
-    text
-}
-
 struct Bench {
     ff: Ferroflowd,
     a: Netns,
@@ -88,7 +71,7 @@ fn bench(tag: &str, extra: &str) -> Bench {
         .to_owned()
     };
     let (a_mac, b_mac) = (mac(&a, "ffct-a"), mac(&b, "ffct-b"));
-    ok(&["del-flows", TARGET]);
+    ofctl_ok(&["del-flows", TARGET]);
     Bench {
         ff,
         a,
@@ -175,7 +158,7 @@ fn install(flows: &[String]) {
     let dir = TempDir::new("ct-flows");
     let path = dir.path("flows.txt");
     std::fs::write(&path, flows.join("\n") + "\n").unwrap();
-    ok(&["add-flows", TARGET, path.to_str().unwrap()]);
+    ofctl_ok(&["add-flows", TARGET, path.to_str().unwrap()]);
 }
 
 #[test]
@@ -210,7 +193,7 @@ fn stateful_firewall_allows_rules_and_replies_refuses_the_rest() {
     assert_eq!(bench.client('a', "udp 198.18.6.2 5999"), "refused");
 
     // Crafted invalid packets from b (a SYN-ACK without a SYN, a SYN+FIN) are dropped.
-    let dump = ok(&["dump-flows", TARGET]);
+    let dump = ofctl_ok(&["dump-flows", TARGET]);
     let inv_before = n_packets(&dump, "ct_state=+inv+trk");
     let rel = n_packets(&dump, "ct_state=-new+rel-inv+trk");
     assert!(
@@ -231,7 +214,7 @@ fn stateful_firewall_allows_rules_and_replies_refuses_the_rest() {
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let dump = ok(&["dump-flows", TARGET]);
+        let dump = ofctl_ok(&["dump-flows", TARGET]);
         let inv = n_packets(&dump, "ct_state=+inv+trk");
         if inv >= inv_before + 2 {
             break;
@@ -243,7 +226,7 @@ fn stateful_firewall_allows_rules_and_replies_refuses_the_rest() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     // Connections a started carry the mark their commit set; the rule's do not.
-    let dump = ok(&["dump-flows", TARGET]);
+    let dump = ofctl_ok(&["dump-flows", TARGET]);
     assert!(
         dump.contains("ct(commit,zone=1,exec(set_field:0x1->ct_mark))"),
         "dump shows the ct action as written:\n{dump}"
@@ -262,7 +245,7 @@ fn a_full_table_refuses_new_connections_and_keeps_existing_ones() {
     bench.serve('b', "udp:5353");
     assert_eq!(bench.client('a', "udp 198.18.6.2 5353 8"), "4");
     // The committed connections keep working.
-    let dump = ok(&["dump-flows", TARGET]);
+    let dump = ofctl_ok(&["dump-flows", TARGET]);
     assert!(n_packets(&dump, "ct_state=-new+est-inv+trk") >= 4, "{dump}");
 }
 
@@ -283,12 +266,12 @@ fn dump_flows_round_trip_of_every_ct_form() {
         "table=1,priority=13,ct_state=+trk,ct_mark=0x7,ct_label=0x1/0xf,ip,actions=resubmit(,2)",
     ];
     for f in flows {
-        ok(&["add-flow", TARGET, f]);
+        ofctl_ok(&["add-flow", TARGET, f]);
     }
-    let dump = ok(&["dump-flows", TARGET]);
+    let dump = ofctl_ok(&["dump-flows", TARGET]);
     let mut wrong = Vec::new();
     for f in flows {
-        let theirs = ok(&["parse-flow", f]);
+        let theirs = ofctl_ok(&["parse-flow", f]);
         let line = theirs.lines().last().unwrap_or_default();
         let body = line.split_once("ADD ").map(|x| x.1).unwrap_or(line).trim();
         let want: String = body
@@ -497,7 +480,7 @@ fn conntrack_dump_stats_metrics_and_flush() {
 
     // The connection's next packet is new again: the ingress rule commits it anew.
     let rule = "tcp,in_port=2,nw_dst=198.18.6.1";
-    let before = n_packets(&ok(&["dump-flows", TARGET]), rule);
+    let before = n_packets(&ofctl_ok(&["dump-flows", TARGET]), rule);
     std::fs::write(&trigger, "").unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !read_out().contains("echo") && !read_out().contains("timeout") {
@@ -505,7 +488,7 @@ fn conntrack_dump_stats_metrics_and_flush() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(read_out().contains("echo"), "{}", read_out());
-    let after = n_packets(&ok(&["dump-flows", TARGET]), rule);
+    let after = n_packets(&ofctl_ok(&["dump-flows", TARGET]), rule);
     assert!(
         after > before,
         "the packet after the flush went through the +new rule ({before} -> {after})"

@@ -20,24 +20,6 @@ const TWO_TABLE_FLOWS: &str = "table=0,priority=100,in_port=1,actions=goto_table
      table=1,priority=20,ip,in_port=1,actions=output:2\n\
      table=1,priority=20,ip,in_port=2,actions=output:1\n";
 
-fn ofctl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args(["60", "ovs-ofctl", "-O", "OpenFlow13"])
-        .args(args)
-        .output()
-        .expect("ovs-ofctl (apt-get install openvswitch-common)");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
-
-/// Runs an ovs-ofctl command that must succeed; returns its output.
-fn ok(args: &[&str]) -> String {
-    let (success, text) = ofctl(args);
-    assert!(success, "ovs-ofctl {args:?} failed:\n{text}");
-    text
-}
-
 struct Bench {
     ff: Ferroflowd,
     a: Netns,
@@ -88,21 +70,21 @@ fn n_packets(dump: &str, needle: &str) -> u64 {
 fn ovs_ofctl_reads_the_switch() {
     let _lock = DatapathLock::take();
     let bench = bench("ofctl-read");
-    let show = ok(&["show", TARGET]);
+    let show = ofctl_ok(&["show", TARGET]);
     assert!(show.contains("dpid:0000000000000001"), "{show}");
     assert!(show.contains("n_tables:255"), "{show}");
     assert!(
         show.contains("1(a): addr:") && show.contains("2(b): addr:"),
         "{show}"
     );
-    let desc = ok(&["dump-desc", TARGET]);
+    let desc = ofctl_ok(&["dump-desc", TARGET]);
     assert!(desc.contains("Manufacturer: Ferroflow"), "{desc}");
-    let tables = ok(&["dump-tables", TARGET]);
+    let tables = ofctl_ok(&["dump-tables", TARGET]);
     assert!(
         tables.contains("table 0:") && tables.contains("active=1"),
         "{tables}"
     );
-    let features = ok(&["dump-table-features", TARGET]);
+    let features = ofctl_ok(&["dump-table-features", TARGET]);
     assert!(
         features.contains("table 254"),
         "every table is described: {features:.2000}"
@@ -111,18 +93,18 @@ fn ovs_ofctl_reads_the_switch() {
         features.contains("goto_table") && features.contains("apply_actions"),
         "{features:.2000}"
     );
-    let ports = ok(&["dump-ports", TARGET]);
+    let ports = ofctl_ok(&["dump-ports", TARGET]);
     assert!(ports.contains("2 ports"), "{ports}");
-    let desc = ok(&["dump-ports-desc", TARGET]);
+    let desc = ofctl_ok(&["dump-ports-desc", TARGET]);
     assert!(
         desc.contains("config:     0") && desc.contains("speed: 10000 Mbps now"),
         "{desc}"
     );
     // The default table-miss entry, as an Open vSwitch bridge has.
-    let flows = ok(&["dump-flows", TARGET]);
+    let flows = ofctl_ok(&["dump-flows", TARGET]);
     assert!(flows.contains("priority=0 actions=NORMAL"), "{flows}");
     assert!(pings(&bench.a, "198.18.3.2"), "NORMAL forwards");
-    let flows = ok(&["dump-flows", TARGET]);
+    let flows = ofctl_ok(&["dump-flows", TARGET]);
     assert!(
         n_packets(&flows, "actions=NORMAL") >= 4,
         "counters move with traffic:\n{flows}"
@@ -137,15 +119,15 @@ fn flows_added_modified_and_deleted_steer_real_traffic() {
     let dir = TempDir::new("ofctl-flows-file");
     // A two-table pipeline: table 0 classifies by in_port (+ ARP), table 1 forwards by
     // destination MAC after learning nothing: explicit outputs.
-    ok(&["del-flows", TARGET]);
+    ofctl_ok(&["del-flows", TARGET]);
     assert!(
         !pings(&bench.a, "198.18.3.2"),
         "no flows: everything is dropped"
     );
     let file = dir.path("flows.txt");
     std::fs::write(&file, TWO_TABLE_FLOWS).unwrap();
-    ok(&["add-flows", TARGET, file.to_str().unwrap()]);
-    let flows = ok(&["dump-flows", TARGET]);
+    ofctl_ok(&["add-flows", TARGET, file.to_str().unwrap()]);
+    let flows = ofctl_ok(&["dump-flows", TARGET]);
     assert_eq!(
         flows.lines().filter(|l| l.contains("cookie=")).count(),
         5,
@@ -155,39 +137,39 @@ fn flows_added_modified_and_deleted_steer_real_traffic() {
         pings(&bench.a, "198.18.3.2"),
         "the two-table pipeline forwards:\n{flows}"
     );
-    let flows = ok(&["dump-flows", TARGET]);
+    let flows = ofctl_ok(&["dump-flows", TARGET]);
     assert!(
         n_packets(&flows, "priority=20,ip,in_port=1") >= 2,
         "{flows}"
     );
-    let agg = ok(&["dump-aggregate", TARGET]);
+    let agg = ofctl_ok(&["dump-aggregate", TARGET]);
     assert!(agg.contains("flow_count=5"), "{agg}");
 
     // mod-flows replaces the actions of every matching flow: IP from a is now dropped.
-    ok(&["mod-flows", TARGET, "table=1,ip,in_port=1,actions=drop"]);
+    ofctl_ok(&["mod-flows", TARGET, "table=1,ip,in_port=1,actions=drop"]);
     assert!(!pings(&bench.a, "198.18.3.2"), "modified flow drops");
     // A strict delete removes exactly one flow; ARP still floods.
-    ok(&[
+    ofctl_ok(&[
         "--strict",
         "del-flows",
         TARGET,
         "table=1,priority=20,ip,in_port=1",
     ]);
-    let flows = ok(&["dump-flows", TARGET]);
+    let flows = ofctl_ok(&["dump-flows", TARGET]);
     assert_eq!(
         flows.lines().filter(|l| l.contains("cookie=")).count(),
         4,
         "{flows}"
     );
-    ok(&[
+    ofctl_ok(&[
         "add-flow",
         TARGET,
         "table=1,priority=20,ip,in_port=1,actions=output:2",
     ]);
     assert!(pings(&bench.a, "198.18.3.2"), "re-added flow forwards");
     // A non-strict delete of table 1 removes the three table-1 flows.
-    ok(&["del-flows", TARGET, "table=1"]);
-    let flows = ok(&["dump-flows", TARGET]);
+    ofctl_ok(&["del-flows", TARGET, "table=1"]);
+    let flows = ofctl_ok(&["dump-flows", TARGET]);
     assert_eq!(
         flows.lines().filter(|l| l.contains("cookie=")).count(),
         2,
@@ -240,7 +222,7 @@ fn packet_out_groups_meters_and_port_mod() {
     std::thread::sleep(Duration::from_millis(1500));
     let arp = "ffffffffffff02000000aaaa08060001080006040001\
                02000000aaaac6120363000000000000c6120302";
-    ok(&[
+    ofctl_ok(&[
         "packet-out",
         TARGET,
         &format!("in_port=controller packet={arp} actions=output:2"),
@@ -258,19 +240,19 @@ fn packet_out_groups_meters_and_port_mod() {
     );
 
     // Groups: an ALL group used by a flow, counters move.
-    ok(&["add-group", TARGET, "group_id=1,type=all,bucket=output:2"]);
-    let groups = ok(&["dump-groups", TARGET]);
+    ofctl_ok(&["add-group", TARGET, "group_id=1,type=all,bucket=output:2"]);
+    let groups = ofctl_ok(&["dump-groups", TARGET]);
     assert!(
         groups.contains("group_id=1,type=all,bucket=actions=output:2"),
         "{groups}"
     );
-    ok(&[
+    ofctl_ok(&[
         "add-flow",
         TARGET,
         "table=0,priority=50,in_port=1,ip,actions=group:1",
     ]);
     assert!(pings(&bench.a, "198.18.3.2"));
-    let stats = ok(&["dump-group-stats", TARGET]);
+    let stats = ofctl_ok(&["dump-group-stats", TARGET]);
     assert!(
         stats.contains("ref_count=1") && !stats.contains("packet_count=0,"),
         "{stats}"
@@ -279,37 +261,37 @@ fn packet_out_groups_meters_and_port_mod() {
     assert!(!success && text.contains("OFPGMFC_GROUP_EXISTS"), "{text}");
 
     // Meters: a drop band; meter stats count the packets metered.
-    ok(&[
+    ofctl_ok(&[
         "add-meter",
         TARGET,
         "meter=1,pktps,band=type=drop,rate=1000",
     ]);
-    ok(&[
+    ofctl_ok(&[
         "add-flow",
         TARGET,
         "table=0,priority=60,in_port=2,ip,actions=meter:1,output:1",
     ]);
     assert!(pings(&bench.a, "198.18.3.2"));
-    let meters = ok(&["meter-stats", TARGET]);
+    let meters = ofctl_ok(&["meter-stats", TARGET]);
     assert!(
         meters.contains("meter:1 flow_count:1") && !meters.contains("packet_in_count:0 "),
         "{meters}"
     );
-    let config = ok(&["dump-meters", TARGET]);
+    let config = ofctl_ok(&["dump-meters", TARGET]);
     assert!(
         config.contains("meter=1 pktps bands=") && config.contains("type=drop rate=1000"),
         "{config}"
     );
 
     // mod-port: down stops output to the port, up restores it.
-    ok(&["mod-port", TARGET, "2", "down"]);
-    let desc = ok(&["dump-ports-desc", TARGET]);
+    ofctl_ok(&["mod-port", TARGET, "2", "down"]);
+    let desc = ofctl_ok(&["dump-ports-desc", TARGET]);
     assert!(desc.contains("PORT_DOWN"), "{desc}");
     assert!(
         !pings(&bench.a, "198.18.3.2"),
         "a port that is down forwards nothing"
     );
-    ok(&["mod-port", TARGET, "2", "up"]);
+    ofctl_ok(&["mod-port", TARGET, "2", "up"]);
     assert!(pings(&bench.a, "198.18.3.2"));
     drop(bench.ff.stop());
 }
@@ -318,7 +300,7 @@ fn packet_out_groups_meters_and_port_mod() {
 fn monitor_sees_packet_ins_and_port_status() {
     let _lock = DatapathLock::take();
     let bench = bench("ofctl-monitor");
-    ok(&[
+    ofctl_ok(&[
         "add-flow",
         TARGET,
         "table=0,priority=200,icmp,actions=CONTROLLER:128",
@@ -346,7 +328,7 @@ fn monitor_sees_packet_ins_and_port_status() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let _ = pings(&bench.a, "198.18.3.2");
-    ok(&["mod-port", TARGET, "1", "down"]);
+    ofctl_ok(&["mod-port", TARGET, "1", "down"]);
     std::thread::sleep(Duration::from_millis(1000));
     run(&format!("kill -INT {}", monitor.id()));
     let _ = monitor.wait();
@@ -371,15 +353,15 @@ fn bundles_apply_all_or_nothing() {
     let bench = bench("ofctl-bundle");
     let dir = TempDir::new("ofctl-bundle-file");
     let count = || {
-        ok(&["dump-flows", TARGET])
+        ofctl_ok(&["dump-flows", TARGET])
             .lines()
             .filter(|l| l.contains("cookie="))
             .count()
     };
-    ok(&["del-flows", TARGET]);
+    ofctl_ok(&["del-flows", TARGET]);
     let good = dir.path("good.txt");
     std::fs::write(&good, TWO_TABLE_FLOWS).unwrap();
-    ok(&["--bundle", "add-flows", TARGET, good.to_str().unwrap()]);
+    ofctl_ok(&["--bundle", "add-flows", TARGET, good.to_str().unwrap()]);
     assert_eq!(count(), 5);
     assert!(
         pings(&bench.a, "198.18.3.2"),
@@ -416,13 +398,13 @@ fn bundles_apply_all_or_nothing() {
          table=1,priority=20,ip,in_port=2,actions=output:1\n",
     )
     .unwrap();
-    ok(&[
+    ofctl_ok(&[
         "--bundle",
         "replace-flows",
         TARGET,
         replace.to_str().unwrap(),
     ]);
-    let flows = ok(&["dump-flows", TARGET]);
+    let flows = ofctl_ok(&["dump-flows", TARGET]);
     assert_eq!(count(), 3, "{flows}");
     assert!(!flows.contains("in_port=1"), "{flows}");
     assert!(
@@ -430,7 +412,7 @@ fn bundles_apply_all_or_nothing() {
         "a's flows were replaced away"
     );
 
-    ok(&["--bundle", "del-flows", TARGET]);
+    ofctl_ok(&["--bundle", "del-flows", TARGET]);
     assert_eq!(count(), 0);
     let log = bench.ff.log_text();
     assert!(!log.contains("panicked"), "{log}");

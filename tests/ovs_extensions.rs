@@ -9,29 +9,11 @@ mod common;
 // Every EAL argument list here comes from tests/common's eal_section: --no-pci,
 // its own --file-prefix, --in-memory and a --socket-limit memory cap.
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 
 const TARGET: &str = "tcp:127.0.0.1:16635";
-
-fn ofctl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args(["60", "ovs-ofctl", "-O", "OpenFlow13"])
-        .args(args)
-        .output()
-        .expect("ovs-ofctl (apt-get install openvswitch-common)");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
-
-fn ok(args: &[&str]) -> String {
-    let (success, text) = ofctl(args);
-    assert!(success, "ovs-ofctl {args:?} failed:\n{text}");
-    text
-}
 
 struct Bench {
     ff: Ferroflowd,
@@ -72,7 +54,7 @@ fn bench(tag: &str) -> Bench {
         .to_owned()
     };
     let (a_mac, b_mac) = (mac(&a, "ffox-a"), mac(&b, "ffox-b"));
-    ok(&["del-flows", TARGET]);
+    ofctl_ok(&["del-flows", TARGET]);
     Bench {
         ff,
         a,
@@ -100,7 +82,7 @@ fn dumped(line: &str) -> String {
 
 /// What Open vSwitch prints for `flow` (without its table), from `ovs-ofctl parse-flow`.
 fn ovs_text(flow: &str) -> String {
-    let out = ok(&["parse-flow", flow]);
+    let out = ofctl_ok(&["parse-flow", flow]);
     let line = out.lines().last().unwrap_or_default();
     let body = line.split_once("ADD ").map(|x| x.1).unwrap_or(line).trim();
     body.split(' ')
@@ -151,12 +133,12 @@ fn seed_flows_with_resubmit_and_registers_carry_traffic() {
     ];
     let file = dir.path("seed.flows");
     std::fs::write(&file, seed.join("\n") + "\n").unwrap();
-    ok(&["add-flows", TARGET, file.to_str().unwrap()]);
+    ofctl_ok(&["add-flows", TARGET, file.to_str().unwrap()]);
     assert!(
         pings(&bench.a, "198.18.5.2", ""),
         "a reaches b through resubmit"
     );
-    let dump = ok(&["dump-flows", TARGET]);
+    let dump = ofctl_ok(&["dump-flows", TARGET]);
     let needle = format!("dl_src={} actions=resubmit(,1)", bench.a_mac);
     assert!(n_packets(&dump, &needle) >= 2, "{dump}");
     assert!(
@@ -186,7 +168,7 @@ fn seed_flows_with_resubmit_and_registers_carry_traffic() {
     // resubmits; table 1 forwards only when both carry what table 0 wrote, then copies
     // reg0 into reg2 (move) and table 2 outputs on reg2. ICMP with TOS 0x20 goes through
     // the register path only.
-    ok(&["del-flows", TARGET]);
+    ofctl_ok(&["del-flows", TARGET]);
     let regs = [
         "table=0,priority=100,ip,nw_tos=32,in_port=1,actions=load:0x2->NXM_NX_REG0[],set_field:0xa1->reg1,resubmit(,1)",
         "table=0,priority=100,ip,nw_tos=32,in_port=2,actions=load:0x1->NXM_NX_REG0[],set_field:0xb2->reg1,resubmit(,1)",
@@ -198,12 +180,12 @@ fn seed_flows_with_resubmit_and_registers_carry_traffic() {
     ];
     let file = dir.path("regs.flows");
     std::fs::write(&file, regs.join("\n") + "\n").unwrap();
-    ok(&["add-flows", TARGET, file.to_str().unwrap()]);
+    ofctl_ok(&["add-flows", TARGET, file.to_str().unwrap()]);
     assert!(
         pings(&bench.a, "198.18.5.2", "-Q 0x20"),
         "registers carry the output port"
     );
-    let dump = ok(&["dump-flows", TARGET]);
+    let dump = ofctl_ok(&["dump-flows", TARGET]);
     assert!(n_packets(&dump, "reg2=0x2 actions=output:2") >= 2, "{dump}");
     assert!(n_packets(&dump, "reg2=0x1 actions=output:1") >= 2, "{dump}");
     for flow in &regs {
@@ -215,7 +197,7 @@ fn seed_flows_with_resubmit_and_registers_carry_traffic() {
     }
     // Break the chain in table 1: the register match fails, the TOS 0x20 pings die, the
     // plain ones still pass through NORMAL.
-    ok(&[
+    ofctl_ok(&[
         "mod-flows",
         TARGET,
         "table=1,reg0=0x2,reg1=0xa1,actions=move:NXM_NX_REG0[]->NXM_NX_REG3[],resubmit(,2)",
@@ -249,9 +231,9 @@ fn every_extension_round_trips_and_a_resubmit_loop_is_bounded() {
         "table=2,priority=26,udp,tp_dst=0x35/0xfff0,actions=set_field:0x3->reg7,write_actions(output:1)",
     ];
     for f in &flows {
-        ok(&["add-flow", TARGET, f]);
+        ofctl_ok(&["add-flow", TARGET, f]);
     }
-    let dump = ok(&["dump-flows", TARGET]);
+    let dump = ofctl_ok(&["dump-flows", TARGET]);
     for flow in &flows {
         let want = ovs_text(flow);
         assert!(
@@ -260,12 +242,12 @@ fn every_extension_round_trips_and_a_resubmit_loop_is_bounded() {
         );
     }
     // The same through a bundle (the ONF extension ovs-ofctl --bundle uses).
-    ok(&["del-flows", TARGET]);
+    ofctl_ok(&["del-flows", TARGET]);
     let dir = TempDir::new("ovsext-round");
     let file = dir.path("all.flows");
     std::fs::write(&file, flows.join("\n") + "\n").unwrap();
-    ok(&["--bundle", "add-flows", TARGET, file.to_str().unwrap()]);
-    let dump2 = ok(&["dump-flows", TARGET]);
+    ofctl_ok(&["--bundle", "add-flows", TARGET, file.to_str().unwrap()]);
+    let dump2 = ofctl_ok(&["dump-flows", TARGET]);
     for flow in &flows {
         let want = ovs_text(flow);
         assert!(
@@ -289,7 +271,7 @@ fn every_extension_round_trips_and_a_resubmit_loop_is_bounded() {
     assert!(!okay, "ovs-ofctl itself refuses a value too wide: {text}");
     // Table features say so: the registers are matchable and the Nicira vendor's actions
     // are in apply-actions.
-    let features = ok(&["dump-table-features", TARGET]);
+    let features = ofctl_ok(&["dump-table-features", TARGET]);
     assert!(
         features.contains("reg0") && features.contains("xreg7"),
         "{features:.3000}"
@@ -297,13 +279,13 @@ fn every_extension_round_trips_and_a_resubmit_loop_is_bounded() {
 
     // A loop: ICMP with TOS 0x20 resubmits between tables 0 and 1 forever; the rest goes
     // NORMAL.
-    ok(&["del-flows", TARGET]);
+    ofctl_ok(&["del-flows", TARGET]);
     for f in [
         "table=0,priority=100,ip,nw_tos=32,actions=resubmit(,1)",
         "table=1,priority=100,ip,nw_tos=32,actions=resubmit(,0)",
         "table=0,priority=10,actions=NORMAL",
     ] {
-        ok(&["add-flow", TARGET, f]);
+        ofctl_ok(&["add-flow", TARGET, f]);
     }
     assert!(
         !pings(&bench.a, "198.18.5.2", "-Q 0x20"),
@@ -321,7 +303,7 @@ fn every_extension_round_trips_and_a_resubmit_loop_is_bounded() {
             .unwrap_or(0)
             >= 2
     });
-    let dump = ok(&["dump-flows", TARGET]);
+    let dump = ofctl_ok(&["dump-flows", TARGET]);
     assert!(
         n_packets(&dump, "nw_tos=32 actions=resubmit(,1)") >= 2,
         "the loop entry counts the packets: {dump}"

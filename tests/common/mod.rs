@@ -382,3 +382,23 @@ pub fn udp_frame(dst: [u8; 6], src: [u8; 6], sport: u16) -> Vec<u8> {
     f.resize(60, 0xab);
     f
 }
+
+/// `ovs-ofctl -O OpenFlow13 ARGS`, bounded by 60 s: whether it succeeded, and its stdout and
+/// stderr together.
+pub fn ofctl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("timeout")
+        .args(["60", "ovs-ofctl", "-O", "OpenFlow13"])
+        .args(args)
+        .output()
+        .expect("ovs-ofctl (apt-get install openvswitch-common)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// [`ofctl`] that must succeed: its output.
+pub fn ofctl_ok(args: &[&str]) -> String {
+    let (success, text) = ofctl(args);
+    assert!(success, "ovs-ofctl {args:?} failed:\n{text}");
+    text
+}
