@@ -2,50 +2,12 @@
 //! and TCP data segments), and the connection rate (commit of a new connection, with the
 //! expiry sweep making room). `cargo bench -p conntrack`.
 
-use conntrack::packet::{TcpSegment, TCP_ACK, TCP_SYN};
-use conntrack::{Config, Packet, TrackOptions, Tracker, L4};
+use conntrack::packet::{TCP_ACK, TCP_SYN};
+use conntrack::{Config, Packet, TrackOptions, Tracker};
+mod common;
+
+use common::{tcp, udp, CONNS};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-
-const CONNS: u32 = 65_536;
-
-fn udp(src: u32, sport: u16, dst: u32, dport: u16) -> Packet {
-    Packet {
-        v6: false,
-        src: u128::from(src),
-        dst: u128::from(dst),
-        proto: 17,
-        l4: L4::Udp { sport, dport },
-    }
-}
-
-#[allow(clippy::too_many_arguments)] // a packet literal, argument per header field
-fn tcp(
-    src: u32,
-    sport: u16,
-    dst: u32,
-    dport: u16,
-    flags: u8,
-    seq: u32,
-    ack: u32,
-    len: u32,
-) -> Packet {
-    Packet {
-        v6: false,
-        src: u128::from(src),
-        dst: u128::from(dst),
-        proto: 6,
-        l4: L4::Tcp(TcpSegment {
-            sport,
-            dport,
-            seq,
-            ack,
-            flags,
-            window: 65535,
-            payload_len: len,
-            ..TcpSegment::default()
-        }),
-    }
-}
 
 fn bench(c: &mut Criterion) {
     let commit = TrackOptions {

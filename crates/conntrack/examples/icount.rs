@@ -9,50 +9,13 @@
 //! and divide the "Collected" count by the packet count. Modes: `udp-est`, `tcp-est`,
 //! `tcp-new` (commit of a SYN into a table that the sweep keeps room in).
 
-use conntrack::packet::{TcpSegment, TCP_ACK, TCP_SYN};
-use conntrack::{Config, Packet, TrackOptions, Tracker, L4};
+use conntrack::packet::{TCP_ACK, TCP_SYN};
+use conntrack::{Config, Packet, TrackOptions, Tracker};
 use std::hint::black_box;
 
-const CONNS: u32 = 65_536;
-
-fn udp(src: u32, sport: u16, dst: u32, dport: u16) -> Packet {
-    Packet {
-        v6: false,
-        src: u128::from(src),
-        dst: u128::from(dst),
-        proto: 17,
-        l4: L4::Udp { sport, dport },
-    }
-}
-
-#[allow(clippy::too_many_arguments)] // a packet literal, argument per header field
-fn tcp(
-    src: u32,
-    sport: u16,
-    dst: u32,
-    dport: u16,
-    flags: u8,
-    seq: u32,
-    ack: u32,
-    len: u32,
-) -> Packet {
-    Packet {
-        v6: false,
-        src: u128::from(src),
-        dst: u128::from(dst),
-        proto: 6,
-        l4: L4::Tcp(TcpSegment {
-            sport,
-            dport,
-            seq,
-            ack,
-            flags,
-            window: 65535,
-            payload_len: len,
-            ..TcpSegment::default()
-        }),
-    }
-}
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::{tcp, udp, CONNS};
 
 #[inline(never)]
 #[no_mangle]
