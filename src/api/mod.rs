@@ -949,15 +949,7 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
             }
             let _ = std::fs::remove_file(&path);
         }
-        // Only the owner (root) may connect: the socket is made 0600 from the start.
-        // SAFETY: umask only changes the process's file creation mask.
-        let old = unsafe { libc::umask(0o177) };
-        let listener = tokio::net::UnixListener::bind(&path);
-        // SAFETY: as above, restoring the previous mask.
-        unsafe { libc::umask(old) };
-        let listener = Arc::new(listener.map_err(bind)?);
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(bind)?;
+        let listener = Arc::new(bind_private_unix(&path).map_err(bind)?);
         // No handshake on a unix socket: a connection is served as accepted.
         let incoming = limits::incoming(
             move || {
@@ -1006,4 +998,29 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
     });
     info!(%addr, "gRPC management API ready (TLS, client certificates required)");
     Ok(GrpcServer { socket: None })
+}
+
+/// Binds a unix socket that only its owner (root) can connect to, from the moment the path
+/// exists: it is bound inside a fresh 0700 directory beside `path`, made 0600 there, and
+/// renamed into place. No window in which another user could connect, and no process-wide
+/// umask change (which would race with config saves on other threads).
+fn bind_private_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let parent = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = parent.join(format!(".{name}.bind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    let staged = staging.join("sock");
+    let bound = tokio::net::UnixListener::bind(&staged).and_then(|l| {
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staged, path)?;
+        Ok(l)
+    });
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&staging);
+    bound
 }
