@@ -413,19 +413,14 @@ impl Worker {
         let ofport = self.ports.ofport(in_port);
         // Every key of the burst first, in place: the headers arrive while earlier ones are
         // parsed, and the walks then start from keys already in cache.
-        // Only what the tables read: a pipeline that matches nothing but in_port and only
-        // outputs needs no parse at all.
+        // Only what this version's tables and actions read (its extraction plan): a
+        // pipeline that matches nothing but in_port and only outputs needs no parse at
+        // all, one that reads only L2 no IP parse. The keys are walked with this version.
         let mut t = Tally::default();
-        if pipeline.reads_headers {
-            for (m, key) in burst.as_slice().iter().zip(self.keys.iter_mut()) {
-                t.bytes += m.len() as u64;
-                packet::extract_into(m.data(), ofport, key);
-            }
-        } else {
-            for (m, key) in burst.as_slice().iter().zip(self.keys.iter_mut()) {
-                t.bytes += m.len() as u64;
-                packet::extract_port_only(ofport, key);
-            }
+        let plan = pipeline.extract_plan;
+        for (m, key) in burst.as_slice().iter().zip(self.keys.iter_mut()) {
+            t.bytes += m.len() as u64;
+            plan.extract(m.data(), ofport, key);
         }
         if let Some(meta) = tunnel {
             for (key, &(ofport, vni)) in self.keys.iter_mut().zip(meta) {
