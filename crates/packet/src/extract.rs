@@ -193,8 +193,8 @@ fn untagged_l2(frame: &[u8], key: &mut FlowKey) -> bool {
     if ethertype < LLC_MIN_ETHERTYPE || ethertype == et::VLAN || ethertype == et::QINQ {
         return false;
     }
-    key.words[usize::from(pos::ETH_DST.word)] = (be48_at(frame, 0) << 16) | u64::from(ethertype);
-    key.words[usize::from(pos::ETH_SRC.word)] = be48_at(frame, 6) << 16;
+    key.words[usize::from(pos::ETH_DST.word)] = mac_high(frame, 0) | u64::from(ethertype);
+    key.words[usize::from(pos::ETH_SRC.word)] = mac_high(frame, 6);
     key.layers = Layers::ETH;
     key.offsets.l3 = ethernet::HEADER_LEN as u16;
     true
@@ -205,9 +205,14 @@ fn be16_at(b: &[u8], o: usize) -> u16 {
     u16::from_be_bytes([b[o], b[o + 1]])
 }
 
+/// The MAC address at `o` in bits 63..16 (where the key keeps eth_dst and eth_src), from
+/// one 8-byte load: `b` must hold 8 bytes from `o` (the two after the address are
+/// masked off).
 #[inline(always)]
-fn be48_at(b: &[u8], o: usize) -> u64 {
-    u64::from_be_bytes([0, 0, b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5]])
+fn mac_high(b: &[u8], o: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[o..o + 8]);
+    u64::from_be_bytes(w) & !0xffff
 }
 
 /// The common frame (untagged Ethernet, IPv4 without options, not a fragment, a complete
@@ -245,8 +250,8 @@ fn ipv4_tcp_udp(frame: &[u8], key: &mut FlowKey) -> bool {
         _ => return false,
     };
     let tos = frame[L3 + 1];
-    key.words[usize::from(pos::ETH_DST.word)] = (be48_at(frame, 0) << 16) | u64::from(et::IPV4);
-    key.words[usize::from(pos::ETH_SRC.word)] = be48_at(frame, 6) << 16;
+    key.words[usize::from(pos::ETH_DST.word)] = mac_high(frame, 0) | u64::from(et::IPV4);
+    key.words[usize::from(pos::ETH_SRC.word)] = mac_high(frame, 6);
     key.words[usize::from(pos::IPV4_SRC.word)] = (u64::from(u32::from_be_bytes([
         frame[L3 + 12],
         frame[L3 + 13],
