@@ -171,10 +171,14 @@ impl ExtractPlan {
                 }
             }
             Parse::Full => {
-                for x in &mut key.words[3..crate::REG_WORD] {
+                // The fast path writes words 3-6 whole; the general walk needs them zero.
+                for x in &mut key.words[7..crate::REG_WORD] {
                     *x = 0;
                 }
                 if !ipv4_tcp_udp(frame, key) {
+                    for x in &mut key.words[3..7] {
+                        *x = 0;
+                    }
                     parse_frame(frame, key);
                 }
             }
