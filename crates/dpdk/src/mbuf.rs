@@ -319,11 +319,17 @@ impl MbufBurst {
         }
     }
 
-    /// Frees every mbuf still in the burst; returns how many.
+    /// Frees every mbuf still in the burst (each reference and every segment, as
+    /// dropping them one by one would) with one `rte_pktmbuf_free_bulk` call instead of
+    /// one C call per mbuf; returns how many.
+    #[inline]
     pub fn free_all(&mut self) -> usize {
-        let n = self.len;
-        for m in self.drain() {
-            drop(m);
+        let n = std::mem::take(&mut self.len);
+        self.oversize = false;
+        if n != 0 {
+            // SAFETY: the first n slots hold owned, valid mbufs (heads of their chains);
+            // len is reset first, so none of them is handed out or freed again.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.ptrs.as_mut_ptr(), n as u32) }
         }
         n
     }

@@ -58,14 +58,165 @@ pub fn extract_port_only(in_port: u32, key: &mut FlowKey) {
     key.put(pos::IN_PHY_PORT, u64::from(in_port));
 }
 
+/// How far a pipeline version needs its packets parsed ([`ExtractPlan::parse`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Parse {
+    /// Nothing: the key holds in_port, in_phy_port and zero metadata and tunnel_id.
+    InPort,
+    /// Ethernet addresses, VLAN tags and eth_type (key words 3 and 4), as [`extract`]
+    /// fills them; nothing above L2 and no L3/L4 layer bit.
+    L2,
+    /// Everything [`extract`] parses.
+    #[default]
+    Full,
+}
+
+/// What a pipeline version needs in its packets' keys, compiled from its tables (the
+/// fields their entries match and what their actions read or edit): how far to parse,
+/// and whether the register and connection-tracking words must start at zero (only when
+/// some table matches them or some action reads them; otherwise nothing looks at them,
+/// so leaving whatever an earlier packet put there changes no result).
+///
+/// [`ExtractPlan::extract`] writes exactly the words a version can read; the other
+/// words keep stale values from earlier packets, which is why a key made under one plan
+/// is only for the version it was compiled for (a worker extracts with the version it
+/// walks the burst with). [`ExtractPlan::FULL`] is [`extract_into`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExtractPlan {
+    pub parse: Parse,
+    /// Zero the registers (words [`crate::REG_WORD`]..[`crate::CT_WORD`]).
+    pub registers: bool,
+    /// Zero the connection-tracking words ([`crate::CT_WORD`] to the end).
+    pub conntrack: bool,
+}
+
+impl Default for ExtractPlan {
+    fn default() -> Self {
+        ExtractPlan::FULL
+    }
+}
+
+impl ExtractPlan {
+    /// The whole key, as [`extract_into`] makes it.
+    pub const FULL: ExtractPlan = ExtractPlan {
+        parse: Parse::Full,
+        registers: true,
+        conntrack: true,
+    };
+    /// The least: in_port (and in_phy_port), zero metadata and tunnel_id.
+    pub const IN_PORT: ExtractPlan = ExtractPlan {
+        parse: Parse::InPort,
+        registers: false,
+        conntrack: false,
+    };
+
+    /// A plan that gives what either needs.
+    pub fn union(self, other: ExtractPlan) -> ExtractPlan {
+        ExtractPlan {
+            parse: self.parse.max(other.parse),
+            registers: self.registers || other.registers,
+            conntrack: self.conntrack || other.conntrack,
+        }
+    }
+
+    /// The plan a read of key word `word` needs (a match on it, or an action reading it).
+    pub fn for_word(word: usize) -> ExtractPlan {
+        let mut p = ExtractPlan::IN_PORT;
+        match word {
+            0..=2 => {}
+            3 | 4 => p.parse = Parse::L2,
+            w if w < crate::REG_WORD => p.parse = Parse::Full,
+            w if w < crate::CT_WORD => p.registers = true,
+            _ => p.conntrack = true,
+        }
+        p
+    }
+
+    /// The plan a read of `field` needs.
+    pub fn for_field(field: crate::Field) -> ExtractPlan {
+        let p = field.pos();
+        let last = usize::from(p.word) + usize::from(p.bits > 64);
+        ExtractPlan::for_word(usize::from(p.word)).union(ExtractPlan::for_word(last))
+    }
+
+    /// Fills `key` for `frame` arriving on `in_port` as far as the plan says: the words
+    /// it covers and the layers and offsets are exactly what [`extract_into`] would make
+    /// (for [`Parse::L2`], without the layers above L2); words outside it are left alone.
+    #[inline]
+    pub fn extract(self, frame: &[u8], in_port: u32, key: &mut FlowKey) {
+        let w = &mut key.words;
+        w[0] = (u64::from(in_port) << pos::IN_PORT.shift) | u64::from(in_port);
+        w[1] = 0;
+        w[2] = 0;
+        if self.registers {
+            for x in &mut w[crate::REG_WORD..crate::CT_WORD] {
+                *x = 0;
+            }
+        }
+        if self.conntrack {
+            for x in &mut w[crate::CT_WORD..] {
+                *x = 0;
+            }
+        }
+        key.layers = Layers::default();
+        key.offsets = Default::default();
+        match self.parse {
+            Parse::InPort => {}
+            Parse::L2 => {
+                key.words[3] = 0;
+                key.words[4] = 0;
+                let frame = &frame[..frame.len().min(MAX_PARSED_LEN)];
+                if !untagged_l2(frame, key) {
+                    parse_l2(frame, key);
+                }
+            }
+            Parse::Full => {
+                // The fast path writes words 3-6 whole; the general walk needs them zero.
+                for x in &mut key.words[7..crate::REG_WORD] {
+                    *x = 0;
+                }
+                if !ipv4_tcp_udp(frame, key) {
+                    for x in &mut key.words[3..7] {
+                        *x = 0;
+                    }
+                    parse_frame(frame, key);
+                }
+            }
+        }
+    }
+}
+
+/// [`parse_l2`] for the common frame (no VLAN tag, an ethertype rather than an 802.3
+/// length) at fixed offsets. False (and `key` untouched) for any other frame.
+#[inline]
+fn untagged_l2(frame: &[u8], key: &mut FlowKey) -> bool {
+    if frame.len() < ethernet::HEADER_LEN {
+        return false;
+    }
+    let ethertype = be16_at(frame, 12);
+    if ethertype < LLC_MIN_ETHERTYPE || ethertype == et::VLAN || ethertype == et::QINQ {
+        return false;
+    }
+    key.words[usize::from(pos::ETH_DST.word)] = mac_high(frame, 0) | u64::from(ethertype);
+    key.words[usize::from(pos::ETH_SRC.word)] = mac_high(frame, 6);
+    key.layers = Layers::ETH;
+    key.offsets.l3 = ethernet::HEADER_LEN as u16;
+    true
+}
+
 #[inline(always)]
 fn be16_at(b: &[u8], o: usize) -> u16 {
     u16::from_be_bytes([b[o], b[o + 1]])
 }
 
+/// The MAC address at `o` in bits 63..16 (where the key keeps eth_dst and eth_src), from
+/// one 8-byte load: `b` must hold 8 bytes from `o` (the two after the address are
+/// masked off).
 #[inline(always)]
-fn be48_at(b: &[u8], o: usize) -> u64 {
-    u64::from_be_bytes([0, 0, b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5]])
+fn mac_high(b: &[u8], o: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[o..o + 8]);
+    u64::from_be_bytes(w) & !0xffff
 }
 
 /// The common frame (untagged Ethernet, IPv4 without options, not a fragment, a complete
@@ -103,8 +254,8 @@ fn ipv4_tcp_udp(frame: &[u8], key: &mut FlowKey) -> bool {
         _ => return false,
     };
     let tos = frame[L3 + 1];
-    key.words[usize::from(pos::ETH_DST.word)] = (be48_at(frame, 0) << 16) | u64::from(et::IPV4);
-    key.words[usize::from(pos::ETH_SRC.word)] = be48_at(frame, 6) << 16;
+    key.words[usize::from(pos::ETH_DST.word)] = mac_high(frame, 0) | u64::from(et::IPV4);
+    key.words[usize::from(pos::ETH_SRC.word)] = mac_high(frame, 6);
     key.words[usize::from(pos::IPV4_SRC.word)] = (u64::from(u32::from_be_bytes([
         frame[L3 + 12],
         frame[L3 + 13],
@@ -137,8 +288,18 @@ fn mac(m: ethernet::Mac) -> u64 {
 /// Fills everything from L2 up; the key's packet fields must be zero.
 pub(crate) fn parse_frame(frame: &[u8], key: &mut FlowKey) {
     let frame = &frame[..frame.len().min(MAX_PARSED_LEN)];
+    if let Some((ethertype, off)) = parse_l2(frame, key) {
+        parse_l3(frame, key, ethertype, off);
+    }
+}
+
+/// The Ethernet part of [`parse_frame`] (addresses, VLAN tags, 802.3/SNAP, eth_type):
+/// the innermost ethertype and where its header starts, or `None` when nothing above
+/// L2 can be parsed. `frame` is already cut to [`MAX_PARSED_LEN`]; words 3 and 4 of the
+/// key must be zero.
+fn parse_l2(frame: &[u8], key: &mut FlowKey) -> Option<(u16, usize)> {
     let Ok(eth) = ethernet::Frame::new_checked(frame) else {
-        return;
+        return None;
     };
     key.put(pos::ETH_DST, mac(eth.dst()));
     key.put(pos::ETH_SRC, mac(eth.src()));
@@ -175,14 +336,14 @@ pub(crate) fn parse_frame(frame: &[u8], key: &mut FlowKey) {
                 key.put(pos::ETH_TYPE, u64::from(OFP_DL_TYPE_NOT_ETH_TYPE));
                 key.offsets.l3 = off as u16;
                 key.offsets.vlan_tags = tags;
-                return;
+                return None;
             }
         }
     }
     key.put(pos::ETH_TYPE, u64::from(ethertype));
     key.offsets.l3 = off as u16;
     key.offsets.vlan_tags = tags;
-    parse_l3(frame, key, ethertype, off);
+    Some((ethertype, off))
 }
 
 /// Parses what follows the innermost ethertype at `off`. Used by `extract` and by edits that
@@ -460,7 +621,7 @@ fn parse_nd(l4: &[u8], off: usize, msg_type: u8, key: &mut FlowKey) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::Field;
+    use crate::key::{Field, Offsets, CT_WORD as CT, REG_WORD as REG};
 
     fn eth(ethertype: u16) -> Vec<u8> {
         let mut f = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1];
@@ -555,6 +716,74 @@ mod tests {
             }
         }
         assert!(fast > 100, "the fast path took only {fast} frames");
+    }
+
+    /// Every plan writes exactly what `extract_into` would in the words it covers (over a
+    /// key full of another packet's stale values): FULL everything, L2 the Ethernet words,
+    /// layers and offsets, IN_PORT in_port; registers and conntrack words zero only when
+    /// asked, left alone otherwise.
+    #[test]
+    fn plans_fill_their_words_as_extract_into_does() {
+        let values = [0x00, 0x05, 0x06, 0x08, 0x11, 0x45, 0x81, 0x88, 0xa8, 0xff];
+        let mut cases = vec![
+            eth(0x0806),
+            eth(0x8100),
+            eth(60),
+            eth(0x88cc),
+            vec![1, 2, 3],
+        ];
+        for proto in [ipp::TCP, ipp::UDP, ipp::ICMP] {
+            let base = l4_frame(proto);
+            for len in [0, 13, 14, 15, 17, 18, 30, base.len()] {
+                cases.push(base[..len.min(base.len())].to_vec());
+            }
+            for i in 0..base.len().min(40) {
+                for v in values {
+                    let mut f = base.clone();
+                    f[i] = v;
+                    cases.push(f);
+                }
+            }
+        }
+        let mut stale = FlowKey::default();
+        for (i, w) in stale.words.iter_mut().enumerate() {
+            *w = 0x9e37_79b9_7f4a_7c15u64.rotate_left(i as u32);
+        }
+        stale.layers = Layers(u32::MAX);
+        for f in &cases {
+            let full = general(f, 7);
+            let mut key = stale;
+            ExtractPlan::FULL.extract(f, 7, &mut key);
+            assert_eq!(key, full, "FULL, frame {f:02x?}");
+            for (registers, conntrack) in [(false, false), (true, false), (false, true)] {
+                for parse in [Parse::InPort, Parse::L2] {
+                    let plan = ExtractPlan {
+                        parse,
+                        registers,
+                        conntrack,
+                    };
+                    let mut key = stale;
+                    plan.extract(f, 7, &mut key);
+                    let upto = if parse == Parse::L2 { 5 } else { 3 };
+                    assert_eq!(key.words[..upto], full.words[..upto], "{plan:?} {f:02x?}");
+                    assert_eq!(key.words[upto..REG], stale.words[upto..REG], "{plan:?}");
+                    let regs = if registers { &full } else { &stale };
+                    assert_eq!(key.words[REG..CT], regs.words[REG..CT], "{plan:?}");
+                    let ct = if conntrack { &full } else { &stale };
+                    assert_eq!(key.words[CT..], ct.words[CT..], "{plan:?}");
+                    if parse == Parse::L2 {
+                        let want = Layers(full.layers.0 & Layers::L2.0);
+                        assert_eq!(key.layers, want, "L2 layers, frame {f:02x?}");
+                        assert_eq!(key.offsets.l3, full.offsets.l3, "frame {f:02x?}");
+                        assert_eq!(key.offsets.vlan_tags, full.offsets.vlan_tags);
+                        assert_eq!((key.offsets.l4, key.offsets.ip_proto), (0, 0));
+                    } else {
+                        assert_eq!(key.layers, Layers::default());
+                        assert_eq!(key.offsets, Offsets::default());
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -176,18 +176,13 @@ impl Pipeline {
         cx.verdict
     }
 
-    /// The key [`process`](Self::process) needs for `frame` arriving on `in_port`: the
-    /// whole [`packet::extract_into`] when some table reads headers, otherwise only in_port
-    /// (and in_phy_port), skipping the parse. A worker checks [`Pipeline::reads_headers`]
-    /// once per burst and calls [`packet::extract_into`] or [`packet::extract_port_only`]
-    /// itself; this is the same choice per packet.
+    /// The key [`process`](Self::process) needs for `frame` arriving on `in_port` under
+    /// this version: [`Pipeline::extract_plan`] (only the words some table or action of
+    /// the version reads; the others keep what `key` held). A key made here is for this
+    /// version only: a worker extracts and walks a burst with the same version.
     #[inline]
     pub fn extract(&self, frame: &[u8], in_port: u32, key: &mut FlowKey) {
-        if self.reads_headers {
-            packet::extract_into(frame, in_port, key);
-        } else {
-            packet::extract_port_only(in_port, key);
-        }
+        self.extract_plan.extract(frame, in_port, key);
     }
 
     /// Hands `prefetch` the addresses the lookups of `key` in the first tables will read

@@ -24,6 +24,7 @@ pub mod meter;
 pub mod normal;
 pub mod packet_in;
 pub mod pipeline;
+pub mod plan;
 pub mod port;
 pub mod ports;
 pub mod table;

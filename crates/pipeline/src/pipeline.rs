@@ -95,6 +95,10 @@ pub struct Pipeline {
     /// Some table reads packet headers ([`CompiledTable::reads_headers`]): otherwise a
     /// packet's key needs only its in_port ([`Pipeline::extract`]).
     pub reads_headers: bool,
+    /// What this version's tables read from a packet's key, all together
+    /// ([`crate::plan`]): a worker extracts its burst's keys with it
+    /// ([`Pipeline::extract`]) and walks them with this version only.
+    pub extract_plan: packet::ExtractPlan,
     /// One of the tables [`Pipeline::prefetch_lookup`] looks into has hash tables worth
     /// prefetching: otherwise a worker skips the prefetch pass over the burst.
     pub prefetches: bool,
@@ -174,6 +178,13 @@ impl PipelineHandle {
     pub fn load_full(&self) -> Arc<Pipeline> {
         self.current.load_full()
     }
+}
+
+/// The union of the tables' extraction plans: what a version needs in its keys.
+fn extract_plan(tables: &[FlowTable]) -> packet::ExtractPlan {
+    tables.iter().fold(packet::ExtractPlan::IN_PORT, |p, t| {
+        p.union(t.compiled.extract_plan)
+    })
 }
 
 /// Every table at once (`OFPTT_ALL`): deletes, modifies and counts that name no one table.
@@ -307,6 +318,7 @@ impl FlowTables {
             ports: ports.clone(),
             mac: mac.clone(),
             reads_headers: tables.iter().any(|t| t.compiled.reads_headers),
+            extract_plan: extract_plan(&tables),
             prefetches: false,
         };
         let packet_in = Arc::new(PacketInQueue::new(config.packet_in_capacity));
@@ -730,6 +742,7 @@ impl FlowTables {
             ports: self.ports.clone(),
             mac: self.mac.clone(),
             reads_headers: self.tables.iter().any(|t| t.compiled.reads_headers),
+            extract_plan: extract_plan(&self.tables),
             prefetches: self
                 .tables
                 .iter()

@@ -133,8 +133,8 @@ pub struct Level {
     /// The best rank in the level: levels are probed best first, and a level whose best
     /// cannot beat the answer found so far is skipped.
     max_rank: u64,
-    /// Some entry matches or acts on packet headers (see [`CompiledTable::reads_headers`]).
-    reads_headers: bool,
+    /// What the level's entries read from keys (see [`CompiledTable::extract_plan`]).
+    extract_plan: packet::ExtractPlan,
 }
 
 impl Counted for Level {
@@ -165,29 +165,13 @@ pub struct CompiledTable {
     pub miss: MissPolicy,
     /// Some entry matches a header field (anything but in_port, in_phy_port, metadata and
     /// tunnel_id) or runs something that reads or edits headers (set-field, push/pop, TTL,
-    /// groups, meters, NORMAL), or a miss goes to NORMAL. A pipeline none of whose tables
-    /// reads headers needs only in_port in its packets' keys ([`crate::Pipeline::extract`]).
+    /// groups, meters, NORMAL), or a miss goes to NORMAL: `extract_plan` parses something.
     pub reads_headers: bool,
+    /// What the table's entries and miss policy read from a packet's key: the part of
+    /// [`crate::Pipeline::extract_plan`] this table asks for ([`crate::plan`]).
+    pub extract_plan: packet::ExtractPlan,
     /// Some level has hash tables worth prefetching ([`crate::Pipeline::prefetch_lookup`]).
     pub prefetches: bool,
-}
-
-/// Key words outside in_port/in_phy_port, metadata and tunnel_id: the ones extraction fills
-/// from the frame.
-const HEADER_WORDS: std::ops::Range<usize> = 3..packet::REG_WORD;
-
-/// Whether running `insts` needs the packet's headers parsed into its key: only plain
-/// outputs (including CONTROLLER, whose packet-in takes in_port, metadata and tunnel_id
-/// from the key), set-queue, write-metadata and goto do not.
-fn insts_read_headers(insts: &Instructions) -> bool {
-    let plain = |a: &crate::flow::Action| match *a {
-        crate::flow::Action::Output { port, .. } => port == crate::ports::OFPP_NORMAL,
-        crate::flow::Action::SetQueue(_) => false,
-        _ => true,
-    };
-    insts.meter.is_some()
-        || insts.apply.iter().flat_map(|a| a.iter()).any(plain)
-        || insts.write.iter().flat_map(|w| w.list.iter()).any(plain)
 }
 
 impl Counted for CompiledTable {
@@ -333,6 +317,7 @@ impl FlowTable {
                 counters: CounterBlock::new(workers, 2),
                 miss: MissPolicy::Drop,
                 reads_headers: false,
+                extract_plan: packet::ExtractPlan::IN_PORT,
                 prefetches: false,
             }),
             retired_versions: Vec::new(),
@@ -577,14 +562,14 @@ impl FlowTable {
         let mut rules = Vec::with_capacity(idxs.len());
         let mut hits = Vec::with_capacity(idxs.len());
         let mut specs = Vec::with_capacity(idxs.len());
-        let mut reads_headers = false;
+        let mut extract_plan = packet::ExtractPlan::IN_PORT;
         for &i in idxs {
             let Some(e) = self.slab[i as usize].as_ref() else {
                 continue;
             };
-            reads_headers = reads_headers
-                || e.match_.mask[HEADER_WORDS].iter().any(|&m| m != 0)
-                || insts_read_headers(&e.instructions);
+            extract_plan = extract_plan
+                .union(crate::plan::for_mask(&e.match_.mask))
+                .union(crate::plan::for_instructions(&e.instructions));
             hits.push(Hit::new(e));
             rules.push(Rule {
                 uid: e.uid,
@@ -612,7 +597,7 @@ impl FlowTable {
             rules: rules.into(),
             hits: hits.into(),
             counters: CounterBlock::new(workers, 2 * n),
-            reads_headers,
+            extract_plan,
         });
         for (slot, r) in level.rules.iter().enumerate() {
             if let Some(e) = self.slab[r.idx as usize].as_mut() {
@@ -704,8 +689,12 @@ impl FlowTable {
             rebuilt.push(nl);
         }
         rebuilt.sort_by_key(|l| std::cmp::Reverse(l.max_rank));
-        let reads_headers =
-            self.miss == MissPolicy::Normal || rebuilt.iter().any(|l| l.reads_headers);
+        let extract_plan = rebuilt
+            .iter()
+            .fold(crate::plan::for_miss(self.miss), |p, l| {
+                p.union(l.extract_plan)
+            });
+        let reads_headers = extract_plan.parse != packet::Parse::InPort;
         let prefetches = rebuilt.iter().any(|l| l.classifier.prefetches());
         let new = Arc::new(CompiledTable {
             table_id: self.id,
@@ -713,6 +702,7 @@ impl FlowTable {
             counters: CounterBlock::new(workers, 2),
             miss: self.miss,
             reads_headers,
+            extract_plan,
             prefetches,
         });
         let old = std::mem::replace(&mut self.compiled, new.clone());

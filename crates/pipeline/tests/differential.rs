@@ -9,10 +9,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{frame, run_compiled, run_reference, run_trace, PktSpec, L3};
+use common::{frame, run_compiled, run_compiled_with, run_reference, run_trace, PktSpec, L3};
 use packet::{Field, FlowKey};
 use pipeline::lookup::{Classifier, RuleSpec};
-use pipeline::ports::{OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT};
+use pipeline::ports::{OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL};
 use pipeline::{
     Action, Bucket, FlowModReq, FlowTables, GroupModCommand, GroupModReq, GroupType, Instructions,
     Match, MatchField, PipelineConfig, PortInfo, Strategy as Lookup,
@@ -452,6 +452,70 @@ proptest! {
                 prop_assert_eq!(&got, &want, "strategy {:?} packet {:?} in_port {}", strategy, spec, in_port);
                 prop_assert_eq!(&run_trace(&ft, &f, *in_port), &got, "trace: strategy {:?} packet {:?} in_port {}", strategy, spec, in_port);
             }
+        }
+    }
+
+    /// Each version's extraction plan against full extraction: random tables cut down to
+    /// what an in_port-only plan reads (in_port, metadata and register matches; outputs,
+    /// packet-ins, register writes, resubmits), to that plus NORMAL (an L2 plan for
+    /// NORMAL's sake alone), to what an L2 plan reads (Ethernet and VLAN matches too), or
+    /// left whole; random packets. Two identical switches (their
+    /// learning tables evolve alike), one extracting with the plan over stale keys, the
+    /// other with `packet::extract` into fresh ones: every packet's hits, outputs,
+    /// packet-ins and final bytes must agree, and the plan must be no more than the cut
+    /// asks for (so each plan is exercised).
+    #[test]
+    fn plans_give_the_results_of_full_extraction(
+        rules in proptest::collection::vec(arb_rule(), 0..30),
+        packets in proptest::collection::vec(arb_packet(), 1..24),
+        cut in 0u8..4,
+        normal_miss in any::<bool>(),
+        strategy in prop_oneof![Just(Lookup::Auto), Just(Lookup::Linear), Just(Lookup::Tuple)],
+    ) {
+        use packet::Parse;
+        let keep_field = |f: &MatchField| match cut {
+            0 => matches!(f.field, Field::InPort | Field::Metadata) || f.field.is_register(),
+            1 => matches!(f.field, Field::InPort | Field::Metadata) || f.field.is_register(),
+            2 => matches!(f.field, Field::InPort | Field::Metadata | Field::EthDst | Field::VlanVid) || f.field.is_register(),
+            _ => true,
+        };
+        let keep_action = |a: &Action| match a {
+            Action::Output { .. } | Action::Resubmit { .. } | Action::SetQueue(_) | Action::Note(_) | Action::CtClear => true,
+            Action::SetField { field, .. } | Action::SetFieldMasked { field, .. } => field.is_register() || cut == 3,
+            Action::Move { src, dst, .. } => (src.is_register() || *src == Field::InPort) && (dst.is_register() || *dst == Field::Metadata) || cut == 3,
+            _ => cut == 3,
+        };
+        let rules: Vec<RuleGen> = rules.iter().enumerate().map(|(i, r)| {
+            let mut apply: Vec<Action> = r.apply.iter().filter(|a| keep_action(a)).cloned().collect();
+            // Some entries go to NORMAL where the cut allows it.
+            if cut >= 1 && i % 2 == 0 {
+                apply.push(Action::output(OFPP_NORMAL));
+            }
+            RuleGen {
+                fields: r.fields.iter().filter(|f| keep_field(f)).cloned().collect(),
+                apply,
+                write: r.write.iter().filter(|a| keep_action(a)).cloned().collect(),
+                ..r.clone()
+            }
+        }).collect();
+        let setup = |ft: &mut FlowTables| {
+            if normal_miss && cut >= 1 {
+                ft.set_miss_policy(N_TABLES - 1, pipeline::MissPolicy::Normal).unwrap();
+                ft.publish();
+            }
+        };
+        let mut planned = build(strategy, &rules);
+        let mut full = build(strategy, &rules);
+        setup(&mut planned);
+        setup(&mut full);
+        let plan = planned.current().extract_plan;
+        let most = [Parse::InPort, Parse::L2, Parse::L2, Parse::Full][usize::from(cut)];
+        prop_assert!(plan.parse <= most, "cut {} gave {:?}", cut, plan);
+        for (spec, in_port) in &packets {
+            let f = frame(spec);
+            let got = run_compiled_with(&planned, &f, *in_port, false);
+            let want = run_compiled_with(&full, &f, *in_port, true);
+            prop_assert_eq!(&got, &want, "plan {:?} packet {:?} in_port {}", plan, spec, in_port);
         }
     }
 

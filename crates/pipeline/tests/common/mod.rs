@@ -153,16 +153,39 @@ pub struct Outcome {
     pub resubmit_limit: bool,
 }
 
+/// A key as a worker's key array holds it after other packets: every word and layer
+/// bit set to something no packet here has.
+pub fn stale_key() -> FlowKey {
+    let mut k = FlowKey::default();
+    for (i, w) in k.words.iter_mut().enumerate() {
+        *w = 0x9e37_79b9_7f4a_7c15u64.rotate_left(7 * i as u32) | 1;
+    }
+    k.layers = packet::Layers(u32::MAX);
+    k
+}
+
+/// The compiled pipeline on one packet, its key extracted as the worker does: with the
+/// version's plan (only the words its tables and actions read) over a [`stale_key`].
+/// The reference always parses the whole frame into a fresh key, so the differential
+/// tests check that extracting less is right.
 pub fn run_compiled(ft: &FlowTables, frame: &[u8], in_port: u32) -> Outcome {
+    run_compiled_with(ft, frame, in_port, false)
+}
+
+/// [`run_compiled`]; `full`: the key is the whole [`packet::extract`] instead.
+pub fn run_compiled_with(ft: &FlowTables, frame: &[u8], in_port: u32, full: bool) -> Outcome {
     let pl = ft.current();
     let mut ctx = ft.worker_context(0);
     let q = ft.packet_in_queue();
     q.drain();
     let mut pkt = VecBuf::new(frame);
-    // As the worker does: only in_port when no table reads headers. The reference always
-    // parses the whole frame, so the differential tests check that skipping it is right.
-    let mut key = FlowKey::default();
-    pl.extract(frame, in_port, &mut key);
+    let mut key = if full {
+        extract(frame, in_port)
+    } else {
+        let mut k = stale_key();
+        pl.extract(frame, in_port, &mut k);
+        k
+    };
     let mut rec = Recorder::default();
     let v = pl.process(&mut pkt, &mut key, &mut ctx, &mut rec);
     let mut outputs = rec.outputs;

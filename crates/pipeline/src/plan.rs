@@ -1,0 +1,118 @@
+//! What a pipeline version needs extracted from each packet ([`packet::ExtractPlan`]),
+//! compiled from its tables: the key words their entries match, and what their actions
+//! read (a move's source, NORMAL's addresses) or edit (anything that rewrites headers
+//! needs the parsed layers and offsets). A version extracts only that; every other word
+//! of the key is never read under it, so results are exactly those of a full extraction
+//! (`tests::plans_give_the_results_of_full_extraction` checks it on random tables and
+//! packets).
+//!
+//! When unsure, a rule here says [`ExtractPlan::FULL`]: an action this module does not
+//! know (a new variant) gets the whole key.
+
+use packet::{ExtractPlan, Field, Parse, FLOW_KEY_WORDS};
+
+use crate::flow::{Action, Instructions, Words};
+use crate::ports::{OFPP_NORMAL, OFPP_TABLE};
+use crate::table::MissPolicy;
+
+/// Parsing as far as L2, nothing else.
+const L2: ExtractPlan = ExtractPlan {
+    parse: Parse::L2,
+    registers: false,
+    conntrack: false,
+};
+
+/// Parsing everything, registers and conntrack words left alone.
+const HEADERS: ExtractPlan = ExtractPlan {
+    parse: Parse::Full,
+    registers: false,
+    conntrack: false,
+};
+
+/// What a match with this mask reads.
+pub(crate) fn for_mask(mask: &Words) -> ExtractPlan {
+    (0..FLOW_KEY_WORDS)
+        .filter(|&w| mask[w] != 0)
+        .fold(ExtractPlan::IN_PORT, |p, w| {
+            p.union(ExtractPlan::for_word(w))
+        })
+}
+
+/// What running `insts` reads or edits in the key (goto and write-metadata: nothing
+/// beyond metadata, which every plan zeroes).
+pub(crate) fn for_instructions(insts: &Instructions) -> ExtractPlan {
+    // A meter band may remark DSCP.
+    let mut p = if insts.meter.is_some() {
+        HEADERS
+    } else {
+        ExtractPlan::IN_PORT
+    };
+    let apply = insts.apply.iter().flat_map(|a| a.iter());
+    let write = insts.write.iter().flat_map(|w| w.list.iter());
+    for a in apply.chain(write) {
+        p = p.union(for_action(a));
+    }
+    p
+}
+
+/// What a table-miss policy needs.
+pub(crate) fn for_miss(miss: MissPolicy) -> ExtractPlan {
+    match miss {
+        MissPolicy::Normal => L2,
+        // A packet-in takes in_port, in_phy_port, metadata and tunnel_id from the key.
+        MissPolicy::Drop | MissPolicy::Controller { .. } | MissPolicy::GotoNext => {
+            ExtractPlan::IN_PORT
+        }
+    }
+}
+
+/// What one action reads or edits.
+fn for_action(a: &Action) -> ExtractPlan {
+    match *a {
+        // NORMAL learns and looks up by VLAN and Ethernet addresses (and retags with
+        // push/pop VLAN, which need only the L2 offsets).
+        Action::Output { port, .. } if port == OFPP_NORMAL => L2,
+        // Only packet-out outputs to TABLE, with a key of its own; whole to be safe.
+        Action::Output { port, .. } if port == OFPP_TABLE => ExtractPlan::FULL,
+        // Plain ports, IN_PORT/ALL/FLOOD (in_port), CONTROLLER (in_port, in_phy_port,
+        // metadata, tunnel_id), a tunnel port (tunnel_id).
+        Action::Output { .. } | Action::SetQueue(_) | Action::Note(_) => ExtractPlan::IN_PORT,
+        // The tables it goes to are in the version: their needs are counted with them.
+        Action::Resubmit { .. } => ExtractPlan::IN_PORT,
+        // Writes the conntrack words without reading them.
+        Action::CtClear => ExtractPlan::IN_PORT,
+        // A register write changes only the key; a match or move that reads the register
+        // asks for it to start at zero.
+        Action::SetField { field, .. } | Action::SetFieldMasked { field, .. }
+            if field.is_register() || field == Field::Metadata =>
+        {
+            ExtractPlan::IN_PORT
+        }
+        Action::Move { src, dst, .. } => {
+            let dst = if dst.is_register() || dst == Field::Metadata {
+                ExtractPlan::IN_PORT
+            } else {
+                HEADERS
+            };
+            ExtractPlan::for_field(src).union(dst)
+        }
+        // Header edits need the parsed layers and offsets.
+        Action::SetField { .. }
+        | Action::SetFieldMasked { .. }
+        | Action::PushVlan(_)
+        | Action::PopVlan
+        | Action::PushMpls(_)
+        | Action::PopMpls(_)
+        | Action::PushPbb(_)
+        | Action::PopPbb
+        | Action::SetMplsTtl(_)
+        | Action::DecMplsTtl
+        | Action::SetNwTtl(_)
+        | Action::DecNwTtl
+        | Action::CopyTtlOut
+        | Action::CopyTtlIn => HEADERS,
+        // Group buckets (any action, a select hash over the headers) and the tracker
+        // (headers, a zone from any field, its own words): everything.
+        Action::Group(_) | Action::Ct(_) => ExtractPlan::FULL,
+    }
+}
