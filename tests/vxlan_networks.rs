@@ -80,16 +80,20 @@ fn pings(ns: &Netns, dst: &str, n: u32) -> bool {
 
 /// Waits until tunnel `name` (or every tunnel, for "") has its next hop's MAC.
 fn wait_resolved(server: &str, name: &str) {
-    eventually(Duration::from_secs(15), "the tunnel's next hop resolved", || {
-        let t = json(server, &["tunnel", "list"]);
-        let list = t["tunnels"].as_array().cloned().unwrap_or_default();
-        let ready = !list.is_empty()
-            && list
-                .iter()
-                .filter(|t| name.is_empty() || t["name"] == name)
-                .all(|t| !t["next_hop_mac"].as_str().unwrap_or("").is_empty());
-        ready.then_some(())
-    });
+    eventually(
+        Duration::from_secs(15),
+        "the tunnel's next hop resolved",
+        || {
+            let t = json(server, &["tunnel", "list"]);
+            let list = t["tunnels"].as_array().cloned().unwrap_or_default();
+            let ready = !list.is_empty()
+                && list
+                    .iter()
+                    .filter(|t| name.is_empty() || t["name"] == name)
+                    .all(|t| !t["next_hop_mac"].as_str().unwrap_or("").is_empty());
+            ready.then_some(())
+        },
+    );
 }
 
 /// Sends one Ethernet frame out of `ifname` in `ns` (AF_PACKET from python3's standard library).
@@ -153,11 +157,25 @@ fn runtime_vxlan_port_to_a_linux_peer() {
     // Bad requests: INVALID_ARGUMENT (exit code 2) naming the field.
     for (args, field) in [
         (
-            vec!["--uplink", "nope", "--local-ip", "192.0.2.1/24", "--remote-ip", "192.0.2.2"],
+            vec![
+                "--uplink",
+                "nope",
+                "--local-ip",
+                "192.0.2.1/24",
+                "--remote-ip",
+                "192.0.2.2",
+            ],
             "uplink",
         ),
         (
-            vec!["--uplink", "uplink", "--local-ip", "192.0.2.1/24", "--remote-ip", "x"],
+            vec![
+                "--uplink",
+                "uplink",
+                "--local-ip",
+                "192.0.2.1/24",
+                "--remote-ip",
+                "x",
+            ],
             "remote_ip",
         ),
         (
@@ -222,7 +240,10 @@ fn runtime_vxlan_port_to_a_linux_peer() {
     assert!(desc.contains("10(vx)"), "{desc}");
     wait_resolved(&server, "vx");
     assert!(pings(&inst, "10.8.0.2", 5), "instance -> Linux vxlan peer");
-    assert!(pings(&remote, "10.8.0.1", 3), "Linux vxlan peer -> instance");
+    assert!(
+        pings(&remote, "10.8.0.1", 3),
+        "Linux vxlan peer -> instance"
+    );
     let tx = json(&server, &["tunnel", "list"])["tunnels"][0]["tx_packets"]
         .as_u64()
         .unwrap();
@@ -340,7 +361,15 @@ fn vxlan_network_between_two_switches() {
             let name = format!("{s}{net}");
             let net = net.to_string();
             let mut a = vec![
-                "instance", "add", &name, "--network", &net, "--mac", mac, "--ip", ip,
+                "instance",
+                "add",
+                &name,
+                "--network",
+                &net,
+                "--mac",
+                mac,
+                "--ip",
+                ip,
             ];
             let port = format!("e{net}");
             if s == side {
@@ -396,7 +425,10 @@ fn vxlan_network_between_two_switches() {
             unknown_arp += 1;
         }
     }
-    assert!(vni5 >= 8, "network 5's pings on the underlay: {vni5} frames");
+    assert!(
+        vni5 >= 8,
+        "network 5's pings on the underlay: {vni5} frames"
+    );
     assert_eq!(unknown_arp, 1, "the broadcast crossed the underlay once");
     let seen = read_pcap(&other);
     assert!(

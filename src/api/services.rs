@@ -118,7 +118,9 @@ pub(crate) fn ports(api: &Api, only: Option<&str>) -> Result<Vec<pb::Port>, ApiE
                 devargs: p.devargs.clone(),
                 device: st.map(|s| s.device.clone()).unwrap_or_default(),
                 driver: st.map(|s| s.driver.clone()).unwrap_or_else(|| {
-                    crate::tunnel_ports::driver_name(p).unwrap_or_default().into()
+                    crate::tunnel_ports::driver_name(p)
+                        .unwrap_or_default()
+                        .into()
                 }),
                 vlan: p.vlan_mode().to_string(),
                 mac: st.map(|s| mac(s.mac)).unwrap_or_default(),
@@ -236,7 +238,10 @@ fn tunnel_port_config(
         ));
     }
     if r.tag != 0 || !r.trunks.is_empty() {
-        return Err(ApiError::invalid("tag", "a tunnel port has no VLAN settings"));
+        return Err(ApiError::invalid(
+            "tag",
+            "a tunnel port has no VLAN settings",
+        ));
     }
     let kind = match t.kind.as_str() {
         "vxlan" => PortKind::Vxlan,
@@ -250,12 +255,13 @@ fn tunnel_port_config(
             ApiError::invalid("key", format!("{k:?}: a VNI (0..=16777215) or \"flow\""))
         })?)),
     };
-    let dst_port = match t.dst_port {
-        0 => None,
-        p => Some(u16::try_from(p).ok().filter(|p| *p != 0).ok_or_else(|| {
-            ApiError::invalid("dst_port", format!("{p} is outside 1..=65535"))
-        })?),
-    };
+    let dst_port =
+        match t.dst_port {
+            0 => None,
+            p => Some(u16::try_from(p).ok().filter(|p| *p != 0).ok_or_else(|| {
+                ApiError::invalid("dst_port", format!("{p} is outside 1..=65535"))
+            })?),
+        };
     let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     let ofport = if r.ofport != 0 {
         r.ofport

@@ -148,7 +148,7 @@ enum Command {
 enum PortCmd {
     /// Add a port: ferroflowctl port add vm1 --vhost-client /run/vm1.sock
     #[command(group(clap::ArgGroup::new("device").required(true).multiple(false).args(["vhost_client", "vhost_server", "tap", "devargs", "vxlan", "geneve"])))]
-    Add(PortAdd),
+    Add(Box<PortAdd>),
     /// Remove a port (ovs-vsctl del-port).
     #[command(alias = "del", alias = "rm")]
     Remove { name: String },
@@ -555,7 +555,11 @@ async fn run(cli: &Cli) -> Result<()> {
                         "added port {} (OpenFlow port {}, {})",
                         p.name,
                         p.ofport,
-                        if p.devargs.is_empty() { &p.driver } else { &p.devargs }
+                        if p.devargs.is_empty() {
+                            &p.driver
+                        } else {
+                            &p.devargs
+                        }
                     );
                 }
             }

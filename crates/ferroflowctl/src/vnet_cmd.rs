@@ -9,7 +9,7 @@ use super::{print_json, table, Result};
 #[derive(Subcommand, Debug)]
 pub enum NetworkCmd {
     /// ferroflowctl network create 1 default --kind normal --uplink eth0 --gateway 10.0.0.254
-    Create(NetworkCreate),
+    Create(Box<NetworkCreate>),
     /// Delete a network (its instances must be removed first).
     #[command(alias = "del", alias = "remove")]
     Delete {

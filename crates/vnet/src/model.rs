@@ -214,7 +214,10 @@ impl Model {
                 },
             };
             match n.kind {
-                NetworkKind::Vlan | NetworkKind::Vnet | NetworkKind::Vxlan | NetworkKind::Geneve
+                NetworkKind::Vlan
+                | NetworkKind::Vnet
+                | NetworkKind::Vxlan
+                | NetworkKind::Geneve
                     if uplink.is_none() =>
                 {
                     return err(
@@ -292,10 +295,12 @@ impl Model {
                 }
                 (None, _) => None,
             };
-            let local_ip = crate::overlay::local_ip(n.kind, n.local_ip.as_deref())
-                .map_err(|m| ProfileError {
-                    field: f("local_ip"),
-                    message: m,
+            let local_ip =
+                crate::overlay::local_ip(n.kind, n.local_ip.as_deref()).map_err(|m| {
+                    ProfileError {
+                        field: f("local_ip"),
+                        message: m,
+                    }
                 })?;
             model.networks.push(Network {
                 id: n.id,

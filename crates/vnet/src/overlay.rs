@@ -5,7 +5,8 @@
 //! decapsulated packet belongs to the network its VNI names and to no other.
 //!
 //! Flows of network ID (table [`SWITCH_TUNNEL`]):
-//! - classifier, 160: `in_port=PEER,tun_id=ID` writes the network's metadata;
+//! - classifier, 160: `in_port=PEER,tun_id=ID` writes the network's metadata (150: any
+//!   other VNI from a peer is dropped);
 //! - 100 per instance: a local one's MAC to its port, a remote one's to its host's tunnel;
 //! - 2 per peer: what else came from a tunnel goes to the local instances only (the
 //!   sending host replicated it to every other host already: split horizon);
@@ -45,7 +46,10 @@ const PEER_OFPORT_VXLAN: u32 = 0x7f00_0000;
 const PEER_OFPORT_GENEVE: u32 = 0x7e00_0000;
 
 /// Checks a vxlan or geneve network's `local_ip` (`A.B.C.D/LEN`).
-pub(crate) fn local_ip(kind: NetworkKind, v: Option<&str>) -> Result<Option<(Ipv4Addr, u8)>, String> {
+pub(crate) fn local_ip(
+    kind: NetworkKind,
+    v: Option<&str>,
+) -> Result<Option<(Ipv4Addr, u8)>, String> {
     match (kind.is_overlay(), v) {
         (true, Some(s)) => {
             let (ip, len) = ferroflow_config::parse_ipv4_prefix(s)?;
@@ -91,7 +95,14 @@ pub(crate) fn peers(m: &Model) -> Vec<Peer> {
         });
     }
     // Numbered in a fixed order, so the same description gives the same numbers.
-    out.sort_by_key(|p| (p.kind == NetworkKind::Geneve, p.remote_ip, p.uplink, p.local_ip));
+    out.sort_by_key(|p| {
+        (
+            p.kind == NetworkKind::Geneve,
+            p.remote_ip,
+            p.uplink,
+            p.local_ip,
+        )
+    });
     let mut used: Vec<u32> = m.ports.clone();
     for p in &mut out {
         let (base, prefix) = match p.kind {
@@ -119,7 +130,12 @@ fn peer_of<'a>(m: &'a Model, net: &Network, remote: Ipv4Addr) -> Option<&'a Peer
 
 /// The flows of a vxlan or geneve network (see the module's documentation);
 /// `flood_locals`: `output:P,` for each local instance.
-pub(crate) fn compile_network(out: &mut Vec<ProfileFlow>, m: &Model, net: &Network, flood_locals: &str) {
+pub(crate) fn compile_network(
+    out: &mut Vec<ProfileFlow>,
+    m: &Model,
+    net: &Network,
+    flood_locals: &str,
+) {
     let id = net.id;
     let base = Role::Base.cookie(0);
     let meta = format!("metadata={id:#x}/0xffffffff");
@@ -134,6 +150,24 @@ pub(crate) fn compile_network(out: &mut Vec<ProfileFlow>, m: &Model, net: &Netwo
     }
     peers.sort_by_key(|p| p.ofport);
     let to_peer = |p: &Peer| format!("set_field:{id:#x}->tun_id,output:{}", p.ofport);
+    // Whatever else comes from a peer (a VNI none of its networks has) is dropped: once,
+    // with the first overlay network.
+    if m.networks
+        .iter()
+        .find(|n| n.kind.is_overlay())
+        .map(|n| n.id)
+        == Some(id)
+    {
+        for p in &m.peers {
+            out.push(ProfileFlow::new(
+                CLASSIFIER,
+                150,
+                base,
+                &format!("in_port={}", p.ofport),
+                "drop",
+            ));
+        }
+    }
     for p in &peers {
         out.push(ProfileFlow::new(
             CLASSIFIER,

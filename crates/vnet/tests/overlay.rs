@@ -92,10 +92,24 @@ fn vni_is_the_network_id_and_broadcast_goes_once_to_each_peer() {
     let has = |s: &str| t.iter().any(|f| f.contains(s));
     let sw = table::SWITCH_TUNNEL;
     // Decapsulated with VNI 5 from either peer: network 5; VNI 6 only from the peer that has it.
-    assert!(has(&format!("in_port={p2},tun_id=0x5,actions=write_metadata:0x5/0xffffffff,goto_table:{sw}")));
-    assert!(has(&format!("in_port={p3},tun_id=0x5,actions=write_metadata:0x5/0xffffffff,goto_table:{sw}")));
+    assert!(has(&format!(
+        "in_port={p2},tun_id=0x5,actions=write_metadata:0x5/0xffffffff,goto_table:{sw}"
+    )));
+    assert!(has(&format!(
+        "in_port={p3},tun_id=0x5,actions=write_metadata:0x5/0xffffffff,goto_table:{sw}"
+    )));
     assert!(has(&format!("in_port={p2},tun_id=0x6,")));
     assert!(!has(&format!("in_port={p3},tun_id=0x6,")));
+    // Any other VNI from a peer: dropped (not left to the bridge's own flows), once.
+    for p in [p2, p3] {
+        let drops = t
+            .iter()
+            .filter(|f| {
+                f.contains("priority=150,") && f.ends_with(&format!("in_port={p},actions=drop"))
+            })
+            .count();
+        assert_eq!(drops, 1, "{t:#?}");
+    }
     // Unicast to a remote instance: to its host's tunnel with the network's VNI.
     assert!(has(&format!(
         "dl_dst=02:00:00:05:00:03,actions=set_field:0x5->tun_id,output:{p3}"
@@ -108,21 +122,27 @@ fn vni_is_the_network_id_and_broadcast_goes_once_to_each_peer() {
         .iter()
         .find(|f| f.contains(&format!("table={sw},priority=1,")) && f.contains("metadata=0x5/"))
         .expect("network 5's flood");
-    assert!(flood5.ends_with(&format!(
-        "actions=output:1,set_field:0x5->tun_id,output:{p2},set_field:0x5->tun_id,output:{p3}"
-    )), "{flood5}");
+    assert!(
+        flood5.ends_with(&format!(
+            "actions=output:1,set_field:0x5->tun_id,output:{p2},set_field:0x5->tun_id,output:{p3}"
+        )),
+        "{flood5}"
+    );
     // From a tunnel: the local instances only (split horizon).
-    assert!(has(&format!("metadata=0x5/0xffffffff,in_port={p3},actions=output:1")));
+    assert!(has(&format!(
+        "metadata=0x5/0xffffffff,in_port={p3},actions=output:1"
+    )));
     // ARP for a remote instance is answered here.
-    assert!(has("metadata=0x5/0xffffffff,arp,arp_op=1,arp_tpa=10.5.0.3,"));
+    assert!(has(
+        "metadata=0x5/0xffffffff,arp,arp_op=1,arp_tpa=10.5.0.3,"
+    ));
 }
 
 #[test]
 fn the_description_is_checked() {
     let (n, i, p) = sample();
-    let field = |n: &[NetworkConfig], i: &[InstanceConfig]| {
-        Model::build(n, i, None, &p).unwrap_err().field
-    };
+    let field =
+        |n: &[NetworkConfig], i: &[InstanceConfig]| Model::build(n, i, None, &p).unwrap_err().field;
     let mut no_local = n.clone();
     no_local[0].local_ip = None;
     assert_eq!(field(&no_local, &i), "networks[0].local_ip");
@@ -154,5 +174,8 @@ fn geneve_networks_have_their_own_peer_ports() {
     let m = Model::build(&n, &i, None, &p).unwrap();
     // 192.0.2.2 is a peer of network 5 (vxlan) and of network 6 (geneve): two ports.
     assert_eq!(m.peers.len(), 3, "{:?}", m.peers);
-    assert!(m.peers.iter().any(|p| p.kind == NetworkKind::Geneve && p.name.starts_with("gn-")));
+    assert!(m
+        .peers
+        .iter()
+        .any(|p| p.kind == NetworkKind::Geneve && p.name.starts_with("gn-")));
 }
