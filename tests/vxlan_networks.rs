@@ -322,9 +322,12 @@ fn vxlan_network_between_two_switches() {
         ("b", 6, "10.5.0.1", "02:00:00:06:00:01"),
     ];
     let mut ns = Vec::new();
-    for side in ["a", "b"] {
+    for (k, side) in ["a", "b"].iter().enumerate() {
         let up = format!("ffvx-u{side}");
         wait_for_interface(&up);
+        // net_tap gives the kernel side the switch's own MAC: a bridge port with it would
+        // take frames for the switch as the bridge's own (a local FDB entry).
+        run(&format!("ip link set {up} address 02:00:00:ff:00:0{k}"));
         run(&format!("ip link set {up} netns ffvx-ul"));
         run(&format!("ip -n ffvx-ul link set {up} master br0 up"));
     }
