@@ -6,7 +6,8 @@
 //!
 //! Flows of network ID (table [`SWITCH_TUNNEL`]):
 //! - classifier, 160: `in_port=PEER,tun_id=ID` writes the network's metadata (150: any
-//!   other VNI from a peer is dropped);
+//!   other VNI from a peer is dropped; 140: anything else from the uplink, the underlay's
+//!   own traffic, too);
 //! - 100 per instance: a local one's MAC to its port, a remote one's to its host's tunnel;
 //! - 2 per peer: what else came from a tunnel goes to the local instances only (the
 //!   sending host replicated it to every other host already: split horizon);
@@ -150,6 +151,23 @@ pub(crate) fn compile_network(
     }
     peers.sort_by_key(|p| p.ofport);
     let to_peer = |p: &Peer| format!("set_field:{id:#x}->tun_id,output:{}", p.ofport);
+    // What reaches the switch on the underlay without being the tunnel layer's (the
+    // underlay's own broadcasts, IPv6 neighbour discovery...) is no instance's business:
+    // dropped, once per uplink, below the flows of other kinds on it (150, 160).
+    let first_on_uplink = m
+        .networks
+        .iter()
+        .find(|n| n.kind.is_overlay() && n.uplink == net.uplink)
+        .map(|n| n.id);
+    if let (Some(u), Some(true)) = (net.uplink, first_on_uplink.map(|f| f == id)) {
+        out.push(ProfileFlow::new(
+            CLASSIFIER,
+            140,
+            base,
+            &format!("in_port={u}"),
+            "drop",
+        ));
+    }
     // Whatever else comes from a peer (a VNI none of its networks has) is dropped: once,
     // with the first overlay network.
     if m.networks

@@ -110,6 +110,13 @@ fn vni_is_the_network_id_and_broadcast_goes_once_to_each_peer() {
             .count();
         assert_eq!(drops, 1, "{t:#?}");
     }
+    // The underlay's own traffic reaches no instance.
+    assert_eq!(
+        t.iter()
+            .filter(|f| f.contains("priority=140,") && f.ends_with("in_port=10,actions=drop"))
+            .count(),
+        1
+    );
     // Unicast to a remote instance: to its host's tunnel with the network's VNI.
     assert!(has(&format!(
         "dl_dst=02:00:00:05:00:03,actions=set_field:0x5->tun_id,output:{p3}"
