@@ -68,8 +68,13 @@ pub fn datapath_settings(c: &DatapathConfig) -> DatapathSettings {
 /// The configured tunnel ports as the datapath takes them (the configuration was
 /// validated: addresses parse, uplinks exist).
 pub fn tunnel_specs(config: &Config) -> Result<Vec<TunnelSpec>, String> {
+    tunnel_specs_of(&config.ports)
+}
+
+/// The tunnel ports among `ports` (checked: addresses parse, uplinks exist).
+pub fn tunnel_specs_of(ports: &[PortConfig]) -> Result<Vec<TunnelSpec>, String> {
     let mut out = Vec::new();
-    for pc in config.ports.iter().filter(|p| p.is_tunnel()) {
+    for pc in ports.iter().filter(|p| p.is_tunnel()) {
         let kind = match pc.kind {
             PortKind::Vxlan => TunnelKind::Vxlan,
             _ => TunnelKind::Geneve,
@@ -82,8 +87,7 @@ pub fn tunnel_specs(config: &Config) -> Result<Vec<TunnelSpec>, String> {
             .ok_or_else(|| bad("remote_ip"))?;
         let (local, len) =
             parse_ipv4_prefix(pc.local_ip.as_deref().unwrap_or_default()).map_err(|e| bad(&e))?;
-        let uplink = config
-            .ports
+        let uplink = ports
             .iter()
             .find(|p| Some(p.name.as_str()) == pc.uplink.as_deref())
             .ok_or_else(|| bad("uplink"))?;

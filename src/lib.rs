@@ -14,6 +14,7 @@ pub mod profile;
 pub mod stats;
 pub mod store;
 pub mod switch;
+pub mod tunnel_ports;
 pub mod tunnels;
 
 /// The version, with the git commit it was built from when known (one

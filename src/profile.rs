@@ -69,6 +69,11 @@ impl ProfileState {
     pub fn is_active(&self) -> bool {
         !self.model.is_empty()
     }
+
+    /// The tunnel ports its vxlan and geneve networks use towards peer hosts.
+    pub fn peers(&self) -> &[vnet::Peer] {
+        &self.model.peers
+    }
 }
 
 /// Replaces the description: checks it against the ports, compiles it, and
@@ -122,7 +127,19 @@ pub fn set(st: &mut State, now: Duration, desc: Description) -> Result<(), Profi
         fm.cookie_mask = u64::MAX;
         mods.push((format!("cookie={cookie:#x}"), fm));
     }
-    apply(st, now, &mods)?;
+    // The peer tunnel ports first (a remote the underlay cannot reach is refused before
+    // any flow changes), then the flows; a refused flow puts the old ports back.
+    crate::tunnel_ports::sync(st, &model.peers).map_err(|message| ProfileError {
+        field: "host_ip".into(),
+        message,
+    })?;
+    if let Err(e) = apply(st, now, &mods) {
+        let old = st.profile.model.peers.clone();
+        if let Err(back) = crate::tunnel_ports::sync(st, &old) {
+            tracing::error!("virtual networks: restoring the tunnel ports: {back}");
+        }
+        return Err(e);
+    }
     let mut spoof_entries: BTreeMap<String, Vec<(u8, u16, pipeline::Match)>> = BTreeMap::new();
     for i in &model.instances {
         let cookie = Role::Spoof.cookie(i.subject);

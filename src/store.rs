@@ -334,6 +334,7 @@ mod tests {
                     gateway_mac: None,
                     prefixes: vec![],
                     backbone_mac: None,
+                    local_ip: None,
                 }],
                 instances: vec![ferroflow_config::InstanceConfig {
                     name: "i1".into(),
@@ -343,6 +344,7 @@ mod tests {
                     ipv6: vec![],
                     port: Some("vm2".into()),
                     host_mac: None,
+                    host_ip: None,
                 }],
                 metadata: Some(ferroflow_config::MetadataConfig {
                     mode: ferroflow_config::MetadataMode::PerConnection,

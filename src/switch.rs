@@ -174,7 +174,7 @@ pub struct State {
     /// Last link state seen per OpenFlow port.
     links: HashMap<u32, bool>,
     /// Asynchronous messages made under the lock, sent once it is released.
-    events: Vec<AsyncEvent>,
+    pub(crate) events: Vec<AsyncEvent>,
     /// When the automatic rebalance last measured the queues' loads.
     last_rebalance_check: Instant,
 }
@@ -591,6 +591,10 @@ impl Switch {
         check
             .validate_ports()
             .map_err(|(key, msg)| PortChangeError::Invalid(format!("{key}: {msg}")))?;
+        if pc.is_tunnel() {
+            let now = self.now();
+            return crate::tunnel_ports::add(&mut st, pc, now);
+        }
         let spec = port_spec(&pc).map_err(PortChangeError::Invalid)?;
         let dp = st.datapath.as_mut().ok_or(PortChangeError::Stopped)?;
         // Ports withdrawn earlier that every worker has let go: closed off the lock.
@@ -626,6 +630,13 @@ impl Switch {
         let pc = pc.ok_or_else(|| PortChangeError::NoSuchPort(name.to_owned()))?;
         if let Some(user) = crate::profile::port_user(&st, name, pc.ofport) {
             return Err(PortChangeError::InUse(name.to_owned(), user));
+        }
+        if let Some(user) = crate::tunnel_ports::uplink_user(&st, name) {
+            return Err(PortChangeError::InUse(name.to_owned(), user));
+        }
+        if pc.is_tunnel() {
+            let now = self.now();
+            return crate::tunnel_ports::remove(&mut st, &pc, now);
         }
         let desc = st.port_desc(pc.ofport);
         let dp = st.datapath.as_mut().ok_or(PortChangeError::Stopped)?;

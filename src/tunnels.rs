@@ -7,12 +7,10 @@ use ferroflow_config::Config;
 
 use crate::datapath_conv::{tunnel_specs, underlay_settings};
 
-/// Gives the datapath the configured tunnel ports (none: nothing to do).
+/// Gives the datapath the configured tunnel ports and the `[tunnels]` settings.
 pub fn start(dp: &mut Datapath, config: &Config) -> anyhow::Result<()> {
     let specs = tunnel_specs(config).map_err(anyhow::Error::msg)?;
-    if specs.is_empty() {
-        return Ok(());
-    }
+    // Set even without tunnel ports: those added later (API, profile) use the settings.
     let settings = underlay_settings(&config.tunnels).map_err(anyhow::Error::msg)?;
     dp.set_tunnels(&specs, settings)?;
     Ok(())

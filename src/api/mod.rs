@@ -478,7 +478,13 @@ impl Api {
     /// ([`port_rules`]), checked before anything is made.
     pub fn add_port(&self, pc: PortConfig) -> Result<(), ApiError> {
         let rules = self.sw.config.grpc.clone().unwrap_or_default();
-        if let Err(e) = port_rules::check(&pc.devargs, &rules) {
+        // A tunnel port makes no device: the device rules do not apply to it.
+        let checked = if pc.is_tunnel() {
+            Ok(())
+        } else {
+            port_rules::check(&pc.devargs, &rules)
+        };
+        if let Err(e) = checked {
             self.grpc.ports_refused.fetch_add(1, Relaxed);
             warn!(port = %pc.name, "AddPort refused: {e}");
             return Err(ApiError::PermissionDenied(format!(

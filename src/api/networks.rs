@@ -65,10 +65,12 @@ fn network_config(n: &pb::Network) -> Result<NetworkConfig, ApiError> {
         "private" => NetworkKind::Private,
         "vlan" => NetworkKind::Vlan,
         "vnet" => NetworkKind::Vnet,
+        "vxlan" => NetworkKind::Vxlan,
+        "geneve" => NetworkKind::Geneve,
         k => {
             return Err(ApiError::invalid(
                 "kind",
-                format!("{k:?}: normal, private, vlan or vnet"),
+                format!("{k:?}: normal, private, vlan, vnet, vxlan or geneve"),
             ))
         }
     };
@@ -93,6 +95,7 @@ fn network_config(n: &pb::Network) -> Result<NetworkConfig, ApiError> {
         gateway_mac: opt(&n.gateway_mac),
         prefixes: n.prefixes.clone(),
         backbone_mac: opt(&n.backbone_mac),
+        local_ip: opt(&n.local_ip),
     })
 }
 
@@ -107,6 +110,7 @@ fn network_pb(n: &NetworkConfig) -> pb::Network {
         gateway_mac: n.gateway_mac.clone().unwrap_or_default(),
         prefixes: n.prefixes.clone(),
         backbone_mac: n.backbone_mac.clone().unwrap_or_default(),
+        local_ip: n.local_ip.clone().unwrap_or_default(),
     }
 }
 
@@ -138,6 +142,11 @@ fn instance_config(i: &pb::Instance) -> Result<InstanceConfig, ApiError> {
         ipv6,
         port: opt(&i.port),
         host_mac: opt(&i.host_mac),
+        host_ip: if i.host_ip.is_empty() {
+            None
+        } else {
+            Some(ip("host_ip", &i.host_ip)?)
+        },
     })
 }
 
@@ -157,6 +166,7 @@ fn instance_pb(api: &Api, i: &InstanceConfig) -> pb::Instance {
         spoofed_packets,
         spoofed_bytes,
         ipv6: i.ipv6.iter().map(|a| a.to_string()).collect(),
+        host_ip: i.host_ip.map(|a| a.to_string()).unwrap_or_default(),
     }
 }
 

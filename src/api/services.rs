@@ -117,7 +117,11 @@ pub(crate) fn ports(api: &Api, only: Option<&str>) -> Result<Vec<pb::Port>, ApiE
                 ofport: p.ofport,
                 devargs: p.devargs.clone(),
                 device: st.map(|s| s.device.clone()).unwrap_or_default(),
-                driver: st.map(|s| s.driver.clone()).unwrap_or_default(),
+                driver: st.map(|s| s.driver.clone()).unwrap_or_else(|| {
+                    crate::tunnel_ports::driver_name(p)
+                        .unwrap_or_default()
+                        .into()
+                }),
                 vlan: p.vlan_mode().to_string(),
                 mac: st.map(|s| mac(s.mac)).unwrap_or_default(),
                 link_up: st.is_some_and(|s| s.link_up),
@@ -145,6 +149,9 @@ fn port_config(api: &Api, r: &pb::AddPortRequest) -> Result<PortConfig, ApiError
             .find(|d| !existing.iter().any(|p| p.device_name() == d))
             .unwrap_or_default()
     };
+    if let Some(t) = &r.tunnel {
+        return tunnel_port_config(r, t, &existing);
+    }
     let devargs = match &r.device {
         None => {
             return Err(ApiError::invalid(
@@ -213,6 +220,66 @@ fn port_config(api: &Api, r: &pb::AddPortRequest) -> Result<PortConfig, ApiError
         socket_mode: r.socket_mode,
         socket_owner: text(&r.socket_owner),
         socket_group: text(&r.socket_group),
+        ..Default::default()
+    })
+}
+
+/// A tunnel port a request describes; the configuration's checks run when it is added.
+fn tunnel_port_config(
+    r: &pb::AddPortRequest,
+    t: &pb::TunnelPortRequest,
+    existing: &[PortConfig],
+) -> Result<PortConfig, ApiError> {
+    use ferroflow_config::{PortKind, TunnelKey};
+    if r.device.is_some() {
+        return Err(ApiError::invalid(
+            "device",
+            "a tunnel port has no device: give tunnel or a device, not both",
+        ));
+    }
+    if r.tag != 0 || !r.trunks.is_empty() {
+        return Err(ApiError::invalid(
+            "tag",
+            "a tunnel port has no VLAN settings",
+        ));
+    }
+    let kind = match t.kind.as_str() {
+        "vxlan" => PortKind::Vxlan,
+        "geneve" => PortKind::Geneve,
+        k => return Err(ApiError::invalid("kind", format!("{k:?}: vxlan or geneve"))),
+    };
+    let key = match t.key.as_str() {
+        "" => None,
+        "flow" => Some(TunnelKey::Flow),
+        k => Some(TunnelKey::Fixed(k.parse().map_err(|_| {
+            ApiError::invalid("key", format!("{k:?}: a VNI (0..=16777215) or \"flow\""))
+        })?)),
+    };
+    let dst_port =
+        match t.dst_port {
+            0 => None,
+            p => Some(u16::try_from(p).ok().filter(|p| *p != 0).ok_or_else(|| {
+                ApiError::invalid("dst_port", format!("{p} is outside 1..=65535"))
+            })?),
+        };
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let ofport = if r.ofport != 0 {
+        r.ofport
+    } else {
+        (1..)
+            .find(|n| !existing.iter().any(|p| p.ofport == *n))
+            .unwrap_or(1)
+    };
+    Ok(PortConfig {
+        name: r.name.clone(),
+        ofport,
+        kind,
+        uplink: text(&t.uplink),
+        local_ip: text(&t.local_ip),
+        remote_ip: text(&t.remote_ip),
+        key,
+        dst_port,
+        csum: t.csum,
         ..Default::default()
     })
 }

@@ -129,6 +129,11 @@ pub enum NetworkKind {
     Vlan,
     /// An L2 virtual network across hosts over PBB (MAC-in-MAC), I-SID = network id.
     Vnet,
+    /// An L2 virtual network across hosts over VXLAN, VNI = network id: one tunnel port
+    /// per peer host (docs/virtual-networks.md).
+    Vxlan,
+    /// The same over Geneve.
+    Geneve,
 }
 
 impl NetworkKind {
@@ -138,7 +143,14 @@ impl NetworkKind {
             NetworkKind::Private => "private",
             NetworkKind::Vlan => "vlan",
             NetworkKind::Vnet => "vnet",
+            NetworkKind::Vxlan => "vxlan",
+            NetworkKind::Geneve => "geneve",
         }
+    }
+
+    /// Whether instances on other hosts are reached through tunnels (vxlan, geneve).
+    pub fn is_overlay(self) -> bool {
+        matches!(self, NetworkKind::Vxlan | NetworkKind::Geneve)
     }
 }
 
@@ -168,6 +180,10 @@ pub struct NetworkConfig {
     /// Vnet networks: this host's backbone MAC (the outer source of its PBB frames).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone_mac: Option<String>,
+    /// Vxlan and geneve networks: this host's tunnel endpoint on the uplink, with the
+    /// on-link prefix (`192.0.2.1/24`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
@@ -191,6 +207,9 @@ pub struct InstanceConfig {
     /// Remote vnet instances: the backbone MAC of the host it lives on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_mac: Option<String>,
+    /// Remote vxlan and geneve instances: the tunnel endpoint IP of the host it lives on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<std::net::Ipv4Addr>,
 }
 
 /// How instances reach the metadata service at 169.254.169.254:80 (the seed's three ways).

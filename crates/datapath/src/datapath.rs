@@ -1142,6 +1142,16 @@ impl Datapath {
             .tick(&self.slow, &self.tunnels, Instant::now(), &mut send);
     }
 
+    /// The tunnel ports as they were set.
+    pub fn tunnel_specs(&self) -> Vec<TunnelSpec> {
+        self.tunnels.ports.iter().map(|p| p.spec.clone()).collect()
+    }
+
+    /// The underlay settings the tunnel ports use (for a change of the set).
+    pub fn tunnel_settings(&self) -> UnderlaySettings {
+        self.underlay.settings.clone()
+    }
+
     /// Every tunnel port with its counters.
     pub fn tunnels(&self) -> Vec<TunnelStatus> {
         self.tunnels

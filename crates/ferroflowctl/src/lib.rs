@@ -147,8 +147,8 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum PortCmd {
     /// Add a port: ferroflowctl port add vm1 --vhost-client /run/vm1.sock
-    #[command(group(clap::ArgGroup::new("device").required(true).multiple(false).args(["vhost_client", "vhost_server", "tap", "devargs"])))]
-    Add(PortAdd),
+    #[command(group(clap::ArgGroup::new("device").required(true).multiple(false).args(["vhost_client", "vhost_server", "tap", "devargs", "vxlan", "geneve"])))]
+    Add(Box<PortAdd>),
     /// Remove a port (ovs-vsctl del-port).
     #[command(alias = "del", alias = "rm")]
     Remove { name: String },
@@ -194,6 +194,8 @@ struct PortAdd {
     /// With --vhost-server: the socket's group (group name or gid), e.g. kvm.
     #[arg(long)]
     socket_group: Option<String>,
+    #[command(flatten)]
+    tunnel: tunnel_cmd::TunnelPortArgs,
 }
 
 /// A permission mode as chmod(1) takes it: octal digits, "0660" or "660".
@@ -520,19 +522,23 @@ async fn run(cli: &Cli) -> Result<()> {
         Command::Port(cmd) => match cmd {
             PortCmd::Add(a) => {
                 use pb::add_port_request::Device;
-                let device = if let Some(s) = &a.vhost_client {
-                    Device::VhostClient(s.clone())
+                let tunnel = a.tunnel.request();
+                let device = if tunnel.is_some() {
+                    None
+                } else if let Some(s) = &a.vhost_client {
+                    Some(Device::VhostClient(s.clone()))
                 } else if let Some(s) = &a.vhost_server {
-                    Device::VhostServer(s.clone())
+                    Some(Device::VhostServer(s.clone()))
                 } else if let Some(s) = &a.tap {
-                    Device::Tap(s.clone())
+                    Some(Device::Tap(s.clone()))
                 } else {
-                    Device::Devargs(a.devargs.clone().unwrap_or_default())
+                    Some(Device::Devargs(a.devargs.clone().unwrap_or_default()))
                 };
                 let p = ports
                     .add_port(pb::AddPortRequest {
                         name: a.name.clone(),
-                        device: Some(device),
+                        device,
+                        tunnel,
                         ofport: a.ofport.unwrap_or(0),
                         tag: a.tag.unwrap_or(0),
                         trunks: a.trunks.clone(),
@@ -547,7 +553,13 @@ async fn run(cli: &Cli) -> Result<()> {
                 } else {
                     println!(
                         "added port {} (OpenFlow port {}, {})",
-                        p.name, p.ofport, p.devargs
+                        p.name,
+                        p.ofport,
+                        if p.devargs.is_empty() {
+                            &p.driver
+                        } else {
+                            &p.devargs
+                        }
                     );
                 }
             }

@@ -108,3 +108,54 @@ pub async fn tunnel(ch: &Channel, cmd: &TunnelCmd, json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// `port add NAME --vxlan|--geneve --uplink P --local-ip A/LEN --remote-ip B --key N|flow`:
+/// a tunnel port instead of a device (docs/tunnels.md).
+#[derive(clap::Args, Debug)]
+#[group(skip)]
+pub struct TunnelPortArgs {
+    /// A VXLAN tunnel port (with --uplink, --local-ip, --remote-ip).
+    #[arg(long)]
+    vxlan: bool,
+    /// A Geneve tunnel port (with --uplink, --local-ip, --remote-ip).
+    #[arg(long)]
+    geneve: bool,
+    /// Tunnel: the port the encapsulated packets use.
+    #[arg(long)]
+    uplink: Option<String>,
+    /// Tunnel: the switch's address on the uplink with its on-link prefix, A.B.C.D/LEN.
+    #[arg(long)]
+    local_ip: Option<String>,
+    /// Tunnel: the far endpoint's IPv4 address.
+    #[arg(long)]
+    remote_ip: Option<String>,
+    /// Tunnel: the VNI, or "flow" (taken from tunnel_id on output).
+    #[arg(long)]
+    key: Option<String>,
+    /// Tunnel: UDP destination port (default 4789 vxlan, 6081 geneve).
+    #[arg(long)]
+    dst_port: Option<u16>,
+    /// Tunnel: fill the outer UDP checksum.
+    #[arg(long)]
+    csum: bool,
+}
+
+impl TunnelPortArgs {
+    /// The request's tunnel part; `None` for a device port.
+    pub fn request(&self) -> Option<pb::TunnelPortRequest> {
+        let kind = match (self.vxlan, self.geneve) {
+            (true, _) => "vxlan",
+            (_, true) => "geneve",
+            _ => return None,
+        };
+        Some(pb::TunnelPortRequest {
+            kind: kind.into(),
+            uplink: self.uplink.clone().unwrap_or_default(),
+            local_ip: self.local_ip.clone().unwrap_or_default(),
+            remote_ip: self.remote_ip.clone().unwrap_or_default(),
+            key: self.key.clone().unwrap_or_default(),
+            dst_port: self.dst_port.map_or(0, u32::from),
+            csum: self.csum,
+        })
+    }
+}

@@ -9,7 +9,7 @@ use super::{print_json, table, Result};
 #[derive(Subcommand, Debug)]
 pub enum NetworkCmd {
     /// ferroflowctl network create 1 default --kind normal --uplink eth0 --gateway 10.0.0.254
-    Create(NetworkCreate),
+    Create(Box<NetworkCreate>),
     /// Delete a network (its instances must be removed first).
     #[command(alias = "del", alias = "remove")]
     Delete {
@@ -23,7 +23,7 @@ pub struct NetworkCreate {
     /// 1..16777215 (a vnet's I-SID).
     id: u32,
     name: String,
-    /// normal, private, vlan or vnet.
+    /// normal, private, vlan, vnet, vxlan or geneve.
     #[arg(long, default_value = "normal")]
     kind: String,
     /// The port towards the physical network.
@@ -43,6 +43,9 @@ pub struct NetworkCreate {
     /// vnet: this host's backbone MAC.
     #[arg(long)]
     backbone_mac: Option<String>,
+    /// vxlan, geneve: this host's tunnel endpoint on the uplink, A.B.C.D/LEN.
+    #[arg(long)]
+    local_ip: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +77,9 @@ pub struct InstanceAdd {
     /// A vnet instance on another host: that host's backbone MAC.
     #[arg(long)]
     host_mac: Option<String>,
+    /// A vxlan or geneve instance on another host: that host's tunnel endpoint IP.
+    #[arg(long)]
+    host_ip: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,6 +119,7 @@ pub async fn network(ch: &Channel, cmd: &NetworkCmd, json: bool) -> Result<()> {
                     gateway_mac: a.gateway_mac.clone().unwrap_or_default(),
                     prefixes: a.prefixes.clone(),
                     backbone_mac: a.backbone_mac.clone().unwrap_or_default(),
+                    local_ip: a.local_ip.clone().unwrap_or_default(),
                 })
                 .await?
                 .into_inner();
@@ -146,6 +153,7 @@ pub async fn network(ch: &Channel, cmd: &NetworkCmd, json: bool) -> Result<()> {
                         let detail = match n.kind.as_str() {
                             "vlan" => format!("vlan {}", n.vlan),
                             "vnet" => format!("backbone {}", n.backbone_mac),
+                            "vxlan" | "geneve" => format!("endpoint {}", n.local_ip),
                             "private" => n.prefixes.join(" "),
                             _ => String::new(),
                         };
@@ -182,6 +190,7 @@ pub async fn instance(ch: &Channel, cmd: &InstanceCmd, json: bool) -> Result<()>
                     ipv6: a.ipv6.clone(),
                     port: a.port.clone().unwrap_or_default(),
                     host_mac: a.host_mac.clone().unwrap_or_default(),
+                    host_ip: a.host_ip.clone().unwrap_or_default(),
                     ..Default::default()
                 })
                 .await?
@@ -213,7 +222,9 @@ pub async fn instance(ch: &Channel, cmd: &InstanceCmd, json: bool) -> Result<()>
                 let rows: Vec<Vec<String>> = list
                     .iter()
                     .map(|i| {
-                        let at = if i.port.is_empty() {
+                        let at = if !i.host_ip.is_empty() {
+                            format!("remote {}", i.host_ip)
+                        } else if i.port.is_empty() {
                             format!("remote {}", i.host_mac)
                         } else {
                             i.port.clone()

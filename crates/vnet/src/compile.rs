@@ -85,6 +85,7 @@ pub fn switch_table(kind: NetworkKind) -> u8 {
         NetworkKind::Private => SWITCH_PRIVATE,
         NetworkKind::Vlan => SWITCH_VLAN,
         NetworkKind::Vnet => SWITCH_VNET,
+        NetworkKind::Vxlan | NetworkKind::Geneve => SWITCH_TUNNEL,
     }
 }
 
@@ -232,7 +233,7 @@ pub fn compile(m: &Model) -> Vec<ProfileFlow> {
             &format!("in_port={p},arp"),
             "drop",
         ));
-        if matches!(net.kind, NetworkKind::Normal | NetworkKind::Vnet) {
+        if matches!(net.kind, NetworkKind::Normal | NetworkKind::Vnet) || net.kind.is_overlay() {
             ipv6_classifier(&mut out, i, p, net.id, sw);
             // L2 networks carry other protocols from the instance's own MAC.
             out.push(ProfileFlow::new(
@@ -291,7 +292,7 @@ pub fn compile(m: &Model) -> Vec<ProfileFlow> {
     // control plane, which answers them (an advertisement needs flags and a
     // checksum that no set_field writes); the rest go on to the network ----
     for net in &m.networks {
-        if !matches!(net.kind, NetworkKind::Normal | NetworkKind::Vnet) {
+        if !matches!(net.kind, NetworkKind::Normal | NetworkKind::Vnet) && !net.kind.is_overlay() {
             continue;
         }
         let mut targets: Vec<Ipv6Addr> = Vec::new();
@@ -509,6 +510,9 @@ pub fn compile(m: &Model) -> Vec<ProfileFlow> {
                     id,
                     &format!("{flood_locals}{}", encap("ff:ff:ff:ff:ff:ff")),
                 ));
+            }
+            NetworkKind::Vxlan | NetworkKind::Geneve => {
+                crate::overlay::compile_network(&mut out, m, net, &flood_locals)
             }
             NetworkKind::Private => {
                 for (i, p) in &locals {

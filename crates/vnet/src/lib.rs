@@ -13,10 +13,12 @@
 
 mod compile;
 mod model;
+mod overlay;
 mod react;
 
 pub use compile::{compile, ProfileFlow};
 pub use model::{link_local_of, Instance, Model, Network, ProfileError};
+pub use overlay::Peer;
 pub use react::{neighbor_advertisement, react, Reaction};
 
 /// The seed's stages and the tables they live in. Controllers may use the
@@ -35,6 +37,8 @@ pub mod table {
     pub const VERIFY_DESTINATION: u8 = 42;
     pub const SWITCH_VLAN: u8 = 50;
     pub const SWITCH_VNET: u8 = 60;
+    /// L2 virtual networks over VXLAN and Geneve tunnels.
+    pub const SWITCH_TUNNEL: u8 = 61;
 
     /// (table, name) as TABLE_FEATURES, dumps and metrics show them.
     pub const NAMES: &[(u8, &str)] = &[
@@ -49,6 +53,7 @@ pub mod table {
         (VERIFY_DESTINATION, "verify_destination"),
         (SWITCH_VLAN, "switch_vlan"),
         (SWITCH_VNET, "switch_vnet"),
+        (SWITCH_TUNNEL, "switch_tunnel"),
     ];
 }
 

@@ -38,6 +38,8 @@ pub struct Network {
     /// (address, prefix length)
     pub prefixes: Vec<(Ipv4Addr, u8)>,
     pub backbone_mac: Option<[u8; 6]>,
+    /// Vxlan and geneve: this host's tunnel endpoint and the uplink's on-link prefix length.
+    pub local_ip: Option<(Ipv4Addr, u8)>,
 }
 
 impl Network {
@@ -75,6 +77,8 @@ pub struct Instance {
     pub port: Option<u32>,
     /// Remote (vnet): the backbone MAC of its host.
     pub host_mac: Option<[u8; 6]>,
+    /// Remote (vxlan, geneve): the tunnel endpoint of its host.
+    pub host_ip: Option<Ipv4Addr>,
 }
 
 impl Instance {
@@ -133,6 +137,8 @@ pub struct Model {
     pub metadata: Option<Metadata>,
     /// Every port of the switch (OpenFlow numbers), LOCAL included if configured.
     pub ports: Vec<u32>,
+    /// The tunnel ports to the peer hosts of vxlan and geneve networks.
+    pub peers: Vec<crate::overlay::Peer>,
 }
 
 impl Model {
@@ -208,7 +214,12 @@ impl Model {
                 },
             };
             match n.kind {
-                NetworkKind::Vlan | NetworkKind::Vnet if uplink.is_none() => {
+                NetworkKind::Vlan
+                | NetworkKind::Vnet
+                | NetworkKind::Vxlan
+                | NetworkKind::Geneve
+                    if uplink.is_none() =>
+                {
                     return err(
                         f("uplink"),
                         format!("a {} network needs an uplink port", n.kind.as_str()),
@@ -284,6 +295,13 @@ impl Model {
                 }
                 (None, _) => None,
             };
+            let local_ip =
+                crate::overlay::local_ip(n.kind, n.local_ip.as_deref()).map_err(|m| {
+                    ProfileError {
+                        field: f("local_ip"),
+                        message: m,
+                    }
+                })?;
             model.networks.push(Network {
                 id: n.id,
                 name: n.name.clone(),
@@ -293,6 +311,7 @@ impl Model {
                 gateway,
                 prefixes,
                 backbone_mac,
+                local_ip,
             });
         }
         let uplinks: HashSet<u32> = model.networks.iter().filter_map(|n| n.uplink).collect();
@@ -342,6 +361,32 @@ impl Model {
                     message: format!("{m:?} is not a MAC address"),
                 })?),
             };
+            match (port, inst.host_ip, net.kind.is_overlay()) {
+                (Some(_), Some(_), _) => {
+                    return err(
+                        f("host_ip"),
+                        "a local instance (with a port) has no remote host",
+                    )
+                }
+                (_, Some(_), false) => {
+                    return err(
+                        f("host_ip"),
+                        "remote instances are reached by host_ip on vxlan and geneve networks only",
+                    )
+                }
+                (None, None, true) if host_mac.is_none() => {
+                    return err(
+                        f("port"),
+                        "an instance needs a port, or host_ip if it lives on another host",
+                    )
+                }
+                (_, Some(ip), true)
+                    if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() =>
+                {
+                    return err(f("host_ip"), format!("{ip} is not a unicast address"))
+                }
+                _ => {}
+            }
             match (port, host_mac) {
                 (Some(_), Some(_)) => {
                     return err(
@@ -349,7 +394,7 @@ impl Model {
                         "a local instance (with a port) has no remote host",
                     )
                 }
-                (None, None) => {
+                (None, None) if inst.host_ip.is_none() => {
                     return err(
                         f("port"),
                         "an instance needs a port, or host_mac if it lives on another host",
@@ -400,7 +445,9 @@ impl Model {
                     "an IPv6 address is unspecified, loopback, multicast or IPv4-mapped",
                 );
             }
-            if !inst.ipv6.is_empty() && !matches!(net.kind, NetworkKind::Normal | NetworkKind::Vnet)
+            if !inst.ipv6.is_empty()
+                && !matches!(net.kind, NetworkKind::Normal | NetworkKind::Vnet)
+                && !net.kind.is_overlay()
             {
                 return err(
                     f("ipv6"),
@@ -419,6 +466,7 @@ impl Model {
                 ipv6: inst.ipv6.clone(),
                 port,
                 host_mac,
+                host_ip: inst.host_ip,
             });
         }
         if let Some(md) = metadata {
@@ -451,6 +499,7 @@ impl Model {
                 host_port: md.host_port,
             });
         }
+        model.peers = crate::overlay::peers(&model);
         debug_assert!(!model.networks.iter().any(|n| n.id == HOST_NETWORK));
         Ok(model)
     }

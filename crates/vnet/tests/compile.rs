@@ -34,6 +34,7 @@ fn net(id: u32, name: &str, kind: NetworkKind) -> NetworkConfig {
         gateway_mac: None,
         prefixes: vec![],
         backbone_mac: None,
+        local_ip: None,
     }
 }
 
@@ -46,6 +47,7 @@ fn inst(name: &str, network: u32, mac: &str, ip: &str, port: Option<&str>) -> In
         ipv6: vec![],
         port: port.map(Into::into),
         host_mac: None,
+        host_ip: None,
     }
 }
 
