@@ -82,6 +82,16 @@ pub fn register_metrics(r: &prometheus::Registry, t: &TunnelReading) {
             "Packets not sent: no buffer or headroom for the outer headers.",
             6,
         ),
+        (
+            "ferroflow_tunnel_no_tun_dst_drops_total",
+            "Packets not sent: output to a remote_ip=flow port without a (routable) tun_dst.",
+            7,
+        ),
+        (
+            "ferroflow_tunnel_frag_needed_total",
+            "Of the MTU drops: IPv4 with DF, answered with ICMP fragmentation-needed.",
+            8,
+        ),
     ];
     for (name, help, i) in per_port {
         let c = counter(name, help, &l);
@@ -94,6 +104,8 @@ pub fn register_metrics(r: &prometheus::Registry, t: &TunnelReading) {
                 p.no_neighbour_drops,
                 p.mtu_drops,
                 p.encap_failed,
+                p.no_tun_dst_drops,
+                p.frag_needed,
             ][i];
             c.with_label_values(&[&p.name, &p.remote_ip]).inc_by(v);
         }
@@ -136,6 +148,11 @@ pub fn register_metrics(r: &prometheus::Registry, t: &TunnelReading) {
             "ferroflow_tunnel_icmp_echo_replies_total",
             "ICMP echo replies sent from local tunnel IPs.",
             u.icmp_echo_replies_sent,
+        ),
+        (
+            "ferroflow_tunnel_icmp_frag_needed_sent_total",
+            "ICMP fragmentation-needed sent to senders of oversized IPv4 with DF.",
+            u.icmp_frag_needed_sent,
         ),
     ] {
         counter(name, help, &[]).with_label_values(&[]).inc_by(v);
@@ -207,6 +224,8 @@ impl pb::tunnel_service_server::TunnelService for Service {
                     no_neighbour_drops: t.no_neighbour_drops,
                     mtu_drops: t.mtu_drops,
                     encap_failed: t.encap_failed,
+                    no_tun_dst_drops: t.no_tun_dst_drops,
+                    icmp_frag_needed_sent: t.frag_needed,
                 })
                 .collect(),
             underlay: Some(pb::UnderlayCounters {
@@ -219,6 +238,7 @@ impl pb::tunnel_service_server::TunnelService for Service {
                 slow_path_dropped: u.slow_path_dropped,
                 arp_replies_sent: u.arp_replies_sent,
                 icmp_echo_replies_sent: u.icmp_echo_replies_sent,
+                icmp_frag_needed_sent: u.icmp_frag_needed_sent,
             }),
         }))
     }
