@@ -154,6 +154,26 @@ pub fn register_metrics(r: &prometheus::Registry, t: &TunnelReading) {
             "ICMP fragmentation-needed sent to senders of oversized IPv4 with DF.",
             u.icmp_frag_needed_sent,
         ),
+        (
+            "ferroflow_tunnel_neighbour_queued_total",
+            "Encapsulated packets held while their next hop resolved.",
+            u.neighbour_queued,
+        ),
+        (
+            "ferroflow_tunnel_neighbour_queue_sent_total",
+            "Held packets sent once their next hop resolved.",
+            u.neighbour_queue_sent,
+        ),
+        (
+            "ferroflow_tunnel_neighbour_queue_overflow_total",
+            "Packets dropped: their unresolved next hop already held 16.",
+            u.neighbour_queue_overflow,
+        ),
+        (
+            "ferroflow_tunnel_neighbour_queue_timeouts_total",
+            "Held packets dropped: their next hop never answered ARP.",
+            u.neighbour_queue_timeouts,
+        ),
     ] {
         counter(name, help, &[]).with_label_values(&[]).inc_by(v);
     }
@@ -239,6 +259,10 @@ impl pb::tunnel_service_server::TunnelService for Service {
                 arp_replies_sent: u.arp_replies_sent,
                 icmp_echo_replies_sent: u.icmp_echo_replies_sent,
                 icmp_frag_needed_sent: u.icmp_frag_needed_sent,
+                neighbour_queued: u.neighbour_queued,
+                neighbour_queue_sent: u.neighbour_queue_sent,
+                neighbour_queue_overflow: u.neighbour_queue_overflow,
+                neighbour_queue_timeouts: u.neighbour_queue_timeouts,
             }),
         }))
     }

@@ -1119,6 +1119,7 @@ impl Datapath {
             settings: self.underlay.settings.clone(),
             flow_hops: Arc::clone(&self.tunnels.flow_hops),
             too_big: Arc::clone(&self.tunnels.too_big),
+            pending: Arc::clone(&self.tunnels.pending),
         });
         for link in &mut self.workers {
             link.push(Command::SetTunnels(Arc::clone(&tunnels)));

@@ -192,7 +192,20 @@ pub(crate) struct Tunnels {
     pub flow_hops: Arc<FlowHops>,
     /// Frames to answer with ICMP fragmentation-needed (kept across changes of the set).
     pub too_big: Arc<TooBigQueue>,
+    /// Encapsulated frames whose next hop is unresolved, for the control plane to hold.
+    pub pending: Arc<PendingQueue>,
 }
+
+/// Encapsulated frames waiting for their next hop's MAC: (uplink slot, next hop, frame
+/// with a zero Ethernet destination). The control plane moves them to the neighbour's
+/// own queue ([`NEIGHBOUR_QUEUE`]); this hand-over is bounded by [`PENDING_QUEUE`] (full:
+/// dropped and counted as `no_neighbour_drops`).
+pub(crate) type PendingQueue = ArrayQueue<(usize, [u8; 4], Mbuf)>;
+/// Its bound.
+pub(crate) const PENDING_QUEUE: usize = 64;
+/// Frames held per unresolved next hop: sent when its ARP reply arrives, dropped (and
+/// counted) past this many or when it stops answering (three requests, about 3 s).
+pub const NEIGHBOUR_QUEUE: usize = 16;
 
 impl Default for Tunnels {
     fn default() -> Self {
@@ -203,6 +216,7 @@ impl Default for Tunnels {
             settings: UnderlaySettings::default(),
             flow_hops: Arc::default(),
             too_big: Arc::new(TooBigQueue::new(TOO_BIG_QUEUE)),
+            pending: Arc::new(PendingQueue::new(PENDING_QUEUE)),
         }
     }
 }
@@ -452,6 +466,12 @@ pub struct UnderlayStatus {
     pub icmp_echo_replies_sent: u64,
     /// ICMP fragmentation-needed sent back to senders of oversized IPv4 with DF.
     pub icmp_frag_needed_sent: u64,
+    /// Encapsulated frames held while their next hop resolved; sent once it did; dropped
+    /// because the next hop's queue was full; dropped because it never answered.
+    pub neighbour_queued: u64,
+    pub neighbour_queue_sent: u64,
+    pub neighbour_queue_overflow: u64,
+    pub neighbour_queue_timeouts: u64,
 }
 
 /// Frames the workers hand to the control plane, by uplink slot.
@@ -473,6 +493,8 @@ struct Neighbour {
     /// Requests sent since the last answer.
     unanswered: u32,
     requests: u64,
+    /// Encapsulated frames waiting for the MAC (at most [`NEIGHBOUR_QUEUE`]).
+    queue: std::collections::VecDeque<Mbuf>,
 }
 
 /// The control plane's side of the underlay: the neighbour table, ARP and ICMP answers.
@@ -483,6 +505,10 @@ pub(crate) struct Underlay {
     arp_replies: u64,
     echo_replies: u64,
     frag_needed: u64,
+    queued: u64,
+    queue_sent: u64,
+    queue_overflow: u64,
+    queue_timeouts: u64,
 }
 
 /// Requests for an unresolved neighbour go out this often.
@@ -508,6 +534,40 @@ impl Underlay {
     /// on-link, else the longest matching route, else the gateway.
     pub fn next_hop(&self, local: [u8; 4], len: u8, remote: [u8; 4]) -> Option<[u8; 4]> {
         route(&self.settings, local, len, remote)
+    }
+
+    /// Moves the workers' frames for unresolved next hops to their neighbours' queues, and
+    /// sends every queued frame whose next hop is resolved. Bounded: [`PENDING_QUEUE`]
+    /// frames taken, [`NEIGHBOUR_QUEUE`] held per next hop.
+    fn hold_pending(&mut self, tunnels: &Tunnels, send: &mut dyn FnMut(usize, &[u8])) {
+        for _ in 0..PENDING_QUEUE {
+            let Some((slot, ip, m)) = tunnels.pending.pop() else {
+                break;
+            };
+            match self
+                .neighbours
+                .iter_mut()
+                .find(|n| n.uplink_slot == slot && n.ip == ip)
+            {
+                Some(n) if n.queue.len() < NEIGHBOUR_QUEUE => {
+                    n.queue.push_back(m);
+                    self.queued += 1;
+                }
+                _ => self.queue_overflow += 1,
+            }
+        }
+        for n in &mut self.neighbours {
+            let Some(mac) = n.mac.get() else {
+                continue;
+            };
+            while let Some(mut m) = n.queue.pop_front() {
+                if let Some(f) = m.data_mut() {
+                    f[0..6].copy_from_slice(&mac);
+                    send(n.uplink_slot, f);
+                    self.queue_sent += 1;
+                }
+            }
+        }
     }
 
     /// Takes the flow-based tunnels' requests for next hops (bounded by the queue) into
@@ -573,6 +633,7 @@ impl Underlay {
             last_request: None,
             unanswered: 0,
             requests: 0,
+            queue: std::collections::VecDeque::new(),
         });
         mac
     }
@@ -603,6 +664,7 @@ impl Underlay {
             }
         }
         self.sync_flow_hops(tunnels);
+        self.hold_pending(tunnels, send);
         let timeout = self.settings.neighbour_timeout;
         for n in &mut self.neighbours {
             let fresh = n.learned.is_some_and(|t| now.duration_since(t) < timeout);
@@ -616,6 +678,10 @@ impl Underlay {
                 tracing::warn!(ip = ?n.ip, "tunnel next hop stopped answering ARP: unresolved");
                 n.mac.set(None);
                 n.learned = None;
+            }
+            if n.unanswered >= MAX_UNANSWERED && n.mac.get().is_none() && !n.queue.is_empty() {
+                self.queue_timeouts += n.queue.len() as u64;
+                n.queue.clear();
             }
             let frame = arp_frame(
                 arp::OP_REQUEST,
@@ -746,6 +812,10 @@ impl Underlay {
             arp_replies_sent: self.arp_replies,
             icmp_echo_replies_sent: self.echo_replies,
             icmp_frag_needed_sent: self.frag_needed,
+            neighbour_queued: self.queued,
+            neighbour_queue_sent: self.queue_sent,
+            neighbour_queue_overflow: self.queue_overflow,
+            neighbour_queue_timeouts: self.queue_timeouts,
         }
     }
 }

@@ -119,7 +119,7 @@ impl TxBatches<'_> {
     fn tunnel_output(&mut self, t: &TunnelPort, pkt: &Pkt, key: &FlowKey) {
         let c = &t.counters;
         let s = &t.spec;
-        let (ip_dst, next_hop_mac) = if s.remote_is_flow() {
+        let (ip_dst, next_hop, next_hop_mac) = if s.remote_is_flow() {
             let dst = key.tun_dst();
             let hop = (dst != crate::tunnel::REMOTE_FROM_FLOW)
                 .then(|| {
@@ -130,16 +130,10 @@ impl TxBatches<'_> {
                 c.no_tun_dst.add(1);
                 return;
             };
-            (
-                dst,
-                self.tunnels.flow_hops.mac(t.uplink_slot, s.local_ip, hop),
-            )
+            let mac = self.tunnels.flow_hops.mac(t.uplink_slot, s.local_ip, hop);
+            (dst, hop, mac)
         } else {
-            (s.remote_ip, t.neighbour.get())
-        };
-        let Some(next_hop_mac) = next_hop_mac else {
-            c.no_neighbour.add(1);
-            return;
+            (s.remote_ip, t.next_hop, t.neighbour.get())
         };
         let inner = pkt.0.data();
         if inner.len() > t.max_inner {
@@ -160,11 +154,11 @@ impl TxBatches<'_> {
             }
             return;
         }
-        self.handed += 1;
         let e = packet::tunnel::Encap {
             kind: s.kind,
             eth_src: t.uplink_mac,
-            eth_dst: next_hop_mac,
+            // Unresolved: filled in by the control plane when the ARP reply comes.
+            eth_dst: next_hop_mac.unwrap_or_default(),
             ip_src: s.local_ip,
             ip_dst,
             dst_port: s.dst_port,
@@ -183,8 +177,21 @@ impl TxBatches<'_> {
             c.encap_failed.add(1);
             return;
         }
+        self.handed += 1;
         c.tx_packets.add(1);
         c.tx_bytes.add(inner.len() as u64);
+        if next_hop_mac.is_none() {
+            // Held until the next hop resolves (bounded: docs/tunnels.md).
+            if self
+                .tunnels
+                .pending
+                .push((t.uplink_slot, next_hop, out.0))
+                .is_err()
+            {
+                c.no_neighbour.add(1);
+            }
+            return;
+        }
         self.queue(t.uplink_slot, out.0);
     }
 }
