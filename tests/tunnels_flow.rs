@@ -40,8 +40,19 @@ fn ping(ns: &Netns, dst: &str, ff: &Ferroflowd) {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(" 3 received") || text.contains(" 2 received"),
-        "ping {dst} from {} failed:\n{text}\n{}",
+        "ping {dst} from {} failed:\n{text}\nstats: {}\nremote: {}\n{}",
         ns.0,
+        ff.stats_json(),
+        String::from_utf8_lossy(
+            &std::process::Command::new("sh")
+                .args([
+                    "-c",
+                    "ip -n fftf-remote -s link show; ip -n fftf-remote neigh"
+                ])
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default()
+        ),
         ff.log_text()
     );
 }
@@ -128,7 +139,7 @@ key = "flow"
     // The matches and actions come back as ovs-ofctl wrote them.
     let dump = ofctl(&format!("dump-flows {OF}"));
     for part in [
-        "actions=set_field:100->tun_id,set_field:192.0.2.2->tun_dst,output:10",
+        "in_port=1 actions=set_field:0x64->tun_id,set_field:192.0.2.2->tun_dst,output:10",
         "tun_src=192.0.2.2,in_port=10 actions=goto_table:1",
         "tun_id=0x64,tun_dst=192.0.2.1 actions=output:1",
         "tun_id=0xc8,tun_dst=192.0.2.0/24 actions=output:1",

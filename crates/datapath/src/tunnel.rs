@@ -391,7 +391,7 @@ impl Tunnels {
                 Ok(t) => t,
                 Err(e) => return count(e),
             };
-            if !s.vni.is_none_or(|v| v == t.vni) {
+            if s.vni.is_some_and(|v| v != t.vni) {
                 continue;
             }
             if s.remote_ip == o.ip_src {

@@ -65,6 +65,10 @@ pub(crate) struct Worker {
     pub capture: Arc<CaptureTap>,
 }
 
+/// What a decapsulated packet brings to its walk: its tunnel port, VNI, and outer IPv4
+/// source and destination (`tun_src`, `tun_dst`).
+type DecapMeta = (u32, u32, [u8; 4], [u8; 4]);
+
 /// Final outputs of the packet being walked that wait for the end of the walk.
 const DEFERRED: usize = 16;
 
@@ -384,7 +388,7 @@ impl Worker {
         let tunnels = Arc::clone(&self.tunnels);
         let mut pass = MbufBurst::new();
         let mut decap = MbufBurst::new();
-        let mut meta = [(0u32, 0u32, [0u8; 4], [0u8; 4]); BURST_SIZE];
+        let mut meta: [DecapMeta; BURST_SIZE] = [(0, 0, [0; 4], [0; 4]); BURST_SIZE];
         let (mut slow, mut dropped, mut bytes) = (0u64, 0u64, 0u64);
         for mut m in burst.drain() {
             match tunnels.classify(in_port, m.data()) {
@@ -441,7 +445,7 @@ impl Worker {
         burst: &mut MbufBurst,
         bufs: &mut [MbufBurst],
         failed: &mut [u64],
-        tunnel: Option<&[(u32, u32, [u8; 4], [u8; 4])]>,
+        tunnel: Option<&[DecapMeta]>,
     ) {
         let n = burst.len();
         // Start loading every header of the burst before touching the first.
