@@ -80,11 +80,13 @@ pub fn tunnel_specs_of(ports: &[PortConfig]) -> Result<Vec<TunnelSpec>, String> 
             _ => TunnelKind::Geneve,
         };
         let bad = |what: &str| format!("port {:?}: {what}", pc.name);
-        let remote = pc
-            .remote_ip
-            .as_deref()
-            .and_then(|r| r.parse::<std::net::Ipv4Addr>().ok())
-            .ok_or_else(|| bad("remote_ip"))?;
+        let remote = match pc.remote_ip.as_deref() {
+            Some("flow") => datapath::REMOTE_FROM_FLOW,
+            r => r
+                .and_then(|r| r.parse::<std::net::Ipv4Addr>().ok())
+                .ok_or_else(|| bad("remote_ip"))?
+                .octets(),
+        };
         let (local, len) =
             parse_ipv4_prefix(pc.local_ip.as_deref().unwrap_or_default()).map_err(|e| bad(&e))?;
         let uplink = ports
@@ -98,7 +100,7 @@ pub fn tunnel_specs_of(ports: &[PortConfig]) -> Result<Vec<TunnelSpec>, String> 
             uplink: uplink.ofport,
             local_ip: local.octets(),
             local_prefix: len,
-            remote_ip: remote.octets(),
+            remote_ip: remote,
             vni: match pc.key {
                 None => Some(0),
                 Some(TunnelKey::Fixed(v)) => Some(v),

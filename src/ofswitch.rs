@@ -409,10 +409,12 @@ const INSTRUCTION_TYPES: [u16; 6] = [1, 2, 3, 4, 5, 6];
 /// properties in every table.
 fn table_features(st: &State) -> Vec<TableFeatures> {
     let fields: Vec<OxmField> = (0..=39u8).filter_map(OxmField::from_raw).collect();
-    // Open vSwitch registers (NXM_NX_REGn, OXM_OF_PKT_REGn): matched, masked and set.
+    // Open vSwitch registers (NXM_NX_REGn, OXM_OF_PKT_REGn) and tunnel addresses
+    // (NXM_NX_TUN_IPV4_SRC/DST): matched, masked and set.
     let regs: Vec<openflow::NxmField> = (0..openflow::nx::N_REGS)
         .map(openflow::NxmField::Reg)
         .chain((0..openflow::nx::N_XREGS).map(openflow::NxmField::Xreg))
+        .chain([openflow::NxmField::TunSrc, openflow::NxmField::TunDst])
         .collect();
     let reg_id = |f: &openflow::NxmField, masked: bool| OxmId {
         header: f.header(masked),

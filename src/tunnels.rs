@@ -80,6 +80,16 @@ pub fn register_metrics(r: &prometheus::Registry, t: &TunnelReading) {
             "Packets not sent: no buffer or headroom for the outer headers.",
             6,
         ),
+        (
+            "ferroflow_tunnel_no_tun_dst_drops_total",
+            "Packets not sent: output to a remote_ip=flow port without a (routable) tun_dst.",
+            7,
+        ),
+        (
+            "ferroflow_tunnel_frag_needed_total",
+            "Of the MTU drops: IPv4 with DF, answered with ICMP fragmentation-needed.",
+            8,
+        ),
     ];
     for (name, help, i) in per_port {
         let c = counter(name, help, &l);
@@ -92,6 +102,8 @@ pub fn register_metrics(r: &prometheus::Registry, t: &TunnelReading) {
                 p.no_neighbour_drops,
                 p.mtu_drops,
                 p.encap_failed,
+                p.no_tun_dst_drops,
+                p.frag_needed,
             ][i];
             c.with_label_values(&[&p.name, &p.remote_ip]).inc_by(v);
         }
@@ -134,6 +146,31 @@ pub fn register_metrics(r: &prometheus::Registry, t: &TunnelReading) {
             "ferroflow_tunnel_icmp_echo_replies_total",
             "ICMP echo replies sent from local tunnel IPs.",
             u.icmp_echo_replies_sent,
+        ),
+        (
+            "ferroflow_tunnel_icmp_frag_needed_sent_total",
+            "ICMP fragmentation-needed sent to senders of oversized IPv4 with DF.",
+            u.icmp_frag_needed_sent,
+        ),
+        (
+            "ferroflow_tunnel_neighbour_queued_total",
+            "Encapsulated packets held while their next hop resolved.",
+            u.neighbour_queued,
+        ),
+        (
+            "ferroflow_tunnel_neighbour_queue_sent_total",
+            "Held packets sent once their next hop resolved.",
+            u.neighbour_queue_sent,
+        ),
+        (
+            "ferroflow_tunnel_neighbour_queue_overflow_total",
+            "Packets dropped: their unresolved next hop already held 16.",
+            u.neighbour_queue_overflow,
+        ),
+        (
+            "ferroflow_tunnel_neighbour_queue_timeouts_total",
+            "Held packets dropped: their next hop never answered ARP.",
+            u.neighbour_queue_timeouts,
         ),
     ] {
         counter(name, help, &[]).with_label_values(&[]).inc_by(v);
@@ -205,6 +242,8 @@ impl pb::tunnel_service_server::TunnelService for Service {
                     no_neighbour_drops: t.no_neighbour_drops,
                     mtu_drops: t.mtu_drops,
                     encap_failed: t.encap_failed,
+                    no_tun_dst_drops: t.no_tun_dst_drops,
+                    icmp_frag_needed_sent: t.frag_needed,
                 })
                 .collect(),
             underlay: Some(pb::UnderlayCounters {
@@ -217,6 +256,11 @@ impl pb::tunnel_service_server::TunnelService for Service {
                 slow_path_dropped: u.slow_path_dropped,
                 arp_replies_sent: u.arp_replies_sent,
                 icmp_echo_replies_sent: u.icmp_echo_replies_sent,
+                icmp_frag_needed_sent: u.icmp_frag_needed_sent,
+                neighbour_queued: u.neighbour_queued,
+                neighbour_queue_sent: u.neighbour_queue_sent,
+                neighbour_queue_overflow: u.neighbour_queue_overflow,
+                neighbour_queue_timeouts: u.neighbour_queue_timeouts,
             }),
         }))
     }

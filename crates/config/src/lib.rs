@@ -664,7 +664,8 @@ pub struct PortConfig {
     /// over `uplink`; docs/tunnels.md).
     #[serde(default)]
     pub kind: PortKind,
-    /// Tunnel ports: the far endpoint's IPv4 address.
+    /// Tunnel ports: the far endpoint's IPv4 address, or `"flow"` to take it from each
+    /// packet's `tun_dst` (set by `set_field:A->tun_dst`).
     #[serde(default)]
     pub remote_ip: Option<String>,
     /// Tunnel ports: the switch's own address on the uplink, `A.B.C.D/LEN` (LEN: the
@@ -1070,18 +1071,22 @@ impl Config {
         }
         match p.remote_ip.as_deref() {
             None => return err("remote_ip", "a tunnel port needs remote_ip".into()),
-            Some("flow") => {
-                return err(
-                    "remote_ip",
-                    "\"flow\" is not supported yet (the flow key has no tun_dst): give an address"
-                        .into(),
-                )
-            }
-            Some(r) => {
-                if r.parse::<std::net::Ipv4Addr>().is_err() {
-                    return err("remote_ip", format!("{r:?} is not an IPv4 address"));
+            Some("flow") => {}
+            Some(r) => match r.parse::<std::net::Ipv4Addr>() {
+                Ok(a) if a.is_unspecified() => {
+                    return err(
+                        "remote_ip",
+                        "0.0.0.0 is no endpoint (\"flow\": from each packet's tun_dst)".into(),
+                    )
                 }
-            }
+                Ok(_) => {}
+                Err(_) => {
+                    return err(
+                        "remote_ip",
+                        format!("{r:?} is not an IPv4 address or \"flow\""),
+                    )
+                }
+            },
         }
         match p.local_ip.as_deref() {
             None => {

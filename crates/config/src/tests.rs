@@ -198,9 +198,18 @@ fn tunnel_ports_parse_and_are_checked() {
         "ports[2].uplink"
     );
     assert_eq!(
-        invalid_key(&with("remote_ip = \"192.0.2.2\"", "remote_ip = \"flow\"")),
+        invalid_key(&with(
+            "remote_ip = \"192.0.2.2\"",
+            "remote_ip = \"0.0.0.0\""
+        )),
         "ports[2].remote_ip"
     );
+    assert_eq!(
+        invalid_key(&with("remote_ip = \"192.0.2.2\"", "remote_ip = \"nope\"")),
+        "ports[2].remote_ip"
+    );
+    // OVS's remote_ip=flow: each packet's tun_dst.
+    parse(&with("remote_ip = \"192.0.2.2\"", "remote_ip = \"flow\"")).unwrap();
     assert_eq!(
         invalid_key(&with("key = \"flow\"", "key = 16777216")),
         "ports[2].key"

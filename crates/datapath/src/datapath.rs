@@ -1074,16 +1074,22 @@ impl Datapath {
                     tunnel: s.name.clone(),
                     uplink: s.uplink,
                 })?;
-            let next_hop = self
-                .underlay
-                .next_hop(s.local_ip, s.local_prefix, s.remote_ip)
-                .ok_or_else(|| DatapathError::NoRoute {
-                    tunnel: s.name.clone(),
-                    remote: crate::tunnel::ip_string(s.remote_ip),
-                })?;
-            let neighbour = self
-                .underlay
-                .neighbour(up.slot, up.ofport, up.mac, s.local_ip, next_hop);
+            // A flow-based port's next hops are per packet (`Tunnels::flow_hops`).
+            let (next_hop, neighbour) = if s.remote_is_flow() {
+                (crate::tunnel::REMOTE_FROM_FLOW, Arc::default())
+            } else {
+                let next_hop = self
+                    .underlay
+                    .next_hop(s.local_ip, s.local_prefix, s.remote_ip)
+                    .ok_or_else(|| DatapathError::NoRoute {
+                        tunnel: s.name.clone(),
+                        remote: crate::tunnel::ip_string(s.remote_ip),
+                    })?;
+                let neighbour = self
+                    .underlay
+                    .neighbour(up.slot, up.ofport, up.mac, s.local_ip, next_hop);
+                (next_hop, neighbour)
+            };
             let overhead = packet::tunnel::OUTER_LEN + s.kind.header_len();
             // Counters survive a change of the set for a port that stays.
             let counters = self
@@ -1110,6 +1116,10 @@ impl Datapath {
             ports,
             uplinks,
             underlay: Arc::clone(&self.tunnels.underlay),
+            settings: self.underlay.settings.clone(),
+            flow_hops: Arc::clone(&self.tunnels.flow_hops),
+            too_big: Arc::clone(&self.tunnels.too_big),
+            pending: Arc::clone(&self.tunnels.pending),
         });
         for link in &mut self.workers {
             link.push(Command::SetTunnels(Arc::clone(&tunnels)));

@@ -44,4 +44,5 @@ pub use rebalance::{QueueLoad, QueueMove, RebalancePlan};
 pub use spec::{DatapathSettings, PortSpec, SocketAccess};
 pub use tunnel::{
     in_prefix, NeighbourStatus, TunnelSpec, TunnelStatus, UnderlaySettings, UnderlayStatus,
+    FLOW_HOPS, REMOTE_FROM_FLOW,
 };

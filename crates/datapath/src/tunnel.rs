@@ -34,8 +34,8 @@ pub struct TunnelSpec {
     /// The switch's address on the uplink, and the length of the uplink's on-link prefix.
     pub local_ip: [u8; 4],
     pub local_prefix: u8,
-    /// The far endpoint. (Taking it from the flow, OVS's `remote_ip=flow`, is not
-    /// implemented: the flow key has no `tun_dst`.)
+    /// The far endpoint; [`REMOTE_FROM_FLOW`] (0.0.0.0, OVS's `remote_ip=flow`): each
+    /// packet's `tun_dst`, and any remote accepted on rx.
     pub remote_ip: [u8; 4],
     /// The VNI; `None`: taken from the flow's `tunnel_id` on output, any VNI accepted on rx.
     pub vni: Option<u32>,
@@ -43,6 +43,18 @@ pub struct TunnelSpec {
     /// Fill the outer UDP checksum.
     pub csum: bool,
     pub ttl: u8,
+}
+
+/// The `remote_ip` of a flow-based tunnel port (`remote_ip = "flow"`): the outer
+/// destination is each packet's `tun_dst`. 0.0.0.0 is never a remote endpoint.
+pub const REMOTE_FROM_FLOW: [u8; 4] = [0; 4];
+
+impl TunnelSpec {
+    /// Whether the remote endpoint comes from the packet's `tun_dst`.
+    #[inline]
+    pub fn remote_is_flow(&self) -> bool {
+        self.remote_ip == REMOTE_FROM_FLOW
+    }
 }
 
 /// Underlay settings shared by every tunnel.
@@ -97,7 +109,20 @@ pub struct TunnelCounters {
     pub mtu_drops: SharedCounter,
     /// Not sent: no buffer for the copy, or no headroom.
     pub encap_failed: SharedCounter,
+    /// Not sent: output to a `remote_ip = "flow"` port without a `tun_dst` (or with one
+    /// no route reaches).
+    pub no_tun_dst: SharedCounter,
+    /// Of `mtu_drops`: IPv4 with DF, handed to the control plane to answer with ICMP
+    /// fragmentation-needed.
+    pub frag_needed: SharedCounter,
 }
+
+/// Oversized IPv4 frames with DF set, for the control plane to answer with ICMP
+/// fragmentation-needed: (the slot they came in on, the inner IP MTU to advertise, the
+/// frame). Bounded by [`TOO_BIG_QUEUE`]: past it they are only dropped (`mtu_drops`).
+pub(crate) type TooBigQueue = ArrayQueue<(usize, u16, Mbuf)>;
+/// Its bound.
+pub(crate) const TOO_BIG_QUEUE: usize = 64;
 
 /// Frames on an uplink addressed to a local IP that were not decapsulated, by reason.
 #[derive(Debug, Default)]
@@ -154,13 +179,115 @@ pub(crate) struct TunnelPort {
 
 /// Every tunnel port, for the workers: immutable apart from atomics; a change makes a
 /// new one ([`crate::datapath::Command::SetTunnels`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tunnels {
     /// Sorted by OpenFlow number.
     pub ports: Vec<TunnelPort>,
     /// Slots of the uplinks (few: a linear scan).
     pub uplinks: Vec<usize>,
     pub underlay: Arc<UnderlayCounters>,
+    /// Routes and gateway, for the next hops of `remote_ip = "flow"` ports.
+    pub settings: UnderlaySettings,
+    /// The next hops of `remote_ip = "flow"` ports (kept across changes of the set).
+    pub flow_hops: Arc<FlowHops>,
+    /// Frames to answer with ICMP fragmentation-needed (kept across changes of the set).
+    pub too_big: Arc<TooBigQueue>,
+    /// Encapsulated frames whose next hop is unresolved, for the control plane to hold.
+    pub pending: Arc<PendingQueue>,
+}
+
+/// Encapsulated frames waiting for their next hop's MAC: (uplink slot, next hop, frame
+/// with a zero Ethernet destination). The control plane moves them to the neighbour's
+/// own queue ([`NEIGHBOUR_QUEUE`]); this hand-over is bounded by [`PENDING_QUEUE`] (full:
+/// dropped and counted as `no_neighbour_drops`).
+pub(crate) type PendingQueue = ArrayQueue<(usize, [u8; 4], Mbuf)>;
+/// Its bound.
+pub(crate) const PENDING_QUEUE: usize = 64;
+/// Frames held per unresolved next hop: sent when its ARP reply arrives, dropped (and
+/// counted) past this many or when it stops answering (three requests, about 3 s).
+pub const NEIGHBOUR_QUEUE: usize = 16;
+
+impl Default for Tunnels {
+    fn default() -> Self {
+        Tunnels {
+            ports: Vec::new(),
+            uplinks: Vec::new(),
+            underlay: Arc::default(),
+            settings: UnderlaySettings::default(),
+            flow_hops: Arc::default(),
+            too_big: Arc::new(TooBigQueue::new(TOO_BIG_QUEUE)),
+            pending: Arc::new(PendingQueue::new(PENDING_QUEUE)),
+        }
+    }
+}
+
+/// Next hops that `remote_ip = "flow"` tunnels reached, which workers find by (uplink, IP)
+/// without a lock: the control plane assigns a cell on a worker's request (a bounded
+/// queue) and copies the neighbour table's MAC into it every tick. At most
+/// [`FLOW_HOPS`] next hops: beyond that, packets to new ones are dropped and counted as
+/// `no_neighbour_drops` (a flow-based tunnel to more next hops than that needs routes
+/// through a gateway).
+#[derive(Debug)]
+pub(crate) struct FlowHops {
+    cells: Box<[FlowHop]>,
+    /// (uplink slot, local IP, next hop) the workers want resolved.
+    requests: ArrayQueue<(usize, [u8; 4], [u8; 4])>,
+}
+
+/// How many next hops flow-based tunnels can use at once.
+pub const FLOW_HOPS: usize = 64;
+
+#[derive(Debug, Default)]
+struct FlowHop {
+    /// 0: free; else `1 << 48 | slot << 32 | ip`.
+    key: AtomicU64,
+    mac: NeighbourMac,
+}
+
+impl Default for FlowHops {
+    fn default() -> Self {
+        FlowHops {
+            cells: (0..FLOW_HOPS).map(|_| FlowHop::default()).collect(),
+            requests: ArrayQueue::new(FLOW_HOPS),
+        }
+    }
+}
+
+fn hop_key(slot: usize, ip: [u8; 4]) -> u64 {
+    (1 << 48) | ((slot as u64 & 0xffff) << 32) | u64::from(u32::from_be_bytes(ip))
+}
+
+impl FlowHops {
+    /// The MAC of next hop `ip` on uplink `slot`; unknown: asks the control plane to
+    /// resolve it (a full request queue drops the ask: the next packet asks again).
+    pub fn mac(&self, slot: usize, local_ip: [u8; 4], ip: [u8; 4]) -> Option<Mac> {
+        let k = hop_key(slot, ip);
+        if let Some(c) = self.cells.iter().find(|c| c.key.load(Relaxed) == k) {
+            return c.mac.get();
+        }
+        let _ = self.requests.push((slot, local_ip, ip));
+        None
+    }
+}
+
+/// The next hop toward `remote` from a local address on `local/len`: the remote itself
+/// on-link, else the longest matching route, else the gateway.
+pub fn route(
+    settings: &UnderlaySettings,
+    local: [u8; 4],
+    len: u8,
+    remote: [u8; 4],
+) -> Option<[u8; 4]> {
+    if in_prefix(remote, local, len) {
+        return Some(remote);
+    }
+    settings
+        .routes
+        .iter()
+        .filter(|r| in_prefix(remote, r.0, r.1))
+        .max_by_key(|r| r.1)
+        .map(|r| r.2)
+        .or(settings.gateway)
 }
 
 /// What the uplink's rx does with one frame.
@@ -171,8 +298,9 @@ pub(crate) enum Rx {
     Slow,
     /// Addressed to a local IP but no good: dropped (counted already).
     Drop,
-    /// For tunnel port `ports[.0]` with VNI `.1`; the inner frame starts at `.2`.
-    Decap(usize, u32, usize),
+    /// For tunnel port `ports[.0]` with VNI `.1`; the inner frame starts at `.2`; the
+    /// outer IPv4 source is `.3`.
+    Decap(usize, u32, usize, [u8; 4]),
 }
 
 impl Tunnels {
@@ -245,6 +373,8 @@ impl Tunnels {
         };
         let mut port_known = false;
         let mut checked = false;
+        // A port with this remote wins over a flow-based one (any remote), as in OVS.
+        let mut from_flow = None;
         for (i, p) in self.ports.iter().enumerate() {
             let s = &p.spec;
             if p.uplink_slot != slot || s.local_ip != o.ip_dst || s.dst_port != o.dst_port {
@@ -261,9 +391,18 @@ impl Tunnels {
                 Ok(t) => t,
                 Err(e) => return count(e),
             };
-            if s.remote_ip == o.ip_src && s.vni.is_none_or(|v| v == t.vni) {
-                return Rx::Decap(i, t.vni, t.inner_offset);
+            if s.vni.is_some_and(|v| v != t.vni) {
+                continue;
             }
+            if s.remote_ip == o.ip_src {
+                return Rx::Decap(i, t.vni, t.inner_offset, o.ip_src);
+            }
+            if s.remote_is_flow() && from_flow.is_none() {
+                from_flow = Some(Rx::Decap(i, t.vni, t.inner_offset, o.ip_src));
+            }
+        }
+        if let Some(rx) = from_flow {
+            return rx;
         }
         if port_known {
             self.underlay.wrong_vni.add(1);
@@ -307,6 +446,10 @@ pub struct TunnelStatus {
     pub no_neighbour_drops: u64,
     pub mtu_drops: u64,
     pub encap_failed: u64,
+    /// `remote_ip = "flow"` ports: outputs without a `tun_dst` (or none routable).
+    pub no_tun_dst_drops: u64,
+    /// Of `mtu_drops`: IPv4 with DF, answered with ICMP fragmentation-needed.
+    pub frag_needed: u64,
 }
 
 /// Underlay counters as the control plane reports them.
@@ -321,6 +464,14 @@ pub struct UnderlayStatus {
     pub slow_path_dropped: u64,
     pub arp_replies_sent: u64,
     pub icmp_echo_replies_sent: u64,
+    /// ICMP fragmentation-needed sent back to senders of oversized IPv4 with DF.
+    pub icmp_frag_needed_sent: u64,
+    /// Encapsulated frames held while their next hop resolved; sent once it did; dropped
+    /// because the next hop's queue was full; dropped because it never answered.
+    pub neighbour_queued: u64,
+    pub neighbour_queue_sent: u64,
+    pub neighbour_queue_overflow: u64,
+    pub neighbour_queue_timeouts: u64,
 }
 
 /// Frames the workers hand to the control plane, by uplink slot.
@@ -342,6 +493,8 @@ struct Neighbour {
     /// Requests sent since the last answer.
     unanswered: u32,
     requests: u64,
+    /// Encapsulated frames waiting for the MAC (at most [`NEIGHBOUR_QUEUE`]).
+    queue: std::collections::VecDeque<Mbuf>,
 }
 
 /// The control plane's side of the underlay: the neighbour table, ARP and ICMP answers.
@@ -351,6 +504,11 @@ pub(crate) struct Underlay {
     pub settings: UnderlaySettings,
     arp_replies: u64,
     echo_replies: u64,
+    frag_needed: u64,
+    queued: u64,
+    queue_sent: u64,
+    queue_overflow: u64,
+    queue_timeouts: u64,
 }
 
 /// Requests for an unresolved neighbour go out this often.
@@ -375,16 +533,76 @@ impl Underlay {
     /// The next hop toward `remote` from a local address on `local/len`: the remote itself
     /// on-link, else the longest matching route, else the gateway.
     pub fn next_hop(&self, local: [u8; 4], len: u8, remote: [u8; 4]) -> Option<[u8; 4]> {
-        if in_prefix(remote, local, len) {
-            return Some(remote);
+        route(&self.settings, local, len, remote)
+    }
+
+    /// Moves the workers' frames for unresolved next hops to their neighbours' queues, and
+    /// sends every queued frame whose next hop is resolved. Bounded: [`PENDING_QUEUE`]
+    /// frames taken, [`NEIGHBOUR_QUEUE`] held per next hop.
+    fn hold_pending(&mut self, tunnels: &Tunnels, send: &mut dyn FnMut(usize, &[u8])) {
+        for _ in 0..PENDING_QUEUE {
+            let Some((slot, ip, m)) = tunnels.pending.pop() else {
+                break;
+            };
+            match self
+                .neighbours
+                .iter_mut()
+                .find(|n| n.uplink_slot == slot && n.ip == ip)
+            {
+                Some(n) if n.queue.len() < NEIGHBOUR_QUEUE => {
+                    n.queue.push_back(m);
+                    self.queued += 1;
+                }
+                _ => self.queue_overflow += 1,
+            }
         }
-        self.settings
-            .routes
-            .iter()
-            .filter(|r| in_prefix(remote, r.0, r.1))
-            .max_by_key(|r| r.1)
-            .map(|r| r.2)
-            .or(self.settings.gateway)
+        for n in &mut self.neighbours {
+            let Some(mac) = n.mac.get() else {
+                continue;
+            };
+            while let Some(mut m) = n.queue.pop_front() {
+                if let Some(f) = m.data_mut() {
+                    f[0..6].copy_from_slice(&mac);
+                    send(n.uplink_slot, f);
+                    self.queue_sent += 1;
+                }
+            }
+        }
+    }
+
+    /// Takes the flow-based tunnels' requests for next hops (bounded by the queue) into
+    /// the neighbour table and copies the resolved MACs to the cells workers read.
+    fn sync_flow_hops(&mut self, tunnels: &Tunnels) {
+        let hops = &tunnels.flow_hops;
+        while let Some((slot, local_ip, ip)) = hops.requests.pop() {
+            let k = hop_key(slot, ip);
+            if hops.cells.iter().any(|c| c.key.load(Relaxed) == k) {
+                continue;
+            }
+            let Some(up) = tunnels.ports.iter().find(|p| p.uplink_slot == slot) else {
+                continue;
+            };
+            let Some(free) = hops.cells.iter().find(|c| c.key.load(Relaxed) == 0) else {
+                tracing::warn!(ip = ?ip, "flow-based tunnel next hops full ({FLOW_HOPS}): not resolved");
+                continue;
+            };
+            let (ofport, mac) = (up.spec.uplink, up.uplink_mac);
+            self.neighbour(slot, ofport, mac, local_ip, ip);
+            free.mac.set(None);
+            free.key.store(k, Relaxed);
+        }
+        for c in hops.cells.iter() {
+            let k = c.key.load(Relaxed);
+            if k == 0 {
+                continue;
+            }
+            let mac = self
+                .neighbours
+                .iter()
+                .find(|n| hop_key(n.uplink_slot, n.ip) == k)
+                .and_then(|n| n.mac.get());
+            c.mac.set(mac);
+        }
     }
 
     /// The shared MAC cell for a next hop, created (unresolved) on first use.
@@ -415,6 +633,7 @@ impl Underlay {
             last_request: None,
             unanswered: 0,
             requests: 0,
+            queue: std::collections::VecDeque::new(),
         });
         mac
     }
@@ -435,6 +654,17 @@ impl Underlay {
             };
             self.handle(slot, m.data(), tunnels, now, send);
         }
+        for _ in 0..TOO_BIG_QUEUE {
+            let Some((slot, mtu, m)) = tunnels.too_big.pop() else {
+                break;
+            };
+            if let Some(reply) = frag_needed(m.data(), mtu) {
+                send(slot, &reply);
+                self.frag_needed += 1;
+            }
+        }
+        self.sync_flow_hops(tunnels);
+        self.hold_pending(tunnels, send);
         let timeout = self.settings.neighbour_timeout;
         for n in &mut self.neighbours {
             let fresh = n.learned.is_some_and(|t| now.duration_since(t) < timeout);
@@ -448,6 +678,10 @@ impl Underlay {
                 tracing::warn!(ip = ?n.ip, "tunnel next hop stopped answering ARP: unresolved");
                 n.mac.set(None);
                 n.learned = None;
+            }
+            if n.unanswered >= MAX_UNANSWERED && n.mac.get().is_none() && !n.queue.is_empty() {
+                self.queue_timeouts += n.queue.len() as u64;
+                n.queue.clear();
             }
             let frame = arp_frame(
                 arp::OP_REQUEST,
@@ -577,8 +811,55 @@ impl Underlay {
             slow_path_dropped: c.slow_path_dropped.get(),
             arp_replies_sent: self.arp_replies,
             icmp_echo_replies_sent: self.echo_replies,
+            icmp_frag_needed_sent: self.frag_needed,
+            neighbour_queued: self.queued,
+            neighbour_queue_sent: self.queue_sent,
+            neighbour_queue_overflow: self.queue_overflow,
+            neighbour_queue_timeouts: self.queue_timeouts,
         }
     }
+}
+
+/// Whether an (untagged) inner frame is IPv4 with DF set: a sender that asked not to be
+/// fragmented, which ICMP fragmentation-needed tells the path MTU.
+pub(crate) fn ipv4_df(f: &[u8]) -> bool {
+    f.len() >= 34 && f[12..14] == ethertype::IPV4.to_be_bytes() && f[20] & 0x40 != 0
+}
+
+/// ICMP destination unreachable, fragmentation needed (type 3 code 4, RFC 1191), from the
+/// frame's destination back to its sender, advertising `mtu`; it quotes the IP header and
+/// the first 8 bytes of its payload (enough for the sender to find its socket). `None`
+/// for what is not a complete IPv4 header, or an ICMP error itself (never answered).
+fn frag_needed(f: &[u8], mtu: u16) -> Option<Vec<u8>> {
+    let ip = ipv4::Packet::new_checked(f.get(14..)?).ok()?;
+    let hl = ip.header_len();
+    if ip.protocol() == ip_proto::ICMP && f.get(14 + hl).is_some_and(|t| ![0, 8].contains(t)) {
+        return None;
+    }
+    let quoted = &f[14..(14 + hl + 8).min(f.len())];
+    let mut out = Vec::with_capacity(14 + 20 + 8 + quoted.len());
+    out.extend_from_slice(&f[6..12]);
+    out.extend_from_slice(&f[0..6]);
+    out.extend_from_slice(&ethertype::IPV4.to_be_bytes());
+    out.extend_from_slice(&[0u8; 20]);
+    out.extend_from_slice(&[3, 4, 0, 0, 0, 0]);
+    out.extend_from_slice(&mtu.to_be_bytes());
+    out.extend_from_slice(quoted);
+    {
+        let mut o = ipv4::Packet::new_unchecked(&mut out[14..34]);
+        o.set_version_and_header_len(20);
+        o.set_total_len((20 + 8 + quoted.len()) as u16);
+        o.set_ident(0);
+        o.set_frag(true, false, 0);
+        o.set_ttl(64);
+        o.set_protocol(ip_proto::ICMP);
+        o.set_src(ip.dst());
+        o.set_dst(ip.src());
+        o.fill_checksum();
+    }
+    let c = checksum::internet(&out[34..]);
+    out[36..38].copy_from_slice(&c.to_be_bytes());
+    Some(out)
 }
 
 fn arp_frame(op: u16, sha: Mac, spa: [u8; 4], eth_dst: Mac, tha: Mac, tpa: [u8; 4]) -> Vec<u8> {
@@ -618,10 +899,18 @@ pub(crate) fn tunnel_status(p: &TunnelPort) -> TunnelStatus {
             TunnelKind::Geneve => "geneve",
         },
         local_ip: ip_string(s.local_ip),
-        remote_ip: ip_string(s.remote_ip),
+        remote_ip: if s.remote_is_flow() {
+            "flow".into()
+        } else {
+            ip_string(s.remote_ip)
+        },
         vni: s.vni.map_or("flow".into(), |v| v.to_string()),
         dst_port: s.dst_port,
-        next_hop: ip_string(p.next_hop),
+        next_hop: if s.remote_is_flow() {
+            String::new()
+        } else {
+            ip_string(p.next_hop)
+        },
         next_hop_mac: p.neighbour.get().map(mac_string).unwrap_or_default(),
         tx_packets: c.tx_packets.get(),
         tx_bytes: c.tx_bytes.get(),
@@ -630,6 +919,8 @@ pub(crate) fn tunnel_status(p: &TunnelPort) -> TunnelStatus {
         no_neighbour_drops: c.no_neighbour.get(),
         mtu_drops: c.mtu_drops.get(),
         encap_failed: c.encap_failed.get(),
+        no_tun_dst_drops: c.no_tun_dst.get(),
+        frag_needed: c.frag_needed.get(),
     }
 }
 
@@ -652,6 +943,42 @@ mod tests {
         assert_eq!(u.next_hop(l, 24, [198, 51, 100, 1]), Some([192, 0, 2, 254]));
         u.settings.gateway = None;
         assert_eq!(u.next_hop(l, 24, [198, 51, 100, 1]), None);
+    }
+
+    #[test]
+    fn fragmentation_needed_quotes_the_sender() {
+        let mut f = vec![0u8; 14 + 20 + 8 + 1400];
+        f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
+        {
+            let mut ip = ipv4::Packet::new_unchecked(&mut f[14..34]);
+            ip.set_version_and_header_len(20);
+            ip.set_total_len(1428);
+            ip.set_frag(true, false, 0);
+            ip.set_ttl(64);
+            ip.set_protocol(ip_proto::ICMP);
+            ip.set_src([10, 0, 0, 1]);
+            ip.set_dst([10, 0, 0, 2]);
+            ip.fill_checksum();
+        }
+        f[34] = icmpv4::ECHO_REQUEST;
+        assert!(ipv4_df(&f));
+        let r = frag_needed(&f, 1450).expect("an answer");
+        assert_eq!(&r[0..6], &f[6..12]);
+        assert_eq!(&r[6..12], &f[0..6]);
+        let ip = ipv4::Packet::new_checked(&r[14..]).unwrap();
+        assert_eq!((ip.src(), ip.dst()), ([10, 0, 0, 2], [10, 0, 0, 1]));
+        assert_eq!(usize::from(ip.total_len()), r.len() - 14);
+        assert_eq!(&r[34..36], &[3, 4]);
+        assert_eq!(u16::from_be_bytes([r[40], r[41]]), 1450);
+        assert_eq!(&r[42..], &f[14..14 + 28]);
+        assert_eq!(checksum::internet(&r[34..]), 0);
+        // Not DF: no answer asked for; an ICMP error: never answered.
+        f[20] = 0;
+        assert!(!ipv4_df(&f));
+        f[34] = 3;
+        assert_eq!(frag_needed(&f, 1450), None);
     }
 
     #[test]

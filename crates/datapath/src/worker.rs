@@ -65,6 +65,10 @@ pub(crate) struct Worker {
     pub capture: Arc<CaptureTap>,
 }
 
+/// What a decapsulated packet brings to its walk: its tunnel port, VNI, and outer IPv4
+/// source and destination (`tun_src`, `tun_dst`).
+type DecapMeta = (u32, u32, [u8; 4], [u8; 4]);
+
 /// Final outputs of the packet being walked that wait for the end of the walk.
 const DEFERRED: usize = 16;
 
@@ -124,23 +128,49 @@ impl TxBatches<'_> {
     #[cold]
     fn tunnel_output(&mut self, t: &TunnelPort, pkt: &Pkt, key: &FlowKey) {
         let c = &t.counters;
-        let Some(next_hop_mac) = t.neighbour.get() else {
-            c.no_neighbour.add(1);
-            return;
+        let s = &t.spec;
+        let (ip_dst, next_hop, next_hop_mac) = if s.remote_is_flow() {
+            let dst = key.tun_dst();
+            let hop = (dst != crate::tunnel::REMOTE_FROM_FLOW)
+                .then(|| {
+                    crate::tunnel::route(&self.tunnels.settings, s.local_ip, s.local_prefix, dst)
+                })
+                .flatten();
+            let Some(hop) = hop else {
+                c.no_tun_dst.add(1);
+                return;
+            };
+            let mac = self.tunnels.flow_hops.mac(t.uplink_slot, s.local_ip, hop);
+            (dst, hop, mac)
+        } else {
+            (s.remote_ip, t.next_hop, t.neighbour.get())
         };
         let inner = pkt.0.data();
         if inner.len() > t.max_inner {
             c.mtu_drops.add(1);
+            // DF set: the sender learns the path MTU by ICMP (from the control plane).
+            if crate::tunnel::ipv4_df(inner) {
+                let mtu = t.max_inner.saturating_sub(14).min(usize::from(u16::MAX)) as u16;
+                if let Some(slot) = self.ports.index_of(key.in_port()) {
+                    if self
+                        .tunnels
+                        .too_big
+                        .push((slot, mtu, pkt.0.share()))
+                        .is_ok()
+                    {
+                        c.frag_needed.add(1);
+                    }
+                }
+            }
             return;
         }
-        self.handed += 1;
-        let s = &t.spec;
         let e = packet::tunnel::Encap {
             kind: s.kind,
             eth_src: t.uplink_mac,
-            eth_dst: next_hop_mac,
+            // Unresolved: filled in by the control plane when the ARP reply comes.
+            eth_dst: next_hop_mac.unwrap_or_default(),
             ip_src: s.local_ip,
-            ip_dst: s.remote_ip,
+            ip_dst,
             dst_port: s.dst_port,
             vni: s.vni.unwrap_or(key.tunnel_id() as u32),
             ttl: s.ttl,
@@ -157,8 +187,21 @@ impl TxBatches<'_> {
             c.encap_failed.add(1);
             return;
         }
+        self.handed += 1;
         c.tx_packets.add(1);
         c.tx_bytes.add(inner.len() as u64);
+        if next_hop_mac.is_none() {
+            // Held until the next hop resolves (bounded: docs/tunnels.md).
+            if self
+                .tunnels
+                .pending
+                .push((t.uplink_slot, next_hop, out.0))
+                .is_err()
+            {
+                c.no_neighbour.add(1);
+            }
+            return;
+        }
         self.queue(t.uplink_slot, out.0);
     }
 }
@@ -351,7 +394,7 @@ impl Worker {
         let tunnels = Arc::clone(&self.tunnels);
         let mut pass = MbufBurst::new();
         let mut decap = MbufBurst::new();
-        let mut meta = [(0u32, 0u32); BURST_SIZE];
+        let mut meta: [DecapMeta; BURST_SIZE] = [(0, 0, [0; 4], [0; 4]); BURST_SIZE];
         let (mut slow, mut dropped, mut bytes) = (0u64, 0u64, 0u64);
         for mut m in burst.drain() {
             match tunnels.classify(in_port, m.data()) {
@@ -371,7 +414,7 @@ impl Worker {
                     bytes += m.len() as u64;
                     dropped += 1;
                 }
-                Rx::Decap(t, vni, inner) => {
+                Rx::Decap(t, vni, inner, outer_src) => {
                     bytes += m.len() as u64;
                     let tp = &tunnels.ports[t];
                     if !m.adj(inner) {
@@ -380,7 +423,7 @@ impl Worker {
                     }
                     tp.counters.rx_packets.add(1);
                     tp.counters.rx_bytes.add(m.len() as u64);
-                    meta[decap.len()] = (tp.spec.ofport, vni);
+                    meta[decap.len()] = (tp.spec.ofport, vni, outer_src, tp.spec.local_ip);
                     let _ = decap.push(m);
                 }
             }
@@ -399,7 +442,7 @@ impl Worker {
     }
 
     /// Walks a burst through the pipeline; `tunnel`: per packet, the tunnel port it came
-    /// from and its VNI (the burst was decapsulated; its tallies still go to `in_port`,
+    /// from, its VNI and outer source and destination (the burst was decapsulated; its tallies still go to `in_port`,
     /// the uplink, apart from rx, counted by [`Self::uplink_rx`]).
     #[inline]
     fn walk(
@@ -408,7 +451,7 @@ impl Worker {
         burst: &mut MbufBurst,
         bufs: &mut [MbufBurst],
         failed: &mut [u64],
-        tunnel: Option<&[(u32, u32)]>,
+        tunnel: Option<&[DecapMeta]>,
     ) {
         let n = burst.len();
         // Start loading every header of the burst before touching the first.
@@ -429,10 +472,11 @@ impl Worker {
             plan.extract(m.data(), ofport, key);
         }
         if let Some(meta) = tunnel {
-            for (key, &(ofport, vni)) in self.keys.iter_mut().zip(meta) {
+            for (key, &(ofport, vni, src, dst)) in self.keys.iter_mut().zip(meta) {
                 key.set(packet::Field::InPort, u128::from(ofport));
                 key.set(packet::Field::InPhyPort, u128::from(ofport));
                 key.set_tunnel_id(u64::from(vni));
+                key.set_tun_ipv4(src, dst);
             }
         }
         if pipeline.prefetches {

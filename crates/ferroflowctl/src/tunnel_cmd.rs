@@ -44,6 +44,7 @@ pub async fn tunnel(ch: &Channel, cmd: &TunnelCmd, json: bool) -> Result<()> {
                         t.rx_packets.to_string(),
                         t.no_neighbour_drops.to_string(),
                         t.mtu_drops.to_string(),
+                        t.no_tun_dst_drops.to_string(),
                     ]
                 })
                 .collect();
@@ -58,6 +59,7 @@ pub async fn tunnel(ch: &Channel, cmd: &TunnelCmd, json: bool) -> Result<()> {
                     ">RX_PKTS",
                     ">NO_NEIGH",
                     ">MTU_DROP",
+                    ">NO_TUN_DST",
                 ],
                 &rows,
             );

@@ -396,6 +396,12 @@ pub fn format_match(m: &Match, priority: u16) -> String {
         }
     };
     put("tun_id", OxmField::TunnelId);
+    parts.extend(crate::nx::format_tunnel_matches(m));
+    let mut put = |name: &str, f: OxmField| {
+        if let Some((v, m)) = get(f) {
+            parts.push(format!("{name}={}", format_masked(f, v, m)));
+        }
+    };
     put("metadata", OxmField::Metadata);
     put("in_port", OxmField::InPort);
     put("in_phy_port", OxmField::InPhyPort);

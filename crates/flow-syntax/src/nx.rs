@@ -15,7 +15,9 @@ pub(crate) fn parse_register_match(key: &str, val: &str) -> Option<Result<OxmTlv
     let f = NxmField::from_name(key)?;
     Some(match f {
         NxmField::CtState => ct_state_tlv(key, val),
-        NxmField::CtNwSrc | NxmField::CtNwDst => ct_addr_tlv(key, f, val),
+        NxmField::CtNwSrc | NxmField::CtNwDst | NxmField::TunSrc | NxmField::TunDst => {
+            ct_addr_tlv(key, f, val)
+        }
         _ => register_tlv(key, f, val),
     })
 }
@@ -61,7 +63,8 @@ fn ct_state_tlv(key: &str, val: &str) -> Result<OxmTlv, SyntaxError> {
         .ok_or_else(|| bad(key, val, "bad flags"))
 }
 
-/// `ct_nw_src=10.0.0.0/8` (an address, with a prefix length or a mask).
+/// `ct_nw_src=10.0.0.0/8`, `tun_dst=192.0.2.2` (an address, with a prefix length or a
+/// mask).
 fn ct_addr_tlv(key: &str, f: NxmField, val: &str) -> Result<OxmTlv, SyntaxError> {
     let ip = |s: &str| -> Result<u128, SyntaxError> {
         s.parse::<std::net::Ipv4Addr>()
@@ -103,25 +106,43 @@ fn format_ct_match(n: &NxmOxm) -> String {
                 s
             }
         }
-        (NxmField::CtNwSrc | NxmField::CtNwDst, m) => {
-            let a = std::net::Ipv4Addr::from(v as u32);
-            match m {
-                None => a.to_string(),
-                Some(m) => {
-                    let m = m as u32;
-                    if m.leading_ones() + m.trailing_zeros() == 32 {
-                        format!("{a}/{}", m.leading_ones())
-                    } else {
-                        format!("{a}/{}", std::net::Ipv4Addr::from(m))
-                    }
-                }
-            }
-        }
+        (NxmField::CtNwSrc | NxmField::CtNwDst, m) => format_ipv4(v, m),
         (NxmField::CtZone | NxmField::CtNwProto, _) => v.to_string(),
         (NxmField::CtTpSrc | NxmField::CtTpDst, None) => v.to_string(),
         (_, m) => hex_masked(v, m),
     };
     format!("{}={value}", n.field().name())
+}
+
+/// An IPv4 address field's value (`10.0.0.0/8`, `10.0.0.1/255.0.0.255`).
+fn format_ipv4(v: u128, m: Option<u128>) -> String {
+    let a = std::net::Ipv4Addr::from(v as u32);
+    match m {
+        None => a.to_string(),
+        Some(m) => {
+            let m = m as u32;
+            if m.leading_ones() + m.trailing_zeros() == 32 {
+                format!("{a}/{}", m.leading_ones())
+            } else {
+                format!("{a}/{}", std::net::Ipv4Addr::from(m))
+            }
+        }
+    }
+}
+
+/// Tunnel fields of a match as ovs-ofctl prints them (after `tun_id`).
+pub(crate) fn format_tunnel_matches(m: &openflow::Match) -> Vec<String> {
+    [NxmField::TunSrc, NxmField::TunDst]
+        .iter()
+        .filter_map(|f| {
+            m.fields.iter().find_map(|t| match t {
+                OxmTlv::Nxm(n) if n.field() == *f => {
+                    Some(format!("{}={}", f.name(), format_ipv4(n.value(), n.mask())))
+                }
+                _ => None,
+            })
+        })
+        .collect()
 }
 
 /// Conntrack fields of a match as ovs-ofctl prints them (before the protocol shorthand).
@@ -174,7 +195,7 @@ pub(crate) fn format_register_matches(m: &openflow::Match) -> Vec<String> {
         .fields
         .iter()
         .filter_map(|f| match f {
-            OxmTlv::Nxm(n) if !n.field().is_ct() => Some(n),
+            OxmTlv::Nxm(n) if !n.field().is_ct() && !n.field().is_tunnel() => Some(n),
             _ => None,
         })
         .collect();
@@ -541,6 +562,9 @@ pub(crate) fn parse_register_set_field(
     field: &str,
 ) -> Option<Result<Vec<Action>, SyntaxError>> {
     let f = NxmField::from_name(field)?;
+    if f.is_tunnel() {
+        return Some(ct_addr_tlv(key, f, value).map(|tlv| vec![Action::SetField(tlv)]));
+    }
     Some(register_tlv(key, f, value).map(|tlv| {
         let OxmTlv::Nxm(n) = tlv else {
             return vec![Action::SetField(tlv)];
@@ -677,6 +701,9 @@ pub(crate) fn format_set_field_tlv(tlv: &OxmTlv) -> String {
             crate::fields::format_masked(b.field(), b.value(), b.mask()),
             crate::fields::oxm_name(b.field())
         ),
+        OxmTlv::Nxm(n) if n.field().is_tunnel() => {
+            format!("{}->{}", format_ipv4(n.value(), n.mask()), n.field().name())
+        }
         OxmTlv::Nxm(n) => format!("{}->{}", hex_masked(n.value(), n.mask()), n.field().name()),
         OxmTlv::Experimenter(_) => "experimenter".into(),
     }

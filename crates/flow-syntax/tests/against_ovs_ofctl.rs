@@ -36,6 +36,10 @@ const FLOWS: &[&str] = &[
     "cookie=0x1234,table=1,priority=7,udp,nw_src=192.168.1.0/24,tp_dst=4789,actions=write_actions(group:2),goto_table:9",
     "ip,nw_ecn=2,actions=mod_nw_tos:32,output:1",
     "tun_id=0x10,actions=output:1",
+    // Flow-based tunnels (docs/tunnels.md).
+    "in_port=1,actions=set_field:100->tun_id,set_field:192.0.2.2->tun_dst,output:10",
+    "tun_id=0x64,tun_src=192.0.2.2,tun_dst=192.0.2.0/24,in_port=10,actions=set_field:10.0.0.1->tun_src,output:1",
+    "reg0=1,tun_src=10.0.0.0/255.0.0.255,ip,actions=drop",
     "in_port=LOCAL,dl_vlan=3,actions=set_field:4106->vlan_vid,output:1",
     "sctp,tp_dst=9,actions=drop",
     // Open vSwitch extensions (docs/ovs-extensions.md).

@@ -27,10 +27,12 @@ pub fn field_of_nxm(f: NxmField) -> Option<Field> {
         NxmField::CtNwDst => Some(Field::CtNwDst),
         NxmField::CtTpSrc => Some(Field::CtTpSrc),
         NxmField::CtTpDst => Some(Field::CtTpDst),
+        NxmField::TunSrc => Some(Field::TunSrc),
+        NxmField::TunDst => Some(Field::TunDst),
     }
 }
 
-const CT_NXM: [NxmField; 9] = [
+const CT_NXM: [NxmField; 11] = [
     NxmField::CtState,
     NxmField::CtZone,
     NxmField::CtMark,
@@ -40,6 +42,8 @@ const CT_NXM: [NxmField; 9] = [
     NxmField::CtNwDst,
     NxmField::CtTpSrc,
     NxmField::CtTpDst,
+    NxmField::TunSrc,
+    NxmField::TunDst,
 ];
 
 /// The extension field a register key field is; `None` for the OXM basic fields.

@@ -102,6 +102,12 @@ pub enum NxmField {
     CtNwDst,
     CtTpSrc,
     CtTpDst,
+    /// The outer IPv4 source of a decapsulated packet (`tun_src`, NXM_NX_TUN_IPV4_SRC:
+    /// class 0x0001, field 31, 32 bits, maskable).
+    TunSrc,
+    /// The outer IPv4 destination: on decap the local endpoint, before output to a
+    /// `remote_ip=flow` tunnel port the remote (`tun_dst`, NXM_NX_TUN_IPV4_DST, field 32).
+    TunDst,
 }
 
 impl NxmField {
@@ -110,6 +116,8 @@ impl NxmField {
         match (class, field) {
             (NXM_1, n) if n < N_REGS => Some(NxmField::Reg(n)),
             (NXM_1, 37) => Some(NxmField::ConjId),
+            (NXM_1, 31) => Some(NxmField::TunSrc),
+            (NXM_1, 32) => Some(NxmField::TunDst),
             (NXM_1, f) => CT_FIELDS.iter().find(|c| c.0 == f).map(|c| c.1),
             (OFPXMC_PACKET_REGS, n) if n < N_XREGS => Some(NxmField::Xreg(n)),
             _ => None,
@@ -136,6 +144,8 @@ impl NxmField {
             NxmField::CtNwDst => 121,
             NxmField::CtTpSrc => 124,
             NxmField::CtTpDst => 125,
+            NxmField::TunSrc => 31,
+            NxmField::TunDst => 32,
         }
     }
 
@@ -147,7 +157,9 @@ impl NxmField {
             | NxmField::CtState
             | NxmField::CtMark
             | NxmField::CtNwSrc
-            | NxmField::CtNwDst => 4,
+            | NxmField::CtNwDst
+            | NxmField::TunSrc
+            | NxmField::TunDst => 4,
             NxmField::Xreg(_) => 8,
             NxmField::CtZone | NxmField::CtTpSrc | NxmField::CtTpDst => 2,
             NxmField::CtNwProto => 1,
@@ -167,8 +179,17 @@ impl NxmField {
     pub const fn is_ct(self) -> bool {
         !matches!(
             self,
-            NxmField::Reg(_) | NxmField::Xreg(_) | NxmField::ConjId
+            NxmField::Reg(_)
+                | NxmField::Xreg(_)
+                | NxmField::ConjId
+                | NxmField::TunSrc
+                | NxmField::TunDst
         )
+    }
+
+    /// A tunnel metadata field (`tun_src`, `tun_dst`).
+    pub const fn is_tunnel(self) -> bool {
+        matches!(self, NxmField::TunSrc | NxmField::TunDst)
     }
 
     /// All ones over the width.
@@ -195,6 +216,8 @@ impl NxmField {
             NxmField::Reg(n) => format!("reg{n}"),
             NxmField::Xreg(n) => format!("xreg{n}"),
             NxmField::ConjId => "conj_id".into(),
+            NxmField::TunSrc => "tun_src".into(),
+            NxmField::TunDst => "tun_dst".into(),
             f => f.ct_name().into(),
         }
     }
@@ -216,8 +239,11 @@ impl NxmField {
 
     /// The field whose [`name`](Self::name) is `name`.
     pub fn from_name(name: &str) -> Option<NxmField> {
-        if name == "conj_id" {
-            return Some(NxmField::ConjId);
+        match name {
+            "conj_id" => return Some(NxmField::ConjId),
+            "tun_src" => return Some(NxmField::TunSrc),
+            "tun_dst" => return Some(NxmField::TunDst),
+            _ => {}
         }
         if let Some(c) = CT_FIELDS.iter().find(|c| c.1.ct_name() == name) {
             return Some(c.1);
@@ -240,6 +266,8 @@ impl NxmField {
             NxmField::Reg(n) => format!("NXM_NX_REG{n}"),
             NxmField::Xreg(n) => format!("OXM_OF_PKT_REG{n}"),
             NxmField::ConjId => "NXM_NX_CONJ_ID".into(),
+            NxmField::TunSrc => "NXM_NX_TUN_IPV4_SRC".into(),
+            NxmField::TunDst => "NXM_NX_TUN_IPV4_DST".into(),
             f => format!("NXM_NX_{}", f.ct_name().to_ascii_uppercase()),
         }
     }
@@ -437,6 +465,11 @@ pub fn header_by_name(name: &str) -> Option<u32> {
             .iter()
             .find(|f| basic_upper_name(**f) == rest)?;
         return Some(f.header(false));
+    }
+    match upper.as_str() {
+        "NXM_NX_TUN_IPV4_SRC" => return Some(NxmField::TunSrc.header(false)),
+        "NXM_NX_TUN_IPV4_DST" => return Some(NxmField::TunDst.header(false)),
+        _ => {}
     }
     if let Some(rest) = upper.strip_prefix("NXM_NX_") {
         if let Some(c) = CT_FIELDS

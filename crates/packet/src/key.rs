@@ -31,9 +31,12 @@
 //! | 25 | `ct_nw_src` 63..32, `ct_nw_dst` 31..0 |
 //! | 26 | `ct_tp_src` 63..48, `ct_tp_dst` 47..32 |
 //! | 27-28 | `ct_label` |
+//! | 29 | `tun_src` 63..32, `tun_dst` 31..0 |
 //!
 //! The connection-tracking words (24-28) are written only by the `ct` action (and cleared
-//! by `ct_clear`); like the registers they start at zero for every packet.
+//! by `ct_clear`); like the registers they start at zero for every packet. The tunnel
+//! word (29) holds the outer IPv4 addresses of a decapsulated packet (zero for any other)
+//! and what `set_field:A->tun_dst` writes for a `remote_ip = "flow"` tunnel port.
 //!
 //! Fields joined by `=` share storage. They can never both be meaningful for one packet
 //! (ARP vs IPv4, TCP vs UDP vs SCTP, ICMPv4 vs ICMPv6, ARP vs ND), and OpenFlow requires every
@@ -46,11 +49,11 @@
 
 use std::fmt;
 
-/// Number of 64-bit words in [`FlowKey::words`]: the words fields use (up to the last
-/// conntrack word, 28) rounded up to a power of two, because lookups index the key with
+/// Number of 64-bit words in [`FlowKey::words`]: the words fields use (up to the tunnel
+/// word, 29) rounded up to a power of two, because lookups index the key with
 /// `w % FLOW_KEY_WORDS`, which is then a mask rather than a division per word (at 29 it
 /// was a multiply-shift-subtract per probed word: +100 instructions per packet at B1k)
-/// and still spares the bounds check. Words 29..32 belong to no field and stay zero.
+/// and still spares the bounds check. Words 30..32 belong to no field and stay zero.
 pub const FLOW_KEY_WORDS: usize = 32;
 
 /// The first word of the registers ([`Field::Reg0`]...): words before it are what
@@ -58,8 +61,11 @@ pub const FLOW_KEY_WORDS: usize = 32;
 /// are set only by actions. Registers start at zero for every packet.
 pub const REG_WORD: usize = 16;
 
-/// The first connection-tracking word ([`Field::CtState`]...): to the end of the key.
+/// The first connection-tracking word ([`Field::CtState`]...), up to [`TUN_WORD`].
 pub const CT_WORD: usize = 24;
+
+/// The tunnel metadata word: `tun_src` and `tun_dst`.
+pub const TUN_WORD: usize = 29;
 
 /// OFPVID_PRESENT: set in `vlan_vid` when the frame has a tag.
 pub const OFPVID_PRESENT: u16 = 0x1000;
@@ -155,6 +161,8 @@ pub mod pos {
     pub const CT_TP_SRC: FieldPos = at(26, 48, 16);
     pub const CT_TP_DST: FieldPos = at(26, 32, 16);
     pub const CT_LABEL: FieldPos = at(27, 0, 128);
+    pub const TUN_SRC: FieldPos = at(29, 32, 32);
+    pub const TUN_DST: FieldPos = at(29, 0, 32);
 }
 
 /// An OXM_OF_* field of class OFPXMC_OPENFLOW_BASIC; the discriminant is its oxm_field.
@@ -238,6 +246,9 @@ pub enum Field {
     CtNwDst = 70,
     CtTpSrc = 71,
     CtTpDst = 72,
+    // Open vSwitch tunnel metadata (NXM_NX_TUN_IPV4_SRC/DST): the outer addresses.
+    TunSrc = 73,
+    TunDst = 74,
 }
 
 struct FieldInfo {
@@ -258,7 +269,7 @@ const fn info(name: &'static str, pos: FieldPos, byte_len: u8, maskable: bool) -
 
 /// Indexed by oxm_field (then the registers). Byte lengths and maskability are OpenFlow
 /// 1.3 table 12, with the transport ports maskable as Open vSwitch allows.
-const INFO: [FieldInfo; 73] = [
+const INFO: [FieldInfo; 75] = [
     info("in_port", pos::IN_PORT, 4, false),
     info("in_phy_port", pos::IN_PHY_PORT, 4, false),
     info("metadata", pos::METADATA, 8, true),
@@ -332,6 +343,8 @@ const INFO: [FieldInfo; 73] = [
     info("ct_nw_dst", pos::CT_NW_DST, 4, true),
     info("ct_tp_src", pos::CT_TP_SRC, 2, true),
     info("ct_tp_dst", pos::CT_TP_DST, 2, true),
+    info("tun_src", pos::TUN_SRC, 4, true),
+    info("tun_dst", pos::TUN_DST, 4, true),
 ];
 
 impl Field {
@@ -407,6 +420,7 @@ impl Field {
             .chain(Field::REGS.iter())
             .chain(Field::XREGS.iter())
             .chain(Field::CT.iter())
+            .chain(Field::TUN.iter())
             .copied()
             .find(|f| f.name() == name)
     }
@@ -428,8 +442,11 @@ impl Field {
     /// its `exec`), never by set_field, load or move.
     #[inline]
     pub fn is_ct(self) -> bool {
-        self as u8 >= Field::CtState as u8
+        (Field::CtState as u8..=Field::CtTpDst as u8).contains(&(self as u8))
     }
+
+    /// The tunnel metadata fields.
+    pub const TUN: [Field; 2] = [Field::TunSrc, Field::TunDst];
 
     /// `reg0`-`reg15` in order.
     pub const REGS: [Field; 16] = [
@@ -470,10 +487,11 @@ impl Field {
             .chain(Field::REGS)
             .chain(Field::XREGS)
             .chain(Field::CT)
+            .chain(Field::TUN)
     }
 
-    /// `reg0`-`reg15`, `xreg0`-`xreg7` and the connection-tracking fields: metadata in the
-    /// key, set only by actions, never from the frame.
+    /// `reg0`-`reg15`, `xreg0`-`xreg7`, the connection-tracking and the tunnel fields:
+    /// metadata in the key, set by actions (and decapsulation), never from the frame.
     #[inline]
     pub fn is_register(self) -> bool {
         self as u8 >= Field::Reg0 as u8
@@ -823,6 +841,26 @@ impl FlowKey {
     #[inline]
     pub fn set_tunnel_id(&mut self, tunnel_id: u64) {
         self.words[pos::TUNNEL_ID.word as usize] = tunnel_id;
+    }
+
+    /// The outer IPv4 source of a decapsulated packet (0: none).
+    #[inline]
+    pub fn tun_src(&self) -> [u8; 4] {
+        (self.get_pos(pos::TUN_SRC) as u32).to_be_bytes()
+    }
+
+    /// The outer IPv4 destination: the local endpoint after decapsulation, the remote a
+    /// `remote_ip = "flow"` tunnel port sends to (0: none).
+    #[inline]
+    pub fn tun_dst(&self) -> [u8; 4] {
+        (self.get_pos(pos::TUN_DST) as u32).to_be_bytes()
+    }
+
+    /// Both outer addresses at once (decapsulation).
+    #[inline]
+    pub fn set_tun_ipv4(&mut self, src: [u8; 4], dst: [u8; 4]) {
+        self.words[TUN_WORD] =
+            (u64::from(u32::from_be_bytes(src)) << 32) | u64::from(u32::from_be_bytes(dst));
     }
 
     #[inline]

@@ -1128,7 +1128,7 @@ fn write_ct(key: &mut FlowKey, r: &conntrack::CtResult) {
 
 /// `ct_clear`: every `ct_*` field back to zero (untracked).
 fn clear_ct(key: &mut FlowKey) {
-    for w in &mut key.words[packet::CT_WORD..] {
+    for w in &mut key.words[packet::CT_WORD..packet::TUN_WORD] {
         *w = 0;
     }
 }
