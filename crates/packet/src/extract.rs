@@ -148,6 +148,11 @@ impl ExtractPlan {
         w[0] = (u64::from(in_port) << pos::IN_PORT.shift) | u64::from(in_port);
         w[1] = 0;
         w[2] = 0;
+        // tun_src/tun_dst are packet metadata like tunnel_id: zero unless decapsulation
+        // sets them after extraction. Always written, because an output to a flow-based
+        // tunnel port reads tun_dst whatever the tables match (a stale one would pick the
+        // previous packet's remote).
+        w[crate::TUN_WORD] = 0;
         if self.registers {
             for x in &mut w[crate::REG_WORD..crate::CT_WORD] {
                 *x = 0;
@@ -721,7 +726,8 @@ mod tests {
     /// Every plan writes exactly what `extract_into` would in the words it covers (over a
     /// key full of another packet's stale values): FULL everything, L2 the Ethernet words,
     /// layers and offsets, IN_PORT in_port; registers and conntrack words zero only when
-    /// asked, left alone otherwise.
+    /// asked, left alone otherwise; tun_src/tun_dst always zero (an output to a flow-based
+    /// tunnel port reads them whatever the tables match).
     #[test]
     fn plans_fill_their_words_as_extract_into_does() {
         let values = [0x00, 0x05, 0x06, 0x08, 0x11, 0x45, 0x81, 0x88, 0xa8, 0xff];
@@ -770,7 +776,10 @@ mod tests {
                     let regs = if registers { &full } else { &stale };
                     assert_eq!(key.words[REG..CT], regs.words[REG..CT], "{plan:?}");
                     let ct = if conntrack { &full } else { &stale };
-                    assert_eq!(key.words[CT..], ct.words[CT..], "{plan:?}");
+                    let tun = crate::TUN_WORD;
+                    assert_eq!(key.words[CT..tun], ct.words[CT..tun], "{plan:?}");
+                    assert_eq!(key.words[tun], 0, "{plan:?}: a stale tun_src/tun_dst stays");
+                    assert_eq!(key.words[tun + 1..], ct.words[tun + 1..], "{plan:?}");
                     if parse == Parse::L2 {
                         let want = Layers(full.layers.0 & Layers::L2.0);
                         assert_eq!(key.layers, want, "L2 layers, frame {f:02x?}");
