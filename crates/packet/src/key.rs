@@ -31,9 +31,12 @@
 //! | 25 | `ct_nw_src` 63..32, `ct_nw_dst` 31..0 |
 //! | 26 | `ct_tp_src` 63..48, `ct_tp_dst` 47..32 |
 //! | 27-28 | `ct_label` |
+//! | 29 | `conj_id` 31..0 |
 //!
 //! The connection-tracking words (24-28) are written only by the `ct` action (and cleared
-//! by `ct_clear`); like the registers they start at zero for every packet.
+//! by `ct_clear`); like the registers they start at zero for every packet. `conj_id` (word
+//! 29) is zero in every packet's key: only a table's own lookup sets it, in a copy of the
+//! key, to find the `conj_id=X` entries of a satisfied conjunctive match.
 //!
 //! Fields joined by `=` share storage. They can never both be meaningful for one packet
 //! (ARP vs IPv4, TCP vs UDP vs SCTP, ICMPv4 vs ICMPv6, ARP vs ND), and OpenFlow requires every
@@ -50,7 +53,8 @@ use std::fmt;
 /// conntrack word, 28) rounded up to a power of two, because lookups index the key with
 /// `w % FLOW_KEY_WORDS`, which is then a mask rather than a division per word (at 29 it
 /// was a multiply-shift-subtract per probed word: +100 instructions per packet at B1k)
-/// and still spares the bounds check. Words 29..32 belong to no field and stay zero.
+/// and still spares the bounds check. Words 29..32 stay zero in packets (29 is `conj_id`,
+/// which only a conjunctive lookup's copy of the key sets).
 pub const FLOW_KEY_WORDS: usize = 32;
 
 /// The first word of the registers ([`Field::Reg0`]...): words before it are what
@@ -155,6 +159,7 @@ pub mod pos {
     pub const CT_TP_SRC: FieldPos = at(26, 48, 16);
     pub const CT_TP_DST: FieldPos = at(26, 32, 16);
     pub const CT_LABEL: FieldPos = at(27, 0, 128);
+    pub const CONJ_ID: FieldPos = at(29, 0, 32);
 }
 
 /// An OXM_OF_* field of class OFPXMC_OPENFLOW_BASIC; the discriminant is its oxm_field.
@@ -238,6 +243,9 @@ pub enum Field {
     CtNwDst = 70,
     CtTpSrc = 71,
     CtTpDst = 72,
+    /// Open vSwitch `conj_id` (NXM_NX_CONJ_ID): the id of the conjunctive match a table
+    /// lookup found, zero in packets; matched only, never written by actions.
+    ConjId = 73,
 }
 
 struct FieldInfo {
@@ -258,7 +266,7 @@ const fn info(name: &'static str, pos: FieldPos, byte_len: u8, maskable: bool) -
 
 /// Indexed by oxm_field (then the registers). Byte lengths and maskability are OpenFlow
 /// 1.3 table 12, with the transport ports maskable as Open vSwitch allows.
-const INFO: [FieldInfo; 73] = [
+const INFO: [FieldInfo; 74] = [
     info("in_port", pos::IN_PORT, 4, false),
     info("in_phy_port", pos::IN_PHY_PORT, 4, false),
     info("metadata", pos::METADATA, 8, true),
@@ -332,6 +340,7 @@ const INFO: [FieldInfo; 73] = [
     info("ct_nw_dst", pos::CT_NW_DST, 4, true),
     info("ct_tp_src", pos::CT_TP_SRC, 2, true),
     info("ct_tp_dst", pos::CT_TP_DST, 2, true),
+    info("conj_id", pos::CONJ_ID, 4, false),
 ];
 
 impl Field {
@@ -407,6 +416,7 @@ impl Field {
             .chain(Field::REGS.iter())
             .chain(Field::XREGS.iter())
             .chain(Field::CT.iter())
+            .chain([Field::ConjId].iter())
             .copied()
             .find(|f| f.name() == name)
     }
@@ -428,7 +438,7 @@ impl Field {
     /// its `exec`), never by set_field, load or move.
     #[inline]
     pub fn is_ct(self) -> bool {
-        self as u8 >= Field::CtState as u8
+        (Field::CtState as u8..=Field::CtTpDst as u8).contains(&(self as u8))
     }
 
     /// `reg0`-`reg15` in order.
@@ -470,6 +480,7 @@ impl Field {
             .chain(Field::REGS)
             .chain(Field::XREGS)
             .chain(Field::CT)
+            .chain([Field::ConjId])
     }
 
     /// `reg0`-`reg15`, `xreg0`-`xreg7` and the connection-tracking fields: metadata in the

@@ -617,7 +617,9 @@ impl Pipeline {
             Action::Resubmit { in_port, table } => {
                 return self.resubmit(in_port, table, pkt, key, cx, outs)
             }
-            Action::Note(_) => {}
+            // Clause entries never match as entries; a conjunction reached any other way
+            // (none can be built) does nothing, like a note.
+            Action::Note(_) | Action::Conjunction { .. } => {}
             Action::CtClear => clear_ct(key),
             Action::Ct(ref ct) => return self.conntrack(ct, pkt, key, cx, outs),
             Action::PushVlan(t) => {

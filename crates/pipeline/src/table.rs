@@ -135,6 +135,9 @@ pub struct Level {
     max_rank: u64,
     /// Some entry matches or acts on packet headers (see [`CompiledTable::reads_headers`]).
     reads_headers: bool,
+    /// The level's conjunction clauses (at the slots after its ordinary entries, which
+    /// `classifier` does not hold); see [`crate::conjunction`].
+    pub clauses: Option<Box<crate::conjunction::Clauses>>,
 }
 
 impl Counted for Level {
@@ -170,6 +173,8 @@ pub struct CompiledTable {
     pub reads_headers: bool,
     /// Some level has hash tables worth prefetching ([`crate::Pipeline::prefetch_lookup`]).
     pub prefetches: bool,
+    /// Some level has conjunction clauses: lookups combine them ([`crate::conjunction`]).
+    pub conjunctive: bool,
 }
 
 /// Key words outside in_port/in_phy_port, metadata and tunnel_id: the ones extraction fills
@@ -198,10 +203,21 @@ impl Counted for CompiledTable {
 
 impl CompiledTable {
     /// The entry a linear scan of the whole table would pick (highest rank among those
-    /// matching `key`): its level and slot. Each level answers with its best match; the
-    /// best of those is the table's.
+    /// matching `key`, conjunctive matches as [`crate::conjunction`] says): its level and
+    /// slot.
     #[inline]
     pub fn lookup(&self, key: &Words) -> Option<(&Level, usize)> {
+        let hard = self.lookup_ordinary(key);
+        if !self.conjunctive {
+            return hard;
+        }
+        crate::conjunction::resolve(self, key, hard)
+    }
+
+    /// The best ordinary entry (conjunction clauses left out): each level answers with its
+    /// best match; the best of those is the table's.
+    #[inline]
+    pub fn lookup_ordinary(&self, key: &Words) -> Option<(&Level, usize)> {
         if let [l] = &*self.levels {
             return l.classifier.lookup(key).map(|s| (&**l, s as usize));
         }
@@ -334,6 +350,7 @@ impl FlowTable {
                 miss: MissPolicy::Drop,
                 reads_headers: false,
                 prefetches: false,
+                conjunctive: false,
             }),
             retired_versions: Vec::new(),
             base_lookups: 0,
@@ -572,11 +589,13 @@ impl FlowTable {
         self.compact
     }
 
-    /// Compiles the entries at `idxs` into a new level and records where each one went.
+    /// Compiles the entries at `idxs` into a new level and records where each one went:
+    /// ordinary entries first (the classifier's slots), then conjunction clauses.
     fn build_level(&mut self, idxs: &[u32], workers: usize, strategy: Strategy) -> Arc<Level> {
         let mut rules = Vec::with_capacity(idxs.len());
         let mut hits = Vec::with_capacity(idxs.len());
         let mut specs = Vec::with_capacity(idxs.len());
+        let mut clause_idxs = Vec::new();
         let mut reads_headers = false;
         for &i in idxs {
             let Some(e) = self.slab[i as usize].as_ref() else {
@@ -585,6 +604,10 @@ impl FlowTable {
             reads_headers = reads_headers
                 || e.match_.mask[HEADER_WORDS].iter().any(|&m| m != 0)
                 || insts_read_headers(&e.instructions);
+            if let Some(conjs) = crate::conjunction::clause_of(&e.instructions) {
+                clause_idxs.push((i, conjs));
+                continue;
+            }
             hits.push(Hit::new(e));
             rules.push(Rule {
                 uid: e.uid,
@@ -602,17 +625,44 @@ impl FlowTable {
             });
         }
         let classifier = Classifier::build(&specs, strategy);
+        let max_rank = rules.iter().map(|r| r.rank).max().unwrap_or(0);
+        let mut clause_specs = Vec::with_capacity(clause_idxs.len());
+        for (i, conjs) in clause_idxs {
+            let e = self.slab[i as usize]
+                .as_ref()
+                .expect("collected from live entries above");
+            clause_specs.push(crate::conjunction::ClauseSpec {
+                slot: rules.len() as u32,
+                priority: e.priority,
+                value: &e.match_.value,
+                mask: &e.match_.mask,
+                rank: e.rank(),
+                conjs,
+            });
+            hits.push(Hit::new(e));
+            rules.push(Rule {
+                uid: e.uid,
+                priority: e.priority,
+                cookie: e.cookie,
+                table_miss: false,
+                insts: e.instructions.clone(),
+                rank: e.rank(),
+                idx: i,
+            });
+        }
+        let clauses = crate::conjunction::Clauses::build(clause_specs, strategy).map(Box::new);
         let serial = self.next_level;
         self.next_level += 1;
         let n = rules.len();
         let level = Arc::new(Level {
             serial,
             classifier,
-            max_rank: rules.iter().map(|r| r.rank).max().unwrap_or(0),
+            max_rank,
             rules: rules.into(),
             hits: hits.into(),
             counters: CounterBlock::new(workers, 2 * n),
             reads_headers,
+            clauses,
         });
         for (slot, r) in level.rules.iter().enumerate() {
             if let Some(e) = self.slab[r.idx as usize].as_mut() {
@@ -707,6 +757,7 @@ impl FlowTable {
         let reads_headers =
             self.miss == MissPolicy::Normal || rebuilt.iter().any(|l| l.reads_headers);
         let prefetches = rebuilt.iter().any(|l| l.classifier.prefetches());
+        let conjunctive = rebuilt.iter().any(|l| l.clauses.is_some());
         let new = Arc::new(CompiledTable {
             table_id: self.id,
             levels: rebuilt.into(),
@@ -714,6 +765,7 @@ impl FlowTable {
             miss: self.miss,
             reads_headers,
             prefetches,
+            conjunctive,
         });
         let old = std::mem::replace(&mut self.compiled, new.clone());
         let (bl, bm) = (&mut self.base_lookups, &mut self.base_matches);
