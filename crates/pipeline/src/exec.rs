@@ -303,6 +303,15 @@ impl Pipeline {
             let hit = &level.hits[slot];
             cx.sink.table_hit(t as u8, hit.uid);
             if S::TRACING {
+                if let Some(x) = crate::conjunction::explain(table, &key.words) {
+                    for (l, s) in x.clauses {
+                        let ev = Event::Clause {
+                            table: t as u8,
+                            rule: &l.rules[s],
+                        };
+                        cx.sink.observe(ev, key, &cx.verdict);
+                    }
+                }
                 let ev = Event::Hit {
                     table: t as u8,
                     rule: &level.rules[slot],
