@@ -88,7 +88,10 @@ pub enum TraceStep {
     },
     /// A conjunction clause entry that matched, before the [`TraceStep::Table`] whose
     /// entry (usually the `conj_id` one) the conjunction chose.
-    Clause { table: u8, hit: TraceHit },
+    Clause {
+        table: u8,
+        hit: TraceHit,
+    },
     /// An action (after [`TraceStep::ActionSet`]: of the action set), with the key after it.
     Action {
         action: Action,
