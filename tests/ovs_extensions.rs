@@ -407,6 +407,8 @@ fn conjunctive_address_set_times_port_set_filters_traffic() {
         "trace: {text}{}",
         String::from_utf8_lossy(&t.stderr)
     );
+    // Shown with --nocapture (docs/conjunctions.md quotes it).
+    eprintln!("{dump}\n{text}");
     let at = |needle: &str| {
         text.find(needle)
             .unwrap_or_else(|| panic!("{needle:?} not in the trace:\n{text}"))

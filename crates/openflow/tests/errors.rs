@@ -550,7 +550,10 @@ fn packet_out_in_port_and_set_config_flags_are_validated() {
 #[test]
 fn bad_conjunction_is_a_nicira_experimenter_error() {
     let request = flow_mod(&oxm_match(&[]), &[]);
-    let bytes = ErrorCode::NxBadConjunction.reply_to(&request).encode().unwrap();
+    let bytes = ErrorCode::NxBadConjunction
+        .reply_to(&request)
+        .encode()
+        .unwrap();
     assert_eq!(&bytes[8..10], &[0xff, 0xff], "type EXPERIMENTER");
     assert_eq!(&bytes[10..12], &[0, 15], "exp_type 15");
     assert_eq!(&bytes[12..16], &[0, 0, 0x23, 0x20], "Nicira");

@@ -152,6 +152,9 @@ fn arb_conj() -> impl Strategy<Value = Conj> {
         })
 }
 
+/// One clause entry: its match, and the (dimension, clause) pairs of a [`Conj`] it serves.
+type ClauseEntry = (Vec<MatchField>, Vec<(usize, usize)>);
+
 /// The conjunction actions of a clause entry serving dimensions `members` of `c`.
 fn clause_actions(c: &Conj, members: &[(usize, usize)]) -> Vec<Action> {
     let n = c.dims.len() as u8;
@@ -279,11 +282,11 @@ proptest! {
         }
         // A match serving several dimensions of one conjunction is one entry with
         // several conjunction actions (an ADD of the same match and priority replaces).
-        let mut groups: Vec<Vec<(Vec<MatchField>, Vec<(usize, usize)>)>> = Vec::new();
+        let mut groups: Vec<Vec<ClauseEntry>> = Vec::new();
         let mut live: Vec<Vec<Vec<bool>>> = Vec::new();
         for c in &conjs {
             add(&mut ft, c.priority, &conj_id_match(c.id), vec![Action::output(out_port(c.id))]);
-            let mut g: Vec<(Vec<MatchField>, Vec<(usize, usize)>)> = Vec::new();
+            let mut g: Vec<ClauseEntry> = Vec::new();
             for (d, dim) in c.dims.iter().enumerate() {
                 for (j, f) in dim.iter().enumerate() {
                     match g.iter_mut().find(|x| Match::from_fields(&x.0) == Match::from_fields(f)) {
