@@ -425,6 +425,8 @@ fn table_features(st: &State) -> Vec<TableFeatures> {
             .iter()
             .map(|f| OxmId::basic(*f, masked && f.maskable()))
             .chain(regs.iter().map(|f| reg_id(f, masked)))
+            // conj_id: matched exactly (never masked), never set.
+            .chain([reg_id(&openflow::NxmField::ConjId, false)])
             .collect()
     };
     let settable: Vec<OxmId> = fields

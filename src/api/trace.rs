@@ -250,6 +250,21 @@ fn response(st: &State, t: &Trace, frame: &[u8]) -> pb::TraceResponse {
                         p.text = format!("no match: miss policy {}", miss_text(*m));
                     }
                 }
+                TraceStep::Clause { table, hit } => {
+                    p.kind = "conjunction".into();
+                    p.table_id = u32::from(*table);
+                    p.matched = true;
+                    p.cookie = hit.cookie;
+                    p.priority = u32::from(hit.priority);
+                    if let Some(e) = entry(&st.tables, *table, hit.uid) {
+                        p.r#match = flow_syntax::format_match(
+                            &ofproto::match_to_of(&e.match_),
+                            hit.priority,
+                        );
+                        let insts = ofproto::instructions_to_of(&e.instructions);
+                        p.text = flow_syntax::format_instructions(&insts);
+                    }
+                }
                 TraceStep::Action { action, error, key } => {
                     p.kind = "action".into();
                     p.text = flow_syntax::format_action(&ofproto::action_to_of(action));

@@ -172,6 +172,14 @@ pub(crate) fn render(r: &pb::TraceResponse) -> String {
                 }
                 indent = "    ";
             }
+            "conjunction" => {
+                let _ = writeln!(
+                    s,
+                    "{:2}. {}, cookie {:#x} (conjunction clause)",
+                    st.table_id, st.r#match, st.cookie
+                );
+                let _ = writeln!(s, "    {}", st.text);
+            }
             "action" => {
                 // Outputs, groups and NORMAL show as their own steps.
                 let own_step = ["output:", "group:", "NORMAL", "CONTROLLER"]

@@ -374,6 +374,7 @@ pub fn format_match(m: &Match, priority: u16) -> String {
     let proto = exact(OxmField::IpProto).map(|v| v as u8);
     let mut skip_type = false;
     let mut skip_proto = false;
+    parts.extend(crate::nx::format_conj_id(m));
     parts.extend(crate::nx::format_ct_matches(m));
     if let Some(t) = eth_type {
         let with_proto = SHORTHANDS

@@ -145,6 +145,14 @@ pub(crate) fn format_tunnel_matches(m: &openflow::Match) -> Vec<String> {
         .collect()
 }
 
+/// `conj_id=N` as ovs-ofctl prints it (decimal, before the conntrack fields).
+pub(crate) fn format_conj_id(m: &openflow::Match) -> Option<String> {
+    m.fields.iter().find_map(|t| match t {
+        OxmTlv::Nxm(n) if n.field() == NxmField::ConjId => Some(format!("conj_id={}", n.value())),
+        _ => None,
+    })
+}
+
 /// Conntrack fields of a match as ovs-ofctl prints them (before the protocol shorthand).
 pub(crate) fn format_ct_matches(m: &openflow::Match) -> Vec<String> {
     let order = [
@@ -195,7 +203,13 @@ pub(crate) fn format_register_matches(m: &openflow::Match) -> Vec<String> {
         .fields
         .iter()
         .filter_map(|f| match f {
-            OxmTlv::Nxm(n) if !n.field().is_ct() && !n.field().is_tunnel() => Some(n),
+            OxmTlv::Nxm(n)
+                if !n.field().is_ct()
+                    && !n.field().is_tunnel()
+                    && n.field() != NxmField::ConjId =>
+            {
+                Some(n)
+            }
             _ => None,
         })
         .collect();
@@ -282,6 +296,7 @@ pub(crate) fn parse_nx_action(
         "move" => parse_move(key, val),
         "note" => parse_note(key, val),
         "ct_clear" => Ok(vec![Action::Nx(NxAction::CtClear)]),
+        "conjunction" => parse_conjunction(key, val),
         "ct" => parse_ct(key, val.unwrap_or("")),
         "nat" => parse_nat(key, val.unwrap_or("")).map(|n| vec![Action::Nx(NxAction::Nat(n))]),
         _ => return None,
@@ -471,6 +486,35 @@ fn format_nat(n: &openflow::nx::NxNat) -> String {
 }
 
 /// `resubmit:PORT`, `resubmit(PORT,TABLE)`, `resubmit(,TABLE)`.
+/// `conjunction(id,k/n)`, with ovs-ofctl's checks (2 <= n <= 64, 1 <= k <= n).
+fn parse_conjunction(key: &str, val: Option<&str>) -> Result<Vec<Action>, SyntaxError> {
+    let s = need(key, val)?;
+    let (id, kn) = s
+        .split_once(',')
+        .ok_or_else(|| bad(key, s, "expected conjunction(id,k/n)"))?;
+    let (k, n) = kn
+        .split_once('/')
+        .ok_or_else(|| bad(key, s, "expected conjunction(id,k/n)"))?;
+    let id = parse_uint(key, id.trim(), u128::from(u32::MAX))? as u32;
+    let k = parse_uint(key, k.trim(), 255)? as u8;
+    let n = parse_uint(key, n.trim(), 255)? as u8;
+    if !(2..=64).contains(&n) {
+        return Err(bad(key, s, "a conjunction has 2 to 64 clauses"));
+    }
+    if k == 0 || k > n {
+        return Err(bad(
+            key,
+            s,
+            "the clause index must be between 1 and the number of clauses",
+        ));
+    }
+    Ok(vec![Action::Nx(NxAction::Conjunction {
+        clause: k - 1,
+        n_clauses: n,
+        id,
+    })])
+}
+
 fn parse_resubmit(key: &str, val: Option<&str>) -> Result<Vec<Action>, SyntaxError> {
     let s = need(key, val)?;
     let (port, table) = match s.split_once(',') {

@@ -63,6 +63,10 @@ const FLOWS: &[&str] = &[
     "reg0=1,ct_state=-trk+est+rel+rpl+inv+snat+dnat,tcp,ct_nw_proto=6,ct_tp_src=80,ct_tp_dst=0x1000/0xf000,actions=drop",
     "ct_state=0x21/0x23,ip,actions=drop",
     "ct_state=+trk,ct_mark=0x7,ct_label=0x1/0xf,ip,actions=resubmit(,2)",
+    "priority=70,ip,nw_src=10.0.0.1,actions=conjunction(7,1/2)",
+    "priority=70,tcp,tp_dst=0x50/0xfff0,actions=conjunction(7,2/2),note:aa,conjunction(4294967295,64/64)",
+    "priority=70,conj_id=7,reg1=0x3,ct_state=+trk,ip,actions=output:1",
+    "conj_id=4294967295,actions=drop",
 ];
 
 fn ovs_ofctl(args: &[&str]) -> std::process::Output {

@@ -215,6 +215,10 @@ pub fn convert_action(
         }
         OfAction::SetQueue(q) => Action::SetQueue(*q),
         OfAction::SetField(OxmTlv::Nxm(n)) => crate::nx::set_field(n)?,
+        // A conjunction only makes sense in a flow entry's apply-actions.
+        OfAction::Nx(openflow::NxAction::Conjunction { .. }) if usage != ActionUse::Flow => {
+            return Err(PipelineError::BadConjunction)
+        }
         OfAction::Nx(nx) => crate::nx::convert(nx)?,
         OfAction::SetField(tlv) => {
             let OxmTlv::Basic(b) = tlv else {
@@ -359,6 +363,7 @@ fn convert_instructions(
             }
         }
     }
+    pipeline::conjunction::check(&out)?;
     Ok(out)
 }
 
@@ -506,7 +511,10 @@ pub fn action_to_of(a: &Action) -> OfAction {
         | Action::Move { .. }
         | Action::Note(_)
         | Action::CtClear
-        | Action::Ct(_) => OfAction::Nx(openflow::NxAction::Note(b"unencodable".to_vec())),
+        | Action::Ct(_)
+        | Action::Conjunction { .. } => {
+            OfAction::Nx(openflow::NxAction::Note(b"unencodable".to_vec()))
+        }
     }
 }
 

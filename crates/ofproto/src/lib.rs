@@ -79,6 +79,7 @@ pub fn error_code(e: PipelineError) -> ErrorCode {
         BadInPort(_) => ErrorCode::BadRequest(BadRequestCode::BadPort),
         ExtensionInActionSet => ErrorCode::BadAction(BadActionCode::UnsupportedOrder),
         BadFieldRange => ErrorCode::BadAction(BadActionCode::BadArgument),
+        BadConjunction => ErrorCode::NxBadConjunction,
     }
 }
 

@@ -11,13 +11,12 @@ use packet::Field;
 use pipeline::flow::{Action, LoadForm, MatchField};
 use pipeline::PipelineError;
 
-/// The key field an extension field is stored in; `None` for one the pipeline does not
-/// hold yet (conj_id).
+/// The key field an extension field is stored in.
 pub fn field_of_nxm(f: NxmField) -> Option<Field> {
     match f {
         NxmField::Reg(n) => Field::REGS.get(usize::from(n)).copied(),
         NxmField::Xreg(n) => Field::XREGS.get(usize::from(n)).copied(),
-        NxmField::ConjId => None,
+        NxmField::ConjId => Some(Field::ConjId),
         NxmField::CtState => Some(Field::CtState),
         NxmField::CtZone => Some(Field::CtZone),
         NxmField::CtMark => Some(Field::CtMark),
@@ -53,6 +52,9 @@ pub fn nxm_of_field(f: Field) -> Option<NxmField> {
     }
     if let Some(n) = Field::XREGS.iter().position(|&r| r == f) {
         return Some(NxmField::Xreg(n as u8));
+    }
+    if f == Field::ConjId {
+        return Some(NxmField::ConjId);
     }
     CT_NXM.iter().copied().find(|&n| field_of_nxm(n) == Some(f))
 }
@@ -95,7 +97,10 @@ pub fn match_tlv(f: &MatchField) -> Option<OxmTlv> {
 /// registers may be written; OpenFlow's set-field refuses metadata, Open vSwitch's load
 /// does not).
 fn writable(f: Field) -> bool {
-    !matches!(f, Field::InPort | Field::InPhyPort | Field::Ipv6Exthdr) && !f.is_ct()
+    !matches!(
+        f,
+        Field::InPort | Field::InPhyPort | Field::Ipv6Exthdr | Field::ConjId
+    ) && !f.is_ct()
 }
 
 fn low_bits(n: u32) -> u128 {
@@ -126,7 +131,7 @@ fn port_to_16(p: Option<u32>) -> u16 {
 /// SET_FIELD on an extension field (`set_field:5->reg0`).
 pub fn set_field(n: &NxmOxm) -> Result<Action, PipelineError> {
     let field = field_of_nxm(n.field()).ok_or(PipelineError::SetFieldExperimenter)?;
-    if field.is_ct() {
+    if field.is_ct() || field == Field::ConjId {
         // Only `ct(exec(...))` writes ct_mark/ct_label; the other ct fields are read-only.
         return Err(PipelineError::SetFieldNotSettable(field));
     }
@@ -233,7 +238,23 @@ pub fn convert(a: &NxAction) -> Result<Action, PipelineError> {
         } => convert_ct(*flags, *zone_src, *zone, *table, *alg, actions)?,
         // NAT only nested in ct (Open vSwitch refuses it alone too).
         NxAction::Nat(_) => return Err(PipelineError::BadFieldRange),
-        NxAction::Conjunction { .. } => return Err(PipelineError::ActionExperimenter),
+        // The rest of Open vSwitch's rules (only beside notes, in apply-actions of a flow
+        // entry) are [`pipeline::conjunction::check`]'s.
+        NxAction::Conjunction {
+            clause,
+            n_clauses,
+            id,
+        } => {
+            if !(2..=pipeline::conjunction::MAX_CLAUSES).contains(n_clauses) || clause >= n_clauses
+            {
+                return Err(PipelineError::BadConjunction);
+            }
+            Action::Conjunction {
+                id: *id,
+                clause: *clause,
+                n_clauses: *n_clauses,
+            }
+        }
     })
 }
 
@@ -482,6 +503,15 @@ pub fn to_of(a: &Action) -> Option<OfAction> {
         Action::Note(bytes) => OfAction::Nx(NxAction::Note(bytes.to_vec())),
         Action::CtClear => OfAction::Nx(NxAction::CtClear),
         Action::Ct(ct) => return ct_to_of(ct),
+        Action::Conjunction {
+            id,
+            clause,
+            n_clauses,
+        } => OfAction::Nx(NxAction::Conjunction {
+            clause: *clause,
+            n_clauses: *n_clauses,
+            id: *id,
+        }),
         _ => return None,
     })
 }

@@ -201,17 +201,26 @@ fn refusals() {
             ),
             ErrorCode::BadAction(BadActionCode::BadArgument),
         ),
-        // conj_id is not matched yet; conjunction is not run yet.
+        // Open vSwitch's conjunction rules (NXBAC_BAD_CONJUNCTION): only beside notes,
+        // 1 <= k <= n, 2 <= n <= 64.
         (
             add(
                 0,
                 1,
-                OfMatch::new(vec![OxmTlv::Nxm(
-                    NxmOxm::new(NxmField::ConjId, 1, None).unwrap(),
-                )]),
-                vec![],
+                OfMatch::any(),
+                vec![
+                    OfAction::Nx(NxAction::Conjunction {
+                        clause: 0,
+                        n_clauses: 2,
+                        id: 1,
+                    }),
+                    OfAction::Output {
+                        port: 1,
+                        max_len: 0,
+                    },
+                ],
             ),
-            ErrorCode::BadMatch(BadMatchCode::BadField),
+            ErrorCode::NxBadConjunction,
         ),
         (
             add(
@@ -220,11 +229,76 @@ fn refusals() {
                 OfMatch::any(),
                 vec![OfAction::Nx(NxAction::Conjunction {
                     clause: 0,
+                    n_clauses: 1,
+                    id: 1,
+                })],
+            ),
+            ErrorCode::NxBadConjunction,
+        ),
+        (
+            add(
+                0,
+                1,
+                OfMatch::any(),
+                vec![OfAction::Nx(NxAction::Conjunction {
+                    clause: 2,
                     n_clauses: 2,
                     id: 1,
                 })],
             ),
-            ErrorCode::BadAction(BadActionCode::BadExperimenter),
+            ErrorCode::NxBadConjunction,
+        ),
+        (
+            add(
+                0,
+                1,
+                OfMatch::any(),
+                vec![OfAction::Nx(NxAction::Conjunction {
+                    clause: 0,
+                    n_clauses: 65,
+                    id: 1,
+                })],
+            ),
+            ErrorCode::NxBadConjunction,
+        ),
+        (
+            FlowMod::add(
+                0,
+                1,
+                OfMatch::any(),
+                vec![
+                    OfInst::ApplyActions(vec![OfAction::Nx(NxAction::Conjunction {
+                        clause: 0,
+                        n_clauses: 2,
+                        id: 1,
+                    })]),
+                    OfInst::GotoTable(1),
+                ],
+            ),
+            ErrorCode::NxBadConjunction,
+        ),
+        // conj_id is matched but never masked, and never written.
+        (
+            add(
+                0,
+                1,
+                OfMatch::new(vec![OxmTlv::Nxm(
+                    NxmOxm::new(NxmField::ConjId, 1, Some(1)).unwrap(),
+                )]),
+                vec![],
+            ),
+            ErrorCode::BadMatch(BadMatchCode::BadMask),
+        ),
+        (
+            add(
+                0,
+                1,
+                OfMatch::any(),
+                vec![OfAction::Nx(NxAction::RegLoad2(OxmTlv::Nxm(
+                    NxmOxm::new(NxmField::ConjId, 1, None).unwrap(),
+                )))],
+            ),
+            ErrorCode::BadAction(BadActionCode::BadSetType),
         ),
         // A register value with bits outside its mask.
         (

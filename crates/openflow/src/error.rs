@@ -247,7 +247,16 @@ pub enum ErrorCode {
     RoleRequestFailed(RoleRequestFailedCode),
     MeterModFailed(MeterModFailedCode),
     TableFeaturesFailed(TableFeaturesFailedCode),
+    /// Open vSwitch's NXBAC_BAD_CONJUNCTION: a `conjunction` action beside other actions,
+    /// or `conjunction(id,k/n)` without 1 <= k <= n and 2 <= n <= 64. In OpenFlow 1.2+ it
+    /// is an experimenter error (type 0xffff, exp_type [`NXBAC_BAD_CONJUNCTION`], vendor
+    /// Nicira), which `ovs-ofctl` prints by name.
+    NxBadConjunction,
 }
+
+/// exp_type of [`ErrorCode::NxBadConjunction`] (`NX1.2+(15)` in Open vSwitch's
+/// `ofp-errors.h`).
+pub const NXBAC_BAD_CONJUNCTION: u16 = 15;
 
 impl ErrorCode {
     /// The `(type, code)` pair as sent on the wire.
@@ -268,6 +277,7 @@ impl ErrorCode {
             RoleRequestFailed(c) => (ErrorType::RoleRequestFailed.raw(), c.raw()),
             MeterModFailed(c) => (ErrorType::MeterModFailed.raw(), c.raw()),
             TableFeaturesFailed(c) => (ErrorType::TableFeaturesFailed.raw(), c.raw()),
+            NxBadConjunction => (ErrorType::Experimenter.raw(), NXBAC_BAD_CONJUNCTION),
         }
     }
 

@@ -231,6 +231,13 @@ pub enum ErrorMsg {
 
 impl ErrorMsg {
     pub fn new(code: ErrorCode, data: Vec<u8>) -> Self {
+        if code == ErrorCode::NxBadConjunction {
+            return ErrorMsg::Experimenter {
+                exp_type: crate::error::NXBAC_BAD_CONJUNCTION,
+                experimenter: crate::nx::NX_VENDOR_ID,
+                data,
+            };
+        }
         let (err_type, code) = code.type_code();
         ErrorMsg::Standard {
             err_type,
@@ -245,6 +252,11 @@ impl ErrorMsg {
             ErrorMsg::Standard { err_type, code, .. } => {
                 ErrorCode::from_type_code(*err_type, *code)
             }
+            ErrorMsg::Experimenter {
+                exp_type: crate::error::NXBAC_BAD_CONJUNCTION,
+                experimenter: crate::nx::NX_VENDOR_ID,
+                ..
+            } => Some(ErrorCode::NxBadConjunction),
             ErrorMsg::Experimenter { .. } => None,
         }
     }

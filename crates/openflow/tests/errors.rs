@@ -544,3 +544,22 @@ fn packet_out_in_port_and_set_config_flags_are_validated() {
         );
     }
 }
+
+/// NXBAC_BAD_CONJUNCTION goes out as Open vSwitch sends it in OpenFlow 1.3: an experimenter
+/// error (type 0xffff, exp_type 15, vendor Nicira), and reads back as itself.
+#[test]
+fn bad_conjunction_is_a_nicira_experimenter_error() {
+    let request = flow_mod(&oxm_match(&[]), &[]);
+    let bytes = ErrorCode::NxBadConjunction
+        .reply_to(&request)
+        .encode()
+        .unwrap();
+    assert_eq!(&bytes[8..10], &[0xff, 0xff], "type EXPERIMENTER");
+    assert_eq!(&bytes[10..12], &[0, 15], "exp_type 15");
+    assert_eq!(&bytes[12..16], &[0, 0, 0x23, 0x20], "Nicira");
+    assert_eq!(&bytes[16..], &request[..], "the request as data");
+    let Message::Error(e) = decode(&bytes).unwrap().body else {
+        panic!("an error message")
+    };
+    assert_eq!(e.code(), Some(ErrorCode::NxBadConjunction));
+}

@@ -32,11 +32,14 @@
 //! | 26 | `ct_tp_src` 63..48, `ct_tp_dst` 47..32 |
 //! | 27-28 | `ct_label` |
 //! | 29 | `tun_src` 63..32, `tun_dst` 31..0 |
+//! | 30 | `conj_id` 31..0 |
 //!
 //! The connection-tracking words (24-28) are written only by the `ct` action (and cleared
 //! by `ct_clear`); like the registers they start at zero for every packet. The tunnel
 //! word (29) holds the outer IPv4 addresses of a decapsulated packet (zero for any other)
 //! and what `set_field:A->tun_dst` writes for a `remote_ip = "flow"` tunnel port.
+//! `conj_id` (word 30) is zero in every packet's key: only a table's own lookup sets it, in
+//! a copy of the key, to find the `conj_id=X` entries of a satisfied conjunctive match.
 //!
 //! Fields joined by `=` share storage. They can never both be meaningful for one packet
 //! (ARP vs IPv4, TCP vs UDP vs SCTP, ICMPv4 vs ICMPv6, ARP vs ND), and OpenFlow requires every
@@ -53,7 +56,8 @@ use std::fmt;
 /// word, 29) rounded up to a power of two, because lookups index the key with
 /// `w % FLOW_KEY_WORDS`, which is then a mask rather than a division per word (at 29 it
 /// was a multiply-shift-subtract per probed word: +100 instructions per packet at B1k)
-/// and still spares the bounds check. Words 30..32 belong to no field and stay zero.
+/// and still spares the bounds check. Word 31 belongs to no field and stays zero; word 30
+/// (`conj_id`) is set only in a conjunctive lookup's copy of the key.
 pub const FLOW_KEY_WORDS: usize = 32;
 
 /// The first word of the registers ([`Field::Reg0`]...): words before it are what
@@ -163,6 +167,7 @@ pub mod pos {
     pub const CT_LABEL: FieldPos = at(27, 0, 128);
     pub const TUN_SRC: FieldPos = at(29, 32, 32);
     pub const TUN_DST: FieldPos = at(29, 0, 32);
+    pub const CONJ_ID: FieldPos = at(30, 0, 32);
 }
 
 /// An OXM_OF_* field of class OFPXMC_OPENFLOW_BASIC; the discriminant is its oxm_field.
@@ -249,6 +254,9 @@ pub enum Field {
     // Open vSwitch tunnel metadata (NXM_NX_TUN_IPV4_SRC/DST): the outer addresses.
     TunSrc = 73,
     TunDst = 74,
+    /// Open vSwitch `conj_id` (NXM_NX_CONJ_ID): the id of the conjunctive match a table
+    /// lookup found, zero in packets; matched only, never written by actions.
+    ConjId = 75,
 }
 
 struct FieldInfo {
@@ -269,7 +277,7 @@ const fn info(name: &'static str, pos: FieldPos, byte_len: u8, maskable: bool) -
 
 /// Indexed by oxm_field (then the registers). Byte lengths and maskability are OpenFlow
 /// 1.3 table 12, with the transport ports maskable as Open vSwitch allows.
-const INFO: [FieldInfo; 75] = [
+const INFO: [FieldInfo; 76] = [
     info("in_port", pos::IN_PORT, 4, false),
     info("in_phy_port", pos::IN_PHY_PORT, 4, false),
     info("metadata", pos::METADATA, 8, true),
@@ -345,6 +353,7 @@ const INFO: [FieldInfo; 75] = [
     info("ct_tp_dst", pos::CT_TP_DST, 2, true),
     info("tun_src", pos::TUN_SRC, 4, true),
     info("tun_dst", pos::TUN_DST, 4, true),
+    info("conj_id", pos::CONJ_ID, 4, false),
 ];
 
 impl Field {
@@ -421,6 +430,7 @@ impl Field {
             .chain(Field::XREGS.iter())
             .chain(Field::CT.iter())
             .chain(Field::TUN.iter())
+            .chain([Field::ConjId].iter())
             .copied()
             .find(|f| f.name() == name)
     }
@@ -488,6 +498,7 @@ impl Field {
             .chain(Field::XREGS)
             .chain(Field::CT)
             .chain(Field::TUN)
+            .chain([Field::ConjId])
     }
 
     /// `reg0`-`reg15`, `xreg0`-`xreg7`, the connection-tracking and the tunnel fields:

@@ -131,4 +131,9 @@ pub enum PipelineError {
     /// read or write (an unknown header, in_port as destination...).
     #[error("move/load bit range does not fit its fields")]
     BadFieldRange,
+    /// A `conjunction` action beside actions other than `note` (or other instructions),
+    /// outside an entry's apply-actions, or `conjunction(id,k/n)` without 1 <= k <= n and
+    /// 2 <= n <= 64 (Open vSwitch's NXBAC_BAD_CONJUNCTION).
+    #[error("bad conjunction")]
+    BadConjunction,
 }

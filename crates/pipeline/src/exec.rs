@@ -298,6 +298,15 @@ impl Pipeline {
             let hit = &level.hits[slot];
             cx.sink.table_hit(t as u8, hit.uid);
             if S::TRACING {
+                if let Some(x) = crate::conjunction::explain(table, &key.words) {
+                    for (l, s) in x.clauses {
+                        let ev = Event::Clause {
+                            table: t as u8,
+                            rule: &l.rules[s],
+                        };
+                        cx.sink.observe(ev, key, &cx.verdict);
+                    }
+                }
                 let ev = Event::Hit {
                     table: t as u8,
                     rule: &level.rules[slot],
@@ -612,7 +621,9 @@ impl Pipeline {
             Action::Resubmit { in_port, table } => {
                 return self.resubmit(in_port, table, pkt, key, cx, outs)
             }
-            Action::Note(_) => {}
+            // Clause entries never match as entries; a conjunction reached any other way
+            // (none can be built) does nothing, like a note.
+            Action::Note(_) | Action::Conjunction { .. } => {}
             Action::CtClear => clear_ct(key),
             Action::Ct(ref ct) => return self.conntrack(ct, pkt, key, cx, outs),
             Action::PushVlan(t) => {

@@ -331,6 +331,14 @@ pub enum Action {
     CtClear,
     /// Open vSwitch `ct(...)`.
     Ct(Arc<CtAction>),
+    /// Open vSwitch `conjunction(id,k/n)`: never run; an entry whose actions are these
+    /// (and notes) is a clause of conjunctive match `id` (dimension `clause + 1` of
+    /// `n_clauses`), which the table's lookup combines ([`crate::conjunction`]).
+    Conjunction {
+        id: u32,
+        clause: u8,
+        n_clauses: u8,
+    },
 }
 
 impl Action {
@@ -344,6 +352,7 @@ impl Action {
                 | Action::Note(_)
                 | Action::CtClear
                 | Action::Ct(_)
+                | Action::Conjunction { .. }
         )
     }
 
@@ -416,7 +425,8 @@ impl ActionSet {
             | Action::Move { .. }
             | Action::Note(_)
             | Action::CtClear
-            | Action::Ct(_) => {}
+            | Action::Ct(_)
+            | Action::Conjunction { .. } => {}
         }
     }
 

@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod conjunction;
 pub mod counters;
 pub mod error;
 pub mod exec;

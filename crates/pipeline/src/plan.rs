@@ -79,6 +79,8 @@ fn for_action(a: &Action) -> ExtractPlan {
         Action::Output { .. } | Action::SetQueue(_) | Action::Note(_) => ExtractPlan::IN_PORT,
         // The tables it goes to are in the version: their needs are counted with them.
         Action::Resubmit { .. } => ExtractPlan::IN_PORT,
+        // A clause reads only its entry's match (counted with the mask).
+        Action::Conjunction { .. } => ExtractPlan::IN_PORT,
         // Writes the conntrack words without reading them.
         Action::CtClear => ExtractPlan::IN_PORT,
         // A register write changes only the key; a match or move that reads the register

@@ -135,6 +135,9 @@ pub struct Level {
     max_rank: u64,
     /// What the level's entries read from keys (see [`CompiledTable::extract_plan`]).
     extract_plan: packet::ExtractPlan,
+    /// The level's conjunction clauses (at the slots after its ordinary entries, which
+    /// `classifier` does not hold); see [`crate::conjunction`].
+    pub clauses: Option<Box<crate::conjunction::Clauses>>,
 }
 
 impl Counted for Level {
@@ -172,6 +175,8 @@ pub struct CompiledTable {
     pub extract_plan: packet::ExtractPlan,
     /// Some level has hash tables worth prefetching ([`crate::Pipeline::prefetch_lookup`]).
     pub prefetches: bool,
+    /// Some level has conjunction clauses: lookups combine them ([`crate::conjunction`]).
+    pub conjunctive: bool,
 }
 
 impl Counted for CompiledTable {
@@ -182,10 +187,21 @@ impl Counted for CompiledTable {
 
 impl CompiledTable {
     /// The entry a linear scan of the whole table would pick (highest rank among those
-    /// matching `key`): its level and slot. Each level answers with its best match; the
-    /// best of those is the table's.
+    /// matching `key`, conjunctive matches as [`crate::conjunction`] says): its level and
+    /// slot.
     #[inline]
     pub fn lookup(&self, key: &Words) -> Option<(&Level, usize)> {
+        let hard = self.lookup_ordinary(key);
+        if !self.conjunctive {
+            return hard;
+        }
+        crate::conjunction::resolve(self, key, hard)
+    }
+
+    /// The best ordinary entry (conjunction clauses left out): each level answers with its
+    /// best match; the best of those is the table's.
+    #[inline]
+    pub fn lookup_ordinary(&self, key: &Words) -> Option<(&Level, usize)> {
         if let [l] = &*self.levels {
             return l.classifier.lookup(key).map(|s| (&**l, s as usize));
         }
@@ -319,6 +335,7 @@ impl FlowTable {
                 reads_headers: false,
                 extract_plan: packet::ExtractPlan::IN_PORT,
                 prefetches: false,
+                conjunctive: false,
             }),
             retired_versions: Vec::new(),
             base_lookups: 0,
@@ -557,12 +574,14 @@ impl FlowTable {
         self.compact
     }
 
-    /// Compiles the entries at `idxs` into a new level and records where each one went.
+    /// Compiles the entries at `idxs` into a new level and records where each one went:
+    /// ordinary entries first (the classifier's slots), then conjunction clauses.
     fn build_level(&mut self, idxs: &[u32], workers: usize, strategy: Strategy) -> Arc<Level> {
         let mut rules = Vec::with_capacity(idxs.len());
         let mut hits = Vec::with_capacity(idxs.len());
         let mut specs = Vec::with_capacity(idxs.len());
         let mut extract_plan = packet::ExtractPlan::IN_PORT;
+        let mut clause_idxs = Vec::new();
         for &i in idxs {
             let Some(e) = self.slab[i as usize].as_ref() else {
                 continue;
@@ -570,6 +589,10 @@ impl FlowTable {
             extract_plan = extract_plan
                 .union(crate::plan::for_mask(&e.match_.mask))
                 .union(crate::plan::for_instructions(&e.instructions));
+            if let Some(conjs) = crate::conjunction::clause_of(&e.instructions) {
+                clause_idxs.push((i, conjs));
+                continue;
+            }
             hits.push(Hit::new(e));
             rules.push(Rule {
                 uid: e.uid,
@@ -587,17 +610,44 @@ impl FlowTable {
             });
         }
         let classifier = Classifier::build(&specs, strategy);
+        let max_rank = rules.iter().map(|r| r.rank).max().unwrap_or(0);
+        let mut clause_specs = Vec::with_capacity(clause_idxs.len());
+        for (i, conjs) in clause_idxs {
+            let e = self.slab[i as usize]
+                .as_ref()
+                .expect("collected from live entries above");
+            clause_specs.push(crate::conjunction::ClauseSpec {
+                slot: rules.len() as u32,
+                priority: e.priority,
+                value: &e.match_.value,
+                mask: &e.match_.mask,
+                rank: e.rank(),
+                conjs,
+            });
+            hits.push(Hit::new(e));
+            rules.push(Rule {
+                uid: e.uid,
+                priority: e.priority,
+                cookie: e.cookie,
+                table_miss: false,
+                insts: e.instructions.clone(),
+                rank: e.rank(),
+                idx: i,
+            });
+        }
+        let clauses = crate::conjunction::Clauses::build(clause_specs, strategy).map(Box::new);
         let serial = self.next_level;
         self.next_level += 1;
         let n = rules.len();
         let level = Arc::new(Level {
             serial,
             classifier,
-            max_rank: rules.iter().map(|r| r.rank).max().unwrap_or(0),
+            max_rank,
             rules: rules.into(),
             hits: hits.into(),
             counters: CounterBlock::new(workers, 2 * n),
             extract_plan,
+            clauses,
         });
         for (slot, r) in level.rules.iter().enumerate() {
             if let Some(e) = self.slab[r.idx as usize].as_mut() {
@@ -696,6 +746,7 @@ impl FlowTable {
             });
         let reads_headers = extract_plan.parse != packet::Parse::InPort;
         let prefetches = rebuilt.iter().any(|l| l.classifier.prefetches());
+        let conjunctive = rebuilt.iter().any(|l| l.clauses.is_some());
         let new = Arc::new(CompiledTable {
             table_id: self.id,
             levels: rebuilt.into(),
@@ -704,6 +755,7 @@ impl FlowTable {
             reads_headers,
             extract_plan,
             prefetches,
+            conjunctive,
         });
         let old = std::mem::replace(&mut self.compiled, new.clone());
         let (bl, bm) = (&mut self.base_lookups, &mut self.base_matches);

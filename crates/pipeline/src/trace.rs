@@ -37,6 +37,9 @@ pub const MAX_TRACE_STEPS: usize = 4096;
 pub enum Event<'a> {
     /// Table `table` was looked up and `rule` matched.
     Hit { table: u8, rule: &'a Rule },
+    /// Before the [`Event::Hit`] a conjunctive match decided: one clause entry of each
+    /// dimension that matched ([`crate::conjunction::explain`]).
+    Clause { table: u8, rule: &'a Rule },
     /// Table `table` was looked up, nothing matched, and its miss policy applies.
     Miss { table: u8, policy: MissPolicy },
     /// An action ran (a group: is about to run its buckets); `error`: it could not apply
@@ -82,6 +85,12 @@ pub enum TraceStep {
         table: u8,
         hit: Option<TraceHit>,
         miss: Option<MissPolicy>,
+    },
+    /// A conjunction clause entry that matched, before the [`TraceStep::Table`] whose
+    /// entry (usually the `conj_id` one) the conjunction chose.
+    Clause {
+        table: u8,
+        hit: TraceHit,
     },
     /// An action (after [`TraceStep::ActionSet`]: of the action set), with the key after it.
     Action {
@@ -266,6 +275,14 @@ impl Sink<VecBuf> for Tracer {
                     cookie: rule.cookie,
                 }),
                 miss: None,
+            },
+            Event::Clause { table, rule } => TraceStep::Clause {
+                table,
+                hit: TraceHit {
+                    uid: rule.uid,
+                    priority: rule.priority,
+                    cookie: rule.cookie,
+                },
             },
             Event::Miss { table, policy } => TraceStep::Table {
                 table,

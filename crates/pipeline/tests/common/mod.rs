@@ -215,11 +215,49 @@ pub fn run_compiled_with(ft: &FlowTables, frame: &[u8], in_port: u32, full: bool
 // ---- the reference --------------------------------------------------------------------
 
 /// The linear classifier: the matching entry with the highest priority, ties to the
-/// larger uid (the later addition).
+/// larger uid (the later addition); with conjunctions, Open vSwitch's classifier
+/// (`classifier_lookup__`) written out literally: the best ordinary entry (the hard
+/// match); then, priority by priority from the top down to above the hard match's, each
+/// conjunction (lowest id first) all of whose dimensions some clause entry of that
+/// priority matches, answered by the best ordinary entry for the key with that `conj_id`;
+/// else the hard match.
 pub fn ref_lookup<'a>(ft: &'a FlowTables, table: u8, key: &FlowKey) -> Option<&'a FlowEntry> {
-    ft.entries(table)
-        .filter(|e| e.match_.matches(&key.words))
-        .max_by_key(|e| (e.priority, e.uid))
+    use pipeline::conjunction::clause_of;
+    let ordinary = |k: &FlowKey| {
+        ft.entries(table)
+            .filter(|e| clause_of(&e.instructions).is_none() && e.match_.matches(&k.words))
+            .max_by_key(|e| (e.priority, e.uid))
+    };
+    let hard = ordinary(key);
+    let floor = hard.map_or(-1, |e| i32::from(e.priority));
+    let soft: Vec<(u16, Vec<pipeline::conjunction::ConjRef>)> = ft
+        .entries(table)
+        .filter(|e| i32::from(e.priority) > floor && e.match_.matches(&key.words))
+        .filter_map(|e| Some((e.priority, clause_of(&e.instructions)?)))
+        .collect();
+    let mut prios: Vec<u16> = soft.iter().map(|s| s.0).collect();
+    prios.sort_unstable_by(|a, b| b.cmp(a));
+    prios.dedup();
+    for p in prios {
+        let mut bits: std::collections::BTreeMap<(u32, u8), u64> = Default::default();
+        for (_, refs) in soft.iter().filter(|s| s.0 == p) {
+            for r in refs {
+                *bits.entry((r.id, r.n_clauses)).or_default() |= 1u64 << r.clause;
+            }
+        }
+        for ((id, n), b) in bits {
+            let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+            if b != all {
+                continue;
+            }
+            let mut k = *key;
+            k.set(packet::Field::ConjId, id.into());
+            if let Some(e) = ordinary(&k) {
+                return Some(e);
+            }
+        }
+    }
+    hard
 }
 
 struct RefCx<'a> {
@@ -479,7 +517,7 @@ impl RefCx<'_> {
                 }
                 Ok(())
             }
-            Action::Note(_) => Ok(()),
+            Action::Note(_) | Action::Conjunction { .. } => Ok(()),
             Action::CtClear => {
                 for w in &mut key.words[packet::CT_WORD..] {
                     *w = 0;
