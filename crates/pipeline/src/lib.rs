@@ -47,7 +47,7 @@ pub use pipeline::{
     FlowCounts, FlowModCommand, FlowModReq, FlowTables, Pipeline, PipelineConfig, PipelineHandle,
     TableCounts, WorkerContext, OFPTT_ALL,
 };
-pub use port::{PortConfig, PortInfo, PortSet};
+pub use port::{FloodList, NormalPort, PortConfig, PortInfo, PortSet};
 pub use table::{CompiledTable, Level, MissPolicy, RemovedFlow, RemovedReason};
 pub use trace::{DropReason, Trace, TraceHit, TraceOutput, TraceStep};
 pub use transaction::{Committed, Transaction};

@@ -6,7 +6,7 @@ use mac_learning::{is_group, Egress, MacTable};
 use packet::key::pos;
 use packet::{FlowKey, Layers};
 
-use crate::port::PortSet;
+use crate::port::{FloodList, NormalPort, PortSet};
 
 /// How a frame must look on the wire: untagged, or tagged with this VID.
 pub type Form = Option<u16>;
@@ -49,9 +49,16 @@ impl Normal<'_> {
             .layers
             .contains(Layers::VLAN)
             .then(|| key.vlan_vid() & 0x0fff);
-        let vlan = match self.ports.get(in_port) {
-            Some(p) => p.vlan.ingress(current)?,
-            None => current.unwrap_or(0),
+        let vlan = match self.ports.normal_port(in_port) {
+            NormalPort::Unknown | NormalPort::TrunkAll { .. } => current.unwrap_or(0),
+            NormalPort::Access { tag, .. } => match current {
+                None | Some(0) => tag,
+                Some(_) => return None,
+            },
+            NormalPort::Other => match self.ports.get(in_port) {
+                Some(p) => p.vlan.ingress(current)?,
+                None => current.unwrap_or(0),
+            },
         };
         // Constant positions: no lookup of the field's place per packet.
         let src = key.get_pos(pos::ETH_SRC) as u64;
@@ -82,6 +89,27 @@ impl Normal<'_> {
         let p = plan.known?;
         if p == in_port {
             return Some(None);
+        }
+        match self.ports.normal_port(p) {
+            NormalPort::Unknown => return Some(Some(p)),
+            NormalPort::TrunkAll { forwards: false }
+            | NormalPort::Access {
+                forwards: false, ..
+            } => return Some(None),
+            NormalPort::TrunkAll { forwards: true } => {
+                let form = (plan.vlan != 0).then_some(plan.vlan);
+                return (form == plan.current).then_some(Some(p));
+            }
+            NormalPort::Access {
+                tag,
+                forwards: true,
+            } => {
+                if tag != plan.vlan {
+                    return Some(None);
+                }
+                return plan.current.is_none().then_some(Some(p));
+            }
+            NormalPort::Other => {}
         }
         let Some(info) = self.ports.get(p) else {
             return Some(Some(p));
@@ -114,16 +142,23 @@ impl Normal<'_> {
                 Some(_) => {}
                 None => f(p, plan.current),
             },
-            None => {
-                for info in self.ports.iter() {
-                    if info.port_no == in_port || !info.forwards() || info.no_flood {
-                        continue;
-                    }
-                    if let Some(e) = info.vlan.egress(plan.vlan) {
-                        f(info.port_no, form(e));
+            None => match self.ports.flood_list(plan.vlan) {
+                FloodList::Named(list) => {
+                    for &(port, e) in list {
+                        if port != in_port {
+                            f(port, form(e));
+                        }
                     }
                 }
-            }
+                FloodList::TrunksOnly(list) => {
+                    let tagged = (plan.vlan != 0).then_some(plan.vlan);
+                    for &port in list {
+                        if port != in_port {
+                            f(port, tagged);
+                        }
+                    }
+                }
+            },
         }
     }
 }

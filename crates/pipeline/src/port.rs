@@ -4,7 +4,7 @@
 //! so it costs a few Arc clones), which keeps liveness free of atomics on the fast path.
 
 use hashbrown::HashMap;
-use mac_learning::VlanPolicy;
+use mac_learning::{Egress, VlanPolicy};
 
 use crate::flags::flag_set;
 
@@ -67,6 +67,31 @@ const DENSE_PORTS: u32 = 1024;
 /// Marks a number below [`DENSE_PORTS`] that is no port.
 const NO_PORT: u32 = u32::MAX;
 
+/// What NORMAL needs to know of a port, small enough that the decision for a learned
+/// unicast address (and the ingress VLAN) costs one load instead of a walk from the port
+/// index to its [`PortInfo`] and its [`VlanPolicy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormalPort {
+    /// Not a port of this version (an address learned on a port since removed).
+    Unknown,
+    /// A trunk of every VLAN (the default policy).
+    TrunkAll { forwards: bool },
+    /// An access port of VLAN `tag`.
+    Access { tag: u16, forwards: bool },
+    /// A trunk of some VLANs: its [`PortInfo`] decides.
+    Other,
+}
+
+/// The ports NORMAL floods a VLAN's frame to (flood-enabled ports that forward and carry
+/// the VLAN, by port number), computed when the ports change rather than per packet.
+#[derive(Clone, Copy, Debug)]
+pub enum FloodList<'a> {
+    /// A VLAN some access tag or trunk list names: each port with its form.
+    Named(&'a [(u32, Egress)]),
+    /// Any other VLAN: only the trunks of every VLAN carry it, tagged (untagged for VLAN 0).
+    TrunksOnly(&'a [u32]),
+}
+
 /// The ports of one version, sorted by number.
 #[derive(Clone, Debug, Default)]
 pub struct PortSet {
@@ -79,6 +104,13 @@ pub struct PortSet {
     /// Some port is down or refuses forwarding: when none is (the usual case), an output
     /// needs no port lookup.
     any_blocked: bool,
+    /// NORMAL's view of each port numbered below [`DENSE_PORTS`] (as long as `dense`).
+    normal: Box<[NormalPort]>,
+    /// Flood-enabled, forwarding trunks of every VLAN.
+    flood_trunks: Box<[u32]>,
+    /// For each VLAN named by a flood-enabled, forwarding port's access tag or trunk list
+    /// (at most 4096 lists), every port NORMAL floods it to.
+    flood_named: HashMap<u16, Box<[(u32, Egress)]>>,
 }
 
 impl PortSet {
@@ -101,11 +133,81 @@ impl PortSet {
             }
         }
         let any_blocked = ports.iter().any(|p| !p.forwards());
+        let normal = dense
+            .iter()
+            .map(|&i| match ports.get(i as usize) {
+                None => NormalPort::Unknown,
+                Some(p) => match p.vlan {
+                    VlanPolicy::Trunk => NormalPort::TrunkAll {
+                        forwards: p.forwards(),
+                    },
+                    VlanPolicy::Access(tag) => NormalPort::Access {
+                        tag,
+                        forwards: p.forwards(),
+                    },
+                    VlanPolicy::Trunks(_) => NormalPort::Other,
+                },
+            })
+            .collect();
+        let floods = || ports.iter().filter(|p| p.forwards() && !p.no_flood);
+        let flood_trunks = floods()
+            .filter(|p| p.vlan == VlanPolicy::Trunk)
+            .map(|p| p.port_no)
+            .collect();
+        let mut named = Vec::new();
+        for p in floods() {
+            match &p.vlan {
+                VlanPolicy::Trunk => {}
+                VlanPolicy::Access(tag) => named.push(*tag),
+                VlanPolicy::Trunks(_) => {
+                    named.extend((0..4096u16).filter(|&v| p.vlan.egress(v).is_some()))
+                }
+            }
+        }
+        named.sort_unstable();
+        named.dedup();
+        let flood_named = named
+            .into_iter()
+            .map(|v| {
+                let list = floods()
+                    .filter_map(|p| Some((p.port_no, p.vlan.egress(v)?)))
+                    .collect();
+                (v, list)
+            })
+            .collect();
         PortSet {
             ports,
             dense: dense.into(),
             index,
             any_blocked,
+            normal,
+            flood_trunks,
+            flood_named,
+        }
+    }
+
+    /// NORMAL's view of `port`.
+    #[inline]
+    pub fn normal_port(&self, port: u32) -> NormalPort {
+        if port < DENSE_PORTS {
+            self.normal
+                .get(port as usize)
+                .copied()
+                .unwrap_or(NormalPort::Unknown)
+        } else if self.index.contains_key(&port) {
+            NormalPort::Other
+        } else {
+            NormalPort::Unknown
+        }
+    }
+
+    /// The ports NORMAL floods a frame of `vlan` to (the ingress port included: the
+    /// caller skips it).
+    #[inline]
+    pub fn flood_list(&self, vlan: u16) -> FloodList<'_> {
+        match self.flood_named.get(&vlan) {
+            Some(list) => FloodList::Named(list),
+            None => FloodList::TrunksOnly(&self.flood_trunks),
         }
     }
 
