@@ -1092,8 +1092,11 @@ fn reconnect_times(
 /// packet (R pings the host at 5/s from every boot).
 #[test]
 fn soak_guest_resets_with_a_port_removal() {
-    let _lock = DatapathLock::take();
+    // Built before the lock is held and the guests are up (it can take minutes on a
+    // busy machine).
+    common::ferroflowctl();
     guest::build_guest();
+    let _lock = DatapathLock::take();
     // As many resets as fit in the long run's 15 minutes, at most 300.
     let resets = pick(3usize, 300);
     let budget = Duration::from_secs(pick(120, 14 * 60));
