@@ -70,6 +70,34 @@ impl Store {
         path.with_file_name(name)
     }
 
+    /// Removes the temp files a save of this config can leave when the process dies between
+    /// creating one and renaming it (a SIGKILL or power loss mid-save): `.FILE.tmp` and
+    /// `.FILE.last-good.tmp`. Only those two names, so nothing an operator keeps beside the
+    /// file is touched. Called once at start, before anything saves: one ferroflowd owns
+    /// a config file, so a temp file present then is a dead process's. Returns what it
+    /// removed; a file that cannot be removed is only logged (the next save of that name
+    /// replaces it anyway).
+    pub fn remove_stale_temp_files(path: &Path) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        for tmp in [temp_path(path), temp_path(&Self::last_good_path(path))] {
+            match std::fs::remove_file(&tmp) {
+                Ok(()) => {
+                    tracing::warn!(
+                        file = %tmp.display(),
+                        "removed a temp file an interrupted save left"
+                    );
+                    removed.push(tmp);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(
+                    file = %tmp.display(),
+                    "cannot remove a temp file an interrupted save left: {e}"
+                ),
+            }
+        }
+        removed
+    }
+
     /// Records the file as it is now (it just loaded) as the last good one.
     pub fn keep_last_good(&self) -> Result<(), StoreError> {
         let text = std::fs::read_to_string(&self.path).map_err(|source| StoreError::Read {
@@ -243,6 +271,15 @@ fn set_profile(doc: &mut DocumentMut, p: &crate::profile::Description) {
     }
 }
 
+/// Where [`write_atomically`] writes `path`'s next version before the rename: `.NAME.tmp`
+/// beside it (hidden, and on the same filesystem, so the rename is atomic).
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
 /// Temp file in the same directory, fsync, rename, fsync the directory: a
 /// reader (or a crash) sees the old file or the new one, never half of one.
 /// The new file keeps the old one's mode and owner; on any error the temp
@@ -253,10 +290,7 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), StoreError> {
         path: path.to_owned(),
         source,
     };
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
+    let tmp = temp_path(path);
     let old = std::fs::metadata(path).ok();
     let written = (|| {
         let mut f = File::create(&tmp)?;
@@ -384,6 +418,38 @@ mod tests {
         assert!(c.bridge.controllers.is_empty());
         assert!(c.networks.is_empty() && c.instances.is_empty() && c.metadata.is_none());
         assert_eq!(c.store.flows.as_deref(), Some(&[][..]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn stale_temp_files_of_this_config_are_removed_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("ff-store-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ff.toml");
+        std::fs::write(&path, BASE).unwrap();
+        // What a kill between create and rename leaves, and files that are not ours.
+        let ours = [dir.join(".ff.toml.tmp"), dir.join(".ff.toml.last-good.tmp")];
+        let others = [
+            dir.join(".other.toml.tmp"),
+            dir.join("ff.toml.last-good"),
+            dir.join("ff.toml.tmp"),
+        ];
+        for f in ours.iter().chain(&others) {
+            std::fs::write(f, "half a file").unwrap();
+        }
+        let mut removed = Store::remove_stale_temp_files(&path);
+        removed.sort();
+        let mut want = ours.to_vec();
+        want.sort();
+        assert_eq!(removed, want);
+        for f in &ours {
+            assert!(!f.exists(), "{f:?} left");
+        }
+        for f in others.iter().chain([&path]) {
+            assert!(f.exists(), "{f:?} removed");
+        }
+        // Nothing left: nothing to do.
+        assert!(Store::remove_stale_temp_files(&path).is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -122,6 +122,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if args.check_config {
         return check_config(&args.config, &config);
     }
+    // A save this process's predecessor was killed in the middle of leaves its temp file.
+    ferroflow::store::Store::remove_stale_temp_files(&args.config);
     let listeners = config
         .openflow
         .listen

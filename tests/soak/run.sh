@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The soak and fault suite (tests/soak.rs), long versions by default:
-#   bash tests/soak/run.sh              # every scenario, long (about 30 min)
+#   bash tests/soak/run.sh              # every scenario, long (about 45 min: the guest
+#                                       # resets alone take 15)
 #   bash tests/soak/run.sh flow_mod     # the scenarios whose name contains "flow_mod"
-#   FERROFLOW_SOAK=short bash tests/soak/run.sh   # the CI version (about 2 min)
+#   FERROFLOW_SOAK=short bash tests/soak/run.sh   # the CI version (about 3 min)
 # Each scenario prints one "SOAK ..." figure line; all of them are repeated at
 # the end. A scenario fails (and this script exits non-zero) when something is
 # lost (a failed call or restart, a crash, a dropped packet, fd/RSS growth past
