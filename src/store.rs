@@ -233,6 +233,7 @@ fn set_profile(doc: &mut DocumentMut, p: &crate::profile::Description) {
     }
     list(doc, "networks", &p.networks);
     list(doc, "instances", &p.instances);
+    list(doc, "security_groups", &p.security_groups);
     match &p.metadata {
         Some(md) => {
             doc.insert("metadata", Item::Table(table(md)));
@@ -343,6 +344,7 @@ mod tests {
                     ipv6: vec![],
                     port: Some("vm2".into()),
                     host_mac: None,
+                    security_groups: vec!["web".into()],
                 }],
                 metadata: Some(ferroflow_config::MetadataConfig {
                     mode: ferroflow_config::MetadataMode::PerConnection,
@@ -350,6 +352,17 @@ mod tests {
                     host_mac: "02:00:00:00:ff:01".into(),
                     host_port: 8775,
                 }),
+                security_groups: vec![ferroflow_config::SecurityGroupConfig {
+                    name: "web".into(),
+                    rules: vec![ferroflow_config::SecurityRuleConfig {
+                        direction: ferroflow_config::Direction::Ingress,
+                        ethertype: "ipv4".into(),
+                        protocol: Some("tcp".into()),
+                        ports: Some("8000-8010".into()),
+                        remote_prefix: Some("10.0.0.0/8".into()),
+                        remote_group: None,
+                    }],
+                }],
             },
         };
         store.save(&state).unwrap();
@@ -366,6 +379,7 @@ mod tests {
         assert_eq!(c.networks, state.profile.networks);
         assert_eq!(c.instances, state.profile.instances);
         assert_eq!(c.metadata, state.profile.metadata);
+        assert_eq!(c.security_groups, state.profile.security_groups);
         assert_eq!(
             std::fs::read_to_string(Store::last_good_path(&path)).unwrap(),
             text

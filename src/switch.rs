@@ -311,6 +311,7 @@ impl Switch {
             networks: config.networks.clone(),
             instances: config.instances.clone(),
             metadata: config.metadata.clone(),
+            security_groups: config.security_groups.clone(),
         };
         let mut api_owned = crate::api::Owned::default();
         if config.bridge.controllers.is_empty() {

@@ -138,6 +138,7 @@ fn instance_config(i: &pb::Instance) -> Result<InstanceConfig, ApiError> {
         ipv6,
         port: opt(&i.port),
         host_mac: opt(&i.host_mac),
+        security_groups: i.security_groups.clone(),
     })
 }
 
@@ -157,6 +158,7 @@ fn instance_pb(api: &Api, i: &InstanceConfig) -> pb::Instance {
         spoofed_packets,
         spoofed_bytes,
         ipv6: i.ipv6.iter().map(|a| a.to_string()).collect(),
+        security_groups: i.security_groups.clone(),
     }
 }
 

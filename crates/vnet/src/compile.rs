@@ -590,6 +590,7 @@ pub fn compile(m: &Model) -> Vec<ProfileFlow> {
             }
         }
     }
+    crate::secgroups::compile(m, &mut out);
     out
 }
 

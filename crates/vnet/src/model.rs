@@ -75,6 +75,8 @@ pub struct Instance {
     pub port: Option<u32>,
     /// Remote (vnet): the backbone MAC of its host.
     pub host_mac: Option<[u8; 6]>,
+    /// Its security groups (checked by [`Model::with_security_groups`]).
+    pub security_groups: Vec<String>,
 }
 
 impl Instance {
@@ -133,6 +135,8 @@ pub struct Model {
     pub metadata: Option<Metadata>,
     /// Every port of the switch (OpenFlow numbers), LOCAL included if configured.
     pub ports: Vec<u32>,
+    /// Checked security groups ([`Model::with_security_groups`]).
+    pub security_groups: Vec<crate::secgroups::SecurityGroup>,
 }
 
 impl Model {
@@ -419,6 +423,7 @@ impl Model {
                 ipv6: inst.ipv6.clone(),
                 port,
                 host_mac,
+                security_groups: inst.security_groups.clone(),
             });
         }
         if let Some(md) = metadata {

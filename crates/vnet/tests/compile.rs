@@ -46,6 +46,7 @@ fn inst(name: &str, network: u32, mac: &str, ip: &str, port: Option<&str>) -> In
         ipv6: vec![],
         port: port.map(Into::into),
         host_mac: None,
+        security_groups: vec![],
     }
 }
 
