@@ -351,7 +351,7 @@ impl Switch {
             health,
             eal,
         });
-        if !desc.networks.is_empty() {
+        if !desc.networks.is_empty() || !desc.security_groups.is_empty() {
             let mut st = sw.lock()?;
             let now = sw.now();
             crate::profile::set(&mut st, now, desc)

@@ -175,7 +175,7 @@ fn metadata_pb(md: Option<&MetadataConfig>) -> pb::MetadataService {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     api: &Arc<Api>,
     f: impl FnOnce(&Api) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, Status> {

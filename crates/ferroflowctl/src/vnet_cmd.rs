@@ -74,6 +74,9 @@ pub struct InstanceAdd {
     /// A vnet instance on another host: that host's backbone MAC.
     #[arg(long)]
     host_mac: Option<String>,
+    /// A security group whose rules filter its traffic (repeatable; none: not filtered).
+    #[arg(long = "secgroup")]
+    security_groups: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -182,6 +185,7 @@ pub async fn instance(ch: &Channel, cmd: &InstanceCmd, json: bool) -> Result<()>
                     ipv6: a.ipv6.clone(),
                     port: a.port.clone().unwrap_or_default(),
                     host_mac: a.host_mac.clone().unwrap_or_default(),
+                    security_groups: a.security_groups.clone(),
                     ..Default::default()
                 })
                 .await?
