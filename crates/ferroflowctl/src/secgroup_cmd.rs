@@ -135,7 +135,7 @@ pub async fn secgroup(ch: &Channel, cmd: &SecgroupCmd, json: bool) -> Result<()>
                 for g in &groups {
                     let members = g.members.join(" ");
                     if g.rules.is_empty() {
-                        rows.push(vec![g.name.clone(), "(no rules)".into(), members]);
+                        rows.push(vec![g.name.clone(), "(no rules)".into(), members.clone()]);
                     }
                     for (k, r) in g.rules.iter().enumerate() {
                         let who = if k == 0 {
