@@ -14,7 +14,8 @@
 //! - **ingress**: every `output:P` of the switch tables becomes
 //!   `set_field:P->reg6,resubmit(,SG_INGRESS)` (unicast and flood alike), where IP is
 //!   tracked with `ct(table=SG_INGRESS_CT,zone=N)` and judged as above against the ingress
-//!   rules; non-IP (ARP) and neighbor discovery/MLD pass (the tracker calls ND invalid).
+//!   rules; non-IP (ARP) and neighbor discovery/MLD pass untracked in both directions
+//!   (the tracker calls ND invalid, as Linux does; the classifier already checked it).
 //!
 //! Both directions share the network's zone: a connection between two filtered
 //! instances is committed by the sender's egress and checked again by the receiver's
@@ -394,6 +395,15 @@ pub fn compile(m: &Model, out: &mut Vec<ProfileFlow>) {
         }
 
         // ---- egress ----
+        for t in ICMP6_UNTRACKED {
+            out.push(ProfileFlow::new(
+                SG_EGRESS,
+                300,
+                base,
+                &format!("in_port={p},icmp6,icmp_type={t}"),
+                &format!("resubmit(,{sw})"),
+            ));
+        }
         for l3 in ["ip", "ipv6"] {
             out.push(ProfileFlow::new(
                 SG_EGRESS,
