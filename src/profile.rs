@@ -62,8 +62,11 @@ pub struct ProfileState {
     spoof_entries: BTreeMap<String, Vec<(u8, u16, pipeline::Match)>>,
     /// Each filtered instance's security-group entries, by [`FirewallCounters`] field:
     /// allowed new, no rule, invalid.
-    sg_entries: BTreeMap<String, [Vec<(u8, u16, pipeline::Match)>; 3]>,
+    sg_entries: BTreeMap<String, [Vec<EntryId>; 3]>,
 }
+
+/// A flow entry as the tables identify it: (table, priority, match).
+type EntryId = (u8, u16, pipeline::Match);
 
 /// What the security groups did with a filtered instance's packets (both directions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -301,7 +304,7 @@ pub fn filtered_instances(st: &State) -> Vec<String> {
 /// counters), and how many entries that looked at.
 pub fn firewall_counters_folded(st: &State, name: &str) -> Option<(FirewallCounters, usize)> {
     let sets = st.profile.sg_entries.get(name)?;
-    let packets = |set: &Vec<(u8, u16, pipeline::Match)>| -> u64 {
+    let packets = |set: &Vec<EntryId>| -> u64 {
         set.iter()
             .map(|(t, prio, m)| {
                 st.tables

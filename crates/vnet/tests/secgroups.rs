@@ -252,7 +252,8 @@ fn bad_groups_name_the_field() {
         .with_security_groups(&groups())
         .unwrap_err();
     assert_eq!(e.field, "instances[0].security_groups");
-    let cases: [(&dyn Fn(&mut SecurityRuleConfig), &str); 5] = [
+    type Edit<'a> = &'a dyn Fn(&mut SecurityRuleConfig);
+    let cases: [(Edit, &str); 5] = [
         (&|r| r.ports = Some("9-8".into()), "ports"),
         (&|r| r.protocol = Some("sctp".into()), "protocol"),
         (
