@@ -233,7 +233,34 @@ fn set_profile(doc: &mut DocumentMut, p: &crate::profile::Description) {
     }
     list(doc, "networks", &p.networks);
     list(doc, "instances", &p.instances);
-    list(doc, "security_groups", &p.security_groups);
+    // A group's rules as an array of inline tables: nested `[[security_groups.rules]]`
+    // tables carried over from another document keep that document's positions, and would
+    // be written before their group's header.
+    if p.security_groups.is_empty() {
+        doc.remove("security_groups");
+    } else {
+        let mut aot = ArrayOfTables::new();
+        for g in &p.security_groups {
+            let mut t = Table::new();
+            t.insert("name", toml_edit::value(g.name.as_str()));
+            if !g.rules.is_empty() {
+                let mut rules = Array::new();
+                for r in &g.rules {
+                    let mut rule = table(r).into_inline_table();
+                    rule.fmt();
+                    rules.push(rule);
+                    if let Some(v) = rules.iter_mut().last() {
+                        v.decor_mut().set_prefix("\n  ");
+                    }
+                }
+                rules.set_trailing("\n");
+                rules.set_trailing_comma(true);
+                t.insert("rules", toml_edit::value(rules));
+            }
+            aot.push(t);
+        }
+        doc.insert("security_groups", Item::ArrayOfTables(aot));
+    }
     match &p.metadata {
         Some(md) => {
             doc.insert("metadata", Item::Table(table(md)));
