@@ -132,6 +132,7 @@ fn add_instance(sw: &Switch, name: &str, groups: &[&str]) {
 #[test]
 fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
     let _lock = DatapathLock::take();
+    let started = std::time::Instant::now();
     let dir = TempDir::new("vnet-sg");
     let socket = dir.path("api.sock");
     let server = format!("unix:{}", socket.display());
@@ -278,6 +279,7 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
 
     // ---- the counters in ferroflowctl and /metrics agree ----
     let table = sw.ok(&["secgroup", "counters"]);
+    eprintln!("$ ferroflowctl secgroup list\n{members}$ ferroflowctl secgroup counters\n{table}");
     for name in ["a", "b", "c"] {
         assert!(table.contains(&format!("\n{name} ")), "{table}");
         let (allowed, no_rule, invalid) = sw.counters(name);
@@ -311,4 +313,8 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
     assert_eq!(web["members"], serde_json::json!(["a", "b"]), "{groups}");
     let flows = sw.ok(&["flows", "dump", "table=96"]);
     assert!(flows.contains("tp_dst=0x1f40/0xfff8"), "{flows}");
+    eprintln!(
+        "{flows}\nsaved:\n{text}\nthe test ran {:?} after taking the lock",
+        started.elapsed()
+    );
 }
