@@ -122,6 +122,8 @@ struct Reading {
     lock_held_us: u64,
     /// Tunnel ports, the underlay's counters and neighbours.
     tunnels: crate::tunnels::TunnelReading,
+    /// What the security groups did with each filtered instance's packets.
+    firewall: Vec<(String, crate::profile::FirewallCounters)>,
 }
 
 fn read(sw: &crate::switch::Switch) -> Option<Reading> {
@@ -165,6 +167,12 @@ fn read(sw: &crate::switch::Switch) -> Option<Reading> {
         let ((packets, _), visited) = crate::profile::spoofed_folded(&st, &name);
         r.entries_visited += visited;
         r.spoofed.push((name, network, packets));
+    }
+    for name in crate::profile::filtered_instances(&st) {
+        if let Some((c, visited)) = crate::profile::firewall_counters_folded(&st, &name) {
+            r.entries_visited += visited;
+            r.firewall.push((name, c));
+        }
     }
     drop(st);
     r.lock_held_us = held.elapsed().as_micros() as u64;
@@ -395,6 +403,7 @@ pub fn render(api: &Api) -> String {
         pool,
         tables,
         spoofed: spoofed_counts,
+        firewall,
         packet_in_limited,
         versions_held,
         version,
@@ -628,6 +637,21 @@ pub fn render(api: &Api) -> String {
         spoofed
             .with_label_values(&[instance, network])
             .inc_by(*packets);
+    }
+    let fw = counter(
+        &r,
+        "ferroflow_instance_firewall_packets_total",
+        "Packets of a security-group-filtered instance (both directions), by verdict: allowed_new (a new connection a rule allowed), no_rule (a new connection no rule allowed, dropped), invalid (conntrack found it invalid, dropped).",
+        &["instance", "verdict"],
+    );
+    for (instance, c) in &firewall {
+        for (verdict, n) in [
+            ("allowed_new", c.allowed_new),
+            ("no_rule", c.dropped_no_rule),
+            ("invalid", c.dropped_invalid),
+        ] {
+            fw.with_label_values(&[instance, verdict]).inc_by(n);
+        }
     }
     let vc = &sw.profile_counters;
     let vnet_pin = counter(

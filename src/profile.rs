@@ -24,6 +24,7 @@ pub struct Description {
     pub networks: Vec<NetworkConfig>,
     pub instances: Vec<InstanceConfig>,
     pub metadata: Option<MetadataConfig>,
+    pub security_groups: Vec<ferroflow_config::SecurityGroupConfig>,
 }
 
 /// Counters of the control plane's part, exported as metrics.
@@ -59,6 +60,23 @@ pub struct ProfileState {
     /// Each instance's anti-spoofing entries (table, priority, match), so that
     /// its drop counts are a few hash lookups, not a scan of every table.
     spoof_entries: BTreeMap<String, Vec<(u8, u16, pipeline::Match)>>,
+    /// Each filtered instance's security-group entries, by [`FirewallCounters`] field:
+    /// allowed new, no rule, invalid.
+    sg_entries: BTreeMap<String, [Vec<EntryId>; 3]>,
+}
+
+/// A flow entry as the tables identify it: (table, priority, match).
+type EntryId = (u8, u16, pipeline::Match);
+
+/// What the security groups did with a filtered instance's packets (both directions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FirewallCounters {
+    /// Packets of new connections a rule allowed (committed).
+    pub allowed_new: u64,
+    /// Packets of new connections no rule allowed (dropped).
+    pub dropped_no_rule: u64,
+    /// Packets conntrack found invalid (dropped).
+    pub dropped_invalid: u64,
 }
 
 impl ProfileState {
@@ -84,7 +102,8 @@ pub fn set(st: &mut State, now: Duration, desc: Description) -> Result<(), Profi
         &desc.instances,
         desc.metadata.as_ref(),
         &st.ports,
-    )?;
+    )?
+    .with_security_groups(&desc.security_groups)?;
     let mut new: BTreeMap<(u8, u16, String), ProfileFlow> = BTreeMap::new();
     for f in compile(&model) {
         new.insert((f.table, f.priority, f.match_.clone()), f);
@@ -140,25 +159,40 @@ pub fn set(st: &mut State, now: Duration, desc: Description) -> Result<(), Profi
         }
         return Err(e);
     }
-    let mut spoof_entries: BTreeMap<String, Vec<(u8, u16, pipeline::Match)>> = BTreeMap::new();
-    for i in &model.instances {
-        let cookie = Role::Spoof.cookie(i.subject);
-        let entries = new
-            .values()
+    let entries_of = |cookie: u64| -> Vec<(u8, u16, pipeline::Match)> {
+        new.values()
             .filter(|f| f.cookie == cookie)
             .filter_map(|f| {
                 let fm = parse(&f.text, FlowModCommand::Add).ok()?;
                 let m = ofproto::convert_match(&fm.match_).ok()?;
                 Some((f.table, f.priority, m))
             })
-            .collect();
-        spoof_entries.insert(i.name.clone(), entries);
+            .collect()
+    };
+    let mut spoof_entries: BTreeMap<String, Vec<(u8, u16, pipeline::Match)>> = BTreeMap::new();
+    for i in &model.instances {
+        spoof_entries.insert(i.name.clone(), entries_of(Role::Spoof.cookie(i.subject)));
     }
+    let sg_entries = model
+        .filtered()
+        .map(|(i, _)| {
+            let s = i.subject;
+            (
+                i.name.clone(),
+                [
+                    entries_of(Role::SgAllowed.cookie(s)),
+                    entries_of(Role::SgNoRule.cookie(s)),
+                    entries_of(Role::SgInvalid.cookie(s)),
+                ],
+            )
+        })
+        .collect();
     st.profile = ProfileState {
         desc,
         model,
         installed: new,
         spoof_entries,
+        sg_entries,
     };
     Ok(())
 }
@@ -275,6 +309,36 @@ pub fn spoofed_folded(st: &State, name: &str) -> ((u64, u64), usize) {
         (p + ep, b + eb)
     });
     (sum, entries.len())
+}
+
+/// The filtered instances (in at least one security group), by name.
+pub fn filtered_instances(st: &State) -> Vec<String> {
+    st.profile.sg_entries.keys().cloned().collect()
+}
+
+/// What the security groups did with instance `name`'s packets (None: it is not
+/// filtered), from its own entries by hash lookup (the caller folded the tables'
+/// counters), and how many entries that looked at.
+pub fn firewall_counters_folded(st: &State, name: &str) -> Option<(FirewallCounters, usize)> {
+    let sets = st.profile.sg_entries.get(name)?;
+    let packets = |set: &Vec<EntryId>| -> u64 {
+        set.iter()
+            .map(|(t, prio, m)| {
+                st.tables
+                    .strict_entry_counts(*t, *prio, m)
+                    .unwrap_or_default()
+                    .0
+            })
+            .sum()
+    };
+    Some((
+        FirewallCounters {
+            allowed_new: packets(&sets[0]),
+            dropped_no_rule: packets(&sets[1]),
+            dropped_invalid: packets(&sets[2]),
+        },
+        sets.iter().map(Vec::len).sum(),
+    ))
 }
 
 fn parse(text: &str, command: FlowModCommand) -> Result<FlowMod, ProfileChangeError> {

@@ -261,6 +261,34 @@ fn set_profile(doc: &mut DocumentMut, p: &crate::profile::Description) {
     }
     list(doc, "networks", &p.networks);
     list(doc, "instances", &p.instances);
+    // A group's rules as an array of inline tables: nested `[[security_groups.rules]]`
+    // tables carried over from another document keep that document's positions, and would
+    // be written before their group's header.
+    if p.security_groups.is_empty() {
+        doc.remove("security_groups");
+    } else {
+        let mut aot = ArrayOfTables::new();
+        for g in &p.security_groups {
+            let mut t = Table::new();
+            t.insert("name", toml_edit::value(g.name.as_str()));
+            if !g.rules.is_empty() {
+                let mut rules = Array::new();
+                for r in &g.rules {
+                    let mut rule = table(r).into_inline_table();
+                    rule.fmt();
+                    rules.push(rule);
+                    if let Some(v) = rules.iter_mut().last() {
+                        v.decor_mut().set_prefix("\n  ");
+                    }
+                }
+                rules.set_trailing("\n");
+                rules.set_trailing_comma(true);
+                t.insert("rules", toml_edit::value(rules));
+            }
+            aot.push(t);
+        }
+        doc.insert("security_groups", Item::ArrayOfTables(aot));
+    }
     match &p.metadata {
         Some(md) => {
             doc.insert("metadata", Item::Table(table(md)));
@@ -379,6 +407,7 @@ mod tests {
                     port: Some("vm2".into()),
                     host_mac: None,
                     host_ip: None,
+                    security_groups: vec!["web".into()],
                 }],
                 metadata: Some(ferroflow_config::MetadataConfig {
                     mode: ferroflow_config::MetadataMode::PerConnection,
@@ -386,6 +415,17 @@ mod tests {
                     host_mac: "02:00:00:00:ff:01".into(),
                     host_port: 8775,
                 }),
+                security_groups: vec![ferroflow_config::SecurityGroupConfig {
+                    name: "web".into(),
+                    rules: vec![ferroflow_config::SecurityRuleConfig {
+                        direction: ferroflow_config::Direction::Ingress,
+                        ethertype: "ipv4".into(),
+                        protocol: Some("tcp".into()),
+                        ports: Some("8000-8010".into()),
+                        remote_prefix: Some("10.0.0.0/8".into()),
+                        remote_group: None,
+                    }],
+                }],
             },
         };
         store.save(&state).unwrap();
@@ -402,6 +442,7 @@ mod tests {
         assert_eq!(c.networks, state.profile.networks);
         assert_eq!(c.instances, state.profile.instances);
         assert_eq!(c.metadata, state.profile.metadata);
+        assert_eq!(c.security_groups, state.profile.security_groups);
         assert_eq!(
             std::fs::read_to_string(Store::last_good_path(&path)).unwrap(),
             text

@@ -311,6 +311,7 @@ impl Switch {
             networks: config.networks.clone(),
             instances: config.instances.clone(),
             metadata: config.metadata.clone(),
+            security_groups: config.security_groups.clone(),
         };
         let mut api_owned = crate::api::Owned::default();
         if config.bridge.controllers.is_empty() {
@@ -350,7 +351,7 @@ impl Switch {
             health,
             eal,
         });
-        if !desc.networks.is_empty() {
+        if !desc.networks.is_empty() || !desc.security_groups.is_empty() {
             let mut st = sw.lock()?;
             let now = sw.now();
             crate::profile::set(&mut st, now, desc)

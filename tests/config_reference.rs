@@ -186,6 +186,7 @@ fn config_keys() -> BTreeSet<String> {
     let _ = ferroflow_config::StoreConfig::deserialize(walker("store"));
     let _ = ferroflow_config::TunnelsConfig::deserialize(walker("tunnels"));
     let _ = ferroflow_config::ConntrackConfig::deserialize(walker("conntrack"));
+    let _ = ferroflow_config::SecurityGroupConfig::deserialize(walker("security_groups"));
     keys.into_inner()
 }
 

@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "proto/ferroflow/v1/trace.proto",
     "proto/ferroflow/v1/rebalance.proto",
     "proto/ferroflow/v1/conntrack.proto",
+    "proto/ferroflow/v1/secgroups.proto",
 ];
 
 fn git(args: &[&str]) -> Option<String> {

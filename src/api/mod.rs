@@ -13,6 +13,7 @@ pub mod limits;
 mod networks;
 pub mod port_rules;
 mod rebalance;
+mod secgroups;
 mod services;
 mod trace;
 
@@ -941,6 +942,12 @@ pub async fn serve(api: Arc<Api>, cfg: &GrpcConfig) -> Result<GrpcServer, ServeE
                 pb::conntrack_service_server::ConntrackServiceServer::new(conntrack::Conntrack(
                     Arc::clone(&api),
                 )),
+                request
+            ))
+            .add_service(guarded!(
+                pb::security_group_service_server::SecurityGroupServiceServer::new(
+                    secgroups::SecurityGroups(Arc::clone(&api)),
+                ),
                 request
             ))
     };

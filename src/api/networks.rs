@@ -147,6 +147,7 @@ fn instance_config(i: &pb::Instance) -> Result<InstanceConfig, ApiError> {
         } else {
             Some(ip("host_ip", &i.host_ip)?)
         },
+        security_groups: i.security_groups.clone(),
     })
 }
 
@@ -167,6 +168,7 @@ fn instance_pb(api: &Api, i: &InstanceConfig) -> pb::Instance {
         spoofed_bytes,
         ipv6: i.ipv6.iter().map(|a| a.to_string()).collect(),
         host_ip: i.host_ip.map(|a| a.to_string()).unwrap_or_default(),
+        security_groups: i.security_groups.clone(),
     }
 }
 
@@ -183,7 +185,7 @@ fn metadata_pb(md: Option<&MetadataConfig>) -> pb::MetadataService {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     api: &Arc<Api>,
     f: impl FnOnce(&Api) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, Status> {

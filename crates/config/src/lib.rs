@@ -66,6 +66,10 @@ pub struct Config {
     /// The connection tracker behind `ct()` (docs/conntrack.md).
     #[serde(default)]
     pub conntrack: ConntrackConfig,
+    /// Security groups of the virtual-network profile (`[[security_groups]]`), which
+    /// instances join by name (`instances.security_groups`); docs/virtual-networks.md.
+    #[serde(default)]
+    pub security_groups: Vec<SecurityGroupConfig>,
 }
 
 /// `[conntrack]`: sizes and timeouts of the connection tracker. Each worker has its own
@@ -210,6 +214,66 @@ pub struct InstanceConfig {
     /// Remote vxlan and geneve instances: the tunnel endpoint IP of the host it lives on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<std::net::Ipv4Addr>,
+    /// The security groups (names) whose rules filter its traffic statefully.
+    /// None: the instance is not filtered beyond anti-spoofing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
+}
+
+/// A named set of stateful rules (OpenStack's security group): a new connection
+/// to or from a member instance passes only if one rule of one of its groups allows it;
+/// replies and related ICMP always pass; invalid packets are dropped.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroupConfig {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<SecurityRuleConfig>,
+}
+
+/// Which way a rule lets connections be opened, seen from the member instance.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Connections opened towards the instance.
+    #[default]
+    Ingress,
+    /// Connections the instance opens.
+    Egress,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
+/// One rule. Absent fields match anything: `protocol` tcp, udp, icmp or any;
+/// `ports` a TCP/UDP destination port or range (`"8000-8010"`); the remote end either
+/// `remote_prefix` (`"10.0.0.0/8"`, `"fd00::/64"`) or `remote_group` (the addresses of
+/// that group's member instances), not both.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq, Hash, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityRuleConfig {
+    pub direction: Direction,
+    /// `ipv4` (the default) or `ipv6`.
+    #[serde(default = "default_ethertype")]
+    pub ethertype: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_group: Option<String>,
+}
+
+fn default_ethertype() -> String {
+    "ipv4".into()
 }
 
 /// How instances reach the metadata service at 169.254.169.254:80 (the seed's three ways).

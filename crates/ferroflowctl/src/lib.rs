@@ -20,6 +20,7 @@ mod capture_cmd;
 mod conntrack_cmd;
 mod datapath_cmd;
 mod doctor_cmd;
+mod secgroup_cmd;
 mod trace_cmd;
 mod tunnel_cmd;
 mod vnet_cmd;
@@ -130,6 +131,9 @@ enum Command {
     /// The metadata service at 169.254.169.254 for instances.
     #[command(subcommand)]
     Metadata(vnet_cmd::MetadataCmd),
+    /// Security groups of instances: groups, rules, and their counters.
+    #[command(subcommand, alias = "security-group")]
+    Secgroup(secgroup_cmd::SecgroupCmd),
     /// Tunnel ports (VXLAN, Geneve) and the underlay's neighbours.
     #[command(subcommand)]
     Tunnel(tunnel_cmd::TunnelCmd),
@@ -502,6 +506,7 @@ async fn run(cli: &Cli) -> Result<()> {
         Command::Network(c) => vnet_cmd::network(&dp_channel, c, json).await?,
         Command::Instance(c) => vnet_cmd::instance(&dp_channel, c, json).await?,
         Command::Metadata(c) => vnet_cmd::metadata(&dp_channel, c, json).await?,
+        Command::Secgroup(c) => secgroup_cmd::secgroup(&dp_channel, c, json).await?,
         Command::Tunnel(c) => tunnel_cmd::tunnel(&dp_channel, c, json).await?,
         Command::Conntrack(c) => conntrack_cmd::conntrack(&dp_channel, c, json).await?,
         Command::Trace(a) => trace_cmd::run(&dp_channel, a, json).await?,

@@ -80,6 +80,9 @@ pub struct InstanceAdd {
     /// A vxlan or geneve instance on another host: that host's tunnel endpoint IP.
     #[arg(long)]
     host_ip: Option<String>,
+    /// A security group whose rules filter its traffic (repeatable; none: not filtered).
+    #[arg(long = "secgroup")]
+    security_groups: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,6 +194,7 @@ pub async fn instance(ch: &Channel, cmd: &InstanceCmd, json: bool) -> Result<()>
                     port: a.port.clone().unwrap_or_default(),
                     host_mac: a.host_mac.clone().unwrap_or_default(),
                     host_ip: a.host_ip.clone().unwrap_or_default(),
+                    security_groups: a.security_groups.clone(),
                     ..Default::default()
                 })
                 .await?

@@ -594,6 +594,7 @@ pub fn compile(m: &Model) -> Vec<ProfileFlow> {
             }
         }
     }
+    crate::secgroups::compile(m, &mut out);
     out
 }
 

@@ -15,6 +15,7 @@ mod compile;
 mod model;
 mod overlay;
 mod react;
+pub mod secgroups;
 
 pub use compile::{compile, ProfileFlow};
 pub use model::{link_local_of, Instance, Model, Network, ProfileError};
@@ -39,6 +40,14 @@ pub mod table {
     pub const SWITCH_VNET: u8 = 60;
     /// L2 virtual networks over VXLAN and Geneve tunnels.
     pub const SWITCH_TUNNEL: u8 = 61;
+    /// Security groups (crate::secgroups): traffic from a filtered instance is tracked here...
+    pub const SG_EGRESS: u8 = 90;
+    /// ... and judged here (rules, replies, invalid), then switched.
+    pub const SG_EGRESS_CT: u8 = 91;
+    /// Traffic switched to a filtered instance (reg6 = its port) is tracked here...
+    pub const SG_INGRESS: u8 = 95;
+    /// ... and judged here, then output.
+    pub const SG_INGRESS_CT: u8 = 96;
 
     /// (table, name) as TABLE_FEATURES, dumps and metrics show them.
     pub const NAMES: &[(u8, &str)] = &[
@@ -54,6 +63,10 @@ pub mod table {
         (SWITCH_VLAN, "switch_vlan"),
         (SWITCH_VNET, "switch_vnet"),
         (SWITCH_TUNNEL, "switch_tunnel"),
+        (SG_EGRESS, "sg_egress"),
+        (SG_EGRESS_CT, "sg_egress_ct"),
+        (SG_INGRESS, "sg_ingress"),
+        (SG_INGRESS_CT, "sg_ingress_ct"),
     ];
 }
 
@@ -88,6 +101,12 @@ pub enum Role {
     /// Sends a neighbor solicitation for a known IPv6 address (subject: the
     /// network) to the control plane, which answers it.
     NdAnswer = 9,
+    /// Security groups (subject: the instance): a new connection a rule allowed (committed).
+    SgAllowed = 0x20,
+    /// ... a new connection no rule allowed (dropped).
+    SgNoRule = 0x21,
+    /// ... a packet conntrack found invalid (dropped).
+    SgInvalid = 0x22,
 }
 
 impl Role {
@@ -109,6 +128,9 @@ impl Role {
             7 => Role::VerifiedSource,
             8 => Role::ArpMiss,
             9 => Role::NdAnswer,
+            0x20 => Role::SgAllowed,
+            0x21 => Role::SgNoRule,
+            0x22 => Role::SgInvalid,
             _ => return None,
         })
     }

@@ -79,6 +79,8 @@ pub struct Instance {
     pub host_mac: Option<[u8; 6]>,
     /// Remote (vxlan, geneve): the tunnel endpoint of its host.
     pub host_ip: Option<Ipv4Addr>,
+    /// Its security groups (checked by [`Model::with_security_groups`]).
+    pub security_groups: Vec<String>,
 }
 
 impl Instance {
@@ -139,6 +141,8 @@ pub struct Model {
     pub ports: Vec<u32>,
     /// The tunnel ports to the peer hosts of vxlan and geneve networks.
     pub peers: Vec<crate::overlay::Peer>,
+    /// Checked security groups ([`Model::with_security_groups`]).
+    pub security_groups: Vec<crate::secgroups::SecurityGroup>,
 }
 
 impl Model {
@@ -467,6 +471,7 @@ impl Model {
                 port,
                 host_mac,
                 host_ip: inst.host_ip,
+                security_groups: inst.security_groups.clone(),
             });
         }
         if let Some(md) = metadata {

@@ -48,6 +48,7 @@ fn inst(name: &str, network: u32, mac: &str, ip: &str, port: Option<&str>) -> In
         port: port.map(Into::into),
         host_mac: None,
         host_ip: None,
+        security_groups: vec![],
     }
 }
 

@@ -40,6 +40,7 @@ fn inst(name: &str, network: u32, mac: &str, ip: &str, at: Result<&str, &str>) -
         port: at.ok().map(Into::into),
         host_mac: None,
         host_ip: at.err().map(|h| h.parse().unwrap()),
+        security_groups: vec![],
     }
 }
 
