@@ -4,6 +4,7 @@
 #                                       # resets alone take 15)
 #   bash tests/soak/run.sh flow_mod     # the scenarios whose name contains "flow_mod"
 #   FERROFLOW_SOAK=short bash tests/soak/run.sh   # the CI version (about 3 min)
+#   FERROFLOW_SOAK_GUEST_MINUTES=28 bash tests/soak/run.sh guest_resets   # 300 resets (quiet machine)
 # Each scenario prints one "SOAK ..." figure line; all of them are repeated at
 # the end. A scenario fails (and this script exits non-zero) when something is
 # lost (a failed call or restart, a crash, a dropped packet, fd/RSS growth past
