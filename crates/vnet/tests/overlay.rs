@@ -6,6 +6,8 @@ use ferroflow_config::{InstanceConfig, NetworkConfig, NetworkKind, PortConfig};
 use openflow::messages::FlowModCommand;
 use vnet::{compile, table, Model};
 
+/// A port as the description names it: its devargs are never handed to DPDK here (these
+/// tests start no EAL, so there is no argument list to carry `--no-pci`).
 fn port(name: &str, ofport: u32) -> PortConfig {
     PortConfig {
         name: name.into(),

@@ -8,6 +8,8 @@ use ferroflow_config::{
     OFPP_LOCAL,
 };
 
+/// A port as the description names it: its devargs are never handed to DPDK here (these
+/// tests start no EAL, so there is no argument list to carry `--no-pci`).
 pub fn port(name: &str, ofport: u32) -> PortConfig {
     PortConfig {
         name: name.into(),
