@@ -14,23 +14,12 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{DatapathLock, TempDir};
+use common::{ofctl, DatapathLock, TempDir};
 use mgmt::{config, ctl, eventually, port_toml, traffic, Daemon};
 use serde_json::Value;
 
 const OF_TARGET: &str = "tcp:127.0.0.1:16641";
 const METRICS: &str = "127.0.0.1:19471";
-
-fn ofctl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args(["60", "ovs-ofctl", "-O", "OpenFlow13"])
-        .args(args)
-        .output()
-        .expect("ovs-ofctl (apt-get install openvswitch-common)");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
 
 /// The flows of a dump without their counters and durations, sorted: what
 /// must not change when a change is refused.

@@ -7,8 +7,6 @@ mod common;
 // Every EAL argument list here comes from tests/common's eal_section: --no-pci,
 // its own --file-prefix, --in-memory and a --socket-limit memory cap.
 
-use std::process::Command;
-
 use common::*;
 
 const TARGET: &str = "tcp:127.0.0.1:16636";
@@ -19,17 +17,6 @@ fn start(tag: &str) -> Ferroflowd {
     config += "\n[[ports]]\nname = \"n1\"\ndevargs = \"net_null0,no-rx=1\"\nofport = 1\n";
     config += "\n[[ports]]\nname = \"n2\"\ndevargs = \"net_null1,no-rx=1\"\nofport = 2\n";
     Ferroflowd::start(tag, &config, 300.0)
-}
-
-fn ofctl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args(["60", "ovs-ofctl", "-O", "OpenFlow13"])
-        .args(args)
-        .output()
-        .expect("ovs-ofctl (apt-get install openvswitch-common)");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
 }
 
 fn actions(n: usize) -> String {
