@@ -22,27 +22,15 @@ use common::*;
 
 mod mgmt;
 
-/// ../shared/guest beside the repository, or $FERROFLOW_GUEST_TOOLS (a git
-/// worktree lives elsewhere).
-fn guest_tools() -> PathBuf {
-    let dir = std::env::var_os("FERROFLOW_GUEST_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/guest"));
-    assert!(
-        dir.join("e2e-pair.sh").exists(),
-        "THE GUEST TOOLS ARE MISSING: {} (shared/ must be checked out beside the repository)",
-        dir.display()
-    );
-    dir
-}
+mod guest;
+use guest::{
+    build_guest, build_guest_in, guest_tools, Boot, Guest, GUEST_CACHE, GUEST_TOOLS_CACHE,
+};
 
 fn wrapper() -> String {
     let w = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vhost/ferroflowd-vhost.sh");
     format!("{} $SOCKDIR client", w.display())
 }
-
-/// Guests are built once per machine (about 5 s) and cached.
-const GUEST_CACHE: &str = "/var/lib/ferroflow/guest";
 
 struct Results {
     text: String,
@@ -206,207 +194,6 @@ fn a_guest_reaches_a_namespace_host_behind_a_tap_port() {
     drop(ff.stop());
 }
 
-/// A QEMU guest (run-guest.sh) whose console goes to a file; stopped by PID
-/// (SIGTERM to run-guest.sh, which stops QEMU) if still running when dropped.
-struct Guest {
-    child: Option<std::process::Child>,
-    console: PathBuf,
-    name: &'static str,
-}
-
-impl Guest {
-    /// Boots a guest on one vhost-user socket that QEMU serves (the switch
-    /// connects: client mode), running `script`.
-    fn boot(
-        work: &TempDir,
-        name: &'static str,
-        sock: &std::path::Path,
-        mac: &str,
-        ip: &str,
-        script: &str,
-        env: &[(&str, &str)],
-    ) -> Guest {
-        Guest::boot_with(work, name, sock, mac, ip, script, env, GUEST_CACHE, 1, true)
-    }
-
-    /// As [`Guest::boot`], from the guest in `dir`, with `queues` queue pairs
-    /// (more than one: one vCPU per queue pair and multiqueue virtio-net);
-    /// `qemu_server` false: the switch serves the socket (its server mode)
-    /// and QEMU connects to it.
-    #[allow(clippy::too_many_arguments)]
-    fn boot_with(
-        work: &TempDir,
-        name: &'static str,
-        sock: &std::path::Path,
-        mac: &str,
-        ip: &str,
-        script: &str,
-        env: &[(&str, &str)],
-        dir: &str,
-        queues: u32,
-        qemu_server: bool,
-    ) -> Guest {
-        let console = work.path(&format!("{name}.log"));
-        let cmd_file = work.path(&format!("{name}.sh"));
-        std::fs::write(&cmd_file, script).unwrap();
-        let mut cmd = Command::new(guest_tools().join("run-guest.sh"));
-        cmd.args(["-d", dir]);
-        if queues == 1 {
-            let side = if qemu_server { "-N" } else { "-n" };
-            cmd.args([side, sock.to_str().unwrap(), "-M", mac]);
-        } else {
-            // run-guest.sh has no multiqueue option: the NIC comes whole from
-            // QEMU_EXTRA (the guest calls the first NIC eth0 all the same).
-            // vectors=0 as run-guest.sh sets under TCG (MSI-X crashes QEMU 7.2 there).
-            cmd.env(
-                "QEMU_EXTRA",
-                format!(
-                    "-smp {queues} -chardev socket,id=mq0,path={},server=on,wait=off \
-                     -netdev vhost-user,id=mqn0,chardev=mq0,queues={queues} \
-                     -device virtio-net-pci,netdev=mqn0,mac={mac},mq=on,vectors=0",
-                    sock.display()
-                ),
-            );
-        }
-        cmd.args(["-i", ip, "-t", "170", "-f", cmd_file.to_str().unwrap()])
-            .args(["-o", console.to_str().unwrap()])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(work.path(&format!("{name}.err"))).unwrap());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .expect("run-guest.sh (apt-get install qemu-system-x86)");
-        let g = Guest {
-            child: Some(child),
-            console,
-            name,
-        };
-        wait_path(sock, Duration::from_secs(30), "QEMU's vhost-user socket");
-        g
-    }
-
-    fn text(&self) -> String {
-        std::fs::read_to_string(&self.console).unwrap_or_default()
-    }
-
-    /// Waits for a line of the console, failing if the guest ends first.
-    fn wait_for(&mut self, marker: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let t = self.text();
-            if t.contains(marker) {
-                return t;
-            }
-            let ended = self.child.as_mut().unwrap().try_wait().unwrap();
-            assert!(
-                ended.is_none() && Instant::now() < deadline,
-                "guest {} {} before printing {marker}:\n{t}",
-                self.name,
-                if ended.is_some() {
-                    "ended"
-                } else {
-                    "timed out"
-                }
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits until `marker` has appeared `n` times (a guest that rebooted
-    /// prints its boot markers again).
-    fn wait_for_count(&mut self, marker: &str, n: usize, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let t = self.text();
-            if t.matches(marker).count() >= n {
-                return t;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "guest {}: {marker} seen {} of {n} times:\n{t}",
-                self.name,
-                t.matches(marker).count()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits for the guest to power off; its console.
-    fn finish(&mut self, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        let mut child = self.child.take().unwrap();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                let t = self.text();
-                assert!(
-                    status.success(),
-                    "guest {} exited with {status}:\n{t}",
-                    self.name
-                );
-                return t;
-            }
-            if Instant::now() > deadline {
-                let _ = sh(&format!("kill -TERM {}", child.id()));
-                let _ = child.wait();
-                panic!("guest {} did not finish:\n{}", self.name, self.text());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = sh(&format!("kill -TERM {}", c.id()));
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_path(p: &std::path::Path, limit: Duration, what: &str) {
-    let deadline = Instant::now() + limit;
-    while !p.exists() {
-        assert!(Instant::now() < deadline, "{what} never appeared: {p:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn build_guest() {
-    build_guest_in(GUEST_CACHE, "");
-}
-
-/// The guest with ethtool and tcpdump (multiqueue and capture tests); its
-/// own cache, so the plain guest stays small.
-const GUEST_TOOLS_CACHE: &str = "/var/lib/ferroflow/guest-tools";
-
-fn build_guest_in(dir: &str, extra_bins: &str) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut cmd = Command::new(guest_tools().join("build-guest.sh"));
-    cmd.arg(dir).env("EXTRA_BINS", extra_bins);
-    if dir != GUEST_CACHE {
-        // The kernel package the plain guest downloaded: no second download.
-        let deb = std::fs::read_dir(format!("{GUEST_CACHE}/.dl"))
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "deb"));
-        if let Some(deb) = deb {
-            cmd.env("KERNEL_DEB", deb);
-        }
-    }
-    let build = cmd.output().unwrap();
-    assert!(
-        build.status.success(),
-        "build-guest.sh: {}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-}
-
 /// While `guest` runs its script to the end: an iperf3 server (one test) in the namespace
 /// `ns`, and a capture on its interface of the same name (`filter`: tcpdump options and
 /// expression) into `pcap`. Returns the guest's console.
@@ -486,7 +273,7 @@ fn a_vhost_port_is_added_and_removed_under_running_guests() {
         "52:54:00:00:12:02",
         &format!("{ipb}/24"),
         "sleep 150",
-        &[],
+        &Boot::default(),
     );
     // A: wait for B, then a 10/s stream long enough to span C's whole life.
     let a_script = format!(
@@ -502,7 +289,7 @@ fn a_vhost_port_is_added_and_removed_under_running_guests() {
         "52:54:00:00:12:01",
         &format!("{ipa}/24"),
         &a_script,
-        &[],
+        &Boot::default(),
     );
     let mut config = eal_section("ff-t-hotplug");
     config += &format!(
@@ -560,17 +347,17 @@ fn a_vhost_port_is_added_and_removed_under_running_guests() {
             assert!(added.contains(&want), "{added}");
         };
         let boot = |qemu_server: bool| {
-            Guest::boot_with(
+            Guest::boot(
                 &work,
                 name,
                 sock,
                 &mac,
                 &format!("{ip}/24"),
                 &script,
-                &[],
-                GUEST_CACHE,
-                1,
-                qemu_server,
+                &Boot {
+                    qemu_server,
+                    ..Boot::default()
+                },
             )
         };
         let mut c = if server_mode {
@@ -697,7 +484,7 @@ fn a_guest_with_two_queue_pairs_uses_both_and_can_change_the_count() {
         "52:54:00:00:13:02",
         &format!("{ipb}/24"),
         "sleep 150",
-        &[],
+        &Boot::default(),
     );
     // Each phase: set the queue pairs, pause (the test reads the port's
     // per-queue counters), one 10/s ping stream pinned to each vCPU, pause
@@ -721,17 +508,18 @@ fn a_guest_with_two_queue_pairs_uses_both_and_can_change_the_count() {
         phase(2, 1),
         phase(3, 2)
     );
-    let mut a = Guest::boot_with(
+    let mut a = Guest::boot(
         &work,
         "a",
         &sa,
         "52:54:00:00:13:01",
         &format!("{ipa}/24"),
         &a_script,
-        &[],
-        GUEST_TOOLS_CACHE,
-        2,
-        true,
+        &Boot {
+            dir: GUEST_TOOLS_CACHE,
+            queues: 2,
+            ..Boot::default()
+        },
     );
     let mut config = eal_section("ff-t-mq");
     config += &format!(
@@ -828,7 +616,7 @@ fn guest_iperf_to_a_tap_host(tag: &str, net: &str, tap: &str, tso: bool) {
         "52:54:00:00:14:01",
         &format!("{ipg}/24"),
         &script,
-        &[],
+        &Boot::default(),
     );
     let mut config = eal_section(&format!("ff-t-{tag}"));
     config += "\n[bridge]\nfail_mode = \"standalone\"\n\n[datapath]\nidle_sleep_us = 100\n";
@@ -938,7 +726,7 @@ fn guest_tso_frames_over_ipv6_to_a_tap_port_are_counted_drops_not_oversized_fram
         "52:54:00:00:19:01",
         "198.18.19.1/24",
         &script,
-        &[],
+        &Boot::default(),
     );
     let mut config = eal_section(&format!("ff-t-{tag}"));
     config += "\n[bridge]\nfail_mode = \"standalone\"\n\n[datapath]\nidle_sleep_us = 100\n";
@@ -1029,7 +817,10 @@ fn two_guests_run_iperf_over_vhost_ports_with_and_without_tso() {
             "52:54:00:00:16:02",
             &format!("{ipb}/24"),
             "timeout 120 iperf3 -s -1 > /tmp/s.txt 2>&1; echo SERVER-DONE",
-            &[("NIC_OPTS", nic_opts)],
+            &Boot {
+                env: &[("NIC_OPTS", nic_opts)],
+                ..Boot::default()
+            },
         );
         let script = format!(
             "n=0; until ping -c 1 -W 1 {ipb} >/dev/null; do n=$((n+1)); [ $n -gt 60 ] && exit 1; done\n\
@@ -1043,7 +834,7 @@ fn two_guests_run_iperf_over_vhost_ports_with_and_without_tso() {
             "52:54:00:00:16:01",
             &format!("{ipa}/24"),
             &script,
-            &[],
+            &Boot::default(),
         );
         let mut config = eal_section(&format!("ff-t-{tag}"));
         config += "\n[bridge]\nfail_mode = \"standalone\"\n\n[datapath]\nidle_sleep_us = 100\n";
@@ -1215,30 +1006,6 @@ fn vhost_server_sockets_get_the_configured_mode_owner_and_group() {
     );
 }
 
-/// Sends `command` to QEMU's monitor (QMP) at `sock`.
-fn qmp(sock: &std::path::Path, command: &str) {
-    let script = format!(
-        "import json, socket, sys\n\
-         s = socket.socket(socket.AF_UNIX); s.connect({path:?}); f = s.makefile('rw')\n\
-         f.readline()\n\
-         for c in ('qmp_capabilities', {command:?}):\n\
-         \x20   f.write(json.dumps({{'execute': c}}) + '\\n'); f.flush()\n\
-         \x20   r = json.loads(f.readline())\n\
-         \x20   while 'event' in r: r = json.loads(f.readline())\n\
-         \x20   if 'error' in r: sys.exit(str(r))\n",
-        path = sock.display().to_string(),
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "QMP {command}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Guest B is reset (a reboot: its virtio device starts over) and later its
 /// QEMU is stopped and started again on the same socket, while guest A pings
 /// it at 5/s. The switch (client mode) reconnects each time without a
@@ -1255,7 +1022,6 @@ fn a_guest_reboot_and_a_qemu_restart_reconnect_and_the_link_follows() {
     const METRICS: &str = "127.0.0.1:19471";
     let (sa, sb) = (work.path("vhu0.sock"), work.path("vhu1.sock"));
     let (ipa, ipb) = ("198.18.13.1", "198.18.13.2");
-    let qmp_b = work.path("b.qmp");
     let boot_b = |n: u32| {
         Guest::boot(
             &work,
@@ -1264,15 +1030,11 @@ fn a_guest_reboot_and_a_qemu_restart_reconnect_and_the_link_follows() {
             "52:54:00:00:13:02",
             &format!("{ipb}/24"),
             "sleep 160",
-            // run-guest.sh passes -no-reboot (a guest reboot would end
-            // QEMU); reset instead, as a hypervisor does.
-            &[(
-                "QEMU_EXTRA",
-                &format!(
-                    "-action reboot=reset -qmp unix:{},server=on,wait=off",
-                    qmp_b.display()
-                ),
-            )],
+            // A guest reboot resets the machine, as a hypervisor does.
+            &Boot {
+                monitor: true,
+                ..Boot::default()
+            },
         )
     };
     let mut b = boot_b(1);
@@ -1289,7 +1051,7 @@ fn a_guest_reboot_and_a_qemu_restart_reconnect_and_the_link_follows() {
         "52:54:00:00:13:01",
         &format!("{ipa}/24"),
         &a_script,
-        &[],
+        &Boot::default(),
     );
     let mut config = mgmt::config("ff-t-reconn", &api, Some(METRICS), "");
     config += &format!(
@@ -1343,7 +1105,7 @@ fn a_guest_reboot_and_a_qemu_restart_reconnect_and_the_link_follows() {
 
     // 1. The guest reboots (a hard reset; QEMU keeps running).
     events.push(("reset B", start.elapsed()));
-    qmp(&qmp_b, "system_reset");
+    b.monitor().execute("system_reset");
     b.wait_for_count("GUEST-READY", 2, Duration::from_secs(60));
     events.push(("B up again", start.elapsed()));
     std::thread::sleep(Duration::from_secs(5));

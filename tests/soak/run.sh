@@ -4,12 +4,14 @@
 #                                       # resets alone take 15)
 #   bash tests/soak/run.sh flow_mod     # the scenarios whose name contains "flow_mod"
 #   FERROFLOW_SOAK=short bash tests/soak/run.sh   # the CI version (about 3 min)
-#   FERROFLOW_SOAK_GUEST_MINUTES=28 bash tests/soak/run.sh guest_resets   # 300 resets (quiet machine)
+#   FERROFLOW_SOAK_GUEST_MINUTES=60 bash tests/soak/run.sh guest_resets   # 300 resets (about 37 min)
 # Each scenario prints one "SOAK ..." figure line; all of them are repeated at
 # the end. A scenario fails (and this script exits non-zero) when something is
 # lost (a failed call or restart, a crash, a dropped packet, fd/RSS growth past
 # its stated bound), never on speed. Each scenario holds /tmp/cpu.lock while it
-# runs (its ferroflowd busy-polls) and stops its processes by PID. Run as root.
+# runs (its ferroflowd busy-polls) and stops its processes by PID; the long guest
+# resets do not (their ferroflowd sleeps when idle, and they last over half an
+# hour). Run as root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
