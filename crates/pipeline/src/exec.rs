@@ -172,7 +172,7 @@ impl Pipeline {
             resubmit_depth: 0,
             resubmits_left: MAX_RESUBMITS,
         };
-        self.walk(0, pkt, key, &mut cx, Emit::Final);
+        self.walk_inline(0, pkt, key, &mut cx, Emit::Final);
         cx.verdict
     }
 
@@ -244,7 +244,25 @@ impl Pipeline {
         cx.verdict
     }
 
+    /// [`walk_inline`](Self::walk_inline) as a call, for the nested walks (resubmit,
+    /// packet-out to TABLE): one copy of the walk for them.
+    #[inline(never)]
     fn walk<P: PacketBuf, S: Sink<P>>(
+        &self,
+        start: usize,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        last_emit: Emit,
+    ) {
+        self.walk_inline(start, pkt, key, cx, last_emit);
+    }
+
+    /// The walk from table `start`; inlined into [`process`](Self::process), the
+    /// per-packet entry, so that a packet's walk costs no call and its walk-wide state
+    /// stays in the caller's frame.
+    #[inline(always)]
+    fn walk_inline<P: PacketBuf, S: Sink<P>>(
         &self,
         start: usize,
         pkt: &mut P,
