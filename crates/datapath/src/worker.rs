@@ -464,8 +464,10 @@ impl Worker {
         owned: bool,
     ) {
         let pipeline = self.pipeline.load();
-        let mut kept_meta: [DecapMeta; BURST_SIZE] = [(0, 0, [0; 4], [0; 4]); BURST_SIZE];
+        // Filled only when packets may be handed over (the usual walk does not pay for it).
+        let mut kept_meta: [DecapMeta; BURST_SIZE];
         let tunnel = if !owned && pipeline.tracks && self.handoff.is_some() {
+            kept_meta = [(0, 0, [0; 4], [0; 4]); BURST_SIZE];
             let kept = self.hand_off(in_port, burst, tunnel, &mut kept_meta);
             if kept == 0 {
                 return;
@@ -618,11 +620,10 @@ impl Worker {
     /// [`HANDOFF_TAKE_PER_TURN`] per ring), in bursts of one ingress port each; returns
     /// how many it took. A packet from a port this worker no longer has is dropped
     /// (counted in `handoff_dropped`).
-    #[cold]
     fn take_handoffs(
         &mut self,
-        bufs: &mut Vec<MbufBurst>,
-        failed: &mut Vec<u64>,
+        bufs: &mut [MbufBurst],
+        failed: &mut [u64],
         tick_ns: TickNs,
     ) -> usize {
         let Some(h) = self.handoff.take() else {
