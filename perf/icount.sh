@@ -4,6 +4,9 @@
 # scenario, counted by callgrind over the measured pass of `crates/pipeline/benches/path.rs`
 # (`--toggle-collect=ff_bench_measured`). Instruction counts do not depend on the load of
 # this shared machine, so a change that makes the path longer shows in the table at once.
+# CTc, CTe and CTr are the connection-tracking scenarios of perf/run.sh (perf/flows/CT.flows
+# over 10k connections: ct(commit) on one-way UDP, established UDP, a SYN and its RST+ACK
+# opening each connection anew); the tracker's own cost is in docs/conntrack.md.
 # Prints figures only: nothing here asserts on them.
 #
 #   bash perf/icount.sh                 # every scenario
@@ -19,7 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(A B1k B10k C10k N ACL B1k-md)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(A B1k B10k C10k N ACL B1k-md CTc CTe CTr)
 BEFORE=${ICOUNT_BEFORE:-perf/icount-before.txt}
 
 if ! command -v valgrind >/dev/null; then

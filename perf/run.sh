@@ -31,6 +31,12 @@
 #           add-flows (a barrier after each flow-mod) and --bundle add-flows, and
 #           into ferroflowd with one gRPC batch (ferroflowctl flows add -f)
 #           (ovs-ofctl pinned to MAIN_CPU, where both control planes run).
+#           CTc:ct10k, CTe:ct10k-est and CTr:ct10k-synrst are connection tracking
+#           (perf/flows/CT.flows: ct to table 1, commit new connections, forward
+#           established ones) over 10k connections (perf/gen-ct-pcap.py): ct(commit)
+#           on one-way UDP (every packet +new), established UDP (both ways), and the
+#           connection rate (a SYN and its RST+ACK per connection, every replay opens
+#           each anew: new connections/s = packets/s / 2; the table prints it).
 # Environment: BENCH (../shared/bench beside this repository), FERROFLOWD,
 #   FERROFLOWCTL (default: beside FERROFLOWD), FF_REV (the
 #   revision to print when ROOT is not a git checkout),
@@ -48,7 +54,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 BENCH=${BENCH:-$(dirname "$0")/../../shared/bench}
 BENCH=$(cd "$BENCH" && pwd) || { echo "run.sh: no shared bench at $BENCH (set BENCH)" >&2; exit 1; }
 ROUNDS=3; DUR=5; WARM=3; WD=""; BUILD=1
-SCENARIOS="A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md N:l2 ACL:rand10k V:vhost flowmod:10000 flowmod:100000"
+SCENARIOS="A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md N:l2 ACL:rand10k CTc:ct10k CTe:ct10k-est CTr:ct10k-synrst V:vhost flowmod:10000 flowmod:100000"
 while getopts "r:d:W:w:nS:h" o; do
     case $o in
         r) ROUNDS=$OPTARG ;; d) DUR=$OPTARG ;; W) WARM=$OPTARG ;; w) WD=$OPTARG ;;
@@ -111,10 +117,19 @@ gen() { [ -f "$WD/pcap/$1.pcap" ] || python3 "$BENCH/gen-pcap.py" "${@:2}" -o "$
 gen p1k -f 1000; gen p100k -f 100000 -m 10000; gen p1k-md -f 1000 --metadata-every 10
 [ -f "$WD/pcap/acl-rand10k.pcap" ] || python3 "$HERE/gen-acl-pcap.py" -n 10000 -o "$WD/pcap/acl-rand10k.pcap"
 [ -f "$WD/pcap/l2-b.pcap" ] || python3 "$HERE/gen-l2-pcap.py" -H 500 -f 1000 -o "$WD/pcap/l2"
+for k in commit:ct10k est:ct10k-est synrst:ct10k-synrst; do
+    [ -f "$WD/pcap/${k#*:}.pcap" ] || python3 "$HERE/gen-ct-pcap.py" -k "${k%%:*}" -n 10000 -o "$WD/pcap/${k#*:}.pcap"
+done
 
-flows_file() { case $1 in ACL) echo "$HERE/flows/ACL.flows" ;; *) echo "$BENCH/flows/$1.flows" ;; esac; }
+flows_file() { case $1 in ACL|CT) echo "$HERE/flows/$1.flows" ;; *) echo "$BENCH/flows/$1.flows" ;; esac; }
 # What ofswitch-bench.sh is given for a scenario: ours (ACL) as flow file and pcap paths.
-bench_arg() { case $1 in ACL:rand10k) echo "$(flows_file ACL):$WD/pcap/acl-rand10k.pcap" ;; *) echo "$1" ;; esac; }
+bench_arg() {
+    case $1 in
+        ACL:rand10k) echo "$(flows_file ACL):$WD/pcap/acl-rand10k.pcap" ;;
+        CT?:ct*) echo "$(flows_file CT):$WD/pcap/${1#*:}.pcap" ;;
+        *) echo "$1" ;;
+    esac
+}
 nrules() { grep -cE '^[[:space:]]*[^#[:space:]]' "$1"; }
 
 # ---- flow check: every flow file loads into ferroflowd, every rule is there
@@ -127,7 +142,7 @@ flow_check() {
         echo "ferroflowd flowcheck:start FAILED $(tail -n 3 "$WD/logs/flowcheck-start.log" | tr '\n' ' ')" | tee -a "$RES"
         "$FF_HOOK" stop "$wd"; CUR_HOOK=""; release_lock; return
     fi
-    for f in A B1k B10k C10k V ACL; do
+    for f in A B1k B10k C10k V ACL CT; do
         n=$(nrules "$(flows_file $f)")
         $OFCTL del-flows "$t"
         if err=$($OFCTL add-flows "$t" "$(flows_file $f)" 2>&1); then
@@ -267,7 +282,7 @@ ceiling() {  # ceiling ROUND
         sed -e "s/^testpmd-\([a-z0-9]*\):\([^ ]*\)/testpmd \1:\2/" -e "s/\$/ round=$1/" | tee -a "$RES"
 }
 
-case " $SCENARIOS " in *" flowcheck "*|*" A:"*|*" B1k:"*|*" B10k:"*|*" C10k:"*|*" V:"*|*" ACL:"*) flow_check ;; esac
+case " $SCENARIOS " in *" flowcheck "*|*" A:"*|*" B1k:"*|*" B10k:"*|*" C10k:"*|*" V:"*|*" ACL:"*|*" CT"?":"*) flow_check ;; esac
 for r in $(seq "$ROUNDS"); do
     if [ $(( r % 2 )) = 1 ]; then order="ovs ff"; else order="ff ovs"; fi
     for sc in $SCENARIOS; do

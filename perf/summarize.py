@@ -27,6 +27,11 @@ TARGETS = OrderedDict([
     ("B1k:p1k-md", ("≥ 1.5x OVS", 1.5)),
     ("N:l2", ("≥ 1.5x OVS", 1.5)),
     ("ACL:rand10k", ("≥ 10x OVS", 10.0)),
+    # Issue 17: connection tracking, at least 1.5x in packets/s and in new connections/s
+    # (CTr: half its packets are new connections, so the two ratios are the same).
+    ("CTc:ct10k", ("≥ 1.5x OVS", 1.5)),
+    ("CTe:ct10k-est", ("≥ 1.5x OVS", 1.5)),
+    ("CTr:ct10k-synrst", ("≥ 1.5x OVS in new connections/s", 1.5)),
     ("V:vhost", ("≥ 1.0x OVS in cycles/packet", 1.0)),
 ])
 # flow-mods: ferroflowd's --bundle add-flows ≥ 2x as fast as OVS's --bundle, and
@@ -136,6 +141,14 @@ def main():
             f(ovs), vals("ovs-dpdk", sc) or "-", f(ovc, "%.0f"),
             f(ratio, "%.2fx") + (" (%s)" % "/".join(pairs) if pairs else ""),
             "%s (%s)" % (f(tp), f(tpc, "%.0f")) if tp else "-", tgt, verdict))
+
+    # The connection rate: each CTr packet pair is one connection opened anew.
+    for sc in order:
+        if sc.startswith("CTr:"):
+            ff, ovs = m("ferroflowd", sc, "mpps"), m("ovs-dpdk", sc, "mpps")
+            f = lambda x: "%.2f M/s" % (x / 2) if x is not None else "-"
+            print()
+            print("New connections per second (%s, half its packets): ferroflowd %s, OVS-DPDK %s" % (sc, f(ff), f(ovs)))
 
     fm = [sc for sc in order if sc.startswith("flowmod:")]
     if fm:

@@ -786,12 +786,28 @@ fn conntrack_metrics(r: &Registry, sw: &crate::switch::Switch) {
         "Connections the worker's table holds at most ([conntrack] max_connections); a full table refuses new connections.",
         &["lcore"],
     );
+    let handed_off = counter(
+        r,
+        "ferroflow_conntrack_handed_off_total",
+        "Packets the worker handed to the worker owning their connection (several workers; docs/conntrack.md).",
+        &["lcore"],
+    );
+    let handoff_dropped = counter(
+        r,
+        "ferroflow_conntrack_handoff_dropped_total",
+        "Packets dropped on their way to the worker owning their connection (its ring was full).",
+        &["lcore"],
+    );
     for w in replies.iter().filter(|w| w.enabled) {
         let lcore = w.lcore.to_string();
         worker_entries
             .with_label_values(&[&lcore])
             .set(w.stats.entries as i64);
         worker_capacity.with_label_values(&[&lcore]).set(capacity);
+        handed_off.with_label_values(&[&lcore]).inc_by(w.handed_off);
+        handoff_dropped
+            .with_label_values(&[&lcore])
+            .inc_by(w.handoff_dropped);
     }
     let stats = crate::api::conntrack::stats_reply(&replies, None, capacity as u64);
     let entries = gauge(

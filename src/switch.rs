@@ -93,6 +93,8 @@ pub enum RebalanceError {
     /// A move failed; the moves before it are in place.
     #[error(transparent)]
     Datapath(datapath::DatapathError),
+    #[error("no worker runs on lcore {0}")]
+    NoSuchLcore(u32),
 }
 
 /// Why a connection-tracking operation (dump, flush, stats) did not complete.
@@ -558,6 +560,33 @@ impl Switch {
         self.counters.rx_queue_moves.fetch_add(n as u64, Relaxed);
         moved.map_err(RebalanceError::Datapath)?;
         Ok((plan, n))
+    }
+
+    /// Moves rx queue `queue` of `port` to the worker on `to_lcore`; returns the lcore it
+    /// was on.
+    pub fn move_rx_queue(
+        &self,
+        port: &str,
+        queue: u16,
+        to_lcore: u32,
+    ) -> Result<u32, RebalanceError> {
+        let mut st = self.lock()?;
+        let dp = st.datapath.as_mut().ok_or(RebalanceError::NoDatapath)?;
+        let health = dp.health();
+        let worker = (0..dp.workers_count())
+            .find(|&w| health.lcore(w) == to_lcore)
+            .ok_or(RebalanceError::NoSuchLcore(to_lcore))?;
+        let from = dp
+            .workers()
+            .iter()
+            .find(|w| w.rx_queues.iter().any(|(p, q)| p == port && *q == queue))
+            .map(|w| w.lcore);
+        dp.move_rx_queue(port, queue, worker)
+            .map_err(RebalanceError::Datapath)?;
+        if from != Some(to_lcore) {
+            self.counters.rx_queue_moves.fetch_add(1, Relaxed);
+        }
+        Ok(from.unwrap_or(to_lcore))
     }
 
     /// Asks every worker's connection tracker (dump, flush or stats) and waits for the

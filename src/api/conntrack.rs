@@ -118,6 +118,9 @@ pub fn stats_reply(
         r.collisions += s.collisions;
         r.expired += s.expired;
         r.related += s.related;
+        r.foreign += s.foreign;
+        r.handed_off += w.handed_off;
+        r.handoff_dropped += w.handoff_dropped;
         if zone.is_none() {
             let t = r.totals.get_or_insert_with(Default::default);
             add(t, s.entries, s.committed, s.invalid, s.table_full);

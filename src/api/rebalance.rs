@@ -15,6 +15,12 @@ impl From<RebalanceError> for ApiError {
         match e {
             RebalanceError::Busy(_) => ApiError::Unavailable(msg),
             RebalanceError::NoDatapath => ApiError::FailedPrecondition(msg),
+            RebalanceError::NoSuchLcore(_)
+            | RebalanceError::Datapath(
+                datapath::DatapathError::NoSuchPort(_)
+                | datapath::DatapathError::NoSuchQueue { .. }
+                | datapath::DatapathError::NoSuchWorker(_),
+            ) => ApiError::NotFound(msg),
             // A stalled worker or a move still in flight: the client may retry.
             RebalanceError::Datapath(
                 datapath::DatapathError::MoveTimeout { .. }
@@ -72,5 +78,32 @@ impl pb::rebalance_service_server::RebalanceService for Rebalance {
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(Status::from)?;
         Ok(Response::new(reply))
+    }
+
+    async fn move_rx_queue(
+        &self,
+        req: Request<pb::MoveRxQueueRequest>,
+    ) -> Result<Response<pb::QueueMove>, Status> {
+        let r = req.into_inner();
+        let queue = u16::try_from(r.queue).map_err(|_| {
+            Status::from(ApiError::InvalidArgument {
+                field: "queue".into(),
+                message: format!("{} is not a queue number", r.queue),
+            })
+        })?;
+        let api = Arc::clone(&self.0);
+        let port = r.port.clone();
+        let from = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+            Ok(api.sw.move_rx_queue(&port, queue, r.to_lcore)?)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(Status::from)?;
+        Ok(Response::new(pb::QueueMove {
+            port: r.port,
+            queue: r.queue,
+            from_lcore: from,
+            to_lcore: r.to_lcore,
+        }))
     }
 }

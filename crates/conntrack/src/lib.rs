@@ -20,8 +20,8 @@ mod tcp;
 pub use nat::{NatKind, NatRange};
 pub use packet::{parse_ethernet, parse_ip, Addr, Packet, L4};
 pub use table::{
-    shard_of, ConnInfo, CtResult, CtState, Rewrite, Stats, TrackOptions, Tracker, Tuple, ZoneStats,
-    MAX_ZONES,
+    shard_of, shard_of_frame, ConnInfo, CtResult, CtState, Rewrite, Stats, TrackOptions, Tracker,
+    Tuple, ZoneStats, MAX_ZONES,
 };
 pub use tcp::{TcpState, TcpTimeouts};
 

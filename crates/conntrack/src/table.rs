@@ -161,6 +161,11 @@ pub struct Stats {
     pub expired: u64,
     /// ICMP errors found related to a connection.
     pub related: u64,
+    /// Packets tracked on a shard that does not own their connection ([`shard_of`]): with
+    /// several workers, their addresses or ports were rewritten before `ct` (the datapath
+    /// chose the worker by the packet as it arrived). Such a connection may be tracked
+    /// apart in two shards; 0 with one worker.
+    pub foreign: u64,
 }
 
 /// Counters of one zone (what the per-zone metrics show). A shard keeps them for up to
@@ -331,10 +336,12 @@ impl Tracker {
     /// Tracks one packet at time `now_ms` (a monotonic clock in milliseconds).
     pub fn track(&mut self, pkt: &Packet, o: &TrackOptions, now_ms: u64) -> CtResult {
         self.stats.packets += 1;
-        debug_assert!(
-            self.cfg.shards == 1 || shard_of(pkt, self.cfg.shards) == self.cfg.shard,
-            "packet tracked on the wrong shard"
-        );
+        // The datapath hands every packet to the worker of its connection's shard by the
+        // packet as it arrived; a pipeline that rewrites addresses or ports before `ct`
+        // can still bring it to another shard: tracked here all the same, and counted.
+        if self.cfg.shards > 1 && shard_of(pkt, self.cfg.shards) != self.cfg.shard {
+            self.stats.foreign += 1;
+        }
         if let L4::IcmpError { quoted, .. } = pkt.l4 {
             return self.related(pkt, &quoted, o, now_ms);
         }
@@ -914,6 +921,19 @@ pub fn shard_of(p: &Packet, shards: usize) -> usize {
         L4::IcmpOther { .. } | L4::Other => (p.src, 0, p.dst, 0, p.proto),
     };
     symmetric(a, pa, b, pb, proto, shards)
+}
+
+/// The shard of an Ethernet frame's connection ([`shard_of`] of its IP packet, behind up
+/// to two VLAN tags), or `None` when it is not IP or does not parse (such a packet is
+/// `+inv` on any shard: the datapath leaves it where it arrived). Checksums are not
+/// verified: they do not change the shard.
+pub fn shard_of_frame(frame: &[u8], shards: usize) -> Option<usize> {
+    if shards <= 1 {
+        return Some(0);
+    }
+    crate::parse_ethernet(frame, false)
+        .ok()
+        .map(|p| shard_of(&p, shards))
 }
 
 fn shard_of_tuple(t: &Tuple, shards: usize) -> usize {

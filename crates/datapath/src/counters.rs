@@ -143,6 +143,13 @@ pub struct WorkerCounters {
     /// Control-plane frames (packet-out) for a port this worker had not applied yet or no
     /// longer had, dropped.
     pub inject_dropped: Counter,
+    /// Packets handed to the worker that owns their connection ([`crate::handoff`]).
+    pub handed_off: Counter,
+    /// Packets other workers handed to this one, walked here.
+    pub handoff_received: Counter,
+    /// Packets dropped on the way: the owner's ring was full (counted by the sender, also
+    /// as a drop on the ingress port), or their port was gone when the owner took them.
+    pub handoff_dropped: Counter,
 }
 
 impl WorkerCounters {
@@ -158,6 +165,9 @@ impl WorkerCounters {
             bursts: Default::default(),
             unknown_port_outputs: Counter::default(),
             inject_dropped: Counter::default(),
+            handed_off: Counter::default(),
+            handoff_received: Counter::default(),
+            handoff_dropped: Counter::default(),
         }
     }
 
@@ -187,6 +197,9 @@ impl WorkerCounters {
             },
             unknown_port_outputs: self.unknown_port_outputs.get(),
             inject_dropped: self.inject_dropped.get(),
+            handed_off: self.handed_off.get(),
+            handoff_received: self.handoff_received.get(),
+            handoff_dropped: self.handoff_dropped.get(),
             rx_queues: Vec::new(),
             rx_queue_stats: Vec::new(),
         }
@@ -245,6 +258,10 @@ pub struct WorkerReport {
     pub unknown_port_outputs: u64,
     /// Packet-outs dropped because the worker did not have their port (yet, or any more).
     pub inject_dropped: u64,
+    /// Connection tracking over several workers ([`WorkerCounters::handed_off`] and on).
+    pub handed_off: u64,
+    pub handoff_received: u64,
+    pub handoff_dropped: u64,
     /// The (port, rx queue) pairs the worker polls.
     pub rx_queues: Vec<(String, u16)>,
     /// The same queues with their counters, in the same order.

@@ -44,6 +44,11 @@ pub struct ConntrackReply {
     pub stats: Stats,
     /// `Stats`: per zone.
     pub zones: Vec<ZoneStats>,
+    /// Packets this worker handed to the worker owning their connection, and those it
+    /// dropped because that worker's ring was full or their port was gone
+    /// ([`crate::handoff`]).
+    pub handed_off: u64,
+    pub handoff_dropped: u64,
 }
 
 /// A request the worker answers between bursts.

@@ -333,7 +333,9 @@ impl Datapath {
             * nworkers
             * (u32::from(settings.rx_descriptors) + u32::from(settings.tx_descriptors))
             + nworkers * (nports + 1) * 64
-            + 512 * (nworkers + 1);
+            + 512 * (nworkers + 1)
+            // Packets on their way to the worker owning their connection.
+            + nworkers * (nworkers - 1) * crate::handoff::HANDOFF_RING as u32;
         let count = if settings.mbufs > 0 {
             settings.mbufs
         } else {
@@ -367,6 +369,7 @@ impl Datapath {
             load_baseline: (dpdk::rdtsc(), Vec::new()),
         };
         let tsc_epoch = dpdk::rdtsc();
+        let mut handoffs = crate::handoff::mesh(lcores.len()).into_iter();
         for (w, lcore) in lcores.iter().enumerate() {
             let counters = Arc::new(WorkerCounters::new(*lcore, MAX_PORTS));
             dp.counters.push(Arc::clone(&counters));
@@ -399,6 +402,7 @@ impl Datapath {
                 tunnels: Arc::clone(&dp.tunnels),
                 slow: Arc::clone(&dp.slow),
                 capture: Arc::clone(&dp.capture),
+                handoff: handoffs.next().flatten(),
             };
             let launched = match LaunchedWorker::launch(eal, *lcore, move || worker.run()) {
                 Ok(l) => l,

@@ -18,6 +18,7 @@ mod closer;
 mod counters;
 mod ct_ops;
 mod datapath;
+pub mod handoff;
 mod health;
 mod pkt;
 mod ports;

@@ -11,6 +11,7 @@ use pipeline::{Emit, PipelineHandle, Sink, WorkerContext};
 use crate::capture::{CaptureTap, CAPTURE_RX, CAPTURE_TX};
 use crate::counters::{burst_bucket, QueueCounters, WorkerCounters};
 use crate::datapath::Command;
+use crate::handoff::{DecapMeta, Handed, Handoff, HANDOFF_TAKE_PER_TURN};
 use crate::health::WorkerHealth;
 use crate::pkt::Pkt;
 use crate::ports::PortIndex;
@@ -63,11 +64,10 @@ pub(crate) struct Worker {
     pub slow: Arc<SlowQueue>,
     /// Live capture: one flag load per burst and port when off.
     pub capture: Arc<CaptureTap>,
+    /// With several workers: the rings that carry packets to the worker owning their
+    /// connection ([`crate::handoff`]).
+    pub handoff: Option<Handoff>,
 }
-
-/// What a decapsulated packet brings to its walk: its tunnel port, VNI, and outer IPv4
-/// source and destination (`tun_src`, `tun_dst`).
-type DecapMeta = (u32, u32, [u8; 4], [u8; 4]);
 
 /// Final outputs of the packet being walked that wait for the end of the walk.
 const DEFERRED: usize = 16;
@@ -281,6 +281,13 @@ impl Worker {
         // that this worker uses nothing any more.
         let _exited = ExitedOnDrop(Arc::clone(&self.health), self.id);
         while !self.stop.load(Relaxed) {
+            // Before the commands: a packet handed over from a port that a command removes
+            // is walked before the removal, or dropped after it (its slot is unknown).
+            let handed = if self.handoff.is_some() {
+                self.take_handoffs(&mut bufs, &mut failed, tick_ns)
+            } else {
+                0
+            };
             if !self.commands.is_empty() {
                 self.apply_commands(&mut bufs, &mut failed);
             }
@@ -339,7 +346,7 @@ impl Worker {
             // Total first: a reader that reads busy, then total, never sees busy > total.
             self.counters.total_cycles.add(spent);
             self.counters.iterations.add(1);
-            if got > 0 {
+            if got > 0 || handed > 0 {
                 self.counters.busy_cycles.add(spent);
                 self.counters.busy_iterations.add(1);
                 self.counters.packets.add(got as u64);
@@ -375,7 +382,7 @@ impl Worker {
                 return;
             }
         }
-        self.walk(in_port, burst, bufs, failed, None);
+        self.walk(in_port, burst, bufs, failed, None, false);
     }
 
     /// Takes what is for the tunnel layer out of a burst from an uplink: decapsulates
@@ -436,14 +443,16 @@ impl Worker {
         c.dropped.add(dropped);
         if !decap.is_empty() {
             let n = decap.len();
-            self.walk(in_port, &mut decap, bufs, failed, Some(&meta[..n]));
+            self.walk(in_port, &mut decap, bufs, failed, Some(&meta[..n]), false);
         }
         *burst = pass;
     }
 
     /// Walks a burst through the pipeline; `tunnel`: per packet, the tunnel port it came
     /// from, its VNI and outer source and destination (the burst was decapsulated; its tallies still go to `in_port`,
-    /// the uplink, apart from rx, counted by [`Self::uplink_rx`]).
+    /// the uplink, apart from rx, counted by [`Self::uplink_rx`]). Unless `owned` (the
+    /// packets were handed to this worker), packets whose connection another worker owns
+    /// go to it first when the version tracks connections ([`Self::hand_off`]).
     #[inline]
     fn walk(
         &mut self,
@@ -452,13 +461,26 @@ impl Worker {
         bufs: &mut [MbufBurst],
         failed: &mut [u64],
         tunnel: Option<&[DecapMeta]>,
+        owned: bool,
     ) {
+        let pipeline = self.pipeline.load();
+        // Filled only when packets may be handed over (the usual walk does not pay for it).
+        let mut kept_meta: [DecapMeta; BURST_SIZE];
+        let tunnel = if !owned && pipeline.tracks && self.handoff.is_some() {
+            kept_meta = [(0, 0, [0; 4], [0; 4]); BURST_SIZE];
+            let kept = self.hand_off(in_port, burst, tunnel, &mut kept_meta);
+            if kept == 0 {
+                return;
+            }
+            tunnel.map(|_| &kept_meta[..kept])
+        } else {
+            tunnel
+        };
         let n = burst.len();
         // Start loading every header of the burst before touching the first.
         for i in 0..n {
             burst.prefetch(i);
         }
-        let pipeline = self.pipeline.load();
         let ofport = self.ports.ofport(in_port);
         // Every key of the burst first, in place: the headers arrive while earlier ones are
         // parsed, and the walks then start from keys already in cache.
@@ -527,6 +549,145 @@ impl Worker {
         c.invalid_ttl.add(t.invalid_ttl);
         c.action_errors.add(t.action_errors);
         c.resubmit_limit_drops.add(t.resubmit_limit_drops);
+    }
+
+    /// Takes the packets of `burst` whose connection another worker owns out of it and
+    /// pushes them to that worker's ring; returns how many stay (their tunnel metadata, if
+    /// any, moved to `kept_meta` in the same order). A full ring drops the packet: counted
+    /// in `handoff_dropped` and as a drop on its ingress port.
+    #[inline]
+    fn hand_off(
+        &mut self,
+        in_port: usize,
+        burst: &mut MbufBurst,
+        tunnel: Option<&[DecapMeta]>,
+        kept_meta: &mut [DecapMeta; BURST_SIZE],
+    ) -> usize {
+        let Some(h) = self.handoff.as_ref() else {
+            return burst.len();
+        };
+        let shards = h.shards();
+        let mut kept = MbufBurst::new();
+        let (mut sent, mut dropped, mut dropped_bytes) = (0u64, 0u64, 0u64);
+        for (i, m) in burst.drain().enumerate() {
+            let meta = tunnel.and_then(|t| t.get(i).copied());
+            match conntrack::shard_of_frame(m.data(), shards) {
+                Some(owner) if owner != self.id => {
+                    let Some(ring) = h.to.get(owner).and_then(Option::as_ref) else {
+                        // Not reached: every other worker has a ring.
+                        let _ = kept.push(m);
+                        continue;
+                    };
+                    let len = m.len() as u64;
+                    let handed = Handed {
+                        m,
+                        slot: in_port as u16,
+                        tunnel: meta,
+                    };
+                    match ring.push(handed) {
+                        Ok(()) => sent += 1,
+                        Err(refused) => {
+                            drop(refused);
+                            dropped += 1;
+                            dropped_bytes += len;
+                        }
+                    }
+                }
+                _ => {
+                    if let Some(meta) = meta {
+                        kept_meta[kept.len()] = meta;
+                    }
+                    // At most as many as the burst held: never full.
+                    let _ = kept.push(m);
+                }
+            }
+        }
+        *burst = kept;
+        self.counters.handed_off.add(sent);
+        if dropped > 0 {
+            self.counters.handoff_dropped.add(dropped);
+            let c = &self.counters.ports[in_port];
+            if tunnel.is_none() {
+                c.rx_packets.add(dropped);
+                c.rx_bytes.add(dropped_bytes);
+            }
+            c.dropped.add(dropped);
+        }
+        burst.len()
+    }
+
+    /// Walks the packets other workers handed to this one (at most
+    /// [`HANDOFF_TAKE_PER_TURN`] per ring), in bursts of one ingress port each; returns
+    /// how many it took. A packet from a port this worker no longer has is dropped
+    /// (counted in `handoff_dropped`).
+    fn take_handoffs(
+        &mut self,
+        bufs: &mut [MbufBurst],
+        failed: &mut [u64],
+        tick_ns: TickNs,
+    ) -> usize {
+        let Some(h) = self.handoff.take() else {
+            return 0;
+        };
+        if h.from.iter().all(|r| r.is_empty()) {
+            self.handoff = Some(h);
+            return 0;
+        }
+        let now = rdtsc().wrapping_sub(self.tsc_epoch);
+        self.ctx.set_now(Duration::from_nanos(tick_ns.ns(now)));
+        let mut burst = MbufBurst::new();
+        let mut meta: [DecapMeta; BURST_SIZE] = [(0, 0, [0; 4], [0; 4]); BURST_SIZE];
+        // The ingress slot of the packets in `burst`, and whether they were decapsulated.
+        let mut current: Option<(usize, bool)> = None;
+        let mut taken = 0;
+        let mut gone = 0u64;
+        for ring in h.from.iter() {
+            for _ in 0..HANDOFF_TAKE_PER_TURN {
+                let Some(x) = ring.pop() else {
+                    break;
+                };
+                let slot = usize::from(x.slot);
+                if !self.tx.get(slot).is_some_and(Option::is_some) {
+                    gone += 1;
+                    continue;
+                }
+                let key = (slot, x.tunnel.is_some());
+                if let Some(c) = current.filter(|&c| c != key || burst.is_full()) {
+                    self.walk_handed(c, &mut burst, &meta, bufs, failed);
+                }
+                current = Some(key);
+                if let Some(t) = x.tunnel {
+                    meta[burst.len()] = t;
+                }
+                let _ = burst.push(x.m);
+                taken += 1;
+            }
+        }
+        if let Some(c) = current {
+            self.walk_handed(c, &mut burst, &meta, bufs, failed);
+        }
+        self.counters.handoff_received.add(taken as u64);
+        self.counters.handoff_dropped.add(gone);
+        self.handoff = Some(h);
+        taken
+    }
+
+    /// Walks a burst of handed-over packets from one port and sends what it outputs.
+    fn walk_handed(
+        &mut self,
+        (slot, decapsulated): (usize, bool),
+        burst: &mut MbufBurst,
+        meta: &[DecapMeta; BURST_SIZE],
+        bufs: &mut [MbufBurst],
+        failed: &mut [u64],
+    ) {
+        if burst.is_empty() {
+            return;
+        }
+        let n = burst.len();
+        let tunnel = decapsulated.then(|| &meta[..n]);
+        self.walk(slot, burst, bufs, failed, tunnel, true);
+        self.flush(bufs, failed);
     }
 
     /// Hands every port's pending packets to its tx queue; what it refuses is dropped.
@@ -621,12 +782,14 @@ impl Worker {
                 Command::Conntrack(req) => {
                     let now_ms = self.ctx.now_ns / 1_000_000;
                     let lcore = self.health.lcore(self.id);
-                    let reply = crate::ct_ops::answer(
+                    let mut reply = crate::ct_ops::answer(
                         self.ctx.conntrack.as_deref_mut(),
                         req.op,
                         lcore,
                         now_ms,
                     );
+                    reply.handed_off = self.counters.handed_off.get();
+                    reply.handoff_dropped = self.counters.handoff_dropped.get();
                     // The control plane may have given up waiting: the reply is dropped.
                     let _ = req.reply.try_send(reply);
                 }

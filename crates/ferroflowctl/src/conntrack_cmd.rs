@@ -165,6 +165,12 @@ pub async fn conntrack(ch: &Channel, cmd: &ConntrackCmd, json: bool) -> Result<(
                     "packets {} malformed {} related {} expired {} nat_exhausted {} collisions {}",
                     r.packets, r.malformed, r.related, r.expired, r.nat_exhausted, r.collisions
                 );
+                if r.handed_off + r.handoff_dropped + r.foreign > 0 {
+                    println!(
+                        "handed_off {} handoff_dropped {} foreign {}",
+                        r.handed_off, r.handoff_dropped, r.foreign
+                    );
+                }
             }
             let rows: Vec<Vec<String>> = r
                 .zones

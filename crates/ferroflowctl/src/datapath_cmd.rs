@@ -32,6 +32,12 @@ pub enum DatapathCmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Move one rx queue to the worker on LCORE (`ferroflowctl status` lists them).
+    MoveRxq {
+        port: String,
+        queue: u32,
+        lcore: u32,
+    },
 }
 
 pub async fn status(ch: &Channel, args: &StatusArgs, json: bool) -> Result<()> {
@@ -219,6 +225,24 @@ fn table_text(header: &[&str], rows: &[Vec<String>]) -> String {
 pub async fn datapath(ch: &Channel, cmd: &DatapathCmd, json: bool) -> Result<()> {
     let mut c = pb::rebalance_service_client::RebalanceServiceClient::new(ch.clone());
     match cmd {
+        DatapathCmd::MoveRxq { port, queue, lcore } => {
+            let m = c
+                .move_rx_queue(pb::MoveRxQueueRequest {
+                    port: port.clone(),
+                    queue: *queue,
+                    to_lcore: *lcore,
+                })
+                .await?
+                .into_inner();
+            if json {
+                print_json(&m);
+            } else {
+                println!(
+                    "port {} queue {}: lcore {} -> lcore {}",
+                    m.port, m.queue, m.from_lcore, m.to_lcore
+                );
+            }
+        }
         DatapathCmd::Rebalance { dry_run } => {
             let r = c
                 .rebalance(pb::RebalanceRequest { dry_run: *dry_run })

@@ -5,7 +5,12 @@
 //! 100k flows), N (a learning switch: NORMAL from table 0, 1k hosts learned, on two ports
 //! sending to each other), ACL (random headers against a handful of ACL rules on different
 //! fields and prefix lengths) and B1k-md (B1k with every 10th flow to the metadata
-//! service, which the DNAT rule rewrites with 3 set-fields).
+//! service, which the DNAT rule rewrites with 3 set-fields), and the connection-tracking
+//! firewall of `perf/flows/CT.flows` (ct to table 1, commit new connections, forward
+//! established ones) over 10k connections: CTc (one UDP datagram per connection, one way:
+//! every packet `+new` and committed again), CTe (a datagram and its reply: `+est`) and CTr
+//! (a SYN and its RST+ACK: every pass opens each connection anew; the tracker's count of
+//! committed connections is printed to show it).
 //!
 //! Made to be counted, not timed: the machine has no hardware counters and shares its two
 //! CPUs, so instruction counts are the stable measure. Run under callgrind, collecting only
@@ -111,6 +116,10 @@ fn traffic(name: &str, instances: u64, flows: u64) -> Vec<(u32, VecBuf)> {
         }
         "N" => frames(instances, flows, true, 0),
         "B1k-md" => frames(instances, flows, false, 10),
+        "CTc" | "CTe" | "CTr" => ct_frames(name, flows)
+            .iter()
+            .map(|f| (1, VecBuf::new(f)))
+            .collect(),
         _ => frames(instances, flows, false, 0),
     }
 }
@@ -121,7 +130,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let shapes: [Shape; 7] = [
+    let shapes: [Shape; 10] = [
         ("A", shape_a, 1, 1000),
         ("B1k", || shape_b(1000), 1000, 1000),
         ("B10k", || shape_b(10_000), 10_000, 100_000),
@@ -129,6 +138,10 @@ fn main() {
         ("N", shape_normal, 1000, 1000),
         ("ACL", shape_acl, 0, 10_000),
         ("B1k-md", || shape_b(1000), 1000, 1000),
+        // Flows here are connections (CTe and CTr send two packets each).
+        ("CTc", shape_ct, 0, 10_000),
+        ("CTe", shape_ct, 0, 10_000),
+        ("CTr", shape_ct, 0, 10_000),
     ];
     for (name, build, instances, flows) in shapes {
         if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {
@@ -137,13 +150,16 @@ fn main() {
         let ft = build();
         let pl = ft.current();
         let mut ctx = ft.worker_context(0);
+        if name.starts_with("CT") {
+            ctx.attach_conntrack(conntrack::Tracker::new(conntrack::Config::default()).unwrap());
+        }
         // Frames that actions rewrite (B1k-md's DNAT) are restored between passes, outside
         // the measured function.
         let orig = traffic(name, instances, flows);
         let mut pkts = orig.clone();
         let mut sink = Count(0);
         // At least 100k packets measured, after one pass that learns and warms caches.
-        let rounds = (100_000 / flows).max(1);
+        let rounds = (100_000 / orig.len() as u64).max(1);
         pass(&pl, &mut pkts, &mut ctx, &mut sink);
         let mut measured = std::time::Duration::ZERO;
         for _ in 0..rounds {
@@ -152,11 +168,22 @@ fn main() {
             ff_bench_measured(&pl, &mut pkts, &mut ctx, &mut sink);
             measured += t.elapsed();
         }
-        let n = rounds * flows;
+        let n = rounds * orig.len() as u64;
         let ns = measured.as_nanos() as f64 / n as f64;
         let kinds: Vec<&str> = pl.tables.iter().map(|t| t.kind()).collect();
+        let ct = ctx
+            .conntrack
+            .as_ref()
+            .map(|t| {
+                let s = t.stats();
+                format!(
+                    ", conntrack: {} committed, {} invalid, {} entries",
+                    s.committed, s.invalid, s.entries
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "{name}: {n} packets measured, {ns:.1} ns/packet, tables {kinds:?}, sink {}",
+            "{name}: {n} packets measured, {ns:.1} ns/packet, tables {kinds:?}, sink {}{ct}",
             black_box(sink.0)
         );
     }

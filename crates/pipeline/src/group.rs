@@ -146,6 +146,8 @@ pub struct CompiledGroups {
     index: HashMap<u32, u32>,
     groups: Box<[CompiledGroup]>,
     pub(crate) counters: CounterBlock,
+    /// Some bucket runs `ct`: [`crate::Pipeline::tracks`].
+    pub tracks: bool,
 }
 
 impl Counted for CompiledGroups {
@@ -227,6 +229,7 @@ impl GroupTable {
                 index: HashMap::new(),
                 groups: Box::new([]),
                 counters: CounterBlock::new(workers, 0),
+                tracks: false,
             }),
             retired: Vec::new(),
             dirty: false,
@@ -429,10 +432,16 @@ impl GroupTable {
             });
             base += g.counter_len() as u32;
         }
+        let tracks = groups.iter().any(|g: &CompiledGroup| {
+            g.buckets
+                .iter()
+                .any(|b| b.actions.iter().any(|a| matches!(a, Action::Ct(_))))
+        });
         let new = Arc::new(CompiledGroups {
             index,
             groups: groups.into(),
             counters: CounterBlock::new(self.workers, base as usize),
+            tracks,
         });
         let old = std::mem::replace(&mut self.compiled, new.clone());
         let groups_map = &mut self.groups;

@@ -102,6 +102,9 @@ pub struct Pipeline {
     /// One of the tables [`Pipeline::prefetch_lookup`] looks into has hash tables worth
     /// prefetching: otherwise a worker skips the prefetch pass over the burst.
     pub prefetches: bool,
+    /// Some entry or group bucket runs `ct`: with several workers, each packet is handed
+    /// to the worker that owns its connection before it is walked (docs/conntrack.md).
+    pub tracks: bool,
 }
 
 /// A worker's own state: its counter index, its clock, the packet-in queue and its
@@ -320,6 +323,7 @@ impl FlowTables {
             reads_headers: tables.iter().any(|t| t.compiled.reads_headers),
             extract_plan: extract_plan(&tables),
             prefetches: false,
+            tracks: false,
         };
         let packet_in = Arc::new(PacketInQueue::new(config.packet_in_capacity));
         let mut ft = FlowTables {
@@ -748,6 +752,7 @@ impl FlowTables {
                 .iter()
                 .take(crate::exec::PREFETCH_TABLES)
                 .any(|t| t.compiled.prefetches),
+            tracks: self.groups.compiled.tracks || self.tables.iter().any(|t| t.compiled.tracks),
         });
         // The swap pays arc-swap's debts on `old` before it returns: guards workers still
         // hold on it are counted references from here on (see the module docs).

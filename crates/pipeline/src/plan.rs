@@ -55,6 +55,14 @@ pub(crate) fn for_instructions(insts: &Instructions) -> ExtractPlan {
     p
 }
 
+/// Whether running `insts` can track a packet (a `ct` action among its apply or write
+/// actions): a version with one hands each packet to the worker owning its connection.
+pub(crate) fn tracks(insts: &Instructions) -> bool {
+    let apply = insts.apply.iter().flat_map(|a| a.iter());
+    let write = insts.write.iter().flat_map(|w| w.list.iter());
+    apply.chain(write).any(|a| matches!(a, Action::Ct(_)))
+}
+
 /// What a table-miss policy needs.
 pub(crate) fn for_miss(miss: MissPolicy) -> ExtractPlan {
     match miss {

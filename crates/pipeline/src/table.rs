@@ -135,6 +135,8 @@ pub struct Level {
     max_rank: u64,
     /// What the level's entries read from keys (see [`CompiledTable::extract_plan`]).
     extract_plan: packet::ExtractPlan,
+    /// Some entry of the level runs `ct` (see [`CompiledTable::tracks`]).
+    tracks: bool,
     /// The level's conjunction clauses (at the slots after its ordinary entries, which
     /// `classifier` does not hold); see [`crate::conjunction`].
     pub clauses: Option<Box<crate::conjunction::Clauses>>,
@@ -177,6 +179,8 @@ pub struct CompiledTable {
     pub prefetches: bool,
     /// Some level has conjunction clauses: lookups combine them ([`crate::conjunction`]).
     pub conjunctive: bool,
+    /// Some entry runs `ct`: [`crate::Pipeline::tracks`].
+    pub tracks: bool,
 }
 
 impl Counted for CompiledTable {
@@ -336,6 +340,7 @@ impl FlowTable {
                 extract_plan: packet::ExtractPlan::IN_PORT,
                 prefetches: false,
                 conjunctive: false,
+                tracks: false,
             }),
             retired_versions: Vec::new(),
             base_lookups: 0,
@@ -581,6 +586,7 @@ impl FlowTable {
         let mut hits = Vec::with_capacity(idxs.len());
         let mut specs = Vec::with_capacity(idxs.len());
         let mut extract_plan = packet::ExtractPlan::IN_PORT;
+        let mut tracks = false;
         let mut clause_idxs = Vec::new();
         for &i in idxs {
             let Some(e) = self.slab[i as usize].as_ref() else {
@@ -589,6 +595,7 @@ impl FlowTable {
             extract_plan = extract_plan
                 .union(crate::plan::for_mask(&e.match_.mask))
                 .union(crate::plan::for_instructions(&e.instructions));
+            tracks |= crate::plan::tracks(&e.instructions);
             if let Some(conjs) = crate::conjunction::clause_of(&e.instructions) {
                 clause_idxs.push((i, conjs));
                 continue;
@@ -647,6 +654,7 @@ impl FlowTable {
             hits: hits.into(),
             counters: CounterBlock::new(workers, 2 * n),
             extract_plan,
+            tracks,
             clauses,
         });
         for (slot, r) in level.rules.iter().enumerate() {
@@ -747,6 +755,7 @@ impl FlowTable {
         let reads_headers = extract_plan.parse != packet::Parse::InPort;
         let prefetches = rebuilt.iter().any(|l| l.classifier.prefetches());
         let conjunctive = rebuilt.iter().any(|l| l.clauses.is_some());
+        let tracks = rebuilt.iter().any(|l| l.tracks);
         let new = Arc::new(CompiledTable {
             table_id: self.id,
             levels: rebuilt.into(),
@@ -756,6 +765,7 @@ impl FlowTable {
             extract_plan,
             prefetches,
             conjunctive,
+            tracks,
         });
         let old = std::mem::replace(&mut self.compiled, new.clone());
         let (bl, bm) = (&mut self.base_lookups, &mut self.base_matches);

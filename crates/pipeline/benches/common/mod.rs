@@ -319,3 +319,173 @@ pub fn acl_frame(rng: &mut Rng) -> Vec<u8> {
     f[36..38].copy_from_slice(&dport.to_be_bytes());
     f
 }
+
+/// The connection-tracking firewall of `perf/flows/CT.flows`: table 0 sends IP through
+/// the tracker (zone 1) to table 1, which commits new connections and forwards them,
+/// forwards established ones and drops the rest.
+pub fn shape_ct() -> FlowTables {
+    use pipeline::flow::{CtAction, CtZone};
+    let mut ft = tables(2);
+    let ct = |commit, table| {
+        Action::Ct(std::sync::Arc::new(CtAction::new(
+            commit,
+            false,
+            CtZone::Imm(1),
+            table,
+            0,
+            Vec::new(),
+        )))
+    };
+    let ip4 = MatchField {
+        field: Field::EthType,
+        value: 0x0800,
+        mask: None,
+    };
+    let state = |value, mask| MatchField {
+        field: Field::CtState,
+        value,
+        mask: Some(mask),
+    };
+    add(
+        &mut ft,
+        0,
+        100,
+        Match::from_fields(&[ip4]),
+        Instructions::apply(vec![ct(false, Some(1))]),
+    );
+    // +trk+new-est-inv: commit and forward.
+    add(
+        &mut ft,
+        1,
+        200,
+        Match::from_fields(&[ip4, state(0x21, 0x33)]),
+        Instructions::apply(vec![ct(true, None), Action::output(2)]),
+    );
+    // +trk+est-inv: forward.
+    add(
+        &mut ft,
+        1,
+        100,
+        Match::from_fields(&[ip4, state(0x22, 0x32)]),
+        Instructions::apply(vec![Action::output(2)]),
+    );
+    add(&mut ft, 1, 0, Match::any(), Instructions::apply(vec![]));
+    ft.publish();
+    ft
+}
+
+/// The ones' complement sum of `b` (16-bit big-endian words) added to `sum`.
+fn csum_add(mut sum: u32, b: &[u8]) -> u32 {
+    for c in b.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    sum
+}
+
+fn csum_fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A 60-byte frame carrying IPv4 with `l4` (a UDP or TCP header and payload) of
+/// protocol `proto`, every checksum right (the tracker verifies them, as Linux does).
+pub fn ip_frame(sip: u32, dip: u32, proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(60);
+    f.extend_from_slice(&mac(2).to_be_bytes()[2..]);
+    f.extend_from_slice(&mac(1).to_be_bytes()[2..]);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = (20 + l4.len()) as u16;
+    let mut ip = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0,
+        0,
+        64,
+        proto,
+        0,
+        0,
+    ];
+    ip.extend_from_slice(&sip.to_be_bytes());
+    ip.extend_from_slice(&dip.to_be_bytes());
+    let c = csum_fold(csum_add(0, &ip));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut l4 = l4.to_vec();
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&sip.to_be_bytes());
+    pseudo.extend_from_slice(&dip.to_be_bytes());
+    pseudo.extend_from_slice(&[0, proto]);
+    pseudo.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    let at = if proto == 6 { 16 } else { 6 };
+    let c = csum_fold(csum_add(csum_add(0, &pseudo), &l4));
+    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&l4);
+    f.resize(60, 0);
+    f
+}
+
+/// A UDP datagram with 18 bytes of payload (a 60-byte frame).
+pub fn udp_frame(sip: u32, sport: u16, dip: u32, dport: u16) -> Vec<u8> {
+    let mut l4 = Vec::new();
+    l4.extend_from_slice(&sport.to_be_bytes());
+    l4.extend_from_slice(&dport.to_be_bytes());
+    l4.extend_from_slice(&26u16.to_be_bytes());
+    l4.extend_from_slice(&[0, 0]);
+    l4.extend_from_slice(&[0x5a; 18]);
+    ip_frame(sip, dip, 17, &l4)
+}
+
+/// A TCP segment without payload.
+pub fn tcp_frame(
+    sip: u32,
+    sport: u16,
+    dip: u32,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+) -> Vec<u8> {
+    let mut l4 = Vec::new();
+    l4.extend_from_slice(&sport.to_be_bytes());
+    l4.extend_from_slice(&dport.to_be_bytes());
+    l4.extend_from_slice(&seq.to_be_bytes());
+    l4.extend_from_slice(&ack.to_be_bytes());
+    l4.extend_from_slice(&[0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+    ip_frame(sip, dip, 6, &l4)
+}
+
+/// The server every conntrack benchmark connection goes to.
+pub const CT_SERVER: u32 = 0x0ac8_0001;
+
+/// Traffic of `conns` connections from client k (10.0.0.0 + k + 1, port 1024 + k % 64)
+/// to [`CT_SERVER`], as `perf/gen-ct-pcap.py` writes it: `CTc` one UDP datagram per
+/// connection one way (each is `+new`: no reply is ever seen, and the commit finds the
+/// connection), `CTe` a datagram and its reply per connection (all `+est` once seen),
+/// `CTr` a SYN and the server's RST+ACK per connection (refused: every pass opens each
+/// connection anew, so half the packets are new connections).
+pub fn ct_frames(kind: &str, conns: u64) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for k in 0..conns {
+        let c = ip(k);
+        let sport = 1024 + (k % 64) as u16;
+        match kind {
+            "CTc" => out.push(udp_frame(c, sport, CT_SERVER, 53)),
+            "CTe" => {
+                out.push(udp_frame(c, sport, CT_SERVER, 53));
+                out.push(udp_frame(CT_SERVER, 53, c, sport));
+            }
+            _ => {
+                let isn = 1000 + k as u32;
+                out.push(tcp_frame(c, sport, CT_SERVER, 80, 0x02, isn, 0));
+                out.push(tcp_frame(CT_SERVER, 80, c, sport, 0x14, 0, isn + 1));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,192 @@
+//! The owner of a connection over several workers ([`shard_of`], [`shard_of_frame`]): the
+//! same for both directions, for ICMP errors about the connection, and after NAT (the
+//! translated packet and its reply stay with the worker that committed the connection),
+//! so the datapath can hand each packet to one owner by the packet as it arrives.
+
+use conntrack::packet::Quoted;
+use conntrack::{
+    shard_of, shard_of_frame, Config, CtState, NatKind, NatRange, Packet, TrackOptions, Tracker, L4,
+};
+use proptest::prelude::*;
+
+fn udp(src: u128, sport: u16, dst: u128, dport: u16) -> Packet {
+    Packet {
+        v6: false,
+        src,
+        dst,
+        proto: 17,
+        l4: L4::Udp { sport, dport },
+    }
+}
+
+/// An Ethernet frame with `tags` VLAN tags carrying an IPv4 packet of `proto` from
+/// `src:sport` to `dst:dport` (checksums left zero: they do not choose the owner).
+fn frame(src: u32, sport: u16, dst: u32, dport: u16, proto: u8, tags: usize) -> Vec<u8> {
+    let mut f = vec![0u8; 12];
+    for _ in 0..tags {
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let l4_len = if proto == 6 { 20 } else { 8 };
+    let total = (20 + l4_len) as u16;
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0,
+        0,
+        64,
+        proto,
+    ]);
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&src.to_be_bytes());
+    f.extend_from_slice(&dst.to_be_bytes());
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    if proto == 6 {
+        // seq, ack, data offset 5, ACK, window.
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        f.extend_from_slice(&[0, 8, 0, 0]);
+    }
+    f
+}
+
+fn nat_range(kind: NatKind, addr: u32, n_addr: u32, ports: Option<(u16, u16)>) -> NatRange {
+    NatRange {
+        kind,
+        v6: false,
+        addr_min: u128::from(addr),
+        addr_max: u128::from(addr) + u128::from(n_addr),
+        ports,
+    }
+}
+
+proptest! {
+    /// Both directions, ICMP errors about the connection (either way), and the frame as
+    /// the datapath sees it (behind 0-2 VLAN tags) have the one owner.
+    #[test]
+    fn one_owner_for_both_directions_and_icmp_errors(
+        src: u32, dst: u32, sport: u16, dport: u16, tcp: bool, shards in 1usize..9, tags in 0usize..3,
+    ) {
+        let proto = if tcp { 6 } else { 17 };
+        let (s, d) = (u128::from(src), u128::from(dst));
+        let mk = |a, pa, b, pb| {
+            let mut p = udp(a, pa, b, pb);
+            p.proto = proto;
+            if tcp {
+                p.l4 = L4::Tcp(conntrack::packet::TcpSegment { sport: pa, dport: pb, ..Default::default() });
+            }
+            p
+        };
+        let there = mk(s, sport, d, dport);
+        let back = mk(d, dport, s, sport);
+        let owner = shard_of(&there, shards);
+        prop_assert!(owner < shards);
+        prop_assert_eq!(shard_of(&back, shards), owner);
+        // An ICMP error from a router (any address) quoting either direction.
+        for (q, to) in [((s, sport, d, dport), s), ((d, dport, s, sport), d)] {
+            let e = Packet {
+                v6: false,
+                src: 0x0a63_6301,
+                dst: to,
+                proto: 1,
+                l4: L4::IcmpError {
+                    icmp_type: 3,
+                    quoted: Quoted { src: q.0, sport: q.1, dst: q.2, dport: q.3, proto },
+                },
+            };
+            prop_assert_eq!(shard_of(&e, shards), owner);
+        }
+        prop_assert_eq!(shard_of_frame(&frame(src, sport, dst, dport, proto, tags), shards), Some(owner));
+        prop_assert_eq!(shard_of_frame(&frame(dst, dport, src, sport, proto, tags), shards), Some(owner));
+    }
+
+    /// NAT keeps the owner: a connection committed with `nat(src=...)` or `nat(dst=...)`
+    /// by its owner gets a translation whose translated packet (which a later `ct` in
+    /// another zone tracks) and whose reply (which arrives translated) both hash to that
+    /// owner; the reply is then found by the owner as `+est+rpl`, and nothing is foreign.
+    #[test]
+    fn nat_translations_keep_the_owner(
+        src: u32, dst: u32, sport in 1u16.., dport in 1u16.., shards in 2usize..9,
+        snat: bool, base: u32, n_addr in 0u32..4, ports in proptest::option::of((1024u16..2048, 0u16..64)),
+    ) {
+        prop_assume!(src != dst);
+        let p = udp(u128::from(src), sport, u128::from(dst), dport);
+        let owner = shard_of(&p, shards);
+        let mut t = Tracker::new(Config { capacity: 64, shard: owner, shards, ..Config::default() }).unwrap();
+        let kind = if snat { NatKind::Src } else { NatKind::Dst };
+        let range = nat_range(kind, base, n_addr, ports.map(|(lo, n)| (lo, lo + n)));
+        let o = TrackOptions {
+            commit: true,
+            nat: true,
+            nat_range: Some(range),
+            ..TrackOptions::default()
+        };
+        let r = t.track(&p, &o, 0);
+        if t.stats().nat_exhausted > 0 {
+            // No free translation keeps the owner: refused, never sent elsewhere.
+            prop_assert!(r.state.has(CtState::INVALID));
+            return Ok(());
+        }
+        prop_assert!(r.state.has(CtState::NEW), "{}", r.state);
+        let (mut a, mut pa, mut b, mut pb) = (p.src, sport, p.dst, dport);
+        if let Some((addr, port)) = r.rewrite.src {
+            a = addr;
+            pa = port;
+        }
+        if let Some((addr, port)) = r.rewrite.dst {
+            b = addr;
+            pb = port;
+        }
+        let translated = udp(a, pa, b, pb);
+        prop_assert_eq!(shard_of(&translated, shards), owner, "translated {:?}", translated);
+        let reply = udp(b, pb, a, pa);
+        prop_assert_eq!(shard_of(&reply, shards), owner, "reply {:?}", reply);
+        let back = t.track(&reply, &TrackOptions { nat: true, ..TrackOptions::default() }, 1);
+        prop_assert!(back.state.has(CtState::ESTABLISHED) && back.state.has(CtState::REPLY), "{}", back.state);
+        prop_assert_eq!(t.stats().foreign, 0);
+    }
+}
+
+/// A packet tracked by a shard that does not own it (rewritten before `ct`) is tracked
+/// all the same and counted.
+#[test]
+fn tracking_on_the_wrong_shard_is_counted() {
+    let p = udp(0x0a00_0001, 1000, 0x0a00_0002, 53);
+    let owner = shard_of(&p, 2);
+    let mut t = Tracker::new(Config {
+        capacity: 16,
+        shard: 1 - owner,
+        shards: 2,
+        ..Config::default()
+    })
+    .unwrap();
+    let r = t.track(
+        &p,
+        &TrackOptions {
+            commit: true,
+            ..TrackOptions::default()
+        },
+        0,
+    );
+    assert!(r.state.has(CtState::NEW));
+    assert_eq!(t.stats().foreign, 1);
+}
+
+/// What the datapath leaves where it arrived: not IP, or not parseable.
+#[test]
+fn frames_without_a_connection_have_no_owner() {
+    let mut arp = frame(1, 2, 3, 4, 17, 0);
+    arp[12] = 0x08;
+    arp[13] = 0x06;
+    assert_eq!(shard_of_frame(&arp, 2), None);
+    assert_eq!(shard_of_frame(&[0u8; 10], 2), None);
+    let truncated = &frame(1, 2, 3, 4, 6, 1)[..30];
+    assert_eq!(shard_of_frame(truncated, 2), None);
+    // One worker owns everything.
+    assert_eq!(shard_of_frame(&arp, 1), Some(0));
+}
