@@ -67,7 +67,8 @@ pub(crate) struct Worker {
 
 /// What a decapsulated packet brings to its walk: its tunnel port, VNI, and outer IPv4
 /// source and destination (`tun_src`, `tun_dst`).
-type DecapMeta = (u32, u32, [u8; 4], [u8; 4]);
+/// The last is the key's Geneve option word ([`packet::TUN_METADATA_WORD`]).
+type DecapMeta = (u32, u32, [u8; 4], [u8; 4], u64);
 
 /// Final outputs of the packet being walked that wait for the end of the walk.
 const DEFERRED: usize = 16;
@@ -146,11 +147,22 @@ impl TxBatches<'_> {
             (s.remote_ip, t.next_hop, t.neighbour.get())
         };
         let inner = pkt.0.data();
-        if inner.len() > t.max_inner {
+        let mut options = [0u8; crate::tunnel::GENEVE_OPTIONS_ROOM];
+        let options_len = if s.kind == packet::tunnel::TunnelKind::Geneve {
+            crate::tunnel::word_to_options(
+                &self.tunnels.geneve_map.load(),
+                key.words[packet::TUN_METADATA_WORD],
+                &mut options,
+            )
+        } else {
+            0
+        };
+        if inner.len() + options_len > t.max_inner {
             c.mtu_drops.add(1);
             // DF set: the sender learns the path MTU by ICMP (from the control plane).
             if crate::tunnel::ipv4_df(inner) {
-                let mtu = t.max_inner.saturating_sub(14).min(usize::from(u16::MAX)) as u16;
+                let mtu = (t.max_inner.saturating_sub(14 + options_len)).min(usize::from(u16::MAX))
+                    as u16;
                 if let Some(slot) = self.ports.index_of(key.in_port()) {
                     if self
                         .tunnels
@@ -175,7 +187,7 @@ impl TxBatches<'_> {
             vni: s.vni.unwrap_or(key.tunnel_id() as u32),
             ttl: s.ttl,
             udp_checksum: s.csum,
-            geneve_options: &[],
+            geneve_options: &options[..options_len],
         };
         let src_port = packet::tunnel::udp_src_port(inner);
         let Some(m) = pkt.0.deep_copy() else {
@@ -394,7 +406,7 @@ impl Worker {
         let tunnels = Arc::clone(&self.tunnels);
         let mut pass = MbufBurst::new();
         let mut decap = MbufBurst::new();
-        let mut meta: [DecapMeta; BURST_SIZE] = [(0, 0, [0; 4], [0; 4]); BURST_SIZE];
+        let mut meta: [DecapMeta; BURST_SIZE] = [(0, 0, [0; 4], [0; 4], 0); BURST_SIZE];
         let (mut slow, mut dropped, mut bytes) = (0u64, 0u64, 0u64);
         for mut m in burst.drain() {
             match tunnels.classify(in_port, m.data()) {
@@ -414,7 +426,7 @@ impl Worker {
                     bytes += m.len() as u64;
                     dropped += 1;
                 }
-                Rx::Decap(t, vni, inner, outer_src) => {
+                Rx::Decap(t, vni, inner, outer_src, options) => {
                     bytes += m.len() as u64;
                     let tp = &tunnels.ports[t];
                     if !m.adj(inner) {
@@ -423,7 +435,7 @@ impl Worker {
                     }
                     tp.counters.rx_packets.add(1);
                     tp.counters.rx_bytes.add(m.len() as u64);
-                    meta[decap.len()] = (tp.spec.ofport, vni, outer_src, tp.spec.local_ip);
+                    meta[decap.len()] = (tp.spec.ofport, vni, outer_src, tp.spec.local_ip, options);
                     let _ = decap.push(m);
                 }
             }
@@ -472,11 +484,12 @@ impl Worker {
             plan.extract(m.data(), ofport, key);
         }
         if let Some(meta) = tunnel {
-            for (key, &(ofport, vni, src, dst)) in self.keys.iter_mut().zip(meta) {
+            for (key, &(ofport, vni, src, dst, options)) in self.keys.iter_mut().zip(meta) {
                 key.set(packet::Field::InPort, u128::from(ofport));
                 key.set(packet::Field::InPhyPort, u128::from(ofport));
                 key.set_tunnel_id(u64::from(vni));
                 key.set_tun_ipv4(src, dst);
+                key.words[packet::TUN_METADATA_WORD] = options;
             }
         }
         if pipeline.prefetches {

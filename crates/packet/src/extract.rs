@@ -153,6 +153,8 @@ impl ExtractPlan {
         // tunnel port reads tun_dst whatever the tables match (a stale one would pick the
         // previous packet's remote).
         w[crate::TUN_WORD] = 0;
+        // Geneve options likewise: an output to a Geneve port sends the nonzero ones.
+        w[crate::TUN_METADATA_WORD] = 0;
         if self.registers {
             for x in &mut w[crate::REG_WORD..crate::CT_WORD] {
                 *x = 0;
