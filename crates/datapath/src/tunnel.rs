@@ -413,6 +413,12 @@ impl Tunnels {
             .map(|i| &self.ports[i])
     }
 
+    /// Whether the switch owns `ip` on uplink `slot` (a tunnel's `local_ip` there).
+    #[inline]
+    pub fn owns(&self, slot: usize, ip: [u8; 4]) -> bool {
+        self.is_local(slot, ip)
+    }
+
     fn is_local(&self, slot: usize, ip: [u8; 4]) -> bool {
         self.ports
             .iter()

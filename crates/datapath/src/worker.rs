@@ -124,6 +124,20 @@ impl TxBatches<'_> {
 }
 
 impl TxBatches<'_> {
+    /// The outer IPv4 source for an encapsulation: the packet's `tun_src` when a flow set
+    /// it to an address the switch owns on this tunnel's uplink (another tunnel's
+    /// `local_ip` there), else the port's `local_ip`. A decapsulated packet's `tun_src`
+    /// is its remote's address, which the switch does not own: it never leaks out.
+    #[inline]
+    fn outer_source(&self, t: &TunnelPort, key: &FlowKey) -> [u8; 4] {
+        let src = key.tun_src();
+        if src == [0; 4] || src == t.spec.local_ip || !self.tunnels.owns(t.uplink_slot, src) {
+            t.spec.local_ip
+        } else {
+            src
+        }
+    }
+
     /// Encapsulates a copy of the packet for a tunnel port and queues it on the uplink.
     /// What cannot be sent is counted on the tunnel port.
     #[cold]
@@ -181,7 +195,7 @@ impl TxBatches<'_> {
             eth_src: t.uplink_mac,
             // Unresolved: filled in by the control plane when the ARP reply comes.
             eth_dst: next_hop_mac.unwrap_or_default(),
-            ip_src: s.local_ip,
+            ip_src: self.outer_source(t, key),
             ip_dst,
             dst_port: s.dst_port,
             vni: s.vni.unwrap_or(key.tunnel_id() as u32),
