@@ -10,7 +10,7 @@ mod common;
 // Every EAL argument list here comes from tests/common's eal_section: --no-pci,
 // its own --file-prefix, --in-memory and a --socket-limit memory cap.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -18,11 +18,13 @@ use serde_json::Value;
 
 const OF: &str = "tcp:127.0.0.1:16695";
 
+/// The peer pings the switch's local IP (ARP and ICMP echo answered by the switch), so
+/// both sides have resolved each other; one reply is enough for that.
 fn ping(ns: &Netns, dst: &str, ff: &Ferroflowd) {
-    let out = ns.exec(&format!("ping -c 3 -i 0.2 -W 2 {dst}"));
+    let out = ns.exec(&format!("ping -c 5 -i 0.3 -W 2 {dst}"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains(" 3 received") || text.contains(" 2 received"),
+        text.contains(&format!("bytes from {dst}")),
         "ping {dst} from {} failed:\n{text}\n{}",
         ns.0,
         ff.log_text()
@@ -123,13 +125,14 @@ key = 7001
 
     // The TLV map: add, dump, and each refusal as Open vSwitch sends it.
     ofctl_ok(&["del-flows", OF]);
-    ofctl_ok(&["add-tlv-map", OF, "{class=0x0102,type=0x01,len=4}->tun_metadata0"]);
+    ofctl_ok(&[
+        "add-tlv-map",
+        OF,
+        "{class=0x0102,type=0x01,len=4}->tun_metadata0",
+    ]);
     let dump = ofctl_ok(&["dump-tlv-map", OF]);
     eprintln!("dump-tlv-map:\n{dump}");
-    assert!(
-        dump.contains("max option space=8 max fields=2"),
-        "{dump}"
-    );
+    assert!(dump.contains("max option space=8 max fields=2"), "{dump}");
     let row: Vec<&str> = dump
         .lines()
         .find(|l| l.contains("tun_metadata0"))
@@ -138,10 +141,22 @@ key = 7001
         .collect();
     assert_eq!(row, ["0x102", "0x1", "4", "tun_metadata0"], "{dump}");
     for (map, code) in [
-        ("{class=0x0103,type=0x01,len=4}->tun_metadata0", "NXTTMFC_ALREADY_MAPPED"),
-        ("{class=0x0102,type=0x01,len=4}->tun_metadata1", "NXTTMFC_DUP_ENTRY"),
-        ("{class=0x0103,type=0x01,len=8}->tun_metadata1", "NXTTMFC_TABLE_FULL"),
-        ("{class=0x0103,type=0x01,len=4}->tun_metadata9", "NXTTMFC_BAD_FIELD_IDX"),
+        (
+            "{class=0x0103,type=0x01,len=4}->tun_metadata0",
+            "NXTTMFC_ALREADY_MAPPED",
+        ),
+        (
+            "{class=0x0102,type=0x01,len=4}->tun_metadata1",
+            "NXTTMFC_DUP_ENTRY",
+        ),
+        (
+            "{class=0x0103,type=0x01,len=8}->tun_metadata1",
+            "NXTTMFC_TABLE_FULL",
+        ),
+        (
+            "{class=0x0103,type=0x01,len=4}->tun_metadata9",
+            "NXTTMFC_BAD_FIELD_IDX",
+        ),
     ] {
         let (ok, text) = ofctl(&["add-tlv-map", OF, map]);
         eprintln!("add-tlv-map {map}: {text}");
@@ -162,13 +177,22 @@ key = 7001
     }
     let dump = ofctl_ok(&["dump-flows", OF]);
     eprintln!("dump-flows:\n{dump}");
-    assert!(dump.contains("tun_id=0x1b58,tun_metadata0=0x7,in_port=20 actions=output:2"), "{dump}");
     assert!(
-        dump.contains("actions=set_field:0x1234->tun_metadata0,set_field:192.0.2.5->tun_src,output:20"),
+        dump.contains("tun_id=0x1b58,tun_metadata0=0x7,in_port=20 actions=output:2"),
+        "{dump}"
+    );
+    assert!(
+        dump.contains(
+            "actions=set_field:0x1234->tun_metadata0,set_field:192.0.2.5->tun_src,output:20"
+        ),
         "{dump}"
     );
     // A mapping a flow matches on cannot go.
-    let (ok, text) = ofctl(&["del-tlv-map", OF, "{class=0x0102,type=0x01,len=4}->tun_metadata0"]);
+    let (ok, text) = ofctl(&[
+        "del-tlv-map",
+        OF,
+        "{class=0x0102,type=0x01,len=4}->tun_metadata0",
+    ]);
     assert!(!ok && text.contains("NXTTMFC_INVALID_TLV_DEL"), "{text}");
 
     // The peer resolves the switch's local IP, the switch the peer.
@@ -187,17 +211,36 @@ key = 7001
     // A controller-like reader of packet-ins (bounded; ended below by its pid).
     let monitor_out = TempDir::new("gnvo-monitor");
     let monitor_file = monitor_out.path("monitor.txt");
+    // What it prints (the packet-ins on stderr with this ovs-ofctl), in one file.
+    let monitor_log = std::fs::File::create(&monitor_file).unwrap();
+    // Line-buffered (its stdout is a file here), with its control socket in the
+    // test's directory (/var/run/openvswitch may not exist).
+    let unixctl = format!("--unixctl={}", monitor_out.path("ctl").display());
     let mut monitor = Command::new("timeout")
-        .args(["60", "ovs-ofctl", "-O", "OpenFlow13", "monitor", OF, "65534"])
-        .stdout(std::fs::File::create(&monitor_file).unwrap())
-        .stderr(Stdio::null())
+        .args([
+            "60",
+            "stdbuf",
+            "-oL",
+            "ovs-ofctl",
+            "-O",
+            "OpenFlow13",
+            &unixctl,
+        ])
+        .args(["monitor", OF, "65534"])
+        .stdout(monitor_log.try_clone().unwrap())
+        .stderr(monitor_log)
         .spawn()
         .expect("ovs-ofctl monitor");
     std::thread::sleep(Duration::from_secs(1));
 
     // Option 0x7: to the instance; its replies carry option 0x1234 from 192.0.2.5.
     let r = peer(&remote, &macs, "7", 3);
-    assert!(r.replies >= 2, "echo replies through Geneve: {}\n{}", r.text, ff.log_text());
+    assert!(
+        r.replies >= 2,
+        "echo replies through Geneve: {}\n{}",
+        r.text,
+        ff.log_text()
+    );
     for f in r.frames.iter().filter(|f| f["icmp_type"] == 0) {
         assert_eq!(f["vni"], 7000, "{f}");
         assert_eq!(f["outer_src"], "192.0.2.5", "set_field:...->tun_src: {f}");
@@ -209,20 +252,31 @@ key = 7001
     }
     // Option 0x8: misses the 0x7 flow; the controller sees the tunnel in the packet-in.
     let r = peer(&remote, &macs, "8", 2);
-    assert_eq!(r.replies, 0, "option 0x8 must not reach the instance: {}", r.text);
+    assert_eq!(
+        r.replies, 0,
+        "option 0x8 must not reach the instance: {}",
+        r.text
+    );
     let dump = ofctl_ok(&["dump-flows", OF]);
     assert!(n_packets(&dump, "tun_metadata0=0x7") >= 3, "{dump}");
     assert!(n_packets(&dump, "CONTROLLER:128") >= 2, "{dump}");
-    ff.wait_until(Duration::from_secs(10), "packet-ins in ovs-ofctl monitor", |_| {
-        std::fs::read_to_string(&monitor_file).is_ok_and(|t| t.contains("tun_metadata0=0x8"))
-    });
-    let text = std::fs::read_to_string(&monitor_file).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while std::time::Instant::now() < deadline && !text.contains("tun_metadata0=0x8") {
+        std::thread::sleep(Duration::from_millis(200));
+        text = std::fs::read_to_string(&monitor_file).unwrap_or_default();
+    }
     eprintln!("monitor:\n{text}");
     let pin = text
         .lines()
         .find(|l| l.contains("OFPT_PACKET_IN") && l.contains("tun_metadata0=0x8"))
         .unwrap_or_else(|| panic!("a packet-in with the option:\n{text}"));
-    for want in ["tun_id=0x1b58", "tun_src=192.0.2.2", "tun_dst=192.0.2.1", "in_port=20"] {
+    for want in [
+        "tun_id=0x1b58",
+        "tun_src=192.0.2.2",
+        "tun_dst=192.0.2.1",
+        "in_port=20",
+    ] {
         assert!(pin.contains(want), "{want} in the packet-in: {pin}");
     }
 
@@ -240,7 +294,11 @@ key = 7001
 
     // Once no flow matches on it, the mapping can go, and the dump is empty.
     ofctl_ok(&["del-flows", OF]);
-    ofctl_ok(&["del-tlv-map", OF, "{class=0x0102,type=0x01,len=4}->tun_metadata0"]);
+    ofctl_ok(&[
+        "del-tlv-map",
+        OF,
+        "{class=0x0102,type=0x01,len=4}->tun_metadata0",
+    ]);
     let dump = ofctl_ok(&["dump-tlv-map", OF]);
     assert!(!dump.contains("tun_metadata0"), "{dump}");
 
