@@ -10,7 +10,7 @@
 use datapath::{GeneveOption, GeneveOptionMap};
 use openflow::error::{BadActionCode, BadMatchCode};
 use openflow::tlv::{TlvCommand, TlvMap, TlvMsg, TlvTableModFailedCode as Code, TlvTableReply};
-use openflow::{Action, ErrorCode, Instruction, NxmField, OxmTlv};
+use openflow::{Action, ErrorCode, Instruction, Message, NxmField, OxmTlv};
 
 /// Bytes of option data the key keeps per field.
 pub const OPTION_BYTES: u8 = 4;
@@ -68,11 +68,11 @@ impl TlvTable {
                 }
             }
             TlvCommand::Clear => {
-                for i in 0..next.len() {
-                    if next[i].is_some() && in_use(i) {
+                for (i, slot) in next.iter_mut().enumerate() {
+                    if slot.is_some() && in_use(i) {
                         return Err(Code::InvalidTlvDel);
                     }
-                    next[i] = None;
+                    *slot = None;
                 }
             }
         }
@@ -135,8 +135,6 @@ impl TlvTable {
         Ok(())
     }
 }
-
-use openflow::Message;
 
 #[cfg(test)]
 mod tests {

@@ -366,7 +366,7 @@ impl NxmOxm {
         payload: &[u8],
     ) -> Option<NxmOxm> {
         let parts = if has_mask { 2 } else { 1 };
-        if payload.len() % parts != 0 || payload.len() / parts > TLV_MAX_OPT_SIZE {
+        if !payload.len().is_multiple_of(parts) || payload.len() / parts > TLV_MAX_OPT_SIZE {
             return None;
         }
         let n = payload.len() / parts;

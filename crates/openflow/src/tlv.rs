@@ -137,7 +137,7 @@ fn parse_maps(mut b: &[u8]) -> Result<Vec<TlvMap>, TlvTableModFailedCode> {
             option_len: m[3],
             index: u16::from_be_bytes([m[4], m[5]]),
         };
-        if map.option_len % 4 != 0 || usize::from(map.option_len) > TLV_MAX_OPT_SIZE {
+        if !map.option_len.is_multiple_of(4) || usize::from(map.option_len) > TLV_MAX_OPT_SIZE {
             return Err(TlvTableModFailedCode::BadOptLen);
         }
         if map.index >= u16::from(N_TUN_METADATA) {
