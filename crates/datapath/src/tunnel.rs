@@ -1088,6 +1088,32 @@ mod tests {
     }
 
     #[test]
+    fn geneve_options_through_the_map() {
+        let mut map = GeneveOptionMap::default();
+        map[1] = Some(GeneveOption {
+            class: 0x0102,
+            type_: 1,
+            len: 4,
+        });
+        let cell = GeneveMapCell::default();
+        cell.store(&map);
+        assert_eq!(cell.load(), map);
+        // Options as a peer sends them: an unmapped one, then the mapped one.
+        let mut opts = [0u8; 16];
+        let n = packet::wire::geneve::emit_option(&mut opts, 0xffff, 0x80, &[9, 9, 9, 9]);
+        let m = packet::wire::geneve::emit_option(&mut opts[n..], 0x0102, 1, &[0, 0, 0x12, 0x34]);
+        let word = options_to_word(&map, &opts[..n + m]);
+        assert_eq!(word, 0x1234, "tun_metadata1 is the low half");
+        assert_eq!(options_to_word(&GeneveOptionMap::default(), &opts), 0);
+        let mut out = [0u8; GENEVE_OPTIONS_ROOM];
+        let len = word_to_options(&map, word, &mut out);
+        assert_eq!(&out[..len], &opts[n..n + m]);
+        // A zero field is not sent; an unmapped index never.
+        assert_eq!(word_to_options(&map, 0, &mut out), 0);
+        assert_eq!(word_to_options(&map, 0x5555_0000_0000_0000, &mut out), 0);
+    }
+
+    #[test]
     fn neighbour_mac_cell() {
         let n = NeighbourMac::default();
         assert_eq!(n.get(), None);
