@@ -6,6 +6,7 @@
 pub mod api;
 pub mod cli;
 pub mod datapath_conv;
+pub mod geneve_tlv;
 /// The host and configuration checks (`ferroflow-doctor`, shared with ferroflowctl).
 pub use ferroflow_doctor as doctor;
 pub mod metrics;

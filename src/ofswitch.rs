@@ -53,6 +53,41 @@ impl OpenFlowSwitch {
         self.sw.lock().map_err(|_| UNAVAILABLE)
     }
 
+    /// A Geneve TLV map message: a change (all or nothing, refused while a flow matches
+    /// on a mapping it deletes) reaches the datapath at once; a request gets the map.
+    fn tlv(&self, m: &openflow::tlv::TlvMsg) -> Result<Vec<Message>, ErrorCode> {
+        use openflow::tlv::TlvMsg;
+        let mut st = self.lock()?;
+        match m {
+            TlvMsg::Request => Ok(vec![st.geneve_tlv.reply()]),
+            TlvMsg::Mod { command, mappings } => {
+                let n_tables = st.tables.n_tables();
+                let tables = &st.tables;
+                let in_use = |i: usize| {
+                    let Some(f) = packet::Field::TUN_METADATA.get(i) else {
+                        return false;
+                    };
+                    let p = f.pos();
+                    let bits = ((1u64 << p.bits) - 1) << p.shift;
+                    (0..n_tables).any(|t| {
+                        tables
+                            .entries(t)
+                            .any(|e| e.match_.mask[usize::from(p.word)] & bits != 0)
+                    })
+                };
+                let mut next = st.geneve_tlv;
+                next.apply(*command, mappings, in_use)
+                    .map_err(ErrorCode::NxTlvTableModFailed)?;
+                st.geneve_tlv = next;
+                if let Some(dp) = st.datapath.as_ref() {
+                    dp.set_geneve_options(&next.map);
+                }
+                Ok(vec![])
+            }
+            TlvMsg::Reply(_) => Err(ErrorCode::BadRequest(BadRequestCode::BadType)),
+        }
+    }
+
     fn port_mod(&self, pm: &openflow::messages::PortMod) -> Result<(), ErrorCode> {
         let mut st = self.lock()?;
         let desc = st
@@ -415,6 +450,8 @@ fn table_features(st: &State) -> Vec<TableFeatures> {
         .map(openflow::NxmField::Reg)
         .chain((0..openflow::nx::N_XREGS).map(openflow::NxmField::Xreg))
         .chain([openflow::NxmField::TunSrc, openflow::NxmField::TunDst])
+        // The Geneve options the key holds (tun_metadata0..): matched, masked and set.
+        .chain((0..packet::TUN_METADATA_FIELDS as u8).map(openflow::NxmField::TunMetadata))
         .collect();
     let reg_id = |f: &openflow::NxmField, masked: bool| OxmId {
         header: f.header(masked),
@@ -540,6 +577,7 @@ impl OfSwitch for OpenFlowSwitch {
             }
             Message::FlowMod(fm) => {
                 let mut st = self.lock()?;
+                st.geneve_tlv.check_flow_mod(fm)?;
                 let removed = st.tables.flow_mod(fm, now).map_err(ofproto::error_code)?;
                 st.mark_dirty();
                 st.flows_removed(removed);
@@ -564,6 +602,11 @@ impl OfSwitch for OpenFlowSwitch {
             Message::TableMod(_) => Ok(vec![]),
             Message::PacketOut(po) => self.packet_out(po).map(|()| vec![]),
             Message::MultipartRequest(m) => self.multipart(&m.body),
+            Message::Experimenter(e) => match openflow::tlv::TlvMsg::parse(e) {
+                Some(Ok(m)) => self.tlv(&m),
+                Some(Err(code)) => Err(ErrorCode::NxTlvTableModFailed(code)),
+                None => Err(ErrorCode::BadRequest(BadRequestCode::BadExperimenter)),
+            },
             Message::QueueGetConfigRequest { port } => {
                 Ok(vec![Message::QueueGetConfigReply(QueueGetConfigReply {
                     port: *port,
@@ -589,6 +632,7 @@ impl OfSwitch for OpenFlowSwitch {
         match request {
             Message::FlowMod(fm) => {
                 let st = self.lock()?;
+                st.geneve_tlv.check_flow_mod(fm)?;
                 ofproto::convert_flow_mod(fm, &st.tables).map_err(ofproto::error_code)?;
                 Ok(())
             }

@@ -179,6 +179,8 @@ pub struct State {
     pub(crate) events: Vec<AsyncEvent>,
     /// When the automatic rebalance last measured the queues' loads.
     last_rebalance_check: Instant,
+    /// The Geneve TLV map (`ovs-ofctl add-tlv-map`), also in the datapath.
+    pub geneve_tlv: crate::geneve_tlv::TlvTable,
 }
 
 /// The switch's state, held. Dropping it releases the state and then sends
@@ -342,6 +344,7 @@ impl Switch {
             links: HashMap::new(),
             events: Vec::new(),
             last_rebalance_check: now,
+            geneve_tlv: Default::default(),
         };
         let sw = Arc::new(Switch {
             config,

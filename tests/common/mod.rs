@@ -402,3 +402,22 @@ pub fn ofctl_ok(args: &[&str]) -> String {
     assert!(success, "ovs-ofctl {args:?} failed:\n{text}");
     text
 }
+
+/// The MAC address of `ifname` inside `ns` (tunnel tests: the peer's underlay MAC).
+pub fn mac_in(ns: &Netns, ifname: &str) -> String {
+    let out = ns.exec(&format!("cat /sys/class/net/{ifname}/address"));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The MAC `ns` resolved for `ip` on `dev` (tunnel tests: the switch's MAC on the
+/// underlay, learned by the peer's ARP); panics if unresolved.
+pub fn neighbour_mac_in(ns: &Netns, ip: &str, dev: &str) -> String {
+    let neigh = String::from_utf8_lossy(&ns.exec(&format!("ip neigh show {ip} dev {dev}")).stdout)
+        .into_owned();
+    neigh
+        .split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{} has not resolved {ip} on {dev}: {neigh}", ns.0))
+        .to_owned()
+}

@@ -1061,6 +1061,12 @@ impl Datapath {
     /// Replaces the tunnel ports: their uplinks must be ports of the datapath, their
     /// remotes reachable by the settings' prefix, routes or gateway. Workers take the new
     /// set between bursts (not waited for: a tunnel change moves no queues).
+    /// Sets the Geneve TLV map: which options decapsulation puts in `tun_metadataN` and
+    /// encapsulation to a Geneve port sends. Takes effect for the workers' next packets.
+    pub fn set_geneve_options(&self, map: &crate::tunnel::GeneveOptionMap) {
+        self.tunnels.geneve_map.store(map);
+    }
+
     pub fn set_tunnels(
         &mut self,
         specs: &[TunnelSpec],
@@ -1124,6 +1130,7 @@ impl Datapath {
             flow_hops: Arc::clone(&self.tunnels.flow_hops),
             too_big: Arc::clone(&self.tunnels.too_big),
             pending: Arc::clone(&self.tunnels.pending),
+            geneve_map: Arc::clone(&self.tunnels.geneve_map),
         });
         for link in &mut self.workers {
             link.push(Command::SetTunnels(Arc::clone(&tunnels)));

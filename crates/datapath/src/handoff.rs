@@ -26,8 +26,9 @@ pub const HANDOFF_RING: usize = 1024;
 pub(crate) const HANDOFF_TAKE_PER_TURN: usize = 4 * dpdk::BURST_SIZE;
 
 /// What a decapsulated packet brings to its walk: its tunnel port, VNI, and outer IPv4
-/// source and destination (`tun_src`, `tun_dst`).
-pub(crate) type DecapMeta = (u32, u32, [u8; 4], [u8; 4]);
+/// source and destination (`tun_src`, `tun_dst`), and the key's Geneve option word
+/// ([`packet::TUN_METADATA_WORD`]).
+pub(crate) type DecapMeta = (u32, u32, [u8; 4], [u8; 4], u64);
 
 /// A packet on its way to the worker that owns its connection.
 pub(crate) struct Handed {

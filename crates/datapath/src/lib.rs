@@ -44,6 +44,6 @@ pub use ports::PortIndex;
 pub use rebalance::{QueueLoad, QueueMove, RebalancePlan};
 pub use spec::{DatapathSettings, PortSpec, SocketAccess};
 pub use tunnel::{
-    in_prefix, NeighbourStatus, TunnelSpec, TunnelStatus, UnderlaySettings, UnderlayStatus,
-    FLOW_HOPS, REMOTE_FROM_FLOW,
+    in_prefix, GeneveOption, GeneveOptionMap, NeighbourStatus, TunnelSpec, TunnelStatus,
+    UnderlaySettings, UnderlayStatus, FLOW_HOPS, REMOTE_FROM_FLOW,
 };

@@ -57,6 +57,96 @@ impl TunnelSpec {
     }
 }
 
+/// A Geneve option that the TLV map (`ovs-ofctl add-tlv-map`) assigns to a
+/// `tun_metadataN` field: its class, type and data length in bytes (0 or 4: the key keeps
+/// 4 bytes per field, [`packet::TUN_METADATA_FIELDS`] fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GeneveOption {
+    pub class: u16,
+    pub type_: u8,
+    pub len: u8,
+}
+
+/// The TLV map as workers use it, by `tun_metadata` index.
+pub type GeneveOptionMap = [Option<GeneveOption>; packet::TUN_METADATA_FIELDS];
+
+/// The TLV map in one atomic word, so a change reaches the workers without a new
+/// [`Tunnels`]: 32 bits per index, `class << 16 | type << 8 | 0x80 (mapped) | len / 4`.
+#[derive(Debug, Default)]
+pub(crate) struct GeneveMapCell(AtomicU64);
+
+impl GeneveMapCell {
+    pub(crate) fn store(&self, map: &GeneveOptionMap) {
+        let mut w = 0u64;
+        for (i, o) in map.iter().enumerate() {
+            if let Some(o) = o {
+                let v = (u32::from(o.class) << 16)
+                    | (u32::from(o.type_) << 8)
+                    | 0x80
+                    | u32::from(o.len / 4);
+                w |= u64::from(v) << (32 * (1 - i));
+            }
+        }
+        self.0.store(w, Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn load(&self) -> GeneveOptionMap {
+        let w = self.0.load(Relaxed);
+        let mut map = GeneveOptionMap::default();
+        for (i, m) in map.iter_mut().enumerate() {
+            let v = (w >> (32 * (1 - i))) as u32;
+            if v & 0x80 != 0 {
+                *m = Some(GeneveOption {
+                    class: (v >> 16) as u16,
+                    type_: (v >> 8) as u8,
+                    len: (v as u8 & 0x7f) * 4,
+                });
+            }
+        }
+        map
+    }
+}
+
+/// The key's Geneve option word ([`packet::TUN_METADATA_WORD`]) for a decapsulated
+/// frame's options: the data of each option the map names (the first one if repeated).
+pub fn options_to_word(map: &GeneveOptionMap, options: &[u8]) -> u64 {
+    if map.iter().all(Option::is_none) {
+        return 0;
+    }
+    let mut w = 0u64;
+    for o in packet::wire::geneve::Options::new(options).map_while(Result::ok) {
+        for (i, m) in map.iter().enumerate() {
+            let Some(m) = m else { continue };
+            if m.class == o.class && m.type_ == o.type_ && o.data.len() == usize::from(m.len) {
+                let mut d = [0u8; 4];
+                d[4 - o.data.len()..].copy_from_slice(o.data);
+                w |= u64::from(u32::from_be_bytes(d)) << (32 * (1 - i));
+            }
+        }
+    }
+    w
+}
+
+/// Encodes the options to send for a key's option word into `out` (room for every
+/// index): each mapped option whose data is nonzero (the key has no presence bit, so
+/// an option whose value is zero is not sent). Returns the bytes written.
+pub fn word_to_options(map: &GeneveOptionMap, word: u64, out: &mut [u8]) -> usize {
+    let mut n = 0;
+    for (i, m) in map.iter().enumerate() {
+        let Some(m) = m else { continue };
+        let data = ((word >> (32 * (1 - i))) as u32).to_be_bytes();
+        if m.len == 0 || data == [0; 4] {
+            continue;
+        }
+        n += packet::wire::geneve::emit_option(&mut out[n..], m.class, m.type_, &data);
+    }
+    n
+}
+
+/// Room [`word_to_options`] needs: a header and 4 bytes per index.
+pub const GENEVE_OPTIONS_ROOM: usize = 8 * packet::TUN_METADATA_FIELDS;
+
 /// Underlay settings shared by every tunnel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnderlaySettings {
@@ -194,6 +284,8 @@ pub(crate) struct Tunnels {
     pub too_big: Arc<TooBigQueue>,
     /// Encapsulated frames whose next hop is unresolved, for the control plane to hold.
     pub pending: Arc<PendingQueue>,
+    /// The Geneve TLV map (kept across changes of the set).
+    pub geneve_map: Arc<GeneveMapCell>,
 }
 
 /// Encapsulated frames waiting for their next hop's MAC: (uplink slot, next hop, frame
@@ -217,6 +309,7 @@ impl Default for Tunnels {
             flow_hops: Arc::default(),
             too_big: Arc::new(TooBigQueue::new(TOO_BIG_QUEUE)),
             pending: Arc::new(PendingQueue::new(PENDING_QUEUE)),
+            geneve_map: Arc::default(),
         }
     }
 }
@@ -299,8 +392,8 @@ pub(crate) enum Rx {
     /// Addressed to a local IP but no good: dropped (counted already).
     Drop,
     /// For tunnel port `ports[.0]` with VNI `.1`; the inner frame starts at `.2`; the
-    /// outer IPv4 source is `.3`.
-    Decap(usize, u32, usize, [u8; 4]),
+    /// outer IPv4 source is `.3`; `.4` the mapped Geneve options' key word.
+    Decap(usize, u32, usize, [u8; 4], u64),
 }
 
 impl Tunnels {
@@ -318,6 +411,12 @@ impl Tunnels {
             .binary_search_by_key(&ofport, |p| p.spec.ofport)
             .ok()
             .map(|i| &self.ports[i])
+    }
+
+    /// Whether the switch owns `ip` on uplink `slot` (a tunnel's `local_ip` there).
+    #[inline]
+    pub fn owns(&self, slot: usize, ip: [u8; 4]) -> bool {
+        self.is_local(slot, ip)
     }
 
     fn is_local(&self, slot: usize, ip: [u8; 4]) -> bool {
@@ -394,11 +493,18 @@ impl Tunnels {
             if s.vni.is_some_and(|v| v != t.vni) {
                 continue;
             }
+            let md = || {
+                if t.options.1 > t.options.0 {
+                    options_to_word(&self.geneve_map.load(), &f[t.options.0..t.options.1])
+                } else {
+                    0
+                }
+            };
             if s.remote_ip == o.ip_src {
-                return Rx::Decap(i, t.vni, t.inner_offset, o.ip_src);
+                return Rx::Decap(i, t.vni, t.inner_offset, o.ip_src, md());
             }
             if s.remote_is_flow() && from_flow.is_none() {
-                from_flow = Some(Rx::Decap(i, t.vni, t.inner_offset, o.ip_src));
+                from_flow = Some(Rx::Decap(i, t.vni, t.inner_offset, o.ip_src, md()));
             }
         }
         if let Some(rx) = from_flow {
@@ -979,6 +1085,32 @@ mod tests {
         assert!(!ipv4_df(&f));
         f[34] = 3;
         assert_eq!(frag_needed(&f, 1450), None);
+    }
+
+    #[test]
+    fn geneve_options_through_the_map() {
+        let mut map = GeneveOptionMap::default();
+        map[1] = Some(GeneveOption {
+            class: 0x0102,
+            type_: 1,
+            len: 4,
+        });
+        let cell = GeneveMapCell::default();
+        cell.store(&map);
+        assert_eq!(cell.load(), map);
+        // Options as a peer sends them: an unmapped one, then the mapped one.
+        let mut opts = [0u8; 16];
+        let n = packet::wire::geneve::emit_option(&mut opts, 0xffff, 0x80, &[9, 9, 9, 9]);
+        let m = packet::wire::geneve::emit_option(&mut opts[n..], 0x0102, 1, &[0, 0, 0x12, 0x34]);
+        let word = options_to_word(&map, &opts[..n + m]);
+        assert_eq!(word, 0x1234, "tun_metadata1 is the low half");
+        assert_eq!(options_to_word(&GeneveOptionMap::default(), &opts), 0);
+        let mut out = [0u8; GENEVE_OPTIONS_ROOM];
+        let len = word_to_options(&map, word, &mut out);
+        assert_eq!(&out[..len], &opts[n..n + m]);
+        // A zero field is not sent; an unmapped index never.
+        assert_eq!(word_to_options(&map, 0, &mut out), 0);
+        assert_eq!(word_to_options(&map, 0x5555_0000_0000_0000, &mut out), 0);
     }
 
     #[test]

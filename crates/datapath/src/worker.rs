@@ -123,6 +123,20 @@ impl TxBatches<'_> {
 }
 
 impl TxBatches<'_> {
+    /// The outer IPv4 source for an encapsulation: the packet's `tun_src` when a flow set
+    /// it to an address the switch owns on this tunnel's uplink (another tunnel's
+    /// `local_ip` there), else the port's `local_ip`. A decapsulated packet's `tun_src`
+    /// is its remote's address, which the switch does not own: it never leaks out.
+    #[inline]
+    fn outer_source(&self, t: &TunnelPort, key: &FlowKey) -> [u8; 4] {
+        let src = key.tun_src();
+        if src == [0; 4] || src == t.spec.local_ip || !self.tunnels.owns(t.uplink_slot, src) {
+            t.spec.local_ip
+        } else {
+            src
+        }
+    }
+
     /// Encapsulates a copy of the packet for a tunnel port and queues it on the uplink.
     /// What cannot be sent is counted on the tunnel port.
     #[cold]
@@ -146,11 +160,22 @@ impl TxBatches<'_> {
             (s.remote_ip, t.next_hop, t.neighbour.get())
         };
         let inner = pkt.0.data();
-        if inner.len() > t.max_inner {
+        let mut options = [0u8; crate::tunnel::GENEVE_OPTIONS_ROOM];
+        let options_len = if s.kind == packet::tunnel::TunnelKind::Geneve {
+            crate::tunnel::word_to_options(
+                &self.tunnels.geneve_map.load(),
+                key.words[packet::TUN_METADATA_WORD],
+                &mut options,
+            )
+        } else {
+            0
+        };
+        if inner.len() + options_len > t.max_inner {
             c.mtu_drops.add(1);
             // DF set: the sender learns the path MTU by ICMP (from the control plane).
             if crate::tunnel::ipv4_df(inner) {
-                let mtu = t.max_inner.saturating_sub(14).min(usize::from(u16::MAX)) as u16;
+                let mtu = (t.max_inner.saturating_sub(14 + options_len)).min(usize::from(u16::MAX))
+                    as u16;
                 if let Some(slot) = self.ports.index_of(key.in_port()) {
                     if self
                         .tunnels
@@ -169,13 +194,13 @@ impl TxBatches<'_> {
             eth_src: t.uplink_mac,
             // Unresolved: filled in by the control plane when the ARP reply comes.
             eth_dst: next_hop_mac.unwrap_or_default(),
-            ip_src: s.local_ip,
+            ip_src: self.outer_source(t, key),
             ip_dst,
             dst_port: s.dst_port,
             vni: s.vni.unwrap_or(key.tunnel_id() as u32),
             ttl: s.ttl,
             udp_checksum: s.csum,
-            geneve_options: &[],
+            geneve_options: &options[..options_len],
         };
         let src_port = packet::tunnel::udp_src_port(inner);
         let Some(m) = pkt.0.deep_copy() else {
@@ -401,7 +426,7 @@ impl Worker {
         let tunnels = Arc::clone(&self.tunnels);
         let mut pass = MbufBurst::new();
         let mut decap = MbufBurst::new();
-        let mut meta: [DecapMeta; BURST_SIZE] = [(0, 0, [0; 4], [0; 4]); BURST_SIZE];
+        let mut meta: [DecapMeta; BURST_SIZE] = [(0, 0, [0; 4], [0; 4], 0); BURST_SIZE];
         let (mut slow, mut dropped, mut bytes) = (0u64, 0u64, 0u64);
         for mut m in burst.drain() {
             match tunnels.classify(in_port, m.data()) {
@@ -421,7 +446,7 @@ impl Worker {
                     bytes += m.len() as u64;
                     dropped += 1;
                 }
-                Rx::Decap(t, vni, inner, outer_src) => {
+                Rx::Decap(t, vni, inner, outer_src, options) => {
                     bytes += m.len() as u64;
                     let tp = &tunnels.ports[t];
                     if !m.adj(inner) {
@@ -430,7 +455,7 @@ impl Worker {
                     }
                     tp.counters.rx_packets.add(1);
                     tp.counters.rx_bytes.add(m.len() as u64);
-                    meta[decap.len()] = (tp.spec.ofport, vni, outer_src, tp.spec.local_ip);
+                    meta[decap.len()] = (tp.spec.ofport, vni, outer_src, tp.spec.local_ip, options);
                     let _ = decap.push(m);
                 }
             }
@@ -467,7 +492,7 @@ impl Worker {
         // Filled only when packets may be handed over (the usual walk does not pay for it).
         let mut kept_meta: [DecapMeta; BURST_SIZE];
         let tunnel = if !owned && pipeline.tracks && self.handoff.is_some() {
-            kept_meta = [(0, 0, [0; 4], [0; 4]); BURST_SIZE];
+            kept_meta = [(0, 0, [0; 4], [0; 4], 0); BURST_SIZE];
             let kept = self.hand_off(in_port, burst, tunnel, &mut kept_meta);
             if kept == 0 {
                 return;
@@ -494,11 +519,12 @@ impl Worker {
             plan.extract(m.data(), ofport, key);
         }
         if let Some(meta) = tunnel {
-            for (key, &(ofport, vni, src, dst)) in self.keys.iter_mut().zip(meta) {
+            for (key, &(ofport, vni, src, dst, options)) in self.keys.iter_mut().zip(meta) {
                 key.set(packet::Field::InPort, u128::from(ofport));
                 key.set(packet::Field::InPhyPort, u128::from(ofport));
                 key.set_tunnel_id(u64::from(vni));
                 key.set_tun_ipv4(src, dst);
+                key.words[packet::TUN_METADATA_WORD] = options;
             }
         }
         if pipeline.prefetches {
@@ -636,7 +662,7 @@ impl Worker {
         let now = rdtsc().wrapping_sub(self.tsc_epoch);
         self.ctx.set_now(Duration::from_nanos(tick_ns.ns(now)));
         let mut burst = MbufBurst::new();
-        let mut meta: [DecapMeta; BURST_SIZE] = [(0, 0, [0; 4], [0; 4]); BURST_SIZE];
+        let mut meta: [DecapMeta; BURST_SIZE] = [(0, 0, [0; 4], [0; 4], 0); BURST_SIZE];
         // The ingress slot of the packets in `burst`, and whether they were decapsulated.
         let mut current: Option<(usize, bool)> = None;
         let mut taken = 0;

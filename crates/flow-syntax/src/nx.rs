@@ -130,9 +130,10 @@ fn format_ipv4(v: u128, m: Option<u128>) -> String {
     }
 }
 
-/// Tunnel fields of a match as ovs-ofctl prints them (after `tun_id`).
+/// Tunnel fields of a match as ovs-ofctl prints them (after `tun_id`): the outer
+/// addresses, then the Geneve options (`tun_metadata0=0x1234`) in index order.
 pub(crate) fn format_tunnel_matches(m: &openflow::Match) -> Vec<String> {
-    [NxmField::TunSrc, NxmField::TunDst]
+    let mut out: Vec<String> = [NxmField::TunSrc, NxmField::TunDst]
         .iter()
         .filter_map(|f| {
             m.fields.iter().find_map(|t| match t {
@@ -142,7 +143,21 @@ pub(crate) fn format_tunnel_matches(m: &openflow::Match) -> Vec<String> {
                 _ => None,
             })
         })
-        .collect()
+        .collect();
+    let mut md: Vec<&NxmOxm> = m
+        .fields
+        .iter()
+        .filter_map(|t| match t {
+            OxmTlv::Nxm(n) if matches!(n.field(), NxmField::TunMetadata(_)) => Some(n),
+            _ => None,
+        })
+        .collect();
+    md.sort_by_key(|n| n.field().field());
+    out.extend(
+        md.iter()
+            .map(|n| format!("{}={}", n.field().name(), hex_masked(n.value(), n.mask()))),
+    );
+    out
 }
 
 /// `conj_id=N` as ovs-ofctl prints it (decimal, before the conntrack fields).
@@ -206,6 +221,7 @@ pub(crate) fn format_register_matches(m: &openflow::Match) -> Vec<String> {
             OxmTlv::Nxm(n)
                 if !n.field().is_ct()
                     && !n.field().is_tunnel()
+                    && !matches!(n.field(), NxmField::TunMetadata(_))
                     && n.field() != NxmField::ConjId =>
             {
                 Some(n)

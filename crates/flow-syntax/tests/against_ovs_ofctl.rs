@@ -40,6 +40,9 @@ const FLOWS: &[&str] = &[
     "in_port=1,actions=set_field:100->tun_id,set_field:192.0.2.2->tun_dst,output:10",
     "tun_id=0x64,tun_src=192.0.2.2,tun_dst=192.0.2.0/24,in_port=10,actions=set_field:10.0.0.1->tun_src,output:1",
     "reg0=1,tun_src=10.0.0.0/255.0.0.255,ip,actions=drop",
+    // Geneve options (docs/tunnels.md).
+    "tun_id=0x1b58,tun_metadata0=0x7,in_port=20,actions=output:2",
+    "tun_metadata1=0x1200/0xff00,actions=set_field:0x1234->tun_metadata0,set_field:192.0.2.5->tun_src,output:20",
     "in_port=LOCAL,dl_vlan=3,actions=set_field:4106->vlan_vid,output:1",
     "sctp,tp_dst=9,actions=drop",
     // Open vSwitch extensions (docs/ovs-extensions.md).

@@ -710,7 +710,10 @@ impl Conn {
                 return None;
             }
         }
-        if let Some(code) = msg.experimenter_error() {
+        // Open vSwitch's Geneve TLV map messages are the switch's to answer.
+        let tlv = matches!(&msg.body, Message::Experimenter(e)
+            if openflow::tlv::TlvMsg::parse(e).is_some());
+        if let Some(code) = msg.experimenter_error().filter(|_| !tlv) {
             AgentCounters::inc(&self.shared.counters.experimenter_refused);
             self.send_error(code, raw).await;
             return None;

@@ -99,6 +99,26 @@ pub fn packet_in(r: &PacketInRecord) -> PacketIn {
     if r.tunnel_id != 0 {
         fields.push(OxmTlv::tunnel_id(r.tunnel_id, None));
     }
+    // A decapsulated packet's tunnel, as Open vSwitch reports it: tun_src, tun_dst and
+    // the Geneve options the TLV map names (those that are nonzero).
+    let tun = [
+        (openflow::NxmField::TunSrc, u32::from_be_bytes(r.tun_src)),
+        (openflow::NxmField::TunDst, u32::from_be_bytes(r.tun_dst)),
+    ]
+    .into_iter()
+    .chain((0..packet::TUN_METADATA_FIELDS).map(|i| {
+        (
+            openflow::NxmField::TunMetadata(i as u8),
+            (r.tun_metadata >> (32 * (1 - i % 2))) as u32,
+        )
+    }));
+    for (f, v) in tun {
+        if v != 0 {
+            if let Some(n) = openflow::NxmOxm::new(f, v.into(), None) {
+                fields.push(OxmTlv::Nxm(n));
+            }
+        }
+    }
     PacketIn {
         buffer_id: OFP_NO_BUFFER,
         total_len: r.total_len,

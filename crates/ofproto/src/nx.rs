@@ -28,6 +28,7 @@ pub fn field_of_nxm(f: NxmField) -> Option<Field> {
         NxmField::CtTpDst => Some(Field::CtTpDst),
         NxmField::TunSrc => Some(Field::TunSrc),
         NxmField::TunDst => Some(Field::TunDst),
+        NxmField::TunMetadata(n) => Field::TUN_METADATA.get(usize::from(n)).copied(),
     }
 }
 
@@ -55,6 +56,9 @@ pub fn nxm_of_field(f: Field) -> Option<NxmField> {
     }
     if f == Field::ConjId {
         return Some(NxmField::ConjId);
+    }
+    if let Some(n) = Field::TUN_METADATA.iter().position(|&t| t == f) {
+        return Some(NxmField::TunMetadata(n as u8));
     }
     CT_NXM.iter().copied().find(|&n| field_of_nxm(n) == Some(f))
 }

@@ -252,6 +252,9 @@ pub enum ErrorCode {
     /// is an experimenter error (type 0xffff, exp_type [`NXBAC_BAD_CONJUNCTION`], vendor
     /// Nicira), which `ovs-ofctl` prints by name.
     NxBadConjunction,
+    /// Open vSwitch's NXTTMFC_*: a TLV map change refused (experimenter error, vendor
+    /// Nicira, exp_type [`crate::tlv::TlvTableModFailedCode::exp_type`]).
+    NxTlvTableModFailed(crate::tlv::TlvTableModFailedCode),
 }
 
 /// exp_type of [`ErrorCode::NxBadConjunction`] (`NX1.2+(15)` in Open vSwitch's
@@ -278,6 +281,7 @@ impl ErrorCode {
             MeterModFailed(c) => (ErrorType::MeterModFailed.raw(), c.raw()),
             TableFeaturesFailed(c) => (ErrorType::TableFeaturesFailed.raw(), c.raw()),
             NxBadConjunction => (ErrorType::Experimenter.raw(), NXBAC_BAD_CONJUNCTION),
+            NxTlvTableModFailed(c) => (ErrorType::Experimenter.raw(), c.exp_type()),
         }
     }
 

@@ -26,6 +26,7 @@ pub mod messages;
 pub mod multipart;
 pub mod nx;
 pub mod oxm;
+pub mod tlv;
 mod wire;
 
 pub use action::{Action, ActionType};

@@ -231,9 +231,9 @@ pub enum ErrorMsg {
 
 impl ErrorMsg {
     pub fn new(code: ErrorCode, data: Vec<u8>) -> Self {
-        if code == ErrorCode::NxBadConjunction {
+        if let ErrorCode::NxBadConjunction | ErrorCode::NxTlvTableModFailed(_) = code {
             return ErrorMsg::Experimenter {
-                exp_type: crate::error::NXBAC_BAD_CONJUNCTION,
+                exp_type: code.type_code().1,
                 experimenter: crate::nx::NX_VENDOR_ID,
                 data,
             };
@@ -257,6 +257,12 @@ impl ErrorMsg {
                 experimenter: crate::nx::NX_VENDOR_ID,
                 ..
             } => Some(ErrorCode::NxBadConjunction),
+            ErrorMsg::Experimenter {
+                exp_type,
+                experimenter: crate::nx::NX_VENDOR_ID,
+                ..
+            } => crate::tlv::TlvTableModFailedCode::from_exp_type(*exp_type)
+                .map(ErrorCode::NxTlvTableModFailed),
             ErrorMsg::Experimenter { .. } => None,
         }
     }

@@ -108,7 +108,22 @@ pub enum NxmField {
     /// The outer IPv4 destination: on decap the local endpoint, before output to a
     /// `remote_ip=flow` tunnel port the remote (`tun_dst`, NXM_NX_TUN_IPV4_DST, field 32).
     TunDst,
+    /// `tun_metadata0`-`tun_metadata63` (NXM_NX_TUN_METADATAn: class 0x0001, field 40+n,
+    /// maskable): the data of the Geneve option the switch's TLV map assigns to index n.
+    /// On the wire its length varies (ovs-ofctl sends only the significant bytes, 1 to
+    /// 124); this codec holds the [`TUN_METADATA_BYTES`] bytes the switch stores per
+    /// option and refuses a value or mask with more significant bytes than that.
+    TunMetadata(u8),
 }
+
+/// How many `tun_metadataN` fields OpenFlow has (NXM_NX_TUN_METADATA0-63).
+pub const N_TUN_METADATA: u8 = 64;
+/// The NXM field number of `tun_metadata0`.
+pub const NXM_TUN_METADATA0: u8 = 40;
+/// Bytes of option data the switch keeps per `tun_metadataN` (its width in this codec).
+pub const TUN_METADATA_BYTES: usize = 4;
+/// The longest option data Geneve (and Open vSwitch's TLV map) allows.
+pub const TLV_MAX_OPT_SIZE: usize = 124;
 
 impl NxmField {
     /// The field for an OXM class and field number, if this codec knows it.
@@ -116,6 +131,9 @@ impl NxmField {
         match (class, field) {
             (NXM_1, n) if n < N_REGS => Some(NxmField::Reg(n)),
             (NXM_1, 37) => Some(NxmField::ConjId),
+            (NXM_1, f) if (NXM_TUN_METADATA0..NXM_TUN_METADATA0 + N_TUN_METADATA).contains(&f) => {
+                Some(NxmField::TunMetadata(f - NXM_TUN_METADATA0))
+            }
             (NXM_1, 31) => Some(NxmField::TunSrc),
             (NXM_1, 32) => Some(NxmField::TunDst),
             (NXM_1, f) => CT_FIELDS.iter().find(|c| c.0 == f).map(|c| c.1),
@@ -146,6 +164,7 @@ impl NxmField {
             NxmField::CtTpDst => 125,
             NxmField::TunSrc => 31,
             NxmField::TunDst => 32,
+            NxmField::TunMetadata(n) => NXM_TUN_METADATA0 + n,
         }
     }
 
@@ -160,6 +179,7 @@ impl NxmField {
             | NxmField::CtNwDst
             | NxmField::TunSrc
             | NxmField::TunDst => 4,
+            NxmField::TunMetadata(_) => TUN_METADATA_BYTES,
             NxmField::Xreg(_) => 8,
             NxmField::CtZone | NxmField::CtTpSrc | NxmField::CtTpDst => 2,
             NxmField::CtNwProto => 1,
@@ -184,6 +204,7 @@ impl NxmField {
                 | NxmField::ConjId
                 | NxmField::TunSrc
                 | NxmField::TunDst
+                | NxmField::TunMetadata(_)
         )
     }
 
@@ -218,6 +239,7 @@ impl NxmField {
             NxmField::ConjId => "conj_id".into(),
             NxmField::TunSrc => "tun_src".into(),
             NxmField::TunDst => "tun_dst".into(),
+            NxmField::TunMetadata(n) => format!("tun_metadata{n}"),
             f => f.ct_name().into(),
         }
     }
@@ -249,7 +271,9 @@ impl NxmField {
             return Some(c.1);
         }
         let (n, max, make): (&str, u8, fn(u8) -> NxmField) =
-            if let Some(n) = name.strip_prefix("xreg") {
+            if let Some(n) = name.strip_prefix("tun_metadata") {
+                (n, N_TUN_METADATA, NxmField::TunMetadata)
+            } else if let Some(n) = name.strip_prefix("xreg") {
                 (n, N_XREGS, NxmField::Xreg)
             } else if let Some(n) = name.strip_prefix("reg") {
                 (n, N_REGS, NxmField::Reg)
@@ -268,6 +292,7 @@ impl NxmField {
             NxmField::ConjId => "NXM_NX_CONJ_ID".into(),
             NxmField::TunSrc => "NXM_NX_TUN_IPV4_SRC".into(),
             NxmField::TunDst => "NXM_NX_TUN_IPV4_DST".into(),
+            NxmField::TunMetadata(n) => format!("NXM_NX_TUN_METADATA{n}"),
             f => format!("NXM_NX_{}", f.ct_name().to_ascii_uppercase()),
         }
     }
@@ -318,6 +343,9 @@ impl NxmOxm {
 
     /// From a TLV's payload (value, then mask if `has_mask`).
     pub(crate) fn from_payload(field: NxmField, has_mask: bool, payload: &[u8]) -> Option<NxmOxm> {
+        if let NxmField::TunMetadata(_) = field {
+            return Self::tun_metadata_from_payload(field, has_mask, payload);
+        }
         let w = field.width();
         if payload.len() != if has_mask { 2 * w } else { w } {
             return None;
@@ -327,6 +355,37 @@ impl NxmOxm {
             field,
             value: be(&payload[..w]),
             mask: has_mask.then(|| be(&payload[w..])),
+        })
+    }
+
+    /// `tun_metadataN`: any length up to [`TLV_MAX_OPT_SIZE`] per part (value, mask), as
+    /// long as only the last [`TUN_METADATA_BYTES`] bytes are nonzero.
+    fn tun_metadata_from_payload(
+        field: NxmField,
+        has_mask: bool,
+        payload: &[u8],
+    ) -> Option<NxmOxm> {
+        let parts = if has_mask { 2 } else { 1 };
+        if !payload.len().is_multiple_of(parts) || payload.len() / parts > TLV_MAX_OPT_SIZE {
+            return None;
+        }
+        let n = payload.len() / parts;
+        let part = |b: &[u8]| -> Option<u128> {
+            let cut = b.len().saturating_sub(TUN_METADATA_BYTES);
+            b[..cut].iter().all(|&x| x == 0).then(|| {
+                b[cut..]
+                    .iter()
+                    .fold(0u128, |a, &x| (a << 8) | u128::from(x))
+            })
+        };
+        Some(NxmOxm {
+            field,
+            value: part(&payload[..n])?,
+            mask: if has_mask {
+                Some(part(&payload[n..])?)
+            } else {
+                None
+            },
         })
     }
 

@@ -153,6 +153,8 @@ impl ExtractPlan {
         // tunnel port reads tun_dst whatever the tables match (a stale one would pick the
         // previous packet's remote).
         w[crate::TUN_WORD] = 0;
+        // Geneve options likewise: an output to a Geneve port sends the nonzero ones.
+        w[crate::TUN_METADATA_WORD] = 0;
         if self.registers {
             for x in &mut w[crate::REG_WORD..crate::CT_WORD] {
                 *x = 0;
@@ -726,8 +728,8 @@ mod tests {
     /// Every plan writes exactly what `extract_into` would in the words it covers (over a
     /// key full of another packet's stale values): FULL everything, L2 the Ethernet words,
     /// layers and offsets, IN_PORT in_port; registers and conntrack words zero only when
-    /// asked, left alone otherwise; tun_src/tun_dst always zero (an output to a flow-based
-    /// tunnel port reads them whatever the tables match).
+    /// asked, left alone otherwise; tun_src/tun_dst and the Geneve option word always zero
+    /// (an output to a tunnel port reads them whatever the tables match).
     #[test]
     fn plans_fill_their_words_as_extract_into_does() {
         let values = [0x00, 0x05, 0x06, 0x08, 0x11, 0x45, 0x81, 0x88, 0xa8, 0xff];
@@ -779,7 +781,9 @@ mod tests {
                     let tun = crate::TUN_WORD;
                     assert_eq!(key.words[CT..tun], ct.words[CT..tun], "{plan:?}");
                     assert_eq!(key.words[tun], 0, "{plan:?}: a stale tun_src/tun_dst stays");
-                    assert_eq!(key.words[tun + 1..], ct.words[tun + 1..], "{plan:?}");
+                    let md = crate::TUN_METADATA_WORD;
+                    assert_eq!(key.words[tun + 1..md], ct.words[tun + 1..md], "{plan:?}");
+                    assert_eq!(key.words[md], 0, "{plan:?}: stale Geneve options stay");
                     if parse == Parse::L2 {
                         let want = Layers(full.layers.0 & Layers::L2.0);
                         assert_eq!(key.layers, want, "L2 layers, frame {f:02x?}");

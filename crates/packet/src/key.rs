@@ -33,11 +33,15 @@
 //! | 27-28 | `ct_label` |
 //! | 29 | `tun_src` 63..32, `tun_dst` 31..0 |
 //! | 30 | `conj_id` 31..0 |
+//! | 31 | `tun_metadata0` 63..32, `tun_metadata1` 31..0 |
 //!
 //! The connection-tracking words (24-28) are written only by the `ct` action (and cleared
 //! by `ct_clear`); like the registers they start at zero for every packet. The tunnel
 //! word (29) holds the outer IPv4 addresses of a decapsulated packet (zero for any other)
 //! and what `set_field:A->tun_dst` writes for a `remote_ip = "flow"` tunnel port.
+//! Word 31 holds the data of the (at most [`TUN_METADATA_FIELDS`]) Geneve options the
+//! switch's TLV map names, 4 bytes each, filled on Geneve decapsulation and by
+//! `set_field`; zero for other packets (an absent option reads as zero).
 //! `conj_id` (word 30) is zero in every packet's key: only a table's own lookup sets it, in
 //! a copy of the key, to find the `conj_id=X` entries of a satisfied conjunctive match.
 //!
@@ -70,6 +74,13 @@ pub const CT_WORD: usize = 24;
 
 /// The tunnel metadata word: `tun_src` and `tun_dst`.
 pub const TUN_WORD: usize = 29;
+
+/// The Geneve option word: `tun_metadata0` and `tun_metadata1`.
+pub const TUN_METADATA_WORD: usize = 31;
+
+/// How many `tun_metadataN` fields the key holds (`tun_metadata0`..): what keeps the key
+/// at 32 words. Open vSwitch has 64 (and 256 bytes of options in all).
+pub const TUN_METADATA_FIELDS: usize = 2;
 
 /// OFPVID_PRESENT: set in `vlan_vid` when the frame has a tag.
 pub const OFPVID_PRESENT: u16 = 0x1000;
@@ -168,6 +179,8 @@ pub mod pos {
     pub const TUN_SRC: FieldPos = at(29, 32, 32);
     pub const TUN_DST: FieldPos = at(29, 0, 32);
     pub const CONJ_ID: FieldPos = at(30, 0, 32);
+    pub const TUN_METADATA0: FieldPos = at(31, 32, 32);
+    pub const TUN_METADATA1: FieldPos = at(31, 0, 32);
 }
 
 /// An OXM_OF_* field of class OFPXMC_OPENFLOW_BASIC; the discriminant is its oxm_field.
@@ -257,6 +270,10 @@ pub enum Field {
     /// Open vSwitch `conj_id` (NXM_NX_CONJ_ID): the id of the conjunctive match a table
     /// lookup found, zero in packets; matched only, never written by actions.
     ConjId = 75,
+    /// Open vSwitch `tun_metadata0`/`tun_metadata1` (NXM_NX_TUN_METADATAn): the data of
+    /// the Geneve option the TLV map assigns to that index, 4 bytes at most.
+    TunMetadata0 = 76,
+    TunMetadata1 = 77,
 }
 
 struct FieldInfo {
@@ -277,7 +294,7 @@ const fn info(name: &'static str, pos: FieldPos, byte_len: u8, maskable: bool) -
 
 /// Indexed by oxm_field (then the registers). Byte lengths and maskability are OpenFlow
 /// 1.3 table 12, with the transport ports maskable as Open vSwitch allows.
-const INFO: [FieldInfo; 76] = [
+const INFO: [FieldInfo; 78] = [
     info("in_port", pos::IN_PORT, 4, false),
     info("in_phy_port", pos::IN_PHY_PORT, 4, false),
     info("metadata", pos::METADATA, 8, true),
@@ -354,6 +371,8 @@ const INFO: [FieldInfo; 76] = [
     info("tun_src", pos::TUN_SRC, 4, true),
     info("tun_dst", pos::TUN_DST, 4, true),
     info("conj_id", pos::CONJ_ID, 4, false),
+    info("tun_metadata0", pos::TUN_METADATA0, 4, true),
+    info("tun_metadata1", pos::TUN_METADATA1, 4, true),
 ];
 
 impl Field {
@@ -431,6 +450,7 @@ impl Field {
             .chain(Field::CT.iter())
             .chain(Field::TUN.iter())
             .chain([Field::ConjId].iter())
+            .chain(Field::TUN_METADATA.iter())
             .copied()
             .find(|f| f.name() == name)
     }
@@ -457,6 +477,10 @@ impl Field {
 
     /// The tunnel metadata fields.
     pub const TUN: [Field; 2] = [Field::TunSrc, Field::TunDst];
+
+    /// The Geneve option fields, by index (`tun_metadata0`, `tun_metadata1`).
+    pub const TUN_METADATA: [Field; TUN_METADATA_FIELDS] =
+        [Field::TunMetadata0, Field::TunMetadata1];
 
     /// `reg0`-`reg15` in order.
     pub const REGS: [Field; 16] = [
@@ -499,6 +523,7 @@ impl Field {
             .chain(Field::CT)
             .chain(Field::TUN)
             .chain([Field::ConjId])
+            .chain(Field::TUN_METADATA)
     }
 
     /// `reg0`-`reg15`, `xreg0`-`xreg7`, the connection-tracking and the tunnel fields:
@@ -865,6 +890,20 @@ impl FlowKey {
     #[inline]
     pub fn tun_dst(&self) -> [u8; 4] {
         (self.get_pos(pos::TUN_DST) as u32).to_be_bytes()
+    }
+
+    /// The Geneve option data of `tun_metadata<index>` (0: absent, or zero).
+    #[inline]
+    pub fn tun_metadata(&self, index: usize) -> u32 {
+        (self.words[TUN_METADATA_WORD] >> (32 * (1 - index % 2))) as u32
+    }
+
+    /// Sets the Geneve option data of `tun_metadata<index>` (decapsulation).
+    #[inline]
+    pub fn set_tun_metadata(&mut self, index: usize, data: u32) {
+        let shift = 32 * (1 - index % 2);
+        let w = &mut self.words[TUN_METADATA_WORD];
+        *w = (*w & !(0xffff_ffffu64 << shift)) | (u64::from(data) << shift);
     }
 
     /// Both outer addresses at once (decapsulation).

@@ -992,6 +992,9 @@ impl Pipeline {
             in_phy_port: key.get(Field::InPhyPort) as u32,
             metadata: key.metadata(),
             tunnel_id: key.tunnel_id(),
+            tun_src: key.tun_src(),
+            tun_dst: key.tun_dst(),
+            tun_metadata: key.words[packet::TUN_METADATA_WORD],
             total_len: data.len().min(usize::from(u16::MAX)) as u16,
             data: data[..n].to_vec(),
         };

@@ -38,6 +38,11 @@ pub struct PacketInRecord {
     pub in_phy_port: u32,
     pub metadata: u64,
     pub tunnel_id: u64,
+    /// The outer IPv4 addresses of a decapsulated packet (zero otherwise).
+    pub tun_src: [u8; 4],
+    pub tun_dst: [u8; 4],
+    /// The key's Geneve option word ([`packet::TUN_METADATA_WORD`]).
+    pub tun_metadata: u64,
     /// Length of the whole frame.
     pub total_len: u16,
     pub data: Vec<u8>,
