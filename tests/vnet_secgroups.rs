@@ -4,9 +4,11 @@
 //!
 //! - a (10.7.0.1) in group web: ingress tcp 8000-8010, udp 5353, icmp; egress anything;
 //! - b (10.7.0.2) in no group at first (not filtered);
-//! - c (10.7.0.3) in group db: ingress tcp 5432 from the members of web; egress anything.
+//! - c (10.7.0.3) in group db: ingress tcp 5432 and ICMP echo requests (type 8 code 0)
+//!   from the members of web; egress anything.
 //!
 //! Rules let connections in (TCP in a port range, UDP, ICMP echo), others are refused
+//! (an ICMP timestamp request where only echo requests have a rule)
 //! while replies to the instances' own connections pass, the remote-group rule follows
 //! web's membership, crafted invalid packets are dropped, the per-instance counters in
 //! ferroflowctl and /metrics match what was sent, and a restart keeps the groups.
@@ -169,6 +171,7 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
         "web --direction ingress --protocol icmp",
         "web --direction egress",
         "db --direction ingress --protocol tcp --ports 5432 --remote-group web",
+        "db --direction ingress --protocol icmp --icmp-type 8 --icmp-code 0 --remote-group web",
         "db --direction egress",
     ] {
         let mut args = vec!["secgroup", "rule", "add"];
@@ -199,7 +202,8 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
     let list = sw.ok(&["secgroup", "list"]);
     assert!(
         list.contains("ingress ipv4 tcp 8000-8010 from anywhere")
-            && list.contains("ingress ipv4 tcp 5432 from group web"),
+            && list.contains("ingress ipv4 tcp 5432 from group web")
+            && list.contains("ingress ipv4 icmp type 8 code 0 from group web"),
         "{list}"
     );
     // The range is three masked entries (tp_dst=0x1f40/0xfff8 covers 8000-8007).
@@ -239,14 +243,41 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
     assert_eq!(client(a, "udp 10.7.0.2 5353 2"), "2");
     // ICMP echo: a has a rule, c has none.
     assert!(ping(b, "10.7.0.1"), "web allows icmp");
-    assert!(!ping(b, "10.7.0.3"), "db has no icmp rule");
+    assert!(
+        !ping(b, "10.7.0.3"),
+        "db lets only web's members ping, b is not one"
+    );
     assert!(
         ping(c, "10.7.0.1"),
         "c's own echo goes out, and web lets it in"
     );
 
-    // ---- remote group: db lets web's members reach 5432 ----
+    // ---- remote group: db lets web's members reach 5432 and ping ----
     assert_eq!(client(a, "tcp 10.7.0.3 5432"), "ok", "a is in web");
+    assert!(
+        ping(a, "10.7.0.3"),
+        "a is in web: its echo requests have a rule"
+    );
+    // ... but no other ICMP: a timestamp request (type 13) from a has no rule at c.
+    let before = sw.counters("c");
+    let timestamp = format!(
+        "{PYTHON} -c \"from scapy.all import *; \
+         sendp(Ether(src='{a}',dst='{c}')/IP(src='10.7.0.1',dst='10.7.0.3')/ICMP(type=13),iface='ffsg-a',verbose=0)\"",
+        a = HOSTS[0].1,
+        c = HOSTS[2].1
+    );
+    let out = a.exec(&timestamp);
+    assert!(
+        out.status.success(),
+        "scapy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = eventually(Duration::from_secs(5), "c's timestamp drop", || {
+        let now = sw.counters("c");
+        (now.1 > before.1).then_some(now)
+    });
+    assert_eq!(after.1 - before.1, 1, "no_rule {before:?} -> {after:?}");
+    assert_eq!(after.0, before.0, "the timestamp request was not allowed");
     assert_eq!(client(b, "tcp 10.7.0.3 5432"), "timeout", "b is not in web");
 
     // ---- a crafted SYN-ACK without a SYN and a SYN+FIN from b are invalid at a ----
@@ -311,6 +342,24 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
         .expect("web after restart");
     assert_eq!(web["rules"].as_array().unwrap().len(), 4, "{groups}");
     assert_eq!(web["members"], serde_json::json!(["a", "b"]), "{groups}");
+    let db = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "db")
+        .expect("db after restart");
+    assert!(
+        db["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["protocol"] == "icmp"
+                && r["icmp_type"] == 8
+                && r["icmp_code"] == 0
+                && r["remote_group"] == "web"),
+        "{groups}"
+    );
+    assert!(text.contains("icmp_type = 8, icmp_code = 0"), "{text}");
     let flows = sw.ok(&["flows", "dump", "table=96"]);
     assert!(flows.contains("tp_dst=0x1f40/0xfff8"), "{flows}");
     eprintln!(
