@@ -14,8 +14,8 @@ mod mgmt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{run, wait_for_interface, DatapathLock, Netns, TempDir};
-use mgmt::{config, ctl, eventually, port_toml, Daemon};
+use common::{run, wait_for_interface, DatapathLock, Netns, Operator, TempDir};
+use mgmt::{config, eventually, port_toml, Daemon};
 
 const LOCAL: u32 = 0xffff_fffe;
 const HOST_MAC: &str = "02:00:00:00:ff:08";
@@ -41,17 +41,19 @@ impl Drop for Server {
 }
 
 struct Switch {
-    server: String,
+    op: Operator,
     metrics: String,
 }
 
-impl Switch {
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = ctl(&self.server, args);
-        assert_eq!(code, 0, "ferroflowctl {args:?}: {out}{err}");
-        out
-    }
+impl std::ops::Deref for Switch {
+    type Target = Operator;
 
+    fn deref(&self) -> &Operator {
+        &self.op
+    }
+}
+
+impl Switch {
     /// Packets the profile's flows sent to the control plane (handled and refused).
     fn packet_ins(&self) -> u64 {
         let text = run(&format!("curl -s http://{}/metrics", self.metrics));
@@ -104,7 +106,10 @@ fn nat_mode_serves_metadata_without_packet_ins() {
     let cfg = dir.path("ff.toml");
     std::fs::write(&cfg, config("ff-vnet-md", &socket, Some(&metrics), &ports)).unwrap();
     let _d = Daemon::start(&cfg, &server, 120.0);
-    let sw = Switch { server, metrics };
+    let sw = Switch {
+        op: Operator::new(&server),
+        metrics,
+    };
     let mut ns = Vec::new();
     for (name, _, mac, ip) in INSTANCES {
         let ifname = format!("ffmd-{name}");

@@ -21,32 +21,29 @@ mod mgmt;
 
 use std::time::Duration;
 
-use common::{run, wait_for_interface, DatapathLock, Netns, TempDir};
-use mgmt::{config, ctl, eventually, port_toml, Daemon};
-use serde_json::Value;
+use common::{
+    ping_from, run, wait_for_interface, Background, DatapathLock, Netns, Operator, TempDir,
+};
+use mgmt::{config, eventually, port_toml, Daemon};
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conntrack/peer.py");
 /// Debian's python3 (it has python3-scapy, which tests/setup-host.sh installs).
 const PYTHON: &str = "/usr/bin/python3";
 
 struct Switch {
-    server: String,
+    op: Operator,
     metrics: String,
 }
 
+impl std::ops::Deref for Switch {
+    type Target = Operator;
+
+    fn deref(&self) -> &Operator {
+        &self.op
+    }
+}
+
 impl Switch {
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = ctl(&self.server, args);
-        assert_eq!(code, 0, "ferroflowctl {args:?}: {out}{err}");
-        out
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&a)).expect("json")
-    }
-
     /// (allowed_new, dropped_no_rule, dropped_invalid) of a filtered instance.
     fn counters(&self, instance: &str) -> (u64, u64, u64) {
         let v = self.json(&["secgroup", "counters", instance]);
@@ -67,18 +64,7 @@ impl Switch {
     }
 }
 
-/// Server processes in a namespace, killed by PID when dropped.
-struct Servers(Vec<u32>);
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for pid in &self.0 {
-            let _ = common::sh(&format!("kill {pid} 2>/dev/null"));
-        }
-    }
-}
-
-fn serve(ns: &Netns, specs: &str, dir: &TempDir, servers: &mut Servers) {
+fn serve(ns: &Netns, specs: &str, dir: &TempDir, servers: &mut Background) {
     let out = dir.path(&format!("serve-{}.out", ns.0));
     let pid = run(&format!(
         "ip netns exec {} sh -c 'timeout 150 {PYTHON} {PEER} serve {specs} >{} 2>&1 & echo $!'",
@@ -99,9 +85,7 @@ fn client(ns: &Netns, args: &str) -> String {
 }
 
 fn ping(ns: &Netns, dst: &str) -> bool {
-    ns.exec(&format!("ping -c 2 -i 0.2 -W 1 {dst}"))
-        .status
-        .success()
+    ping_from(ns, dst, 2, 1)
 }
 
 const HOSTS: [(&str, &str, &str); 3] = [
@@ -149,7 +133,10 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
     let cfg = dir.path("ff.toml");
     std::fs::write(&cfg, config("ff-vnet-sg", &socket, Some(&metrics), &ports)).unwrap();
     let d = Daemon::start(&cfg, &server, 150.0);
-    let sw = Switch { server, metrics };
+    let sw = Switch {
+        op: Operator::new(&server),
+        metrics,
+    };
     let mut ns = Vec::new();
     for (name, mac, ip) in HOSTS {
         let ifname = format!("ffsg-{name}");
@@ -179,21 +166,18 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
         sw.ok(&args);
     }
     // Bad rules name the field and change nothing.
-    let (code, _, err) = ctl(
-        &sw.server,
-        &[
-            "secgroup",
-            "rule",
-            "add",
-            "web",
-            "--direction",
-            "ingress",
-            "--protocol",
-            "icmp",
-            "--ports",
-            "22",
-        ],
-    );
+    let (code, _, err) = sw.run(&[
+        "secgroup",
+        "rule",
+        "add",
+        "web",
+        "--direction",
+        "ingress",
+        "--protocol",
+        "icmp",
+        "--ports",
+        "22",
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("ports"), "{err}");
     add_instance(&sw, "a", &["web"]);
@@ -213,7 +197,7 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
         "{flows}"
     );
 
-    let mut servers = Servers(Vec::new());
+    let mut servers = Background::default();
     serve(a, "tcp:8005 tcp:8011 udp:5353 udp:5999", &dir, &mut servers);
     serve(b, "tcp:7070 udp:5353", &dir, &mut servers);
     serve(c, "tcp:5432", &dir, &mut servers);
