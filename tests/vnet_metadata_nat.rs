@@ -226,7 +226,7 @@ fn nat_mode_serves_metadata_without_packet_ins() {
             &table10,
             &[
                 &format!("in_port={port},"),
-                &format!("ct(commit,zone=65535,exec(set_field:{port:#x}->ct_mark),nat(dst={HOST_IP}:8775))"),
+                &format!("ct(commit,zone=65535,nat(dst={HOST_IP}:8775),exec(set_field:{port:#x}->ct_mark))"),
             ],
         );
         assert!(fwd >= 3 * CONNECTIONS as u64, "port {port}: {fwd} packets");

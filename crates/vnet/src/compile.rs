@@ -691,8 +691,8 @@ fn ipv6_classifier(out: &mut Vec<ProfileFlow>, i: &Instance, p: u32, id: u32, sw
 /// Metadata mode nat: conntrack translates instead of the control plane.
 ///
 /// - `metadata_nat`, per local instance on port P (its requests, which the
-///   classifier checked): `ct(commit,zone=METADATA_ZONE,exec(set_field:P->ct_mark),
-///   nat(dst=HOST_IP:HOST_PORT))`, the host's MAC, `output:LOCAL`;
+///   classifier checked): `ct(commit,zone=METADATA_ZONE,nat(dst=HOST_IP:HOST_PORT),
+///   exec(set_field:P->ct_mark))` (nat first: as ovs-ofctl prints it), the host's MAC, `output:LOCAL`;
 /// - `classifier` (300), from the server (`in_port=LOCAL`, its address and port):
 ///   `ct(table=metadata_nat_reply,zone=METADATA_ZONE,nat)`, which translates a
 ///   tracked reply back to 169.254.169.254:80;
@@ -719,7 +719,7 @@ fn metadata_nat(out: &mut Vec<ProfileFlow>, m: &Model, md: &Metadata) {
                 meta(net.id)
             ),
             &format!(
-                "ct(commit,zone={zone},exec(set_field:{p:#x}->ct_mark),nat(dst={}:{})),set_field:{}->eth_dst,output:LOCAL",
+                "ct(commit,zone={zone},nat(dst={}:{}),exec(set_field:{p:#x}->ct_mark)),set_field:{}->eth_dst,output:LOCAL",
                 md.host_ip,
                 md.host_port,
                 mac_string(md.host_mac)

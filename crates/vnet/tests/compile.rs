@@ -310,7 +310,7 @@ fn nat_metadata_is_conntrack_flows_without_packet_ins() {
             .unwrap_or_else(|| panic!("no request flow for port {port}"));
         assert!(
             fwd.text.ends_with(&format!(
-                "actions=ct(commit,zone=65535,exec(set_field:{port:#x}->ct_mark),nat(dst=10.255.0.1:8775)),set_field:02:00:00:00:ff:01->eth_dst,output:LOCAL"
+                "actions=ct(commit,zone=65535,nat(dst=10.255.0.1:8775),exec(set_field:{port:#x}->ct_mark)),set_field:02:00:00:00:ff:01->eth_dst,output:LOCAL"
             )),
             "{}",
             fwd.text
