@@ -417,14 +417,27 @@ mod tests {
                 }),
                 security_groups: vec![ferroflow_config::SecurityGroupConfig {
                     name: "web".into(),
-                    rules: vec![ferroflow_config::SecurityRuleConfig {
-                        direction: ferroflow_config::Direction::Ingress,
-                        ethertype: "ipv4".into(),
-                        protocol: Some("tcp".into()),
-                        ports: Some("8000-8010".into()),
-                        remote_prefix: Some("10.0.0.0/8".into()),
-                        remote_group: None,
-                    }],
+                    rules: vec![
+                        ferroflow_config::SecurityRuleConfig {
+                            direction: ferroflow_config::Direction::Ingress,
+                            ethertype: "ipv4".into(),
+                            protocol: Some("tcp".into()),
+                            ports: Some("8000-8010".into()),
+                            remote_prefix: Some("10.0.0.0/8".into()),
+                            remote_group: None,
+                            source_ports: Some("1024-65535".into()),
+                            icmp_type: None,
+                            icmp_code: None,
+                        },
+                        ferroflow_config::SecurityRuleConfig {
+                            direction: ferroflow_config::Direction::Ingress,
+                            ethertype: "ipv4".into(),
+                            protocol: Some("icmp".into()),
+                            icmp_type: Some(8),
+                            icmp_code: Some(0),
+                            ..Default::default()
+                        },
+                    ],
                 }],
             },
         };

@@ -19,9 +19,8 @@ mod mgmt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{run, sh, wait_for_interface, DatapathLock, Netns, TempDir};
+use common::{run, sh, wait_for_interface, DatapathLock, Netns, Operator, TempDir};
 use mgmt::{config, ctl, eventually, port_toml, Daemon};
-use serde_json::Value;
 
 const LOCAL: u32 = 0xffff_fffe;
 const HOST_MAC: &str = "02:00:00:00:ff:01";
@@ -82,9 +81,7 @@ fn captured(file: &std::path::Path, filter: &str) -> usize {
 }
 
 fn ping(ns: &Netns, dst: &str) -> bool {
-    ns.exec(&format!("ping -c 3 -i 0.2 -W 2 {dst}"))
-        .status
-        .success()
+    common::ping_from(ns, dst, 3, 2)
 }
 
 fn curl(ns: &Netns) -> String {
@@ -92,22 +89,17 @@ fn curl(ns: &Netns) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The operator's ferroflowctl, and the switch it runs against (stopped when dropped).
 struct Switch {
-    server: String,
+    op: Operator,
     _d: Daemon,
 }
 
-impl Switch {
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = ctl(&self.server, args);
-        assert_eq!(code, 0, "ferroflowctl {args:?}: {out}{err}");
-        out
-    }
+impl std::ops::Deref for Switch {
+    type Target = Operator;
 
-    fn json(&self, args: &[&str]) -> Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&a)).expect("json")
+    fn deref(&self) -> &Operator {
+        &self.op
     }
 }
 
@@ -140,7 +132,10 @@ fn networks_metadata_service_and_anti_spoofing() {
     };
     std::fs::write(&cfg, config("ff-vnet", &socket, Some(&metrics), &ports)).unwrap();
     let d = Daemon::start(&cfg, &server, 300.0);
-    let sw = Switch { server, _d: d };
+    let sw = Switch {
+        op: Operator::new(&server),
+        _d: d,
+    };
     let mut ns = std::collections::HashMap::new();
     for (name, _, cidr) in hosts {
         wait_for_interface(name);
@@ -590,11 +585,14 @@ fn networks_metadata_service_and_anti_spoofing() {
             .count()
     };
     let before = profile_flows(&sw);
-    let Switch { server, _d: d } = sw;
+    let Switch {
+        op: Operator { server },
+        _d: d,
+    } = sw;
     d.kill("TERM");
     let sw = Switch {
         _d: Daemon::start(&cfg, &server, 300.0),
-        server,
+        op: Operator::new(&server),
     };
     assert_eq!(sw.json(&["network", "list"]).as_array().unwrap().len(), 3);
     assert_eq!(sw.json(&["instance", "list"]).as_array().unwrap().len(), 4);
@@ -653,7 +651,10 @@ fn vnet_carries_instances_between_two_switches_over_pbb() {
         let cfg = dir.path(&format!("ff-{side}.toml"));
         std::fs::write(&cfg, text).unwrap();
         let d = Daemon::start(&cfg, &server, 300.0);
-        switches.push(Switch { server, _d: d });
+        switches.push(Switch {
+            op: Operator::new(&server),
+            _d: d,
+        });
     }
     for (side, _, tap, cidr, mac, _) in &sides {
         wait_for_interface(tap);
@@ -854,7 +855,10 @@ host_mac = "02:00:00:00:ff:01"
     let cfg = dir.path("ff.toml");
     std::fs::write(&cfg, config("ff-vnet-guest", &socket, None, &ports)).unwrap();
     let d = Daemon::start(&cfg, &server, 150.0);
-    let sw = Switch { server, _d: d };
+    let sw = Switch {
+        op: Operator::new(&server),
+        _d: d,
+    };
     wait_for_interface("ffvg-h");
     wait_for_interface("ffvg-md");
     let h = Netns::new("ffvg-h");
@@ -924,7 +928,10 @@ fn ipv6_anti_spoofing_and_the_nd_responder() {
     };
     std::fs::write(&cfg, config("ff-vnet6", &socket, Some(&metrics), &ports)).unwrap();
     let d = Daemon::start(&cfg, &server, 120.0);
-    let sw = Switch { server, _d: d };
+    let sw = Switch {
+        op: Operator::new(&server),
+        _d: d,
+    };
     sw.ok(&["network", "create", "1", "default", "--kind", "normal"]);
     let mut ns = Vec::new();
     for (name, _, mac, ip6) in hosts {

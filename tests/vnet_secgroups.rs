@@ -4,9 +4,11 @@
 //!
 //! - a (10.7.0.1) in group web: ingress tcp 8000-8010, udp 5353, icmp; egress anything;
 //! - b (10.7.0.2) in no group at first (not filtered);
-//! - c (10.7.0.3) in group db: ingress tcp 5432 from the members of web; egress anything.
+//! - c (10.7.0.3) in group db: ingress tcp 5432 and ICMP echo requests (type 8 code 0)
+//!   from the members of web; egress anything.
 //!
 //! Rules let connections in (TCP in a port range, UDP, ICMP echo), others are refused
+//! (an ICMP timestamp request where only echo requests have a rule)
 //! while replies to the instances' own connections pass, the remote-group rule follows
 //! web's membership, crafted invalid packets are dropped, the per-instance counters in
 //! ferroflowctl and /metrics match what was sent, and a restart keeps the groups.
@@ -19,32 +21,29 @@ mod mgmt;
 
 use std::time::Duration;
 
-use common::{run, wait_for_interface, DatapathLock, Netns, TempDir};
-use mgmt::{config, ctl, eventually, port_toml, Daemon};
-use serde_json::Value;
+use common::{
+    ping_from, run, wait_for_interface, Background, DatapathLock, Netns, Operator, TempDir,
+};
+use mgmt::{config, eventually, port_toml, Daemon};
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conntrack/peer.py");
 /// Debian's python3 (it has python3-scapy, which tests/setup-host.sh installs).
 const PYTHON: &str = "/usr/bin/python3";
 
 struct Switch {
-    server: String,
+    op: Operator,
     metrics: String,
 }
 
+impl std::ops::Deref for Switch {
+    type Target = Operator;
+
+    fn deref(&self) -> &Operator {
+        &self.op
+    }
+}
+
 impl Switch {
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = ctl(&self.server, args);
-        assert_eq!(code, 0, "ferroflowctl {args:?}: {out}{err}");
-        out
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&a)).expect("json")
-    }
-
     /// (allowed_new, dropped_no_rule, dropped_invalid) of a filtered instance.
     fn counters(&self, instance: &str) -> (u64, u64, u64) {
         let v = self.json(&["secgroup", "counters", instance]);
@@ -65,18 +64,7 @@ impl Switch {
     }
 }
 
-/// Server processes in a namespace, killed by PID when dropped.
-struct Servers(Vec<u32>);
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for pid in &self.0 {
-            let _ = common::sh(&format!("kill {pid} 2>/dev/null"));
-        }
-    }
-}
-
-fn serve(ns: &Netns, specs: &str, dir: &TempDir, servers: &mut Servers) {
+fn serve(ns: &Netns, specs: &str, dir: &TempDir, servers: &mut Background) {
     let out = dir.path(&format!("serve-{}.out", ns.0));
     let pid = run(&format!(
         "ip netns exec {} sh -c 'timeout 150 {PYTHON} {PEER} serve {specs} >{} 2>&1 & echo $!'",
@@ -97,9 +85,7 @@ fn client(ns: &Netns, args: &str) -> String {
 }
 
 fn ping(ns: &Netns, dst: &str) -> bool {
-    ns.exec(&format!("ping -c 2 -i 0.2 -W 1 {dst}"))
-        .status
-        .success()
+    ping_from(ns, dst, 2, 1)
 }
 
 const HOSTS: [(&str, &str, &str); 3] = [
@@ -147,7 +133,10 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
     let cfg = dir.path("ff.toml");
     std::fs::write(&cfg, config("ff-vnet-sg", &socket, Some(&metrics), &ports)).unwrap();
     let d = Daemon::start(&cfg, &server, 150.0);
-    let sw = Switch { server, metrics };
+    let sw = Switch {
+        op: Operator::new(&server),
+        metrics,
+    };
     let mut ns = Vec::new();
     for (name, mac, ip) in HOSTS {
         let ifname = format!("ffsg-{name}");
@@ -169,6 +158,7 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
         "web --direction ingress --protocol icmp",
         "web --direction egress",
         "db --direction ingress --protocol tcp --ports 5432 --remote-group web",
+        "db --direction ingress --protocol icmp --icmp-type 8 --icmp-code 0 --remote-group web",
         "db --direction egress",
     ] {
         let mut args = vec!["secgroup", "rule", "add"];
@@ -176,21 +166,18 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
         sw.ok(&args);
     }
     // Bad rules name the field and change nothing.
-    let (code, _, err) = ctl(
-        &sw.server,
-        &[
-            "secgroup",
-            "rule",
-            "add",
-            "web",
-            "--direction",
-            "ingress",
-            "--protocol",
-            "icmp",
-            "--ports",
-            "22",
-        ],
-    );
+    let (code, _, err) = sw.run(&[
+        "secgroup",
+        "rule",
+        "add",
+        "web",
+        "--direction",
+        "ingress",
+        "--protocol",
+        "icmp",
+        "--ports",
+        "22",
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("ports"), "{err}");
     add_instance(&sw, "a", &["web"]);
@@ -199,7 +186,8 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
     let list = sw.ok(&["secgroup", "list"]);
     assert!(
         list.contains("ingress ipv4 tcp 8000-8010 from anywhere")
-            && list.contains("ingress ipv4 tcp 5432 from group web"),
+            && list.contains("ingress ipv4 tcp 5432 from group web")
+            && list.contains("ingress ipv4 icmp type 8 code 0 from group web"),
         "{list}"
     );
     // The range is three masked entries (tp_dst=0x1f40/0xfff8 covers 8000-8007).
@@ -209,7 +197,7 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
         "{flows}"
     );
 
-    let mut servers = Servers(Vec::new());
+    let mut servers = Background::default();
     serve(a, "tcp:8005 tcp:8011 udp:5353 udp:5999", &dir, &mut servers);
     serve(b, "tcp:7070 udp:5353", &dir, &mut servers);
     serve(c, "tcp:5432", &dir, &mut servers);
@@ -239,14 +227,41 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
     assert_eq!(client(a, "udp 10.7.0.2 5353 2"), "2");
     // ICMP echo: a has a rule, c has none.
     assert!(ping(b, "10.7.0.1"), "web allows icmp");
-    assert!(!ping(b, "10.7.0.3"), "db has no icmp rule");
+    assert!(
+        !ping(b, "10.7.0.3"),
+        "db lets only web's members ping, b is not one"
+    );
     assert!(
         ping(c, "10.7.0.1"),
         "c's own echo goes out, and web lets it in"
     );
 
-    // ---- remote group: db lets web's members reach 5432 ----
+    // ---- remote group: db lets web's members reach 5432 and ping ----
     assert_eq!(client(a, "tcp 10.7.0.3 5432"), "ok", "a is in web");
+    assert!(
+        ping(a, "10.7.0.3"),
+        "a is in web: its echo requests have a rule"
+    );
+    // ... but no other ICMP: a timestamp request (type 13) from a has no rule at c.
+    let before = sw.counters("c");
+    let timestamp = format!(
+        "{PYTHON} -c \"from scapy.all import *; \
+         sendp(Ether(src='{a}',dst='{c}')/IP(src='10.7.0.1',dst='10.7.0.3')/ICMP(type=13),iface='ffsg-a',verbose=0)\"",
+        a = HOSTS[0].1,
+        c = HOSTS[2].1
+    );
+    let out = a.exec(&timestamp);
+    assert!(
+        out.status.success(),
+        "scapy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = eventually(Duration::from_secs(5), "c's timestamp drop", || {
+        let now = sw.counters("c");
+        (now.1 > before.1).then_some(now)
+    });
+    assert_eq!(after.1 - before.1, 1, "no_rule {before:?} -> {after:?}");
+    assert_eq!(after.0, before.0, "the timestamp request was not allowed");
     assert_eq!(client(b, "tcp 10.7.0.3 5432"), "timeout", "b is not in web");
 
     // ---- a crafted SYN-ACK without a SYN and a SYN+FIN from b are invalid at a ----
@@ -311,6 +326,24 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
         .expect("web after restart");
     assert_eq!(web["rules"].as_array().unwrap().len(), 4, "{groups}");
     assert_eq!(web["members"], serde_json::json!(["a", "b"]), "{groups}");
+    let db = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "db")
+        .expect("db after restart");
+    assert!(
+        db["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["protocol"] == "icmp"
+                && r["icmp_type"] == 8
+                && r["icmp_code"] == 0
+                && r["remote_group"] == "web"),
+        "{groups}"
+    );
+    assert!(text.contains("icmp_type = 8, icmp_code = 0"), "{text}");
     let flows = sw.ok(&["flows", "dump", "table=96"]);
     assert!(flows.contains("tp_dst=0x1f40/0xfff8"), "{flows}");
     eprintln!(

@@ -324,10 +324,11 @@ impl pb::network_service_server::NetworkService for Networks {
                 "per-connection" => MetadataMode::PerConnection,
                 "per-instance" => MetadataMode::PerInstance,
                 "subnet" => MetadataMode::Subnet,
+                "nat" => MetadataMode::Nat,
                 m => {
                     return Err(ApiError::invalid(
                         "mode",
-                        format!("{m:?}: per-connection, per-instance or subnet"),
+                        format!("{m:?}: per-connection, per-instance, subnet or nat"),
                     )
                     .into())
                 }

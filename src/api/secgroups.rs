@@ -27,6 +27,12 @@ fn rule_config(r: &pb::SecurityRule) -> Result<SecurityRuleConfig, ApiError> {
             ))
         }
     };
+    let byte = |field: &str, v: Option<u32>| -> Result<Option<u8>, ApiError> {
+        v.map(|v| {
+            u8::try_from(v).map_err(|_| ApiError::invalid(field, format!("{v} is not 0..=255")))
+        })
+        .transpose()
+    };
     Ok(SecurityRuleConfig {
         direction,
         ethertype: if r.ethertype.is_empty() {
@@ -38,6 +44,9 @@ fn rule_config(r: &pb::SecurityRule) -> Result<SecurityRuleConfig, ApiError> {
         ports: opt(&r.ports),
         remote_prefix: opt(&r.remote_prefix),
         remote_group: opt(&r.remote_group),
+        source_ports: opt(&r.source_ports),
+        icmp_type: byte("icmp_type", r.icmp_type)?,
+        icmp_code: byte("icmp_code", r.icmp_code)?,
     })
 }
 
@@ -49,6 +58,9 @@ fn rule_pb(r: &SecurityRuleConfig) -> pb::SecurityRule {
         ports: r.ports.clone().unwrap_or_default(),
         remote_prefix: r.remote_prefix.clone().unwrap_or_default(),
         remote_group: r.remote_group.clone().unwrap_or_default(),
+        source_ports: r.source_ports.clone().unwrap_or_default(),
+        icmp_type: r.icmp_type.map(u32::from),
+        icmp_code: r.icmp_code.map(u32::from),
     }
 }
 

@@ -421,3 +421,68 @@ pub fn neighbour_mac_in(ns: &Netns, ip: &str, dev: &str) -> String {
         .unwrap_or_else(|| panic!("{} has not resolved {ip} on {dev}: {neigh}", ns.0))
         .to_owned()
 }
+
+/// `ferroflowctl` against one switch's gRPC socket, as an operator runs it: the
+/// virtual-network tests' hands (vnet_profile, vnet_secgroups, vnet_metadata_nat).
+pub struct Operator {
+    /// `unix:PATH`, as `--server` takes it.
+    pub server: String,
+}
+
+impl Operator {
+    pub fn new(server: &str) -> Operator {
+        Operator {
+            server: server.to_owned(),
+        }
+    }
+
+    /// (exit code, stdout, stderr) of `ferroflowctl --server S ARGS`.
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(ferroflowctl())
+            .arg("--server")
+            .arg(&self.server)
+            .args(args)
+            .output()
+            .expect("run ferroflowctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Its stdout; the test fails with both outputs if it exits non-zero.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "ferroflowctl {args:?}: {out}{err}");
+        out
+    }
+
+    /// Its `--json` output, parsed.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).expect("json")
+    }
+}
+
+/// `count` pings from `ns` to `dst` (0.2 s apart, waiting `wait_s` for each answer):
+/// true if any was answered.
+pub fn ping_from(ns: &Netns, dst: &str, count: u32, wait_s: u32) -> bool {
+    ns.exec(&format!("ping -c {count} -i 0.2 -W {wait_s} {dst}"))
+        .status
+        .success()
+}
+
+/// Processes started in the background (servers in namespaces), killed by PID when
+/// dropped.
+#[derive(Default)]
+pub struct Background(pub Vec<u32>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = sh(&format!("kill {pid} 2>/dev/null"));
+        }
+    }
+}

@@ -252,7 +252,8 @@ impl Direction {
 }
 
 /// One rule. Absent fields match anything: `protocol` tcp, udp, icmp or any;
-/// `ports` a TCP/UDP destination port or range (`"8000-8010"`); the remote end either
+/// `ports` a TCP/UDP destination port or range (`"8000-8010"`), `source_ports` the
+/// same for the source; `icmp_type` and `icmp_code` for icmp; the remote end either
 /// `remote_prefix` (`"10.0.0.0/8"`, `"fd00::/64"`) or `remote_group` (the addresses of
 /// that group's member instances), not both.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq, Hash, Default)]
@@ -270,13 +271,25 @@ pub struct SecurityRuleConfig {
     pub remote_prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_group: Option<String>,
+    /// `tcp`/`udp`: the source port or range of the connection's first packet
+    /// (`"1024-65535"`), as `ports` is the destination's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ports: Option<String>,
+    /// `icmp` (ICMP for ipv4, ICMPv6 for ipv6): the type of the message that opens the
+    /// connection (8: echo request; 128 for ICMPv6); absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_type: Option<u8>,
+    /// With `icmp_type`: its code; absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_code: Option<u8>,
 }
 
 fn default_ethertype() -> String {
     "ipv4".into()
 }
 
-/// How instances reach the metadata service at 169.254.169.254:80 (the seed's three ways).
+/// How instances reach the metadata service at 169.254.169.254:80 (the seed's three
+/// ways, and conntrack's NAT).
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum MetadataMode {
@@ -287,6 +300,11 @@ pub enum MetadataMode {
     /// Instances address the service on the dedicated 169.254.169.252/30
     /// subnet (as 169.254.169.253): no gateway needed.
     Subnet,
+    /// Datapath NAT: per-instance flows commit each connection to conntrack with
+    /// `nat(dst=host_ip:host_port)` and replies are translated back by conntrack;
+    /// no packet goes to the control plane, and only replies of tracked
+    /// connections return to instances.
+    Nat,
 }
 
 impl MetadataMode {
@@ -295,6 +313,7 @@ impl MetadataMode {
             MetadataMode::PerConnection => "per-connection",
             MetadataMode::PerInstance => "per-instance",
             MetadataMode::Subnet => "subnet",
+            MetadataMode::Nat => "nat",
         }
     }
 }

@@ -55,17 +55,36 @@ pub struct RuleArgs {
     /// ... or the addresses of a group's members.
     #[arg(long)]
     remote_group: Option<String>,
+    /// tcp/udp source port or range of the opening packet: 1024-65535.
+    #[arg(long)]
+    source_ports: Option<String>,
+    /// icmp: the opening message's type (8: echo request; ICMPv6 128).
+    #[arg(long)]
+    icmp_type: Option<u8>,
+    /// icmp, with --icmp-type: its code.
+    #[arg(long, requires = "icmp_type")]
+    icmp_code: Option<u8>,
 }
 
 fn client(ch: &Channel) -> pb::security_group_service_client::SecurityGroupServiceClient<Channel> {
     pb::security_group_service_client::SecurityGroupServiceClient::new(ch.clone())
 }
 
-/// A rule as one line: `ingress ipv4 tcp 8000-8010 from 10.0.0.0/8`.
+/// A rule as one line: `ingress ipv4 tcp 8000-8010 from 10.0.0.0/8`,
+/// `ingress ipv4 tcp 22 source 1024-65535 from anywhere`, `ingress ipv4 icmp type 8 code 0 ...`.
 fn describe(r: &pb::SecurityRule) -> String {
     let mut s = format!("{} {} {}", r.direction, r.ethertype, r.protocol);
     if !r.ports.is_empty() {
         s += &format!(" {}", r.ports);
+    }
+    if !r.source_ports.is_empty() {
+        s += &format!(" source {}", r.source_ports);
+    }
+    if let Some(t) = r.icmp_type {
+        s += &format!(" type {t}");
+    }
+    if let Some(c) = r.icmp_code {
+        s += &format!(" code {c}");
     }
     let dir = if r.direction == "egress" {
         "to"
@@ -92,6 +111,9 @@ fn request(a: &RuleArgs) -> pb::SecurityRuleRequest {
             ports: a.ports.clone().unwrap_or_default(),
             remote_prefix: a.remote_prefix.clone().unwrap_or_default(),
             remote_group: a.remote_group.clone().unwrap_or_default(),
+            source_ports: a.source_ports.clone().unwrap_or_default(),
+            icmp_type: a.icmp_type.map(u32::from),
+            icmp_code: a.icmp_code.map(u32::from),
         }),
     }
 }

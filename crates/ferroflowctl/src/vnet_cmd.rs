@@ -89,7 +89,7 @@ pub struct InstanceAdd {
 pub enum MetadataCmd {
     /// ferroflowctl metadata set per-instance --host-ip 10.255.0.1 --host-mac 02:00:00:00:ff:01
     Set {
-        /// per-connection, per-instance or subnet.
+        /// per-connection, per-instance, subnet or nat.
         mode: String,
         #[arg(long)]
         host_ip: String,

@@ -379,8 +379,9 @@ pub fn compile(m: &Model) -> Vec<ProfileFlow> {
                 &format!("tcp,nw_dst={METADATA_IP},tp_dst=80"),
                 &metadata_forward(md),
             )),
+            MetadataMode::Nat => metadata_nat(&mut out, m, md),
         }
-        if md.mode != MetadataMode::PerConnection {
+        if matches!(md.mode, MetadataMode::PerInstance | MetadataMode::Subnet) {
             for i in &m.instances {
                 let (Some(p), Some(net)) = (i.port, m.network(i.network)) else {
                     continue;
@@ -685,6 +686,68 @@ fn ipv6_classifier(out: &mut Vec<ProfileFlow>, i: &Instance, p: u32, id: u32, sw
         &format!("in_port={p},ipv6"),
         "drop",
     ));
+}
+
+/// Metadata mode nat: conntrack translates instead of the control plane.
+///
+/// - `metadata_nat`, per local instance on port P (its requests, which the
+///   classifier checked): `ct(commit,zone=METADATA_ZONE,nat(dst=HOST_IP:HOST_PORT),
+///   exec(set_field:P->ct_mark))` (nat first: as ovs-ofctl prints it), the host's MAC, `output:LOCAL`;
+/// - `classifier` (300), from the server (`in_port=LOCAL`, its address and port):
+///   `ct(table=metadata_nat_reply,zone=METADATA_ZONE,nat)`, which translates a
+///   tracked reply back to 169.254.169.254:80;
+/// - `metadata_nat_reply`: a reply (`+rpl`, not `+inv`) with `ct_mark=P` gets the
+///   network's gateway MAC as source, the instance's MAC as destination and goes
+///   out of P; anything else (the server talking to an instance first, an invalid
+///   segment) is dropped.
+fn metadata_nat(out: &mut Vec<ProfileFlow>, m: &Model, md: &Metadata) {
+    let base = Role::Base.cookie(0);
+    let zone = crate::METADATA_ZONE;
+    for i in &m.instances {
+        let (Some(p), Some(net)) = (i.port, m.network(i.network)) else {
+            continue;
+        };
+        if i.addresses.is_empty() {
+            continue;
+        }
+        out.push(ProfileFlow::new(
+            METADATA_NAT,
+            100,
+            base,
+            &format!(
+                "{},in_port={p},tcp,nw_dst={METADATA_IP},tp_dst=80",
+                meta(net.id)
+            ),
+            &format!(
+                "ct(commit,zone={zone},nat(dst={}:{}),exec(set_field:{p:#x}->ct_mark)),set_field:{}->eth_dst,output:LOCAL",
+                md.host_ip,
+                md.host_port,
+                mac_string(md.host_mac)
+            ),
+        ));
+        out.push(ProfileFlow::new(
+            METADATA_NAT_REPLY,
+            100,
+            base,
+            &format!("ct_state=-inv+rpl+trk,ct_mark={p:#x},tcp"),
+            &format!(
+                "set_field:{}->eth_src,set_field:{}->eth_dst,output:{p}",
+                mac_string(net.gateway_mac()),
+                mac_string(i.mac)
+            ),
+        ));
+    }
+    out.push(ProfileFlow::new(
+        CLASSIFIER,
+        300,
+        base,
+        &format!(
+            "in_port=LOCAL,tcp,nw_src={},tp_src={}",
+            md.host_ip, md.host_port
+        ),
+        &format!("ct(table={METADATA_NAT_REPLY},zone={zone},nat)"),
+    ));
+    out.push(ProfileFlow::new(METADATA_NAT_REPLY, 1, base, "", "drop"));
 }
 
 /// Unknown and broadcast destinations go to every port of the network.

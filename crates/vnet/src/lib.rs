@@ -27,6 +27,9 @@ pub use react::{neighbor_advertisement, react, Reaction};
 pub mod table {
     pub const CLASSIFIER: u8 = 0;
     pub const METADATA_NAT: u8 = 10;
+    /// Metadata mode nat: replies from the host's server, translated back by conntrack,
+    /// are sent to the instance whose port the connection's ct_mark holds.
+    pub const METADATA_NAT_REPLY: u8 = 11;
     pub const ARP_RESPONDER: u8 = 20;
     pub const ARP_REPLY: u8 = 21;
     /// Neighbor solicitations from instances: known targets answered by the control plane.
@@ -53,6 +56,7 @@ pub mod table {
     pub const NAMES: &[(u8, &str)] = &[
         (CLASSIFIER, "classifier"),
         (METADATA_NAT, "metadata_nat"),
+        (METADATA_NAT_REPLY, "metadata_nat_reply"),
         (ARP_RESPONDER, "arp_responder"),
         (ARP_REPLY, "arp_reply"),
         (ND_RESPONDER, "nd_responder"),
@@ -152,6 +156,12 @@ pub const METADATA_SUBNET_CLIENT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(1
 pub const METADATA_MAC: [u8; 6] = [0x02, 0xa9, 0xfe, 0xa9, 0xfe, 0xfe];
 /// Metadata value of ARP requests from the host (LOCAL) to instances.
 pub const HOST_NETWORK: u32 = 0xffff_ffff;
+/// The conntrack zone of metadata connections in mode nat: one zone for every
+/// network, because a reply from the host's server carries nothing that names the
+/// network (the instance's port travels in the connection's ct_mark). Security
+/// groups use the network id as zone, so a filtered instance's network may not be
+/// this one while the mode is nat.
+pub const METADATA_ZONE: u16 = 0xffff;
 /// How long per-connection and verified-source flows live without traffic.
 pub const IDLE_TIMEOUT_S: u16 = 300;
 

@@ -60,6 +60,10 @@ pub struct Rule {
     pub protocol: Protocol,
     /// Destination ports (inclusive), tcp/udp only.
     pub ports: Option<(u16, u16)>,
+    /// Source ports (inclusive), tcp/udp only.
+    pub source_ports: Option<(u16, u16)>,
+    /// ICMP (ICMPv6) type of the opening message, and maybe its code; icmp only.
+    pub icmp: Option<(u8, Option<u8>)>,
     pub remote: Remote,
 }
 
@@ -127,17 +131,27 @@ fn parse_rule(
         Some("icmp") => Protocol::Icmp,
         Some(p) => return err(f("protocol"), format!("{p:?}: tcp, udp, icmp or any")),
     };
-    let ports = match r.ports.as_deref() {
-        None | Some("") => None,
+    let port_range = |key: &str, v: Option<&str>| match v {
+        None | Some("") => Ok(None),
         Some(s) => {
             if !matches!(protocol, Protocol::Tcp | Protocol::Udp) {
-                return err(f("ports"), "ports need protocol tcp or udp");
+                return err(f(key), format!("{key} need protocol tcp or udp"));
             }
-            Some(parse_ports(s).ok_or_else(|| ProfileError {
-                field: f("ports"),
+            parse_ports(s).map(Some).ok_or_else(|| ProfileError {
+                field: f(key),
                 message: format!("{s:?} is not PORT or LOW-HIGH (0..=65535, LOW <= HIGH)"),
-            })?)
+            })
         }
+    };
+    let ports = port_range("ports", r.ports.as_deref())?;
+    let source_ports = port_range("source_ports", r.source_ports.as_deref())?;
+    let icmp = match (r.icmp_type, r.icmp_code) {
+        (None, None) => None,
+        (None, Some(_)) => return err(f("icmp_code"), "an ICMP code needs an ICMP type"),
+        (Some(_), _) if protocol != Protocol::Icmp => {
+            return err(f("icmp_type"), "an ICMP type needs protocol icmp")
+        }
+        (Some(t), code) => Some((t, code)),
     };
     let remote = match (r.remote_prefix.as_deref(), r.remote_group.as_deref()) {
         (Some(_), Some(_)) => {
@@ -180,6 +194,8 @@ fn parse_rule(
         ipv6,
         protocol,
         ports,
+        source_ports,
+        icmp,
         remote,
     })
 }
@@ -236,6 +252,23 @@ impl Model {
                     ),
                 );
             }
+            let metadata_nat = self
+                .metadata
+                .as_ref()
+                .is_some_and(|md| md.mode == ferroflow_config::MetadataMode::Nat);
+            if metadata_nat
+                && inst.port.is_some()
+                && !inst.security_groups.is_empty()
+                && inst.network == u32::from(crate::METADATA_ZONE)
+            {
+                return err(
+                    field,
+                    format!(
+                        "network {} is the metadata service's conntrack zone in mode nat (a filtered instance's network id is its zone)",
+                        inst.network
+                    ),
+                );
+            }
         }
         self.security_groups = out;
         Ok(self)
@@ -258,7 +291,9 @@ impl Model {
 }
 
 /// The match parts (after `ct_state` and the instance) of one rule: one per remote
-/// address and port block; empty if it cannot match (a remote group without members).
+/// address, destination port block and source port block (the product: a rule with
+/// both ranges costs as many entries as their block counts multiplied, at most
+/// 30 x 30); empty if it cannot match (a remote group without members).
 fn rule_matches(m: &Model, rule: &Rule) -> Vec<String> {
     let proto = match (rule.protocol, rule.ipv6) {
         (Protocol::Any, false) => "ip",
@@ -295,21 +330,32 @@ fn rule_matches(m: &Model, rule: &Rule) -> Vec<String> {
             addrs.iter().map(|a| format!(",{field}={a}")).collect()
         }
     };
-    let ports: Vec<String> = match rule.ports {
-        None => vec![String::new()],
-        Some((lo, hi)) => port_masks(lo, hi)
-            .into_iter()
-            .map(|(v, mask)| match mask {
-                0 => String::new(),
-                0xffff => format!(",tp_dst={v}"),
-                _ => format!(",tp_dst={v:#x}/{mask:#x}"),
-            })
-            .collect(),
+    let blocks = |range: Option<(u16, u16)>, field: &str| -> Vec<String> {
+        match range {
+            None => vec![String::new()],
+            Some((lo, hi)) => port_masks(lo, hi)
+                .into_iter()
+                .map(|(v, mask)| match mask {
+                    0 => String::new(),
+                    0xffff => format!(",{field}={v}"),
+                    _ => format!(",{field}={v:#x}/{mask:#x}"),
+                })
+                .collect(),
+        }
+    };
+    let ports = blocks(rule.ports, "tp_dst");
+    let source_ports = blocks(rule.source_ports, "tp_src");
+    let icmp = match rule.icmp {
+        None => String::new(),
+        Some((t, None)) => format!(",icmp_type={t}"),
+        Some((t, Some(c))) => format!(",icmp_type={t},icmp_code={c}"),
     };
     let mut out = Vec::new();
     for r in &remotes {
         for p in &ports {
-            out.push(format!("{proto}{r}{p}"));
+            for s in &source_ports {
+                out.push(format!("{proto}{r}{p}{s}{icmp}"));
+            }
         }
     }
     out
@@ -505,6 +551,15 @@ pub fn describe(r: &ferroflow_config::SecurityRuleConfig) -> String {
     );
     if let Some(p) = &r.ports {
         let _ = write!(s, " {p}");
+    }
+    if let Some(p) = &r.source_ports {
+        let _ = write!(s, " source {p}");
+    }
+    if let Some(t) = r.icmp_type {
+        let _ = write!(s, " type {t}");
+    }
+    if let Some(c) = r.icmp_code {
+        let _ = write!(s, " code {c}");
     }
     let dir = match r.direction {
         Direction::Ingress => "from",

@@ -15,6 +15,7 @@ fn every_flow_parses_and_entries_are_unique() {
         MetadataMode::PerConnection,
         MetadataMode::PerInstance,
         MetadataMode::Subnet,
+        MetadataMode::Nat,
     ] {
         let (n, i, md, p) = sample(mode);
         let m = Model::build(&n, &i, Some(&md), &p).expect("valid");
@@ -282,6 +283,75 @@ fn per_connection_metadata_installs_a_flow_pair() {
     assert!(react(&m, 0x1234, 1, &f).is_none());
 }
 
+/// Mode nat: every local instance's requests are committed to conntrack with DNAT to
+/// the host's server (its port in ct_mark), the server's replies go through `ct(nat)` and
+/// reach only the instance the mark names; no flow sends anything to the control plane
+/// and no reply path exists outside conntrack.
+#[test]
+fn nat_metadata_is_conntrack_flows_without_packet_ins() {
+    let (n, i, md, p) = sample(MetadataMode::Nat);
+    let m = Model::build(&n, &i, Some(&md), &p).unwrap();
+    let flows = compile(&m);
+    assert!(
+        !flows.iter().any(|f| matches!(
+            Role::of_cookie(f.cookie),
+            Some(Role::MetadataMiss | Role::MetadataConnection)
+        )),
+        "no per-connection flows in mode nat"
+    );
+    let in_table = |t: u8| flows.iter().filter(move |f| f.table == t);
+    // Five local instances (a..e on ports 1..5); the remote one has none.
+    let requests: Vec<_> = in_table(table::METADATA_NAT).collect();
+    assert_eq!(requests.len(), 5, "{requests:#?}");
+    for port in 1..=5u32 {
+        let fwd = requests
+            .iter()
+            .find(|f| f.match_.contains(&format!(",in_port={port},")))
+            .unwrap_or_else(|| panic!("no request flow for port {port}"));
+        assert!(
+            fwd.text.ends_with(&format!(
+                "actions=ct(commit,zone=65535,nat(dst=10.255.0.1:8775),exec(set_field:{port:#x}->ct_mark)),set_field:02:00:00:00:ff:01->eth_dst,output:LOCAL"
+            )),
+            "{}",
+            fwd.text
+        );
+        let back = in_table(table::METADATA_NAT_REPLY)
+            .find(|f| f.match_ == format!("ct_state=-inv+rpl+trk,ct_mark={port:#x},tcp"))
+            .unwrap_or_else(|| panic!("no reply flow for port {port}"));
+        assert!(
+            back.text.ends_with(&format!("output:{port}")),
+            "{}",
+            back.text
+        );
+    }
+    // a's replies come from its network's gateway MAC to its own.
+    assert!(in_table(table::METADATA_NAT_REPLY).any(|f| {
+        f.text.ends_with(
+        "actions=set_field:02:fe:00:00:01:01->eth_src,set_field:02:00:00:00:01:01->eth_dst,output:1"
+    )
+    }));
+    // The server's packets are un-NATed by conntrack; untracked ones end in a drop.
+    let from_local: Vec<_> = in_table(table::CLASSIFIER)
+        .filter(|f| f.priority == 300)
+        .collect();
+    assert_eq!(from_local.len(), 1, "{from_local:#?}");
+    assert_eq!(
+        from_local[0].match_,
+        "in_port=LOCAL,tcp,nw_src=10.255.0.1,tp_src=8775"
+    );
+    assert!(from_local[0]
+        .text
+        .ends_with("actions=ct(table=11,zone=65535,nat)"));
+    assert!(in_table(table::METADATA_NAT_REPLY)
+        .any(|f| f.priority == 1 && f.match_.is_empty() && f.text.ends_with("actions=drop")));
+    // The requests still enter table 10 only from the instances' own addresses.
+    assert!(in_table(table::CLASSIFIER).any(|f| f.priority == 290
+        && f.match_ == "in_port=1,dl_src=02:00:00:00:01:01,tcp,nw_src=10.0.0.1,nw_dst=169.254.169.254,tp_dst=80"));
+    // Nothing to react to: a miss cookie is refused in this mode.
+    let r = react(&m, Role::MetadataMiss.cookie(0), 1, &[0u8; 60]).unwrap();
+    assert!(r.flows.is_empty() && r.refused.is_some(), "{r:?}");
+}
+
 #[test]
 fn bad_descriptions_name_the_field() {
     let (mut n, i, md, p) = sample(MetadataMode::PerInstance);
@@ -314,6 +384,7 @@ fn every_goto_goes_forward() {
         MetadataMode::PerConnection,
         MetadataMode::PerInstance,
         MetadataMode::Subnet,
+        MetadataMode::Nat,
     ] {
         let (n, i, md, p) = sample(mode);
         let m = Model::build(&n, &i, Some(&md), &p).expect("valid");

@@ -196,3 +196,150 @@ fn bad_groups_name_the_field() {
         );
     }
 }
+
+/// Source-port ranges compile to `tp_src` blocks as destination ranges do to `tp_dst`
+/// (their product when a rule has both); ICMP rules match the opening message's type and
+/// code, for ICMPv6 too; every entry is valid flow text.
+#[test]
+fn source_ports_and_icmp_type_and_code_compile_to_their_fields() {
+    let mut ssh = rule(Direction::Ingress, "tcp", Some("22"));
+    ssh.source_ports = Some("1024-65535".into());
+    let mut echo = rule(Direction::Ingress, "icmp", None);
+    echo.icmp_type = Some(8);
+    echo.icmp_code = Some(0);
+    let mut unreachable = rule(Direction::Egress, "icmp", None);
+    unreachable.icmp_type = Some(3);
+    let mut echo6 = rule(Direction::Ingress, "icmp", None);
+    echo6.ethertype = "ipv6".into();
+    echo6.icmp_type = Some(128);
+    let mut dns = rule(Direction::Egress, "udp", Some("53"));
+    dns.source_ports = Some("5000-5001".into());
+    let g = vec![SecurityGroupConfig {
+        name: "web".into(),
+        rules: vec![ssh, echo, unreachable, echo6, dns],
+    }];
+    let (n, mut i, md, p) = sample(MetadataMode::PerInstance);
+    i[0].security_groups = vec!["web".into()];
+    let m = Model::build(&n, &i, Some(&md), &p)
+        .unwrap()
+        .with_security_groups(&g)
+        .unwrap();
+    let flows = compile(&m);
+    for f in &flows {
+        flow_syntax::parse_flow_mod(&f.text, FlowModCommand::Add)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.text));
+    }
+    let rules = |table: u8, who: &str| -> Vec<String> {
+        let head = format!("ct_state=+new-est-inv+trk,{who},");
+        flows
+            .iter()
+            .filter(|f| f.table == table && Role::of_cookie(f.cookie) == Some(Role::SgAllowed))
+            .filter_map(|f| f.match_.strip_prefix(&head).map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(
+        rules(table::SG_INGRESS_CT, "reg6=1"),
+        [
+            "tcp,tp_dst=22,tp_src=0x400/0xfc00",
+            "tcp,tp_dst=22,tp_src=0x800/0xf800",
+            "tcp,tp_dst=22,tp_src=0x1000/0xf000",
+            "tcp,tp_dst=22,tp_src=0x2000/0xe000",
+            "tcp,tp_dst=22,tp_src=0x4000/0xc000",
+            "tcp,tp_dst=22,tp_src=0x8000/0x8000",
+            "icmp,icmp_type=8,icmp_code=0",
+            "icmp6,icmp_type=128",
+        ]
+    );
+    assert_eq!(
+        rules(table::SG_EGRESS_CT, "in_port=1"),
+        ["icmp,icmp_type=3", "udp,tp_dst=53,tp_src=0x1388/0xfffe",]
+    );
+    let text = vnet::secgroups::describe(&g[0].rules[0]);
+    assert_eq!(text, "ingress ipv4 tcp 22 source 1024-65535 from anywhere");
+    let text = vnet::secgroups::describe(&g[0].rules[1]);
+    assert_eq!(text, "ingress ipv4 icmp type 8 code 0 from anywhere");
+}
+
+#[test]
+fn bad_source_ports_and_icmp_fields_name_the_field() {
+    type Edit<'a> = &'a dyn Fn(&mut SecurityRuleConfig);
+    let cases: [(Edit, &str); 5] = [
+        (&|r| r.source_ports = Some("2-1".into()), "source_ports"),
+        (&|r| r.source_ports = Some("x".into()), "source_ports"),
+        (&|r| r.icmp_type = Some(8), "icmp_type"),
+        (
+            &|r| {
+                r.protocol = Some("icmp".into());
+                r.ports = None;
+                r.icmp_code = Some(0);
+            },
+            "icmp_code",
+        ),
+        (
+            &|r| {
+                r.protocol = Some("icmp".into());
+                r.ports = None;
+                r.source_ports = Some("80".into());
+            },
+            "source_ports",
+        ),
+    ];
+    let (n, i, md, p) = sample(MetadataMode::PerInstance);
+    for (edit, field) in cases {
+        let mut g = groups();
+        edit(&mut g[0].rules[0]);
+        let e = Model::build(&n, &i, Some(&md), &p)
+            .unwrap()
+            .with_security_groups(&g)
+            .unwrap_err();
+        assert_eq!(
+            e.field,
+            format!("security_groups[0].rules[0].{field}"),
+            "{e}"
+        );
+    }
+    // Two rules that differ only in their ICMP code are two rules.
+    let mut g = groups();
+    let mut a = rule(Direction::Ingress, "icmp", None);
+    a.icmp_type = Some(3);
+    let mut b = a.clone();
+    b.icmp_code = Some(4);
+    g[0].rules.extend([a.clone(), b]);
+    assert!(Model::build(&n, &i, Some(&md), &p)
+        .unwrap()
+        .with_security_groups(&g)
+        .is_ok());
+    g[0].rules.push(a);
+    assert!(Model::build(&n, &i, Some(&md), &p)
+        .unwrap()
+        .with_security_groups(&g)
+        .is_err());
+}
+
+/// Metadata mode nat tracks its connections in zone 65535, so a filtered instance's
+/// network (its zone) may not be 65535 then; in the other modes it may.
+#[test]
+fn the_metadata_zone_is_no_filtered_network_in_mode_nat() {
+    for (mode, ok) in [
+        (MetadataMode::Nat, false),
+        (MetadataMode::PerInstance, true),
+    ] {
+        let (mut n, mut i, md, p) = sample(mode);
+        n[0].id = 65535;
+        for inst in i.iter_mut().filter(|x| x.network == 1) {
+            inst.network = 65535;
+        }
+        i[0].security_groups = vec!["web".into()];
+        let r = Model::build(&n, &i, Some(&md), &p)
+            .unwrap()
+            .with_security_groups(&groups());
+        match r {
+            Ok(_) => assert!(ok, "{mode:?}: accepted"),
+            Err(e) => {
+                assert!(!ok, "{mode:?}: {e}");
+                assert_eq!(e.field, "instances[0].security_groups");
+                assert!(e.message.contains("metadata"), "{e}");
+            }
+        }
+    }
+}
