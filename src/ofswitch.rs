@@ -116,10 +116,34 @@ impl OpenFlowSwitch {
             Req::PortDesc => Ok(chunked(st.port_descs(), Reply::PortDesc)),
             Req::PortStats { port_no } => {
                 let ports = st.datapath.as_ref().map(|d| d.ports()).unwrap_or_default();
-                if *port_no != OFPP_ANY && !ports.iter().any(|p| p.ofport == *port_no) {
+                // Tunnel ports (configured or the profile's): their inner packets.
+                let tunnels = st
+                    .datapath
+                    .as_ref()
+                    .map(|d| d.tunnels())
+                    .unwrap_or_default();
+                if *port_no != OFPP_ANY
+                    && !ports.iter().any(|p| p.ofport == *port_no)
+                    && !tunnels.iter().any(|t| t.ofport == *port_no)
+                {
                     return Err(ErrorCode::BadRequest(BadRequestCode::BadPort));
                 }
                 let up = self.sw.started.elapsed();
+                let tunnel_stats = tunnels
+                    .iter()
+                    .filter(|t| *port_no == OFPP_ANY || t.ofport == *port_no)
+                    .map(|t| PortStats {
+                        port_no: t.ofport,
+                        rx_packets: t.rx_packets,
+                        tx_packets: t.tx_packets,
+                        rx_bytes: t.rx_bytes,
+                        tx_bytes: t.tx_bytes,
+                        tx_dropped: crate::tunnels::tx_dropped(t),
+                        duration_sec: up.as_secs() as u32,
+                        duration_nsec: up.subsec_nanos(),
+                        ..PortStats::default()
+                    })
+                    .collect::<Vec<_>>();
                 let stats = ports
                     .iter()
                     .filter(|p| *port_no == OFPP_ANY || p.ofport == *port_no)
@@ -137,6 +161,7 @@ impl OpenFlowSwitch {
                         duration_nsec: up.subsec_nanos(),
                         ..PortStats::default()
                     })
+                    .chain(tunnel_stats)
                     .collect();
                 Ok(chunked(stats, Reply::PortStats))
             }
@@ -328,16 +353,25 @@ fn meter_bands(bands: &[pipeline::meter::Band]) -> Vec<openflow::messages::Meter
 /// The OpenFlow description of every port: identity, admin state, link.
 pub fn port_descs(st: &State) -> Vec<Port> {
     let status = st.datapath.as_ref().map(|d| d.ports()).unwrap_or_default();
+    // The profile's tunnel ports (one per peer host) are the datapath's, not configured.
+    let profile_tunnels: Vec<(u32, String)> =
+        crate::tunnels::unconfigured(&st.ports, st.datapath.as_ref())
+            .into_iter()
+            .map(|t| (t.ofport, t.name))
+            .collect();
     st.ports
         .iter()
-        .map(|p| {
-            let s = status.iter().find(|s| s.ofport == p.ofport);
-            let up = s.is_some_and(|s| s.link_up);
+        .map(|p| (p.ofport, p.name.as_str(), p.is_tunnel()))
+        .chain(profile_tunnels.iter().map(|(o, n)| (*o, n.as_str(), true)))
+        .map(|(ofport, name, tunnel)| {
+            let s = status.iter().find(|s| s.ofport == ofport);
+            // A tunnel port has no link of its own: it is live (as in OVS).
+            let up = tunnel || s.is_some_and(|s| s.link_up);
             let speed_kbps = s.map_or(0, |s| s.speed_mbps.saturating_mul(1000));
             let config = st
                 .tables
                 .ports()
-                .get(p.ofport)
+                .get(ofport)
                 .map_or(PortConfig::empty(), |i| {
                     ofproto::port_config_to_of(i.config)
                 });
@@ -350,9 +384,9 @@ pub fn port_descs(st: &State) -> Vec<Port> {
                 state = PortState::LINK_DOWN;
             }
             Port {
-                port_no: p.ofport,
+                port_no: ofport,
                 hw_addr: s.map_or([0; 6], |s| s.mac),
-                name: FixedStr::new(&p.name),
+                name: FixedStr::new(name),
                 config,
                 state,
                 curr: PortFeatures::RATE_10GB_FD | PortFeatures::COPPER,

@@ -188,6 +188,11 @@ pub struct NetworkConfig {
     /// on-link prefix (`192.0.2.1/24`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_ip: Option<String>,
+    /// Vxlan and geneve networks: tunnel endpoints of other hosts that take part in the
+    /// network whether or not an instance there is known yet; broadcast and unknown
+    /// unicast are replicated to them as to the hosts of remote instances.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]

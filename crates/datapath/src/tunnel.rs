@@ -1001,10 +1001,15 @@ mod tests {
         let tunnels = Tunnels::default();
         let mut sent = Vec::new();
         let now = Instant::now();
-        u.tick(&queue, &tunnels, now, &mut |_, f: &[u8]| sent.push(f.to_vec()));
-        u.tick(&queue, &tunnels, now + Duration::from_secs(3600), &mut |_, f: &[u8]| {
+        u.tick(&queue, &tunnels, now, &mut |_, f: &[u8]| {
             sent.push(f.to_vec())
         });
+        u.tick(
+            &queue,
+            &tunnels,
+            now + Duration::from_secs(3600),
+            &mut |_, f: &[u8]| sent.push(f.to_vec()),
+        );
         assert_eq!(sent.len(), 2, "one request a tick, for 192.0.2.3 only");
         assert!(sent.iter().all(|f| f[38..42] == [192, 0, 2, 3]));
         let st = u.neighbours(now);
