@@ -7,9 +7,12 @@
 //! - two ferroflowd whose `net_tap` uplinks meet on a bridge in an underlay namespace, one
 //!   vxlan network each side with instances in namespaces: pings between the hosts, a
 //!   broadcast (ARP for an unknown address) on the underlay exactly once, and a second
-//!   network with the same instance addresses that sees nothing of the first.
+//!   network with the same instance addresses that sees nothing of the first; the peer
+//!   tunnel port listed by `ferroflowctl ports` and OpenFlow with its counters;
+//! - a network's listed peer host (`--peer`) reached by broadcast and unknown unicast
+//!   before any of its instances is known (a Linux `vxlan` device that is no instance).
 //!
-//! About 40 s once built (both tests).
+//! About 50 s once built (the three tests).
 
 mod common;
 

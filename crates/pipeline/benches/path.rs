@@ -8,7 +8,7 @@
 //! service, which the DNAT rule rewrites with 3 set-fields). VXe and VXd are B1k through a
 //! VXLAN port: VXe encapsulates what B1k outputs (a copy of the frame, the UDP source port
 //! hashed from it, the outer headers: what the worker does on output to a tunnel port, with
-//! a `Vec` in place of the mbuf it allocates); VXd receives B1k's frames in VXLAN and does
+//! a reused buffer in place of the mbuf it takes from its pool); VXd receives B1k's frames in VXLAN and does
 //! what the worker does on an uplink before the walk (outer headers parsed and checked,
 //! the VXLAN header read, the outer headers stripped, `in_port`, `tunnel_id`, `tun_src`
 //! and `tun_dst` set). Neither counts the DPDK rx/tx or the tunnel counters' atomics.
@@ -125,11 +125,49 @@ fn tunnel_encap() -> Encap<'static> {
     }
 }
 
-/// The sink of the tunnel scenarios: outputs to `encap_port` are encapsulated (VXe), the
-/// rest counted as [`Count`] does.
+/// An mbuf's stand-in for the encapsulated copy: a fixed buffer reused for every packet
+/// (the worker takes an mbuf from its pool's per-core cache, which no allocator call
+/// here should outweigh), DPDK's 128 bytes of headroom in front of the frame.
+struct Scratch {
+    buf: [u8; 2048],
+    head: usize,
+    end: usize,
+}
+
+impl Scratch {
+    fn fill(&mut self, frame: &[u8]) {
+        self.head = packet::buf::DEFAULT_HEADROOM;
+        self.end = self.head + frame.len();
+        self.buf[self.head..self.end].copy_from_slice(frame);
+    }
+}
+
+impl PacketBuf for Scratch {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.head..self.end]
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.head..self.end]
+    }
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        self.head = self.head.checked_sub(n)?;
+        Some(&mut self.buf[self.head..self.head + n])
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        if self.head + n > self.end {
+            return false;
+        }
+        self.head += n;
+        true
+    }
+}
+
+/// The sink of the tunnel scenarios: outputs to `encap_port` are copied and encapsulated
+/// (VXe), the rest counted as [`Count`] does.
 struct TunnelSink {
     encap_port: Option<u32>,
     count: u64,
+    scratch: Box<Scratch>,
 }
 
 impl Sink<VecBuf> for TunnelSink {
@@ -137,9 +175,10 @@ impl Sink<VecBuf> for TunnelSink {
     fn output(&mut self, port: u32, _q: Option<u32>, pkt: &VecBuf, _e: Emit) {
         if self.encap_port == Some(port) {
             let inner = pkt.data();
-            let mut out = VecBuf::new(inner);
+            let out = &mut *self.scratch;
+            out.fill(inner);
             let src_port = packet::tunnel::udp_src_port(inner);
-            if packet::tunnel::encap(&mut out, &tunnel_encap(), src_port).is_ok() {
+            if packet::tunnel::encap(out, &tunnel_encap(), src_port).is_ok() {
                 self.count += black_box(out.data()).len() as u64;
             }
         } else {
@@ -257,6 +296,11 @@ fn run_tunnel(name: &str) {
     let mut sink = TunnelSink {
         encap_port: (!decap).then_some(2),
         count: 0,
+        scratch: Box::new(Scratch {
+            buf: [0; 2048],
+            head: 0,
+            end: 0,
+        }),
     };
     pass_tunnel(&pl, &mut pkts, &mut ctx, &mut sink, decap);
     let rounds = 100;
