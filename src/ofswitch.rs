@@ -117,11 +117,12 @@ impl OpenFlowSwitch {
             Req::PortStats { port_no } => {
                 let ports = st.datapath.as_ref().map(|d| d.ports()).unwrap_or_default();
                 // Tunnel ports (configured or the profile's): their inner packets.
-                let tunnels = st
+                let mut tunnels = st
                     .datapath
                     .as_ref()
                     .map(|d| d.tunnels())
                     .unwrap_or_default();
+                tunnels.retain(|t| t.ofport < OF_TOOLS_PORT_LIMIT);
                 if *port_no != OFPP_ANY
                     && !ports.iter().any(|p| p.ofport == *port_no)
                     && !tunnels.iter().any(|t| t.ofport == *port_no)
@@ -350,13 +351,21 @@ fn meter_bands(bands: &[pipeline::meter::Band]) -> Vec<openflow::messages::Meter
         .collect()
 }
 
+/// Port numbers from here up to the reserved ones are not decoded by ovs-ofctl in
+/// OpenFlow 1.3 (it maps them to OVS's 16-bit numbers).
+const OF_TOOLS_PORT_LIMIT: u32 = 0xff00;
+
 /// The OpenFlow description of every port: identity, admin state, link.
 pub fn port_descs(st: &State) -> Vec<Port> {
     let status = st.datapath.as_ref().map(|d| d.ports()).unwrap_or_default();
     // The profile's tunnel ports (one per peer host) are the datapath's, not configured.
+    // Only those whose numbers OpenFlow 1.3 tools decode: ovs-ofctl refuses a whole
+    // PORT_DESC reply holding a port above 0xff00 (OFPBAC_BAD_OUT_PORT), and the profile
+    // numbers its peer ports from 0x7f000000.
     let profile_tunnels: Vec<(u32, String)> =
         crate::tunnels::unconfigured(&st.ports, st.datapath.as_ref())
             .into_iter()
+            .filter(|t| t.ofport < OF_TOOLS_PORT_LIMIT)
             .map(|t| (t.ofport, t.name))
             .collect();
     st.ports
