@@ -2,8 +2,9 @@
 # Instructions per packet of the worker's per-packet path (key extraction, the prefetch
 # pass, the pipeline walk with counters and actions, a no-op sink) for every benchmark
 # scenario, counted by callgrind over the measured pass of `crates/pipeline/benches/path.rs`
-# (`--toggle-collect=ff_bench_measured`). Instruction counts do not depend on the load of
-# this shared machine, so a change that makes the path longer shows in the table at once.
+# (`--toggle-collect=ff_bench_measured*`; VXe and VXd are B1k through a VXLAN port,
+# encapsulating and decapsulating). Instruction counts do not depend on the load of this
+# shared machine, so a change that makes the path longer shows in the table at once.
 # CTc, CTe and CTr are the connection-tracking scenarios of perf/run.sh (perf/flows/CT.flows
 # over 10k connections: ct(commit) on one-way UDP, established UDP, a SYN and its RST+ACK
 # opening each connection anew); the tracker's own cost is in docs/conntrack.md.
@@ -22,7 +23,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(A B1k B10k C10k N ACL B1k-md CTc CTe CTr)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(A B1k B10k C10k N ACL B1k-md VXe VXd CTc CTe CTr)
 BEFORE=${ICOUNT_BEFORE:-perf/icount-before.txt}
 
 if ! command -v valgrind >/dev/null; then
@@ -47,7 +48,7 @@ echo "icount: instructions per packet (callgrind), commit $commit$dirty, $(rustc
 printf '%-8s %10s %12s %s\n' scenario instr/pkt before tables
 for s in "${SCENARIOS[@]}"; do
     log="$out/$s.log"
-    timeout 120 valgrind --tool=callgrind --toggle-collect=ff_bench_measured \
+    timeout 120 valgrind --tool=callgrind --toggle-collect='ff_bench_measured*' \
         --callgrind-out-file="$out/$s.cg" "$bin" "$s" >"$log" 2>&1 || {
         echo "icount: $s failed under valgrind:" >&2
         tail -5 "$log" >&2

@@ -19,7 +19,10 @@
 #           (every run), summary.md (the table), logs/
 #   -n      do not build (use target/release/ferroflowd or $FERROFLOWD as is)
 #   -S ...  scenarios (default: "A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md
-#           N:l2 ACL:rand10k V:vhost flowmod:10000 flowmod:100000"); N:l2 is the
+#           VXe:p1k VXd:vx1k N:l2 ACL:rand10k V:vhost flowmod:10000
+#           flowmod:100000"); VXe:p1k and VXd:vx1k are B1k through a VXLAN
+#           port, encapsulating (out of the uplink, port 2) and decapsulating
+#           (in on the uplink, port 1) (perf/tunnel-bench.sh); N:l2 is the
 #           learning switch (one NORMAL flow) with learned MACs, traffic both
 #           ways between ports 1 and 2 (perf/normal-bench.sh, perf/gen-l2-pcap.py:
 #           500 hosts a side, 1k flows each way), with its own testpmd io
@@ -54,7 +57,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 BENCH=${BENCH:-$(dirname "$0")/../../shared/bench}
 BENCH=$(cd "$BENCH" && pwd) || { echo "run.sh: no shared bench at $BENCH (set BENCH)" >&2; exit 1; }
 ROUNDS=3; DUR=5; WARM=3; WD=""; BUILD=1
-SCENARIOS="A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md N:l2 ACL:rand10k CTc:ct10k CTe:ct10k-est CTr:ct10k-synrst V:vhost flowmod:10000 flowmod:100000"
+SCENARIOS="A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md VXe:p1k VXd:vx1k N:l2 ACL:rand10k CTc:ct10k CTe:ct10k-est CTr:ct10k-synrst V:vhost flowmod:10000 flowmod:100000"
 while getopts "r:d:W:w:nS:h" o; do
     case $o in
         r) ROUNDS=$OPTARG ;; d) DUR=$OPTARG ;; W) WARM=$OPTARG ;; w) WD=$OPTARG ;;
@@ -116,6 +119,7 @@ for d in ovs ff tp; do mkdir -p "$WD/$d"; ln -sfn "$WD/pcap" "$WD/$d/pcap"; done
 gen() { [ -f "$WD/pcap/$1.pcap" ] || python3 "$BENCH/gen-pcap.py" "${@:2}" -o "$WD/pcap/$1.pcap" >/dev/null 2>&1; }
 gen p1k -f 1000; gen p100k -f 100000 -m 10000; gen p1k-md -f 1000 --metadata-every 10
 [ -f "$WD/pcap/acl-rand10k.pcap" ] || python3 "$HERE/gen-acl-pcap.py" -n 10000 -o "$WD/pcap/acl-rand10k.pcap"
+[ -f "$WD/pcap/vx1k.pcap" ] || python3 "$HERE/gen-vxlan-pcap.py" -i "$WD/pcap/p1k.pcap" -o "$WD/pcap/vx1k.pcap" >/dev/null
 [ -f "$WD/pcap/l2-b.pcap" ] || python3 "$HERE/gen-l2-pcap.py" -H 500 -f 1000 -o "$WD/pcap/l2"
 for k in commit:ct10k est:ct10k-est synrst:ct10k-synrst; do
     [ -f "$WD/pcap/${k#*:}.pcap" ] || python3 "$HERE/gen-ct-pcap.py" -k "${k%%:*}" -n 10000 -o "$WD/pcap/${k#*:}.pcap"
@@ -214,6 +218,27 @@ normal_one() {  # normal_one ovs|ff|testpmd ROUND
     echo "$name $out round=$r load=$load0" | tee -a "$RES"
 }
 
+# ---- VXe:p1k / VXd:vx1k, B1k through a VXLAN port (perf/tunnel-bench.sh holds
+# the lock itself)
+tunnel_one() {  # tunnel_one ovs|ff SCENARIO ROUND
+    local sw=$1 sc=$2 r=$3 hook name out rc lf load0 mode=${2%%:*} pcap=$WD/pcap/${2#*:}.pcap
+    [ "$sw" = ovs ] && { hook=$OVS_HOOK; name=ovs-dpdk; } || { hook=$FF_HOOK; name=ferroflowd; }
+    lf=$WD/logs/$sw-${sc//:/_}-r$r.log
+    log "round $r: $name $sc"
+    load0=$(cut -d' ' -f1 /proc/loadavg)
+    set +e
+    out=$(FF_EXIT_AFTER=$(( WARM + DUR + 90 )) "$HERE/tunnel-bench.sh" -H "$hook" -w "$WD/$sw/$mode" \
+        -d "$DUR" -W "$WARM" "$mode" "$pcap" "$BENCH/flows/B1k.flows" 2>"$lf")
+    rc=$?
+    set -e
+    if [ "$rc" != 0 ] || [ -z "$out" ]; then
+        echo "$name $sc FAILED rc=$rc round=$r log=$lf: $(grep -v '^ *$' "$lf" | tail -n 4 | tr '\n' ' ' | cut -c1-400)" | tee -a "$RES"
+        return 0
+    fi
+    [ "$sw" = ff ] && cp "$WD/ff/$mode/sw/ferroflowd.log" "$lf.ferroflowd" 2>/dev/null
+    echo "$name $out round=$r load=$load0" | tee -a "$RES"
+}
+
 # ---- flow-mod timing: ~N rules through ovs-ofctl add-flows, --bundle add-flows and
 # (ferroflowd) one gRPC batch, switch idle (sink only); each load is counted back
 # with dump-flows and deleted before the next
@@ -290,6 +315,7 @@ for r in $(seq "$ROUNDS"); do
             flowcheck) ;;
             flowmod:*) for sw in $order; do flowmod_one "$sw" "${sc#flowmod:}" "$r"; done ;;
             N:l2) for sw in $order testpmd; do normal_one "$sw" "$r"; done ;;
+            VXe:*|VXd:*) for sw in $order; do tunnel_one "$sw" "$sc" "$r"; done ;;
             *) for sw in $order; do bench_one "$sw" "$sc" "$r"; done ;;
         esac
     done

@@ -25,6 +25,8 @@ TARGETS = OrderedDict([
     ("B10k:p100k", ("≥ 2x OVS and ≥ 70% of our B1k:p1k", 2.0)),
     ("C10k:p100k", ("≥ 3x OVS", 3.0)),
     ("B1k:p1k-md", ("≥ 1.5x OVS", 1.5)),
+    ("VXe:p1k", ("≥ 1.0x OVS", 1.0)),
+    ("VXd:vx1k", ("≥ 1.0x OVS", 1.0)),
     ("N:l2", ("≥ 1.5x OVS", 1.5)),
     ("ACL:rand10k", ("≥ 10x OVS", 10.0)),
     # Issue 17: connection tracking, at least 1.5x in packets/s and in new connections/s
@@ -149,6 +151,27 @@ def main():
             f = lambda x: "%.2f M/s" % (x / 2) if x is not None else "-"
             print()
             print("New connections per second (%s, half its packets): ferroflowd %s, OVS-DPDK %s" % (sc, f(ff), f(ovs)))
+    # The tunnel's own cost: cycles/packet of the VXLAN scenarios over B1k's (the
+    # same flows and inner frames without the tunnel), per switch.
+    tun = [sc for sc in ("VXe:p1k", "VXd:vx1k") if sc in order]
+    if tun and "B1k:p1k" in order:
+        print()
+        print("| tunnel cost over B1k:p1k (cycles/packet) | ferroflowd | OVS-DPDK |")
+        print("|---|---:|---:|")
+        cost = {}
+        for sc in tun:
+            row = []
+            for sw in ("ferroflowd", "ovs-dpdk"):
+                c, b = m(sw, sc, "cpp"), m(sw, "B1k:p1k", "cpp")
+                d = c - b if c is not None and b is not None else None
+                cost[(sw, sc)] = d
+                row.append("%+.0f (%.0f - %.0f)" % (d, c, b) if d is not None else "-")
+            print("| %s (%s) | %s | %s |" % (sc, "encap" if sc.startswith("VXe") else "decap", row[0], row[1]))
+        if len(tun) == 2:
+            both = ["%+.0f" % (cost[(sw, tun[0])] + cost[(sw, tun[1])])
+                    if cost[(sw, tun[0])] is not None and cost[(sw, tun[1])] is not None else "-"
+                    for sw in ("ferroflowd", "ovs-dpdk")]
+            print("| encap + decap | %s | %s |" % tuple(both))
 
     fm = [sc for sc in order if sc.startswith("flowmod:")]
     if fm:

@@ -134,5 +134,14 @@ pub fn underlay_settings(t: &TunnelsConfig) -> Result<UnderlaySettings, String> 
         gateway,
         neighbour_timeout: Duration::from_secs(t.neighbour_timeout_s.max(1).into()),
         uplink_mtu: t.uplink_mtu,
+        static_neighbours: t
+            .neighbours
+            .iter()
+            .map(|n| {
+                ferroflow_config::parse_neighbour(n)
+                    .map(|(ip, mac)| (ip.octets(), mac))
+                    .map_err(|e| format!("tunnels.neighbours: {e}"))
+            })
+            .collect::<Result<_, _>>()?,
     })
 }

@@ -151,10 +151,35 @@ impl OpenFlowSwitch {
             Req::PortDesc => Ok(chunked(st.port_descs(), Reply::PortDesc)),
             Req::PortStats { port_no } => {
                 let ports = st.datapath.as_ref().map(|d| d.ports()).unwrap_or_default();
-                if *port_no != OFPP_ANY && !ports.iter().any(|p| p.ofport == *port_no) {
+                // Tunnel ports (configured or the profile's): their inner packets.
+                let mut tunnels = st
+                    .datapath
+                    .as_ref()
+                    .map(|d| d.tunnels())
+                    .unwrap_or_default();
+                tunnels.retain(|t| t.ofport < OF_TOOLS_PORT_LIMIT);
+                if *port_no != OFPP_ANY
+                    && !ports.iter().any(|p| p.ofport == *port_no)
+                    && !tunnels.iter().any(|t| t.ofport == *port_no)
+                {
                     return Err(ErrorCode::BadRequest(BadRequestCode::BadPort));
                 }
                 let up = self.sw.started.elapsed();
+                let tunnel_stats = tunnels
+                    .iter()
+                    .filter(|t| *port_no == OFPP_ANY || t.ofport == *port_no)
+                    .map(|t| PortStats {
+                        port_no: t.ofport,
+                        rx_packets: t.rx_packets,
+                        tx_packets: t.tx_packets,
+                        rx_bytes: t.rx_bytes,
+                        tx_bytes: t.tx_bytes,
+                        tx_dropped: crate::tunnels::tx_dropped(t),
+                        duration_sec: up.as_secs() as u32,
+                        duration_nsec: up.subsec_nanos(),
+                        ..PortStats::default()
+                    })
+                    .collect::<Vec<_>>();
                 let stats = ports
                     .iter()
                     .filter(|p| *port_no == OFPP_ANY || p.ofport == *port_no)
@@ -172,6 +197,7 @@ impl OpenFlowSwitch {
                         duration_nsec: up.subsec_nanos(),
                         ..PortStats::default()
                     })
+                    .chain(tunnel_stats)
                     .collect();
                 Ok(chunked(stats, Reply::PortStats))
             }
@@ -360,19 +386,36 @@ fn meter_bands(bands: &[pipeline::meter::Band]) -> Vec<openflow::messages::Meter
         .collect()
 }
 
+/// Port numbers from here up to the reserved ones are not decoded by ovs-ofctl in
+/// OpenFlow 1.3 (it maps them to OVS's 16-bit numbers).
+const OF_TOOLS_PORT_LIMIT: u32 = 0xff00;
+
 /// The OpenFlow description of every port: identity, admin state, link.
 pub fn port_descs(st: &State) -> Vec<Port> {
     let status = st.datapath.as_ref().map(|d| d.ports()).unwrap_or_default();
+    // The profile's tunnel ports (one per peer host) are the datapath's, not configured.
+    // Only those whose numbers OpenFlow 1.3 tools decode: ovs-ofctl refuses a whole
+    // PORT_DESC reply holding a port above 0xff00 (OFPBAC_BAD_OUT_PORT), and the profile
+    // numbers its peer ports from 0x7f000000.
+    let profile_tunnels: Vec<(u32, String)> =
+        crate::tunnels::unconfigured(&st.ports, st.datapath.as_ref())
+            .into_iter()
+            .filter(|t| t.ofport < OF_TOOLS_PORT_LIMIT)
+            .map(|t| (t.ofport, t.name))
+            .collect();
     st.ports
         .iter()
-        .map(|p| {
-            let s = status.iter().find(|s| s.ofport == p.ofport);
-            let up = s.is_some_and(|s| s.link_up);
+        .map(|p| (p.ofport, p.name.as_str(), p.is_tunnel()))
+        .chain(profile_tunnels.iter().map(|(o, n)| (*o, n.as_str(), true)))
+        .map(|(ofport, name, tunnel)| {
+            let s = status.iter().find(|s| s.ofport == ofport);
+            // A tunnel port has no link of its own: it is live (as in OVS).
+            let up = tunnel || s.is_some_and(|s| s.link_up);
             let speed_kbps = s.map_or(0, |s| s.speed_mbps.saturating_mul(1000));
             let config = st
                 .tables
                 .ports()
-                .get(p.ofport)
+                .get(ofport)
                 .map_or(PortConfig::empty(), |i| {
                     ofproto::port_config_to_of(i.config)
                 });
@@ -385,9 +428,9 @@ pub fn port_descs(st: &State) -> Vec<Port> {
                 state = PortState::LINK_DOWN;
             }
             Port {
-                port_no: p.ofport,
+                port_no: ofport,
                 hw_addr: s.map_or([0; 6], |s| s.mac),
-                name: FixedStr::new(&p.name),
+                name: FixedStr::new(name),
                 config,
                 state,
                 curr: PortFeatures::RATE_10GB_FD | PortFeatures::COPPER,

@@ -397,6 +397,7 @@ mod tests {
                     prefixes: vec![],
                     backbone_mac: None,
                     local_ip: None,
+                    peers: vec![],
                 }],
                 instances: vec![ferroflow_config::InstanceConfig {
                     name: "i1".into(),

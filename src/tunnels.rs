@@ -16,6 +16,26 @@ pub fn start(dp: &mut Datapath, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tunnel ports the datapath has that are not configured ports: the virtual-network
+/// profile's, one per peer host of a `vxlan`/`geneve` network. Port listings (gRPC,
+/// `ferroflowctl ports`, OpenFlow port descriptions and stats) add them after the
+/// configured ports so they are not only in `tunnel list`.
+pub fn unconfigured(
+    configured: &[ferroflow_config::PortConfig],
+    dp: Option<&Datapath>,
+) -> Vec<datapath::TunnelStatus> {
+    dp.map(|d| d.tunnels())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| !configured.iter().any(|p| p.ofport == t.ofport))
+        .collect()
+}
+
+/// A tunnel port's packets that were not sent, whatever the reason (its `tx_dropped`).
+pub fn tx_dropped(t: &datapath::TunnelStatus) -> u64 {
+    t.no_neighbour_drops + t.mtu_drops + t.encap_failed + t.no_tun_dst_drops
+}
+
 /// What `/metrics` reads of the tunnels, copied out under the switch's state.
 #[derive(Default)]
 pub struct TunnelReading {

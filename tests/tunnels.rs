@@ -21,16 +21,6 @@ fn ofctl(args: &str) -> String {
     run(&format!("timeout 30 ovs-ofctl -O OpenFlow13 {args}"))
 }
 
-fn tunnel(stats: &Value, name: &str) -> Value {
-    stats["tunnels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no tunnel {name} in {stats}"))
-}
-
 fn mac_of(ns: &Netns, ifname: &str) -> String {
     let out = ns.exec(&format!("cat /sys/class/net/{ifname}/address"));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -58,15 +48,9 @@ fn send_raw(ns: &Netns, ifname: &str, dir: &TempDir, frames: &[Vec<u8>]) {
     );
 }
 
+/// Every echo of 3 answered; the switch's log on failure.
 fn ping(ns: &Netns, dst: &str, ff: &Ferroflowd) {
-    let out = ns.exec(&format!("ping -c 3 -i 0.2 -W 2 {dst}"));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains(" 3 received") || text.contains(" 2 received"),
-        "ping {dst} from {} failed:\n{text}\n{}",
-        ns.0,
-        ff.log_text()
-    );
+    ping_all(ns, dst, 3, || ff.log_text());
 }
 
 #[test]
@@ -110,25 +94,12 @@ key = "flow"
 dst_port = 4790
 "#;
     let mut ff = Ferroflowd::start("tun", &config, 120.0);
-    let remote = Netns::new("fftn-remote");
-    let inst = Netns::new("fftn-inst");
-    wait_for_interface("fftn-up");
-    wait_for_interface("fftn-i");
-    remote.adopt("fftn-up", "192.0.2.2/24");
-    inst.adopt("fftn-i", "10.9.0.1/24");
     // The overlay costs 50 bytes: instances get an MTU of 1450 (docs/tunnels.md).
-    run("ip -n fftn-inst link set fftn-i mtu 1450");
+    let hosts = TunnelHosts::new("fftn", "fftn-up", "192.0.2.2/24", "fftn-i", "10.9.0.1/24");
+    let (remote, inst) = (&hosts.remote, &hosts.inst);
     run("ip -n fftn-inst addr add 10.9.1.1/24 dev fftn-i");
-    for (dev, vni, port, ip) in [
-        ("vx0", 5000, 4789, "10.9.0.2/24"),
-        ("vx1", 6000, 4790, "10.9.1.2/24"),
-    ] {
-        run(&format!(
-            "ip -n fftn-remote link add {dev} type vxlan id {vni} local 192.0.2.2 remote 192.0.2.1 dstport {port} dev fftn-up udpcsum"
-        ));
-        run(&format!("ip -n fftn-remote addr add {ip} dev {dev}"));
-        run(&format!("ip -n fftn-remote link set {dev} up"));
-    }
+    hosts.linux_vxlan("vx0", 5000, "192.0.2.2", 4789, "10.9.0.2/24", "udpcsum");
+    hosts.linux_vxlan("vx1", 6000, "192.0.2.2", 4790, "10.9.1.2/24", "udpcsum");
     ofctl(&format!("del-flows {OF}"));
     // 10.9.1.0/24 goes over the flow-keyed port with the VNI set by the flow.
     for f in [
@@ -142,7 +113,7 @@ dst_port = 4790
     }
 
     // The next hop is learned by ARP.
-    let remote_mac = mac_of(&remote, "fftn-up");
+    let remote_mac = mac_of(remote, "fftn-up");
     ff.wait_until(Duration::from_secs(10), "the next hop resolved", |f| {
         f.stats_json()["neighbours"].as_array().is_some_and(|n| {
             n.iter()
@@ -152,29 +123,11 @@ dst_port = 4790
 
     // Capture the underlay while pinging both ways.
     let pcap = ff.dir.path("underlay.pcap");
-    let pcap_s = pcap.to_str().unwrap().to_owned();
-    let mut tcpdump = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "fftn-remote",
-            "timeout",
-            "60",
-            "tcpdump",
-            "-nn",
-            "-U",
-        ])
-        .args(["--immediate-mode", "-i", "fftn-up", "-w", &pcap_s, "udp"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("tcpdump");
-    std::thread::sleep(Duration::from_millis(1000));
-    ping(&inst, "10.9.0.2", &ff);
-    ping(&remote, "10.9.0.1", &ff);
-    ping(&inst, "10.9.1.2", &ff);
-    std::thread::sleep(Duration::from_millis(500));
-    run(&format!("kill -INT {}", tcpdump.id()));
-    let _ = tcpdump.wait();
+    let capture = hosts.capture_underlay(&pcap);
+    ping(inst, "10.9.0.2", &ff);
+    ping(remote, "10.9.0.1", &ff);
+    ping(inst, "10.9.1.2", &ff);
+    capture.stop();
 
     // Outer headers: ours to the peer carry VNI 5000 on 4789 with a good UDP checksum and
     // a source port from the inner flow's hash; VNI 6000 (set by the flow) goes to 4790.
@@ -301,7 +254,7 @@ dst_port = 4790
     let mut truncated = build(5000, 4789);
     truncated.truncate(14 + 20 + 4);
     send_raw(
-        &remote,
+        remote,
         "fftn-up",
         &ff.dir,
         &[wrong_vni, wrong_port, truncated],
@@ -314,13 +267,13 @@ dst_port = 4790
 
     // Counters per tunnel port.
     let s = ff.stats_json();
-    let vx = tunnel(&s, "vx");
+    let vx = tunnel_status(&s, "vx");
     assert!(
         vx["tx_packets"].as_u64().unwrap() >= 6 && vx["rx_packets"].as_u64().unwrap() >= 6,
         "{vx}"
     );
     assert_eq!(vx["next_hop_mac"], remote_mac.as_str());
-    assert!(tunnel(&s, "vxflow")["tx_packets"].as_u64().unwrap() >= 3);
+    assert!(tunnel_status(&s, "vxflow")["tx_packets"].as_u64().unwrap() >= 3);
     assert!(
         s["underlay"]["arp_replies_sent"].as_u64().unwrap() >= 1,
         "{}",
@@ -365,7 +318,7 @@ dst_port = 4790
     }
 
     // ICMP echo to the switch's local IP is answered by the switch.
-    ping(&remote, "192.0.2.1", &ff);
+    ping(remote, "192.0.2.1", &ff);
 
     // The peer's MAC changes: re-resolved within the neighbour timeout, traffic flows again.
     let new_mac = "02:aa:bb:cc:dd:ee";
@@ -378,20 +331,22 @@ dst_port = 4790
                 .any(|n| n["ip"] == "192.0.2.2" && n["mac"] == new_mac)
         })
     });
-    ping(&inst, "10.9.0.2", &ff);
+    ping(inst, "10.9.0.2", &ff);
 
     // An inner frame that no longer fits the uplink's 1500 bytes once encapsulated is
     // dropped and counted on the tunnel port.
-    let before = tunnel(&ff.stats_json(), "vx")["mtu_drops"]
+    let before = tunnel_status(&ff.stats_json(), "vx")["mtu_drops"]
         .as_u64()
         .unwrap();
     run("ip -n fftn-inst link set fftn-i mtu 1500");
     let _ = inst.exec("ping -c 1 -W 1 -M do -s 1460 10.9.0.2");
     ff.wait_until(Duration::from_secs(5), "the oversized frame counted", |f| {
-        tunnel(&f.stats_json(), "vx")["mtu_drops"].as_u64().unwrap() > before
+        tunnel_status(&f.stats_json(), "vx")["mtu_drops"]
+            .as_u64()
+            .unwrap()
+            > before
     });
-    drop(inst);
-    drop(remote);
+    drop(hosts);
     let _ = ff.stop();
 }
 
@@ -424,13 +379,8 @@ key = 7000
 csum = true
 "#;
     let mut ff = Ferroflowd::start("gnv", &config, 120.0);
-    let remote = Netns::new("fftg-remote");
-    let inst = Netns::new("fftg-inst");
-    wait_for_interface("fftg-up");
-    wait_for_interface("fftg-i");
-    remote.adopt("fftg-up", "192.0.2.2/24");
-    inst.adopt("fftg-i", "10.9.2.1/24");
-    run("ip -n fftg-inst link set fftg-i mtu 1450");
+    let hosts = TunnelHosts::new("fftg", "fftg-up", "192.0.2.2/24", "fftg-i", "10.9.2.1/24");
+    let (remote, inst) = (&hosts.remote, &hosts.inst);
     run("ip -n fftg-inst neigh add 10.9.2.2 lladdr 02:00:00:00:02:02 dev fftg-i");
     ofctl(&format!("del-flows {of}"));
     ofctl(&format!("add-flow {of} 'in_port=2,actions=output:20'"));
@@ -439,7 +389,7 @@ csum = true
     ));
     // The remote resolves the switch's local IP (ARP answered by the switch) and the
     // switch resolves the remote.
-    ping(&remote, "192.0.2.1", &ff);
+    ping(remote, "192.0.2.1", &ff);
     ff.wait_until(Duration::from_secs(10), "the next hop resolved", |f| {
         f.stats_json()["neighbours"]
             .as_array()
@@ -453,8 +403,8 @@ csum = true
         .nth(1)
         .expect("remote resolved the switch")
         .to_owned();
-    let inst_mac = mac_of(&inst, "fftg-i");
-    let remote_mac = mac_of(&remote, "fftg-up");
+    let inst_mac = mac_of(inst, "fftg-i");
+    let remote_mac = mac_of(remote, "fftg-up");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tunnels/geneve_peer.py");
     let out = remote.exec(&format!(
         "timeout 60 /usr/bin/python3 {script} fftg-up {remote_mac} {switch_mac} 192.0.2.2 192.0.2.1 7000 02:00:00:00:02:02 {inst_mac} 10.9.2.2 10.9.2.1"
@@ -486,13 +436,12 @@ csum = true
         assert_eq!(r["inner_dst"], "10.9.2.2", "{r}");
     }
     let s = ff.stats_json();
-    let g = tunnel(&s, "gnv");
+    let g = tunnel_status(&s, "gnv");
     assert!(
         g["rx_packets"].as_u64().unwrap() >= 3 && g["tx_packets"].as_u64().unwrap() >= 2,
         "{g}"
     );
     assert_eq!(g["kind"], "geneve");
-    drop(inst);
-    drop(remote);
+    drop(hosts);
     let _ = ff.stop();
 }

@@ -25,36 +25,21 @@ fn ofctl(args: &str) -> String {
     run(&format!("timeout 30 ovs-ofctl -O OpenFlow13 {args}"))
 }
 
-fn tunnel(stats: &Value, name: &str) -> Value {
-    stats["tunnels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no tunnel {name} in {stats}"))
-}
-
+/// Every echo of 3 answered; on failure the switch's stats, the remote's links and
+/// neighbours, and the switch's log.
 fn ping(ns: &Netns, dst: &str, ff: &Ferroflowd) {
-    let out = ns.exec(&format!("ping -c 3 -i 0.2 -W 2 {dst}"));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains(" 3 received") || text.contains(" 2 received"),
-        "ping {dst} from {} failed:\n{text}\nstats: {}\nremote: {}\n{}",
-        ns.0,
-        ff.stats_json(),
-        String::from_utf8_lossy(
-            &std::process::Command::new("sh")
-                .args([
-                    "-c",
-                    "ip -n fftf-remote -s link show; ip -n fftf-remote neigh"
-                ])
-                .output()
-                .map(|o| o.stdout)
-                .unwrap_or_default()
-        ),
-        ff.log_text()
-    );
+    ping_all(ns, dst, 3, || {
+        format!(
+            "stats: {}\nremote: {}\n{}",
+            ff.stats_json(),
+            sh("ip -n fftf-remote -s link show; ip -n fftf-remote neigh; ip -n fftf-inst neigh")
+                .stdout
+                .iter()
+                .map(|&b| b as char)
+                .collect::<String>(),
+            ff.log_text()
+        )
+    });
 }
 
 /// `n_packets` of the flow whose dump line contains `needle`.
@@ -98,26 +83,13 @@ remote_ip = "flow"
 key = "flow"
 "#;
     let mut ff = Ferroflowd::start("tunf", &config, 120.0);
-    let remote = Netns::new("fftf-remote");
-    let inst = Netns::new("fftf-inst");
-    wait_for_interface("fftf-up");
-    wait_for_interface("fftf-i");
-    remote.adopt("fftf-up", "192.0.2.2/24");
+    let hosts = TunnelHosts::new("fftf", "fftf-up", "192.0.2.2/24", "fftf-i", "10.8.0.1/24");
+    let (remote, inst) = (&hosts.remote, &hosts.inst);
     run("ip -n fftf-remote addr add 192.0.2.3/24 dev fftf-up");
-    inst.adopt("fftf-i", "10.8.0.1/24");
     run("ip -n fftf-inst addr add 10.8.1.1/24 dev fftf-i");
-    run("ip -n fftf-inst link set fftf-i mtu 1450");
     // Two VTEPs in the remote namespace: one per underlay address, each its own VNI.
-    for (dev, vni, local, ip) in [
-        ("vx2", 100, "192.0.2.2", "10.8.0.2/24"),
-        ("vx3", 200, "192.0.2.3", "10.8.1.3/24"),
-    ] {
-        run(&format!(
-            "ip -n fftf-remote link add {dev} type vxlan id {vni} local {local} remote 192.0.2.1 dstport 4789 dev fftf-up"
-        ));
-        run(&format!("ip -n fftf-remote addr add {ip} dev {dev}"));
-        run(&format!("ip -n fftf-remote link set {dev} up"));
-    }
+    hosts.linux_vxlan("vx2", 100, "192.0.2.2", 4789, "10.8.0.2/24", "");
+    hosts.linux_vxlan("vx3", 200, "192.0.2.3", 4789, "10.8.1.3/24", "");
     ofctl(&format!("del-flows {OF}"));
     // The issue's example as it is, for the first peer; 10.8.1.0/24 goes to the second.
     ofctl(&format!(
@@ -149,23 +121,7 @@ key = "flow"
 
     // Capture the underlay while pinging each peer both ways.
     let pcap = ff.dir.path("underlay.pcap");
-    let pcap_s = pcap.to_str().unwrap().to_owned();
-    let mut tcpdump = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "fftf-remote",
-            "timeout",
-            "60",
-            "tcpdump",
-            "-nn",
-            "-U",
-        ])
-        .args(["--immediate-mode", "-i", "fftf-up", "-w", &pcap_s, "udp"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("tcpdump");
-    std::thread::sleep(Duration::from_millis(1000));
+    let capture = hosts.capture_underlay(&pcap);
     // The very first packets toward each peer (the instance's ARP, then its ping) find
     // the next hop unresolved: they are held until its ARP reply and nothing is lost.
     for dst in ["10.8.0.2", "10.8.1.3"] {
@@ -177,13 +133,11 @@ key = "flow"
             ff.log_text()
         );
     }
-    ping(&inst, "10.8.0.2", &ff);
-    ping(&inst, "10.8.1.3", &ff);
-    ping(&remote, "10.8.0.1", &ff);
-    ping(&remote, "10.8.1.1", &ff);
-    std::thread::sleep(Duration::from_millis(500));
-    run(&format!("kill -INT {}", tcpdump.id()));
-    let _ = tcpdump.wait();
+    ping(inst, "10.8.0.2", &ff);
+    ping(inst, "10.8.1.3", &ff);
+    ping(remote, "10.8.0.1", &ff);
+    ping(remote, "10.8.1.1", &ff);
+    capture.stop();
 
     // Our outer headers: VNI 100 to 192.0.2.2, VNI 200 to 192.0.2.3, nothing else.
     let mut ours = [0usize; 2];
@@ -233,7 +187,7 @@ key = "flow"
             && u["neighbour_queue_timeouts"] == 0,
         "{u}"
     );
-    let vxf = tunnel(&s, "vxf");
+    let vxf = tunnel_status(&s, "vxf");
     assert_eq!(vxf["remote_ip"], "flow");
     assert!(vxf["tx_packets"].as_u64().unwrap() >= 12, "{vxf}");
     assert!(vxf["rx_packets"].as_u64().unwrap() >= 12, "{vxf}");
@@ -249,11 +203,11 @@ key = "flow"
         "no fragmentation-needed:\n{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = inst.exec("ping -c 2 -i 0.3 -W 2 -M do -s 1422 10.8.0.2");
+    let out = inst.exec("ping -c 2 -i 0.3 -w 10 -M do -s 1422 10.8.0.2");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(" 2 received"), "1450-byte pings:\n{text}");
     let s = ff.stats_json();
-    let vxf = tunnel(&s, "vxf");
+    let vxf = tunnel_status(&s, "vxf");
     assert!(vxf["frag_needed"].as_u64().unwrap() >= 1, "{vxf}");
     assert!(vxf["mtu_drops"].as_u64().unwrap() >= 1, "{vxf}");
     assert!(
@@ -269,7 +223,7 @@ key = "flow"
         Duration::from_secs(5),
         "the output without tun_dst counted",
         |f| {
-            tunnel(&f.stats_json(), "vxf")["no_tun_dst_drops"]
+            tunnel_status(&f.stats_json(), "vxf")["no_tun_dst_drops"]
                 .as_u64()
                 .unwrap()
                 > before
@@ -286,7 +240,6 @@ key = "flow"
     let m = run("curl -sf http://127.0.0.1:19474/metrics");
     let series = "ferroflow_tunnel_no_tun_dst_drops_total{port=\"vxf\",remote=\"flow\"}";
     assert!(m.contains(series), "{series} not in /metrics:\n{m}");
-    drop(inst);
-    drop(remote);
+    drop(hosts);
     let _ = ff.stop();
 }

@@ -7,9 +7,12 @@
 //! - two ferroflowd whose `net_tap` uplinks meet on a bridge in an underlay namespace, one
 //!   vxlan network each side with instances in namespaces: pings between the hosts, a
 //!   broadcast (ARP for an unknown address) on the underlay exactly once, and a second
-//!   network with the same instance addresses that sees nothing of the first.
+//!   network with the same instance addresses that sees nothing of the first; the peer
+//!   tunnel port listed by `ferroflowctl ports` with its counters;
+//! - a network's listed peer host (`--peer`) reached by broadcast and unknown unicast
+//!   before any of its instances is known (a Linux `vxlan` device that is no instance).
 //!
-//! About 40 s once built (both tests).
+//! About 50 s once built (the three tests).
 
 mod common;
 
@@ -290,6 +293,9 @@ struct Host {
     ip: &'static str,
 }
 
+/// Host a's OpenFlow listener in `vxlan_network_between_two_switches`.
+const OF_A: &str = "tcp:127.0.0.1:16699";
+
 #[test]
 fn vxlan_network_between_two_switches() {
     let _lock = DatapathLock::take();
@@ -305,8 +311,11 @@ fn vxlan_network_between_two_switches() {
         ports += &port_toml("e5", &format!("net_tap{}1,iface=ffvx-{side}5", k), 2);
         ports += &port_toml("e6", &format!("net_tap{}2,iface=ffvx-{side}6", k), 3);
         // Two switches at once: their workers sleep when idle, so neither holds a core.
-        let text = config(&format!("ff-vx-{side}"), &socket, None, &ports)
+        let mut text = config(&format!("ff-vx-{side}"), &socket, None, &ports)
             + "\n[datapath]\nidle_sleep_us = 100\n";
+        if k == 0 {
+            text += &format!("\n[openflow]\nlisten = [\"p{OF_A}\"]\n");
+        }
         let cfg = dir.path(&format!("ff-{side}.toml"));
         std::fs::write(&cfg, text).unwrap();
         let d = Daemon::start(&cfg, &server, 300.0);
@@ -442,4 +451,160 @@ fn vxlan_network_between_two_switches() {
     // Network 6 works on its own, with the same addresses.
     assert!(pings(a6, "10.5.0.1", 3), "a -> b over network 6");
     assert!(pings(b6, "10.5.0.2", 3), "b -> a over network 6");
+
+    // The profile's tunnel port to the peer host is a port like the others: in
+    // `ferroflowctl ports` with its counters, and in OpenFlow's port descriptions (live)
+    // and port stats.
+    let a = &hosts[0];
+    let t = json(&a.server, &["tunnel", "list"]);
+    let tun = &t["tunnels"][0];
+    let (name, ofport) = (
+        tun["name"].as_str().unwrap(),
+        tun["ofport"].as_u64().unwrap(),
+    );
+    let ports = json(&a.server, &["ports"]);
+    let p = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("the peer tunnel port {name} not in ports: {ports}"));
+    assert_eq!(p["ofport"], ofport, "{p}");
+    assert_eq!(p["driver"], "vxlan", "{p}");
+    assert_eq!(p["link_up"], true, "{p}");
+    let c = &p["counters"];
+    for k in ["tx_packets", "rx_packets", "tx_bytes", "rx_bytes"] {
+        assert!(c[k].as_u64().unwrap_or(0) > 0, "{k} of {name}: {p}");
+    }
+    assert_eq!(
+        c["tx_packets"], tun["tx_packets"],
+        "ports and tunnel list agree"
+    );
+    let table = ok(&a.server, &["ports"]);
+    assert!(table.contains(name), "{name} not in\n{table}");
+    // Its number (0x7f000000 and up) is beyond what ovs-ofctl decodes in OpenFlow 1.3:
+    // port descriptions leave it out, and so stay readable.
+    let desc = run(&format!(
+        "timeout 30 ovs-ofctl -O OpenFlow13 dump-ports-desc {OF_A}"
+    ));
+    assert!(
+        !desc.contains("decode error") && desc.contains("1(up)") && !desc.contains(name),
+        "{ofport}({name}) in\n{desc}"
+    );
+}
+
+/// A vxlan network's listed peer host (`network create ... --peer IP`) gets the network's
+/// broadcast and unknown unicast before any instance there is known: a Linux `vxlan`
+/// device in a namespace, registered nowhere as an instance, answers the local
+/// instance's ARP and pings. Without `--peer` nothing reaches it.
+#[test]
+fn listed_peer_host_reached_before_any_of_its_instances() {
+    let _lock = DatapathLock::take();
+    let dir = TempDir::new("vxpeer");
+    let socket = dir.path("api.sock");
+    let server = format!("unix:{}", socket.display());
+    let mut ports = port_toml("uplink", "net_tap0,iface=ffvp-up", 1);
+    ports += &port_toml("inst", "net_tap1,iface=ffvp-i", 2);
+    let text = config("ff-vxpeer", &socket, None, &ports) + "\n[datapath]\nidle_sleep_us = 200\n";
+    let cfg = dir.path("ff.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let d = Daemon::start(&cfg, &server, 300.0);
+    let remote = Netns::new("ffvp-remote");
+    let inst = Netns::new("ffvp-inst");
+    wait_for_interface("ffvp-up");
+    wait_for_interface("ffvp-i");
+    let mac = "02:00:00:07:00:01";
+    run(&format!("ip link set ffvp-i address {mac}"));
+    remote.adopt("ffvp-up", "192.0.2.2/24");
+    inst.adopt("ffvp-i", "10.7.0.1/24");
+    run("ip -n ffvp-inst link set ffvp-i mtu 1450");
+    run("ip -n ffvp-remote link add vx0 type vxlan id 7 local 192.0.2.2 remote 192.0.2.1 dstport 4789 dev ffvp-up");
+    run("ip -n ffvp-remote addr add 10.7.0.2/24 dev vx0");
+    run("ip -n ffvp-remote link set vx0 up");
+    let create = |peer: Option<&str>| {
+        let mut a = vec![
+            "network",
+            "create",
+            "7",
+            "n7",
+            "--kind",
+            "vxlan",
+            "--uplink",
+            "uplink",
+            "--local-ip",
+            "192.0.2.1/24",
+        ];
+        if let Some(p) = peer {
+            a.extend(["--peer", p]);
+        }
+        ok(&server, &a);
+        ok(
+            &server,
+            &[
+                "instance",
+                "add",
+                "a",
+                "--network",
+                "7",
+                "--mac",
+                mac,
+                "--ip",
+                "10.7.0.1",
+                "--port",
+                "inst",
+            ],
+        );
+    };
+    // Without the peer listed: no tunnel port, the Linux host is out of reach.
+    create(None);
+    assert!(json(&server, &["tunnel", "list"])["tunnels"]
+        .as_array()
+        .is_none_or(|t| t.is_empty()));
+    assert!(!pings(&inst, "10.7.0.2", 1), "reached without a peer");
+    ok(&server, &["instance", "remove", "a"]);
+    ok(&server, &["network", "delete", "7"]);
+    run("ip -n ffvp-inst neigh flush all");
+
+    // Listed: a tunnel port to it at once, and ARP and pings both ways.
+    create(Some("192.0.2.2"));
+    let nets = json(&server, &["network", "list"]);
+    assert_eq!(nets[0]["peers"], serde_json::json!(["192.0.2.2"]), "{nets}");
+    let t = json(&server, &["tunnel", "list"]);
+    let list = t["tunnels"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 1, "one tunnel port to the listed peer: {t}");
+    assert_eq!(list[0]["remote_ip"], "192.0.2.2", "{t}");
+    wait_resolved(&server, "");
+    assert!(pings(&inst, "10.7.0.2", 3), "instance -> listed peer host");
+    assert!(
+        pings(&remote, "10.7.0.1", 3),
+        "listed peer host -> instance"
+    );
+    // A bad peer is refused naming the field.
+    let (code, out, err) = ctl(
+        &server,
+        &[
+            "network",
+            "create",
+            "8",
+            "n8",
+            "--kind",
+            "vxlan",
+            "--uplink",
+            "uplink",
+            "--local-ip",
+            "192.0.2.1/24",
+            "--peer",
+            "192.0.2.1",
+        ],
+    );
+    assert_ne!(code, 0, "our own endpoint as a peer accepted: {out}");
+    assert!(err.contains("peers[0]"), "the error names the field: {err}");
+
+    // The store keeps the peer with the network.
+    assert!(d.kill("TERM").success());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        text.contains("peers = [\"192.0.2.2\"]"),
+        "the store has the network's peer:\n{text}"
+    );
 }

@@ -96,6 +96,12 @@ fn network_config(n: &pb::Network) -> Result<NetworkConfig, ApiError> {
         prefixes: n.prefixes.clone(),
         backbone_mac: opt(&n.backbone_mac),
         local_ip: opt(&n.local_ip),
+        peers: n
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(k, p)| ip(&format!("peers[{k}]"), p))
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -111,6 +117,7 @@ fn network_pb(n: &NetworkConfig) -> pb::Network {
         prefixes: n.prefixes.clone(),
         backbone_mac: n.backbone_mac.clone().unwrap_or_default(),
         local_ip: n.local_ip.clone().unwrap_or_default(),
+        peers: n.peers.iter().map(|p| p.to_string()).collect(),
     }
 }
 

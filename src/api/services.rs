@@ -70,14 +70,27 @@ fn mac(m: [u8; 6]) -> String {
 pub(crate) fn ports(api: &Api, only: Option<&str>) -> Result<Vec<pb::Port>, ApiError> {
     let state = api.sw.lock().map_err(super::busy)?;
     let configs = &state.ports;
+    let dp = state.datapath.as_ref();
+    // The profile's tunnel ports (one per peer host) are listed after the configured ones.
+    let profile_tunnels = crate::tunnels::unconfigured(configs, dp);
     if let Some(name) = only {
-        if !configs.iter().any(|p| p.name == name) {
+        if !configs.iter().any(|p| p.name == name)
+            && !profile_tunnels.iter().any(|t| t.name == name)
+        {
             return Err(ApiError::NotFound(format!("no port named {name:?}")));
         }
     }
-    let dp = state.datapath.as_ref();
     let status = dp.map(|d| d.ports()).unwrap_or_default();
-    let out = configs
+    let tunnels = dp.map(|d| d.tunnels()).unwrap_or_default();
+    let tunnel_counters = |t: &datapath::TunnelStatus| pb::PortCounters {
+        rx_packets: t.rx_packets,
+        rx_bytes: t.rx_bytes,
+        tx_packets: t.tx_packets,
+        tx_bytes: t.tx_bytes,
+        tx_dropped: crate::tunnels::tx_dropped(t),
+        ..Default::default()
+    };
+    let mut out = configs
         .iter()
         .filter(|p| only.is_none_or(|n| n == p.name))
         .map(|p| {
@@ -104,6 +117,12 @@ pub(crate) fn ports(api: &Api, only: Option<&str>) -> Result<Vec<pb::Port>, ApiE
                     resubmit_limit_drops: w.resubmit_limit_drops,
                 }
             });
+            let counters = counters.or_else(|| {
+                tunnels
+                    .iter()
+                    .find(|t| t.ofport == p.ofport)
+                    .map(tunnel_counters)
+            });
             let xstats = match (only, dp) {
                 (Some(_), Some(d)) => d
                     .xstats(&p.name)
@@ -124,7 +143,8 @@ pub(crate) fn ports(api: &Api, only: Option<&str>) -> Result<Vec<pb::Port>, ApiE
                 }),
                 vlan: p.vlan_mode().to_string(),
                 mac: st.map(|s| mac(s.mac)).unwrap_or_default(),
-                link_up: st.is_some_and(|s| s.link_up),
+                // A tunnel port has no link of its own: up, as OpenFlow describes it.
+                link_up: p.is_tunnel() || st.is_some_and(|s| s.link_up),
                 admin_up: state.port_admin_up(p.ofport),
                 speed_mbps: st.map_or(0, |s| s.speed_mbps),
                 counters,
@@ -132,6 +152,25 @@ pub(crate) fn ports(api: &Api, only: Option<&str>) -> Result<Vec<pb::Port>, ApiE
             }
         })
         .collect::<Vec<_>>();
+    out.extend(
+        profile_tunnels
+            .iter()
+            .filter(|t| only.is_none_or(|n| n == t.name))
+            .map(|t| pb::Port {
+                name: t.name.clone(),
+                ofport: t.ofport,
+                devargs: String::new(),
+                device: String::new(),
+                driver: t.kind.into(),
+                vlan: String::new(),
+                mac: String::new(),
+                link_up: true,
+                admin_up: state.port_admin_up(t.ofport),
+                speed_mbps: 0,
+                counters: Some(tunnel_counters(t)),
+                xstats: Vec::new(),
+            }),
+    );
     Ok(out)
 }
 

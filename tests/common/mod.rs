@@ -486,3 +486,136 @@ impl Drop for Background {
         }
     }
 }
+/// The hosts of the tunnel tests (tests/tunnels.rs, tests/tunnels_flow.rs): `remote`, a
+/// namespace behind the uplink tap standing for the far host (its Linux `vxlan` devices
+/// are the tunnel peers), and `inst`, a namespace behind another tap standing for an
+/// instance, with the overlay's MTU (docs/tunnels.md: the underlay's 1500 less 50).
+pub struct TunnelHosts {
+    pub remote: Netns,
+    pub inst: Netns,
+    /// The uplink tap's name (in `remote`).
+    pub uplink: String,
+    /// The instance tap's name (in `inst`).
+    pub inst_if: String,
+}
+
+impl TunnelHosts {
+    /// `{tag}-remote` takes `uplink` with `remote_cidr`, `{tag}-inst` takes `inst_if` with
+    /// `inst_cidr` and MTU 1450; both taps are ferroflowd's (waited for).
+    pub fn new(
+        tag: &str,
+        uplink: &str,
+        remote_cidr: &str,
+        inst_if: &str,
+        inst_cidr: &str,
+    ) -> TunnelHosts {
+        let remote = Netns::new(&format!("{tag}-remote"));
+        let inst = Netns::new(&format!("{tag}-inst"));
+        wait_for_interface(uplink);
+        wait_for_interface(inst_if);
+        remote.adopt(uplink, remote_cidr);
+        inst.adopt(inst_if, inst_cidr);
+        run(&format!("ip -n {} link set {inst_if} mtu 1450", inst.0));
+        TunnelHosts {
+            remote,
+            inst,
+            uplink: uplink.to_owned(),
+            inst_if: inst_if.to_owned(),
+        }
+    }
+
+    /// A Linux `vxlan` device `dev` in `remote`: VNI `vni` from `local` to ferroflowd's
+    /// 192.0.2.1 on UDP `dst_port` over the uplink, with the overlay address `addr`;
+    /// `extra`: more `ip link add` options (`udpcsum`).
+    pub fn linux_vxlan(
+        &self,
+        dev: &str,
+        vni: u32,
+        local: &str,
+        dst_port: u16,
+        addr: &str,
+        extra: &str,
+    ) {
+        let (ns, up) = (&self.remote.0, &self.uplink);
+        run(&format!(
+            "ip -n {ns} link add {dev} type vxlan id {vni} local {local} remote 192.0.2.1 dstport {dst_port} dev {up} {extra}"
+        ));
+        run(&format!("ip -n {ns} addr add {addr} dev {dev}"));
+        run(&format!("ip -n {ns} link set {dev} up"));
+    }
+
+    /// tcpdump of the uplink's UDP in `remote` into `file` (stopped by [`Capture::stop`]).
+    pub fn capture_underlay(&self, file: &Path) -> Capture {
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.remote.0,
+                "timeout",
+                "60",
+                "tcpdump",
+                "-nn",
+                "-U",
+            ])
+            .args(["--immediate-mode", "-i", &self.uplink, "-w"])
+            .arg(file)
+            .arg("udp")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tcpdump");
+        // tcpdump has no "ready" signal on a file: give it a moment to open the interface.
+        std::thread::sleep(Duration::from_millis(1000));
+        Capture(Some(child))
+    }
+}
+
+/// A capture process, stopped by SIGINT (so it flushes) by [`Capture::stop`] or on drop.
+pub struct Capture(Option<Child>);
+
+impl Capture {
+    pub fn stop(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            // Frames in flight still land in the file.
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = sh(&format!("kill -INT {}", c.id()));
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// Tunnel port `name` in the stats file's `tunnels`.
+pub fn tunnel_status(stats: &Value, name: &str) -> Value {
+    stats["tunnels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no tunnel {name} in {stats}"))
+}
+
+/// `ping -c N` from `ns` that every echo is answered. `-w` (a deadline) and not `-W`:
+/// with `-W`, once one reply came iputils' ping waits only two round trips after its
+/// last request ("otherwise ping waits for two RTTs", ping(8)), so a reply delayed past
+/// that on this loaded 2-core machine counted as lost although it arrived. With `-w`
+/// ping waits for all N replies, or the deadline. `diag` is printed on failure.
+pub fn ping_all(ns: &Netns, dst: &str, n: u32, diag: impl Fn() -> String) {
+    let out = ns.exec(&format!("ping -c {n} -i 0.2 -w 10 {dst}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(" {n} received")),
+        "ping {dst} from {}: not every echo answered:\n{text}\n{}",
+        ns.0,
+        diag()
+    );
+}

@@ -188,6 +188,11 @@ pub struct NetworkConfig {
     /// on-link prefix (`192.0.2.1/24`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_ip: Option<String>,
+    /// Vxlan and geneve networks: tunnel endpoints of other hosts that take part in the
+    /// network whether or not an instance there is known yet; broadcast and unknown
+    /// unicast are replicated to them as to the hosts of remote instances.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
@@ -825,6 +830,11 @@ pub struct TunnelsConfig {
     /// once encapsulated are dropped and counted.
     #[serde(default = "default_uplink_mtu")]
     pub uplink_mtu: u16,
+    /// Static next hops, `"IP MAC"`: never asked by ARP, never expire, not changed by ARP
+    /// they send; for a next hop that does not answer ARP (a benchmark's sink, a
+    /// hardware VTEP configured so) or to take ARP off the first packets.
+    #[serde(default)]
+    pub neighbours: Vec<String>,
 }
 
 fn default_neighbour_timeout() -> u32 {
@@ -842,6 +852,7 @@ impl Default for TunnelsConfig {
             gateway: None,
             neighbour_timeout_s: default_neighbour_timeout(),
             uplink_mtu: default_uplink_mtu(),
+            neighbours: Vec::new(),
         }
     }
 }
@@ -867,6 +878,32 @@ pub fn parse_ipv4_prefix(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
 }
 
 /// Parses a route `PREFIX/LEN via NEXT_HOP`.
+/// Parses a static neighbour, `"IP MAC"` (MAC as `aa:bb:cc:dd:ee:ff`).
+pub fn parse_neighbour(s: &str) -> Result<(std::net::Ipv4Addr, [u8; 6]), String> {
+    let mut it = s.split_whitespace();
+    let (Some(ip), Some(mac), None) = (it.next(), it.next(), it.next()) else {
+        return Err(format!("{s:?}: expected \"IP MAC\""));
+    };
+    let ip = ip
+        .parse()
+        .map_err(|_| format!("{s:?}: {ip:?} is not an IPv4 address"))?;
+    let mut m = [0u8; 6];
+    let parts: Vec<&str> = mac.split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!("{s:?}: {mac:?} is not a MAC address"));
+    }
+    for (b, p) in m.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16)
+            .ok()
+            .filter(|_| p.len() == 2)
+            .ok_or_else(|| format!("{s:?}: {mac:?} is not a MAC address"))?;
+    }
+    if m[0] & 1 == 1 || m == [0; 6] {
+        return Err(format!("{s:?}: {mac:?} is not a unicast MAC address"));
+    }
+    Ok((ip, m))
+}
+
 pub fn parse_route(s: &str) -> Result<(std::net::Ipv4Addr, u8, std::net::Ipv4Addr), String> {
     let (p, via) = s
         .split_once(" via ")
@@ -1200,6 +1237,9 @@ impl Config {
         }
         for r in &self.tunnels.routes {
             parse_route(r).map_err(|m| ("tunnels.routes".to_owned(), m))?;
+        }
+        for n in &self.tunnels.neighbours {
+            parse_neighbour(n).map_err(|m| ("tunnels.neighbours".to_owned(), m))?;
         }
         if let Some(g) = &self.tunnels.gateway {
             if g.parse::<std::net::Ipv4Addr>().is_err() {

@@ -1074,6 +1074,7 @@ impl Datapath {
     ) -> Result<(), DatapathError> {
         self.check_room()?;
         self.underlay.settings = settings;
+        self.underlay.apply_static_neighbours();
         let mut ports = Vec::new();
         for s in specs {
             let up = self

@@ -159,6 +159,9 @@ pub struct UnderlaySettings {
     pub neighbour_timeout: Duration,
     /// Largest outer IPv4 packet the uplink carries (its MTU).
     pub uplink_mtu: u16,
+    /// Static next hops (IP, MAC), on every uplink: resolved from the start, never asked
+    /// by ARP, never expire, not changed by ARP they send (`state` "permanent").
+    pub static_neighbours: Vec<([u8; 4], Mac)>,
 }
 
 impl Default for UnderlaySettings {
@@ -168,6 +171,7 @@ impl Default for UnderlaySettings {
             gateway: None,
             neighbour_timeout: Duration::from_secs(60),
             uplink_mtu: 1500,
+            static_neighbours: Vec::new(),
         }
     }
 }
@@ -601,6 +605,8 @@ struct Neighbour {
     requests: u64,
     /// Encapsulated frames waiting for the MAC (at most [`NEIGHBOUR_QUEUE`]).
     queue: std::collections::VecDeque<Mbuf>,
+    /// A static entry ([`UnderlaySettings::static_neighbours`]): no ARP, no expiry.
+    permanent: bool,
 }
 
 /// The control plane's side of the underlay: the neighbour table, ARP and ICMP answers.
@@ -711,7 +717,35 @@ impl Underlay {
         }
     }
 
-    /// The shared MAC cell for a next hop, created (unresolved) on first use.
+    /// Applies the static neighbours of the settings to the table: entries named there
+    /// take their MAC and stop being asked; entries no longer named go back to ARP.
+    pub fn apply_static_neighbours(&mut self) {
+        for n in &mut self.neighbours {
+            let pinned = self
+                .settings
+                .static_neighbours
+                .iter()
+                .find(|s| s.0 == n.ip)
+                .map(|s| s.1);
+            match pinned {
+                Some(mac) => {
+                    n.mac.set(Some(mac));
+                    n.permanent = true;
+                    n.unanswered = 0;
+                }
+                None if n.permanent => {
+                    n.permanent = false;
+                    n.mac.set(None);
+                    n.learned = None;
+                    n.last_request = None;
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// The shared MAC cell for a next hop, created (unresolved, or with its static MAC)
+    /// on first use.
     pub fn neighbour(
         &mut self,
         uplink_slot: usize,
@@ -740,7 +774,9 @@ impl Underlay {
             unanswered: 0,
             requests: 0,
             queue: std::collections::VecDeque::new(),
+            permanent: false,
         });
+        self.apply_static_neighbours();
         mac
     }
 
@@ -773,6 +809,9 @@ impl Underlay {
         self.hold_pending(tunnels, send);
         let timeout = self.settings.neighbour_timeout;
         for n in &mut self.neighbours {
+            if n.permanent {
+                continue;
+            }
             let fresh = n.learned.is_some_and(|t| now.duration_since(t) < timeout);
             let asked_recently = n
                 .last_request
@@ -823,7 +862,7 @@ impl Underlay {
             };
             // Any ARP from a next hop refreshes it: a changed MAC takes effect at once.
             for n in &mut self.neighbours {
-                if n.uplink_slot == slot && n.ip == a.spa() {
+                if n.uplink_slot == slot && n.ip == a.spa() && !n.permanent {
                     if n.mac.get() != Some(a.sha()) {
                         tracing::info!(ip = ?n.ip, mac = ?a.sha(), "tunnel next hop resolved");
                     }
@@ -892,6 +931,7 @@ impl Underlay {
                         .learned
                         .map_or(-1, |t| now.duration_since(t).as_secs() as i64),
                     state: match (mac, n.learned) {
+                        _ if n.permanent => "permanent",
                         (None, _) => "incomplete",
                         (Some(_), Some(t))
                             if now.duration_since(t) < self.settings.neighbour_timeout =>
@@ -1049,6 +1089,44 @@ mod tests {
         assert_eq!(u.next_hop(l, 24, [198, 51, 100, 1]), Some([192, 0, 2, 254]));
         u.settings.gateway = None;
         assert_eq!(u.next_hop(l, 24, [198, 51, 100, 1]), None);
+    }
+
+    #[test]
+    fn static_neighbours_are_resolved_and_never_asked() {
+        let mut u = Underlay::default();
+        let mac = [2, 0, 0, 0, 0xee, 2];
+        u.settings.static_neighbours = vec![([192, 0, 2, 2], mac)];
+        let l = [192, 0, 2, 1];
+        let up = [2, 0, 0, 0, 0, 1];
+        let pinned = u.neighbour(0, 2, up, l, [192, 0, 2, 2]);
+        let asked = u.neighbour(0, 2, up, l, [192, 0, 2, 3]);
+        assert_eq!(pinned.get(), Some(mac));
+        assert_eq!(asked.get(), None);
+        // A tick asks only the dynamic one (the static one never expires).
+        let queue = SlowQueue::new(4);
+        let tunnels = Tunnels::default();
+        let mut sent = Vec::new();
+        let now = Instant::now();
+        u.tick(&queue, &tunnels, now, &mut |_, f: &[u8]| {
+            sent.push(f.to_vec())
+        });
+        u.tick(
+            &queue,
+            &tunnels,
+            now + Duration::from_secs(3600),
+            &mut |_, f: &[u8]| sent.push(f.to_vec()),
+        );
+        assert_eq!(sent.len(), 2, "one request a tick, for 192.0.2.3 only");
+        assert!(sent.iter().all(|f| f[38..42] == [192, 0, 2, 3]));
+        let st = u.neighbours(now);
+        assert_eq!(st[0].state, "permanent");
+        assert_eq!(st[0].mac, "02:00:00:00:ee:02");
+        assert_eq!(st[0].requests, 0);
+        // Taken out of the settings: back to ARP, unresolved until it answers.
+        u.settings.static_neighbours.clear();
+        u.apply_static_neighbours();
+        assert_eq!(pinned.get(), None);
+        assert_eq!(u.neighbours(now)[0].state, "incomplete");
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct NetworkCreate {
     /// vxlan, geneve: this host's tunnel endpoint on the uplink, A.B.C.D/LEN.
     #[arg(long)]
     local_ip: Option<String>,
+    /// vxlan, geneve: another host's tunnel endpoint in this network (repeatable);
+    /// broadcast and unknown unicast reach it before any of its instances is known.
+    #[arg(long = "peer")]
+    peers: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -123,6 +127,7 @@ pub async fn network(ch: &Channel, cmd: &NetworkCmd, json: bool) -> Result<()> {
                     prefixes: a.prefixes.clone(),
                     backbone_mac: a.backbone_mac.clone().unwrap_or_default(),
                     local_ip: a.local_ip.clone().unwrap_or_default(),
+                    peers: a.peers.clone(),
                 })
                 .await?
                 .into_inner();
@@ -156,7 +161,12 @@ pub async fn network(ch: &Channel, cmd: &NetworkCmd, json: bool) -> Result<()> {
                         let detail = match n.kind.as_str() {
                             "vlan" => format!("vlan {}", n.vlan),
                             "vnet" => format!("backbone {}", n.backbone_mac),
-                            "vxlan" | "geneve" => format!("endpoint {}", n.local_ip),
+                            "vxlan" | "geneve" if n.peers.is_empty() => {
+                                format!("endpoint {}", n.local_ip)
+                            }
+                            "vxlan" | "geneve" => {
+                                format!("endpoint {} peers {}", n.local_ip, n.peers.join(" "))
+                            }
                             "private" => n.prefixes.join(" "),
                             _ => String::new(),
                         };

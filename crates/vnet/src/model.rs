@@ -40,6 +40,9 @@ pub struct Network {
     pub backbone_mac: Option<[u8; 6]>,
     /// Vxlan and geneve: this host's tunnel endpoint and the uplink's on-link prefix length.
     pub local_ip: Option<(Ipv4Addr, u8)>,
+    /// Vxlan and geneve: other hosts' endpoints in the network (its description's
+    /// `peers`), replicated to as the hosts of its remote instances are.
+    pub peer_hosts: Vec<Ipv4Addr>,
 }
 
 impl Network {
@@ -306,6 +309,23 @@ impl Model {
                         message: m,
                     }
                 })?;
+            let mut peer_hosts: Vec<Ipv4Addr> = Vec::new();
+            for (k, &p) in n.peers.iter().enumerate() {
+                let field = f(&format!("peers[{k}]"));
+                if !n.kind.is_overlay() {
+                    return err(field, "only vxlan and geneve networks have peers");
+                }
+                if p.is_unspecified() || p.is_multicast() || p.is_broadcast() || p.is_loopback() {
+                    return err(field, format!("{p} is not a unicast address"));
+                }
+                if local_ip.is_some_and(|(l, _)| l == p) {
+                    return err(field, format!("{p} is this host's own endpoint"));
+                }
+                if peer_hosts.contains(&p) {
+                    return err(field, format!("{p} is listed twice"));
+                }
+                peer_hosts.push(p);
+            }
             model.networks.push(Network {
                 id: n.id,
                 name: n.name.clone(),
@@ -316,6 +336,7 @@ impl Model {
                 prefixes,
                 backbone_mac,
                 local_ip,
+                peer_hosts,
             });
         }
         let uplinks: HashSet<u32> = model.networks.iter().filter_map(|n| n.uplink).collect();

@@ -1,6 +1,7 @@
 //! The `vxlan` and `geneve` network kinds: L2 virtual networks across hosts over tunnels,
 //! as OVN builds them. The profile makes one tunnel port per peer host (the host's tunnel
-//! endpoint IP that remote instances are registered with), with `key = "flow"`: the VNI,
+//! endpoint IP that remote instances are registered with, or that the network lists among
+//! its `peers`), with `key = "flow"`: the VNI,
 //! which is the network id, is set by `set_field:ID->tun_id` before each output, and a
 //! decapsulated packet belongs to the network its VNI names and to no other.
 //!
@@ -72,10 +73,17 @@ pub(crate) fn local_ip(
 /// of the remote instances of its vxlan and geneve networks, numbered clear of `taken`.
 pub(crate) fn peers(m: &Model) -> Vec<Peer> {
     let mut out: Vec<Peer> = Vec::new();
-    for i in &m.instances {
-        let (Some(remote), Some(net)) = (i.host_ip, m.network(i.network)) else {
-            continue;
-        };
+    // The hosts of remote instances, then the networks' listed peer hosts.
+    let remotes = m
+        .instances
+        .iter()
+        .filter_map(|i| Some((i.host_ip?, m.network(i.network)?)))
+        .chain(
+            m.networks
+                .iter()
+                .flat_map(|n| n.peer_hosts.iter().map(move |&p| (p, n))),
+        );
+    for (remote, net) in remotes {
         let (Some(uplink), Some((local, len))) = (net.uplink, net.local_ip) else {
             continue;
         };
@@ -140,10 +148,17 @@ pub(crate) fn compile_network(
     let id = net.id;
     let base = Role::Base.cookie(0);
     let meta = format!("metadata={id:#x}/0xffffffff");
-    // The peers of this network, in the model's order.
+    // The peers of this network: the hosts of its remote instances and its listed
+    // peer hosts (known before any of their instances).
     let mut peers: Vec<&Peer> = Vec::new();
-    for i in m.instances.iter().filter(|i| i.network == id) {
-        if let Some(p) = i.host_ip.and_then(|r| peer_of(m, net, r)) {
+    let remotes = m
+        .instances
+        .iter()
+        .filter(|i| i.network == id)
+        .filter_map(|i| i.host_ip)
+        .chain(net.peer_hosts.iter().copied());
+    for r in remotes {
+        if let Some(p) = peer_of(m, net, r) {
             if !peers.iter().any(|q| q.ofport == p.ofport) {
                 peers.push(p);
             }

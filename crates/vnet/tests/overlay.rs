@@ -29,6 +29,7 @@ fn net(id: u32, kind: NetworkKind) -> NetworkConfig {
         prefixes: vec![],
         backbone_mac: None,
         local_ip: Some("192.0.2.1/24".into()),
+        peers: vec![],
     }
 }
 
@@ -188,4 +189,53 @@ fn geneve_networks_have_their_own_peer_ports() {
         .peers
         .iter()
         .any(|p| p.kind == NetworkKind::Geneve && p.name.starts_with("gn-")));
+}
+
+#[test]
+fn listed_peer_hosts_get_a_port_and_the_flood_before_any_instance_there() {
+    let p = vec![port("a", 1), port("up", 10)];
+    let mut n5 = net(5, NetworkKind::Vxlan);
+    n5.peers = vec!["192.0.2.7".parse().unwrap(), "192.0.2.2".parse().unwrap()];
+    let i = vec![
+        inst("a", 5, "02:00:00:05:00:01", "10.5.0.1", Ok("a")),
+        // A remote instance on a listed peer: one port for both reasons.
+        inst("r1", 5, "02:00:00:05:00:02", "10.5.0.2", Err("192.0.2.2")),
+    ];
+    let m = Model::build(&[n5.clone()], &i, None, &p).expect("valid");
+    let remotes: Vec<String> = m.peers.iter().map(|p| p.remote_ip.to_string()).collect();
+    assert_eq!(remotes, ["192.0.2.2", "192.0.2.7"], "{:?}", m.peers);
+    let (p2, p7) = (m.peers[0].ofport, m.peers[1].ofport);
+    let t = texts(&m);
+    let sw = table::SWITCH_TUNNEL;
+    // Broadcast and unknown unicast: the local instance, then each peer host once.
+    let flood = t
+        .iter()
+        .find(|f| f.contains(&format!("table={sw},priority=1,")) && f.contains("metadata=0x5/"))
+        .unwrap_or_else(|| panic!("no flood flow in {t:#?}"));
+    let (lo, hi) = (p2.min(p7), p2.max(p7));
+    assert!(
+        flood.ends_with(&format!(
+            "actions=output:1,set_field:0x5->tun_id,output:{lo},set_field:0x5->tun_id,output:{hi}"
+        )),
+        "{flood}"
+    );
+    // What the listed peer sends with the network's VNI is taken into it.
+    assert!(t.iter().any(|f| f.contains(&format!(
+        "in_port={p7},tun_id=0x5,actions=write_metadata:0x5/0xffffffff,goto_table:{sw}"
+    ))));
+    // Refused: peers on a network that is not an overlay, our own endpoint, twice.
+    let field = |n: NetworkConfig| Model::build(&[n], &i[..1], None, &p).unwrap_err();
+    let mut normal = net(5, NetworkKind::Normal);
+    normal.local_ip = None;
+    normal.peers = vec!["192.0.2.7".parse().unwrap()];
+    assert_eq!(field(normal).field, "networks[0].peers[0]");
+    let mut own = net(5, NetworkKind::Vxlan);
+    own.peers = vec!["192.0.2.1".parse().unwrap()];
+    assert_eq!(field(own).field, "networks[0].peers[0]");
+    let mut twice = net(5, NetworkKind::Vxlan);
+    twice.peers = vec!["192.0.2.7".parse().unwrap(), "192.0.2.7".parse().unwrap()];
+    assert_eq!(field(twice).field, "networks[0].peers[1]");
+    let mut bcast = net(5, NetworkKind::Vxlan);
+    bcast.peers = vec!["255.255.255.255".parse().unwrap()];
+    assert_eq!(field(bcast).field, "networks[0].peers[0]");
 }

@@ -36,6 +36,7 @@ pub fn net(id: u32, name: &str, kind: NetworkKind) -> NetworkConfig {
         prefixes: vec![],
         backbone_mac: None,
         local_ip: None,
+        peers: vec![],
     }
 }
 
