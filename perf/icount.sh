@@ -31,14 +31,21 @@ if ! command -v valgrind >/dev/null; then
     exit 0
 fi
 
-bin=$(nice -n 10 cargo bench -p pipeline --bench path --no-run --locked --message-format=json 2>/dev/null |
-    python3 -c '
+# Two binaries: path (every scenario but the tunnel ones) and tunnel_path (VXe, VXd),
+# each with one instantiation of Pipeline::process, as the worker has.
+bench_bin() {
+    nice -n 10 cargo bench -p pipeline --bench "$1" --no-run --locked --message-format=json 2>/dev/null |
+        python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "path" and m.get("executable"):
-        print(m["executable"])')
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$1"
+}
+bin=$(bench_bin path)
+tbin=$(bench_bin tunnel_path)
 [ -n "$bin" ] && [ -x "$bin" ] || { echo "icount: the path bench did not build" >&2; exit 1; }
+[ -n "$tbin" ] && [ -x "$tbin" ] || { echo "icount: the tunnel_path bench did not build" >&2; exit 1; }
 
 out=$(mktemp -d /tmp/ff-icount.XXXXXX)
 trap 'rm -rf "$out"' EXIT
@@ -48,8 +55,9 @@ echo "icount: instructions per packet (callgrind), commit $commit$dirty, $(rustc
 printf '%-8s %10s %12s %s\n' scenario instr/pkt before tables
 for s in "${SCENARIOS[@]}"; do
     log="$out/$s.log"
+    case $s in VX*) b=$tbin ;; *) b=$bin ;; esac
     timeout 120 valgrind --tool=callgrind --toggle-collect='ff_bench_measured*' \
-        --callgrind-out-file="$out/$s.cg" "$bin" "$s" >"$log" 2>&1 || {
+        --callgrind-out-file="$out/$s.cg" "$b" "$s" >"$log" 2>&1 || {
         echo "icount: $s failed under valgrind:" >&2
         tail -5 "$log" >&2
         exit 1

@@ -489,3 +489,27 @@ pub fn ct_frames(kind: &str, conns: u64) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// Flow k: source instance k mod m, destination the next one, source port 1024 + k / m
+/// (gen-pcap.py's flows).
+/// `two_ports`: instance s sits on port 1 + s % 2 (for the learning switch), otherwise all
+/// come in on port 1. `md_every`: every md_every-th flow (k % md_every == md_every - 1)
+/// goes to the metadata service 169.254.169.254:80 instead (gen-pcap.py --metadata-every).
+pub fn frames(instances: u64, flows: u64, two_ports: bool, md_every: u64) -> Vec<(u32, VecBuf)> {
+    (0..flows)
+        .map(|k| {
+            let s = k % instances;
+            let d = (s + 1) % instances;
+            let sport = (1024 + k / instances) as u16;
+            let f = if md_every != 0 && k % md_every == md_every - 1 {
+                let mut f = frame(mac(s), mac(d), ip(s), 0xa9fe_a9fe, sport);
+                f[36..38].copy_from_slice(&80u16.to_be_bytes());
+                f
+            } else {
+                frame(mac(s), mac(d), ip(s), ip(d), sport)
+            };
+            let port = if two_ports { 1 + (s % 2) as u32 } else { 1 };
+            (port, VecBuf::new(&f))
+        })
+        .collect()
+}
