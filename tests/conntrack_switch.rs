@@ -62,15 +62,7 @@ fn bench(tag: &str, extra: &str) -> Bench {
         wait_for_interface(ifname);
         ns.adopt(ifname, ip);
     }
-    let mac = |ns: &Netns, ifname: &str| {
-        String::from_utf8_lossy(
-            &ns.exec(&format!("cat /sys/class/net/{ifname}/address"))
-                .stdout,
-        )
-        .trim()
-        .to_owned()
-    };
-    let (a_mac, b_mac) = (mac(&a, "ffct-a"), mac(&b, "ffct-b"));
+    let (a_mac, b_mac) = (mac_in(&a, "ffct-a"), mac_in(&b, "ffct-b"));
     ofctl_ok(&["del-flows", TARGET]);
     Bench {
         ff,
@@ -114,19 +106,6 @@ impl Bench {
         let out = ns.exec(&format!("timeout 30 {PYTHON} {PEER} {args}"));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
-}
-
-/// n_packets of the flow whose dump line contains `needle`.
-fn n_packets(dump: &str, needle: &str) -> u64 {
-    let line = dump
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no flow {needle:?} in:\n{dump}"));
-    line.split("n_packets=")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap()
 }
 
 /// The firewall: table 0 sends IP through the tracker (zone 1) to table 1; table 1 drops

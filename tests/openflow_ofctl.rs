@@ -53,19 +53,6 @@ fn pings(ns: &Netns, dst: &str) -> bool {
         .success()
 }
 
-/// n_packets of the flow whose dump line contains `needle`.
-fn n_packets(dump: &str, needle: &str) -> u64 {
-    let line = dump
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no flow {needle:?} in:\n{dump}"));
-    line.split("n_packets=")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn ovs_ofctl_reads_the_switch() {
     let _lock = DatapathLock::take();

@@ -51,15 +51,7 @@ fn bench(tag: &str) -> Bench {
         wait_for_interface(ifname);
         ns.adopt(ifname, ip);
     }
-    let mac = |ns: &Netns, ifname: &str| {
-        String::from_utf8_lossy(
-            &ns.exec(&format!("cat /sys/class/net/{ifname}/address"))
-                .stdout,
-        )
-        .trim()
-        .to_owned()
-    };
-    let (a_mac, b_mac) = (mac(&a, "ffox-a"), mac(&b, "ffox-b"));
+    let (a_mac, b_mac) = (mac_in(&a, "ffox-a"), mac_in(&b, "ffox-b"));
     ofctl_ok(&["del-flows", TARGET]);
     Bench {
         ff,
@@ -97,19 +89,6 @@ fn ovs_text(flow: &str) -> String {
         .filter(|w| !w.starts_with("table:"))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// n_packets of the flow whose dump line contains `needle`.
-fn n_packets(dump: &str, needle: &str) -> u64 {
-    let line = dump
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no flow {needle:?} in:\n{dump}"));
-    line.split("n_packets=")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap()
 }
 
 /// The seed's L2 tables (classifier, switch_normal) verbatim, `resubmit(,N)` and all, with

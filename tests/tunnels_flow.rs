@@ -42,18 +42,6 @@ fn ping(ns: &Netns, dst: &str, ff: &Ferroflowd) {
     });
 }
 
-/// `n_packets` of the flow whose dump line contains `needle`.
-fn n_packets(dump: &str, needle: &str) -> u64 {
-    let line = dump
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no flow with {needle:?} in\n{dump}"));
-    line.split([',', ' '])
-        .find_map(|w| w.strip_prefix("n_packets="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no n_packets in {line}"))
-}
-
 #[test]
 fn flow_based_vxlan_to_two_linux_peers() {
     let _lock = DatapathLock::take();

@@ -65,18 +65,6 @@ fn peer(remote: &Netns, macs: &(String, String, String), option: &str, count: u3
     }
 }
 
-fn n_packets(dump: &str, needle: &str) -> u64 {
-    let line = dump
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no flow with {needle} in:\n{dump}"));
-    line.split("n_packets=")
-        .nth(1)
-        .and_then(|r| r.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no n_packets in {line}"))
-}
-
 #[test]
 fn geneve_options_through_the_tlv_map() {
     let _lock = DatapathLock::take();

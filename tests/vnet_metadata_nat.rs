@@ -14,7 +14,7 @@ mod mgmt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{run, wait_for_interface, DatapathLock, Netns, Operator, TempDir};
+use common::{n_packets_all, run, wait_for_interface, DatapathLock, Netns, Operator, TempDir};
 use mgmt::{config, eventually, port_toml, Daemon};
 
 const LOCAL: u32 = 0xffff_fffe;
@@ -68,19 +68,6 @@ impl Switch {
             })
             .sum()
     }
-}
-
-/// n_packets of the first flow in `dump` whose line contains every one of `needles`.
-fn n_packets(dump: &str, needles: &[&str]) -> u64 {
-    let line = dump
-        .lines()
-        .find(|l| needles.iter().all(|n| l.contains(n)))
-        .unwrap_or_else(|| panic!("no flow with {needles:?} in:\n{dump}"));
-    line.split("n_packets=")
-        .nth(1)
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no n_packets in {line}"))
 }
 
 fn curl(ns: &Netns) -> String {
@@ -222,7 +209,7 @@ fn nat_mode_serves_metadata_without_packet_ins() {
     let table11 = sw.ok(&["flows", "dump", "table=11"]);
     eprintln!("$ ferroflowctl flows dump table=10\n{table10}$ ferroflowctl flows dump table=11\n{table11}");
     for (_, port, mac, _) in INSTANCES {
-        let fwd = n_packets(
+        let fwd = n_packets_all(
             &table10,
             &[
                 &format!("in_port={port},"),
@@ -230,7 +217,7 @@ fn nat_mode_serves_metadata_without_packet_ins() {
             ],
         );
         assert!(fwd >= 3 * CONNECTIONS as u64, "port {port}: {fwd} packets");
-        let back = n_packets(
+        let back = n_packets_all(
             &table11,
             &[&format!("ct_mark={port:#x}"), &format!("{mac}->eth_dst")],
         );
@@ -259,7 +246,7 @@ fn nat_mode_serves_metadata_without_packet_ins() {
 
     // ---- the server cannot open a connection to an instance through LOCAL ----
     let table11 = sw.ok(&["flows", "dump", "table=11"]);
-    let dropped = n_packets(&table11, &["priority=1 ", "actions=drop"]);
+    let dropped = n_packets_all(&table11, &["priority=1 ", "actions=drop"]);
     let scapy = format!(
         "{PYTHON} -c \"from scapy.all import *; \
          sendp([Ether(src='{HOST_MAC}',dst='{mac}')/IP(src='{HOST_IP}',dst='10.8.0.1')/TCP(sport=8775,dport=4000+i,flags='S') for i in range(3)],iface='ffmd-md',verbose=0)\"",
@@ -275,7 +262,7 @@ fn nat_mode_serves_metadata_without_packet_ins() {
         Duration::from_secs(5),
         "three untracked SYNs dropped",
         || {
-            let n = n_packets(
+            let n = n_packets_all(
                 &sw.ok(&["flows", "dump", "table=11"]),
                 &["priority=1 ", "actions=drop"],
             );

@@ -619,3 +619,21 @@ pub fn ping_all(ns: &Netns, dst: &str, n: u32, diag: impl Fn() -> String) {
         diag()
     );
 }
+
+/// `n_packets` of the first flow in an `ovs-ofctl dump-flows` output whose line contains
+/// `needle`; panics (with the dump) if there is none.
+pub fn n_packets(dump: &str, needle: &str) -> u64 {
+    n_packets_all(dump, &[needle])
+}
+
+/// `n_packets` of the first flow whose dump line contains every one of `needles`.
+pub fn n_packets_all(dump: &str, needles: &[&str]) -> u64 {
+    let line = dump
+        .lines()
+        .find(|l| needles.iter().all(|n| l.contains(n)))
+        .unwrap_or_else(|| panic!("no flow with {needles:?} in:\n{dump}"));
+    line.split([',', ' '])
+        .find_map(|w| w.strip_prefix("n_packets="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no n_packets in {line}"))
+}
