@@ -23,26 +23,25 @@ use common::*;
 use serde_json::Value;
 
 const TARGET: &str = "tcp:127.0.0.1:16637";
-const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conntrack/peer.py");
-/// Debian's python3 (it has python3-scapy, which tests/setup-host.sh installs).
-const PYTHON: &str = "/usr/bin/python3";
-
+/// ferroflowd and the two hosts behind its tap ports (`hosts` derefs: `bench.a`,
+/// `bench.serve(..)`).
 struct Bench {
     _ff: Ferroflowd,
-    a: Netns,
-    b: Netns,
-    a_mac: String,
-    b_mac: String,
+    hosts: TwoHosts,
     socket: std::path::PathBuf,
-    servers: Vec<u32>,
-    _dirs: Vec<TempDir>,
+    _dir: TempDir,
 }
 
-impl Drop for Bench {
-    fn drop(&mut self) {
-        for pid in &self.servers {
-            let _ = sh(&format!("kill {pid} 2>/dev/null"));
-        }
+impl std::ops::Deref for Bench {
+    type Target = TwoHosts;
+    fn deref(&self) -> &TwoHosts {
+        &self.hosts
+    }
+}
+
+impl std::ops::DerefMut for Bench {
+    fn deref_mut(&mut self) -> &mut TwoHosts {
+        &mut self.hosts
     }
 }
 
@@ -65,26 +64,13 @@ fn bench(tag: &str, workers: usize) -> Bench {
         );
     }
     let ff = Ferroflowd::start(&format!("ctmw-{tag}"), &config, 100.0);
-    let a = Netns::new("ffcm-a");
-    let b = Netns::new("ffcm-b");
-    for (ns, ifname, ip) in [
-        (&a, "ffcm-a", "198.18.7.1/24"),
-        (&b, "ffcm-b", "198.18.7.2/24"),
-    ] {
-        wait_for_interface(ifname);
-        ns.adopt(ifname, ip);
-    }
-    let (a_mac, b_mac) = (mac_in(&a, "ffcm-a"), mac_in(&b, "ffcm-b"));
+    let hosts = TwoHosts::new("ffcm", "198.18.7");
     ofctl_ok(&["del-flows", TARGET]);
     let bench = Bench {
         _ff: ff,
-        a,
-        b,
-        a_mac,
-        b_mac,
+        hosts,
         socket,
-        servers: Vec::new(),
-        _dirs: vec![dir],
+        _dir: dir,
     };
     if workers == 2 {
         bench.place_ports();
@@ -153,37 +139,6 @@ impl Bench {
             );
         }
     }
-
-    /// Starts `peer.py serve SPECS` in `which`'s namespace (bounded to 90 s).
-    fn serve(&mut self, which: char, specs: &str) {
-        let ns = if which == 'a' { &self.a } else { &self.b };
-        let dir = TempDir::new(&format!("ctmw-serve-{which}"));
-        let ready = dir.path("ready");
-        let out = ns.exec(&format!(
-            "sh -c 'timeout 90 {PYTHON} {PEER} serve {specs} >{} 2>&1 & echo $!'",
-            ready.display()
-        ));
-        let pid: u32 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("server pid");
-        self.servers.push(pid);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(&ready)
-            .unwrap_or_default()
-            .contains("ready")
-        {
-            assert!(Instant::now() < deadline, "server never ready");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self._dirs.push(dir);
-    }
-
-    fn client(&self, which: char, args: &str) -> String {
-        let ns = if which == 'a' { &self.a } else { &self.b };
-        let out = ns.exec(&format!("timeout 30 {PYTHON} {PEER} {args}"));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
 }
 
 /// The firewall of tests/conntrack_switch.rs: a (port 1) is the protected instance.
@@ -237,7 +192,7 @@ fn scenario(bench: &mut Bench) -> (Outcome, Value) {
     ];
     // Crafted invalid packets from b: a SYN-ACK without a SYN, a SYN+FIN.
     let scapy = format!(
-        "{PYTHON} -c \"from scapy.all import *; \
+        "{CT_PYTHON} -c \"from scapy.all import *; \
          [sendp(Ether(src='{b}',dst='{a}')/IP(src='198.18.7.2',dst='198.18.7.1')/TCP(sport=4444,dport=8080,flags=f,seq=1000,ack=2000),iface='ffcm-b',verbose=0) for f in ['SA','SF']]\"",
         a = bench.a_mac,
         b = bench.b_mac

@@ -16,27 +16,23 @@ use std::process::Command;
 use common::*;
 
 const TARGET: &str = "tcp:127.0.0.1:16636";
-const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conntrack/peer.py");
-/// Debian's python3 (it has python3-scapy, which tests/setup-host.sh installs).
-const PYTHON: &str = "/usr/bin/python3";
-
+/// ferroflowd and the two hosts behind its tap ports (`hosts` derefs: `bench.a`,
+/// `bench.serve(..)`).
 struct Bench {
     ff: Ferroflowd,
-    a: Netns,
-    b: Netns,
-    a_mac: String,
-    b_mac: String,
-    /// Server processes started in the namespaces (killed by PID on drop).
-    servers: Vec<u32>,
-    /// Their output files (removed on drop).
-    server_dirs: Vec<TempDir>,
+    hosts: TwoHosts,
 }
 
-impl Drop for Bench {
-    fn drop(&mut self) {
-        for pid in &self.servers {
-            let _ = sh(&format!("kill {pid} 2>/dev/null"));
-        }
+impl std::ops::Deref for Bench {
+    type Target = TwoHosts;
+    fn deref(&self) -> &TwoHosts {
+        &self.hosts
+    }
+}
+
+impl std::ops::DerefMut for Bench {
+    fn deref_mut(&mut self) -> &mut TwoHosts {
+        &mut self.hosts
     }
 }
 
@@ -53,59 +49,9 @@ fn bench(tag: &str, extra: &str) -> Bench {
         );
     }
     let ff = Ferroflowd::start(tag, &config, 100.0);
-    let a = Netns::new("ffct-a");
-    let b = Netns::new("ffct-b");
-    for (ns, ifname, ip) in [
-        (&a, "ffct-a", "198.18.6.1/24"),
-        (&b, "ffct-b", "198.18.6.2/24"),
-    ] {
-        wait_for_interface(ifname);
-        ns.adopt(ifname, ip);
-    }
-    let (a_mac, b_mac) = (mac_in(&a, "ffct-a"), mac_in(&b, "ffct-b"));
+    let hosts = TwoHosts::new("ffct", "198.18.6");
     ofctl_ok(&["del-flows", TARGET]);
-    Bench {
-        ff,
-        a,
-        b,
-        a_mac,
-        b_mac,
-        servers: Vec::new(),
-        server_dirs: Vec::new(),
-    }
-}
-
-impl Bench {
-    /// Starts `peer.py serve SPECS` in `ns` (bounded to 90 s) and waits until it listens.
-    fn serve(&mut self, which: char, specs: &str) {
-        let ns = if which == 'a' { &self.a } else { &self.b };
-        let dir = TempDir::new(&format!("ct-serve-{which}"));
-        let ready = dir.path("ready");
-        let out = ns.exec(&format!(
-            "sh -c 'timeout 90 {PYTHON} {PEER} serve {specs} >{} 2>&1 & echo $!'",
-            ready.display()
-        ));
-        let pid: u32 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("server pid");
-        self.servers.push(pid);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !std::fs::read_to_string(&ready)
-            .unwrap_or_default()
-            .contains("ready")
-        {
-            assert!(std::time::Instant::now() < deadline, "server never ready");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        self.server_dirs.push(dir);
-    }
-
-    fn client(&self, which: char, args: &str) -> String {
-        let ns = if which == 'a' { &self.a } else { &self.b };
-        let out = ns.exec(&format!("timeout 30 {PYTHON} {PEER} {args}"));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
+    Bench { ff, hosts }
 }
 
 /// The firewall: table 0 sends IP through the tracker (zone 1) to table 1; table 1 drops
@@ -180,7 +126,7 @@ fn stateful_firewall_allows_rules_and_replies_refuses_the_rest() {
         "the ICMP error went through the +rel flow:\n{dump}"
     );
     let scapy = format!(
-        "{PYTHON} -c \"from scapy.all import *; \
+        "{CT_PYTHON} -c \"from scapy.all import *; \
          [sendp(Ether(src='{b}',dst='{a}')/IP(src='198.18.6.2',dst='198.18.6.1')/TCP(sport=4444,dport=8080,flags=f,seq=1000,ack=2000),iface='ffct-b',verbose=0) for f in ['SA','SF']]\"",
         a = bench.a_mac,
         b = bench.b_mac
@@ -359,7 +305,7 @@ fn conntrack_dump_stats_metrics_and_flush() {
     let trigger = dir.path("send");
     let out = dir.path("client.out");
     let spawned = bench.b.exec(&format!(
-        "sh -c 'timeout 90 {PYTHON} {PEER} hold 198.18.6.1 8080 {} >{} 2>&1 & echo $!'",
+        "sh -c 'timeout 90 {CT_PYTHON} {CT_PEER} hold 198.18.6.1 8080 {} >{} 2>&1 & echo $!'",
         trigger.display(),
         out.display()
     ));

@@ -637,3 +637,88 @@ pub fn n_packets_all(dump: &str, needles: &[&str]) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no n_packets in {line}"))
 }
+
+/// Two hosts in namespaces behind a running ferroflowd's tap ports `{prefix}-a` and
+/// `{prefix}-b` (addresses `{net}.1/24` and `{net}.2/24`), with tests/conntrack/peer.py
+/// servers and clients in them: the conntrack tests' traffic (conntrack_switch,
+/// conntrack_multiworker). Servers are killed by PID when dropped.
+pub struct TwoHosts {
+    pub a: Netns,
+    pub b: Netns,
+    pub a_mac: String,
+    pub b_mac: String,
+    /// Server processes started in the namespaces.
+    pub servers: Vec<u32>,
+    /// Their output files (removed on drop).
+    server_dirs: Vec<TempDir>,
+}
+
+/// tests/conntrack/peer.py, run by Debian's python3 (it has python3-scapy, which
+/// tests/setup-host.sh installs).
+pub const CT_PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conntrack/peer.py");
+pub const CT_PYTHON: &str = "/usr/bin/python3";
+
+impl TwoHosts {
+    pub fn new(prefix: &str, net: &str) -> TwoHosts {
+        let (ifa, ifb) = (format!("{prefix}-a"), format!("{prefix}-b"));
+        let a = Netns::new(&ifa);
+        let b = Netns::new(&ifb);
+        for (ns, ifname, ip) in [
+            (&a, &ifa, format!("{net}.1/24")),
+            (&b, &ifb, format!("{net}.2/24")),
+        ] {
+            wait_for_interface(ifname);
+            ns.adopt(ifname, &ip);
+        }
+        let (a_mac, b_mac) = (mac_in(&a, &ifa), mac_in(&b, &ifb));
+        TwoHosts {
+            a,
+            b,
+            a_mac,
+            b_mac,
+            servers: Vec::new(),
+            server_dirs: Vec::new(),
+        }
+    }
+
+    /// Starts `peer.py serve SPECS` in `which`'s namespace ('a' or 'b'; bounded to 90 s)
+    /// and waits until it listens.
+    pub fn serve(&mut self, which: char, specs: &str) {
+        let ns = if which == 'a' { &self.a } else { &self.b };
+        let dir = TempDir::new(&format!("ct-serve-{which}"));
+        let ready = dir.path("ready");
+        let out = ns.exec(&format!(
+            "sh -c 'timeout 90 {CT_PYTHON} {CT_PEER} serve {specs} >{} 2>&1 & echo $!'",
+            ready.display()
+        ));
+        let pid: u32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("server pid");
+        self.servers.push(pid);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&ready)
+            .unwrap_or_default()
+            .contains("ready")
+        {
+            assert!(Instant::now() < deadline, "server never ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.server_dirs.push(dir);
+    }
+
+    /// `peer.py ARGS` in `which`'s namespace (bounded to 30 s): its stdout.
+    pub fn client(&self, which: char, args: &str) -> String {
+        let ns = if which == 'a' { &self.a } else { &self.b };
+        let out = ns.exec(&format!("timeout 30 {CT_PYTHON} {CT_PEER} {args}"));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for TwoHosts {
+    fn drop(&mut self) {
+        for pid in &self.servers {
+            let _ = sh(&format!("kill {pid} 2>/dev/null"));
+        }
+    }
+}
