@@ -20,6 +20,7 @@ mod capture_cmd;
 mod conntrack_cmd;
 mod datapath_cmd;
 mod doctor_cmd;
+mod output;
 mod secgroup_cmd;
 mod trace_cmd;
 mod tunnel_cmd;

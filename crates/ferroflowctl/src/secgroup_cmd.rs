@@ -5,7 +5,8 @@ use clap::{Args, Subcommand};
 use ferroflow_api::pb;
 use tonic::transport::Channel;
 
-use super::{print_json, table, Result};
+use super::output::{print_deleted, print_done, print_list, print_list_rows};
+use super::Result;
 
 #[derive(Subcommand, Debug)]
 pub enum SecgroupCmd {
@@ -129,20 +130,12 @@ pub async fn secgroup(ch: &Channel, cmd: &SecgroupCmd, json: bool) -> Result<()>
                 })
                 .await?
                 .into_inner();
-            if json {
-                print_json(&g);
-            } else {
-                println!("added security group {}", g.name);
-            }
+            print_done(json, &g, |g| format!("added security group {}", g.name));
         }
         SecgroupCmd::Del { name } => {
             c.delete_group(pb::DeleteSecurityGroupRequest { name: name.clone() })
                 .await?;
-            if json {
-                print_json(&serde_json::json!({"ok": true}));
-            } else {
-                println!("deleted security group {name}");
-            }
+            print_deleted(json, || format!("deleted security group {name}"));
         }
         SecgroupCmd::List => {
             let groups = c
@@ -150,26 +143,21 @@ pub async fn secgroup(ch: &Channel, cmd: &SecgroupCmd, json: bool) -> Result<()>
                 .await?
                 .into_inner()
                 .groups;
-            if json {
-                print_json(&groups);
-            } else {
-                let mut rows = Vec::new();
-                for g in &groups {
-                    let members = g.members.join(" ");
-                    if g.rules.is_empty() {
-                        rows.push(vec![g.name.clone(), "(no rules)".into(), members.clone()]);
-                    }
-                    for (k, r) in g.rules.iter().enumerate() {
-                        let who = if k == 0 {
-                            members.clone()
-                        } else {
-                            String::new()
-                        };
-                        rows.push(vec![g.name.clone(), describe(r), who]);
-                    }
+            print_list_rows(json, &groups, &["GROUP", "RULE", "MEMBERS"], |g| {
+                let members = g.members.join(" ");
+                if g.rules.is_empty() {
+                    return vec![vec![g.name.clone(), "(no rules)".into(), members]];
                 }
-                table(&["GROUP", "RULE", "MEMBERS"], &rows);
-            }
+                // The members once, on the group's first rule.
+                let mut who = Some(members);
+                g.rules
+                    .iter()
+                    .map(|r| {
+                        let members = who.take().unwrap_or_default();
+                        vec![g.name.clone(), describe(r), members]
+                    })
+                    .collect()
+            });
         }
         SecgroupCmd::Rule(r) => {
             let (a, verb) = match r {
@@ -181,12 +169,10 @@ pub async fn secgroup(ch: &Channel, cmd: &SecgroupCmd, json: bool) -> Result<()>
                 RuleCmd::Del(_) => c.delete_rule(request(a)).await?,
             }
             .into_inner();
-            if json {
-                print_json(&g);
-            } else {
+            print_done(json, &g, |g| {
                 let shown = request(a).rule.map(|r| describe(&r)).unwrap_or_default();
-                println!("{verb} rule to {}: {shown}", g.name);
-            }
+                format!("{verb} rule to {}: {shown}", g.name)
+            });
         }
         SecgroupCmd::Counters { instance } => {
             let list = c
@@ -196,22 +182,19 @@ pub async fn secgroup(ch: &Channel, cmd: &SecgroupCmd, json: bool) -> Result<()>
                 .await?
                 .into_inner()
                 .instances;
-            if json {
-                print_json(&list);
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|i| {
-                        vec![
-                            i.instance.clone(),
-                            i.allowed_new.to_string(),
-                            i.dropped_no_rule.to_string(),
-                            i.dropped_invalid.to_string(),
-                        ]
-                    })
-                    .collect();
-                table(&["INSTANCE", ">ALLOWED_NEW", ">NO_RULE", ">INVALID"], &rows);
-            }
+            print_list(
+                json,
+                &list,
+                &["INSTANCE", ">ALLOWED_NEW", ">NO_RULE", ">INVALID"],
+                |i| {
+                    vec![
+                        i.instance.clone(),
+                        i.allowed_new.to_string(),
+                        i.dropped_no_rule.to_string(),
+                        i.dropped_invalid.to_string(),
+                    ]
+                },
+            );
         }
     }
     Ok(())

@@ -4,7 +4,8 @@ use clap::{Args, Subcommand};
 use ferroflow_api::pb;
 use tonic::transport::Channel;
 
-use super::{print_json, table, Result};
+use super::output::{print_deleted, print_done, print_list};
+use super::Result;
 
 #[derive(Subcommand, Debug)]
 pub enum NetworkCmd {
@@ -131,20 +132,14 @@ pub async fn network(ch: &Channel, cmd: &NetworkCmd, json: bool) -> Result<()> {
                 })
                 .await?
                 .into_inner();
-            if json {
-                print_json(&n);
-            } else {
-                println!("created {} network {} ({})", n.kind, n.id, n.name);
-            }
+            print_done(json, &n, |n| {
+                format!("created {} network {} ({})", n.kind, n.id, n.name)
+            });
         }
         NetworkCmd::Delete { id } => {
             c.delete_network(pb::DeleteNetworkRequest { id: *id })
                 .await?;
-            if json {
-                print_json(&serde_json::json!({"ok": true}));
-            } else {
-                println!("deleted network {id}");
-            }
+            print_deleted(json, || format!("deleted network {id}"));
         }
         NetworkCmd::List => {
             let list = c
@@ -152,39 +147,33 @@ pub async fn network(ch: &Channel, cmd: &NetworkCmd, json: bool) -> Result<()> {
                 .await?
                 .into_inner()
                 .networks;
-            if json {
-                print_json(&list);
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|n| {
-                        let detail = match n.kind.as_str() {
-                            "vlan" => format!("vlan {}", n.vlan),
-                            "vnet" => format!("backbone {}", n.backbone_mac),
-                            "vxlan" | "geneve" if n.peers.is_empty() => {
-                                format!("endpoint {}", n.local_ip)
-                            }
-                            "vxlan" | "geneve" => {
-                                format!("endpoint {} peers {}", n.local_ip, n.peers.join(" "))
-                            }
-                            "private" => n.prefixes.join(" "),
-                            _ => String::new(),
-                        };
-                        vec![
-                            n.id.to_string(),
-                            n.name.clone(),
-                            n.kind.clone(),
-                            n.uplink.clone(),
-                            n.gateway.clone(),
-                            detail,
-                        ]
-                    })
-                    .collect();
-                table(
-                    &[">ID", "NAME", "KIND", "UPLINK", "GATEWAY", "DETAIL"],
-                    &rows,
-                );
-            }
+            print_list(
+                json,
+                &list,
+                &[">ID", "NAME", "KIND", "UPLINK", "GATEWAY", "DETAIL"],
+                |n| {
+                    let detail = match n.kind.as_str() {
+                        "vlan" => format!("vlan {}", n.vlan),
+                        "vnet" => format!("backbone {}", n.backbone_mac),
+                        "vxlan" | "geneve" if n.peers.is_empty() => {
+                            format!("endpoint {}", n.local_ip)
+                        }
+                        "vxlan" | "geneve" => {
+                            format!("endpoint {} peers {}", n.local_ip, n.peers.join(" "))
+                        }
+                        "private" => n.prefixes.join(" "),
+                        _ => String::new(),
+                    };
+                    vec![
+                        n.id.to_string(),
+                        n.name.clone(),
+                        n.kind.clone(),
+                        n.uplink.clone(),
+                        n.gateway.clone(),
+                        detail,
+                    ]
+                },
+            );
         }
     }
     Ok(())
@@ -209,20 +198,14 @@ pub async fn instance(ch: &Channel, cmd: &InstanceCmd, json: bool) -> Result<()>
                 })
                 .await?
                 .into_inner();
-            if json {
-                print_json(&i);
-            } else {
-                println!("added instance {} to network {}", i.name, i.network);
-            }
+            print_done(json, &i, |i| {
+                format!("added instance {} to network {}", i.name, i.network)
+            });
         }
         InstanceCmd::Remove { name } => {
             c.remove_instance(pb::RemoveInstanceRequest { name: name.clone() })
                 .await?;
-            if json {
-                print_json(&serde_json::json!({"ok": true}));
-            } else {
-                println!("removed instance {name}");
-            }
+            print_deleted(json, || format!("removed instance {name}"));
         }
         InstanceCmd::List => {
             let list = c
@@ -230,39 +213,33 @@ pub async fn instance(ch: &Channel, cmd: &InstanceCmd, json: bool) -> Result<()>
                 .await?
                 .into_inner()
                 .instances;
-            if json {
-                print_json(&list);
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|i| {
-                        let at = if !i.host_ip.is_empty() {
-                            format!("remote {}", i.host_ip)
-                        } else if i.port.is_empty() {
-                            format!("remote {}", i.host_mac)
-                        } else {
-                            i.port.clone()
-                        };
-                        vec![
-                            i.name.clone(),
-                            i.network.to_string(),
-                            at,
-                            i.mac.clone(),
-                            i.addresses
-                                .iter()
-                                .chain(&i.ipv6)
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(" "),
-                            i.spoofed_packets.to_string(),
-                        ]
-                    })
-                    .collect();
-                table(
-                    &["NAME", ">NETWORK", "PORT", "MAC", "ADDRESSES", ">SPOOFED"],
-                    &rows,
-                );
-            }
+            print_list(
+                json,
+                &list,
+                &["NAME", ">NETWORK", "PORT", "MAC", "ADDRESSES", ">SPOOFED"],
+                |i| {
+                    let at = if !i.host_ip.is_empty() {
+                        format!("remote {}", i.host_ip)
+                    } else if i.port.is_empty() {
+                        format!("remote {}", i.host_mac)
+                    } else {
+                        i.port.clone()
+                    };
+                    vec![
+                        i.name.clone(),
+                        i.network.to_string(),
+                        at,
+                        i.mac.clone(),
+                        i.addresses
+                            .iter()
+                            .chain(&i.ipv6)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        i.spoofed_packets.to_string(),
+                    ]
+                },
+            );
         }
     }
     Ok(())
@@ -295,15 +272,15 @@ pub async fn metadata(ch: &Channel, cmd: &MetadataCmd, json: bool) -> Result<()>
             .await?
             .into_inner(),
     };
-    if json {
-        print_json(&md);
-    } else if md.enabled {
-        println!(
-            "metadata service: {} -> {}:{} ({}) through LOCAL",
-            md.mode, md.host_ip, md.host_port, md.host_mac
-        );
-    } else {
-        println!("metadata service: disabled");
-    }
+    print_done(json, &md, |md| {
+        if md.enabled {
+            format!(
+                "metadata service: {} -> {}:{} ({}) through LOCAL",
+                md.mode, md.host_ip, md.host_port, md.host_mac
+            )
+        } else {
+            "metadata service: disabled".to_owned()
+        }
+    });
     Ok(())
 }
