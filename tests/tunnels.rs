@@ -21,11 +21,6 @@ fn ofctl(args: &str) -> String {
     run(&format!("timeout 30 ovs-ofctl -O OpenFlow13 {args}"))
 }
 
-fn mac_of(ns: &Netns, ifname: &str) -> String {
-    let out = ns.exec(&format!("cat /sys/class/net/{ifname}/address"));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// Sends raw frames out of `ifname` in `ns` (AF_PACKET from python3's standard library).
 fn send_raw(ns: &Netns, ifname: &str, dir: &TempDir, frames: &[Vec<u8>]) {
     let hex: Vec<String> = frames
@@ -113,13 +108,8 @@ dst_port = 4790
     }
 
     // The next hop is learned by ARP.
-    let remote_mac = mac_of(remote, "fftn-up");
-    ff.wait_until(Duration::from_secs(10), "the next hop resolved", |f| {
-        f.stats_json()["neighbours"].as_array().is_some_and(|n| {
-            n.iter()
-                .any(|n| n["ip"] == "192.0.2.2" && n["mac"] == remote_mac.as_str())
-        })
-    });
+    let remote_mac = mac_in(remote, "fftn-up");
+    ff.wait_neighbour("the next hop resolved", "192.0.2.2", Some(&remote_mac));
 
     // Capture the underlay while pinging both ways.
     let pcap = ff.dir.path("underlay.pcap");
@@ -218,15 +208,10 @@ dst_port = 4790
     // Bad frames at our endpoint: a VNI no port has, a port no tunnel listens on, outer
     // headers cut short. Built here with the switch's own encapsulation.
     let before = ff.stats_json()["underlay"].clone();
-    let our_mac: Vec<u8> =
-        String::from_utf8_lossy(&remote.exec("ip neigh show 192.0.2.1 dev fftn-up").stdout)
-            .split_whitespace()
-            .skip_while(|w| *w != "lladdr")
-            .nth(1)
-            .expect("the remote resolved our local IP by ARP")
-            .split(':')
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect();
+    let our_mac: Vec<u8> = neighbour_mac_in(remote, "192.0.2.1", "fftn-up")
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
     let rm: Vec<u8> = remote_mac
         .split(':')
         .map(|b| u8::from_str_radix(b, 16).unwrap())
@@ -325,12 +310,7 @@ dst_port = 4790
     run(&format!(
         "ip -n fftn-remote link set fftn-up address {new_mac}"
     ));
-    ff.wait_until(Duration::from_secs(10), "the next hop re-resolved", |f| {
-        f.stats_json()["neighbours"].as_array().is_some_and(|n| {
-            n.iter()
-                .any(|n| n["ip"] == "192.0.2.2" && n["mac"] == new_mac)
-        })
-    });
+    ff.wait_neighbour("the next hop re-resolved", "192.0.2.2", Some(new_mac));
     ping(inst, "10.9.0.2", &ff);
 
     // An inner frame that no longer fits the uplink's 1500 bytes once encapsulated is
@@ -380,7 +360,7 @@ csum = true
 "#;
     let mut ff = Ferroflowd::start("gnv", &config, 120.0);
     let hosts = TunnelHosts::new("fftg", "fftg-up", "192.0.2.2/24", "fftg-i", "10.9.2.1/24");
-    let (remote, inst) = (&hosts.remote, &hosts.inst);
+    let remote = &hosts.remote;
     run("ip -n fftg-inst neigh add 10.9.2.2 lladdr 02:00:00:00:02:02 dev fftg-i");
     ofctl(&format!("del-flows {of}"));
     ofctl(&format!("add-flow {of} 'in_port=2,actions=output:20'"));
@@ -390,42 +370,19 @@ csum = true
     // The remote resolves the switch's local IP (ARP answered by the switch) and the
     // switch resolves the remote.
     ping(remote, "192.0.2.1", &ff);
-    ff.wait_until(Duration::from_secs(10), "the next hop resolved", |f| {
-        f.stats_json()["neighbours"]
-            .as_array()
-            .is_some_and(|n| n.iter().any(|n| n["ip"] == "192.0.2.2" && n["mac"] != ""))
-    });
-    let neigh = String::from_utf8_lossy(&remote.exec("ip neigh show 192.0.2.1 dev fftg-up").stdout)
-        .into_owned();
-    let switch_mac = neigh
-        .split_whitespace()
-        .skip_while(|w| *w != "lladdr")
-        .nth(1)
-        .expect("remote resolved the switch")
-        .to_owned();
-    let inst_mac = mac_of(inst, "fftg-i");
-    let remote_mac = mac_of(remote, "fftg-up");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tunnels/geneve_peer.py");
-    let out = remote.exec(&format!(
-        "timeout 60 /usr/bin/python3 {script} fftg-up {remote_mac} {switch_mac} 192.0.2.2 192.0.2.1 7000 02:00:00:00:02:02 {inst_mac} 10.9.2.2 10.9.2.1"
-    ));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    ff.wait_neighbour("the next hop resolved", "192.0.2.2", None);
+    let macs = hosts.geneve_peer_macs();
+    let GenevePeerRun {
+        frames,
+        replies,
+        text,
+    } = hosts.geneve_peer(&macs, 7000, "10.9.2.2", "10.9.2.1", "7", 3);
     assert!(
-        out.status.success(),
-        "geneve_peer.py (needs python3-scapy): {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let summary = lines.last().expect("summary line");
-    assert!(
-        summary["replies"].as_u64().unwrap() >= 2,
+        replies >= 2,
         "echo replies through Geneve: {text}\n{}",
         ff.log_text()
     );
-    for r in &lines[..lines.len() - 1] {
+    for r in &frames {
         assert_eq!(r["vni"], 7000, "{r}");
         assert_eq!(r["proto"], 0x6558, "{r}");
         assert_eq!(r["dport"], 6081, "{r}");

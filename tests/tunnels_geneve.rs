@@ -14,7 +14,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
 
 const OF: &str = "tcp:127.0.0.1:16695";
 
@@ -31,38 +30,15 @@ fn ping(ns: &Netns, dst: &str, ff: &Ferroflowd) {
     );
 }
 
-/// What the scapy peer saw: the Geneve frames from the switch, and the echo replies.
-struct PeerRun {
-    frames: Vec<Value>,
-    replies: u64,
-    text: String,
-}
-
-fn peer(remote: &Netns, macs: &(String, String, String), option: &str, count: u32) -> PeerRun {
-    let (remote_mac, switch_mac, inst_mac) = macs;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/tunnels/geneve_options_peer.py"
-    );
-    let out = remote.exec(&format!(
-        "timeout 60 /usr/bin/python3 {script} fftgo-up {remote_mac} {switch_mac} 192.0.2.2 192.0.2.1 7000 02:00:00:00:02:02 {inst_mac} 10.9.3.2 10.9.3.1 {option} {count}"
-    ));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "geneve_options_peer.py (needs python3-scapy): {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut lines: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let summary = lines.pop().expect("summary line");
-    PeerRun {
-        frames: lines,
-        replies: summary["replies"].as_u64().unwrap(),
-        text,
-    }
+/// The scapy peer (VNI 7000) from 10.9.3.2 to the instance's 10.9.3.1, `count` echo
+/// requests with option `option`.
+fn peer(
+    hosts: &TunnelHosts,
+    macs: &(String, String, String),
+    option: &str,
+    count: u32,
+) -> GenevePeerRun {
+    hosts.geneve_peer(macs, 7000, "10.9.3.2", "10.9.3.1", option, count)
 }
 
 #[test]
@@ -102,13 +78,14 @@ remote_ip = "192.0.2.2"
 key = 7001
 "#;
     let mut ff = Ferroflowd::start("gnvo", &config, 120.0);
-    let remote = Netns::new("fftgo-remote");
-    let inst = Netns::new("fftgo-inst");
-    wait_for_interface("fftgo-up");
-    wait_for_interface("fftgo-i");
-    remote.adopt("fftgo-up", "192.0.2.2/24");
-    inst.adopt("fftgo-i", "10.9.3.1/24");
-    run("ip -n fftgo-inst link set fftgo-i mtu 1400");
+    let hosts = TunnelHosts::with_inst_mtu(
+        "fftgo",
+        "fftgo-up",
+        "192.0.2.2/24",
+        "fftgo-i",
+        "10.9.3.1/24",
+        1400,
+    );
     run("ip -n fftgo-inst neigh add 10.9.3.2 lladdr 02:00:00:00:02:02 dev fftgo-i");
 
     // The TLV map: add, dump, and each refusal as Open vSwitch sends it.
@@ -184,17 +161,9 @@ key = 7001
     assert!(!ok && text.contains("NXTTMFC_INVALID_TLV_DEL"), "{text}");
 
     // The peer resolves the switch's local IP, the switch the peer.
-    ping(&remote, "192.0.2.1", &ff);
-    ff.wait_until(Duration::from_secs(10), "the next hop resolved", |f| {
-        f.stats_json()["neighbours"]
-            .as_array()
-            .is_some_and(|n| n.iter().any(|n| n["ip"] == "192.0.2.2" && n["mac"] != ""))
-    });
-    let macs = (
-        mac_in(&remote, "fftgo-up"),
-        neighbour_mac_in(&remote, "192.0.2.1", "fftgo-up"),
-        mac_in(&inst, "fftgo-i"),
-    );
+    ping(&hosts.remote, "192.0.2.1", &ff);
+    ff.wait_neighbour("the next hop resolved", "192.0.2.2", None);
+    let macs = hosts.geneve_peer_macs();
 
     // A controller-like reader of packet-ins (bounded; ended below by its pid).
     let monitor_out = TempDir::new("gnvo-monitor");
@@ -222,7 +191,7 @@ key = 7001
     std::thread::sleep(Duration::from_secs(1));
 
     // Option 0x7: to the instance; its replies carry option 0x1234 from 192.0.2.5.
-    let r = peer(&remote, &macs, "7", 3);
+    let r = peer(&hosts, &macs, "7", 3);
     assert!(
         r.replies >= 2,
         "echo replies through Geneve: {}\n{}",
@@ -239,7 +208,7 @@ key = 7001
         );
     }
     // Option 0x8: misses the 0x7 flow; the controller sees the tunnel in the packet-in.
-    let r = peer(&remote, &macs, "8", 2);
+    let r = peer(&hosts, &macs, "8", 2);
     assert_eq!(
         r.replies, 0,
         "option 0x8 must not reach the instance: {}",
@@ -274,7 +243,7 @@ key = 7001
         OF,
         "in_port=2,actions=set_field:0x1234->tun_metadata0,set_field:198.51.100.7->tun_src,output:20",
     ]);
-    let r = peer(&remote, &macs, "7", 2);
+    let r = peer(&hosts, &macs, "7", 2);
     assert!(r.replies >= 1, "{}", r.text);
     for f in r.frames.iter().filter(|f| f["icmp_type"] == 0) {
         assert_eq!(f["outer_src"], "192.0.2.1", "unowned tun_src: {f}");
@@ -292,7 +261,6 @@ key = 7001
 
     run(&format!("kill -TERM {}", monitor.id()));
     let _ = monitor.wait();
-    drop(inst);
-    drop(remote);
+    drop(hosts);
     let _ = ff.stop();
 }

@@ -12,6 +12,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod tunnel;
+mod vnet;
+// Each test binary uses a part of these.
+#[allow(unused_imports)]
+pub use tunnel::*;
+#[allow(unused_imports)]
+pub use vnet::*;
+
 pub const FERROFLOWD: &str = env!("CARGO_BIN_EXE_ferroflowd");
 
 /// The ferroflowctl binary. It is a package of its own (it builds without
@@ -509,13 +517,29 @@ impl TunnelHosts {
         inst_if: &str,
         inst_cidr: &str,
     ) -> TunnelHosts {
+        Self::with_inst_mtu(tag, uplink, remote_cidr, inst_if, inst_cidr, 1450)
+    }
+
+    /// [`TunnelHosts::new`] with the instance's MTU `inst_mtu` (Geneve options take room
+    /// beyond the 50 bytes).
+    pub fn with_inst_mtu(
+        tag: &str,
+        uplink: &str,
+        remote_cidr: &str,
+        inst_if: &str,
+        inst_cidr: &str,
+        inst_mtu: u32,
+    ) -> TunnelHosts {
         let remote = Netns::new(&format!("{tag}-remote"));
         let inst = Netns::new(&format!("{tag}-inst"));
         wait_for_interface(uplink);
         wait_for_interface(inst_if);
         remote.adopt(uplink, remote_cidr);
         inst.adopt(inst_if, inst_cidr);
-        run(&format!("ip -n {} link set {inst_if} mtu 1450", inst.0));
+        run(&format!(
+            "ip -n {} link set {inst_if} mtu {inst_mtu}",
+            inst.0
+        ));
         TunnelHosts {
             remote,
             inst,
@@ -639,9 +663,10 @@ pub fn n_packets_all(dump: &str, needles: &[&str]) -> u64 {
 }
 
 /// Two hosts in namespaces behind a running ferroflowd's tap ports `{prefix}-a` and
-/// `{prefix}-b` (addresses `{net}.1/24` and `{net}.2/24`), with tests/conntrack/peer.py
-/// servers and clients in them: the conntrack tests' traffic (conntrack_switch,
-/// conntrack_multiworker). Servers are killed by PID when dropped.
+/// `{prefix}-b` (addresses `{net}.1/24` and `{net}.2/24`; each namespace is named after
+/// its tap), with tests/conntrack/peer.py servers and clients in them: the conntrack
+/// tests' traffic (conntrack_switch, conntrack_multiworker), and the hosts of
+/// ovs_extensions. Servers are killed by PID when dropped.
 pub struct TwoHosts {
     pub a: Netns,
     pub b: Netns,
