@@ -14,7 +14,10 @@ mod mgmt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{n_packets_all, run, wait_for_interface, DatapathLock, Netns, Operator, TempDir};
+use common::{
+    free_local_addr, n_packets_all, run, tap_host, DatapathLock, Netns, Operator, TempDir,
+    VnetSwitch,
+};
 use mgmt::{config, eventually, port_toml, Daemon};
 
 const LOCAL: u32 = 0xffff_fffe;
@@ -40,31 +43,17 @@ impl Drop for Server {
     }
 }
 
-struct Switch {
-    op: Operator,
-    metrics: String,
-}
-
-impl std::ops::Deref for Switch {
-    type Target = Operator;
-
-    fn deref(&self) -> &Operator {
-        &self.op
-    }
-}
+type Switch = VnetSwitch;
 
 impl Switch {
     /// Packets the profile's flows sent to the control plane (handled and refused).
     fn packet_ins(&self) -> u64 {
-        let text = run(&format!("curl -s http://{}/metrics", self.metrics));
         ["handled", "refused"]
             .iter()
             .map(|r| {
-                let series = format!("ferroflow_vnet_packet_ins_total{{result=\"{r}\"}} ");
-                text.lines()
-                    .find_map(|l| l.strip_prefix(&series))
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or_else(|| panic!("no {series}in /metrics"))
+                self.metrics_value(&format!(
+                    "ferroflow_vnet_packet_ins_total{{result=\"{r}\"}}"
+                ))
             })
             .sum()
     }
@@ -86,10 +75,7 @@ fn nat_mode_serves_metadata_without_packet_ins() {
         ports += &port_toml(name, &format!("net_tap{i},iface=ffmd-{name}"), *ofport);
     }
     ports += &port_toml("md", "net_tap9,iface=ffmd-md", LOCAL);
-    let metrics = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let metrics = free_local_addr();
     let cfg = dir.path("ff.toml");
     std::fs::write(&cfg, config("ff-vnet-md", &socket, Some(&metrics), &ports)).unwrap();
     let _d = Daemon::start(&cfg, &server, 120.0);
@@ -97,19 +83,11 @@ fn nat_mode_serves_metadata_without_packet_ins() {
         op: Operator::new(&server),
         metrics,
     };
-    let mut ns = Vec::new();
-    for (name, _, mac, ip) in INSTANCES {
-        let ifname = format!("ffmd-{name}");
-        wait_for_interface(&ifname);
-        let n = Netns::new(&ifname);
-        run(&format!("ip link set {ifname} address {mac}"));
-        n.adopt(&ifname, &format!("{ip}/24"));
-        ns.push(n);
-    }
-    wait_for_interface("ffmd-md");
-    let md = Netns::new("ffmd-md");
-    run(&format!("ip link set ffmd-md address {HOST_MAC}"));
-    md.adopt("ffmd-md", &format!("{HOST_IP}/24"));
+    let ns: Vec<Netns> = INSTANCES
+        .iter()
+        .map(|(name, _, mac, ip)| tap_host(&format!("ffmd-{name}"), mac, &format!("{ip}/24")))
+        .collect();
+    let md = tap_host("ffmd-md", HOST_MAC, &format!("{HOST_IP}/24"));
     // The metadata host routes the instances' addresses back through LOCAL.
     run(&format!("ip -n {} route add 10.8.0.0/24 dev ffmd-md", md.0));
     for n in &ns {
@@ -130,19 +108,7 @@ fn nat_mode_serves_metadata_without_packet_ins() {
         "10.8.0.254",
     ]);
     for (name, _, mac, ip) in INSTANCES {
-        sw.ok(&[
-            "instance",
-            "add",
-            name,
-            "--network",
-            "1",
-            "--port",
-            name,
-            "--mac",
-            mac,
-            "--ip",
-            ip,
-        ]);
+        sw.add_instance(name, "1", mac, ip, &[]);
     }
     let www = dir.path("www");
     std::fs::create_dir_all(&www).unwrap();

@@ -19,7 +19,9 @@ mod mgmt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{run, sh, wait_for_interface, DatapathLock, Netns, Operator, TempDir};
+use common::{
+    free_local_addr, run, sh, wait_for_interface, DatapathLock, Netns, Operator, TempDir,
+};
 use mgmt::{config, ctl, eventually, port_toml, Daemon};
 
 const LOCAL: u32 = 0xffff_fffe;
@@ -126,10 +128,7 @@ fn networks_metadata_service_and_anti_spoofing() {
         ports += &port_toml(short, &format!("net_tap{i},iface={name}"), *ofport);
     }
     let cfg = dir.path("ff.toml");
-    let metrics = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let metrics = free_local_addr();
     std::fs::write(&cfg, config("ff-vnet", &socket, Some(&metrics), &ports)).unwrap();
     let d = Daemon::start(&cfg, &server, 300.0);
     let sw = Switch {
@@ -205,19 +204,7 @@ fn networks_metadata_service_and_anti_spoofing() {
         run(&format!(
             "ip -n ffv-{name} link set ffv-{name} address {mac}"
         ));
-        sw.ok(&[
-            "instance",
-            "add",
-            name,
-            "--network",
-            net,
-            "--port",
-            name,
-            "--mac",
-            mac,
-            "--ip",
-            ip,
-        ]);
+        sw.add_instance(name, net, mac, ip, &[]);
     }
     // Bad requests name the field and change nothing.
     let (code, _, err) = ctl(
@@ -922,10 +909,7 @@ fn ipv6_anti_spoofing_and_the_nd_responder() {
         );
     }
     let cfg = dir.path("ff.toml");
-    let metrics = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let metrics = free_local_addr();
     std::fs::write(&cfg, config("ff-vnet6", &socket, Some(&metrics), &ports)).unwrap();
     let d = Daemon::start(&cfg, &server, 120.0);
     let sw = Switch {

@@ -22,7 +22,8 @@ mod mgmt;
 use std::time::Duration;
 
 use common::{
-    ping_from, run, wait_for_interface, Background, DatapathLock, Netns, Operator, TempDir,
+    free_local_addr, ping_from, run, tap_host, Background, DatapathLock, Netns, Operator, TempDir,
+    VnetSwitch,
 };
 use mgmt::{config, eventually, port_toml, Daemon};
 
@@ -30,18 +31,7 @@ const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conntrack/peer.py
 /// Debian's python3 (it has python3-scapy, which tests/setup-host.sh installs).
 const PYTHON: &str = "/usr/bin/python3";
 
-struct Switch {
-    op: Operator,
-    metrics: String,
-}
-
-impl std::ops::Deref for Switch {
-    type Target = Operator;
-
-    fn deref(&self) -> &Operator {
-        &self.op
-    }
-}
+type Switch = VnetSwitch;
 
 impl Switch {
     /// (allowed_new, dropped_no_rule, dropped_invalid) of a filtered instance.
@@ -53,14 +43,9 @@ impl Switch {
     }
 
     fn metric(&self, instance: &str, verdict: &str) -> u64 {
-        let text = run(&format!("curl -s http://{}/metrics", self.metrics));
-        let series = format!(
-            "ferroflow_instance_firewall_packets_total{{instance=\"{instance}\",verdict=\"{verdict}\"}} "
-        );
-        text.lines()
-            .find_map(|l| l.strip_prefix(&series))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {series} in /metrics"))
+        self.metrics_value(&format!(
+            "ferroflow_instance_firewall_packets_total{{instance=\"{instance}\",verdict=\"{verdict}\"}}"
+        ))
     }
 }
 
@@ -96,23 +81,7 @@ const HOSTS: [(&str, &str, &str); 3] = [
 
 fn add_instance(sw: &Switch, name: &str, groups: &[&str]) {
     let (_, mac, ip) = HOSTS.iter().find(|h| h.0 == name).unwrap();
-    let mut args = vec![
-        "instance",
-        "add",
-        name,
-        "--network",
-        "1",
-        "--port",
-        name,
-        "--mac",
-        mac,
-        "--ip",
-        ip,
-    ];
-    for g in groups {
-        args.extend_from_slice(&["--secgroup", g]);
-    }
-    sw.ok(&args);
+    sw.add_instance(name, "1", mac, ip, groups);
 }
 
 #[test]
@@ -126,10 +95,7 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
     for (i, (name, _, _)) in HOSTS.iter().enumerate() {
         ports += &port_toml(name, &format!("net_tap{i},iface=ffsg-{name}"), i as u32 + 1);
     }
-    let metrics = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let metrics = free_local_addr();
     let cfg = dir.path("ff.toml");
     std::fs::write(&cfg, config("ff-vnet-sg", &socket, Some(&metrics), &ports)).unwrap();
     let d = Daemon::start(&cfg, &server, 150.0);
@@ -137,15 +103,10 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
         op: Operator::new(&server),
         metrics,
     };
-    let mut ns = Vec::new();
-    for (name, mac, ip) in HOSTS {
-        let ifname = format!("ffsg-{name}");
-        wait_for_interface(&ifname);
-        let n = Netns::new(&ifname);
-        run(&format!("ip link set {ifname} address {mac}"));
-        n.adopt(&ifname, &format!("{ip}/24"));
-        ns.push(n);
-    }
+    let ns: Vec<Netns> = HOSTS
+        .iter()
+        .map(|(name, mac, ip)| tap_host(&format!("ffsg-{name}"), mac, &format!("{ip}/24")))
+        .collect();
     let (a, b, c) = (&ns[0], &ns[1], &ns[2]);
 
     // ---- the operator's commands (docs/virtual-networks.md) ----
