@@ -15,16 +15,21 @@ use common::*;
 
 const TARGET: &str = "tcp:127.0.0.1:16635";
 
+/// The switch and its two hosts (`bench.a`, `bench.a_mac`, ... through [`TwoHosts`]).
 struct Bench {
     ff: Ferroflowd,
-    a: Netns,
-    /// Held for its namespace (removed on drop).
-    _b: Netns,
-    a_mac: String,
-    b_mac: String,
+    hosts: TwoHosts,
     /// The gRPC server (`unix:...`) for ferroflowctl.
     grpc: String,
     _grpc_dir: TempDir,
+}
+
+impl std::ops::Deref for Bench {
+    type Target = TwoHosts;
+
+    fn deref(&self) -> &TwoHosts {
+        &self.hosts
+    }
 }
 
 /// ferroflowd with two tap ports, their kernel sides in namespaces a (198.18.5.1) and b
@@ -42,23 +47,11 @@ fn bench(tag: &str) -> Bench {
         );
     }
     let ff = Ferroflowd::start(tag, &config, 100.0);
-    let a = Netns::new("ffox-a");
-    let b = Netns::new("ffox-b");
-    for (ns, ifname, ip) in [
-        (&a, "ffox-a", "198.18.5.1/24"),
-        (&b, "ffox-b", "198.18.5.2/24"),
-    ] {
-        wait_for_interface(ifname);
-        ns.adopt(ifname, ip);
-    }
-    let (a_mac, b_mac) = (mac_in(&a, "ffox-a"), mac_in(&b, "ffox-b"));
+    let hosts = TwoHosts::new("ffox", "198.18.5");
     ofctl_ok(&["del-flows", TARGET]);
     Bench {
         ff,
-        a,
-        _b: b,
-        a_mac,
-        b_mac,
+        hosts,
         grpc,
         _grpc_dir: grpc_dir,
     }
