@@ -57,17 +57,8 @@ fn vxlan_to_a_linux_peer() {
     config += "[tunnels]\nneighbour_timeout_s = 2\n";
     config += "[metrics]\nlisten = \"127.0.0.1:19473\"\n";
     config += "[grpc]\nlisten = \"unix:/tmp/ferroflow-test-tunnels.sock\"\n";
+    config += &tunnel_ports_toml("fftn-up", "fftn-i");
     config += r#"
-[[ports]]
-name = "uplink"
-devargs = "net_tap0,iface=fftn-up"
-ofport = 1
-
-[[ports]]
-name = "inst"
-devargs = "net_tap1,iface=fftn-i"
-ofport = 2
-
 [[ports]]
 name = "vx"
 kind = "vxlan"
@@ -337,17 +328,8 @@ fn geneve_frames_checked_by_scapy() {
     let mut config = eal_section("ff-t-gnv");
     config += "[datapath]\nidle_sleep_us = 200\n";
     config += &format!("[openflow]\nlisten = [\"p{of}\"]\n");
+    config += &tunnel_ports_toml("fftg-up", "fftg-i");
     config += r#"
-[[ports]]
-name = "uplink"
-devargs = "net_tap0,iface=fftg-up"
-ofport = 1
-
-[[ports]]
-name = "inst"
-devargs = "net_tap1,iface=fftg-i"
-ofport = 2
-
 [[ports]]
 name = "gnv"
 kind = "geneve"

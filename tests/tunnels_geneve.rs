@@ -47,17 +47,8 @@ fn geneve_options_through_the_tlv_map() {
     let mut config = eal_section("ff-t-gnvo");
     config += "[datapath]\nidle_sleep_us = 200\n";
     config += &format!("[openflow]\nlisten = [\"p{OF}\"]\n");
+    config += &tunnel_ports_toml("fftgo-up", "fftgo-i");
     config += r#"
-[[ports]]
-name = "uplink"
-devargs = "net_tap0,iface=fftgo-up"
-ofport = 1
-
-[[ports]]
-name = "inst"
-devargs = "net_tap1,iface=fftgo-i"
-ofport = 2
-
 [[ports]]
 name = "gnv"
 kind = "geneve"

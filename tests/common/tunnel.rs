@@ -16,6 +16,15 @@ pub const GENEVE_PEER_INNER_MAC: &str = "02:00:00:00:02:02";
 /// tests/setup-host.sh installs).
 const GENEVE_PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tunnels/geneve_peer.py");
 
+/// The `[[ports]]` of a tunnel test's two taps: `uplink` (OpenFlow port 1) on the
+/// kernel interface `uplink_if`, towards the remote host, and `inst` (port 2) on
+/// `inst_if`, towards the instance ([`TunnelHosts`] takes both).
+pub fn tunnel_ports_toml(uplink_if: &str, inst_if: &str) -> String {
+    format!(
+        "\n[[ports]]\nname = \"uplink\"\ndevargs = \"net_tap0,iface={uplink_if}\"\nofport = 1\n\n[[ports]]\nname = \"inst\"\ndevargs = \"net_tap1,iface={inst_if}\"\nofport = 2\n"
+    )
+}
+
 impl Ferroflowd {
     /// Waits (10 s) until the switch has resolved the underlay neighbour `ip` (to `mac`
     /// when given, else to any MAC), as its stats file shows.
