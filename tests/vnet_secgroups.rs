@@ -5,9 +5,11 @@
 //! - a (10.7.0.1) in group web: ingress tcp 8000-8010, udp 5353, icmp; egress anything;
 //! - b (10.7.0.2) in no group at first (not filtered);
 //! - c (10.7.0.3) in group db: ingress tcp 5432 and ICMP echo requests (type 8 code 0)
-//!   from the members of web; egress anything.
+//!   from the members of web, tcp and udp 6000 from source ports 40000-40009 only;
+//!   egress anything.
 //!
-//! Rules let connections in (TCP in a port range, UDP, ICMP echo), others are refused
+//! Rules let connections in (TCP in a port range, UDP, ICMP echo, TCP and UDP from a
+//! source port range), others are refused
 //! (an ICMP timestamp request where only echo requests have a rule)
 //! while replies to the instances' own connections pass, the remote-group rule follows
 //! web's membership, crafted invalid packets are dropped, the per-instance counters in
@@ -121,6 +123,8 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
         "db --direction ingress --protocol tcp --ports 5432 --remote-group web",
         "db --direction ingress --protocol icmp --icmp-type 8 --icmp-code 0 --remote-group web",
         "db --direction egress",
+        "db --direction ingress --protocol tcp --ports 6000 --source-ports 40000-40009",
+        "db --direction ingress --protocol udp --ports 6000 --source-ports 40000-40009",
     ] {
         let mut args = vec!["secgroup", "rule", "add"];
         args.extend(rule.split(' '));
@@ -148,20 +152,26 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
     assert!(
         list.contains("ingress ipv4 tcp 8000-8010 from anywhere")
             && list.contains("ingress ipv4 tcp 5432 from group web")
-            && list.contains("ingress ipv4 icmp type 8 code 0 from group web"),
+            && list.contains("ingress ipv4 icmp type 8 code 0 from group web")
+            && list.contains("ingress ipv4 tcp 6000 source 40000-40009 from anywhere")
+            && list.contains("ingress ipv4 udp 6000 source 40000-40009 from anywhere"),
         "{list}"
     );
     // The range is three masked entries (tp_dst=0x1f40/0xfff8 covers 8000-8007).
+    // Source ports 40000-40009 likewise: 0x9c40/0xfff8 (40000-40007) and 0x9c48/0xfffe.
     let flows = sw.ok(&["flows", "dump", "table=96"]);
     assert!(
-        flows.contains("tp_dst=0x1f40/0xfff8") && flows.contains("tp_dst=0x1f48/0xfffe"),
+        flows.contains("tp_dst=0x1f40/0xfff8")
+            && flows.contains("tp_dst=0x1f48/0xfffe")
+            && flows.contains("tp_src=0x9c40/0xfff8,tp_dst=6000")
+            && flows.contains("tp_src=0x9c48/0xfffe,tp_dst=6000"),
         "{flows}"
     );
 
     let mut servers = Background::default();
     serve(a, "tcp:8005 tcp:8011 udp:5353 udp:5999", &dir, &mut servers);
     serve(b, "tcp:7070 udp:5353", &dir, &mut servers);
-    serve(c, "tcp:5432", &dir, &mut servers);
+    serve(c, "tcp:5432 tcp:6000 udp:6000", &dir, &mut servers);
 
     // ---- rules let connections in; replies pass; the rest is refused ----
     let before = sw.counters("a");
@@ -224,6 +234,41 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
     assert_eq!(after.1 - before.1, 1, "no_rule {before:?} -> {after:?}");
     assert_eq!(after.0, before.0, "the timestamp request was not allowed");
     assert_eq!(client(b, "tcp 10.7.0.3 5432"), "timeout", "b is not in web");
+
+    // ---- source ports: db lets port 6000 in from source ports 40000-40009 only ----
+    let before = sw.counters("c");
+    assert_eq!(
+        client(b, "tcp 10.7.0.3 6000 40005"),
+        "ok",
+        "40005 is allowed"
+    );
+    assert_eq!(
+        client(b, "udp 10.7.0.3 6000 2 40008"),
+        "2",
+        "40008-40009 too"
+    );
+    let after = sw.counters("c");
+    // The SYN and two datagrams, each a new connection a rule allowed.
+    assert_eq!(after.0 - before.0, 3, "allowed_new {before:?} -> {after:?}");
+    assert_eq!(
+        after.1, before.1,
+        "nothing refused: {before:?} -> {after:?}"
+    );
+    let before = after;
+    assert_eq!(
+        client(b, "udp 10.7.0.3 6000 2 40010"),
+        "0",
+        "40010 and 40011 are outside 40000-40009"
+    );
+    assert_eq!(
+        client(b, "tcp 10.7.0.3 6000 39999"),
+        "timeout",
+        "39999 is outside 40000-40009: the SYN never reaches c"
+    );
+    let after = sw.counters("c");
+    assert_eq!(after.0, before.0, "none allowed: {before:?} -> {after:?}");
+    // Two datagrams and the SYN with its retransmissions.
+    assert!(after.1 - before.1 >= 3, "no_rule {before:?} -> {after:?}");
 
     // ---- a crafted SYN-ACK without a SYN and a SYN+FIN from b are invalid at a ----
     let before = sw.counters("a");
@@ -305,6 +350,16 @@ fn security_groups_allow_by_rule_pass_replies_and_drop_the_rest() {
         "{groups}"
     );
     assert!(text.contains("icmp_type = 8, icmp_code = 0"), "{text}");
+    assert!(
+        db["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["source_ports"] == "40000-40009" && r["ports"] == "6000")
+            .count()
+            == 2,
+        "{groups}"
+    );
     let flows = sw.ok(&["flows", "dump", "table=96"]);
     assert!(flows.contains("tp_dst=0x1f40/0xfff8"), "{flows}");
     eprintln!(

@@ -5,9 +5,13 @@ serve SPEC...     TCP listeners (tcp:PORT, answer "hi"), TCP echoes that greet a
 hold HOST PORT FILE  connect to a hold: listener and print ok once greeted; when FILE
                   appears (at most 60 s later) send "x" on the same connection and print
                   echo if it comes back, else timeout
-tcp HOST PORT     connect, read the greeting: prints ok, refused or timeout
-udp HOST PORT [N] N sockets (own source ports) each send one datagram: prints how many
-                  got an answer, and 'refused' if an ICMP port unreachable arrived
+tcp HOST PORT [SPORT]
+                  connect (from source port SPORT if given), read the greeting: prints
+                  ok, refused or timeout
+udp HOST PORT [N [SPORT]]
+                  N sockets (own source ports; SPORT, SPORT+1, ... if given) each send
+                  one datagram: prints how many got an answer, and 'refused' if an ICMP
+                  port unreachable arrived
 """
 import socket
 import sys
@@ -84,7 +88,10 @@ def main():
         c.close()
     elif mode == "tcp":
         try:
-            c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=2)
+            source = ("", int(sys.argv[4])) if len(sys.argv) > 4 else None
+            c = socket.create_connection(
+                (sys.argv[2], int(sys.argv[3])), timeout=2, source_address=source
+            )
             c.settimeout(2)
             print("ok" if c.recv(2) == b"hi" else "bad")
         except ConnectionRefusedError:
@@ -93,9 +100,12 @@ def main():
             print("timeout")
     elif mode == "udp":
         n = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+        sport = int(sys.argv[5]) if len(sys.argv) > 5 else None
         socks = []
         for i in range(n):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            if sport is not None:
+                s.bind(("", sport + i))
             s.connect((sys.argv[2], int(sys.argv[3])))
             s.settimeout(1.5)
             s.send(b"ping%d" % i)

@@ -7,10 +7,15 @@
 //! at most [`crate::Config::nat_attempts`] candidates (the bound on a new connection's
 //! cost), and takes the first whose reply tuple is not in use and, with several shards,
 //! whose reply direction hashes to this shard ([`crate::shard_of`]), so that replies reach
-//! the worker that owns the connection. With one address and no port range and several
-//! shards, some connections find no such translation: they are refused and counted in
-//! [`crate::Stats::nat_exhausted`]; give SNAT a port range (OVS's own default for SNAT
-//! without ports is to pick a source port too, which we do as well).
+//! the worker that owns the connection. SNAT without a port range picks a source port
+//! when the original one does not fit (Open vSwitch's default too). DNAT, when no
+//! destination in its range fits (typically one address and port, `nat(dst=IP:PORT)`,
+//! whose reply hashes to another shard for about (W-1)/W of the connections over W
+//! workers, or clashes with a connection already there), also translates the source
+//! port, as Linux and Open vSwitch do on a clash: a port from
+//! [`remap_source_ports`] whose reply hashes to this shard (the server sees that port; the
+//! client never does). A connection that still finds no translation within the attempts
+//! is refused and counted in [`crate::Stats::nat_exhausted`].
 
 use crate::{Addr, Error};
 use std::net::IpAddr;
@@ -127,6 +132,18 @@ impl std::fmt::Display for NatRange {
             Some((a, b)) => write!(f, ":{a}-{b}"),
             None => Ok(()),
         }
+    }
+}
+
+/// The source ports a DNAT may move a connection to when its destination alone keeps no
+/// translation free on the owner's shard: Open vSwitch's choice (`set_sport_range` in its
+/// userspace conntrack), which keeps a privileged source port privileged: 1-511 for a
+/// port below 512, 600-1023 below 1024, else 1024-65535.
+pub fn remap_source_ports(sport: u16) -> (u16, u16) {
+    match sport {
+        0..=511 => (1, 511),
+        512..=1023 => (600, 1023),
+        _ => (1024, 65535),
     }
 }
 

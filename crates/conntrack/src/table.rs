@@ -682,6 +682,30 @@ impl Tracker {
                 }
             }
         }
+        // DNAT with no destination left that is free and keeps the owner: translate the
+        // source port too (nat::remap_source_ports), so the reply hashes to this shard.
+        if range.kind == NatKind::Dst && ports {
+            let (lo, hi) = crate::nat::remap_source_ports(t.sport);
+            let n_sport = u64::from(hi - lo) + 1;
+            let n_dport = range.ports.map_or(1, |(lo, hi)| u64::from(hi - lo) + 1);
+            let n_dst = n_addr.saturating_mul(n_dport);
+            let start = h.rotate_left(32);
+            for k in 0..n_sport.min(attempts) {
+                let c = ((u128::from(h) + u128::from(k)) % u128::from(n_dst)) as u64;
+                let mut reply = t.invert();
+                reply.src = range.addr_min + u128::from(c / n_dport);
+                reply.sport = range
+                    .ports
+                    .map_or(t.dport, |(p, _)| p + (c % n_dport) as u16);
+                reply.dport = lo + ((start % n_sport + k) % n_sport) as u16;
+                if self.find(&reply).is_none()
+                    && (self.cfg.shards == 1
+                        || shard_of_tuple(&reply, self.cfg.shards) == self.cfg.shard)
+                {
+                    return Some(reply);
+                }
+            }
+        }
         None
     }
 

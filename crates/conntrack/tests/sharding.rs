@@ -127,6 +127,9 @@ proptest! {
             ..TrackOptions::default()
         };
         let r = t.track(&p, &o, 0);
+        // DNAT of a port-carrying protocol always finds one: the source port as a last
+        // resort (a miss is (W-1)/W per attempt, 128 attempts).
+        prop_assert!(snat || t.stats().nat_exhausted == 0, "{:?}", t.stats());
         if t.stats().nat_exhausted > 0 {
             // No free translation keeps the owner: refused, never sent elsewhere.
             prop_assert!(r.state.has(CtState::INVALID));
@@ -189,4 +192,159 @@ fn frames_without_a_connection_have_no_owner() {
     assert_eq!(shard_of_frame(truncated, 2), None);
     // One worker owns everything.
     assert_eq!(shard_of_frame(&arp, 1), Some(0));
+}
+
+fn tcp_syn(src: u128, sport: u16, dst: u128, dport: u16) -> Packet {
+    Packet {
+        v6: false,
+        src,
+        dst,
+        proto: 6,
+        l4: L4::Tcp(conntrack::packet::TcpSegment {
+            sport,
+            dport,
+            flags: 0x02,
+            seq: 1000,
+            window: 64240,
+            ..Default::default()
+        }),
+    }
+}
+
+const METADATA: u128 = 0xa9fe_a9fe; // 169.254.169.254
+const SERVER: u128 = 0x0aff_0801; // 10.255.8.1
+
+/// `nat(dst=10.255.8.1:8775)` as the metadata service commits it: over two shards every
+/// connection is taken by its owner; the source port is kept where the server's reply
+/// hashes to the owner anyway, and translated (within 1024-65535, or 600-1023 for a
+/// privileged one) where it would not, so the reply always comes back to the owner, is
+/// `+est+rpl`, and is translated back to 169.254.169.254:80 and the client's own port.
+#[test]
+fn dnat_to_one_address_and_port_remaps_the_source_port_for_the_owner() {
+    let client = 0x0a08_0001;
+    let range = NatRange::parse("dst=10.255.8.1:8775").unwrap();
+    let o = TrackOptions {
+        commit: true,
+        nat: true,
+        nat_range: Some(range),
+        ..TrackOptions::default()
+    };
+    let mut trackers: Vec<Tracker> = (0..2)
+        .map(|shard| {
+            Tracker::new(Config {
+                capacity: 256,
+                shard,
+                shards: 2,
+                ..Config::default()
+            })
+            .unwrap()
+        })
+        .collect();
+    let (mut kept, mut remapped) = (0, 0);
+    for sport in (40000..40064).chain(700..716) {
+        let syn = tcp_syn(client, sport, METADATA, 80);
+        let owner = shard_of(&syn, 2);
+        let natural = shard_of(&tcp_syn(SERVER, 8775, client, sport), 2);
+        let t = &mut trackers[owner];
+        let r = t.track(&syn, &o, 0);
+        assert!(
+            r.state.has(CtState::NEW) && r.state.has(CtState::DNAT),
+            "{}",
+            r.state
+        );
+        let (daddr, dport) = r.rewrite.dst.expect("DNAT");
+        assert_eq!((daddr, dport), (SERVER, 8775));
+        let new_sport = match r.rewrite.src {
+            None => {
+                assert_eq!(natural, owner, "port {sport} kept though its reply leaves");
+                kept += 1;
+                sport
+            }
+            Some((saddr, p)) => {
+                assert_eq!(saddr, client, "only the port moves");
+                assert_ne!(natural, owner, "port {sport} moved though it fitted");
+                let (lo, hi) = if sport < 1024 {
+                    (600, 1023)
+                } else {
+                    (1024, 65535)
+                };
+                assert!((lo..=hi).contains(&p), "{sport} -> {p}");
+                remapped += 1;
+                p
+            }
+        };
+        let mut reply = tcp_syn(SERVER, 8775, client, new_sport);
+        if let L4::Tcp(seg) = &mut reply.l4 {
+            seg.flags = 0x12;
+            seg.seq = 5000;
+            seg.ack = 1001;
+        }
+        assert_eq!(
+            shard_of(&reply, 2),
+            owner,
+            "the reply comes back to the owner"
+        );
+        let back = t.track(
+            &reply,
+            &TrackOptions {
+                nat: true,
+                ..TrackOptions::default()
+            },
+            1,
+        );
+        assert!(
+            back.state.has(CtState::ESTABLISHED) && back.state.has(CtState::REPLY),
+            "{}",
+            back.state
+        );
+        assert_eq!(back.rewrite.src, Some((METADATA, 80)));
+        assert_eq!(
+            back.rewrite.dst,
+            (new_sport != sport).then_some((client, sport)),
+            "the client sees its own port"
+        );
+    }
+    for t in &trackers {
+        let s = t.stats();
+        assert_eq!((s.nat_exhausted, s.foreign, s.invalid), (0, 0, 0), "{s:?}");
+    }
+    assert!(
+        kept > 10 && remapped > 10,
+        "kept {kept}, remapped {remapped}"
+    );
+}
+
+/// On one shard, a DNAT whose translation clashes with a connection already there (the
+/// client reached the server's address and port directly from the same port) moves the
+/// source port instead of refusing, as Linux does.
+#[test]
+fn dnat_clash_remaps_the_source_port() {
+    let client = 0x0a08_0001;
+    let mut t = Tracker::new(Config {
+        capacity: 16,
+        ..Config::default()
+    })
+    .unwrap();
+    let commit = TrackOptions {
+        commit: true,
+        ..TrackOptions::default()
+    };
+    let direct = t.track(&tcp_syn(client, 40000, SERVER, 8775), &commit, 0);
+    assert!(direct.state.has(CtState::NEW));
+    let o = TrackOptions {
+        nat: true,
+        nat_range: Some(NatRange::parse("dst=10.255.8.1:8775").unwrap()),
+        ..commit
+    };
+    let r = t.track(&tcp_syn(client, 40000, METADATA, 80), &o, 0);
+    assert!(
+        r.state.has(CtState::NEW) && r.state.has(CtState::DNAT),
+        "{}",
+        r.state
+    );
+    let (addr, port) = r.rewrite.src.expect("the source port moves");
+    assert_eq!(addr, client);
+    assert_ne!(port, 40000);
+    assert_eq!(t.stats().nat_exhausted, 0);
+    assert_eq!(t.stats().entries, 2);
 }
