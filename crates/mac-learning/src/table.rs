@@ -113,35 +113,10 @@ impl MacTable {
         self.aging
     }
 
-    #[inline]
-    fn home(&self, key: u64) -> usize {
-        (hash(key) >> 32) as usize & self.mask
-    }
-
-    #[inline]
-    fn live(&self, value: u64, now: u32) -> bool {
-        now.wrapping_sub((value >> 32) as u32) <= self.aging
-    }
-
     /// The port that `mac` was last seen on in `vlan`, if within the aging time.
     #[inline]
     pub fn lookup(&self, vlan: u16, mac: Mac, now: u32) -> Option<u32> {
-        let key = key_of(vlan, mac);
-        let home = self.home(key);
-        for i in 0..PROBE {
-            let slot = (home + i) & self.mask;
-            let k = self.slots[slot].key.load(Relaxed);
-            if k == key {
-                let v = self.slots[slot].value.load(Relaxed);
-                let port = v as u32;
-                return (port & 0xff00_0000 == check_of(key) && self.live(v, now))
-                    .then_some(port & 0x00ff_ffff);
-            }
-            if k == 0 {
-                return None;
-            }
-        }
-        None
+        self.view().lookup(key_of(vlan, mac), now)
     }
 
     /// Records that `mac` in `vlan` was seen on `port` at second `now`.
@@ -150,52 +125,44 @@ impl MacTable {
         if is_group(mac) {
             return Learn::Ignored;
         }
-        let key = key_of(vlan, mac);
-        let home = self.home(key);
-        let mut reusable = None;
-        for i in 0..PROBE {
-            let slot = (home + i) & self.mask;
-            let k = self.slots[slot].key.load(Relaxed);
-            if k == key {
-                let v = self.slots[slot].value.load(Relaxed);
-                let old = (v as u32) & 0x00ff_ffff;
-                let valid = (v as u32) & 0xff00_0000 == check_of(key) && self.live(v, now);
-                if valid && old == port {
-                    if (v >> 32) as u32 == now {
-                        return Learn::Known;
-                    }
-                    self.slots[slot].value.store(pack(port, key, now), Relaxed);
-                    return Learn::Refreshed;
-                }
-                self.slots[slot].value.store(pack(port, key, now), Relaxed);
-                return if valid {
-                    Learn::Moved { from: old }
-                } else {
-                    Learn::Learned
-                };
-            }
-            if k == 0 {
-                reusable.get_or_insert((slot, 0));
-                break;
-            }
-            if reusable.is_none() && !self.live(self.slots[slot].value.load(Relaxed), now) {
-                reusable = Some((slot, k));
-            }
-        }
-        let Some((slot, seen)) = reusable else {
-            return Learn::Full;
+        self.view().learn(key_of(vlan, mac), port, now)
+    }
+
+    /// [`learn`](Self::learn) of `src` on `port`, then [`lookup`](Self::lookup) of `dst`,
+    /// both in `vlan`: what NORMAL does for every frame. One call so that the table's
+    /// shape (slots, mask, aging) is read once and the VLAN part of both keys is built
+    /// once; a group `dst` is not looked up (it floods).
+    #[inline]
+    pub fn learn_and_lookup(
+        &self,
+        vlan: u16,
+        src: Mac,
+        port: u32,
+        dst: Mac,
+        now: u32,
+    ) -> (Learn, Option<u32>) {
+        let view = self.view();
+        let vlan_bits = USED | (u64::from(vlan & 0xfff) << 48);
+        let learned = if is_group(src) {
+            Learn::Ignored
+        } else {
+            view.learn(vlan_bits | (src & 0xffff_ffff_ffff), port, now)
         };
-        // Another worker may claim the same slot at the same moment: the loser
-        // just does not learn this time; the next frame will.
-        if self.slots[slot]
-            .key
-            .compare_exchange(seen, key, Relaxed, Relaxed)
-            .is_err()
-        {
-            return Learn::Full;
+        let known = if is_group(dst) {
+            None
+        } else {
+            view.lookup(vlan_bits | (dst & 0xffff_ffff_ffff), now)
+        };
+        (learned, known)
+    }
+
+    #[inline(always)]
+    fn view(&self) -> View<'_> {
+        View {
+            slots: &self.slots,
+            mask: self.mask,
+            aging: self.aging,
         }
-        self.slots[slot].value.store(pack(port, key, now), Relaxed);
-        Learn::Learned
     }
 
     /// Forgets every address learned on `port` (the port went away).
@@ -215,16 +182,104 @@ impl MacTable {
             .iter()
             .filter_map(|Slot { key: k, value: v }| {
                 let (k, v) = (k.load(Relaxed), v.load(Relaxed));
-                (k != 0 && (v as u32) & 0xff00_0000 == check_of(k) && self.live(v, now)).then(
-                    || MacEntry {
+                (k != 0 && (v as u32) & 0xff00_0000 == check_of(k) && self.view().live(v, now))
+                    .then(|| MacEntry {
                         vlan: ((k >> 48) & 0xfff) as u16,
                         mac: k & 0xffff_ffff_ffff,
                         port: (v as u32) & 0x00ff_ffff,
                         age: now.wrapping_sub((v >> 32) as u32),
-                    },
-                )
+                    })
             })
             .collect()
+    }
+}
+
+/// The table's shape copied into locals for one packet: the slot stores of a learn
+/// would otherwise make the compiler reload it from the table for the lookup after.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    slots: &'a [Slot],
+    mask: usize,
+    aging: u32,
+}
+
+impl View<'_> {
+    #[inline(always)]
+    fn live(self, value: u64, now: u32) -> bool {
+        now.wrapping_sub((value >> 32) as u32) <= self.aging
+    }
+
+    #[inline(always)]
+    fn lookup(self, key: u64, now: u32) -> Option<u32> {
+        let h = hash(key);
+        let home = (h >> 32) as usize & self.mask;
+        for i in 0..PROBE {
+            let slot = &self.slots[(home + i) & self.mask];
+            let k = slot.key.load(Relaxed);
+            if k == key {
+                let v = slot.value.load(Relaxed);
+                let port = v as u32;
+                return (port & 0xff00_0000 == check_of(key) && self.live(v, now))
+                    .then_some(port & 0x00ff_ffff);
+            }
+            if k == 0 {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// `key` is not a group address's.
+    #[inline(always)]
+    fn learn(self, key: u64, port: u32, now: u32) -> Learn {
+        let h = hash(key);
+        let home = (h >> 32) as usize & self.mask;
+        // What the slot holds when this address was already seen on this port this
+        // second: the usual case, decided by one compare and no store.
+        let current = pack(port, key, now);
+        let mut reusable = None;
+        for i in 0..PROBE {
+            let index = (home + i) & self.mask;
+            let slot = &self.slots[index];
+            let k = slot.key.load(Relaxed);
+            if k == key {
+                let v = slot.value.load(Relaxed);
+                if v == current && port <= 0x00ff_ffff {
+                    return Learn::Known;
+                }
+                let old = (v as u32) & 0x00ff_ffff;
+                let valid = (v as u32) & 0xff00_0000 == check_of(key) && self.live(v, now);
+                slot.value.store(current, Relaxed);
+                return if valid && old == port {
+                    Learn::Refreshed
+                } else if valid {
+                    Learn::Moved { from: old }
+                } else {
+                    Learn::Learned
+                };
+            }
+            if k == 0 {
+                reusable.get_or_insert((index, 0));
+                break;
+            }
+            if reusable.is_none() && !self.live(slot.value.load(Relaxed), now) {
+                reusable = Some((index, k));
+            }
+        }
+        let Some((index, seen)) = reusable else {
+            return Learn::Full;
+        };
+        // Another worker may claim the same slot at the same moment: the loser
+        // just does not learn this time; the next frame will.
+        if self.slots[index]
+            .key
+            .compare_exchange(seen, key, Relaxed, Relaxed)
+            .is_err()
+        {
+            return Learn::Full;
+        }
+        self.slots[index].value.store(current, Relaxed);
+        Learn::Learned
     }
 }
 
@@ -252,6 +307,46 @@ mod tests {
         assert_eq!(t.lookup(0, A, 12 + 300), Some(2));
         assert_eq!(t.lookup(0, A, 12 + 301), None, "aged out");
         assert_eq!(t.learn(0, A, 3, 12 + 301), Learn::Learned);
+    }
+
+    #[test]
+    fn learn_and_lookup_is_learn_then_lookup() {
+        let t = MacTable::new(64, 300);
+        // The destination is unknown until it sends; the source is learned first, so a
+        // frame to itself finds it.
+        assert_eq!(t.learn_and_lookup(0, A, 1, B, 10), (Learn::Learned, None));
+        assert_eq!(t.learn_and_lookup(0, A, 1, A, 10), (Learn::Known, Some(1)));
+        assert_eq!(
+            t.learn_and_lookup(0, B, 2, A, 10),
+            (Learn::Learned, Some(1))
+        );
+        assert_eq!(
+            t.learn_and_lookup(0, A, 1, B, 11),
+            (Learn::Refreshed, Some(2))
+        );
+        assert_eq!(
+            t.learn_and_lookup(0, A, 3, B, 11),
+            (Learn::Moved { from: 1 }, Some(2))
+        );
+        // Group addresses: a broadcast source is not learned, a group destination is
+        // never looked up (it floods), and both leave the table as it was.
+        let bcast = 0xff_ff_ff_ff_ff_ff;
+        assert_eq!(
+            t.learn_and_lookup(0, bcast, 1, A, 11),
+            (Learn::Ignored, Some(3))
+        );
+        assert_eq!(
+            t.learn_and_lookup(0, B, 2, bcast, 11),
+            (Learn::Refreshed, None)
+        );
+        assert_eq!(
+            t.learn_and_lookup(7, B, 2, A, 11),
+            (Learn::Learned, None),
+            "other VLAN"
+        );
+        assert_eq!(t.entries(11).len(), 3);
+        // A port number beyond the 24 bits stored is never reported as known.
+        assert_ne!(t.learn(0, A, 3 | 1 << 24, 11), Learn::Known);
     }
 
     #[test]

@@ -63,12 +63,13 @@ impl Normal<'_> {
         // Constant positions: no lookup of the field's place per packet.
         let src = key.get_pos(pos::ETH_SRC) as u64;
         let dst = key.get_pos(pos::ETH_DST) as u64;
-        if learn && !is_group(src) {
-            self.mac.learn(vlan, src, in_port, now_secs);
-        }
-        let known = if is_group(dst) {
+        let known = if learn {
+            self.mac
+                .learn_and_lookup(vlan, src, in_port, dst, now_secs)
+                .1
+        } else if is_group(dst) {
             None
-        } else if !learn && dst == src {
+        } else if dst == src {
             Some(in_port)
         } else {
             self.mac.lookup(vlan, dst, now_secs)
