@@ -82,6 +82,26 @@ fn check_of(key: u64) -> u32 {
     ((hash(key) >> 24) as u32 & 0xff) << 24
 }
 
+/// The low 24 bits of a slot's value hold the port. OpenFlow's reserved ports
+/// (0xffffff00 and up: LOCAL, IN_PORT, ...) are stored as 0xffff00 and up and read back
+/// in their own range, so an address learned on LOCAL is sent to LOCAL; the ports in
+/// between (0x00ffff00..0xffffff00) do not fit and are never reported `Known`.
+#[inline(always)]
+fn stored_port(value: u64) -> u32 {
+    let p = value as u32 & 0x00ff_ffff;
+    if p >= 0x00ff_ff00 {
+        p | 0xff00_0000
+    } else {
+        p
+    }
+}
+
+/// Whether `port` reads back from a slot as itself (see [`stored_port`]).
+#[inline(always)]
+fn storable(port: u32) -> bool {
+    port < 0x00ff_ff00 || port >= 0xffff_ff00
+}
+
 #[inline]
 fn pack(port: u32, key: u64, now: u32) -> u64 {
     (u64::from(now) << 32) | u64::from((port & 0x00ff_ffff) | check_of(key))
@@ -168,7 +188,7 @@ impl MacTable {
     /// Forgets every address learned on `port` (the port went away).
     pub fn flush_port(&self, port: u32) {
         for Slot { key: k, value: v } in self.slots.iter() {
-            if k.load(Relaxed) != 0 && (v.load(Relaxed) as u32) & 0x00ff_ffff == port {
+            if k.load(Relaxed) != 0 && stored_port(v.load(Relaxed)) == port {
                 // Expire rather than empty the slot: emptying would cut the probe
                 // chains of keys stored after it.
                 v.store(0, Relaxed);
@@ -186,7 +206,7 @@ impl MacTable {
                     .then(|| MacEntry {
                         vlan: ((k >> 48) & 0xfff) as u16,
                         mac: k & 0xffff_ffff_ffff,
-                        port: (v as u32) & 0x00ff_ffff,
+                        port: stored_port(v),
                         age: now.wrapping_sub((v >> 32) as u32),
                     })
             })
@@ -220,7 +240,7 @@ impl View<'_> {
                 let v = slot.value.load(Relaxed);
                 let port = v as u32;
                 return (port & 0xff00_0000 == check_of(key) && self.live(v, now))
-                    .then_some(port & 0x00ff_ffff);
+                    .then_some(stored_port(v));
             }
             if k == 0 {
                 return None;
@@ -244,10 +264,10 @@ impl View<'_> {
             let k = slot.key.load(Relaxed);
             if k == key {
                 let v = slot.value.load(Relaxed);
-                if v == current && port <= 0x00ff_ffff {
+                if v == current && storable(port) {
                     return Learn::Known;
                 }
-                let old = (v as u32) & 0x00ff_ffff;
+                let old = stored_port(v);
                 let valid = (v as u32) & 0xff00_0000 == check_of(key) && self.live(v, now);
                 slot.value.store(current, Relaxed);
                 return if valid && old == port {
@@ -347,6 +367,29 @@ mod tests {
         assert_eq!(t.entries(11).len(), 3);
         // A port number beyond the 24 bits stored is never reported as known.
         assert_ne!(t.learn(0, A, 3 | 1 << 24, 11), Learn::Known);
+    }
+
+    #[test]
+    fn reserved_ports_read_back_as_themselves() {
+        const LOCAL: u32 = 0xffff_fffe;
+        let t = MacTable::new(64, 300);
+        assert_eq!(t.learn(0, A, LOCAL, 10), Learn::Learned);
+        assert_eq!(t.lookup(0, A, 10), Some(LOCAL));
+        assert_eq!(t.learn(0, A, LOCAL, 10), Learn::Known);
+        assert_eq!(t.learn(0, A, LOCAL, 11), Learn::Refreshed);
+        assert_eq!(
+            t.learn_and_lookup(0, B, 2, A, 11),
+            (Learn::Learned, Some(LOCAL))
+        );
+        assert_eq!(
+            t.entries(11).iter().find(|e| e.mac == A).unwrap().port,
+            LOCAL
+        );
+        assert_eq!(t.learn(0, A, 3, 12), Learn::Moved { from: LOCAL });
+        t.learn(0, B, LOCAL, 12);
+        t.flush_port(LOCAL);
+        assert_eq!(t.lookup(0, B, 12), None);
+        assert_eq!(t.lookup(0, A, 12), Some(3));
     }
 
     #[test]
