@@ -6,7 +6,7 @@ use arrayvec::ArrayVec;
 use crossbeam_queue::ArrayQueue;
 use dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxDrops, TxQueue, BURST_SIZE};
 use packet::FlowKey;
-use pipeline::{Emit, PipelineHandle, Sink, WorkerContext};
+use pipeline::{BurstCounts, Emit, PipelineHandle, Sink, WorkerContext};
 
 use crate::capture::{CaptureTap, CAPTURE_RX, CAPTURE_TX};
 use crate::counters::{burst_bucket, QueueCounters, WorkerCounters};
@@ -543,11 +543,18 @@ impl Worker {
             deferred: ArrayVec::new(),
             dropped: MbufBurst::new(),
         };
+        // Table 0 counted once for the burst when it answers from in_port alone (all the
+        // burst's keys have in_port `ofport` unless decapsulated).
+        let counts = if tunnel.is_none() {
+            pipeline.count_burst(&self.ctx, ofport, n as u64, t.bytes)
+        } else {
+            BurstCounts::default()
+        };
         for (m, key) in burst.drain().zip(self.keys.iter_mut()) {
             sink.current = m.id();
             let mut pkt = Pkt(m);
             let handed = sink.handed;
-            let v = pipeline.process(&mut pkt, key, &mut self.ctx, &mut sink);
+            let v = pipeline.process_in_burst(&mut pkt, key, &mut self.ctx, &mut sink, counts);
             if sink.handed > handed {
                 t.forwarded += 1;
             } else if v.packet_ins > 0 {
