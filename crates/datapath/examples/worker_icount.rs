@@ -94,7 +94,14 @@ fn main() {
     };
     let report = dp.stop(Instant::now() + Duration::from_secs(30));
     let stats: Vec<_> = tables
-        .flow_counts(0, &Match::any(), 0, 0, pipeline::ports::OFPP_ANY, pipeline::group::OFPG_ANY)
+        .flow_counts(
+            0,
+            &Match::any(),
+            0,
+            0,
+            pipeline::ports::OFPP_ANY,
+            pipeline::group::OFPG_ANY,
+        )
         .unwrap()
         .into_iter()
         .map(|c| c.packets)

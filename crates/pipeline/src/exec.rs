@@ -22,7 +22,7 @@ use crate::pipeline::{Pipeline, WorkerContext};
 use crate::ports::{
     OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
 };
-use crate::table::{MissPolicy, TABLE_MATCHES, TABLE_MISSES};
+use crate::table::{Level, MissPolicy, TABLE_MATCHES, TABLE_MISSES};
 use crate::trace::Event;
 
 /// How the datapath must treat a packet handed to [`Sink::output`].
@@ -142,16 +142,18 @@ struct Cx<'c, S> {
     resubmits_left: u16,
 }
 
-/// The counters of a burst's first lookup, added for the whole burst at once
+/// A burst's table-0 lookup, made and counted once for the whole burst
 /// ([`Pipeline::count_burst`]) when table 0 answers from in_port alone
-/// ([`CompiledTable::counts_per_burst`]; A's one rule): every packet of an rx burst has the
-/// same in_port, so all of them get the same answer there, and the burst costs table 0
-/// one add per counter instead of one per packet. [`Pipeline::process_in_burst`] then
-/// leaves table 0's counters alone for its walk from table 0 (nested walks, a resubmit
-/// to table 0 with another in_port, still count theirs).
+/// ([`crate::CompiledTable::counts_per_burst`]; A's one rule): every packet of an rx burst
+/// has the same in_port, so all of them get the same answer there, and the burst costs
+/// table 0 one lookup and one add per counter instead of one each per packet.
+/// [`Pipeline::process_in_burst`] then starts each walk from that answer (nested walks, a
+/// resubmit to table 0 with another in_port, still look up and count theirs).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct BurstCounts {
-    table0_counted: bool,
+pub struct BurstCounts<'p> {
+    /// Table 0's answer for every packet of the burst, counted already: `Some(None)` a
+    /// miss. `None`: nothing counted, the walk looks table 0 up and counts.
+    table0: Option<Option<(&'p Level, usize)>>,
 }
 
 #[derive(PartialEq, Eq)]
@@ -185,19 +187,19 @@ impl Pipeline {
             resubmit_depth: 0,
             resubmits_left: MAX_RESUBMITS,
         };
-        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, false);
+        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, None);
         cx.verdict
     }
 
     /// [`process`](Self::process) for one packet of a burst whose table-0 counts
     /// [`count_burst`](Self::count_burst) already added (`counts`, from the same version).
-    pub fn process_in_burst<P: PacketBuf, S: Sink<P>>(
-        &self,
+    pub fn process_in_burst<'p, P: PacketBuf, S: Sink<P>>(
+        &'p self,
         pkt: &mut P,
         key: &mut FlowKey,
         ctx: &mut WorkerContext,
         sink: &mut S,
-        counts: BurstCounts,
+        counts: BurstCounts<'p>,
     ) -> Verdict {
         let mut cx = Cx {
             ctx,
@@ -212,7 +214,7 @@ impl Pipeline {
             resubmit_depth: 0,
             resubmits_left: MAX_RESUBMITS,
         };
-        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0_counted);
+        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0);
         cx.verdict
     }
 
@@ -230,21 +232,24 @@ impl Pipeline {
         in_port: u32,
         packets: u64,
         bytes: u64,
-    ) -> BurstCounts {
+    ) -> BurstCounts<'_> {
         let Some(table) = self.tables.first().filter(|t| t.counts_per_burst) else {
             return BurstCounts::default();
         };
         let mut key = FlowKey::default();
         key.set(Field::InPort, u128::from(in_port));
-        match table.lookup(&key.words) {
+        let answer = table.lookup(&key.words);
+        match answer {
             Some((level, slot)) => {
                 table.counters.add(ctx.worker, TABLE_MATCHES, packets);
-                level.counters.add_pair(ctx.worker, 2 * slot, packets, bytes);
+                level
+                    .counters
+                    .add_pair(ctx.worker, 2 * slot, packets, bytes);
             }
             None => table.counters.add(ctx.worker, TABLE_MISSES, packets),
         }
         BurstCounts {
-            table0_counted: true,
+            table0: Some(answer),
         }
     }
 
@@ -327,21 +332,21 @@ impl Pipeline {
         cx: &mut Cx<'_, S>,
         last_emit: Emit,
     ) {
-        self.walk_inline(start, pkt, key, cx, last_emit, false);
+        self.walk_inline(start, pkt, key, cx, last_emit, None);
     }
 
     /// The walk from table `start`; inlined into [`process`](Self::process), the
     /// per-packet entry, so that a packet's walk costs no call and its walk-wide state
     /// stays in the caller's frame.
     #[inline(always)]
-    fn walk_inline<P: PacketBuf, S: Sink<P>>(
-        &self,
+    fn walk_inline<'p, P: PacketBuf, S: Sink<P>>(
+        &'p self,
         start: usize,
         pkt: &mut P,
         key: &mut FlowKey,
         cx: &mut Cx<'_, S>,
         last_emit: Emit,
-        table0_counted: bool,
+        mut table0: Option<Option<(&'p Level, usize)>>,
     ) {
         let mut outs = Outs::new(None);
         // Made on the first write-actions only: most walks never write one, and building
@@ -349,16 +354,18 @@ impl Pipeline {
         let mut set: Option<ActionSet> = None;
         let worker = cx.ctx.worker;
         let mut t = start;
-        let mut skip_count = table0_counted && start == 0;
         let run_set = loop {
             let Some(table) = self.tables.get(t) else {
                 break false;
             };
             cx.verdict.lookups += 1;
-            // Table 0 (the first lookup) counted already for the burst
+            // Table 0 (the first lookup) looked up and counted already for the burst
             // ([`Pipeline::count_burst`]); every later lookup counts.
-            let counted = std::mem::take(&mut skip_count);
-            let Some((level, slot)) = table.lookup(&key.words) else {
+            let (answer, counted) = match table0.take() {
+                Some(answer) => (answer, true),
+                None => (table.lookup(&key.words), false),
+            };
+            let Some((level, slot)) = answer else {
                 if !S::TRACING && !counted {
                     table.counters.add(worker, TABLE_MISSES, 1);
                 }

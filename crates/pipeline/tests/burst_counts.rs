@@ -75,7 +75,12 @@ fn tables() -> FlowTables {
         ]),
     );
     // Table 3: wildcard-only.
-    add(3, 5, Match::any(), Instructions::apply(vec![Action::output(4)]));
+    add(
+        3,
+        5,
+        Match::any(),
+        Instructions::apply(vec![Action::output(4)]),
+    );
     ft.publish();
     ft
 }
