@@ -7,14 +7,21 @@
 //!
 //! ```text
 //! cargo build --release -p datapath --example worker_icount
-//! flock /tmp/cpu.lock valgrind --tool=callgrind --toggle-collect='*worker*Worker*run*' \
-//!     target/release/examples/worker_icount 200000
+//! flock /tmp/cpu.lock valgrind --tool=callgrind --toggle-collect='dpdk::lcore::trampoline' \
+//!     target/release/examples/worker_icount 50000 --base-virtaddr=0x7000000000
+//! callgrind_annotate --inclusive=yes callgrind.out.<pid> | grep -E 'Worker::(walk|flush) \[|rx_burst \['
 //! ```
 //!
-//! and divide the instructions collected by the packets it prints. EAL runs with
-//! --no-pci, --in-memory, its own --file-prefix and --socket-limit; the worker busy-polls
-//! for as long as it takes to forward the packets (seconds, minutes under valgrind), under
-//! /tmp/cpu.lock taken by the caller.
+//! Arguments after the packet count go to EAL: under valgrind it needs
+//! `--base-virtaddr` (valgrind refuses EAL's reservation of its memory segments' address
+//! range at the default place). The worker's loop (`Worker::run`, inlined into the lcore
+//! trampoline) also spins idle while the control plane adds the ports, slowly under
+//! valgrind, so divide the inclusive counts of `Worker::walk` (extraction, the walks, the
+//! tx batching), `Worker::flush` (the tx burst, the PMD freeing the mbufs) and
+//! `ff_eth_rx_burst` by the packets printed (the entry's count), not the whole run's.
+//! EAL runs with --no-pci, --in-memory, its own --file-prefix and --socket-limit; the
+//! worker busy-polls for as long as it takes to forward the packets (seconds, a minute
+//! under valgrind), under /tmp/cpu.lock taken by the caller.
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +61,9 @@ fn main() {
     ]
     .iter()
     .map(|s| s.to_string())
+    // Further EAL arguments (e.g. --legacy-mem, which valgrind needs: it refuses EAL's
+    // reservation of the whole address range for memory segments).
+    .chain(std::env::args().skip(2))
     .collect();
     let eal = Eal::init(&args).expect("EAL (hugepages: tests/setup-host.sh)");
     let mut tables = FlowTables::new(PipelineConfig {
