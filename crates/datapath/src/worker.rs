@@ -236,18 +236,19 @@ impl Sink<Pkt> for TxBatches<'_> {
     fn output_keyed(
         &mut self,
         port: u32,
-        queue: Option<u32>,
+        _queue: Option<u32>,
         pkt: &Pkt,
         key: &FlowKey,
         emit: Emit,
     ) {
-        if self.ports.index_of(port).is_none() {
-            if let Some(t) = self.tunnels.get(port) {
-                self.tunnel_output(t, pkt, key);
-                return;
-            }
+        // One port lookup: a port slot, else perhaps a tunnel port.
+        match self.ports.index_of(port) {
+            Some(idx) => self.output_slot(idx, pkt, emit),
+            None => match self.tunnels.get(port) {
+                Some(t) => self.tunnel_output(t, pkt, key),
+                None => self.unknown_port += 1,
+            },
         }
-        self.output(port, queue, pkt, emit)
     }
 
     #[inline]
@@ -256,6 +257,18 @@ impl Sink<Pkt> for TxBatches<'_> {
             self.unknown_port += 1;
             return;
         };
+        self.output_slot(idx, pkt, emit)
+    }
+
+    fn clone_packet(&mut self, pkt: &Pkt) -> Option<Pkt> {
+        pkt.0.deep_copy().map(Pkt)
+    }
+}
+
+impl TxBatches<'_> {
+    /// An output to the port in slot `idx`.
+    #[inline(always)]
+    fn output_slot(&mut self, idx: usize, pkt: &Pkt, emit: Emit) {
         self.handed += 1;
         let m = match emit {
             Emit::Final => {
@@ -273,10 +286,6 @@ impl Sink<Pkt> for TxBatches<'_> {
             Some(m) => self.queue(idx, m),
             None => self.failed[idx] += 1,
         }
-    }
-
-    fn clone_packet(&mut self, pkt: &Pkt) -> Option<Pkt> {
-        pkt.0.deep_copy().map(Pkt)
     }
 }
 
