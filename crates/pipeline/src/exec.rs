@@ -22,7 +22,7 @@ use crate::pipeline::{Pipeline, WorkerContext};
 use crate::ports::{
     OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
 };
-use crate::table::{MissPolicy, TABLE_MATCHES, TABLE_MISSES};
+use crate::table::{Level, MissPolicy, TABLE_MATCHES, TABLE_MISSES};
 use crate::trace::Event;
 
 /// How the datapath must treat a packet handed to [`Sink::output`].
@@ -142,6 +142,20 @@ struct Cx<'c, S> {
     resubmits_left: u16,
 }
 
+/// A burst's table-0 lookup, made and counted once for the whole burst
+/// ([`Pipeline::count_burst`]) when table 0 answers from in_port alone
+/// ([`crate::CompiledTable::counts_per_burst`]; A's one rule): every packet of an rx burst
+/// has the same in_port, so all of them get the same answer there, and the burst costs
+/// table 0 one lookup and one add per counter instead of one each per packet.
+/// [`Pipeline::process_in_burst`] then starts each walk from that answer (nested walks, a
+/// resubmit to table 0 with another in_port, still look up and count theirs).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BurstCounts<'p> {
+    /// Table 0's answer for every packet of the burst, counted already: `Some(None)` a
+    /// miss. `None`: nothing counted, the walk looks table 0 up and counts.
+    table0: Option<Option<(&'p Level, usize)>>,
+}
+
 #[derive(PartialEq, Eq)]
 enum Flow {
     Continue,
@@ -151,7 +165,8 @@ enum Flow {
 impl Pipeline {
     /// Runs `pkt` (whose key is `key`, as [`packet::extract`] made it with in_port set)
     /// through the tables from table 0. `key` follows every edit; on return it describes the
-    /// packet as it was last edited.
+    /// packet as it was last edited. Counts every hit at once (a worker walking bursts uses
+    /// [`process_in_burst`](Self::process_in_burst)).
     pub fn process<P: PacketBuf, S: Sink<P>>(
         &self,
         pkt: &mut P,
@@ -172,8 +187,70 @@ impl Pipeline {
             resubmit_depth: 0,
             resubmits_left: MAX_RESUBMITS,
         };
-        self.walk_inline(0, pkt, key, &mut cx, Emit::Final);
+        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, None);
         cx.verdict
+    }
+
+    /// [`process`](Self::process) for one packet of a burst whose table-0 counts
+    /// [`count_burst`](Self::count_burst) already added (`counts`, from the same version).
+    pub fn process_in_burst<'p, P: PacketBuf, S: Sink<P>>(
+        &'p self,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        ctx: &mut WorkerContext,
+        sink: &mut S,
+        counts: BurstCounts<'p>,
+    ) -> Verdict {
+        let mut cx = Cx {
+            ctx,
+            sink,
+            verdict: Verdict::default(),
+            table_id: 0,
+            cookie: u64::MAX,
+            table_miss: false,
+            depth: 0,
+            packet_out: false,
+            buckets_left: MAX_BUCKETS,
+            resubmit_depth: 0,
+            resubmits_left: MAX_RESUBMITS,
+        };
+        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0);
+        cx.verdict
+    }
+
+    /// Adds table 0's counts for a burst of `packets` packets and `bytes` bytes that all
+    /// arrived on `in_port` (their keys' in_port: not a decapsulated burst, whose packets
+    /// each take their tunnel port's), when table 0 gives every such packet the same answer
+    /// ([`CompiledTable::counts_per_burst`]); what it returns tells
+    /// [`process_in_burst`](Self::process_in_burst) whether it did. Every packet of the
+    /// burst must then be walked with `process_in_burst` and this version (a packet that
+    /// is not is counted all the same).
+    #[inline]
+    pub fn count_burst(
+        &self,
+        ctx: &WorkerContext,
+        in_port: u32,
+        packets: u64,
+        bytes: u64,
+    ) -> BurstCounts<'_> {
+        let Some(table) = self.tables.first().filter(|t| t.counts_per_burst) else {
+            return BurstCounts::default();
+        };
+        let mut key = FlowKey::default();
+        key.set(Field::InPort, u128::from(in_port));
+        let answer = table.lookup(&key.words);
+        match answer {
+            Some((level, slot)) => {
+                table.counters.add(ctx.worker, TABLE_MATCHES, packets);
+                level
+                    .counters
+                    .add_pair(ctx.worker, 2 * slot, packets, bytes);
+            }
+            None => table.counters.add(ctx.worker, TABLE_MISSES, packets),
+        }
+        BurstCounts {
+            table0: Some(answer),
+        }
     }
 
     /// The key [`process`](Self::process) needs for `frame` arriving on `in_port` under
@@ -255,20 +332,21 @@ impl Pipeline {
         cx: &mut Cx<'_, S>,
         last_emit: Emit,
     ) {
-        self.walk_inline(start, pkt, key, cx, last_emit);
+        self.walk_inline(start, pkt, key, cx, last_emit, None);
     }
 
     /// The walk from table `start`; inlined into [`process`](Self::process), the
     /// per-packet entry, so that a packet's walk costs no call and its walk-wide state
     /// stays in the caller's frame.
     #[inline(always)]
-    fn walk_inline<P: PacketBuf, S: Sink<P>>(
-        &self,
+    fn walk_inline<'p, P: PacketBuf, S: Sink<P>>(
+        &'p self,
         start: usize,
         pkt: &mut P,
         key: &mut FlowKey,
         cx: &mut Cx<'_, S>,
         last_emit: Emit,
+        mut table0: Option<Option<(&'p Level, usize)>>,
     ) {
         let mut outs = Outs::new(None);
         // Made on the first write-actions only: most walks never write one, and building
@@ -281,8 +359,14 @@ impl Pipeline {
                 break false;
             };
             cx.verdict.lookups += 1;
-            let Some((level, slot)) = table.lookup(&key.words) else {
-                if !S::TRACING {
+            // Table 0 (the first lookup) looked up and counted already for the burst
+            // ([`Pipeline::count_burst`]); every later lookup counts.
+            let (answer, counted) = match table0.take() {
+                Some(answer) => (answer, true),
+                None => (table.lookup(&key.words), false),
+            };
+            let Some((level, slot)) = answer else {
+                if !S::TRACING && !counted {
                     table.counters.add(worker, TABLE_MISSES, 1);
                 }
                 let miss = Event::Miss {
@@ -308,8 +392,8 @@ impl Pipeline {
                     }
                 }
             };
-            let len = pkt.wire_len() as u64;
-            if !S::TRACING {
+            if !S::TRACING && !counted {
+                let len = pkt.wire_len() as u64;
                 table.counters.add(worker, TABLE_MATCHES, 1);
                 level.counters.add_pair(worker, 2 * slot, 1, len);
             }

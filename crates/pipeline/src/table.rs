@@ -181,6 +181,11 @@ pub struct CompiledTable {
     pub conjunctive: bool,
     /// Some entry runs `ct`: [`crate::Pipeline::tracks`].
     pub tracks: bool,
+    /// Every level answers from in_port alone (`port` or `empty` classifiers, no
+    /// conjunctions): the packets of one rx burst, which share their in_port, all get the
+    /// same answer here, so a worker counts them once per burst when this is table 0
+    /// ([`crate::Pipeline::count_burst`]) instead of once per packet.
+    pub counts_per_burst: bool,
 }
 
 impl Counted for CompiledTable {
@@ -341,6 +346,7 @@ impl FlowTable {
                 prefetches: false,
                 conjunctive: false,
                 tracks: false,
+                counts_per_burst: false,
             }),
             retired_versions: Vec::new(),
             base_lookups: 0,
@@ -756,6 +762,13 @@ impl FlowTable {
         let prefetches = rebuilt.iter().any(|l| l.classifier.prefetches());
         let conjunctive = rebuilt.iter().any(|l| l.clauses.is_some());
         let tracks = rebuilt.iter().any(|l| l.tracks);
+        let counts_per_burst = !conjunctive
+            && rebuilt.iter().all(|l| {
+                matches!(
+                    l.classifier,
+                    crate::lookup::Classifier::Port(_) | crate::lookup::Classifier::Empty(_)
+                )
+            });
         let new = Arc::new(CompiledTable {
             table_id: self.id,
             levels: rebuilt.into(),
@@ -766,6 +779,7 @@ impl FlowTable {
             prefetches,
             conjunctive,
             tracks,
+            counts_per_burst,
         });
         let old = std::mem::replace(&mut self.compiled, new.clone());
         let (bl, bm) = (&mut self.base_lookups, &mut self.base_matches);
