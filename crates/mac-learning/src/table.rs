@@ -99,7 +99,7 @@ fn stored_port(value: u64) -> u32 {
 /// Whether `port` reads back from a slot as itself (see [`stored_port`]).
 #[inline(always)]
 fn storable(port: u32) -> bool {
-    port < 0x00ff_ff00 || port >= 0xffff_ff00
+    !(0x00ff_ff00..0xffff_ff00).contains(&port)
 }
 
 #[inline]
