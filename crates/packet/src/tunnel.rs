@@ -243,7 +243,7 @@ impl EncapTemplate {
             self.kind == TunnelKind::Geneve || options.is_empty(),
             "geneve options on a vxlan port"
         );
-        debug_assert!(options.len() % 4 == 0 && options.len() <= geneve::MAX_OPTIONS_LEN);
+        debug_assert!(options.len().is_multiple_of(4) && options.len() <= geneve::MAX_OPTIONS_LEN);
         let inner_len = pkt.data().len();
         let overhead = self.overhead(options.len());
         let ip_len = inner_len + overhead - ethernet::HEADER_LEN;
@@ -629,6 +629,8 @@ mod tests {
     /// One template reused for packets with other next hops, addresses, VNIs, lengths and
     /// options writes what a field-by-field encapsulation writes, and its IPv4 checksum
     /// (constant words summed once, the rest per packet) verifies.
+    type Case<'a> = (&'a [u8], [u8; 4], [u8; 4], u32, usize);
+
     #[test]
     fn a_reused_template_matches_the_field_by_field_headers() {
         let mut opts = [0u8; 16];
@@ -638,7 +640,8 @@ mod tests {
             for csum in [false, true] {
                 let base = encap_params(kind, csum, &[]);
                 let t = EncapTemplate::new(kind, base.eth_src, base.dst_port, base.ttl, csum);
-                let cases: [(&[u8], [u8; 4], [u8; 4], u32, usize); 5] = [
+                // (options, outer source, outer destination, VNI, inner length)
+                let cases: [Case<'_>; 5] = [
                     (&[], [192, 0, 2, 1], [192, 0, 2, 2], 5000, 60),
                     (
                         &opts[..n1],
