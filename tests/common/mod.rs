@@ -593,6 +593,25 @@ impl TunnelHosts {
     }
 }
 
+/// tcpdump of `ifname` in `ns` into `file`, only what `filter` (a pcap filter) takes
+/// (stopped by [`Capture::stop`]): a capture beside [`TunnelHosts::capture_underlay`],
+/// e.g. of an instance port.
+pub fn capture_in(ns: &Netns, ifname: &str, file: &Path, filter: &str) -> Capture {
+    let child = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.0, "timeout", "60", "tcpdump", "-nn", "-U",
+        ])
+        .args(["--immediate-mode", "-i", ifname, "-w"])
+        .arg(file)
+        .arg(filter)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    // tcpdump has no "ready" signal on a file: give it a moment to open the interface.
+    std::thread::sleep(Duration::from_millis(1000));
+    Capture(Some(child))
+}
+
 /// A capture process, stopped by SIGINT (so it flushes) by [`Capture::stop`] or on drop.
 pub struct Capture(Option<Child>);
 

@@ -1117,6 +1117,9 @@ impl Datapath {
                 counters,
                 max_inner: (usize::from(self.underlay.settings.uplink_mtu) + 14)
                     .saturating_sub(overhead),
+                template: packet::tunnel::EncapTemplate::new(
+                    s.kind, up.mac, s.dst_port, s.ttl, s.csum,
+                ),
             });
         }
         ports.sort_by_key(|p| p.spec.ofport);

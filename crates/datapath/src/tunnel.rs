@@ -269,6 +269,8 @@ pub(crate) struct TunnelPort {
     pub counters: Arc<TunnelCounters>,
     /// Largest inner frame (Ethernet header included) that fits the uplink.
     pub max_inner: usize,
+    /// The outer headers' constant bytes (uplink MAC, UDP port, TTL, tunnel flags).
+    pub template: packet::tunnel::EncapTemplate,
 }
 
 /// Every tunnel port, for the workers: immutable apart from atomics; a change makes a
@@ -408,13 +410,18 @@ impl Tunnels {
 
     #[inline]
     pub fn get(&self, ofport: u32) -> Option<&TunnelPort> {
+        self.index_of(ofport).map(|i| &self.ports[i])
+    }
+
+    /// Where tunnel port `ofport` is in [`Tunnels::ports`].
+    #[inline]
+    pub fn index_of(&self, ofport: u32) -> Option<usize> {
         if self.ports.is_empty() {
             return None;
         }
         self.ports
             .binary_search_by_key(&ofport, |p| p.spec.ofport)
             .ok()
-            .map(|i| &self.ports[i])
     }
 
     /// Whether the switch owns `ip` on uplink `slot` (a tunnel's `local_ip` there).

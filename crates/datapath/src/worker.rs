@@ -71,6 +71,26 @@ pub(crate) struct Worker {
 
 /// Final outputs of the packet being walked that wait for the end of the walk.
 const DEFERRED: usize = 16;
+/// Final tunnel outputs of the packet being walked that wait for the end of the walk
+/// (more, as in a head-end replication to many remotes, are copied at once).
+const TUNNEL_DEFERRED: usize = 8;
+
+/// One output to a tunnel port, with what its outer headers take from the packet's key
+/// at the output (a later `set_field` of `tun_dst` or `tunnel_id` for another output does
+/// not change it).
+#[derive(Clone, Copy)]
+struct TunnelOut {
+    /// The port's index in [`Tunnels::ports`].
+    port: usize,
+    /// The next hop's MAC; `None`: unresolved, the frame waits in `Tunnels::pending`.
+    eth_dst: Option<packet::wire::ethernet::Mac>,
+    next_hop: [u8; 4],
+    ip_src: [u8; 4],
+    ip_dst: [u8; 4],
+    vni: u32,
+    options_len: u8,
+    options: [u8; crate::tunnel::GENEVE_OPTIONS_ROOM],
+}
 
 /// Per-port tx batches; the pipeline's outputs land here.
 struct TxBatches<'a> {
@@ -89,6 +109,11 @@ struct TxBatches<'a> {
     /// it after the walk, the last one the packet itself, so the usual single output costs
     /// neither a reference count update nor a free.
     deferred: ArrayVec<u16, DEFERRED>,
+    /// Tunnel outputs of the current packet as it is at the end of the walk, their outer
+    /// headers' fields resolved when the output was taken: after the walk, the last one
+    /// gets the packet itself, encapsulated in its own headroom, unless a port in
+    /// `deferred` takes it as it is.
+    tunnel_deferred: ArrayVec<TunnelOut, TUNNEL_DEFERRED>,
     /// Walked packets that went nowhere, freed together after the burst
     /// ([`MbufBurst::free_all`]: one C call instead of one per packet).
     dropped: MbufBurst,
@@ -108,6 +133,16 @@ impl TxBatches<'_> {
     /// burst's other drops if there are none.
     #[inline]
     fn finish(&mut self, m: Mbuf) {
+        if !self.tunnel_deferred.is_empty() {
+            self.finish_tunnels(m);
+            return;
+        }
+        self.finish_ports(m);
+    }
+
+    /// [`Self::finish`] for a packet without tunnel outputs.
+    #[inline]
+    fn finish_ports(&mut self, m: Mbuf) {
         let Some(last) = self.deferred.pop() else {
             // At most one packet per slot of the burst: never full (else freed at once).
             let _ = self.dropped.push(m);
@@ -137,39 +172,74 @@ impl TxBatches<'_> {
         }
     }
 
-    /// Encapsulates a copy of the packet for a tunnel port and queues it on the uplink.
-    /// What cannot be sent is counted on the tunnel port.
-    #[cold]
-    fn tunnel_output(&mut self, t: &TunnelPort, pkt: &Pkt, key: &FlowKey) {
+    /// An output to tunnel port `ports[i]`: its outer headers' fields resolved from the
+    /// key now, then, if the packet is final (no later action edits it), deferred to the
+    /// end of the walk ([`Self::finish_tunnels`]: encapsulated in place when nothing else
+    /// needs the frame as it is); otherwise encapsulated in a copy at once. What cannot
+    /// be sent is counted on the tunnel port.
+    #[inline]
+    fn tunnel_output(&mut self, i: usize, pkt: &Pkt, key: &FlowKey, emit: Emit) {
+        let Some(out) = self.resolve_tunnel(i, pkt, key) else {
+            return;
+        };
+        self.handed += 1;
+        if emit == Emit::Final && pkt.0.id() == self.current && !self.tunnel_deferred.is_full() {
+            self.tunnel_deferred.push(out);
+            return;
+        }
+        // Edited after this output, a group bucket's copy (the walk keeps it), or more
+        // tunnel outputs than are deferred: a copy of the frame as it is now.
+        let Some(m) = pkt.0.deep_copy() else {
+            self.tunnels.ports[i].counters.encap_failed.add(1);
+            return;
+        };
+        self.send_tunnel(&out, m);
+    }
+
+    /// The fields of an output to `ports[i]` that come from the packet's key: the outer
+    /// destination and its next hop (`remote_ip = "flow"`: `tun_dst`), source, VNI and
+    /// Geneve options. `None` when the output is dropped here (counted): no `tun_dst`, or
+    /// too big for the uplink once encapsulated (IPv4 with DF: handed to the control plane
+    /// to answer with ICMP fragmentation-needed).
+    #[inline]
+    fn resolve_tunnel(&mut self, i: usize, pkt: &Pkt, key: &FlowKey) -> Option<TunnelOut> {
+        let tunnels = self.tunnels;
+        let t = &tunnels.ports[i];
         let c = &t.counters;
         let s = &t.spec;
-        let (ip_dst, next_hop, next_hop_mac) = if s.remote_is_flow() {
+        let (ip_dst, next_hop, eth_dst) = if s.remote_is_flow() {
             let dst = key.tun_dst();
             let hop = (dst != crate::tunnel::REMOTE_FROM_FLOW)
-                .then(|| {
-                    crate::tunnel::route(&self.tunnels.settings, s.local_ip, s.local_prefix, dst)
-                })
+                .then(|| crate::tunnel::route(&tunnels.settings, s.local_ip, s.local_prefix, dst))
                 .flatten();
             let Some(hop) = hop else {
                 c.no_tun_dst.add(1);
-                return;
+                return None;
             };
-            let mac = self.tunnels.flow_hops.mac(t.uplink_slot, s.local_ip, hop);
+            let mac = tunnels.flow_hops.mac(t.uplink_slot, s.local_ip, hop);
             (dst, hop, mac)
         } else {
             (s.remote_ip, t.next_hop, t.neighbour.get())
         };
-        let inner = pkt.0.data();
-        let mut options = [0u8; crate::tunnel::GENEVE_OPTIONS_ROOM];
-        let options_len = if s.kind == packet::tunnel::TunnelKind::Geneve {
-            crate::tunnel::word_to_options(
-                &self.tunnels.geneve_map.load(),
-                key.words[packet::TUN_METADATA_WORD],
-                &mut options,
-            )
-        } else {
-            0
+        let mut out = TunnelOut {
+            port: i,
+            eth_dst,
+            next_hop,
+            ip_src: self.outer_source(t, key),
+            ip_dst,
+            vni: s.vni.unwrap_or(key.tunnel_id() as u32),
+            options_len: 0,
+            options: [0; crate::tunnel::GENEVE_OPTIONS_ROOM],
         };
+        // No TLV map load for VXLAN, nor for a packet without option data to send.
+        let word = key.words[packet::TUN_METADATA_WORD];
+        if s.kind == packet::tunnel::TunnelKind::Geneve && word != 0 {
+            let n =
+                crate::tunnel::word_to_options(&tunnels.geneve_map.load(), word, &mut out.options);
+            out.options_len = n as u8;
+        }
+        let options_len = usize::from(out.options_len);
+        let inner = pkt.0.data();
         if inner.len() + options_len > t.max_inner {
             c.mtu_drops.add(1);
             // DF set: the sender learns the path MTU by ICMP (from the control plane).
@@ -177,57 +247,98 @@ impl TxBatches<'_> {
                 let mtu = (t.max_inner.saturating_sub(14 + options_len)).min(usize::from(u16::MAX))
                     as u16;
                 if let Some(slot) = self.ports.index_of(key.in_port()) {
-                    if self
-                        .tunnels
-                        .too_big
-                        .push((slot, mtu, pkt.0.share()))
-                        .is_ok()
-                    {
+                    if tunnels.too_big.push((slot, mtu, pkt.0.share())).is_ok() {
                         c.frag_needed.add(1);
                     }
                 }
             }
-            return;
+            return None;
         }
-        let e = packet::tunnel::Encap {
-            kind: s.kind,
-            eth_src: t.uplink_mac,
+        Some(out)
+    }
+
+    /// Encapsulates `m` for `out` and queues it on the uplink (or, its next hop
+    /// unresolved, hands it to the control plane to hold). The outer headers go into
+    /// `m`'s own headroom when no one else holds it (the usual single output: no copy,
+    /// as Open vSwitch's `tnl_push`); a shared buffer, or one without the headroom, is
+    /// copied first.
+    #[inline]
+    fn send_tunnel(&mut self, out: &TunnelOut, mut m: Mbuf) {
+        let tunnels = self.tunnels;
+        let t = &tunnels.ports[out.port];
+        let c = &t.counters;
+        let options = &out.options[..usize::from(out.options_len)];
+        if !m.can_prepend_in_place(t.template.overhead(options.len())) {
+            match m.deep_copy() {
+                Some(copy) => m = copy,
+                None => {
+                    c.encap_failed.add(1);
+                    return;
+                }
+            }
+        }
+        let inner_len = m.data().len();
+        let fields = packet::tunnel::EncapFields {
             // Unresolved: filled in by the control plane when the ARP reply comes.
-            eth_dst: next_hop_mac.unwrap_or_default(),
-            ip_src: self.outer_source(t, key),
-            ip_dst,
-            dst_port: s.dst_port,
-            vni: s.vni.unwrap_or(key.tunnel_id() as u32),
-            ttl: s.ttl,
-            udp_checksum: s.csum,
-            geneve_options: &options[..options_len],
+            eth_dst: out.eth_dst.unwrap_or_default(),
+            ip_src: out.ip_src,
+            ip_dst: out.ip_dst,
+            vni: out.vni,
+            src_port: packet::tunnel::udp_src_port(m.data()),
+            geneve_options: options,
         };
-        let src_port = packet::tunnel::udp_src_port(inner);
-        let Some(m) = pkt.0.deep_copy() else {
-            c.encap_failed.add(1);
-            return;
-        };
-        let mut out = Pkt(m);
-        if packet::tunnel::encap(&mut out, &e, src_port).is_err() {
+        let mut pkt = Pkt(m);
+        if t.template.encap(&mut pkt, &fields).is_err() {
             c.encap_failed.add(1);
             return;
         }
-        self.handed += 1;
         c.tx_packets.add(1);
-        c.tx_bytes.add(inner.len() as u64);
-        if next_hop_mac.is_none() {
+        c.tx_bytes.add(inner_len as u64);
+        if out.eth_dst.is_none() {
             // Held until the next hop resolves (bounded: docs/tunnels.md).
-            if self
-                .tunnels
+            if tunnels
                 .pending
-                .push((t.uplink_slot, next_hop, out.0))
+                .push((t.uplink_slot, out.next_hop, pkt.0))
                 .is_err()
             {
                 c.no_neighbour.add(1);
             }
             return;
         }
-        self.queue(t.uplink_slot, out.0);
+        self.queue(t.uplink_slot, pkt.0);
+    }
+
+    /// [`Self::finish`] for a packet with tunnel outputs. The packet itself goes to the
+    /// last one, encapsulated in place, unless a port takes it unencapsulated (then every
+    /// tunnel output gets a copy and the ports share the original as usual). The copies
+    /// are taken first: the in-place encapsulation changes the buffer under them.
+    ///
+    /// A copy rather than a header mbuf chained before a shared clone: the clone would
+    /// need an indirect mbuf (a shared direct one has one data offset, which the in-place
+    /// encapsulation or a port's view would move under the others), every uplink to
+    /// transmit chains, and the UDP checksum to run over segments; for the frames a
+    /// switch floods (ARP, broadcast, first packets) the copy of the frame costs about
+    /// what the allocation and attachment cost.
+    #[inline(never)]
+    fn finish_tunnels(&mut self, m: Mbuf) {
+        let n = self.tunnel_deferred.len();
+        let in_place = self.deferred.is_empty();
+        let copies = if in_place { n - 1 } else { n };
+        for k in 0..copies {
+            let out = self.tunnel_deferred[k];
+            match m.deep_copy() {
+                Some(copy) => self.send_tunnel(&out, copy),
+                None => self.tunnels.ports[out.port].counters.encap_failed.add(1),
+            }
+        }
+        if in_place {
+            let out = self.tunnel_deferred[n - 1];
+            self.tunnel_deferred.clear();
+            self.send_tunnel(&out, m);
+        } else {
+            self.tunnel_deferred.clear();
+            self.finish_ports(m);
+        }
     }
 }
 
@@ -244,8 +355,8 @@ impl Sink<Pkt> for TxBatches<'_> {
         // One port lookup: a port slot, else perhaps a tunnel port.
         match self.ports.index_of(port) {
             Some(idx) => self.output_slot(idx, pkt, emit),
-            None => match self.tunnels.get(port) {
-                Some(t) => self.tunnel_output(t, pkt, key),
+            None => match self.tunnels.index_of(port) {
+                Some(i) => self.tunnel_output(i, pkt, key, emit),
                 None => self.unknown_port += 1,
             },
         }
@@ -555,6 +666,7 @@ impl Worker {
             handed: 0,
             current: 0,
             deferred: ArrayVec::new(),
+            tunnel_deferred: ArrayVec::new(),
             dropped: MbufBurst::new(),
         };
         // Table 0 counted once for the burst when it answers from in_port alone (all the

@@ -111,15 +111,72 @@ impl Mbuf {
         }
     }
 
+    /// `rte_pktmbuf_headroom`: the data offset in the buffer, read here, not in C.
+    #[inline]
     pub fn headroom(&self) -> usize {
-        // SAFETY: reads fields of a valid mbuf.
-        unsafe { dpdk_sys::ff_pktmbuf_headroom(self.0.as_ptr()) as usize }
+        // SAFETY: reads a field of a valid mbuf.
+        unsafe { usize::from((*self.0.as_ptr()).data_off) }
     }
 
     #[inline]
     pub fn is_shared(&self) -> bool {
-        // SAFETY: reads the refcnt of a valid mbuf.
-        unsafe { dpdk_sys::ff_mbuf_refcnt_read(self.0.as_ptr()) > 1 }
+        self.refcnt() > 1
+    }
+
+    /// `rte_mbuf_refcnt_read`, read here rather than through a C call (once or twice per
+    /// packet on the encapsulation and edit paths): a relaxed atomic load, as DPDK's.
+    #[inline]
+    fn refcnt(&self) -> u16 {
+        // SAFETY: the mbuf is valid and `refcnt` is an aligned u16 that DPDK only updates
+        // atomically; other owners may update it concurrently, hence the atomic load.
+        unsafe {
+            let p = ptr::addr_of_mut!((*self.0.as_ptr()).refcnt);
+            std::sync::atomic::AtomicU16::from_ptr(p).load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    /// Whether the mbuf holds its data in its own buffer: neither attached to another
+    /// mbuf's (`rte_pktmbuf_attach`, an indirect mbuf) nor to an external one. Only a
+    /// direct mbuf with one owner may have its headroom written without a copy.
+    #[inline]
+    pub fn is_direct(&self) -> bool {
+        const NOT_DIRECT: u64 = dpdk_sys::RTE_MBUF_F_INDIRECT | dpdk_sys::RTE_MBUF_F_EXTERNAL;
+        // SAFETY: reads a field of a valid mbuf.
+        unsafe { (*self.0.as_ptr()).ol_flags & NOT_DIRECT == 0 }
+    }
+
+    /// Whether [`Mbuf::prepend_in_place`] of `n` bytes would succeed: one owner, direct,
+    /// `n` bytes of headroom.
+    #[inline]
+    pub fn can_prepend_in_place(&self, n: usize) -> bool {
+        self.headroom() >= n && self.refcnt() == 1 && self.is_direct()
+    }
+
+    /// Grows the packet at the front by `n` bytes into its own headroom and returns the
+    /// whole first segment, if that needs no copy: this is the buffer's only owner, the
+    /// mbuf is direct and it has `n` bytes of headroom. `None`, and nothing changed,
+    /// otherwise: unlike [`Mbuf::prepend`] it never copies, so the caller chooses what a
+    /// copy is worth (a tunnel output pushes its outer headers here, as OVS does).
+    #[inline]
+    pub fn prepend_in_place(&mut self, n: usize) -> Option<&mut [u8]> {
+        if !self.can_prepend_in_place(n) {
+            return None;
+        }
+        let n = n as u16;
+        let m = self.0.as_ptr();
+        // SAFETY: the mbuf is valid, direct and ours alone (refcnt 1), so no other owner
+        // reads its offsets or data; moving data_off back by at most data_off bytes (its
+        // headroom, checked) keeps the data inside the mbuf's own buffer, as
+        // rte_pktmbuf_prepend does.
+        unsafe {
+            (*m).data_off -= n;
+            (*m).data_len += n;
+            (*m).pkt_len += u32::from(n);
+            Some(std::slice::from_raw_parts_mut(
+                mtod(m),
+                usize::from((*m).data_len),
+            ))
+        }
     }
 
     /// The buffer's identity (its address): two owners of one shared buffer have the same.
@@ -182,6 +239,9 @@ impl Mbuf {
     /// Grows the packet at the front by `n` bytes (into the headroom) and
     /// returns the whole packet; `None` if the headroom is too small.
     pub fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        if self.can_prepend_in_place(n) {
+            return self.prepend_in_place(n);
+        }
         let n = u16::try_from(n).ok()?;
         if !self.make_writable() {
             return None;

@@ -105,71 +105,186 @@ pub fn inner_hash(inner: &[u8]) -> u32 {
     (h ^ (h >> 29)) as u32
 }
 
-/// Prepends the outer headers and the tunnel header to the inner frame in `pkt`.
+/// Prepends the outer headers and the tunnel header to the inner frame in `pkt`: one
+/// [`EncapTemplate`] built for this call (a port that sends many packets keeps its own).
 pub fn encap<P: PacketBuf + ?Sized>(
     pkt: &mut P,
     e: &Encap<'_>,
     src_port: u16,
 ) -> Result<(), EncapError> {
-    let inner_len = pkt.data().len();
-    let overhead = e.overhead();
-    let ip_len = inner_len + overhead - ethernet::HEADER_LEN;
-    if ip_len > usize::from(u16::MAX) {
-        return Err(EncapError::TooLong);
-    }
-    let Some(h) = pkt.prepend(overhead) else {
-        return Err(EncapError::NoHeadroom);
-    };
-    // Some buffers hand back the whole frame rather than only the new bytes.
-    let h = &mut h[..overhead];
-    h[0..6].copy_from_slice(&e.eth_dst);
-    h[6..12].copy_from_slice(&e.eth_src);
-    h[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
-    {
-        let mut ip = ipv4::Packet::new_unchecked(&mut h[14..34]);
-        ip.set_version_and_header_len(ipv4::MIN_HEADER_LEN);
-        ip.set_dscp(0);
-        ip.set_ecn(0);
-        ip.set_total_len(ip_len as u16);
-        ip.set_ident(0);
-        // RFC 7348: VTEPs must not fragment; DF tells the underlay the same.
-        ip.set_frag(true, false, 0);
-        ip.set_ttl(e.ttl);
-        ip.set_protocol(ip_proto::UDP);
-        ip.set_src(e.ip_src);
-        ip.set_dst(e.ip_dst);
-        ip.fill_checksum();
-    }
-    let udp_len = (ip_len - ipv4::MIN_HEADER_LEN) as u16;
-    {
-        let mut u = udp::Packet::new_unchecked(&mut h[34..42]);
-        u.set_src_port(src_port);
-        u.set_dst_port(e.dst_port);
-        u.set_len(udp_len);
-        u.set_checksum(0);
-    }
-    let t = &mut h[42..];
-    match e.kind {
-        TunnelKind::Vxlan => vxlan::Packet::new_unchecked(&mut t[..]).init(e.vni),
-        TunnelKind::Geneve => {
-            let mut g = geneve::Packet::new_unchecked(&mut t[..]);
-            g.init(
-                e.vni,
+    EncapTemplate::new(e.kind, e.eth_src, e.dst_port, e.ttl, e.udp_checksum).encap(
+        pkt,
+        &EncapFields {
+            eth_dst: e.eth_dst,
+            ip_src: e.ip_src,
+            ip_dst: e.ip_dst,
+            vni: e.vni,
+            src_port,
+            geneve_options: e.geneve_options,
+        },
+    )
+}
+
+/// Outer Ethernet/IPv4/UDP and the tunnel header without Geneve options.
+const TEMPLATE_LEN: usize = OUTER_LEN + vxlan::HEADER_LEN;
+const _: () = assert!(vxlan::HEADER_LEN == geneve::HEADER_LEN);
+
+/// A tunnel port's outer headers with every byte that is the same for all its packets
+/// already in place, built when the port is set up: encapsulating a packet then copies
+/// [`TEMPLATE_LEN`] bytes and patches the few that are not constant, and the IPv4 header
+/// checksum is the sum of the constant words (kept here) plus those few, instead of
+/// writing each field and summing the whole header per packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncapTemplate {
+    kind: TunnelKind,
+    udp_checksum: bool,
+    header: [u8; TEMPLATE_LEN],
+    /// One's-complement sum of the IPv4 header's constant words (version/IHL/DSCP,
+    /// identification, flags, TTL/protocol): the checksum's part that never changes.
+    ip_constant_sum: u64,
+}
+
+/// What an encapsulation takes from the packet rather than from its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncapFields<'a> {
+    /// The next hop's MAC (zero while unresolved: filled in when its ARP reply comes).
+    pub eth_dst: Mac,
+    pub ip_src: [u8; 4],
+    pub ip_dst: [u8; 4],
+    pub vni: u32,
+    /// From the inner flow's hash ([`udp_src_port`]).
+    pub src_port: u16,
+    /// Geneve options, already encoded ([`geneve::emit_option`]): a multiple of 4 bytes,
+    /// at most [`geneve::MAX_OPTIONS_LEN`]; must be empty for VXLAN.
+    pub geneve_options: &'a [u8],
+}
+
+/// Offsets of the per-packet fields in the outer headers.
+mod at {
+    pub const ETH_DST: usize = 0;
+    pub const IP_TOTAL_LEN: usize = 16;
+    pub const IP_CHECKSUM: usize = 24;
+    pub const IP_SRC: usize = 26;
+    pub const IP_DST: usize = 30;
+    pub const UDP_SRC_PORT: usize = 34;
+    pub const UDP_LEN: usize = 38;
+    pub const UDP_CHECKSUM: usize = 40;
+    /// Geneve's option length, in 4-byte words (6 bits; the version bits are zero).
+    pub const GENEVE_OPT_LEN: usize = 42;
+    /// The VNI's 3 bytes: the same place in VXLAN and Geneve.
+    pub const VNI: usize = 46;
+}
+
+impl EncapTemplate {
+    /// The constant outer headers of a port: its uplink's MAC as the source, UDP to
+    /// `dst_port`, `ttl`, DF set (RFC 7348: VTEPs must not fragment, and DF tells the
+    /// underlay the same), identification 0, the tunnel header's flags and protocol.
+    pub fn new(
+        kind: TunnelKind,
+        eth_src: Mac,
+        dst_port: u16,
+        ttl: u8,
+        udp_checksum: bool,
+    ) -> EncapTemplate {
+        let mut h = [0u8; TEMPLATE_LEN];
+        h[6..12].copy_from_slice(&eth_src);
+        h[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
+        {
+            let mut ip = ipv4::Packet::new_unchecked(&mut h[14..34]);
+            ip.set_version_and_header_len(ipv4::MIN_HEADER_LEN);
+            ip.set_dscp(0);
+            ip.set_ecn(0);
+            ip.set_ident(0);
+            ip.set_frag(true, false, 0);
+            ip.set_ttl(ttl);
+            ip.set_protocol(ip_proto::UDP);
+        }
+        h[36..38].copy_from_slice(&dst_port.to_be_bytes());
+        let t = &mut h[OUTER_LEN..];
+        match kind {
+            TunnelKind::Vxlan => vxlan::Packet::new_unchecked(&mut t[..]).init(0),
+            TunnelKind::Geneve => geneve::Packet::new_unchecked(&mut t[..]).init(
+                0,
                 geneve::PROTOCOL_ETHERNET,
-                e.geneve_options.len(),
+                0,
                 false,
-            );
-            t[geneve::HEADER_LEN..].copy_from_slice(e.geneve_options);
+            ),
+        }
+        // Every word but total length, checksum, source and destination (zero here).
+        let ip_constant_sum = checksum::sum(&h[14..34]);
+        EncapTemplate {
+            kind,
+            udp_checksum,
+            header: h,
+            ip_constant_sum,
         }
     }
-    if e.udp_checksum {
-        let seg = &pkt.data()[34..];
-        let c = checksum::transport_v4(e.ip_src, e.ip_dst, ip_proto::UDP, seg);
-        // Zero means "no checksum" over IPv4: a computed zero is sent as all ones.
-        let c = if c == 0 { 0xffff } else { c };
-        pkt.data_mut()[40..42].copy_from_slice(&c.to_be_bytes());
+
+    pub fn kind(&self) -> TunnelKind {
+        self.kind
     }
-    Ok(())
+
+    /// Bytes an encapsulation with `options_len` bytes of Geneve options adds.
+    #[inline]
+    pub fn overhead(&self, options_len: usize) -> usize {
+        TEMPLATE_LEN + options_len
+    }
+
+    /// Prepends the outer headers and the tunnel header to the inner frame in `pkt`; on an
+    /// error the frame is unchanged.
+    #[inline]
+    pub fn encap<P: PacketBuf + ?Sized>(
+        &self,
+        pkt: &mut P,
+        f: &EncapFields<'_>,
+    ) -> Result<(), EncapError> {
+        let options = f.geneve_options;
+        debug_assert!(
+            self.kind == TunnelKind::Geneve || options.is_empty(),
+            "geneve options on a vxlan port"
+        );
+        debug_assert!(options.len().is_multiple_of(4) && options.len() <= geneve::MAX_OPTIONS_LEN);
+        let inner_len = pkt.data().len();
+        let overhead = self.overhead(options.len());
+        let ip_len = inner_len + overhead - ethernet::HEADER_LEN;
+        if ip_len > usize::from(u16::MAX) {
+            return Err(EncapError::TooLong);
+        }
+        let Some(h) = pkt.prepend(overhead) else {
+            return Err(EncapError::NoHeadroom);
+        };
+        // Some buffers hand back the whole frame rather than only the new bytes.
+        let h = &mut h[..overhead];
+        h[..TEMPLATE_LEN].copy_from_slice(&self.header);
+        h[at::ETH_DST..at::ETH_DST + 6].copy_from_slice(&f.eth_dst);
+        let ip_len = ip_len as u16;
+        h[at::IP_TOTAL_LEN..at::IP_TOTAL_LEN + 2].copy_from_slice(&ip_len.to_be_bytes());
+        h[at::IP_SRC..at::IP_SRC + 4].copy_from_slice(&f.ip_src);
+        h[at::IP_DST..at::IP_DST + 4].copy_from_slice(&f.ip_dst);
+        let s = self.ip_constant_sum
+            + u64::from(ip_len)
+            + checksum::sum(&f.ip_src)
+            + checksum::sum(&f.ip_dst);
+        h[at::IP_CHECKSUM..at::IP_CHECKSUM + 2]
+            .copy_from_slice(&(!checksum::fold(s)).to_be_bytes());
+        h[at::UDP_SRC_PORT..at::UDP_SRC_PORT + 2].copy_from_slice(&f.src_port.to_be_bytes());
+        let udp_len = ip_len - ipv4::MIN_HEADER_LEN as u16;
+        h[at::UDP_LEN..at::UDP_LEN + 2].copy_from_slice(&udp_len.to_be_bytes());
+        h[at::VNI..at::VNI + 3].copy_from_slice(&(f.vni & 0x00ff_ffff).to_be_bytes()[1..]);
+        if !options.is_empty() {
+            h[at::GENEVE_OPT_LEN] = (options.len() / 4) as u8 & 0x3f;
+            h[TEMPLATE_LEN..].copy_from_slice(options);
+        }
+        if self.udp_checksum {
+            let seg = &pkt.data()[OUTER_LEN - udp::HEADER_LEN..];
+            let c = checksum::transport_v4(f.ip_src, f.ip_dst, ip_proto::UDP, seg);
+            // Zero means "no checksum" over IPv4: a computed zero is sent as all ones.
+            let c = if c == 0 { 0xffff } else { c };
+            pkt.data_mut()[at::UDP_CHECKSUM..at::UDP_CHECKSUM + 2]
+                .copy_from_slice(&c.to_be_bytes());
+        }
+        Ok(())
+    }
 }
 
 /// The outer headers of a UDP/IPv4 frame, as decapsulation needs them.
@@ -460,6 +575,126 @@ mod tests {
         let t = parse_tunnel(f, &o, TunnelKind::Geneve).unwrap();
         assert_eq!(&f[t.inner_offset..], &inner()[..]);
         verify_udp_checksum(f, &o).unwrap();
+    }
+
+    /// The outer headers written field by field, as encapsulation did before templates:
+    /// the reference the template's copy-and-patch must match byte for byte.
+    fn reference_encap(inner: &[u8], e: &Encap<'_>, src_port: u16) -> Vec<u8> {
+        let overhead = e.overhead();
+        let ip_len = inner.len() + overhead - ethernet::HEADER_LEN;
+        let mut h = vec![0u8; overhead];
+        h[0..6].copy_from_slice(&e.eth_dst);
+        h[6..12].copy_from_slice(&e.eth_src);
+        h[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
+        {
+            let mut ip = ipv4::Packet::new_unchecked(&mut h[14..34]);
+            ip.set_version_and_header_len(ipv4::MIN_HEADER_LEN);
+            ip.set_total_len(ip_len as u16);
+            ip.set_frag(true, false, 0);
+            ip.set_ttl(e.ttl);
+            ip.set_protocol(ip_proto::UDP);
+            ip.set_src(e.ip_src);
+            ip.set_dst(e.ip_dst);
+            ip.fill_checksum();
+        }
+        {
+            let mut u = udp::Packet::new_unchecked(&mut h[34..42]);
+            u.set_src_port(src_port);
+            u.set_dst_port(e.dst_port);
+            u.set_len((ip_len - ipv4::MIN_HEADER_LEN) as u16);
+        }
+        let t = &mut h[42..];
+        match e.kind {
+            TunnelKind::Vxlan => vxlan::Packet::new_unchecked(&mut t[..]).init(e.vni),
+            TunnelKind::Geneve => {
+                geneve::Packet::new_unchecked(&mut t[..]).init(
+                    e.vni,
+                    geneve::PROTOCOL_ETHERNET,
+                    e.geneve_options.len(),
+                    false,
+                );
+                t[geneve::HEADER_LEN..].copy_from_slice(e.geneve_options);
+            }
+        }
+        let mut f = h;
+        f.extend_from_slice(inner);
+        if e.udp_checksum {
+            let c = checksum::transport_v4(e.ip_src, e.ip_dst, ip_proto::UDP, &f[34..]);
+            let c = if c == 0 { 0xffff } else { c };
+            f[40..42].copy_from_slice(&c.to_be_bytes());
+        }
+        f
+    }
+
+    /// One template reused for packets with other next hops, addresses, VNIs, lengths and
+    /// options writes what a field-by-field encapsulation writes, and its IPv4 checksum
+    /// (constant words summed once, the rest per packet) verifies.
+    type Case<'a> = (&'a [u8], [u8; 4], [u8; 4], u32, usize);
+
+    #[test]
+    fn a_reused_template_matches_the_field_by_field_headers() {
+        let mut opts = [0u8; 16];
+        let n1 = geneve::emit_option(&mut opts, 0x0102, 3, &[1, 2, 3, 4]);
+        let n2 = n1 + geneve::emit_option(&mut opts[n1..], 0xffff, 0x7f, &[0xff; 4]);
+        for kind in [TunnelKind::Vxlan, TunnelKind::Geneve] {
+            for csum in [false, true] {
+                let base = encap_params(kind, csum, &[]);
+                let t = EncapTemplate::new(kind, base.eth_src, base.dst_port, base.ttl, csum);
+                // (options, outer source, outer destination, VNI, inner length)
+                let cases: [Case<'_>; 5] = [
+                    (&[], [192, 0, 2, 1], [192, 0, 2, 2], 5000, 60),
+                    (
+                        &opts[..n1],
+                        [10, 255, 0, 1],
+                        [255, 255, 255, 254],
+                        0xff_ffff,
+                        61,
+                    ),
+                    (&opts[..n2], [0, 0, 0, 0], [1, 2, 3, 4], 0, 1400),
+                    (&[], [255; 4], [255; 4], 0x1_000_001, 14),
+                    (&opts[..n1], [192, 168, 1, 1], [172, 16, 0, 9], 77, 1450),
+                ];
+                for (o, src, dst, vni, len) in cases {
+                    let o = if kind == TunnelKind::Vxlan {
+                        &[][..]
+                    } else {
+                        o
+                    };
+                    let mut frame = inner();
+                    frame.resize(len.max(14), 0x5a);
+                    let e = Encap {
+                        eth_dst: [0x0a, 1, 2, 3, 4, (len & 0xff) as u8],
+                        ip_src: src,
+                        ip_dst: dst,
+                        vni: vni & 0xff_ffff,
+                        geneve_options: o,
+                        ..base
+                    };
+                    let sport = udp_src_port(&frame);
+                    let mut b = VecBuf::new(&frame);
+                    let fields = EncapFields {
+                        eth_dst: e.eth_dst,
+                        ip_src: src,
+                        ip_dst: dst,
+                        vni,
+                        src_port: sport,
+                        geneve_options: o,
+                    };
+                    t.encap(&mut b, &fields).unwrap();
+                    assert_eq!(
+                        b.data(),
+                        &reference_encap(&frame, &e, sport)[..],
+                        "{kind:?} csum {csum} src {src:?} dst {dst:?} options {}",
+                        o.len()
+                    );
+                    assert!(ipv4::Packet::new_checked(&b.data()[14..])
+                        .unwrap()
+                        .verify_checksum());
+                    let outer = parse_outer(b.data()).unwrap().unwrap();
+                    verify_udp_checksum(b.data(), &outer).unwrap();
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The tunnel scenarios of `perf/icount.sh`, B1k through a VXLAN port: VXe encapsulates
-//! what B1k outputs (a copy of the frame, the UDP source port hashed from it, the outer
-//! headers: what the worker does on output to a tunnel port, with a reused buffer in place
-//! of the mbuf it takes from its pool); VXd receives B1k's frames in VXLAN and does what
+//! what B1k outputs as the worker does (`TxBatches::tunnel_output`/`send_tunnel`): the
+//! output is final, so it is deferred to the end of the walk, where the packet itself gets
+//! the outer headers in its own headroom from the port's `EncapTemplate`, with the UDP
+//! source port hashed from the inner frame (the worker's copy for a shared buffer is not
+//! taken: B1k outputs each packet once); VXd receives B1k's frames in VXLAN and does what
 //! the worker does on an uplink before the walk (outer headers parsed and checked, the
 //! VXLAN header read, the outer headers stripped, `in_port`, `tunnel_id`, `tun_src` and
 //! `tun_dst` set). Neither counts the DPDK rx/tx or the tunnel counters' atomics.
@@ -15,7 +17,7 @@ mod common;
 use std::hint::black_box;
 use std::time::Instant;
 
-use packet::tunnel::{Encap, TunnelKind};
+use packet::tunnel::{Encap, EncapFields, EncapTemplate, TunnelKind};
 use packet::{FlowKey, PacketBuf, VecBuf};
 use pipeline::{Emit, Pipeline, Sink, WorkerContext};
 
@@ -42,68 +44,48 @@ fn tunnel_encap() -> Encap<'static> {
     }
 }
 
-/// An mbuf's stand-in for the encapsulated copy: a fixed buffer reused for every packet
-/// (the worker takes an mbuf from its pool's per-core cache, which no allocator call
-/// here should outweigh), DPDK's 128 bytes of headroom in front of the frame.
-struct Scratch {
-    buf: [u8; 2048],
-    head: usize,
-    end: usize,
-}
-
-impl Scratch {
-    fn fill(&mut self, frame: &[u8]) {
-        self.head = packet::buf::DEFAULT_HEADROOM;
-        self.end = self.head + frame.len();
-        self.buf[self.head..self.end].copy_from_slice(frame);
-    }
-}
-
-impl PacketBuf for Scratch {
-    fn data(&self) -> &[u8] {
-        &self.buf[self.head..self.end]
-    }
-    fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.head..self.end]
-    }
-    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
-        self.head = self.head.checked_sub(n)?;
-        Some(&mut self.buf[self.head..self.head + n])
-    }
-    fn adj(&mut self, n: usize) -> bool {
-        if self.head + n > self.end {
-            return false;
-        }
-        self.head += n;
-        true
-    }
-}
-
-/// The sink of the tunnel scenarios: outputs to `encap_port` are copied and encapsulated
-/// (VXe), the rest counted as [`Count`] does.
+/// The sink of the tunnel scenarios: an output to `encap_port` is deferred (its fields
+/// resolved, as the worker resolves them from the key) and the packet encapsulated in
+/// place after the walk ([`TunnelSink::finish`]); the rest counted as [`Count`] does.
 struct TunnelSink {
     encap_port: Option<u32>,
     count: u64,
-    scratch: Box<Scratch>,
+    template: EncapTemplate,
+    deferred: Option<EncapFields<'static>>,
 }
 
 impl Sink<VecBuf> for TunnelSink {
     #[inline]
-    fn output(&mut self, port: u32, _q: Option<u32>, pkt: &VecBuf, _e: Emit) {
+    fn output(&mut self, port: u32, _q: Option<u32>, _pkt: &VecBuf, _e: Emit) {
         if self.encap_port == Some(port) {
-            let inner = pkt.data();
-            let out = &mut *self.scratch;
-            out.fill(inner);
-            let src_port = packet::tunnel::udp_src_port(inner);
-            if packet::tunnel::encap(out, &tunnel_encap(), src_port).is_ok() {
-                self.count += black_box(out.data()).len() as u64;
-            }
+            let e = tunnel_encap();
+            self.deferred = Some(EncapFields {
+                eth_dst: e.eth_dst,
+                ip_src: e.ip_src,
+                ip_dst: e.ip_dst,
+                vni: e.vni,
+                src_port: 0,
+                geneve_options: &[],
+            });
         } else {
             self.count += u64::from(port);
         }
     }
     fn clone_packet(&mut self, pkt: &VecBuf) -> Option<VecBuf> {
         Some(pkt.clone())
+    }
+}
+
+impl TunnelSink {
+    /// After the walk: the deferred tunnel output gets the packet itself.
+    #[inline]
+    fn finish(&mut self, pkt: &mut VecBuf) {
+        if let Some(mut f) = self.deferred.take() {
+            f.src_port = packet::tunnel::udp_src_port(pkt.data());
+            if self.template.encap(pkt, &f).is_ok() {
+                self.count += black_box(pkt.data()).len() as u64;
+            }
+        }
     }
 }
 
@@ -161,6 +143,7 @@ fn pass_tunnel(
         }
         for ((_, pkt), key) in burst.iter_mut().zip(keys[..n].iter_mut()) {
             black_box(pl.process(pkt, key, ctx, sink));
+            sink.finish(pkt);
         }
     }
 }
@@ -210,14 +193,12 @@ fn run_tunnel(name: &str) {
         frames(1000, 1000, false, 0)
     };
     let mut pkts = orig.clone();
+    let e = tunnel_encap();
     let mut sink = TunnelSink {
         encap_port: (!decap).then_some(2),
         count: 0,
-        scratch: Box::new(Scratch {
-            buf: [0; 2048],
-            head: 0,
-            end: 0,
-        }),
+        template: EncapTemplate::new(e.kind, e.eth_src, e.dst_port, e.ttl, e.udp_checksum),
+        deferred: None,
     };
     pass_tunnel(&pl, &mut pkts, &mut ctx, &mut sink, decap);
     let rounds = 100;
