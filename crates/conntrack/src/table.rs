@@ -218,6 +218,31 @@ struct Entry {
 
 const NIL: u32 = u32::MAX;
 
+/// The longest IP packet (from its IP header on) [`Tracker::track_ip`] remembers.
+const MEMO_BYTES: usize = 256;
+
+/// The last IP packet [`Tracker::track_ip`] parsed, kept whole, and the lookup made for
+/// it. A pipeline's second `ct` on a packet (`ct(table=1)`, then `ct(commit)` in table 1)
+/// sees the same bytes and skips the parse and the hash probe, as Open vSwitch keeps the
+/// connection it found in the packet's metadata. A hit is the same input byte for byte
+/// (and the lookup is reused only while the index is unchanged and for the same zone), so
+/// every verdict and counter is what a fresh parse and lookup would give.
+struct Memo {
+    /// Bytes remembered; 0: none.
+    len: usize,
+    bytes: [u8; MEMO_BYTES],
+    pkt: Packet,
+    lookup: Option<MemoLookup>,
+}
+
+#[derive(Clone, Copy)]
+struct MemoLookup {
+    zone: u16,
+    /// [`Tracker::index_epoch`] when the lookup was made.
+    epoch: u64,
+    found: Option<(usize, usize)>,
+}
+
 /// One shard of the connection table. See the crate documentation.
 pub struct Tracker {
     cfg: Config,
@@ -234,6 +259,10 @@ pub struct Tracker {
     zones: Vec<ZoneStats>,
     zones_used: usize,
     zone_overflow: ZoneStats,
+    /// Counts changes of the index (inserts and removals): a lookup in `memo` holds while
+    /// it has not moved.
+    index_epoch: u64,
+    memo: Box<Memo>,
 }
 
 impl Tracker {
@@ -284,6 +313,19 @@ impl Tracker {
             zones: vec![ZoneStats::default(); ZONE_SLOTS],
             zones_used: 0,
             zone_overflow: ZoneStats::default(),
+            index_epoch: 0,
+            memo: Box::new(Memo {
+                len: 0,
+                bytes: [0; MEMO_BYTES],
+                pkt: Packet {
+                    v6: false,
+                    src: 0,
+                    dst: 0,
+                    proto: 0,
+                    l4: L4::Other,
+                },
+                lookup: None,
+            }),
         })
     }
 
@@ -322,9 +364,25 @@ impl Tracker {
     }
 
     /// Parses an IP packet and tracks it; a packet that does not parse is `+trk+inv`.
+    /// The same bytes as the last call's (a pipeline's second `ct` on a packet) are not
+    /// parsed again, and their lookup is reused (see [`Memo`]).
     pub fn track_ip(&mut self, l3: &[u8], o: &TrackOptions, now_ms: u64) -> CtResult {
+        let m = &mut *self.memo;
+        if m.len != 0 && m.len == l3.len() && m.bytes[..m.len] == *l3 {
+            let pkt = m.pkt;
+            return self.track_packet(&pkt, o, now_ms, true);
+        }
         match crate::parse_ip(l3, self.cfg.verify_checksums) {
-            Ok(p) => self.track(&p, o, now_ms),
+            Ok(p) => {
+                let memo = l3.len() <= MEMO_BYTES;
+                if memo {
+                    m.bytes[..l3.len()].copy_from_slice(l3);
+                    m.len = l3.len();
+                    m.pkt = p;
+                    m.lookup = None;
+                }
+                self.track_packet(&p, o, now_ms, memo)
+            }
             Err(_) => {
                 self.stats.packets += 1;
                 self.stats.malformed += 1;
@@ -335,6 +393,18 @@ impl Tracker {
 
     /// Tracks one packet at time `now_ms` (a monotonic clock in milliseconds).
     pub fn track(&mut self, pkt: &Packet, o: &TrackOptions, now_ms: u64) -> CtResult {
+        self.track_packet(pkt, o, now_ms, false)
+    }
+
+    /// `memo`: `pkt` is the one in [`Memo`], whose lookup may be reused and is recorded.
+    #[inline]
+    fn track_packet(
+        &mut self,
+        pkt: &Packet,
+        o: &TrackOptions,
+        now_ms: u64,
+        memo: bool,
+    ) -> CtResult {
         self.stats.packets += 1;
         // The datapath hands every packet to the worker of its connection's shard by the
         // packet as it arrived; a pipeline that rewrites addresses or ports before `ct`
@@ -353,7 +423,12 @@ impl Tracker {
                 return self.invalid(o.zone);
             }
         }
-        match self.lookup(&t, now_ms) {
+        let found = if memo {
+            self.memo_lookup(&t, now_ms)
+        } else {
+            self.lookup(&t, now_ms)
+        };
+        match found {
             Some((idx, dir)) => self.existing(idx, dir, pkt, o, now_ms),
             None => self.new_conn(t, pkt, o, now_ms),
         }
@@ -778,9 +853,33 @@ impl Tracker {
         self.zone(zone).entries -= 1;
     }
 
+    /// [`Tracker::lookup`] of the memo's packet: the one made before if the index has not
+    /// changed since (a connection found then is still at its place; it is checked for
+    /// expiry again), else a new one, remembered.
+    fn memo_lookup(&mut self, t: &Tuple, now: u64) -> Option<(usize, usize)> {
+        if let Some(m) = self.memo.lookup {
+            if m.zone == t.zone && m.epoch == self.index_epoch {
+                let (idx, dir) = m.found?;
+                return self.unless_expired(idx, dir, now);
+            }
+        }
+        let found = self.lookup(t, now);
+        self.memo.lookup = Some(MemoLookup {
+            zone: t.zone,
+            epoch: self.index_epoch,
+            found,
+        });
+        found
+    }
+
     /// Finds a tuple; an expired connection found on the way is removed (and not returned).
     fn lookup(&mut self, t: &Tuple, now: u64) -> Option<(usize, usize)> {
         let (idx, dir) = self.find(t)?;
+        self.unless_expired(idx, dir, now)
+    }
+
+    #[inline]
+    fn unless_expired(&mut self, idx: usize, dir: usize, now: u64) -> Option<(usize, usize)> {
         if self.entries[idx].expires <= now {
             self.remove(idx);
             self.stats.expired += 1;
@@ -808,6 +907,7 @@ impl Tracker {
     }
 
     fn insert(&mut self, idx: usize, dir: usize) {
+        self.index_epoch += 1;
         let h = hash_tuple(self.seed, &self.entries[idx].tuples[dir]) as u32;
         let mut i = h as usize & self.mask;
         while self.index[i] != 0 {
@@ -817,6 +917,7 @@ impl Tracker {
     }
 
     fn unlink(&mut self, idx: usize, dir: usize) {
+        self.index_epoch += 1;
         let want = idx as u64 * 2 + dir as u64 + 1;
         let h = hash_tuple(self.seed, &self.entries[idx].tuples[dir]) as u32;
         let mut i = h as usize & self.mask;
