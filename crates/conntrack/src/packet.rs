@@ -399,25 +399,39 @@ fn be16(b: &[u8], off: usize) -> Option<u16> {
 }
 
 /// The one's-complement sum of `b` (big-endian 16-bit words) plus `init`, not yet folded
-/// to 16 bits. Four bytes at a time: a big-endian 32-bit word is two 16-bit words, and
-/// 2^16 = 1 modulo 2^16 - 1, so summing the 32-bit words and folding gives the same sum
-/// (RFC 1071's "parallel summation") in half the additions.
+/// to 16 bits. Eight bytes at a time, with the carry added back in: a big-endian 64-bit
+/// word is four 16-bit words, and 2^16 = 1 modulo 2^16 - 1, so the folded sum is the same
+/// (RFC 1071's "parallel summation") in a quarter of the additions.
+#[inline]
 fn sum(b: &[u8], init: u32) -> u32 {
     let mut acc = u64::from(init);
-    let mut words = b.chunks_exact(4);
+    let mut words = b.chunks_exact(8);
     for w in &mut words {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+        let (s, carry) = acc.overflowing_add(u64::from_be_bytes([
+            w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
+        ]));
+        acc = s + u64::from(carry);
     }
-    // 0 to 3 bytes left: as a 32-bit word padded with zeros (an odd last byte is the high
-    // byte of a 16-bit word, as RFC 1071 pads it).
-    let mut tail = [0u8; 4];
+    // 0 to 7 bytes left: a 32-bit word, a 16-bit word, an odd last byte (the high byte
+    // of a word padded with zero, as RFC 1071 pads it).
     let rest = words.remainder();
-    tail[..rest.len()].copy_from_slice(rest);
-    acc += u64::from(u32::from_be_bytes(tail));
-    while acc > 0xffff_ffff {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let mut tail = 0u64;
+    let mut at = 0;
+    if let [a, b, c, d, ..] = *rest {
+        tail += u64::from(u32::from_be_bytes([a, b, c, d]));
+        at = 4;
     }
-    acc as u32
+    if let [a, b, ..] = rest[at..] {
+        tail += u64::from(u16::from_be_bytes([a, b]));
+        at += 2;
+    }
+    if let [last] = rest[at..] {
+        tail += u64::from(last) << 8;
+    }
+    let (s, carry) = acc.overflowing_add(tail);
+    acc = s + u64::from(carry);
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    ((acc & 0xffff_ffff) + (acc >> 32)) as u32
 }
 
 fn fold(mut s: u32) -> u16 {

@@ -208,6 +208,8 @@ const E_DNAT: u8 = 0x10;
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     tuples: [Tuple; 2],
+    /// The index hashes of `tuples` (kept so that removing a connection hashes nothing).
+    hashes: [u32; 2],
     expires: u64,
     tcp: Option<Tcp>,
     mark: u32,
@@ -240,6 +242,8 @@ struct MemoLookup {
     zone: u16,
     /// [`Tracker::index_epoch`] when the lookup was made.
     epoch: u64,
+    /// The tuple's index hash (what a commit inserts it with).
+    hash: u32,
     found: Option<(usize, usize)>,
 }
 
@@ -280,6 +284,7 @@ impl Tracker {
         let slots = (cfg.capacity * 4).next_power_of_two();
         let blank = Entry {
             tuples: [Tuple::default(); 2],
+            hashes: [0; 2],
             expires: 0,
             tcp: None,
             mark: 0,
@@ -368,7 +373,13 @@ impl Tracker {
     /// parsed again, and their lookup is reused (see [`Memo`]).
     pub fn track_ip(&mut self, l3: &[u8], o: &TrackOptions, now_ms: u64) -> CtResult {
         let m = &mut *self.memo;
-        if m.len != 0 && m.len == l3.len() && m.bytes[..m.len] == *l3 {
+        // Bytes 8 to 15 (IPv4's TTL, protocol, checksum and source; IPv6's source) tell
+        // most other packets apart before the whole comparison.
+        if m.len != 0
+            && m.len == l3.len()
+            && l3.get(8..16) == Some(&m.bytes[8..16])
+            && m.bytes[..m.len] == *l3
+        {
             let pkt = m.pkt;
             return self.track_packet(&pkt, o, now_ms, true);
         }
@@ -423,14 +434,15 @@ impl Tracker {
                 return self.invalid(o.zone);
             }
         }
-        let found = if memo {
+        let (found, h) = if memo {
             self.memo_lookup(&t, now_ms)
         } else {
-            self.lookup(&t, now_ms)
+            let h = self.hash(&t);
+            (self.lookup_hashed(&t, h, now_ms), h)
         };
         match found {
             Some((idx, dir)) => self.existing(idx, dir, pkt, o, now_ms),
-            None => self.new_conn(t, pkt, o, now_ms),
+            None => self.new_conn(t, h, pkt, o, now_ms),
         }
     }
 
@@ -514,7 +526,8 @@ impl Tracker {
                     Outcome::Reopen => {
                         self.remove(idx);
                         let t = packet_tuple(pkt, o.zone).expect("a TCP packet has a tuple");
-                        return self.new_conn(t, pkt, o, now);
+                        let h = self.hash(&t);
+                        return self.new_conn(t, h, pkt, o, now);
                     }
                     Outcome::Ignore => {
                         if o.commit {
@@ -558,7 +571,8 @@ impl Tracker {
         r
     }
 
-    fn new_conn(&mut self, t: Tuple, pkt: &Packet, o: &TrackOptions, now: u64) -> CtResult {
+    /// `h`: `t`'s index hash.
+    fn new_conn(&mut self, t: Tuple, h: u32, pkt: &Packet, o: &TrackOptions, now: u64) -> CtResult {
         let tcp = match &pkt.l4 {
             L4::Tcp(seg) => match Tcp::new(seg, self.cfg.tcp_loose) {
                 Some(t) => Some(t),
@@ -597,7 +611,9 @@ impl Tracker {
                     return self.invalid(o.zone);
                 }
             }
-        } else if self.find(&reply).is_some() {
+        }
+        let reply_hash = self.hash(&reply);
+        if o.nat_range.is_none() && self.find_hashed(&reply, reply_hash).is_some() {
             self.release(idx);
             self.stats.collisions += 1;
             return self.invalid(o.zone);
@@ -610,6 +626,7 @@ impl Tracker {
         };
         self.entries[idx] = Entry {
             tuples: [t, reply],
+            hashes: [h, reply_hash],
             expires: now.saturating_add(ms),
             tcp,
             mark: 0,
@@ -856,26 +873,42 @@ impl Tracker {
     /// [`Tracker::lookup`] of the memo's packet: the one made before if the index has not
     /// changed since (a connection found then is still at its place; it is checked for
     /// expiry again), else a new one, remembered.
-    fn memo_lookup(&mut self, t: &Tuple, now: u64) -> Option<(usize, usize)> {
+    /// Returns it with the tuple's hash.
+    fn memo_lookup(&mut self, t: &Tuple, now: u64) -> (Option<(usize, usize)>, u32) {
         if let Some(m) = self.memo.lookup {
             if m.zone == t.zone && m.epoch == self.index_epoch {
-                let (idx, dir) = m.found?;
-                return self.unless_expired(idx, dir, now);
+                let found = m
+                    .found
+                    .and_then(|(idx, dir)| self.unless_expired(idx, dir, now));
+                return (found, m.hash);
             }
         }
-        let found = self.lookup(t, now);
+        let h = self.hash(t);
+        let found = self.lookup_hashed(t, h, now);
         self.memo.lookup = Some(MemoLookup {
             zone: t.zone,
             epoch: self.index_epoch,
+            hash: h,
             found,
         });
-        found
+        (found, h)
     }
 
     /// Finds a tuple; an expired connection found on the way is removed (and not returned).
     fn lookup(&mut self, t: &Tuple, now: u64) -> Option<(usize, usize)> {
-        let (idx, dir) = self.find(t)?;
+        let h = self.hash(t);
+        self.lookup_hashed(t, h, now)
+    }
+
+    fn lookup_hashed(&mut self, t: &Tuple, h: u32, now: u64) -> Option<(usize, usize)> {
+        let (idx, dir) = self.find_hashed(t, h)?;
         self.unless_expired(idx, dir, now)
+    }
+
+    /// A tuple's hash in the index.
+    #[inline]
+    fn hash(&self, t: &Tuple) -> u32 {
+        hash_tuple(self.seed, t) as u32
     }
 
     #[inline]
@@ -889,7 +922,10 @@ impl Tracker {
     }
 
     fn find(&self, t: &Tuple) -> Option<(usize, usize)> {
-        let h = hash_tuple(self.seed, t) as u32;
+        self.find_hashed(t, self.hash(t))
+    }
+
+    fn find_hashed(&self, t: &Tuple, h: u32) -> Option<(usize, usize)> {
         let mut i = h as usize & self.mask;
         loop {
             let s = self.index[i];
@@ -908,7 +944,7 @@ impl Tracker {
 
     fn insert(&mut self, idx: usize, dir: usize) {
         self.index_epoch += 1;
-        let h = hash_tuple(self.seed, &self.entries[idx].tuples[dir]) as u32;
+        let h = self.entries[idx].hashes[dir];
         let mut i = h as usize & self.mask;
         while self.index[i] != 0 {
             i = (i + 1) & self.mask;
@@ -919,7 +955,7 @@ impl Tracker {
     fn unlink(&mut self, idx: usize, dir: usize) {
         self.index_epoch += 1;
         let want = idx as u64 * 2 + dir as u64 + 1;
-        let h = hash_tuple(self.seed, &self.entries[idx].tuples[dir]) as u32;
+        let h = self.entries[idx].hashes[dir];
         let mut i = h as usize & self.mask;
         while self.index[i] & 0xffff_ffff != want {
             debug_assert!(
