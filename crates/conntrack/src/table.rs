@@ -223,7 +223,7 @@ const NIL: u32 = u32::MAX;
 /// The longest IP packet (from its IP header on) [`Tracker::track_ip`] remembers.
 const MEMO_BYTES: usize = 256;
 
-/// The last IP packet [`Tracker::track_ip`] parsed, kept whole, and the lookup made for
+/// The last IP packet [`Tracker::track_ip`] found new, kept whole, and the lookup made for
 /// it. A pipeline's second `ct` on a packet (`ct(table=1)`, then `ct(commit)` in table 1)
 /// sees the same bytes and skips the parse and the hash probe, as Open vSwitch keeps the
 /// connection it found in the packet's metadata. A hit is the same input byte for byte
@@ -369,8 +369,8 @@ impl Tracker {
     }
 
     /// Parses an IP packet and tracks it; a packet that does not parse is `+trk+inv`.
-    /// The same bytes as the last call's (a pipeline's second `ct` on a packet) are not
-    /// parsed again, and their lookup is reused (see [`Memo`]).
+    /// The same bytes as the last packet found new (a pipeline's second `ct` on a packet,
+    /// its `ct(commit)`) are not parsed again, and their lookup is reused (see [`Memo`]).
     pub fn track_ip(&mut self, l3: &[u8], o: &TrackOptions, now_ms: u64) -> CtResult {
         let m = &mut *self.memo;
         // Bytes 8 to 15 (IPv4's TTL, protocol, checksum and source; IPv6's source) tell
@@ -385,14 +385,23 @@ impl Tracker {
         }
         match crate::parse_ip(l3, self.cfg.verify_checksums) {
             Ok(p) => {
-                let memo = l3.len() <= MEMO_BYTES;
-                if memo {
+                let fits = l3.len() <= MEMO_BYTES;
+                if fits {
+                    // The lookup `track_packet` records is this packet's.
+                    m.len = 0;
+                    m.lookup = None;
+                }
+                let r = self.track_packet(&p, o, now_ms, fits);
+                // Kept only when a later `ct` is likely to see the packet again: found new
+                // (a firewall's `ct(commit)` follows). Established packets, most of the
+                // traffic, skip the copy.
+                if fits && r.state.has(CtState::NEW) {
+                    let m = &mut *self.memo;
                     m.bytes[..l3.len()].copy_from_slice(l3);
                     m.len = l3.len();
                     m.pkt = p;
-                    m.lookup = None;
                 }
-                self.track_packet(&p, o, now_ms, memo)
+                r
             }
             Err(_) => {
                 self.stats.packets += 1;
