@@ -92,7 +92,7 @@ fn packet(kind: u8, a: usize, b: usize, port: u16, flags: u8, seq: u32, corrupt:
         }
         2 => {
             // Echo request or reply, identifier by port.
-            let t = if flags % 2 == 0 { 8 } else { 0 };
+            let t = if flags & 1 == 0 { 8 } else { 0 };
             let mut l4 = vec![t, 0, 0, 0];
             l4.extend_from_slice(&port.to_be_bytes());
             l4.extend_from_slice(&[0, 1]);
