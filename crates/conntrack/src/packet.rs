@@ -152,7 +152,7 @@ fn parse_ipv4(b: &[u8], verify: bool) -> Result<Packet, Error> {
     let dst = Addr::from(u32::from_be_bytes([b[16], b[17], b[18], b[19]]));
     let l4 = &b[ihl..total];
     let pseudo = if verify {
-        sum(&b[12..20], u32::from(proto) + l4.len() as u32)
+        u32::from(fold(sum(&b[12..20], u32::from(proto))))
     } else {
         0
     };
@@ -201,7 +201,7 @@ fn parse_ipv6(b: &[u8], verify: bool) -> Result<Packet, Error> {
     let (proto, off) = ipv6_upper(b, b[6], 40)?;
     let l4 = &b[off..];
     let pseudo = if verify {
-        sum(&b[8..40], u32::from(proto) + l4.len() as u32)
+        u32::from(fold(sum(&b[8..40], u32::from(proto))))
     } else {
         0
     };
@@ -215,6 +215,8 @@ fn parse_ipv6(b: &[u8], verify: bool) -> Result<Packet, Error> {
     })
 }
 
+/// `pseudo`: the folded sum of the pseudo header's addresses and protocol (the length,
+/// which UDP takes from its own header, is added here).
 fn parse_l4(proto: u8, v6: bool, l4: &[u8], verify: bool, pseudo: u32) -> Result<L4, Error> {
     match proto {
         PROTO_TCP => {
@@ -225,7 +227,7 @@ fn parse_l4(proto: u8, v6: bool, l4: &[u8], verify: bool, pseudo: u32) -> Result
             if doff < 20 || doff > l4.len() {
                 return Err(Error::BadHeader("TCP data offset"));
             }
-            if verify && fold(sum(l4, pseudo)) != 0xffff {
+            if verify && fold(sum(l4, pseudo + l4.len() as u32)) != 0xffff {
                 return Err(Error::BadChecksum);
             }
             let mut seg = TcpSegment {
@@ -250,10 +252,7 @@ fn parse_l4(proto: u8, v6: bool, l4: &[u8], verify: bool, pseudo: u32) -> Result
                 return Err(Error::BadHeader("UDP length"));
             }
             let csum = u16::from_be_bytes([l4[6], l4[7]]);
-            if verify
-                && (csum != 0 || v6)
-                && fold(sum(&l4[..len], pseudo - l4.len() as u32 + len as u32)) != 0xffff
-            {
+            if verify && (csum != 0 || v6) && fold(sum(&l4[..len], pseudo + len as u32)) != 0xffff {
                 return Err(Error::BadChecksum);
             }
             Ok(L4::Udp {
@@ -266,7 +265,8 @@ fn parse_l4(proto: u8, v6: bool, l4: &[u8], verify: bool, pseudo: u32) -> Result
                 return Err(Error::Truncated("ICMP header"));
             }
             // ICMPv4's checksum has no pseudo header.
-            if verify && fold(sum(l4, if v6 { pseudo } else { 0 })) != 0xffff {
+            let init = if v6 { pseudo + l4.len() as u32 } else { 0 };
+            if verify && fold(sum(l4, init)) != 0xffff {
                 return Err(Error::BadChecksum);
             }
             let icmp_type = l4[0];
@@ -398,20 +398,40 @@ fn be16(b: &[u8], off: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(off)?, *b.get(off + 1)?]))
 }
 
-/// The one's-complement sum of `b` (big-endian 16-bit words) plus `init`.
+/// The one's-complement sum of `b` (big-endian 16-bit words) plus `init`, not yet folded
+/// to 16 bits. Eight bytes at a time, with the carry added back in: a big-endian 64-bit
+/// word is four 16-bit words, and 2^16 = 1 modulo 2^16 - 1, so the folded sum is the same
+/// (RFC 1071's "parallel summation") in a quarter of the additions.
+#[inline]
 fn sum(b: &[u8], init: u32) -> u32 {
     let mut acc = u64::from(init);
-    let mut chunks = b.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let (s, carry) = acc.overflowing_add(u64::from_be_bytes([
+            w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
+        ]));
+        acc = s + u64::from(carry);
     }
-    if let [last] = chunks.remainder() {
-        acc += u64::from(*last) << 8;
+    // 0 to 7 bytes left: a 32-bit word, a 16-bit word, an odd last byte (the high byte
+    // of a word padded with zero, as RFC 1071 pads it).
+    let rest = words.remainder();
+    let mut tail = 0u64;
+    let mut at = 0;
+    if let [a, b, c, d, ..] = *rest {
+        tail += u64::from(u32::from_be_bytes([a, b, c, d]));
+        at = 4;
     }
-    while acc > 0xffff_ffff {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
+    if let [a, b, ..] = rest[at..] {
+        tail += u64::from(u16::from_be_bytes([a, b]));
+        at += 2;
     }
-    acc as u32
+    if let [last] = rest[at..] {
+        tail += u64::from(last) << 8;
+    }
+    let (s, carry) = acc.overflowing_add(tail);
+    acc = s + u64::from(carry);
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    ((acc & 0xffff_ffff) + (acc >> 32)) as u32
 }
 
 fn fold(mut s: u32) -> u16 {
@@ -419,4 +439,40 @@ fn fold(mut s: u32) -> u16 {
         s = (s & 0xffff) + (s >> 16);
     }
     s as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// RFC 1071's sum, 16 bits at a time: what `sum` must agree with.
+    fn sum16(b: &[u8], init: u32) -> u16 {
+        let mut acc = u64::from(init);
+        for c in b.chunks(2) {
+            acc += u64::from(c[0]) << 8 | u64::from(*c.get(1).unwrap_or(&0));
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    proptest! {
+        /// Four bytes at a time folds to the same 16-bit sum as two at a time, for every
+        /// length (odd ones padded) and initial value a caller passes.
+        #[test]
+        fn sum_by_words_is_rfc1071(b in proptest::collection::vec(any::<u8>(), 0..200),
+                                   init in 0u32..0x3_0000) {
+            prop_assert_eq!(fold(sum(&b, init)), sum16(&b, init));
+        }
+    }
+
+    /// All-ones data sums to 0xffff (a checksum that verifies), zeros to 0: the two
+    /// one's-complement zeros stay apart.
+    #[test]
+    fn sum_keeps_both_zeros_apart() {
+        assert_eq!(fold(sum(&[0xff; 8], 0)), 0xffff);
+        assert_eq!(fold(sum(&[0; 9], 0)), 0);
+    }
 }

@@ -208,6 +208,8 @@ const E_DNAT: u8 = 0x10;
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     tuples: [Tuple; 2],
+    /// The index hashes of `tuples` (kept so that removing a connection hashes nothing).
+    hashes: [u32; 2],
     expires: u64,
     tcp: Option<Tcp>,
     mark: u32,
@@ -217,6 +219,33 @@ struct Entry {
 }
 
 const NIL: u32 = u32::MAX;
+
+/// The longest IP packet (from its IP header on) [`Tracker::track_ip`] remembers.
+const MEMO_BYTES: usize = 256;
+
+/// The last IP packet [`Tracker::track_ip`] found new, kept whole, and the lookup made for
+/// it. A pipeline's second `ct` on a packet (`ct(table=1)`, then `ct(commit)` in table 1)
+/// sees the same bytes and skips the parse and the hash probe, as Open vSwitch keeps the
+/// connection it found in the packet's metadata. A hit is the same input byte for byte
+/// (and the lookup is reused only while the index is unchanged and for the same zone), so
+/// every verdict and counter is what a fresh parse and lookup would give.
+struct Memo {
+    /// Bytes remembered; 0: none.
+    len: usize,
+    bytes: [u8; MEMO_BYTES],
+    pkt: Packet,
+    lookup: Option<MemoLookup>,
+}
+
+#[derive(Clone, Copy)]
+struct MemoLookup {
+    zone: u16,
+    /// [`Tracker::index_epoch`] when the lookup was made.
+    epoch: u64,
+    /// The tuple's index hash (what a commit inserts it with).
+    hash: u32,
+    found: Option<(usize, usize)>,
+}
 
 /// One shard of the connection table. See the crate documentation.
 pub struct Tracker {
@@ -234,6 +263,10 @@ pub struct Tracker {
     zones: Vec<ZoneStats>,
     zones_used: usize,
     zone_overflow: ZoneStats,
+    /// Counts changes of the index (inserts and removals): a lookup in `memo` holds while
+    /// it has not moved.
+    index_epoch: u64,
+    memo: Box<Memo>,
 }
 
 impl Tracker {
@@ -251,6 +284,7 @@ impl Tracker {
         let slots = (cfg.capacity * 4).next_power_of_two();
         let blank = Entry {
             tuples: [Tuple::default(); 2],
+            hashes: [0; 2],
             expires: 0,
             tcp: None,
             mark: 0,
@@ -284,6 +318,19 @@ impl Tracker {
             zones: vec![ZoneStats::default(); ZONE_SLOTS],
             zones_used: 0,
             zone_overflow: ZoneStats::default(),
+            index_epoch: 0,
+            memo: Box::new(Memo {
+                len: 0,
+                bytes: [0; MEMO_BYTES],
+                pkt: Packet {
+                    v6: false,
+                    src: 0,
+                    dst: 0,
+                    proto: 0,
+                    l4: L4::Other,
+                },
+                lookup: None,
+            }),
         })
     }
 
@@ -322,9 +369,40 @@ impl Tracker {
     }
 
     /// Parses an IP packet and tracks it; a packet that does not parse is `+trk+inv`.
+    /// The same bytes as the last packet found new (a pipeline's second `ct` on a packet,
+    /// its `ct(commit)`) are not parsed again, and their lookup is reused (see [`Memo`]).
     pub fn track_ip(&mut self, l3: &[u8], o: &TrackOptions, now_ms: u64) -> CtResult {
+        let m = &mut *self.memo;
+        // Bytes 8 to 15 (IPv4's TTL, protocol, checksum and source; IPv6's source) tell
+        // most other packets apart before the whole comparison.
+        if m.len != 0
+            && m.len == l3.len()
+            && l3.get(8..16) == Some(&m.bytes[8..16])
+            && m.bytes[..m.len] == *l3
+        {
+            let pkt = m.pkt;
+            return self.track_packet(&pkt, o, now_ms, true);
+        }
         match crate::parse_ip(l3, self.cfg.verify_checksums) {
-            Ok(p) => self.track(&p, o, now_ms),
+            Ok(p) => {
+                let fits = l3.len() <= MEMO_BYTES;
+                if fits {
+                    // The lookup `track_packet` records is this packet's.
+                    m.len = 0;
+                    m.lookup = None;
+                }
+                let r = self.track_packet(&p, o, now_ms, fits);
+                // Kept only when a later `ct` is likely to see the packet again: found new
+                // (a firewall's `ct(commit)` follows). Established packets, most of the
+                // traffic, skip the copy.
+                if fits && r.state.has(CtState::NEW) {
+                    let m = &mut *self.memo;
+                    m.bytes[..l3.len()].copy_from_slice(l3);
+                    m.len = l3.len();
+                    m.pkt = p;
+                }
+                r
+            }
             Err(_) => {
                 self.stats.packets += 1;
                 self.stats.malformed += 1;
@@ -335,6 +413,18 @@ impl Tracker {
 
     /// Tracks one packet at time `now_ms` (a monotonic clock in milliseconds).
     pub fn track(&mut self, pkt: &Packet, o: &TrackOptions, now_ms: u64) -> CtResult {
+        self.track_packet(pkt, o, now_ms, false)
+    }
+
+    /// `memo`: `pkt` is the one in [`Memo`], whose lookup may be reused and is recorded.
+    #[inline]
+    fn track_packet(
+        &mut self,
+        pkt: &Packet,
+        o: &TrackOptions,
+        now_ms: u64,
+        memo: bool,
+    ) -> CtResult {
         self.stats.packets += 1;
         // The datapath hands every packet to the worker of its connection's shard by the
         // packet as it arrived; a pipeline that rewrites addresses or ports before `ct`
@@ -353,9 +443,15 @@ impl Tracker {
                 return self.invalid(o.zone);
             }
         }
-        match self.lookup(&t, now_ms) {
+        let (found, h) = if memo {
+            self.memo_lookup(&t, now_ms)
+        } else {
+            let h = self.hash(&t);
+            (self.lookup_hashed(&t, h, now_ms), h)
+        };
+        match found {
             Some((idx, dir)) => self.existing(idx, dir, pkt, o, now_ms),
-            None => self.new_conn(t, pkt, o, now_ms),
+            None => self.new_conn(t, h, pkt, o, now_ms),
         }
     }
 
@@ -439,7 +535,8 @@ impl Tracker {
                     Outcome::Reopen => {
                         self.remove(idx);
                         let t = packet_tuple(pkt, o.zone).expect("a TCP packet has a tuple");
-                        return self.new_conn(t, pkt, o, now);
+                        let h = self.hash(&t);
+                        return self.new_conn(t, h, pkt, o, now);
                     }
                     Outcome::Ignore => {
                         if o.commit {
@@ -483,7 +580,8 @@ impl Tracker {
         r
     }
 
-    fn new_conn(&mut self, t: Tuple, pkt: &Packet, o: &TrackOptions, now: u64) -> CtResult {
+    /// `h`: `t`'s index hash.
+    fn new_conn(&mut self, t: Tuple, h: u32, pkt: &Packet, o: &TrackOptions, now: u64) -> CtResult {
         let tcp = match &pkt.l4 {
             L4::Tcp(seg) => match Tcp::new(seg, self.cfg.tcp_loose) {
                 Some(t) => Some(t),
@@ -522,7 +620,9 @@ impl Tracker {
                     return self.invalid(o.zone);
                 }
             }
-        } else if self.find(&reply).is_some() {
+        }
+        let reply_hash = self.hash(&reply);
+        if o.nat_range.is_none() && self.find_hashed(&reply, reply_hash).is_some() {
             self.release(idx);
             self.stats.collisions += 1;
             return self.invalid(o.zone);
@@ -535,6 +635,7 @@ impl Tracker {
         };
         self.entries[idx] = Entry {
             tuples: [t, reply],
+            hashes: [h, reply_hash],
             expires: now.saturating_add(ms),
             tcp,
             mark: 0,
@@ -802,9 +903,49 @@ impl Tracker {
         self.zone(zone).entries -= 1;
     }
 
+    /// [`Tracker::lookup`] of the memo's packet: the one made before if the index has not
+    /// changed since (a connection found then is still at its place; it is checked for
+    /// expiry again), else a new one, remembered.
+    /// Returns it with the tuple's hash.
+    fn memo_lookup(&mut self, t: &Tuple, now: u64) -> (Option<(usize, usize)>, u32) {
+        if let Some(m) = self.memo.lookup {
+            if m.zone == t.zone && m.epoch == self.index_epoch {
+                let found = m
+                    .found
+                    .and_then(|(idx, dir)| self.unless_expired(idx, dir, now));
+                return (found, m.hash);
+            }
+        }
+        let h = self.hash(t);
+        let found = self.lookup_hashed(t, h, now);
+        self.memo.lookup = Some(MemoLookup {
+            zone: t.zone,
+            epoch: self.index_epoch,
+            hash: h,
+            found,
+        });
+        (found, h)
+    }
+
     /// Finds a tuple; an expired connection found on the way is removed (and not returned).
     fn lookup(&mut self, t: &Tuple, now: u64) -> Option<(usize, usize)> {
-        let (idx, dir) = self.find(t)?;
+        let h = self.hash(t);
+        self.lookup_hashed(t, h, now)
+    }
+
+    fn lookup_hashed(&mut self, t: &Tuple, h: u32, now: u64) -> Option<(usize, usize)> {
+        let (idx, dir) = self.find_hashed(t, h)?;
+        self.unless_expired(idx, dir, now)
+    }
+
+    /// A tuple's hash in the index.
+    #[inline]
+    fn hash(&self, t: &Tuple) -> u32 {
+        hash_tuple(self.seed, t) as u32
+    }
+
+    #[inline]
+    fn unless_expired(&mut self, idx: usize, dir: usize, now: u64) -> Option<(usize, usize)> {
         if self.entries[idx].expires <= now {
             self.remove(idx);
             self.stats.expired += 1;
@@ -814,7 +955,10 @@ impl Tracker {
     }
 
     fn find(&self, t: &Tuple) -> Option<(usize, usize)> {
-        let h = hash_tuple(self.seed, t) as u32;
+        self.find_hashed(t, self.hash(t))
+    }
+
+    fn find_hashed(&self, t: &Tuple, h: u32) -> Option<(usize, usize)> {
         let mut i = h as usize & self.mask;
         loop {
             let s = self.index[i];
@@ -832,7 +976,8 @@ impl Tracker {
     }
 
     fn insert(&mut self, idx: usize, dir: usize) {
-        let h = hash_tuple(self.seed, &self.entries[idx].tuples[dir]) as u32;
+        self.index_epoch += 1;
+        let h = self.entries[idx].hashes[dir];
         let mut i = h as usize & self.mask;
         while self.index[i] != 0 {
             i = (i + 1) & self.mask;
@@ -841,8 +986,9 @@ impl Tracker {
     }
 
     fn unlink(&mut self, idx: usize, dir: usize) {
+        self.index_epoch += 1;
         let want = idx as u64 * 2 + dir as u64 + 1;
-        let h = hash_tuple(self.seed, &self.entries[idx].tuples[dir]) as u32;
+        let h = self.entries[idx].hashes[dir];
         let mut i = h as usize & self.mask;
         while self.index[i] & 0xffff_ffff != want {
             debug_assert!(
