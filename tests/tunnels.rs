@@ -21,28 +21,6 @@ fn ofctl(args: &str) -> String {
     run(&format!("timeout 30 ovs-ofctl -O OpenFlow13 {args}"))
 }
 
-/// Sends raw frames out of `ifname` in `ns` (AF_PACKET from python3's standard library).
-fn send_raw(ns: &Netns, ifname: &str, dir: &TempDir, frames: &[Vec<u8>]) {
-    let hex: Vec<String> = frames
-        .iter()
-        .map(|f| f.iter().map(|b| format!("{b:02x}")).collect())
-        .collect();
-    let script = dir.path("send.py");
-    std::fs::write(
-        &script,
-        format!(
-            "import socket\ns = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind(('{ifname}', 0))\nfor h in {hex:?}:\n    s.send(bytes.fromhex(h))\n"
-        ),
-    )
-    .unwrap();
-    let out = ns.exec(&format!("python3 {}", script.display()));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Every echo of 3 answered; the switch's log on failure.
 fn ping(ns: &Netns, dst: &str, ff: &Ferroflowd) {
     ping_all(ns, dst, 3, || ff.log_text());
@@ -234,6 +212,7 @@ dst_port = 4790
         "fftn-up",
         &ff.dir,
         &[wrong_vni, wrong_port, truncated],
+        0.0,
     );
     ff.wait_until(Duration::from_secs(5), "bad tunnel frames counted", |f| {
         let u = &f.stats_json()["underlay"];

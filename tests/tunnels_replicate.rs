@@ -27,28 +27,6 @@ fn ofctl(args: &str) -> String {
     run(&format!("timeout 30 ovs-ofctl -O OpenFlow13 {args}"))
 }
 
-/// Sends raw frames out of `ifname` in `ns` (AF_PACKET from python3's standard library).
-fn send_raw(ns: &Netns, ifname: &str, dir: &TempDir, frames: &[Vec<u8>]) {
-    let hex: Vec<String> = frames
-        .iter()
-        .map(|f| f.iter().map(|b| format!("{b:02x}")).collect())
-        .collect();
-    let script = dir.path("send.py");
-    std::fs::write(
-        &script,
-        format!(
-            "import socket, time\ns = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind(('{ifname}', 0))\nfor h in {hex:?}:\n    s.send(bytes.fromhex(h))\n    time.sleep(0.05)\n"
-        ),
-    )
-    .unwrap();
-    let out = ns.exec(&format!("python3 {}", script.display()));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A UDP/IPv4 frame to `tp_dst` whose payload names the case and the copy.
 fn frame(src: [u8; 6], tp_dst: u16, copy: u8) -> Vec<u8> {
     let mut f = udp_frame([2, 0, 0, 0, 0, 0x42], src, 40000);
@@ -158,7 +136,7 @@ dst_port = 4790
     let local = ff.dir.path("local.pcap");
     let cap_u = hosts.capture_underlay(&underlay);
     let cap_l = capture_in(&loc, "fftx-l", &local, "udp");
-    send_raw(&hosts.inst, "fftx-i", &ff.dir, &sent);
+    send_raw(&hosts.inst, "fftx-i", &ff.dir, &sent, 0.05);
     cap_u.stop();
     cap_l.stop();
 

@@ -1,12 +1,16 @@
 //! The tunnel tests' peers (tests/tunnels.rs, tests/tunnels_geneve.rs): the switch's next
 //! hop on the underlay, and the scapy Geneve endpoint (tests/tunnels/geneve_peer.py) that
 //! stands in for the remote host, this kernel having no geneve module.
+//!
+//! The `[[ports]]` written here name net_tap vdevs; the EAL argument list they run under is
+//! tests/common's eal_section: --no-pci, its own --file-prefix, --in-memory and a
+//! --socket-limit memory cap.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{mac_in, neighbour_mac_in, Ferroflowd, TunnelHosts};
+use super::{mac_in, neighbour_mac_in, Ferroflowd, Netns, TempDir, TunnelHosts};
 
 /// The inner source MAC of the scapy peer's echo requests: the instance needs a neighbour
 /// entry for it (`ip neigh add ... lladdr GENEVE_PEER_INNER_MAC`) to answer.
@@ -100,4 +104,27 @@ impl TunnelHosts {
             text,
         }
     }
+}
+
+/// Sends raw frames out of `ifname` in `ns` (AF_PACKET from python3's standard library),
+/// `gap_s` seconds apart.
+pub fn send_raw(ns: &Netns, ifname: &str, dir: &TempDir, frames: &[Vec<u8>], gap_s: f64) {
+    let hex: Vec<String> = frames
+        .iter()
+        .map(|f| f.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    let script = dir.path("send.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import socket, time\ns = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind(('{ifname}', 0))\nfor h in {hex:?}:\n    s.send(bytes.fromhex(h))\n    time.sleep({gap_s})\n"
+        ),
+    )
+    .unwrap();
+    let out = ns.exec(&format!("python3 {}", script.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
