@@ -142,6 +142,27 @@ struct Cx<'c, S> {
     resubmits_left: u16,
 }
 
+impl<'c, S> Cx<'c, S> {
+    /// The state of one packet's walk from its start: from table `table_id`, or
+    /// (`packet_out`) a packet-out's action list.
+    #[inline(always)]
+    fn new(ctx: &'c mut WorkerContext, sink: &'c mut S, table_id: u8, packet_out: bool) -> Self {
+        Cx {
+            ctx,
+            sink,
+            verdict: Verdict::default(),
+            table_id,
+            cookie: u64::MAX,
+            table_miss: false,
+            depth: 0,
+            packet_out,
+            buckets_left: MAX_BUCKETS,
+            resubmit_depth: 0,
+            resubmits_left: MAX_RESUBMITS,
+        }
+    }
+}
+
 /// A burst's table-0 lookup, made and counted once for the whole burst
 /// ([`Pipeline::count_burst`]) when table 0 answers from in_port alone
 /// ([`crate::CompiledTable::counts_per_burst`]; A's one rule): every packet of an rx burst
@@ -174,19 +195,7 @@ impl Pipeline {
         ctx: &mut WorkerContext,
         sink: &mut S,
     ) -> Verdict {
-        let mut cx = Cx {
-            ctx,
-            sink,
-            verdict: Verdict::default(),
-            table_id: 0,
-            cookie: u64::MAX,
-            table_miss: false,
-            depth: 0,
-            packet_out: false,
-            buckets_left: MAX_BUCKETS,
-            resubmit_depth: 0,
-            resubmits_left: MAX_RESUBMITS,
-        };
+        let mut cx = Cx::new(ctx, sink, 0, false);
         self.walk_inline(0, pkt, key, &mut cx, Emit::Final, None);
         cx.verdict
     }
@@ -201,19 +210,7 @@ impl Pipeline {
         sink: &mut S,
         counts: BurstCounts<'p>,
     ) -> Verdict {
-        let mut cx = Cx {
-            ctx,
-            sink,
-            verdict: Verdict::default(),
-            table_id: 0,
-            cookie: u64::MAX,
-            table_miss: false,
-            depth: 0,
-            packet_out: false,
-            buckets_left: MAX_BUCKETS,
-            resubmit_depth: 0,
-            resubmits_left: MAX_RESUBMITS,
-        };
+        let mut cx = Cx::new(ctx, sink, 0, false);
         self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0);
         cx.verdict
     }
@@ -298,19 +295,7 @@ impl Pipeline {
         ctx: &mut WorkerContext,
         sink: &mut S,
     ) -> Verdict {
-        let mut cx = Cx {
-            ctx,
-            sink,
-            verdict: Verdict::default(),
-            table_id: 0xff,
-            cookie: u64::MAX,
-            table_miss: false,
-            depth: 0,
-            packet_out: true,
-            buckets_left: MAX_BUCKETS,
-            resubmit_depth: 0,
-            resubmits_left: MAX_RESUBMITS,
-        };
+        let mut cx = Cx::new(ctx, sink, 0xff, true);
         let mut outs = Outs::new(None);
         for a in actions {
             if self.action(a, pkt, key, &mut cx, &mut outs, false) == Flow::Stop {
