@@ -25,21 +25,10 @@
 
 use std::time::{Duration, Instant};
 
-use datapath::{Datapath, DatapathSettings, PortSpec, SocketAccess};
+use datapath::{Datapath, DatapathSettings, PortSpec};
 use dpdk::Eal;
 use packet::Field;
 use pipeline::{Action, FlowModReq, FlowTables, Instructions, Match, PipelineConfig, PortInfo};
-
-fn spec(name: &str, devargs: &str, ofport: u32) -> PortSpec {
-    PortSpec {
-        name: name.into(),
-        ofport,
-        devargs: devargs.into(),
-        vlan: "trunk".into(),
-        vhost_server_socket: None,
-        socket_access: SocketAccess::default(),
-    }
-}
 
 fn main() {
     let packets: u64 = std::env::args()
@@ -88,8 +77,8 @@ fn main() {
     tables.publish();
     let settings = DatapathSettings::default();
     let ports = [
-        spec("in", "net_null0,size=64", 1),
-        spec("out", "net_null1,no-rx=1", 2),
+        PortSpec::trunk("in", "net_null0,size=64", 1),
+        PortSpec::trunk("out", "net_null1,no-rx=1", 2),
     ];
     let (dp, failed) = Datapath::start(&eal, &settings, &ports, &tables).expect("datapath");
     assert!(failed.is_empty(), "{failed:?}");

@@ -21,6 +21,21 @@ pub struct PortSpec {
     pub socket_access: SocketAccess,
 }
 
+impl PortSpec {
+    /// A plain (not vhost-user server) port carrying every VLAN: what tests and examples
+    /// on vdevs create.
+    pub fn trunk(name: &str, devargs: &str, ofport: u32) -> PortSpec {
+        PortSpec {
+            name: name.into(),
+            ofport,
+            devargs: devargs.into(),
+            vlan: "trunk".into(),
+            vhost_server_socket: None,
+            socket_access: SocketAccess::default(),
+        }
+    }
+}
+
 /// Mode and ownership of a vhost-user server socket, resolved to numbers by the control
 /// plane (user and group names looked up there).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -10,20 +10,9 @@
 use std::fs::File;
 use std::time::{Duration, Instant};
 
-use datapath::{Datapath, DatapathError, DatapathSettings, PortSpec, SocketAccess, StopReport};
+use datapath::{Datapath, DatapathError, DatapathSettings, PortSpec, StopReport};
 use dpdk::Eal;
 use pipeline::{FlowModReq, FlowTables, Instructions, Match, PipelineConfig, PortInfo};
-
-fn spec(name: &str, devargs: &str, ofport: u32) -> PortSpec {
-    PortSpec {
-        name: name.into(),
-        ofport,
-        devargs: devargs.into(),
-        vlan: "trunk".into(),
-        vhost_server_socket: None,
-        socket_access: SocketAccess::default(),
-    }
-}
 
 #[test]
 fn versions_and_port_changes_are_acknowledged_and_stop_keeps_its_deadline() {
@@ -61,9 +50,9 @@ fn versions_and_port_changes_are_acknowledged_and_stop_keeps_its_deadline() {
         ..DatapathSettings::default()
     };
     let ports = [
-        spec("a", "net_null0,no-rx=1", 1),
-        spec("bad", "net_nosuchdriver0", 9),
-        spec("b", "net_ring0", 2),
+        PortSpec::trunk("a", "net_null0,no-rx=1", 1),
+        PortSpec::trunk("bad", "net_nosuchdriver0", 9),
+        PortSpec::trunk("b", "net_ring0", 2),
     ];
     let (mut dp, failed) = Datapath::start(&eal, &settings, &ports, &tables).expect("datapath");
     assert_eq!(failed.len(), 1, "{failed:?}");
@@ -109,10 +98,10 @@ fn versions_and_port_changes_are_acknowledged_and_stop_keeps_its_deadline() {
     );
 
     // A port added and removed: acknowledged, detached, closed by the closer.
-    dp.add_port(&eal, &spec("c", "net_null1,no-rx=1", 3))
+    dp.add_port(&eal, &PortSpec::trunk("c", "net_null1,no-rx=1", 3))
         .expect("add c");
     assert!(matches!(
-        dp.add_port(&eal, &spec("c", "net_null2,no-rx=1", 3)),
+        dp.add_port(&eal, &PortSpec::trunk("c", "net_null2,no-rx=1", 3)),
         Err(DatapathError::PortExists(_))
     ));
     assert_eq!(names(&dp), ["a", "b", "c"]);
@@ -129,7 +118,7 @@ fn versions_and_port_changes_are_acknowledged_and_stop_keeps_its_deadline() {
     assert!(closer.drain(Instant::now() + bound).is_empty());
     assert!(dp.reap().is_empty(), "nothing was withdrawn");
     // Its slot and device name can be used again.
-    dp.add_port(&eal, &spec("c2", "net_null1,no-rx=1", 3))
+    dp.add_port(&eal, &PortSpec::trunk("c2", "net_null1,no-rx=1", 3))
         .expect("add c2 in the freed slot");
 
     let deadline = Instant::now() + bound;
