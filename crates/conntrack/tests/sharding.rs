@@ -241,6 +241,9 @@ fn dnat_to_one_address_and_port_remaps_the_source_port_for_the_owner() {
         })
         .collect();
     let (mut kept, mut remapped) = (0, 0);
+    // Source ports the server already sees: an earlier connection may have been moved to
+    // a later connection's own port (600-1023 is small), and then that one moves too.
+    let mut seen_by_server = std::collections::HashSet::new();
     for sport in (40000..40064).chain(700..716) {
         let syn = tcp_syn(client, sport, METADATA, 80);
         let owner = shard_of(&syn, 2);
@@ -257,12 +260,16 @@ fn dnat_to_one_address_and_port_remaps_the_source_port_for_the_owner() {
         let new_sport = match r.rewrite.src {
             None => {
                 assert_eq!(natural, owner, "port {sport} kept though its reply leaves");
+                assert!(!seen_by_server.contains(&sport), "port {sport} used twice");
                 kept += 1;
                 sport
             }
             Some((saddr, p)) => {
                 assert_eq!(saddr, client, "only the port moves");
-                assert_ne!(natural, owner, "port {sport} moved though it fitted");
+                assert!(
+                    natural != owner || seen_by_server.contains(&sport),
+                    "port {sport} moved though it fitted and was free"
+                );
                 let (lo, hi) = if sport < 1024 {
                     (600, 1023)
                 } else {
@@ -273,6 +280,7 @@ fn dnat_to_one_address_and_port_remaps_the_source_port_for_the_owner() {
                 p
             }
         };
+        assert!(seen_by_server.insert(new_sport), "{new_sport} given twice");
         let mut reply = tcp_syn(SERVER, 8775, client, new_sport);
         if let L4::Tcp(seg) = &mut reply.l4 {
             seg.flags = 0x12;
