@@ -238,7 +238,10 @@ def main():
             eth = Ether(src=MAC_A, dst=MAC_RA) if d == "o" else Ether(src=MAC_B, dst=MAC_RB)
             frame = bytes(eth / pkt)
             sock[d].send(frame)
-            deadline = time.monotonic() + 2.0
+            # Every packet moves exactly one counter, so the wait ends at once; the bound is
+            # only a guard, long enough for a loaded machine (CI at load 20 once took over
+            # 2 s: the late counter was then read as the next packet's verdict).
+            deadline = time.monotonic() + 30.0
             verdict = "not forwarded"
             while time.monotonic() < deadline:
                 now = counters()
