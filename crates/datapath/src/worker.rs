@@ -82,13 +82,17 @@ const TUNNEL_DEFERRED: usize = 8;
 struct TunnelOut {
     /// The port's index in [`Tunnels::ports`].
     port: usize,
-    /// The next hop's MAC; `None`: unresolved, the frame waits in `Tunnels::pending`.
-    eth_dst: Option<packet::wire::ethernet::Mac>,
+    /// The next hop's MAC as [`crate::tunnel::NeighbourMac`] holds it; 0: unresolved,
+    /// the frame waits in `Tunnels::pending`.
+    eth_dst: u64,
     next_hop: [u8; 4],
     ip_src: [u8; 4],
     ip_dst: [u8; 4],
     vni: u32,
     options_len: u8,
+    /// The outer headers are the port's [`TunnelPort::fixed`] ones (its own remote, VNI
+    /// and `local_ip`, no options): only the per-packet fields are written.
+    fixed: bool,
     options: [u8; crate::tunnel::GENEVE_OPTIONS_ROOM],
 }
 
@@ -179,8 +183,11 @@ impl TxBatches<'_> {
     /// key now, then, if the packet is final (no later action edits it), deferred to the
     /// end of the walk ([`Self::finish_tunnels`]: encapsulated in place when nothing else
     /// needs the frame as it is); otherwise encapsulated in a copy at once. What cannot
-    /// be sent is counted on the tunnel port.
-    #[inline]
+    /// be sent is counted on the tunnel port. Out of line: inlined, it made the sink's
+    /// `output_keyed` too big for the walk to inline its outputs to plain ports
+    /// (`Pipeline::flush` became a call for every packet; callgrind of
+    /// benches/tunnel_path.rs, about 45 instructions per packet).
+    #[inline(never)]
     fn tunnel_output(&mut self, i: usize, pkt: &Pkt, key: &FlowKey, emit: Emit) {
         let Some(out) = self.resolve_tunnel(i, pkt, key) else {
             return;
@@ -220,9 +227,9 @@ impl TxBatches<'_> {
                 return None;
             };
             let mac = tunnels.flow_hops.mac(t.uplink_slot, s.local_ip, hop);
-            (dst, hop, mac)
+            (dst, hop, crate::tunnel::raw_of_mac(mac))
         } else {
-            (s.remote_ip, t.next_hop, t.neighbour.get())
+            (s.remote_ip, t.next_hop, t.neighbour.raw())
         };
         let mut out = TunnelOut {
             port: i,
@@ -232,6 +239,7 @@ impl TxBatches<'_> {
             ip_dst,
             vni: s.vni.unwrap_or(key.tunnel_id() as u32),
             options_len: 0,
+            fixed: false,
             options: [0; crate::tunnel::GENEVE_OPTIONS_ROOM],
         };
         // No TLV map load for VXLAN, nor for a packet without option data to send.
@@ -242,6 +250,8 @@ impl TxBatches<'_> {
             out.options_len = n as u8;
         }
         let options_len = usize::from(out.options_len);
+        // `fixed` exists only with the port's own remote and VNI.
+        out.fixed = t.fixed.is_some() && options_len == 0 && out.ip_src == s.local_ip;
         let inner = pkt.0.data();
         if inner.len() + options_len > t.max_inner {
             c.mtu_drops.add(1);
@@ -264,14 +274,17 @@ impl TxBatches<'_> {
     /// unresolved, hands it to the control plane to hold). The outer headers go into
     /// `m`'s own headroom when no one else holds it (the usual single output: no copy,
     /// as Open vSwitch's `tnl_push`); a shared buffer, or one without the headroom, is
-    /// copied first.
+    /// copied first. A port with fixed outer headers ([`TunnelPort::fixed`]) copies
+    /// them whole and writes five fields; the UDP source port is hashed from the inner
+    /// frame's headers, which the walk has just read (in cache).
     #[inline]
     fn send_tunnel(&mut self, out: &TunnelOut, mut m: Mbuf) {
         let tunnels = self.tunnels;
         let t = &tunnels.ports[out.port];
         let c = &t.counters;
         let options = &out.options[..usize::from(out.options_len)];
-        if !m.can_prepend_in_place(t.template.overhead(options.len())) {
+        let overhead = t.template.overhead(options.len());
+        if !m.can_prepend_in_place(overhead) {
             match m.deep_copy() {
                 Some(copy) => m = copy,
                 None => {
@@ -280,18 +293,30 @@ impl TxBatches<'_> {
                 }
             }
         }
-        let inner_len = m.data().len();
-        let fields = packet::tunnel::EncapFields {
-            // Unresolved: filled in by the control plane when the ARP reply comes.
-            eth_dst: out.eth_dst.unwrap_or_default(),
-            ip_src: out.ip_src,
-            ip_dst: out.ip_dst,
-            vni: out.vni,
-            src_port: packet::tunnel::udp_src_port(m.data()),
-            geneve_options: options,
+        let Some(frame) = m.prepend_in_place(overhead) else {
+            // A copy without the headroom (not from a pool of ours).
+            c.encap_failed.add(1);
+            return;
         };
-        let mut pkt = Pkt(m);
-        if t.template.encap(&mut pkt, &fields).is_err() {
+        let inner_len = frame.len() - overhead;
+        let src_port = packet::tunnel::udp_src_port(&frame[overhead..]);
+        // Unresolved: filled in by the control plane when the ARP reply comes.
+        let eth_dst = crate::tunnel::mac_of_raw(out.eth_dst);
+        let filled = match t.fixed.as_ref().filter(|_| out.fixed) {
+            Some(fixed) => fixed.fill(frame, eth_dst, src_port),
+            None => t.template.fill(
+                frame,
+                &packet::tunnel::EncapFields {
+                    eth_dst,
+                    ip_src: out.ip_src,
+                    ip_dst: out.ip_dst,
+                    vni: out.vni,
+                    src_port,
+                    geneve_options: options,
+                },
+            ),
+        };
+        if filled.is_err() {
             c.encap_failed.add(1);
             return;
         }
@@ -299,18 +324,18 @@ impl TxBatches<'_> {
             .add(&tunnels.ports, out.port, inner_len as u64, |c| {
                 (&c.tx_packets, &c.tx_bytes)
             });
-        if out.eth_dst.is_none() {
+        if out.eth_dst == 0 {
             // Held until the next hop resolves (bounded: docs/tunnels.md).
             if tunnels
                 .pending
-                .push((t.uplink_slot, out.next_hop, pkt.0))
+                .push((t.uplink_slot, out.next_hop, m))
                 .is_err()
             {
                 c.no_neighbour.add(1);
             }
             return;
         }
-        self.queue(t.uplink_slot, pkt.0);
+        self.queue(t.uplink_slot, m);
     }
 
     /// [`Self::finish`] for a packet with tunnel outputs. The packet itself goes to the

@@ -266,26 +266,35 @@ impl EncapTemplate {
         pkt: &mut P,
         f: &EncapFields<'_>,
     ) -> Result<(), EncapError> {
+        let overhead = self.overhead(f.geneve_options.len());
+        if pkt.data().len() + overhead - ethernet::HEADER_LEN > usize::from(u16::MAX) {
+            return Err(EncapError::TooLong);
+        }
+        if pkt.prepend(overhead).is_none() {
+            return Err(EncapError::NoHeadroom);
+        }
+        self.fill(pkt.data_mut(), f)
+    }
+
+    /// Writes the outer headers into `frame`: its first [`Self::overhead`] bytes are the
+    /// room prepended for them, the inner frame follows. `TooLong` (nothing written) when
+    /// the IPv4 total length would not fit 16 bits; `frame` must be at least the
+    /// overhead long.
+    #[inline]
+    pub fn fill(&self, frame: &mut [u8], f: &EncapFields<'_>) -> Result<(), EncapError> {
         let options = f.geneve_options;
         debug_assert!(
             self.kind == TunnelKind::Geneve || options.is_empty(),
             "geneve options on a vxlan port"
         );
         debug_assert!(options.len().is_multiple_of(4) && options.len() <= geneve::MAX_OPTIONS_LEN);
-        let inner_len = pkt.data().len();
         let overhead = self.overhead(options.len());
-        let ip_len = inner_len + overhead - ethernet::HEADER_LEN;
-        if ip_len > usize::from(u16::MAX) {
+        let Ok(ip_len) = u16::try_from(frame.len() - ethernet::HEADER_LEN) else {
             return Err(EncapError::TooLong);
-        }
-        let Some(h) = pkt.prepend(overhead) else {
-            return Err(EncapError::NoHeadroom);
         };
-        // Some buffers hand back the whole frame rather than only the new bytes.
-        let h = &mut h[..overhead];
+        let h = &mut frame[..overhead];
         h[..TEMPLATE_LEN].copy_from_slice(&self.header);
         h[at::ETH_DST..at::ETH_DST + 6].copy_from_slice(&f.eth_dst);
-        let ip_len = ip_len as u16;
         h[at::IP_TOTAL_LEN..at::IP_TOTAL_LEN + 2].copy_from_slice(&ip_len.to_be_bytes());
         h[at::IP_SRC..at::IP_SRC + 4].copy_from_slice(&f.ip_src);
         h[at::IP_DST..at::IP_DST + 4].copy_from_slice(&f.ip_dst);
@@ -304,12 +313,11 @@ impl EncapTemplate {
             h[TEMPLATE_LEN..].copy_from_slice(options);
         }
         if self.udp_checksum {
-            let seg = &pkt.data()[OUTER_LEN - udp::HEADER_LEN..];
+            let seg = &frame[OUTER_LEN - udp::HEADER_LEN..];
             let c = checksum::transport_v4(f.ip_src, f.ip_dst, ip_proto::UDP, seg);
             // Zero means "no checksum" over IPv4: a computed zero is sent as all ones.
             let c = if c == 0 { 0xffff } else { c };
-            pkt.data_mut()[at::UDP_CHECKSUM..at::UDP_CHECKSUM + 2]
-                .copy_from_slice(&c.to_be_bytes());
+            frame[at::UDP_CHECKSUM..at::UDP_CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
         }
         Ok(())
     }
