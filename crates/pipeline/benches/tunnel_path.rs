@@ -46,23 +46,32 @@ fn tunnel_encap() -> Encap<'static> {
     }
 }
 
-/// The worker's record of a deferred tunnel output (`TunnelOut`), as big.
+/// The worker's record of a deferred tunnel output (`TunnelOut`): the port, where its
+/// general fields are (`FIXED`: none, the port's fixed headers), the next hop's MAC as
+/// the neighbour cell holds it (0 unresolved, else `1 << 48 | mac`).
 #[derive(Clone, Copy)]
 struct TunnelOut {
-    /// As the worker's neighbour cell holds it: 0 unresolved, else `1 << 48 | mac`.
+    port: u32,
+    general: u32,
     eth_dst: u64,
+}
+
+const FIXED: u32 = u32::MAX;
+
+/// The worker's `GeneralOut`: the outer fields a port does not fix.
+#[derive(Clone, Copy)]
+struct GeneralOut {
     next_hop: [u8; 4],
     ip_src: [u8; 4],
     ip_dst: [u8; 4],
     vni: u32,
     options_len: u8,
-    fixed: bool,
     options: [u8; 16],
 }
 
 /// The sink of the tunnel scenarios: an output to `encap_port` is resolved as the worker
-/// resolves it (`TxBatches::resolve_tunnel`: the next hop's MAC from its atomic cell,
-/// the outer source from `tun_src`, the MTU check) and deferred; after the walk the packet
+/// resolves it (`TxBatches::resolve_tunnel`: the outer source from `tun_src`, the MTU
+/// check, the next hop's MAC from its atomic cell) and deferred; after the walk the packet
 /// gets the port's fixed outer headers in its own headroom with the UDP source port hashed
 /// from the inner frame (`TxBatches::send_tunnel`, [`TunnelSink::finish`]); the rest
 /// counted as [`Count`] does.
@@ -76,6 +85,7 @@ struct TunnelSink {
     max_inner: usize,
     mtu_drops: u64,
     deferred: Option<TunnelOut>,
+    general: Option<GeneralOut>,
 }
 
 impl Sink<VecBuf> for TunnelSink {
@@ -90,7 +100,7 @@ impl Sink<VecBuf> for TunnelSink {
             self.count += u64::from(port);
             return;
         }
-        self.tunnel_output(pkt, key);
+        self.tunnel_output(port, pkt, key);
     }
 
     fn clone_packet(&mut self, pkt: &VecBuf) -> Option<VecBuf> {
@@ -102,8 +112,7 @@ impl TunnelSink {
     /// Out of line, as the worker's: the sink's output stays small enough for the walk to
     /// inline its outputs to plain ports.
     #[inline(never)]
-    fn tunnel_output(&mut self, pkt: &VecBuf, key: &FlowKey) {
-        let eth_dst = self.neighbour.load(Relaxed);
+    fn tunnel_output(&mut self, port: u32, pkt: &VecBuf, key: &FlowKey) {
         let src = key.tun_src();
         let ip_src = if src == [0; 4] || src == TUN_LOCAL.0 {
             TUN_LOCAL.0
@@ -114,25 +123,50 @@ impl TunnelSink {
             self.mtu_drops += 1;
             return;
         }
-        self.deferred = Some(TunnelOut {
-            eth_dst,
+        let eth_dst = self.neighbour.load(Relaxed);
+        if self.fixed.is_some() && ip_src == TUN_LOCAL.0 {
+            self.deferred = Some(TunnelOut {
+                port,
+                general: FIXED,
+                eth_dst,
+            });
+            return;
+        }
+        self.general = Some(GeneralOut {
             next_hop: TUN_REMOTE.0,
             ip_src,
             ip_dst: TUN_REMOTE.0,
             vni: TUN_VNI,
             options_len: 0,
-            fixed: self.fixed.is_some() && ip_src == TUN_LOCAL.0,
             options: [0; 16],
+        });
+        self.deferred = Some(TunnelOut {
+            port,
+            general: 0,
+            eth_dst,
         });
     }
 
     /// After the walk: the deferred tunnel output gets the packet itself.
     #[inline]
     fn finish(&mut self, pkt: &mut VecBuf) {
-        let Some(out) = self.deferred.take() else {
-            return;
+        if let Some(out) = self.deferred.take() {
+            self.send_tunnel(out, pkt);
+        }
+    }
+
+    /// Out of line, as the worker's `finish_tunnels`.
+    #[inline(never)]
+    fn send_tunnel(&mut self, out: TunnelOut, pkt: &mut VecBuf) {
+        let general = if out.general == FIXED {
+            None
+        } else {
+            self.general.take()
         };
-        let overhead = self.template.overhead(usize::from(out.options_len));
+        let options = general
+            .as_ref()
+            .map_or(&[][..], |g| &g.options[..usize::from(g.options_len)]);
+        let overhead = self.template.overhead(options.len());
         if pkt.prepend(overhead).is_none() {
             return;
         }
@@ -140,23 +174,31 @@ impl TunnelSink {
         let src_port = packet::tunnel::udp_src_port(&frame[overhead..]);
         let b = (out.eth_dst << 16).to_be_bytes();
         let eth_dst = [b[0], b[1], b[2], b[3], b[4], b[5]];
-        let filled = match self.fixed.as_ref().filter(|_| out.fixed) {
-            Some(f) => f.fill(frame, eth_dst, src_port),
-            None => self.template.fill(
+        let filled = match (&general, &self.fixed) {
+            (None, Some(f)) => f.fill(frame, eth_dst, src_port),
+            (Some(g), _) => self.template.fill(
                 frame,
                 &EncapFields {
                     eth_dst,
-                    ip_src: out.ip_src,
-                    ip_dst: out.ip_dst,
-                    vni: out.vni,
+                    ip_src: g.ip_src,
+                    ip_dst: g.ip_dst,
+                    vni: g.vni,
                     src_port,
-                    geneve_options: &out.options[..usize::from(out.options_len)],
+                    geneve_options: options,
                 },
             ),
+            (None, None) => return,
         };
-        if filled.is_ok() {
-            self.count += black_box(pkt.data()).len() as u64;
+        if filled.is_err() {
+            return;
         }
+        if out.eth_dst == 0 {
+            // The worker hands it to the control plane to hold until the hop resolves.
+            let hop = general.map_or(TUN_REMOTE.0, |g| g.next_hop);
+            self.count += u64::from(black_box(hop)[3]) + u64::from(out.port);
+            return;
+        }
+        self.count += black_box(pkt.data()).len() as u64;
     }
 }
 
@@ -278,6 +320,7 @@ fn run_tunnel(name: &str) {
         max_inner: 1500 + 14 - template.overhead(0),
         mtu_drops: 0,
         deferred: None,
+        general: None,
     };
     pass_tunnel(&pl, &mut pkts, &mut ctx, &mut sink, decap);
     let rounds = 100;
