@@ -80,8 +80,10 @@ pub fn udp_src_port(inner: &[u8]) -> u16 {
     49152 | (inner_hash(inner) as u16 & 0x3fff)
 }
 
-/// A hash of the inner frame's addresses, ethertype and (for IPv4 TCP/UDP) ports: the same
-/// for every packet of a flow, without parsing more than the fixed offsets.
+/// A hash of the inner flow: for IPv4, its addresses and (TCP, UDP) ports, as Linux's
+/// flow hash and the RSS hash Open vSwitch reuses; for other frames, the Ethernet
+/// addresses and ethertype. The same for every packet of a flow, without parsing more
+/// than the fixed offsets.
 ///
 /// Each 8-byte word of those headers is multiplied by its own odd constant and the
 /// products are XORed: the multiplies are independent of each other (no chain of
@@ -93,14 +95,13 @@ pub fn udp_src_port(inner: &[u8]) -> u16 {
 #[inline]
 pub fn inner_hash(inner: &[u8]) -> u32 {
     if inner.len() >= 38 {
-        let w6 = hash_word(inner, 6);
-        let h = hash_word(inner, 0).wrapping_mul(HASH_K[0]) ^ w6.wrapping_mul(HASH_K[1]);
-        // The ethertype is the top two bytes of the little-endian word at 6.
-        if (w6 >> 48) as u16 != u16::from_le_bytes(ethertype::IPV4.to_be_bytes()) {
+        if inner[12..14] != ethertype::IPV4.to_be_bytes() {
+            let h = hash_word(inner, 0).wrapping_mul(HASH_K[0])
+                ^ hash_word(inner, 6).wrapping_mul(HASH_K[1]);
             return hash_fold(h);
         }
         if inner[14] & 0x0f == 5 {
-            let mut h = h ^ hash_word(inner, 26).wrapping_mul(HASH_K[2]);
+            let mut h = hash_word(inner, 26).wrapping_mul(HASH_K[2]);
             if matches!(inner[23], ip_proto::TCP | ip_proto::UDP) {
                 let mut p = [0u8; 4];
                 p.copy_from_slice(&inner[34..38]);
@@ -148,11 +149,8 @@ fn inner_hash_checked(inner: &[u8]) -> u32 {
         }
         return hash_fold(h);
     }
-    // The two addresses and the ethertype as two overlapping 8-byte loads.
-    let mut h =
-        hash_word(inner, 0).wrapping_mul(HASH_K[0]) ^ hash_word(inner, 6).wrapping_mul(HASH_K[1]);
     if inner.len() >= 34 && inner[12..14] == ethertype::IPV4.to_be_bytes() {
-        h ^= hash_word(inner, 26).wrapping_mul(HASH_K[2]);
+        let mut h = hash_word(inner, 26).wrapping_mul(HASH_K[2]);
         let ihl = usize::from(inner[14] & 0x0f) * 4;
         let l4 = ethernet::HEADER_LEN + ihl;
         if matches!(inner[23], ip_proto::TCP | ip_proto::UDP) && inner.len() >= l4 + 4 {
@@ -160,7 +158,11 @@ fn inner_hash_checked(inner: &[u8]) -> u32 {
             p.copy_from_slice(&inner[l4..l4 + 4]);
             h ^= u64::from(u32::from_le_bytes(p)).wrapping_mul(HASH_K[3]);
         }
+        return hash_fold(h);
     }
+    // The two addresses and the ethertype as two overlapping 8-byte loads.
+    let h =
+        hash_word(inner, 0).wrapping_mul(HASH_K[0]) ^ hash_word(inner, 6).wrapping_mul(HASH_K[1]);
     hash_fold(h)
 }
 
@@ -1034,17 +1036,19 @@ mod tests {
     /// of 4096 on distinct ports; well under that would mean a field is hashed badly).
     #[test]
     fn source_ports_spread_over_flows() {
-        // (offset of the varied bytes, what they are)
-        for (at, what) in [
-            (34, "udp ports"),
-            (26, "ipv4 source"),
-            (30, "ipv4 destination"),
-            (0, "eth dst"),
-            (6, "eth src"),
+        // (offset of the varied bytes, what they are, the ethertype): IPv4 flows by
+        // addresses and ports, other frames (here ARP) by their Ethernet addresses.
+        for (at, what, ethertype) in [
+            (34, "udp ports", [0x08, 0x00]),
+            (26, "ipv4 source", [0x08, 0x00]),
+            (30, "ipv4 destination", [0x08, 0x00]),
+            (0, "eth dst", [0x08, 0x06]),
+            (6, "eth src", [0x08, 0x06]),
         ] {
             let mut ports = std::collections::HashSet::new();
             for i in 0u32..4096 {
                 let mut f = inner();
+                f[12..14].copy_from_slice(&ethertype);
                 f[at..at + 4].copy_from_slice(&i.to_be_bytes());
                 let p = udp_src_port(&f);
                 assert!(p >= 49152);
