@@ -1108,6 +1108,14 @@ impl Datapath {
                 .get(s.ofport)
                 .map(|p| Arc::clone(&p.counters))
                 .unwrap_or_default();
+            let template =
+                packet::tunnel::EncapTemplate::new(s.kind, up.mac, s.dst_port, s.ttl, s.csum);
+            let fixed = match s.vni {
+                Some(vni) if !s.remote_is_flow() => {
+                    Some(template.fixed(s.local_ip, s.remote_ip, vni))
+                }
+                _ => None,
+            };
             ports.push(TunnelPort {
                 spec: s.clone(),
                 uplink_slot: up.slot,
@@ -1117,9 +1125,8 @@ impl Datapath {
                 counters,
                 max_inner: (usize::from(self.underlay.settings.uplink_mtu) + 14)
                     .saturating_sub(overhead),
-                template: packet::tunnel::EncapTemplate::new(
-                    s.kind, up.mac, s.dst_port, s.ttl, s.csum,
-                ),
+                template,
+                fixed,
             });
         }
         ports.sort_by_key(|p| p.spec.ofport);

@@ -244,18 +244,33 @@ pub(crate) struct NeighbourMac(AtomicU64);
 impl NeighbourMac {
     #[inline]
     pub fn get(&self) -> Option<Mac> {
-        let v = self.0.load(Relaxed);
-        (v != 0).then(|| {
-            let b = v.to_be_bytes();
-            [b[2], b[3], b[4], b[5], b[6], b[7]]
-        })
+        let v = self.raw();
+        (v != 0).then(|| mac_of_raw(v))
+    }
+    /// The cell's value as it is stored (0: unresolved): what a tunnel output carries to
+    /// the end of the walk, one word instead of six bytes and a flag to unpack.
+    #[inline]
+    pub fn raw(&self) -> u64 {
+        self.0.load(Relaxed)
     }
     fn set(&self, mac: Option<Mac>) {
-        let v = mac.map_or(0, |m| {
-            u64::from_be_bytes([0, 1, m[0], m[1], m[2], m[3], m[4], m[5]])
-        });
-        self.0.store(v, Relaxed);
+        self.0.store(raw_of_mac(mac), Relaxed);
     }
+}
+
+/// A MAC in [`NeighbourMac`]'s encoding: 0 for none, else `1 << 48 | mac`.
+#[inline]
+pub(crate) fn raw_of_mac(mac: Option<Mac>) -> u64 {
+    mac.map_or(0, |m| {
+        u64::from_be_bytes([0, 1, m[0], m[1], m[2], m[3], m[4], m[5]])
+    })
+}
+
+/// The MAC in a [`NeighbourMac`] value (zero for 0, unresolved).
+#[inline]
+pub(crate) fn mac_of_raw(v: u64) -> Mac {
+    let b = (v << 16).to_be_bytes();
+    [b[0], b[1], b[2], b[3], b[4], b[5]]
 }
 
 /// A tunnel port as workers use it.
@@ -271,6 +286,11 @@ pub(crate) struct TunnelPort {
     pub max_inner: usize,
     /// The outer headers' constant bytes (uplink MAC, UDP port, TTL, tunnel flags).
     pub template: packet::tunnel::EncapTemplate,
+    /// With a fixed remote and VNI: the whole outer headers but the next hop's MAC and
+    /// the lengths, checksum and source port, for the packets that leave from the port's
+    /// `local_ip` without Geneve options (all of them, unless a flow sets `tun_src` or
+    /// option data).
+    pub fixed: Option<packet::tunnel::FixedEncap>,
 }
 
 /// Every tunnel port, for the workers: immutable apart from atomics; a change makes a

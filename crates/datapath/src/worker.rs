@@ -75,15 +75,31 @@ const DEFERRED: usize = 16;
 /// (more, as in a head-end replication to many remotes, are copied at once).
 const TUNNEL_DEFERRED: usize = 8;
 
-/// One output to a tunnel port, with what its outer headers take from the packet's key
-/// at the output (a later `set_field` of `tun_dst` or `tunnel_id` for another output does
-/// not change it).
+/// One output to a tunnel port, as small as the usual case allows (16 bytes: it is
+/// written at the output and read back after the walk): a port with fixed outer headers
+/// ([`TunnelPort::fixed`]) needs only its index and the next hop's MAC; the rest of the
+/// outer fields, taken from the packet's key at the output (a later `set_field` of
+/// `tun_dst` or `tunnel_id` for another output does not change them), are a
+/// [`GeneralOut`] beside it.
 #[derive(Clone, Copy)]
 struct TunnelOut {
     /// The port's index in [`Tunnels::ports`].
-    port: usize,
-    /// The next hop's MAC; `None`: unresolved, the frame waits in `Tunnels::pending`.
-    eth_dst: Option<packet::wire::ethernet::Mac>,
+    port: u32,
+    /// Where its [`GeneralOut`] is in `TxBatches::tunnel_general`; [`FIXED`]: none, the
+    /// port's fixed headers.
+    general: u32,
+    /// The next hop's MAC as [`crate::tunnel::NeighbourMac`] holds it; 0: unresolved,
+    /// the frame waits in `Tunnels::pending`.
+    eth_dst: u64,
+}
+
+/// [`TunnelOut::general`] of an output with the port's fixed outer headers.
+const FIXED: u32 = u32::MAX;
+
+/// The outer fields of a tunnel output that the port does not fix: a flow-based remote,
+/// a VNI from `tunnel_id`, a `tun_src` the flow set, Geneve options.
+#[derive(Clone, Copy)]
+struct GeneralOut {
     next_hop: [u8; 4],
     ip_src: [u8; 4],
     ip_dst: [u8; 4],
@@ -114,6 +130,8 @@ struct TxBatches<'a> {
     /// gets the packet itself, encapsulated in its own headroom, unless a port in
     /// `deferred` takes it as it is.
     tunnel_deferred: ArrayVec<TunnelOut, TUNNEL_DEFERRED>,
+    /// The [`GeneralOut`]s of `tunnel_deferred`'s outputs that have one.
+    tunnel_general: ArrayVec<GeneralOut, TUNNEL_DEFERRED>,
     /// Encapsulated packets and inner bytes not yet added to a tunnel port's shared
     /// counters: consecutive packets to one port are added together (see [`TunnelTally`]).
     tunnel_tally: TunnelTally,
@@ -179,14 +197,22 @@ impl TxBatches<'_> {
     /// key now, then, if the packet is final (no later action edits it), deferred to the
     /// end of the walk ([`Self::finish_tunnels`]: encapsulated in place when nothing else
     /// needs the frame as it is); otherwise encapsulated in a copy at once. What cannot
-    /// be sent is counted on the tunnel port.
-    #[inline]
+    /// be sent is counted on the tunnel port. Out of line: inlined, it made the sink's
+    /// `output_keyed` too big for the walk to inline its outputs to plain ports
+    /// (`Pipeline::flush` became a call for every packet; callgrind of
+    /// benches/tunnel_path.rs, about 45 instructions per packet).
+    #[inline(never)]
     fn tunnel_output(&mut self, i: usize, pkt: &Pkt, key: &FlowKey, emit: Emit) {
-        let Some(out) = self.resolve_tunnel(i, pkt, key) else {
+        let Some((mut out, general)) = self.resolve_tunnel(i, pkt, key) else {
             return;
         };
         self.handed += 1;
         if emit == Emit::Final && pkt.0.id() == self.current && !self.tunnel_deferred.is_full() {
+            if let Some(g) = general {
+                // No fuller than tunnel_deferred, which has room.
+                out.general = self.tunnel_general.len() as u32;
+                self.tunnel_general.push(g);
+            }
             self.tunnel_deferred.push(out);
             return;
         }
@@ -196,7 +222,7 @@ impl TxBatches<'_> {
             self.tunnels.ports[i].counters.encap_failed.add(1);
             return;
         };
-        self.send_tunnel(&out, m);
+        self.send_tunnel(&out, general.as_ref(), m);
     }
 
     /// The fields of an output to `ports[i]` that come from the packet's key: the outer
@@ -205,12 +231,17 @@ impl TxBatches<'_> {
     /// too big for the uplink once encapsulated (IPv4 with DF: handed to the control plane
     /// to answer with ICMP fragmentation-needed).
     #[inline]
-    fn resolve_tunnel(&mut self, i: usize, pkt: &Pkt, key: &FlowKey) -> Option<TunnelOut> {
+    fn resolve_tunnel(
+        &mut self,
+        i: usize,
+        pkt: &Pkt,
+        key: &FlowKey,
+    ) -> Option<(TunnelOut, Option<GeneralOut>)> {
         let tunnels = self.tunnels;
         let t = &tunnels.ports[i];
         let c = &t.counters;
         let s = &t.spec;
-        let (ip_dst, next_hop, eth_dst) = if s.remote_is_flow() {
+        let flow_remote = if s.remote_is_flow() {
             let dst = key.tun_dst();
             let hop = (dst != crate::tunnel::REMOTE_FROM_FLOW)
                 .then(|| crate::tunnel::route(&tunnels.settings, s.local_ip, s.local_prefix, dst))
@@ -220,28 +251,19 @@ impl TxBatches<'_> {
                 return None;
             };
             let mac = tunnels.flow_hops.mac(t.uplink_slot, s.local_ip, hop);
-            (dst, hop, mac)
+            Some((dst, hop, crate::tunnel::raw_of_mac(mac)))
         } else {
-            (s.remote_ip, t.next_hop, t.neighbour.get())
+            None
         };
-        let mut out = TunnelOut {
-            port: i,
-            eth_dst,
-            next_hop,
-            ip_src: self.outer_source(t, key),
-            ip_dst,
-            vni: s.vni.unwrap_or(key.tunnel_id() as u32),
-            options_len: 0,
-            options: [0; crate::tunnel::GENEVE_OPTIONS_ROOM],
-        };
+        let ip_src = self.outer_source(t, key);
+        let mut options = [0; crate::tunnel::GENEVE_OPTIONS_ROOM];
+        let mut options_len = 0;
         // No TLV map load for VXLAN, nor for a packet without option data to send.
         let word = key.words[packet::TUN_METADATA_WORD];
         if s.kind == packet::tunnel::TunnelKind::Geneve && word != 0 {
-            let n =
-                crate::tunnel::word_to_options(&tunnels.geneve_map.load(), word, &mut out.options);
-            out.options_len = n as u8;
+            options_len =
+                crate::tunnel::word_to_options(&tunnels.geneve_map.load(), word, &mut options);
         }
-        let options_len = usize::from(out.options_len);
         let inner = pkt.0.data();
         if inner.len() + options_len > t.max_inner {
             c.mtu_drops.add(1);
@@ -257,21 +279,49 @@ impl TxBatches<'_> {
             }
             return None;
         }
-        Some(out)
+        // `fixed` exists only for a port with its own remote and VNI.
+        if t.fixed.is_some() && options_len == 0 && ip_src == s.local_ip {
+            let out = TunnelOut {
+                port: i as u32,
+                general: FIXED,
+                eth_dst: t.neighbour.raw(),
+            };
+            return Some((out, None));
+        }
+        let (ip_dst, next_hop, eth_dst) =
+            flow_remote.unwrap_or((s.remote_ip, t.next_hop, t.neighbour.raw()));
+        let out = TunnelOut {
+            port: i as u32,
+            general: FIXED,
+            eth_dst,
+        };
+        let general = GeneralOut {
+            next_hop,
+            ip_src,
+            ip_dst,
+            vni: s.vni.unwrap_or(key.tunnel_id() as u32),
+            options_len: options_len as u8,
+            options,
+        };
+        Some((out, Some(general)))
     }
 
     /// Encapsulates `m` for `out` and queues it on the uplink (or, its next hop
     /// unresolved, hands it to the control plane to hold). The outer headers go into
     /// `m`'s own headroom when no one else holds it (the usual single output: no copy,
     /// as Open vSwitch's `tnl_push`); a shared buffer, or one without the headroom, is
-    /// copied first.
+    /// copied first. A port with fixed outer headers ([`TunnelPort::fixed`]) copies
+    /// them whole and writes five fields; the UDP source port is hashed from the inner
+    /// frame's headers, which the walk has just read (in cache).
     #[inline]
-    fn send_tunnel(&mut self, out: &TunnelOut, mut m: Mbuf) {
+    fn send_tunnel(&mut self, out: &TunnelOut, general: Option<&GeneralOut>, mut m: Mbuf) {
         let tunnels = self.tunnels;
-        let t = &tunnels.ports[out.port];
+        let port = out.port as usize;
+        let t = &tunnels.ports[port];
         let c = &t.counters;
-        let options = &out.options[..usize::from(out.options_len)];
-        if !m.can_prepend_in_place(t.template.overhead(options.len())) {
+        let options = general.map_or(&[][..], |g| &g.options[..usize::from(g.options_len)]);
+        let overhead = t.template.overhead(options.len());
+        if !m.can_prepend_in_place(overhead) {
             match m.deep_copy() {
                 Some(copy) => m = copy,
                 None => {
@@ -280,37 +330,51 @@ impl TxBatches<'_> {
                 }
             }
         }
-        let inner_len = m.data().len();
-        let fields = packet::tunnel::EncapFields {
-            // Unresolved: filled in by the control plane when the ARP reply comes.
-            eth_dst: out.eth_dst.unwrap_or_default(),
-            ip_src: out.ip_src,
-            ip_dst: out.ip_dst,
-            vni: out.vni,
-            src_port: packet::tunnel::udp_src_port(m.data()),
-            geneve_options: options,
+        let Some(frame) = m.prepend_in_place(overhead) else {
+            // A copy without the headroom (not from a pool of ours).
+            c.encap_failed.add(1);
+            return;
         };
-        let mut pkt = Pkt(m);
-        if t.template.encap(&mut pkt, &fields).is_err() {
+        let inner_len = frame.len() - overhead;
+        let src_port = packet::tunnel::udp_src_port(&frame[overhead..]);
+        // Unresolved: filled in by the control plane when the ARP reply comes.
+        let eth_dst = crate::tunnel::mac_of_raw(out.eth_dst);
+        let filled = match (general, &t.fixed) {
+            (None, Some(fixed)) => fixed.fill(frame, eth_dst, src_port),
+            (Some(g), _) => t.template.fill(
+                frame,
+                &packet::tunnel::EncapFields {
+                    eth_dst,
+                    ip_src: g.ip_src,
+                    ip_dst: g.ip_dst,
+                    vni: g.vni,
+                    src_port,
+                    geneve_options: options,
+                },
+            ),
+            // Not made: an output without its own fields is one of a fixed port.
+            (None, None) => Err(packet::tunnel::EncapError::NoHeadroom),
+        };
+        if filled.is_err() {
             c.encap_failed.add(1);
             return;
         }
         self.tunnel_tally
-            .add(&tunnels.ports, out.port, inner_len as u64, |c| {
+            .add(&tunnels.ports, port, inner_len as u64, |c| {
                 (&c.tx_packets, &c.tx_bytes)
             });
-        if out.eth_dst.is_none() {
+        if out.eth_dst == 0 {
             // Held until the next hop resolves (bounded: docs/tunnels.md).
             if tunnels
                 .pending
-                .push((t.uplink_slot, out.next_hop, pkt.0))
+                .push((t.uplink_slot, general.map_or(t.next_hop, |g| g.next_hop), m))
                 .is_err()
             {
                 c.no_neighbour.add(1);
             }
             return;
         }
-        self.queue(t.uplink_slot, pkt.0);
+        self.queue(t.uplink_slot, m);
     }
 
     /// [`Self::finish`] for a packet with tunnel outputs. The packet itself goes to the
@@ -331,19 +395,32 @@ impl TxBatches<'_> {
         let copies = if in_place { n - 1 } else { n };
         for k in 0..copies {
             let out = self.tunnel_deferred[k];
+            let general = self.general_of(&out);
             match m.deep_copy() {
-                Some(copy) => self.send_tunnel(&out, copy),
-                None => self.tunnels.ports[out.port].counters.encap_failed.add(1),
+                Some(copy) => self.send_tunnel(&out, general.as_ref(), copy),
+                None => self.tunnels.ports[out.port as usize]
+                    .counters
+                    .encap_failed
+                    .add(1),
             }
         }
         if in_place {
             let out = self.tunnel_deferred[n - 1];
+            let general = self.general_of(&out);
             self.tunnel_deferred.clear();
-            self.send_tunnel(&out, m);
+            self.tunnel_general.clear();
+            self.send_tunnel(&out, general.as_ref(), m);
         } else {
             self.tunnel_deferred.clear();
+            self.tunnel_general.clear();
             self.finish_ports(m);
         }
+    }
+
+    /// A deferred output's [`GeneralOut`], if it has one (a copy: sending needs `self`).
+    #[inline]
+    fn general_of(&self, out: &TunnelOut) -> Option<GeneralOut> {
+        (out.general != FIXED).then(|| self.tunnel_general[out.general as usize])
     }
 }
 
@@ -719,6 +796,7 @@ impl Worker {
             current: 0,
             deferred: ArrayVec::new(),
             tunnel_deferred: ArrayVec::new(),
+            tunnel_general: ArrayVec::new(),
             tunnel_tally: TunnelTally::default(),
             dropped: MbufBurst::new(),
         };

@@ -1,9 +1,9 @@
 //! The tunnel scenarios of `perf/icount.sh`, B1k through a VXLAN port: VXe encapsulates
 //! what B1k outputs as the worker does (`TxBatches::tunnel_output`/`send_tunnel`): the
 //! output is final, so it is deferred to the end of the walk, where the packet itself gets
-//! the outer headers in its own headroom from the port's `EncapTemplate`, with the UDP
-//! source port hashed from the inner frame (the worker's copy for a shared buffer is not
-//! taken: B1k outputs each packet once); VXd receives B1k's frames in VXLAN and does what
+//! the outer headers in its own headroom from the port's `FixedEncap` (fixed remote and
+//! VNI), with the UDP source port hashed from the inner frame (the worker's copy for a
+//! shared buffer is not taken: B1k outputs each packet once); VXd receives B1k's frames in VXLAN and does what
 //! the worker does on an uplink before the walk (outer headers parsed and checked, the
 //! VXLAN header read, the outer headers stripped, `in_port`, `tunnel_id`, `tun_src` and
 //! `tun_dst` set). Neither counts the DPDK rx/tx or the tunnel counters' atomics.
@@ -17,7 +17,9 @@ mod common;
 use std::hint::black_box;
 use std::time::Instant;
 
-use packet::tunnel::{Encap, EncapFields, EncapTemplate, TunnelKind};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use packet::tunnel::{Encap, EncapFields, EncapTemplate, FixedEncap, TunnelKind};
 use packet::{FlowKey, PacketBuf, VecBuf};
 use pipeline::{Emit, Pipeline, Sink, WorkerContext};
 
@@ -44,48 +46,159 @@ fn tunnel_encap() -> Encap<'static> {
     }
 }
 
-/// The sink of the tunnel scenarios: an output to `encap_port` is deferred (its fields
-/// resolved, as the worker resolves them from the key) and the packet encapsulated in
-/// place after the walk ([`TunnelSink::finish`]); the rest counted as [`Count`] does.
+/// The worker's record of a deferred tunnel output (`TunnelOut`): the port, where its
+/// general fields are (`FIXED`: none, the port's fixed headers), the next hop's MAC as
+/// the neighbour cell holds it (0 unresolved, else `1 << 48 | mac`).
+#[derive(Clone, Copy)]
+struct TunnelOut {
+    port: u32,
+    general: u32,
+    eth_dst: u64,
+}
+
+const FIXED: u32 = u32::MAX;
+
+/// The worker's `GeneralOut`: the outer fields a port does not fix.
+#[derive(Clone, Copy)]
+struct GeneralOut {
+    next_hop: [u8; 4],
+    ip_src: [u8; 4],
+    ip_dst: [u8; 4],
+    vni: u32,
+    options_len: u8,
+    options: [u8; 16],
+}
+
+/// The sink of the tunnel scenarios: an output to `encap_port` is resolved as the worker
+/// resolves it (`TxBatches::resolve_tunnel`: the outer source from `tun_src`, the MTU
+/// check, the next hop's MAC from its atomic cell) and deferred; after the walk the packet
+/// gets the port's fixed outer headers in its own headroom with the UDP source port hashed
+/// from the inner frame (`TxBatches::send_tunnel`, [`TunnelSink::finish`]); the rest
+/// counted as [`Count`] does.
 struct TunnelSink {
     encap_port: Option<u32>,
     count: u64,
     template: EncapTemplate,
-    deferred: Option<EncapFields<'static>>,
+    fixed: Option<FixedEncap>,
+    /// The next hop's MAC as workers read it: 0 unresolved, else `1 << 48 | mac`.
+    neighbour: AtomicU64,
+    max_inner: usize,
+    mtu_drops: u64,
+    deferred: Option<TunnelOut>,
+    general: Option<GeneralOut>,
 }
 
 impl Sink<VecBuf> for TunnelSink {
     #[inline]
     fn output(&mut self, port: u32, _q: Option<u32>, _pkt: &VecBuf, _e: Emit) {
-        if self.encap_port == Some(port) {
-            let e = tunnel_encap();
-            self.deferred = Some(EncapFields {
-                eth_dst: e.eth_dst,
-                ip_src: e.ip_src,
-                ip_dst: e.ip_dst,
-                vni: e.vni,
-                src_port: 0,
-                geneve_options: &[],
-            });
-        } else {
-            self.count += u64::from(port);
-        }
+        self.count += u64::from(port);
     }
+
+    #[inline]
+    fn output_keyed(&mut self, port: u32, _q: Option<u32>, pkt: &VecBuf, key: &FlowKey, _e: Emit) {
+        if self.encap_port != Some(port) {
+            self.count += u64::from(port);
+            return;
+        }
+        self.tunnel_output(port, pkt, key);
+    }
+
     fn clone_packet(&mut self, pkt: &VecBuf) -> Option<VecBuf> {
         Some(pkt.clone())
     }
 }
 
 impl TunnelSink {
+    /// Out of line, as the worker's: the sink's output stays small enough for the walk to
+    /// inline its outputs to plain ports.
+    #[inline(never)]
+    fn tunnel_output(&mut self, port: u32, pkt: &VecBuf, key: &FlowKey) {
+        let src = key.tun_src();
+        let ip_src = if src == [0; 4] || src == TUN_LOCAL.0 {
+            TUN_LOCAL.0
+        } else {
+            src
+        };
+        if pkt.data().len() > self.max_inner {
+            self.mtu_drops += 1;
+            return;
+        }
+        let eth_dst = self.neighbour.load(Relaxed);
+        if self.fixed.is_some() && ip_src == TUN_LOCAL.0 {
+            self.deferred = Some(TunnelOut {
+                port,
+                general: FIXED,
+                eth_dst,
+            });
+            return;
+        }
+        self.general = Some(GeneralOut {
+            next_hop: TUN_REMOTE.0,
+            ip_src,
+            ip_dst: TUN_REMOTE.0,
+            vni: TUN_VNI,
+            options_len: 0,
+            options: [0; 16],
+        });
+        self.deferred = Some(TunnelOut {
+            port,
+            general: 0,
+            eth_dst,
+        });
+    }
+
     /// After the walk: the deferred tunnel output gets the packet itself.
     #[inline]
     fn finish(&mut self, pkt: &mut VecBuf) {
-        if let Some(mut f) = self.deferred.take() {
-            f.src_port = packet::tunnel::udp_src_port(pkt.data());
-            if self.template.encap(pkt, &f).is_ok() {
-                self.count += black_box(pkt.data()).len() as u64;
-            }
+        if let Some(out) = self.deferred.take() {
+            self.send_tunnel(out, pkt);
         }
+    }
+
+    /// Out of line, as the worker's `finish_tunnels`.
+    #[inline(never)]
+    fn send_tunnel(&mut self, out: TunnelOut, pkt: &mut VecBuf) {
+        let general = if out.general == FIXED {
+            None
+        } else {
+            self.general.take()
+        };
+        let options = general
+            .as_ref()
+            .map_or(&[][..], |g| &g.options[..usize::from(g.options_len)]);
+        let overhead = self.template.overhead(options.len());
+        if pkt.prepend(overhead).is_none() {
+            return;
+        }
+        let frame = pkt.data_mut();
+        let src_port = packet::tunnel::udp_src_port(&frame[overhead..]);
+        let b = (out.eth_dst << 16).to_be_bytes();
+        let eth_dst = [b[0], b[1], b[2], b[3], b[4], b[5]];
+        let filled = match (&general, &self.fixed) {
+            (None, Some(f)) => f.fill(frame, eth_dst, src_port),
+            (Some(g), _) => self.template.fill(
+                frame,
+                &EncapFields {
+                    eth_dst,
+                    ip_src: g.ip_src,
+                    ip_dst: g.ip_dst,
+                    vni: g.vni,
+                    src_port,
+                    geneve_options: options,
+                },
+            ),
+            (None, None) => return,
+        };
+        if filled.is_err() {
+            return;
+        }
+        if out.eth_dst == 0 {
+            // The worker hands it to the control plane to hold until the hop resolves.
+            let hop = general.map_or(TUN_REMOTE.0, |g| g.next_hop);
+            self.count += u64::from(black_box(hop)[3]) + u64::from(out.port);
+            return;
+        }
+        self.count += black_box(pkt.data()).len() as u64;
     }
 }
 
@@ -194,11 +307,20 @@ fn run_tunnel(name: &str) {
     };
     let mut pkts = orig.clone();
     let e = tunnel_encap();
+    let template = EncapTemplate::new(e.kind, e.eth_src, e.dst_port, e.ttl, e.udp_checksum);
+    let m = e.eth_dst;
     let mut sink = TunnelSink {
         encap_port: (!decap).then_some(2),
         count: 0,
-        template: EncapTemplate::new(e.kind, e.eth_src, e.dst_port, e.ttl, e.udp_checksum),
+        template,
+        fixed: Some(template.fixed(e.ip_src, e.ip_dst, e.vni)),
+        neighbour: AtomicU64::new(u64::from_be_bytes([
+            0, 1, m[0], m[1], m[2], m[3], m[4], m[5],
+        ])),
+        max_inner: 1500 + 14 - template.overhead(0),
+        mtu_drops: 0,
         deferred: None,
+        general: None,
     };
     pass_tunnel(&pl, &mut pkts, &mut ctx, &mut sink, decap);
     let rounds = 100;
