@@ -21,14 +21,14 @@ use crate::{Addr, Error};
 use std::net::IpAddr;
 
 /// Which side of the original direction is translated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NatKind {
     Src,
     Dst,
 }
 
 /// `src|dst=ADDR[-ADDR][:PORT[-PORT]]`. IPv6 addresses are written in brackets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NatRange {
     pub kind: NatKind,
     pub v6: bool,

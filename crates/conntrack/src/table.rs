@@ -125,7 +125,7 @@ pub struct CtResult {
 }
 
 /// What `ct(...)` asks of the tracker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct TrackOptions {
     pub zone: u16,
     /// Store a new connection (and apply `set_mark`/`set_label`).
@@ -267,6 +267,10 @@ pub struct Tracker {
     /// it has not moved.
     index_epoch: u64,
     memo: Box<Memo>,
+    /// The result of the last packet tracked, written in place by every path (a
+    /// `CtResult` is 240 bytes: returning one by value through the call chain cost a copy
+    /// at every level); [`Tracker::track_ip_ref`] lends it to the caller.
+    out: CtResult,
 }
 
 impl Tracker {
@@ -331,6 +335,7 @@ impl Tracker {
                 },
                 lookup: None,
             }),
+            out: CtResult::default(),
         })
     }
 
@@ -372,6 +377,12 @@ impl Tracker {
     /// The same bytes as the last packet found new (a pipeline's second `ct` on a packet,
     /// its `ct(commit)`) are not parsed again, and their lookup is reused (see [`Memo`]).
     pub fn track_ip(&mut self, l3: &[u8], o: &TrackOptions, now_ms: u64) -> CtResult {
+        *self.track_ip_ref(l3, o, now_ms)
+    }
+
+    /// [`Tracker::track_ip`] without the copy of its result: the datapath reads the fields
+    /// it needs from the tracker's own (valid until the next call).
+    pub fn track_ip_ref(&mut self, l3: &[u8], o: &TrackOptions, now_ms: u64) -> &CtResult {
         let m = &mut *self.memo;
         // Bytes 8 to 15 (IPv4's TTL, protocol, checksum and source; IPv6's source) tell
         // most other packets apart before the whole comparison.
@@ -381,7 +392,8 @@ impl Tracker {
             && m.bytes[..m.len] == *l3
         {
             let pkt = m.pkt;
-            return self.track_packet(&pkt, o, now_ms, true);
+            self.track_packet(&pkt, o, now_ms, true);
+            return &self.out;
         }
         match crate::parse_ip(l3, self.cfg.verify_checksums) {
             Ok(p) => {
@@ -391,17 +403,16 @@ impl Tracker {
                     m.len = 0;
                     m.lookup = None;
                 }
-                let r = self.track_packet(&p, o, now_ms, fits);
+                self.track_packet(&p, o, now_ms, fits);
                 // Kept only when a later `ct` is likely to see the packet again: found new
                 // (a firewall's `ct(commit)` follows). Established packets, most of the
                 // traffic, skip the copy.
-                if fits && r.state.has(CtState::NEW) {
+                if fits && self.out.state.has(CtState::NEW) {
                     let m = &mut *self.memo;
                     m.bytes[..l3.len()].copy_from_slice(l3);
                     m.len = l3.len();
                     m.pkt = p;
                 }
-                r
             }
             Err(_) => {
                 self.stats.packets += 1;
@@ -409,22 +420,18 @@ impl Tracker {
                 self.invalid(o.zone)
             }
         }
+        &self.out
     }
 
     /// Tracks one packet at time `now_ms` (a monotonic clock in milliseconds).
     pub fn track(&mut self, pkt: &Packet, o: &TrackOptions, now_ms: u64) -> CtResult {
-        self.track_packet(pkt, o, now_ms, false)
+        self.track_packet(pkt, o, now_ms, false);
+        self.out
     }
 
     /// `memo`: `pkt` is the one in [`Memo`], whose lookup may be reused and is recorded.
     #[inline]
-    fn track_packet(
-        &mut self,
-        pkt: &Packet,
-        o: &TrackOptions,
-        now_ms: u64,
-        memo: bool,
-    ) -> CtResult {
+    fn track_packet(&mut self, pkt: &Packet, o: &TrackOptions, now_ms: u64, memo: bool) {
         self.stats.packets += 1;
         // The datapath hands every packet to the worker of its connection's shard by the
         // packet as it arrived; a pipeline that rewrites addresses or ports before `ct`
@@ -455,17 +462,19 @@ impl Tracker {
         }
     }
 
-    fn invalid(&mut self, zone: u16) -> CtResult {
+    fn invalid(&mut self, zone: u16) {
         self.stats.invalid += 1;
         self.zone(zone).invalid += 1;
-        CtResult {
+        self.out = CtResult {
             state: CtState(CtState::TRACKED | CtState::INVALID),
             zone,
             ..CtResult::default()
-        }
+        };
     }
 
-    fn result(&self, idx: usize, dir: usize, state: u8, o: &TrackOptions) -> CtResult {
+    /// Writes the result for a packet of connection `idx` in direction `dir` into `out`,
+    /// field by field.
+    fn result(&mut self, idx: usize, dir: usize, state: u8, o: &TrackOptions) {
         let e = &self.entries[idx];
         let mut state = CtState::TRACKED | state;
         if e.flags & E_SNAT != 0 {
@@ -486,14 +495,13 @@ impl Tracker {
                 rewrite.dst = Some((want.dst, if ports { want.dport } else { 0 }));
             }
         }
-        CtResult {
-            state: CtState(state),
-            zone: e.tuples[0].zone,
-            mark: e.mark,
-            label: e.label,
-            orig: Some(e.tuples[0]),
-            rewrite,
-        }
+        let out = &mut self.out;
+        out.state = CtState(state);
+        out.zone = e.tuples[0].zone;
+        out.mark = e.mark;
+        out.label = e.label;
+        out.orig = Some(e.tuples[0]);
+        out.rewrite = rewrite;
     }
 
     fn apply_commit(&mut self, idx: usize, o: &TrackOptions) {
@@ -506,14 +514,7 @@ impl Tracker {
         }
     }
 
-    fn existing(
-        &mut self,
-        idx: usize,
-        dir: usize,
-        pkt: &Packet,
-        o: &TrackOptions,
-        now: u64,
-    ) -> CtResult {
+    fn existing(&mut self, idx: usize, dir: usize, pkt: &Packet, o: &TrackOptions, now: u64) {
         let timeouts = self.cfg.timeouts;
         let liberal = self.cfg.tcp_be_liberal;
         let e = &mut self.entries[idx];
@@ -573,15 +574,14 @@ impl Tracker {
         if o.commit {
             self.apply_commit(idx, o);
         }
-        let r = self.result(idx, dir, verdict, o);
+        self.result(idx, dir, verdict, o);
         if kill {
             self.remove(idx);
         }
-        r
     }
 
     /// `h`: `t`'s index hash.
-    fn new_conn(&mut self, t: Tuple, h: u32, pkt: &Packet, o: &TrackOptions, now: u64) -> CtResult {
+    fn new_conn(&mut self, t: Tuple, h: u32, pkt: &Packet, o: &TrackOptions, now: u64) {
         let tcp = match &pkt.l4 {
             L4::Tcp(seg) => match Tcp::new(seg, self.cfg.tcp_loose) {
                 Some(t) => Some(t),
@@ -591,12 +591,13 @@ impl Tracker {
             _ => None,
         };
         if !o.commit {
-            return CtResult {
+            self.out = CtResult {
                 state: CtState(CtState::TRACKED | CtState::NEW),
                 zone: o.zone,
                 orig: Some(t),
                 ..CtResult::default()
             };
+            return;
         }
         let Some(idx) = self.alloc(now) else {
             self.stats.table_full += 1;
@@ -674,7 +675,7 @@ impl Tracker {
     /// An ICMP error: related to the connection its quoted packet belongs to, as Linux's
     /// `nf_conntrack_inet_error` decides (the error must be addressed to the side that sent
     /// the quoted packet).
-    fn related(&mut self, pkt: &Packet, q: &Quoted, o: &TrackOptions, now: u64) -> CtResult {
+    fn related(&mut self, pkt: &Packet, q: &Quoted, o: &TrackOptions, now: u64) {
         let quoted_icmp = q.proto == PROTO_ICMP || q.proto == PROTO_ICMPV6;
         let quoted = Tuple {
             src: q.src,
@@ -704,8 +705,9 @@ impl Tracker {
         } else {
             CtState::RELATED
         };
-        let mut r = self.result(idx, dir, rel, &TrackOptions { nat: false, ..*o });
+        self.result(idx, dir, rel, &TrackOptions { nat: false, ..*o });
         let e = &self.entries[idx];
+        let r = &mut self.out;
         if o.nat && e.flags & (E_SNAT | E_DNAT) != 0 {
             // The outer header goes where the connection's other direction says (only the
             // addresses that are the connection's own: a router may have sent the error);
@@ -726,7 +728,6 @@ impl Tracker {
                 r.rewrite.quoted_dst = Some((other.dst, if ports { other.dport } else { 0 }));
             }
         }
-        r
     }
 
     fn pick_nat(&self, t: &Tuple, range: &NatRange) -> Option<Tuple> {

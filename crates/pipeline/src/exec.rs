@@ -860,36 +860,41 @@ impl Pipeline {
         cx: &mut Cx<'_, S>,
         outs: &mut Outs,
     ) -> Flow {
-        let zone = match ct.zone {
-            CtZone::Imm(z) => z,
-            CtZone::Field { field, ofs } => (key.get(field) >> ofs) as u16,
-        };
         let ip = key.layers.intersects(Layers::IPV4 | Layers::IPV6);
         let now_ms = cx.ctx.now_ms();
-        let result = match (cx.ctx.conntrack.as_deref_mut(), ip) {
-            (Some(tracker), true) => {
-                let opts = conntrack::TrackOptions {
-                    zone,
-                    commit: ct.commit,
-                    nat: ct.nat.is_some(),
-                    nat_range: ct.nat.and_then(nat_range),
-                    set_mark: ct.set_mark,
-                    set_label: ct.set_label,
+        let l3 = usize::from(key.offsets.l3);
+        // The tracker's result is read where it lies (in the tracker) and only what the key
+        // and NAT need is taken from it.
+        let mut rewrite = None;
+        match (cx.ctx.conntrack.as_deref_mut(), ip) {
+            (Some(tracker), true) if l3 < pkt.data().len() => {
+                let field_zone;
+                let opts = match ct.zone {
+                    CtZone::Imm(_) => &ct.track,
+                    CtZone::Field { field, ofs } => {
+                        field_zone = conntrack::TrackOptions {
+                            zone: (key.get(field) >> ofs) as u16,
+                            ..ct.track
+                        };
+                        &field_zone
+                    }
                 };
-                let l3 = usize::from(key.offsets.l3);
-                let data = pkt.data();
-                if l3 >= data.len() {
-                    invalid(zone)
-                } else {
-                    tracker.track_ip(&data[l3..], &opts, now_ms)
+                let result = tracker.track_ip_ref(&pkt.data()[l3..], opts, now_ms);
+                write_ct(key, result);
+                if ct.nat.is_some() && result.rewrite != conntrack::Rewrite::default() {
+                    rewrite = Some(result.rewrite);
                 }
             }
-            _ => invalid(zone),
-        };
-        let rw = result.rewrite;
-        if ct.nat.is_some() && rw != conntrack::Rewrite::default() {
+            _ => {
+                let zone = match ct.zone {
+                    CtZone::Imm(z) => z,
+                    CtZone::Field { field, ofs } => (key.get(field) >> ofs) as u16,
+                };
+                write_ct(key, &invalid(zone));
+            }
+        }
+        if let Some(rw) = rewrite {
             self.before_edit(outs, pkt, key, cx);
-            let l3 = usize::from(key.offsets.l3);
             let r = conntrack::nat::apply(&mut pkt.data_mut()[l3..], &rw);
             if r.is_ok() {
                 nat_key(key, &rw);
@@ -897,7 +902,6 @@ impl Pipeline {
                 cx.verdict.action_errors += 1;
             }
         }
-        write_ct(key, &result);
         match ct.table {
             Some(t) => {
                 let f = self.resubmit(None, Some(t), pkt, key, cx, outs);
@@ -1163,7 +1167,7 @@ fn invalid(zone: u16) -> conntrack::CtResult {
 }
 
 /// The tracker's NAT range for a `nat(...)` with a range.
-fn nat_range(n: CtNat) -> Option<conntrack::NatRange> {
+pub(crate) fn nat_range(n: CtNat) -> Option<conntrack::NatRange> {
     let kind = if n.flags & 1 != 0 {
         conntrack::NatKind::Src
     } else if n.flags & 2 != 0 {
