@@ -271,6 +271,8 @@ pub struct Tracker {
     /// `CtResult` is 240 bytes: returning one by value through the call chain cost a copy
     /// at every level); [`Tracker::track_ip_ref`] lends it to the caller.
     out: CtResult,
+    /// `out.rewrite` may hold edits (else it is known to be empty).
+    out_rewritten: bool,
 }
 
 impl Tracker {
@@ -336,6 +338,7 @@ impl Tracker {
                 lookup: None,
             }),
             out: CtResult::default(),
+            out_rewritten: false,
         })
     }
 
@@ -483,8 +486,9 @@ impl Tracker {
         if e.flags & E_DNAT != 0 {
             state |= CtState::DNAT;
         }
-        let mut rewrite = Rewrite::default();
+        let out = &mut self.out;
         if o.nat && e.flags & (E_SNAT | E_DNAT) != 0 {
+            let mut rewrite = Rewrite::default();
             let cur = e.tuples[dir];
             let want = e.tuples[1 - dir].invert();
             let ports = cur.has_ports();
@@ -494,14 +498,18 @@ impl Tracker {
             if want.dst != cur.dst || want.dport != cur.dport {
                 rewrite.dst = Some((want.dst, if ports { want.dport } else { 0 }));
             }
+            out.rewrite = rewrite;
+            self.out_rewritten = true;
+        } else if self.out_rewritten {
+            // Most results have no edits: the 128 bytes are cleared only after some did.
+            out.rewrite = Rewrite::default();
+            self.out_rewritten = false;
         }
-        let out = &mut self.out;
         out.state = CtState(state);
         out.zone = e.tuples[0].zone;
         out.mark = e.mark;
         out.label = e.label;
         out.orig = Some(e.tuples[0]);
-        out.rewrite = rewrite;
     }
 
     fn apply_commit(&mut self, idx: usize, o: &TrackOptions) {
@@ -709,6 +717,7 @@ impl Tracker {
         let e = &self.entries[idx];
         let r = &mut self.out;
         if o.nat && e.flags & (E_SNAT | E_DNAT) != 0 {
+            self.out_rewritten = true;
             // The outer header goes where the connection's other direction says (only the
             // addresses that are the connection's own: a router may have sent the error);
             // the quoted packet, sent in the other direction, is translated back too.
