@@ -166,6 +166,11 @@ pub struct Stats {
     /// chose the worker by the packet as it arrived). Such a connection may be tracked
     /// apart in two shards; 0 with one worker.
     pub foreign: u64,
+    /// Connections committed with a DNAT that also translated their source port, so that
+    /// the reply hashes to this shard (or because the reply tuple was taken): see
+    /// [`crate::nat::remap_source_ports`]. With W workers about (W-1)/W of the
+    /// connections of a DNAT to one address and port.
+    pub nat_source_remapped: u64,
 }
 
 /// Counters of one zone (what the per-zone metrics show). A shard keeps them for up to
@@ -614,9 +619,13 @@ impl Tracker {
         };
         let mut reply = t.invert();
         let mut flags = E_IN_USE;
+        let mut source_remapped = false;
         if let Some(range) = &o.nat_range {
             match self.pick_nat(&t, range) {
                 Some(r) => {
+                    // The reply's destination is the original source: moved only by
+                    // DNAT's remap of the source port (SNAT moves it by its range).
+                    source_remapped = range.kind == NatKind::Dst && r.dport != t.sport;
                     reply = r;
                     flags |= match range.kind {
                         NatKind::Src => E_SNAT,
@@ -675,6 +684,9 @@ impl Tracker {
                     return self.invalid(o.zone);
                 }
             }
+        }
+        if source_remapped {
+            self.stats.nat_source_remapped += 1;
         }
         self.apply_commit(idx, o);
         self.result(idx, 0, CtState::NEW, o)

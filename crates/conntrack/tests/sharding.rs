@@ -320,6 +320,9 @@ fn dnat_to_one_address_and_port_remaps_the_source_port_for_the_owner() {
         kept > 10 && remapped > 10,
         "kept {kept}, remapped {remapped}"
     );
+    // Each shard counted the connections whose source port it moved, and only those.
+    let counted: u64 = trackers.iter().map(|t| t.stats().nat_source_remapped).sum();
+    assert_eq!(counted, remapped);
 }
 
 /// On one shard, a DNAT whose translation clashes with a connection already there (the
@@ -355,4 +358,5 @@ fn dnat_clash_remaps_the_source_port() {
     assert_ne!(port, 40000);
     assert_eq!(t.stats().nat_exhausted, 0);
     assert_eq!(t.stats().entries, 2);
+    assert_eq!(t.stats().nat_source_remapped, 1);
 }
