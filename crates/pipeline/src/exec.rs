@@ -1227,7 +1227,9 @@ fn write_ct(key: &mut FlowKey, r: &conntrack::CtResult) {
     put(Field::CtMark, r.mark.into());
     if let Some(t) = &r.orig {
         put(Field::CtNwProto, t.proto.into());
-        if t.src <= u128::from(u32::MAX) && t.dst <= u128::from(u32::MAX) {
+        // ct_nw_src/dst are IPv4 only (an IPv6 connection's are zero, as in Open vSwitch,
+        // even for addresses below 2^32 such as ::1).
+        if !t.v6 {
             put(Field::CtNwSrc, t.src as u64);
             put(Field::CtNwDst, t.dst as u64);
         }
@@ -1382,6 +1384,7 @@ mod ct_key_tests {
         };
         write_ct(&mut key, &v6);
         assert_eq!(key.get(Field::CtNwSrc), 0);
+        assert_eq!(key.get(Field::CtNwDst), 0, "::2 is not an IPv4 address");
         assert_eq!(key.get(Field::CtTpSrc), 0);
         assert_eq!(key.get(Field::CtNwProto), 58);
         assert_eq!(key.get(Field::CtMark), 0xdead_beef);
