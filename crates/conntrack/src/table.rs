@@ -400,6 +400,27 @@ impl Tracker {
             && m.bytes[..m.len] == *l3
         {
             let pkt = m.pkt;
+            // The usual second `ct`: the lookup still holds (same zone, index unchanged)
+            // and found a live connection, so the packet goes straight to its state update,
+            // as `track_packet` would take it (a packet kept here passed its other checks:
+            // it was found new).
+            if let Some(MemoLookup {
+                zone,
+                epoch,
+                found: Some((idx, dir)),
+                ..
+            }) = m.lookup
+            {
+                if zone == o.zone && epoch == self.index_epoch && self.entries[idx].expires > now_ms
+                {
+                    self.stats.packets += 1;
+                    if self.cfg.shards > 1 && shard_of(&pkt, self.cfg.shards) != self.cfg.shard {
+                        self.stats.foreign += 1;
+                    }
+                    self.existing(idx, dir, &pkt, o, now_ms);
+                    return &self.out;
+                }
+            }
             self.track_packet(&pkt, o, now_ms, true);
             return &self.out;
         }
