@@ -41,6 +41,11 @@ impl Tuple {
     fn has_ports(&self) -> bool {
         self.proto == PROTO_TCP || self.proto == PROTO_UDP
     }
+
+    /// An ICMP query's tuple (`sport` is its identifier).
+    fn is_icmp(&self) -> bool {
+        self.proto == PROTO_ICMP || self.proto == PROTO_ICMPV6
+    }
 }
 
 /// `ct_state` bits, with Open vSwitch's values.
@@ -108,6 +113,10 @@ pub struct Rewrite {
     /// packet it quotes (translated back like the connection's other direction).
     pub quoted_src: Option<(Addr, u16)>,
     pub quoted_dst: Option<(Addr, u16)>,
+    /// For an ICMP query (echo...): the identifier to write, when a DNAT moved it so that
+    /// the reply reaches the shard owning the connection (the reply direction gets the
+    /// client's back), as a TCP/UDP source port is moved.
+    pub id: Option<u16>,
 }
 
 /// The result of tracking one packet: what the `ct_*` match fields see afterwards.
@@ -524,6 +533,9 @@ impl Tracker {
             if want.dst != cur.dst || want.dport != cur.dport {
                 rewrite.dst = Some((want.dst, if ports { want.dport } else { 0 }));
             }
+            if cur.is_icmp() && want.sport != cur.sport {
+                rewrite.id = Some(want.sport);
+            }
             out.rewrite = rewrite;
             self.out_rewritten = true;
         } else if self.out_rewritten {
@@ -645,8 +657,14 @@ impl Tracker {
             match self.pick_nat(&t, range) {
                 Some(r) => {
                     // The reply's destination is the original source: moved only by
-                    // DNAT's remap of the source port (SNAT moves it by its range).
-                    source_remapped = range.kind == NatKind::Dst && r.dport != t.sport;
+                    // DNAT's remap of the source port (SNAT moves it by its range), or
+                    // for an ICMP query its identifier (`sport` both ways).
+                    source_remapped = range.kind == NatKind::Dst
+                        && if t.is_icmp() {
+                            r.sport != t.sport
+                        } else {
+                            r.dport != t.sport
+                        };
                     reply = r;
                     flags |= match range.kind {
                         NatKind::Src => E_SNAT,
@@ -772,6 +790,9 @@ impl Tracker {
         }
     }
 
+    // Out of line: only a commit with `nat(...)` calls it, and inlined it grew the
+    // per-packet path around it (CTr 2,170 -> 2,161 instructions per packet).
+    #[inline(never)]
     fn pick_nat(&self, t: &Tuple, range: &NatRange) -> Option<Tuple> {
         if range.v6 != t.v6 {
             return None;
@@ -842,6 +863,24 @@ impl Tracker {
                     .ports
                     .map_or(t.dport, |(p, _)| p + (c % n_dport) as u16);
                 reply.dport = lo + ((start % n_sport + k) % n_sport) as u16;
+                if self.find(&reply).is_none()
+                    && (self.cfg.shards == 1
+                        || shard_of_tuple(&reply, self.cfg.shards) == self.cfg.shard)
+                {
+                    return Some(reply);
+                }
+            }
+        }
+        // The same for an ICMP query (echo...): its identifier, which both directions
+        // carry, moves instead of a source port (any of 0-65535, as Linux and Open vSwitch
+        // pick one for ICMP NAT).
+        if range.kind == NatKind::Dst && t.is_icmp() {
+            let start = h.rotate_left(32);
+            for k in 0..65_536u64.min(attempts) {
+                let c = ((u128::from(h) + u128::from(k)) % u128::from(n_addr)) as u64;
+                let mut reply = t.invert();
+                reply.src = range.addr_min + u128::from(c);
+                reply.sport = ((start % 65_536 + k) % 65_536) as u16;
                 if self.find(&reply).is_none()
                     && (self.cfg.shards == 1
                         || shard_of_tuple(&reply, self.cfg.shards) == self.cfg.shard)
