@@ -798,8 +798,17 @@ fn conntrack_metrics(r: &Registry, sw: &crate::switch::Switch) {
         "Packets dropped on their way to the worker owning their connection (its ring was full).",
         &["lcore"],
     );
+    let nat_source_remapped = counter(
+        r,
+        "ferroflow_conntrack_nat_source_remapped_total",
+        "Connections whose source port a DNAT also translated so that their replies reach the worker owning them (docs/conntrack.md).",
+        &["lcore"],
+    );
     for w in replies.iter().filter(|w| w.enabled) {
         let lcore = w.lcore.to_string();
+        nat_source_remapped
+            .with_label_values(&[&lcore])
+            .inc_by(w.stats.nat_source_remapped);
         worker_entries
             .with_label_values(&[&lcore])
             .set(w.stats.entries as i64);

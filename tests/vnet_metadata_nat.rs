@@ -456,4 +456,7 @@ fn nat_mode_with_the_instance_and_local_on_different_workers() {
         Some(plan.len() as u64),
         "{stats}"
     );
+    // Every moved port counted, on its owner, and nothing else.
+    let moved = plan.iter().filter(|p| p.3).count() as u64;
+    assert_eq!(n("nat_source_remapped"), moved, "{stats}");
 }

@@ -119,6 +119,7 @@ pub fn stats_reply(
         r.expired += s.expired;
         r.related += s.related;
         r.foreign += s.foreign;
+        r.nat_source_remapped += s.nat_source_remapped;
         r.handed_off += w.handed_off;
         r.handoff_dropped += w.handoff_dropped;
         if zone.is_none() {

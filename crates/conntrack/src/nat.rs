@@ -21,14 +21,14 @@ use crate::{Addr, Error};
 use std::net::IpAddr;
 
 /// Which side of the original direction is translated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NatKind {
     Src,
     Dst,
 }
 
 /// `src|dst=ADDR[-ADDR][:PORT[-PORT]]`. IPv6 addresses are written in brackets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NatRange {
     pub kind: NatKind,
     pub v6: bool,
@@ -148,14 +148,15 @@ pub fn remap_source_ports(sport: u16) -> (u16, u16) {
 }
 
 /// Makes a [`crate::Rewrite`]'s edits to an IP packet (starting at its IP header):
-/// addresses, TCP/UDP ports, and every checksum they enter (IPv4 header, TCP, UDP unless
-/// an IPv4 UDP checksum is 0, ICMPv6), updated incrementally (RFC 1624). The packet must
+/// addresses, TCP/UDP ports, an ICMP query's identifier, and every checksum they enter
+/// (IPv4 header, TCP, UDP unless an IPv4 UDP checksum is 0, ICMP, ICMPv6), updated
+/// incrementally (RFC 1624). The packet must
 /// parse (see [`crate::parse_ip`]); its length does not change.
 pub fn apply(l3: &mut [u8], rw: &crate::Rewrite) -> Result<(), Error> {
     if rw.quoted_src.is_some() || rw.quoted_dst.is_some() {
         return apply_icmp_error(l3, rw);
     }
-    if rw.src.is_none() && rw.dst.is_none() {
+    if rw.src.is_none() && rw.dst.is_none() && rw.id.is_none() {
         return Ok(());
     }
     let v6 = match l3.first().map(|b| b >> 4) {
@@ -226,6 +227,19 @@ pub fn apply(l3: &mut [u8], rw: &crate::Rewrite) -> Result<(), Error> {
                 l3[c_at..c_at + 2].copy_from_slice(&udp_fix(proto, c).to_be_bytes());
             }
         }
+    }
+    // An ICMP query's identifier (bytes 4-5 of its header), under the ICMP checksum
+    // (bytes 2-3; no pseudo header for ICMPv4, the addresses done above for ICMPv6).
+    if let (Some(id), crate::packet::PROTO_ICMP | crate::packet::PROTO_ICMPV6) = (rw.id, proto) {
+        if l3.len() < l4_off + 6 {
+            return Err(Error::Truncated("ICMP header"));
+        }
+        let at = l4_off + 4;
+        let old = [l3[at], l3[at + 1]];
+        let new = id.to_be_bytes();
+        l3[at..at + 2].copy_from_slice(&new);
+        let c = u16::from_be_bytes([l3[l4_off + 2], l3[l4_off + 3]]);
+        l3[l4_off + 2..l4_off + 4].copy_from_slice(&csum_replace(c, &old, &new).to_be_bytes());
     }
     Ok(())
 }

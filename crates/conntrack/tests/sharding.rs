@@ -320,6 +320,116 @@ fn dnat_to_one_address_and_port_remaps_the_source_port_for_the_owner() {
         kept > 10 && remapped > 10,
         "kept {kept}, remapped {remapped}"
     );
+    // Each shard counted the connections whose source port it moved, and only those.
+    let counted: u64 = trackers.iter().map(|t| t.stats().nat_source_remapped).sum();
+    assert_eq!(counted, remapped);
+}
+
+/// An IPv4 echo request or reply with right checksums.
+fn echo_bytes(src: u32, dst: u32, request: bool, id: u16) -> Vec<u8> {
+    fn csum(b: &[u8]) -> u16 {
+        let mut s: u32 = b
+            .chunks(2)
+            .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
+            .sum();
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    }
+    let mut ip = vec![0x45, 0, 0, 36, 0, 0, 0, 0, 64, 1, 0, 0];
+    ip.extend_from_slice(&src.to_be_bytes());
+    ip.extend_from_slice(&dst.to_be_bytes());
+    let c = csum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut icmp = vec![if request { 8 } else { 0 }, 0, 0, 0];
+    icmp.extend_from_slice(&id.to_be_bytes());
+    icmp.extend_from_slice(&[0, 1, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a]);
+    let c = csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(&icmp);
+    ip
+}
+
+/// `nat(dst=10.255.8.1)` of pings over two shards: the echo identifier moves where the
+/// server's reply would hash to the other shard, as a TCP/UDP source port does, so every
+/// ping is taken by its owner and its reply comes back there, `+est+rpl`, translated back
+/// to 169.254.169.254 and the client's own identifier; the edited packets carry right
+/// checksums, and each shard counts the identifiers it moved.
+#[test]
+fn dnat_of_echo_remaps_the_identifier_for_the_owner() {
+    let client: u32 = 0x0a08_0001;
+    let o = TrackOptions {
+        commit: true,
+        nat: true,
+        nat_range: Some(NatRange::parse("dst=10.255.8.1").unwrap()),
+        ..TrackOptions::default()
+    };
+    let mut trackers: Vec<Tracker> = (0..2)
+        .map(|shard| {
+            Tracker::new(Config {
+                capacity: 256,
+                shard,
+                shards: 2,
+                ..Config::default()
+            })
+            .unwrap()
+        })
+        .collect();
+    let (mut kept, mut moved) = (0u64, 0u64);
+    for id in 100..164u16 {
+        let request = echo_bytes(client, METADATA as u32, true, id);
+        let owner = shard_of_frame(&[&[0u8; 12][..], &[8, 0], &request].concat(), 2).unwrap();
+        let t = &mut trackers[owner];
+        let r = t.track_ip(&request, &o, 0);
+        assert!(r.state.has(CtState::NEW | CtState::DNAT), "{}", r.state);
+        let mut out = request.clone();
+        conntrack::nat::apply(&mut out, &r.rewrite).unwrap();
+        let sent = conntrack::parse_ip(&out, true).expect("checksums right after DNAT");
+        assert_eq!((sent.src, sent.dst), (u128::from(client), SERVER));
+        let L4::IcmpEcho { id: new_id, .. } = sent.l4 else {
+            panic!("{sent:?}")
+        };
+        match r.rewrite.id {
+            None => {
+                assert_eq!(new_id, id);
+                kept += 1;
+            }
+            Some(n) => {
+                assert_eq!((n, new_id == id), (new_id, false));
+                moved += 1;
+            }
+        }
+        // The server's reply, to the identifier it saw, comes back to the owner.
+        let reply = echo_bytes(SERVER as u32, client, false, new_id);
+        let frame = [&[0u8; 12][..], &[8, 0], &reply].concat();
+        assert_eq!(
+            shard_of_frame(&frame, 2),
+            Some(owner),
+            "id {id} -> {new_id}"
+        );
+        let nat_only = TrackOptions {
+            nat: true,
+            ..TrackOptions::default()
+        };
+        let back = t.track_ip(&reply, &nat_only, 1);
+        assert_eq!(back.state.to_string(), "+est+rpl+trk+dnat");
+        let mut out = reply.clone();
+        conntrack::nat::apply(&mut out, &back.rewrite).unwrap();
+        let got = conntrack::parse_ip(&out, true).expect("checksums right back");
+        assert_eq!((got.src, got.dst), (METADATA, u128::from(client)));
+        assert!(
+            matches!(got.l4, L4::IcmpEcho { id: i, request: false, .. } if i == id),
+            "the client sees its own identifier: {got:?}"
+        );
+    }
+    assert!(kept > 10 && moved > 10, "kept {kept}, moved {moved}");
+    let s: Vec<_> = trackers.iter().map(|t| t.stats()).collect();
+    assert_eq!(s.iter().map(|s| s.nat_source_remapped).sum::<u64>(), moved);
+    assert!(
+        s.iter().all(|s| s.nat_exhausted == 0 && s.invalid == 0),
+        "{s:?}"
+    );
 }
 
 /// On one shard, a DNAT whose translation clashes with a connection already there (the
@@ -355,4 +465,5 @@ fn dnat_clash_remaps_the_source_port() {
     assert_ne!(port, 40000);
     assert_eq!(t.stats().nat_exhausted, 0);
     assert_eq!(t.stats().entries, 2);
+    assert_eq!(t.stats().nat_source_remapped, 1);
 }

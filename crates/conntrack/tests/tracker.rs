@@ -256,6 +256,58 @@ fn snat_translates_both_directions() {
     assert_eq!(t.stats().nat_exhausted, 1);
 }
 
+/// The tracker writes each result over the last one in place (`track_ip_ref` lends it):
+/// a packet tracked without `nat`, or without edits, after one with edits carries none,
+/// whatever came before (a commit with SNAT, its reply, an ICMP error translated back).
+#[test]
+fn a_result_without_edits_follows_one_with_edits() {
+    let mut t = tracker(64);
+    let snat = TrackOptions {
+        nat: true,
+        nat_range: Some(NatRange::parse("src=192.168.0.10:20000").unwrap()),
+        ..commit()
+    };
+    let plain = TrackOptions::default();
+    let with_nat = TrackOptions {
+        nat: true,
+        ..TrackOptions::default()
+    };
+    let r = t.track(&udp(A, 5555, B, 53), &snat, 0);
+    assert!(r.rewrite.src.is_some());
+    // The same connection without `nat`: +snat, no edits.
+    let r = t.track(&udp(A, 5555, B, 53), &plain, 1);
+    assert!(r.state.has(CtState::SNAT));
+    assert_eq!(r.rewrite, Default::default());
+    // Its reply with `nat` has edits, then an unrelated connection with `nat` has none.
+    let r = t.track(&udp(B, 53, 0xc0a8_000a, 20000), &with_nat, 2);
+    assert_eq!(r.rewrite.dst, Some((A, 5555)));
+    let r = t.track(&udp(A, 6000, B, 53), &with_nat, 3);
+    assert_eq!(r.rewrite, Default::default());
+    // An ICMP error about the connection, translated back, then a plain established packet.
+    let err = Packet {
+        v6: false,
+        src: B,
+        dst: 0xc0a8_000a,
+        proto: 1,
+        l4: L4::IcmpError {
+            icmp_type: 3,
+            quoted: Quoted {
+                src: 0xc0a8_000a,
+                dst: B,
+                proto: 17,
+                sport: 20000,
+                dport: 53,
+            },
+        },
+    };
+    let r = t.track(&err, &with_nat, 4);
+    assert!(r.state.has(CtState::RELATED));
+    assert_ne!(r.rewrite, Default::default());
+    let r = t.track(&udp(A, 5555, B, 53), &plain, 5);
+    assert_eq!(r.rewrite, Default::default());
+    assert_eq!(r.orig.map(|o| o.sport), Some(5555));
+}
+
 #[test]
 fn snat_of_echo_translates_addresses_only() {
     let mut t = tracker(16);

@@ -171,6 +171,9 @@ pub async fn conntrack(ch: &Channel, cmd: &ConntrackCmd, json: bool) -> Result<(
                         r.handed_off, r.handoff_dropped, r.foreign
                     );
                 }
+                if r.nat_source_remapped > 0 {
+                    println!("nat_source_remapped {}", r.nat_source_remapped);
+                }
             }
             let rows: Vec<Vec<String>> = r
                 .zones

@@ -860,36 +860,41 @@ impl Pipeline {
         cx: &mut Cx<'_, S>,
         outs: &mut Outs,
     ) -> Flow {
-        let zone = match ct.zone {
-            CtZone::Imm(z) => z,
-            CtZone::Field { field, ofs } => (key.get(field) >> ofs) as u16,
-        };
         let ip = key.layers.intersects(Layers::IPV4 | Layers::IPV6);
         let now_ms = cx.ctx.now_ms();
-        let result = match (cx.ctx.conntrack.as_deref_mut(), ip) {
-            (Some(tracker), true) => {
-                let opts = conntrack::TrackOptions {
-                    zone,
-                    commit: ct.commit,
-                    nat: ct.nat.is_some(),
-                    nat_range: ct.nat.and_then(nat_range),
-                    set_mark: ct.set_mark,
-                    set_label: ct.set_label,
+        let l3 = usize::from(key.offsets.l3);
+        // The tracker's result is read where it lies (in the tracker) and only what the key
+        // and NAT need is taken from it.
+        let mut rewrite = None;
+        match (cx.ctx.conntrack.as_deref_mut(), ip) {
+            (Some(tracker), true) if l3 < pkt.data().len() => {
+                let field_zone;
+                let opts = match ct.zone {
+                    CtZone::Imm(_) => &ct.track,
+                    CtZone::Field { field, ofs } => {
+                        field_zone = conntrack::TrackOptions {
+                            zone: (key.get(field) >> ofs) as u16,
+                            ..ct.track
+                        };
+                        &field_zone
+                    }
                 };
-                let l3 = usize::from(key.offsets.l3);
-                let data = pkt.data();
-                if l3 >= data.len() {
-                    invalid(zone)
-                } else {
-                    tracker.track_ip(&data[l3..], &opts, now_ms)
+                let result = tracker.track_ip_ref(&pkt.data()[l3..], opts, now_ms);
+                write_ct(key, result);
+                if ct.nat.is_some() && result.rewrite != conntrack::Rewrite::default() {
+                    rewrite = Some(result.rewrite);
                 }
             }
-            _ => invalid(zone),
-        };
-        let rw = result.rewrite;
-        if ct.nat.is_some() && rw != conntrack::Rewrite::default() {
+            _ => {
+                let zone = match ct.zone {
+                    CtZone::Imm(z) => z,
+                    CtZone::Field { field, ofs } => (key.get(field) >> ofs) as u16,
+                };
+                write_ct(key, &invalid(zone));
+            }
+        }
+        if let Some(rw) = rewrite {
             self.before_edit(outs, pkt, key, cx);
-            let l3 = usize::from(key.offsets.l3);
             let r = conntrack::nat::apply(&mut pkt.data_mut()[l3..], &rw);
             if r.is_ok() {
                 nat_key(key, &rw);
@@ -897,7 +902,6 @@ impl Pipeline {
                 cx.verdict.action_errors += 1;
             }
         }
-        write_ct(key, &result);
         match ct.table {
             Some(t) => {
                 let f = self.resubmit(None, Some(t), pkt, key, cx, outs);
@@ -1163,7 +1167,7 @@ fn invalid(zone: u16) -> conntrack::CtResult {
 }
 
 /// The tracker's NAT range for a `nat(...)` with a range.
-fn nat_range(n: CtNat) -> Option<conntrack::NatRange> {
+pub(crate) fn nat_range(n: CtNat) -> Option<conntrack::NatRange> {
     let kind = if n.flags & 1 != 0 {
         conntrack::NatKind::Src
     } else if n.flags & 2 != 0 {
@@ -1209,22 +1213,35 @@ fn nat_key(key: &mut FlowKey, rw: &conntrack::Rewrite) {
 
 /// Writes what `ct` found into the `ct_*` key fields.
 fn write_ct(key: &mut FlowKey, r: &conntrack::CtResult) {
-    clear_ct(key);
-    key.set(Field::CtState, r.state.0.into());
-    key.set(Field::CtZone, r.zone.into());
-    key.set(Field::CtMark, r.mark.into());
-    key.set(Field::CtLabel, r.label);
-    if let Some(t) = r.orig {
-        key.set(Field::CtNwProto, t.proto.into());
-        if t.src <= u128::from(u32::MAX) && t.dst <= u128::from(u32::MAX) {
-            key.set(Field::CtNwSrc, t.src);
-            key.set(Field::CtNwDst, t.dst);
+    // The ct words are composed whole and stored once (every field of them is written or
+    // zero), rather than cleared and then set field by field with read-modify-writes.
+    const CT: usize = packet::CT_WORD;
+    let mut w = [0u64; packet::TUN_WORD - packet::CT_WORD];
+    let mut put = |f: Field, v: u64| {
+        let p = f.pos();
+        debug_assert!(p.bits <= 64 && (p.bits == 64 || v >> p.bits == 0));
+        w[usize::from(p.word) - CT] |= v << p.shift;
+    };
+    put(Field::CtState, r.state.0.into());
+    put(Field::CtZone, r.zone.into());
+    put(Field::CtMark, r.mark.into());
+    if let Some(t) = &r.orig {
+        put(Field::CtNwProto, t.proto.into());
+        // ct_nw_src/dst are IPv4 only (an IPv6 connection's are zero, as in Open vSwitch,
+        // even for addresses below 2^32 such as ::1).
+        if !t.v6 {
+            put(Field::CtNwSrc, t.src as u64);
+            put(Field::CtNwDst, t.dst as u64);
         }
         if matches!(t.proto, 6 | 17 | 132) {
-            key.set(Field::CtTpSrc, t.sport.into());
-            key.set(Field::CtTpDst, t.dport.into());
+            put(Field::CtTpSrc, t.sport.into());
+            put(Field::CtTpDst, t.dport.into());
         }
     }
+    let label = usize::from(Field::CtLabel.pos().word) - CT;
+    w[label] = (r.label >> 64) as u64;
+    w[label + 1] = r.label as u64;
+    key.words[CT..packet::TUN_WORD].copy_from_slice(&w);
 }
 
 /// `ct_clear`: every `ct_*` field back to zero (untracked).
@@ -1300,6 +1317,77 @@ fn restore_tag<P: PacketBuf>(pkt: &mut P, key: &mut FlowKey, r: Restore) {
         Restore::SetVid(v) => {
             let _ = packet::set_field(pkt, key, Field::VlanVid, u128::from(v | 0x1000));
         }
+    }
+}
+
+#[cfg(test)]
+mod ct_key_tests {
+    use super::{clear_ct, write_ct};
+    use packet::{Field, FlowKey};
+
+    /// The ct words composed at once read back field by field as `FlowKey::set` would
+    /// have written them, replace whatever a previous `ct` left, and touch no other word.
+    #[test]
+    fn write_ct_reads_back_field_by_field() {
+        let orig = conntrack::Tuple {
+            src: 0x0a00_0001,
+            dst: 0x0ac8_0001,
+            sport: 1024,
+            dport: 53,
+            proto: 17,
+            v6: false,
+            zone: 7,
+        };
+        let r = conntrack::CtResult {
+            state: conntrack::CtState(0xa1),
+            zone: 7,
+            mark: 0xdead_beef,
+            label: 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+            orig: Some(orig),
+            rewrite: conntrack::Rewrite::default(),
+        };
+        let mut key = FlowKey::default();
+        for w in key.words.iter_mut() {
+            *w = u64::MAX;
+        }
+        write_ct(&mut key, &r);
+        let mut want = FlowKey::default();
+        for w in want.words.iter_mut() {
+            *w = u64::MAX;
+        }
+        clear_ct(&mut want);
+        for (f, v) in [
+            (Field::CtState, 0xa1),
+            (Field::CtZone, 7),
+            (Field::CtMark, 0xdead_beef),
+            (Field::CtLabel, r.label),
+            (Field::CtNwProto, 17),
+            (Field::CtNwSrc, 0x0a00_0001),
+            (Field::CtNwDst, 0x0ac8_0001),
+            (Field::CtTpSrc, 1024),
+            (Field::CtTpDst, 53),
+        ] {
+            want.set(f, v);
+            assert_eq!(key.get(f), v, "{f:?}");
+        }
+        assert_eq!(key.words, want.words);
+        // IPv6 and ICMP: no ct_nw_src/dst, no ports; a second write leaves nothing behind.
+        let v6 = conntrack::CtResult {
+            orig: Some(conntrack::Tuple {
+                src: 1 << 100,
+                dst: 2,
+                proto: 58,
+                v6: true,
+                ..orig
+            }),
+            ..r
+        };
+        write_ct(&mut key, &v6);
+        assert_eq!(key.get(Field::CtNwSrc), 0);
+        assert_eq!(key.get(Field::CtNwDst), 0, "::2 is not an IPv4 address");
+        assert_eq!(key.get(Field::CtTpSrc), 0);
+        assert_eq!(key.get(Field::CtNwProto), 58);
+        assert_eq!(key.get(Field::CtMark), 0xdead_beef);
     }
 }
 

@@ -226,6 +226,10 @@ pub struct CtAction {
     pub set_mark: Option<(u32, u32)>,
     pub set_label: Option<(u128, u128)>,
     pub nat: Option<CtNat>,
+    /// What the tracker is asked (from the fields above), made once here rather than per
+    /// packet; its `zone` is the immediate zone (0 for a zone taken from a field, which
+    /// the action sets per packet).
+    pub track: conntrack::TrackOptions,
 }
 
 impl CtAction {
@@ -259,6 +263,17 @@ impl CtAction {
                 CtNested::Nat(n) => nat = Some(n),
             }
         }
+        let track = conntrack::TrackOptions {
+            zone: match zone {
+                CtZone::Imm(z) => z,
+                CtZone::Field { .. } => 0,
+            },
+            commit,
+            nat: nat.is_some(),
+            nat_range: nat.and_then(crate::exec::nat_range),
+            set_mark,
+            set_label,
+        };
         CtAction {
             commit,
             force,
@@ -269,6 +284,7 @@ impl CtAction {
             set_mark,
             set_label,
             nat,
+            track,
         }
     }
 }
