@@ -6,7 +6,7 @@ use arrayvec::ArrayVec;
 use crossbeam_queue::ArrayQueue;
 use dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxDrops, TxQueue, BURST_SIZE};
 use packet::FlowKey;
-use pipeline::{BurstCounts, Emit, PipelineHandle, Sink, WorkerContext};
+use pipeline::{BurstAnswer, Emit, PipelineHandle, Sink, WorkerContext, BURST_OUTPUTS};
 
 use crate::capture::{CaptureTap, CAPTURE_RX, CAPTURE_TX};
 use crate::counters::{burst_bucket, QueueCounters, WorkerCounters};
@@ -122,14 +122,20 @@ struct TxBatches<'a> {
     dropped: MbufBurst,
 }
 
+/// Adds `m` to the tx batch of slot `idx`. One rx burst puts at most a few copies per packet
+/// on a port and the batches are flushed after every burst; a full batch is counted (as
+/// the port's tx drop) and the copy freed.
+#[inline]
+fn queue_on(bufs: &mut [MbufBurst], failed: &mut [u64], idx: usize, m: Mbuf) {
+    if bufs[idx].push(m).is_err() {
+        failed[idx] += 1;
+    }
+}
+
 impl TxBatches<'_> {
     #[inline]
     fn queue(&mut self, idx: usize, m: Mbuf) {
-        // One rx burst puts at most a few copies per packet on a port and the batches are
-        // flushed after every burst; a full batch is counted.
-        if self.bufs[idx].push(m).is_err() {
-            self.failed[idx] += 1;
-        }
+        queue_on(self.bufs, self.failed, idx, m);
     }
 
     /// Sends the walked packet to its deferred outputs, or keeps it to free with the
@@ -679,11 +685,25 @@ impl Worker {
             tunnel
         };
         let n = burst.len();
+        let ofport = self.ports.ofport(in_port);
+        // Table 0 answered once for the burst when it answers from in_port alone (all the
+        // burst's keys have in_port `ofport` unless decapsulated); when that answer decides
+        // every packet's walk, the burst goes out as it is, with no key and no walk.
+        let answer = if tunnel.is_none() {
+            pipeline.burst_answer(ofport)
+        } else {
+            BurstAnswer::default()
+        };
+        if let Some(outs) = pipeline.burst_outputs(&answer, ofport) {
+            if let Some(slots) = self.slots_of(&outs) {
+                self.forward_decided(in_port, burst, bufs, failed, &slots, answer);
+                return;
+            }
+        }
         // Start loading every header of the burst before touching the first.
         for i in 0..n {
             burst.prefetch(i);
         }
-        let ofport = self.ports.ofport(in_port);
         // Every key of the burst first, in place: the headers arrive while earlier ones are
         // parsed, and the walks then start from keys already in cache.
         // Only what this version's tables and actions read (its extraction plan): a
@@ -722,13 +742,8 @@ impl Worker {
             tunnel_tally: TunnelTally::default(),
             dropped: MbufBurst::new(),
         };
-        // Table 0 counted once for the burst when it answers from in_port alone (all the
-        // burst's keys have in_port `ofport` unless decapsulated).
-        let counts = if tunnel.is_none() {
-            pipeline.count_burst(&self.ctx, ofport, n as u64, t.bytes)
-        } else {
-            BurstCounts::default()
-        };
+        // Table 0's answer, if any, counted once for the burst.
+        let counts = answer.count(&self.ctx, n as u64, t.bytes);
         for (m, key) in burst.drain().zip(self.keys.iter_mut()) {
             sink.current = m.id();
             let mut pkt = Pkt(m);
@@ -763,6 +778,65 @@ impl Worker {
         c.invalid_ttl.add(t.invalid_ttl);
         c.action_errors.add(t.action_errors);
         c.resubmit_limit_drops.add(t.resubmit_limit_drops);
+    }
+
+    /// The tx slots of OpenFlow ports `outs`, in order; `None` if one is not a port slot
+    /// of this worker (a tunnel port, or one being added or removed: the walk handles those).
+    #[inline]
+    fn slots_of(&self, outs: &[u32]) -> Option<ArrayVec<u16, BURST_OUTPUTS>> {
+        let mut slots = ArrayVec::new();
+        for &port in outs {
+            // Slots are below the port count, far below u16::MAX.
+            slots.push(u16::try_from(self.ports.index_of(port)?).ok()?);
+        }
+        Some(slots)
+    }
+
+    /// A burst from `in_port` whose every packet goes out of the ports in `slots` (none:
+    /// dropped), as table 0's answer for it decided ([`pipeline::Pipeline::burst_outputs`]):
+    /// no key is extracted and no packet walked. The mbufs go straight to the ports' tx
+    /// batches, the last port getting the packet itself and the others a shared reference,
+    /// as a walk's deferred final outputs do, and every counter (table 0's entry and table,
+    /// the ports' rx, forwarded, dropped, tx) ends where walking each packet leaves it.
+    #[inline]
+    fn forward_decided(
+        &mut self,
+        in_port: usize,
+        burst: &mut MbufBurst,
+        bufs: &mut [MbufBurst],
+        failed: &mut [u64],
+        slots: &[u16],
+        answer: BurstAnswer<'_>,
+    ) {
+        let n = burst.len() as u64;
+        let bytes: u64 = burst.as_slice().iter().map(|m| m.len() as u64).sum();
+        answer.count(&self.ctx, n, bytes);
+        let c = &self.counters.ports[in_port];
+        c.rx_packets.add(n);
+        c.rx_bytes.add(bytes);
+        match *slots {
+            [] => {
+                burst.free_all();
+                c.dropped.add(n);
+                return;
+            }
+            // The usual port-to-port rule: the burst's pointers move to the batch; what
+            // does not fit is counted as the port's tx drops, as a full batch's pushes are.
+            [only] => {
+                let idx = usize::from(only);
+                bufs[idx].append(burst);
+                failed[idx] += burst.free_all() as u64;
+            }
+            [ref shared @ .., last] => {
+                for m in burst.drain() {
+                    for &s in shared {
+                        queue_on(bufs, failed, usize::from(s), m.share());
+                    }
+                    queue_on(bufs, failed, usize::from(last), m);
+                }
+            }
+        }
+        c.forwarded.add(n);
     }
 
     /// Takes the packets of `burst` whose connection another worker owns out of it and
