@@ -6,7 +6,7 @@ use arrayvec::ArrayVec;
 use crossbeam_queue::ArrayQueue;
 use dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxDrops, TxQueue, BURST_SIZE};
 use packet::FlowKey;
-use pipeline::{BurstAnswer, Emit, PipelineHandle, Sink, WorkerContext, BURST_OUTPUTS};
+use pipeline::{BurstCounts, Emit, PipelineHandle, Sink, WorkerContext, BURST_OUTPUTS};
 
 use crate::capture::{CaptureTap, CAPTURE_RX, CAPTURE_TX};
 use crate::counters::{burst_bucket, QueueCounters, WorkerCounters};
@@ -133,9 +133,13 @@ fn queue_on(bufs: &mut [MbufBurst], failed: &mut [u64], idx: usize, m: Mbuf) {
 }
 
 impl TxBatches<'_> {
+    /// [`queue_on`] for the walk's outputs (spelled out again: through `queue_on` the
+    /// batches' and the counts' slices were loaded apart, 3 instructions per packet more).
     #[inline]
     fn queue(&mut self, idx: usize, m: Mbuf) {
-        queue_on(self.bufs, self.failed, idx, m);
+        if self.bufs[idx].push(m).is_err() {
+            self.failed[idx] += 1;
+        }
     }
 
     /// Sends the walked packet to its deferred outputs, or keeps it to free with the
@@ -587,6 +591,9 @@ impl Worker {
                 return;
             }
         }
+        if self.send_decided(in_port, burst, bufs, failed) {
+            return;
+        }
         self.walk(in_port, burst, bufs, failed, None, false);
     }
 
@@ -684,22 +691,8 @@ impl Worker {
         } else {
             tunnel
         };
-        let n = burst.len();
         let ofport = self.ports.ofport(in_port);
-        // Table 0 answered once for the burst when it answers from in_port alone (all the
-        // burst's keys have in_port `ofport` unless decapsulated); when that answer decides
-        // every packet's walk, the burst goes out as it is, with no key and no walk.
-        let answer = if tunnel.is_none() {
-            pipeline.burst_answer(ofport)
-        } else {
-            BurstAnswer::default()
-        };
-        if let Some(outs) = pipeline.burst_outputs(&answer, ofport) {
-            if let Some(slots) = self.slots_of(&outs) {
-                self.forward_decided(in_port, burst, bufs, failed, &slots, answer);
-                return;
-            }
-        }
+        let n = burst.len();
         // Start loading every header of the burst before touching the first.
         for i in 0..n {
             burst.prefetch(i);
@@ -742,8 +735,13 @@ impl Worker {
             tunnel_tally: TunnelTally::default(),
             dropped: MbufBurst::new(),
         };
-        // Table 0's answer, if any, counted once for the burst.
-        let counts = answer.count(&self.ctx, n as u64, t.bytes);
+        // Table 0 counted once for the burst when it answers from in_port alone (all the
+        // burst's keys have in_port `ofport` unless decapsulated).
+        let counts = if tunnel.is_none() {
+            pipeline.count_burst(&self.ctx, ofport, n as u64, t.bytes)
+        } else {
+            BurstCounts::default()
+        };
         for (m, key) in burst.drain().zip(self.keys.iter_mut()) {
             sink.current = m.id();
             let mut pkt = Pkt(m);
@@ -792,22 +790,37 @@ impl Worker {
         Some(slots)
     }
 
-    /// A burst from `in_port` whose every packet goes out of the ports in `slots` (none:
-    /// dropped), as table 0's answer for it decided ([`pipeline::Pipeline::burst_outputs`]):
-    /// no key is extracted and no packet walked. The mbufs go straight to the ports' tx
-    /// batches, the last port getting the packet itself and the others a shared reference,
-    /// as a walk's deferred final outputs do, and every counter (table 0's entry and table,
-    /// the ports' rx, forwarded, dropped, tx) ends where walking each packet leaves it.
-    #[inline]
-    fn forward_decided(
+    /// Sends a burst from `in_port` (not decapsulated) out whole when table 0's answer
+    /// for it decides every packet's walk ([`pipeline::Pipeline::burst_outputs`]) and its
+    /// ports are all port slots here (a tunnel port, or one being added, takes the walk);
+    /// false, and nothing done, otherwise. No key is extracted and no packet walked: the
+    /// mbufs go straight to the ports' tx batches, the last port getting the packet itself
+    /// and the others a shared reference, as a walk's deferred final outputs do, and every
+    /// counter (table 0's entry and table, the ports' rx, forwarded, dropped, tx) ends
+    /// where walking each packet leaves it. A version that hands packets to the worker
+    /// owning their connection leaves the burst to [`Self::walk`], which does that first.
+    /// Not inlined, and apart from the walk: kept inside [`Self::walk`] it cost the
+    /// walked bursts about 8 instructions per packet in the walk's register allocation.
+    #[inline(never)]
+    fn send_decided(
         &mut self,
         in_port: usize,
         burst: &mut MbufBurst,
         bufs: &mut [MbufBurst],
         failed: &mut [u64],
-        slots: &[u16],
-        answer: BurstAnswer<'_>,
-    ) {
+    ) -> bool {
+        let pipeline = self.pipeline.load();
+        if !pipeline.may_decide_bursts() || (pipeline.tracks && self.handoff.is_some()) {
+            return false;
+        }
+        let ofport = self.ports.ofport(in_port);
+        let answer = pipeline.burst_answer(ofport);
+        let Some(outs) = pipeline.burst_outputs(&answer, ofport) else {
+            return false;
+        };
+        let Some(slots) = self.slots_of(&outs) else {
+            return false;
+        };
         let n = burst.len() as u64;
         let bytes: u64 = burst.as_slice().iter().map(|m| m.len() as u64).sum();
         answer.count(&self.ctx, n, bytes);
@@ -818,7 +831,7 @@ impl Worker {
             [] => {
                 burst.free_all();
                 c.dropped.add(n);
-                return;
+                return true;
             }
             // The usual port-to-port rule: the burst's pointers move to the batch; what
             // does not fit is counted as the port's tx drops, as a full batch's pushes are.
@@ -837,6 +850,7 @@ impl Worker {
             }
         }
         c.forwarded.add(n);
+        true
     }
 
     /// Takes the packets of `burst` whose connection another worker owns out of it and

@@ -290,6 +290,17 @@ impl Pipeline {
         }
     }
 
+    /// Whether [`burst_outputs`](Self::burst_outputs) can answer for some port: table 0
+    /// answers from in_port alone and has an entry, or drops its misses. A worker asks
+    /// this first (a few loads), and looks table 0 up for the burst only when it can.
+    #[inline]
+    pub fn may_decide_bursts(&self) -> bool {
+        self.tables.first().is_some_and(|t| {
+            t.counts_per_burst
+                && (t.miss == MissPolicy::Drop || t.levels.iter().any(|l| !l.hits.is_empty()))
+        })
+    }
+
     /// The ports every packet of a burst from `in_port` goes out of, in the order its walk
     /// would emit them, when table 0's answer for the burst decides the whole walk: a hit
     /// on an entry that does nothing but output ([`crate::table::Hit::simple`]: no goto,
