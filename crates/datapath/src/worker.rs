@@ -691,12 +691,12 @@ impl Worker {
         } else {
             tunnel
         };
-        let ofport = self.ports.ofport(in_port);
         let n = burst.len();
         // Start loading every header of the burst before touching the first.
         for i in 0..n {
             burst.prefetch(i);
         }
+        let ofport = self.ports.ofport(in_port);
         // Every key of the burst first, in place: the headers arrive while earlier ones are
         // parsed, and the walks then start from keys already in cache.
         // Only what this version's tables and actions read (its extraction plan): a
