@@ -12,6 +12,10 @@
 //! callgrind_annotate --inclusive=yes callgrind.out.<pid> | grep -E 'Worker::(walk|flush) \[|rx_burst \['
 //! ```
 //!
+//! With `FF_ICOUNT_WALK=1` the same forwarding takes two tables (in_port=1 -> goto 1,
+//! then output:2), so every packet is walked instead of its burst being sent whole: the
+//! worker's path for the bursts table 0 does not decide.
+//!
 //! Arguments after the packet count go to EAL: under valgrind it needs
 //! `--base-virtaddr` (valgrind refuses EAL's reservation of its memory segments' address
 //! range at the default place). The worker's loop (`Worker::run`, inlined into the lcore
@@ -55,25 +59,39 @@ fn main() {
     .chain(std::env::args().skip(2))
     .collect();
     let eal = Eal::init(&args).expect("EAL (hugepages: tests/setup-host.sh)");
+    // FF_ICOUNT_WALK=1: the same forwarding in two tables (in_port=1 -> goto 1, then
+    // output:2 for all), so that every packet is walked: the worker's path for the bursts
+    // table 0 does not decide (B1k's and the like), around a walk of two wildcard lookups.
+    let walked = std::env::var("FF_ICOUNT_WALK").is_ok_and(|v| v == "1");
     let mut tables = FlowTables::new(PipelineConfig {
-        n_tables: 1,
+        n_tables: if walked { 2 } else { 1 },
         workers: eal.worker_lcores().len() + 1,
         ..PipelineConfig::default()
     });
     for ofport in [1, 2] {
         tables.set_port(PortInfo::new(ofport));
     }
-    tables
-        .apply_flow_mod(
-            FlowModReq::add(
-                0,
-                100,
-                Match::exact(&[(Field::InPort, 1)]),
-                Instructions::apply(vec![Action::output(2)]),
-            ),
-            Duration::ZERO,
-        )
-        .unwrap();
+    let output = Instructions::apply(vec![Action::output(2)]);
+    let flows = if walked {
+        let goto = Instructions {
+            goto: Some(1),
+            ..Instructions::default()
+        };
+        vec![
+            FlowModReq::add(0, 100, Match::exact(&[(Field::InPort, 1)]), goto),
+            FlowModReq::add(1, 0, Match::any(), output),
+        ]
+    } else {
+        vec![FlowModReq::add(
+            0,
+            100,
+            Match::exact(&[(Field::InPort, 1)]),
+            output,
+        )]
+    };
+    for f in flows {
+        tables.apply_flow_mod(f, Duration::ZERO).unwrap();
+    }
     tables.publish();
     let settings = DatapathSettings::default();
     let ports = [

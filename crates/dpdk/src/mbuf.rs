@@ -350,6 +350,32 @@ impl MbufBurst {
         Ok(())
     }
 
+    /// Moves the mbufs of `from`, in order, to the end of this burst, as many as there is
+    /// room for; the rest stay in `from` (at its front). Returns how many moved. A whole
+    /// burst going to one port's tx batch costs a pointer copy per mbuf this way, not a
+    /// [`MbufBurst::push`] each.
+    #[inline]
+    pub fn append(&mut self, from: &mut MbufBurst) -> usize {
+        let k = (BURST_SIZE - self.len).min(from.len);
+        let mut oversize = false;
+        for (dst, &raw) in self.ptrs[self.len..self.len + k]
+            .iter_mut()
+            .zip(&from.ptrs[..k])
+        {
+            // SAFETY: the first from.len slots hold valid mbufs owned by `from`;
+            // consume_front below hands exactly these k over to this burst.
+            oversize |= unsafe { (*raw).ol_flags } & crate::offload::SEGMENTATION_FLAGS != 0;
+            *dst = raw;
+        }
+        self.oversize |= oversize;
+        self.len += k;
+        from.consume_front(k);
+        if from.len == 0 {
+            from.oversize = false;
+        }
+        k
+    }
+
     /// The mbufs in the burst, in order, left in it.
     #[inline]
     pub fn as_slice(&self) -> &[Mbuf] {

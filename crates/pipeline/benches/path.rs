@@ -1,5 +1,7 @@
 //! The worker's per-packet path (flow key extraction, then the pipeline walk with its
-//! counters and a no-op sink) for tables shaped like /work/shared/bench/flows: A (one rule),
+//! counters and a no-op sink; for a burst that table 0's answer decides whole, as A's are,
+//! neither: the burst's answer, its count and the outputs, as the worker sends such a
+//! burst) for tables shaped like /work/shared/bench/flows: A (one rule),
 //! B1k (classifier by in_port+dl_src then switch by dl_dst, 1k instances, 1k flows), B10k
 //! (10k instances, 100k flows), C10k (10k exact nw_dst priorities plus nw_src prefixes,
 //! 100k flows), N (a learning switch: NORMAL from table 0, 1k hosts learned, on two ports
@@ -36,7 +38,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use packet::{FlowKey, PacketBuf, VecBuf};
-use pipeline::{BurstCounts, FlowTables, MissPolicy, Pipeline, WorkerContext};
+use pipeline::{BurstCounts, Emit, FlowTables, MissPolicy, Pipeline, Sink, WorkerContext};
 
 use common::*;
 
@@ -53,6 +55,18 @@ fn shape_normal() -> FlowTables {
 fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink: &mut Count) {
     let mut keys = [FlowKey::default(); 32];
     for burst in pkts.chunks_mut(32) {
+        // Table 0 answered for the burst where it can be, as the worker does (a worker's
+        // bursts come from one port; N's here alternate between two).
+        // The worker sums the burst's bytes for its port counters anyway; here only when
+        // they are used.
+        let port = burst[0].0;
+        let per_burst = |burst: &[(u32, VecBuf)]| {
+            pl.tables[0].counts_per_burst && burst.iter().all(|b| b.0 == port)
+        };
+        let bytes = |burst: &[(u32, VecBuf)]| burst.iter().map(|b| b.1.wire_len() as u64).sum();
+        if per_burst(burst) && pl.may_decide_bursts() && send_decided(pl, burst, ctx, sink) {
+            continue;
+        }
         for ((port, pkt), key) in burst.iter().zip(keys.iter_mut()) {
             pl.extract(pkt.data(), *port, key);
         }
@@ -62,14 +76,8 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
                 black_box(p);
             });
         }
-        // Table 0 counted for the burst where it can be, as the worker does (a worker's
-        // bursts come from one port; N's here alternate between two).
-        // The worker sums the burst's bytes for its port counters anyway; here only when
-        // they are used.
-        let port = burst[0].0;
-        let counts = if pl.tables[0].counts_per_burst && burst.iter().all(|b| b.0 == port) {
-            let bytes = burst.iter().map(|b| b.1.wire_len() as u64).sum();
-            pl.count_burst(ctx, port, burst.len() as u64, bytes)
+        let counts = if per_burst(burst) {
+            pl.count_burst(ctx, port, burst.len() as u64, bytes(burst))
         } else {
             BurstCounts::default()
         };
@@ -77,6 +85,34 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
             black_box(pl.process_in_burst(pkt, key, ctx, sink, counts));
         }
     }
+}
+
+/// A burst from one port that table 0's answer decides whole (A's), sent as the worker
+/// sends it: no key, no walk, the burst counted once and every packet handed to the ports
+/// (the worker's tx batches; the sink here). False, and nothing done, for any other burst.
+/// Not inlined, as the worker's is not: the walk's loop in `pass` compiles as it would
+/// without it.
+#[cold]
+#[inline(never)]
+fn send_decided(
+    pl: &Pipeline,
+    burst: &[(u32, VecBuf)],
+    ctx: &mut WorkerContext,
+    sink: &mut Count,
+) -> bool {
+    let port = burst[0].0;
+    let answer = pl.burst_answer(port);
+    let Some(outs) = pl.burst_outputs(&answer, port) else {
+        return false;
+    };
+    let bytes = burst.iter().map(|b| b.1.wire_len() as u64).sum();
+    answer.count(ctx, burst.len() as u64, bytes);
+    for (_, pkt) in burst {
+        for &out in &outs {
+            sink.output(out, None, pkt, Emit::Final);
+        }
+    }
+    true
 }
 
 /// The pass callgrind collects (`--toggle-collect=ff_bench_measured`); the symbol is

@@ -22,7 +22,7 @@ use crate::pipeline::{Pipeline, WorkerContext};
 use crate::ports::{
     OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
 };
-use crate::table::{Level, MissPolicy, TABLE_MATCHES, TABLE_MISSES};
+use crate::table::{CompiledTable, Level, MissPolicy, TABLE_MATCHES, TABLE_MISSES};
 use crate::trace::Event;
 
 /// How the datapath must treat a packet handed to [`Sink::output`].
@@ -177,6 +177,46 @@ pub struct BurstCounts<'p> {
     table0: Option<Option<(&'p Level, usize)>>,
 }
 
+/// Table 0's answer for a burst from one port ([`Pipeline::burst_answer`]), looked up once
+/// and not yet counted: [`BurstAnswer::count`] counts it for the burst and gives the
+/// [`BurstCounts`] its walks start from. Between the two, [`Pipeline::burst_outputs`] says
+/// whether the answer decides every packet's walk.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BurstAnswer<'p> {
+    /// Table 0, when it answers from in_port alone; `None`: no answer for the burst.
+    table: Option<&'p CompiledTable>,
+    /// Its answer (`None`: a miss).
+    answer: Option<(&'p Level, usize)>,
+}
+
+impl<'p> BurstAnswer<'p> {
+    /// Adds a burst of `packets` packets and `bytes` bytes to table 0's entry (or miss)
+    /// and to the table, one add each, if there is an answer; the walks of the burst's
+    /// packets ([`Pipeline::process_in_burst`]) then start from it without counting.
+    #[inline]
+    pub fn count(self, ctx: &WorkerContext, packets: u64, bytes: u64) -> BurstCounts<'p> {
+        let Some(table) = self.table else {
+            return BurstCounts::default();
+        };
+        match self.answer {
+            Some((level, slot)) => {
+                table.counters.add(ctx.worker, TABLE_MATCHES, packets);
+                level
+                    .counters
+                    .add_pair(ctx.worker, 2 * slot, packets, bytes);
+            }
+            None => table.counters.add(ctx.worker, TABLE_MISSES, packets),
+        }
+        BurstCounts {
+            table0: Some(self.answer),
+        }
+    }
+}
+
+/// The most ports [`Pipeline::burst_outputs`] lists; a burst whose packets would go to
+/// more is walked packet by packet.
+pub const BURST_OUTPUTS: usize = 16;
+
 #[derive(PartialEq, Eq)]
 enum Flow {
     Continue,
@@ -230,24 +270,80 @@ impl Pipeline {
         packets: u64,
         bytes: u64,
     ) -> BurstCounts<'_> {
+        self.burst_answer(in_port).count(ctx, packets, bytes)
+    }
+
+    /// Table 0's answer for the packets of a burst that all arrived on `in_port` (their
+    /// keys' in_port: not a decapsulated burst), when table 0 gives every such packet the
+    /// same answer ([`CompiledTable::counts_per_burst`]); not counted yet
+    /// ([`BurstAnswer::count`]: [`count_burst`](Self::count_burst) in two steps).
+    #[inline]
+    pub fn burst_answer(&self, in_port: u32) -> BurstAnswer<'_> {
         let Some(table) = self.tables.first().filter(|t| t.counts_per_burst) else {
-            return BurstCounts::default();
+            return BurstAnswer::default();
         };
         let mut key = FlowKey::default();
         key.set(Field::InPort, u128::from(in_port));
-        let answer = table.lookup(&key.words);
-        match answer {
-            Some((level, slot)) => {
-                table.counters.add(ctx.worker, TABLE_MATCHES, packets);
-                level
-                    .counters
-                    .add_pair(ctx.worker, 2 * slot, packets, bytes);
+        BurstAnswer {
+            table: Some(table),
+            answer: table.lookup(&key.words),
+        }
+    }
+
+    /// Whether [`burst_outputs`](Self::burst_outputs) can answer for some port: table 0
+    /// answers from in_port alone and has an entry, or drops its misses. A worker asks
+    /// this first (a few loads), and looks table 0 up for the burst only when it can.
+    #[inline]
+    pub fn may_decide_bursts(&self) -> bool {
+        self.tables.first().is_some_and(|t| {
+            t.counts_per_burst
+                && (t.miss == MissPolicy::Drop || t.levels.iter().any(|l| !l.hits.is_empty()))
+        })
+    }
+
+    /// The ports every packet of a burst from `in_port` goes out of, in the order its walk
+    /// would emit them, when table 0's answer for the burst decides the whole walk: a hit
+    /// on an entry that does nothing but output ([`crate::table::Hit::simple`]: no goto,
+    /// meter, write-actions or edits), or a miss in a table whose misses drop (no ports).
+    /// The ports are resolved as the walk resolves them for a packet from `in_port`
+    /// (IN_PORT, ALL, FLOOD expanded; a plain output to `in_port` itself or to a port
+    /// that does not forward left out), and every output is final ([`Emit::Final`]:
+    /// nothing edits the packet after it). `None`: the packets must be walked (any other
+    /// answer, none, or more than [`BURST_OUTPUTS`] ports). The packets' key is not read:
+    /// a worker that sends them so extracts nothing. `tests/burst_outputs.rs` compares
+    /// this with the walk.
+    pub fn burst_outputs(
+        &self,
+        answer: &BurstAnswer<'_>,
+        in_port: u32,
+    ) -> Option<ArrayVec<u32, BURST_OUTPUTS>> {
+        let table = answer.table?;
+        let mut outs = ArrayVec::new();
+        let Some((level, slot)) = answer.answer else {
+            return (table.miss == MissPolicy::Drop).then_some(outs);
+        };
+        let hit = &level.hits[slot];
+        if !hit.simple || hit.goto.is_some() {
+            return None;
+        }
+        // As `flush` and `emit_reserved` emit them.
+        for &port in &hit.outs[..usize::from(hit.n_outs)] {
+            match port {
+                OFPP_IN_PORT => outs.try_push(in_port).ok()?,
+                OFPP_ALL | OFPP_FLOOD => {
+                    let flood = port == OFPP_FLOOD;
+                    for info in self.ports.iter() {
+                        if info.port_no == in_port || !info.forwards() || (flood && info.no_flood) {
+                            continue;
+                        }
+                        outs.try_push(info.port_no).ok()?;
+                    }
+                }
+                port if port == in_port || self.ports.blocks(port) => {}
+                port => outs.try_push(port).ok()?,
             }
-            None => table.counters.add(ctx.worker, TABLE_MISSES, packets),
         }
-        BurstCounts {
-            table0: Some(answer),
-        }
+        Some(outs)
     }
 
     /// The key [`process`](Self::process) needs for `frame` arriving on `in_port` under
