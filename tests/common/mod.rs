@@ -152,6 +152,14 @@ impl Drop for TempDir {
     }
 }
 
+/// The path of a `unix:` gRPC listener in a ferroflowd config (`[grpc]` `listen = "unix:..."`).
+fn grpc_unix_socket(config: &str) -> Option<PathBuf> {
+    let grpc = &config[config.find("[grpc]")?..];
+    let line = grpc.lines().find(|l| l.trim_start().starts_with("listen"))?;
+    let path = line.split_once("\"unix:")?.1.split('"').next()?;
+    Some(PathBuf::from(path))
+}
+
 /// A ferroflowd child that stops by itself after `exit_after` seconds whatever
 /// happens to the test, and is killed by PID if the guard drops first.
 pub struct Ferroflowd {
@@ -191,6 +199,11 @@ impl Ferroflowd {
         f.wait_until(Duration::from_secs(20), "the first stats report", |f| {
             f.stats.exists()
         });
+        // The gRPC server starts beside the datapath, not before its first stats report: a
+        // test that calls the API at once must find the socket listening.
+        if let Some(sock) = grpc_unix_socket(config) {
+            f.wait_until(Duration::from_secs(20), "the gRPC socket", |_| sock.exists());
+        }
         f
     }
 
