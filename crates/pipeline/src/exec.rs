@@ -22,7 +22,7 @@ use crate::pipeline::{Pipeline, WorkerContext};
 use crate::ports::{
     OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
 };
-use crate::table::{Level, MissPolicy, TABLE_MATCHES, TABLE_MISSES};
+use crate::table::{Hit, Level, MissPolicy, TABLE_MATCHES, TABLE_MISSES};
 use crate::trace::Event;
 
 /// How the datapath must treat a packet handed to [`Sink::output`].
@@ -174,7 +174,7 @@ impl<'c, S> Cx<'c, S> {
 pub struct BurstCounts<'p> {
     /// Table 0's answer for every packet of the burst, counted already: `Some(None)` a
     /// miss. `None`: nothing counted, the walk looks table 0 up and counts.
-    table0: Option<Option<(&'p Level, usize)>>,
+    table0: Option<Option<(&'p Level, &'p Hit)>>,
 }
 
 #[derive(PartialEq, Eq)]
@@ -235,13 +235,13 @@ impl Pipeline {
         };
         let mut key = FlowKey::default();
         key.set(Field::InPort, u128::from(in_port));
-        let answer = table.lookup(&key.words);
+        let answer = table.lookup_hit(&key.words);
         match answer {
-            Some((level, slot)) => {
+            Some((level, hit)) => {
                 table.counters.add(ctx.worker, TABLE_MATCHES, packets);
                 level
                     .counters
-                    .add_pair(ctx.worker, 2 * slot, packets, bytes);
+                    .add_pair(ctx.worker, 2 * hit.slot as usize, packets, bytes);
             }
             None => table.counters.add(ctx.worker, TABLE_MISSES, packets),
         }
@@ -276,6 +276,10 @@ impl Pipeline {
                 continue;
             }
             for l in t.levels.iter() {
+                if let Some(x) = &l.inline {
+                    x.prefetch(&key.words, &mut prefetch);
+                    continue;
+                }
                 match &l.classifier {
                     Classifier::Exact(c) => c.prefetch(&key.words, &mut prefetch),
                     Classifier::Tuple(c) => c.prefetch(&key.words, &mut prefetch),
@@ -331,7 +335,7 @@ impl Pipeline {
         key: &mut FlowKey,
         cx: &mut Cx<'_, S>,
         last_emit: Emit,
-        mut table0: Option<Option<(&'p Level, usize)>>,
+        mut table0: Option<Option<(&'p Level, &'p Hit)>>,
     ) {
         let mut outs = Outs::new(None);
         // Made on the first write-actions only: most walks never write one, and building
@@ -348,9 +352,9 @@ impl Pipeline {
             // ([`Pipeline::count_burst`]); every later lookup counts.
             let (answer, counted) = match table0.take() {
                 Some(answer) => (answer, true),
-                None => (table.lookup(&key.words), false),
+                None => (table.lookup_hit(&key.words), false),
             };
-            let Some((level, slot)) = answer else {
+            let Some((level, hit)) = answer else {
                 if !S::TRACING && !counted {
                     table.counters.add(worker, TABLE_MISSES, 1);
                 }
@@ -377,13 +381,15 @@ impl Pipeline {
                     }
                 }
             };
+            let slot = hit.slot as usize;
             if !S::TRACING && !counted {
                 let len = pkt.wire_len() as u64;
                 table.counters.add(worker, TABLE_MATCHES, 1);
                 level.counters.add_pair(worker, 2 * slot, 1, len);
             }
-            let hit = &level.hits[slot];
-            cx.sink.table_hit(t as u8, hit.uid);
+            // Only sinks that want it (tests, traces) read the rule's line for its uid.
+            let uid = level.rules.get(slot).map_or(0, |r| r.uid);
+            cx.sink.table_hit(t as u8, uid);
             if S::TRACING {
                 if let Some(x) = crate::conjunction::explain(table, &key.words) {
                     for (l, s) in x.clauses {

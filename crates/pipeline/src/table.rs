@@ -46,23 +46,25 @@ pub struct Rule {
 }
 
 /// Outputs a [`Hit`] holds inline.
-pub const HIT_OUTPUTS: usize = 4;
+pub const HIT_OUTPUTS: usize = 3;
 
-/// What a hit needs to act, in one cache line beside the classifier's answer, so that the
-/// usual entry (a few plain outputs, a metadata write, a goto) is run without following
-/// the rule to its instructions on the heap: one dependent load per table instead of
-/// three. Entries that do anything else have `simple == false` and run their
-/// [`Instructions`] through [`Rule::insts`].
+/// What a hit needs to act, in 48 bytes, so that the usual entry (a few plain outputs, a
+/// metadata write, a goto) is run without following the rule to its instructions on the
+/// heap. It sits in its own cache line in [`Level::hits`], and beside the entry's key
+/// words in one line in the rows of the [`crate::lookup::inline`] form (where a hit is
+/// then the probe's only load). Entries that do anything else have `simple == false` and
+/// run their [`Instructions`] through [`Rule::insts`].
 #[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
+#[repr(C, align(16))]
 pub struct Hit {
     /// Write-metadata (value, mask), applied when `writes_metadata`.
     pub meta_value: u64,
     pub meta_mask: u64,
     pub cookie: u64,
-    pub uid: u64,
     /// Output ports in order (any port but CONTROLLER, NORMAL and TABLE), `n_outs` of them.
     pub outs: [u32; HIT_OUTPUTS],
+    /// The entry's slot in its level (its rule and counters).
+    pub slot: u32,
     pub n_outs: u8,
     /// Goto-table, if any.
     pub goto: Option<u8>,
@@ -73,8 +75,13 @@ pub struct Hit {
     pub simple: bool,
 }
 
+/// A [`Hit`] alone in its cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub struct HitLine(pub Hit);
+
 impl Hit {
-    fn new(e: &FlowEntry) -> Hit {
+    fn new(e: &FlowEntry, slot: u32) -> Hit {
         use crate::flow::Action;
         use crate::ports::{OFPP_CONTROLLER, OFPP_NORMAL, OFPP_TABLE};
         let insts = &*e.instructions;
@@ -100,8 +107,8 @@ impl Hit {
             meta_value,
             meta_mask,
             cookie: e.cookie,
-            uid: e.uid,
             outs,
+            slot,
             n_outs: n as u8,
             goto: insts.goto,
             table_miss: e.is_table_miss(),
@@ -128,7 +135,10 @@ pub struct Level {
     pub classifier: Classifier,
     pub rules: Box<[Rule]>,
     /// `rules[i]`'s [`Hit`] at `hits[i]`.
-    pub hits: Box<[Hit]>,
+    pub hits: Box<[HitLine]>,
+    /// The one-line exact form of the level ([`crate::lookup::inline`]), when its entries
+    /// have that shape: [`Level::lookup`] answers from it.
+    pub inline: Option<Box<crate::lookup::inline::InlineExact>>,
     pub(crate) counters: CounterBlock,
     /// The best rank in the level: levels are probed best first, and a level whose best
     /// cannot beat the answer found so far is skipped.
@@ -155,6 +165,25 @@ impl Level {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// The best ordinary entry of the level matching `key`: its hit (whose
+    /// [`Hit::slot`] is its slot).
+    #[inline(always)]
+    pub fn lookup(&self, key: &Words) -> Option<&Hit> {
+        if let Some(x) = self.inline.as_deref() {
+            return x.lookup(key);
+        }
+        let s = self.classifier.lookup(key)?;
+        self.hits.get(s as usize).map(|h| &h.0)
+    }
+
+    /// The structure the level is looked up in.
+    pub fn kind(&self) -> &'static str {
+        match self.inline {
+            Some(_) => "inline",
+            None => self.classifier.kind(),
+        }
     }
 }
 
@@ -200,34 +229,47 @@ impl CompiledTable {
     /// slot.
     #[inline]
     pub fn lookup(&self, key: &Words) -> Option<(&Level, usize)> {
-        let hard = self.lookup_ordinary(key);
+        self.lookup_hit(key).map(|(l, h)| (l, h.slot as usize))
+    }
+
+    /// [`lookup`](Self::lookup) with the entry's [`Hit`] (what the walk acts on).
+    #[inline]
+    pub fn lookup_hit(&self, key: &Words) -> Option<(&Level, &Hit)> {
+        let hard = self.lookup_ordinary_hit(key);
         if !self.conjunctive {
             return hard;
         }
+        let hard = hard.map(|(l, h)| (l, h.slot as usize));
         crate::conjunction::resolve(self, key, hard)
+            .and_then(|(l, s)| Some((l, &l.hits.get(s)?.0)))
     }
 
     /// The best ordinary entry (conjunction clauses left out): each level answers with its
     /// best match; the best of those is the table's.
     #[inline]
     pub fn lookup_ordinary(&self, key: &Words) -> Option<(&Level, usize)> {
+        self.lookup_ordinary_hit(key)
+            .map(|(l, h)| (l, h.slot as usize))
+    }
+
+    #[inline]
+    fn lookup_ordinary_hit(&self, key: &Words) -> Option<(&Level, &Hit)> {
         if let [l] = &*self.levels {
-            return l.classifier.lookup(key).map(|s| (&**l, s as usize));
+            return l.lookup(key).map(|h| (&**l, h));
         }
-        let mut best: Option<(&Level, usize, u64)> = None;
+        let mut best: Option<(&Level, &Hit, u64)> = None;
         for l in self.levels.iter() {
             if best.is_some_and(|b| l.max_rank < b.2) {
                 break;
             }
-            if let Some(s) = l.classifier.lookup(key) {
-                let s = s as usize;
-                let r = l.rules[s].rank;
+            if let Some(h) = l.lookup(key) {
+                let r = l.rules[h.slot as usize].rank;
                 if best.is_none_or(|b| r > b.2) {
-                    best = Some((l, s, r));
+                    best = Some((l, h, r));
                 }
             }
         }
-        best.map(|(l, s, _)| (l, s))
+        best.map(|(l, h, _)| (l, h))
     }
 
     /// The structure of the version ("exact", "tuple", ...; "levels" while more than one
@@ -235,7 +277,7 @@ impl CompiledTable {
     pub fn kind(&self) -> &'static str {
         match &*self.levels {
             [] => "empty",
-            [l] => l.classifier.kind(),
+            [l] => l.kind(),
             _ => "levels",
         }
     }
@@ -606,7 +648,7 @@ impl FlowTable {
                 clause_idxs.push((i, conjs));
                 continue;
             }
-            hits.push(Hit::new(e));
+            hits.push(Hit::new(e, rules.len() as u32));
             rules.push(Rule {
                 uid: e.uid,
                 priority: e.priority,
@@ -623,6 +665,15 @@ impl FlowTable {
             });
         }
         let classifier = Classifier::build(&specs, strategy);
+        // The one-line form where the general one would hash (a forced strategy keeps the
+        // forced classifier alone, for the tests and benchmarks that choose one); not for
+        // levels with conjunction clauses, whose lookups combine them.
+        let inline = (strategy == Strategy::Auto
+            && clause_idxs.is_empty()
+            && matches!(classifier, Classifier::Exact(_) | Classifier::Tuple(_)))
+        .then(|| crate::lookup::inline::InlineExact::try_build(&specs, &hits))
+        .flatten()
+        .map(Box::new);
         let max_rank = rules.iter().map(|r| r.rank).max().unwrap_or(0);
         let mut clause_specs = Vec::with_capacity(clause_idxs.len());
         for (i, conjs) in clause_idxs {
@@ -637,7 +688,7 @@ impl FlowTable {
                 rank: e.rank(),
                 conjs,
             });
-            hits.push(Hit::new(e));
+            hits.push(Hit::new(e, rules.len() as u32));
             rules.push(Rule {
                 uid: e.uid,
                 priority: e.priority,
@@ -657,7 +708,8 @@ impl FlowTable {
             classifier,
             max_rank,
             rules: rules.into(),
-            hits: hits.into(),
+            hits: hits.into_iter().map(HitLine).collect(),
+            inline,
             counters: CounterBlock::new(workers, 2 * n),
             extract_plan,
             tracks,
@@ -759,7 +811,10 @@ impl FlowTable {
                 p.union(l.extract_plan)
             });
         let reads_headers = extract_plan.parse != packet::Parse::InPort;
-        let prefetches = rebuilt.iter().any(|l| l.classifier.prefetches());
+        let prefetches = rebuilt.iter().any(|l| match &l.inline {
+            Some(x) => x.prefetches(),
+            None => l.classifier.prefetches(),
+        });
         let conjunctive = rebuilt.iter().any(|l| l.clauses.is_some());
         let tracks = rebuilt.iter().any(|l| l.tracks);
         let counts_per_burst = !conjunctive

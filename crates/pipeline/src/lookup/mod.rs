@@ -15,6 +15,7 @@
 
 pub mod empty;
 pub mod exact;
+pub mod inline;
 pub mod linear;
 pub mod port;
 pub mod prefix;
