@@ -352,7 +352,7 @@ impl Pipeline {
             // ([`Pipeline::count_burst`]); every later lookup counts.
             let (answer, counted) = match table0.take() {
                 Some(answer) => (answer, true),
-                None => (table.lookup_hit(&key.words), false),
+                None => (table.lookup_fast(&key.words), false),
             };
             let Some((level, hit)) = answer else {
                 if !S::TRACING && !counted {

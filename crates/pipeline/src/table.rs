@@ -215,6 +215,10 @@ pub struct CompiledTable {
     /// same answer here, so a worker counts them once per burst when this is table 0
     /// ([`crate::Pipeline::count_burst`]) instead of once per packet.
     pub counts_per_burst: bool,
+    /// The table's only level, when it has the one-line exact form
+    /// ([`crate::lookup::inline`]) and no conjunctions: the walk probes it inline
+    /// ([`CompiledTable::lookup_fast`]).
+    pub(crate) inline_level: Option<Arc<Level>>,
 }
 
 impl Counted for CompiledTable {
@@ -242,6 +246,18 @@ impl CompiledTable {
         let hard = hard.map(|(l, h)| (l, h.slot as usize));
         crate::conjunction::resolve(self, key, hard)
             .and_then(|(l, s)| Some((l, &l.hits.get(s)?.0)))
+    }
+
+    /// [`lookup_hit`](Self::lookup_hit) with the one-line form's probe inlined into the
+    /// caller (the walk) when the table has it.
+    #[inline(always)]
+    pub(crate) fn lookup_fast(&self, key: &Words) -> Option<(&Level, &Hit)> {
+        if let Some(l) = &self.inline_level {
+            if let Some(x) = &l.inline {
+                return x.lookup(key).map(|h| (&**l, h));
+            }
+        }
+        self.lookup_hit(key)
     }
 
     /// The best ordinary entry (conjunction clauses left out): each level answers with its
@@ -389,6 +405,7 @@ impl FlowTable {
                 conjunctive: false,
                 tracks: false,
                 counts_per_burst: false,
+                inline_level: None,
             }),
             retired_versions: Vec::new(),
             base_lookups: 0,
@@ -824,6 +841,10 @@ impl FlowTable {
                     crate::lookup::Classifier::Port(_) | crate::lookup::Classifier::Empty(_)
                 )
             });
+        let inline_level = match &rebuilt[..] {
+            [l] if !conjunctive && l.inline.is_some() => Some(l.clone()),
+            _ => None,
+        };
         let new = Arc::new(CompiledTable {
             table_id: self.id,
             levels: rebuilt.into(),
@@ -835,6 +856,7 @@ impl FlowTable {
             conjunctive,
             tracks,
             counts_per_burst,
+            inline_level,
         });
         let old = std::mem::replace(&mut self.compiled, new.clone());
         let (bl, bm) = (&mut self.base_lookups, &mut self.base_matches);
