@@ -276,13 +276,10 @@ impl Pipeline {
                 continue;
             }
             for l in t.levels.iter() {
-                if let Some(x) = &l.inline {
-                    x.prefetch(&key.words, &mut prefetch);
-                    continue;
-                }
                 match &l.classifier {
                     Classifier::Exact(c) => c.prefetch(&key.words, &mut prefetch),
                     Classifier::Tuple(c) => c.prefetch(&key.words, &mut prefetch),
+                    Classifier::Inline(c) => c.prefetch(&key.words, &mut prefetch),
                     Classifier::Empty(_) | Classifier::Port(_) | Classifier::Linear(_) => {}
                 }
             }

@@ -136,9 +136,6 @@ pub struct Level {
     pub rules: Box<[Rule]>,
     /// `rules[i]`'s [`Hit`] at `hits[i]`.
     pub hits: Box<[HitLine]>,
-    /// The one-line exact form of the level ([`crate::lookup::inline`]), when its entries
-    /// have that shape: [`Level::lookup`] answers from it.
-    pub inline: Option<Box<crate::lookup::inline::InlineExact>>,
     pub(crate) counters: CounterBlock,
     /// The best rank in the level: levels are probed best first, and a level whose best
     /// cannot beat the answer found so far is skipped.
@@ -171,19 +168,13 @@ impl Level {
     /// [`Hit::slot`] is its slot).
     #[inline(always)]
     pub fn lookup(&self, key: &Words) -> Option<&Hit> {
-        if let Some(x) = self.inline.as_deref() {
-            return x.lookup(key);
-        }
         let s = self.classifier.lookup(key)?;
         self.hits.get(s as usize).map(|h| &h.0)
     }
 
     /// The structure the level is looked up in.
     pub fn kind(&self) -> &'static str {
-        match self.inline {
-            Some(_) => "inline",
-            None => self.classifier.kind(),
-        }
+        self.classifier.kind()
     }
 }
 
@@ -219,6 +210,9 @@ pub struct CompiledTable {
     /// ([`crate::lookup::inline`]) and no conjunctions: the walk probes it inline
     /// ([`CompiledTable::lookup_fast`]).
     pub(crate) inline_level: Option<Arc<Level>>,
+    /// `conjunctive` or `inline_level.is_some()`: the walk's lookup tests this one flag
+    /// for every other table, as it tested `conjunctive` alone before.
+    special: bool,
 }
 
 impl Counted for CompiledTable {
@@ -243,6 +237,17 @@ impl CompiledTable {
         if !self.conjunctive {
             return hard;
         }
+        self.resolve_conjunctions(key, hard)
+    }
+
+    /// The conjunctive part of [`lookup_hit`](Self::lookup_hit), out of the callers'
+    /// way.
+    #[inline(never)]
+    fn resolve_conjunctions<'a>(
+        &'a self,
+        key: &Words,
+        hard: Option<(&'a Level, &'a Hit)>,
+    ) -> Option<(&'a Level, &'a Hit)> {
         let hard = hard.map(|(l, h)| (l, h.slot as usize));
         crate::conjunction::resolve(self, key, hard)
             .and_then(|(l, s)| Some((l, &l.hits.get(s)?.0)))
@@ -252,8 +257,11 @@ impl CompiledTable {
     /// caller (the walk) when the table has it.
     #[inline(always)]
     pub(crate) fn lookup_fast(&self, key: &Words) -> Option<(&Level, &Hit)> {
+        if !self.special {
+            return self.lookup_ordinary_hit(key);
+        }
         if let Some(l) = &self.inline_level {
-            if let Some(x) = &l.inline {
+            if let Classifier::Inline(x) = &l.classifier {
                 return x.lookup(key).map(|h| (&**l, h));
             }
         }
@@ -406,6 +414,7 @@ impl FlowTable {
                 tracks: false,
                 counts_per_burst: false,
                 inline_level: None,
+                special: false,
             }),
             retired_versions: Vec::new(),
             base_lookups: 0,
@@ -681,16 +690,18 @@ impl FlowTable {
                 rank: e.rank(),
             });
         }
-        let classifier = Classifier::build(&specs, strategy);
+        let mut classifier = Classifier::build(&specs, strategy);
         // The one-line form where the general one would hash (a forced strategy keeps the
-        // forced classifier alone, for the tests and benchmarks that choose one); not for
+        // forced classifier, for the tests and benchmarks that choose one); not for
         // levels with conjunction clauses, whose lookups combine them.
-        let inline = (strategy == Strategy::Auto
+        if strategy == Strategy::Auto
             && clause_idxs.is_empty()
-            && matches!(classifier, Classifier::Exact(_) | Classifier::Tuple(_)))
-        .then(|| crate::lookup::inline::InlineExact::try_build(&specs, &hits))
-        .flatten()
-        .map(Box::new);
+            && matches!(classifier, Classifier::Exact(_) | Classifier::Tuple(_))
+        {
+            if let Some(x) = crate::lookup::inline::InlineExact::try_build(&specs, &hits) {
+                classifier = Classifier::Inline(Box::new(x));
+            }
+        }
         let max_rank = rules.iter().map(|r| r.rank).max().unwrap_or(0);
         let mut clause_specs = Vec::with_capacity(clause_idxs.len());
         for (i, conjs) in clause_idxs {
@@ -726,7 +737,6 @@ impl FlowTable {
             max_rank,
             rules: rules.into(),
             hits: hits.into_iter().map(HitLine).collect(),
-            inline,
             counters: CounterBlock::new(workers, 2 * n),
             extract_plan,
             tracks,
@@ -828,10 +838,7 @@ impl FlowTable {
                 p.union(l.extract_plan)
             });
         let reads_headers = extract_plan.parse != packet::Parse::InPort;
-        let prefetches = rebuilt.iter().any(|l| match &l.inline {
-            Some(x) => x.prefetches(),
-            None => l.classifier.prefetches(),
-        });
+        let prefetches = rebuilt.iter().any(|l| l.classifier.prefetches());
         let conjunctive = rebuilt.iter().any(|l| l.clauses.is_some());
         let tracks = rebuilt.iter().any(|l| l.tracks);
         let counts_per_burst = !conjunctive
@@ -842,7 +849,9 @@ impl FlowTable {
                 )
             });
         let inline_level = match &rebuilt[..] {
-            [l] if !conjunctive && l.inline.is_some() => Some(l.clone()),
+            [l] if !conjunctive && matches!(l.classifier, Classifier::Inline(_)) => {
+                Some(l.clone())
+            }
             _ => None,
         };
         let new = Arc::new(CompiledTable {
@@ -856,6 +865,7 @@ impl FlowTable {
             conjunctive,
             tracks,
             counts_per_burst,
+            special: conjunctive || inline_level.is_some(),
             inline_level,
         });
         let old = std::mem::replace(&mut self.compiled, new.clone());
