@@ -12,16 +12,17 @@
 //! Each main row holds its masked key words and the entry's [`Hit`] (what a simple entry
 //! does: outputs, metadata write, goto, its slot for the counters) in one 64-byte line,
 //! so a hit is one dependent load after the hash, where the general classifier reads a
-//! bucket row, then the level's hits, then the rule. The general classifier of the level
-//! is still built (it answers [`crate::CompiledTable::lookup_ordinary`]'s callers that
-//! want it and keeps `kind()`); the walk and every lookup through
-//! [`crate::table::Level::lookup`] use this form when the level has it, and both must
-//! answer alike (the differential tests check it against the linear reference).
+//! bucket row, then the level's hits, then the rule. The table compiler builds this form
+//! ([`super::Classifier::Inline`]) in place of the exact or tuple classifier it would
+//! otherwise build, under [`super::Strategy::Auto`] only; the walk probes it inlined
+//! (`CompiledTable::lookup_fast`), every other caller through
+//! [`super::Classifier::lookup`].
 //!
 //! Cost of a probe: the pre entries' compares (about four instructions per word), two
 //! masked loads, two folded multiplies, and a linear probe that a free row ends (the
-//! table is at most half full, so usually one row). Memory: 64 bytes per row, at most
-//! `2 * next_power_of_two(rows)` of them.
+//! table is at most half full, so usually one row). Memory: 64 bytes per row, twice the
+//! main rows rounded up to a power of two of them (the general form's rows are 32 bytes,
+//! with the hits in a second array).
 
 use super::{fold_mul, RuleSpec};
 use crate::flow::Words;
@@ -265,3 +266,102 @@ impl InlineExact {
 // A row is one cache line: the key words and the whole hit.
 const _: () = assert!(std::mem::size_of::<Row>() == 64);
 const _: () = assert!(std::mem::size_of::<Hit>() == 48);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hit(slot: u32) -> Hit {
+        Hit {
+            meta_value: 0,
+            meta_mask: 0,
+            cookie: u64::from(slot),
+            outs: [0; crate::table::HIT_OUTPUTS],
+            slot,
+            n_outs: 0,
+            goto: None,
+            table_miss: false,
+            writes_metadata: false,
+            simple: true,
+        }
+    }
+
+    /// Main mask on words 0 (in_port) and 4 (eth_src); pre masks elsewhere.
+    fn mask_of(kind: u8) -> Words {
+        let mut m = [0u64; FLOW_KEY_WORDS];
+        match kind {
+            0 => {
+                m[0] = 0xffff_ffff_0000_0000;
+                m[4] = 0xffff_ffff_ffff_0000;
+            }
+            1 => {
+                m[3] = 0xffff;
+                m[5] = 0xffff_ffff;
+                m[6] = 0xff00_0000_0000_ffff;
+            }
+            2 => m[5] = 0xffff_ff00_0000_0000,
+            _ => {}
+        }
+        m
+    }
+
+    proptest! {
+        /// Random levels (main rows with duplicates at other ranks, pre entries, wildcard
+        /// entries at random ranks): whenever the form builds, it answers every key as a
+        /// linear scan does; and a level of main rows over a wildcard one always builds.
+        #[test]
+        fn inline_equals_linear_scan(
+            rules in proptest::collection::vec((0u8..4, 0u64..6, 0u64..40, 0u64..1000), 8..200),
+            keys in proptest::collection::vec((0u64..7, 0u64..42, 0u64..2), 1..64),
+            main_only in any::<bool>(),
+        ) {
+            let specs: Vec<(Words, Words, u64)> = rules
+                .iter()
+                .enumerate()
+                .map(|(i, &(kind, port, src, rank))| {
+                    let kind = if main_only { if i == 0 { 3 } else { 0 } } else { kind };
+                    let mask = mask_of(kind);
+                    let mut v = [0u64; FLOW_KEY_WORDS];
+                    v[0] = port << 32;
+                    v[3] = 0x0800;
+                    v[4] = (0x0200_0000_0000 | src) << 16;
+                    v[5] = ((src & 3) << 56) | 0xa9fe_a9fe;
+                    v[6] = (6 << 56) | 80;
+                    for w in 0..FLOW_KEY_WORDS {
+                        v[w] &= mask[w];
+                    }
+                    // Main rows rank above the wildcard in `main_only` levels; unique
+                    // ranks, as flow ranks are.
+                    let rank = if main_only && i == 0 { 0 } else { (rank << 16) | (i as u64 + 1) };
+                    (v, mask, rank)
+                })
+                .collect();
+            let rs: Vec<RuleSpec<'_>> = specs
+                .iter()
+                .map(|(v, m, r)| RuleSpec { value: v, mask: m, rank: *r })
+                .collect();
+            let hits: Vec<Hit> = (0..rs.len() as u32).map(hit).collect();
+            let built = InlineExact::try_build(&rs, &hits);
+            if main_only {
+                prop_assert!(built.is_some());
+            }
+            let Some(x) = built else { return Ok(()) };
+            for &(port, src, dnat) in &keys {
+                let mut k = [0u64; FLOW_KEY_WORDS];
+                k[0] = (port << 32) | port;
+                k[3] = (0x0200_0000_0009 << 16) | 0x0800;
+                k[4] = ((0x0200_0000_0000 | src) << 16) | 5;
+                k[5] = ((src & 3) << 56) | if dnat == 1 { 0xa9fe_a9fe } else { 0x0a00_0001 };
+                k[6] = (6 << 56) | (1234 << 16) | 80;
+                let want = rs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| (0..FLOW_KEY_WORDS).all(|w| k[w] & r.mask[w] == r.value[w]))
+                    .max_by_key(|(_, r)| r.rank)
+                    .map(|(i, _)| i as u32);
+                prop_assert_eq!(x.lookup(&k).map(|h| h.slot), want);
+            }
+        }
+    }
+}
