@@ -77,6 +77,8 @@ pub struct InlineExact {
     /// with mask 0 as its second).
     words: [usize; 2],
     masks: [u64; 2],
+    /// [`hash2`]'s rotation of the first word.
+    rot: u32,
     /// Power-of-two length, at most half full.
     rows: Box<[Row]>,
     pre: Box<[Pre]>,
@@ -85,12 +87,21 @@ pub struct InlineExact {
     big: bool,
 }
 
+/// The two masked words folded into one (the first rotated by `rot`, chosen when
+/// building so that its mask's bits land where the second's are zero: in_port's bits
+/// beside eth_src's, metadata's below eth_dst's) and mixed by one folded multiply.
+/// Distinct keys folding to the same word cost a longer probe, never a wrong answer (rows
+/// compare both words).
 #[inline(always)]
-fn hash2(a: u64, b: u64) -> u64 {
-    fold_mul(
-        fold_mul(a ^ 0x243f_6a88_85a3_08d3, 0x9e37_79b9_7f4a_7c15) ^ b,
-        0xff51_afd7_ed55_8ccd,
-    )
+fn hash2(a: u64, b: u64, rot: u32) -> u64 {
+    fold_mul(a.rotate_left(rot) ^ b ^ 0x243f_6a88_85a3_08d3, 0x9e37_79b9_7f4a_7c15)
+}
+
+/// The rotation of the first word's mask that overlaps the second's least.
+fn best_rotation(m0: u64, m1: u64) -> u32 {
+    (0..64)
+        .min_by_key(|&r| (m0.rotate_left(r) & m1).count_ones())
+        .unwrap_or(0)
 }
 
 impl InlineExact {
@@ -169,6 +180,7 @@ impl InlineExact {
                 ..hits[0]
             },
         };
+        let rot = best_rotation(m0, m1);
         let cap = (n_main * 2).next_power_of_two();
         let mut rows = vec![free; cap];
         let mut ranks = vec![0u64; cap];
@@ -178,7 +190,7 @@ impl InlineExact {
                 continue;
             }
             let key = [r.value[w0] & m0, r.value[w1] & m1];
-            let mut i = hash2(key[0], key[1]) as usize & (cap - 1);
+            let mut i = hash2(key[0], key[1], rot) as usize & (cap - 1);
             loop {
                 let row = &mut rows[i];
                 if row.hit.slot == FREE {
@@ -201,6 +213,7 @@ impl InlineExact {
         Some(InlineExact {
             words: [w0, w1],
             masks: [m0, m1],
+            rot,
             big: cap * std::mem::size_of::<Row>() >= PREFETCH_MIN_BYTES,
             rows: rows.into(),
             pre: pre.into_iter().map(|p| p.1).collect(),
@@ -223,7 +236,7 @@ impl InlineExact {
     fn start(&self, key: &Words) -> (u64, u64, usize) {
         let k0 = key[self.words[0] % FLOW_KEY_WORDS] & self.masks[0];
         let k1 = key[self.words[1] % FLOW_KEY_WORDS] & self.masks[1];
-        (k0, k1, hash2(k0, k1) as usize & (self.rows.len() - 1))
+        (k0, k1, hash2(k0, k1, self.rot) as usize & (self.rows.len() - 1))
     }
 
     /// Hands `prefetch` the row a lookup of `key` reads first, when the rows are too many
