@@ -164,14 +164,6 @@ impl Level {
         self.rules.is_empty()
     }
 
-    /// The best ordinary entry of the level matching `key`: its hit (whose
-    /// [`Hit::slot`] is its slot).
-    #[inline(always)]
-    pub fn lookup(&self, key: &Words) -> Option<&Hit> {
-        let s = self.classifier.lookup(key)?;
-        self.hits.get(s as usize).map(|h| &h.0)
-    }
-
     /// The structure the level is looked up in.
     pub fn kind(&self) -> &'static str {
         self.classifier.kind()
@@ -227,30 +219,17 @@ impl CompiledTable {
     /// slot.
     #[inline]
     pub fn lookup(&self, key: &Words) -> Option<(&Level, usize)> {
-        self.lookup_hit(key).map(|(l, h)| (l, h.slot as usize))
+        let hard = self.lookup_ordinary(key);
+        if !self.conjunctive {
+            return hard;
+        }
+        crate::conjunction::resolve(self, key, hard)
     }
 
     /// [`lookup`](Self::lookup) with the entry's [`Hit`] (what the walk acts on).
     #[inline]
     pub fn lookup_hit(&self, key: &Words) -> Option<(&Level, &Hit)> {
-        let hard = self.lookup_ordinary_hit(key);
-        if !self.conjunctive {
-            return hard;
-        }
-        self.resolve_conjunctions(key, hard)
-    }
-
-    /// The conjunctive part of [`lookup_hit`](Self::lookup_hit), out of the callers'
-    /// way.
-    #[inline(never)]
-    fn resolve_conjunctions<'a>(
-        &'a self,
-        key: &Words,
-        hard: Option<(&'a Level, &'a Hit)>,
-    ) -> Option<(&'a Level, &'a Hit)> {
-        let hard = hard.map(|(l, h)| (l, h.slot as usize));
-        crate::conjunction::resolve(self, key, hard)
-            .and_then(|(l, s)| Some((l, &l.hits.get(s)?.0)))
+        self.lookup(key).map(|(l, s)| (l, &l.hits[s].0))
     }
 
     /// [`lookup_hit`](Self::lookup_hit) with the one-line form's probe inlined into the
@@ -258,7 +237,7 @@ impl CompiledTable {
     #[inline(always)]
     pub(crate) fn lookup_fast(&self, key: &Words) -> Option<(&Level, &Hit)> {
         if !self.special {
-            return self.lookup_ordinary_hit(key);
+            return self.lookup_ordinary(key).map(|(l, s)| (l, &l.hits[s].0));
         }
         if let Some(l) = &self.inline_level {
             if let Classifier::Inline(x) = &l.classifier {
@@ -272,28 +251,23 @@ impl CompiledTable {
     /// best match; the best of those is the table's.
     #[inline]
     pub fn lookup_ordinary(&self, key: &Words) -> Option<(&Level, usize)> {
-        self.lookup_ordinary_hit(key)
-            .map(|(l, h)| (l, h.slot as usize))
-    }
-
-    #[inline]
-    fn lookup_ordinary_hit(&self, key: &Words) -> Option<(&Level, &Hit)> {
         if let [l] = &*self.levels {
-            return l.lookup(key).map(|h| (&**l, h));
+            return l.classifier.lookup(key).map(|s| (&**l, s as usize));
         }
-        let mut best: Option<(&Level, &Hit, u64)> = None;
+        let mut best: Option<(&Level, usize, u64)> = None;
         for l in self.levels.iter() {
             if best.is_some_and(|b| l.max_rank < b.2) {
                 break;
             }
-            if let Some(h) = l.lookup(key) {
-                let r = l.rules[h.slot as usize].rank;
+            if let Some(s) = l.classifier.lookup(key) {
+                let s = s as usize;
+                let r = l.rules[s].rank;
                 if best.is_none_or(|b| r > b.2) {
-                    best = Some((l, h, r));
+                    best = Some((l, s, r));
                 }
             }
         }
-        best.map(|(l, h, _)| (l, h))
+        best.map(|(l, s, _)| (l, s))
     }
 
     /// The structure of the version ("exact", "tuple", ...; "levels" while more than one
