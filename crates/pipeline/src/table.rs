@@ -823,9 +823,7 @@ impl FlowTable {
                 )
             });
         let inline_level = match &rebuilt[..] {
-            [l] if !conjunctive && matches!(l.classifier, Classifier::Inline(_)) => {
-                Some(l.clone())
-            }
+            [l] if !conjunctive && matches!(l.classifier, Classifier::Inline(_)) => Some(l.clone()),
             _ => None,
         };
         let new = Arc::new(CompiledTable {

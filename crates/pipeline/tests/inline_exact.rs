@@ -120,12 +120,14 @@ impl Rule {
 
     fn match_(&self) -> Match {
         match self.kind {
-            Kind::Classifier { port, src, .. } => {
-                Match::exact(&[(Field::InPort, port.into()), (Field::EthSrc, mac(src).into())])
-            }
-            Kind::Switch { net: Some(n), dst } => {
-                Match::exact(&[(Field::Metadata, n.into()), (Field::EthDst, mac(dst).into())])
-            }
+            Kind::Classifier { port, src, .. } => Match::exact(&[
+                (Field::InPort, port.into()),
+                (Field::EthSrc, mac(src).into()),
+            ]),
+            Kind::Switch { net: Some(n), dst } => Match::exact(&[
+                (Field::Metadata, n.into()),
+                (Field::EthDst, mac(dst).into()),
+            ]),
             Kind::Switch { net: None, dst } => Match::exact(&[(Field::EthDst, mac(dst).into())]),
             Kind::Pre { dport, .. } => Match::exact(&[
                 (Field::EthType, 0x0800),
@@ -156,10 +158,11 @@ impl Rule {
                 insts.metadata = Some((net, u64::MAX));
                 insts.goto = Some(1);
             }
-            Kind::Pre { table: 0, .. } | Kind::Any { table: 0 } | Kind::Other { table: 0, .. } => {
-                if self.cookie & 1 == 0 {
-                    insts.goto = Some(1);
-                }
+            // Entries of table 0 other than the classifier's go on to table 1 now and then.
+            Kind::Pre { table: 0, .. } | Kind::Any { table: 0 } | Kind::Other { table: 0, .. }
+                if self.cookie & 1 == 0 =>
+            {
+                insts.goto = Some(1);
             }
             _ => {}
         }
@@ -254,7 +257,10 @@ fn shaped(ft: &mut FlowTables) {
     }
     for t in 0..2 {
         let p = Rule {
-            kind: Kind::Pre { table: t, dport: 80 },
+            kind: Kind::Pre {
+                table: t,
+                dport: 80,
+            },
             priority: 1000,
             acts: Acts::Out(2),
             cookie: 9,

@@ -94,7 +94,10 @@ pub struct InlineExact {
 /// compare both words).
 #[inline(always)]
 fn hash2(a: u64, b: u64, rot: u32) -> u64 {
-    fold_mul(a.rotate_left(rot) ^ b ^ 0x243f_6a88_85a3_08d3, 0x9e37_79b9_7f4a_7c15)
+    fold_mul(
+        a.rotate_left(rot) ^ b ^ 0x243f_6a88_85a3_08d3,
+        0x9e37_79b9_7f4a_7c15,
+    )
 }
 
 /// The rotation of the first word's mask that overlaps the second's least.
@@ -236,7 +239,11 @@ impl InlineExact {
     fn start(&self, key: &Words) -> (u64, u64, usize) {
         let k0 = key[self.words[0] % FLOW_KEY_WORDS] & self.masks[0];
         let k1 = key[self.words[1] % FLOW_KEY_WORDS] & self.masks[1];
-        (k0, k1, hash2(k0, k1, self.rot) as usize & (self.rows.len() - 1))
+        (
+            k0,
+            k1,
+            hash2(k0, k1, self.rot) as usize & (self.rows.len() - 1),
+        )
     }
 
     /// Hands `prefetch` the row a lookup of `key` reads first, when the rows are too many
