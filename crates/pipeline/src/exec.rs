@@ -353,7 +353,7 @@ impl Pipeline {
             };
             let Some((level, hit)) = answer else {
                 if !S::TRACING && !counted {
-                    table.counters.add(worker, TABLE_MISSES, 1);
+                    table.counters.add_known(worker, TABLE_MISSES, 1);
                 }
                 let miss = Event::Miss {
                     table: t as u8,
@@ -381,8 +381,10 @@ impl Pipeline {
             let slot = hit.slot as usize;
             if !S::TRACING && !counted {
                 let len = pkt.wire_len() as u64;
-                table.counters.add(worker, TABLE_MATCHES, 1);
-                level.counters.add_pair(worker, 2 * slot, 1, len);
+                // A table's block holds both table counters, a level's two per slot of
+                // its classifier.
+                table.counters.add_known(worker, TABLE_MATCHES, 1);
+                level.counters.add_pair_known(worker, 2 * slot, 1, len);
             }
             // Only sinks that want it (tests, traces) read the rule's line for its uid.
             let uid = level.rules.get(slot).map_or(0, |r| r.uid);
