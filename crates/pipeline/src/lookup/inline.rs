@@ -176,8 +176,18 @@ impl InlineExact {
             .map(|(w, &m)| (w, m));
         let (w0, m0) = used.next()?;
         let (w1, m1) = used.next().unwrap_or((0, 0));
+        // Free rows hold a key no probe can have (a bit outside a mask), so that a probe's
+        // compare alone tells a hit: two words that are both whole 64-bit fields have no
+        // such key and keep the general form.
+        let free_key = if m1 != u64::MAX {
+            [0, !m1]
+        } else if m0 != u64::MAX {
+            [!m0, 0]
+        } else {
+            return None;
+        };
         let free = Row {
-            key: [0, 0],
+            key: free_key,
             hit: Hit {
                 slot: FREE,
                 ..hits[0]
@@ -272,7 +282,8 @@ impl InlineExact {
         // At most half full: a free row always ends the probe.
         loop {
             let r = &self.rows[i];
-            if ((r.key[0] ^ k0) | (r.key[1] ^ k1)) == 0 && r.hit.slot != FREE {
+            // A free row's key never equals a probe's (see `try_build`).
+            if ((r.key[0] ^ k0) | (r.key[1] ^ k1)) == 0 {
                 return Some(&r.hit);
             }
             if r.hit.slot == FREE {
