@@ -94,10 +94,7 @@ pub struct InlineExact {
 /// compare both words).
 #[inline(always)]
 fn hash2(a: u64, b: u64, rot: u32) -> u64 {
-    fold_mul(
-        a.rotate_left(rot) ^ b ^ 0x243f_6a88_85a3_08d3,
-        0x9e37_79b9_7f4a_7c15,
-    )
+    fold_mul(a.rotate_left(rot) ^ b, 0x9e37_79b9_7f4a_7c15)
 }
 
 /// The rotation of the first word's mask that overlaps the second's least.
