@@ -337,10 +337,11 @@ mod tests {
     proptest! {
         /// Random levels (main rows with duplicates at other ranks, pre entries, wildcard
         /// entries at random ranks): whenever the form builds, it answers every key as a
-        /// linear scan does; and a level of main rows over a wildcard one always builds.
+        /// linear scan does; and a level of at least MIN_ROWS main rows over a wildcard
+        /// one always builds.
         #[test]
         fn inline_equals_linear_scan(
-            rules in proptest::collection::vec((0u8..4, 0u64..6, 0u64..40, 0u64..1000), 8..200),
+            rules in proptest::collection::vec((0u8..4, 0u64..6, 0u64..40, 0u64..1000), MIN_ROWS + 1..200),
             keys in proptest::collection::vec((0u64..7, 0u64..42, 0u64..2), 1..64),
             main_only in any::<bool>(),
         ) {
