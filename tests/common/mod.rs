@@ -155,7 +155,9 @@ impl Drop for TempDir {
 /// The path of a `unix:` gRPC listener in a ferroflowd config (`[grpc]` `listen = "unix:..."`).
 fn grpc_unix_socket(config: &str) -> Option<PathBuf> {
     let grpc = &config[config.find("[grpc]")?..];
-    let line = grpc.lines().find(|l| l.trim_start().starts_with("listen"))?;
+    let line = grpc
+        .lines()
+        .find(|l| l.trim_start().starts_with("listen"))?;
     let path = line.split_once("\"unix:")?.1.split('"').next()?;
     Some(PathBuf::from(path))
 }
@@ -202,7 +204,9 @@ impl Ferroflowd {
         // The gRPC server starts beside the datapath, not before its first stats report: a
         // test that calls the API at once must find the socket listening.
         if let Some(sock) = grpc_unix_socket(config) {
-            f.wait_until(Duration::from_secs(20), "the gRPC socket", |_| sock.exists());
+            f.wait_until(Duration::from_secs(20), "the gRPC socket", |_| {
+                sock.exists()
+            });
         }
         f
     }

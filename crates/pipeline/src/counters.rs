@@ -80,6 +80,31 @@ impl CounterBlock {
         }
     }
 
+    /// [`add`](Self::add) for an index the caller knows is below `len` (a table's
+    /// [`crate::table::TABLE_MATCHES`], a slot its own classifier returned): one bounds
+    /// check fewer on the per-packet path. An index past `len` would miscount within the
+    /// worker's own array (its padding, or a later counter), never touch memory outside
+    /// the block (a debug build asserts it).
+    #[inline(always)]
+    pub fn add_known(&self, worker: usize, idx: usize, v: u64) {
+        debug_assert!(idx < self.len);
+        if let Some(c) = self.counters.get(worker * self.stride + idx) {
+            c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
+        }
+    }
+
+    /// [`add_pair`](Self::add_pair) for an index the caller knows is in range, as
+    /// [`add_known`](Self::add_known).
+    #[inline(always)]
+    pub fn add_pair_known(&self, worker: usize, idx: usize, a: u64, b: u64) {
+        debug_assert!(idx + 1 < self.len);
+        let at = worker * self.stride + idx;
+        if let Some([ca, cb]) = self.counters.get(at..at + 2) {
+            ca.store(ca.load(Relaxed).wrapping_add(a), Relaxed);
+            cb.store(cb.load(Relaxed).wrapping_add(b), Relaxed);
+        }
+    }
+
     /// The sum over workers.
     pub fn sum(&self, idx: usize) -> u64 {
         (0..self.workers())

@@ -22,7 +22,7 @@ use crate::pipeline::{Pipeline, WorkerContext};
 use crate::ports::{
     OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
 };
-use crate::table::{CompiledTable, Level, MissPolicy, TABLE_MATCHES, TABLE_MISSES};
+use crate::table::{CompiledTable, Hit, Level, MissPolicy, TABLE_MATCHES, TABLE_MISSES};
 use crate::trace::Event;
 
 /// How the datapath must treat a packet handed to [`Sink::output`].
@@ -174,7 +174,7 @@ impl<'c, S> Cx<'c, S> {
 pub struct BurstCounts<'p> {
     /// Table 0's answer for every packet of the burst, counted already: `Some(None)` a
     /// miss. `None`: nothing counted, the walk looks table 0 up and counts.
-    table0: Option<Option<(&'p Level, usize)>>,
+    table0: Option<Option<(&'p Level, &'p Hit)>>,
 }
 
 /// Table 0's answer for a burst from one port ([`Pipeline::burst_answer`]), looked up once
@@ -186,7 +186,7 @@ pub struct BurstAnswer<'p> {
     /// Table 0, when it answers from in_port alone; `None`: no answer for the burst.
     table: Option<&'p CompiledTable>,
     /// Its answer (`None`: a miss).
-    answer: Option<(&'p Level, usize)>,
+    answer: Option<(&'p Level, &'p Hit)>,
 }
 
 impl<'p> BurstAnswer<'p> {
@@ -199,11 +199,11 @@ impl<'p> BurstAnswer<'p> {
             return BurstCounts::default();
         };
         match self.answer {
-            Some((level, slot)) => {
+            Some((level, hit)) => {
                 table.counters.add(ctx.worker, TABLE_MATCHES, packets);
                 level
                     .counters
-                    .add_pair(ctx.worker, 2 * slot, packets, bytes);
+                    .add_pair(ctx.worker, 2 * hit.slot as usize, packets, bytes);
             }
             None => table.counters.add(ctx.worker, TABLE_MISSES, packets),
         }
@@ -286,7 +286,7 @@ impl Pipeline {
         key.set(Field::InPort, u128::from(in_port));
         BurstAnswer {
             table: Some(table),
-            answer: table.lookup(&key.words),
+            answer: table.lookup_hit(&key.words),
         }
     }
 
@@ -319,10 +319,9 @@ impl Pipeline {
     ) -> Option<ArrayVec<u32, BURST_OUTPUTS>> {
         let table = answer.table?;
         let mut outs = ArrayVec::new();
-        let Some((level, slot)) = answer.answer else {
+        let Some((_, hit)) = answer.answer else {
             return (table.miss == MissPolicy::Drop).then_some(outs);
         };
-        let hit = &level.hits[slot];
         if !hit.simple || hit.goto.is_some() {
             return None;
         }
@@ -375,6 +374,7 @@ impl Pipeline {
                 match &l.classifier {
                     Classifier::Exact(c) => c.prefetch(&key.words, &mut prefetch),
                     Classifier::Tuple(c) => c.prefetch(&key.words, &mut prefetch),
+                    Classifier::Inline(c) => c.prefetch(&key.words, &mut prefetch),
                     Classifier::Empty(_) | Classifier::Port(_) | Classifier::Linear(_) => {}
                 }
             }
@@ -427,7 +427,7 @@ impl Pipeline {
         key: &mut FlowKey,
         cx: &mut Cx<'_, S>,
         last_emit: Emit,
-        mut table0: Option<Option<(&'p Level, usize)>>,
+        mut table0: Option<Option<(&'p Level, &'p Hit)>>,
     ) {
         let mut outs = Outs::new(None);
         // Made on the first write-actions only: most walks never write one, and building
@@ -444,11 +444,11 @@ impl Pipeline {
             // ([`Pipeline::count_burst`]); every later lookup counts.
             let (answer, counted) = match table0.take() {
                 Some(answer) => (answer, true),
-                None => (table.lookup(&key.words), false),
+                None => (table.lookup_fast(&key.words), false),
             };
-            let Some((level, slot)) = answer else {
+            let Some((level, hit)) = answer else {
                 if !S::TRACING && !counted {
-                    table.counters.add(worker, TABLE_MISSES, 1);
+                    table.counters.add_known(worker, TABLE_MISSES, 1);
                 }
                 let miss = Event::Miss {
                     table: t as u8,
@@ -473,13 +473,17 @@ impl Pipeline {
                     }
                 }
             };
+            let slot = hit.slot as usize;
             if !S::TRACING && !counted {
                 let len = pkt.wire_len() as u64;
-                table.counters.add(worker, TABLE_MATCHES, 1);
-                level.counters.add_pair(worker, 2 * slot, 1, len);
+                // A table's block holds both table counters, a level's two per slot of
+                // its classifier.
+                table.counters.add_known(worker, TABLE_MATCHES, 1);
+                level.counters.add_pair_known(worker, 2 * slot, 1, len);
             }
-            let hit = &level.hits[slot];
-            cx.sink.table_hit(t as u8, hit.uid);
+            // Only sinks that want it (tests, traces) read the rule's line for its uid.
+            let uid = level.rules.get(slot).map_or(0, |r| r.uid);
+            cx.sink.table_hit(t as u8, uid);
             if S::TRACING {
                 if let Some(x) = crate::conjunction::explain(table, &key.words) {
                     for (l, s) in x.clauses {

@@ -46,23 +46,25 @@ pub struct Rule {
 }
 
 /// Outputs a [`Hit`] holds inline.
-pub const HIT_OUTPUTS: usize = 4;
+pub const HIT_OUTPUTS: usize = 3;
 
-/// What a hit needs to act, in one cache line beside the classifier's answer, so that the
-/// usual entry (a few plain outputs, a metadata write, a goto) is run without following
-/// the rule to its instructions on the heap: one dependent load per table instead of
-/// three. Entries that do anything else have `simple == false` and run their
-/// [`Instructions`] through [`Rule::insts`].
+/// What a hit needs to act, in 48 bytes, so that the usual entry (a few plain outputs, a
+/// metadata write, a goto) is run without following the rule to its instructions on the
+/// heap. It sits in its own cache line in [`Level::hits`], and beside the entry's key
+/// words in one line in the rows of the [`crate::lookup::inline`] form (where a hit is
+/// then the probe's only load). Entries that do anything else have `simple == false` and
+/// run their [`Instructions`] through [`Rule::insts`].
 #[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
+#[repr(C, align(16))]
 pub struct Hit {
     /// Write-metadata (value, mask), applied when `writes_metadata`.
     pub meta_value: u64,
     pub meta_mask: u64,
     pub cookie: u64,
-    pub uid: u64,
     /// Output ports in order (any port but CONTROLLER, NORMAL and TABLE), `n_outs` of them.
     pub outs: [u32; HIT_OUTPUTS],
+    /// The entry's slot in its level (its rule and counters).
+    pub slot: u32,
     pub n_outs: u8,
     /// Goto-table, if any.
     pub goto: Option<u8>,
@@ -73,8 +75,13 @@ pub struct Hit {
     pub simple: bool,
 }
 
+/// A [`Hit`] alone in its cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub struct HitLine(pub Hit);
+
 impl Hit {
-    fn new(e: &FlowEntry) -> Hit {
+    fn new(e: &FlowEntry, slot: u32) -> Hit {
         use crate::flow::Action;
         use crate::ports::{OFPP_CONTROLLER, OFPP_NORMAL, OFPP_TABLE};
         let insts = &*e.instructions;
@@ -100,8 +107,8 @@ impl Hit {
             meta_value,
             meta_mask,
             cookie: e.cookie,
-            uid: e.uid,
             outs,
+            slot,
             n_outs: n as u8,
             goto: insts.goto,
             table_miss: e.is_table_miss(),
@@ -128,7 +135,7 @@ pub struct Level {
     pub classifier: Classifier,
     pub rules: Box<[Rule]>,
     /// `rules[i]`'s [`Hit`] at `hits[i]`.
-    pub hits: Box<[Hit]>,
+    pub hits: Box<[HitLine]>,
     pub(crate) counters: CounterBlock,
     /// The best rank in the level: levels are probed best first, and a level whose best
     /// cannot beat the answer found so far is skipped.
@@ -155,6 +162,11 @@ impl Level {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// The structure the level is looked up in.
+    pub fn kind(&self) -> &'static str {
+        self.classifier.kind()
     }
 }
 
@@ -186,6 +198,13 @@ pub struct CompiledTable {
     /// same answer here, so a worker counts them once per burst when this is table 0
     /// ([`crate::Pipeline::count_burst`]) instead of once per packet.
     pub counts_per_burst: bool,
+    /// The table's only level, when it has the one-line exact form
+    /// ([`crate::lookup::inline`]) and no conjunctions: the walk probes it inline
+    /// ([`CompiledTable::lookup_fast`]).
+    pub(crate) inline_level: Option<Arc<Level>>,
+    /// `conjunctive` or `inline_level.is_some()`: the walk's lookup tests this one flag
+    /// for every other table, as it tested `conjunctive` alone before.
+    special: bool,
 }
 
 impl Counted for CompiledTable {
@@ -205,6 +224,27 @@ impl CompiledTable {
             return hard;
         }
         crate::conjunction::resolve(self, key, hard)
+    }
+
+    /// [`lookup`](Self::lookup) with the entry's [`Hit`] (what the walk acts on).
+    #[inline]
+    pub fn lookup_hit(&self, key: &Words) -> Option<(&Level, &Hit)> {
+        self.lookup(key).map(|(l, s)| (l, &l.hits[s].0))
+    }
+
+    /// [`lookup_hit`](Self::lookup_hit) with the one-line form's probe inlined into the
+    /// caller (the walk) when the table has it.
+    #[inline(always)]
+    pub(crate) fn lookup_fast(&self, key: &Words) -> Option<(&Level, &Hit)> {
+        if !self.special {
+            return self.lookup_ordinary(key).map(|(l, s)| (l, &l.hits[s].0));
+        }
+        if let Some(l) = &self.inline_level {
+            if let Classifier::Inline(x) = &l.classifier {
+                return x.lookup(key).map(|h| (&**l, h));
+            }
+        }
+        self.lookup_hit(key)
     }
 
     /// The best ordinary entry (conjunction clauses left out): each level answers with its
@@ -235,7 +275,7 @@ impl CompiledTable {
     pub fn kind(&self) -> &'static str {
         match &*self.levels {
             [] => "empty",
-            [l] => l.classifier.kind(),
+            [l] => l.kind(),
             _ => "levels",
         }
     }
@@ -347,6 +387,8 @@ impl FlowTable {
                 conjunctive: false,
                 tracks: false,
                 counts_per_burst: false,
+                inline_level: None,
+                special: false,
             }),
             retired_versions: Vec::new(),
             base_lookups: 0,
@@ -606,7 +648,7 @@ impl FlowTable {
                 clause_idxs.push((i, conjs));
                 continue;
             }
-            hits.push(Hit::new(e));
+            hits.push(Hit::new(e, rules.len() as u32));
             rules.push(Rule {
                 uid: e.uid,
                 priority: e.priority,
@@ -622,7 +664,18 @@ impl FlowTable {
                 rank: e.rank(),
             });
         }
-        let classifier = Classifier::build(&specs, strategy);
+        let mut classifier = Classifier::build(&specs, strategy);
+        // The one-line form where the general one would hash (a forced strategy keeps the
+        // forced classifier, for the tests and benchmarks that choose one); not for
+        // levels with conjunction clauses, whose lookups combine them.
+        if strategy == Strategy::Auto
+            && clause_idxs.is_empty()
+            && matches!(classifier, Classifier::Exact(_) | Classifier::Tuple(_))
+        {
+            if let Some(x) = crate::lookup::inline::InlineExact::try_build(&specs, &hits) {
+                classifier = Classifier::Inline(Box::new(x));
+            }
+        }
         let max_rank = rules.iter().map(|r| r.rank).max().unwrap_or(0);
         let mut clause_specs = Vec::with_capacity(clause_idxs.len());
         for (i, conjs) in clause_idxs {
@@ -637,7 +690,7 @@ impl FlowTable {
                 rank: e.rank(),
                 conjs,
             });
-            hits.push(Hit::new(e));
+            hits.push(Hit::new(e, rules.len() as u32));
             rules.push(Rule {
                 uid: e.uid,
                 priority: e.priority,
@@ -657,7 +710,7 @@ impl FlowTable {
             classifier,
             max_rank,
             rules: rules.into(),
-            hits: hits.into(),
+            hits: hits.into_iter().map(HitLine).collect(),
             counters: CounterBlock::new(workers, 2 * n),
             extract_plan,
             tracks,
@@ -769,6 +822,10 @@ impl FlowTable {
                     crate::lookup::Classifier::Port(_) | crate::lookup::Classifier::Empty(_)
                 )
             });
+        let inline_level = match &rebuilt[..] {
+            [l] if !conjunctive && matches!(l.classifier, Classifier::Inline(_)) => Some(l.clone()),
+            _ => None,
+        };
         let new = Arc::new(CompiledTable {
             table_id: self.id,
             levels: rebuilt.into(),
@@ -780,6 +837,8 @@ impl FlowTable {
             conjunctive,
             tracks,
             counts_per_burst,
+            special: conjunctive || inline_level.is_some(),
+            inline_level,
         });
         let old = std::mem::replace(&mut self.compiled, new.clone());
         let (bl, bm) = (&mut self.base_lookups, &mut self.base_matches);

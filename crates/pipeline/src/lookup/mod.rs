@@ -15,6 +15,7 @@
 
 pub mod empty;
 pub mod exact;
+pub mod inline;
 pub mod linear;
 pub mod port;
 pub mod prefix;
@@ -65,6 +66,9 @@ pub enum Classifier {
     Linear(linear::Linear),
     Exact(exact::Exact),
     Tuple(tuple::Tuple),
+    /// Made by the table compiler only, which has the entries' hits
+    /// ([`inline::InlineExact::try_build`]); [`Classifier::build`] never returns it.
+    Inline(Box<inline::InlineExact>),
 }
 
 impl Classifier {
@@ -110,6 +114,7 @@ impl Classifier {
             Classifier::Linear(c) => c.lookup(key),
             Classifier::Exact(c) => c.lookup(key),
             Classifier::Tuple(c) => c.lookup(key),
+            Classifier::Inline(c) => c.lookup(key).map(|h| h.slot),
         }
     }
 
@@ -119,6 +124,7 @@ impl Classifier {
         match self {
             Classifier::Exact(c) => c.prefetches(),
             Classifier::Tuple(c) => c.prefetches(),
+            Classifier::Inline(c) => c.prefetches(),
             Classifier::Empty(_) | Classifier::Port(_) | Classifier::Linear(_) => false,
         }
     }
@@ -132,6 +138,7 @@ impl Classifier {
             Classifier::Exact(_) => "exact",
             Classifier::Tuple(t) if t.has_tries() => "tuple+prefix",
             Classifier::Tuple(_) => "tuple",
+            Classifier::Inline(_) => "inline",
         }
     }
 }
