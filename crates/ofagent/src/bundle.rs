@@ -4,8 +4,9 @@
 //! Messages are decoded and checked by the switch when added, so most errors come back
 //! at once with the offending message; an add that fails marks its bundle failed, and its
 //! commit then applies nothing and answers MSG_FAILED (all or nothing also for errors found
-//! before the commit). A commit hands every message to [`OfSwitch::bundle_commit`], which
-//! applies them in order, all or none, visible to packets at once, whether or not the
+//! before the commit). What the switch keeps of each message ([`OfSwitch::bundle_stage`]:
+//! ferroflowd keeps its converted flow-mod, so a commit does not convert again) goes at
+//! the commit to [`OfSwitch::bundle_commit_staged`], which applies them in order, all or none, visible to packets at once, whether or not the
 //! bundle asked for ATOMIC and ORDERED. Only flow-mods are bundled (what `ovs-ofctl
 //! add-flows`, `del-flows` and `replace-flows` send); anything else is MSG_UNSUP. Bundles
 //! live in the connection: closing it discards them.
@@ -21,7 +22,7 @@ use openflow::bundle::{
 use openflow::error::BadRequestCode;
 use openflow::{ErrorCode, Message, OfpMessage};
 
-use crate::{BundleLimits, OfSwitch};
+use crate::{BundleLimits, OfSwitch, Staged};
 
 /// Messages held in open bundles by every connection together: the memory all peers can
 /// make the switch hold is bounded by this times the size of one decoded flow-mod.
@@ -38,10 +39,12 @@ struct Bundle {
     closed: bool,
     /// An add was refused: the commit must fail.
     failed: bool,
-    msgs: Vec<Message>,
+    msgs: Vec<Staged>,
     /// The first bytes of the BUNDLE_ADD that carried each message (what an error found
-    /// at commit time refers to).
-    heads: Vec<Vec<u8>>,
+    /// at commit time refers to), one after the other: message `i`'s end at
+    /// `head_ends[i]` (one buffer, not an allocation per message).
+    heads: Vec<u8>,
+    head_ends: Vec<u32>,
 }
 
 impl Bundle {
@@ -54,8 +57,30 @@ impl Bundle {
             failed: false,
             msgs: Vec::new(),
             heads: Vec::new(),
+            head_ends: Vec::new(),
         }
     }
+
+    /// Remembers the first bytes of `raw` as the last message that touched the bundle.
+    fn touch(&mut self, raw: &[u8]) {
+        self.touched = Instant::now();
+        self.last_head.clear();
+        self.last_head
+            .extend_from_slice(&raw[..raw.len().min(openflow::error::ERROR_DATA_LEN)]);
+    }
+
+    fn push_head(&mut self, raw: &[u8]) {
+        self.heads
+            .extend_from_slice(&raw[..raw.len().min(openflow::error::ERROR_DATA_LEN)]);
+        self.head_ends.push(self.heads.len() as u32);
+    }
+}
+
+/// The first bytes of the BUNDLE_ADD of message `i` ([`Bundle::heads`]).
+fn head_at<'a>(heads: &'a [u8], head_ends: &[u32], i: usize) -> Option<&'a [u8]> {
+    let end = *head_ends.get(i)? as usize;
+    let start = i.checked_sub(1).map_or(0, |p| head_ends[p] as usize);
+    heads.get(start..end)
 }
 
 fn head(raw: &[u8]) -> Vec<u8> {
@@ -179,8 +204,7 @@ impl Bundles {
                     return Err(BundleFailedCode::BadFlags.into());
                 }
                 b.closed = true;
-                b.touched = Instant::now();
-                b.last_head = head(raw);
+                b.touch(raw);
             }
             T::CommitRequest => {
                 let b = self.remove(id).ok_or(BundleFailedCode::BadId)?;
@@ -193,9 +217,10 @@ impl Bundles {
                 if b.failed {
                     return Err(BundleFailedCode::MsgFailed.into());
                 }
-                if let Err((i, code)) = sw.bundle_commit(&b.msgs) {
+                let (heads, head_ends) = (b.heads, b.head_ends);
+                if let Err((i, code)) = sw.bundle_commit_staged(b.msgs) {
                     // The failed message's own error first, then the commit's (as OVS).
-                    if let Some(head) = b.heads.get(i) {
+                    if let Some(head) = head_at(&heads, &head_ends, i) {
                         out.push(code.reply_to(head));
                     }
                     return Err(BundleFailedCode::MsgFailed.into());
@@ -239,8 +264,7 @@ impl Bundles {
             .open
             .get_mut(&a.bundle_id)
             .expect("opened above if missing");
-        b.touched = Instant::now();
-        b.last_head = head(raw);
+        b.touch(raw);
         let r = (|| {
             if a.flags != b.flags {
                 return Err(BundleFailedCode::BadFlags.into());
@@ -260,13 +284,12 @@ impl Bundles {
             if slave {
                 return Err(ErrorCode::BadRequest(BadRequestCode::IsSlave).into());
             }
-            sw.bundle_check(&inner.body)?;
-            Ok(inner.body)
+            Ok(sw.bundle_stage(inner.body)?)
         })();
         match r {
             Ok(m) => {
                 b.msgs.push(m);
-                b.heads.push(head(raw));
+                b.push_head(raw);
                 total.0.fetch_add(1, Relaxed);
                 Ok(None)
             }
