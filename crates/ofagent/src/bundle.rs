@@ -476,6 +476,86 @@ mod tests {
         assert!(sw.committed.lock().is_empty());
     }
 
+    /// Keeps each flow-mod as its priority (its "converted form"); refuses 14 at commit.
+    #[derive(Default)]
+    struct Staging {
+        committed: Mutex<Vec<Vec<u16>>>,
+    }
+
+    impl OfSwitch for Staging {
+        fn features(&self) -> SwitchFeatures {
+            unimplemented!("not used")
+        }
+        fn handle(&self, _: &Message) -> Result<Vec<Message>, ErrorCode> {
+            unimplemented!("not used")
+        }
+        fn barrier(&self) -> Result<(), ErrorCode> {
+            Ok(())
+        }
+        fn try_barrier(&self) -> bool {
+            true
+        }
+        fn bundle_check(&self, _: &Message) -> Result<(), ErrorCode> {
+            unimplemented!("bundles stage, not check")
+        }
+        fn bundle_commit(&self, _: &[Message]) -> Result<(), (usize, ErrorCode)> {
+            unimplemented!("bundles commit what they staged")
+        }
+        fn bundle_stage(&self, m: Message) -> Result<Staged, ErrorCode> {
+            Ok(Staged::Converted(Box::new(prio(&m))))
+        }
+        fn bundle_commit_staged(&self, staged: Vec<Staged>) -> Result<(), (usize, ErrorCode)> {
+            let mut prios = Vec::new();
+            for (i, s) in staged.into_iter().enumerate() {
+                let Staged::Converted(c) = s else {
+                    panic!("staged as converted");
+                };
+                match *c.downcast::<u16>().expect("this switch's form") {
+                    14 => return Err((i, ErrorCode::BadAction(BadActionCode::BadOutGroup))),
+                    p => prios.push(p),
+                }
+            }
+            self.committed.lock().push(prios);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn what_the_switch_staged_is_committed_in_order() {
+        let (sw, mut b) = (Staging::default(), bundles());
+        let feed = |b: &mut Bundles, (xid, raw): (u32, Vec<u8>)| {
+            let Message::Experimenter(e) = openflow::decode(&raw).unwrap().body else {
+                panic!("not an experimenter message");
+            };
+            b.handle(&sw, xid, &raw, BundleMsg::parse(&e).unwrap(), false)
+        };
+        feed(&mut b, ctrl(0, BundleCtrlType::OpenRequest, AO));
+        for (x, p) in [(1, 300), (2, 100), (3, 200)] {
+            assert!(feed(&mut b, add(0, x, p)).is_empty());
+        }
+        let r = feed(&mut b, ctrl(0, BundleCtrlType::CommitRequest, AO));
+        assert!(is_reply(&r[0], BundleCtrlType::CommitReply));
+        assert_eq!(*sw.committed.lock(), vec![vec![300, 100, 200]]);
+
+        // Refused at commit: the error quotes the add that carried it (the third).
+        feed(&mut b, ctrl(1, BundleCtrlType::OpenRequest, AO));
+        for (x, p) in [(7, 100), (8, 101), (9, 14), (10, 102)] {
+            feed(&mut b, add(1, x, p));
+        }
+        let r = feed(&mut b, ctrl(1, BundleCtrlType::CommitRequest, AO));
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].xid, 9);
+        assert_eq!(
+            r[0].body,
+            ErrorCode::BadAction(BadActionCode::BadOutGroup)
+                .reply_to(&add(1, 9, 14).1)
+                .body
+        );
+        assert_eq!(bundle_err(&r[1]), Some(BundleFailedCode::MsgFailed));
+        assert_eq!(sw.committed.lock().len(), 1, "nothing more applied");
+        assert_eq!(b.total.0.load(Relaxed), 0, "nothing held any more");
+    }
+
     #[test]
     fn ids_flags_and_states_are_checked() {
         use BundleCtrlType as T;
