@@ -714,6 +714,16 @@ impl OfSwitch for OpenFlowSwitch {
 
     fn bundle_commit_staged(&self, staged: Vec<Staged>) -> Result<(), (usize, ErrorCode)> {
         self.commit_bundle(|tx| {
+            reserve_for_adds(
+                tx,
+                staged.iter().filter_map(|s| match s {
+                    Staged::Converted(c) => c
+                        .downcast_ref::<pipeline::FlowModReq>()
+                        .filter(|r| r.command == pipeline::FlowModCommand::Add)
+                        .map(|r| r.table_id),
+                    Staged::Message(_) => None,
+                }),
+            );
             for (i, s) in staged.into_iter().enumerate() {
                 match s {
                     Staged::Converted(c) => {
@@ -768,5 +778,19 @@ impl OpenFlowSwitch {
             tracing::warn!("bundle committed, but: {e}");
         }
         Ok(())
+    }
+}
+
+/// Tells the transaction how many entries a batch adds to each table (`adds`: the table
+/// of each add), so that each table grows once.
+pub(crate) fn reserve_for_adds(tx: &mut pipeline::Transaction<'_>, adds: impl Iterator<Item = u8>) {
+    let mut per_table = [0usize; 256];
+    for t in adds {
+        per_table[usize::from(t)] += 1;
+    }
+    for (t, &n) in per_table.iter().enumerate() {
+        if n > 0 {
+            tx.reserve(t as u8, n);
+        }
     }
 }

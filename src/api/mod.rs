@@ -591,6 +591,12 @@ impl Api {
             // All or nothing, counters and durations of existing flows included.
             let mut tx = st.tables.transaction(now);
             let refused = |(i, e): (usize, PipelineError)| ApiError::pipeline(&mods[i].0, e);
+            crate::ofswitch::reserve_for_adds(
+                &mut tx,
+                mods.iter()
+                    .filter(|(_, fm)| fm.command == FlowModCommand::Add)
+                    .map(|(_, fm)| fm.table_id),
+            );
             for (_, fm) in &mods {
                 tx.of_flow_mod(fm).map_err(refused)?;
             }

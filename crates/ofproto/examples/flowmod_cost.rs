@@ -1,8 +1,10 @@
 //! Where the control plane's time goes when 100k flow-mods arrive as one batch, phase by
 //! phase, without a switch around it: the flow text parsed (what a gRPC batch costs the
-//! server), the FLOW_MODs encoded (what `ovs-ofctl` does) and decoded (what the agent
-//! does per BUNDLE_ADD), converted into pipeline requests (the check at add time),
-//! applied in one transaction and committed (compile and publish).
+//! server before anything else), FLOW_MODs encoded (what `ovs-ofctl` does) and decoded
+//! (what the agent does per BUNDLE_ADD); then a bundle as ferroflowd runs one (each
+//! flow-mod converted when added and kept converted; at the commit, its references
+//! checked again, applied in one transaction, compiled and published) and a gRPC batch
+//! (converted and applied in one transaction, compiled and published).
 //!
 //! ```sh
 //! cargo run --release -p ofproto --example flowmod_cost [-- FILE [ROUNDS]]
@@ -10,8 +12,9 @@
 //! FILE holds flows in `ovs-ofctl add-flows` syntax (default: pipeline B with 50k
 //! instances, 100,003 flows, as `perf/run.sh`'s `flowmod:100000` loads). Prints, per
 //! phase, the best wall time over ROUNDS (3) and the minor page faults of the last round
-//! (fresh memory the phase touched); the machine is shared, so compare the page faults
-//! and the ratios between phases rather than absolute times.
+//! (fresh memory the phase touched). The machine is shared: compare page faults and the
+//! phases' shares rather than absolute times, or count instructions with
+//! `valgrind --tool=callgrind` (docs/flow-setup.md).
 
 use std::time::{Duration, Instant};
 
@@ -88,13 +91,25 @@ fn tables() -> FlowTables {
     ft
 }
 
+/// As ferroflowd does before a batch: room for each table's adds (all are adds here).
+fn reserve(tx: &mut pipeline::Transaction<'_>, tables: impl Iterator<Item = u8>) {
+    let mut per_table = [0usize; 256];
+    for t in tables {
+        per_table[usize::from(t)] += 1;
+    }
+    for (t, &n) in per_table.iter().enumerate() {
+        if n > 0 {
+            tx.reserve(t as u8, n);
+        }
+    }
+}
+
 fn check(ft: &mut FlowTables, n: usize) {
     let active: u64 = ft.table_counts().iter().map(|t| u64::from(t.active)).sum();
     assert_eq!(active, n as u64, "every flow-mod added an entry");
 }
 
 fn main() {
-    sizes();
     let args: Vec<String> = std::env::args().collect();
     let lines: Vec<String> = match args.get(1) {
         Some(f) => std::fs::read_to_string(f)
@@ -144,6 +159,7 @@ fn main() {
         });
         let mut tx = ft.transaction(Duration::ZERO);
         timed(&mut phases, round, "bundle commit: apply kept", || {
+            reserve(&mut tx, staged.iter().map(|r| r.table_id));
             for req in staged {
                 tx.flow_mod_with(|t| {
                     ofproto::check_references(&req, t)?;
@@ -165,6 +181,7 @@ fn main() {
         let mut ft2 = tables();
         let mut tx = ft2.transaction(Duration::ZERO);
         timed(&mut phases, round, "gRPC: convert + apply", || {
+            reserve(&mut tx, mods.iter().map(|fm| fm.table_id));
             for fm in &mods {
                 ofproto::OfTransaction::of_flow_mod(&mut tx, fm).expect("applies");
             }
@@ -189,16 +206,4 @@ fn main() {
             p.faults
         );
     }
-}
-#[allow(dead_code)]
-fn sizes() {
-    eprintln!(
-        "FlowEntry {} FlowModReq {} Message {} OfFlowMod {} Instructions {} Action {}",
-        std::mem::size_of::<pipeline::FlowEntry>(),
-        std::mem::size_of::<pipeline::FlowModReq>(),
-        std::mem::size_of::<Message>(),
-        std::mem::size_of::<openflow::messages::FlowMod>(),
-        std::mem::size_of::<pipeline::Instructions>(),
-        std::mem::size_of::<pipeline::Action>(),
-    );
 }

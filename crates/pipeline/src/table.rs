@@ -470,6 +470,23 @@ impl FlowTable {
         Ok(idx)
     }
 
+    /// Room for `additional` more entries: a batch grows the slab and the (priority,
+    /// match) index once instead of doubling them (each doubling copies the slab and
+    /// rehashes the index) as its entries arrive.
+    pub fn reserve(&mut self, additional: usize) {
+        let fresh = additional.saturating_sub(self.free.len());
+        self.slab.reserve(fresh);
+        let slab = &self.slab;
+        self.by_match.reserve(additional, |&i| {
+            let e = slab[i as usize].as_ref().expect("indexed entries exist");
+            match_hash(e.priority, &e.match_)
+        });
+        self.pending.reserve(additional);
+        if let Some(j) = &mut self.journal {
+            j.undo.reserve(additional);
+        }
+    }
+
     /// Stores an entry at a free index (`at`: that one, which must be free).
     fn put(&mut self, entry: FlowEntry, at: Option<u32>) -> u32 {
         let h = match_hash(entry.priority, &entry.match_);
