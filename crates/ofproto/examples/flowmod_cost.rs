@@ -7,7 +7,7 @@
 //! (converted and applied in one transaction, compiled and published).
 //!
 //! ```sh
-//! cargo run --release -p ofproto --example flowmod_cost [-- FILE [ROUNDS]]
+//! cargo run --release -p ofproto --example flowmod_cost [-- FILE|- [ROUNDS]]
 //! ```
 //! FILE holds flows in `ovs-ofctl add-flows` syntax (default: pipeline B with 50k
 //! instances, 100,003 flows, as `perf/run.sh`'s `flowmod:100000` loads). Prints, per
@@ -112,14 +112,14 @@ fn check(ft: &mut FlowTables, n: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let lines: Vec<String> = match args.get(1) {
-        Some(f) => std::fs::read_to_string(f)
+        Some(f) if f != "-" => std::fs::read_to_string(f)
             .expect("readable flow file")
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .map(String::from)
             .collect(),
-        None => shape_b(50_000),
+        _ => shape_b(50_000),
     };
     let rounds: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(3);
     let mut phases = Vec::new();
