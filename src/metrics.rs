@@ -75,6 +75,25 @@ impl OfSwitch for CountingSwitch {
         c.fetch_add(n, Relaxed);
         r
     }
+
+    fn bundle_stage(&self, request: Message) -> Result<ofagent::Staged, ErrorCode> {
+        let r = self.inner.bundle_stage(request);
+        if r.is_err() {
+            self.counters.openflow_refused.fetch_add(1, Relaxed);
+        }
+        r
+    }
+
+    fn bundle_commit_staged(&self, staged: Vec<ofagent::Staged>) -> Result<(), (usize, ErrorCode)> {
+        let n = staged.len() as u64;
+        let r = self.inner.bundle_commit_staged(staged);
+        let (c, n) = match r {
+            Ok(()) => (&self.counters.openflow_applied, n),
+            Err(_) => (&self.counters.openflow_refused, 1),
+        };
+        c.fetch_add(n, Relaxed);
+        r
+    }
 }
 
 /// Registers and returns a metric; the names are constants, so a failure is a bug.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ofagent::OfSwitch;
+use ofagent::{OfSwitch, Staged};
 use ofproto::{OfFlowTables, OfTransaction};
 use openflow::consts::{
     Capabilities, ConfigFlags, MultipartFlags, PortConfig, PortFeatures, PortState, OFPP_ANY,
@@ -684,12 +684,7 @@ impl OfSwitch for OpenFlowSwitch {
     }
 
     fn bundle_commit(&self, requests: &[Message]) -> Result<(), (usize, ErrorCode)> {
-        let now = self.sw.now();
-        {
-            let mut st = self.lock().map_err(|e| (0, e))?;
-            // Converted again, against the state so far: a group or port a message refers
-            // to may have gone since it was added. An error drops `tx`: nothing changed.
-            let mut tx = st.tables.transaction(now);
+        self.commit_bundle(|tx| {
             for (i, m) in requests.iter().enumerate() {
                 match m {
                     Message::FlowMod(fm) => tx
@@ -698,6 +693,76 @@ impl OfSwitch for OpenFlowSwitch {
                     _ => return Err((i, ErrorCode::BadRequest(BadRequestCode::BadType))),
                 }
             }
+            Ok(())
+        })
+    }
+
+    /// Keeps the flow-mod converted (checked as [`OfSwitch::bundle_check`] does): the
+    /// commit then applies it without converting it again.
+    fn bundle_stage(&self, request: Message) -> Result<Staged, ErrorCode> {
+        match request {
+            Message::FlowMod(fm) => {
+                let st = self.lock()?;
+                st.geneve_tlv.check_flow_mod(&fm)?;
+                let req =
+                    ofproto::convert_flow_mod(&fm, &st.tables).map_err(ofproto::error_code)?;
+                Ok(Staged::Converted(Box::new(req)))
+            }
+            _ => Err(ErrorCode::BadRequest(BadRequestCode::BadType)),
+        }
+    }
+
+    fn bundle_commit_staged(&self, staged: Vec<Staged>) -> Result<(), (usize, ErrorCode)> {
+        self.commit_bundle(|tx| {
+            reserve_for_adds(
+                tx,
+                staged.iter().filter_map(|s| match s {
+                    Staged::Converted(c) => c
+                        .downcast_ref::<pipeline::FlowModReq>()
+                        .filter(|r| r.command == pipeline::FlowModCommand::Add)
+                        .map(|r| r.table_id),
+                    Staged::Message(_) => None,
+                }),
+            );
+            for (i, s) in staged.into_iter().enumerate() {
+                match s {
+                    Staged::Converted(c) => {
+                        let Ok(req) = c.downcast::<pipeline::FlowModReq>() else {
+                            return Err((i, ErrorCode::BadRequest(BadRequestCode::BadType)));
+                        };
+                        // What it refers to may have gone since it was converted.
+                        tx.flow_mod_with(|t| {
+                            ofproto::check_references(&req, t)?;
+                            Ok(*req)
+                        })
+                        .map_err(|(i, e)| (i, ofproto::error_code(e)))?
+                    }
+                    Staged::Message(Message::FlowMod(fm)) => tx
+                        .of_flow_mod(&fm)
+                        .map_err(|(i, e)| (i, ofproto::error_code(e)))?,
+                    Staged::Message(_) => {
+                        return Err((i, ErrorCode::BadRequest(BadRequestCode::BadType)))
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl OpenFlowSwitch {
+    /// A bundle's commit: `apply` runs its changes in one transaction, published once
+    /// if all of them are taken, none if one is refused (its index and error).
+    fn commit_bundle(
+        &self,
+        apply: impl FnOnce(&mut pipeline::Transaction<'_>) -> Result<(), (usize, ErrorCode)>,
+    ) -> Result<(), (usize, ErrorCode)> {
+        let now = self.sw.now();
+        {
+            let mut st = self.lock().map_err(|e| (0, e))?;
+            // An error drops `tx`: nothing changed.
+            let mut tx = st.tables.transaction(now);
+            apply(&mut tx)?;
             let removed = tx
                 .commit()
                 .map_err(|(i, e)| (i, ofproto::error_code(e)))?
@@ -713,5 +778,19 @@ impl OfSwitch for OpenFlowSwitch {
             tracing::warn!("bundle committed, but: {e}");
         }
         Ok(())
+    }
+}
+
+/// Tells the transaction how many entries a batch adds to each table (`adds`: the table
+/// of each add), so that each table grows once.
+pub(crate) fn reserve_for_adds(tx: &mut pipeline::Transaction<'_>, adds: impl Iterator<Item = u8>) {
+    let mut per_table = [0usize; 256];
+    for t in adds {
+        per_table[usize::from(t)] += 1;
+    }
+    for (t, &n) in per_table.iter().enumerate() {
+        if n > 0 {
+            tx.reserve(t as u8, n);
+        }
     }
 }

@@ -277,6 +277,13 @@ impl Api {
         self.events.subscribe()
     }
 
+    /// [`Api::emit`] of an event built only when someone subscribes.
+    fn emit_with(&self, event: impl FnOnce() -> pb::event::Event) {
+        if self.events.receiver_count() > 0 {
+            self.emit(event());
+        }
+    }
+
     fn emit(&self, event: pb::event::Event) {
         // No subscriber is not an error.
         let _ = self.events.send(pb::Event {
@@ -381,6 +388,11 @@ impl Api {
         }
         let _one = self.change.lock();
         let _ = self.save();
+    }
+
+    /// Changes are written to the store ([`Api::save_state`] does something).
+    fn persists(&self) -> bool {
+        self.store.is_some() && self.sw.config.store.persist
     }
 
     fn save_state(&self) -> Result<(), ApiError> {
@@ -579,6 +591,12 @@ impl Api {
             // All or nothing, counters and durations of existing flows included.
             let mut tx = st.tables.transaction(now);
             let refused = |(i, e): (usize, PipelineError)| ApiError::pipeline(&mods[i].0, e);
+            crate::ofswitch::reserve_for_adds(
+                &mut tx,
+                mods.iter()
+                    .filter(|(_, fm)| fm.command == FlowModCommand::Add)
+                    .map(|(_, fm)| fm.table_id),
+            );
             for (_, fm) in &mods {
                 tx.of_flow_mod(fm).map_err(refused)?;
             }
@@ -587,12 +605,16 @@ impl Api {
         match &result {
             Ok(_) => {
                 self.flow_mods.grpc_applied.fetch_add(n, Relaxed);
-                let owned = &mut st.api_owned;
-                for (_, fm) in &mods {
-                    if fm.command == FlowModCommand::Add {
-                        owned
-                            .flows
-                            .insert(flow_key(fm.table_id, fm.priority, &fm.match_));
+                // Only a save reads what the API owns; without one, printing every
+                // match (as long as converting it) is for nothing.
+                if self.persists() {
+                    let owned = &mut st.api_owned;
+                    for (_, fm) in &mods {
+                        if fm.command == FlowModCommand::Add {
+                            owned
+                                .flows
+                                .insert(flow_key(fm.table_id, fm.priority, &fm.match_));
+                        }
                     }
                 }
             }
@@ -605,12 +627,16 @@ impl Api {
         st.publish_pending();
         drop(st);
         self.sync()?;
-        self.emit(pb::event::Event::Flow(pb::FlowEvent {
-            kind: pb::flow_event::Kind::Changed as i32,
-            changes: mods.iter().map(|(_, fm)| describe(fm)).collect(),
-            table_id: 0,
-            entries: 0,
-        }));
+        // Printing 100k flows back to text costs as much as parsing them: only for a
+        // subscriber.
+        self.emit_with(|| {
+            pb::event::Event::Flow(pb::FlowEvent {
+                kind: pb::flow_event::Kind::Changed as i32,
+                changes: mods.iter().map(|(_, fm)| describe(fm)).collect(),
+                table_id: 0,
+                entries: 0,
+            })
+        });
         if save {
             self.save()?;
         }

@@ -4,8 +4,9 @@
 //! Messages are decoded and checked by the switch when added, so most errors come back
 //! at once with the offending message; an add that fails marks its bundle failed, and its
 //! commit then applies nothing and answers MSG_FAILED (all or nothing also for errors found
-//! before the commit). A commit hands every message to [`OfSwitch::bundle_commit`], which
-//! applies them in order, all or none, visible to packets at once, whether or not the
+//! before the commit). What the switch keeps of each message ([`OfSwitch::bundle_stage`]:
+//! ferroflowd keeps its converted flow-mod, so a commit does not convert again) goes at
+//! the commit to [`OfSwitch::bundle_commit_staged`], which applies them in order, all or none, visible to packets at once, whether or not the
 //! bundle asked for ATOMIC and ORDERED. Only flow-mods are bundled (what `ovs-ofctl
 //! add-flows`, `del-flows` and `replace-flows` send); anything else is MSG_UNSUP. Bundles
 //! live in the connection: closing it discards them.
@@ -21,7 +22,7 @@ use openflow::bundle::{
 use openflow::error::BadRequestCode;
 use openflow::{ErrorCode, Message, OfpMessage};
 
-use crate::{BundleLimits, OfSwitch};
+use crate::{BundleLimits, OfSwitch, Staged};
 
 /// Messages held in open bundles by every connection together: the memory all peers can
 /// make the switch hold is bounded by this times the size of one decoded flow-mod.
@@ -38,10 +39,12 @@ struct Bundle {
     closed: bool,
     /// An add was refused: the commit must fail.
     failed: bool,
-    msgs: Vec<Message>,
+    msgs: Vec<Staged>,
     /// The first bytes of the BUNDLE_ADD that carried each message (what an error found
-    /// at commit time refers to).
-    heads: Vec<Vec<u8>>,
+    /// at commit time refers to), one after the other: message `i`'s end at
+    /// `head_ends[i]` (one buffer, not an allocation per message).
+    heads: Vec<u8>,
+    head_ends: Vec<u32>,
 }
 
 impl Bundle {
@@ -54,8 +57,30 @@ impl Bundle {
             failed: false,
             msgs: Vec::new(),
             heads: Vec::new(),
+            head_ends: Vec::new(),
         }
     }
+
+    /// Remembers the first bytes of `raw` as the last message that touched the bundle.
+    fn touch(&mut self, raw: &[u8]) {
+        self.touched = Instant::now();
+        self.last_head.clear();
+        self.last_head
+            .extend_from_slice(&raw[..raw.len().min(openflow::error::ERROR_DATA_LEN)]);
+    }
+
+    fn push_head(&mut self, raw: &[u8]) {
+        self.heads
+            .extend_from_slice(&raw[..raw.len().min(openflow::error::ERROR_DATA_LEN)]);
+        self.head_ends.push(self.heads.len() as u32);
+    }
+}
+
+/// The first bytes of the BUNDLE_ADD of message `i` ([`Bundle::heads`]).
+fn head_at<'a>(heads: &'a [u8], head_ends: &[u32], i: usize) -> Option<&'a [u8]> {
+    let end = *head_ends.get(i)? as usize;
+    let start = i.checked_sub(1).map_or(0, |p| head_ends[p] as usize);
+    heads.get(start..end)
 }
 
 fn head(raw: &[u8]) -> Vec<u8> {
@@ -179,8 +204,7 @@ impl Bundles {
                     return Err(BundleFailedCode::BadFlags.into());
                 }
                 b.closed = true;
-                b.touched = Instant::now();
-                b.last_head = head(raw);
+                b.touch(raw);
             }
             T::CommitRequest => {
                 let b = self.remove(id).ok_or(BundleFailedCode::BadId)?;
@@ -193,9 +217,10 @@ impl Bundles {
                 if b.failed {
                     return Err(BundleFailedCode::MsgFailed.into());
                 }
-                if let Err((i, code)) = sw.bundle_commit(&b.msgs) {
+                let (heads, head_ends) = (b.heads, b.head_ends);
+                if let Err((i, code)) = sw.bundle_commit_staged(b.msgs) {
                     // The failed message's own error first, then the commit's (as OVS).
-                    if let Some(head) = b.heads.get(i) {
+                    if let Some(head) = head_at(&heads, &head_ends, i) {
                         out.push(code.reply_to(head));
                     }
                     return Err(BundleFailedCode::MsgFailed.into());
@@ -239,8 +264,7 @@ impl Bundles {
             .open
             .get_mut(&a.bundle_id)
             .expect("opened above if missing");
-        b.touched = Instant::now();
-        b.last_head = head(raw);
+        b.touch(raw);
         let r = (|| {
             if a.flags != b.flags {
                 return Err(BundleFailedCode::BadFlags.into());
@@ -260,13 +284,12 @@ impl Bundles {
             if slave {
                 return Err(ErrorCode::BadRequest(BadRequestCode::IsSlave).into());
             }
-            sw.bundle_check(&inner.body)?;
-            Ok(inner.body)
+            Ok(sw.bundle_stage(inner.body)?)
         })();
         match r {
             Ok(m) => {
                 b.msgs.push(m);
-                b.heads.push(head(raw));
+                b.push_head(raw);
                 total.0.fetch_add(1, Relaxed);
                 Ok(None)
             }
@@ -451,6 +474,86 @@ mod tests {
         ));
         assert_eq!(bundle_err(&r[1]), Some(BundleFailedCode::MsgFailed));
         assert!(sw.committed.lock().is_empty());
+    }
+
+    /// Keeps each flow-mod as its priority (its "converted form"); refuses 14 at commit.
+    #[derive(Default)]
+    struct Staging {
+        committed: Mutex<Vec<Vec<u16>>>,
+    }
+
+    impl OfSwitch for Staging {
+        fn features(&self) -> SwitchFeatures {
+            unimplemented!("not used")
+        }
+        fn handle(&self, _: &Message) -> Result<Vec<Message>, ErrorCode> {
+            unimplemented!("not used")
+        }
+        fn barrier(&self) -> Result<(), ErrorCode> {
+            Ok(())
+        }
+        fn try_barrier(&self) -> bool {
+            true
+        }
+        fn bundle_check(&self, _: &Message) -> Result<(), ErrorCode> {
+            unimplemented!("bundles stage, not check")
+        }
+        fn bundle_commit(&self, _: &[Message]) -> Result<(), (usize, ErrorCode)> {
+            unimplemented!("bundles commit what they staged")
+        }
+        fn bundle_stage(&self, m: Message) -> Result<Staged, ErrorCode> {
+            Ok(Staged::Converted(Box::new(prio(&m))))
+        }
+        fn bundle_commit_staged(&self, staged: Vec<Staged>) -> Result<(), (usize, ErrorCode)> {
+            let mut prios = Vec::new();
+            for (i, s) in staged.into_iter().enumerate() {
+                let Staged::Converted(c) = s else {
+                    panic!("staged as converted");
+                };
+                match *c.downcast::<u16>().expect("this switch's form") {
+                    14 => return Err((i, ErrorCode::BadAction(BadActionCode::BadOutGroup))),
+                    p => prios.push(p),
+                }
+            }
+            self.committed.lock().push(prios);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn what_the_switch_staged_is_committed_in_order() {
+        let (sw, mut b) = (Staging::default(), bundles());
+        let feed = |b: &mut Bundles, (xid, raw): (u32, Vec<u8>)| {
+            let Message::Experimenter(e) = openflow::decode(&raw).unwrap().body else {
+                panic!("not an experimenter message");
+            };
+            b.handle(&sw, xid, &raw, BundleMsg::parse(&e).unwrap(), false)
+        };
+        feed(&mut b, ctrl(0, BundleCtrlType::OpenRequest, AO));
+        for (x, p) in [(1, 300), (2, 100), (3, 200)] {
+            assert!(feed(&mut b, add(0, x, p)).is_empty());
+        }
+        let r = feed(&mut b, ctrl(0, BundleCtrlType::CommitRequest, AO));
+        assert!(is_reply(&r[0], BundleCtrlType::CommitReply));
+        assert_eq!(*sw.committed.lock(), vec![vec![300, 100, 200]]);
+
+        // Refused at commit: the error quotes the add that carried it (the third).
+        feed(&mut b, ctrl(1, BundleCtrlType::OpenRequest, AO));
+        for (x, p) in [(7, 100), (8, 101), (9, 14), (10, 102)] {
+            feed(&mut b, add(1, x, p));
+        }
+        let r = feed(&mut b, ctrl(1, BundleCtrlType::CommitRequest, AO));
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].xid, 9);
+        assert_eq!(
+            r[0].body,
+            ErrorCode::BadAction(BadActionCode::BadOutGroup)
+                .reply_to(&add(1, 9, 14).1)
+                .body
+        );
+        assert_eq!(bundle_err(&r[1]), Some(BundleFailedCode::MsgFailed));
+        assert_eq!(sw.committed.lock().len(), 1, "nothing more applied");
+        assert_eq!(b.total.0.load(Relaxed), 0, "nothing held any more");
     }
 
     #[test]

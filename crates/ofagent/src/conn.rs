@@ -595,23 +595,30 @@ impl Conn {
                 AgentCounters::inc(&self.shared.counters.errors_sent);
                 self.send(err).await;
             }
-            // Every complete message in the buffer first.
+            // Every complete message in the buffer first, in place; what they took is
+            // dropped from the buffer once, after them (draining each message from the
+            // front moved the rest of a 64 KiB read each time: a read of 500 bundled
+            // flow-mods moved 16 MB).
+            let mut at = 0;
             loop {
-                let len = match frame_len(&buf) {
+                let rest = &buf[at..];
+                let len = match frame_len(rest) {
                     Ok(Some(len)) => len,
                     Ok(None) => break,
                     Err(e) => {
                         AgentCounters::inc(&self.shared.counters.malformed_messages);
-                        self.send_error(e.code(), &buf[..buf.len().min(64)]).await;
+                        self.send_error(e.code(), &rest[..rest.len().min(64)]).await;
                         return Close::Unframeable;
                     }
                 };
-                let raw: Vec<u8> = buf.drain(..len).collect();
                 self.shared.counters.messages_received.fetch_add(1, Relaxed);
-                if let Some(close) = self.dispatch(&raw, &mut hello_seen).await {
+                let raw = &buf[at..at + len];
+                at += len;
+                if let Some(close) = self.dispatch(raw, &mut hello_seen).await {
                     return close;
                 }
             }
+            buf.drain(..at);
             if !hello_seen && Instant::now() >= handshake_deadline {
                 AgentCounters::inc(&self.shared.counters.handshake_timeouts);
                 return Close::HandshakeTimeout;

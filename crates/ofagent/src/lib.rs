@@ -56,6 +56,51 @@ pub trait OfSwitch: Send + Sync + 'static {
     /// returning. On failure, nothing changed; the error names the index of the
     /// message that failed.
     fn bundle_commit(&self, requests: &[Message]) -> Result<(), (usize, ErrorCode)>;
+
+    /// [`OfSwitch::bundle_check`] that also returns what the bundle keeps of the message
+    /// until its commit: the message itself (the default), or the switch's own checked
+    /// form of it, so that a commit of 100k flow-mods does not convert each one again.
+    /// A switch that returns [`Staged::Converted`] must override
+    /// [`OfSwitch::bundle_commit_staged`].
+    fn bundle_stage(&self, request: Message) -> Result<Staged, ErrorCode> {
+        self.bundle_check(&request)?;
+        Ok(Staged::Message(request))
+    }
+
+    /// [`OfSwitch::bundle_commit`] of what [`OfSwitch::bundle_stage`] kept, same promise.
+    /// The default commits the kept messages and refuses converted forms it cannot know.
+    fn bundle_commit_staged(&self, staged: Vec<Staged>) -> Result<(), (usize, ErrorCode)> {
+        let mut msgs = Vec::with_capacity(staged.len());
+        for (i, s) in staged.into_iter().enumerate() {
+            match s {
+                Staged::Message(m) => msgs.push(m),
+                Staged::Converted(_) => {
+                    return Err((
+                        i,
+                        ErrorCode::BadRequest(openflow::error::BadRequestCode::BadType),
+                    ))
+                }
+            }
+        }
+        self.bundle_commit(&msgs)
+    }
+}
+
+/// One message of a bundle as the switch asked to keep it ([`OfSwitch::bundle_stage`]).
+pub enum Staged {
+    /// The message as decoded: the commit works from it.
+    Message(Message),
+    /// The switch's checked form of the message, only for that switch's commit.
+    Converted(Box<dyn std::any::Any + Send + Sync>),
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Staged::Message(m) => f.debug_tuple("Message").field(m).finish(),
+            Staged::Converted(_) => f.write_str("Converted(..)"),
+        }
+    }
 }
 
 /// Something the switch tells controllers without being asked.

@@ -339,10 +339,10 @@ fn convert_instructions(
                 for a in set.ordered() {
                     k.step(&a)?;
                 }
-                out.write = Some(WriteActions {
+                out.write = Some(Box::new(WriteActions {
                     list: list.into(),
                     set,
-                });
+                }));
             }
             OfInstruction::ApplyActions(list) => {
                 let list = convert_actions(list, tables, ActionUse::Flow)?;
@@ -393,6 +393,31 @@ pub fn convert_flow_mod(fm: &FlowMod, tables: &FlowTables) -> Result<FlowModReq,
         out_port: fm.out_port,
         out_group: fm.out_group,
     })
+}
+
+/// What a converted flow-mod refers to that may be gone by the time it is applied: its
+/// meter and the groups its actions use. A bundle keeps its flow-mods converted from the
+/// moment they are added ([`convert_flow_mod`] against the tables then); its commit
+/// checks these again against the tables as they are, in the order and with the errors
+/// [`convert_flow_mod`] would give now (nothing else it checks depends on the tables but
+/// their number, which does not change).
+pub fn check_references(req: &FlowModReq, tables: &FlowTables) -> Result<(), PipelineError> {
+    let insts = &req.instructions;
+    if let Some(m) = insts.meter {
+        if !tables.meter_exists(m) {
+            return Err(PipelineError::UnknownMeterInInstruction(m));
+        }
+    }
+    let apply = insts.apply.iter().flat_map(|l| l.iter());
+    let write = insts.write.iter().flat_map(|w| w.list.iter());
+    for a in apply.chain(write) {
+        if let Action::Group(g) = a {
+            if !tables.group_exists(*g) {
+                return Err(PipelineError::BadOutGroup(*g));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// GROUP_MOD: bucket actions; group existence, loops and bucket rules are the group

@@ -26,9 +26,9 @@ use openflow::{ErrorCode, Match as OfMatch, OxmField, OxmTlv};
 use pipeline::{FlowTables, PacketInRecord, PipelineError, RemovedFlow, Transaction};
 
 pub use conv::{
-    action_to_of, convert_action, convert_actions, convert_flow_mod, convert_group_mod,
-    convert_match, convert_meter_mod, convert_packet_out, flow_removed, flow_stats, group_desc,
-    instructions_to_of, match_to_of, ActionUse,
+    action_to_of, check_references, convert_action, convert_actions, convert_flow_mod,
+    convert_group_mod, convert_match, convert_meter_mod, convert_packet_out, flow_removed,
+    flow_stats, group_desc, instructions_to_of, match_to_of, ActionUse,
 };
 pub use types::{
     flow_flags, flow_flags_to_of, flow_mod_command, group_mod_command, group_type,

@@ -840,3 +840,88 @@ fn prefetch_only_for_big_tables() {
     pl.prefetch_lookup(&key, |_| n += 1);
     assert_eq!(n, 1, "one bucket of table 1's hash table");
 }
+
+/// A bundle keeps its flow-mods converted from the moment they are added; a group or
+/// meter they use may be deleted before the commit. `check_references` refuses them
+/// then with the error a conversion at the commit would give (and the error code
+/// `ovs-ofctl` reports), and accepts them while what they use exists.
+#[test]
+fn converted_flow_mods_are_refused_once_their_group_or_meter_is_gone() {
+    let mut ft = tables();
+    let group = openflow::messages::GroupMod {
+        command: openflow::messages::GroupModCommand::Add,
+        group_type: openflow::messages::GroupType::Indirect,
+        group_id: 7,
+        buckets: vec![openflow::messages::Bucket {
+            weight: 0,
+            watch_port: OFPP_ANY,
+            watch_group: OFPG_ANY,
+            actions: vec![OfAction::output(2)],
+        }],
+    };
+    let meter = MeterMod {
+        command: MeterModCommand::Add,
+        flags: MeterFlags(MeterFlags::PKTPS.0),
+        meter_id: 3,
+        bands: vec![MeterBand::Drop {
+            rate: 10,
+            burst_size: 0,
+        }],
+    };
+    ft.group_mod(&group, s(0)).unwrap();
+    ft.meter_mod(&meter, s(0)).unwrap();
+    let apply_group = FlowMod::add(
+        0,
+        5,
+        in_port(1),
+        vec![OfInst::ApplyActions(vec![OfAction::Group(7)])],
+    );
+    let write_group = FlowMod::add(
+        0,
+        6,
+        in_port(1),
+        vec![OfInst::WriteActions(vec![OfAction::Group(7)])],
+    );
+    let metered = FlowMod::add(0, 7, in_port(1), vec![OfInst::Meter(3), out(2).remove(0)]);
+    let plain = FlowMod::add(0, 8, in_port(1), out(2));
+    let staged: Vec<pipeline::FlowModReq> = [&apply_group, &write_group, &metered, &plain]
+        .iter()
+        .map(|fm| ofproto::convert_flow_mod(fm, &ft).unwrap())
+        .collect();
+    for req in &staged {
+        assert_eq!(ofproto::check_references(req, &ft), Ok(()));
+    }
+
+    let mut del = group.clone();
+    del.command = openflow::messages::GroupModCommand::Delete;
+    ft.group_mod(&del, s(1)).unwrap();
+    let mut del = meter.clone();
+    del.command = MeterModCommand::Delete;
+    ft.meter_mod(&del, s(1)).unwrap();
+    let now: Vec<_> = staged
+        .iter()
+        .map(|r| ofproto::check_references(r, &ft).map_err(|e| e.code()))
+        .collect();
+    let bad_group = ErrorCode::BadAction(BadActionCode::BadOutGroup);
+    assert_eq!(
+        now,
+        vec![
+            Err(bad_group),
+            Err(bad_group),
+            Err(ErrorCode::MeterModFailed(MeterModFailedCode::UnknownMeter)),
+            Ok(()),
+        ]
+    );
+    // The same errors as converting them now.
+    for (fm, r) in [&apply_group, &write_group, &metered, &plain]
+        .iter()
+        .zip(&now)
+    {
+        assert_eq!(
+            &ofproto::convert_flow_mod(fm, &ft)
+                .map(|_| ())
+                .map_err(|e| e.code()),
+            r
+        );
+    }
+}

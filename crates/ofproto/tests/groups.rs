@@ -300,10 +300,10 @@ fn action_set_runs_in_spec_order() {
         for a in list {
             set.write(a);
         }
-        pipeline::WriteActions {
+        Box::new(pipeline::WriteActions {
             list: list.clone().into(),
             set,
-        }
+        })
     };
     let insts = Instructions {
         write: Some(write(&set_list)),

@@ -537,7 +537,9 @@ pub struct Instructions {
     pub meter: Option<u32>,
     pub apply: Option<Box<[Action]>>,
     pub clear: bool,
-    pub write: Option<WriteActions>,
+    /// Boxed: an action set holds room for 64 set-fields (2 KiB), and most entries write
+    /// none; inline, every entry's instructions took 2.2 KiB (220 MB for 100k flows).
+    pub write: Option<Box<WriteActions>>,
     /// (value, mask).
     pub metadata: Option<(u64, u64)>,
     pub goto: Option<u8>,

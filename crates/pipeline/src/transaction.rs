@@ -88,6 +88,15 @@ impl<'a> Transaction<'a> {
         self.next == 0
     }
 
+    /// Room for `additional` more entries in table `table_id` (ignored for a table that
+    /// does not exist): a batch that knows how many flows it adds where says so first, and
+    /// the table grows its storage once instead of step by step. Changes nothing else.
+    pub fn reserve(&mut self, table_id: u8, additional: usize) {
+        if let Some(t) = self.ft.tables.get_mut(usize::from(table_id)) {
+            t.reserve(additional);
+        }
+    }
+
     /// Runs one change: numbered, refused once anything was refused, remembered if refused.
     fn step<T>(
         &mut self,

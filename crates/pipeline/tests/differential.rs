@@ -260,10 +260,10 @@ fn rule_req(r: &RuleGen) -> FlowModReq {
             for a in &r.write {
                 set.write(a);
             }
-            pipeline::WriteActions {
+            Box::new(pipeline::WriteActions {
                 list: r.write.clone().into(),
                 set,
-            }
+            })
         }),
         metadata: r.metadata,
         goto,
