@@ -345,7 +345,8 @@ impl Datapath {
             .map_err(DatapathError::Mempool)?;
         info!(mbufs = count, "packet buffer pool ready");
 
-        let health = Arc::new(WorkerHealth::new(&lcores, dpdk::tsc_hz()));
+        let health =
+            Arc::new(WorkerHealth::new(&lcores, dpdk::tsc_hz()).following(tables.handle()));
         let mut dp = Datapath {
             ports: Vec::new(),
             index: Arc::new(PortIndex::new(Vec::new())),

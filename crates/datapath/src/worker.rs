@@ -640,7 +640,10 @@ impl Worker {
             } else if let Some(d) = self.idle_sleep {
                 idle_polls = idle_polls.saturating_add(1);
                 if idle_polls > IDLE_POLLS_BEFORE_SLEEP {
+                    // Holding no version: a barrier does not wait for this sleep.
+                    self.health.set_asleep(self.id, true);
                     std::thread::sleep(d);
+                    self.health.set_asleep(self.id, false);
                     // The sleep is idle time: busy share is of the worker's wall-clock
                     // time, which is what a rebalance compares.
                     let t = rdtsc();
