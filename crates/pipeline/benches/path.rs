@@ -82,7 +82,13 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
             BurstCounts::default()
         };
         for ((_, pkt), key) in burst.iter_mut().zip(keys.iter_mut()) {
-            black_box(pl.process_in_burst(pkt, key, ctx, sink, counts));
+            // The packet's one final output to a plain port comes back to the caller,
+            // which sends it itself, as the worker does (to its tx batch).
+            let (v, out) = pl.process_in_burst_direct(pkt, key, ctx, sink, counts);
+            if let Some(port) = out {
+                sink.output(port, None, pkt, Emit::Final);
+            }
+            black_box(v);
         }
     }
 }
