@@ -585,15 +585,21 @@ impl Pipeline {
         if cx.verdict.resubmit_limit {
             outs.pending.clear();
         }
-        if direct && outs.pending.len() == 1 {
-            // As `flush` would emit it, but to the caller.
-            let p = outs.pending[0];
-            if p.queue.is_none() && !matches!(p.port, OFPP_IN_PORT | OFPP_ALL | OFPP_FLOOD) {
-                if p.port == key.in_port() || self.ports.blocks(p.port) {
-                    return None;
+        if direct {
+            match *outs.pending.as_slice() {
+                // Nothing left to emit (outputs nested walks made, a drop): no flush.
+                [] => return None,
+                // As `flush` would emit it, but to the caller.
+                [p] if p.queue.is_none()
+                    && !matches!(p.port, OFPP_IN_PORT | OFPP_ALL | OFPP_FLOOD) =>
+                {
+                    if p.port == key.in_port() || self.ports.blocks(p.port) {
+                        return None;
+                    }
+                    cx.verdict.outputs += 1;
+                    return Some(p.port);
                 }
-                cx.verdict.outputs += 1;
-                return Some(p.port);
+                _ => {}
             }
         }
         self.flush(&mut outs, pkt, key, cx, last_emit);
