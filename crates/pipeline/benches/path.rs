@@ -60,11 +60,9 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
         // The worker sums the burst's bytes for its port counters anyway; here only when
         // they are used.
         let port = burst[0].0;
-        let per_burst = |burst: &[(u32, VecBuf)]| {
-            pl.tables[0].counts_per_burst && burst.iter().all(|b| b.0 == port)
-        };
+        let per_burst = pl.tables[0].counts_per_burst && burst.iter().all(|b| b.0 == port);
         let bytes = |burst: &[(u32, VecBuf)]| burst.iter().map(|b| b.1.wire_len() as u64).sum();
-        if per_burst(burst) && pl.may_decide_bursts() && send_decided(pl, burst, ctx, sink) {
+        if per_burst && pl.may_decide_bursts() && send_decided(pl, burst, ctx, sink) {
             continue;
         }
         for ((port, pkt), key) in burst.iter().zip(keys.iter_mut()) {
@@ -76,7 +74,7 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
                 black_box(p);
             });
         }
-        let counts = if per_burst(burst) {
+        let counts = if per_burst {
             pl.count_burst(ctx, port, burst.len() as u64, bytes(burst))
         } else {
             BurstCounts::default()
