@@ -16,6 +16,19 @@
 //! then output:2), so every packet is walked instead of its burst being sent whole: the
 //! worker's path for the bursts table 0 does not decide.
 //!
+//! With `FF_ICOUNT_WALK=b1k` the tables are B1k's (`../shared/bench/flows/B1k.flows`:
+//! the metadata DNAT entry and 1k `in_port=1,dl_src` -> goto 1 in table 0, 1k `dl_dst` ->
+//! output:2 in table 1, misses dropped) and the source is a `net_pcap` replaying B1k's 1k
+//! frames (`../shared/bench/gen-pcap.py`'s addressing: instance `s` to `s + 1`, IPv4/TCP,
+//! 60 bytes; written to a temporary file here), so every packet is a walked B1k packet
+//! (two one-line lookups, one final output to a plain port):
+//!
+//! ```text
+//! FF_ICOUNT_WALK=b1k flock /tmp/cpu.lock valgrind --tool=callgrind \
+//!     --toggle-collect='dpdk::lcore::trampoline' \
+//!     target/release/examples/worker_icount 50000 --base-virtaddr=0x7000000000
+//! ```
+//!
 //! Arguments after the packet count go to EAL: under valgrind it needs
 //! `--base-virtaddr` (valgrind refuses EAL's reservation of its memory segments' address
 //! range at the default place). The worker's loop (`Worker::run`, inlined into the lcore
@@ -62,9 +75,11 @@ fn main() {
     // FF_ICOUNT_WALK=1: the same forwarding in two tables (in_port=1 -> goto 1, then
     // output:2 for all), so that every packet is walked: the worker's path for the bursts
     // table 0 does not decide (B1k's and the like), around a walk of two wildcard lookups.
-    let walked = std::env::var("FF_ICOUNT_WALK").is_ok_and(|v| v == "1");
+    let scenario = std::env::var("FF_ICOUNT_WALK").unwrap_or_default();
+    let walked = scenario == "1";
+    let b1k = scenario == "b1k";
     let mut tables = FlowTables::new(PipelineConfig {
-        n_tables: if walked { 2 } else { 1 },
+        n_tables: if walked || b1k { 2 } else { 1 },
         workers: eal.worker_lcores().len() + 1,
         ..PipelineConfig::default()
     });
@@ -72,7 +87,9 @@ fn main() {
         tables.set_port(PortInfo::new(ofport));
     }
     let output = Instructions::apply(vec![Action::output(2)]);
-    let flows = if walked {
+    let flows = if b1k {
+        b1k_flows()
+    } else if walked {
         let goto = Instructions {
             goto: Some(1),
             ..Instructions::default()
@@ -94,8 +111,16 @@ fn main() {
     }
     tables.publish();
     let settings = DatapathSettings::default();
+    // B1k's frames, replayed for ever by net_pcap; removed when the run ends.
+    let pcap = std::env::temp_dir().join(format!("ff-worker-icount-{}.pcap", std::process::id()));
+    let source = if b1k {
+        write_pcap(&pcap, &(0..INSTANCES).map(b1k_frame).collect::<Vec<_>>());
+        format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display())
+    } else {
+        "net_null0,size=64".to_string()
+    };
     let ports = [
-        PortSpec::trunk("in", "net_null0,size=64", 1),
+        PortSpec::trunk("in", &source, 1),
         PortSpec::trunk("out", "net_null1,no-rx=1", 2),
     ];
     let (dp, failed) = Datapath::start(&eal, &settings, &ports, &tables).expect("datapath");
@@ -123,7 +148,92 @@ fn main() {
         .into_iter()
         .map(|c| c.packets)
         .collect();
-    println!("worker: {forwarded} packets measured (entry counts {stats:?}), stop {report:?}");
+    let _ = std::fs::remove_file(&pcap);
+    let stats = if b1k {
+        format!("[{} in table 0]", stats.iter().sum::<u64>())
+    } else {
+        format!("{stats:?}")
+    };
+    println!("worker: {forwarded} packets measured (entry counts {stats}), stop {report:?}");
     drop(tables);
     drop(eal);
+}
+
+/// B1k's instances (and frames).
+const INSTANCES: u64 = 1000;
+
+/// Instance `i`'s MAC, as `gen-pcap.py` and `gen-flows.py` make it.
+fn mac(i: u64) -> u64 {
+    0x0200_0000_0000 | (i & 0xff_ffff)
+}
+
+/// B1k's tables, as `../shared/bench/flows/B1k.flows` holds them.
+fn b1k_flows() -> Vec<FlowModReq> {
+    let dnat = Match::exact(&[
+        (Field::EthType, 0x0800),
+        (Field::IpProto, 6),
+        (Field::Ipv4Dst, 0xa9fe_a9fe),
+        (Field::TcpDst, 80),
+    ]);
+    let set = |field, value| Action::SetField { field, value };
+    let mut flows = vec![FlowModReq::add(
+        0,
+        1000,
+        dnat,
+        Instructions::apply(vec![
+            set(Field::EthDst, 0x0200_00fe_0001),
+            set(Field::Ipv4Dst, 0x0afe_0001),
+            set(Field::TcpDst, 8775),
+            Action::output(2),
+        ]),
+    )];
+    for i in 0..INSTANCES {
+        let goto = Instructions {
+            goto: Some(1),
+            ..Instructions::default()
+        };
+        let cls = Match::exact(&[(Field::InPort, 1), (Field::EthSrc, mac(i).into())]);
+        flows.push(FlowModReq::add(0, 100, cls, goto));
+        let sw = Match::exact(&[(Field::EthDst, mac(i).into())]);
+        let out = Instructions::apply(vec![Action::output(2)]);
+        flows.push(FlowModReq::add(1, 100, sw, out));
+    }
+    for t in [0, 1] {
+        flows.push(FlowModReq::add(t, 0, Match::any(), Instructions::default()));
+    }
+    flows
+}
+
+/// Flow `k` of B1k's traffic: instance `k` to instance `k + 1`, IPv4/TCP to port 80.
+fn b1k_frame(k: u64) -> Vec<u8> {
+    let (s, d) = (k % INSTANCES, (k + 1) % INSTANCES);
+    let mut f = Vec::with_capacity(60);
+    f.extend_from_slice(&mac(d).to_be_bytes()[2..]);
+    f.extend_from_slice(&mac(s).to_be_bytes()[2..]);
+    f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&(0x0a00_0001 + s as u32).to_be_bytes());
+    f.extend_from_slice(&(0x0a00_0001 + d as u32).to_be_bytes());
+    f.extend_from_slice(&1024u16.to_be_bytes());
+    f.extend_from_slice(&80u16.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0x20, 0, 0, 0, 0, 0]);
+    f.resize(60, 0);
+    f
+}
+
+/// A libpcap file (Ethernet) holding `frames`.
+fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
+    // Magic, version 2.4, time zone, sigfigs, snaplen, link type Ethernet.
+    let mut b = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    b.extend(2u16.to_le_bytes());
+    b.extend(4u16.to_le_bytes());
+    for x in [0u32, 0, 65535, 1] {
+        b.extend(x.to_le_bytes());
+    }
+    for f in frames {
+        for x in [0u32, 0, f.len() as u32, f.len() as u32] {
+            b.extend(x.to_le_bytes());
+        }
+        b.extend(f);
+    }
+    std::fs::write(path, b).expect("the pcap of B1k's frames");
 }

@@ -171,6 +171,24 @@ impl TxBatches<'_> {
         self.finish_ports(m);
     }
 
+    /// [`Self::finish`] for a packet whose walk left its one final output, to `port`, to
+    /// the worker ([`pipeline::Pipeline::process_in_burst_direct`]): with no other final
+    /// output waiting and `port` a port slot (the usual packet), the packet goes straight
+    /// to that slot's batch; otherwise the output is taken as the sink's would have been
+    /// (a tunnel port, an unknown one) and the packet finished as usual.
+    #[inline(always)]
+    fn finish_direct(&mut self, port: u32, pkt: Pkt, key: &FlowKey) {
+        if self.deferred.is_empty() && self.tunnel_deferred.is_empty() {
+            if let Some(idx) = self.ports.index_of(port) {
+                self.handed += 1;
+                self.queue(idx, pkt.0);
+                return;
+            }
+        }
+        self.output_keyed(port, None, &pkt, key, Emit::Final);
+        self.finish(pkt.0);
+    }
+
     /// [`Self::finish`] for a packet without tunnel outputs.
     #[inline]
     fn finish_ports(&mut self, m: Mbuf) {
@@ -827,7 +845,12 @@ impl Worker {
             sink.current = m.id();
             let mut pkt = Pkt(m);
             let handed = sink.handed;
-            let v = pipeline.process_in_burst(&mut pkt, key, &mut self.ctx, &mut sink, counts);
+            let (v, out) =
+                pipeline.process_in_burst_direct(&mut pkt, key, &mut self.ctx, &mut sink, counts);
+            match out {
+                Some(port) => sink.finish_direct(port, pkt, key),
+                None => sink.finish(pkt.0),
+            }
             if sink.handed > handed {
                 t.forwarded += 1;
             } else if v.packet_ins > 0 {
@@ -839,7 +862,6 @@ impl Worker {
             t.invalid_ttl += u64::from(v.invalid_ttl);
             t.action_errors += u64::from(v.action_errors);
             t.resubmit_limit_drops += u64::from(v.resubmit_limit);
-            sink.finish(pkt.0);
         }
         sink.dropped.free_all();
         sink.tunnel_tally

@@ -60,11 +60,9 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
         // The worker sums the burst's bytes for its port counters anyway; here only when
         // they are used.
         let port = burst[0].0;
-        let per_burst = |burst: &[(u32, VecBuf)]| {
-            pl.tables[0].counts_per_burst && burst.iter().all(|b| b.0 == port)
-        };
+        let per_burst = pl.tables[0].counts_per_burst && burst.iter().all(|b| b.0 == port);
         let bytes = |burst: &[(u32, VecBuf)]| burst.iter().map(|b| b.1.wire_len() as u64).sum();
-        if per_burst(burst) && pl.may_decide_bursts() && send_decided(pl, burst, ctx, sink) {
+        if per_burst && pl.may_decide_bursts() && send_decided(pl, burst, ctx, sink) {
             continue;
         }
         for ((port, pkt), key) in burst.iter().zip(keys.iter_mut()) {
@@ -76,13 +74,19 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
                 black_box(p);
             });
         }
-        let counts = if per_burst(burst) {
+        let counts = if per_burst {
             pl.count_burst(ctx, port, burst.len() as u64, bytes(burst))
         } else {
             BurstCounts::default()
         };
         for ((_, pkt), key) in burst.iter_mut().zip(keys.iter_mut()) {
-            black_box(pl.process_in_burst(pkt, key, ctx, sink, counts));
+            // The packet's one final output to a plain port comes back to the caller,
+            // which sends it itself, as the worker does (to its tx batch).
+            let (v, out) = pl.process_in_burst_direct(pkt, key, ctx, sink, counts);
+            if let Some(port) = out {
+                sink.output(port, None, pkt, Emit::Final);
+            }
+            black_box(v);
         }
     }
 }

@@ -236,7 +236,7 @@ impl Pipeline {
         sink: &mut S,
     ) -> Verdict {
         let mut cx = Cx::new(ctx, sink, 0, false);
-        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, None);
+        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, None, false);
         cx.verdict
     }
 
@@ -251,8 +251,30 @@ impl Pipeline {
         counts: BurstCounts<'p>,
     ) -> Verdict {
         let mut cx = Cx::new(ctx, sink, 0, false);
-        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0);
+        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0, false);
         cx.verdict
+    }
+
+    /// [`process_in_burst`](Self::process_in_burst) for a caller that sends the usual
+    /// packet itself: when the walk ends with one output left to emit, to a plain port
+    /// (not IN_PORT, ALL or FLOOD, not the ingress port, not a port that does not
+    /// forward) with no queue set, that output is not handed to `sink` but returned, and
+    /// the caller sends the packet there as it is on return (final: [`Emit::Final`]),
+    /// after every output the sink got, as the walk's own flush would have. It counts in
+    /// [`Verdict::outputs`]. A worker so sends a packet with one final output straight to
+    /// its port's tx batch, without the sink's call and its deferred-output record
+    /// (`tests/direct_output.rs` compares it with [`process`](Self::process)).
+    pub fn process_in_burst_direct<'p, P: PacketBuf, S: Sink<P>>(
+        &'p self,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        ctx: &mut WorkerContext,
+        sink: &mut S,
+        counts: BurstCounts<'p>,
+    ) -> (Verdict, Option<u32>) {
+        let mut cx = Cx::new(ctx, sink, 0, false);
+        let out = self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0, true);
+        (cx.verdict, out)
     }
 
     /// Adds table 0's counts for a burst of `packets` packets and `bytes` bytes that all
@@ -413,12 +435,16 @@ impl Pipeline {
         cx: &mut Cx<'_, S>,
         last_emit: Emit,
     ) {
-        self.walk_inline(start, pkt, key, cx, last_emit, None);
+        self.walk_inline(start, pkt, key, cx, last_emit, None, false);
     }
 
     /// The walk from table `start`; inlined into [`process`](Self::process), the
     /// per-packet entry, so that a packet's walk costs no call and its walk-wide state
-    /// stays in the caller's frame.
+    /// stays in the caller's frame. `direct` (a constant at each call): the last pending
+    /// output is returned rather than emitted when it is the only one and a plain port
+    /// ([`process_in_burst_direct`](Self::process_in_burst_direct)); always `None`
+    /// otherwise.
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn walk_inline<'p, P: PacketBuf, S: Sink<P>>(
         &'p self,
@@ -428,7 +454,8 @@ impl Pipeline {
         cx: &mut Cx<'_, S>,
         last_emit: Emit,
         mut table0: Option<Option<(&'p Level, &'p Hit)>>,
-    ) {
+        direct: bool,
+    ) -> Option<u32> {
         let mut outs = Outs::new(None);
         // Made on the first write-actions only: most walks never write one, and building
         // an empty set costs more than its absence.
@@ -558,7 +585,25 @@ impl Pipeline {
         if cx.verdict.resubmit_limit {
             outs.pending.clear();
         }
+        if direct {
+            match *outs.pending.as_slice() {
+                // Nothing left to emit (outputs nested walks made, a drop): no flush.
+                [] => return None,
+                // As `flush` would emit it, but to the caller.
+                [p] if p.queue.is_none()
+                    && !matches!(p.port, OFPP_IN_PORT | OFPP_ALL | OFPP_FLOOD) =>
+                {
+                    if p.port == key.in_port() || self.ports.blocks(p.port) {
+                        return None;
+                    }
+                    cx.verdict.outputs += 1;
+                    return Some(p.port);
+                }
+                _ => {}
+            }
+        }
         self.flush(&mut outs, pkt, key, cx, last_emit);
+        None
     }
 
     /// An entry's instructions but goto (which [`crate::table::Hit`] holds), in the order
