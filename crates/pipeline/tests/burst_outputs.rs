@@ -8,7 +8,11 @@
 //! answers that do not decide the walk must say so (`None`), which the walk shows by doing
 //! something a port list cannot describe.
 
+mod common;
+
 use std::time::Duration;
+
+use common::{InOrder, XorShift};
 
 use packet::{extract, Field, VecBuf};
 use pipeline::port::PortConfig;
@@ -17,36 +21,12 @@ use pipeline::ports::{
 };
 use pipeline::{
     Action, Emit, FlowModReq, FlowTables, Instructions, Match, MissPolicy, PipelineConfig,
-    PortInfo, Sink, BURST_OUTPUTS,
+    PortInfo, BURST_OUTPUTS,
 };
-
-/// What the walk emitted, in order.
-#[derive(Default)]
-struct Record(Vec<(u32, Emit)>);
-
-impl Sink<VecBuf> for Record {
-    fn output(&mut self, port: u32, _: Option<u32>, _: &VecBuf, emit: Emit) {
-        self.0.push((port, emit));
-    }
-    fn clone_packet(&mut self, pkt: &VecBuf) -> Option<VecBuf> {
-        Some(pkt.clone())
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 const PORTS: u32 = 6;
 
-fn random_tables(rng: &mut Rng) -> FlowTables {
+fn random_tables(rng: &mut XorShift) -> FlowTables {
     let mut ft = FlowTables::new(PipelineConfig {
         n_tables: 2,
         ..Default::default()
@@ -114,7 +94,7 @@ fn random_tables(rng: &mut Rng) -> FlowTables {
 
 #[test]
 fn burst_outputs_are_where_the_walk_sends_each_packet() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let frame = {
         let mut f = vec![0u8; 64];
         f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x99]);
@@ -131,7 +111,7 @@ fn burst_outputs_are_where_the_walk_sends_each_packet() {
         for in_port in (1..=PORTS + 1).chain([OFPP_LOCAL]) {
             let answer = pl.burst_answer(in_port);
             let mut key = extract(&frame, in_port);
-            let mut sink = Record::default();
+            let mut sink = InOrder::default();
             let v = pl.process(&mut VecBuf::new(&frame), &mut key, &mut ctx, &mut sink);
             let Some(outs) = pl.burst_outputs(&answer, in_port) else {
                 walked += 1;
@@ -146,7 +126,7 @@ fn burst_outputs_are_where_the_walk_sends_each_packet() {
                 &want[..],
                 "in_port {in_port}, tables {ft:?}"
             );
-            assert!(sink.0.iter().all(|o| o.1 == Emit::Final), "{:?}", sink.0);
+            assert!(sink.0.iter().all(|o| o.2 == Emit::Final), "{:?}", sink.0);
             assert_eq!(v.outputs as usize, outs.len());
             assert_eq!(v.packet_ins, 0, "in_port {in_port}");
             assert!(!v.meter_drop && !v.invalid_ttl && !v.resubmit_limit);

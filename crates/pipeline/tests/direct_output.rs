@@ -9,7 +9,11 @@
 //! misses of every policy; packets from every port. Both kinds of answer (an output handed
 //! back, or none) must come up often.
 
+mod common;
+
 use std::time::Duration;
+
+use common::{InOrder, XorShift};
 
 use packet::{extract, Field, FlowKey, PacketBuf, VecBuf};
 use pipeline::port::PortConfig;
@@ -20,37 +24,10 @@ use pipeline::{
     WriteActions,
 };
 
-/// One emitted output: port, queue, kind, the frame as it was.
-type Out = (u32, Option<u32>, Emit, Vec<u8>);
-
-/// What the walk emitted, in order.
-#[derive(Default)]
-struct Record(Vec<Out>);
-
-impl Sink<VecBuf> for Record {
-    fn output(&mut self, port: u32, queue: Option<u32>, pkt: &VecBuf, emit: Emit) {
-        self.0.push((port, queue, emit, pkt.data().to_vec()));
-    }
-    fn clone_packet(&mut self, pkt: &VecBuf) -> Option<VecBuf> {
-        Some(pkt.clone())
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 const PORTS: u32 = 5;
 const TABLES: u8 = 3;
 
-fn random_action(rng: &mut Rng, in_port: u32) -> Action {
+fn random_action(rng: &mut XorShift, in_port: u32) -> Action {
     match rng.next(20) {
         0 => Action::output(OFPP_IN_PORT),
         1 => Action::output(OFPP_ALL),
@@ -73,7 +50,7 @@ fn random_action(rng: &mut Rng, in_port: u32) -> Action {
     }
 }
 
-fn random_tables(rng: &mut Rng) -> FlowTables {
+fn random_tables(rng: &mut XorShift) -> FlowTables {
     let mut ft = FlowTables::new(PipelineConfig {
         n_tables: TABLES,
         ..Default::default()
@@ -175,7 +152,7 @@ fn entry_counts(ft: &mut FlowTables) -> Vec<(u64, u64)> {
 
 #[test]
 fn direct_output_equals_the_walk() {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     let frame = {
         let mut f = vec![0u8; 64];
         f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x99]);
@@ -188,15 +165,15 @@ fn direct_output_equals_the_walk() {
     for _ in 0..1000 {
         // The same tables twice: each way of walking counts on its own copy.
         let seed = rng.next(u64::MAX) | 1;
-        let mut walked = random_tables(&mut Rng(seed));
-        let mut direct = random_tables(&mut Rng(seed));
+        let mut walked = random_tables(&mut XorShift(seed));
+        let mut direct = random_tables(&mut XorShift(seed));
         let (pw, pd) = (walked.current(), direct.current());
         let (mut cw, mut cd) = (walked.worker_context(0), direct.worker_context(0));
         for in_port in (1..=PORTS + 1).chain([OFPP_LOCAL]) {
             let mut kw = extract(&frame, in_port);
             let mut kd: FlowKey = kw;
             let (mut bw, mut bd) = (VecBuf::new(&frame), VecBuf::new(&frame));
-            let (mut rw, mut rd) = (Record::default(), Record::default());
+            let (mut rw, mut rd) = (InOrder::default(), InOrder::default());
             let vw = pw.process(&mut bw, &mut kw, &mut cw, &mut rw);
             let counts = BurstCounts::default();
             let (vd, out) = pd.process_in_burst_direct(&mut bd, &mut kd, &mut cd, &mut rd, counts);

@@ -140,6 +140,32 @@ impl Sink<VecBuf> for Recorder {
     }
 }
 
+/// A sink that keeps every output in order with its kind: port, queue, emit, frame.
+#[derive(Default, Debug)]
+pub struct InOrder(pub Vec<(u32, Option<u32>, Emit, Vec<u8>)>);
+
+impl Sink<VecBuf> for InOrder {
+    fn output(&mut self, port: u32, queue: Option<u32>, pkt: &VecBuf, emit: Emit) {
+        self.0.push((port, queue, emit, pkt.data().to_vec()));
+    }
+    fn clone_packet(&mut self, pkt: &VecBuf) -> Option<VecBuf> {
+        Some(pkt.clone())
+    }
+}
+
+/// A seeded xorshift generator for random tables: the same seed gives the same tables.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next value below `n`.
+    pub fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
 /// Everything observable about one packet's trip.
 #[derive(Debug, Default, PartialEq, Eq, Clone)]
 pub struct Outcome {
