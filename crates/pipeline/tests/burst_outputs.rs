@@ -12,16 +12,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{InOrder, XorShift};
+use common::{set_random_ports, InOrder, XorShift};
 
 use packet::{extract, Field, VecBuf};
-use pipeline::port::PortConfig;
 use pipeline::ports::{
     OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL, OFPP_NORMAL,
 };
 use pipeline::{
     Action, Emit, FlowModReq, FlowTables, Instructions, Match, MissPolicy, PipelineConfig,
-    PortInfo, BURST_OUTPUTS,
+    BURST_OUTPUTS,
 };
 
 const PORTS: u32 = 6;
@@ -31,16 +30,7 @@ fn random_tables(rng: &mut XorShift) -> FlowTables {
         n_tables: 2,
         ..Default::default()
     });
-    for p in (1..=PORTS).chain([OFPP_LOCAL]) {
-        let mut info = PortInfo::new(p);
-        match rng.next(6) {
-            0 => info.config = PortConfig::NO_FWD,
-            1 => info.config = PortConfig::PORT_DOWN,
-            2 => info.no_flood = true,
-            _ => {}
-        }
-        ft.set_port(info);
-    }
+    set_random_ports(&mut ft, rng, PORTS);
     let miss = match rng.next(3) {
         0 => MissPolicy::Drop,
         1 => MissPolicy::Controller { max_len: 128 },

@@ -13,15 +13,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{InOrder, XorShift};
+use common::{set_random_ports, InOrder, XorShift};
 
 use packet::{extract, Field, FlowKey, PacketBuf, VecBuf};
-use pipeline::port::PortConfig;
 use pipeline::ports::{OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL};
 use pipeline::{
     Action, ActionSet, Bucket, BurstCounts, Emit, FlowModReq, FlowTables, GroupModCommand,
-    GroupModReq, GroupType, Instructions, Match, MissPolicy, PipelineConfig, PortInfo, Sink,
-    WriteActions,
+    GroupModReq, GroupType, Instructions, Match, MissPolicy, PipelineConfig, Sink, WriteActions,
 };
 
 const PORTS: u32 = 5;
@@ -55,16 +53,7 @@ fn random_tables(rng: &mut XorShift) -> FlowTables {
         n_tables: TABLES,
         ..Default::default()
     });
-    for p in (1..=PORTS).chain([OFPP_LOCAL]) {
-        let mut info = PortInfo::new(p);
-        match rng.next(6) {
-            0 => info.config = PortConfig::NO_FWD,
-            1 => info.config = PortConfig::PORT_DOWN,
-            2 => info.no_flood = true,
-            _ => {}
-        }
-        ft.set_port(info);
-    }
+    set_random_ports(&mut ft, rng, PORTS);
     ft.apply_group_mod(
         GroupModReq {
             command: GroupModCommand::Add,

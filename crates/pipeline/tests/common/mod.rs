@@ -166,6 +166,21 @@ impl XorShift {
     }
 }
 
+/// Gives ports 1..=`ports` and LOCAL random states (no-forward, down, no-flood or plain), so
+/// that random tables meet every kind of port an output can find.
+pub fn set_random_ports(ft: &mut FlowTables, rng: &mut XorShift, ports: u32) {
+    for p in (1..=ports).chain([pipeline::ports::OFPP_LOCAL]) {
+        let mut info = pipeline::PortInfo::new(p);
+        match rng.next(6) {
+            0 => info.config = pipeline::port::PortConfig::NO_FWD,
+            1 => info.config = pipeline::port::PortConfig::PORT_DOWN,
+            2 => info.no_flood = true,
+            _ => {}
+        }
+        ft.set_port(info);
+    }
+}
+
 /// Everything observable about one packet's trip.
 #[derive(Debug, Default, PartialEq, Eq, Clone)]
 pub struct Outcome {
