@@ -6,10 +6,12 @@
 //! EAL runs with --no-pci, its own --file-prefix, --in-memory and --socket-limit;
 //! nothing busy-polls (no workers start), so /tmp/cpu.lock is not needed.
 
+mod common;
+
 use std::time::Duration;
 
 use datapath::Pkt;
-use dpdk::{Eal, Mbuf, Mempool};
+use dpdk::{Mbuf, Mempool};
 use packet::PacketBuf;
 use pipeline::meter::{Band, BandKind};
 use pipeline::{
@@ -42,23 +44,7 @@ fn udp_frame(len: usize) -> Vec<u8> {
 
 #[test]
 fn a_chained_frame_counts_all_its_bytes_in_flows_and_meters() {
-    let args: Vec<String> = [
-        "chained-len-test",
-        "-l",
-        "0",
-        "--no-pci",
-        "--in-memory",
-        "--file-prefix",
-        "ff-t-dp-chained",
-        "--socket-limit",
-        "128",
-        "--log-level",
-        "lib.eal:error",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let eal = Eal::init(&args).expect("EAL (hugepages: tests/setup-host.sh)");
+    let eal = common::eal("chained-len-test", "0", "ff-t-dp-chained", 128);
     // 3000 bytes of data per buffer, plus headroom.
     let pool = Mempool::pktmbuf(&eal, "chained", 255, 0, 3000 + 128).expect("mempool");
     let frame = udp_frame(9000);

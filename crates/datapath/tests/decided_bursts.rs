@@ -9,12 +9,13 @@
 //! EAL runs with --no-pci, its own --file-prefix, --in-memory and --socket-limit; the
 //! worker busy-polls only between idle sleeps, for a few seconds, under /tmp/cpu.lock.
 
+mod common;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use datapath::{Datapath, DatapathSettings, PortSpec};
-use dpdk::Eal;
 use packet::Field;
 use pipeline::group::OFPG_ANY;
 use pipeline::ports::{OFPP_ANY, OFPP_FLOOD};
@@ -73,23 +74,7 @@ fn decided_bursts_go_where_the_walk_sends_them_and_count_exactly() {
     lock.lock().expect("flock /tmp/cpu.lock");
     let dir = PathBuf::from(format!("/tmp/ff-t-decided-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let args: Vec<String> = [
-        "decided-bursts-test",
-        "-l",
-        "0-1",
-        "--no-pci",
-        "--in-memory",
-        "--file-prefix",
-        "ff-t-dp-decided",
-        "--socket-limit",
-        "256",
-        "--log-level",
-        "lib.eal:error",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let eal = Eal::init(&args).expect("EAL (hugepages: tests/setup-host.sh)");
+    let eal = common::eal("decided-bursts-test", "0-1", "ff-t-dp-decided", 256);
     let mut tables = FlowTables::new(PipelineConfig {
         n_tables: 2,
         workers: eal.worker_lcores().len() + 1,

@@ -7,34 +7,19 @@
 //! EAL runs with --no-pci, its own --file-prefix, --in-memory and --socket-limit; the
 //! worker busy-polls only between idle sleeps, under /tmp/cpu.lock.
 
+mod common;
+
 use std::fs::File;
 use std::time::{Duration, Instant};
 
 use datapath::{Datapath, DatapathError, DatapathSettings, PortSpec, StopReport};
-use dpdk::Eal;
 use pipeline::{FlowModReq, FlowTables, Instructions, Match, PipelineConfig, PortInfo};
 
 #[test]
 fn versions_and_port_changes_are_acknowledged_and_stop_keeps_its_deadline() {
     let lock = File::create("/tmp/cpu.lock").expect("lock file");
     lock.lock().expect("flock /tmp/cpu.lock");
-    let args: Vec<String> = [
-        "epochs-test",
-        "-l",
-        "0-1",
-        "--no-pci",
-        "--in-memory",
-        "--file-prefix",
-        "ff-t-dp-epochs",
-        "--socket-limit",
-        "256",
-        "--log-level",
-        "lib.eal:error",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let eal = Eal::init(&args).expect("EAL (hugepages: tests/setup-host.sh)");
+    let eal = common::eal("epochs-test", "0-1", "ff-t-dp-epochs", 256);
     let mut tables = FlowTables::new(PipelineConfig {
         n_tables: 4,
         workers: eal.worker_lcores().len() + 1,
