@@ -1209,8 +1209,22 @@ fn symmetric(a: Addr, pa: u16, b: Addr, pb: u16, proto: u8, shards: usize) -> us
         v6: false,
         zone: 0,
     };
-    // A fixed seed: every shard must compute the same function.
-    (hash_tuple(0x9e37_79b9_7f4a_7c15, &t) % shards as u64) as usize
+    // A fixed seed: every shard must compute the same function. The finalizer spreads the
+    // ports over the low bits the modulo keeps: without it, ports that differ only in
+    // their low bits (a NAT's search for a port the owner keeps walks them in order)
+    // moved the folded product's high half too little to change the shard, and a DNAT
+    // search of 127 ports could find none on the owner (one try in four).
+    let h = hash_tuple(0x9e37_79b9_7f4a_7c15, &t);
+    (fmix64(h) % shards as u64) as usize
+}
+
+/// MurmurHash3's 64-bit finalizer: every input bit moves every output bit.
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 impl std::fmt::Debug for Tracker {
