@@ -153,7 +153,7 @@ pub fn remap_source_ports(sport: u16) -> (u16, u16) {
 /// incrementally (RFC 1624). The packet must
 /// parse (see [`crate::parse_ip`]); its length does not change.
 pub fn apply(l3: &mut [u8], rw: &crate::Rewrite) -> Result<(), Error> {
-    if rw.quoted_src.is_some() || rw.quoted_dst.is_some() {
+    if rw.quoted_src.is_some() || rw.quoted_dst.is_some() || rw.quoted_id.is_some() {
         return apply_icmp_error(l3, rw);
     }
     if rw.src.is_none() && rw.dst.is_none() && rw.id.is_none() {
@@ -323,6 +323,21 @@ fn apply_icmp_error(l3: &mut [u8], rw: &crate::Rewrite) -> Result<(), Error> {
                 inner_l4 + which * 2,
                 &port.to_be_bytes(),
                 l4_only,
+                Some(icmp_sum),
+            );
+        }
+    }
+    // A quoted ICMP query's identifier (type, code, checksum, identifier), in its own
+    // checksum when the quote holds it and in the error's.
+    if let (Some(id), crate::packet::PROTO_ICMP | crate::packet::PROTO_ICMPV6) =
+        (rw.quoted_id, inner_proto)
+    {
+        if l3.len() >= inner_l4 + 6 {
+            put(
+                l3,
+                inner_l4 + 4,
+                &id.to_be_bytes(),
+                &[inner_l4 + 2],
                 Some(icmp_sum),
             );
         }

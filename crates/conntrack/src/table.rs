@@ -113,6 +113,10 @@ pub struct Rewrite {
     /// packet it quotes (translated back like the connection's other direction).
     pub quoted_src: Option<(Addr, u16)>,
     pub quoted_dst: Option<(Addr, u16)>,
+    /// For an ICMP error quoting an ICMP query whose identifier a DNAT moved: the
+    /// identifier the quoted packet had before (or gets after) the translation, so the
+    /// client sees its own ping quoted.
+    pub quoted_id: Option<u16>,
     /// For an ICMP query (echo...): the identifier to write, when a DNAT moved it so that
     /// the reply reaches the shard owning the connection (the reply direction gets the
     /// client's back), as a TCP/UDP source port is moved.
@@ -781,11 +785,21 @@ impl Tracker {
             }
             let q_now = cur.invert();
             let ports = cur.has_ports();
-            if (other.src, other.sport) != (q_now.src, q_now.sport) {
-                r.rewrite.quoted_src = Some((other.src, if ports { other.sport } else { 0 }));
+            // Without ports only the addresses move (an ICMP query's `sport` is its
+            // identifier, `dport` its type: the identifier is translated on its own).
+            let (osport, odport, qsport, qdport) = if ports {
+                (other.sport, other.dport, q_now.sport, q_now.dport)
+            } else {
+                (0, 0, 0, 0)
+            };
+            if (other.src, osport) != (q_now.src, qsport) {
+                r.rewrite.quoted_src = Some((other.src, osport));
             }
-            if (other.dst, other.dport) != (q_now.dst, q_now.dport) {
-                r.rewrite.quoted_dst = Some((other.dst, if ports { other.dport } else { 0 }));
+            if (other.dst, odport) != (q_now.dst, qdport) {
+                r.rewrite.quoted_dst = Some((other.dst, odport));
+            }
+            if cur.is_icmp() && other.sport != q_now.sport {
+                r.rewrite.quoted_id = Some(other.sport);
             }
         }
     }

@@ -327,16 +327,7 @@ fn dnat_to_one_address_and_port_remaps_the_source_port_for_the_owner() {
 
 /// An IPv4 echo request or reply with right checksums.
 fn echo_bytes(src: u32, dst: u32, request: bool, id: u16) -> Vec<u8> {
-    fn csum(b: &[u8]) -> u16 {
-        let mut s: u32 = b
-            .chunks(2)
-            .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
-            .sum();
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        !(s as u16)
-    }
+    let csum = inet_csum;
     let mut ip = vec![0x45, 0, 0, 36, 0, 0, 0, 0, 64, 1, 0, 0];
     ip.extend_from_slice(&src.to_be_bytes());
     ip.extend_from_slice(&dst.to_be_bytes());
@@ -351,11 +342,50 @@ fn echo_bytes(src: u32, dst: u32, request: bool, id: u16) -> Vec<u8> {
     ip
 }
 
+/// A router between the switch and the server (it sends ICMP errors about the server).
+const ROUTER: u32 = 0x0aff_08fe;
+
+/// The request as the DNAT sends it on.
+fn out_request(request: &[u8], rw: &conntrack::Rewrite) -> Vec<u8> {
+    let mut out = request.to_vec();
+    conntrack::nat::apply(&mut out, rw).unwrap();
+    out
+}
+
+/// An ICMP host-unreachable from `src` to `dst` quoting `quoted`'s IP header and first
+/// eight bytes, with right checksums.
+fn icmp_error_bytes(src: u32, dst: u32, quoted: &[u8]) -> Vec<u8> {
+    let quote = &quoted[..28];
+    let mut ip = vec![0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0];
+    ip.extend_from_slice(&src.to_be_bytes());
+    ip.extend_from_slice(&dst.to_be_bytes());
+    let c = inet_csum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut icmp = vec![3, 1, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(quote);
+    let c = inet_csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(&icmp);
+    ip
+}
+
+fn inet_csum(b: &[u8]) -> u16 {
+    let mut s: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
 /// `nat(dst=10.255.8.1)` of pings over two shards: the echo identifier moves where the
 /// server's reply would hash to the other shard, as a TCP/UDP source port does, so every
 /// ping is taken by its owner and its reply comes back there, `+est+rpl`, translated back
 /// to 169.254.169.254 and the client's own identifier; the edited packets carry right
-/// checksums, and each shard counts the identifiers it moved.
+/// checksums, and each shard counts the identifiers it moved. An ICMP error about a
+/// ping is translated back too, the quoted identifier included.
 #[test]
 fn dnat_of_echo_remaps_the_identifier_for_the_owner() {
     let client: u32 = 0x0a08_0001;
@@ -421,6 +451,25 @@ fn dnat_of_echo_remaps_the_identifier_for_the_owner() {
         assert!(
             matches!(got.l4, L4::IcmpEcho { id: i, request: false, .. } if i == id),
             "the client sees its own identifier: {got:?}"
+        );
+        // A router on the way to the server cannot reach it and tells the client, quoting
+        // the request as it left (to the server, with the identifier the DNAT chose): the
+        // client gets the error quoting its own request (address and identifier) back,
+        // byte for byte, with the error's checksum right.
+        let error = icmp_error_bytes(ROUTER, client, &out_request(&request, &r.rewrite));
+        let frame = [&[0u8; 12][..], &[8, 0], &error].concat();
+        assert_eq!(shard_of_frame(&frame, 2), Some(owner), "id {id}");
+        let rel = t.track_ip(&error, &nat_only, 2);
+        assert!(rel.state.has(CtState::RELATED), "{}", rel.state);
+        assert_eq!(rel.rewrite.quoted_id, r.rewrite.id.map(|_| id));
+        let mut out = error.clone();
+        conntrack::nat::apply(&mut out, &rel.rewrite).unwrap();
+        conntrack::parse_ip(&out, true).expect("the error's checksum is right after the rewrite");
+        assert_eq!(&out[..20], &error[..20], "the router's own addresses stay");
+        assert_eq!(
+            &out[28..],
+            &request[..28],
+            "the client's request quoted back, id {id}"
         );
     }
     assert!(kept > 10 && moved > 10, "kept {kept}, moved {moved}");
