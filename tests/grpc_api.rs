@@ -560,7 +560,7 @@ async fn grpc_over_tcp_requires_client_certificates() {
     std::fs::write(
         &plain,
         format!(
-            "{}\n[grpc]\nlisten = \"tcp:127.0.0.1:50911\"\n",
+            "{}\n[grpc]\nlisten = \"tcp:127.0.0.1:19911\"\n",
             common::eal_section("ff-tls0")
         ),
     )
@@ -578,21 +578,24 @@ async fn grpc_over_tcp_requires_client_certificates() {
     );
 
     let _lock = DatapathLock::take();
+    // Fixed TCP ports in tests stay below the kernel's ephemeral range (32768-60999): a
+    // port in it can be any outgoing connection's local port at that moment (50912 was
+    // taken once in CI: "Address already in use").
     make_pki(&dir);
     let d = dir.0.display();
     let cfg = dir.path("ff.toml");
     std::fs::write(
         &cfg,
         format!(
-            "{}\n[grpc]\nlisten = \"tcp:127.0.0.1:50912\"\ntls_certificate = \"{d}/server.pem\"\ntls_private_key = \"{d}/server.key\"\ntls_ca_certificate = \"{d}/ca.pem\"\n{}",
+            "{}\n[grpc]\nlisten = \"tcp:127.0.0.1:19912\"\ntls_certificate = \"{d}/server.pem\"\ntls_private_key = \"{d}/server.key\"\ntls_ca_certificate = \"{d}/ca.pem\"\n{}",
             common::eal_section("ff-tls1"),
             port_toml("p1", "net_null0,no-rx=1", 1)
         ),
     )
     .unwrap();
-    let _daemon = Daemon::start(&cfg, "tcp:127.0.0.1:50912", 300.0);
+    let _daemon = Daemon::start(&cfg, "tcp:127.0.0.1:19912", 300.0);
     let tls = |cert: &str, key: &str| ServerAddr::Tls {
-        addr: "127.0.0.1:50912".into(),
+        addr: "127.0.0.1:19912".into(),
         ca: dir.path("ca.pem"),
         cert: dir.path(cert),
         key: dir.path(key),
@@ -618,7 +621,7 @@ async fn grpc_over_tcp_requires_client_certificates() {
     assert!(refused, "a client with a foreign certificate was served");
     // ferroflowctl over TLS.
     let (code, out, err) = mgmt::ctl(
-        "tcp:127.0.0.1:50912",
+        "tcp:127.0.0.1:19912",
         &[
             "--tls-ca",
             &format!("{d}/ca.pem"),
@@ -631,6 +634,6 @@ async fn grpc_over_tcp_requires_client_certificates() {
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("p1"), "{out}");
-    let (code, _, err) = mgmt::ctl("tcp:127.0.0.1:50912", &["ports"]);
+    let (code, _, err) = mgmt::ctl("tcp:127.0.0.1:19912", &["ports"]);
     assert_eq!(code, 2, "{err}");
 }

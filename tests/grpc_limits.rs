@@ -78,7 +78,7 @@ async fn grpc_limits_size_streams_handshakes_connections() {
     let dir = TempDir::new("grpc-limits");
     make_pki(&dir.0);
     let d = dir.0.display();
-    let (addr, metrics) = ("127.0.0.1:50931", "127.0.0.1:19471");
+    let (addr, metrics) = ("127.0.0.1:19931", "127.0.0.1:19471");
     let cfg = dir.path("ff.toml");
     std::fs::write(
         &cfg,
