@@ -691,18 +691,14 @@ impl FlowTable {
                 rank: e.rank(),
             });
         }
-        let mut classifier = Classifier::build(&specs, strategy);
         // The one-line form where the general one would hash (a forced strategy keeps the
         // forced classifier, for the tests and benchmarks that choose one); not for
         // levels with conjunction clauses, whose lookups combine them.
-        if strategy == Strategy::Auto
-            && clause_idxs.is_empty()
-            && matches!(classifier, Classifier::Exact(_) | Classifier::Tuple(_))
-        {
-            if let Some(x) = crate::lookup::inline::InlineExact::try_build(&specs, &hits) {
-                classifier = Classifier::Inline(Box::new(x));
-            }
-        }
+        let classifier = Classifier::build_with_hits(
+            &specs,
+            strategy,
+            clause_idxs.is_empty().then_some(&hits[..]),
+        );
         let max_rank = rules.iter().map(|r| r.rank).max().unwrap_or(0);
         let mut clause_specs = Vec::with_capacity(clause_idxs.len());
         for (i, conjs) in clause_idxs {
