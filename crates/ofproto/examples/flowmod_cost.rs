@@ -195,7 +195,8 @@ fn main() {
             .map(|(i, w)| {
                 let m = openflow::bundle::BundleAdd {
                     bundle_id: 1,
-                    flags: openflow::bundle::BundleFlags::ATOMIC | openflow::bundle::BundleFlags::ORDERED,
+                    flags: openflow::bundle::BundleFlags::ATOMIC
+                        | openflow::bundle::BundleFlags::ORDERED,
                     message: w.clone(),
                     properties: Vec::new(),
                 }

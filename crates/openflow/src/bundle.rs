@@ -506,7 +506,11 @@ mod tests {
             exp(ONF, ONFT_BUNDLE_ADD_MESSAGE, short_add),
             exp(ONF, ONFT_BUNDLE_ADD_MESSAGE, vec![]),
             exp(ONF, 2302, vec![]),
-            exp(crate::consts::experimenter::NICIRA, ONFT_BUNDLE_CONTROL, vec![0; 8]),
+            exp(
+                crate::consts::experimenter::NICIRA,
+                ONFT_BUNDLE_CONTROL,
+                vec![0; 8],
+            ),
             wire(1, Message::EchoRequest(vec![0; 8])),
         ];
         for raw in &cases {
