@@ -249,22 +249,22 @@ impl Bundles {
             return Err(BundleFailedCode::BadFlags.into());
         }
         // An add to an unknown bundle opens it (OpenFlow 1.4, 7.3.9.4; OVS does the same).
-        if !self.open.contains_key(&a.bundle_id) {
-            if self.open.len() >= self.limits.per_connection {
-                return Err(BundleFailedCode::OutOfBundles.into());
+        // One lookup of the bundle per add.
+        let (limits, n_open) = (self.limits, self.open.len());
+        let b = match self.open.entry(a.bundle_id) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                if n_open >= limits.per_connection {
+                    return Err(BundleFailedCode::OutOfBundles.into());
+                }
+                v.insert(Bundle::new(a.flags, raw))
             }
-            self.open.insert(a.bundle_id, Bundle::new(a.flags, raw));
-        }
-        if self.open.get(&a.bundle_id).is_some_and(|b| b.closed) {
+        };
+        if b.closed {
             self.remove(a.bundle_id);
             return Err(BundleFailedCode::BundleClosed.into());
         }
-        let limits = self.limits;
         let total = &self.total;
-        let b = self
-            .open
-            .get_mut(&a.bundle_id)
-            .expect("opened above if missing");
         b.touch(raw);
         let r = (|| {
             if a.flags != b.flags {

@@ -94,15 +94,13 @@ impl Match {
             mask.set_pos(p, mask.get_pos(p) | m);
             value.set_pos(p, value.get_pos(p) | (f.value & m));
         }
-        let mut out = Match {
+        // Each value was cut to its own mask: the value is within the mask.
+        debug_assert!(value.words.iter().zip(&mask.words).all(|(v, m)| v & !m == 0));
+        Match {
             value: value.words,
             mask: mask.words,
             fields,
-        };
-        for (v, m) in out.value.iter_mut().zip(out.mask) {
-            *v &= m;
         }
-        out
     }
 
     /// Shorthand: exact fields.
