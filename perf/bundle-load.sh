@@ -26,7 +26,8 @@ F=$WD/flows-$N.txt
 [ -f "$F" ] || python3 "$BENCH/gen-flows.py" B -n "$N" -o "$F"
 OF="taskset -c $MAIN_CPU ovs-ofctl -O OpenFlow13"
 HZ=$(getconf CLK_TCK)
-cpu_of() { awk -v hz="$HZ" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.2f", (f[12] + f[13]) / hz }' "/proc/$1/stat"; }
+# "utime stime" of a process in seconds
+cpu_of() { awk -v hz="$HZ" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.2f %.2f", f[12] / hz, f[13] / hz }' "/proc/$1/stat"; }
 exec 9>"${CPU_LOCK:-/tmp/cpu.lock}"
 flock 9
 trap '"$HERE/hooks/ferroflowd.sh" stop "$WD/ff" 9>&- || true' EXIT
@@ -41,7 +42,8 @@ for i in $(seq "$LOADS"); do
     t1=$(date +%s.%N); s1=$(cpu_of "$pid")
     d=$($OF dump-flows "$t" | grep -c 'table=' || true)
     awk -v i="$i" -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" -v c="$c" -v d="$d" 'BEGIN {
-        split(c, u, " ");
-        printf "load %d: wall %.3f s, server CPU %.2f s, ovs-ofctl CPU %.2f s (user %.2f, sys %.2f), dumped %d\n",
-            i, t1 - t0, s1 - s0, u[1] + u[2], u[1], u[2], d }'
+        split(c, u, " "); split(s0, a, " "); split(s1, b, " ");
+        su = b[1] - a[1]; ss = b[2] - a[2];
+        printf "load %d: wall %.3f s, server CPU %.2f s (user %.2f, sys %.2f), ovs-ofctl CPU %.2f s (user %.2f, sys %.2f), dumped %d\n",
+            i, t1 - t0, su + ss, su, ss, u[1] + u[2], u[1], u[2], d }'
 done

@@ -14,19 +14,14 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    // The readers of the fixed fields are inlined: as calls they were a tenth of a
-    // FLOW_MOD's decode.
-    #[inline]
     pub(crate) fn new(buf: &'a [u8], err: DecodeError) -> Self {
         Reader { buf, err }
     }
 
-    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len()
     }
 
-    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
@@ -40,7 +35,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline]
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         match self.buf.split_at_checked(n) {
             Some((head, tail)) => {
@@ -52,7 +46,6 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes the next `n` bytes as a nested reader that reports `err` when it runs out.
-    #[inline]
     pub(crate) fn sub(&mut self, n: usize, err: DecodeError) -> Result<Reader<'a>, DecodeError> {
         let bytes = self.bytes(n)?;
         Ok(Reader::new(bytes, err))
@@ -64,23 +57,19 @@ impl<'a> Reader<'a> {
         self.buf = self.buf.get(n..).unwrap_or(&[]);
     }
 
-    #[inline]
     pub(crate) fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
         self.bytes(n).map(|_| ())
     }
 
-    #[inline]
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.buf)
     }
 
     /// Looks at the next bytes without consuming them.
-    #[inline]
     pub(crate) fn peek(&self, n: usize) -> Result<&'a [u8], DecodeError> {
         self.buf.get(..n).ok_or(self.err)
     }
 
-    #[inline]
     pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let b = self.bytes(N)?;
         let mut out = [0u8; N];
@@ -88,22 +77,18 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.array::<1>()?[0])
     }
 
-    #[inline]
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
-    #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
-    #[inline]
     pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.array()?))
     }

@@ -95,7 +95,11 @@ impl Match {
             value.set_pos(p, value.get_pos(p) | (f.value & m));
         }
         // Each value was cut to its own mask: the value is within the mask.
-        debug_assert!(value.words.iter().zip(&mask.words).all(|(v, m)| v & !m == 0));
+        debug_assert!(value
+            .words
+            .iter()
+            .zip(&mask.words)
+            .all(|(v, m)| v & !m == 0));
         Match {
             value: value.words,
             mask: mask.words,
