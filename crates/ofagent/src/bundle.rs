@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use openflow::bundle::{
-    BundleAdd, BundleCtrl, BundleCtrlType, BundleError, BundleFailedCode, BundleFlags, BundleMsg,
+    BundleAddRef, BundleCtrl, BundleCtrlType, BundleError, BundleFailedCode, BundleFlags,
+    BundleMsgRef,
 };
 use openflow::error::BadRequestCode;
 use openflow::{ErrorCode, Message, OfpMessage};
@@ -153,13 +154,13 @@ impl Bundles {
         sw: &dyn OfSwitch,
         xid: u32,
         raw: &[u8],
-        msg: Result<BundleMsg, BundleError>,
+        msg: Result<BundleMsgRef<'_>, BundleError>,
         slave: bool,
     ) -> Vec<OfpMessage> {
         let mut out = Vec::new();
         let r = match msg {
-            Ok(BundleMsg::Ctrl(c)) => self.ctrl(sw, raw, c, slave, &mut out),
-            Ok(BundleMsg::Add(a)) => self.add(sw, xid, raw, a, slave),
+            Ok(BundleMsgRef::Ctrl(c)) => self.ctrl(sw, raw, c, slave, &mut out),
+            Ok(BundleMsgRef::Add(a)) => self.add(sw, xid, raw, a, slave),
             Err(e) => Err(e),
         };
         match r {
@@ -241,29 +242,29 @@ impl Bundles {
         sw: &dyn OfSwitch,
         xid: u32,
         raw: &[u8],
-        a: BundleAdd,
+        a: BundleAddRef<'_>,
         slave: bool,
     ) -> Result<Option<BundleCtrl>, BundleError> {
         if !BundleFlags::known().contains(a.flags) {
             return Err(BundleFailedCode::BadFlags.into());
         }
         // An add to an unknown bundle opens it (OpenFlow 1.4, 7.3.9.4; OVS does the same).
-        if !self.open.contains_key(&a.bundle_id) {
-            if self.open.len() >= self.limits.per_connection {
-                return Err(BundleFailedCode::OutOfBundles.into());
+        // One lookup of the bundle per add.
+        let (limits, n_open) = (self.limits, self.open.len());
+        let b = match self.open.entry(a.bundle_id) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                if n_open >= limits.per_connection {
+                    return Err(BundleFailedCode::OutOfBundles.into());
+                }
+                v.insert(Bundle::new(a.flags, raw))
             }
-            self.open.insert(a.bundle_id, Bundle::new(a.flags, raw));
-        }
-        if self.open.get(&a.bundle_id).is_some_and(|b| b.closed) {
+        };
+        if b.closed {
             self.remove(a.bundle_id);
             return Err(BundleFailedCode::BundleClosed.into());
         }
-        let limits = self.limits;
         let total = &self.total;
-        let b = self
-            .open
-            .get_mut(&a.bundle_id)
-            .expect("opened above if missing");
         b.touch(raw);
         let r = (|| {
             if a.flags != b.flags {
@@ -310,7 +311,7 @@ impl Bundles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openflow::bundle::ONF_BUNDLE_ERROR_BASE;
+    use openflow::bundle::{BundleAdd, BundleMsg, ONF_BUNDLE_ERROR_BASE};
     use openflow::error::BadActionCode;
     use openflow::messages::{ErrorMsg, FlowMod, SwitchFeatures};
     use openflow::{Action, Instruction, Match as OfMatch};
@@ -398,12 +399,9 @@ mod tests {
         (xid, m.encode().unwrap())
     }
 
-    /// Feeds raw bytes through decode and parse as the connection does.
+    /// Feeds raw bytes through the parse the connection does.
     fn feed(b: &mut Bundles, sw: &Mock, (xid, raw): (u32, Vec<u8>)) -> Vec<OfpMessage> {
-        let Message::Experimenter(e) = openflow::decode(&raw).unwrap().body else {
-            panic!("not an experimenter message");
-        };
-        b.handle(sw, xid, &raw, BundleMsg::parse(&e).unwrap(), false)
+        b.handle(sw, xid, &raw, BundleMsg::parse_raw(&raw).unwrap(), false)
     }
 
     fn bundle_err(m: &OfpMessage) -> Option<BundleFailedCode> {
@@ -524,10 +522,7 @@ mod tests {
     fn what_the_switch_staged_is_committed_in_order() {
         let (sw, mut b) = (Staging::default(), bundles());
         let feed = |b: &mut Bundles, (xid, raw): (u32, Vec<u8>)| {
-            let Message::Experimenter(e) = openflow::decode(&raw).unwrap().body else {
-                panic!("not an experimenter message");
-            };
-            b.handle(&sw, xid, &raw, BundleMsg::parse(&e).unwrap(), false)
+            b.handle(&sw, xid, &raw, BundleMsg::parse_raw(&raw).unwrap(), false)
         };
         feed(&mut b, ctrl(0, BundleCtrlType::OpenRequest, AO));
         for (x, p) in [(1, 300), (2, 100), (3, 200)] {

@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openflow::bundle::{BundleCtrlType, BundleError, BundleFailedCode, BundleMsg};
+use openflow::bundle::{BundleCtrlType, BundleError, BundleFailedCode, BundleMsg, BundleMsgRef};
 use openflow::consts::async_mask as am;
 use openflow::error::BadRequestCode;
 use openflow::header::OFP_MAX_MSG_LEN;
@@ -679,6 +679,19 @@ impl Conn {
                 .await;
             return None;
         }
+        // A bundle message is read from its bytes as they are (a BUNDLE_ADD per bundled
+        // flow-mod: decoding it as an EXPERIMENTER first copied it twice); anything
+        // `parse_raw` leaves is decoded, bundle or not, exactly as before.
+        if let Some(parsed) = BundleMsg::parse_raw(raw) {
+            if !*hello_seen {
+                // A peer that skips HELLO but speaks 1.3 is served (OVS does the same).
+                *hello_seen = true;
+                self.register();
+            }
+            let xid = u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]);
+            self.bundle(xid, raw, parsed).await;
+            return None;
+        }
         let msg = match decode(raw) {
             Ok(m) => m,
             Err(e) => {
@@ -710,12 +723,6 @@ impl Conn {
             // A peer that skips HELLO but speaks 1.3 is served (OVS does the same).
             *hello_seen = true;
             self.register();
-        }
-        if let Message::Experimenter(e) = &msg.body {
-            if let Some(parsed) = BundleMsg::parse(e) {
-                self.bundle(xid, raw, parsed).await;
-                return None;
-            }
         }
         // Open vSwitch's Geneve TLV map messages are the switch's to answer.
         let tlv = matches!(&msg.body, Message::Experimenter(e)
@@ -808,9 +815,14 @@ impl Conn {
 
     /// A bundle message: replies and errors go out in order; a commit may wait for the
     /// workers (as a barrier does).
-    async fn bundle(&mut self, xid: u32, raw: &[u8], parsed: Result<BundleMsg, BundleError>) {
+    async fn bundle(
+        &mut self,
+        xid: u32,
+        raw: &[u8],
+        parsed: Result<BundleMsgRef<'_>, BundleError>,
+    ) {
         let slave = self.handle.state.lock().role == ControllerRole::Slave;
-        let commit = matches!(&parsed, Ok(BundleMsg::Ctrl(c)) if c.ctrl_type == BundleCtrlType::CommitRequest);
+        let commit = matches!(&parsed, Ok(BundleMsgRef::Ctrl(c)) if c.ctrl_type == BundleCtrlType::CommitRequest);
         let sw = Arc::clone(&self.shared.switch);
         let bundles = &mut self.bundles;
         let out = if commit {

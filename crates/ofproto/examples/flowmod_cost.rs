@@ -109,6 +109,46 @@ fn check(ft: &mut FlowTables, n: usize) {
     assert_eq!(active, n as u64, "every flow-mod added an entry");
 }
 
+/// A bundle's server side as ferroflowd's agent runs it, from the BUNDLE_ADD messages
+/// bytes to the published version: each message read (the bundle header from the bytes
+/// as they are, the inner FLOW_MOD decoded), converted and kept boxed; at the commit the kept
+/// requests' references checked again, applied in one transaction, compiled and
+/// published. Not inlined, so that `valgrind --tool=callgrind
+/// --toggle-collect=flowmod_cost::bundle_server` counts it alone.
+#[inline(never)]
+fn bundle_server(adds: &[Vec<u8>], ft: &mut FlowTables) {
+    let mut kept: Vec<Box<dyn std::any::Any + Send + Sync>> = Vec::new();
+    for raw in adds {
+        let xid = u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]);
+        let Some(Ok(openflow::bundle::BundleMsgRef::Add(a))) =
+            openflow::bundle::BundleMsg::parse_raw(raw)
+        else {
+            panic!("not a BUNDLE_ADD")
+        };
+        let Message::FlowMod(fm) = a.inner(xid).expect("decodes").body else {
+            panic!("not a flow-mod")
+        };
+        let req = ofproto::convert_flow_mod(&fm, ft).expect("converts");
+        kept.push(Box::new(req));
+    }
+    let mut tx = ft.transaction(Duration::ZERO);
+    reserve(
+        &mut tx,
+        kept.iter()
+            .filter_map(|k| k.downcast_ref::<pipeline::FlowModReq>())
+            .map(|r| r.table_id),
+    );
+    for k in kept {
+        let req = k.downcast::<pipeline::FlowModReq>().expect("a flow-mod");
+        tx.flow_mod_with(|t| {
+            ofproto::check_references(&req, t)?;
+            Ok(*req)
+        })
+        .expect("applies");
+    }
+    tx.commit().expect("commits");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let lines: Vec<String> = match args.get(1) {
@@ -149,6 +189,27 @@ fn main() {
                 })
                 .collect::<Vec<_>>()
         });
+        let adds: Vec<Vec<u8>> = wire
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let m = openflow::bundle::BundleAdd {
+                    bundle_id: 1,
+                    flags: openflow::bundle::BundleFlags::ATOMIC
+                        | openflow::bundle::BundleFlags::ORDERED,
+                    message: w.clone(),
+                    properties: Vec::new(),
+                }
+                .to_message();
+                OfpMessage::new(i as u32, m).encode().expect("encodes")
+            })
+            .collect();
+        let mut ft3 = tables();
+        timed(&mut phases, round, "bundle as the agent runs it", || {
+            bundle_server(&adds, &mut ft3)
+        });
+        check(&mut ft3, lines.len());
+        drop((adds, ft3));
         // A bundle: each FLOW_MOD converted as it is added, kept converted, applied at
         // the commit after its references are checked again.
         let staged = timed(&mut phases, round, "bundle add: convert and keep", || {

@@ -63,7 +63,8 @@ pub fn convert_match(m: &OfMatch) -> Result<Match, PipelineError> {
     }
     m.check_prerequisites()
         .map_err(|_| PipelineError::MatchPrerequisite)?;
-    Ok(Match::from_fields(&fields))
+    // The list was sized to the match: boxing it keeps its allocation.
+    Ok(Match::from_field_list(fields.into_boxed_slice()))
 }
 
 /// What is known, along an action list, about the fields set-field prerequisites look at.
@@ -276,10 +277,13 @@ pub fn convert_actions(
     tables: &FlowTables,
     usage: ActionUse,
 ) -> Result<Vec<Action>, PipelineError> {
-    actions
-        .iter()
-        .map(|a| convert_action(a, tables, usage))
-        .collect()
+    // Sized to the list: boxing it then keeps the allocation (a collect into a `Result`
+    // grows from 4 and shrinks again).
+    let mut out = Vec::with_capacity(actions.len());
+    for a in actions {
+        out.push(convert_action(a, tables, usage)?);
+    }
+    Ok(out)
 }
 
 fn convert_instructions(
@@ -291,17 +295,22 @@ fn convert_instructions(
     let mut out = Instructions::default();
     let mut seen = 0u32;
     let mut known = Known::from_match(m);
-    // Instructions run in the spec's order whatever order they were given in.
-    let mut sorted: Vec<&OfInstruction> = insts.iter().collect();
-    sorted.sort_by_key(|i| match i {
-        OfInstruction::Meter(_) => 0,
+    // Instructions run in the spec's order whatever order they were given in: by kind,
+    // those of one kind in the order given (what a stable sort gives, without a list
+    // allocated per flow-mod).
+    let order = |i: &OfInstruction| match i {
+        OfInstruction::Meter(_) => 0u8,
         OfInstruction::ApplyActions(_) => 1,
         OfInstruction::ClearActions => 2,
         OfInstruction::WriteActions(_) => 3,
         OfInstruction::WriteMetadata { .. } => 4,
         OfInstruction::GotoTable(_) => 5,
         OfInstruction::Experimenter { .. } => 6,
-    });
+    };
+    let kinds = insts.iter().fold(0u8, |k, i| k | 1 << order(i));
+    let sorted = (0..7u8)
+        .filter(|k| kinds & 1 << k != 0)
+        .flat_map(|k| insts.iter().filter(move |i| order(i) == k));
     for inst in sorted {
         let bit = 1u32 << (inst.instruction_type().raw() & 31);
         if seen & bit != 0 {

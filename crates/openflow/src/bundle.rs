@@ -214,7 +214,37 @@ impl BundleAdd {
     /// same version and xid, a length that fits. A message that does not decode gets the
     /// error its decoding names (as if it had been sent alone).
     pub fn inner(&self, outer_xid: u32) -> Result<OfpMessage, BundleError> {
-        let m = &self.message;
+        self.as_ref().inner(outer_xid)
+    }
+
+    /// The same message, borrowed.
+    pub fn as_ref(&self) -> BundleAddRef<'_> {
+        BundleAddRef {
+            bundle_id: self.bundle_id,
+            flags: self.flags,
+            message: &self.message,
+            properties: &self.properties,
+        }
+    }
+}
+
+/// [`BundleAdd`] borrowed from the bytes it arrived in: what the switch's agent reads
+/// per BUNDLE_ADD, without copying the inner message out (three allocations and copies of
+/// it per bundled flow-mod, with the EXPERIMENTER decode, before this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BundleAddRef<'a> {
+    pub bundle_id: u32,
+    pub flags: BundleFlags,
+    /// The inner message's raw bytes, header included.
+    pub message: &'a [u8],
+    /// Whatever follows the inner message (padding and properties).
+    pub properties: &'a [u8],
+}
+
+impl BundleAddRef<'_> {
+    /// [`BundleAdd::inner`].
+    pub fn inner(&self, outer_xid: u32) -> Result<OfpMessage, BundleError> {
+        let m = self.message;
         if m.first() != Some(&OFP_VERSION) {
             return Err(ErrorCode::BadRequest(BadRequestCode::BadVersion).into());
         }
@@ -237,24 +267,78 @@ pub enum BundleMsg {
     Add(BundleAdd),
 }
 
+/// [`BundleMsg`] borrowing the bytes of a BUNDLE_ADD ([`BundleMsg::parse_raw`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleMsgRef<'a> {
+    Ctrl(BundleCtrl),
+    Add(BundleAddRef<'a>),
+}
+
+impl BundleMsgRef<'_> {
+    /// The owned form.
+    pub fn to_owned(&self) -> BundleMsg {
+        match self {
+            BundleMsgRef::Ctrl(c) => BundleMsg::Ctrl(c.clone()),
+            BundleMsgRef::Add(a) => BundleMsg::Add(BundleAdd {
+                bundle_id: a.bundle_id,
+                flags: a.flags,
+                message: a.message.to_vec(),
+                properties: a.properties.to_vec(),
+            }),
+        }
+    }
+}
+
 impl BundleMsg {
+    /// The borrowed form.
+    pub fn as_ref(&self) -> BundleMsgRef<'_> {
+        match self {
+            BundleMsg::Ctrl(c) => BundleMsgRef::Ctrl(c.clone()),
+            BundleMsg::Add(a) => BundleMsgRef::Add(a.as_ref()),
+        }
+    }
+
     /// `None` when `e` is not an ONF bundle message; otherwise the message or the error to
     /// answer with.
     pub fn parse(e: &ExperimenterMsg) -> Option<Result<BundleMsg, BundleError>> {
-        if e.experimenter != ONF {
+        Self::parse_body(e.experimenter, e.exp_type, &e.data).map(|r| r.map(|m| m.to_owned()))
+    }
+
+    /// [`BundleMsg::parse`] of a whole message's bytes (`raw`, header included, one framed
+    /// message as [`decode`] takes it), borrowing from them: `None` unless it is an
+    /// EXPERIMENTER message of this version that [`decode`] takes and [`BundleMsg::parse`]
+    /// calls a bundle message, and then the same answer.
+    pub fn parse_raw(raw: &[u8]) -> Option<Result<BundleMsgRef<'_>, BundleError>> {
+        let len = usize::from(u16::from_be_bytes([*raw.get(2)?, *raw.get(3)?]));
+        if raw.len() != len || len < OFP_HEADER_LEN + 8 {
             return None;
         }
-        let d = &e.data;
+        if raw[0] != OFP_VERSION || raw[1] != crate::MsgType::Experimenter.raw() {
+            return None;
+        }
+        let be32 = |at: usize| u32::from_be_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+        Self::parse_body(be32(8), be32(12), &raw[OFP_HEADER_LEN + 8..])
+    }
+
+    /// The body of an EXPERIMENTER message with this experimenter and type, borrowed.
+    fn parse_body(
+        experimenter: u32,
+        exp_type: u32,
+        d: &[u8],
+    ) -> Option<Result<BundleMsgRef<'_>, BundleError>> {
+        if experimenter != ONF {
+            return None;
+        }
         let be32 = |at: usize| u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]]);
         let be16 = |at: usize| u16::from_be_bytes([d[at], d[at + 1]]);
-        match e.exp_type {
+        match exp_type {
             ONFT_BUNDLE_CONTROL => Some((|| {
                 if d.len() < 8 {
                     return Err(BAD_LEN);
                 }
                 let ctrl_type =
                     BundleCtrlType::from_raw(be16(4)).ok_or(BundleFailedCode::BadType)?;
-                Ok(BundleMsg::Ctrl(BundleCtrl {
+                Ok(BundleMsgRef::Ctrl(BundleCtrl {
                     bundle_id: be32(0),
                     ctrl_type,
                     flags: BundleFlags(be16(6)),
@@ -269,11 +353,11 @@ impl BundleMsg {
                 if inner_len < OFP_HEADER_LEN || 8 + inner_len > d.len() {
                     return Err(BundleFailedCode::MsgBadLen.into());
                 }
-                Ok(BundleMsg::Add(BundleAdd {
+                Ok(BundleMsgRef::Add(BundleAddRef {
                     bundle_id: be32(0),
                     flags: BundleFlags(be16(6)),
-                    message: d[8..8 + inner_len].to_vec(),
-                    properties: d[8 + inner_len..].to_vec(),
+                    message: &d[8..8 + inner_len],
+                    properties: &d[8 + inner_len..],
                 }))
             })()),
             _ => None,
@@ -376,6 +460,80 @@ mod tests {
             data: vec![0; 8],
         };
         assert_eq!(BundleMsg::parse(&nx), None, "other experimenters");
+    }
+
+    /// What the agent reads per message without decoding it first: the answer of
+    /// [`decode`] then [`BundleMsg::parse`], for bundle messages, malformed ones and others.
+    #[test]
+    fn parse_raw_answers_as_decode_then_parse() {
+        let fm = crate::messages::FlowMod::add(0, 5, crate::Match::default(), vec![]);
+        let add = |xid, inner: Vec<u8>, properties: Vec<u8>| {
+            wire(
+                xid,
+                BundleAdd {
+                    bundle_id: 9,
+                    flags: BundleFlags::ORDERED,
+                    message: inner,
+                    properties,
+                }
+                .to_message(),
+            )
+        };
+        let exp = |experimenter, exp_type, data| {
+            wire(
+                3,
+                Message::Experimenter(ExperimenterMsg {
+                    experimenter,
+                    exp_type,
+                    data,
+                }),
+            )
+        };
+        let ctrl = BundleCtrl {
+            bundle_id: 7,
+            ctrl_type: BundleCtrlType::CommitRequest,
+            flags: BundleFlags::ATOMIC,
+            properties: vec![1, 2, 3, 4],
+        };
+        let mut short_add = vec![0, 0, 0, 1, 0, 0, 0, 1, 4, 14, 0, 200, 0, 0, 0, 1];
+        short_add.extend([0; 8]);
+        let cases = [
+            add(99, wire(99, Message::FlowMod(fm.clone())), vec![]),
+            add(99, wire(99, Message::FlowMod(fm)), vec![0; 8]),
+            wire(4, ctrl.to_message()),
+            exp(ONF, ONFT_BUNDLE_CONTROL, vec![0; 7]),
+            exp(ONF, ONFT_BUNDLE_CONTROL, vec![0, 0, 0, 1, 0, 9, 0, 0]),
+            exp(ONF, ONFT_BUNDLE_ADD_MESSAGE, short_add),
+            exp(ONF, ONFT_BUNDLE_ADD_MESSAGE, vec![]),
+            exp(ONF, 2302, vec![]),
+            exp(
+                crate::consts::experimenter::NICIRA,
+                ONFT_BUNDLE_CONTROL,
+                vec![0; 8],
+            ),
+            wire(1, Message::EchoRequest(vec![0; 8])),
+        ];
+        for raw in &cases {
+            let want = match decode(raw).unwrap().body {
+                Message::Experimenter(e) => BundleMsg::parse(&e),
+                _ => None,
+            };
+            let got = BundleMsg::parse_raw(raw).map(|r| r.map(|m| m.to_owned()));
+            assert_eq!(got, want, "{raw:02x?}");
+        }
+        assert!(matches!(
+            BundleMsg::parse_raw(&cases[0]),
+            Some(Ok(BundleMsgRef::Add(a))) if a.message == &cases[0][24..]
+        ));
+        // Not one whole message of this version: left to decode, which refuses it.
+        let mut v1 = cases[2].clone();
+        v1[0] = 1;
+        let mut long = cases[2].clone();
+        long.push(0);
+        for raw in [&v1[..], &long[..], &cases[2][..10]] {
+            assert_eq!(BundleMsg::parse_raw(raw), None);
+            assert!(decode(raw).is_err());
+        }
     }
 
     #[test]

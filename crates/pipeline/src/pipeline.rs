@@ -485,7 +485,9 @@ impl FlowTables {
         {
             return Err(PipelineError::Overlap);
         }
-        let replaced = t.find_strict(req.priority, &req.match_);
+        // Hashed once for the lookup and the insert.
+        let h = FlowTable::strict_hash(req.priority, &req.match_);
+        let replaced = t.find_strict_hashed(h, req.priority, &req.match_);
         if replaced.is_none() && t.len() >= t.max_entries {
             return Err(PipelineError::TableFull(req.table_id));
         }
@@ -519,7 +521,7 @@ impl FlowTables {
             level: 0,
             slot: u32::MAX,
         };
-        t.insert(entry)?;
+        t.insert_hashed(h, entry)?;
         Ok(())
     }
 

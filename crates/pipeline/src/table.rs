@@ -444,7 +444,18 @@ impl FlowTable {
     }
 
     pub fn find_strict(&self, priority: u16, m: &Match) -> Option<u32> {
-        let h = match_hash(priority, m);
+        self.find_strict_hashed(match_hash(priority, m), priority, m)
+    }
+
+    /// The index's hash of (`priority`, `m`): [`FlowTable::find_strict_hashed`] and
+    /// [`FlowTable::insert_hashed`] take it, so that an add hashes its match once.
+    pub fn strict_hash(priority: u16, m: &Match) -> u64 {
+        match_hash(priority, m)
+    }
+
+    /// [`FlowTable::find_strict`] with `h` = [`FlowTable::strict_hash`] of its arguments.
+    pub fn find_strict_hashed(&self, h: u64, priority: u16, m: &Match) -> Option<u32> {
+        debug_assert_eq!(h, match_hash(priority, m));
         self.by_match
             .find(h, |&i| {
                 self.slab[i as usize]
@@ -498,13 +509,15 @@ impl FlowTable {
         )
     }
 
-    pub fn insert(&mut self, mut entry: FlowEntry) -> Result<u32, PipelineError> {
+    /// Adds an entry (compiled at the next compile); `h` is [`FlowTable::strict_hash`] of
+    /// its priority and match.
+    pub fn insert_hashed(&mut self, h: u64, mut entry: FlowEntry) -> Result<u32, PipelineError> {
         if self.len >= self.max_entries {
             return Err(PipelineError::TableFull(self.id));
         }
         entry.slot = u32::MAX;
         entry.level = 0;
-        let idx = self.put(entry, None);
+        let idx = self.put_hashed(h, entry, None);
         self.pending.push(idx);
         if let Some(j) = &mut self.journal {
             j.undo.push(Undo::Inserted(idx));
@@ -532,6 +545,11 @@ impl FlowTable {
     /// Stores an entry at a free index (`at`: that one, which must be free).
     fn put(&mut self, entry: FlowEntry, at: Option<u32>) -> u32 {
         let h = match_hash(entry.priority, &entry.match_);
+        self.put_hashed(h, entry, at)
+    }
+
+    fn put_hashed(&mut self, h: u64, entry: FlowEntry, at: Option<u32>) -> u32 {
+        debug_assert_eq!(h, match_hash(entry.priority, &entry.match_));
         let idx = match at {
             Some(i) => {
                 if let Some(p) = self.free.iter().rposition(|&f| f == i) {
@@ -691,18 +709,14 @@ impl FlowTable {
                 rank: e.rank(),
             });
         }
-        let mut classifier = Classifier::build(&specs, strategy);
         // The one-line form where the general one would hash (a forced strategy keeps the
         // forced classifier, for the tests and benchmarks that choose one); not for
         // levels with conjunction clauses, whose lookups combine them.
-        if strategy == Strategy::Auto
-            && clause_idxs.is_empty()
-            && matches!(classifier, Classifier::Exact(_) | Classifier::Tuple(_))
-        {
-            if let Some(x) = crate::lookup::inline::InlineExact::try_build(&specs, &hits) {
-                classifier = Classifier::Inline(Box::new(x));
-            }
-        }
+        let classifier = Classifier::build_with_hits(
+            &specs,
+            strategy,
+            clause_idxs.is_empty().then_some(&hits[..]),
+        );
         let max_rank = rules.iter().map(|r| r.rank).max().unwrap_or(0);
         let mut clause_specs = Vec::with_capacity(clause_idxs.len());
         for (i, conjs) in clause_idxs {

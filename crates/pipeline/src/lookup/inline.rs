@@ -110,15 +110,28 @@ impl InlineExact {
     pub fn try_build(rules: &[RuleSpec<'_>], hits: &[Hit]) -> Option<InlineExact> {
         debug_assert_eq!(rules.len(), hits.len());
         let words_of = |m: &Words| m.iter().filter(|&&w| w != 0).count();
-        // The main mask: the most common mask among entries that look at the key.
+        // The main mask: the most common mask among entries that look at the key. Each
+        // entry's mask is compared once here (a batch's entries mostly come in runs of
+        // one mask: the last one found is tried first) and once below.
         let mut masks: Vec<(&Words, usize)> = Vec::new();
+        let mut last = usize::MAX;
         for r in rules {
-            if words_of(r.mask) == 0 {
+            if r.mask.iter().all(|&w| w == 0) {
                 continue;
             }
-            match masks.iter_mut().find(|(m, _)| *m == r.mask) {
-                Some((_, n)) => *n += 1,
-                None => masks.push((r.mask, 1)),
+            if let Some(e) = masks.get_mut(last).filter(|e| e.0 == r.mask) {
+                e.1 += 1;
+                continue;
+            }
+            match masks.iter().position(|(m, _)| *m == r.mask) {
+                Some(i) => {
+                    masks[i].1 += 1;
+                    last = i;
+                }
+                None => {
+                    masks.push((r.mask, 1));
+                    last = masks.len() - 1;
+                }
             }
             if masks.len() > PRE_MAX + 1 {
                 return None;
@@ -128,15 +141,19 @@ impl InlineExact {
         if n_main < MIN_ROWS || words_of(main) > 2 {
             return None;
         }
-        let is_main = |r: &RuleSpec<'_>| r.mask == main;
-        let main_ranks = rules.iter().filter(|r| is_main(r)).map(|r| r.rank);
+        let main_of: Vec<bool> = rules.iter().map(|r| r.mask == main).collect();
+        let main_ranks = rules
+            .iter()
+            .zip(&main_of)
+            .filter(|(_, &m)| m)
+            .map(|(r, _)| r.rank);
         let (min_main, max_main) = main_ranks
             .clone()
             .fold((u64::MAX, 0), |(lo, hi), r| (lo.min(r), hi.max(r)));
         let mut pre: Vec<(u64, Pre)> = Vec::new();
         let mut fallback: Option<(u64, Hit)> = None;
-        for (r, h) in rules.iter().zip(hits) {
-            if is_main(r) {
+        for ((r, h), &is_main) in rules.iter().zip(hits).zip(&main_of) {
+            if is_main {
                 continue;
             }
             if r.rank > max_main {
@@ -195,8 +212,8 @@ impl InlineExact {
         let mut rows = vec![free; cap];
         let mut ranks = vec![0u64; cap];
         let mut len = 0;
-        for (r, h) in rules.iter().zip(hits) {
-            if !is_main(r) {
+        for ((r, h), &is_main) in rules.iter().zip(hits).zip(&main_of) {
+            if !is_main {
                 continue;
             }
             let key = [r.value[w0] & m0, r.value[w1] & m1];

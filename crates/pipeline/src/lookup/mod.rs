@@ -73,6 +73,19 @@ pub enum Classifier {
 
 impl Classifier {
     pub fn build(rules: &[RuleSpec<'_>], strategy: Strategy) -> Classifier {
+        Self::build_with_hits(rules, strategy, None)
+    }
+
+    /// [`Classifier::build`], except that with `hits` (`rules[i]`'s hit is `hits[i]`) and
+    /// [`Strategy::Auto`], entries that would be hashed ([`Classifier::Exact`] or
+    /// [`Classifier::Tuple`]) get the one-line form ([`Classifier::Inline`]) when they have
+    /// its shape, without the general form being built first (that was a second hash
+    /// table built and thrown away per compile: 500 instructions per entry).
+    pub fn build_with_hits(
+        rules: &[RuleSpec<'_>],
+        strategy: Strategy,
+        hits: Option<&[crate::table::Hit]>,
+    ) -> Classifier {
         let nonzero = |r: &RuleSpec<'_>| r.mask.iter().any(|&m| m != 0);
         match strategy {
             Strategy::Linear => return Classifier::Linear(linear::Linear::build(rules)),
@@ -99,6 +112,11 @@ impl Classifier {
                 || (rules.len() <= LINEAR_DISTINCT_MAX && distinct_masks()))
         {
             return Classifier::Linear(linear::Linear::build(rules));
+        }
+        if let Some(hits) = hits.filter(|_| strategy == Strategy::Auto) {
+            if let Some(x) = inline::InlineExact::try_build(rules, hits) {
+                return Classifier::Inline(Box::new(x));
+            }
         }
         if let Some(e) = exact::Exact::try_build(rules) {
             return Classifier::Exact(e);
