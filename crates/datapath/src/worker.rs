@@ -554,17 +554,36 @@ impl TunnelTally {
     }
 }
 
-/// Per-burst tallies for the ingress port, published once per burst.
+/// Per-burst tallies for the ingress port, published once per burst. A packet is counted
+/// forwarded unless it lands in `to_controller` or `dropped` (forwarded is what is left
+/// of the burst): the usual packet adds nothing here.
 #[derive(Default)]
 struct Tally {
     bytes: u64,
-    forwarded: u64,
     to_controller: u64,
     dropped: u64,
+    rare: RareTally,
+}
+
+/// What a verdict rarely says (a meter drop, an expired TTL, action errors, the resubmit
+/// limit), tested once per packet and added only when it says one of them.
+#[derive(Default)]
+struct RareTally {
     meter_drops: u64,
     invalid_ttl: u64,
     action_errors: u64,
     resubmit_limit_drops: u64,
+}
+
+impl RareTally {
+    #[cold]
+    #[inline(never)]
+    fn add(&mut self, meter_drop: bool, invalid_ttl: bool, action_errors: u32, limit: bool) {
+        self.meter_drops += u64::from(meter_drop);
+        self.invalid_ttl += u64::from(invalid_ttl);
+        self.action_errors += u64::from(action_errors);
+        self.resubmit_limit_drops += u64::from(limit);
+    }
 }
 
 impl Worker {
@@ -851,17 +870,22 @@ impl Worker {
                 Some(port) => sink.finish_direct(port, pkt, key),
                 None => sink.finish(pkt.0),
             }
-            if sink.handed > handed {
-                t.forwarded += 1;
-            } else if v.packet_ins > 0 {
-                t.to_controller += 1;
-            } else {
-                t.dropped += 1;
+            if sink.handed == handed {
+                if v.packet_ins > 0 {
+                    t.to_controller += 1;
+                } else {
+                    t.dropped += 1;
+                }
             }
-            t.meter_drops += u64::from(v.meter_drop);
-            t.invalid_ttl += u64::from(v.invalid_ttl);
-            t.action_errors += u64::from(v.action_errors);
-            t.resubmit_limit_drops += u64::from(v.resubmit_limit);
+            if v.meter_drop | v.invalid_ttl | v.resubmit_limit | (v.action_errors != 0) {
+                let (m, ttl, e, r) = (
+                    v.meter_drop,
+                    v.invalid_ttl,
+                    v.action_errors,
+                    v.resubmit_limit,
+                );
+                t.rare.add(m, ttl, e, r);
+            }
         }
         sink.dropped.free_all();
         sink.tunnel_tally
@@ -872,13 +896,13 @@ impl Worker {
             c.rx_packets.add(n as u64);
             c.rx_bytes.add(t.bytes);
         }
-        c.forwarded.add(t.forwarded);
+        c.forwarded.add(n as u64 - t.to_controller - t.dropped);
         c.to_controller.add(t.to_controller);
         c.dropped.add(t.dropped);
-        c.meter_drops.add(t.meter_drops);
-        c.invalid_ttl.add(t.invalid_ttl);
-        c.action_errors.add(t.action_errors);
-        c.resubmit_limit_drops.add(t.resubmit_limit_drops);
+        c.meter_drops.add(t.rare.meter_drops);
+        c.invalid_ttl.add(t.rare.invalid_ttl);
+        c.action_errors.add(t.rare.action_errors);
+        c.resubmit_limit_drops.add(t.rare.resubmit_limit_drops);
     }
 
     /// The tx slots of OpenFlow ports `outs`, in order; `None` if one is not a port slot
