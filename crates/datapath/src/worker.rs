@@ -176,17 +176,20 @@ impl TxBatches<'_> {
     /// output waiting and `port` a port slot (the usual packet), the packet goes straight
     /// to that slot's batch; otherwise the output is taken as the sink's would have been
     /// (a tunnel port, an unknown one) and the packet finished as usual.
+    ///
+    /// True when the packet went straight to the slot's batch (handed to a port, so
+    /// forwarded; not added to `handed`, which the caller reads only otherwise).
     #[inline(always)]
-    fn finish_direct(&mut self, port: u32, pkt: Pkt, key: &FlowKey) {
+    fn finish_direct(&mut self, port: u32, pkt: Pkt, key: &FlowKey) -> bool {
         if self.deferred.is_empty() && self.tunnel_deferred.is_empty() {
             if let Some(idx) = self.ports.index_of(port) {
-                self.handed += 1;
                 self.queue(idx, pkt.0);
-                return;
+                return true;
             }
         }
         self.output_keyed(port, None, &pkt, key, Emit::Final);
         self.finish(pkt.0);
+        false
     }
 
     /// [`Self::finish`] for a packet without tunnel outputs.
@@ -820,11 +823,13 @@ impl Worker {
         // pipeline that matches nothing but in_port and only outputs needs no parse at
         // all, one that reads only L2 no IP parse. The keys are walked with this version.
         let mut t = Tally::default();
-        let plan = pipeline.extract_plan;
-        for (m, key) in burst.as_slice().iter().zip(self.keys.iter_mut()) {
+        let frames = burst.as_slice().iter().map(|m| {
             t.bytes += m.len() as u64;
-            plan.extract(m.data(), ofport, key);
-        }
+            (m.data(), ofport)
+        });
+        pipeline
+            .extract_plan
+            .extract_each(frames, &mut self.keys[..]);
         if let Some(meta) = tunnel {
             for (key, &(ofport, vni, src, dst, options)) in self.keys.iter_mut().zip(meta) {
                 key.set(packet::Field::InPort, u128::from(ofport));
@@ -866,11 +871,14 @@ impl Worker {
             let handed = sink.handed;
             let (v, out) =
                 pipeline.process_in_burst_direct(&mut pkt, key, &mut self.ctx, &mut sink, counts);
-            match out {
+            let direct = match out {
                 Some(port) => sink.finish_direct(port, pkt, key),
-                None => sink.finish(pkt.0),
-            }
-            if sink.handed == handed {
+                None => {
+                    sink.finish(pkt.0);
+                    false
+                }
+            };
+            if !direct && sink.handed == handed {
                 if v.packet_ins > 0 {
                     t.to_controller += 1;
                 } else {

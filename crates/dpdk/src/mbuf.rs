@@ -339,13 +339,14 @@ impl MbufBurst {
     /// Adds an mbuf; gives it back when the burst is full.
     #[inline]
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len == BURST_SIZE {
+        // One test: the slot exists exactly when the burst has room.
+        let Some(slot) = self.ptrs.get_mut(self.len) else {
             return Err(m);
-        }
+        };
         let raw = m.into_raw();
         // SAFETY: raw is a valid mbuf; ol_flags sits in the cache line share() just touched.
         self.oversize |= unsafe { (*raw).ol_flags } & crate::offload::SEGMENTATION_FLAGS != 0;
-        self.ptrs[self.len] = raw;
+        *slot = raw;
         self.len += 1;
         Ok(())
     }

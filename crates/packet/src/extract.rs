@@ -213,6 +213,73 @@ impl ExtractPlan {
     /// (for [`Parse::L2`], without the layers above L2); words outside it are left alone.
     #[inline]
     pub fn extract(self, frame: &[u8], in_port: u32, key: &mut FlowKey) {
+        let guarded = self.full_for[0] != 0;
+        self.extract_as(
+            self.parse,
+            guarded,
+            self.registers,
+            self.conntrack,
+            frame,
+            in_port,
+            key,
+        );
+    }
+
+    /// [`Self::extract`] for each `(frame, in_port)` of a run (a burst) into `keys` in
+    /// order (as many as both have): the plan's tests are made once for the run, and each
+    /// frame runs the code of its plan alone (a loop per plan without registers or
+    /// conntrack words to zero; the others test per frame as [`Self::extract`] does).
+    #[inline(always)]
+    pub fn extract_each<'a>(
+        self,
+        frames: impl Iterator<Item = (&'a [u8], u32)>,
+        keys: &mut [FlowKey],
+    ) {
+        let each = frames.zip(keys.iter_mut());
+        if self.registers || self.conntrack {
+            for ((f, port), key) in each {
+                self.extract(f, port, key);
+            }
+            return;
+        }
+        match (self.parse, self.full_for[0] != 0) {
+            (Parse::InPort, _) => {
+                for ((f, port), key) in each {
+                    self.extract_as(Parse::InPort, false, false, false, f, port, key);
+                }
+            }
+            (Parse::L2, false) => {
+                for ((f, port), key) in each {
+                    self.extract_as(Parse::L2, false, false, false, f, port, key);
+                }
+            }
+            (Parse::L2, true) => {
+                for ((f, port), key) in each {
+                    self.extract_as(Parse::L2, true, false, false, f, port, key);
+                }
+            }
+            (Parse::Full, _) => {
+                for ((f, port), key) in each {
+                    self.extract_as(Parse::Full, false, false, false, f, port, key);
+                }
+            }
+        }
+    }
+
+    /// [`Self::extract`] with the plan's parts as arguments, so that a caller passing
+    /// constants ([`Self::extract_each`]) gets only their code.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn extract_as(
+        self,
+        parse: Parse,
+        guarded: bool,
+        registers: bool,
+        conntrack: bool,
+        frame: &[u8],
+        in_port: u32,
+        key: &mut FlowKey,
+    ) {
         let w = &mut key.words;
         w[0] = (u64::from(in_port) << pos::IN_PORT.shift) | u64::from(in_port);
         w[1] = 0;
@@ -224,28 +291,29 @@ impl ExtractPlan {
         w[crate::TUN_WORD] = 0;
         // Geneve options likewise: an output to a Geneve port sends the nonzero ones.
         w[crate::TUN_METADATA_WORD] = 0;
-        if self.registers {
+        if registers {
             for x in &mut w[crate::REG_WORD..crate::CT_WORD] {
                 *x = 0;
             }
         }
-        if self.conntrack {
+        if conntrack {
             for x in &mut w[crate::CT_WORD..] {
                 *x = 0;
             }
         }
         key.layers = Layers::default();
         key.offsets = Default::default();
-        match self.parse {
+        match parse {
             Parse::InPort => {}
             Parse::L2 => {
-                key.words[3] = 0;
-                key.words[4] = 0;
                 let cut = &frame[..frame.len().min(MAX_PARSED_LEN)];
+                // The fast path writes words 3 and 4 whole; the general walk needs them zero.
                 if !untagged_l2(cut, key) {
+                    key.words[3] = 0;
+                    key.words[4] = 0;
                     parse_l2(cut, key);
                 }
-                if self.full_for[0] != 0 {
+                if guarded {
                     if self.wants_full(cut, key) {
                         key.layers = Layers::default();
                         key.offsets = Default::default();

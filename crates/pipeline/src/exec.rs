@@ -533,9 +533,10 @@ impl Pipeline {
             let n = usize::from(hit.n_outs);
             // A trace takes the general path, which reports each action.
             if !S::TRACING && hit.simple && outs.pending.remaining_capacity() >= n {
-                // The usual entry, run from its hit alone.
-                for &port in hit.outs.iter().take(n) {
-                    outs.pending.push(Pending {
+                // The usual entry, run from its hit alone (room checked above: no push
+                // can fail).
+                for &port in &hit.outs[..n.min(hit.outs.len())] {
+                    let _ = outs.pending.try_push(Pending {
                         port,
                         queue: outs.queue,
                     });
@@ -544,11 +545,10 @@ impl Pipeline {
                     let (value, mask) = (hit.meta_value, hit.meta_mask);
                     key.set_metadata((key.metadata() & !mask) | (value & mask));
                 }
-            } else {
-                let insts = &*level.rules[slot].insts;
-                if self.instructions(insts, pkt, key, cx, &mut outs, &mut set) == Flow::Stop {
-                    break false;
-                }
+            } else if self.instructions(level, slot, pkt, key, cx, &mut outs, &mut set)
+                == Flow::Stop
+            {
+                break false;
             }
             match hit.goto {
                 // Only ever forward: the walk visits each table at most once whatever the
@@ -608,17 +608,21 @@ impl Pipeline {
 
     /// An entry's instructions but goto (which [`crate::table::Hit`] holds), in the order
     /// of OpenFlow 1.3 section 5.9: meter, apply-actions, clear-actions, write-actions,
-    /// write-metadata.
+    /// write-metadata. Takes the entry as its level and slot (the entry's rule is read
+    /// here, not in the walk, which reads only the hit for the usual entry).
+    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn instructions<P: PacketBuf, S: Sink<P>>(
         &self,
-        insts: &Instructions,
+        level: &Level,
+        slot: usize,
         pkt: &mut P,
         key: &mut FlowKey,
         cx: &mut Cx<'_, S>,
         outs: &mut Outs,
         set: &mut Option<ActionSet>,
     ) -> Flow {
+        let insts = &*level.rules[slot].insts;
         if let Some(m) = insts.meter {
             if self.meter(m, pkt, key, cx, outs) == Flow::Stop {
                 return Flow::Stop;
