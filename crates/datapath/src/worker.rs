@@ -578,6 +578,18 @@ struct RareTally {
     resubmit_limit_drops: u64,
 }
 
+impl Tally {
+    /// A packet handed to no port: to the controller if it made packet-ins, else dropped.
+    #[inline(always)]
+    fn not_handed(&mut self, packet_ins: u32) {
+        if packet_ins > 0 {
+            self.to_controller += 1;
+        } else {
+            self.dropped += 1;
+        }
+    }
+}
+
 impl RareTally {
     #[cold]
     #[inline(never)]
@@ -823,13 +835,11 @@ impl Worker {
         // pipeline that matches nothing but in_port and only outputs needs no parse at
         // all, one that reads only L2 no IP parse. The keys are walked with this version.
         let mut t = Tally::default();
-        let frames = burst.as_slice().iter().map(|m| {
-            t.bytes += m.len() as u64;
-            (m.data(), ofport)
-        });
-        pipeline
-            .extract_plan
-            .extract_each(frames, &mut self.keys[..]);
+        let each = |m| {
+            t.bytes += Mbuf::len(m) as u64;
+            (Mbuf::data(m), ofport)
+        };
+        (pipeline.extract_plan).extract_each(burst.as_slice(), each, &mut self.keys[..]);
         if let Some(meta) = tunnel {
             for (key, &(ofport, vni, src, dst, options)) in self.keys.iter_mut().zip(meta) {
                 key.set(packet::Field::InPort, u128::from(ofport));
@@ -871,28 +881,23 @@ impl Worker {
             let handed = sink.handed;
             let (v, out) =
                 pipeline.process_in_burst_direct(&mut pkt, key, &mut self.ctx, &mut sink, counts);
-            let direct = match out {
-                Some(port) => sink.finish_direct(port, pkt, key),
+            match out {
+                // A returned port comes with none of the verdict's rare events.
+                Some(port) => {
+                    if !sink.finish_direct(port, pkt, key) && sink.handed == handed {
+                        t.not_handed(v.packet_ins);
+                    }
+                }
                 None => {
                     sink.finish(pkt.0);
-                    false
+                    if sink.handed == handed {
+                        t.not_handed(v.packet_ins);
+                    }
+                    if v.meter_drop | v.invalid_ttl | v.resubmit_limit | (v.action_errors != 0) {
+                        let (m, ttl, r) = (v.meter_drop, v.invalid_ttl, v.resubmit_limit);
+                        t.rare.add(m, ttl, v.action_errors, r);
+                    }
                 }
-            };
-            if !direct && sink.handed == handed {
-                if v.packet_ins > 0 {
-                    t.to_controller += 1;
-                } else {
-                    t.dropped += 1;
-                }
-            }
-            if v.meter_drop | v.invalid_ttl | v.resubmit_limit | (v.action_errors != 0) {
-                let (m, ttl, e, r) = (
-                    v.meter_drop,
-                    v.invalid_ttl,
-                    v.action_errors,
-                    v.resubmit_limit,
-                );
-                t.rare.add(m, ttl, e, r);
             }
         }
         sink.dropped.free_all();

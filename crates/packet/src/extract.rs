@@ -225,41 +225,48 @@ impl ExtractPlan {
         );
     }
 
-    /// [`Self::extract`] for each `(frame, in_port)` of a run (a burst) into `keys` in
-    /// order (as many as both have): the plan's tests are made once for the run, and each
-    /// frame runs the code of its plan alone (a loop per plan without registers or
-    /// conntrack words to zero; the others test per frame as [`Self::extract`] does).
+    /// [`Self::extract`] for each packet of a run (a burst: `packets`, whose frame and
+    /// in_port `frame` gives) into `keys` in order (as many as both have): the plan's
+    /// tests are made once for the run, and each frame runs the code of its plan alone (a
+    /// loop per plan without registers or conntrack words to zero; the others test per
+    /// frame as [`Self::extract`] does).
     #[inline(always)]
-    pub fn extract_each<'a>(
+    pub fn extract_each<'a, T>(
         self,
-        frames: impl Iterator<Item = (&'a [u8], u32)>,
+        packets: &'a [T],
+        mut frame: impl FnMut(&'a T) -> (&'a [u8], u32),
         keys: &mut [FlowKey],
     ) {
-        let each = frames.zip(keys.iter_mut());
+        let each = packets.iter().zip(keys.iter_mut());
         if self.registers || self.conntrack {
-            for ((f, port), key) in each {
+            for (p, key) in each {
+                let (f, port) = frame(p);
                 self.extract(f, port, key);
             }
             return;
         }
         match (self.parse, self.full_for[0] != 0) {
             (Parse::InPort, _) => {
-                for ((f, port), key) in each {
+                for (p, key) in each {
+                    let (f, port) = frame(p);
                     self.extract_as(Parse::InPort, false, false, false, f, port, key);
                 }
             }
             (Parse::L2, false) => {
-                for ((f, port), key) in each {
+                for (p, key) in each {
+                    let (f, port) = frame(p);
                     self.extract_as(Parse::L2, false, false, false, f, port, key);
                 }
             }
             (Parse::L2, true) => {
-                for ((f, port), key) in each {
+                for (p, key) in each {
+                    let (f, port) = frame(p);
                     self.extract_as(Parse::L2, true, false, false, f, port, key);
                 }
             }
             (Parse::Full, _) => {
-                for ((f, port), key) in each {
+                for (p, key) in each {
+                    let (f, port) = frame(p);
                     self.extract_as(Parse::Full, false, false, false, f, port, key);
                 }
             }

@@ -13,7 +13,7 @@
 use arrayvec::ArrayVec;
 use packet::{EditError, Field, FlowKey, Layers, PacketBuf};
 
-use crate::flow::{Action, ActionSet, CtAction, CtNat, CtZone, Instructions};
+use crate::flow::{Action, ActionSet, CtAction, CtNat, CtZone};
 use crate::lookup::Classifier;
 use crate::meter::{remark_dscp, MeterVerdict};
 use crate::normal::{Form, Normal};
@@ -258,7 +258,9 @@ impl Pipeline {
     /// [`process_in_burst`](Self::process_in_burst) for a caller that sends the usual
     /// packet itself: when the walk ends with one output left to emit, to a plain port
     /// (not IN_PORT, ALL or FLOOD, not the ingress port, not a port that does not
-    /// forward) with no queue set, that output is not handed to `sink` but returned, and
+    /// forward) with no queue set, and the verdict has no action error, invalid TTL, meter
+    /// drop or resubmit limit (a caller need not look at those for a returned port),
+    /// that output is not handed to `sink` but returned, and
     /// the caller sends the packet there as it is on return (final: [`Emit::Final`]),
     /// after every output the sink got, as the walk's own flush would have. It counts in
     /// [`Verdict::outputs`]. A worker so sends a packet with one final output straight to
@@ -591,7 +593,9 @@ impl Pipeline {
                 [] => return None,
                 // As `flush` would emit it, but to the caller.
                 [p] if p.queue.is_none()
-                    && !matches!(p.port, OFPP_IN_PORT | OFPP_ALL | OFPP_FLOOD) =>
+                    && !matches!(p.port, OFPP_IN_PORT | OFPP_ALL | OFPP_FLOOD)
+                    && cx.verdict.action_errors == 0
+                    && !(cx.verdict.invalid_ttl | cx.verdict.meter_drop) =>
                 {
                     if p.port == key.in_port() || self.ports.blocks(p.port) {
                         return None;
