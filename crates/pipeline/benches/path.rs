@@ -65,8 +65,11 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
         if per_burst && pl.may_decide_bursts() && send_decided(pl, burst, ctx, sink) {
             continue;
         }
-        let frame = |(port, pkt): &(u32, VecBuf)| (pkt.data(), *port);
-        pl.extract_plan.extract_each(burst, frame, &mut keys);
+        let each = |b| {
+            let (port, pkt): &(u32, VecBuf) = b;
+            (pkt.data(), *port)
+        };
+        pl.extract_plan.extract_each(burst, each, &mut keys);
         for key in &keys[..burst.len()] {
             // What the worker hands the pipeline (dpdk::prefetch); a read stands in here.
             pl.prefetch_lookup(key, |p| {
