@@ -228,8 +228,8 @@ impl ExtractPlan {
     /// [`Self::extract`] for each packet of a run (a burst: `packets`, whose frame and
     /// in_port `frame` gives) into `keys` in order (as many as both have): the plan's
     /// tests are made once for the run, and each frame runs the code of its plan alone (a
-    /// loop per plan without registers or conntrack words to zero; the others test per
-    /// frame as [`Self::extract`] does).
+    /// loop per plan without registers or conntrack words to zero, and one for
+    /// [`ExtractPlan::FULL`]; the others test per frame as [`Self::extract`] does).
     #[inline(always)]
     pub fn extract_each<'a, T>(
         self,
@@ -238,6 +238,14 @@ impl ExtractPlan {
         keys: &mut [FlowKey],
     ) {
         let each = packets.iter().zip(keys.iter_mut());
+        // Everything (a version tracking connections): its own loop too.
+        if self == ExtractPlan::FULL {
+            for (p, key) in each {
+                let (f, port) = frame(p);
+                self.extract_as(Parse::Full, false, true, true, f, port, key);
+            }
+            return;
+        }
         if self.registers || self.conntrack {
             for (p, key) in each {
                 let (f, port) = frame(p);
