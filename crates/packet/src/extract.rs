@@ -181,7 +181,7 @@ impl ExtractPlan {
     fn normalized(mut self) -> ExtractPlan {
         if self.parse == Parse::Full {
             self.full_for = [0; FULL_FOR_DSTS];
-        } else if self.full_for[0] != 0 || self.full_for.iter().any(|&d| d != 0) {
+        } else if self.full_for.iter().any(|&d| d != 0) {
             self.parse = self.parse.max(Parse::L2);
             self.full_for.sort_unstable_by(|a, b| b.cmp(a));
         }
@@ -213,7 +213,7 @@ impl ExtractPlan {
     /// (for [`Parse::L2`], without the layers above L2); words outside it are left alone.
     #[inline]
     pub fn extract(self, frame: &[u8], in_port: u32, key: &mut FlowKey) {
-        let guarded = self.full_for[0] != 0;
+        let guarded = self.full_for.iter().any(|&d| d != 0);
         self.extract_as(
             self.parse,
             guarded,
@@ -253,7 +253,7 @@ impl ExtractPlan {
             }
             return;
         }
-        match (self.parse, self.full_for[0] != 0) {
+        match (self.parse, self.full_for.iter().any(|&d| d != 0)) {
             (Parse::InPort, _) => {
                 for (p, key) in each {
                     let (f, port) = frame(p);
