@@ -29,6 +29,10 @@
 //!     target/release/examples/worker_icount 50000 --base-virtaddr=0x7000000000
 //! ```
 //!
+//! `FF_ICOUNT_WALK=b1k-md` is B1k-md: the same, with every tenth flow (`k % 10 == 9`, as
+//! `gen-pcap.py --metadata-every 10` makes it) sent to the metadata service
+//! 169.254.169.254:80, which the DNAT entry rewrites and outputs.
+//!
 //! Arguments after the packet count go to EAL: under valgrind it needs
 //! `--base-virtaddr` (valgrind refuses EAL's reservation of its memory segments' address
 //! range at the default place). The worker's loop (`Worker::run`, inlined into the lcore
@@ -77,7 +81,8 @@ fn main() {
     // table 0 does not decide (B1k's and the like), around a walk of two wildcard lookups.
     let scenario = std::env::var("FF_ICOUNT_WALK").unwrap_or_default();
     let walked = scenario == "1";
-    let b1k = scenario == "b1k";
+    let b1k_md = scenario == "b1k-md";
+    let b1k = scenario == "b1k" || b1k_md;
     let mut tables = FlowTables::new(PipelineConfig {
         n_tables: if walked || b1k { 2 } else { 1 },
         workers: eal.worker_lcores().len() + 1,
@@ -114,7 +119,8 @@ fn main() {
     // B1k's frames, replayed for ever by net_pcap; removed when the run ends.
     let pcap = std::env::temp_dir().join(format!("ff-worker-icount-{}.pcap", std::process::id()));
     let source = if b1k {
-        write_pcap(&pcap, &(0..INSTANCES).map(b1k_frame).collect::<Vec<_>>());
+        let frames: Vec<_> = (0..INSTANCES).map(|k| b1k_frame(k, b1k_md)).collect();
+        write_pcap(&pcap, &frames);
         format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display())
     } else {
         "net_null0,size=64".to_string()
@@ -204,15 +210,21 @@ fn b1k_flows() -> Vec<FlowModReq> {
     flows
 }
 
-/// Flow `k` of B1k's traffic: instance `k` to instance `k + 1`, IPv4/TCP to port 80.
-fn b1k_frame(k: u64) -> Vec<u8> {
+/// Flow `k` of B1k's traffic: instance `k` to instance `k + 1`, IPv4/TCP to port 80;
+/// with `md`, every tenth flow to the metadata service (169.254.169.254:80) instead.
+fn b1k_frame(k: u64, md: bool) -> Vec<u8> {
     let (s, d) = (k % INSTANCES, (k + 1) % INSTANCES);
     let mut f = Vec::with_capacity(60);
     f.extend_from_slice(&mac(d).to_be_bytes()[2..]);
     f.extend_from_slice(&mac(s).to_be_bytes()[2..]);
     f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0]);
     f.extend_from_slice(&(0x0a00_0001 + s as u32).to_be_bytes());
-    f.extend_from_slice(&(0x0a00_0001 + d as u32).to_be_bytes());
+    let dst = if md && k % 10 == 9 {
+        0xa9fe_a9fe
+    } else {
+        0x0a00_0001 + d as u32
+    };
+    f.extend_from_slice(&dst.to_be_bytes());
     f.extend_from_slice(&1024u16.to_be_bytes());
     f.extend_from_slice(&80u16.to_be_bytes());
     f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0x20, 0, 0, 0, 0, 0]);

@@ -176,17 +176,20 @@ impl TxBatches<'_> {
     /// output waiting and `port` a port slot (the usual packet), the packet goes straight
     /// to that slot's batch; otherwise the output is taken as the sink's would have been
     /// (a tunnel port, an unknown one) and the packet finished as usual.
+    ///
+    /// True when the packet went straight to the slot's batch (handed to a port, so
+    /// forwarded; not added to `handed`, which the caller reads only otherwise).
     #[inline(always)]
-    fn finish_direct(&mut self, port: u32, pkt: Pkt, key: &FlowKey) {
+    fn finish_direct(&mut self, port: u32, pkt: Pkt, key: &FlowKey) -> bool {
         if self.deferred.is_empty() && self.tunnel_deferred.is_empty() {
             if let Some(idx) = self.ports.index_of(port) {
-                self.handed += 1;
                 self.queue(idx, pkt.0);
-                return;
+                return true;
             }
         }
         self.output_keyed(port, None, &pkt, key, Emit::Final);
         self.finish(pkt.0);
+        false
     }
 
     /// [`Self::finish`] for a packet without tunnel outputs.
@@ -554,17 +557,48 @@ impl TunnelTally {
     }
 }
 
-/// Per-burst tallies for the ingress port, published once per burst.
+/// Per-burst tallies for the ingress port, published once per burst. A packet is counted
+/// forwarded unless it lands in `to_controller` or `dropped` (forwarded is what is left
+/// of the burst): the usual packet adds nothing here.
 #[derive(Default)]
 struct Tally {
     bytes: u64,
-    forwarded: u64,
     to_controller: u64,
     dropped: u64,
+    rare: RareTally,
+}
+
+/// What a verdict rarely says (a meter drop, an expired TTL, action errors, the resubmit
+/// limit), tested once per packet and added only when it says one of them.
+#[derive(Default)]
+struct RareTally {
     meter_drops: u64,
     invalid_ttl: u64,
     action_errors: u64,
     resubmit_limit_drops: u64,
+}
+
+impl Tally {
+    /// A packet handed to no port: to the controller if it made packet-ins, else dropped.
+    #[inline(always)]
+    fn not_handed(&mut self, packet_ins: u32) {
+        if packet_ins > 0 {
+            self.to_controller += 1;
+        } else {
+            self.dropped += 1;
+        }
+    }
+}
+
+impl RareTally {
+    #[cold]
+    #[inline(never)]
+    fn add(&mut self, meter_drop: bool, invalid_ttl: bool, action_errors: u32, limit: bool) {
+        self.meter_drops += u64::from(meter_drop);
+        self.invalid_ttl += u64::from(invalid_ttl);
+        self.action_errors += u64::from(action_errors);
+        self.resubmit_limit_drops += u64::from(limit);
+    }
 }
 
 impl Worker {
@@ -801,11 +835,11 @@ impl Worker {
         // pipeline that matches nothing but in_port and only outputs needs no parse at
         // all, one that reads only L2 no IP parse. The keys are walked with this version.
         let mut t = Tally::default();
-        let plan = pipeline.extract_plan;
-        for (m, key) in burst.as_slice().iter().zip(self.keys.iter_mut()) {
-            t.bytes += m.len() as u64;
-            plan.extract(m.data(), ofport, key);
-        }
+        let each = |m| {
+            t.bytes += Mbuf::len(m) as u64;
+            (Mbuf::data(m), ofport)
+        };
+        (pipeline.extract_plan).extract_each(burst.as_slice(), each, &mut self.keys[..]);
         if let Some(meta) = tunnel {
             for (key, &(ofport, vni, src, dst, options)) in self.keys.iter_mut().zip(meta) {
                 key.set(packet::Field::InPort, u128::from(ofport));
@@ -848,20 +882,23 @@ impl Worker {
             let (v, out) =
                 pipeline.process_in_burst_direct(&mut pkt, key, &mut self.ctx, &mut sink, counts);
             match out {
-                Some(port) => sink.finish_direct(port, pkt, key),
-                None => sink.finish(pkt.0),
+                // A returned port comes with none of the verdict's rare events.
+                Some(port) => {
+                    if !sink.finish_direct(port, pkt, key) && sink.handed == handed {
+                        t.not_handed(v.packet_ins);
+                    }
+                }
+                None => {
+                    sink.finish(pkt.0);
+                    if sink.handed == handed {
+                        t.not_handed(v.packet_ins);
+                    }
+                    if v.meter_drop | v.invalid_ttl | v.resubmit_limit | (v.action_errors != 0) {
+                        let (m, ttl, r) = (v.meter_drop, v.invalid_ttl, v.resubmit_limit);
+                        t.rare.add(m, ttl, v.action_errors, r);
+                    }
+                }
             }
-            if sink.handed > handed {
-                t.forwarded += 1;
-            } else if v.packet_ins > 0 {
-                t.to_controller += 1;
-            } else {
-                t.dropped += 1;
-            }
-            t.meter_drops += u64::from(v.meter_drop);
-            t.invalid_ttl += u64::from(v.invalid_ttl);
-            t.action_errors += u64::from(v.action_errors);
-            t.resubmit_limit_drops += u64::from(v.resubmit_limit);
         }
         sink.dropped.free_all();
         sink.tunnel_tally
@@ -872,13 +909,13 @@ impl Worker {
             c.rx_packets.add(n as u64);
             c.rx_bytes.add(t.bytes);
         }
-        c.forwarded.add(t.forwarded);
+        c.forwarded.add(n as u64 - t.to_controller - t.dropped);
         c.to_controller.add(t.to_controller);
         c.dropped.add(t.dropped);
-        c.meter_drops.add(t.meter_drops);
-        c.invalid_ttl.add(t.invalid_ttl);
-        c.action_errors.add(t.action_errors);
-        c.resubmit_limit_drops.add(t.resubmit_limit_drops);
+        c.meter_drops.add(t.rare.meter_drops);
+        c.invalid_ttl.add(t.rare.invalid_ttl);
+        c.action_errors.add(t.rare.action_errors);
+        c.resubmit_limit_drops.add(t.rare.resubmit_limit_drops);
     }
 
     /// The tx slots of OpenFlow ports `outs`, in order; `None` if one is not a port slot

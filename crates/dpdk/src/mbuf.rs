@@ -339,13 +339,14 @@ impl MbufBurst {
     /// Adds an mbuf; gives it back when the burst is full.
     #[inline]
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len == BURST_SIZE {
+        // One test: the slot exists exactly when the burst has room.
+        let Some(slot) = self.ptrs.get_mut(self.len) else {
             return Err(m);
-        }
+        };
         let raw = m.into_raw();
         // SAFETY: raw is a valid mbuf; ol_flags sits in the cache line share() just touched.
         self.oversize |= unsafe { (*raw).ol_flags } & crate::offload::SEGMENTATION_FLAGS != 0;
-        self.ptrs[self.len] = raw;
+        *slot = raw;
         self.len += 1;
         Ok(())
     }
@@ -389,11 +390,13 @@ impl MbufBurst {
     pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
         let n = std::mem::take(&mut self.len);
         self.oversize = false;
-        // SAFETY: the first n slots hold owned, valid mbufs; len is reset, so each
-        // is handed out exactly once.
-        self.ptrs[..n]
-            .iter()
-            .map(|&p| unsafe { Mbuf::from_raw(p).expect("burst slot holds an mbuf") })
+        // SAFETY: the first n slots hold owned, valid (non-null: `push`, `append` and the
+        // rx burst store only mbufs) mbufs; len is reset, so each is handed out exactly
+        // once. Unchecked: the walk's loop then has no None to test per packet.
+        self.ptrs[..n].iter().map(|&p| unsafe {
+            std::hint::assert_unchecked(!p.is_null());
+            Mbuf(NonNull::new_unchecked(p))
+        })
     }
 
     /// Prefetches the data of the packet at `i`, if any.

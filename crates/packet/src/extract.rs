@@ -88,7 +88,21 @@ pub struct ExtractPlan {
     pub registers: bool,
     /// Zero the connection-tracking words ([`crate::CT_WORD`] to the end).
     pub conntrack: bool,
+    /// IPv4 destinations whose packets are parsed in full although `parse` is
+    /// [`Parse::L2`] (nonzero, in descending order; 0: an unused slot): the only entries
+    /// of the version that read above L2 match one of them exactly (a metadata-service
+    /// DNAT entry, `ip,nw_dst=169.254.169.254,...`), and only their own actions edit
+    /// headers. Every other packet is parsed to L2 and gets ipv4_dst 0, which none of
+    /// those entries matches (as a full parse would not: its ipv4_dst is the destination
+    /// tested here, or 0), so the usual packet does not pay for the few that reach them.
+    /// Set by [`ExtractPlan::only_for_ipv4_dst`], kept by [`ExtractPlan::union`]; empty
+    /// whenever `parse` is [`Parse::Full`].
+    pub full_for: [u32; FULL_FOR_DSTS],
 }
+
+/// The most IPv4 destinations an [`ExtractPlan`] parses in full for while parsing the
+/// rest to L2: each costs a compare per packet; a version with more parses every packet.
+pub const FULL_FOR_DSTS: usize = 4;
 
 impl Default for ExtractPlan {
     fn default() -> Self {
@@ -102,21 +116,76 @@ impl ExtractPlan {
         parse: Parse::Full,
         registers: true,
         conntrack: true,
+        full_for: [0; FULL_FOR_DSTS],
     };
     /// The least: in_port (and in_phy_port), zero metadata and tunnel_id.
     pub const IN_PORT: ExtractPlan = ExtractPlan {
         parse: Parse::InPort,
         registers: false,
         conntrack: false,
+        full_for: [0; FULL_FOR_DSTS],
     };
+
+    /// A plan that parses as far as `parse` says, nothing conditional.
+    pub const fn parsing(parse: Parse, registers: bool, conntrack: bool) -> ExtractPlan {
+        ExtractPlan {
+            parse,
+            registers,
+            conntrack,
+            full_for: [0; FULL_FOR_DSTS],
+        }
+    }
 
     /// A plan that gives what either needs.
     pub fn union(self, other: ExtractPlan) -> ExtractPlan {
-        ExtractPlan {
+        let mut p = ExtractPlan {
             parse: self.parse.max(other.parse),
             registers: self.registers || other.registers,
             conntrack: self.conntrack || other.conntrack,
+            full_for: self.full_for,
+        };
+        for d in other.full_for {
+            if d == 0 || p.full_for.contains(&d) {
+                continue;
+            }
+            match p.full_for.iter_mut().find(|x| **x == 0) {
+                Some(slot) => *slot = d,
+                // Too many: every packet parsed in full.
+                None => p.parse = Parse::Full,
+            }
         }
+        p.normalized()
+    }
+
+    /// What this plan needs (the reads of an entry's match and instructions), with the
+    /// full parse only for IPv4 packets to `dst` ([`ExtractPlan::full_for`]): for an
+    /// entry whose match holds only for IPv4 packets to `dst` (eth_type 0x0800 and an
+    /// exact ipv4_dst), whose instructions run only on packets it matched. Unchanged
+    /// when it parses no more than L2 anyway, or `dst` is 0 (which an unparsed packet
+    /// gets).
+    pub fn only_for_ipv4_dst(self, dst: u32) -> ExtractPlan {
+        if self.parse != Parse::Full || dst == 0 {
+            return self;
+        }
+        let mut full_for = [0; FULL_FOR_DSTS];
+        full_for[0] = dst;
+        ExtractPlan {
+            parse: Parse::L2,
+            full_for,
+            ..self
+        }
+    }
+
+    /// One form per set of needs (so that equal needs compare equal): no destinations
+    /// under a full parse, at least L2 with them (their test reads eth_type), sorted.
+    fn normalized(mut self) -> ExtractPlan {
+        if self.parse == Parse::Full {
+            self.full_for = [0; FULL_FOR_DSTS];
+        } else if self.full_for.iter().any(|&d| d != 0) {
+            self.parse = self.parse.max(Parse::L2);
+            self.full_for.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        self
     }
 
     /// The plan a read of key word `word` needs (a match on it, or an action reading it).
@@ -144,6 +213,88 @@ impl ExtractPlan {
     /// (for [`Parse::L2`], without the layers above L2); words outside it are left alone.
     #[inline]
     pub fn extract(self, frame: &[u8], in_port: u32, key: &mut FlowKey) {
+        let guarded = self.full_for.iter().any(|&d| d != 0);
+        self.extract_as(
+            self.parse,
+            guarded,
+            self.registers,
+            self.conntrack,
+            frame,
+            in_port,
+            key,
+        );
+    }
+
+    /// [`Self::extract`] for each packet of a run (a burst: `packets`, whose frame and
+    /// in_port `frame` gives) into `keys` in order (as many as both have): the plan's
+    /// tests are made once for the run, and each frame runs the code of its plan alone (a
+    /// loop per plan without registers or conntrack words to zero, and one for
+    /// [`ExtractPlan::FULL`]; the others test per frame as [`Self::extract`] does).
+    #[inline(always)]
+    pub fn extract_each<'a, T>(
+        self,
+        packets: &'a [T],
+        mut frame: impl FnMut(&'a T) -> (&'a [u8], u32),
+        keys: &mut [FlowKey],
+    ) {
+        let each = packets.iter().zip(keys.iter_mut());
+        // Everything (a version tracking connections): its own loop too.
+        if self == ExtractPlan::FULL {
+            for (p, key) in each {
+                let (f, port) = frame(p);
+                self.extract_as(Parse::Full, false, true, true, f, port, key);
+            }
+            return;
+        }
+        if self.registers || self.conntrack {
+            for (p, key) in each {
+                let (f, port) = frame(p);
+                self.extract(f, port, key);
+            }
+            return;
+        }
+        match (self.parse, self.full_for.iter().any(|&d| d != 0)) {
+            (Parse::InPort, _) => {
+                for (p, key) in each {
+                    let (f, port) = frame(p);
+                    self.extract_as(Parse::InPort, false, false, false, f, port, key);
+                }
+            }
+            (Parse::L2, false) => {
+                for (p, key) in each {
+                    let (f, port) = frame(p);
+                    self.extract_as(Parse::L2, false, false, false, f, port, key);
+                }
+            }
+            (Parse::L2, true) => {
+                for (p, key) in each {
+                    let (f, port) = frame(p);
+                    self.extract_as(Parse::L2, true, false, false, f, port, key);
+                }
+            }
+            (Parse::Full, _) => {
+                for (p, key) in each {
+                    let (f, port) = frame(p);
+                    self.extract_as(Parse::Full, false, false, false, f, port, key);
+                }
+            }
+        }
+    }
+
+    /// [`Self::extract`] with the plan's parts as arguments, so that a caller passing
+    /// constants ([`Self::extract_each`]) gets only their code.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn extract_as(
+        self,
+        parse: Parse,
+        guarded: bool,
+        registers: bool,
+        conntrack: bool,
+        frame: &[u8],
+        in_port: u32,
+        key: &mut FlowKey,
+    ) {
         let w = &mut key.words;
         w[0] = (u64::from(in_port) << pos::IN_PORT.shift) | u64::from(in_port);
         w[1] = 0;
@@ -155,41 +306,71 @@ impl ExtractPlan {
         w[crate::TUN_WORD] = 0;
         // Geneve options likewise: an output to a Geneve port sends the nonzero ones.
         w[crate::TUN_METADATA_WORD] = 0;
-        if self.registers {
+        if registers {
             for x in &mut w[crate::REG_WORD..crate::CT_WORD] {
                 *x = 0;
             }
         }
-        if self.conntrack {
+        if conntrack {
             for x in &mut w[crate::CT_WORD..] {
                 *x = 0;
             }
         }
         key.layers = Layers::default();
         key.offsets = Default::default();
-        match self.parse {
+        match parse {
             Parse::InPort => {}
             Parse::L2 => {
-                key.words[3] = 0;
-                key.words[4] = 0;
-                let frame = &frame[..frame.len().min(MAX_PARSED_LEN)];
-                if !untagged_l2(frame, key) {
-                    parse_l2(frame, key);
+                let cut = &frame[..frame.len().min(MAX_PARSED_LEN)];
+                // The fast path writes words 3 and 4 whole; the general walk needs them zero.
+                if !untagged_l2(cut, key) {
+                    key.words[3] = 0;
+                    key.words[4] = 0;
+                    parse_l2(cut, key);
                 }
-            }
-            Parse::Full => {
-                // The fast path writes words 3-6 whole; the general walk needs them zero.
-                for x in &mut key.words[7..crate::REG_WORD] {
-                    *x = 0;
-                }
-                if !ipv4_tcp_udp(frame, key) {
-                    for x in &mut key.words[3..7] {
-                        *x = 0;
+                if guarded {
+                    if self.wants_full(cut, key) {
+                        key.layers = Layers::default();
+                        key.offsets = Default::default();
+                        full(frame, key);
+                    } else {
+                        key.words[usize::from(pos::IPV4_DST.word)] = 0;
                     }
-                    parse_frame(frame, key);
                 }
             }
+            Parse::Full => full(frame, key),
         }
+    }
+
+    /// Whether a packet whose L2 is in `key` is IPv4 to one of [`Self::full_for`]'s
+    /// destinations (read where a full parse reads it: 16 bytes into the IPv4 header).
+    #[inline(always)]
+    fn wants_full(&self, frame: &[u8], key: &FlowKey) -> bool {
+        if key.words[usize::from(pos::ETH_TYPE.word)] & 0xffff != u64::from(et::IPV4) {
+            return false;
+        }
+        let at = usize::from(key.offsets.l3) + 16;
+        let Some(&[a, b, c, d]) = frame.get(at..at + 4) else {
+            return false;
+        };
+        let dst = u32::from_be_bytes([a, b, c, d]);
+        self.full_for.contains(&dst)
+    }
+}
+
+/// [`Parse::Full`]: everything [`extract_into`] fills but in_port, the registers and the
+/// conntrack words, into a key whose layers and offsets are default.
+#[inline(always)]
+fn full(frame: &[u8], key: &mut FlowKey) {
+    // The fast path writes words 3-6 whole; the general walk needs them zero.
+    for x in &mut key.words[7..crate::REG_WORD] {
+        *x = 0;
+    }
+    if !ipv4_tcp_udp(frame, key) {
+        for x in &mut key.words[3..7] {
+            *x = 0;
+        }
+        parse_frame(frame, key);
     }
 }
 
@@ -730,8 +911,10 @@ mod tests {
     /// layers and offsets, IN_PORT in_port; registers and conntrack words zero only when
     /// asked, left alone otherwise; tun_src/tun_dst and the Geneve option word always zero
     /// (an output to a tunnel port reads them whatever the tables match).
-    #[test]
-    fn plans_fill_their_words_as_extract_into_does() {
+    /// Frames around the fast path's checks: other ethertypes, short frames, and each of
+    /// the first 40 bytes of a TCP, a UDP and an ICMP frame set to values that flip a
+    /// check.
+    fn plan_cases() -> Vec<Vec<u8>> {
         let values = [0x00, 0x05, 0x06, 0x08, 0x11, 0x45, 0x81, 0x88, 0xa8, 0xff];
         let mut cases = vec![
             eth(0x0806),
@@ -742,7 +925,7 @@ mod tests {
         ];
         for proto in [ipp::TCP, ipp::UDP, ipp::ICMP] {
             let base = l4_frame(proto);
-            for len in [0, 13, 14, 15, 17, 18, 30, base.len()] {
+            for len in [0, 13, 14, 15, 17, 18, 30, 33, 34, base.len()] {
                 cases.push(base[..len.min(base.len())].to_vec());
             }
             for i in 0..base.len().min(40) {
@@ -753,11 +936,114 @@ mod tests {
                 }
             }
         }
+        cases
+    }
+
+    /// A key full of another packet's values.
+    fn stale_key() -> FlowKey {
         let mut stale = FlowKey::default();
         for (i, w) in stale.words.iter_mut().enumerate() {
             *w = 0x9e37_79b9_7f4a_7c15u64.rotate_left(i as u32);
         }
         stale.layers = Layers(u32::MAX);
+        stale
+    }
+
+    /// A plan that parses in full only for some IPv4 destinations gives exactly the full
+    /// key (registers and conntrack words aside) for packets a full parse finds going
+    /// there, and for every other packet its L2 words, layers and offsets with ipv4_dst
+    /// 0: so an entry matching one of those destinations exactly matches the same
+    /// packets under either key. Frames: [`plan_cases`], VLAN-tagged and 802.3/SNAP
+    /// IPv4 to the destinations, IPv4 with options.
+    #[test]
+    fn plans_parse_in_full_only_for_their_destinations() {
+        let mut cases = plan_cases();
+        let tcp = l4_frame(ipp::TCP);
+        let mut tagged = tcp[..12].to_vec();
+        tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+        tagged.extend_from_slice(&tcp[12..]);
+        cases.push(tagged.clone());
+        let mut qinq = tcp[..12].to_vec();
+        qinq.extend_from_slice(&[0x88, 0xa8, 0x00, 0x07, 0x81, 0x00, 0x00, 0x05]);
+        qinq.extend_from_slice(&tcp[12..]);
+        cases.push(qinq);
+        let mut snap = tcp[..12].to_vec();
+        snap.extend_from_slice(&[0x00, 0x40, 0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        snap.extend_from_slice(&tcp[14..]);
+        cases.push(snap);
+        let mut options = tcp.clone();
+        options[14] = 0x46;
+        options.splice(34..34, [1, 1, 1, 1]);
+        cases.push(options);
+        let mut to_first = tcp.clone();
+        to_first[33] = 1;
+        cases.push(to_first);
+        let stale = stale_key();
+        let (mut full_parses, mut l2_parses) = (0, 0);
+        for dsts in [
+            &[0x0a00_0002u32][..],
+            &[0x0a00_0001, 0x0a00_0002],
+            &[0x0505_0505],
+        ] {
+            let plan = dsts
+                .iter()
+                .fold(ExtractPlan::parsing(Parse::L2, false, false), |p, &d| {
+                    p.union(ExtractPlan::FULL.only_for_ipv4_dst(d))
+                });
+            assert_eq!(plan.parse, Parse::L2, "{plan:?}");
+            for f in &cases {
+                let full = general(f, 7);
+                let mut key = stale;
+                plan.extract(f, 7, &mut key);
+                let to = full.get(crate::Field::Ipv4Dst) as u32;
+                if full.layers.contains(Layers::IPV4) && dsts.contains(&to) {
+                    full_parses += 1;
+                    assert_eq!(key.words[..REG], full.words[..REG], "{plan:?} {f:02x?}");
+                    assert_eq!((key.layers, key.offsets), (full.layers, full.offsets));
+                } else {
+                    l2_parses += 1;
+                    assert_eq!(key.words[..5], full.words[..5], "{plan:?} {f:02x?}");
+                    assert_eq!(key.get(crate::Field::Ipv4Dst), 0, "{plan:?} {f:02x?}");
+                    let want = Layers(full.layers.0 & Layers::L2.0);
+                    assert_eq!(key.layers, want, "{plan:?} {f:02x?}");
+                    assert_eq!(key.offsets.l3, full.offsets.l3, "{f:02x?}");
+                }
+            }
+        }
+        assert!(
+            full_parses > 50 && l2_parses > 50,
+            "{full_parses} / {l2_parses}"
+        );
+    }
+
+    /// Unions keep the destinations (in one order), drop them under a full parse, and
+    /// parse everything in full past [`FULL_FOR_DSTS`] of them.
+    #[test]
+    fn plan_unions_keep_their_destinations() {
+        let only = |d| ExtractPlan::FULL.only_for_ipv4_dst(d);
+        let l2 = ExtractPlan::parsing(Parse::L2, false, false);
+        assert_eq!(only(5).parse, Parse::L2);
+        assert!(only(5).registers && only(5).conntrack);
+        assert_eq!(only(0), ExtractPlan::FULL, "0 is what unparsed packets get");
+        assert_eq!(l2.only_for_ipv4_dst(5), l2, "nothing to spare");
+        assert_eq!(only(5).union(only(6)), only(6).union(only(5)));
+        assert_eq!(only(5).union(only(5)), only(5));
+        assert_eq!(ExtractPlan::IN_PORT.union(only(5)).parse, Parse::L2);
+        assert_eq!(only(5).union(ExtractPlan::FULL), ExtractPlan::FULL);
+        let four = (1..=4).fold(l2, |p, d| p.union(only(d)));
+        assert_eq!(four.parse, Parse::L2);
+        assert_eq!(four.full_for, [4, 3, 2, 1]);
+        let five = four.union(only(9));
+        assert_eq!(
+            (five.parse, five.full_for),
+            (Parse::Full, [0; FULL_FOR_DSTS])
+        );
+    }
+
+    #[test]
+    fn plans_fill_their_words_as_extract_into_does() {
+        let cases = plan_cases();
+        let stale = stale_key();
         for f in &cases {
             let full = general(f, 7);
             let mut key = stale;
@@ -765,11 +1051,7 @@ mod tests {
             assert_eq!(key, full, "FULL, frame {f:02x?}");
             for (registers, conntrack) in [(false, false), (true, false), (false, true)] {
                 for parse in [Parse::InPort, Parse::L2] {
-                    let plan = ExtractPlan {
-                        parse,
-                        registers,
-                        conntrack,
-                    };
+                    let plan = ExtractPlan::parsing(parse, registers, conntrack);
                     let mut key = stale;
                     plan.extract(f, 7, &mut key);
                     let upto = if parse == Parse::L2 { 5 } else { 3 };

@@ -25,7 +25,7 @@ pub use action::{
 pub use buf::{PacketBuf, VecBuf};
 pub use emit::frame_from_fields;
 pub use error::{EditError, WireError};
-pub use extract::{extract, extract_into, extract_port_only, ExtractPlan, Parse};
+pub use extract::{extract, extract_into, extract_port_only, ExtractPlan, Parse, FULL_FOR_DSTS};
 pub use key::{
     Field, FieldPos, FlowKey, Layers, Offsets, CT_WORD, FLOW_KEY_WORDS, OFPVID_NONE,
     OFPVID_PRESENT, REG_WORD, TUN_METADATA_FIELDS, TUN_METADATA_WORD, TUN_WORD,

@@ -65,9 +65,11 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
         if per_burst && pl.may_decide_bursts() && send_decided(pl, burst, ctx, sink) {
             continue;
         }
-        for ((port, pkt), key) in burst.iter().zip(keys.iter_mut()) {
-            pl.extract(pkt.data(), *port, key);
-        }
+        let each = |b| {
+            let (port, pkt): &(u32, VecBuf) = b;
+            (pkt.data(), *port)
+        };
+        pl.extract_plan.extract_each(burst, each, &mut keys);
         for key in &keys[..burst.len()] {
             // What the worker hands the pipeline (dpdk::prefetch); a read stands in here.
             pl.prefetch_lookup(key, |p| {

@@ -13,7 +13,7 @@
 use arrayvec::ArrayVec;
 use packet::{EditError, Field, FlowKey, Layers, PacketBuf};
 
-use crate::flow::{Action, ActionSet, CtAction, CtNat, CtZone, Instructions};
+use crate::flow::{Action, ActionSet, CtAction, CtNat, CtZone};
 use crate::lookup::Classifier;
 use crate::meter::{remark_dscp, MeterVerdict};
 use crate::normal::{Form, Normal};
@@ -258,7 +258,9 @@ impl Pipeline {
     /// [`process_in_burst`](Self::process_in_burst) for a caller that sends the usual
     /// packet itself: when the walk ends with one output left to emit, to a plain port
     /// (not IN_PORT, ALL or FLOOD, not the ingress port, not a port that does not
-    /// forward) with no queue set, that output is not handed to `sink` but returned, and
+    /// forward) with no queue set, and the verdict has no action error, invalid TTL, meter
+    /// drop or resubmit limit (a caller need not look at those for a returned port),
+    /// that output is not handed to `sink` but returned, and
     /// the caller sends the packet there as it is on return (final: [`Emit::Final`]),
     /// after every output the sink got, as the walk's own flush would have. It counts in
     /// [`Verdict::outputs`]. A worker so sends a packet with one final output straight to
@@ -533,9 +535,10 @@ impl Pipeline {
             let n = usize::from(hit.n_outs);
             // A trace takes the general path, which reports each action.
             if !S::TRACING && hit.simple && outs.pending.remaining_capacity() >= n {
-                // The usual entry, run from its hit alone.
-                for &port in hit.outs.iter().take(n) {
-                    outs.pending.push(Pending {
+                // The usual entry, run from its hit alone (room checked above: no push
+                // can fail).
+                for &port in &hit.outs[..n.min(hit.outs.len())] {
+                    let _ = outs.pending.try_push(Pending {
                         port,
                         queue: outs.queue,
                     });
@@ -544,11 +547,10 @@ impl Pipeline {
                     let (value, mask) = (hit.meta_value, hit.meta_mask);
                     key.set_metadata((key.metadata() & !mask) | (value & mask));
                 }
-            } else {
-                let insts = &*level.rules[slot].insts;
-                if self.instructions(insts, pkt, key, cx, &mut outs, &mut set) == Flow::Stop {
-                    break false;
-                }
+            } else if self.instructions(level, slot, pkt, key, cx, &mut outs, &mut set)
+                == Flow::Stop
+            {
+                break false;
             }
             match hit.goto {
                 // Only ever forward: the walk visits each table at most once whatever the
@@ -591,7 +593,9 @@ impl Pipeline {
                 [] => return None,
                 // As `flush` would emit it, but to the caller.
                 [p] if p.queue.is_none()
-                    && !matches!(p.port, OFPP_IN_PORT | OFPP_ALL | OFPP_FLOOD) =>
+                    && !matches!(p.port, OFPP_IN_PORT | OFPP_ALL | OFPP_FLOOD)
+                    && cx.verdict.action_errors == 0
+                    && !(cx.verdict.invalid_ttl | cx.verdict.meter_drop) =>
                 {
                     if p.port == key.in_port() || self.ports.blocks(p.port) {
                         return None;
@@ -608,17 +612,21 @@ impl Pipeline {
 
     /// An entry's instructions but goto (which [`crate::table::Hit`] holds), in the order
     /// of OpenFlow 1.3 section 5.9: meter, apply-actions, clear-actions, write-actions,
-    /// write-metadata.
+    /// write-metadata. Takes the entry as its level and slot (the entry's rule is read
+    /// here, not in the walk, which reads only the hit for the usual entry).
+    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn instructions<P: PacketBuf, S: Sink<P>>(
         &self,
-        insts: &Instructions,
+        level: &Level,
+        slot: usize,
         pkt: &mut P,
         key: &mut FlowKey,
         cx: &mut Cx<'_, S>,
         outs: &mut Outs,
         set: &mut Option<ActionSet>,
     ) -> Flow {
+        let insts = &*level.rules[slot].insts;
         if let Some(m) = insts.meter {
             if self.meter(m, pkt, key, cx, outs) == Flow::Stop {
                 return Flow::Stop;

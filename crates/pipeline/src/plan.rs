@@ -11,23 +11,15 @@
 
 use packet::{ExtractPlan, Field, Parse, FLOW_KEY_WORDS};
 
-use crate::flow::{Action, Instructions, Words};
+use crate::flow::{Action, Instructions, Match, Words};
 use crate::ports::{OFPP_NORMAL, OFPP_TABLE};
 use crate::table::MissPolicy;
 
 /// Parsing as far as L2, nothing else.
-const L2: ExtractPlan = ExtractPlan {
-    parse: Parse::L2,
-    registers: false,
-    conntrack: false,
-};
+const L2: ExtractPlan = ExtractPlan::parsing(Parse::L2, false, false);
 
 /// Parsing everything, registers and conntrack words left alone.
-const HEADERS: ExtractPlan = ExtractPlan {
-    parse: Parse::Full,
-    registers: false,
-    conntrack: false,
-};
+const HEADERS: ExtractPlan = ExtractPlan::parsing(Parse::Full, false, false);
 
 /// What a match with this mask reads.
 pub(crate) fn for_mask(mask: &Words) -> ExtractPlan {
@@ -36,6 +28,19 @@ pub(crate) fn for_mask(mask: &Words) -> ExtractPlan {
         .fold(ExtractPlan::IN_PORT, |p, w| {
             p.union(ExtractPlan::for_word(w))
         })
+}
+
+/// What an entry with match `m` and instructions `insts` needs: its match's reads and
+/// its instructions', parsed in full only for the packets it can match when it matches
+/// IPv4 packets to one destination exactly ([`ExtractPlan::only_for_ipv4_dst`]: its
+/// instructions run only on those). A metadata-service DNAT entry then costs the
+/// version's other packets no IPv4/TCP parse.
+pub(crate) fn for_entry(m: &Match, insts: &Instructions) -> ExtractPlan {
+    let p = for_mask(&m.mask).union(for_instructions(insts));
+    match (m.exact_value(Field::EthType), m.exact_value(Field::Ipv4Dst)) {
+        (Some(0x0800), Some(dst)) => p.only_for_ipv4_dst(dst as u32),
+        _ => p,
+    }
 }
 
 /// What running `insts` reads or edits in the key (goto and write-metadata: nothing

@@ -685,9 +685,7 @@ impl FlowTable {
             let Some(e) = self.slab[i as usize].as_ref() else {
                 continue;
             };
-            extract_plan = extract_plan
-                .union(crate::plan::for_mask(&e.match_.mask))
-                .union(crate::plan::for_instructions(&e.instructions));
+            extract_plan = extract_plan.union(crate::plan::for_entry(&e.match_, &e.instructions));
             tracks |= crate::plan::tracks(&e.instructions);
             if let Some(conjs) = crate::conjunction::clause_of(&e.instructions) {
                 clause_idxs.push((i, conjs));

@@ -459,7 +459,10 @@ proptest! {
     /// what an in_port-only plan reads (in_port, metadata and register matches; outputs,
     /// packet-ins, register writes, resubmits), to that plus NORMAL (an L2 plan for
     /// NORMAL's sake alone), to what an L2 plan reads (Ethernet and VLAN matches too), or
-    /// left whole; random packets. Two identical switches (their
+    /// left whole, or (cut 4) cut as for L2 but for entries that match IPv4 packets to
+    /// one destination exactly (a metadata-service DNAT entry's shape), left whole with
+    /// their actions: a plan that parses in full only for those destinations
+    /// ([`packet::ExtractPlan::full_for`]); random packets. Two identical switches (their
     /// learning tables evolve alike), one extracting with the plan over stale keys, the
     /// other with `packet::extract` into fresh ones: every packet's hits, outputs,
     /// packet-ins and final bytes must agree, and the plan must be no more than the cut
@@ -468,7 +471,7 @@ proptest! {
     fn plans_give_the_results_of_full_extraction(
         rules in proptest::collection::vec(arb_rule(), 0..30),
         packets in proptest::collection::vec(arb_packet(), 1..24),
-        cut in 0u8..4,
+        cut in 0u8..5,
         normal_miss in any::<bool>(),
         strategy in prop_oneof![Just(Lookup::Auto), Just(Lookup::Linear), Just(Lookup::Tuple)],
     ) {
@@ -476,7 +479,7 @@ proptest! {
         let keep_field = |f: &MatchField| match cut {
             0 => matches!(f.field, Field::InPort | Field::Metadata) || f.field.is_register(),
             1 => matches!(f.field, Field::InPort | Field::Metadata) || f.field.is_register(),
-            2 => matches!(f.field, Field::InPort | Field::Metadata | Field::EthDst | Field::VlanVid) || f.field.is_register(),
+            2 | 4 => matches!(f.field, Field::InPort | Field::Metadata | Field::EthDst | Field::VlanVid) || f.field.is_register(),
             _ => true,
         };
         let keep_action = |a: &Action| match a {
@@ -486,6 +489,14 @@ proptest! {
             _ => cut == 3,
         };
         let rules: Vec<RuleGen> = rules.iter().enumerate().map(|(i, r)| {
+            // Cut 4: every IPv4 entry made one for a single destination (four of them at
+            // most, as a plan keeps), left whole.
+            let ipv4 = r.fields.iter().any(|f| f.field == Field::EthType && f.value == 0x0800);
+            if cut == 4 && ipv4 {
+                let mut fields: Vec<MatchField> = r.fields.iter().filter(|f| f.field != Field::Ipv4Dst).cloned().collect();
+                fields.push(MatchField { field: Field::Ipv4Dst, value: IPS[i % 4].into(), mask: None });
+                return RuleGen { fields, ..r.clone() };
+            }
             let mut apply: Vec<Action> = r.apply.iter().filter(|a| keep_action(a)).cloned().collect();
             // Some entries go to NORMAL where the cut allows it.
             if cut >= 1 && i % 2 == 0 {
@@ -509,7 +520,7 @@ proptest! {
         setup(&mut planned);
         setup(&mut full);
         let plan = planned.current().extract_plan;
-        let most = [Parse::InPort, Parse::L2, Parse::L2, Parse::Full][usize::from(cut)];
+        let most = [Parse::InPort, Parse::L2, Parse::L2, Parse::Full, Parse::L2][usize::from(cut)];
         prop_assert!(plan.parse <= most, "cut {} gave {:?}", cut, plan);
         for (spec, in_port) in &packets {
             let f = frame(spec);
