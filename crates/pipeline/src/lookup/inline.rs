@@ -27,6 +27,7 @@
 use super::{fold_mul, RuleSpec};
 use crate::flow::Words;
 use crate::table::Hit;
+use dpdk::HugeSlice;
 use packet::FLOW_KEY_WORDS;
 
 /// Entries ranked above the main rows that the form accepts (each is compared per packet).
@@ -79,8 +80,9 @@ pub struct InlineExact {
     masks: [u64; 2],
     /// [`hash2`]'s rotation of the first word.
     rot: u32,
-    /// Power-of-two length, at most half full.
-    rows: Box<[Row]>,
+    /// Power-of-two length, at most half full; 2 MiB and bigger in huge pages (one TLB
+    /// entry per 32k rows, where 4 KiB pages took a TLB miss per probe).
+    rows: HugeSlice<Row>,
     pre: Box<[Pre]>,
     fallback: Option<Hit>,
     len: usize,
@@ -192,7 +194,7 @@ impl InlineExact {
         };
         let rot = best_rotation(m0, m1);
         let cap = (n_main * 2).next_power_of_two();
-        let mut rows = vec![free; cap];
+        let mut rows = HugeSlice::filled(cap, free);
         let mut ranks = vec![0u64; cap];
         let mut len = 0;
         for (r, h) in rules.iter().zip(hits) {
@@ -225,7 +227,7 @@ impl InlineExact {
             masks: [m0, m1],
             rot,
             big: cap * std::mem::size_of::<Row>() >= PREFETCH_MIN_BYTES,
-            rows: rows.into(),
+            rows,
             pre: pre.into_iter().map(|p| p.1).collect(),
             fallback: fallback.map(|f| f.1),
             len,
@@ -235,6 +237,16 @@ impl InlineExact {
     /// Distinct main rows.
     pub fn rows(&self) -> usize {
         self.len
+    }
+
+    /// Where the row array is (address, bytes) and whether it was advised for huge pages
+    /// (for tests that check the kernel backs it with them).
+    pub fn row_memory(&self) -> (usize, usize, bool) {
+        (
+            self.rows.as_ptr() as usize,
+            std::mem::size_of_val(&*self.rows),
+            self.rows.advised_huge(),
+        )
     }
 
     /// The row array is too big to stay cached: worth prefetching.
