@@ -68,12 +68,10 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
         for ((port, pkt), key) in burst.iter().zip(keys.iter_mut()) {
             pl.extract(pkt.data(), *port, key);
         }
-        for key in &keys[..burst.len()] {
-            // What the worker hands the pipeline (dpdk::prefetch); a read stands in here.
-            pl.prefetch_lookup(key, |p| {
-                black_box(p);
-            });
-        }
+        // What the worker hands the pipeline (dpdk::prefetch); a read stands in here.
+        pl.prefetch_lookups(&keys[..burst.len()], |p| {
+            black_box(p);
+        });
         let counts = if per_burst {
             pl.count_burst(ctx, port, burst.len() as u64, bytes(burst))
         } else {

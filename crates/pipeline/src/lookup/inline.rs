@@ -28,7 +28,7 @@ use super::{fold_mul, RuleSpec};
 use crate::flow::Words;
 use crate::table::Hit;
 use dpdk::HugeSlice;
-use packet::FLOW_KEY_WORDS;
+use packet::{FlowKey, FLOW_KEY_WORDS};
 
 /// Entries ranked above the main rows that the form accepts (each is compared per packet).
 pub const PRE_MAX: usize = 4;
@@ -275,6 +275,21 @@ impl InlineExact {
         let (_, _, i) = self.start(key);
         if let Some(r) = self.rows.get(i) {
             prefetch(r as *const Row as *const u8);
+        }
+    }
+
+    /// [`Self::prefetch`] for every key of a burst, the test for a big array made once:
+    /// the worker's prefetch pass runs this per table instead of per packet.
+    #[inline]
+    pub fn prefetch_keys(&self, keys: &[FlowKey], prefetch: &mut impl FnMut(*const u8)) {
+        if !self.big {
+            return;
+        }
+        let base = self.rows.as_ptr();
+        for k in keys {
+            let (_, _, i) = self.start(&k.words);
+            // `start` masks the index to the array's length; only an address is made.
+            prefetch(base.wrapping_add(i) as *const u8);
         }
     }
 

@@ -13,7 +13,7 @@ use dpdk::HugeSlice;
 
 use super::{hash_words, RuleSpec};
 use crate::flow::Words;
-use packet::FLOW_KEY_WORDS;
+use packet::{FlowKey, FLOW_KEY_WORDS};
 
 #[derive(Clone, Copy, Debug)]
 struct Row<const K: usize> {
@@ -302,6 +302,34 @@ impl Subtable {
         };
         if let Some(b) = b {
             prefetch(b);
+        }
+    }
+
+    /// [`Self::prefetch`] for every key of a burst, the test for a big subtable and the
+    /// dispatch on its row width made once.
+    #[inline]
+    pub fn prefetch_keys(&self, keys: &[FlowKey], prefetch: &mut impl FnMut(*const u8)) {
+        if !self.big {
+            return;
+        }
+        fn each<const K: usize>(
+            s: &Subtable,
+            r: &Rows<K>,
+            keys: &[FlowKey],
+            prefetch: &mut impl FnMut(*const u8),
+        ) {
+            for k in keys {
+                if let Some(b) = r.bucket_of(&s.words, &s.packed_mask, &k.words) {
+                    prefetch(b);
+                }
+            }
+        }
+        match &self.rows {
+            AnyRows::K1(r) => each(self, r, keys, prefetch),
+            AnyRows::K2(r) => each(self, r, keys, prefetch),
+            AnyRows::K4(r) => each(self, r, keys, prefetch),
+            AnyRows::K8(r) => each(self, r, keys, prefetch),
+            AnyRows::K16(r) => each(self, r, keys, prefetch),
         }
     }
 
