@@ -109,7 +109,13 @@ fn burst_prefetch_hands_out_the_per_key_addresses() {
         let cls = Match::exact(&[(Field::InPort, 1), (Field::EthSrc, mac(i))]);
         add(&mut ft, 0, 100, cls, goto1());
         let sw = Match::exact(&[(Field::EthDst, mac(i))]);
-        add(&mut ft, 1, 100, sw, Instructions::apply(vec![Action::output(2)]));
+        add(
+            &mut ft,
+            1,
+            100,
+            sw,
+            Instructions::apply(vec![Action::output(2)]),
+        );
     }
     ft.publish();
     let pl = ft.current();
@@ -132,12 +138,24 @@ fn burst_prefetch_hands_out_the_per_key_addresses() {
             (Field::EthType, 0x0800),
             (Field::Ipv4Dst, u128::from(0x0a00_0001 + i as u32)),
         ]);
-        add(&mut ft, 1, 200, dst, Instructions::apply(vec![Action::output(2)]));
+        add(
+            &mut ft,
+            1,
+            200,
+            dst,
+            Instructions::apply(vec![Action::output(2)]),
+        );
         let src = Match::exact(&[
             (Field::EthType, 0x0800),
             (Field::Ipv4Src, u128::from(0x0a00_0000 + i as u32)),
         ]);
-        add(&mut ft, 1, 100, src, Instructions::apply(vec![Action::output(2)]));
+        add(
+            &mut ft,
+            1,
+            100,
+            src,
+            Instructions::apply(vec![Action::output(2)]),
+        );
     }
     ft.publish();
     ft.compact();
@@ -150,7 +168,13 @@ fn burst_prefetch_hands_out_the_per_key_addresses() {
     let mut ft = tables();
     for i in 0..100 {
         let sw = Match::exact(&[(Field::EthDst, mac(i))]);
-        add(&mut ft, 0, 100, sw, Instructions::apply(vec![Action::output(2)]));
+        add(
+            &mut ft,
+            0,
+            100,
+            sw,
+            Instructions::apply(vec![Action::output(2)]),
+        );
     }
     ft.publish();
     let pl = ft.current();
