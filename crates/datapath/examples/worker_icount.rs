@@ -29,6 +29,17 @@
 //!     target/release/examples/worker_icount 50000 --base-virtaddr=0x7000000000
 //! ```
 //!
+//! With `FF_ICOUNT_WALK=b10k` the same for B10k's tables (10k instances: 2 MiB of rows
+//! in each table, prefetched per burst) and 10k frames, one per instance (B10k's pcap has
+//! 100k, 10 per instance with other source ports: the same rows), with the pool sized
+//! for them:
+//!
+//! ```text
+//! FF_ICOUNT_WALK=b10k flock /tmp/cpu.lock valgrind --tool=callgrind \
+//!     --toggle-collect='dpdk::lcore::trampoline' \
+//!     target/release/examples/worker_icount 50000 --base-virtaddr=0x7000000000
+//! ```
+//!
 //! Arguments after the packet count go to EAL: under valgrind it needs
 //! `--base-virtaddr` (valgrind refuses EAL's reservation of its memory segments' address
 //! range at the default place). The worker's loop (`Worker::run`, inlined into the lcore
@@ -77,7 +88,11 @@ fn main() {
     // table 0 does not decide (B1k's and the like), around a walk of two wildcard lookups.
     let scenario = std::env::var("FF_ICOUNT_WALK").unwrap_or_default();
     let walked = scenario == "1";
-    let b1k = scenario == "b1k";
+    let instances = match scenario.as_str() {
+        "b10k" => 10_000,
+        _ => 1000,
+    };
+    let b1k = scenario == "b1k" || scenario == "b10k";
     let mut tables = FlowTables::new(PipelineConfig {
         n_tables: if walked || b1k { 2 } else { 1 },
         workers: eal.worker_lcores().len() + 1,
@@ -88,7 +103,7 @@ fn main() {
     }
     let output = Instructions::apply(vec![Action::output(2)]);
     let flows = if b1k {
-        b1k_flows()
+        b1k_flows(instances)
     } else if walked {
         let goto = Instructions {
             goto: Some(1),
@@ -110,11 +125,20 @@ fn main() {
         tables.apply_flow_mod(f, Duration::ZERO).unwrap();
     }
     tables.publish();
-    let settings = DatapathSettings::default();
+    let mut settings = DatapathSettings::default();
+    if b1k {
+        // net_pcap holds one mbuf per frame of its pcap for the whole run.
+        settings.mbufs = instances as u32 + 16_384;
+    }
     // B1k's frames, replayed for ever by net_pcap; removed when the run ends.
     let pcap = std::env::temp_dir().join(format!("ff-worker-icount-{}.pcap", std::process::id()));
     let source = if b1k {
-        write_pcap(&pcap, &(0..INSTANCES).map(b1k_frame).collect::<Vec<_>>());
+        write_pcap(
+            &pcap,
+            &(0..instances)
+                .map(|k| b1k_frame(k, instances))
+                .collect::<Vec<_>>(),
+        );
         format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display())
     } else {
         "net_null0,size=64".to_string()
@@ -159,16 +183,14 @@ fn main() {
     drop(eal);
 }
 
-/// B1k's instances (and frames).
-const INSTANCES: u64 = 1000;
-
 /// Instance `i`'s MAC, as `gen-pcap.py` and `gen-flows.py` make it.
 fn mac(i: u64) -> u64 {
     0x0200_0000_0000 | (i & 0xff_ffff)
 }
 
-/// B1k's tables, as `../shared/bench/flows/B1k.flows` holds them.
-fn b1k_flows() -> Vec<FlowModReq> {
+/// B1k's tables (`instances` 1000) or B10k's (10_000), as
+/// `../shared/bench/flows/B1k.flows` and `B10k.flows` hold them.
+fn b1k_flows(instances: u64) -> Vec<FlowModReq> {
     let dnat = Match::exact(&[
         (Field::EthType, 0x0800),
         (Field::IpProto, 6),
@@ -187,7 +209,7 @@ fn b1k_flows() -> Vec<FlowModReq> {
             Action::output(2),
         ]),
     )];
-    for i in 0..INSTANCES {
+    for i in 0..instances {
         let goto = Instructions {
             goto: Some(1),
             ..Instructions::default()
@@ -205,8 +227,8 @@ fn b1k_flows() -> Vec<FlowModReq> {
 }
 
 /// Flow `k` of B1k's traffic: instance `k` to instance `k + 1`, IPv4/TCP to port 80.
-fn b1k_frame(k: u64) -> Vec<u8> {
-    let (s, d) = (k % INSTANCES, (k + 1) % INSTANCES);
+fn b1k_frame(k: u64, instances: u64) -> Vec<u8> {
+    let (s, d) = (k % instances, (k + 1) % instances);
     let mut f = Vec::with_capacity(60);
     f.extend_from_slice(&mac(d).to_be_bytes()[2..]);
     f.extend_from_slice(&mac(s).to_be_bytes()[2..]);
