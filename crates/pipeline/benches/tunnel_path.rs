@@ -249,9 +249,11 @@ fn pass_tunnel(
                 key.set_tun_ipv4(src, TUN_LOCAL.0);
             }
         }
-        pl.prefetch_lookups(&keys[..n], |p| {
-            black_box(p);
-        });
+        for key in &keys[..n] {
+            pl.prefetch_lookup(key, |p| {
+                black_box(p);
+            });
+        }
         for ((_, pkt), key) in burst.iter_mut().zip(keys[..n].iter_mut()) {
             black_box(pl.process(pkt, key, ctx, sink));
             sink.finish(pkt);
