@@ -33,6 +33,17 @@
 //! `gen-pcap.py --metadata-every 10` makes it) sent to the metadata service
 //! 169.254.169.254:80, which the DNAT entry rewrites and outputs.
 //!
+//! With `FF_ICOUNT_WALK=b10k` the same for B10k's tables (10k instances: 2 MiB of rows
+//! in each table, prefetched per burst) and 10k frames, one per instance (B10k's pcap has
+//! 100k, 10 per instance with other source ports: the same rows), with the pool sized
+//! for them:
+//!
+//! ```text
+//! FF_ICOUNT_WALK=b10k flock /tmp/cpu.lock valgrind --tool=callgrind \
+//!     --toggle-collect='dpdk::lcore::trampoline' \
+//!     target/release/examples/worker_icount 50000 --base-virtaddr=0x7000000000
+//! ```
+//!
 //! Arguments after the packet count go to EAL: under valgrind it needs
 //! `--base-virtaddr` (valgrind refuses EAL's reservation of its memory segments' address
 //! range at the default place). The worker's loop (`Worker::run`, inlined into the lcore
@@ -82,7 +93,11 @@ fn main() {
     let scenario = std::env::var("FF_ICOUNT_WALK").unwrap_or_default();
     let walked = scenario == "1";
     let b1k_md = scenario == "b1k-md";
-    let b1k = scenario == "b1k" || b1k_md;
+    let instances = match scenario.as_str() {
+        "b10k" => 10_000,
+        _ => 1000,
+    };
+    let b1k = scenario == "b1k" || scenario == "b10k" || b1k_md;
     let mut tables = FlowTables::new(PipelineConfig {
         n_tables: if walked || b1k { 2 } else { 1 },
         workers: eal.worker_lcores().len() + 1,
@@ -93,7 +108,7 @@ fn main() {
     }
     let output = Instructions::apply(vec![Action::output(2)]);
     let flows = if b1k {
-        b1k_flows()
+        b1k_flows(instances)
     } else if walked {
         let goto = Instructions {
             goto: Some(1),
@@ -115,11 +130,17 @@ fn main() {
         tables.apply_flow_mod(f, Duration::ZERO).unwrap();
     }
     tables.publish();
-    let settings = DatapathSettings::default();
+    let mut settings = DatapathSettings::default();
+    if b1k {
+        // net_pcap holds one mbuf per frame of its pcap for the whole run.
+        settings.mbufs = instances as u32 + 16_384;
+    }
     // B1k's frames, replayed for ever by net_pcap; removed when the run ends.
     let pcap = std::env::temp_dir().join(format!("ff-worker-icount-{}.pcap", std::process::id()));
     let source = if b1k {
-        let frames: Vec<_> = (0..INSTANCES).map(|k| b1k_frame(k, b1k_md)).collect();
+        let frames: Vec<_> = (0..instances)
+            .map(|k| b1k_frame(k, instances, b1k_md))
+            .collect();
         write_pcap(&pcap, &frames);
         format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display())
     } else {
@@ -165,16 +186,14 @@ fn main() {
     drop(eal);
 }
 
-/// B1k's instances (and frames).
-const INSTANCES: u64 = 1000;
-
 /// Instance `i`'s MAC, as `gen-pcap.py` and `gen-flows.py` make it.
 fn mac(i: u64) -> u64 {
     0x0200_0000_0000 | (i & 0xff_ffff)
 }
 
-/// B1k's tables, as `../shared/bench/flows/B1k.flows` holds them.
-fn b1k_flows() -> Vec<FlowModReq> {
+/// B1k's tables (`instances` 1000) or B10k's (10_000), as
+/// `../shared/bench/flows/B1k.flows` and `B10k.flows` hold them.
+fn b1k_flows(instances: u64) -> Vec<FlowModReq> {
     let dnat = Match::exact(&[
         (Field::EthType, 0x0800),
         (Field::IpProto, 6),
@@ -193,7 +212,7 @@ fn b1k_flows() -> Vec<FlowModReq> {
             Action::output(2),
         ]),
     )];
-    for i in 0..INSTANCES {
+    for i in 0..instances {
         let goto = Instructions {
             goto: Some(1),
             ..Instructions::default()
@@ -212,8 +231,8 @@ fn b1k_flows() -> Vec<FlowModReq> {
 
 /// Flow `k` of B1k's traffic: instance `k` to instance `k + 1`, IPv4/TCP to port 80;
 /// with `md`, every tenth flow to the metadata service (169.254.169.254:80) instead.
-fn b1k_frame(k: u64, md: bool) -> Vec<u8> {
-    let (s, d) = (k % INSTANCES, (k + 1) % INSTANCES);
+fn b1k_frame(k: u64, instances: u64, md: bool) -> Vec<u8> {
+    let (s, d) = (k % instances, (k + 1) % instances);
     let mut f = Vec::with_capacity(60);
     f.extend_from_slice(&mac(d).to_be_bytes()[2..]);
     f.extend_from_slice(&mac(s).to_be_bytes()[2..]);

@@ -850,9 +850,7 @@ impl Worker {
             }
         }
         if pipeline.prefetches {
-            for key in &self.keys[..n] {
-                pipeline.prefetch_lookup(key, dpdk::prefetch);
-            }
+            pipeline.prefetch_lookups(&self.keys[..n], dpdk::prefetch);
         }
         let mut sink = TxBatches {
             bufs,

@@ -70,12 +70,10 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
             (pkt.data(), *port)
         };
         pl.extract_plan.extract_each(burst, each, &mut keys);
-        for key in &keys[..burst.len()] {
-            // What the worker hands the pipeline (dpdk::prefetch); a read stands in here.
-            pl.prefetch_lookup(key, |p| {
-                black_box(p);
-            });
-        }
+        // What the worker hands the pipeline (dpdk::prefetch); a read stands in here.
+        pl.prefetch_lookups(&keys[..burst.len()], |p| {
+            black_box(p);
+        });
         let counts = if per_burst {
             pl.count_burst(ctx, port, burst.len() as u64, bytes(burst))
         } else {

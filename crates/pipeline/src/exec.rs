@@ -405,6 +405,30 @@ impl Pipeline {
         }
     }
 
+    /// [`Self::prefetch_lookup`] for every key of a burst, table by table: each table's
+    /// classifier is found and tested once per burst, not once per packet, and the first
+    /// table's addresses are all handed out before the second's (the first lookups' lines
+    /// are asked for first). The worker calls it once per burst, after extracting the keys.
+    #[inline]
+    pub fn prefetch_lookups(&self, keys: &[FlowKey], mut prefetch: impl FnMut(*const u8)) {
+        if !self.prefetches {
+            return;
+        }
+        for t in self.tables.iter().take(PREFETCH_TABLES) {
+            if !t.prefetches {
+                continue;
+            }
+            for l in t.levels.iter() {
+                match &l.classifier {
+                    Classifier::Exact(c) => c.prefetch_keys(keys, &mut prefetch),
+                    Classifier::Tuple(c) => c.prefetch_keys(keys, &mut prefetch),
+                    Classifier::Inline(c) => c.prefetch_keys(keys, &mut prefetch),
+                    Classifier::Empty(_) | Classifier::Port(_) | Classifier::Linear(_) => {}
+                }
+            }
+        }
+    }
+
     /// PACKET_OUT: runs `actions` on the packet; an output to OFPP_TABLE runs the pipeline
     /// from table 0 (`key`'s in_port is the packet-out's in_port).
     pub fn packet_out<P: PacketBuf, S: Sink<P>>(

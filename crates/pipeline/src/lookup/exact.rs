@@ -6,6 +6,7 @@
 use super::subtable::Subtable;
 use super::RuleSpec;
 use crate::flow::Words;
+use packet::FlowKey;
 
 #[derive(Debug)]
 pub struct Exact {
@@ -53,6 +54,11 @@ impl Exact {
     #[inline]
     pub fn prefetch(&self, key: &Words, prefetch: &mut impl FnMut(*const u8)) {
         self.sub.prefetch(key, prefetch);
+    }
+
+    #[inline]
+    pub fn prefetch_keys(&self, keys: &[FlowKey], prefetch: &mut impl FnMut(*const u8)) {
+        self.sub.prefetch_keys(keys, prefetch);
     }
 
     #[inline]

@@ -27,7 +27,8 @@
 use super::{fold_mul, RuleSpec};
 use crate::flow::Words;
 use crate::table::Hit;
-use packet::FLOW_KEY_WORDS;
+use dpdk::HugeSlice;
+use packet::{FlowKey, FLOW_KEY_WORDS};
 
 /// Entries ranked above the main rows that the form accepts (each is compared per packet).
 pub const PRE_MAX: usize = 4;
@@ -79,8 +80,9 @@ pub struct InlineExact {
     masks: [u64; 2],
     /// [`hash2`]'s rotation of the first word.
     rot: u32,
-    /// Power-of-two length, at most half full.
-    rows: Box<[Row]>,
+    /// Power-of-two length, at most half full; 2 MiB and bigger in huge pages (one TLB
+    /// entry per 32k rows, where 4 KiB pages took a TLB miss per probe).
+    rows: HugeSlice<Row>,
     pre: Box<[Pre]>,
     fallback: Option<Hit>,
     len: usize,
@@ -209,7 +211,7 @@ impl InlineExact {
         };
         let rot = best_rotation(m0, m1);
         let cap = (n_main * 2).next_power_of_two();
-        let mut rows = vec![free; cap];
+        let mut rows = HugeSlice::filled(cap, free);
         let mut ranks = vec![0u64; cap];
         let mut len = 0;
         for ((r, h), &is_main) in rules.iter().zip(hits).zip(&main_of) {
@@ -242,7 +244,7 @@ impl InlineExact {
             masks: [m0, m1],
             rot,
             big: cap * std::mem::size_of::<Row>() >= PREFETCH_MIN_BYTES,
-            rows: rows.into(),
+            rows,
             pre: pre.into_iter().map(|p| p.1).collect(),
             fallback: fallback.map(|f| f.1),
             len,
@@ -252,6 +254,16 @@ impl InlineExact {
     /// Distinct main rows.
     pub fn rows(&self) -> usize {
         self.len
+    }
+
+    /// Where the row array is (address, bytes) and whether it was advised for huge pages
+    /// (for tests that check the kernel backs it with them).
+    pub fn row_memory(&self) -> (usize, usize, bool) {
+        (
+            self.rows.as_ptr() as usize,
+            std::mem::size_of_val(&*self.rows),
+            self.rows.advised_huge(),
+        )
     }
 
     /// The row array is too big to stay cached: worth prefetching.
@@ -280,6 +292,21 @@ impl InlineExact {
         let (_, _, i) = self.start(key);
         if let Some(r) = self.rows.get(i) {
             prefetch(r as *const Row as *const u8);
+        }
+    }
+
+    /// [`Self::prefetch`] for every key of a burst, the test for a big array made once:
+    /// the worker's prefetch pass runs this per table instead of per packet.
+    #[inline]
+    pub fn prefetch_keys(&self, keys: &[FlowKey], prefetch: &mut impl FnMut(*const u8)) {
+        if !self.big {
+            return;
+        }
+        let base = self.rows.as_ptr();
+        for k in keys {
+            let (_, _, i) = self.start(&k.words);
+            // `start` masks the index to the array's length; only an address is made.
+            prefetch(base.wrapping_add(i) as *const u8);
         }
     }
 
