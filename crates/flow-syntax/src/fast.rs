@@ -8,7 +8,7 @@
 //!
 //! It covers the fields and actions that flow tables of a virtual-network profile or a
 //! classifier use, and returns `None` for anything else: other keys and actions,
-//! parentheses, non-printable or non-ASCII bytes, numbers in forms it does not read
+//! parentheses, tabs, non-ASCII bytes, numbers in forms it does not read
 //! (`+1`, leading zeros in an address), and every text the general parser refuses. The
 //! caller then runs the general parser, which gives the result or the error. So a
 //! `Some` here is always what the general parser returns for the same text (a
@@ -23,37 +23,83 @@ use openflow::{Action, Match, OxmField};
 
 use crate::actions::ActionContext;
 use crate::fields::{bits_mask, field_by_name, kind, Kind, RESERVED_PORTS};
-use crate::flow::{check_prerequisites, split_actions, DEFAULT_PRIORITY, DUMP_ONLY, SHORTHANDS};
+use crate::flow::{check_prerequisites, DEFAULT_PRIORITY, DUMP_ONLY, SHORTHANDS};
 
 /// Most match fields one text may set on this path; more go to the general parser.
 const MAX_FIELDS: usize = 12;
 
-/// What a byte is to the tokenizer.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Byte {
-    Plain,
-    Separator,
-    /// Parentheses, whitespace other than a space, control and non-ASCII bytes: the
-    /// general parser's business.
-    Refused,
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// A bit at the top of each zero byte of `x` (and maybe above the first one: only the
+/// lowest is exact, and only the lowest is read).
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & (ONES << 7)
 }
 
-const BYTES: [Byte; 256] = {
-    let mut t = [Byte::Refused; 256];
-    let mut b = 0x21;
-    while b <= 0x7e {
-        t[b] = Byte::Plain;
-        b += 1;
-    }
-    t[b' ' as usize] = Byte::Separator;
-    t[b',' as usize] = Byte::Separator;
-    t[b'(' as usize] = Byte::Refused;
-    t[b')' as usize] = Byte::Refused;
-    t
-};
+fn is_separator(c: u8) -> bool {
+    c == b',' || c == b' '
+}
 
-/// The non-empty pieces of `s` between commas and spaces (as `split_top` splits a text
-/// without parentheses), or `None` once a byte this path does not read shows up.
+/// The eight bytes of `b` from `i`, as a little-endian word, if there are eight.
+fn word_at(b: &[u8], i: usize) -> Option<u64> {
+    let w: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(w))
+}
+
+/// A bit at the top of each byte of `w` that is a comma or a space (exact for the lowest).
+fn separators(w: u64) -> u64 {
+    zero_bytes(w ^ (ONES * u64::from(b','))) | zero_bytes(w ^ (ONES * u64::from(b' ')))
+}
+
+/// The same for `=` and `:`, which end a key.
+fn key_ends(w: u64) -> u64 {
+    zero_bytes(w ^ (ONES * u64::from(b'='))) | zero_bytes(w ^ (ONES * u64::from(b':')))
+}
+
+/// The first comma or space in `b` from `i`, or `b`'s length: eight bytes at a time,
+/// then byte by byte.
+fn separator_from(b: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word_at(b, i) {
+        let h = separators(w);
+        if h != 0 {
+            return i + (h.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !is_separator(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// The first comma, space, `=` or `:` in `b` from `i`, or `b`'s length.
+fn key_end_from(b: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word_at(b, i) {
+        let h = separators(w) | key_ends(w);
+        if h != 0 {
+            return i + (h.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !matches!(b[i], b',' | b' ' | b'=' | b':') {
+        i += 1;
+    }
+    i
+}
+
+/// One piece of a text: `key=value`, `key:value` (split at the first `=` or `:`, as
+/// `key_value` splits) or a bare `key`.
+#[derive(Clone, Copy)]
+struct Token<'a> {
+    all: &'a str,
+    key: &'a str,
+    val: Option<&'a str>,
+}
+
+/// The non-empty pieces of `s` between commas and spaces. That is how `split_top` splits
+/// a text without parentheses, tabs or newlines; a text with any of those has them in
+/// some piece, where no parser here accepts them (values this path ignores are checked
+/// with [`plain`]), so it goes to the general parser.
 struct Tokens<'a> {
     s: &'a str,
     at: usize,
@@ -64,37 +110,44 @@ impl<'a> Tokens<'a> {
         Tokens { s, at: 0 }
     }
 
-    /// `Some(None)` at the end; `None` for a refused byte.
-    fn next(&mut self) -> Option<Option<&'a str>> {
+    fn next(&mut self) -> Option<Token<'a>> {
         let b = self.s.as_bytes();
         let mut i = self.at;
-        while i < b.len() && BYTES[usize::from(b[i])] == Byte::Separator {
+        while i < b.len() && is_separator(b[i]) {
             i += 1;
         }
         if i == b.len() {
             self.at = i;
-            return Some(None);
+            return None;
         }
-        let start = i;
-        loop {
-            match b.get(i).map(|&c| BYTES[usize::from(c)]) {
-                Some(Byte::Plain) => i += 1,
-                Some(Byte::Refused) => return None,
-                Some(Byte::Separator) | None => break,
-            }
+        // All the ends below are at ASCII bytes or the text's end: character boundaries.
+        let k = key_end_from(b, i);
+        if k < b.len() && matches!(b[k], b'=' | b':') {
+            let end = separator_from(b, k + 1);
+            self.at = end;
+            Some(Token {
+                all: &self.s[i..end],
+                key: &self.s[i..k],
+                val: Some(&self.s[k + 1..end]),
+            })
+        } else {
+            self.at = k;
+            Some(Token {
+                all: &self.s[i..k],
+                key: &self.s[i..k],
+                val: None,
+            })
         }
-        self.at = i;
-        // Both ends are at ASCII bytes, so on character boundaries.
-        Some(Some(&self.s[start..i]))
     }
 }
 
-/// `key=value` or `key:value`, or a bare `key` (as `key_value`).
-fn key_value(tok: &str) -> (&str, Option<&str>) {
-    match tok.bytes().position(|c| c == b'=' || c == b':') {
-        Some(i) => (&tok[..i], Some(&tok[i + 1..])),
-        None => (tok, None),
-    }
+/// A value that means nothing (a flag's, a dump's counter, `drop:x`) and holds nothing
+/// the general parser splits on or reads specially (parentheses, tabs, `=`).
+fn plain(v: Option<&str>) -> bool {
+    v.is_none_or(|v| {
+        v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    })
 }
 
 fn hex_digit(c: u8) -> Option<u8> {
@@ -220,8 +273,8 @@ fn port(s: &str) -> Option<u32> {
 fn value(f: OxmField, s: &str) -> Option<(u128, Option<u128>)> {
     let full = bits_mask(f);
     let k = kind(f);
-    let (value, mask) = match s.split_once('/') {
-        Some((v, m)) => (v, Some(m)),
+    let (value, mask) = match s.bytes().position(|c| c == b'/') {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
     let one = |s: &str| match k {
@@ -354,7 +407,7 @@ impl Fields {
     }
 
     /// In field-number order, as the general parser sorts them.
-    fn into_match(mut self) -> Option<Match> {
+    fn to_match(&mut self) -> Option<Match> {
         let set = &mut self.set[..self.len];
         set.sort_unstable_by_key(|e| e.0.raw());
         let mut tlvs = Vec::with_capacity(set.len());
@@ -385,9 +438,7 @@ fn build_match(keys: &[(MatchKey, &str)]) -> Option<Match> {
                 }
             }
             MatchKey::EthType => eth_type = Some(uint(val, 0xffff)? as u16),
-            MatchKey::IpProto if eth_type != Some(0x0806) => {
-                ip_proto = Some(uint(val, 255)? as u8)
-            }
+            MatchKey::IpProto if eth_type != Some(0x0806) => ip_proto = Some(uint(val, 255)? as u8),
             _ => {}
         }
     }
@@ -430,7 +481,7 @@ fn build_match(keys: &[(MatchKey, &str)]) -> Option<Match> {
         let (v, m) = value(f, val)?;
         fields.set(f, v, m)?;
     }
-    let m = fields.into_match()?;
+    let m = fields.to_match()?;
     check_prerequisites(&m).ok()?;
     Some(m)
 }
@@ -485,15 +536,15 @@ fn action(
                 max_len,
             }
         }
-        b"drop" => return Some(()),
+        b"drop" => return plain(val).then_some(()),
         b"group" => Action::Group(num(val, u128::from(u32::MAX))? as u32),
         b"set_queue" => Action::SetQueue(num(val, u128::from(u32::MAX))? as u32),
         b"push_vlan" => Action::PushVlan(num(val, 0xffff)? as u16),
-        b"pop_vlan" | b"strip_vlan" => Action::PopVlan,
-        b"dec_ttl" => Action::DecNwTtl,
+        b"pop_vlan" | b"strip_vlan" if plain(val) => Action::PopVlan,
+        b"dec_ttl" if plain(val) => Action::DecNwTtl,
         b"mod_nw_ttl" | b"set_nw_ttl" => Action::SetNwTtl(num(val, 255)? as u8),
-        b"copy_ttl_out" => Action::CopyTtlOut,
-        b"copy_ttl_in" => Action::CopyTtlIn,
+        b"copy_ttl_out" if plain(val) => Action::CopyTtlOut,
+        b"copy_ttl_in" if plain(val) => Action::CopyTtlIn,
         b"set_field" => {
             let (value_text, field) = need(val)?.rsplit_once("->")?;
             if openflow::nx::NxmField::from_name(field).is_some() {
@@ -541,14 +592,13 @@ fn instructions(s: &str, ctx: ActionContext) -> Option<Vec<Instruction>> {
     let mut metadata = None;
     let mut goto = None;
     let mut tokens = Tokens::new(s);
-    while let Some(tok) = tokens.next()? {
-        let (key, val) = key_value(tok);
+    while let Some(Token { key, val, .. }) = tokens.next() {
         let mut buf = [0u8; 16];
         let lower = lower(key, &mut buf)?;
         match lower {
             b"meter" => meter = Some(num(val, u128::from(u32::MAX))? as u32),
             b"goto_table" => goto = Some(num(val, 254)? as u8),
-            b"clear_actions" => clear = true,
+            b"clear_actions" if plain(val) => clear = true,
             b"write_metadata" => {
                 let v = need(val)?;
                 let (value, mask) = match v.split_once('/') {
@@ -591,15 +641,24 @@ fn instructions(s: &str, ctx: ActionContext) -> Option<Vec<Instruction>> {
 
 /// A flow addition, or `None` for the general parser to read (see the module's doc).
 pub(crate) fn parse_add(text: &str) -> Option<FlowMod> {
-    let (head, actions) = split_actions(text.trim());
-    let actions = actions?;
+    let text = text.trim();
     let mut fm = FlowMod::add(0, DEFAULT_PRIORITY, Match::any(), Vec::new());
     let mut keys = [(MatchKey::EthType, ""); MAX_FIELDS];
     let mut n_keys = 0;
-    let mut tokens = Tokens::new(head);
-    while let Some(tok) = tokens.next()? {
-        let (key, val) = key_value(tok);
-        match key {
+    let mut tokens = Tokens::new(text);
+    // The general parser splits at the first `actions=` that starts a token or follows
+    // `apply_`. Here, that is the first token starting with either: a value read below
+    // never holds `=` (those that would are refused), so no `apply_actions=` can hide
+    // inside an earlier token.
+    let actions = loop {
+        let Token { all, key, val } = tokens.next()?;
+        if let Some(rest) = all.strip_prefix("actions=") {
+            break &text[tokens.at - rest.len()..];
+        }
+        if let Some(rest) = all.strip_prefix("apply_actions=") {
+            break &text[tokens.at - rest.len()..];
+        }
+        let flag = match key {
             "table" => {
                 let v = need(val)?;
                 fm.table_id = if v.eq_ignore_ascii_case("all") {
@@ -607,24 +666,44 @@ pub(crate) fn parse_add(text: &str) -> Option<FlowMod> {
                 } else {
                     uint(v, 254)? as u8
                 };
+                continue;
             }
-            "priority" => fm.priority = num(val, 0xffff)? as u16,
-            "idle_timeout" => fm.idle_timeout = num(val, 0xffff)? as u16,
-            "hard_timeout" => fm.hard_timeout = num(val, 0xffff)? as u16,
-            "send_flow_rem" => fm.flags |= FlowModFlags::SEND_FLOW_REM,
-            "check_overlap" => fm.flags |= FlowModFlags::CHECK_OVERLAP,
-            "reset_counts" => fm.flags |= FlowModFlags::RESET_COUNTS,
-            "no_packet_counts" => fm.flags |= FlowModFlags::NO_PKT_COUNTS,
-            "no_byte_counts" => fm.flags |= FlowModFlags::NO_BYT_COUNTS,
+            "priority" => {
+                fm.priority = num(val, 0xffff)? as u16;
+                continue;
+            }
+            "idle_timeout" => {
+                fm.idle_timeout = num(val, 0xffff)? as u16;
+                continue;
+            }
+            "hard_timeout" => {
+                fm.hard_timeout = num(val, 0xffff)? as u16;
+                continue;
+            }
             // A cookie mask is refused on additions: the general parser says so.
-            "cookie" => fm.cookie = num(val, u128::from(u64::MAX))? as u64,
-            k if DUMP_ONLY.contains(&k) => {}
+            "cookie" => {
+                fm.cookie = num(val, u128::from(u64::MAX))? as u64;
+                continue;
+            }
+            "send_flow_rem" => FlowModFlags::SEND_FLOW_REM,
+            "check_overlap" => FlowModFlags::CHECK_OVERLAP,
+            "reset_counts" => FlowModFlags::RESET_COUNTS,
+            "no_packet_counts" => FlowModFlags::NO_PKT_COUNTS,
+            "no_byte_counts" => FlowModFlags::NO_BYT_COUNTS,
+            k if DUMP_ONLY.contains(&k) => FlowModFlags::empty(),
             k => {
                 *keys.get_mut(n_keys)? = (match_key(k)?, val.unwrap_or(""));
                 n_keys += 1;
+                continue;
             }
+        };
+        // A value that means nothing: refused unless plain, as it could hide an
+        // `apply_actions=` or a separator.
+        if !plain(val) {
+            return None;
         }
-    }
+        fm.flags |= flag;
+    };
     fm.match_ = build_match(&keys[..n_keys])?;
     fm.instructions = instructions(actions, ActionContext::of(&fm.match_))?;
     Some(fm)
@@ -708,50 +787,216 @@ mod tests {
     /// Pieces of flow texts, valid and not, in the forms both paths read and some only
     /// the general parser does.
     const HEAD: &[&str] = &[
-        "table=0", "table=1", "table=254", "table=255", "table=all", "table=", "table",
-        "table=0x3", "priority=0", "priority=100", "priority=65535", "priority=65536",
-        "priority=+1", "priority", "idle_timeout=10", "hard_timeout=0x10", "cookie=0x5",
-        "cookie=5/1", "cookie=-1", "send_flow_rem", "check_overlap", "reset_counts=1",
-        "no_packet_counts", "no_byte_counts", "duration=1.5s", "n_packets=3", "out_port=1",
-        "out_group=2", "ip", "tcp", "udp", "sctp", "arp", "rarp", "ipv6", "icmp", "mpls",
-        "tcp=1", "dl_type=0x0800", "dl_type=0x806", "eth_type=2048", "dl_type=0x10000",
-        "nw_proto=6", "nw_proto=17", "ip_proto=1", "nw_proto=256", "nw_proto=", "in_port=1",
-        "in_port=0", "in_port=LOCAL", "in_port=local", "in_port=NONE", "in_port=4294967295",
-        "in_port=4294967040", "in_port=4294967041", "in_port=1/1", "in_port=+1", "in_port",
-        "dl_src=02:00:00:00:00:01", "dl_src=2:0:0:0:0:1", "dl_src=02:00:00:00:00:001",
-        "dl_src=02:00:00:00:00", "eth_src=02:00:00:00:00:01/ff:ff:ff:00:00:00",
-        "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00", "dl_dst=ff:ff:ff:ff:ff:ff/-1",
-        "dl_dst=gg:00:00:00:00:00", "dl_dst=", "nw_src=10.0.0.1", "nw_src=10.0.0.0/8",
-        "nw_src=10.0.0.0/0", "nw_src=10.0.0.0/32", "nw_src=10.0.0.0/33",
-        "nw_src=10.0.0.0/255.0.0.0", "nw_src=10.1.2.3/255.255.0.0", "nw_src=10.0.0.1/-1",
-        "nw_dst=256.0.0.1", "nw_dst=1.2.3", "nw_dst=01.2.3.4", "ip_dst=1.2.3.4",
-        "ipv4_src=1.2.3.4/+8", "tp_src=80", "tp_dst=0x1000/0xf000", "tp_dst=65536",
-        "tcp_dst=22", "udp_src=53", "sctp_dst=9", "tcp_src=1/-1", "metadata=0x5",
-        "metadata=0x5/0xff", "metadata=5/-1", "metadata=0x10000000000000000", "dl_vlan=10",
-        "dl_vlan=0xffff", "dl_vlan=4096", "vlan_vid=0x1005", "vlan_vid=0x1005/0x1fff",
-        "dl_vlan_pcp=3", "vlan_pcp=8", "ip_dscp=46", "nw_ecn=3", "ip_ecn=4", "tun_id=0x5",
-        "tunnel_id=7/0xff", "reg0=5", "ct_state=+trk", "nw_tos=8", "icmp_type=3",
-        "ipv6_src=::1", "in_port=1(", "bogus=1", "Table=0", "in_port=1\t", "dl_src=é",
+        "table=0",
+        "table=1",
+        "table=254",
+        "table=255",
+        "table=all",
+        "table=",
+        "table",
+        "table=0x3",
+        "priority=0",
+        "priority=100",
+        "priority=65535",
+        "priority=65536",
+        "priority=+1",
+        "priority",
+        "idle_timeout=10",
+        "hard_timeout=0x10",
+        "cookie=0x5",
+        "cookie=5/1",
+        "cookie=-1",
+        "send_flow_rem",
+        "check_overlap",
+        "reset_counts=1",
+        "no_packet_counts",
+        "no_byte_counts",
+        "duration=1.5s",
+        "n_packets=3",
+        "out_port=1",
+        "out_group=2",
+        "ip",
+        "tcp",
+        "udp",
+        "sctp",
+        "arp",
+        "rarp",
+        "ipv6",
+        "icmp",
+        "mpls",
+        "tcp=1",
+        "dl_type=0x0800",
+        "dl_type=0x806",
+        "eth_type=2048",
+        "dl_type=0x10000",
+        "nw_proto=6",
+        "nw_proto=17",
+        "ip_proto=1",
+        "nw_proto=256",
+        "nw_proto=",
+        "in_port=1",
+        "in_port=0",
+        "in_port=LOCAL",
+        "in_port=local",
+        "in_port=NONE",
+        "in_port=4294967295",
+        "in_port=4294967040",
+        "in_port=4294967041",
+        "in_port=1/1",
+        "in_port=+1",
+        "in_port",
+        "dl_src=02:00:00:00:00:01",
+        "dl_src=2:0:0:0:0:1",
+        "dl_src=02:00:00:00:00:001",
+        "dl_src=02:00:00:00:00",
+        "eth_src=02:00:00:00:00:01/ff:ff:ff:00:00:00",
+        "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00",
+        "dl_dst=ff:ff:ff:ff:ff:ff/-1",
+        "dl_dst=gg:00:00:00:00:00",
+        "dl_dst=",
+        "nw_src=10.0.0.1",
+        "nw_src=10.0.0.0/8",
+        "nw_src=10.0.0.0/0",
+        "nw_src=10.0.0.0/32",
+        "nw_src=10.0.0.0/33",
+        "nw_src=10.0.0.0/255.0.0.0",
+        "nw_src=10.1.2.3/255.255.0.0",
+        "nw_src=10.0.0.1/-1",
+        "nw_dst=256.0.0.1",
+        "nw_dst=1.2.3",
+        "nw_dst=01.2.3.4",
+        "ip_dst=1.2.3.4",
+        "ipv4_src=1.2.3.4/+8",
+        "tp_src=80",
+        "tp_dst=0x1000/0xf000",
+        "tp_dst=65536",
+        "tcp_dst=22",
+        "udp_src=53",
+        "sctp_dst=9",
+        "tcp_src=1/-1",
+        "metadata=0x5",
+        "metadata=0x5/0xff",
+        "metadata=5/-1",
+        "metadata=0x10000000000000000",
+        "dl_vlan=10",
+        "dl_vlan=0xffff",
+        "dl_vlan=4096",
+        "vlan_vid=0x1005",
+        "vlan_vid=0x1005/0x1fff",
+        "dl_vlan_pcp=3",
+        "vlan_pcp=8",
+        "ip_dscp=46",
+        "nw_ecn=3",
+        "ip_ecn=4",
+        "tun_id=0x5",
+        "tunnel_id=7/0xff",
+        "reg0=5",
+        "ct_state=+trk",
+        "nw_tos=8",
+        "icmp_type=3",
+        "ipv6_src=::1",
+        "in_port=1(",
+        "bogus=1",
+        "Table=0",
+        "in_port=1\t",
+        "dl_src=é",
+        "send_flow_rem=a(b",
+        "duration=x=y",
+        "send_flow_rem=apply_actions=drop",
+        "in_port=1\tdl_src=02:00:00:00:00:01",
+        "n_packets=3)",
+        "reset_counts=x\ty",
+        "check_overlap=1.5",
+        "xapply_actions=output:1",
+        "in_port=1\tactions=drop",
     ];
     const ACTIONS: &[&str] = &[
-        "output:2", "output=3", "output:0", "output:", "output", "output:LOCAL", "2", "0",
-        "NORMAL", "normal", "LOCAL", "in_port", "ALL", "flood", "none", "ANY", "table",
-        "controller", "CONTROLLER:128", "controller:max_len=64", "controller:", "drop",
-        "drop:1", "goto_table:1", "goto_table:255", "GOTO_TABLE:3", "goto_table",
-        "meter:1", "meter", "clear_actions", "write_metadata:0x5", "write_metadata:5/0xff",
-        "write_metadata:5/-1", "write_metadata", "group:1", "group", "set_queue:3",
-        "push_vlan:0x8100", "push_vlan:0x10000", "pop_vlan", "strip_vlan", "dec_ttl",
-        "mod_nw_ttl:64", "set_nw_ttl:256", "copy_ttl_out", "copy_ttl_in",
-        "set_field:10.0.0.1->ip_dst", "set_field:10.0.0.1/8->ip_dst",
-        "set_field:10.0.0.1/32->ip_dst", "set_field:02:00:00:00:00:01->eth_src",
-        "set_field:5->reg0", "set_field:5->tun_src", "set_field:5", "set_field:80->tcp_dst",
-        "set_field:1->in_port", "set_field:7->vlan_pcp", "set_field:::1->ipv6_src",
-        "mod_vlan_vid:5", "mod_vlan_vid:4096", "mod_vlan_pcp:3", "mod_vlan_pcp:8",
-        "mod_dl_src:02:00:00:00:00:01", "mod_dl_dst:02:00:00:00:00", "mod_nw_src:1.2.3.4",
-        "mod_nw_dst:1.2.3.4/8", "mod_nw_tos:16", "mod_nw_tos:256", "mod_nw_ecn:3",
-        "mod_tp_src:80", "mod_tp_dst:8775", "resubmit(,2)", "resubmit:2", "ct_clear",
-        "note:01", "bogus", "write_actions(output:2)", "write_actions",
+        "output:2",
+        "output=3",
+        "output:0",
+        "output:",
+        "output",
+        "output:LOCAL",
+        "2",
+        "0",
+        "NORMAL",
+        "normal",
+        "LOCAL",
+        "in_port",
+        "ALL",
+        "flood",
+        "none",
+        "ANY",
+        "table",
+        "controller",
+        "CONTROLLER:128",
+        "controller:max_len=64",
+        "controller:",
+        "drop",
+        "drop:1",
+        "goto_table:1",
+        "goto_table:255",
+        "GOTO_TABLE:3",
+        "goto_table",
+        "meter:1",
+        "meter",
+        "clear_actions",
+        "write_metadata:0x5",
+        "write_metadata:5/0xff",
+        "write_metadata:5/-1",
+        "write_metadata",
+        "group:1",
+        "group",
+        "set_queue:3",
+        "push_vlan:0x8100",
+        "push_vlan:0x10000",
+        "pop_vlan",
+        "strip_vlan",
+        "dec_ttl",
+        "mod_nw_ttl:64",
+        "set_nw_ttl:256",
+        "copy_ttl_out",
+        "copy_ttl_in",
+        "set_field:10.0.0.1->ip_dst",
+        "set_field:10.0.0.1/8->ip_dst",
+        "set_field:10.0.0.1/32->ip_dst",
+        "set_field:02:00:00:00:00:01->eth_src",
+        "set_field:5->reg0",
+        "set_field:5->tun_src",
+        "set_field:5",
+        "set_field:80->tcp_dst",
+        "set_field:1->in_port",
+        "set_field:7->vlan_pcp",
+        "set_field:::1->ipv6_src",
+        "mod_vlan_vid:5",
+        "mod_vlan_vid:4096",
+        "mod_vlan_pcp:3",
+        "mod_vlan_pcp:8",
+        "mod_dl_src:02:00:00:00:00:01",
+        "mod_dl_dst:02:00:00:00:00",
+        "mod_nw_src:1.2.3.4",
+        "mod_nw_dst:1.2.3.4/8",
+        "mod_nw_tos:16",
+        "mod_nw_tos:256",
+        "mod_nw_ecn:3",
+        "mod_tp_src:80",
+        "mod_tp_dst:8775",
+        "resubmit(,2)",
+        "resubmit:2",
+        "ct_clear",
+        "note:01",
+        "bogus",
+        "write_actions(output:2)",
+        "write_actions",
         "a_very_long_action_name_indeed",
+        "drop:(x",
+        "clear_actions:a=b",
+        "pop_vlan:)",
+        "dec_ttl\toutput:1",
+        "output:1(",
+        "drop:x",
+        "strip_vlan:1",
+        "actions=drop",
     ];
 
     fn flow() -> impl Strategy<Value = String> {
@@ -805,6 +1050,9 @@ mod tests {
                 general += 1;
             }
         }
-        assert!(fast > 250 && general > 250, "fast {fast}, general {general}");
+        assert!(
+            fast > 250 && general > 250,
+            "fast {fast}, general {general}"
+        );
     }
 }

@@ -35,10 +35,11 @@ pub(crate) const SHORTHANDS: [(&str, u16, Option<u8>); 14] = [
 
 /// Keys a dump prints that mean nothing as input; accepted so that a dumped
 /// line can be pasted back.
-pub(crate) const DUMP_ONLY: [&str; 5] = ["duration", "n_packets", "n_bytes", "idle_age", "hard_age"];
+pub(crate) const DUMP_ONLY: [&str; 5] =
+    ["duration", "n_packets", "n_bytes", "idle_age", "hard_age"];
 
 /// Splits off `actions=...`, which takes the rest of the string.
-pub(crate) fn split_actions(text: &str) -> (&str, Option<&str>) {
+fn split_actions(text: &str) -> (&str, Option<&str>) {
     let mut search = 0;
     while let Some(i) = text[search..].find("actions=") {
         let at = search + i;
