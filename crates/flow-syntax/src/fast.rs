@@ -407,7 +407,7 @@ impl Fields {
     }
 
     /// In field-number order, as the general parser sorts them.
-    fn to_match(&mut self) -> Option<Match> {
+    fn sorted_match(&mut self) -> Option<Match> {
         let set = &mut self.set[..self.len];
         set.sort_unstable_by_key(|e| e.0.raw());
         let mut tlvs = Vec::with_capacity(set.len());
@@ -481,7 +481,7 @@ fn build_match(keys: &[(MatchKey, &str)]) -> Option<Match> {
         let (v, m) = value(f, val)?;
         fields.set(f, v, m)?;
     }
-    let m = fields.to_match()?;
+    let m = fields.sorted_match()?;
     check_prerequisites(&m).ok()?;
     Some(m)
 }
