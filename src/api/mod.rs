@@ -583,6 +583,19 @@ impl Api {
         mods: Vec<(String, FlowMod)>,
         save: bool,
     ) -> Result<u32, ApiError> {
+        let (labels, mods): (Vec<String>, Vec<FlowMod>) = mods.into_iter().unzip();
+        self.apply_flow_mod_batch(mods, &|i| labels[i].clone(), save)
+    }
+
+    /// [`Api::apply_flow_mods`] for a batch whose flow-mods are named by their index
+    /// (`label(i)`, only printed for the one refused): a gRPC batch of 100k flows keeps
+    /// no name per flow.
+    pub fn apply_flow_mod_batch(
+        &self,
+        mods: Vec<FlowMod>,
+        label: &dyn Fn(usize) -> String,
+        save: bool,
+    ) -> Result<u32, ApiError> {
         let _one = self.change.lock();
         let now = self.sw.now();
         let n = mods.len() as u64;
@@ -590,14 +603,14 @@ impl Api {
         let result = (|| {
             // All or nothing, counters and durations of existing flows included.
             let mut tx = st.tables.transaction(now);
-            let refused = |(i, e): (usize, PipelineError)| ApiError::pipeline(&mods[i].0, e);
+            let refused = |(i, e): (usize, PipelineError)| ApiError::pipeline(&label(i), e);
             crate::ofswitch::reserve_for_adds(
                 &mut tx,
                 mods.iter()
-                    .filter(|(_, fm)| fm.command == FlowModCommand::Add)
-                    .map(|(_, fm)| fm.table_id),
+                    .filter(|fm| fm.command == FlowModCommand::Add)
+                    .map(|fm| fm.table_id),
             );
-            for (_, fm) in &mods {
+            for fm in &mods {
                 tx.of_flow_mod(fm).map_err(refused)?;
             }
             Ok(tx.commit().map_err(refused)?.removed.len() as u32)
@@ -609,7 +622,7 @@ impl Api {
                 // match (as long as converting it) is for nothing.
                 if self.persists() {
                     let owned = &mut st.api_owned;
-                    for (_, fm) in &mods {
+                    for fm in &mods {
                         if fm.command == FlowModCommand::Add {
                             owned
                                 .flows
@@ -632,7 +645,7 @@ impl Api {
         self.emit_with(|| {
             pb::event::Event::Flow(pb::FlowEvent {
                 kind: pb::flow_event::Kind::Changed as i32,
-                changes: mods.iter().map(|(_, fm)| describe(fm)).collect(),
+                changes: mods.iter().map(describe).collect(),
                 table_id: 0,
                 entries: 0,
             })

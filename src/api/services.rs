@@ -517,29 +517,35 @@ impl pb::flow_service_server::FlowService for Flows {
         if r.changes.is_empty() {
             return Err(ApiError::invalid("changes", "no changes").into());
         }
+        // Each flow-mod is named (`changes[i]`) only in an error: a batch of 100k flows
+        // keeps nothing per flow but its FlowMod, and drops its text once parsed.
+        let field = |i: usize| format!("changes[{i}]");
         let mut mods = Vec::with_capacity(r.changes.len());
-        for (i, c) in r.changes.iter().enumerate() {
-            let field = format!("changes[{i}]");
-            let cmd = flow_command(c.command)
-                .map_err(|_| ApiError::invalid(format!("{field}.command"), "unknown command"))?;
+        for (i, c) in r.changes.into_iter().enumerate() {
+            let cmd = flow_command(c.command).map_err(|_| {
+                ApiError::invalid(format!("{}.command", field(i)), "unknown command")
+            })?;
             let fm = match &c.flow {
                 Some(pb::flow_change::Flow::Text(t)) => flow_syntax::parse_flow_mod(t, cmd)
-                    .map_err(|e| ApiError::invalid(format!("{field}.text"), e.to_string()))?,
+                    .map_err(|e| ApiError::invalid(format!("{}.text", field(i)), e.to_string()))?,
                 Some(pb::flow_change::Flow::Structured(f)) => {
-                    convert::flow_from_pb(&format!("{field}.structured"), f, cmd)
+                    convert::flow_from_pb(&format!("{}.structured", field(i)), f, cmd)
                         .map_err(ApiError::from)?
                 }
                 None => {
                     return Err(ApiError::invalid(
-                        format!("{field}.flow"),
+                        format!("{}.flow", field(i)),
                         "give text or structured",
                     )
                     .into())
                 }
             };
-            mods.push((field, fm));
+            mods.push(fm);
         }
-        let removed = blocking(&self.0, move |api| api.apply_flow_mods(mods, true)).await?;
+        let removed = blocking(&self.0, move |api| {
+            api.apply_flow_mod_batch(mods, &field, true)
+        })
+        .await?;
         Ok(Response::new(pb::ApplyFlowsResponse { removed }))
     }
 

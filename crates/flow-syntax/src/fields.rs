@@ -127,7 +127,7 @@ pub fn field_by_name(name: &str) -> Option<OxmField> {
     })
 }
 
-const RESERVED_PORTS: [(&str, u32); 8] = [
+pub(crate) const RESERVED_PORTS: [(&str, u32); 8] = [
     ("IN_PORT", OFPP_IN_PORT),
     ("TABLE", OFPP_TABLE),
     ("NORMAL", OFPP_NORMAL),

@@ -13,10 +13,10 @@ use crate::fields::{field_by_name, format_masked, oxm_name, parse_port, parse_va
 use crate::{bad, key_value, parse_uint, split_top, SyntaxError};
 
 /// OpenFlow's default priority, which ovs-ofctl uses when none is given.
-const DEFAULT_PRIORITY: u16 = 0x8000;
+pub(crate) const DEFAULT_PRIORITY: u16 = 0x8000;
 
 /// Protocol shorthands: the ethertype and IP protocol each stands for.
-const SHORTHANDS: [(&str, u16, Option<u8>); 14] = [
+pub(crate) const SHORTHANDS: [(&str, u16, Option<u8>); 14] = [
     ("ip", 0x0800, None),
     ("icmp", 0x0800, Some(1)),
     ("tcp", 0x0800, Some(6)),
@@ -35,7 +35,8 @@ const SHORTHANDS: [(&str, u16, Option<u8>); 14] = [
 
 /// Keys a dump prints that mean nothing as input; accepted so that a dumped
 /// line can be pasted back.
-const DUMP_ONLY: [&str; 5] = ["duration", "n_packets", "n_bytes", "idle_age", "hard_age"];
+pub(crate) const DUMP_ONLY: [&str; 5] =
+    ["duration", "n_packets", "n_bytes", "idle_age", "hard_age"];
 
 /// Splits off `actions=...`, which takes the rest of the string.
 fn split_actions(text: &str) -> (&str, Option<&str>) {
@@ -57,7 +58,25 @@ fn split_actions(text: &str) -> (&str, Option<&str>) {
 /// Parses a flow for `command`. Adds default to table 0 and priority 32768;
 /// modifies and deletes default to every table and, unless strict, ignore the
 /// priority. Deletes take no actions.
+///
+/// Additions in the common syntax (the fields and actions of a virtual-network
+/// profile or a classifier) take a single-pass path that allocates only what the
+/// `FlowMod` keeps; anything else, errors included, takes the general parser, so
+/// both accept the same texts with the same results and errors.
 pub fn parse_flow_mod(text: &str, command: FlowModCommand) -> Result<FlowMod, SyntaxError> {
+    if command == FlowModCommand::Add {
+        if let Some(fm) = crate::fast::parse_add(text) {
+            return Ok(fm);
+        }
+    }
+    parse_flow_mod_general(text, command)
+}
+
+/// The general parser: every syntax the crate accepts, and every error it reports.
+pub(crate) fn parse_flow_mod_general(
+    text: &str,
+    command: FlowModCommand,
+) -> Result<FlowMod, SyntaxError> {
     let (head, actions) = split_actions(text.trim());
     let is_add = command == FlowModCommand::Add;
     let is_delete = matches!(
@@ -327,7 +346,7 @@ fn is_alias(key: &str) -> bool {
 }
 
 /// Names the first field whose prerequisite the match lacks, and what it needs.
-fn check_prerequisites(m: &Match) -> Result<(), SyntaxError> {
+pub(crate) fn check_prerequisites(m: &Match) -> Result<(), SyntaxError> {
     for b in m.fields.iter().filter_map(OxmTlv::as_basic) {
         let ok = match b.field().prerequisite() {
             Prerequisite::None => true,

@@ -9,6 +9,7 @@
 //! unknown key rather than being ignored.
 
 mod actions;
+mod fast;
 mod fields;
 mod flow;
 mod group;
