@@ -59,7 +59,7 @@ fn fits(data: &[u8], off: usize, len: usize) -> Result<(), EditError> {
 }
 
 /// Applies `old_sum -> new_sum` to the checksum `c`.
-#[inline]
+#[inline(always)]
 fn patch(data: &mut [u8], c: Csum, old_sum: u16, new_sum: u16) {
     let cur = be16(data, c.at);
     if c.zero_is_none && cur == 0 {
@@ -317,7 +317,9 @@ fn set_common(
     Ok(())
 }
 
-/// [`set_field`] for every field [`set_common`] does not take.
+/// [`set_field`] for every field [`set_common`] does not take. Kept out of line: inlined,
+/// its many arms made `set_field` save and restore registers for every common set-field.
+#[inline(never)]
 fn set_other(
     data: &mut [u8],
     key: &mut FlowKey,
