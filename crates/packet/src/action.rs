@@ -18,7 +18,7 @@ use crate::extract::{parse_frame, parse_l3};
 use crate::key::{ipv6_exthdr, pos, Field, FlowKey, Layers, OFPVID_PRESENT};
 use crate::wire::checksum;
 use crate::wire::ethertype as et;
-use crate::wire::field::{be16, put16, put24, put32};
+use crate::wire::field::{be16, be32, put16, put24, put32};
 use crate::wire::{ipv4, ipv6, mpls, sctp, tcp, udp};
 
 /// A 16-bit checksum to patch: where it is, where the area it covers starts (for byte
@@ -59,7 +59,7 @@ fn fits(data: &[u8], off: usize, len: usize) -> Result<(), EditError> {
 }
 
 /// Applies `old_sum -> new_sum` to the checksum `c`.
-#[inline]
+#[inline(always)]
 fn patch(data: &mut [u8], c: Csum, old_sum: u16, new_sum: u16) {
     let cur = be16(data, c.at);
     if c.zero_is_none && cur == 0 {
@@ -218,6 +218,10 @@ fn reextract(data: &[u8], key: &mut FlowKey) {
 /// in_port, in_phy_port, metadata and ipv6_exthdr cannot be set (metadata has its own
 /// instruction). tunnel_id only changes the key. Setting ipv6_dst on a packet with a routing
 /// header leaves the L4 checksum alone, since its pseudo-header uses the final destination.
+///
+/// Never inlined: small now that only the common fields are in it, it was inlined into the
+/// NORMAL action's VLAN retagging and made that hot path longer (N +1 per packet).
+#[inline(never)]
 pub fn set_field<P: PacketBuf + ?Sized>(
     pkt: &mut P,
     key: &mut FlowKey,
@@ -225,8 +229,109 @@ pub fn set_field<P: PacketBuf + ?Sized>(
     value: u128,
 ) -> Result<(), EditError> {
     use Field::*;
+    match field {
+        EthDst | EthSrc | Ipv4Src | Ipv4Dst | TcpSrc | TcpDst | UdpSrc | UdpDst => {
+            set_common(pkt.data_mut(), key, field, value)
+        }
+        _ => set_other(pkt.data_mut(), key, field, value),
+    }
+}
+
+/// The sum [`checksum::sum_at`] gives for a 32-bit big-endian value at an even offset.
+#[inline(always)]
+fn sum32(v: u32) -> u16 {
+    checksum::fold(u64::from(v >> 16) + u64::from(v & 0xffff))
+}
+
+/// The set-fields rewrites and NAT use (Ethernet addresses, IPv4 addresses, TCP and UDP
+/// ports), each with its width, key position and checksums known here: the key's value is
+/// stored at its fixed position without the field table, the old and new sums of an
+/// address are computed once for both checksums that cover it, and a port's old and new
+/// values are its sums. The checksums, key and errors are those of the general path: the
+/// same RFC 1624 update with the same sums, bounds checked before anything is written.
+#[inline(always)]
+fn set_common(
+    data: &mut [u8],
+    key: &mut FlowKey,
+    field: Field,
+    value: u128,
+) -> Result<(), EditError> {
+    use Field::*;
+    match field {
+        EthDst | EthSrc => {
+            need(key, Layers::ETH, EditError::NoEthernet)?;
+            let (off, p) = if field == EthDst {
+                (0, pos::ETH_DST)
+            } else {
+                (6, pos::ETH_SRC)
+            };
+            fits(data, off, 6)?;
+            data[off..off + 6].copy_from_slice(&mac_bytes(value));
+            key.put(p, value as u64);
+        }
+        Ipv4Src | Ipv4Dst => {
+            need(key, Layers::IPV4, EditError::NoIpv4)?;
+            let l3 = usize::from(key.offsets.l3);
+            let (off, p) = if field == Ipv4Src {
+                (l3 + 12, pos::IPV4_SRC)
+            } else {
+                (l3 + 16, pos::IPV4_DST)
+            };
+            let ip = ipv4_csum(key);
+            let l4 = pseudo_csum(key);
+            fits(data, off, 4)?;
+            fits(data, ip.at, 2)?;
+            if let Some(c) = l4 {
+                fits(data, c.at, 2)?;
+            }
+            // Both areas (the IPv4 header, the pseudo-header) hold the address at an even
+            // offset.
+            let new = value as u32;
+            let (old_sum, new_sum) = (sum32(be32(data, off)), sum32(new));
+            patch(data, ip, old_sum, new_sum);
+            if let Some(c) = l4 {
+                patch(data, c, old_sum, new_sum);
+            }
+            put32(data, off, new);
+            key.put(p, u64::from(new));
+        }
+        _ => {
+            let (layer, err) = if matches!(field, TcpSrc | TcpDst) {
+                (Layers::TCP, EditError::NoTcp)
+            } else {
+                (Layers::UDP, EditError::NoUdp)
+            };
+            need(key, layer, err)?;
+            let l4 = usize::from(key.offsets.l4);
+            let (off, p) = if matches!(field, TcpSrc | UdpSrc) {
+                (l4, pos::TP_SRC)
+            } else {
+                (l4 + 2, pos::TP_DST)
+            };
+            let c = l4_csum(key).ok_or(err)?;
+            fits(data, off, 2)?;
+            fits(data, c.at, 2)?;
+            // The port is a 16-bit word at an even offset of the segment: its sum.
+            let new = value as u16;
+            patch(data, c, be16(data, off), new);
+            put16(data, off, new);
+            key.put(p, u64::from(new));
+        }
+    }
+    Ok(())
+}
+
+/// [`set_field`] for every field [`set_common`] does not take. Kept out of line: inlined,
+/// its many arms made `set_field` save and restore registers for every common set-field.
+#[inline(never)]
+fn set_other(
+    data: &mut [u8],
+    key: &mut FlowKey,
+    field: Field,
+    value: u128,
+) -> Result<(), EditError> {
+    use Field::*;
     let value = value & field.value_mask();
-    let data = pkt.data_mut();
     let l3 = usize::from(key.offsets.l3);
     let l4 = usize::from(key.offsets.l4);
     let v8 = value as u8;

@@ -21,13 +21,16 @@ pub fn sum(data: &[u8]) -> u64 {
     acc
 }
 
-/// Folds a partial sum into 16 bits with end-around carry.
+/// Folds a partial sum into 16 bits with end-around carry. Two end-around-carry additions
+/// (64 to 32 bits, 32 to 16) instead of a loop: each keeps the sum's residue modulo 0xffff
+/// and yields zero only for two zero halves, so the result is the same (in 1..=0xffff for a
+/// non-zero sum, 0 for 0) without a branch.
 #[inline]
-pub fn fold(mut s: u64) -> u16 {
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
+pub fn fold(s: u64) -> u16 {
+    let (s32, carry) = (s as u32).overflowing_add((s >> 32) as u32);
+    let s32 = s32 + u32::from(carry);
+    let (s16, carry) = (s32 as u16).overflowing_add((s32 >> 16) as u16);
+    s16 + u16::from(carry)
 }
 
 /// The checksum field value for `data` (whose checksum field must be zero).
@@ -132,6 +135,40 @@ mod tests {
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(fold(sum(&data)), 0xddf2);
         assert_eq!(internet(&data), !0xddf2);
+    }
+
+    #[test]
+    fn fold_equals_the_end_around_carry_loop() {
+        fn by_loop(mut s: u64) -> u16 {
+            while s >> 16 != 0 {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            s as u16
+        }
+        let edges = [
+            0,
+            1,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0x1_ffff_fffe,
+            0xffff_0000_0000,
+            0xffff_ffff_ffff,
+            u64::MAX,
+            u64::MAX - 1,
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let random = (0..10_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x >> (x % 48)
+        });
+        for s in edges.into_iter().chain(random) {
+            assert_eq!(fold(s), by_loop(s), "{s:#x}");
+        }
     }
 
     #[test]
