@@ -6,7 +6,8 @@
 #
 # Starts ferroflowd as perf/run.sh's flowmod scenario does (perf/hooks/ferroflowd.sh: one
 # worker on PMD_CPU sleeping when idle, idle_sleep_us = 200; the control plane and the
-# client both on MAIN_CPU; the store not written), loads pipeline B with INSTANCES
+# client both on MAIN_CPU; the store not written; its EAL section has --no-pci, its own
+# file prefix, --in-memory and a memory cap), loads pipeline B with INSTANCES
 # (50000: 100,003 flows) LOADS times (2) by one bundle each, a del-flows between, and
 # prints per load: the wall time, the server's CPU (utime + stime of ferroflowd over the
 # load, /proc/PID/stat), the client's (ovs-ofctl's own user + sys) and the flows dumped
