@@ -216,26 +216,57 @@ pub(crate) fn parse_instructions(
             _ => apply.extend(parse_action_in(tok, ctx)?),
         }
     }
-    let mut out = Vec::new();
-    if let Some(m) = meter {
-        out.push(Instruction::Meter(m));
+    Ok(InstructionParts {
+        meter,
+        apply,
+        clear,
+        write,
+        metadata,
+        goto,
     }
-    if !apply.is_empty() {
-        out.push(Instruction::ApplyActions(apply));
+    .into_instructions())
+}
+
+/// The instructions a flow's `actions=` text names, gathered in any order; both parsers
+/// (this one and `fast`) emit them in the one order OpenFlow 1.3 executes them.
+pub(crate) struct InstructionParts {
+    pub meter: Option<u32>,
+    pub apply: Vec<Action>,
+    pub clear: bool,
+    pub write: Option<Vec<Action>>,
+    pub metadata: Option<(u64, u64)>,
+    pub goto: Option<u8>,
+}
+
+impl InstructionParts {
+    pub(crate) fn into_instructions(self) -> Vec<Instruction> {
+        let n = usize::from(self.meter.is_some())
+            + usize::from(!self.apply.is_empty())
+            + usize::from(self.clear)
+            + usize::from(self.write.is_some())
+            + usize::from(self.metadata.is_some())
+            + usize::from(self.goto.is_some());
+        let mut out = Vec::with_capacity(n);
+        if let Some(m) = self.meter {
+            out.push(Instruction::Meter(m));
+        }
+        if !self.apply.is_empty() {
+            out.push(Instruction::ApplyActions(self.apply));
+        }
+        if self.clear {
+            out.push(Instruction::ClearActions);
+        }
+        if let Some(w) = self.write {
+            out.push(Instruction::WriteActions(w));
+        }
+        if let Some((metadata, mask)) = self.metadata {
+            out.push(Instruction::WriteMetadata { metadata, mask });
+        }
+        if let Some(t) = self.goto {
+            out.push(Instruction::GotoTable(t));
+        }
+        out
     }
-    if clear {
-        out.push(Instruction::ClearActions);
-    }
-    if let Some(w) = write {
-        out.push(Instruction::WriteActions(w));
-    }
-    if let Some((metadata, mask)) = metadata {
-        out.push(Instruction::WriteMetadata { metadata, mask });
-    }
-    if let Some(t) = goto {
-        out.push(Instruction::GotoTable(t));
-    }
-    Ok(out)
 }
 
 /// One action as ovs-ofctl prints it.

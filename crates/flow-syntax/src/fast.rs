@@ -303,11 +303,7 @@ fn value(f: OxmField, s: &str) -> Option<(u128, Option<u128>)> {
         if n > bits {
             return None;
         }
-        if n == 0 {
-            0
-        } else {
-            (full >> (bits - n)) << (bits - n)
-        }
+        crate::fields::prefix_mask(full, bits, n)
     } else if m == "-1" {
         full
     } else {
@@ -615,28 +611,17 @@ fn instructions(s: &str, ctx: ActionContext) -> Option<Vec<Instruction>> {
             _ => action(key, lower, val, ctx, &mut apply)?,
         }
     }
-    let n = usize::from(meter.is_some())
-        + usize::from(!apply.is_empty())
-        + usize::from(clear)
-        + usize::from(metadata.is_some())
-        + usize::from(goto.is_some());
-    let mut out = Vec::with_capacity(n);
-    if let Some(m) = meter {
-        out.push(Instruction::Meter(m));
-    }
-    if !apply.is_empty() {
-        out.push(Instruction::ApplyActions(apply));
-    }
-    if clear {
-        out.push(Instruction::ClearActions);
-    }
-    if let Some((metadata, mask)) = metadata {
-        out.push(Instruction::WriteMetadata { metadata, mask });
-    }
-    if let Some(t) = goto {
-        out.push(Instruction::GotoTable(t));
-    }
-    Some(out)
+    Some(
+        crate::actions::InstructionParts {
+            meter,
+            apply,
+            clear,
+            write: None,
+            metadata,
+            goto,
+        }
+        .into_instructions(),
+    )
 }
 
 /// A flow addition, or `None` for the general parser to read (see the module's doc).

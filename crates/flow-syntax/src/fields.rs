@@ -235,11 +235,7 @@ pub(crate) fn parse_value(
                 if n > bits {
                     return Err(bad(key, m, format!("prefix longer than {bits} bits")));
                 }
-                if n == 0 {
-                    0
-                } else {
-                    (full >> (bits - n)) << (bits - n)
-                }
+                prefix_mask(full, bits, n)
             } else if m == "-1" {
                 full
             } else {
@@ -300,5 +296,15 @@ pub(crate) fn bits_mask(f: OxmField) -> u128 {
         u128::MAX
     } else {
         (1u128 << bits) - 1
+    }
+}
+
+/// The mask of an `n`-bit prefix of a `bits`-bit field whose full mask is `full`
+/// (`n <= bits`; `/0` masks nothing).
+pub(crate) fn prefix_mask(full: u128, bits: u32, n: u32) -> u128 {
+    if n == 0 {
+        0
+    } else {
+        (full >> (bits - n)) << (bits - n)
     }
 }
