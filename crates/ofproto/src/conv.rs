@@ -33,7 +33,7 @@ use crate::types::{
     group_type_to_of, match_field_error, meter_flags, meter_mod_command,
 };
 
-fn field_of(f: OxmField) -> Field {
+pub(crate) fn field_of(f: OxmField) -> Field {
     Field::from_oxm(f.raw()).expect("the 40 basic OXM fields are the 40 key fields")
 }
 
@@ -69,7 +69,7 @@ pub fn convert_match(m: &OfMatch) -> Result<Match, PipelineError> {
 
 /// What is known, along an action list, about the fields set-field prerequisites look at.
 #[derive(Clone, Copy, Debug)]
-struct Known {
+pub(crate) struct Known {
     eth_type: Option<u128>,
     ip_proto: Option<u128>,
     icmpv6_type: Option<u128>,
@@ -79,7 +79,7 @@ struct Known {
 }
 
 impl Known {
-    fn from_match(m: &Match) -> Known {
+    pub(crate) fn from_match(m: &Match) -> Known {
         Known {
             eth_type: m.exact_value(Field::EthType),
             ip_proto: m.exact_value(Field::IpProto),
@@ -121,7 +121,7 @@ impl Known {
     }
 
     /// Checks `a` and records what it changes.
-    fn step(&mut self, a: &Action) -> Result<(), PipelineError> {
+    pub(crate) fn step(&mut self, a: &Action) -> Result<(), PipelineError> {
         match *a {
             Action::SetField { field, value } => {
                 self.check(field)?;
@@ -286,6 +286,30 @@ pub fn convert_actions(
     Ok(out)
 }
 
+/// A write-actions instruction from its converted list: no extensions in an action set,
+/// and the set's actions checked in the order they will run, after what `known` says
+/// (the match and the apply-actions before it).
+pub(crate) fn write_actions(
+    list: Vec<Action>,
+    known: Known,
+) -> Result<Box<WriteActions>, PipelineError> {
+    if list.iter().any(Action::is_extension) {
+        return Err(PipelineError::ExtensionInActionSet);
+    }
+    let mut set = ActionSet::default();
+    for a in &list {
+        set.write(a);
+    }
+    let mut k = known;
+    for a in set.ordered() {
+        k.step(&a)?;
+    }
+    Ok(Box::new(WriteActions {
+        list: list.into(),
+        set,
+    }))
+}
+
 fn convert_instructions(
     insts: &[OfInstruction],
     table_id: u8,
@@ -337,21 +361,7 @@ fn convert_instructions(
             }
             OfInstruction::WriteActions(list) => {
                 let list = convert_actions(list, tables, ActionUse::Flow)?;
-                if list.iter().any(Action::is_extension) {
-                    return Err(PipelineError::ExtensionInActionSet);
-                }
-                let mut set = ActionSet::default();
-                for a in &list {
-                    set.write(a);
-                }
-                let mut k = known;
-                for a in set.ordered() {
-                    k.step(&a)?;
-                }
-                out.write = Some(Box::new(WriteActions {
-                    list: list.into(),
-                    set,
-                }));
+                out.write = Some(write_actions(list, known)?);
             }
             OfInstruction::ApplyActions(list) => {
                 let list = convert_actions(list, tables, ActionUse::Flow)?;

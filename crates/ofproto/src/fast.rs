@@ -1,0 +1,305 @@
+//! A FLOW_MOD read from its bytes straight into the pipeline's request, for the flow-mods
+//! bulk loads send (`ovs-ofctl --bundle add-flows`: 100k of them).
+//!
+//! The general path decodes the message into `openflow::FlowMod` (a `Vec` of OXM TLVs, one
+//! of instructions, one per action list) and converts that ([`crate::convert_flow_mod`]):
+//! about 2,800 instructions and eight allocations a flow-mod, half of them freed again at
+//! once. This one reads the bytes once and allocates only what the request keeps (the
+//! match's field list, the action lists, the instructions).
+//!
+//! It takes ADD, MODIFY and MODIFY_STRICT with OPENFLOW_BASIC match fields, the standard
+//! instructions and the standard actions. Anything else, and anything wrong (whatever the
+//! general path would refuse, for whatever reason), is "not mine": it returns `None` and
+//! the caller runs the general path, which then gives the request or the error exactly as
+//! before. So where it answers, it must answer what the general path answers; the
+//! proptest in `tests/fast_flow_mod.rs` checks that over generated, valid and malformed,
+//! FLOW_MODs.
+
+use std::sync::Arc;
+
+use openflow::consts::OFPTT_ALL;
+use openflow::messages::FlowModCommand as OfCommand;
+use openflow::oxm::{OFPMT_OXM, OFPXMC_OPENFLOW_BASIC};
+use openflow::{
+    Action as OfAction, BasicOxm, MsgType, OxmField, OxmTlv, Prerequisite, OFP_HEADER_LEN,
+    OFP_VERSION,
+};
+use pipeline::flow::{Action, FlowFlags, Instructions, Match, MatchField};
+use pipeline::pipeline::{FlowModReq, FlowTables};
+
+use crate::conv::{convert_action, field_of, write_actions, ActionUse, Known};
+use crate::types::flow_mod_command;
+
+/// Bytes of FLOW_MOD before its match (header included).
+const FIXED: usize = OFP_HEADER_LEN + 40;
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn be64(b: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(b[at..at + 8].try_into().expect("eight bytes"))
+}
+
+/// Up to 16 big-endian bytes as a number.
+fn be_n(b: &[u8]) -> u128 {
+    b.iter().fold(0u128, |acc, &x| (acc << 8) | u128::from(x))
+}
+
+/// One whole FLOW_MOD message (`raw`: header included, exactly its length) as the
+/// pipeline's request, checked against `tables` as [`crate::convert_flow_mod`] checks it;
+/// `None` when the general path must answer (see the module documentation).
+pub fn flow_mod_from_wire(raw: &[u8], tables: &FlowTables) -> Option<FlowModReq> {
+    if raw.len() < FIXED + 4
+        || raw[0] != OFP_VERSION
+        || raw[1] != MsgType::FlowMod.raw()
+        || usize::from(be16(raw, 2)) != raw.len()
+    {
+        return None;
+    }
+    let table_id = raw[24];
+    let command = match OfCommand::from_raw(raw[25])? {
+        c @ (OfCommand::Add | OfCommand::Modify | OfCommand::ModifyStrict) => c,
+        OfCommand::Delete | OfCommand::DeleteStrict => return None,
+    };
+    let is_add = command == OfCommand::Add;
+    if table_id >= tables.n_tables() && (is_add || table_id != OFPTT_ALL) {
+        return None;
+    }
+    // The match: type, length, padding within the message.
+    if be16(raw, FIXED) != OFPMT_OXM {
+        return None;
+    }
+    let match_len = usize::from(be16(raw, FIXED + 2));
+    let padded = match_len.checked_add(7)? & !7;
+    if match_len < 4 || FIXED + padded > raw.len() {
+        return None;
+    }
+    let match_ = read_match(&raw[FIXED + 4..FIXED + match_len])?;
+    let instructions = read_instructions(&raw[FIXED + padded..], table_id, &match_, tables)?;
+    Some(FlowModReq {
+        command: flow_mod_command(command),
+        table_id,
+        priority: be16(raw, 30),
+        match_,
+        instructions: Arc::new(instructions),
+        cookie: be64(raw, 8),
+        cookie_mask: if is_add { 0 } else { be64(raw, 16) },
+        idle_timeout: be16(raw, 26),
+        hard_timeout: be16(raw, 28),
+        flags: FlowFlags(be16(raw, 44)),
+        out_port: be32(raw, 36),
+        out_group: be32(raw, 40),
+    })
+}
+
+/// One OPENFLOW_BASIC TLV at the front of `b`: the field, value, mask and the TLV's length.
+fn read_oxm(b: &[u8]) -> Option<(OxmField, u128, Option<u128>, usize)> {
+    if b.len() < 4 {
+        return None;
+    }
+    let header = be32(b, 0);
+    if (header >> 16) as u16 != OFPXMC_OPENFLOW_BASIC {
+        return None;
+    }
+    let field = OxmField::from_raw(((header >> 9) & 0x7f) as u8)?;
+    let has_mask = header & 0x100 != 0;
+    let len = (header & 0xff) as usize;
+    let w = field.width();
+    if len != if has_mask { 2 * w } else { w } || b.len() < 4 + len {
+        return None;
+    }
+    let value = be_n(&b[4..4 + w]);
+    let mask = has_mask.then(|| be_n(&b[4 + w..4 + 2 * w]));
+    Some((field, value, mask, 4 + len))
+}
+
+/// The match's TLVs (`b`: after the match header, without padding): each field once,
+/// valid on its own ([`BasicOxm::validate`]), prerequisites met.
+fn read_match(b: &[u8]) -> Option<Match> {
+    // Counted first, so that the list is allocated once at its size (and kept as it is).
+    let mut n = 0;
+    let mut at = 0;
+    let mut seen = 0u64;
+    while at < b.len() {
+        let (field, _, _, len) = read_oxm(&b[at..])?;
+        let bit = 1u64 << field.raw();
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        n += 1;
+        at += len;
+    }
+    let mut fields = Vec::with_capacity(n);
+    let mut at = 0;
+    while at < b.len() {
+        let (field, value, mask, len) = read_oxm(&b[at..])?;
+        let oxm = match mask {
+            Some(m) => BasicOxm::masked(field, value, m)?,
+            None => BasicOxm::new(field, value)?,
+        };
+        oxm.validate().ok()?;
+        fields.push((field, value, mask));
+        at += len;
+    }
+    let get = |f: OxmField| fields.iter().find(|(g, _, _)| *g == f);
+    for &(field, _, _) in &fields {
+        let ok = match field.prerequisite() {
+            Prerequisite::None => true,
+            Prerequisite::Present(f) => seen & 1 << f.raw() != 0,
+            Prerequisite::Exact { field, values } => {
+                get(field).is_some_and(|&(_, v, m)| m.is_none() && values.contains(&v))
+            }
+            Prerequisite::VlanTagged => get(OxmField::VlanVid).is_some_and(|&(f, v, m)| {
+                let present = u128::from(openflow::consts::OFPVID_PRESENT);
+                v & present != 0 && m.unwrap_or(f.full_mask()) & present != 0
+            }),
+        };
+        if !ok {
+            return None;
+        }
+    }
+    let list: Box<[MatchField]> = fields
+        .iter()
+        .map(|&(field, value, mask)| MatchField {
+            field: field_of(field),
+            value,
+            mask,
+        })
+        .collect();
+    Some(Match::from_field_list(list))
+}
+
+/// The instructions (`b`: everything after the match's padding), in the spec's order
+/// whatever order they came in, each kind at most once.
+fn read_instructions(
+    b: &[u8],
+    table_id: u8,
+    m: &Match,
+    tables: &FlowTables,
+) -> Option<Instructions> {
+    let mut apply: Option<&[u8]> = None;
+    let mut write: Option<&[u8]> = None;
+    let mut out = Instructions::default();
+    let mut seen = 0u32;
+    let mut at = 0;
+    while at < b.len() {
+        if b.len() - at < 4 {
+            return None;
+        }
+        let ty = be16(b, at);
+        let len = usize::from(be16(b, at + 2));
+        if len < 8 || len % 8 != 0 || len > b.len() - at {
+            return None;
+        }
+        let i = &b[at..at + len];
+        at += len;
+        if !(1..=6).contains(&ty) || seen & 1 << ty != 0 {
+            return None;
+        }
+        seen |= 1 << ty;
+        match (ty, len) {
+            // GOTO_TABLE
+            (1, 8) => {
+                let g = i[4];
+                if g >= tables.n_tables() || (table_id != OFPTT_ALL && g <= table_id) {
+                    return None;
+                }
+                out.goto = Some(g);
+            }
+            // WRITE_METADATA
+            (2, 24) => out.metadata = Some((be64(i, 8), be64(i, 16))),
+            (3, _) => write = Some(&i[8..]),
+            (4, _) => apply = Some(&i[8..]),
+            // CLEAR_ACTIONS
+            (5, 8) => out.clear = true,
+            // METER
+            (6, 8) => {
+                let id = be32(i, 4);
+                if !tables.meter_exists(id) {
+                    return None;
+                }
+                out.meter = Some(id);
+            }
+            _ => return None,
+        }
+    }
+    let mut known = Known::from_match(m);
+    if let Some(list) = apply {
+        let list = read_actions(list, tables)?;
+        for a in &list {
+            known.step(a).ok()?;
+        }
+        out.apply = Some(list.into());
+    }
+    if let Some(list) = write {
+        out.write = Some(write_actions(read_actions(list, tables)?, known).ok()?);
+    }
+    pipeline::conjunction::check(&out).ok()?;
+    Some(out)
+}
+
+/// One standard action at the front of `b` and its length.
+fn read_action(b: &[u8]) -> Option<(OfAction, usize)> {
+    if b.len() < 8 {
+        return None;
+    }
+    let ty = be16(b, 0);
+    let len = usize::from(be16(b, 2));
+    if len < 8 || len % 8 != 0 || len > b.len() {
+        return None;
+    }
+    let a = match (ty, len) {
+        (0, 16) => OfAction::Output {
+            port: be32(b, 4),
+            max_len: be16(b, 8),
+        },
+        (11, 8) => OfAction::CopyTtlOut,
+        (12, 8) => OfAction::CopyTtlIn,
+        (15, 8) => OfAction::SetMplsTtl(b[4]),
+        (16, 8) => OfAction::DecMplsTtl,
+        (17, 8) => OfAction::PushVlan(be16(b, 4)),
+        (18, 8) => OfAction::PopVlan,
+        (19, 8) => OfAction::PushMpls(be16(b, 4)),
+        (20, 8) => OfAction::PopMpls(be16(b, 4)),
+        (21, 8) => OfAction::SetQueue(be32(b, 4)),
+        (22, 8) => OfAction::Group(be32(b, 4)),
+        (23, 8) => OfAction::SetNwTtl(b[4]),
+        (24, 8) => OfAction::DecNwTtl,
+        (25, _) => {
+            let (field, value, mask, oxm_len) = read_oxm(&b[4..len])?;
+            if mask.is_some() || oxm_len > len - 4 {
+                return None;
+            }
+            OfAction::SetField(OxmTlv::Basic(BasicOxm::new(field, value)?))
+        }
+        (26, 8) => OfAction::PushPbb(be16(b, 4)),
+        (27, 8) => OfAction::PopPbb,
+        _ => return None,
+    };
+    Some((a, len))
+}
+
+/// An action list that fills `b` exactly, converted for a flow entry.
+fn read_actions(b: &[u8], tables: &FlowTables) -> Option<Vec<Action>> {
+    let mut n = 0;
+    let mut at = 0;
+    while at < b.len() {
+        let (_, len) = read_action(&b[at..])?;
+        n += 1;
+        at += len;
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut at = 0;
+    while at < b.len() {
+        let (a, len) = read_action(&b[at..])?;
+        out.push(convert_action(&a, tables, ActionUse::Flow).ok()?);
+        at += len;
+    }
+    Some(out)
+}
