@@ -84,6 +84,11 @@ impl OfSwitch for CountingSwitch {
         r
     }
 
+    fn bundle_stage_raw(&self, raw: &[u8]) -> Option<ofagent::Staged> {
+        // Takes only what it accepts: refusals come from `bundle_stage`, counted there.
+        self.inner.bundle_stage_raw(raw)
+    }
+
     fn bundle_commit_staged(&self, staged: Vec<ofagent::Staged>) -> Result<(), (usize, ErrorCode)> {
         let n = staged.len() as u64;
         let r = self.inner.bundle_commit_staged(staged);

@@ -712,6 +712,15 @@ impl OfSwitch for OpenFlowSwitch {
         }
     }
 
+    /// A common flow-mod read from its bytes into the converted form `bundle_stage`
+    /// keeps, without decoding it first (`ofproto::flow_mod_from_wire`). It has only
+    /// OPENFLOW_BASIC fields and standard actions, so no Geneve option the TLV map
+    /// checks.
+    fn bundle_stage_raw(&self, raw: &[u8]) -> Option<Staged> {
+        let st = self.lock().ok()?;
+        ofproto::flow_mod_from_wire(raw, &st.tables).map(|req| Staged::Converted(Box::new(req)))
+    }
+
     fn bundle_commit_staged(&self, staged: Vec<Staged>) -> Result<(), (usize, ErrorCode)> {
         self.commit_bundle(|tx| {
             reserve_for_adds(

@@ -21,7 +21,7 @@ use openflow::bundle::{
     BundleMsgRef,
 };
 use openflow::error::BadRequestCode;
-use openflow::{ErrorCode, Message, OfpMessage};
+use openflow::{ErrorCode, Message, OfpMessage, OFP_HEADER_LEN, OFP_VERSION};
 
 use crate::{BundleLimits, OfSwitch, Staged};
 
@@ -274,6 +274,19 @@ impl Bundles {
                 || total.0.load(Relaxed) >= limits.messages_total
             {
                 return Err(BundleFailedCode::MsgTooMany.into());
+            }
+            // Read straight from its bytes when the switch can (a common flow-mod); what
+            // it leaves is decoded and staged as before. The checks `inner` and the lines
+            // below make first are made here too: version, xid, not a slave.
+            let m = a.message;
+            if !slave
+                && m.len() >= OFP_HEADER_LEN
+                && m[0] == OFP_VERSION
+                && u32::from_be_bytes([m[4], m[5], m[6], m[7]]) == xid
+            {
+                if let Some(staged) = sw.bundle_stage_raw(m) {
+                    return Ok(staged);
+                }
             }
             let inner = a.inner(xid)?;
             if !matches!(inner.body, Message::FlowMod(_)) {

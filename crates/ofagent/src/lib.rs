@@ -67,6 +67,17 @@ pub trait OfSwitch: Send + Sync + 'static {
         Ok(Staged::Message(request))
     }
 
+    /// [`OfSwitch::bundle_stage`] of a FLOW_MOD read from its bytes (`raw`: the whole
+    /// inner message, its version and xid already checked), for a switch that reads
+    /// common flow-mods without decoding them into [`Message`] first (a bundle of 100k
+    /// flow-mods decoded each into the codec's types, then converted). `None` (the
+    /// default): the agent decodes the message and calls [`OfSwitch::bundle_stage`] as
+    /// before, so a switch returns `None` for anything it would refuse or does not read
+    /// itself, and the general path gives the error.
+    fn bundle_stage_raw(&self, _raw: &[u8]) -> Option<Staged> {
+        None
+    }
+
     /// [`OfSwitch::bundle_commit`] of what [`OfSwitch::bundle_stage`] kept, same promise.
     /// The default commits the kept messages and refuses converted forms it cannot know.
     fn bundle_commit_staged(&self, staged: Vec<Staged>) -> Result<(), (usize, ErrorCode)> {

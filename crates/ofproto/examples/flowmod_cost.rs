@@ -125,10 +125,17 @@ fn bundle_server(adds: &[Vec<u8>], ft: &mut FlowTables) {
         else {
             panic!("not a BUNDLE_ADD")
         };
-        let Message::FlowMod(fm) = a.inner(xid).expect("decodes").body else {
-            panic!("not a flow-mod")
+        // As the agent does: read straight from the bytes when the flow-mod is a common
+        // one (`OfSwitch::bundle_stage_raw`), else decoded and converted.
+        let req = match ofproto::flow_mod_from_wire(a.message, ft) {
+            Some(req) => req,
+            None => {
+                let Message::FlowMod(fm) = a.inner(xid).expect("decodes").body else {
+                    panic!("not a flow-mod")
+                };
+                ofproto::convert_flow_mod(&fm, ft).expect("converts")
+            }
         };
-        let req = ofproto::convert_flow_mod(&fm, ft).expect("converts");
         kept.push(Box::new(req));
     }
     let mut tx = ft.transaction(Duration::ZERO);

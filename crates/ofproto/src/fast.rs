@@ -118,37 +118,37 @@ fn read_oxm(b: &[u8]) -> Option<(OxmField, u128, Option<u128>, usize)> {
     Some((field, value, mask, 4 + len))
 }
 
+/// Most match fields the direct reader takes (pipeline B's flows have two, a 5-tuple ACL
+/// six); a longer match goes the general way.
+const MAX_FIELDS: usize = 8;
+
 /// The match's TLVs (`b`: after the match header, without padding): each field once,
 /// valid on its own ([`BasicOxm::validate`]), prerequisites met.
 fn read_match(b: &[u8]) -> Option<Match> {
-    // Counted first, so that the list is allocated once at its size (and kept as it is).
+    // Read once into the stack; the list the match keeps is allocated once at its size.
+    let mut found = [(OxmField::InPort, 0u128, None::<u128>); MAX_FIELDS];
     let mut n = 0;
     let mut at = 0;
     let mut seen = 0u64;
     while at < b.len() {
-        let (field, _, _, len) = read_oxm(&b[at..])?;
+        let (field, value, mask, len) = read_oxm(&b[at..])?;
         let bit = 1u64 << field.raw();
-        if seen & bit != 0 {
+        if seen & bit != 0 || n == MAX_FIELDS {
             return None;
         }
         seen |= bit;
-        n += 1;
-        at += len;
-    }
-    let mut fields = Vec::with_capacity(n);
-    let mut at = 0;
-    while at < b.len() {
-        let (field, value, mask, len) = read_oxm(&b[at..])?;
         let oxm = match mask {
             Some(m) => BasicOxm::masked(field, value, m)?,
             None => BasicOxm::new(field, value)?,
         };
         oxm.validate().ok()?;
-        fields.push((field, value, mask));
+        found[n] = (field, value, mask);
+        n += 1;
         at += len;
     }
+    let fields = &found[..n];
     let get = |f: OxmField| fields.iter().find(|(g, _, _)| *g == f);
-    for &(field, _, _) in &fields {
+    for &(field, _, _) in fields {
         let ok = match field.prerequisite() {
             Prerequisite::None => true,
             Prerequisite::Present(f) => seen & 1 << f.raw() != 0,
