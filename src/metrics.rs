@@ -84,6 +84,17 @@ impl OfSwitch for CountingSwitch {
         r
     }
 
+    fn flow_mod_raw(&self, raw: &[u8]) -> Option<Result<(), ErrorCode>> {
+        let r = self.inner.flow_mod_raw(raw)?;
+        let c = if r.is_ok() {
+            &self.counters.openflow_applied
+        } else {
+            &self.counters.openflow_refused
+        };
+        c.fetch_add(1, Relaxed);
+        Some(r)
+    }
+
     fn bundle_stage_raw(&self, raw: &[u8]) -> Option<ofagent::Staged> {
         // Takes only what it accepts: refusals come from `bundle_stage`, counted there.
         self.inner.bundle_stage_raw(raw)

@@ -712,6 +712,22 @@ impl OfSwitch for OpenFlowSwitch {
         }
     }
 
+    /// A common flow-mod read from its bytes and applied as `handle` applies a decoded
+    /// one (`ofproto::flow_mod_from_wire`; no Geneve option for the TLV map to check).
+    fn flow_mod_raw(&self, raw: &[u8]) -> Option<Result<(), ErrorCode>> {
+        let now = self.sw.now();
+        let mut st = self.lock().ok()?;
+        let req = ofproto::flow_mod_from_wire(raw, &st.tables)?;
+        Some(match st.tables.apply_flow_mod(req, now) {
+            Ok(removed) => {
+                st.mark_dirty();
+                st.flows_removed(removed);
+                Ok(())
+            }
+            Err(e) => Err(ofproto::error_code(e)),
+        })
+    }
+
     /// A common flow-mod read from its bytes into the converted form `bundle_stage`
     /// keeps, without decoding it first (`ofproto::flow_mod_from_wire`). It has only
     /// OPENFLOW_BASIC fields and standard actions, so no Geneve option the TLV map

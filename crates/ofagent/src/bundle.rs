@@ -488,9 +488,11 @@ mod tests {
     }
 
     /// Keeps each flow-mod as its priority (its "converted form"); refuses 14 at commit.
+    /// Reads even priorities from the bytes (`bundle_stage_raw`), odd ones decoded.
     #[derive(Default)]
     struct Staging {
         committed: Mutex<Vec<Vec<u16>>>,
+        raw_taken: AtomicUsize,
     }
 
     impl OfSwitch for Staging {
@@ -514,6 +516,14 @@ mod tests {
         }
         fn bundle_stage(&self, m: Message) -> Result<Staged, ErrorCode> {
             Ok(Staged::Converted(Box::new(prio(&m))))
+        }
+        fn bundle_stage_raw(&self, raw: &[u8]) -> Option<Staged> {
+            // A FLOW_MOD's priority is at bytes 30-31.
+            let p = u16::from_be_bytes([raw[30], raw[31]]);
+            (p % 2 == 0).then(|| {
+                self.raw_taken.fetch_add(1, Relaxed);
+                Staged::Converted(Box::new(p))
+            })
         }
         fn bundle_commit_staged(&self, staged: Vec<Staged>) -> Result<(), (usize, ErrorCode)> {
             let mut prios = Vec::new();
@@ -562,6 +572,17 @@ mod tests {
         assert_eq!(bundle_err(&r[1]), Some(BundleFailedCode::MsgFailed));
         assert_eq!(sw.committed.lock().len(), 1, "nothing more applied");
         assert_eq!(b.total.0.load(Relaxed), 0, "nothing held any more");
+        // Read from the bytes: 300, 100, 200, then 100, 14, 102 (101 was decoded).
+        assert_eq!(sw.raw_taken.load(Relaxed), 6);
+
+        // An add whose inner xid is not its own is refused before the switch sees it.
+        feed(&mut b, ctrl(2, BundleCtrlType::OpenRequest, AO));
+        let (xid, mut raw) = add(2, 20, 200);
+        // The inner message follows the 24 bytes of the BUNDLE_ADD's own headers.
+        raw[24 + 4..24 + 8].copy_from_slice(&21u32.to_be_bytes());
+        let r = feed(&mut b, (xid, raw));
+        assert_eq!(bundle_err(&r[0]), Some(BundleFailedCode::MsgBadXid));
+        assert_eq!(sw.raw_taken.load(Relaxed), 6);
     }
 
     #[test]

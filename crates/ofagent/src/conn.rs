@@ -692,6 +692,21 @@ impl Conn {
             self.bundle(xid, raw, parsed).await;
             return None;
         }
+        // A common FLOW_MOD is read by the switch from its bytes (no decode into the
+        // codec's types first); what it leaves is decoded and handled below, errors
+        // included. After HELLO only, so that the first message still registers the peer.
+        if *hello_seen
+            && raw.len() >= OFP_HEADER_LEN
+            && raw[0] == OFP_VERSION
+            && raw[1] == MsgType::FlowMod.raw()
+        {
+            if let Some(r) = self.shared.switch.flow_mod_raw(raw) {
+                if let Err(code) = r {
+                    self.send_error(code, raw).await;
+                }
+                return None;
+            }
+        }
         let msg = match decode(raw) {
             Ok(m) => m,
             Err(e) => {

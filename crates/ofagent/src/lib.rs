@@ -67,6 +67,17 @@ pub trait OfSwitch: Send + Sync + 'static {
         Ok(Staged::Message(request))
     }
 
+    /// [`OfSwitch::handle`] of a FLOW_MOD read from its bytes (`raw`: the whole message),
+    /// for a switch that reads common flow-mods without decoding them into [`Message`]
+    /// first. `Some`: the flow-mod was taken (and applied, or refused when applied, with
+    /// the error to answer); `None` (the default): the agent decodes the message and
+    /// calls [`OfSwitch::handle`] as before, so a switch returns `None` for anything it
+    /// does not read itself or would refuse before applying it, and the general path
+    /// gives the error.
+    fn flow_mod_raw(&self, _raw: &[u8]) -> Option<Result<(), ErrorCode>> {
+        None
+    }
+
     /// [`OfSwitch::bundle_stage`] of a FLOW_MOD read from its bytes (`raw`: the whole
     /// inner message, its version and xid already checked), for a switch that reads
     /// common flow-mods without decoding them into [`Message`] first (a bundle of 100k

@@ -117,6 +117,9 @@ fn check(ft: &mut FlowTables, n: usize) {
 /// --toggle-collect=flowmod_cost::bundle_server` counts it alone.
 #[inline(never)]
 fn bundle_server(adds: &[Vec<u8>], ft: &mut FlowTables) {
+    // FLOWMOD_COST_GENERAL=1: every flow-mod decoded and converted (the path before
+    // `flow_mod_from_wire`, and still the one for flow-mods it leaves), to compare.
+    let general = std::env::var_os("FLOWMOD_COST_GENERAL").is_some();
     let mut kept: Vec<Box<dyn std::any::Any + Send + Sync>> = Vec::new();
     for raw in adds {
         let xid = u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]);
@@ -127,7 +130,10 @@ fn bundle_server(adds: &[Vec<u8>], ft: &mut FlowTables) {
         };
         // As the agent does: read straight from the bytes when the flow-mod is a common
         // one (`OfSwitch::bundle_stage_raw`), else decoded and converted.
-        let req = match ofproto::flow_mod_from_wire(a.message, ft) {
+        let fast = (!general)
+            .then(|| ofproto::flow_mod_from_wire(a.message, ft))
+            .flatten();
+        let req = match fast {
             Some(req) => req,
             None => {
                 let Message::FlowMod(fm) = a.inner(xid).expect("decodes").body else {

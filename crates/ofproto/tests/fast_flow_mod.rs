@@ -190,7 +190,13 @@ fn flow_mod() -> impl Strategy<Value = FlowMod> {
             any::<u64>(),
             any::<u64>(),
         ),
-        (any::<u16>(), any::<u16>(), 0u16..64, any::<u32>(), any::<u32>()),
+        (
+            any::<u16>(),
+            any::<u16>(),
+            0u16..64,
+            any::<u32>(),
+            any::<u32>(),
+        ),
         prop::collection::vec(oxm(), 0..4),
         prop::collection::vec(instruction(), 0..4),
     )
@@ -274,7 +280,11 @@ fn is_common(fm: &FlowMod) -> bool {
     !matches!(
         fm.command,
         FlowModCommand::Delete | FlowModCommand::DeleteStrict
-    ) && fm.match_.fields.iter().all(|f| matches!(f, OxmTlv::Basic(_)))
+    ) && fm
+        .match_
+        .fields
+        .iter()
+        .all(|f| matches!(f, OxmTlv::Basic(_)))
         && fm.instructions.iter().all(|i| match i {
             OfInst::Experimenter { .. } => false,
             OfInst::ApplyActions(l) | OfInst::WriteActions(l) => actions_ok(l),
