@@ -33,19 +33,23 @@ use crate::types::flow_mod_command;
 /// Bytes of FLOW_MOD before its match (header included).
 const FIXED: usize = OFP_HEADER_LEN + 40;
 
+#[inline]
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
+#[inline]
 fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+#[inline]
 fn be64(b: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(b[at..at + 8].try_into().expect("eight bytes"))
 }
 
 /// Up to 16 big-endian bytes as a number.
+#[inline]
 fn be_n(b: &[u8]) -> u128 {
     b.iter().fold(0u128, |acc, &x| (acc << 8) | u128::from(x))
 }
@@ -98,6 +102,7 @@ pub fn flow_mod_from_wire(raw: &[u8], tables: &FlowTables) -> Option<FlowModReq>
 }
 
 /// One OPENFLOW_BASIC TLV at the front of `b`: the field, value, mask and the TLV's length.
+#[inline]
 fn read_oxm(b: &[u8]) -> Option<(OxmField, u128, Option<u128>, usize)> {
     if b.len() < 4 {
         return None;
@@ -245,6 +250,7 @@ fn read_instructions(
 }
 
 /// One standard action at the front of `b` and its length.
+#[inline]
 fn read_action(b: &[u8]) -> Option<(OfAction, usize)> {
     if b.len() < 8 {
         return None;
