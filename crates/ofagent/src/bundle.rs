@@ -520,7 +520,7 @@ mod tests {
         fn bundle_stage_raw(&self, raw: &[u8]) -> Option<Staged> {
             // A FLOW_MOD's priority is at bytes 30-31.
             let p = u16::from_be_bytes([raw[30], raw[31]]);
-            (p % 2 == 0).then(|| {
+            p.is_multiple_of(2).then(|| {
                 self.raw_taken.fetch_add(1, Relaxed);
                 Staged::Converted(Box::new(p))
             })

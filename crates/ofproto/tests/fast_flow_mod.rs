@@ -260,7 +260,7 @@ fn apply(raw: &mut Vec<u8>, d: &Damage) {
         Damage::Word(at, w) => {
             // An even offset past the header: a length or type field, often.
             let n = raw.len();
-            let at = 8 + (at % (n - 8)) & !1;
+            let at = (8 + (at % (n - 8))) & !1;
             if at + 2 <= n {
                 raw[at..at + 2].copy_from_slice(&w.to_be_bytes());
             }
