@@ -873,12 +873,13 @@ impl Worker {
         } else {
             BurstCounts::default()
         };
+        // The burst's table matches are added when `walks` ends, after the loop.
+        let mut walks = pipeline.burst_walk(&mut self.ctx, counts);
         for (m, key) in burst.drain().zip(self.keys.iter_mut()) {
             sink.current = m.id();
             let mut pkt = Pkt(m);
             let handed = sink.handed;
-            let (v, out) =
-                pipeline.process_in_burst_direct(&mut pkt, key, &mut self.ctx, &mut sink, counts);
+            let (v, out) = walks.process_direct(&mut pkt, key, &mut sink);
             match out {
                 // A returned port comes with none of the verdict's rare events.
                 Some(port) => {
@@ -898,6 +899,7 @@ impl Worker {
                 }
             }
         }
+        drop(walks);
         sink.dropped.free_all();
         sink.tunnel_tally
             .flush(&self.tunnels.ports, |c| (&c.tx_packets, &c.tx_bytes));

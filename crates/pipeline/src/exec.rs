@@ -213,6 +213,51 @@ impl<'p> BurstAnswer<'p> {
     }
 }
 
+/// A burst's walks through one version ([`Pipeline::burst_walk`]): each hit's table
+/// match is counted in the worker's context (one add to its own line) rather than in the
+/// table's counter block (a multiply, bounds checks and an add per table per packet), and
+/// the burst's matches are added to the tables, once per table, when it is dropped, so
+/// the tables' counters are exact at the end of every burst. Entry counters (packets and
+/// bytes) are still added per hit: a burst's packets mostly hit different entries. The
+/// lifetime ties the counts to the version whose tables they are added to.
+pub struct BurstWalk<'p, 'c> {
+    pipeline: &'p Pipeline,
+    ctx: &'c mut WorkerContext,
+    /// Table 0's answer counted for the burst ([`BurstCounts`]).
+    table0: Option<Option<(&'p Level, &'p Hit)>>,
+}
+
+impl BurstWalk<'_, '_> {
+    /// [`Pipeline::process_in_burst`] for a caller that sends the usual packet itself:
+    /// see [`Pipeline::process_in_burst_direct`], which this is but for when the table
+    /// matches are added (when the `BurstWalk` is dropped).
+    #[inline]
+    pub fn process_direct<P: PacketBuf, S: Sink<P>>(
+        &mut self,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        sink: &mut S,
+    ) -> (Verdict, Option<u32>) {
+        let pipeline = self.pipeline;
+        let mut cx = Cx::new(self.ctx, sink, 0, false);
+        let out = pipeline.walk_inline(0, pkt, key, &mut cx, Emit::Final, self.table0, true);
+        (cx.verdict, out)
+    }
+}
+
+impl Drop for BurstWalk<'_, '_> {
+    fn drop(&mut self) {
+        let worker = self.ctx.worker;
+        let matches = self.ctx.burst_matches.iter_mut();
+        for (table, n) in self.pipeline.tables.iter().zip(matches) {
+            if *n != 0 {
+                table.counters.add(worker, TABLE_MATCHES, *n);
+                *n = 0;
+            }
+        }
+    }
+}
+
 /// The most ports [`Pipeline::burst_outputs`] lists; a burst whose packets would go to
 /// more is walked packet by packet.
 pub const BURST_OUTPUTS: usize = 16;
@@ -274,9 +319,25 @@ impl Pipeline {
         sink: &mut S,
         counts: BurstCounts<'p>,
     ) -> (Verdict, Option<u32>) {
-        let mut cx = Cx::new(ctx, sink, 0, false);
-        let out = self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0, true);
-        (cx.verdict, out)
+        let mut walk = self.burst_walk(ctx, counts);
+        walk.process_direct(pkt, key, sink)
+    }
+
+    /// The walks of a burst's packets through this version, from table 0's counts
+    /// `counts` ([`count_burst`](Self::count_burst); `BurstCounts::default()` when there
+    /// are none): [`BurstWalk::process_direct`] per packet, the table matches added once
+    /// per table when the [`BurstWalk`] is dropped.
+    #[inline]
+    pub fn burst_walk<'p, 'c>(
+        &'p self,
+        ctx: &'c mut WorkerContext,
+        counts: BurstCounts<'p>,
+    ) -> BurstWalk<'p, 'c> {
+        BurstWalk {
+            pipeline: self,
+            ctx,
+            table0: counts.table0,
+        }
     }
 
     /// Adds table 0's counts for a burst of `packets` packets and `bytes` bytes that all
@@ -469,7 +530,8 @@ impl Pipeline {
     /// stays in the caller's frame. `direct` (a constant at each call): the last pending
     /// output is returned rather than emitted when it is the only one and a plain port
     /// ([`process_in_burst_direct`](Self::process_in_burst_direct)); always `None`
-    /// otherwise.
+    /// otherwise. With `direct` the walk's table matches are also counted in the context
+    /// (`WorkerContext::burst_matches`), for its [`BurstWalk`] to add.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn walk_inline<'p, P: PacketBuf, S: Sink<P>>(
@@ -531,7 +593,12 @@ impl Pipeline {
                 let len = pkt.wire_len() as u64;
                 // A table's block holds both table counters, a level's two per slot of
                 // its classifier.
-                table.counters.add_known(worker, TABLE_MATCHES, 1);
+                if direct {
+                    // Added to the table by the burst's `BurstWalk` when it ends.
+                    cx.ctx.burst_matches[t % 256] += 1;
+                } else {
+                    table.counters.add_known(worker, TABLE_MATCHES, 1);
+                }
                 level.counters.add_pair_known(worker, 2 * slot, 1, len);
             }
             // Only sinks that want it (tests, traces) read the rule's line for its uid.

@@ -121,6 +121,11 @@ pub struct WorkerContext {
     /// This worker's connection-tracker shard, owned and used without a lock (see
     /// [`WorkerContext::attach_conntrack`]); `None`: `ct` marks every packet `+trk+inv`.
     pub conntrack: Option<Box<conntrack::Tracker>>,
+    /// Matches per table id of the burst being walked, not yet added to the tables'
+    /// counters: a [`crate::BurstWalk`] counts its walks' hits here (an add to the
+    /// worker's own line instead of the table's counter block per hit) and adds them,
+    /// zeroing these, when it ends. Zero between bursts.
+    pub(crate) burst_matches: [u64; 256],
 }
 
 impl WorkerContext {
@@ -383,6 +388,7 @@ impl FlowTables {
                 self.packet_in_drops[worker].clone(),
             ),
             conntrack: None,
+            burst_matches: [0; 256],
         }
     }
 
