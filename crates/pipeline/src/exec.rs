@@ -22,7 +22,9 @@ use crate::pipeline::{Pipeline, WorkerContext};
 use crate::ports::{
     OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
 };
-use crate::table::{CompiledTable, Hit, Level, MissPolicy, TABLE_MATCHES, TABLE_MISSES};
+use crate::table::{
+    CompiledTable, Hit, Level, MissPolicy, HIT_OUTPUTS, TABLE_MATCHES, TABLE_MISSES,
+};
 use crate::trace::Event;
 
 /// How the datapath must treat a packet handed to [`Sink::output`].
@@ -625,7 +627,9 @@ impl Pipeline {
             cx.table_miss = hit.table_miss;
             let n = usize::from(hit.n_outs);
             // A trace takes the general path, which reports each action.
-            if !S::TRACING && hit.simple && outs.pending.remaining_capacity() >= n {
+            // Room for any hit's outputs (`n` is at most HIT_OUTPUTS): a test against a
+            // constant, not `n`.
+            if !S::TRACING && hit.simple && outs.pending.len() <= PENDING - HIT_OUTPUTS {
                 // The usual entry, run from its hit alone (room checked above: no push
                 // can fail).
                 for &port in &hit.outs[..n.min(hit.outs.len())] {
