@@ -873,13 +873,17 @@ impl Worker {
         } else {
             BurstCounts::default()
         };
-        // The burst's table matches are added when `walks` ends, after the loop.
-        let mut walks = pipeline.burst_walk(&mut self.ctx, counts);
         for (m, key) in burst.drain().zip(self.keys.iter_mut()) {
             sink.current = m.id();
             let mut pkt = Pkt(m);
             let handed = sink.handed;
-            let (v, out) = walks.process_direct(&mut pkt, key, &mut sink);
+            let (v, out) = pipeline.process_in_burst_tallied(
+                &mut pkt,
+                key,
+                &mut self.ctx,
+                &mut sink,
+                counts,
+            );
             match out {
                 // A returned port comes with none of the verdict's rare events.
                 Some(port) => {
@@ -899,7 +903,8 @@ impl Worker {
                 }
             }
         }
-        drop(walks);
+        // The burst's table matches, counted in the context by the walks above.
+        pipeline.add_burst_matches(&mut self.ctx);
         sink.dropped.free_all();
         sink.tunnel_tally
             .flush(&self.tunnels.ports, |c| (&c.tx_packets, &c.tx_bytes));

@@ -22,9 +22,7 @@ use crate::pipeline::{Pipeline, WorkerContext};
 use crate::ports::{
     OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
 };
-use crate::table::{
-    CompiledTable, Hit, Level, MissPolicy, HIT_OUTPUTS, TABLE_MATCHES, TABLE_MISSES,
-};
+use crate::table::{CompiledTable, Hit, Level, MissPolicy, TABLE_MATCHES, TABLE_MISSES};
 use crate::trace::Event;
 
 /// How the datapath must treat a packet handed to [`Sink::output`].
@@ -215,61 +213,6 @@ impl<'p> BurstAnswer<'p> {
     }
 }
 
-/// A burst's walks through one version ([`Pipeline::burst_walk`]): each hit's table
-/// match is counted in the worker's context (one add to its own line) rather than in the
-/// table's counter block (a multiply, bounds checks and an add per table per packet), and
-/// the burst's matches are added to the tables, once per table, when it is dropped, so
-/// the tables' counters are exact at the end of every burst. Entry counters (packets and
-/// bytes) are still added per hit: a burst's packets mostly hit different entries. The
-/// lifetime ties the counts to the version whose tables they are added to.
-pub struct BurstWalk<'p, 'c> {
-    pipeline: &'p Pipeline,
-    ctx: &'c mut WorkerContext,
-    /// Table 0's answer counted for the burst ([`BurstCounts`]).
-    table0: Option<Option<(&'p Level, &'p Hit)>>,
-}
-
-impl BurstWalk<'_, '_> {
-    /// [`Pipeline::process_in_burst`] for a caller that sends the usual packet itself:
-    /// see [`Pipeline::process_in_burst_direct`], which this is but for when the table
-    /// matches are added (when the `BurstWalk` is dropped).
-    #[inline]
-    pub fn process_direct<P: PacketBuf, S: Sink<P>>(
-        &mut self,
-        pkt: &mut P,
-        key: &mut FlowKey,
-        sink: &mut S,
-    ) -> (Verdict, Option<u32>) {
-        let pipeline = self.pipeline;
-        let mut cx = Cx::new(self.ctx, sink, 0, false);
-        let out = pipeline.walk_inline(0, pkt, key, &mut cx, Emit::Final, self.table0, true);
-        (cx.verdict, out)
-    }
-}
-
-impl Drop for BurstWalk<'_, '_> {
-    fn drop(&mut self) {
-        self.add_matches();
-    }
-}
-
-impl BurstWalk<'_, '_> {
-    /// Adds the burst's table matches to the tables and zeroes them. Out of line: once
-    /// per burst, and kept out of the walk's loop (inlined, its loop over the tables made
-    /// the callers' own loops compile longer).
-    #[inline(never)]
-    fn add_matches(&mut self) {
-        let worker = self.ctx.worker;
-        let matches = self.ctx.burst_matches.iter_mut();
-        for (table, n) in self.pipeline.tables.iter().zip(matches) {
-            if *n != 0 {
-                table.counters.add(worker, TABLE_MATCHES, *n);
-                *n = 0;
-            }
-        }
-    }
-}
-
 /// The most ports [`Pipeline::burst_outputs`] lists; a burst whose packets would go to
 /// more is walked packet by packet.
 pub const BURST_OUTPUTS: usize = 16;
@@ -331,24 +274,43 @@ impl Pipeline {
         sink: &mut S,
         counts: BurstCounts<'p>,
     ) -> (Verdict, Option<u32>) {
-        let mut walk = self.burst_walk(ctx, counts);
-        walk.process_direct(pkt, key, sink)
+        let r = self.process_in_burst_tallied(pkt, key, ctx, sink, counts);
+        self.add_burst_matches(ctx);
+        r
     }
 
-    /// The walks of a burst's packets through this version, from table 0's counts
-    /// `counts` ([`count_burst`](Self::count_burst); `BurstCounts::default()` when there
-    /// are none): [`BurstWalk::process_direct`] per packet, the table matches added once
-    /// per table when the [`BurstWalk`] is dropped.
+    /// [`process_in_burst_direct`](Self::process_in_burst_direct) for a worker's burst:
+    /// each hit's table match is counted in `ctx` (one add to the worker's own line)
+    /// rather than in the table's counter block (a multiply, bounds checks and an add per
+    /// table per packet), and [`add_burst_matches`](Self::add_burst_matches) adds the
+    /// burst's matches to the tables, once per table, after its last packet. The caller
+    /// must call it then, with this same version (the counts are this version's tables'):
+    /// the tables' counters are exact at the end of every burst.
     #[inline]
-    pub fn burst_walk<'p, 'c>(
+    pub fn process_in_burst_tallied<'p, P: PacketBuf, S: Sink<P>>(
         &'p self,
-        ctx: &'c mut WorkerContext,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        ctx: &mut WorkerContext,
+        sink: &mut S,
         counts: BurstCounts<'p>,
-    ) -> BurstWalk<'p, 'c> {
-        BurstWalk {
-            pipeline: self,
-            ctx,
-            table0: counts.table0,
+    ) -> (Verdict, Option<u32>) {
+        let mut cx = Cx::new(ctx, sink, 0, false);
+        let out = self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0, true);
+        (cx.verdict, out)
+    }
+
+    /// Adds the table matches [`process_in_burst_tallied`](Self::process_in_burst_tallied)
+    /// counted in `ctx` to this version's tables, once per table, and zeroes them. Out of
+    /// line: once per burst.
+    #[inline(never)]
+    pub fn add_burst_matches(&self, ctx: &mut WorkerContext) {
+        let worker = ctx.worker;
+        for (table, n) in self.tables.iter().zip(ctx.burst_matches.iter_mut()) {
+            if *n != 0 {
+                table.counters.add(worker, TABLE_MATCHES, *n);
+                *n = 0;
+            }
         }
     }
 
@@ -543,7 +505,7 @@ impl Pipeline {
     /// output is returned rather than emitted when it is the only one and a plain port
     /// ([`process_in_burst_direct`](Self::process_in_burst_direct)); always `None`
     /// otherwise. With `direct` the walk's table matches are also counted in the context
-    /// (`WorkerContext::burst_matches`), for its [`BurstWalk`] to add.
+    /// (`WorkerContext::burst_matches`), for [`Pipeline::add_burst_matches`] to add.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn walk_inline<'p, P: PacketBuf, S: Sink<P>>(
@@ -606,7 +568,7 @@ impl Pipeline {
                 // A table's block holds both table counters, a level's two per slot of
                 // its classifier.
                 if direct {
-                    // Added to the table by the burst's `BurstWalk` when it ends.
+                    // Added to the table after the burst (`add_burst_matches`).
                     cx.ctx.burst_matches[t % 256] += 1;
                 } else {
                     table.counters.add_known(worker, TABLE_MATCHES, 1);
@@ -637,15 +599,7 @@ impl Pipeline {
             cx.table_miss = hit.table_miss;
             let n = usize::from(hit.n_outs);
             // A trace takes the general path, which reports each action.
-            // Room for the hit's outputs. The top walk tests against a constant (`n` is at
-            // most HIT_OUTPUTS; 4 fewer instructions per B1k packet), nested walks against
-            // `n` (the constant made the CT scenarios' nested walk 3 longer).
-            let room = if direct {
-                outs.pending.len() <= PENDING - HIT_OUTPUTS
-            } else {
-                outs.pending.remaining_capacity() >= n
-            };
-            if !S::TRACING && hit.simple && room {
+            if !S::TRACING && hit.simple && outs.pending.remaining_capacity() >= n {
                 // The usual entry, run from its hit alone (room checked above: no push
                 // can fail).
                 for &port in &hit.outs[..n.min(hit.outs.len())] {

@@ -33,7 +33,7 @@ pub mod trace;
 pub mod transaction;
 
 pub use error::{MatchFieldError, PipelineError};
-pub use exec::{BurstAnswer, BurstCounts, BurstWalk, Emit, Sink, Verdict, BURST_OUTPUTS};
+pub use exec::{BurstAnswer, BurstCounts, Emit, Sink, Verdict, BURST_OUTPUTS};
 pub use flow::{
     Action, ActionSet, FlowEntry, FlowFlags, Instructions, Match, MatchField, WriteActions,
 };

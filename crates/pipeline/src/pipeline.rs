@@ -122,9 +122,10 @@ pub struct WorkerContext {
     /// [`WorkerContext::attach_conntrack`]); `None`: `ct` marks every packet `+trk+inv`.
     pub conntrack: Option<Box<conntrack::Tracker>>,
     /// Matches per table id of the burst being walked, not yet added to the tables'
-    /// counters: a [`crate::BurstWalk`] counts its walks' hits here (an add to the
-    /// worker's own line instead of the table's counter block per hit) and adds them,
-    /// zeroing these, when it ends. Zero between bursts.
+    /// counters: [`Pipeline::process_in_burst_tallied`] counts its walks' hits here (an
+    /// add to the worker's own line instead of the table's counter block per hit) and
+    /// [`Pipeline::add_burst_matches`] adds them, zeroing these, after the burst. Zero
+    /// between bursts.
     pub(crate) burst_matches: [u64; 256],
 }
 
