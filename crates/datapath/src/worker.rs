@@ -877,13 +877,8 @@ impl Worker {
             sink.current = m.id();
             let mut pkt = Pkt(m);
             let handed = sink.handed;
-            let (v, out) = pipeline.process_in_burst_tallied(
-                &mut pkt,
-                key,
-                &mut self.ctx,
-                &mut sink,
-                counts,
-            );
+            let (v, out) =
+                pipeline.process_in_burst_tallied(&mut pkt, key, &mut self.ctx, &mut sink, counts);
             match out {
                 // A returned port comes with none of the verdict's rare events.
                 Some(port) => {

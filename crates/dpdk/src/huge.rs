@@ -90,7 +90,10 @@ pub struct HugeTable<T: Copy> {
 impl<T: Copy> HugeTable<T> {
     /// `len` copies of `value`. Panics unless `len` is a power of two.
     pub fn filled(len: usize, value: T) -> HugeTable<T> {
-        assert!(len.is_power_of_two(), "HugeTable: length {len} is not a power of two");
+        assert!(
+            len.is_power_of_two(),
+            "HugeTable: length {len} is not a power of two"
+        );
         HugeTable {
             slice: HugeSlice::filled(len, value),
             mask: len - 1,

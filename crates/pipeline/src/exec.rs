@@ -265,7 +265,9 @@ impl Pipeline {
     /// after every output the sink got, as the walk's own flush would have. It counts in
     /// [`Verdict::outputs`]. A worker so sends a packet with one final output straight to
     /// its port's tx batch, without the sink's call and its deferred-output record
-    /// (`tests/direct_output.rs` compares it with [`process`](Self::process)).
+    /// (`tests/direct_output.rs` compares it with [`process`](Self::process)); the worker
+    /// walks with [`process_in_burst_tallied`](Self::process_in_burst_tallied), which is
+    /// this with the table matches added once per burst instead of after each packet.
     pub fn process_in_burst_direct<'p, P: PacketBuf, S: Sink<P>>(
         &'p self,
         pkt: &mut P,
