@@ -878,7 +878,7 @@ impl Worker {
             let mut pkt = Pkt(m);
             let handed = sink.handed;
             let (v, out) =
-                pipeline.process_in_burst_direct(&mut pkt, key, &mut self.ctx, &mut sink, counts);
+                pipeline.process_in_burst_tallied(&mut pkt, key, &mut self.ctx, &mut sink, counts);
             match out {
                 // A returned port comes with none of the verdict's rare events.
                 Some(port) => {
@@ -898,6 +898,8 @@ impl Worker {
                 }
             }
         }
+        // The burst's table matches, counted in the context by the walks above.
+        pipeline.add_burst_matches(&mut self.ctx);
         sink.dropped.free_all();
         sink.tunnel_tally
             .flush(&self.tunnels.ports, |c| (&c.tx_packets, &c.tx_bytes));

@@ -77,6 +77,71 @@ impl<T: Copy> HugeSlice<T> {
     }
 }
 
+/// A [`HugeSlice`] whose length is a power of two (the rows of an open-addressing hash
+/// table): [`HugeTable::wrapped`] reads element `i` modulo the length without a bounds
+/// check, which a probe of a row its hash picked would otherwise pay on every step (the
+/// index is masked to the length already, but the compiler cannot see it is in range).
+pub struct HugeTable<T: Copy> {
+    slice: HugeSlice<T>,
+    /// `len - 1`, `len` a power of two (so at least 1).
+    mask: usize,
+}
+
+impl<T: Copy> HugeTable<T> {
+    /// `len` copies of `value`. Panics unless `len` is a power of two.
+    pub fn filled(len: usize, value: T) -> HugeTable<T> {
+        assert!(
+            len.is_power_of_two(),
+            "HugeTable: length {len} is not a power of two"
+        );
+        HugeTable {
+            slice: HugeSlice::filled(len, value),
+            mask: len - 1,
+        }
+    }
+
+    /// Element `i % len`.
+    #[inline(always)]
+    pub fn wrapped(&self, i: usize) -> &T {
+        // SAFETY: `len` is a power of two (asserted in `filled`, never changed), so
+        // `i & (len - 1)` is below `len`, and `ptr` points to `len` initialised elements
+        // this value owns (`HugeSlice::deref`).
+        unsafe { &*self.slice.ptr.as_ptr().add(i & self.mask) }
+    }
+
+    /// The element `i % len` lives at (for a prefetch: only an address is made).
+    #[inline(always)]
+    pub fn wrapped_ptr(&self, i: usize) -> *const T {
+        self.slice.ptr.as_ptr().wrapping_add(i & self.mask)
+    }
+
+    /// The elements are in a mapping advised for huge pages ([`HugeSlice::advised_huge`]).
+    pub fn advised_huge(&self) -> bool {
+        self.slice.advised_huge()
+    }
+}
+
+impl<T: Copy> Deref for HugeTable<T> {
+    type Target = [T];
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        &self.slice
+    }
+}
+
+impl<T: Copy> DerefMut for HugeTable<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.slice
+    }
+}
+
+impl<T: Copy> fmt::Debug for HugeTable<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.slice.fmt(f)
+    }
+}
+
 impl<T: Copy> Deref for HugeSlice<T> {
     type Target = [T];
     #[inline(always)]

@@ -15,7 +15,7 @@ mod port;
 
 pub use eal::{forbid_cleanup, Eal};
 pub use error::{strerror, Error};
-pub use huge::{anon_huge_bytes, thp_mode, HugeSlice, HUGE_PAGE_BYTES};
+pub use huge::{anon_huge_bytes, thp_mode, HugeSlice, HugeTable, HUGE_PAGE_BYTES};
 pub use lcore::{lcore_id, rdtsc, tsc_hz, LaunchedWorker};
 pub use mbuf::{prefetch, Mbuf, MbufBurst, BURST_SIZE};
 pub use mempool::Mempool;

@@ -82,12 +82,13 @@ fn pass(pl: &Pipeline, pkts: &mut [(u32, VecBuf)], ctx: &mut WorkerContext, sink
         for ((_, pkt), key) in burst.iter_mut().zip(keys.iter_mut()) {
             // The packet's one final output to a plain port comes back to the caller,
             // which sends it itself, as the worker does (to its tx batch).
-            let (v, out) = pl.process_in_burst_direct(pkt, key, ctx, sink, counts);
+            let (v, out) = pl.process_in_burst_tallied(pkt, key, ctx, sink, counts);
             if let Some(port) = out {
                 sink.output(port, None, pkt, Emit::Final);
             }
             black_box(v);
         }
+        pl.add_burst_matches(ctx);
     }
 }
 

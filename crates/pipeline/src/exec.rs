@@ -265,8 +265,31 @@ impl Pipeline {
     /// after every output the sink got, as the walk's own flush would have. It counts in
     /// [`Verdict::outputs`]. A worker so sends a packet with one final output straight to
     /// its port's tx batch, without the sink's call and its deferred-output record
-    /// (`tests/direct_output.rs` compares it with [`process`](Self::process)).
+    /// (`tests/direct_output.rs` compares it with [`process`](Self::process)); the worker
+    /// walks with [`process_in_burst_tallied`](Self::process_in_burst_tallied), which is
+    /// this with the table matches added once per burst instead of after each packet.
     pub fn process_in_burst_direct<'p, P: PacketBuf, S: Sink<P>>(
+        &'p self,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        ctx: &mut WorkerContext,
+        sink: &mut S,
+        counts: BurstCounts<'p>,
+    ) -> (Verdict, Option<u32>) {
+        let r = self.process_in_burst_tallied(pkt, key, ctx, sink, counts);
+        self.add_burst_matches(ctx);
+        r
+    }
+
+    /// [`process_in_burst_direct`](Self::process_in_burst_direct) for a worker's burst:
+    /// each hit's table match is counted in `ctx` (one add to the worker's own line)
+    /// rather than in the table's counter block (a multiply, bounds checks and an add per
+    /// table per packet), and [`add_burst_matches`](Self::add_burst_matches) adds the
+    /// burst's matches to the tables, once per table, after its last packet. The caller
+    /// must call it then, with this same version (the counts are this version's tables'):
+    /// the tables' counters are exact at the end of every burst.
+    #[inline]
+    pub fn process_in_burst_tallied<'p, P: PacketBuf, S: Sink<P>>(
         &'p self,
         pkt: &mut P,
         key: &mut FlowKey,
@@ -277,6 +300,20 @@ impl Pipeline {
         let mut cx = Cx::new(ctx, sink, 0, false);
         let out = self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0, true);
         (cx.verdict, out)
+    }
+
+    /// Adds the table matches [`process_in_burst_tallied`](Self::process_in_burst_tallied)
+    /// counted in `ctx` to this version's tables, once per table, and zeroes them. Out of
+    /// line: once per burst.
+    #[inline(never)]
+    pub fn add_burst_matches(&self, ctx: &mut WorkerContext) {
+        let worker = ctx.worker;
+        for (table, n) in self.tables.iter().zip(ctx.burst_matches.iter_mut()) {
+            if *n != 0 {
+                table.counters.add(worker, TABLE_MATCHES, *n);
+                *n = 0;
+            }
+        }
     }
 
     /// Adds table 0's counts for a burst of `packets` packets and `bytes` bytes that all
@@ -469,7 +506,8 @@ impl Pipeline {
     /// stays in the caller's frame. `direct` (a constant at each call): the last pending
     /// output is returned rather than emitted when it is the only one and a plain port
     /// ([`process_in_burst_direct`](Self::process_in_burst_direct)); always `None`
-    /// otherwise.
+    /// otherwise. With `direct` the walk's table matches are also counted in the context
+    /// (`WorkerContext::burst_matches`), for [`Pipeline::add_burst_matches`] to add.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn walk_inline<'p, P: PacketBuf, S: Sink<P>>(
@@ -531,7 +569,12 @@ impl Pipeline {
                 let len = pkt.wire_len() as u64;
                 // A table's block holds both table counters, a level's two per slot of
                 // its classifier.
-                table.counters.add_known(worker, TABLE_MATCHES, 1);
+                if direct {
+                    // Added to the table after the burst (`add_burst_matches`).
+                    cx.ctx.burst_matches[t % 256] += 1;
+                } else {
+                    table.counters.add_known(worker, TABLE_MATCHES, 1);
+                }
                 level.counters.add_pair_known(worker, 2 * slot, 1, len);
             }
             // Only sinks that want it (tests, traces) read the rule's line for its uid.

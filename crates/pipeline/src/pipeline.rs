@@ -121,6 +121,12 @@ pub struct WorkerContext {
     /// This worker's connection-tracker shard, owned and used without a lock (see
     /// [`WorkerContext::attach_conntrack`]); `None`: `ct` marks every packet `+trk+inv`.
     pub conntrack: Option<Box<conntrack::Tracker>>,
+    /// Matches per table id of the burst being walked, not yet added to the tables'
+    /// counters: [`Pipeline::process_in_burst_tallied`] counts its walks' hits here (an
+    /// add to the worker's own line instead of the table's counter block per hit) and
+    /// [`Pipeline::add_burst_matches`] adds them, zeroing these, after the burst. Zero
+    /// between bursts.
+    pub(crate) burst_matches: [u64; 256],
 }
 
 impl WorkerContext {
@@ -383,6 +389,7 @@ impl FlowTables {
                 self.packet_in_drops[worker].clone(),
             ),
             conntrack: None,
+            burst_matches: [0; 256],
         }
     }
 

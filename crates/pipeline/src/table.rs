@@ -9,6 +9,7 @@ use hashbrown::HashTable;
 use crate::counters::{fold_all, Counted, CounterBlock, Retired};
 use crate::error::PipelineError;
 use crate::flow::{FlowEntry, Instructions, Match, Words};
+use crate::lookup::inline::InlineExact;
 use crate::lookup::{hash_words, Classifier, RuleSpec, Strategy};
 
 /// What happens to a packet no entry of a table matches (not even a table-miss entry).
@@ -198,10 +199,10 @@ pub struct CompiledTable {
     /// same answer here, so a worker counts them once per burst when this is table 0
     /// ([`crate::Pipeline::count_burst`]) instead of once per packet.
     pub counts_per_burst: bool,
-    /// The table's only level, when it has the one-line exact form
+    /// The table's only level and its classifier, when that has the one-line exact form
     /// ([`crate::lookup::inline`]) and no conjunctions: the walk probes it inline
-    /// ([`CompiledTable::lookup_fast`]).
-    pub(crate) inline_level: Option<Arc<Level>>,
+    /// ([`CompiledTable::lookup_fast`]), without testing the level's classifier kind.
+    pub(crate) inline_level: Option<(Arc<InlineExact>, Arc<Level>)>,
     /// `conjunctive` or `inline_level.is_some()`: the walk's lookup tests this one flag
     /// for every other table, as it tested `conjunctive` alone before.
     special: bool,
@@ -239,10 +240,8 @@ impl CompiledTable {
         if !self.special {
             return self.lookup_ordinary(key).map(|(l, s)| (l, &l.hits[s].0));
         }
-        if let Some(l) = &self.inline_level {
-            if let Classifier::Inline(x) = &l.classifier {
-                return x.lookup(key).map(|h| (&**l, h));
-            }
+        if let Some((x, l)) = &self.inline_level {
+            return x.lookup(key).map(|h| (&**l, h));
         }
         self.lookup_hit(key)
     }
@@ -862,7 +861,10 @@ impl FlowTable {
                 )
             });
         let inline_level = match &rebuilt[..] {
-            [l] if !conjunctive && matches!(l.classifier, Classifier::Inline(_)) => Some(l.clone()),
+            [l] if !conjunctive => match &l.classifier {
+                Classifier::Inline(x) => Some((x.clone(), l.clone())),
+                _ => None,
+            },
             _ => None,
         };
         let new = Arc::new(CompiledTable {

@@ -337,6 +337,7 @@ impl Pipeline {
             // without a lock on their path, so `ct` shows as `+trk+inv` here (documented in
             // docs/troubleshooting.md).
             conntrack: None,
+            burst_matches: [0; 256],
         };
         ctx.set_now(now);
         let mut pkt = VecBuf::new(frame);

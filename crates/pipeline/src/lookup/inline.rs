@@ -27,7 +27,7 @@
 use super::{fold_mul, RuleSpec};
 use crate::flow::Words;
 use crate::table::Hit;
-use dpdk::HugeSlice;
+use dpdk::HugeTable;
 use packet::{FlowKey, FLOW_KEY_WORDS};
 
 /// Entries ranked above the main rows that the form accepts (each is compared per packet).
@@ -82,7 +82,7 @@ pub struct InlineExact {
     rot: u32,
     /// Power-of-two length, at most half full; 2 MiB and bigger in huge pages (one TLB
     /// entry per 32k rows, where 4 KiB pages took a TLB miss per probe).
-    rows: HugeSlice<Row>,
+    rows: HugeTable<Row>,
     pre: Box<[Pre]>,
     fallback: Option<Hit>,
     len: usize,
@@ -211,7 +211,7 @@ impl InlineExact {
         };
         let rot = best_rotation(m0, m1);
         let cap = (n_main * 2).next_power_of_two();
-        let mut rows = HugeSlice::filled(cap, free);
+        let mut rows = HugeTable::filled(cap, free);
         let mut ranks = vec![0u64; cap];
         let mut len = 0;
         for ((r, h), &is_main) in rules.iter().zip(hits).zip(&main_of) {
@@ -271,15 +271,13 @@ impl InlineExact {
         self.big
     }
 
+    /// The masked key words and the row their hash picks, not yet wrapped to the
+    /// array's length ([`HugeTable::wrapped`] does it).
     #[inline(always)]
     fn start(&self, key: &Words) -> (u64, u64, usize) {
         let k0 = key[self.words[0] % FLOW_KEY_WORDS] & self.masks[0];
         let k1 = key[self.words[1] % FLOW_KEY_WORDS] & self.masks[1];
-        (
-            k0,
-            k1,
-            hash2(k0, k1, self.rot) as usize & (self.rows.len() - 1),
-        )
+        (k0, k1, hash2(k0, k1, self.rot) as usize)
     }
 
     /// Hands `prefetch` the row a lookup of `key` reads first, when the rows are too many
@@ -290,9 +288,7 @@ impl InlineExact {
             return;
         }
         let (_, _, i) = self.start(key);
-        if let Some(r) = self.rows.get(i) {
-            prefetch(r as *const Row as *const u8);
-        }
+        prefetch(self.rows.wrapped_ptr(i) as *const u8);
     }
 
     /// [`Self::prefetch`] for every key of a burst, the test for a big array made once:
@@ -302,11 +298,9 @@ impl InlineExact {
         if !self.big {
             return;
         }
-        let base = self.rows.as_ptr();
         for k in keys {
             let (_, _, i) = self.start(&k.words);
-            // `start` masks the index to the array's length; only an address is made.
-            prefetch(base.wrapping_add(i) as *const u8);
+            prefetch(self.rows.wrapped_ptr(i) as *const u8);
         }
     }
 
@@ -319,10 +313,9 @@ impl InlineExact {
             }
         }
         let (k0, k1, mut i) = self.start(key);
-        let mask = self.rows.len() - 1;
         // At most half full: a free row always ends the probe.
         loop {
-            let r = &self.rows[i];
+            let r = self.rows.wrapped(i);
             // A free row's key never equals a probe's (see `try_build`).
             if ((r.key[0] ^ k0) | (r.key[1] ^ k1)) == 0 {
                 return Some(&r.hit);
@@ -330,7 +323,7 @@ impl InlineExact {
             if r.hit.slot == FREE {
                 return self.fallback.as_ref();
             }
-            i = (i + 1) & mask;
+            i = i.wrapping_add(1);
         }
     }
 }

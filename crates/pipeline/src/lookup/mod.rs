@@ -68,7 +68,9 @@ pub enum Classifier {
     Tuple(tuple::Tuple),
     /// Made by the table compiler only, which has the entries' hits
     /// ([`inline::InlineExact::try_build`]); [`Classifier::build`] never returns it.
-    Inline(Box<inline::InlineExact>),
+    /// Shared with the table version ([`crate::CompiledTable`]'s inline probe), which
+    /// reaches it without testing this enum.
+    Inline(std::sync::Arc<inline::InlineExact>),
 }
 
 impl Classifier {
@@ -115,7 +117,7 @@ impl Classifier {
         }
         if let Some(hits) = hits.filter(|_| strategy == Strategy::Auto) {
             if let Some(x) = inline::InlineExact::try_build(rules, hits) {
-                return Classifier::Inline(Box::new(x));
+                return Classifier::Inline(std::sync::Arc::new(x));
             }
         }
         if let Some(e) = exact::Exact::try_build(rules) {
