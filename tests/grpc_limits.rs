@@ -55,6 +55,7 @@ fn flows(n: usize) -> pb::ApplyFlowsRequest {
                 )
             })
             .collect(),
+        ..Default::default()
     }
 }
 
