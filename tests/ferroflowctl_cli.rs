@@ -116,6 +116,49 @@ fn ports_flows_and_counters_end_to_end() {
     let err = expect(2, &["flows", "add", "in_port=1,frobnicate=2,actions=drop"]);
     assert!(err.contains("frobnicate"), "{err}");
     expect(6, &["flows", "add", "actions=group:7"]);
+    // A file goes whole (the server splits its lines): a bad line is named by its
+    // number, and the batch, the flows given as arguments with it included, is all or
+    // nothing.
+    let flows_file = dir.path("add.flows");
+    std::fs::write(
+        &flows_file,
+        "# table 5\ntable=5,priority=1,actions=drop\n\ntable=5,frobnicate=1,actions=drop\n",
+    )
+    .unwrap();
+    let file_arg = flows_file.to_str().unwrap();
+    let err = expect(
+        2,
+        &[
+            "flows",
+            "add",
+            "table=5,priority=9,actions=drop",
+            "-f",
+            file_arg,
+        ],
+    );
+    assert!(
+        err.contains("line 4") && err.contains("frobnicate"),
+        "{err}"
+    );
+    std::fs::write(
+        &flows_file,
+        "# table 5\ntable=5,priority=1,actions=drop\n\n  table=5,priority=2,ip,actions=drop\n",
+    )
+    .unwrap();
+    let added = ok(&[
+        "--json",
+        "flows",
+        "add",
+        "table=5,priority=9,actions=drop",
+        "-f",
+        file_arg,
+    ]);
+    let v: Value = serde_json::from_str(&added).unwrap();
+    assert_eq!(v["changes"].as_u64(), Some(3), "{added}");
+    let dump = ok(&["flows", "dump", "table=5"]);
+    assert_eq!(dump.lines().count(), 3, "{dump}");
+    let out = ok(&["flows", "del", "table=5"]);
+    assert!(out.contains("deleted 3 flows"), "{out}");
     expect(2, &["port", "add", "x"]);
     let (c, _, err) = ctl("unix:/nonexistent/ferroflow.sock", &["ports"]);
     assert_eq!(c, 3, "{err}");

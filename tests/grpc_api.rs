@@ -242,6 +242,7 @@ async fn every_rpc_and_its_errors() {
                 text_change(Add, "table=0,priority=100,in_port=1,actions=output:2"),
                 text_change(Add, "table=1,priority=50,ip,nw_dst=10.0.0.0/8,actions=drop"),
             ],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -270,6 +271,7 @@ async fn every_rpc_and_its_errors() {
                 command: Add as i32,
                 flow: Some(pb::flow_change::Flow::Structured(structured)),
             }],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -301,6 +303,7 @@ async fn every_rpc_and_its_errors() {
                     text_change(Add, "table=2,priority=1,actions=drop"),
                     text_change(Add, "table=2,frobnicate=1,actions=drop"),
                 ],
+                ..Default::default()
             })
             .await,
     );
@@ -313,6 +316,7 @@ async fn every_rpc_and_its_errors() {
         c.flows
             .apply_flows(pb::ApplyFlowsRequest {
                 changes: vec![text_change(Add, "table=2,actions=group:9")],
+                ..Default::default()
             })
             .await,
     );
@@ -328,6 +332,7 @@ async fn every_rpc_and_its_errors() {
                         "check_overlap,table=0,priority=100,in_port=1,actions=output:1",
                     ),
                 ],
+                ..Default::default()
             })
             .await,
     );
@@ -341,6 +346,83 @@ async fn every_rpc_and_its_errors() {
         .into_inner()
         .flows;
     assert!(t2.is_empty(), "half a batch was applied: {t2:?}");
+    // A whole add-flows file in one field: a refused line is named by its number
+    // (comments and blank lines counted), whether the parser or the tables refuse it,
+    // and nothing of the batch stays.
+    let file = |text: &str, changes: Vec<pb::FlowChange>| pb::ApplyFlowsRequest {
+        changes,
+        add_text: text.as_bytes().to_vec(),
+    };
+    let (k, m) = code(
+        c.flows
+            .apply_flows(file(
+                "# two flows\ntable=2,priority=1,actions=drop\n\n table=2,frobnicate=1,actions=drop\n",
+                vec![],
+            ))
+            .await,
+    );
+    assert_eq!(k, Code::InvalidArgument);
+    assert!(
+        m.contains("add_text line 4") && m.contains("frobnicate"),
+        "{m}"
+    );
+    let (k, m) = code(
+        c.flows
+            .apply_flows(file(
+                "table=2,priority=3,actions=drop\r\n#\ncheck_overlap,table=0,priority=100,in_port=1,actions=output:1",
+                vec![text_change(Add, "table=2,priority=2,actions=drop")],
+            ))
+            .await,
+    );
+    assert_eq!(k, Code::FailedPrecondition, "{m}");
+    assert!(m.contains("add_text line 3"), "{m}");
+    let (k, m) = code(c.flows.apply_flows(file("\n# nothing\n  \n", vec![])).await);
+    assert_eq!(k, Code::InvalidArgument);
+    assert!(m.contains("no changes"), "{m}");
+    let (k, m) = code(
+        c.flows
+            .apply_flows(pb::ApplyFlowsRequest {
+                add_text: b"table=2,priority=1,actions=drop\n\xff".to_vec(),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(k, Code::InvalidArgument);
+    assert!(m.contains("add_text") && m.contains("UTF-8"), "{m}");
+    let t2 = c
+        .flows
+        .dump_flows(dump("table=2"))
+        .await
+        .unwrap()
+        .into_inner()
+        .flows;
+    assert!(t2.is_empty(), "half a batch was applied: {t2:?}");
+    // Taken whole: the changes, then the text's flows.
+    c.flows
+        .apply_flows(file(
+            "table=2,priority=3,actions=drop\n\ttable=2,priority=4,ip,actions=drop",
+            vec![text_change(Add, "table=2,priority=2,actions=drop")],
+        ))
+        .await
+        .unwrap();
+    let t2 = c
+        .flows
+        .dump_flows(dump("table=2"))
+        .await
+        .unwrap()
+        .into_inner()
+        .flows;
+    assert_eq!(t2.len(), 3, "{t2:?}");
+    let r = c
+        .flows
+        .apply_flows(pb::ApplyFlowsRequest {
+            changes: vec![text_change(Delete, "table=2")],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.removed, 3);
     let t0 = c
         .flows
         .dump_flows(dump("table=0,in_port=1"))
@@ -355,6 +437,7 @@ async fn every_rpc_and_its_errors() {
     c.flows
         .apply_flows(pb::ApplyFlowsRequest {
             changes: vec![text_change(Modify, "table=1,ip,actions=output:2")],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -370,6 +453,7 @@ async fn every_rpc_and_its_errors() {
         .flows
         .apply_flows(pb::ApplyFlowsRequest {
             changes: vec![text_change(Delete, "table=1")],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -443,6 +527,7 @@ async fn every_rpc_and_its_errors() {
                 Add,
                 "table=3,priority=1,actions=meter:1,group:1",
             )],
+            ..Default::default()
         })
         .await
         .unwrap();

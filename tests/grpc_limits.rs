@@ -55,6 +55,7 @@ fn flows(n: usize) -> pb::ApplyFlowsRequest {
                 )
             })
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -127,11 +128,34 @@ async fn grpc_limits_size_streams_handshakes_connections() {
             .contains("grpc.max_flow_batch_bytes (262144 bytes)"),
         "{e:?}"
     );
+    // The same flows as one add-flows text (`add_text`): the same limit.
+    let text: Vec<String> = flows(9000)
+        .changes
+        .into_iter()
+        .filter_map(|c| match c.flow {
+            Some(pb::flow_change::Flow::Text(t)) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let e = c
+        .flows
+        .apply_flows(pb::ApplyFlowsRequest {
+            add_text: text.join("\n").into_bytes(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(
+        e.message()
+            .contains("grpc.max_flow_batch_bytes (262144 bytes)"),
+        "{e:?}"
+    );
     let ports = c.ports.list_ports(pb::ListPortsRequest {}).await.unwrap();
     assert_eq!(ports.into_inner().ports.len(), 1, "nothing half-made");
     assert_eq!(
         metric(metrics, "ferroflow_grpc_requests_too_large_total"),
-        2
+        3
     );
 
     // Calls in progress per connection: 4 event streams held open, the 5th refused.

@@ -87,6 +87,7 @@ async fn a_scrape_reads_no_flow_entries_per_flow_under_the_lock() {
                     )
                 })
                 .collect(),
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|e| panic!("100k flows: {e:?}\n{}", d.log_text()));

@@ -29,6 +29,16 @@ async fn blocking<T: Send + 'static>(
         .map_err(Status::from)
 }
 
+/// The flows of an `add_text` (an add-flows file), each with its line number from 1:
+/// trimmed lines, without blank ones and `#` comments (as `ferroflowctl flows add -f`
+/// always read its file).
+fn add_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+}
+
 impl From<ConvertError> for ApiError {
     fn from(e: ConvertError) -> Self {
         match &e {
@@ -514,13 +524,21 @@ impl pb::flow_service_server::FlowService for Flows {
         req: Request<pb::ApplyFlowsRequest>,
     ) -> Result<Response<pb::ApplyFlowsResponse>, Status> {
         let r = req.into_inner();
-        if r.changes.is_empty() {
+        let add_text = std::str::from_utf8(&r.add_text).map_err(|e| {
+            ApiError::invalid("add_text", format!("not UTF-8 at byte {}", e.valid_up_to()))
+        })?;
+        if r.changes.is_empty() && add_lines(add_text).next().is_none() {
             return Err(ApiError::invalid("changes", "no changes").into());
         }
-        // Each flow-mod is named (`changes[i]`) only in an error: a batch of 100k flows
-        // keeps nothing per flow but its FlowMod, and drops its text once parsed.
+        let n_changes = r.changes.len();
+        // Each flow-mod is named (`changes[i]`, `add_text line N`) only in an error: a
+        // batch of 100k flows keeps nothing per flow but its FlowMod, and drops its text
+        // once parsed. A line's number is found again from its index when one is refused.
         let field = |i: usize| format!("changes[{i}]");
-        let mut mods = Vec::with_capacity(r.changes.len());
+        // Sized once (a flow a line at most): 100k FlowMods are not moved as the vector
+        // grows. Counting the newlines is one vectorised pass over the text.
+        let lines = add_text.bytes().filter(|&c| c == b'\n').count() + 1;
+        let mut mods = Vec::with_capacity(n_changes + if add_text.is_empty() { 0 } else { lines });
         for (i, c) in r.changes.into_iter().enumerate() {
             let cmd = flow_command(c.command).map_err(|_| {
                 ApiError::invalid(format!("{}.command", field(i)), "unknown command")
@@ -542,6 +560,22 @@ impl pb::flow_service_server::FlowService for Flows {
             };
             mods.push(fm);
         }
+        for (line, t) in add_lines(add_text) {
+            let fm = flow_syntax::parse_flow_mod(t, FlowModCommand::Add)
+                .map_err(|e| ApiError::invalid(format!("add_text line {line}"), e.to_string()))?;
+            mods.push(fm);
+        }
+        let text = r.add_text;
+        let field = move |i: usize| match i.checked_sub(n_changes) {
+            None => format!("changes[{i}]"),
+            Some(k) => {
+                let text = std::str::from_utf8(&text).unwrap_or_default();
+                match add_lines(text).nth(k) {
+                    Some((line, _)) => format!("add_text line {line}"),
+                    None => format!("add_text flow {k}"),
+                }
+            }
+        };
         let removed = blocking(&self.0, move |api| {
             api.apply_flow_mod_batch(mods, &field, true)
         })

@@ -889,6 +889,17 @@ fn show_port(p: &pb::Port) {
     }
 }
 
+/// How many flows an add-flows file holds: its lines that are neither blank nor a `#`
+/// comment once trimmed (the lines the server reads from `add_text`).
+fn add_flow_lines(text: &[u8]) -> usize {
+    text.split(|&c| c == b'\n')
+        .filter(|l| {
+            let l = l.trim_ascii();
+            !l.is_empty() && l[0] != b'#'
+        })
+        .count()
+}
+
 async fn flows_cmd(
     flows: &mut pb::flow_service_client::FlowServiceClient<Channel>,
     cmd: &FlowsCmd,
@@ -899,6 +910,8 @@ async fn flows_cmd(
         command: command as i32,
         flow: Some(Flow::Text(text.to_owned())),
     };
+    let mut add_text = Vec::new();
+    let mut n_text = 0;
     let changes = match cmd {
         FlowsCmd::Dump { r#match } => {
             let list = flows
@@ -918,26 +931,24 @@ async fn flows_cmd(
             return Ok(());
         }
         FlowsCmd::Add { flows: list, file } => {
-            let mut all: Vec<String> = list.clone();
+            // The file goes as it is, in one field: the server splits it into lines (and
+            // names a refused one by its line number), so neither side keeps a string
+            // per flow.
             if let Some(f) = file {
-                let text = if f.as_os_str() == "-" {
-                    std::io::read_to_string(std::io::stdin())
-                        .map_err(|e| fail(1, format!("standard input: {e}")))?
+                add_text = if f.as_os_str() == "-" {
+                    let mut b = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                        .map_err(|e| fail(1, format!("standard input: {e}")))?;
+                    b
                 } else {
-                    std::fs::read_to_string(f)
-                        .map_err(|e| fail(1, format!("{}: {e}", f.display())))?
+                    std::fs::read(f).map_err(|e| fail(1, format!("{}: {e}", f.display())))?
                 };
-                all.extend(
-                    text.lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                        .map(str::to_owned),
-                );
+                n_text = add_flow_lines(&add_text);
             }
-            if all.is_empty() {
+            if list.is_empty() && n_text == 0 {
                 return Err(fail(2, "no flows given"));
             }
-            all.iter()
+            list.iter()
                 .map(|t| change(pb::FlowCommand::Add, t))
                 .collect::<Vec<_>>()
         }
@@ -958,9 +969,9 @@ async fn flows_cmd(
             r#match,
         )],
     };
-    let n = changes.len();
+    let n = changes.len() + n_text;
     let r = flows
-        .apply_flows(pb::ApplyFlowsRequest { changes })
+        .apply_flows(pb::ApplyFlowsRequest { changes, add_text })
         .await?
         .into_inner();
     if json {
