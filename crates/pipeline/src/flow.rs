@@ -43,11 +43,28 @@ pub struct Match {
     pub value: Words,
     pub mask: Words,
     fields: Box<[MatchField]>,
+    /// Bit `w` set: `mask[w] != 0`. A usual match reads two or three of the 32 words: the
+    /// control plane's per-entry work (the strict index's hash and compares, the extract
+    /// plan, the compile's mask comparisons) visits those words only.
+    used: u32,
 }
 
 impl PartialEq for Match {
+    /// Words outside `used` are zero in both value and mask (the value is masked), so
+    /// equal `used` and equal used words are equal matches.
     fn eq(&self, other: &Self) -> bool {
-        self.value == other.value && self.mask == other.mask
+        if self.used != other.used {
+            return false;
+        }
+        let mut u = self.used;
+        while u != 0 {
+            let w = u.trailing_zeros() as usize;
+            u &= u - 1;
+            if self.mask[w] != other.mask[w] || self.value[w] != other.value[w] {
+                return false;
+            }
+        }
+        true
     }
 }
 impl Eq for Match {}
@@ -72,6 +89,7 @@ impl Match {
             value: [0; FLOW_KEY_WORDS],
             mask: [0; FLOW_KEY_WORDS],
             fields: Box::new([]),
+            used: 0,
         }
     }
 
@@ -86,6 +104,8 @@ impl Match {
     pub fn from_field_list(fields: Box<[MatchField]>) -> Match {
         let mut value = FlowKey::default();
         let mut mask = FlowKey::default();
+        // The words some field touches; those left zero by a zero mask are cleared below.
+        let mut used = 0u32;
         // Each field ORed into its own bits only (a whole-key OR per field was 800
         // instructions of a bundled flow-mod's conversion).
         for f in &fields {
@@ -93,7 +113,20 @@ impl Match {
             let p = f.field.pos();
             mask.set_pos(p, mask.get_pos(p) | m);
             value.set_pos(p, value.get_pos(p) | (f.value & m));
+            used |= 1 << (p.word as u32 % 32);
+            if p.bits > 64 {
+                used |= 1 << ((p.word as u32 + 1) % 32);
+            }
         }
+        let mut u = used;
+        while u != 0 {
+            let w = u.trailing_zeros();
+            u &= u - 1;
+            if mask.words[w as usize] == 0 {
+                used &= !(1 << w);
+            }
+        }
+        debug_assert_eq!(used, used_words(&mask.words));
         // Each value was cut to its own mask: the value is within the mask.
         debug_assert!(value
             .words
@@ -104,7 +137,31 @@ impl Match {
             value: value.words,
             mask: mask.words,
             fields,
+            used,
         }
+    }
+
+    /// The same mask as `other` (compares the words the mask reads only).
+    #[inline]
+    pub fn same_mask(&self, other: &Match) -> bool {
+        if self.used != other.used {
+            return false;
+        }
+        let mut u = self.used;
+        while u != 0 {
+            let w = u.trailing_zeros() as usize;
+            u &= u - 1;
+            if self.mask[w] != other.mask[w] {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Bit `w` set: the mask reads key word `w` (`mask[w] != 0`).
+    #[inline]
+    pub fn used_words(&self) -> u32 {
+        self.used
     }
 
     /// Shorthand: exact fields.
@@ -126,7 +183,7 @@ impl Match {
 
     /// True when the match wildcards everything.
     pub fn is_any(&self) -> bool {
-        self.mask.iter().all(|&m| m == 0)
+        self.used == 0
     }
 
     #[inline]
@@ -169,6 +226,16 @@ impl Match {
         };
         Some(v.get(field))
     }
+}
+
+// [`Match::used_words`] has a bit per key word.
+const _: () = assert!(FLOW_KEY_WORDS == 32);
+
+/// Bit `w` set: `mask[w] != 0`.
+pub fn used_words(mask: &Words) -> u32 {
+    mask.iter()
+        .enumerate()
+        .fold(0, |u, (w, &m)| u | (u32::from(m != 0) << w))
 }
 
 /// The wire form a masked write came in as, so dumps give it back the same way

@@ -367,13 +367,15 @@ pub(crate) struct FlowTable {
 
 /// Hashes the words the mask looks at (with their positions): equal matches have equal
 /// masks, so they hash the same, and a usual match (a few fields) costs a few words, not
-/// all of [`Words`] twice (this runs twice per added flow).
+/// all of [`Words`] (found by [`Match::used_words`], not by testing all 32).
+#[inline]
 fn match_hash(priority: u16, m: &Match) -> u64 {
     let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ u64::from(priority);
-    for (i, (&mw, &vw)) in m.mask.iter().zip(&m.value).enumerate() {
-        if mw != 0 {
-            h = hash_words(&[h ^ i as u64, mw, vw]);
-        }
+    let mut u = m.used_words();
+    while u != 0 {
+        let i = u.trailing_zeros() as usize;
+        u &= u - 1;
+        h = hash_words(&[h ^ i as u64, m.mask[i], m.value[i]]);
     }
     h
 }
@@ -511,6 +513,7 @@ impl FlowTable {
 
     /// Adds an entry (compiled at the next compile); `h` is [`FlowTable::strict_hash`] of
     /// its priority and match.
+    #[inline]
     pub fn insert_hashed(&mut self, h: u64, mut entry: FlowEntry) -> Result<u32, PipelineError> {
         if self.len >= self.max_entries {
             return Err(PipelineError::TableFull(self.id));
@@ -548,6 +551,7 @@ impl FlowTable {
         self.put_hashed(h, entry, at)
     }
 
+    #[inline]
     fn put_hashed(&mut self, h: u64, entry: FlowEntry, at: Option<u32>) -> u32 {
         debug_assert_eq!(h, match_hash(entry.priority, &entry.match_));
         let idx = match at {
@@ -681,11 +685,28 @@ impl FlowTable {
         let mut extract_plan = packet::ExtractPlan::IN_PORT;
         let mut tracks = false;
         let mut clause_idxs = Vec::new();
+        // The extract plan's part that depends on the mask, for the last mask seen (a
+        // level's entries come in runs of one mask), and the last entry's plan (most
+        // entries need what the one before needed: nothing to add).
+        let mut mask_plan: Option<(&Match, crate::plan::MaskPlan)> = None;
+        let mut last_plan = None;
         for &i in idxs {
             let Some(e) = self.slab[i as usize].as_ref() else {
                 continue;
             };
-            extract_plan = extract_plan.union(crate::plan::for_entry(&e.match_, &e.instructions));
+            let mp = match mask_plan {
+                Some((m, p)) if m.same_mask(&e.match_) => p,
+                _ => {
+                    let p = crate::plan::for_mask(&e.match_);
+                    mask_plan = Some((&e.match_, p));
+                    p
+                }
+            };
+            let ep = crate::plan::for_entry_with(mp, &e.match_, &e.instructions);
+            if last_plan != Some(ep) {
+                extract_plan = extract_plan.union(ep);
+                last_plan = Some(ep);
+            }
             tracks |= crate::plan::tracks(&e.instructions);
             if let Some(conjs) = crate::conjunction::clause_of(&e.instructions) {
                 clause_idxs.push((i, conjs));

@@ -116,13 +116,19 @@ impl InlineExact {
         // entry's mask is compared once here (a batch's entries mostly come in runs of
         // one mask: the last one found is tried first) and once below.
         let mut masks: Vec<(&Words, usize)> = Vec::new();
+        // Each entry's index in `masks` (NO_MASK: wildcard-all), so that the main rows
+        // are told by an index, not by comparing masks a second time.
+        const NO_MASK: u8 = u8::MAX;
+        let mut mask_idx: Vec<u8> = Vec::with_capacity(rules.len());
         let mut last = usize::MAX;
         for r in rules {
-            if r.mask.iter().all(|&w| w == 0) {
-                continue;
-            }
             if let Some(e) = masks.get_mut(last).filter(|e| e.0 == r.mask) {
                 e.1 += 1;
+                mask_idx.push(last as u8);
+                continue;
+            }
+            if r.mask.iter().all(|&w| w == 0) {
+                mask_idx.push(NO_MASK);
                 continue;
             }
             match masks.iter().position(|(m, _)| *m == r.mask) {
@@ -135,15 +141,16 @@ impl InlineExact {
                     last = masks.len() - 1;
                 }
             }
+            mask_idx.push(last as u8);
             if masks.len() > PRE_MAX + 1 {
                 return None;
             }
         }
-        let &(main, n_main) = masks.iter().max_by_key(|(_, n)| *n)?;
+        let (main_idx, &(main, n_main)) = masks.iter().enumerate().max_by_key(|(_, (_, n))| *n)?;
         if n_main < MIN_ROWS || words_of(main) > 2 {
             return None;
         }
-        let main_of: Vec<bool> = rules.iter().map(|r| r.mask == main).collect();
+        let main_of: Vec<bool> = mask_idx.iter().map(|&i| usize::from(i) == main_idx).collect();
         let main_ranks = rules
             .iter()
             .zip(&main_of)
