@@ -49,14 +49,14 @@ pub(crate) fn for_mask(m: &Match) -> MaskPlan {
     }
 }
 
-/// What an entry with match `m` and instructions `insts` needs, `mask` being
-/// [`for_mask`] of `m` (computed once for the entries that share it): its match's reads
-/// and its instructions', parsed in full only for the packets it can match when it
+/// What an entry with match `m` needs, `mask` being [`for_mask`] of `m` and `insts`
+/// [`for_instructions`] of its instructions (each computed once for the entries that
+/// share it): its match's reads and its instructions', parsed in full only for the packets it can match when it
 /// matches IPv4 packets to one destination exactly ([`ExtractPlan::only_for_ipv4_dst`]:
 /// its instructions run only on those). A metadata-service DNAT entry then costs the
 /// version's other packets no IPv4/TCP parse.
-pub(crate) fn for_entry_with(mask: MaskPlan, m: &Match, insts: &Instructions) -> ExtractPlan {
-    let i = for_instructions(insts);
+pub(crate) fn for_entry_with(mask: MaskPlan, m: &Match, insts: ExtractPlan) -> ExtractPlan {
+    let i = insts;
     let p = if i == ExtractPlan::IN_PORT {
         mask.reads
     } else {
