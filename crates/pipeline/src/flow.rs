@@ -701,3 +701,59 @@ impl FlowEntry {
 pub fn rank(priority: u16, uid: u64) -> u64 {
     (u64::from(priority) << 48) | (uid & ((1 << 48) - 1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A match of up to four fields (any of them, 128-bit ones included), each exact,
+    /// masked, or masked with 0 (a field given that reads no bit).
+    fn a_match() -> impl Strategy<Value = Match> {
+        proptest::collection::vec(
+            (
+                0..Field::ALL.len(),
+                any::<u128>(),
+                prop_oneof![Just(None), Just(Some(0u128)), any::<u128>().prop_map(Some)],
+            ),
+            0..4,
+        )
+        .prop_map(|fs| {
+            let fields: Vec<MatchField> = fs
+                .into_iter()
+                .map(|(i, value, mask)| MatchField {
+                    field: Field::ALL[i],
+                    value,
+                    mask,
+                })
+                .collect();
+            Match::from_fields(&fields)
+        })
+    }
+
+    proptest! {
+        /// The words a match knows it reads are those its mask reads, and comparing
+        /// those only (equality, same mask) answers as comparing all the words does.
+        #[test]
+        fn used_words_stand_for_all_words(a in a_match(), b in a_match(), how in 0u8..3, flip in any::<u128>()) {
+            // Another match, the same one, or the same fields with other values.
+            let b = match how {
+                0 => b,
+                1 => Match::from_fields(a.fields()),
+                _ => {
+                    let f: Vec<MatchField> = a
+                        .fields()
+                        .iter()
+                        .map(|f| MatchField { value: f.value ^ flip, ..*f })
+                        .collect();
+                    Match::from_fields(&f)
+                }
+            };
+            prop_assert_eq!(a.used_words(), used_words(&a.mask));
+            prop_assert_eq!(b.used_words(), used_words(&b.mask));
+            prop_assert_eq!(a == b, a.value == b.value && a.mask == b.mask);
+            prop_assert_eq!(a.same_mask(&b), a.mask == b.mask);
+            prop_assert_eq!(a.is_any(), a.mask.iter().all(|&m| m == 0));
+        }
+    }
+}

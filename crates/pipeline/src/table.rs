@@ -556,6 +556,7 @@ impl FlowTable {
 
     /// Adds an entry (compiled at the next compile); `h` is [`FlowTable::strict_hash`] of
     /// its priority and match.
+    #[inline]
     pub fn insert_hashed(&mut self, h: u64, mut entry: FlowEntry) -> Result<u32, PipelineError> {
         if self.len >= self.max_entries {
             return Err(PipelineError::TableFull(self.id));
@@ -593,6 +594,7 @@ impl FlowTable {
         self.put_hashed(h, entry, at)
     }
 
+    #[inline]
     fn put_hashed(&mut self, h: u64, entry: FlowEntry, at: Option<u32>) -> u32 {
         debug_assert_eq!(h, match_hash(entry.priority, &entry.match_));
         let idx = match at {
@@ -745,12 +747,14 @@ impl FlowTable {
             let Some(e) = self.slab[i as usize].as_ref() else {
                 continue;
             };
-            let mp = match mask_plan {
-                Some((m, p)) if m.same_mask(&e.match_) => p,
+            // `mask`: the first of the run's equal masks, which the classifier builders
+            // then tell equal by address.
+            let (mp, mask) = match mask_plan {
+                Some((m, p)) if m.same_mask(&e.match_) => (p, &m.mask),
                 _ => {
                     let p = crate::plan::for_mask(&e.match_);
                     mask_plan = Some((&e.match_, p));
-                    p
+                    (p, &e.match_.mask)
                 }
             };
             let insts: &Instructions = &e.instructions;
@@ -786,7 +790,7 @@ impl FlowTable {
             });
             specs.push(RuleSpec {
                 value: &e.match_.value,
-                mask: &e.match_.mask,
+                mask,
                 rank,
             });
         }

@@ -123,7 +123,12 @@ impl InlineExact {
         let mut mask_idx: Vec<u8> = Vec::with_capacity(rules.len());
         let mut last = usize::MAX;
         for r in rules {
-            if let Some(e) = masks.get_mut(last).filter(|e| e.0 == r.mask) {
+            // Equal masks mostly share their words (the table compiler passes a run's
+            // first mask for all of it): the address compare answers without reading them.
+            if let Some(e) = masks
+                .get_mut(last)
+                .filter(|e| std::ptr::eq(e.0, r.mask) || e.0 == r.mask)
+            {
                 e.1 += 1;
                 (e.2, e.3) = (e.2.min(r.rank), e.3.max(r.rank));
                 mask_idx.push(last as u8);
