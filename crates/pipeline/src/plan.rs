@@ -56,11 +56,10 @@ pub(crate) fn for_mask(m: &Match) -> MaskPlan {
 /// its instructions run only on those). A metadata-service DNAT entry then costs the
 /// version's other packets no IPv4/TCP parse.
 pub(crate) fn for_entry_with(mask: MaskPlan, m: &Match, insts: ExtractPlan) -> ExtractPlan {
-    let i = insts;
-    let p = if i == ExtractPlan::IN_PORT {
+    let p = if insts == ExtractPlan::IN_PORT {
         mask.reads
     } else {
-        mask.reads.union(i)
+        mask.reads.union(insts)
     };
     if !mask.ipv4_dst_exact {
         return p;

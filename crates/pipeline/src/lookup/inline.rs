@@ -113,8 +113,8 @@ impl InlineExact {
         debug_assert_eq!(rules.len(), hits.len());
         let words_of = |m: &Words| m.iter().filter(|&&w| w != 0).count();
         // The main mask: the most common mask among entries that look at the key. Each
-        // entry's mask is compared once here (a batch's entries mostly come in runs of
-        // one mask: the last one found is tried first) and once below.
+        // entry's mask is compared once, here (a batch's entries mostly come in runs of
+        // one mask: the last one found is tried first).
         // Per mask: the mask, its entries, their lowest and highest rank.
         let mut masks: Vec<(&Words, usize, u64, u64)> = Vec::new();
         // Each entry's index in `masks` (NO_MASK: wildcard-all), so that the main rows
