@@ -43,11 +43,28 @@ pub struct Match {
     pub value: Words,
     pub mask: Words,
     fields: Box<[MatchField]>,
+    /// Bit `w` set: `mask[w] != 0`. A usual match reads two or three of the 32 words: the
+    /// control plane's per-entry work (the strict index's hash and compares, the extract
+    /// plan, the compile's mask comparisons) visits those words only.
+    used: u32,
 }
 
 impl PartialEq for Match {
+    /// Words outside `used` are zero in both value and mask (the value is masked), so
+    /// equal `used` and equal used words are equal matches.
     fn eq(&self, other: &Self) -> bool {
-        self.value == other.value && self.mask == other.mask
+        if self.used != other.used {
+            return false;
+        }
+        let mut u = self.used;
+        while u != 0 {
+            let w = u.trailing_zeros() as usize;
+            u &= u - 1;
+            if self.mask[w] != other.mask[w] || self.value[w] != other.value[w] {
+                return false;
+            }
+        }
+        true
     }
 }
 impl Eq for Match {}
@@ -72,6 +89,7 @@ impl Match {
             value: [0; FLOW_KEY_WORDS],
             mask: [0; FLOW_KEY_WORDS],
             fields: Box::new([]),
+            used: 0,
         }
     }
 
@@ -86,6 +104,8 @@ impl Match {
     pub fn from_field_list(fields: Box<[MatchField]>) -> Match {
         let mut value = FlowKey::default();
         let mut mask = FlowKey::default();
+        // The words some field touches; those left zero by a zero mask are cleared below.
+        let mut used = 0u32;
         // Each field ORed into its own bits only (a whole-key OR per field was 800
         // instructions of a bundled flow-mod's conversion).
         for f in &fields {
@@ -93,7 +113,20 @@ impl Match {
             let p = f.field.pos();
             mask.set_pos(p, mask.get_pos(p) | m);
             value.set_pos(p, value.get_pos(p) | (f.value & m));
+            used |= 1 << (p.word as u32 % 32);
+            if p.bits > 64 {
+                used |= 1 << ((p.word as u32 + 1) % 32);
+            }
         }
+        let mut u = used;
+        while u != 0 {
+            let w = u.trailing_zeros();
+            u &= u - 1;
+            if mask.words[w as usize] == 0 {
+                used &= !(1 << w);
+            }
+        }
+        debug_assert_eq!(used, used_words(&mask.words));
         // Each value was cut to its own mask: the value is within the mask.
         debug_assert!(value
             .words
@@ -104,7 +137,31 @@ impl Match {
             value: value.words,
             mask: mask.words,
             fields,
+            used,
         }
+    }
+
+    /// The same mask as `other` (compares the words the mask reads only).
+    #[inline]
+    pub fn same_mask(&self, other: &Match) -> bool {
+        if self.used != other.used {
+            return false;
+        }
+        let mut u = self.used;
+        while u != 0 {
+            let w = u.trailing_zeros() as usize;
+            u &= u - 1;
+            if self.mask[w] != other.mask[w] {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Bit `w` set: the mask reads key word `w` (`mask[w] != 0`).
+    #[inline]
+    pub fn used_words(&self) -> u32 {
+        self.used
     }
 
     /// Shorthand: exact fields.
@@ -126,7 +183,7 @@ impl Match {
 
     /// True when the match wildcards everything.
     pub fn is_any(&self) -> bool {
-        self.mask.iter().all(|&m| m == 0)
+        self.used == 0
     }
 
     #[inline]
@@ -169,6 +226,16 @@ impl Match {
         };
         Some(v.get(field))
     }
+}
+
+// [`Match::used_words`] has a bit per key word.
+const _: () = assert!(FLOW_KEY_WORDS == 32);
+
+/// Bit `w` set: `mask[w] != 0`.
+pub fn used_words(mask: &Words) -> u32 {
+    mask.iter()
+        .enumerate()
+        .fold(0, |u, (w, &m)| u | (u32::from(m != 0) << w))
 }
 
 /// The wire form a masked write came in as, so dumps give it back the same way
@@ -633,4 +700,60 @@ impl FlowEntry {
 #[inline]
 pub fn rank(priority: u16, uid: u64) -> u64 {
     (u64::from(priority) << 48) | (uid & ((1 << 48) - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A match of up to four fields (any of them, 128-bit ones included), each exact,
+    /// masked, or masked with 0 (a field given that reads no bit).
+    fn a_match() -> impl Strategy<Value = Match> {
+        proptest::collection::vec(
+            (
+                0..Field::ALL.len(),
+                any::<u128>(),
+                prop_oneof![Just(None), Just(Some(0u128)), any::<u128>().prop_map(Some)],
+            ),
+            0..4,
+        )
+        .prop_map(|fs| {
+            let fields: Vec<MatchField> = fs
+                .into_iter()
+                .map(|(i, value, mask)| MatchField {
+                    field: Field::ALL[i],
+                    value,
+                    mask,
+                })
+                .collect();
+            Match::from_fields(&fields)
+        })
+    }
+
+    proptest! {
+        /// The words a match knows it reads are those its mask reads, and comparing
+        /// those only (equality, same mask) answers as comparing all the words does.
+        #[test]
+        fn used_words_stand_for_all_words(a in a_match(), b in a_match(), how in 0u8..3, flip in any::<u128>()) {
+            // Another match, the same one, or the same fields with other values.
+            let b = match how {
+                0 => b,
+                1 => Match::from_fields(a.fields()),
+                _ => {
+                    let f: Vec<MatchField> = a
+                        .fields()
+                        .iter()
+                        .map(|f| MatchField { value: f.value ^ flip, ..*f })
+                        .collect();
+                    Match::from_fields(&f)
+                }
+            };
+            prop_assert_eq!(a.used_words(), used_words(&a.mask));
+            prop_assert_eq!(b.used_words(), used_words(&b.mask));
+            prop_assert_eq!(a == b, a.value == b.value && a.mask == b.mask);
+            prop_assert_eq!(a.same_mask(&b), a.mask == b.mask);
+            prop_assert_eq!(a.is_any(), a.mask.iter().all(|&m| m == 0));
+        }
+    }
 }

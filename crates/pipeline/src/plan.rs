@@ -11,7 +11,7 @@
 
 use packet::{ExtractPlan, Field, Parse, FLOW_KEY_WORDS};
 
-use crate::flow::{Action, Instructions, Match, Words};
+use crate::flow::{Action, Instructions, Match};
 use crate::ports::{OFPP_NORMAL, OFPP_TABLE};
 use crate::table::MissPolicy;
 
@@ -21,22 +21,49 @@ const L2: ExtractPlan = ExtractPlan::parsing(Parse::L2, false, false);
 /// Parsing everything, registers and conntrack words left alone.
 const HEADERS: ExtractPlan = ExtractPlan::parsing(Parse::Full, false, false);
 
-/// What a match with this mask reads.
-pub(crate) fn for_mask(mask: &Words) -> ExtractPlan {
-    (0..FLOW_KEY_WORDS)
-        .filter(|&w| mask[w] != 0)
-        .fold(ExtractPlan::IN_PORT, |p, w| {
-            p.union(ExtractPlan::for_word(w))
-        })
+/// What a match's mask asks of the extraction, computed once per mask (a compile's
+/// entries mostly share a few masks: [`for_entry_with`] then costs an entry its
+/// instructions' reads and, for the shape that needs it, one value test).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MaskPlan {
+    /// What the match reads.
+    reads: ExtractPlan,
+    /// The mask matches eth_type and ipv4_dst exactly: an entry with this mask may match
+    /// IPv4 packets to one destination only ([`for_entry_with`]).
+    ipv4_dst_exact: bool,
 }
 
-/// What an entry with match `m` and instructions `insts` needs: its match's reads and
-/// its instructions', parsed in full only for the packets it can match when it matches
-/// IPv4 packets to one destination exactly ([`ExtractPlan::only_for_ipv4_dst`]: its
-/// instructions run only on those). A metadata-service DNAT entry then costs the
+/// [`MaskPlan`] of `m`'s mask (its value is not looked at).
+pub(crate) fn for_mask(m: &Match) -> MaskPlan {
+    let mut reads = ExtractPlan::IN_PORT;
+    let mut u = m.used_words();
+    while u != 0 {
+        let w = u.trailing_zeros() as usize;
+        u &= u - 1;
+        reads = reads.union(ExtractPlan::for_word(w % FLOW_KEY_WORDS));
+    }
+    let exact = |f: Field| m.exact_value(f).is_some();
+    MaskPlan {
+        reads,
+        ipv4_dst_exact: exact(Field::EthType) && exact(Field::Ipv4Dst),
+    }
+}
+
+/// What an entry with match `m` needs, `mask` being [`for_mask`] of `m` and `insts`
+/// [`for_instructions`] of its instructions (each computed once for the entries that
+/// share it): its match's reads and its instructions', parsed in full only for the packets it can match when it
+/// matches IPv4 packets to one destination exactly ([`ExtractPlan::only_for_ipv4_dst`]:
+/// its instructions run only on those). A metadata-service DNAT entry then costs the
 /// version's other packets no IPv4/TCP parse.
-pub(crate) fn for_entry(m: &Match, insts: &Instructions) -> ExtractPlan {
-    let p = for_mask(&m.mask).union(for_instructions(insts));
+pub(crate) fn for_entry_with(mask: MaskPlan, m: &Match, insts: ExtractPlan) -> ExtractPlan {
+    let p = if insts == ExtractPlan::IN_PORT {
+        mask.reads
+    } else {
+        mask.reads.union(insts)
+    };
+    if !mask.ipv4_dst_exact {
+        return p;
+    }
     match (m.exact_value(Field::EthType), m.exact_value(Field::Ipv4Dst)) {
         (Some(0x0800), Some(dst)) => p.only_for_ipv4_dst(dst as u32),
         _ => p,
@@ -55,7 +82,11 @@ pub(crate) fn for_instructions(insts: &Instructions) -> ExtractPlan {
     let apply = insts.apply.iter().flat_map(|a| a.iter());
     let write = insts.write.iter().flat_map(|w| w.list.iter());
     for a in apply.chain(write) {
-        p = p.union(for_action(a));
+        // Most actions (outputs) read nothing more: no union for them.
+        let ap = for_action(a);
+        if ap != ExtractPlan::IN_PORT {
+            p = p.union(ap);
+        }
     }
     p
 }

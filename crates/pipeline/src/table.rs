@@ -83,9 +83,15 @@ pub struct HitLine(pub Hit);
 
 impl Hit {
     fn new(e: &FlowEntry, slot: u32) -> Hit {
+        Hit::of_instructions(&e.instructions).for_entry(e, slot)
+    }
+
+    /// The part of a hit that its entry's instructions decide (the same for entries with
+    /// equal instructions: a compile makes it once per run of them); `cookie`, `slot`
+    /// and `table_miss` are left for [`Hit::for_entry`].
+    fn of_instructions(insts: &Instructions) -> Hit {
         use crate::flow::Action;
         use crate::ports::{OFPP_CONTROLLER, OFPP_NORMAL, OFPP_TABLE};
-        let insts = &*e.instructions;
         let mut outs = [0u32; HIT_OUTPUTS];
         let mut n = 0usize;
         let mut simple = insts.meter.is_none() && !insts.clear && insts.write.is_none();
@@ -107,14 +113,51 @@ impl Hit {
         Hit {
             meta_value,
             meta_mask,
-            cookie: e.cookie,
+            cookie: 0,
             outs,
-            slot,
+            slot: 0,
             n_outs: n as u8,
             goto: insts.goto,
-            table_miss: e.is_table_miss(),
+            table_miss: false,
             writes_metadata: insts.metadata.is_some(),
             simple,
+        }
+    }
+
+    /// This hit (from [`Hit::of_instructions`] of `e`'s instructions) for entry `e` at
+    /// `slot`.
+    #[inline]
+    fn for_entry(self, e: &FlowEntry, slot: u32) -> Hit {
+        Hit {
+            cookie: e.cookie,
+            slot,
+            table_miss: e.is_table_miss(),
+            ..self
+        }
+    }
+}
+
+/// What a compile takes from an entry's instructions, made once for a run of entries
+/// with equal instructions (a batch's entries mostly come in such runs: `goto_table:1`,
+/// `output:2`), where each entry walked its actions four times.
+#[derive(Clone, Copy)]
+struct InstructionFacts {
+    /// [`crate::plan::for_instructions`].
+    plan: packet::ExtractPlan,
+    /// [`crate::plan::tracks`].
+    tracks: bool,
+    /// [`crate::conjunction::clause_of`] is `Some`.
+    clause: bool,
+    hit: Hit,
+}
+
+impl InstructionFacts {
+    fn of(insts: &Instructions) -> InstructionFacts {
+        InstructionFacts {
+            plan: crate::plan::for_instructions(insts),
+            tracks: crate::plan::tracks(insts),
+            clause: crate::conjunction::clause_of(insts).is_some(),
+            hit: Hit::of_instructions(insts),
         }
     }
 }
@@ -366,13 +409,15 @@ pub(crate) struct FlowTable {
 
 /// Hashes the words the mask looks at (with their positions): equal matches have equal
 /// masks, so they hash the same, and a usual match (a few fields) costs a few words, not
-/// all of [`Words`] twice (this runs twice per added flow).
+/// all of [`Words`] (found by [`Match::used_words`], not by testing all 32).
+#[inline]
 fn match_hash(priority: u16, m: &Match) -> u64 {
     let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ u64::from(priority);
-    for (i, (&mw, &vw)) in m.mask.iter().zip(&m.value).enumerate() {
-        if mw != 0 {
-            h = hash_words(&[h ^ i as u64, mw, vw]);
-        }
+    let mut u = m.used_words();
+    while u != 0 {
+        let i = u.trailing_zeros() as usize;
+        u &= u - 1;
+        h = hash_words(&[h ^ i as u64, m.mask[i], m.value[i]]);
     }
     h
 }
@@ -510,6 +555,7 @@ impl FlowTable {
 
     /// Adds an entry (compiled at the next compile); `h` is [`FlowTable::strict_hash`] of
     /// its priority and match.
+    #[inline]
     pub fn insert_hashed(&mut self, h: u64, mut entry: FlowEntry) -> Result<u32, PipelineError> {
         if self.len >= self.max_entries {
             return Err(PipelineError::TableFull(self.id));
@@ -547,6 +593,7 @@ impl FlowTable {
         self.put_hashed(h, entry, at)
     }
 
+    #[inline]
     fn put_hashed(&mut self, h: u64, entry: FlowEntry, at: Option<u32>) -> u32 {
         debug_assert_eq!(h, match_hash(entry.priority, &entry.match_));
         let idx = match at {
@@ -571,14 +618,23 @@ impl FlowTable {
                 }
             },
         };
+        self.index(h, idx);
+        idx
+    }
+
+    /// Puts the entry at `idx` into the (priority, match) index (`h`: its
+    /// [`FlowTable::strict_hash`]) and counts it.
+    fn index(&mut self, h: u64, idx: u32) {
         let slab = &self.slab;
+        debug_assert!(slab[idx as usize]
+            .as_ref()
+            .is_some_and(|e| h == match_hash(e.priority, &e.match_)));
         self.by_match.insert_unique(h, idx, |&i| {
             let e = slab[i as usize].as_ref().expect("indexed entries exist");
             match_hash(e.priority, &e.match_)
         });
         self.len += 1;
         self.dirty = true;
-        idx
     }
 
     pub fn remove(&mut self, idx: u32) -> Option<(FlowEntry, u64, u64)> {
@@ -680,30 +736,61 @@ impl FlowTable {
         let mut extract_plan = packet::ExtractPlan::IN_PORT;
         let mut tracks = false;
         let mut clause_idxs = Vec::new();
+        // The extract plan's part that depends on the mask, for the last mask seen (a
+        // level's entries come in runs of one mask), and the last entry's plan (most
+        // entries need what the one before needed: nothing to add).
+        let mut mask_plan: Option<(&Match, crate::plan::MaskPlan)> = None;
+        let mut last_plan = None;
+        let mut last_insts: Option<(&Instructions, InstructionFacts)> = None;
         for &i in idxs {
             let Some(e) = self.slab[i as usize].as_ref() else {
                 continue;
             };
-            extract_plan = extract_plan.union(crate::plan::for_entry(&e.match_, &e.instructions));
-            tracks |= crate::plan::tracks(&e.instructions);
-            if let Some(conjs) = crate::conjunction::clause_of(&e.instructions) {
+            // `mask`: the first of the run's equal masks, which the classifier builders
+            // then tell equal by address.
+            let (mp, mask) = match mask_plan {
+                Some((m, p)) if m.same_mask(&e.match_) => (p, &m.mask),
+                _ => {
+                    let p = crate::plan::for_mask(&e.match_);
+                    mask_plan = Some((&e.match_, p));
+                    (p, &e.match_.mask)
+                }
+            };
+            let insts: &Instructions = &e.instructions;
+            let facts = match last_insts {
+                Some((li, f)) if std::ptr::eq(li, insts) || *li == *insts => f,
+                _ => {
+                    let f = InstructionFacts::of(insts);
+                    last_insts = Some((insts, f));
+                    f
+                }
+            };
+            let ep = crate::plan::for_entry_with(mp, &e.match_, facts.plan);
+            if last_plan != Some(ep) {
+                extract_plan = extract_plan.union(ep);
+                last_plan = Some(ep);
+            }
+            tracks |= facts.tracks;
+            if facts.clause {
+                let conjs = crate::conjunction::clause_of(insts).expect("facts say it has some");
                 clause_idxs.push((i, conjs));
                 continue;
             }
-            hits.push(Hit::new(e, rules.len() as u32));
+            hits.push(HitLine(facts.hit.for_entry(e, rules.len() as u32)));
+            let rank = e.rank();
             rules.push(Rule {
                 uid: e.uid,
                 priority: e.priority,
                 cookie: e.cookie,
                 table_miss: e.is_table_miss(),
                 insts: e.instructions.clone(),
-                rank: e.rank(),
+                rank,
                 idx: i,
             });
             specs.push(RuleSpec {
                 value: &e.match_.value,
-                mask: &e.match_.mask,
-                rank: e.rank(),
+                mask,
+                rank,
             });
         }
         // The one-line form where the general one would hash (a forced strategy keeps the
@@ -728,7 +815,7 @@ impl FlowTable {
                 rank: e.rank(),
                 conjs,
             });
-            hits.push(Hit::new(e, rules.len() as u32));
+            hits.push(HitLine(Hit::new(e, rules.len() as u32)));
             rules.push(Rule {
                 uid: e.uid,
                 priority: e.priority,
@@ -748,7 +835,7 @@ impl FlowTable {
             classifier,
             max_rank,
             rules: rules.into(),
-            hits: hits.into_iter().map(HitLine).collect(),
+            hits: hits.into_boxed_slice(),
             counters: CounterBlock::new(workers, 2 * n),
             extract_plan,
             tracks,

@@ -26,7 +26,7 @@
 
 use super::{fold_mul, RuleSpec};
 use crate::flow::Words;
-use crate::table::Hit;
+use crate::table::{Hit, HitLine};
 use dpdk::HugeTable;
 use packet::{FlowKey, FLOW_KEY_WORDS};
 
@@ -109,55 +109,65 @@ fn best_rotation(m0: u64, m1: u64) -> u32 {
 impl InlineExact {
     /// The form for these entries (`rules[i]`'s hit is `hits[i]`, whose
     /// [`Hit::slot`] is `i`), or `None` when they do not have its shape.
-    pub fn try_build(rules: &[RuleSpec<'_>], hits: &[Hit]) -> Option<InlineExact> {
+    pub fn try_build(rules: &[RuleSpec<'_>], hits: &[HitLine]) -> Option<InlineExact> {
         debug_assert_eq!(rules.len(), hits.len());
         let words_of = |m: &Words| m.iter().filter(|&&w| w != 0).count();
         // The main mask: the most common mask among entries that look at the key. Each
-        // entry's mask is compared once here (a batch's entries mostly come in runs of
-        // one mask: the last one found is tried first) and once below.
-        let mut masks: Vec<(&Words, usize)> = Vec::new();
+        // entry's mask is compared once, here (a batch's entries mostly come in runs of
+        // one mask: the last one found is tried first).
+        // Per mask: the mask, its entries, their lowest and highest rank.
+        let mut masks: Vec<(&Words, usize, u64, u64)> = Vec::new();
+        // Each entry's index in `masks` (NO_MASK: wildcard-all), so that the main rows
+        // are told by an index, not by comparing masks a second time.
+        const NO_MASK: u8 = u8::MAX;
+        let mut mask_idx: Vec<u8> = Vec::with_capacity(rules.len());
         let mut last = usize::MAX;
         for r in rules {
-            if r.mask.iter().all(|&w| w == 0) {
-                continue;
-            }
-            if let Some(e) = masks.get_mut(last).filter(|e| e.0 == r.mask) {
+            // Equal masks mostly share their words (the table compiler passes a run's
+            // first mask for all of it): the address compare answers without reading them.
+            if let Some(e) = masks
+                .get_mut(last)
+                .filter(|e| std::ptr::eq(e.0, r.mask) || e.0 == r.mask)
+            {
                 e.1 += 1;
+                (e.2, e.3) = (e.2.min(r.rank), e.3.max(r.rank));
+                mask_idx.push(last as u8);
                 continue;
             }
-            match masks.iter().position(|(m, _)| *m == r.mask) {
+            if r.mask.iter().all(|&w| w == 0) {
+                mask_idx.push(NO_MASK);
+                continue;
+            }
+            match masks.iter().position(|e| e.0 == r.mask) {
                 Some(i) => {
-                    masks[i].1 += 1;
+                    let e = &mut masks[i];
+                    e.1 += 1;
+                    (e.2, e.3) = (e.2.min(r.rank), e.3.max(r.rank));
                     last = i;
                 }
                 None => {
-                    masks.push((r.mask, 1));
+                    masks.push((r.mask, 1, r.rank, r.rank));
                     last = masks.len() - 1;
                 }
             }
+            mask_idx.push(last as u8);
             if masks.len() > PRE_MAX + 1 {
                 return None;
             }
         }
-        let &(main, n_main) = masks.iter().max_by_key(|(_, n)| *n)?;
+        let (main_idx, &(main, n_main, min_main, max_main)) =
+            masks.iter().enumerate().max_by_key(|(_, e)| e.1)?;
         if n_main < MIN_ROWS || words_of(main) > 2 {
             return None;
         }
-        let main_of: Vec<bool> = rules.iter().map(|r| r.mask == main).collect();
-        let main_ranks = rules
-            .iter()
-            .zip(&main_of)
-            .filter(|(_, &m)| m)
-            .map(|(r, _)| r.rank);
-        let (min_main, max_main) = main_ranks
-            .clone()
-            .fold((u64::MAX, 0), |(lo, hi), r| (lo.min(r), hi.max(r)));
+        let main_idx = main_idx as u8;
         let mut pre: Vec<(u64, Pre)> = Vec::new();
         let mut fallback: Option<(u64, Hit)> = None;
-        for ((r, h), &is_main) in rules.iter().zip(hits).zip(&main_of) {
-            if is_main {
+        for ((r, h), &mi) in rules.iter().zip(hits).zip(&mask_idx) {
+            if mi == main_idx {
                 continue;
             }
+            let h = &h.0;
             if r.rank > max_main {
                 let mut words = [(0u8, 0u64, 0u64); PRE_WORDS];
                 let mut n = 0;
@@ -206,33 +216,32 @@ impl InlineExact {
             key: free_key,
             hit: Hit {
                 slot: FREE,
-                ..hits[0]
+                ..hits[0].0
             },
         };
         let rot = best_rotation(m0, m1);
         let cap = (n_main * 2).next_power_of_two();
         let mut rows = HugeTable::filled(cap, free);
-        let mut ranks = vec![0u64; cap];
         let mut len = 0;
-        for ((r, h), &is_main) in rules.iter().zip(hits).zip(&main_of) {
-            if !is_main {
+        for ((r, h), &mi) in rules.iter().zip(hits).zip(&mask_idx) {
+            if mi != main_idx {
                 continue;
             }
+            let h = &h.0;
             let key = [r.value[w0] & m0, r.value[w1] & m1];
             let mut i = hash2(key[0], key[1], rot) as usize & (cap - 1);
             loop {
                 let row = &mut rows[i];
                 if row.hit.slot == FREE {
                     *row = Row { key, hit: *h };
-                    ranks[i] = r.rank;
                     len += 1;
                     break;
                 }
                 if row.key == key {
-                    // Same mask and value: only the better entry can ever answer.
-                    if r.rank > ranks[i] {
+                    // Same mask and value: only the better entry can ever answer (a
+                    // row's hit's slot is its entry's index in `rules`).
+                    if r.rank > rules[row.hit.slot as usize].rank {
                         row.hit = *h;
-                        ranks[i] = r.rank;
                     }
                     break;
                 }
@@ -407,7 +416,7 @@ mod tests {
                 .iter()
                 .map(|(v, m, r)| RuleSpec { value: v, mask: m, rank: *r })
                 .collect();
-            let hits: Vec<Hit> = (0..rs.len() as u32).map(hit).collect();
+            let hits: Vec<HitLine> = (0..rs.len() as u32).map(|s| HitLine(hit(s))).collect();
             let built = InlineExact::try_build(&rs, &hits);
             if main_only {
                 prop_assert!(built.is_some());

@@ -86,7 +86,7 @@ impl Classifier {
     pub fn build_with_hits(
         rules: &[RuleSpec<'_>],
         strategy: Strategy,
-        hits: Option<&[crate::table::Hit]>,
+        hits: Option<&[crate::table::HitLine]>,
     ) -> Classifier {
         let nonzero = |r: &RuleSpec<'_>| r.mask.iter().any(|&m| m != 0);
         match strategy {
