@@ -15,8 +15,6 @@
 //! proptest in `tests/fast_flow_mod.rs` checks that over generated, valid and malformed,
 //! FLOW_MODs.
 
-use std::sync::Arc;
-
 use openflow::consts::OFPTT_ALL;
 use openflow::messages::FlowModCommand as OfCommand;
 use openflow::oxm::{OFPMT_OXM, OFPXMC_OPENFLOW_BASIC};
@@ -27,7 +25,7 @@ use openflow::{
 use pipeline::flow::{Action, FlowFlags, Instructions, Match, MatchField};
 use pipeline::pipeline::{FlowModReq, FlowTables};
 
-use crate::conv::{convert_action, field_of, write_actions, ActionUse, Known};
+use crate::conv::{convert_action, field_of, shared_instructions, write_actions, ActionUse, Known};
 use crate::types::flow_mod_command;
 
 /// Bytes of FLOW_MOD before its match (header included).
@@ -90,7 +88,7 @@ pub fn flow_mod_from_wire(raw: &[u8], tables: &FlowTables) -> Option<FlowModReq>
         table_id,
         priority: be16(raw, 30),
         match_,
-        instructions: Arc::new(instructions),
+        instructions: shared_instructions(instructions),
         cookie: be64(raw, 8),
         cookie_mask: if is_add { 0 } else { be64(raw, 16) },
         idle_timeout: be16(raw, 26),
@@ -234,7 +232,7 @@ fn read_instructions(
             _ => return None,
         }
     }
-    let mut known = Known::from_match(m);
+    let mut known = Known::from_fields(m.fields());
     if let Some(list) = apply {
         let list = read_actions(list, tables)?;
         for a in &list {
