@@ -343,8 +343,9 @@ fn convert_instructions(
     table_id: u8,
     fields: &[MatchField],
     tables: &FlowTables,
-) -> Result<Instructions, PipelineError> {
+) -> Result<Arc<Instructions>, PipelineError> {
     let mut out = Instructions::default();
+    let mut apply: Option<Vec<Action>> = None;
     let mut seen = 0u32;
     let mut known = Known::from_fields(fields);
     // Instructions run in the spec's order whatever order they were given in: by kind,
@@ -396,11 +397,17 @@ fn convert_instructions(
                 out.write = Some(write_actions(list, known)?);
             }
             OfInstruction::ApplyActions(list) => {
-                let list = convert_actions(list, tables, ActionUse::Flow)?;
-                for a in &list {
+                // Converted into this thread's scratch list: most batches repeat a few
+                // lists, and one equal to a recent one's needs no allocation of its own.
+                let mut scratch = APPLY_SCRATCH.take();
+                scratch.clear();
+                for a in list {
+                    scratch.push(convert_action(a, tables, ActionUse::Flow)?);
+                }
+                for a in &scratch {
                     known.step(a)?;
                 }
-                out.apply = Some(list.into());
+                apply = Some(scratch);
             }
             OfInstruction::ClearActions => out.clear = true,
             OfInstruction::Meter(id) => {
@@ -414,8 +421,21 @@ fn convert_instructions(
             }
         }
     }
+    let Some(list) = apply else {
+        pipeline::conjunction::check(&out)?;
+        return Ok(shared_instructions(out));
+    };
+    let conjunction = list.iter().any(|a| matches!(a, Action::Conjunction { .. }));
+    if out.write.is_none() && !conjunction {
+        // Nothing for the conjunction rules to look at (they need a conjunction action).
+        let shared = shared_with_apply(out, Some(&list));
+        APPLY_SCRATCH.set(list);
+        return Ok(shared);
+    }
+    out.apply = Some(list.as_slice().into());
+    APPLY_SCRATCH.set(list);
     pipeline::conjunction::check(&out)?;
-    Ok(out)
+    Ok(shared_instructions(out))
 }
 
 /// How many recently made instructions [`shared_instructions`] keeps per thread.
@@ -424,6 +444,9 @@ const SHARED_INSTRUCTIONS: usize = 4;
 thread_local! {
     /// The instructions last handed out, most flow-mods of a batch repeat one of a few
     /// (pipeline B: `goto_table:1`, `output:2`), with the slot to replace next.
+    /// Where apply-actions are converted before [`shared_with_apply`] looks for an equal
+    /// list (its capacity kept from one flow-mod to the next).
+    static APPLY_SCRATCH: std::cell::Cell<Vec<Action>> = const { std::cell::Cell::new(Vec::new()) };
     static RECENT_INSTRUCTIONS: std::cell::RefCell<(
         [Option<Arc<Instructions>>; SHARED_INSTRUCTIONS],
         usize,
@@ -438,17 +461,33 @@ thread_local! {
 /// invisible but for the memory. A fresh `Arc` was a fresh allocation per flow (~170
 /// instructions and 80 bytes kept per entry); a shared one is a reference count. Only
 /// instructions without write-actions are shared (comparing an action set is 2 KiB).
-pub(crate) fn shared_instructions(i: Instructions) -> Arc<Instructions> {
+pub(crate) fn shared_instructions(mut i: Instructions) -> Arc<Instructions> {
     if i.write.is_some() {
         return Arc::new(i);
     }
+    let apply = i.apply.take();
+    shared_with_apply(i, apply.as_deref())
+}
+
+/// [`shared_instructions`] of `rest` (no apply-actions, no write-actions) with `apply` as
+/// its apply-actions: the list is copied only when no recent instructions are equal.
+fn shared_with_apply(mut rest: Instructions, apply: Option<&[Action]>) -> Arc<Instructions> {
     RECENT_INSTRUCTIONS.with(|recent| {
         let mut recent = recent.borrow_mut();
         let (slots, next) = &mut *recent;
-        if let Some(hit) = slots.iter().flatten().find(|s| ***s == i) {
+        let same = |s: &Instructions| {
+            s.write.is_none()
+                && s.apply.as_deref() == apply
+                && s.meter == rest.meter
+                && s.clear == rest.clear
+                && s.metadata == rest.metadata
+                && s.goto == rest.goto
+        };
+        if let Some(hit) = slots.iter().flatten().find(|s| same(s)) {
             return Arc::clone(hit);
         }
-        let made = Arc::new(i);
+        rest.apply = apply.map(Into::into);
+        let made = Arc::new(rest);
         slots[*next] = Some(Arc::clone(&made));
         *next = (*next + 1) % SHARED_INSTRUCTIONS;
         made
@@ -464,7 +503,9 @@ pub fn convert_flow_mod(fm: &FlowMod, tables: &FlowTables) -> Result<FlowModReq,
     }
     let fields = match_fields(&fm.match_)?;
     let instructions = match fm.command {
-        FlowModCommand::Delete | FlowModCommand::DeleteStrict => Instructions::default(),
+        FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
+            shared_instructions(Instructions::default())
+        }
         _ => convert_instructions(&fm.instructions, fm.table_id, &fields, tables)?,
     };
     // Everything that can fail has been checked: the match's key words are built where
@@ -474,7 +515,7 @@ pub fn convert_flow_mod(fm: &FlowMod, tables: &FlowTables) -> Result<FlowModReq,
         table_id: fm.table_id,
         priority: fm.priority,
         match_: Match::from_field_list(fields),
-        instructions: shared_instructions(instructions),
+        instructions,
         cookie: fm.cookie,
         cookie_mask: if is_add { 0 } else { fm.cookie_mask },
         idle_timeout: fm.idle_timeout,
