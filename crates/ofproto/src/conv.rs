@@ -44,6 +44,12 @@ fn oxm_of(f: Field) -> OxmField {
 /// An OFPMT_OXM match: per-field rules (BAD_MASK, BAD_VALUE, BAD_WILDCARDS), experimenter
 /// fields (BAD_FIELD) and prerequisites (BAD_PREREQ).
 pub fn convert_match(m: &OfMatch) -> Result<Match, PipelineError> {
+    Ok(Match::from_field_list(match_fields(m)?))
+}
+
+/// [`convert_match`]'s checks and field list, without the key words: a flow-mod builds
+/// those where its request is built (a `Match` is 530 bytes, each move of it a copy).
+fn match_fields(m: &OfMatch) -> Result<Box<[MatchField]>, PipelineError> {
     let mut fields = Vec::with_capacity(m.fields.len());
     for tlv in &m.fields {
         if let OxmTlv::Nxm(n) = tlv {
@@ -64,7 +70,7 @@ pub fn convert_match(m: &OfMatch) -> Result<Match, PipelineError> {
     m.check_prerequisites()
         .map_err(|_| PipelineError::MatchPrerequisite)?;
     // The list was sized to the match: boxing it keeps its allocation.
-    Ok(Match::from_field_list(fields.into_boxed_slice()))
+    Ok(fields.into_boxed_slice())
 }
 
 /// What is known, along an action list, about the fields set-field prerequisites look at.
@@ -79,11 +85,33 @@ pub(crate) struct Known {
 }
 
 impl Known {
-    pub(crate) fn from_match(m: &Match) -> Known {
+    /// What a match's field list (as [`Match::from_field_list`] takes it) pins exactly:
+    /// what [`Match::exact_value`] reads from the key words, read from the list instead
+    /// (two 256-byte keys built and zeroed for each of the three fields were about 200
+    /// instructions of every flow-mod's conversion).
+    pub(crate) fn from_fields(fields: &[MatchField]) -> Known {
+        let mut eth_type = (0u128, 0u128);
+        let mut ip_proto = (0u128, 0u128);
+        let mut icmpv6_type = (0u128, 0u128);
+        for f in fields {
+            let slot = match f.field {
+                Field::EthType => &mut eth_type,
+                Field::IpProto => &mut ip_proto,
+                Field::Icmpv6Type => &mut icmpv6_type,
+                _ => continue,
+            };
+            // The bits the key gets, as `Match::from_field_list` ORs them in.
+            let m = f.mask.unwrap_or(u128::MAX) & f.field.value_mask();
+            slot.0 |= f.value & m;
+            slot.1 |= m;
+        }
+        let exact = |field: Field, (value, mask): (u128, u128)| {
+            (mask == field.value_mask()).then_some(value)
+        };
         Known {
-            eth_type: m.exact_value(Field::EthType),
-            ip_proto: m.exact_value(Field::IpProto),
-            icmpv6_type: m.exact_value(Field::Icmpv6Type),
+            eth_type: exact(Field::EthType, eth_type),
+            ip_proto: exact(Field::IpProto, ip_proto),
+            icmpv6_type: exact(Field::Icmpv6Type, icmpv6_type),
             anything: false,
         }
     }
@@ -313,12 +341,13 @@ pub(crate) fn write_actions(
 fn convert_instructions(
     insts: &[OfInstruction],
     table_id: u8,
-    m: &Match,
+    fields: &[MatchField],
     tables: &FlowTables,
-) -> Result<Instructions, PipelineError> {
+) -> Result<Arc<Instructions>, PipelineError> {
     let mut out = Instructions::default();
+    let mut apply: Option<Vec<Action>> = None;
     let mut seen = 0u32;
-    let mut known = Known::from_match(m);
+    let mut known = Known::from_fields(fields);
     // Instructions run in the spec's order whatever order they were given in: by kind,
     // those of one kind in the order given (what a stable sort gives, without a list
     // allocated per flow-mod).
@@ -331,11 +360,15 @@ fn convert_instructions(
         OfInstruction::GotoTable(_) => 5,
         OfInstruction::Experimenter { .. } => 6,
     };
+    // Given in order (a single instruction always is), they are taken as they are; the
+    // search by kind below cost ~70 instructions a flow-mod.
+    let in_order = insts.windows(2).all(|w| order(&w[0]) <= order(&w[1]));
     let kinds = insts.iter().fold(0u8, |k, i| k | 1 << order(i));
-    let sorted = (0..7u8)
+    let by_kind = (0..if in_order { 0 } else { 7u8 })
         .filter(|k| kinds & 1 << k != 0)
         .flat_map(|k| insts.iter().filter(move |i| order(i) == k));
-    for inst in sorted {
+    let given = insts.iter().take(if in_order { insts.len() } else { 0 });
+    for inst in given.chain(by_kind) {
         let bit = 1u32 << (inst.instruction_type().raw() & 31);
         if seen & bit != 0 {
             return Err(PipelineError::DuplicateInstruction);
@@ -364,11 +397,16 @@ fn convert_instructions(
                 out.write = Some(write_actions(list, known)?);
             }
             OfInstruction::ApplyActions(list) => {
-                let list = convert_actions(list, tables, ActionUse::Flow)?;
-                for a in &list {
+                // Converted into this thread's scratch list: most batches repeat a few
+                // lists, and one equal to a recent one's needs no allocation of its own.
+                let mut scratch = apply_scratch();
+                for a in list {
+                    scratch.push(convert_action(a, tables, ActionUse::Flow)?);
+                }
+                for a in &scratch {
                     known.step(a)?;
                 }
-                out.apply = Some(list.into());
+                apply = Some(scratch);
             }
             OfInstruction::ClearActions => out.clear = true,
             OfInstruction::Meter(id) => {
@@ -382,8 +420,97 @@ fn convert_instructions(
             }
         }
     }
+    finish_instructions(out, apply)
+}
+
+/// This thread's scratch list for converting apply-actions into, empty.
+#[inline]
+pub(crate) fn apply_scratch() -> Vec<Action> {
+    let mut scratch = APPLY_SCRATCH.take();
+    scratch.clear();
+    scratch
+}
+
+/// The instructions `out` with `apply` (a list from [`apply_scratch`], given back to it)
+/// as their apply-actions: the conjunction rules checked, and shared with equal recent
+/// instructions ([`shared_instructions`]) without allocating for a list already kept.
+// Inlined: a call here cost ~50 instructions a flow-mod.
+#[inline(always)]
+pub(crate) fn finish_instructions(
+    mut out: Instructions,
+    apply: Option<Vec<Action>>,
+) -> Result<Arc<Instructions>, PipelineError> {
+    let Some(list) = apply else {
+        pipeline::conjunction::check(&out)?;
+        return Ok(shared_instructions(out));
+    };
+    let conjunction = list.iter().any(|a| matches!(a, Action::Conjunction { .. }));
+    if out.write.is_none() && !conjunction {
+        // Nothing for the conjunction rules to look at (they need a conjunction action).
+        let shared = shared_with_apply(out, Some(&list));
+        APPLY_SCRATCH.set(list);
+        return Ok(shared);
+    }
+    out.apply = Some(list.as_slice().into());
+    APPLY_SCRATCH.set(list);
     pipeline::conjunction::check(&out)?;
-    Ok(out)
+    Ok(shared_instructions(out))
+}
+
+/// How many recently made instructions [`shared_instructions`] keeps per thread.
+const SHARED_INSTRUCTIONS: usize = 4;
+
+thread_local! {
+    /// The instructions last handed out, most flow-mods of a batch repeat one of a few
+    /// (pipeline B: `goto_table:1`, `output:2`), with the slot to replace next.
+    /// Where apply-actions are converted before [`shared_with_apply`] looks for an equal
+    /// list (its capacity kept from one flow-mod to the next).
+    static APPLY_SCRATCH: std::cell::Cell<Vec<Action>> = const { std::cell::Cell::new(Vec::new()) };
+    static RECENT_INSTRUCTIONS: std::cell::RefCell<(
+        [Option<Arc<Instructions>>; SHARED_INSTRUCTIONS],
+        usize,
+    )> = const { std::cell::RefCell::new((
+        [const { None }; SHARED_INSTRUCTIONS],
+        0,
+    )) };
+}
+
+/// `i` behind an `Arc`, shared with an equal one made recently on this thread: entries
+/// never change their instructions in place (a modify replaces the `Arc`), so sharing is
+/// invisible but for the memory. A fresh `Arc` was a fresh allocation per flow (~170
+/// instructions and 80 bytes kept per entry); a shared one is a reference count. Only
+/// instructions without write-actions are shared (comparing an action set is 2 KiB).
+pub(crate) fn shared_instructions(mut i: Instructions) -> Arc<Instructions> {
+    if i.write.is_some() {
+        return Arc::new(i);
+    }
+    let apply = i.apply.take();
+    shared_with_apply(i, apply.as_deref())
+}
+
+/// [`shared_instructions`] of `rest` (no apply-actions, no write-actions) with `apply` as
+/// its apply-actions: the list is copied only when no recent instructions are equal.
+fn shared_with_apply(mut rest: Instructions, apply: Option<&[Action]>) -> Arc<Instructions> {
+    RECENT_INSTRUCTIONS.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        let (slots, next) = &mut *recent;
+        let same = |s: &Instructions| {
+            s.write.is_none()
+                && s.apply.as_deref() == apply
+                && s.meter == rest.meter
+                && s.clear == rest.clear
+                && s.metadata == rest.metadata
+                && s.goto == rest.goto
+        };
+        if let Some(hit) = slots.iter().flatten().find(|s| same(s)) {
+            return Arc::clone(hit);
+        }
+        rest.apply = apply.map(Into::into);
+        let made = Arc::new(rest);
+        slots[*next] = Some(Arc::clone(&made));
+        *next = (*next + 1) % SHARED_INSTRUCTIONS;
+        made
+    })
 }
 
 /// FLOW_MOD: table id, then match, then instructions (DELETE ignores instructions).
@@ -393,17 +520,21 @@ pub fn convert_flow_mod(fm: &FlowMod, tables: &FlowTables) -> Result<FlowModReq,
     if fm.table_id >= n && (is_add || fm.table_id != OFPTT_ALL) {
         return Err(PipelineError::BadTableId(fm.table_id));
     }
-    let match_ = convert_match(&fm.match_)?;
+    let fields = match_fields(&fm.match_)?;
     let instructions = match fm.command {
-        FlowModCommand::Delete | FlowModCommand::DeleteStrict => Instructions::default(),
-        _ => convert_instructions(&fm.instructions, fm.table_id, &match_, tables)?,
+        FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
+            shared_instructions(Instructions::default())
+        }
+        _ => convert_instructions(&fm.instructions, fm.table_id, &fields, tables)?,
     };
+    // Everything that can fail has been checked: the match's key words are built where
+    // the request is.
     Ok(FlowModReq {
         command: flow_mod_command(fm.command),
         table_id: fm.table_id,
         priority: fm.priority,
-        match_,
-        instructions: Arc::new(instructions),
+        match_: Match::from_field_list(fields),
+        instructions,
         cookie: fm.cookie,
         cookie_mask: if is_add { 0 } else { fm.cookie_mask },
         idle_timeout: fm.idle_timeout,

@@ -27,7 +27,9 @@ use openflow::{
 use pipeline::flow::{Action, FlowFlags, Instructions, Match, MatchField};
 use pipeline::pipeline::{FlowModReq, FlowTables};
 
-use crate::conv::{convert_action, field_of, write_actions, ActionUse, Known};
+use crate::conv::{
+    apply_scratch, convert_action, field_of, finish_instructions, write_actions, ActionUse, Known,
+};
 use crate::types::flow_mod_command;
 
 /// Bytes of FLOW_MOD before its match (header included).
@@ -90,7 +92,7 @@ pub fn flow_mod_from_wire(raw: &[u8], tables: &FlowTables) -> Option<FlowModReq>
         table_id,
         priority: be16(raw, 30),
         match_,
-        instructions: Arc::new(instructions),
+        instructions,
         cookie: be64(raw, 8),
         cookie_mask: if is_add { 0 } else { be64(raw, 16) },
         idle_timeout: be16(raw, 26),
@@ -187,7 +189,7 @@ fn read_instructions(
     table_id: u8,
     m: &Match,
     tables: &FlowTables,
-) -> Option<Instructions> {
+) -> Option<Arc<Instructions>> {
     let mut apply: Option<&[u8]> = None;
     let mut write: Option<&[u8]> = None;
     let mut out = Instructions::default();
@@ -234,19 +236,22 @@ fn read_instructions(
             _ => return None,
         }
     }
-    let mut known = Known::from_match(m);
+    let mut known = Known::from_fields(m.fields());
+    let mut apply_list = None;
     if let Some(list) = apply {
-        let list = read_actions(list, tables)?;
-        for a in &list {
+        let mut scratch = apply_scratch();
+        read_actions(list, tables, &mut scratch)?;
+        for a in &scratch {
             known.step(a).ok()?;
         }
-        out.apply = Some(list.into());
+        apply_list = Some(scratch);
     }
     if let Some(list) = write {
-        out.write = Some(write_actions(read_actions(list, tables)?, known).ok()?);
+        let mut actions = Vec::new();
+        read_actions(list, tables, &mut actions)?;
+        out.write = Some(write_actions(actions, known).ok()?);
     }
-    pipeline::conjunction::check(&out).ok()?;
-    Some(out)
+    finish_instructions(out, apply_list).ok()
 }
 
 /// One standard action at the front of `b` and its length.
@@ -291,8 +296,9 @@ fn read_action(b: &[u8]) -> Option<(OfAction, usize)> {
     Some((a, len))
 }
 
-/// An action list that fills `b` exactly, converted for a flow entry.
-fn read_actions(b: &[u8], tables: &FlowTables) -> Option<Vec<Action>> {
+/// An action list that fills `b` exactly, converted for a flow entry, appended to `out`
+/// (sized to the list first: a write-actions list is kept as it is).
+fn read_actions(b: &[u8], tables: &FlowTables, out: &mut Vec<Action>) -> Option<()> {
     let mut n = 0;
     let mut at = 0;
     while at < b.len() {
@@ -300,12 +306,12 @@ fn read_actions(b: &[u8], tables: &FlowTables) -> Option<Vec<Action>> {
         n += 1;
         at += len;
     }
-    let mut out = Vec::with_capacity(n);
+    out.reserve_exact(n);
     let mut at = 0;
     while at < b.len() {
         let (a, len) = read_action(&b[at..])?;
         out.push(convert_action(&a, tables, ActionUse::Flow).ok()?);
         at += len;
     }
-    Some(out)
+    Some(())
 }

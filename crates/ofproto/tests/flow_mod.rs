@@ -925,3 +925,86 @@ fn converted_flow_mods_are_refused_once_their_group_or_meter_is_gone() {
         );
     }
 }
+
+/// Conversion shares equal instructions between flow-mods (one allocation for a batch's
+/// repeated `output:2`): what each request holds must still be exactly its own
+/// instructions, an empty apply-actions list stays one (not "no apply-actions"), and
+/// instructions that are not repeated come out as they went in.
+#[test]
+fn repeated_instructions_are_shared_and_each_request_keeps_its_own() {
+    use pipeline::flow::{Action, Instructions};
+    let ft = tables();
+    let convert = |insts: Vec<OfInst>| {
+        ofproto::convert_flow_mod(&FlowMod::add(0, 10, in_port(1), insts), &ft)
+            .unwrap()
+            .instructions
+    };
+    let output = |port| Action::Output {
+        port,
+        max_len: 0xffff,
+    };
+    let a = convert(out(2));
+    let b = convert(out(2));
+    assert!(std::sync::Arc::ptr_eq(&a, &b), "equal instructions share");
+    assert_eq!(*a, Instructions::apply(vec![output(2)]));
+    // More kinds in turn than the few kept recently, each one checked every time.
+    let kinds: Vec<(Vec<OfInst>, Instructions)> = vec![
+        (out(2), Instructions::apply(vec![output(2)])),
+        (out(3), Instructions::apply(vec![output(3)])),
+        (
+            vec![OfInst::ApplyActions(vec![])],
+            Instructions::apply(vec![]),
+        ),
+        (vec![], Instructions::default()),
+        (
+            vec![OfInst::GotoTable(1)],
+            Instructions {
+                goto: Some(1),
+                ..Default::default()
+            },
+        ),
+        (
+            vec![
+                OfInst::GotoTable(1),
+                OfInst::ApplyActions(vec![OfAction::output(2)]),
+            ],
+            Instructions {
+                goto: Some(1),
+                ..Instructions::apply(vec![output(2)])
+            },
+        ),
+        (
+            vec![OfInst::ClearActions],
+            Instructions {
+                clear: true,
+                ..Default::default()
+            },
+        ),
+    ];
+    for _ in 0..3 {
+        for (insts, want) in &kinds {
+            assert_eq!(*convert(insts.clone()), *want, "{insts:?}");
+        }
+    }
+    assert_ne!(Instructions::apply(vec![]), Instructions::default());
+}
+
+/// Set-field prerequisites are read from the match's fields: an exact eth_type allows
+/// an IPv4 set-field, none refuses it, as before.
+#[test]
+fn set_field_prerequisites_follow_the_match() {
+    let ft = tables();
+    let set_ip = OfAction::set_field(OxmField::Ipv4Dst, 0x0a00_0001).unwrap();
+    let with = |m: OfMatch| {
+        ofproto::convert_flow_mod(
+            &FlowMod::add(0, 10, m, vec![OfInst::ApplyActions(vec![set_ip.clone()])]),
+            &ft,
+        )
+        .map(|_| ())
+    };
+    let ip = OfMatch::new(vec![OxmTlv::in_port(1), OxmTlv::eth_type(0x0800)]);
+    assert_eq!(with(ip), Ok(()));
+    let arp = OfMatch::new(vec![OxmTlv::eth_type(0x0806)]);
+    assert!(with(arp).is_err());
+    assert!(with(in_port(1)).is_err());
+}
