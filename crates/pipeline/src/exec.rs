@@ -526,11 +526,6 @@ impl Pipeline {
         // an empty set costs more than its absence.
         let mut set: Option<ActionSet> = None;
         let worker = cx.ctx.worker;
-        // Whether every table so far answered with a simple hit ([`Hit::simple`]: outputs,
-        // write-metadata and goto only): such a walk cannot have set a queue, a verdict's
-        // rare flag or an action error, nor emitted anything to the sink, so its one
-        // output goes to the caller after a single range test (`direct` below).
-        let mut plain = true;
         let mut t = start;
         let run_set = loop {
             let Some(table) = self.tables.get(t) else {
@@ -547,7 +542,6 @@ impl Pipeline {
                 if !S::TRACING && !counted {
                     table.counters.add_known(worker, TABLE_MISSES, 1);
                 }
-                plain = false;
                 let miss = Event::Miss {
                     table: t as u8,
                     policy: table.miss,
@@ -621,12 +615,10 @@ impl Pipeline {
                     let (value, mask) = (hit.meta_value, hit.meta_mask);
                     key.set_metadata((key.metadata() & !mask) | (value & mask));
                 }
-            } else {
-                plain = false;
-                if self.instructions(level, slot, pkt, key, cx, &mut outs, &mut set) == Flow::Stop
-                {
-                    break false;
-                }
+            } else if self.instructions(level, slot, pkt, key, cx, &mut outs, &mut set)
+                == Flow::Stop
+            {
+                break false;
             }
             match hit.goto {
                 // Only ever forward: the walk visits each table at most once whatever the
@@ -641,7 +633,6 @@ impl Pipeline {
                     t = usize::from(next)
                 }
                 Some(next) => {
-                    plain = false;
                     cx.verdict.action_errors += 1;
                     let ev = Event::Goto {
                         to: next,
@@ -668,14 +659,11 @@ impl Pipeline {
             match *outs.pending.as_slice() {
                 // Nothing left to emit (outputs nested walks made, a drop): no flush.
                 [] => return None,
-                // As `flush` would emit it, but to the caller: a port number (the reserved
-                // ports, LOCAL among them, are flushed), and for a walk that was not
-                // plain, no queue and none of the verdict's rare events.
-                [p] if p.port <= OFPP_MAX
-                    && (plain
-                        || (p.queue.is_none()
-                            && cx.verdict.action_errors == 0
-                            && !(cx.verdict.invalid_ttl | cx.verdict.meter_drop))) =>
+                // As `flush` would emit it, but to the caller.
+                [p] if p.queue.is_none()
+                    && p.port <= OFPP_MAX
+                    && cx.verdict.action_errors == 0
+                    && !(cx.verdict.invalid_ttl | cx.verdict.meter_drop) =>
                 {
                     if p.port == key.in_port() || self.ports.blocks(p.port) {
                         return None;
