@@ -20,7 +20,8 @@ use crate::normal::{Form, Normal};
 use crate::packet_in::{PacketInReason, PacketInRecord};
 use crate::pipeline::{Pipeline, WorkerContext};
 use crate::ports::{
-    OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, OFPP_TABLE,
+    OFPCML_NO_BUFFER, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_MAX, OFPP_NORMAL,
+    OFPP_TABLE,
 };
 use crate::table::{CompiledTable, Hit, Level, MissPolicy, TABLE_MATCHES, TABLE_MISSES};
 use crate::trace::Event;
@@ -596,14 +597,18 @@ impl Pipeline {
                 };
                 cx.sink.observe(ev, key, &cx.verdict);
             }
-            cx.table_id = t as u8;
-            cx.cookie = hit.cookie;
-            cx.table_miss = hit.table_miss;
             let n = usize::from(hit.n_outs);
             // A trace takes the general path, which reports each action.
             if !S::TRACING && hit.simple && outs.pending.remaining_capacity() >= n {
                 // The usual entry, run from its hit alone (room checked above: no push
-                // can fail).
+                // can fail). The acting entry is recorded only for an action set to come
+                // (its packet-in and resubmit read it): a simple hit's outputs read none
+                // of it, a later entry with instructions records itself, a miss resets it.
+                if set.is_some() {
+                    cx.table_id = t as u8;
+                    cx.cookie = hit.cookie;
+                    cx.table_miss = hit.table_miss;
+                }
                 for &port in &hit.outs[..n.min(hit.outs.len())] {
                     let _ = outs.pending.try_push(Pending {
                         port,
@@ -614,10 +619,13 @@ impl Pipeline {
                     let (value, mask) = (hit.meta_value, hit.meta_mask);
                     key.set_metadata((key.metadata() & !mask) | (value & mask));
                 }
-            } else if self.instructions(level, slot, pkt, key, cx, &mut outs, &mut set)
-                == Flow::Stop
-            {
-                break false;
+            } else {
+                cx.table_id = t as u8;
+                cx.cookie = hit.cookie;
+                cx.table_miss = hit.table_miss;
+                if self.instructions(level, slot, pkt, key, cx, &mut outs, &mut set) == Flow::Stop {
+                    break false;
+                }
             }
             match hit.goto {
                 // Only ever forward: the walk visits each table at most once whatever the
@@ -660,7 +668,7 @@ impl Pipeline {
                 [] => return None,
                 // As `flush` would emit it, but to the caller.
                 [p] if p.queue.is_none()
-                    && !matches!(p.port, OFPP_IN_PORT | OFPP_ALL | OFPP_FLOOD)
+                    && p.port <= OFPP_MAX
                     && cx.verdict.action_errors == 0
                     && !(cx.verdict.invalid_ttl | cx.verdict.meter_drop) =>
                 {
