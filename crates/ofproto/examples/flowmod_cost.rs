@@ -22,28 +22,9 @@ use openflow::messages::FlowModCommand;
 use openflow::{Message, OfpMessage};
 use pipeline::{FlowTables, PipelineConfig, PortInfo};
 
-/// Pipeline B as ../shared/bench/gen-flows.py writes it.
-fn shape_b(n: u32) -> Vec<String> {
-    let mac = |i: u32| {
-        format!(
-            "02:00:00:{:02x}:{:02x}:{:02x}",
-            (i >> 16) & 0xff,
-            (i >> 8) & 0xff,
-            i & 0xff
-        )
-    };
-    let mut v = vec!["table=0,priority=1000,tcp,nw_dst=169.254.169.254,tp_dst=80,actions=mod_dl_dst:02:fe:00:00:00:01,mod_nw_dst:10.254.0.1,mod_tp_dst:8775,output:2".to_string()];
-    v.extend((0..n).map(|i| {
-        format!(
-            "table=0,priority=100,in_port=1,dl_src={},actions=goto_table:1",
-            mac(i)
-        )
-    }));
-    v.push("table=0,priority=0,actions=drop".into());
-    v.extend((0..n).map(|i| format!("table=1,priority=100,dl_dst={},actions=output:2", mac(i))));
-    v.push("table=1,priority=0,actions=drop".into());
-    v
-}
+#[path = "../../../perf/flows/shape_b.rs"]
+mod shape_b;
+use shape_b::shape_b;
 
 /// Minor page faults of this process so far (`/proc/self/stat` field 10).
 fn minflt() -> u64 {
