@@ -13,8 +13,8 @@ use packet::{extract, Field, VecBuf};
 use pipeline::group::OFPG_ANY;
 use pipeline::ports::OFPP_ANY;
 use pipeline::{
-    Action, BurstCounts, Emit, FlowModReq, FlowTables, Instructions, Match, PipelineConfig,
-    PortInfo, Sink,
+    Action, BurstCounts, Emit, FlowModReq, FlowTables, Instructions, Match, Pipeline,
+    PipelineConfig, PortInfo, Sink, WorkerContext,
 };
 
 struct Discard;
@@ -23,6 +23,74 @@ impl Sink<VecBuf> for Discard {
     fn output(&mut self, _: u32, _: Option<u32>, _: &VecBuf, _: Emit) {}
     fn clone_packet(&mut self, pkt: &VecBuf) -> Option<VecBuf> {
         Some(pkt.clone())
+    }
+}
+
+/// The traffic both tests walk: random bursts and, now and then, a flow-mod between them.
+struct Traffic(u64);
+
+impl Traffic {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    /// A burst from one port (as the worker's are: `Some(port)`), sometimes of mixed
+    /// ports (`None`), of 1-32 frames of mixed lengths.
+    fn burst(&mut self) -> (Vec<(u32, Vec<u8>)>, Option<u32>) {
+        let size = 1 + self.next(32) as usize;
+        let one_port = self.next(4) != 0;
+        let port = 1 + self.next(4) as u32;
+        let burst = (0..size)
+            .map(|_| {
+                let p = if one_port {
+                    port
+                } else {
+                    1 + self.next(4) as u32
+                };
+                let kind = self.next(6);
+                (p, frame(kind, 60 + self.next(40) as usize))
+            })
+            .collect();
+        (burst, one_port.then_some(port))
+    }
+
+    /// One time in 50, the same flow-mod into both tables: a new version, the counts
+    /// carried over.
+    fn maybe_flow_mod(&mut self, both: [&mut FlowTables; 2]) {
+        if self.next(50) != 0 {
+            return;
+        }
+        let prio = 1 + self.next(3) as u16;
+        for ft in both {
+            let m = Match::exact(&[(Field::InPort, 4)]);
+            let i = Instructions {
+                goto: Some(3),
+                ..Default::default()
+            };
+            ft.apply_flow_mod(FlowModReq::add(0, prio, m, i), Duration::ZERO)
+                .unwrap();
+            ft.publish();
+        }
+    }
+}
+
+/// Table 0's counts for a burst of one port, counted once ([`Pipeline::count_burst`]);
+/// none for a mixed burst.
+fn counts_of<'p>(
+    p: &'p Pipeline,
+    ctx: &WorkerContext,
+    burst: &[(u32, Vec<u8>)],
+    port: Option<u32>,
+) -> BurstCounts<'p> {
+    match port {
+        Some(port) => {
+            let bytes = burst.iter().map(|(_, f)| f.len() as u64).sum();
+            p.count_burst(ctx, port, burst.len() as u64, bytes)
+        }
+        None => BurstCounts::default(),
     }
 }
 
@@ -125,36 +193,16 @@ fn counts_per_burst_equal_counts_per_packet() {
     assert!(per_burst.current().tables[3].counts_per_burst);
     let mut ctx_a = per_packet.worker_context(0);
     let mut ctx_b = per_burst.worker_context(0);
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut next = |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut traffic = Traffic(0x2545_f491_4f6c_dd1d);
     let mut sent = 0u64;
     for _ in 0..400 {
-        // A burst from one port (as the worker's are), sometimes of mixed ports.
-        let size = 1 + next(32) as usize;
-        let one_port = next(4) != 0;
-        let port = 1 + next(4) as u32;
-        let burst: Vec<(u32, Vec<u8>)> = (0..size)
-            .map(|_| {
-                let p = if one_port { port } else { 1 + next(4) as u32 };
-                (p, frame(next(6), 60 + next(40) as usize))
-            })
-            .collect();
+        let (burst, port) = traffic.burst();
         let (pa, pb) = (per_packet.current(), per_burst.current());
         for (p, f) in &burst {
             let mut key = extract(f, *p);
             pa.process(&mut VecBuf::new(f), &mut key, &mut ctx_a, &mut Discard);
         }
-        let counts = if one_port {
-            let bytes = burst.iter().map(|(_, f)| f.len() as u64).sum();
-            pb.count_burst(&ctx_b, port, size as u64, bytes)
-        } else {
-            BurstCounts::default()
-        };
+        let counts = counts_of(&pb, &ctx_b, &burst, port);
         for (p, f) in &burst {
             let mut key = extract(f, *p);
             pb.process_in_burst(
@@ -165,21 +213,8 @@ fn counts_per_burst_equal_counts_per_packet() {
                 counts,
             );
         }
-        sent += size as u64;
-        // Now and then a flow-mod between bursts: a new version, the counts carried over.
-        if next(50) == 0 {
-            let prio = 1 + next(3) as u16;
-            for ft in [&mut per_packet, &mut per_burst] {
-                let m = Match::exact(&[(Field::InPort, 4)]);
-                let i = Instructions {
-                    goto: Some(3),
-                    ..Default::default()
-                };
-                ft.apply_flow_mod(FlowModReq::add(0, prio, m, i), Duration::ZERO)
-                    .unwrap();
-                ft.publish();
-            }
-        }
+        sent += burst.len() as u64;
+        traffic.maybe_flow_mod([&mut per_packet, &mut per_burst]);
     }
     let (a, b) = (counters(&mut per_packet), counters(&mut per_burst));
     assert_eq!(a, b);
@@ -202,35 +237,16 @@ fn tallied_matches_equal_counts_per_packet() {
     let mut tallied = tables();
     let mut ctx_a = per_packet.worker_context(0);
     let mut ctx_b = tallied.worker_context(0);
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut traffic = Traffic(0x9e37_79b9_7f4a_7c15);
     let mut held_back = 0u64;
     for _ in 0..400 {
-        let size = 1 + next(32) as usize;
-        let one_port = next(4) != 0;
-        let port = 1 + next(4) as u32;
-        let burst: Vec<(u32, Vec<u8>)> = (0..size)
-            .map(|_| {
-                let p = if one_port { port } else { 1 + next(4) as u32 };
-                (p, frame(next(6), 60 + next(40) as usize))
-            })
-            .collect();
+        let (burst, port) = traffic.burst();
         let (pa, pb) = (per_packet.current(), tallied.current());
         for (p, f) in &burst {
             let mut key = extract(f, *p);
             pa.process(&mut VecBuf::new(f), &mut key, &mut ctx_a, &mut Discard);
         }
-        let counts = if one_port {
-            let bytes = burst.iter().map(|(_, f)| f.len() as u64).sum();
-            pb.count_burst(&ctx_b, port, size as u64, bytes)
-        } else {
-            BurstCounts::default()
-        };
+        let counts = counts_of(&pb, &ctx_b, &burst, port);
         for (p, f) in &burst {
             let mut key = extract(f, *p);
             let mut pkt = VecBuf::new(f);
@@ -242,19 +258,7 @@ fn tallied_matches_equal_counts_per_packet() {
         pb.add_burst_matches(&mut ctx_b);
         let after: u64 = tallied.table_counts().iter().map(|t| t.matches).sum();
         held_back += after - before;
-        if next(50) == 0 {
-            let prio = 1 + next(3) as u16;
-            for ft in [&mut per_packet, &mut tallied] {
-                let m = Match::exact(&[(Field::InPort, 4)]);
-                let i = Instructions {
-                    goto: Some(3),
-                    ..Default::default()
-                };
-                ft.apply_flow_mod(FlowModReq::add(0, prio, m, i), Duration::ZERO)
-                    .unwrap();
-                ft.publish();
-            }
-        }
+        traffic.maybe_flow_mod([&mut per_packet, &mut tallied]);
     }
     assert_eq!(counters(&mut per_packet), counters(&mut tallied));
     assert!(
