@@ -72,7 +72,7 @@ impl OpenFlowSwitch {
                     (0..n_tables).any(|t| {
                         tables
                             .entries(t)
-                            .any(|e| e.match_.mask[usize::from(p.word)] & bits != 0)
+                            .any(|e| e.match_.mask_word(usize::from(p.word)) & bits != 0)
                     })
                 };
                 let mut next = st.geneve_tlv;

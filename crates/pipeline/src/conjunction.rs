@@ -136,7 +136,7 @@ pub struct Clauses {
 pub(crate) struct ClauseSpec<'a> {
     pub slot: u32,
     pub priority: u16,
-    pub value: &'a Words,
+    pub value: crate::flow::ValueWords<'a>,
     pub mask: &'a Words,
     pub rank: u64,
     pub conjs: Vec<ConjRef>,

@@ -10,7 +10,8 @@ use crate::flags::flag_set;
 use crate::group::OFPG_ANY;
 use crate::ports::OFPP_ANY;
 use arrayvec::ArrayVec;
-use packet::{Field, FlowKey, FLOW_KEY_WORDS};
+use packet::{Field, FLOW_KEY_WORDS};
+use smallvec::SmallVec;
 
 flag_set! {
     /// A flow entry's flags, with `ofp_flow_mod_flags`' values.
@@ -36,43 +37,37 @@ pub struct MatchField {
     pub mask: Option<u128>,
 }
 
-/// A match: `key & mask == value` on every word. The value is stored already masked, so
-/// two matches are the same exactly when their words are.
+/// The (value, mask) words a match reads, in word order. Pipeline B's matches read two
+/// or three of the 32 key words: inline, a match is 80 bytes instead of the 530 two whole
+/// [`Words`] took (and a bundle held two matches per flow until the commit).
+type UsedWords = SmallVec<[(u64, u64); 3]>;
+
+/// A match: `key & mask == value` on every word. The value is stored already masked, and
+/// only the words the mask reads (`used`) are stored: two matches are the same exactly
+/// when their `used` and stored words are.
 #[derive(Clone, Debug)]
 pub struct Match {
-    pub value: Words,
-    pub mask: Words,
+    /// `(value, mask)` of each word of `used`, lowest word first.
+    words: UsedWords,
     fields: Box<[MatchField]>,
-    /// Bit `w` set: `mask[w] != 0`. A usual match reads two or three of the 32 words: the
-    /// control plane's per-entry work (the strict index's hash and compares, the extract
-    /// plan, the compile's mask comparisons) visits those words only.
+    /// Bit `w` set: mask word `w` != 0. A usual match reads two or three of the 32 words:
+    /// the control plane's per-entry work (the strict index's hash and compares, the
+    /// extract plan, the compile's mask comparisons) visits those words only.
     used: u32,
 }
 
 impl PartialEq for Match {
-    /// Words outside `used` are zero in both value and mask (the value is masked), so
-    /// equal `used` and equal used words are equal matches.
     fn eq(&self, other: &Self) -> bool {
-        if self.used != other.used {
-            return false;
-        }
-        let mut u = self.used;
-        while u != 0 {
-            let w = u.trailing_zeros() as usize;
-            u &= u - 1;
-            if self.mask[w] != other.mask[w] || self.value[w] != other.value[w] {
-                return false;
-            }
-        }
-        true
+        self.used == other.used && self.words == other.words
     }
 }
 impl Eq for Match {}
 
 impl std::hash::Hash for Match {
+    /// From the stored words only, which equal matches have equal.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.value.hash(state);
-        self.mask.hash(state);
+        self.used.hash(state);
+        self.words.as_slice().hash(state);
     }
 }
 
@@ -86,8 +81,7 @@ impl Match {
     /// Matches every packet (the table-miss match).
     pub fn any() -> Match {
         Match {
-            value: [0; FLOW_KEY_WORDS],
-            mask: [0; FLOW_KEY_WORDS],
+            words: SmallVec::new(),
             fields: Box::new([]),
             used: 0,
         }
@@ -102,41 +96,61 @@ impl Match {
 
     /// [`Match::from_fields`] keeping `fields` as they are (no copy of the list).
     pub fn from_field_list(fields: Box<[MatchField]>) -> Match {
-        let mut value = FlowKey::default();
-        let mut mask = FlowKey::default();
-        // The words some field touches; those left zero by a zero mask are cleared below.
+        let mut value = [0u64; FLOW_KEY_WORDS];
+        let mut mask = [0u64; FLOW_KEY_WORDS];
+        // The words some field touches; those left zero by a zero mask are dropped below.
         let mut used = 0u32;
         // Each field ORed into its own bits only (a whole-key OR per field was 800
         // instructions of a bundled flow-mod's conversion).
         for f in &fields {
             let m = f.mask.unwrap_or(u128::MAX) & f.field.value_mask();
             let p = f.field.pos();
-            mask.set_pos(p, mask.get_pos(p) | m);
-            value.set_pos(p, value.get_pos(p) | (f.value & m));
-            used |= 1 << (p.word as u32 % 32);
+            let w = usize::from(p.word);
             if p.bits > 64 {
-                used |= 1 << ((p.word as u32 + 1) % 32);
+                let v = f.value & m;
+                mask[w] |= (m >> 64) as u64;
+                mask[w + 1] |= m as u64;
+                value[w] |= (v >> 64) as u64;
+                value[w + 1] |= v as u64;
+                used |= 3 << (w as u32 % 32);
+            } else {
+                let pm = low_mask(p.bits) << p.shift;
+                mask[w] |= ((m as u64) << p.shift) & pm;
+                value[w] |= (((f.value & m) as u64) << p.shift) & pm;
+                used |= 1 << (w as u32 % 32);
             }
         }
+        let mut words = UsedWords::new();
         let mut u = used;
         while u != 0 {
             let w = u.trailing_zeros();
             u &= u - 1;
-            if mask.words[w as usize] == 0 {
+            let m = mask[w as usize];
+            if m == 0 {
                 used &= !(1 << w);
+            } else {
+                // Each value was cut to its own mask: the value is within the mask.
+                debug_assert_eq!(value[w as usize] & !m, 0);
+                words.push((value[w as usize], m));
             }
         }
-        debug_assert_eq!(used, used_words(&mask.words));
-        // Each value was cut to its own mask: the value is within the mask.
-        debug_assert!(value
-            .words
-            .iter()
-            .zip(&mask.words)
-            .all(|(v, m)| v & !m == 0));
+        debug_assert_eq!(used, used_words(&mask));
         Match {
-            value: value.words,
-            mask: mask.words,
+            words,
             fields,
+            used,
+        }
+    }
+
+    /// A match of whole key words with no field list (classifier tests and benchmarks,
+    /// whose rules are words, not fields). The value is cut to the mask.
+    pub fn from_words(value: &Words, mask: &Words) -> Match {
+        let used = used_words(mask);
+        let mut words = UsedWords::new();
+        for_each_bit(used, |w| words.push((value[w] & mask[w], mask[w])));
+        Match {
+            words,
+            fields: Box::new([]),
             used,
         }
     }
@@ -144,24 +158,69 @@ impl Match {
     /// The same mask as `other` (compares the words the mask reads only).
     #[inline]
     pub fn same_mask(&self, other: &Match) -> bool {
-        if self.used != other.used {
-            return false;
-        }
-        let mut u = self.used;
-        while u != 0 {
-            let w = u.trailing_zeros() as usize;
-            u &= u - 1;
-            if self.mask[w] != other.mask[w] {
-                return false;
-            }
-        }
-        true
+        self.used == other.used && self.words.iter().zip(&other.words).all(|(a, b)| a.1 == b.1)
     }
 
-    /// Bit `w` set: the mask reads key word `w` (`mask[w] != 0`).
+    /// Bit `w` set: the mask reads key word `w` (`mask_word(w) != 0`).
     #[inline]
     pub fn used_words(&self) -> u32 {
         self.used
+    }
+
+    /// Where word `w` is stored, if the mask reads it.
+    #[inline]
+    fn slot(&self, w: usize) -> Option<usize> {
+        let bit = 1u32.checked_shl(w as u32)?;
+        (self.used & bit != 0).then(|| (self.used & (bit - 1)).count_ones() as usize)
+    }
+
+    /// Key word `w` of the (masked) value; 0 for a word the mask does not read.
+    #[inline]
+    pub fn value_word(&self, w: usize) -> u64 {
+        self.slot(w).map_or(0, |i| self.words[i].0)
+    }
+
+    /// Key word `w` of the mask; 0 for a word it does not read.
+    #[inline]
+    pub fn mask_word(&self, w: usize) -> u64 {
+        self.slot(w).map_or(0, |i| self.words[i].1)
+    }
+
+    /// `(w, value word, mask word)` of each word the mask reads, lowest first.
+    #[inline]
+    pub fn iter_words(&self) -> impl Iterator<Item = (usize, u64, u64)> + '_ {
+        let mut u = self.used;
+        self.words.iter().map(move |&(v, m)| {
+            let w = u.trailing_zeros() as usize;
+            u &= u - 1;
+            (w, v, m)
+        })
+    }
+
+    /// The whole value as key words (zero where the mask does not read).
+    #[cold]
+    pub fn value_words(&self) -> Words {
+        let mut out = [0; FLOW_KEY_WORDS];
+        for (w, v, _) in self.iter_words() {
+            out[w] = v;
+        }
+        out
+    }
+
+    /// The whole mask as key words.
+    #[cold]
+    pub fn mask_words(&self) -> Words {
+        let mut out = [0; FLOW_KEY_WORDS];
+        for (w, _, m) in self.iter_words() {
+            out[w] = m;
+        }
+        out
+    }
+
+    /// `(value_words(), mask_words())`, for callers that need a whole key.
+    #[cold]
+    pub fn to_words(&self) -> (Words, Words) {
+        (self.value_words(), self.mask_words())
     }
 
     /// Shorthand: exact fields.
@@ -189,8 +248,8 @@ impl Match {
     #[inline]
     pub fn matches(&self, key: &Words) -> bool {
         let mut diff = 0u64;
-        for ((k, m), v) in key.iter().zip(&self.mask).zip(&self.value) {
-            diff |= (k & m) ^ v;
+        for (w, v, m) in self.iter_words() {
+            diff |= (key[w] & m) ^ v;
         }
         diff == 0
     }
@@ -198,33 +257,88 @@ impl Match {
     /// Non-strict flow-mod semantics: every packet `other` matches, `self` matches too
     /// (`self` is at most as specific as `other` and agrees where it looks).
     pub fn covers(&self, other: &Match) -> bool {
-        (0..FLOW_KEY_WORDS).all(|i| {
-            self.mask[i] & !other.mask[i] == 0
-                && (other.value[i] ^ self.value[i]) & self.mask[i] == 0
-        })
+        // A word `self` reads and `other` does not: `self` is more specific there.
+        self.used & !other.used == 0
+            && self.iter_words().all(|(w, v, m)| {
+                let (ov, om) = other.words[other.slot(w).expect("within other.used")];
+                m & !om == 0 && (ov ^ v) & m == 0
+            })
     }
 
     /// Some packet matches both (CHECK_OVERLAP).
     pub fn overlaps(&self, other: &Match) -> bool {
-        (0..FLOW_KEY_WORDS)
-            .all(|i| (self.value[i] ^ other.value[i]) & self.mask[i] & other.mask[i] == 0)
+        self.iter_words().all(|(w, v, m)| match other.slot(w) {
+            Some(i) => {
+                let (ov, om) = other.words[i];
+                (v ^ ov) & m & om == 0
+            }
+            None => true,
+        })
     }
 
     /// The exact value this match requires of `field`, if it matches it exactly.
     pub fn exact_value(&self, field: Field) -> Option<u128> {
-        let m = FlowKey {
-            words: self.mask,
-            ..Default::default()
-        };
-        let full = field.value_mask();
-        if m.get(field) != full {
-            return None;
+        let p = field.pos();
+        let w = usize::from(p.word);
+        if p.bits > 64 {
+            let m = (u128::from(self.mask_word(w)) << 64) | u128::from(self.mask_word(w + 1));
+            (m == field.value_mask()).then(|| {
+                (u128::from(self.value_word(w)) << 64) | u128::from(self.value_word(w + 1))
+            })
+        } else {
+            let get = |x: u64| u128::from((x >> p.shift) & low_mask(p.bits));
+            (get(self.mask_word(w)) == field.value_mask()).then(|| get(self.value_word(w)))
         }
-        let v = FlowKey {
-            words: self.value,
-            ..Default::default()
-        };
-        Some(v.get(field))
+    }
+}
+
+/// A rule's value words as the classifier builders index them (`value[w]`): a match's
+/// stored words, or whole words (tests and benchmarks that build rules from words).
+#[derive(Clone, Copy, Debug)]
+pub enum ValueWords<'a> {
+    Whole(&'a Words),
+    Used(&'a Match),
+}
+
+impl std::ops::Index<usize> for ValueWords<'_> {
+    type Output = u64;
+    #[inline]
+    fn index(&self, w: usize) -> &u64 {
+        match self {
+            ValueWords::Whole(x) => &x[w],
+            ValueWords::Used(m) => m.slot(w).map_or(&0, |i| &m.words[i].0),
+        }
+    }
+}
+
+impl<'a> From<&'a Words> for ValueWords<'a> {
+    fn from(x: &'a Words) -> Self {
+        ValueWords::Whole(x)
+    }
+}
+
+impl<'a> From<&'a Match> for ValueWords<'a> {
+    fn from(m: &'a Match) -> Self {
+        ValueWords::Used(m)
+    }
+}
+
+/// The low `bits` bits set.
+const fn low_mask(bits: u8) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
+}
+
+/// Calls `f` with each set bit's index, lowest first.
+#[inline]
+fn for_each_bit(mut u: u32, mut f: impl FnMut(usize)) {
+    while u != 0 {
+        let w = u.trailing_zeros() as usize;
+        u &= u - 1;
+        f(w);
     }
 }
 
@@ -705,6 +819,7 @@ pub fn rank(priority: u16, uid: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use packet::FlowKey;
     use proptest::prelude::*;
 
     /// A match of up to four fields (any of them, 128-bit ones included), each exact,
@@ -731,16 +846,42 @@ mod tests {
         })
     }
 
+    /// The whole-word form a match had before it stored its used words only: every
+    /// field ORed into a whole value and mask key, the value cut to the mask.
+    fn whole(fields: &[MatchField]) -> (Words, Words) {
+        let (mut v, mut m) = (FlowKey::default(), FlowKey::default());
+        for f in fields {
+            let fm = f.mask.unwrap_or(u128::MAX) & f.field.value_mask();
+            let p = f.field.pos();
+            m.set_pos(p, m.get_pos(p) | fm);
+            v.set_pos(p, v.get_pos(p) | (f.value & fm));
+        }
+        (v.words, m.words)
+    }
+
+    fn hash_of(m: &Match) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(m)
+    }
+
     proptest! {
-        /// The words a match knows it reads are those its mask reads, and comparing
-        /// those only (equality, same mask) answers as comparing all the words does.
+        /// The compact match answers everything as the whole-word form does: its words,
+        /// equality (and equal hashes), same mask, matches, covers, overlaps, the exact
+        /// value of each field; built from random field lists, the second one unrelated,
+        /// the same, the same fields with other values, or a prefix of the fields (which
+        /// covers the first unless two of its fields share bits).
         #[test]
-        fn used_words_stand_for_all_words(a in a_match(), b in a_match(), how in 0u8..3, flip in any::<u128>()) {
-            // Another match, the same one, or the same fields with other values.
+        fn compact_match_answers_as_whole_words(
+            a in a_match(),
+            b in a_match(),
+            how in 0u8..4,
+            flip in any::<u128>(),
+            noise in proptest::collection::vec(any::<u64>(), FLOW_KEY_WORDS),
+        ) {
             let b = match how {
                 0 => b,
                 1 => Match::from_fields(a.fields()),
-                _ => {
+                2 => {
                     let f: Vec<MatchField> = a
                         .fields()
                         .iter()
@@ -748,12 +889,46 @@ mod tests {
                         .collect();
                     Match::from_fields(&f)
                 }
+                _ => Match::from_fields(&a.fields()[..(flip as usize) % (a.fields().len() + 1)]),
             };
-            prop_assert_eq!(a.used_words(), used_words(&a.mask));
-            prop_assert_eq!(b.used_words(), used_words(&b.mask));
-            prop_assert_eq!(a == b, a.value == b.value && a.mask == b.mask);
-            prop_assert_eq!(a.same_mask(&b), a.mask == b.mask);
-            prop_assert_eq!(a.is_any(), a.mask.iter().all(|&m| m == 0));
+            let (av, am) = whole(a.fields());
+            let (bv, bm) = whole(b.fields());
+            prop_assert_eq!(a.to_words(), (av, am));
+            prop_assert_eq!(b.to_words(), (bv, bm));
+            for w in 0..FLOW_KEY_WORDS {
+                prop_assert_eq!(a.value_word(w), av[w]);
+                prop_assert_eq!(a.mask_word(w), am[w]);
+                prop_assert_eq!(ValueWords::from(&a)[w], av[w]);
+            }
+            prop_assert_eq!(a.used_words(), used_words(&am));
+            prop_assert_eq!(a.is_any(), am.iter().all(|&m| m == 0));
+            prop_assert_eq!(a == b, av == bv && am == bm);
+            if av == bv && am == bm {
+                prop_assert_eq!(hash_of(&a), hash_of(&b));
+            }
+            prop_assert_eq!(a.same_mask(&b), am == bm);
+            let covers = (0..FLOW_KEY_WORDS)
+                .all(|i| am[i] & !bm[i] == 0 && (bv[i] ^ av[i]) & am[i] == 0);
+            prop_assert_eq!(a.covers(&b), covers);
+            prop_assert_eq!(b.covers(&a), (0..FLOW_KEY_WORDS)
+                .all(|i| bm[i] & !am[i] == 0 && (av[i] ^ bv[i]) & bm[i] == 0));
+            let overlaps = (0..FLOW_KEY_WORDS).all(|i| (av[i] ^ bv[i]) & am[i] & bm[i] == 0);
+            prop_assert_eq!(a.overlaps(&b), overlaps);
+            prop_assert_eq!(b.overlaps(&a), overlaps);
+            // A random key, and keys b matches (b's value, noise where b does not look).
+            let random: Words = std::array::from_fn(|i| noise[i]);
+            let of_b: Words = std::array::from_fn(|i| bv[i] | (noise[i] & !bm[i]));
+            for k in [random, of_b, bv, av] {
+                let want = (0..FLOW_KEY_WORDS).all(|i| k[i] & am[i] == av[i]);
+                prop_assert_eq!(a.matches(&k), want);
+            }
+            prop_assert!(b.matches(&of_b));
+            let (kv, km) = (FlowKey { words: av, ..Default::default() }, FlowKey { words: am, ..Default::default() });
+            for f in a.fields().iter().chain(b.fields()) {
+                let want = (km.get(f.field) == f.field.value_mask()).then(|| kv.get(f.field));
+                prop_assert_eq!(a.exact_value(f.field), want);
+            }
+            prop_assert_eq!(Match::from_words(&av, &am), a.clone());
         }
     }
 }

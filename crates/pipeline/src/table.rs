@@ -413,11 +413,8 @@ pub(crate) struct FlowTable {
 #[inline]
 fn match_hash(priority: u16, m: &Match) -> u64 {
     let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ u64::from(priority);
-    let mut u = m.used_words();
-    while u != 0 {
-        let i = u.trailing_zeros() as usize;
-        u &= u - 1;
-        h = hash_words(&[h ^ i as u64, m.mask[i], m.value[i]]);
+    for (i, v, mask) in m.iter_words() {
+        h = hash_words(&[h ^ i as u64, mask, v]);
     }
     h
 }
@@ -740,6 +737,24 @@ impl FlowTable {
         // level's entries come in runs of one mask), and the last entry's plan (most
         // entries need what the one before needed: nothing to add).
         let mut mask_plan: Option<(&Match, crate::plan::MaskPlan)> = None;
+        // The whole mask of each run of equal masks, made once per run (matches store the
+        // words they read only; the classifier builders take whole masks, and tell equal
+        // ones by address). Walked in step with the loop below, which sees the same runs.
+        let run_masks: Vec<Words> = {
+            let mut last: Option<&Match> = None;
+            let mut v = Vec::new();
+            for &i in idxs {
+                let Some(e) = self.slab[i as usize].as_ref() else {
+                    continue;
+                };
+                if !last.is_some_and(|m| m.same_mask(&e.match_)) {
+                    v.push(e.match_.mask_words());
+                    last = Some(&e.match_);
+                }
+            }
+            v
+        };
+        let mut run = usize::MAX;
         let mut last_plan = None;
         let mut last_insts: Option<(&Instructions, InstructionFacts)> = None;
         for &i in idxs {
@@ -748,14 +763,16 @@ impl FlowTable {
             };
             // `mask`: the first of the run's equal masks, which the classifier builders
             // then tell equal by address.
-            let (mp, mask) = match mask_plan {
-                Some((m, p)) if m.same_mask(&e.match_) => (p, &m.mask),
+            let mp = match mask_plan {
+                Some((m, p)) if m.same_mask(&e.match_) => p,
                 _ => {
                     let p = crate::plan::for_mask(&e.match_);
                     mask_plan = Some((&e.match_, p));
-                    (p, &e.match_.mask)
+                    run = run.wrapping_add(1);
+                    p
                 }
             };
+            let mask = &run_masks[run];
             let insts: &Instructions = &e.instructions;
             let facts = match last_insts {
                 Some((li, f)) if std::ptr::eq(li, insts) || *li == *insts => f,
@@ -773,7 +790,7 @@ impl FlowTable {
             tracks |= facts.tracks;
             if facts.clause {
                 let conjs = crate::conjunction::clause_of(insts).expect("facts say it has some");
-                clause_idxs.push((i, conjs));
+                clause_idxs.push((i, conjs, mask));
                 continue;
             }
             hits.push(HitLine(facts.hit.for_entry(e, rules.len() as u32)));
@@ -788,7 +805,7 @@ impl FlowTable {
                 idx: i,
             });
             specs.push(RuleSpec {
-                value: &e.match_.value,
+                value: (&e.match_).into(),
                 mask,
                 rank,
             });
@@ -803,15 +820,15 @@ impl FlowTable {
         );
         let max_rank = rules.iter().map(|r| r.rank).max().unwrap_or(0);
         let mut clause_specs = Vec::with_capacity(clause_idxs.len());
-        for (i, conjs) in clause_idxs {
+        for (i, conjs, mask) in clause_idxs {
             let e = self.slab[i as usize]
                 .as_ref()
                 .expect("collected from live entries above");
             clause_specs.push(crate::conjunction::ClauseSpec {
                 slot: rules.len() as u32,
                 priority: e.priority,
-                value: &e.match_.value,
-                mask: &e.match_.mask,
+                value: (&e.match_).into(),
+                mask,
                 rank: e.rank(),
                 conjs,
             });

@@ -561,7 +561,8 @@ proptest! {
         if rules.len() % 3 == 0 {
             matches.push((Match::any(), pipeline::flow::rank(0, 100_000)));
         }
-        let specs: Vec<RuleSpec<'_>> = matches.iter().map(|(m, r)| RuleSpec { value: &m.value, mask: &m.mask, rank: *r }).collect();
+        let masks: Vec<pipeline::flow::Words> = matches.iter().map(|(m, _)| m.mask_words()).collect();
+        let specs: Vec<RuleSpec<'_>> = matches.iter().zip(&masks).map(|((m, r), mk)| RuleSpec { value: m.into(), mask: mk, rank: *r }).collect();
         let classifiers: Vec<Classifier> = [Lookup::Auto, Lookup::Linear, Lookup::Exact, Lookup::Tuple, Lookup::TupleWithTries]
             .into_iter().map(|s| Classifier::build(&specs, s)).collect();
         for (s, d, p, noise) in keys {
@@ -591,7 +592,8 @@ proptest! {
             let f: Vec<MatchField> = port.iter().map(|&p| MatchField { field: Field::InPort, value: p.into(), mask: None }).collect();
             (Match::from_fields(&f), pipeline::flow::rank(prio, i as u64 + 1))
         }).collect();
-        let specs: Vec<RuleSpec<'_>> = matches.iter().map(|(m, r)| RuleSpec { value: &m.value, mask: &m.mask, rank: *r }).collect();
+        let masks: Vec<pipeline::flow::Words> = matches.iter().map(|(m, _)| m.mask_words()).collect();
+        let specs: Vec<RuleSpec<'_>> = matches.iter().zip(&masks).map(|((m, r), mk)| RuleSpec { value: m.into(), mask: mk, rank: *r }).collect();
         let c = Classifier::build(&specs, Lookup::Auto);
         if rules.iter().any(|r| r.1.is_some()) {
             prop_assert_eq!(c.kind(), "port");

@@ -414,7 +414,7 @@ mod tests {
                 .collect();
             let rs: Vec<RuleSpec<'_>> = specs
                 .iter()
-                .map(|(v, m, r)| RuleSpec { value: v, mask: m, rank: *r })
+                .map(|(v, m, r)| RuleSpec { value: v.into(), mask: m, rank: *r })
                 .collect();
             let hits: Vec<HitLine> = (0..rs.len() as u32).map(|s| HitLine(hit(s))).collect();
             let built = InlineExact::try_build(&rs, &hits);

@@ -22,12 +22,12 @@ pub mod prefix;
 pub mod subtable;
 pub mod tuple;
 
-use crate::flow::Words;
+use crate::flow::{ValueWords, Words};
 
 /// One entry as the classifier builder sees it; its slot is its index in the slice.
 #[derive(Clone, Copy, Debug)]
 pub struct RuleSpec<'a> {
-    pub value: &'a Words,
+    pub value: ValueWords<'a>,
     pub mask: &'a Words,
     pub rank: u64,
 }
@@ -190,7 +190,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, m)| RuleSpec {
-                value: m,
+                value: m.into(),
                 mask: m,
                 rank: i as u64,
             })
