@@ -163,6 +163,18 @@ impl<'a> FlowLines<'a> {
     }
 }
 
+/// `s.trim()`, without looking for whitespace where `s` starts and ends with a visible
+/// ASCII character (a flow's line, trimmed once already, always does).
+#[inline(always)]
+fn trim(s: &str) -> &str {
+    let plain = |c: Option<&u8>| c.is_some_and(|&c| c > b' ' && c < 0x80);
+    if plain(s.as_bytes().first()) && plain(s.as_bytes().last()) {
+        s
+    } else {
+        s.trim()
+    }
+}
+
 /// The first newline in `b` from `i`, or `b`'s length.
 fn newline_from(b: &[u8], mut i: usize) -> usize {
     while let Some(w) = word_at(b, i) {
@@ -189,15 +201,9 @@ impl<'a> Iterator for FlowLines<'a> {
             let end = newline_from(b, start);
             self.at = end + 1;
             self.line += 1;
-            let l = &self.text[start..end];
-            let plain_end = |c: Option<&u8>| c.is_some_and(|&c| c > b' ' && c < 0x80);
-            // `trim` would take nothing off such a line (a `\r` before the newline is
-            // whitespace: `trim` takes it off where `lines` leaves it).
-            let l = if plain_end(l.as_bytes().first()) && plain_end(l.as_bytes().last()) {
-                l
-            } else {
-                l.trim()
-            };
+            // (A `\r` before the newline is whitespace: `trim` takes it off where `lines`
+            // leaves it.)
+            let l = trim(&self.text[start..end]);
             if !l.is_empty() && !l.starts_with('#') {
                 return Some((self.line, l));
             }
@@ -783,7 +789,7 @@ pub(crate) fn parse_add_into(text: &str, fm: &mut FlowMod) -> bool {
 /// [`parse_add`] into `fm` (as `FlowMod::add` makes it, its vectors empty), with `apply`
 /// (empty) for the apply-actions.
 fn parse_add_in(text: &str, fm: &mut FlowMod, apply: Vec<Action>) -> Option<()> {
-    let text = text.trim();
+    let text = trim(text);
     let mut keys = [(MatchKey::EthType, ""); MAX_FIELDS];
     let mut n_keys = 0;
     let mut tokens = Tokens::new(text);
