@@ -376,6 +376,32 @@ async fn every_rpc_and_its_errors() {
     );
     assert_eq!(k, Code::FailedPrecondition, "{m}");
     assert!(m.contains("add_text line 3"), "{m}");
+    // The text's flows are parsed as they are applied, yet the answer is still that of
+    // parsing everything first: a later flow that does not parse wins over an earlier
+    // one the tables refuse (in the changes or in the text).
+    let (k, m) = code(
+        c.flows
+            .apply_flows(file(
+                "table=2,priority=4,actions=group:9\n#\ntable=2,frobnicate=2,actions=drop",
+                vec![text_change(Add, "table=2,actions=group:9")],
+            ))
+            .await,
+    );
+    assert_eq!(k, Code::InvalidArgument, "{m}");
+    assert!(
+        m.contains("add_text line 3") && m.contains("frobnicate"),
+        "{m}"
+    );
+    let (k, m) = code(
+        c.flows
+            .apply_flows(file(
+                "table=2,priority=4,actions=drop\ntable=2,priority=5,actions=group:9\ntable=2,priority=6,actions=drop",
+                vec![],
+            ))
+            .await,
+    );
+    assert_eq!(k, Code::FailedPrecondition, "{m}");
+    assert!(m.contains("add_text line 2"), "{m}");
     let (k, m) = code(c.flows.apply_flows(file("\n# nothing\n  \n", vec![])).await);
     assert_eq!(k, Code::InvalidArgument);
     assert!(m.contains("no changes"), "{m}");

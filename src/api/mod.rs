@@ -220,6 +220,13 @@ fn now_epoch() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// The flows of an `add_text` (an add-flows file), each with its line number from 1:
+/// trimmed lines, without blank ones and `#` comments (as `ferroflowctl flows add -f`
+/// always read its file).
+pub(crate) fn add_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    flow_syntax::FlowLines::new(text)
+}
+
 /// The identity of a flow entry, as the store and dumps see it.
 pub(crate) fn flow_key(table: u8, priority: u16, m: &openflow::Match) -> (u8, u16, String) {
     (table, priority, flow_syntax::format_match(m, priority))
@@ -596,56 +603,128 @@ impl Api {
         label: &dyn Fn(usize) -> String,
         save: bool,
     ) -> Result<u32, ApiError> {
+        self.apply_flow_batch(mods, "", label, save)
+    }
+
+    /// [`Api::apply_flow_mod_batch`] of `mods`, then of the flows of `add_text` (an
+    /// add-flows file, its flows numbered after `mods`), each parsed into one reused
+    /// `FlowMod` and converted before the next is parsed: 100k flows make no vector of
+    /// 100k `FlowMod`s (three allocations each, freed again after the batch).
+    ///
+    /// The errors are those of parsing every flow first and then applying them: a flow
+    /// that does not parse (`add_text line N`, its number in the text) is reported before
+    /// any refusal of an earlier flow, and nothing is counted as refused for it.
+    pub fn apply_flow_batch(
+        &self,
+        mods: Vec<FlowMod>,
+        add_text: &str,
+        label: &dyn Fn(usize) -> String,
+        save: bool,
+    ) -> Result<u32, ApiError> {
         let _one = self.change.lock();
         let now = self.sw.now();
-        let n = mods.len() as u64;
+        let persists = self.persists();
         let mut st = self.sw.lock().map_err(busy)?;
+        // Only a save reads what the API owns: without one, printing every match (as long
+        // as converting it) is for nothing.
+        let mut owned = Vec::new();
+        let mut n = mods.len() as u64;
+        /// Why a batch stopped: a text that does not parse, or a flow-mod the tables
+        /// refused (counted as refused).
+        enum Stop {
+            Syntax(ApiError),
+            Refused(ApiError),
+        }
         let result = (|| {
             // All or nothing, counters and durations of existing flows included.
             let mut tx = st.tables.transaction(now);
-            let refused = |(i, e): (usize, PipelineError)| ApiError::pipeline(&label(i), e);
             crate::ofswitch::reserve_for_adds(
                 &mut tx,
                 mods.iter()
                     .filter(|fm| fm.command == FlowModCommand::Add)
                     .map(|fm| fm.table_id),
             );
+            let mut refused = None;
             for fm in &mods {
-                tx.of_flow_mod(fm).map_err(refused)?;
-            }
-            Ok(tx.commit().map_err(refused)?.removed.len() as u32)
-        })();
-        match &result {
-            Ok(_) => {
-                self.flow_mods.grpc_applied.fetch_add(n, Relaxed);
-                // Only a save reads what the API owns; without one, printing every
-                // match (as long as converting it) is for nothing.
-                if self.persists() {
-                    let owned = &mut st.api_owned;
-                    for fm in &mods {
-                        if fm.command == FlowModCommand::Add {
-                            owned
-                                .flows
-                                .insert(flow_key(fm.table_id, fm.priority, &fm.match_));
-                        }
-                    }
+                if let Err(e) = tx.of_flow_mod(fm) {
+                    refused = Some(e);
+                    break;
+                }
+                if persists && fm.command == FlowModCommand::Add {
+                    owned.push(flow_key(fm.table_id, fm.priority, &fm.match_));
                 }
             }
-            Err(_) => {
-                self.flow_mods.grpc_refused.fetch_add(n, Relaxed);
-                return result;
+            // A table's storage grows once: the first flow of the text for a table
+            // reserves room there for all the text's flows not parsed yet (a hint: at
+            // most one text's worth per table, memory not touched until used).
+            let lines = if add_text.is_empty() {
+                0
+            } else {
+                add_text.bytes().filter(|&c| c == b'\n').count() + 1
+            };
+            let mut reserved = [false; 256];
+            let mut fm = FlowMod::add(0, 0, openflow::Match::any(), Vec::new());
+            for (line, t) in add_lines(add_text) {
+                flow_syntax::parse_flow_mod_into(t, FlowModCommand::Add, &mut fm).map_err(|e| {
+                    Stop::Syntax(ApiError::invalid(
+                        format!("add_text line {line}"),
+                        e.to_string(),
+                    ))
+                })?;
+                n += 1;
+                if refused.is_some() {
+                    // Only parsed: a later flow that does not parse is the error.
+                    continue;
+                }
+                let t = usize::from(fm.table_id);
+                if !reserved[t] {
+                    reserved[t] = true;
+                    tx.reserve(fm.table_id, lines.saturating_sub(line - 1));
+                }
+                if let Err(e) = tx.of_flow_mod(&fm) {
+                    refused = Some(e);
+                    continue;
+                }
+                if persists {
+                    owned.push(flow_key(fm.table_id, fm.priority, &fm.match_));
+                }
             }
+            let stop =
+                |(i, e): (usize, PipelineError)| Stop::Refused(ApiError::pipeline(&label(i), e));
+            if let Some(e) = refused {
+                return Err(stop(e));
+            }
+            Ok(tx.commit().map_err(stop)?.removed.len() as u32)
+        })();
+        let result = match result {
+            Ok(r) => r,
+            // A text that does not parse: refused before anything was applied.
+            Err(Stop::Syntax(e)) => return Err(e),
+            Err(Stop::Refused(e)) => {
+                self.flow_mods.grpc_refused.fetch_add(n, Relaxed);
+                return Err(e);
+            }
+        };
+        self.flow_mods.grpc_applied.fetch_add(n, Relaxed);
+        if persists {
+            st.api_owned.flows.extend(owned);
         }
         st.mark_dirty();
         st.publish_pending();
         drop(st);
         self.sync()?;
         // Printing 100k flows back to text costs as much as parsing them: only for a
-        // subscriber.
+        // subscriber (the text's flows parsed again, as they parsed before).
         self.emit_with(|| {
+            let text = add_lines(add_text)
+                .filter_map(|(_, t)| flow_syntax::parse_flow_mod(t, FlowModCommand::Add).ok());
             pb::event::Event::Flow(pb::FlowEvent {
                 kind: pb::flow_event::Kind::Changed as i32,
-                changes: mods.iter().map(describe).collect(),
+                changes: mods
+                    .iter()
+                    .map(describe)
+                    .chain(text.map(|fm| describe(&fm)))
+                    .collect(),
                 table_id: 0,
                 entries: 0,
             })
@@ -653,7 +732,7 @@ impl Api {
         if save {
             self.save()?;
         }
-        result
+        Ok(result)
     }
 
     pub fn apply_groups(&self, mods: Vec<GroupMod>, save: bool) -> Result<(), ApiError> {

@@ -10,7 +10,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, ConvertError};
-use super::{pb, Api, ApiError};
+use super::{add_lines, pb, Api, ApiError};
 
 pub struct Ports(pub Arc<Api>);
 pub struct Bridges(pub Arc<Api>);
@@ -27,16 +27,6 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(Status::from)
-}
-
-/// The flows of an `add_text` (an add-flows file), each with its line number from 1:
-/// trimmed lines, without blank ones and `#` comments (as `ferroflowctl flows add -f`
-/// always read its file).
-fn add_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
 }
 
 impl From<ConvertError> for ApiError {
@@ -532,13 +522,11 @@ impl pb::flow_service_server::FlowService for Flows {
         }
         let n_changes = r.changes.len();
         // Each flow-mod is named (`changes[i]`, `add_text line N`) only in an error: a
-        // batch of 100k flows keeps nothing per flow but its FlowMod, and drops its text
-        // once parsed. A line's number is found again from its index when one is refused.
+        // batch of 100k flows keeps no name per flow. The text's flows are parsed one at
+        // a time as they are applied (`Api::apply_flow_batch`); a line's number is found
+        // again from its index when one is refused at the commit.
         let field = |i: usize| format!("changes[{i}]");
-        // Sized once (a flow a line at most): 100k FlowMods are not moved as the vector
-        // grows. Counting the newlines is one vectorised pass over the text.
-        let lines = add_text.bytes().filter(|&c| c == b'\n').count() + 1;
-        let mut mods = Vec::with_capacity(n_changes + if add_text.is_empty() { 0 } else { lines });
+        let mut mods = Vec::with_capacity(n_changes);
         for (i, c) in r.changes.into_iter().enumerate() {
             let cmd = flow_command(c.command).map_err(|_| {
                 ApiError::invalid(format!("{}.command", field(i)), "unknown command")
@@ -560,24 +548,18 @@ impl pb::flow_service_server::FlowService for Flows {
             };
             mods.push(fm);
         }
-        for (line, t) in add_lines(add_text) {
-            let fm = flow_syntax::parse_flow_mod(t, FlowModCommand::Add)
-                .map_err(|e| ApiError::invalid(format!("add_text line {line}"), e.to_string()))?;
-            mods.push(fm);
-        }
         let text = r.add_text;
-        let field = move |i: usize| match i.checked_sub(n_changes) {
-            None => format!("changes[{i}]"),
-            Some(k) => {
-                let text = std::str::from_utf8(&text).unwrap_or_default();
-                match add_lines(text).nth(k) {
+        let removed = blocking(&self.0, move |api| {
+            // Checked as UTF-8 above.
+            let text = std::str::from_utf8(&text).unwrap_or_default();
+            let field = |i: usize| match i.checked_sub(n_changes) {
+                None => format!("changes[{i}]"),
+                Some(k) => match add_lines(text).nth(k) {
                     Some((line, _)) => format!("add_text line {line}"),
                     None => format!("add_text flow {k}"),
-                }
-            }
-        };
-        let removed = blocking(&self.0, move |api| {
-            api.apply_flow_mod_batch(mods, &field, true)
+                },
+            };
+            api.apply_flow_batch(mods, text, &field, true)
         })
         .await?;
         Ok(Response::new(pb::ApplyFlowsResponse { removed }))

@@ -240,13 +240,20 @@ pub(crate) struct InstructionParts {
 
 impl InstructionParts {
     pub(crate) fn into_instructions(self) -> Vec<Instruction> {
+        let mut out = Vec::new();
+        self.into_instructions_in(&mut out);
+        out
+    }
+
+    /// [`Self::into_instructions`] into `out` (empty), sized exactly if it has no room.
+    pub(crate) fn into_instructions_in(self, out: &mut Vec<Instruction>) {
         let n = usize::from(self.meter.is_some())
             + usize::from(!self.apply.is_empty())
             + usize::from(self.clear)
             + usize::from(self.write.is_some())
             + usize::from(self.metadata.is_some())
             + usize::from(self.goto.is_some());
-        let mut out = Vec::with_capacity(n);
+        out.reserve_exact(n);
         if let Some(m) = self.meter {
             out.push(Instruction::Meter(m));
         }
@@ -265,7 +272,6 @@ impl InstructionParts {
         if let Some(t) = self.goto {
             out.push(Instruction::GotoTable(t));
         }
-        out
     }
 }
 

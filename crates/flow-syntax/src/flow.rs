@@ -72,6 +72,21 @@ pub fn parse_flow_mod(text: &str, command: FlowModCommand) -> Result<FlowMod, Sy
     parse_flow_mod_general(text, command)
 }
 
+/// [`parse_flow_mod`] into `fm`, reusing the vectors it holds: a batch parsed one flow at
+/// a time into one `FlowMod` (each converted before the next is parsed) allocates nothing
+/// for the common flows. After an error `fm` holds nothing meaningful.
+pub fn parse_flow_mod_into(
+    text: &str,
+    command: FlowModCommand,
+    fm: &mut FlowMod,
+) -> Result<(), SyntaxError> {
+    if command == FlowModCommand::Add && crate::fast::parse_add_into(text, fm) {
+        return Ok(());
+    }
+    *fm = parse_flow_mod_general(text, command)?;
+    Ok(())
+}
+
 /// The general parser: every syntax the crate accepts, and every error it reports.
 pub(crate) fn parse_flow_mod_general(
     text: &str,

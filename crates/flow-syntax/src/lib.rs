@@ -17,9 +17,11 @@ mod meter;
 mod nx;
 
 pub use actions::{format_action, format_actions, format_instructions, parse_action};
+pub use fast::FlowLines;
 pub use fields::{field_by_name, format_masked, format_port, format_value, oxm_name, parse_port};
 pub use flow::{
-    format_flow, format_match, parse_flow_mod, parse_match, parse_match_field, FlowText,
+    format_flow, format_match, parse_flow_mod, parse_flow_mod_into, parse_match, parse_match_field,
+    FlowText,
 };
 pub use group::{format_group, parse_group_mod};
 pub use meter::{format_meter, parse_meter_mod};
