@@ -135,11 +135,9 @@ fn bundle_server(adds: &[Vec<u8>], ft: &mut FlowTables) {
     );
     for k in kept {
         let req = k.downcast::<pipeline::FlowModReq>().expect("a flow-mod");
-        tx.flow_mod_with(|t| {
-            ofproto::check_references(&req, t)?;
-            Ok(*req)
-        })
-        .expect("applies");
+        // Checked in its box, then moved out once (as ferroflowd's commit does).
+        ofproto::check_references(&req, tx.tables()).expect("references exist");
+        tx.flow_mod(*req).expect("applies");
     }
     tx.commit().expect("commits");
 }
