@@ -12,6 +12,7 @@
 //! live in the connection: closing it discards them.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
@@ -89,9 +90,38 @@ fn head(raw: &[u8]) -> Vec<u8> {
 }
 
 /// The bundles of one connection.
+/// A bundle id spread by one multiplication, for the connection's map of open bundles.
+/// Every BUNDLE_ADD looks its bundle up, and SipHash of the id was ~240 instructions of
+/// the agent's ~930 a BUNDLE_ADD. The map holds at most `BundleLimits::per_connection`
+/// bundles (64), so ids a peer picks to collide cost it nothing but its own lookups.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0 << 8 | u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // The golden ratio's odd multiplier: the low bits pick the bucket, the high ones
+        // the control byte.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Bundles {
-    open: HashMap<u32, Bundle>,
+    open: HashMap<u32, Bundle, BuildHasherDefault<IdHasher>>,
     limits: BundleLimits,
     /// Shared by every connection of the agent.
     total: Arc<BundleMessages>,
@@ -108,7 +138,7 @@ impl Drop for Bundles {
 impl Bundles {
     pub fn new(limits: BundleLimits, total: Arc<BundleMessages>) -> Bundles {
         Bundles {
-            open: HashMap::new(),
+            open: HashMap::default(),
             limits,
             total,
         }

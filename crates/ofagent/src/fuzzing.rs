@@ -197,6 +197,28 @@ pub fn check_session(data: &[u8]) -> Vec<Message> {
     })
 }
 
+/// Runs one connection of `switch` (default agent settings) over `input`, the bytes a
+/// peer sends before it closes its side; returns the bytes the agent sent. For measuring
+/// the agent's own cost per message (`examples/bundle_agent_cost.rs`).
+pub fn serve_bytes(switch: Arc<dyn OfSwitch>, input: Vec<u8>) -> Vec<u8> {
+    let shared = Arc::new(conn::Shared::new(switch, AgentConfig::default()));
+    runtime().block_on(async move {
+        let (mut peer, agent_side) = tokio::io::duplex(1 << 20);
+        let serve = tokio::spawn(conn::serve(shared, agent_side, "bytes".into(), false, None));
+        let (mut rd, mut wr) = tokio::io::split(&mut peer);
+        let write = async {
+            let _ = wr.write_all(&input).await;
+            let _ = wr.shutdown().await;
+        };
+        let mut replies = Vec::new();
+        let read = rd.read_to_end(&mut replies);
+        let (_, r) = tokio::join!(write, read);
+        r.expect("reading the agent's replies");
+        serve.await.expect("the connection task must not panic");
+        replies
+    })
+}
+
 /// Appends `msg` to a session input as a framed segment (type, length, body), or raw when
 /// its body does not fit a length byte.
 fn push(out: &mut Vec<u8>, msg: Message) {

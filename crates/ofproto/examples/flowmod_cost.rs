@@ -111,8 +111,9 @@ fn bundle_server(adds: &[Vec<u8>], ft: &mut FlowTables) {
         };
         // As the agent does: read straight from the bytes when the flow-mod is a common
         // one (`OfSwitch::bundle_stage_raw`), else decoded and converted.
+        // (built in its box, as ferroflowd keeps it).
         let fast = (!general)
-            .then(|| ofproto::flow_mod_from_wire(a.message, ft))
+            .then(|| ofproto::flow_mod_from_wire_boxed(a.message, ft))
             .flatten();
         let req = match fast {
             Some(req) => req,
@@ -120,10 +121,10 @@ fn bundle_server(adds: &[Vec<u8>], ft: &mut FlowTables) {
                 let Message::FlowMod(fm) = a.inner(xid).expect("decodes").body else {
                     panic!("not a flow-mod")
                 };
-                ofproto::convert_flow_mod(&fm, ft).expect("converts")
+                Box::new(ofproto::convert_flow_mod(&fm, ft).expect("converts"))
             }
         };
-        kept.push(Box::new(req));
+        kept.push(req);
     }
     let mut tx = ft.transaction(Duration::ZERO);
     reserve(
@@ -134,11 +135,9 @@ fn bundle_server(adds: &[Vec<u8>], ft: &mut FlowTables) {
     );
     for k in kept {
         let req = k.downcast::<pipeline::FlowModReq>().expect("a flow-mod");
-        tx.flow_mod_with(|t| {
-            ofproto::check_references(&req, t)?;
-            Ok(*req)
-        })
-        .expect("applies");
+        // Checked in its box, then moved out once (as ferroflowd's commit does).
+        ofproto::check_references(&req, tx.tables()).expect("references exist");
+        tx.flow_mod(*req).expect("applies");
     }
     tx.commit().expect("commits");
 }

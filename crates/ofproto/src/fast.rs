@@ -60,6 +60,26 @@ fn be_n(b: &[u8]) -> u128 {
 /// pipeline's request, checked against `tables` as [`crate::convert_flow_mod`] checks it;
 /// `None` when the general path must answer (see the module documentation).
 pub fn flow_mod_from_wire(raw: &[u8], tables: &FlowTables) -> Option<FlowModReq> {
+    let (fields, instructions) = read_checked(raw, tables)?;
+    Some(request(raw, fields, instructions))
+}
+
+/// [`flow_mod_from_wire`] built in its box, for a caller that keeps it boxed (a bundle's
+/// staged flow-mod): everything is checked before the box is allocated and the request
+/// is written into it, where a boxed [`flow_mod_from_wire`] moved the ~600-byte request
+/// twice more (out of the reader, into the box).
+pub fn flow_mod_from_wire_boxed(raw: &[u8], tables: &FlowTables) -> Option<Box<FlowModReq>> {
+    let (fields, instructions) = read_checked(raw, tables)?;
+    Some(Box::write(
+        Box::new_uninit(),
+        request(raw, fields, instructions),
+    ))
+}
+
+/// Everything of the flow-mod that can refuse it, checked: its match's field list and its
+/// instructions. The rest of the request is read from fixed places once these passed.
+#[inline(always)]
+fn read_checked(raw: &[u8], tables: &FlowTables) -> Option<(Box<[MatchField]>, Arc<Instructions>)> {
     if raw.len() < FIXED + 4
         || raw[0] != OFP_VERSION
         || raw[1] != MsgType::FlowMod.raw()
@@ -68,10 +88,10 @@ pub fn flow_mod_from_wire(raw: &[u8], tables: &FlowTables) -> Option<FlowModReq>
         return None;
     }
     let table_id = raw[24];
-    let command = match OfCommand::from_raw(raw[25])? {
-        c @ (OfCommand::Add | OfCommand::Modify | OfCommand::ModifyStrict) => c,
-        OfCommand::Delete | OfCommand::DeleteStrict => return None,
-    };
+    let command = OfCommand::from_raw(raw[25])?;
+    if matches!(command, OfCommand::Delete | OfCommand::DeleteStrict) {
+        return None;
+    }
     let is_add = command == OfCommand::Add;
     if table_id >= tables.n_tables() && (is_add || table_id != OFPTT_ALL) {
         return None;
@@ -85,13 +105,22 @@ pub fn flow_mod_from_wire(raw: &[u8], tables: &FlowTables) -> Option<FlowModReq>
     if match_len < 4 || FIXED + padded > raw.len() {
         return None;
     }
-    let match_ = read_match(&raw[FIXED + 4..FIXED + match_len])?;
-    let instructions = read_instructions(&raw[FIXED + padded..], table_id, &match_, tables)?;
-    Some(FlowModReq {
+    let fields = read_match(&raw[FIXED + 4..FIXED + match_len])?;
+    let instructions = read_instructions(&raw[FIXED + padded..], table_id, &fields, tables)?;
+    Some((fields, instructions))
+}
+
+/// The request of a FLOW_MOD that [`read_checked`] took; inlined so that it is built
+/// where the caller keeps it.
+#[inline(always)]
+fn request(raw: &[u8], fields: Box<[MatchField]>, instructions: Arc<Instructions>) -> FlowModReq {
+    let command = OfCommand::from_raw(raw[25]).expect("checked by read_checked");
+    let is_add = command == OfCommand::Add;
+    FlowModReq {
         command: flow_mod_command(command),
-        table_id,
+        table_id: raw[24],
         priority: be16(raw, 30),
-        match_,
+        match_: Match::from_field_list(fields),
         instructions,
         cookie: be64(raw, 8),
         cookie_mask: if is_add { 0 } else { be64(raw, 16) },
@@ -100,7 +129,7 @@ pub fn flow_mod_from_wire(raw: &[u8], tables: &FlowTables) -> Option<FlowModReq>
         flags: FlowFlags(be16(raw, 44)),
         out_port: be32(raw, 36),
         out_group: be32(raw, 40),
-    })
+    }
 }
 
 /// One OPENFLOW_BASIC TLV at the front of `b`: the field, value, mask and the TLV's length.
@@ -130,8 +159,8 @@ fn read_oxm(b: &[u8]) -> Option<(OxmField, u128, Option<u128>, usize)> {
 const MAX_FIELDS: usize = 8;
 
 /// The match's TLVs (`b`: after the match header, without padding): each field once,
-/// valid on its own ([`BasicOxm::validate`]), prerequisites met.
-fn read_match(b: &[u8]) -> Option<Match> {
+/// valid on its own ([`BasicOxm::validate`]), prerequisites met; the list the match keeps.
+fn read_match(b: &[u8]) -> Option<Box<[MatchField]>> {
     // Read once into the stack; the list the match keeps is allocated once at its size.
     let mut found = [(OxmField::InPort, 0u128, None::<u128>); MAX_FIELDS];
     let mut n = 0;
@@ -171,25 +200,101 @@ fn read_match(b: &[u8]) -> Option<Match> {
             return None;
         }
     }
-    let list: Box<[MatchField]> = fields
-        .iter()
-        .map(|&(field, value, mask)| MatchField {
-            field: field_of(field),
-            value,
-            mask,
-        })
-        .collect();
-    Some(Match::from_field_list(list))
+    Some(
+        fields
+            .iter()
+            .map(|&(field, value, mask)| MatchField {
+                field: field_of(field),
+                value,
+                mask,
+            })
+            .collect(),
+    )
+}
+
+/// Instruction bytes [`read_instructions`] remembers at most (`goto_table:1` is 8 bytes,
+/// `actions=output:2` 24).
+const REMEMBERED_BYTES: usize = 32;
+
+/// How many recent instruction byte strings [`read_instructions`] remembers.
+const REMEMBERED: usize = 4;
+
+/// Instructions read before from these bytes, in this table of a pipeline with this many
+/// tables.
+struct Remembered {
+    table_id: u8,
+    n_tables: u8,
+    len: u8,
+    bytes: [u8; REMEMBERED_BYTES],
+    instructions: Arc<Instructions>,
+}
+
+thread_local! {
+    /// The instructions of recent flow-mods whose reading depends on nothing but their
+    /// bytes, their table and the number of tables, with the slot to replace next.
+    static REMEMBERED_INSTRUCTIONS: std::cell::RefCell<([Option<Remembered>; REMEMBERED], usize)> =
+        const { std::cell::RefCell::new(([const { None }; REMEMBERED], 0)) };
 }
 
 /// The instructions (`b`: everything after the match's padding), in the spec's order
 /// whatever order they came in, each kind at most once.
+///
+/// A bulk load repeats a few instruction lists (pipeline B: `goto_table:1`, `output:2`),
+/// and reading one, converting its actions and finding the equal instructions already
+/// shared ([`crate::conv::finish_instructions`]) cost ~600 instructions a flow-mod. Lists
+/// whose reading depends only on their bytes, the table and the number of tables (goto,
+/// write-metadata, clear, and apply-actions of outputs only: no meter, group or set-field
+/// to look up or check against the match) are remembered by their bytes, and the same
+/// bytes in the same place answer the same shared instructions without being read again.
+#[inline(always)]
 fn read_instructions(
     b: &[u8],
     table_id: u8,
-    m: &Match,
+    fields: &[MatchField],
     tables: &FlowTables,
 ) -> Option<Arc<Instructions>> {
+    let n_tables = tables.n_tables();
+    let mut key = [0u8; REMEMBERED_BYTES];
+    let short = b.len() <= REMEMBERED_BYTES;
+    if short {
+        key[..b.len()].copy_from_slice(b);
+        let hit = REMEMBERED_INSTRUCTIONS.with_borrow(|(slots, _)| {
+            slots.iter().flatten().find_map(|r| {
+                (usize::from(r.len) == b.len()
+                    && r.table_id == table_id
+                    && r.n_tables == n_tables
+                    && r.bytes == key)
+                    .then(|| Arc::clone(&r.instructions))
+            })
+        });
+        if hit.is_some() {
+            return hit;
+        }
+    }
+    let (instructions, pure) = read_instructions_once(b, table_id, fields, tables)?;
+    if short && pure {
+        REMEMBERED_INSTRUCTIONS.with_borrow_mut(|(slots, next)| {
+            slots[*next] = Some(Remembered {
+                table_id,
+                n_tables,
+                len: b.len() as u8,
+                bytes: key,
+                instructions: Arc::clone(&instructions),
+            });
+            *next = (*next + 1) % REMEMBERED;
+        });
+    }
+    Some(instructions)
+}
+
+/// [`read_instructions`] read from the bytes, and whether the answer depends on nothing
+/// but them, the table and the number of tables.
+fn read_instructions_once(
+    b: &[u8],
+    table_id: u8,
+    fields: &[MatchField],
+    tables: &FlowTables,
+) -> Option<(Arc<Instructions>, bool)> {
     let mut apply: Option<&[u8]> = None;
     let mut write: Option<&[u8]> = None;
     let mut out = Instructions::default();
@@ -236,14 +341,16 @@ fn read_instructions(
             _ => return None,
         }
     }
-    let mut known = Known::from_fields(m.fields());
+    let mut known = Known::from_fields(fields);
     let mut apply_list = None;
+    let mut pure = write.is_none() && out.meter.is_none();
     if let Some(list) = apply {
         let mut scratch = apply_scratch();
         read_actions(list, tables, &mut scratch)?;
         for a in &scratch {
             known.step(a).ok()?;
         }
+        pure &= scratch.iter().all(|a| matches!(a, Action::Output { .. }));
         apply_list = Some(scratch);
     }
     if let Some(list) = write {
@@ -251,7 +358,7 @@ fn read_instructions(
         read_actions(list, tables, &mut actions)?;
         out.write = Some(write_actions(actions, known).ok()?);
     }
-    finish_instructions(out, apply_list).ok()
+    Some((finish_instructions(out, apply_list).ok()?, pure))
 }
 
 /// One standard action at the front of `b` and its length.

@@ -31,7 +31,7 @@ pub use conv::{
     convert_group_mod, convert_match, convert_meter_mod, convert_packet_out, flow_removed,
     flow_stats, group_desc, instructions_to_of, match_to_of, ActionUse,
 };
-pub use fast::flow_mod_from_wire;
+pub use fast::{flow_mod_from_wire, flow_mod_from_wire_boxed};
 pub use types::{
     flow_flags, flow_flags_to_of, flow_mod_command, group_mod_command, group_type,
     group_type_to_of, meter_flags, meter_flags_to_of, meter_mod_command, packet_in_reason_to_of,

@@ -312,6 +312,9 @@ proptest! {
         let mut raw = OfpMessage::new(xid, Message::FlowMod(fm)).encode().unwrap();
         apply(&mut raw, &d);
         let fast = ofproto::flow_mod_from_wire(&raw, &ft);
+        // Built in its box, the same request.
+        let boxed = ofproto::flow_mod_from_wire_boxed(&raw, &ft);
+        prop_assert_eq!(format!("{:?}", boxed.as_deref()), format!("{:?}", fast.as_ref()));
         let general = match openflow::decode(&raw) {
             Ok(OfpMessage { body: Message::FlowMod(fm), .. }) => {
                 let common = is_common(&fm) && fm.experimenter_free();
@@ -384,5 +387,75 @@ fn pipeline_b_flows_take_the_direct_reader() {
         let fast = ofproto::flow_mod_from_wire(&raw, &ft).expect("taken");
         let want = ofproto::convert_flow_mod(&fm, &ft).unwrap();
         assert_eq!(format!("{fast:?}"), format!("{want:?}"));
+    }
+}
+
+/// Tables as [`tables`] with `n` tables.
+fn tables_of(n: u8) -> FlowTables {
+    let mut ft = FlowTables::new(PipelineConfig {
+        n_tables: n,
+        ..Default::default()
+    });
+    for p in 1..=4 {
+        ft.set_port(PortInfo::new(p));
+    }
+    ft.publish();
+    ft
+}
+
+/// Instruction lists from a small set, so that the same bytes come again in another
+/// table, pipeline or match: those the direct reader remembers by their bytes (goto,
+/// metadata, clear, outputs, good and bad) and those it must read each time.
+fn repeated_instructions() -> impl Strategy<Value = Vec<OfInst>> {
+    let inst = prop_oneof![
+        3 => (0u8..5).prop_map(OfInst::GotoTable),
+        1 => Just(OfInst::WriteMetadata { metadata: 1, mask: 3 }),
+        1 => Just(OfInst::ClearActions),
+        3 => prop::sample::select(vec![0u32, 1, 2, 5, OFPP_CONTROLLER, OFPP_TABLE])
+            .prop_map(|p| OfInst::ApplyActions(vec![OfAction::output(p)])),
+        1 => Just(OfInst::ApplyActions(vec![])),
+        1 => (0u32..3).prop_map(|g| OfInst::ApplyActions(vec![OfAction::Group(g)])),
+        1 => Just(OfInst::ApplyActions(vec![OfAction::SetField(OxmTlv::ip_proto(6))])),
+        1 => Just(OfInst::WriteActions(vec![OfAction::output(2)])),
+        1 => (0u32..2).prop_map(OfInst::Meter),
+    ];
+    prop::collection::vec(inst, 0..3)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The instructions the direct reader remembers by their bytes answer what reading
+    /// them again would: a run of flow-mods repeating a few instruction lists in tables
+    /// of pipelines of 2 and 4 tables, with matches that do and do not give set-fields
+    /// their prerequisites, each against decode + convert.
+    #[test]
+    fn remembered_instructions_answer_as_read_ones(
+        mods in prop::collection::vec(
+            (any::<bool>(), 0u8..5, any::<bool>(), repeated_instructions()),
+            1..40,
+        ),
+    ) {
+        let (two, four) = (tables_of(2), tables_of(4));
+        for (small, table_id, ip, instructions) in mods {
+            let ft = if small { &two } else { &four };
+            let fields = if ip {
+                vec![OxmTlv::eth_type(0x0800), OxmTlv::ip_proto(17)]
+            } else {
+                vec![OxmTlv::in_port(1)]
+            };
+            let fm = FlowMod::add(table_id, 7, OfMatch::new(fields), instructions);
+            let raw = OfpMessage::new(1, Message::FlowMod(fm.clone())).encode().unwrap();
+            let fast = ofproto::flow_mod_from_wire(&raw, ft);
+            let general = ofproto::convert_flow_mod(&fm, ft);
+            match (&fast, &general) {
+                (Some(req), Ok(want)) => {
+                    prop_assert_eq!(format!("{req:?}"), format!("{want:?}"));
+                }
+                (Some(req), Err(e)) => prop_assert!(false, "took {req:?}, general: {e:?}"),
+                (None, Ok(want)) => prop_assert!(false, "refused {want:?}"),
+                (None, Err(_)) => {}
+            }
+        }
     }
 }
