@@ -160,48 +160,45 @@ pub fn check_session(data: &[u8]) -> Vec<Message> {
         },
         ..AgentConfig::default()
     };
-    let shared = Arc::new(conn::Shared::new(Arc::new(FuzzSwitch), config));
-    runtime().block_on(async move {
-        let mut sent = Vec::new();
-        let (mut peer, agent_side) = tokio::io::duplex(1 << 20);
-        let serve = tokio::spawn(conn::serve(shared, agent_side, "fuzz".into(), false, None));
-        let (mut rd, mut wr) = tokio::io::split(&mut peer);
-        let write = async {
-            let _ = wr.write_all(&input).await;
-            let _ = wr.shutdown().await;
-        };
-        let mut replies = Vec::new();
-        let read = rd.read_to_end(&mut replies);
-        let (_, r) =
-            tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(write, read) })
-                .await
-                .expect("the connection must end once the peer has sent everything");
-        r.expect("reading the agent's replies");
-        tokio::time::timeout(Duration::from_secs(10), serve)
-            .await
-            .expect("the connection task must end")
-            .expect("the connection task must not panic");
-        let mut at = &replies[..];
-        while !at.is_empty() {
-            let len = frame_len(at)
-                .expect("the agent frames its messages")
-                .expect("the agent sends whole messages");
-            sent.push(
-                decode(&at[..len])
-                    .expect("the agent sends valid messages")
-                    .body,
-            );
-            at = &at[len..];
-        }
-        sent
-    })
+    let replies = exchange(Arc::new(FuzzSwitch), config, input, Duration::from_secs(10));
+    let mut sent = Vec::new();
+    let mut at = &replies[..];
+    while !at.is_empty() {
+        let len = frame_len(at)
+            .expect("the agent frames its messages")
+            .expect("the agent sends whole messages");
+        sent.push(
+            decode(&at[..len])
+                .expect("the agent sends valid messages")
+                .body,
+        );
+        at = &at[len..];
+    }
+    sent
 }
 
 /// Runs one connection of `switch` (default agent settings) over `input`, the bytes a
 /// peer sends before it closes its side; returns the bytes the agent sent. For measuring
 /// the agent's own cost per message (`examples/bundle_agent_cost.rs`).
 pub fn serve_bytes(switch: Arc<dyn OfSwitch>, input: Vec<u8>) -> Vec<u8> {
-    let shared = Arc::new(conn::Shared::new(switch, AgentConfig::default()));
+    exchange(
+        switch,
+        AgentConfig::default(),
+        input,
+        Duration::from_secs(120),
+    )
+}
+
+/// One connection of `switch` over `input` (the peer then closes its side), every wait
+/// bounded by `bound` (the fuzz property's 10 s is under libFuzzer's per-input timeout;
+/// the cost example runs 100k messages under callgrind); the bytes the agent sent.
+fn exchange(
+    switch: Arc<dyn OfSwitch>,
+    config: AgentConfig,
+    input: Vec<u8>,
+    bound: Duration,
+) -> Vec<u8> {
+    let shared = Arc::new(conn::Shared::new(switch, config));
     runtime().block_on(async move {
         let (mut peer, agent_side) = tokio::io::duplex(1 << 20);
         let serve = tokio::spawn(conn::serve(shared, agent_side, "bytes".into(), false, None));
@@ -212,9 +209,14 @@ pub fn serve_bytes(switch: Arc<dyn OfSwitch>, input: Vec<u8>) -> Vec<u8> {
         };
         let mut replies = Vec::new();
         let read = rd.read_to_end(&mut replies);
-        let (_, r) = tokio::join!(write, read);
+        let (_, r) = tokio::time::timeout(bound, async { tokio::join!(write, read) })
+            .await
+            .expect("the connection must end once the peer has sent everything");
         r.expect("reading the agent's replies");
-        serve.await.expect("the connection task must not panic");
+        tokio::time::timeout(bound, serve)
+            .await
+            .expect("the connection task must end")
+            .expect("the connection task must not panic");
         replies
     })
 }
