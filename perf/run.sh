@@ -18,9 +18,12 @@
 #   -w DIR  work dir (default mktemp -d /tmp/ff-perf-run.XXXXXX): results.txt
 #           (every run), summary.md (the table), logs/
 #   -n      do not build (use target/release/ferroflowd or $FERROFLOWD as is)
-#   -S ...  scenarios (default: "A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md
-#           VXe:p1k VXd:vx1k N:l2 ACL:rand10k V:vhost flowmod:10000
-#           flowmod:100000"); VXe:p1k and VXd:vx1k are B1k through a VXLAN
+#   -S ...  scenarios (default: "A:p1k B1k:p1k B10k:p100k B1k:p100k-1k C10k:p100k
+#           B1k:p1k-md VXe:p1k VXd:vx1k N:l2 ACL:rand10k CTc:ct10k CTe:ct10k-est
+#           CTr:ct10k-synrst V:vhost flowmod:10000 flowmod:100000"); B1k:p100k-1k
+#           is a control without a target: B1k's tables under 100k distinct frames
+#           (over B1k's 1k instances), so that B10k:p100k against it shows what the
+#           bigger tables cost apart from the 100k frames; VXe:p1k and VXd:vx1k are B1k through a VXLAN
 #           port, encapsulating (out of the uplink, port 2) and decapsulating
 #           (in on the uplink, port 1) (perf/tunnel-bench.sh); N:l2 is the
 #           learning switch (one NORMAL flow) with learned MACs, traffic both
@@ -57,7 +60,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 BENCH=${BENCH:-$(dirname "$0")/../../shared/bench}
 BENCH=$(cd "$BENCH" && pwd) || { echo "run.sh: no shared bench at $BENCH (set BENCH)" >&2; exit 1; }
 ROUNDS=3; DUR=5; WARM=3; WD=""; BUILD=1
-SCENARIOS="A:p1k B1k:p1k B10k:p100k C10k:p100k B1k:p1k-md VXe:p1k VXd:vx1k N:l2 ACL:rand10k CTc:ct10k CTe:ct10k-est CTr:ct10k-synrst V:vhost flowmod:10000 flowmod:100000"
+SCENARIOS="A:p1k B1k:p1k B10k:p100k B1k:p100k-1k C10k:p100k B1k:p1k-md VXe:p1k VXd:vx1k N:l2 ACL:rand10k CTc:ct10k CTe:ct10k-est CTr:ct10k-synrst V:vhost flowmod:10000 flowmod:100000"
 while getopts "r:d:W:w:nS:h" o; do
     case $o in
         r) ROUNDS=$OPTARG ;; d) DUR=$OPTARG ;; W) WARM=$OPTARG ;; w) WD=$OPTARG ;;
@@ -117,7 +120,7 @@ trap 'exit 130' INT TERM
 # ---- traffic: one set of pcaps for all three (the shared scripts cache in WD/pcap)
 for d in ovs ff tp; do mkdir -p "$WD/$d"; ln -sfn "$WD/pcap" "$WD/$d/pcap"; done
 gen() { [ -f "$WD/pcap/$1.pcap" ] || python3 "$BENCH/gen-pcap.py" "${@:2}" -o "$WD/pcap/$1.pcap" >/dev/null 2>&1; }
-gen p1k -f 1000; gen p100k -f 100000 -m 10000; gen p1k-md -f 1000 --metadata-every 10
+gen p1k -f 1000; gen p100k -f 100000 -m 10000; gen p100k-1k -f 100000 -m 1000; gen p1k-md -f 1000 --metadata-every 10
 [ -f "$WD/pcap/acl-rand10k.pcap" ] || python3 "$HERE/gen-acl-pcap.py" -n 10000 -o "$WD/pcap/acl-rand10k.pcap"
 [ -f "$WD/pcap/vx1k.pcap" ] || python3 "$HERE/gen-vxlan-pcap.py" -i "$WD/pcap/p1k.pcap" -o "$WD/pcap/vx1k.pcap" >/dev/null
 [ -f "$WD/pcap/l2-b.pcap" ] || python3 "$HERE/gen-l2-pcap.py" -H 500 -f 1000 -o "$WD/pcap/l2"
@@ -131,6 +134,7 @@ bench_arg() {
     case $1 in
         ACL:rand10k) echo "$(flows_file ACL):$WD/pcap/acl-rand10k.pcap" ;;
         CT?:ct*) echo "$(flows_file CT):$WD/pcap/${1#*:}.pcap" ;;
+        *:p100k-1k) echo "${1%%:*}:$WD/pcap/p100k-1k.pcap" ;;
         *) echo "$1" ;;
     esac
 }
@@ -298,7 +302,8 @@ flowmod_one() {  # flowmod_one ovs|ff N ROUND
 }
 
 # ---- the testpmd io ceiling for the pcaps in use
-TRAFFICS=$(for sc in $SCENARIOS; do t=${sc#*:}; case $t in p*) echo "io:${t%%:*}" ;; esac; done | awk '!s[$0]++' | tr '\n' ' ')
+# (p100k-1k is left out: its frames are p100k's, as many and as big, over fewer instances)
+TRAFFICS=$(for sc in $SCENARIOS; do t=${sc#*:}; case $t in p100k-1k) ;; p*) echo "io:${t%%:*}" ;; esac; done | awk '!s[$0]++' | tr '\n' ' ')
 ceiling() {  # ceiling ROUND
     [ -n "$TRAFFICS" ] || return 0
     log "round $1: testpmd io ceiling ($TRAFFICS)"

@@ -13,8 +13,11 @@
 #        add-flows loads exactly the scenario); prints tcp:127.0.0.1:PORT.
 #   HOOK stats-clear WD   remembers the worker's busy_cycles and packets
 #   HOOK stats WD         cycles_per_pkt = delta busy_cycles / delta packets
-#                         since stats-clear (from --stats-file), plus the
-#                         worker's busy share and the drop counters
+#                         since stats-clear (from --stats-file), split into
+#                         fwd_cycles_per_pkt (forward + flush: the switch's
+#                         own work) and rx_cycles_per_pkt (the rx bursts, that
+#                         is the source PMD's work, and the loop around them),
+#                         plus the worker's busy share and the drop counters
 #   HOOK stop WD          SIGTERM to the PID, SIGKILL after 10 s
 #
 # Environment: FERROFLOWD (default: target/release/ferroflowd next to this
@@ -46,8 +49,11 @@ worker_counters() {
 import json, sys
 s = json.load(open(sys.argv[1]))
 w = s.get("workers", [])
+# The rx queues' busy_cycles count forward + flush only (from after rx_burst returns to
+# after the tx flush); the worker's count its whole loop, the rx bursts included.
+q = sum(r["busy_cycles"] for x in w for r in x.get("rx_queue_stats", []))
 print(sum(x["busy_cycles"] for x in w), sum(x["packets"] for x in w),
-      sum(x["total_cycles"] for x in w), s.get("uptime_s", 0))
+      sum(x["total_cycles"] for x in w), s.get("uptime_s", 0), q)
 PY
 }
 
@@ -140,8 +146,8 @@ stats)
     [ -f "$WD/stats0" ] || die "stats without stats-clear"
     t0=$(stat -c %.9Y "$STATS")
     for _ in $(seq 40); do [ "$(stat -c %.9Y "$STATS")" != "$t0" ] && break; sleep 0.05; done
-    read -r b0 p0 c0 u0 < "$WD/stats0"
-    read -r b1 p1 c1 u1 < <(worker_counters)
+    read -r b0 p0 c0 u0 q0 < "$WD/stats0"
+    read -r b1 p1 c1 u1 q1 < <(worker_counters)
     drops=$(python3 - "$STATS" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -152,10 +158,12 @@ for p in s["ports"]:
 print(" ".join(out), "mbufs_in_use=%d" % s.get("mbufs_in_use", 0))
 PY
 )
-    awk -v b0="$b0" -v b1="$b1" -v p0="$p0" -v p1="$p1" -v c0="$c0" -v c1="$c1" -v d="$drops" 'BEGIN {
-        dp = p1 - p0; db = b1 - b0; dc = c1 - c0
-        printf "cycles_per_pkt=%.1f worker_busy=%.1f%% worker_pkts=%d %s\n",
-            (dp > 0) ? db / dp : 0, (dc > 0) ? 100 * db / dc : 0, dp, d }'
+    awk -v b0="$b0" -v b1="$b1" -v p0="$p0" -v p1="$p1" -v c0="$c0" -v c1="$c1" \
+        -v q0="$q0" -v q1="$q1" -v d="$drops" 'BEGIN {
+        dp = p1 - p0; db = b1 - b0; dc = c1 - c0; dq = q1 - q0
+        printf "cycles_per_pkt=%.1f fwd_cycles_per_pkt=%.1f rx_cycles_per_pkt=%.1f worker_busy=%.1f%% worker_pkts=%d %s\n",
+            (dp > 0) ? db / dp : 0, (dp > 0) ? dq / dp : 0, (dp > 0) ? (db - dq) / dp : 0,
+            (dc > 0) ? 100 * db / dc : 0, dp, d }'
     ;;
 stop)
     if [ -f "$PIDF" ]; then
