@@ -154,15 +154,15 @@ def main():
     # tables, actions, tx) and the rest of the worker's busy loop, that is mostly the rx
     # bursts (the source PMD: net_pcap copies each frame out of its stored mbufs, which
     # for 100k distinct frames are cold in the caches).
-    split = [sc for sc in order if m("ferroflowd", sc, "fwd_cycles_per_pkt") is not None]
+    split = [sc for sc in order if m("ferroflowd", sc, "fwd_cpp") is not None]
     if split:
         print()
         print("| ferroflowd cycles/packet (medians) | whole loop | forward + flush | rx bursts and the rest |")
         print("|---|---:|---:|---:|")
         for sc in split:
             print("| %s | %.0f | %.0f | %.0f |" % (
-                sc, m("ferroflowd", sc, "cpp") or 0, m("ferroflowd", sc, "fwd_cycles_per_pkt"),
-                m("ferroflowd", sc, "rx_cycles_per_pkt") or 0))
+                sc, m("ferroflowd", sc, "cpp") or 0, m("ferroflowd", sc, "fwd_cpp"),
+                m("ferroflowd", sc, "rx_cpp") or 0))
 
     # The connection rate: each CTr packet pair is one connection opened anew.
     for sc in order:

@@ -14,8 +14,8 @@
 #   HOOK stats-clear WD   remembers the worker's busy_cycles and packets
 #   HOOK stats WD         cycles_per_pkt = delta busy_cycles / delta packets
 #                         since stats-clear (from --stats-file), split into
-#                         fwd_cycles_per_pkt (forward + flush: the switch's
-#                         own work) and rx_cycles_per_pkt (the rx bursts, that
+#                         fwd_cpp (forward + flush: the switch's
+#                         own work) and rx_cpp (the rx bursts, that
 #                         is the source PMD's work, and the loop around them),
 #                         plus the worker's busy share and the drop counters
 #   HOOK stop WD          SIGTERM to the PID, SIGKILL after 10 s
@@ -161,7 +161,7 @@ PY
     awk -v b0="$b0" -v b1="$b1" -v p0="$p0" -v p1="$p1" -v c0="$c0" -v c1="$c1" \
         -v q0="$q0" -v q1="$q1" -v d="$drops" 'BEGIN {
         dp = p1 - p0; db = b1 - b0; dc = c1 - c0; dq = q1 - q0
-        printf "cycles_per_pkt=%.1f fwd_cycles_per_pkt=%.1f rx_cycles_per_pkt=%.1f worker_busy=%.1f%% worker_pkts=%d %s\n",
+        printf "cycles_per_pkt=%.1f fwd_cpp=%.1f rx_cpp=%.1f worker_busy=%.1f%% worker_pkts=%d %s\n",
             (dp > 0) ? db / dp : 0, (dp > 0) ? dq / dp : 0, (dp > 0) ? (db - dq) / dp : 0,
             (dc > 0) ? 100 * db / dc : 0, dp, d }'
     ;;
