@@ -268,7 +268,8 @@ impl Pipeline {
     /// its port's tx batch, without the sink's call and its deferred-output record
     /// (`tests/direct_output.rs` compares it with [`process`](Self::process)); the worker
     /// walks with [`process_in_burst_tallied`](Self::process_in_burst_tallied), which is
-    /// this with the table matches added once per burst instead of after each packet.
+    /// this with the table matches and misses added once per burst instead of after each
+    /// packet.
     pub fn process_in_burst_direct<'p, P: PacketBuf, S: Sink<P>>(
         &'p self,
         pkt: &mut P,
@@ -283,11 +284,11 @@ impl Pipeline {
     }
 
     /// [`process_in_burst_direct`](Self::process_in_burst_direct) for a worker's burst:
-    /// each hit's table match is counted in `ctx` (one add to the worker's own line)
-    /// rather than in the table's counter block (a multiply, bounds checks and an add per
-    /// table per packet), and [`add_burst_matches`](Self::add_burst_matches) adds the
-    /// burst's matches to the tables, once per table, after its last packet. The caller
-    /// must call it then, with this same version (the counts are this version's tables'):
+    /// each lookup's table match or miss is counted in `ctx` (one add to the worker's own
+    /// line) rather than in the table's counter block (a multiply, bounds checks and an
+    /// add per table per packet), and [`add_burst_matches`](Self::add_burst_matches) adds
+    /// the burst's matches and misses to the tables, once per table, after its last
+    /// packet. The caller must call it then, with this same version (the counts are this version's tables'):
     /// the tables' counters are exact at the end of every burst.
     #[inline]
     pub fn process_in_burst_tallied<'p, P: PacketBuf, S: Sink<P>>(
@@ -303,16 +304,25 @@ impl Pipeline {
         (cx.verdict, out)
     }
 
-    /// Adds the table matches [`process_in_burst_tallied`](Self::process_in_burst_tallied)
+    /// Adds the table matches and misses that
+    /// [`process_in_burst_tallied`](Self::process_in_burst_tallied)
     /// counted in `ctx` to this version's tables, once per table, and zeroes them. Out of
     /// line: once per burst.
     #[inline(never)]
     pub fn add_burst_matches(&self, ctx: &mut WorkerContext) {
         let worker = ctx.worker;
-        for (table, n) in self.tables.iter().zip(ctx.burst_matches.iter_mut()) {
+        let counts = ctx
+            .burst_matches
+            .iter_mut()
+            .zip(ctx.burst_misses.iter_mut());
+        for (table, (n, m)) in self.tables.iter().zip(counts) {
             if *n != 0 {
                 table.counters.add(worker, TABLE_MATCHES, *n);
                 *n = 0;
+            }
+            if *m != 0 {
+                table.counters.add(worker, TABLE_MISSES, *m);
+                *m = 0;
             }
         }
     }
@@ -507,8 +517,9 @@ impl Pipeline {
     /// stays in the caller's frame. `direct` (a constant at each call): the last pending
     /// output is returned rather than emitted when it is the only one and a plain port
     /// ([`process_in_burst_direct`](Self::process_in_burst_direct)); always `None`
-    /// otherwise. With `direct` the walk's table matches are also counted in the context
-    /// (`WorkerContext::burst_matches`), for [`Pipeline::add_burst_matches`] to add.
+    /// otherwise. With `direct` the walk's table matches and misses are also counted in
+    /// the context (`WorkerContext::burst_matches`, `burst_misses`), for
+    /// [`Pipeline::add_burst_matches`] to add.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn walk_inline<'p, P: PacketBuf, S: Sink<P>>(
@@ -540,7 +551,11 @@ impl Pipeline {
             };
             let Some((level, hit)) = answer else {
                 if !S::TRACING && !counted {
-                    table.counters.add_known(worker, TABLE_MISSES, 1);
+                    if direct {
+                        cx.ctx.burst_misses[t % 256] += 1;
+                    } else {
+                        table.counters.add_known(worker, TABLE_MISSES, 1);
+                    }
                 }
                 let miss = Event::Miss {
                     table: t as u8,

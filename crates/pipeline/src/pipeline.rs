@@ -127,6 +127,8 @@ pub struct WorkerContext {
     /// [`Pipeline::add_burst_matches`] adds them, zeroing these, after the burst. Zero
     /// between bursts.
     pub(crate) burst_matches: [u64; 256],
+    /// Misses per table id of the burst, as `burst_matches` counts matches.
+    pub(crate) burst_misses: [u64; 256],
 }
 
 impl WorkerContext {
@@ -390,6 +392,7 @@ impl FlowTables {
             ),
             conntrack: None,
             burst_matches: [0; 256],
+            burst_misses: [0; 256],
         }
     }
 
