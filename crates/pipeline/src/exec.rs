@@ -237,7 +237,7 @@ impl Pipeline {
         sink: &mut S,
     ) -> Verdict {
         let mut cx = Cx::new(ctx, sink, 0, false);
-        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, None, false);
+        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, None, false, None);
         cx.verdict
     }
 
@@ -252,7 +252,16 @@ impl Pipeline {
         counts: BurstCounts<'p>,
     ) -> Verdict {
         let mut cx = Cx::new(ctx, sink, 0, false);
-        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0, false);
+        self.walk_inline(
+            0,
+            pkt,
+            key,
+            &mut cx,
+            Emit::Final,
+            counts.table0,
+            false,
+            None,
+        );
         cx.verdict
     }
 
@@ -300,7 +309,23 @@ impl Pipeline {
         counts: BurstCounts<'p>,
     ) -> (Verdict, Option<u32>) {
         let mut cx = Cx::new(ctx, sink, 0, false);
-        let out = self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0, true);
+        // Two copies of the walk: the versions whose table 0 has no simple entry walk
+        // without the plain prefix's code around theirs.
+        let out = if self.plain_walks {
+            let prefix = Some(Ok(()));
+            self.walk_inline(
+                0,
+                pkt,
+                key,
+                &mut cx,
+                Emit::Final,
+                counts.table0,
+                true,
+                prefix,
+            )
+        } else {
+            self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0, true, None)
+        };
         (cx.verdict, out)
     }
 
@@ -509,7 +534,26 @@ impl Pipeline {
         cx: &mut Cx<'_, S>,
         last_emit: Emit,
     ) {
-        self.walk_inline(start, pkt, key, cx, last_emit, None, false);
+        self.walk_inline(start, pkt, key, cx, last_emit, None, false, None);
+    }
+
+    /// The rest of a direct walk whose plain prefix stopped at table `t` (its answer
+    /// `table0`, counted, and the prefix's one output `one`, if any): out of line, so
+    /// that the walk inlined into the worker's loop keeps the prefix and the usual walk
+    /// for versions without it, and this copy serves the packets the prefix hands over.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn walk_rest<'p, P: PacketBuf, S: Sink<P>>(
+        &'p self,
+        t: usize,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        last_emit: Emit,
+        table0: Option<(&'p Level, &'p Hit)>,
+        one: Option<u32>,
+    ) -> Option<u32> {
+        self.walk_inline(t, pkt, key, cx, last_emit, Some(table0), true, one.map(Err))
     }
 
     /// The walk from table `start`; inlined into [`process`](Self::process), the
@@ -531,20 +575,90 @@ impl Pipeline {
         last_emit: Emit,
         mut table0: Option<Option<(&'p Level, &'p Hit)>>,
         direct: bool,
+        prefix: Option<Result<(), u32>>,
     ) -> Option<u32> {
         let mut outs = Outs::new(None);
+        // A plain prefix's one output, carried into the rest of its walk.
+        if let Some(Err(port)) = prefix {
+            outs.pending.push(Pending { port, queue: None });
+        }
         // Made on the first write-actions only: most walks never write one, and building
         // an empty set costs more than its absence.
         let mut set: Option<ActionSet> = None;
         let worker = cx.ctx.worker;
         let mut t = start;
+        if direct && !S::TRACING && prefix == Some(Ok(())) {
+            // The plain prefix: simple hits with at most one output among them, each
+            // going forward or ending the walk. Nothing in it can set a queue, an action
+            // set, a rare verdict or edit the packet, so its one output is kept in a
+            // register (not recorded as pending) and the end needs only the port's tests.
+            // Any other answer is counted here and handed to the loop below as table 0's
+            // burst answer is (`table0`: counted already).
+            let mut one: Option<u32> = None;
+            while let Some(table) = self.tables.get(t) {
+                let (answer, counted) = match table0.take() {
+                    Some(a) => (a, true),
+                    None => (table.lookup_fast(&key.words), false),
+                };
+                if !counted {
+                    match answer {
+                        None => cx.ctx.burst_misses[t % 256] += 1,
+                        Some((level, hit)) => {
+                            cx.ctx.burst_matches[t % 256] += 1;
+                            let len = pkt.wire_len() as u64;
+                            level
+                                .counters
+                                .add_pair_known(worker, 2 * hit.slot as usize, 1, len);
+                        }
+                    }
+                }
+                let Some((level, hit)) = answer.filter(|(_, h)| {
+                    h.simple
+                        && u32::from(h.n_outs) + u32::from(one.is_some()) <= 1
+                        && h.goto.is_none_or(|g| usize::from(g) > t)
+                }) else {
+                    return self.walk_rest(t, pkt, key, cx, last_emit, answer, one);
+                };
+                cx.verdict.lookups += 1;
+                let uid = level.rules.get(hit.slot as usize).map_or(0, |r| r.uid);
+                cx.sink.table_hit(t as u8, uid);
+                if hit.n_outs != 0 {
+                    one = Some(hit.outs[0]);
+                }
+                if hit.writes_metadata {
+                    let (value, mask) = (hit.meta_value, hit.meta_mask);
+                    key.set_metadata((key.metadata() & !mask) | (value & mask));
+                }
+                match hit.goto {
+                    Some(next) => t = usize::from(next),
+                    None => match one {
+                        None => return None,
+                        Some(port) if port <= OFPP_MAX => {
+                            if port == key.in_port() || self.ports.blocks(port) {
+                                return None;
+                            }
+                            cx.verdict.outputs += 1;
+                            return Some(port);
+                        }
+                        Some(port) => {
+                            outs.pending.push(Pending { port, queue: None });
+                            self.flush(&mut outs, pkt, key, cx, last_emit);
+                            return None;
+                        }
+                    },
+                }
+            }
+            // Past the last table (a goto no flow-mod accepts): as the loop below ends.
+            return self.walk_rest(t, pkt, key, cx, last_emit, None, one);
+        }
         let run_set = loop {
             let Some(table) = self.tables.get(t) else {
                 break false;
             };
             cx.verdict.lookups += 1;
             // Table 0 (the first lookup) looked up and counted already for the burst
-            // ([`Pipeline::count_burst`]); every later lookup counts.
+            // ([`Pipeline::count_burst`]), or the table the plain prefix stopped at;
+            // every later lookup counts.
             let (answer, counted) = match table0.take() {
                 Some(answer) => (answer, true),
                 None => (table.lookup_fast(&key.words), false),
