@@ -286,6 +286,11 @@ impl CompiledTable {
     #[inline(always)]
     pub(crate) fn lookup_fast(&self, key: &Words) -> Option<(&Level, &Hit)> {
         if !self.special {
+            // An empty table (a learning switch's table 0, which misses into NORMAL)
+            // answers without the call.
+            if self.levels.is_empty() {
+                return None;
+            }
             return self.lookup_ordinary(key).map(|(l, s)| (l, &l.hits[s].0));
         }
         if let Some((x, l)) = &self.inline_level {
