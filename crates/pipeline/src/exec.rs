@@ -297,8 +297,8 @@ impl Pipeline {
     /// line) rather than in the table's counter block (a multiply, bounds checks and an
     /// add per table per packet), and [`add_burst_matches`](Self::add_burst_matches) adds
     /// the burst's matches and misses to the tables, once per table, after its last
-    /// packet. The caller must call it then, with this same version (the counts are this version's tables'):
-    /// the tables' counters are exact at the end of every burst.
+    /// packet. The caller must call it then, with this same version (the counts are this
+    /// version's tables'): the tables' counters are exact at the end of every burst.
     #[inline]
     pub fn process_in_burst_tallied<'p, P: PacketBuf, S: Sink<P>>(
         &'p self,
@@ -563,7 +563,10 @@ impl Pipeline {
     /// ([`process_in_burst_direct`](Self::process_in_burst_direct)); always `None`
     /// otherwise. With `direct` the walk's table matches and misses are also counted in
     /// the context (`WorkerContext::burst_matches`, `burst_misses`), for
-    /// [`Pipeline::add_burst_matches`] to add.
+    /// [`Pipeline::add_burst_matches`] to add. `prefix` (with `direct` only):
+    /// `Some(Ok(()))` walks the plain prefix first (`walk_rest` takes over where it
+    /// stops); `Some(Err(port))` starts with that output pending (the prefix's, carried
+    /// into `walk_rest`); `None` neither.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn walk_inline<'p, P: PacketBuf, S: Sink<P>>(
