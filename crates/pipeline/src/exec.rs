@@ -580,11 +580,6 @@ impl Pipeline {
         direct: bool,
         prefix: Option<Result<(), u32>>,
     ) -> Option<u32> {
-        let mut outs = Outs::new(None);
-        // A plain prefix's one output, carried into the rest of its walk.
-        if let Some(Err(port)) = prefix {
-            outs.pending.push(Pending { port, queue: None });
-        }
         // Made on the first write-actions only: most walks never write one, and building
         // an empty set costs more than its absence.
         let mut set: Option<ActionSet> = None;
@@ -644,6 +639,7 @@ impl Pipeline {
                             return Some(port);
                         }
                         Some(port) => {
+                            let mut outs = Outs::new(None);
                             outs.pending.push(Pending { port, queue: None });
                             self.flush(&mut outs, pkt, key, cx, last_emit);
                             return None;
@@ -653,6 +649,11 @@ impl Pipeline {
             }
             // Past the last table (a goto no flow-mod accepts): as the loop below ends.
             return self.walk_rest(t, pkt, key, cx, last_emit, None, one);
+        }
+        let mut outs = Outs::new(None);
+        // A plain prefix's one output, carried into the rest of its walk.
+        if let Some(Err(port)) = prefix {
+            outs.pending.push(Pending { port, queue: None });
         }
         let run_set = loop {
             let Some(table) = self.tables.get(t) else {
