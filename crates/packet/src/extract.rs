@@ -100,6 +100,11 @@ pub struct ExtractPlan {
     pub full_for: [u32; FULL_FOR_DSTS],
 }
 
+/// [`ExtractPlan::extract_as`]'s `guarded`: no destination test, one slot in use, any.
+const UNGUARDED: u8 = 0;
+const ONE_DST: u8 = 1;
+const ANY_DST: u8 = 2;
+
 /// The most IPv4 destinations an [`ExtractPlan`] parses in full for while parsing the
 /// rest to L2: each costs a compare per packet; a version with more parses every packet.
 pub const FULL_FOR_DSTS: usize = 4;
@@ -213,7 +218,11 @@ impl ExtractPlan {
     /// (for [`Parse::L2`], without the layers above L2); words outside it are left alone.
     #[inline]
     pub fn extract(self, frame: &[u8], in_port: u32, key: &mut FlowKey) {
-        let guarded = self.full_for.iter().any(|&d| d != 0);
+        let guarded = if self.full_for.iter().any(|&d| d != 0) {
+            ANY_DST
+        } else {
+            UNGUARDED
+        };
         self.extract_as(
             self.parse,
             guarded,
@@ -242,7 +251,7 @@ impl ExtractPlan {
         if self == ExtractPlan::FULL {
             for (p, key) in each {
                 let (f, port) = frame(p);
-                self.extract_as(Parse::Full, false, true, true, f, port, key);
+                self.extract_as(Parse::Full, UNGUARDED, true, true, f, port, key);
             }
             return;
         }
@@ -257,25 +266,33 @@ impl ExtractPlan {
             (Parse::InPort, _) => {
                 for (p, key) in each {
                     let (f, port) = frame(p);
-                    self.extract_as(Parse::InPort, false, false, false, f, port, key);
+                    self.extract_as(Parse::InPort, UNGUARDED, false, false, f, port, key);
                 }
             }
             (Parse::L2, false) => {
                 for (p, key) in each {
                     let (f, port) = frame(p);
-                    self.extract_as(Parse::L2, false, false, false, f, port, key);
+                    self.extract_as(Parse::L2, UNGUARDED, false, false, f, port, key);
+                }
+            }
+            // One destination (B1k's metadata address): one compare per IPv4 packet,
+            // not one per slot.
+            (Parse::L2, true) if self.full_for[1] == 0 => {
+                for (p, key) in each {
+                    let (f, port) = frame(p);
+                    self.extract_as(Parse::L2, ONE_DST, false, false, f, port, key);
                 }
             }
             (Parse::L2, true) => {
                 for (p, key) in each {
                     let (f, port) = frame(p);
-                    self.extract_as(Parse::L2, true, false, false, f, port, key);
+                    self.extract_as(Parse::L2, ANY_DST, false, false, f, port, key);
                 }
             }
             (Parse::Full, _) => {
                 for (p, key) in each {
                     let (f, port) = frame(p);
-                    self.extract_as(Parse::Full, false, false, false, f, port, key);
+                    self.extract_as(Parse::Full, UNGUARDED, false, false, f, port, key);
                 }
             }
         }
@@ -288,7 +305,7 @@ impl ExtractPlan {
     fn extract_as(
         self,
         parse: Parse,
-        guarded: bool,
+        guarded: u8,
         registers: bool,
         conntrack: bool,
         frame: &[u8],
@@ -328,8 +345,8 @@ impl ExtractPlan {
                     key.words[4] = 0;
                     parse_l2(cut, key);
                 }
-                if guarded {
-                    if self.wants_full(cut, key) {
+                if guarded != UNGUARDED {
+                    if self.wants_full(cut, key, guarded == ONE_DST) {
                         key.layers = Layers::default();
                         key.offsets = Default::default();
                         full(frame, key);
@@ -344,8 +361,9 @@ impl ExtractPlan {
 
     /// Whether a packet whose L2 is in `key` is IPv4 to one of [`Self::full_for`]'s
     /// destinations (read where a full parse reads it: 16 bytes into the IPv4 header).
+    /// `one`: only the first slot is in use (one compare).
     #[inline(always)]
-    fn wants_full(&self, frame: &[u8], key: &FlowKey) -> bool {
+    fn wants_full(&self, frame: &[u8], key: &FlowKey, one: bool) -> bool {
         if key.words[usize::from(pos::ETH_TYPE.word)] & 0xffff != u64::from(et::IPV4) {
             return false;
         }
@@ -354,6 +372,9 @@ impl ExtractPlan {
             return false;
         };
         let dst = u32::from_be_bytes([a, b, c, d]);
+        if one {
+            return dst == self.full_for[0];
+        }
         self.full_for.contains(&dst)
     }
 }
@@ -1008,6 +1029,22 @@ mod tests {
                     assert_eq!(key.layers, want, "{plan:?} {f:02x?}");
                     assert_eq!(key.offsets.l3, full.offsets.l3, "{f:02x?}");
                 }
+            }
+            // A burst's loop (one loop per plan; one destination has its own) makes the
+            // keys the per-packet call makes.
+            // (Without the register and conntrack words, whose plans test per packet.)
+            let plan = ExtractPlan {
+                registers: false,
+                conntrack: false,
+                ..plan
+            };
+            let mut keys = vec![stale; cases.len()];
+            plan.extract_each(&cases, |f| (&f[..], 7), &mut keys);
+            for (f, key) in cases.iter().zip(&keys) {
+                let mut want = stale;
+                plan.extract(f, 7, &mut want);
+                assert_eq!(key.words, want.words, "{plan:?} {f:02x?}");
+                assert_eq!((key.layers, key.offsets), (want.layers, want.offsets));
             }
         }
         assert!(

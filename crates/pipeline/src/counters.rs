@@ -15,25 +15,27 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-/// Words of padding after each worker's array, so two workers' arrays never share a
-/// cache line.
-const PAD: usize = 8;
+/// Pairs of words of padding after each worker's array, so two workers' arrays never
+/// share a cache line.
+const PAD: usize = 4;
 
 /// `n` counters per worker, every worker's array at a fixed stride in one allocation: an
 /// increment is one bounds check and one store, with no load of a per-worker pointer first.
+/// Kept as pairs (an entry's packets and bytes, a table's misses and matches), so that a
+/// pair's index is checked once, with no test for the end of a range.
 #[derive(Debug)]
 pub struct CounterBlock {
-    counters: Box<[AtomicU64]>,
-    /// `len` plus [`PAD`] words of padding.
+    counters: Box<[[AtomicU64; 2]]>,
+    /// Pairs per worker: `len` rounded up to pairs, plus [`PAD`] pairs of padding.
     stride: usize,
     len: usize,
 }
 
 impl CounterBlock {
     pub fn new(workers: usize, len: usize) -> CounterBlock {
-        let stride = len + PAD;
+        let stride = len.div_ceil(2) + PAD;
         let counters = (0..workers.max(1) * stride)
-            .map(|_| AtomicU64::new(0))
+            .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
             .collect();
         CounterBlock {
             counters,
@@ -54,6 +56,14 @@ impl CounterBlock {
         self.counters.len() / self.stride
     }
 
+    /// Counter `idx` of `worker`, if the block has that worker.
+    #[inline(always)]
+    fn at(&self, worker: usize, idx: usize) -> Option<&AtomicU64> {
+        self.counters
+            .get(worker * self.stride + idx / 2)
+            .map(|p| &p[idx % 2])
+    }
+
     /// Single-writer increment by `worker`; an index past `len` or an unknown worker is
     /// ignored.
     #[inline(always)]
@@ -61,23 +71,20 @@ impl CounterBlock {
         if idx >= self.len {
             return;
         }
-        if let Some(c) = self.counters.get(worker * self.stride + idx) {
+        if let Some(c) = self.at(worker, idx) {
             c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
         }
     }
 
     /// [`add`](Self::add) of `a` at `idx` and `b` at `idx + 1` (packets and bytes of one
-    /// entry) with one bounds check.
+    /// entry; `idx` even) with one bounds check.
     #[inline(always)]
     pub fn add_pair(&self, worker: usize, idx: usize, a: u64, b: u64) {
+        debug_assert!(idx.is_multiple_of(2));
         if idx + 1 >= self.len {
             return;
         }
-        let at = worker * self.stride + idx;
-        if let Some([ca, cb]) = self.counters.get(at..at + 2) {
-            ca.store(ca.load(Relaxed).wrapping_add(a), Relaxed);
-            cb.store(cb.load(Relaxed).wrapping_add(b), Relaxed);
-        }
+        self.add_pair_known(worker, idx, a, b);
     }
 
     /// [`add`](Self::add) for an index the caller knows is below `len` (a table's
@@ -88,18 +95,17 @@ impl CounterBlock {
     #[inline(always)]
     pub fn add_known(&self, worker: usize, idx: usize, v: u64) {
         debug_assert!(idx < self.len);
-        if let Some(c) = self.counters.get(worker * self.stride + idx) {
+        if let Some(c) = self.at(worker, idx) {
             c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
         }
     }
 
     /// [`add_pair`](Self::add_pair) for an index the caller knows is in range, as
-    /// [`add_known`](Self::add_known).
+    /// [`add_known`](Self::add_known): the pair's one bounds check.
     #[inline(always)]
     pub fn add_pair_known(&self, worker: usize, idx: usize, a: u64, b: u64) {
-        debug_assert!(idx + 1 < self.len);
-        let at = worker * self.stride + idx;
-        if let Some([ca, cb]) = self.counters.get(at..at + 2) {
+        debug_assert!(idx.is_multiple_of(2) && idx + 1 < self.len);
+        if let Some([ca, cb]) = self.counters.get(worker * self.stride + idx / 2) {
             ca.store(ca.load(Relaxed).wrapping_add(a), Relaxed);
             cb.store(cb.load(Relaxed).wrapping_add(b), Relaxed);
         }
@@ -120,7 +126,7 @@ impl CounterBlock {
     /// One worker's value (tests and per-worker metrics).
     pub fn worker_value(&self, worker: usize, idx: usize) -> u64 {
         assert!(idx < self.len, "counter {idx} of {}", self.len);
-        self.counters[worker * self.stride + idx].load(Relaxed)
+        self.counters[worker * self.stride + idx / 2][idx % 2].load(Relaxed)
     }
 }
 
@@ -183,4 +189,53 @@ impl<T: Counted> Retired<T> {
 /// Folds a list of retired objects, keeping those still held by a version.
 pub fn fold_all<T: Counted>(list: &mut Vec<Retired<T>>, mut add: impl FnMut(&T, usize, u64)) {
     list.retain_mut(|r| !r.fold(&mut add));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CounterBlock;
+
+    /// Every add lands on its own worker's counter and nowhere else, for odd and even
+    /// lengths (the pairs' last one half used), as a plain array per worker counts.
+    #[test]
+    fn adds_land_on_their_counter() {
+        for len in [0usize, 1, 2, 3, 8, 9] {
+            let workers = 3;
+            let block = CounterBlock::new(workers, len);
+            let mut want = vec![vec![0u64; len]; workers];
+            let mut n = 1u64;
+            for (w, want) in want.iter_mut().enumerate() {
+                for i in 0..len {
+                    block.add(w, i, n);
+                    want[i] += n;
+                    block.add_known(w, i, n + 1);
+                    want[i] += n + 1;
+                    if i % 2 == 0 && i + 1 < len {
+                        block.add_pair(w, i, n + 2, n + 3);
+                        block.add_pair_known(w, i, n + 4, n + 5);
+                        want[i] += 2 * n + 6;
+                        want[i + 1] += 2 * n + 8;
+                    }
+                    n += 10;
+                }
+                // Past the end, or an unknown worker: ignored.
+                block.add(w, len, 7);
+                block.add_pair(w, len.next_multiple_of(2), 7, 7);
+            }
+            block.add(workers, 0, 7);
+            block.add_pair(workers, 0, 7, 7);
+            for i in 0..len {
+                for (w, want) in want.iter().enumerate() {
+                    assert_eq!(
+                        block.worker_value(w, i),
+                        want[i],
+                        "len {len} worker {w} {i}"
+                    );
+                }
+                let sum = want.iter().map(|v| v[i]).sum::<u64>();
+                assert_eq!(block.sum(i), sum);
+            }
+            assert_eq!(block.snapshot().len(), len);
+        }
+    }
 }

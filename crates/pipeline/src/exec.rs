@@ -237,7 +237,7 @@ impl Pipeline {
         sink: &mut S,
     ) -> Verdict {
         let mut cx = Cx::new(ctx, sink, 0, false);
-        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, None, false);
+        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, None, false, None);
         cx.verdict
     }
 
@@ -252,7 +252,16 @@ impl Pipeline {
         counts: BurstCounts<'p>,
     ) -> Verdict {
         let mut cx = Cx::new(ctx, sink, 0, false);
-        self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0, false);
+        self.walk_inline(
+            0,
+            pkt,
+            key,
+            &mut cx,
+            Emit::Final,
+            counts.table0,
+            false,
+            None,
+        );
         cx.verdict
     }
 
@@ -268,7 +277,8 @@ impl Pipeline {
     /// its port's tx batch, without the sink's call and its deferred-output record
     /// (`tests/direct_output.rs` compares it with [`process`](Self::process)); the worker
     /// walks with [`process_in_burst_tallied`](Self::process_in_burst_tallied), which is
-    /// this with the table matches added once per burst instead of after each packet.
+    /// this with the table matches and misses added once per burst instead of after each
+    /// packet.
     pub fn process_in_burst_direct<'p, P: PacketBuf, S: Sink<P>>(
         &'p self,
         pkt: &mut P,
@@ -283,12 +293,12 @@ impl Pipeline {
     }
 
     /// [`process_in_burst_direct`](Self::process_in_burst_direct) for a worker's burst:
-    /// each hit's table match is counted in `ctx` (one add to the worker's own line)
-    /// rather than in the table's counter block (a multiply, bounds checks and an add per
-    /// table per packet), and [`add_burst_matches`](Self::add_burst_matches) adds the
-    /// burst's matches to the tables, once per table, after its last packet. The caller
-    /// must call it then, with this same version (the counts are this version's tables'):
-    /// the tables' counters are exact at the end of every burst.
+    /// each lookup's table match or miss is counted in `ctx` (one add to the worker's own
+    /// line) rather than in the table's counter block (a multiply, bounds checks and an
+    /// add per table per packet), and [`add_burst_matches`](Self::add_burst_matches) adds
+    /// the burst's matches and misses to the tables, once per table, after its last
+    /// packet. The caller must call it then, with this same version (the counts are this
+    /// version's tables'): the tables' counters are exact at the end of every burst.
     #[inline]
     pub fn process_in_burst_tallied<'p, P: PacketBuf, S: Sink<P>>(
         &'p self,
@@ -299,20 +309,45 @@ impl Pipeline {
         counts: BurstCounts<'p>,
     ) -> (Verdict, Option<u32>) {
         let mut cx = Cx::new(ctx, sink, 0, false);
-        let out = self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0, true);
+        // Two copies of the walk: the versions whose table 0 has no simple entry walk
+        // without the plain prefix's code around theirs.
+        let out = if self.plain_walks {
+            let prefix = Some(Ok(()));
+            self.walk_inline(
+                0,
+                pkt,
+                key,
+                &mut cx,
+                Emit::Final,
+                counts.table0,
+                true,
+                prefix,
+            )
+        } else {
+            self.walk_inline(0, pkt, key, &mut cx, Emit::Final, counts.table0, true, None)
+        };
         (cx.verdict, out)
     }
 
-    /// Adds the table matches [`process_in_burst_tallied`](Self::process_in_burst_tallied)
+    /// Adds the table matches and misses that
+    /// [`process_in_burst_tallied`](Self::process_in_burst_tallied)
     /// counted in `ctx` to this version's tables, once per table, and zeroes them. Out of
     /// line: once per burst.
     #[inline(never)]
     pub fn add_burst_matches(&self, ctx: &mut WorkerContext) {
         let worker = ctx.worker;
-        for (table, n) in self.tables.iter().zip(ctx.burst_matches.iter_mut()) {
+        let counts = ctx
+            .burst_matches
+            .iter_mut()
+            .zip(ctx.burst_misses.iter_mut());
+        for (table, (n, m)) in self.tables.iter().zip(counts) {
             if *n != 0 {
                 table.counters.add(worker, TABLE_MATCHES, *n);
                 *n = 0;
+            }
+            if *m != 0 {
+                table.counters.add(worker, TABLE_MISSES, *m);
+                *m = 0;
             }
         }
     }
@@ -499,7 +534,26 @@ impl Pipeline {
         cx: &mut Cx<'_, S>,
         last_emit: Emit,
     ) {
-        self.walk_inline(start, pkt, key, cx, last_emit, None, false);
+        self.walk_inline(start, pkt, key, cx, last_emit, None, false, None);
+    }
+
+    /// The rest of a direct walk whose plain prefix stopped at table `t` (its answer
+    /// `table0`, counted, and the prefix's one output `one`, if any): out of line, so
+    /// that the walk inlined into the worker's loop keeps the prefix and the usual walk
+    /// for versions without it, and this copy serves the packets the prefix hands over.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn walk_rest<'p, P: PacketBuf, S: Sink<P>>(
+        &'p self,
+        t: usize,
+        pkt: &mut P,
+        key: &mut FlowKey,
+        cx: &mut Cx<'_, S>,
+        last_emit: Emit,
+        table0: Option<(&'p Level, &'p Hit)>,
+        one: Option<u32>,
+    ) -> Option<u32> {
+        self.walk_inline(t, pkt, key, cx, last_emit, Some(table0), true, one.map(Err))
     }
 
     /// The walk from table `start`; inlined into [`process`](Self::process), the
@@ -507,8 +561,12 @@ impl Pipeline {
     /// stays in the caller's frame. `direct` (a constant at each call): the last pending
     /// output is returned rather than emitted when it is the only one and a plain port
     /// ([`process_in_burst_direct`](Self::process_in_burst_direct)); always `None`
-    /// otherwise. With `direct` the walk's table matches are also counted in the context
-    /// (`WorkerContext::burst_matches`), for [`Pipeline::add_burst_matches`] to add.
+    /// otherwise. With `direct` the walk's table matches and misses are also counted in
+    /// the context (`WorkerContext::burst_matches`, `burst_misses`), for
+    /// [`Pipeline::add_burst_matches`] to add. `prefix` (with `direct` only):
+    /// `Some(Ok(()))` walks the plain prefix first (`walk_rest` takes over where it
+    /// stops); `Some(Err(port))` starts with that output pending (the prefix's, carried
+    /// into `walk_rest`); `None` neither.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn walk_inline<'p, P: PacketBuf, S: Sink<P>>(
@@ -520,27 +578,102 @@ impl Pipeline {
         last_emit: Emit,
         mut table0: Option<Option<(&'p Level, &'p Hit)>>,
         direct: bool,
+        prefix: Option<Result<(), u32>>,
     ) -> Option<u32> {
-        let mut outs = Outs::new(None);
         // Made on the first write-actions only: most walks never write one, and building
         // an empty set costs more than its absence.
         let mut set: Option<ActionSet> = None;
         let worker = cx.ctx.worker;
         let mut t = start;
+        if direct && !S::TRACING && prefix == Some(Ok(())) {
+            // The plain prefix: simple hits with at most one output among them, each
+            // going forward or ending the walk. Nothing in it can set a queue, an action
+            // set, a rare verdict or edit the packet, so its one output is kept in a
+            // register (not recorded as pending) and the end needs only the port's tests.
+            // Any other answer is counted here and handed to the loop below as table 0's
+            // burst answer is (`table0`: counted already).
+            let mut one: Option<u32> = None;
+            while let Some(table) = self.tables.get(t) {
+                let (answer, counted) = match table0.take() {
+                    Some(a) => (a, true),
+                    None => (table.lookup_fast(&key.words), false),
+                };
+                if !counted {
+                    match answer {
+                        None => cx.ctx.burst_misses[t % 256] += 1,
+                        Some((level, hit)) => {
+                            cx.ctx.burst_matches[t % 256] += 1;
+                            let len = pkt.wire_len() as u64;
+                            level
+                                .counters
+                                .add_pair_known(worker, 2 * hit.slot as usize, 1, len);
+                        }
+                    }
+                }
+                let Some((level, hit)) = answer.filter(|(_, h)| {
+                    h.simple
+                        && u32::from(h.n_outs) + u32::from(one.is_some()) <= 1
+                        && h.goto.is_none_or(|g| usize::from(g) > t)
+                }) else {
+                    return self.walk_rest(t, pkt, key, cx, last_emit, answer, one);
+                };
+                cx.verdict.lookups += 1;
+                let uid = level.rules.get(hit.slot as usize).map_or(0, |r| r.uid);
+                cx.sink.table_hit(t as u8, uid);
+                if hit.n_outs != 0 {
+                    one = Some(hit.outs[0]);
+                }
+                if hit.writes_metadata {
+                    let (value, mask) = (hit.meta_value, hit.meta_mask);
+                    key.set_metadata((key.metadata() & !mask) | (value & mask));
+                }
+                match hit.goto {
+                    Some(next) => t = usize::from(next),
+                    None => match one {
+                        None => return None,
+                        Some(port) if port <= OFPP_MAX => {
+                            if port == key.in_port() || self.ports.blocks(port) {
+                                return None;
+                            }
+                            cx.verdict.outputs += 1;
+                            return Some(port);
+                        }
+                        Some(port) => {
+                            let mut outs = Outs::new(None);
+                            outs.pending.push(Pending { port, queue: None });
+                            self.flush(&mut outs, pkt, key, cx, last_emit);
+                            return None;
+                        }
+                    },
+                }
+            }
+            // Past the last table (a goto no flow-mod accepts): as the loop below ends.
+            return self.walk_rest(t, pkt, key, cx, last_emit, None, one);
+        }
+        let mut outs = Outs::new(None);
+        // A plain prefix's one output, carried into the rest of its walk.
+        if let Some(Err(port)) = prefix {
+            outs.pending.push(Pending { port, queue: None });
+        }
         let run_set = loop {
             let Some(table) = self.tables.get(t) else {
                 break false;
             };
             cx.verdict.lookups += 1;
             // Table 0 (the first lookup) looked up and counted already for the burst
-            // ([`Pipeline::count_burst`]); every later lookup counts.
+            // ([`Pipeline::count_burst`]), or the table the plain prefix stopped at;
+            // every later lookup counts.
             let (answer, counted) = match table0.take() {
                 Some(answer) => (answer, true),
                 None => (table.lookup_fast(&key.words), false),
             };
             let Some((level, hit)) = answer else {
                 if !S::TRACING && !counted {
-                    table.counters.add_known(worker, TABLE_MISSES, 1);
+                    if direct {
+                        cx.ctx.burst_misses[t % 256] += 1;
+                    } else {
+                        table.counters.add_known(worker, TABLE_MISSES, 1);
+                    }
                 }
                 let miss = Event::Miss {
                     table: t as u8,

@@ -105,6 +105,11 @@ pub struct Pipeline {
     /// Some entry or group bucket runs `ct`: with several workers, each packet is handed
     /// to the worker that owns its connection before it is walked (docs/conntrack.md).
     pub tracks: bool,
+    /// Table 0 has a simple entry ([`crate::CompiledTable::plain`]): the worker's walk
+    /// tries its plain prefix (simple hits, one output kept in a register) first. A
+    /// version whose table 0 has none (a learning switch, a firewall sending everything
+    /// to `ct`) walks without it.
+    pub plain_walks: bool,
 }
 
 /// A worker's own state: its counter index, its clock, the packet-in queue and its
@@ -127,6 +132,8 @@ pub struct WorkerContext {
     /// [`Pipeline::add_burst_matches`] adds them, zeroing these, after the burst. Zero
     /// between bursts.
     pub(crate) burst_matches: [u64; 256],
+    /// Misses per table id of the burst, as `burst_matches` counts matches.
+    pub(crate) burst_misses: [u64; 256],
 }
 
 impl WorkerContext {
@@ -330,6 +337,7 @@ impl FlowTables {
             extract_plan: extract_plan(&tables),
             prefetches: false,
             tracks: false,
+            plain_walks: false,
         };
         let packet_in = Arc::new(PacketInQueue::new(config.packet_in_capacity));
         let mut ft = FlowTables {
@@ -390,6 +398,7 @@ impl FlowTables {
             ),
             conntrack: None,
             burst_matches: [0; 256],
+            burst_misses: [0; 256],
         }
     }
 
@@ -762,6 +771,7 @@ impl FlowTables {
                 .take(crate::exec::PREFETCH_TABLES)
                 .any(|t| t.compiled.prefetches),
             tracks: self.groups.compiled.tracks || self.tables.iter().any(|t| t.compiled.tracks),
+            plain_walks: self.tables.first().is_some_and(|t| t.compiled.plain),
         });
         // The swap pays arc-swap's debts on `old` before it returns: guards workers still
         // hold on it are counted references from here on (see the module docs).

@@ -188,6 +188,8 @@ pub struct Level {
     extract_plan: packet::ExtractPlan,
     /// Some entry of the level runs `ct` (see [`CompiledTable::tracks`]).
     tracks: bool,
+    /// Some entry of the level is a simple hit (see [`CompiledTable::plain`]).
+    plain: bool,
     /// The level's conjunction clauses (at the slots after its ordinary entries, which
     /// `classifier` does not hold); see [`crate::conjunction`].
     pub clauses: Option<Box<crate::conjunction::Clauses>>,
@@ -237,6 +239,9 @@ pub struct CompiledTable {
     pub conjunctive: bool,
     /// Some entry runs `ct`: [`crate::Pipeline::tracks`].
     pub tracks: bool,
+    /// Some entry is a simple hit ([`Hit::simple`]): as table 0, the walk's plain
+    /// prefix is worth trying ([`crate::Pipeline::plain_walks`]).
+    pub plain: bool,
     /// Every level answers from in_port alone (`port` or `empty` classifiers, no
     /// conjunctions): the packets of one rx burst, which share their in_port, all get the
     /// same answer here, so a worker counts them once per burst when this is table 0
@@ -281,6 +286,11 @@ impl CompiledTable {
     #[inline(always)]
     pub(crate) fn lookup_fast(&self, key: &Words) -> Option<(&Level, &Hit)> {
         if !self.special {
+            // An empty table (a learning switch's table 0, which misses into NORMAL)
+            // answers without the call.
+            if self.levels.is_empty() {
+                return None;
+            }
             return self.lookup_ordinary(key).map(|(l, s)| (l, &l.hits[s].0));
         }
         if let Some((x, l)) = &self.inline_level {
@@ -437,6 +447,7 @@ impl FlowTable {
                 prefetches: false,
                 conjunctive: false,
                 tracks: false,
+                plain: false,
                 counts_per_burst: false,
                 inline_level: None,
                 special: false,
@@ -847,6 +858,7 @@ impl FlowTable {
         let serial = self.next_level;
         self.next_level += 1;
         let n = rules.len();
+        let plain = hits.iter().any(|h| h.0.simple);
         let level = Arc::new(Level {
             serial,
             classifier,
@@ -856,6 +868,7 @@ impl FlowTable {
             counters: CounterBlock::new(workers, 2 * n),
             extract_plan,
             tracks,
+            plain,
             clauses,
         });
         for (slot, r) in level.rules.iter().enumerate() {
@@ -957,6 +970,7 @@ impl FlowTable {
         let prefetches = rebuilt.iter().any(|l| l.classifier.prefetches());
         let conjunctive = rebuilt.iter().any(|l| l.clauses.is_some());
         let tracks = rebuilt.iter().any(|l| l.tracks);
+        let plain = rebuilt.iter().any(|l| l.plain);
         let counts_per_burst = !conjunctive
             && rebuilt.iter().all(|l| {
                 matches!(
@@ -981,6 +995,7 @@ impl FlowTable {
             prefetches,
             conjunctive,
             tracks,
+            plain,
             counts_per_burst,
             special: conjunctive || inline_level.is_some(),
             inline_level,

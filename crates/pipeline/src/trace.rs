@@ -338,6 +338,7 @@ impl Pipeline {
             // docs/troubleshooting.md).
             conntrack: None,
             burst_matches: [0; 256],
+            burst_misses: [0; 256],
         };
         ctx.set_now(now);
         let mut pkt = VecBuf::new(frame);

@@ -226,8 +226,8 @@ fn counts_per_burst_equal_counts_per_packet() {
     );
 }
 
-/// The worker's walk ([`Pipeline::process_in_burst_tallied`], its table matches counted in
-/// the context and added once per burst by [`Pipeline::add_burst_matches`]) leaves every
+/// The worker's walk ([`Pipeline::process_in_burst_tallied`], its table matches and misses
+/// counted in the context and added once per burst by [`Pipeline::add_burst_matches`]) leaves every
 /// counter where counting each packet leaves it, flow-mods between bursts included; and
 /// until the burst's matches are added, the tables have not counted them (the tally is
 /// what counts).
@@ -238,7 +238,7 @@ fn tallied_matches_equal_counts_per_packet() {
     let mut ctx_a = per_packet.worker_context(0);
     let mut ctx_b = tallied.worker_context(0);
     let mut traffic = Traffic(0x9e37_79b9_7f4a_7c15);
-    let mut held_back = 0u64;
+    let (mut held_back, mut held_back_misses) = (0u64, 0u64);
     for _ in 0..400 {
         let (burst, port) = traffic.burst();
         let (pa, pb) = (per_packet.current(), tallied.current());
@@ -254,15 +254,21 @@ fn tallied_matches_equal_counts_per_packet() {
                 pb.process_in_burst_tallied(&mut pkt, &mut key, &mut ctx_b, &mut Discard, counts);
             let _ = out;
         }
-        let before: u64 = tallied.table_counts().iter().map(|t| t.matches).sum();
+        let sums = |ft: &mut FlowTables| -> (u64, u64) {
+            let c = ft.table_counts();
+            let matches = c.iter().map(|t| t.matches).sum::<u64>();
+            (matches, c.iter().map(|t| t.lookups).sum::<u64>() - matches)
+        };
+        let before = sums(&mut tallied);
         pb.add_burst_matches(&mut ctx_b);
-        let after: u64 = tallied.table_counts().iter().map(|t| t.matches).sum();
-        held_back += after - before;
+        let after = sums(&mut tallied);
+        held_back += after.0 - before.0;
+        held_back_misses += after.1 - before.1;
         traffic.maybe_flow_mod([&mut per_packet, &mut tallied]);
     }
     assert_eq!(counters(&mut per_packet), counters(&mut tallied));
     assert!(
-        held_back > 0,
-        "the walks' matches were added after the bursts"
+        held_back > 0 && held_back_misses > 0,
+        "the walks' matches and misses were added after the bursts"
     );
 }

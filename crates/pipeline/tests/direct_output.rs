@@ -151,12 +151,20 @@ fn direct_output_equals_the_walk() {
         f
     };
     let (mut handed_back, mut not) = (0, 0);
+    // Versions whose direct walks start with the plain prefix (table 0 has a simple
+    // entry), and those without it.
+    let (mut plain, mut general) = (0, 0);
     for _ in 0..1000 {
         // The same tables twice: each way of walking counts on its own copy.
         let seed = rng.next(u64::MAX) | 1;
         let mut walked = random_tables(&mut XorShift(seed));
         let mut direct = random_tables(&mut XorShift(seed));
         let (pw, pd) = (walked.current(), direct.current());
+        if pd.plain_walks {
+            plain += 1;
+        } else {
+            general += 1;
+        }
         let (mut cw, mut cd) = (walked.worker_context(0), direct.worker_context(0));
         for in_port in (1..=PORTS + 1).chain([OFPP_LOCAL]) {
             let mut kw = extract(&frame, in_port);
@@ -187,7 +195,19 @@ fn direct_output_equals_the_walk() {
         }
         drop((pw, pd, cw, cd));
         assert_eq!(entry_counts(&mut walked), entry_counts(&mut direct));
+        // Table lookups and matches too (the direct walk counts them in the context).
+        let tables = |ft: &mut FlowTables| -> Vec<(u8, u64, u64)> {
+            let c = ft.table_counts();
+            c.into_iter()
+                .map(|t| (t.table_id, t.lookups, t.matches))
+                .collect()
+        };
+        assert_eq!(tables(&mut walked), tables(&mut direct));
     }
+    assert!(
+        plain > 300 && general > 20,
+        "plain {plain}, general {general}"
+    );
     eprintln!("handed back {handed_back}, not {not}");
     assert!(
         handed_back > 400 && not > 1000,

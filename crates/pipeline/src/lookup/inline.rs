@@ -181,6 +181,11 @@ impl InlineExact {
                     words[n] = (w as u8, m, r.value[w] & m);
                     n += 1;
                 }
+                // The word with the most bits first: the compare stops at the first word
+                // that differs, and a wide field (an address) differs most often. The
+                // metadata DNAT entry's ipv4_dst word is 0 in every packet the plan does
+                // not parse in full, so those leave after one word.
+                words[..n].sort_by_key(|&(_, m, _)| std::cmp::Reverse(m.count_ones()));
                 pre.push((r.rank, Pre { words, hit: *h }));
                 if pre.len() > PRE_MAX {
                     return None;
