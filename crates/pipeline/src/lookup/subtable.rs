@@ -252,6 +252,20 @@ impl Subtable {
         s
     }
 
+    /// For a subtable of one row on at most two key words: the words, their masks and the
+    /// row's masked values (padding: word 0 under mask 0, value 0), its slot and rank.
+    pub fn single_pair(&self) -> Option<([u8; 2], [u64; 2], [u64; 2], u32, u64)> {
+        let one = match &self.rows {
+            AnyRows::K1(r) => r.one.map(|o| ([o.vals[0], 0], o.slot, o.rank)),
+            AnyRows::K2(r) => r.one.map(|o| (o.vals, o.slot, o.rank)),
+            _ => None,
+        };
+        let (vals, slot, rank) = one?;
+        let words = [self.words[0], self.words[1]];
+        let mask = [self.packed_mask[0], self.packed_mask[1]];
+        Some((words, mask, vals, slot, rank))
+    }
+
     pub fn mask(&self) -> &Words {
         &self.full_mask
     }
