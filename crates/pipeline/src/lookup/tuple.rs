@@ -182,7 +182,7 @@ impl Tuple {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, key: &Words) -> Option<u32> {
         if self.tries.is_empty() {
             return self.lookup_without_tries(key);
@@ -223,7 +223,7 @@ impl Tuple {
     /// subtable. A single row that matches with a rank above the best found so far is the
     /// answer (every later step ranks below it); a single row ranked below the best ends
     /// the search, as a subtable whose best entry does.
-    #[inline]
+    #[inline(always)]
     fn lookup_without_tries(&self, key: &Words) -> Option<u32> {
         // (slot, rank) of the best match so far.
         let mut best: Option<(u32, u64)> = None;
