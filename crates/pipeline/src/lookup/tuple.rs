@@ -19,19 +19,19 @@ pub struct Tuple {
     tries: ArrayVec<PrefixTrie, 2>,
     /// The search order of a table without tries: `subs` in the same order, with each
     /// single-row subtable on at most two key words (a prefix ACL entry above a big exact
-    /// table, a catch-all below it) copied into `singles`, where its test is two masked
-    /// compares without the subtable's dispatch on its row width and row count.
+    /// table, a catch-all below it) copied into a run of [`Step::Singles`], where its test
+    /// is two masked compares without the subtable's dispatch on its row width and row
+    /// count.
     steps: Box<[Step]>,
-    singles: Box<[Single]>,
 }
 
 /// One entry of [`Tuple::steps`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 enum Step {
-    /// `singles[from..to]`, best rank first, all on the key words `words` (the deeper
-    /// header's word first: it tells entries apart more often, so the test usually ends
-    /// at the first compare).
-    Singles { from: u32, to: u32, words: [u8; 2] },
+    /// Best rank first, all on the key words `words` (the deeper header's word first: it
+    /// tells entries apart more often, so the test usually ends at the first compare).
+    /// The run is its own allocation: the walk reads it through its pointer and length.
+    Singles { run: Box<[Single]>, words: [u8; 2] },
     /// `subs[i]`, whose best entry has rank `max_rank`.
     Sub { i: u32, max_rank: u64 },
 }
@@ -109,9 +109,17 @@ impl Tuple {
             .filter(|&i| subs[i as usize].big)
             .collect();
         let mut steps: Vec<Step> = Vec::new();
-        let mut singles: Vec<Single> = Vec::new();
+        // The run being gathered, with its words.
+        let mut run: Vec<Single> = Vec::new();
+        let mut run_words = [0u8; 2];
         for (i, s) in subs.iter().enumerate() {
             let Some((mut words, mut mask, mut val, slot, rank)) = s.single_pair() else {
+                if !run.is_empty() {
+                    steps.push(Step::Singles {
+                        run: std::mem::take(&mut run).into(),
+                        words: run_words,
+                    });
+                }
                 steps.push(Step::Sub {
                     i: i as u32,
                     max_rank: s.max_rank,
@@ -123,30 +131,31 @@ impl Tuple {
                 mask.swap(0, 1);
                 val.swap(0, 1);
             }
-            let at = singles.len() as u32;
-            singles.push(Single {
+            if !run.is_empty() && run_words != words {
+                steps.push(Step::Singles {
+                    run: std::mem::take(&mut run).into(),
+                    words: run_words,
+                });
+            }
+            run_words = words;
+            run.push(Single {
                 mask,
                 val,
                 rank,
                 slot,
             });
-            match steps.last_mut() {
-                Some(Step::Singles { to, words: w, .. }) if *to == at && *w == words => {
-                    *to = at + 1
-                }
-                _ => steps.push(Step::Singles {
-                    from: at,
-                    to: at + 1,
-                    words,
-                }),
-            }
+        }
+        if !run.is_empty() {
+            steps.push(Step::Singles {
+                run: run.into(),
+                words: run_words,
+            });
         }
         Tuple {
             big,
             subs: subs.into(),
             tries,
             steps: steps.into(),
-            singles: singles.into(),
         }
     }
 
@@ -228,21 +237,20 @@ impl Tuple {
         // (slot, rank) of the best match so far.
         let mut best: Option<(u32, u64)> = None;
         for step in self.steps.iter() {
-            match *step {
-                Step::Singles { from, to, words } => {
-                    let run = self.singles.get(from as usize..to as usize)?;
+            match step {
+                Step::Singles { run, words } => {
                     let a = key[usize::from(words[0]) % FLOW_KEY_WORDS];
                     let b = key[usize::from(words[1]) % FLOW_KEY_WORDS];
                     match best {
                         None => {
-                            for s in run {
+                            for s in run.iter() {
                                 if s.matches(a, b) {
                                     return Some(s.slot);
                                 }
                             }
                         }
                         Some((slot, r)) => {
-                            for s in run {
+                            for s in run.iter() {
                                 if r > s.rank {
                                     return Some(slot);
                                 }
@@ -253,7 +261,7 @@ impl Tuple {
                         }
                     }
                 }
-                Step::Sub { i, max_rank } => {
+                &Step::Sub { i, max_rank } => {
                     if let Some((slot, r)) = best {
                         if r > max_rank {
                             return Some(slot);
