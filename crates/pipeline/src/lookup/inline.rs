@@ -194,7 +194,13 @@ impl InlineExact {
             }
             let h = &h.0;
             if r.rank > max_main {
-                pre.push((r.rank, Pre { words: words_form(r)?, hit: *h }));
+                pre.push((
+                    r.rank,
+                    Pre {
+                        words: words_form(r)?,
+                        hit: *h,
+                    },
+                ));
                 if pre.len() > PRE_MAX {
                     return None;
                 }
@@ -205,7 +211,13 @@ impl InlineExact {
                     fallback = Some((r.rank, *h));
                 }
             } else {
-                post.push((r.rank, Pre { words: words_form(r)?, hit: *h }));
+                post.push((
+                    r.rank,
+                    Pre {
+                        words: words_form(r)?,
+                        hit: *h,
+                    },
+                ));
             }
         }
         pre.sort_by_key(|p| std::cmp::Reverse(p.0));
