@@ -6,7 +6,7 @@ use arrayvec::ArrayVec;
 use hashbrown::HashMap;
 
 use super::prefix::{prefix_len, PrefixTrie, TRIE_FIELDS};
-use super::subtable::Subtable;
+use super::subtable::{SinglePair, Subtable};
 use super::RuleSpec;
 use crate::flow::Words;
 use packet::{FlowKey, FLOW_KEY_WORDS};
@@ -113,7 +113,14 @@ impl Tuple {
         let mut run: Vec<Single> = Vec::new();
         let mut run_words = [0u8; 2];
         for (i, s) in subs.iter().enumerate() {
-            let Some((mut words, mut mask, mut val, slot, rank)) = s.single_pair() else {
+            let Some(SinglePair {
+                mut words,
+                mut mask,
+                vals: mut val,
+                slot,
+                rank,
+            }) = s.single_pair()
+            else {
                 if !run.is_empty() {
                     steps.push(Step::Singles {
                         run: std::mem::take(&mut run).into(),
