@@ -172,7 +172,10 @@ impl InlineExact {
         let mut pre: Vec<(u64, Pre)> = Vec::new();
         let mut post: Vec<(u64, Pre)> = Vec::new();
         let mut fallback: Option<(u64, Hit)> = None;
-        // An entry's mask as (word, mask, value) per key word it reads, padded.
+        // An entry's mask as (word, mask, value) per key word it reads, padded; the
+        // deepest header's word first: it tells packets apart more often than the
+        // Ethernet word (whose type every IPv4 packet shares), and the compiled compare
+        // stops at the first word that differs.
         let words_form = |r: &RuleSpec<'_>| {
             let mut words = [(0u8, 0u64, 0u64); PRE_WORDS];
             let mut n = 0;
@@ -186,6 +189,7 @@ impl InlineExact {
                 words[n] = (w as u8, m, r.value[w] & m);
                 n += 1;
             }
+            words[..n].reverse();
             Some(words)
         };
         for ((r, h), &mi) in rules.iter().zip(hits).zip(&mask_idx) {
