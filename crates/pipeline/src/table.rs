@@ -294,7 +294,7 @@ impl CompiledTable {
             return self.lookup_ordinary(key).map(|(l, s)| (l, &l.hits[s].0));
         }
         if let Some((x, l)) = &self.inline_level {
-            return x.lookup(key).map(|h| (&**l, h));
+            return x.lookup_without_post(key).map(|h| (&**l, h));
         }
         self.lookup_hit(key)
     }
@@ -978,9 +978,12 @@ impl FlowTable {
                     crate::lookup::Classifier::Port(_) | crate::lookup::Classifier::Empty(_)
                 )
             });
+        // A form with entries below its main rows is probed through the level's classifier
+        // (`lookup_ordinary`, a call): their compares would lengthen the walk's inlined
+        // probe for every table.
         let inline_level = match &rebuilt[..] {
             [l] if !conjunctive => match &l.classifier {
-                Classifier::Inline(x) => Some((x.clone(), l.clone())),
+                Classifier::Inline(x) if !x.has_post() => Some((x.clone(), l.clone())),
                 _ => None,
             },
             _ => None,

@@ -581,6 +581,54 @@ proptest! {
         }
     }
 
+    /// Tuple-space search's single rows tested in place (`Step::Singles` in
+    /// `lookup/tuple.rs`): single-row subtables on one or two key words (prefixes on either
+    /// address, an IPv4-only entry, a catch-all) in runs above, between and below hashed
+    /// subtables (exact destinations, prefixes shared by several entries), entries on three
+    /// words that stay subtables, priority ties among them and rank 0 (priority 0, uid 0).
+    #[test]
+    fn tuple_single_rows_equal_linear_scan(
+        rules in proptest::collection::vec((0u8..7, 0u16..6, 0usize..5, 0usize..5), 1..60),
+        keys in proptest::collection::vec((0usize..5, 0usize..5, 0usize..3, any::<u8>()), 1..48),
+    ) {
+        let mut matches = Vec::new();
+        for (i, &(kind, prio, ip, pl)) in rules.iter().enumerate() {
+            let ip4 = MatchField { field: Field::EthType, value: 0x0800, mask: None };
+            let src = MatchField { field: Field::Ipv4Src, value: u128::from(IPS[ip]) & prefix(PLENS[pl]), mask: Some(prefix(PLENS[pl])) };
+            let dst = |v: u32| MatchField { field: Field::Ipv4Dst, value: v.into(), mask: None };
+            let f = match kind {
+                // Hashed: exact destinations, several per priority.
+                0 | 1 => vec![ip4, dst(IPS[(ip + i) % IPS.len()] ^ (i as u32 & 0x30))],
+                2 => vec![ip4, src],
+                3 => vec![ip4],
+                4 => vec![],
+                5 => vec![MatchField { field: Field::Ipv4Src, value: u128::from(IPS[ip]) & prefix(PLENS[pl]), mask: Some(prefix(PLENS[pl])) }],
+                _ => vec![ip4, src, MatchField { field: Field::TcpDst, value: TPORTS[ip % 3].into(), mask: None }, MatchField { field: Field::IpProto, value: 6, mask: None }],
+            };
+            matches.push((Match::from_fields(&f), pipeline::flow::rank(prio, i as u64)));
+        }
+        let masks: Vec<pipeline::flow::Words> = matches.iter().map(|(m, _)| m.mask_words()).collect();
+        let specs: Vec<RuleSpec<'_>> = matches.iter().zip(&masks).map(|((m, r), mk)| RuleSpec { value: m.into(), mask: mk, rank: *r }).collect();
+        let classifiers: Vec<Classifier> = [Lookup::Auto, Lookup::Exact, Lookup::Tuple, Lookup::TupleWithTries]
+            .into_iter().map(|s| Classifier::build(&specs, s)).collect();
+        for (s, d, p, noise) in keys {
+            let mut k = FlowKey::default();
+            if noise & 0x40 == 0 {
+                k.set(Field::EthType, 0x0800);
+            }
+            k.set(Field::Ipv4Src, u128::from(IPS[s] ^ u32::from(noise & 3)));
+            k.set(Field::Ipv4Dst, u128::from(IPS[d] ^ (u32::from(noise >> 2) & 0x30)));
+            k.set(Field::IpProto, if noise & 0x80 != 0 { 17 } else { 6 });
+            k.set(Field::TcpDst, TPORTS[p].into());
+            let want = specs.iter().enumerate().filter(|(_, r)| {
+                (0..packet::FLOW_KEY_WORDS).all(|i| k.words[i] & r.mask[i] == r.value[i])
+            }).max_by_key(|(_, r)| r.rank).map(|(i, _)| i as u32);
+            for c in &classifiers {
+                prop_assert_eq!(c.lookup(&k.words), want, "{}", c.kind());
+            }
+        }
+    }
+
     /// Tables of in_port-only and wildcard-all entries (ports up to 6, ties, a catch-all
     /// now and then): Auto builds the in_port array, which must answer as a linear scan
     /// does for every port, including ports no entry names and port 0.

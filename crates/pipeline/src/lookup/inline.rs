@@ -6,8 +6,11 @@
 //!   words each);
 //! - then entries that all share one mask touching at most two key words (the "main"
 //!   rows, any number);
-//! - then wildcard-all entries ranked below every main row (the table-miss entry): the
-//!   best of them answers when no main row does.
+//! - then a few entries ranked below every main row, with any masks (a catch-all prefix
+//!   below an exact table): compared one by one when no main row matches ([`POST_MAX`]
+//!   of them, [`PRE_WORDS`] key words each);
+//! - and wildcard-all entries ranked below every main row (the table-miss entry): the
+//!   best of them answers when no main row and no entry above it does.
 //!
 //! Each main row holds its masked key words and the entry's [`Hit`] (what a simple entry
 //! does: outputs, metadata write, goto, its slot for the counters) in one 64-byte line,
@@ -32,7 +35,10 @@ use packet::{FlowKey, FLOW_KEY_WORDS};
 
 /// Entries ranked above the main rows that the form accepts (each is compared per packet).
 pub const PRE_MAX: usize = 4;
-/// Key words a pre entry's mask may touch.
+/// Entries ranked below the main rows (and above the best wildcard-all one) that the
+/// form accepts (compared only when no main row matches).
+pub const POST_MAX: usize = 2;
+/// Key words a pre or post entry's mask may touch.
 pub const PRE_WORDS: usize = 4;
 /// Fewer main rows than this and the level keeps its general classifier alone (a scan or
 /// an in_port array is as cheap, and the row array's memory is not worth it).
@@ -84,6 +90,8 @@ pub struct InlineExact {
     /// entry per 32k rows, where 4 KiB pages took a TLB miss per probe).
     rows: HugeTable<Row>,
     pre: Box<[Pre]>,
+    /// Entries below the main rows and above `fallback`, best first (same form as `pre`).
+    post: Box<[Pre]>,
     fallback: Option<Hit>,
     len: usize,
     big: bool,
@@ -151,7 +159,7 @@ impl InlineExact {
                 }
             }
             mask_idx.push(last as u8);
-            if masks.len() > PRE_MAX + 1 {
+            if masks.len() > PRE_MAX + POST_MAX + 1 {
                 return None;
             }
         }
@@ -162,43 +170,71 @@ impl InlineExact {
         }
         let main_idx = main_idx as u8;
         let mut pre: Vec<(u64, Pre)> = Vec::new();
+        let mut post: Vec<(u64, Pre)> = Vec::new();
         let mut fallback: Option<(u64, Hit)> = None;
+        // An entry's mask as (word, mask, value) per key word it reads, padded, in the
+        // order the compiled compare reads them (it stops at the first word that
+        // differs): the word with the most bits first, since a wide field (an address)
+        // differs most often (the metadata DNAT entry's ipv4_dst word is 0 in every
+        // packet the plan does not parse in full, so those leave after one word); among
+        // equally wide words the deepest header's first, since the Ethernet word's type
+        // is the same in every IPv4 packet.
+        let words_form = |r: &RuleSpec<'_>| {
+            let mut words = [(0u8, 0u64, 0u64); PRE_WORDS];
+            let mut n = 0;
+            for (w, &m) in r.mask.iter().enumerate() {
+                if m == 0 {
+                    continue;
+                }
+                if n == PRE_WORDS {
+                    return None;
+                }
+                words[n] = (w as u8, m, r.value[w] & m);
+                n += 1;
+            }
+            words[..n].reverse();
+            words[..n].sort_by_key(|&(_, m, _)| std::cmp::Reverse(m.count_ones()));
+            Some(words)
+        };
         for ((r, h), &mi) in rules.iter().zip(hits).zip(&mask_idx) {
             if mi == main_idx {
                 continue;
             }
             let h = &h.0;
             if r.rank > max_main {
-                let mut words = [(0u8, 0u64, 0u64); PRE_WORDS];
-                let mut n = 0;
-                for (w, &m) in r.mask.iter().enumerate() {
-                    if m == 0 {
-                        continue;
-                    }
-                    if n == PRE_WORDS {
-                        return None;
-                    }
-                    words[n] = (w as u8, m, r.value[w] & m);
-                    n += 1;
-                }
-                // The word with the most bits first: the compare stops at the first word
-                // that differs, and a wide field (an address) differs most often. The
-                // metadata DNAT entry's ipv4_dst word is 0 in every packet the plan does
-                // not parse in full, so those leave after one word.
-                words[..n].sort_by_key(|&(_, m, _)| std::cmp::Reverse(m.count_ones()));
-                pre.push((r.rank, Pre { words, hit: *h }));
+                pre.push((
+                    r.rank,
+                    Pre {
+                        words: words_form(r)?,
+                        hit: *h,
+                    },
+                ));
                 if pre.len() > PRE_MAX {
                     return None;
                 }
-            } else if words_of(r.mask) == 0 && r.rank < min_main {
+            } else if r.rank >= min_main {
+                return None;
+            } else if words_of(r.mask) == 0 {
                 if fallback.is_none_or(|(fr, _)| r.rank > fr) {
                     fallback = Some((r.rank, *h));
                 }
             } else {
-                return None;
+                post.push((
+                    r.rank,
+                    Pre {
+                        words: words_form(r)?,
+                        hit: *h,
+                    },
+                ));
             }
         }
         pre.sort_by_key(|p| std::cmp::Reverse(p.0));
+        // Entries below the best wildcard-all one never answer.
+        post.retain(|p| fallback.is_none_or(|(fr, _)| p.0 > fr));
+        if post.len() > POST_MAX {
+            return None;
+        }
+        post.sort_by_key(|p| std::cmp::Reverse(p.0));
 
         let mut used = main
             .iter()
@@ -260,6 +296,7 @@ impl InlineExact {
             big: cap * std::mem::size_of::<Row>() >= PREFETCH_MIN_BYTES,
             rows,
             pre: pre.into_iter().map(|p| p.1).collect(),
+            post: post.into_iter().map(|p| p.1).collect(),
             fallback: fallback.map(|f| f.1),
             len,
         })
@@ -321,6 +358,24 @@ impl InlineExact {
     /// The hit of the entry a linear scan of the level would pick for `key`.
     #[inline(always)]
     pub fn lookup(&self, key: &Words) -> Option<&Hit> {
+        self.find(key, true)
+    }
+
+    /// [`lookup`](Self::lookup) of a form without entries below its main rows
+    /// (`!self.has_post()`): the walk's inlined probe, as short as before they existed.
+    #[inline(always)]
+    pub fn lookup_without_post(&self, key: &Words) -> Option<&Hit> {
+        debug_assert!(self.post.is_empty());
+        self.find(key, false)
+    }
+
+    /// Some entry with a mask ranks below the main rows (see [`POST_MAX`]).
+    pub fn has_post(&self) -> bool {
+        !self.post.is_empty()
+    }
+
+    #[inline(always)]
+    fn find(&self, key: &Words, post: bool) -> Option<&Hit> {
         for p in self.pre.iter() {
             if p.matches(key) {
                 return Some(&p.hit);
@@ -335,6 +390,13 @@ impl InlineExact {
                 return Some(&r.hit);
             }
             if r.hit.slot == FREE {
+                if post {
+                    for p in self.post.iter() {
+                        if p.matches(key) {
+                            return Some(&p.hit);
+                        }
+                    }
+                }
                 return self.fallback.as_ref();
             }
             i = i.wrapping_add(1);

@@ -175,6 +175,18 @@ enum AnyRows {
     K16(Rows<16>),
 }
 
+/// The one row of a subtable on at most two key words ([`Subtable::single_pair`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SinglePair {
+    /// The key words, their masks and the row's masked values (padding: word 0 under
+    /// mask 0, value 0).
+    pub words: [u8; 2],
+    pub mask: [u64; 2],
+    pub vals: [u64; 2],
+    pub slot: u32,
+    pub rank: u64,
+}
+
 #[derive(Debug)]
 pub struct Subtable {
     /// Key words the mask touches, and the mask of each; past the mask's word count, word 0
@@ -250,6 +262,23 @@ impl Subtable {
         s.max_rank = max_rank;
         s.min_rank = min_rank;
         s
+    }
+
+    /// For a subtable of one row on at most two key words: the row, tested in place by
+    /// tuple-space search.
+    pub fn single_pair(&self) -> Option<SinglePair> {
+        let (vals, slot, rank) = match &self.rows {
+            AnyRows::K1(r) => r.one.map(|o| ([o.vals[0], 0], o.slot, o.rank)),
+            AnyRows::K2(r) => r.one.map(|o| (o.vals, o.slot, o.rank)),
+            _ => None,
+        }?;
+        Some(SinglePair {
+            words: [self.words[0], self.words[1]],
+            mask: [self.packed_mask[0], self.packed_mask[1]],
+            vals,
+            slot,
+            rank,
+        })
     }
 
     pub fn mask(&self) -> &Words {

@@ -6,10 +6,10 @@ use arrayvec::ArrayVec;
 use hashbrown::HashMap;
 
 use super::prefix::{prefix_len, PrefixTrie, TRIE_FIELDS};
-use super::subtable::Subtable;
+use super::subtable::{SinglePair, Subtable};
 use super::RuleSpec;
 use crate::flow::Words;
-use packet::FlowKey;
+use packet::{FlowKey, FLOW_KEY_WORDS};
 
 #[derive(Debug)]
 pub struct Tuple {
@@ -17,6 +17,40 @@ pub struct Tuple {
     /// The subtables worth prefetching ([`Subtable::big`]).
     big: Box<[u32]>,
     tries: ArrayVec<PrefixTrie, 2>,
+    /// The search order of a table without tries: `subs` in the same order, with each
+    /// single-row subtable on at most two key words (a prefix ACL entry above a big exact
+    /// table, a catch-all below it) copied into a run of [`Step::Singles`], where its test
+    /// is two masked compares without the subtable's dispatch on its row width and row
+    /// count.
+    steps: Box<[Step]>,
+}
+
+/// One entry of [`Tuple::steps`].
+#[derive(Debug)]
+enum Step {
+    /// Best rank first, all on the key words `words` (the deeper header's word first: it
+    /// tells entries apart more often, so the test usually ends at the first compare).
+    /// The run is its own allocation: the walk reads it through its pointer and length.
+    Singles { run: Box<[Single]>, words: [u8; 2] },
+    /// `subs[i]`, whose best entry has rank `max_rank`.
+    Sub { i: u32, max_rank: u64 },
+}
+
+/// A subtable of one row on at most two key words (those of its [`Step::Singles`]).
+#[derive(Clone, Copy, Debug)]
+struct Single {
+    mask: [u64; 2],
+    val: [u64; 2],
+    rank: u64,
+    slot: u32,
+}
+
+impl Single {
+    /// `a` and `b`: the key's words of the run.
+    #[inline(always)]
+    fn matches(&self, a: u64, b: u64) -> bool {
+        a & self.mask[0] == self.val[0] && b & self.mask[1] == self.val[1]
+    }
 }
 
 /// Under `Auto`, a trie is built for a field when at least this many subtables with a
@@ -74,10 +108,61 @@ impl Tuple {
         let big = (0..subs.len() as u32)
             .filter(|&i| subs[i as usize].big)
             .collect();
+        let mut steps: Vec<Step> = Vec::new();
+        // The run being gathered, with its words.
+        let mut run: Vec<Single> = Vec::new();
+        let mut run_words = [0u8; 2];
+        for (i, s) in subs.iter().enumerate() {
+            let Some(SinglePair {
+                mut words,
+                mut mask,
+                vals: mut val,
+                slot,
+                rank,
+            }) = s.single_pair()
+            else {
+                if !run.is_empty() {
+                    steps.push(Step::Singles {
+                        run: std::mem::take(&mut run).into(),
+                        words: run_words,
+                    });
+                }
+                steps.push(Step::Sub {
+                    i: i as u32,
+                    max_rank: s.max_rank,
+                });
+                continue;
+            };
+            if words[1] > words[0] && mask[1] != 0 {
+                words.swap(0, 1);
+                mask.swap(0, 1);
+                val.swap(0, 1);
+            }
+            if !run.is_empty() && run_words != words {
+                steps.push(Step::Singles {
+                    run: std::mem::take(&mut run).into(),
+                    words: run_words,
+                });
+            }
+            run_words = words;
+            run.push(Single {
+                mask,
+                val,
+                rank,
+                slot,
+            });
+        }
+        if !run.is_empty() {
+            steps.push(Step::Singles {
+                run: run.into(),
+                words: run_words,
+            });
+        }
         Tuple {
             big,
             subs: subs.into(),
             tries,
+            steps: steps.into(),
         }
     }
 
@@ -113,11 +198,18 @@ impl Tuple {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, key: &Words) -> Option<u32> {
         if self.tries.is_empty() {
             return self.lookup_without_tries(key);
         }
+        self.lookup_with_tries(key)
+    }
+
+    /// Kept out of line: the trie walks' state would otherwise take registers and stack
+    /// from every lookup of a table without tries.
+    #[inline(never)]
+    fn lookup_with_tries(&self, key: &Words) -> Option<u32> {
         let mut best: Option<(u32, u64)> = None;
         // Trie walks are done on first need only.
         let mut lens: [Option<u64>; 2] = [None, None];
@@ -144,27 +236,55 @@ impl Tuple {
     }
 
     /// [`lookup`](Self::lookup) of a table without tries (most): no prefix test per
-    /// subtable. The first match is the best unless a later subtable's best entry
-    /// outranks it.
-    #[inline]
+    /// subtable. A single row that matches with a rank above the best found so far is the
+    /// answer (every later step ranks below it); a single row ranked below the best ends
+    /// the search, as a subtable whose best entry does.
+    #[inline(always)]
     fn lookup_without_tries(&self, key: &Words) -> Option<u32> {
-        let mut subs = self.subs.iter();
-        let (mut slot, mut rank) = loop {
-            let s = subs.next()?;
-            if let Some(found) = s.find(key) {
-                break found;
-            }
-        };
-        for s in subs {
-            if rank > s.max_rank {
-                break;
-            }
-            if let Some((sl, r)) = s.find(key) {
-                if r > rank {
-                    (slot, rank) = (sl, r);
+        // (slot, rank) of the best match so far.
+        let mut best: Option<(u32, u64)> = None;
+        for step in self.steps.iter() {
+            match step {
+                Step::Singles { run, words } => {
+                    let a = key[usize::from(words[0]) % FLOW_KEY_WORDS];
+                    let b = key[usize::from(words[1]) % FLOW_KEY_WORDS];
+                    match best {
+                        None => {
+                            for s in run.iter() {
+                                if s.matches(a, b) {
+                                    return Some(s.slot);
+                                }
+                            }
+                        }
+                        Some((slot, r)) => {
+                            for s in run.iter() {
+                                if r > s.rank {
+                                    return Some(slot);
+                                }
+                                if s.matches(a, b) {
+                                    return Some(s.slot);
+                                }
+                            }
+                        }
+                    }
+                }
+                &Step::Sub { i, max_rank } => {
+                    if let Some((slot, r)) = best {
+                        if r > max_rank {
+                            return Some(slot);
+                        }
+                    }
+                    let Some(s) = self.subs.get(i as usize) else {
+                        continue;
+                    };
+                    if let Some((sl, r)) = s.find(key) {
+                        if best.is_none_or(|(_, b)| r > b) {
+                            best = Some((sl, r));
+                        }
+                    }
                 }
             }
         }
-        Some(slot)
+        best.map(|b| b.0)
     }
 }
